@@ -1,0 +1,157 @@
+//! The four queries of the bids workload (BENCH.md section 1) as DataStream jobs.
+//!
+//! Every query ends in a discarding sink that reads each output record. `window` is, until event
+//! time windows land, a keyed count per auction and 10-second bucket of event time, emitting the
+//! updated count per record.
+
+use std::fmt;
+use std::str::FromStr;
+
+use tethys_engine::sink::discard::DiscardSink;
+use tethys_engine::source::bids::{Bid, BidsSource};
+use tethys_engine::StreamEnvironment;
+
+/// Length of a window bucket of the `window` query, in event-time milliseconds.
+pub const WINDOW_SIZE_MS: i64 = 10_000;
+
+/// A query of the bids workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BidsQuery {
+    /// Every field of every record.
+    Passthrough,
+    /// `auction, bidder, price * 0.908, ts` where `auction % 123 = 0 OR price > 50000`.
+    Filter,
+    /// Count per auction and 10-second event-time bucket.
+    Window,
+    /// Running count and maximum price per bidder, updated per record.
+    Agg,
+}
+
+impl BidsQuery {
+    /// All queries, in BENCH.md order.
+    pub const ALL: [BidsQuery; 4] = [BidsQuery::Passthrough, BidsQuery::Filter, BidsQuery::Window, BidsQuery::Agg];
+}
+
+impl fmt::Display for BidsQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BidsQuery::Passthrough => "passthrough",
+            BidsQuery::Filter => "filter",
+            BidsQuery::Window => "window",
+            BidsQuery::Agg => "agg",
+        })
+    }
+}
+
+impl FromStr for BidsQuery {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BidsQuery::ALL.into_iter().find(|q| q.to_string() == s).ok_or_else(|| format!("unknown bids query '{s}' (passthrough, filter, window, agg)"))
+    }
+}
+
+/// A filtered bid in euros: the output of the `filter` query.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EuroBid {
+    /// Auction.
+    pub auction: i64,
+    /// Bidder.
+    pub bidder: i64,
+    /// Price in euros.
+    pub euro: f64,
+    /// Event time.
+    pub ts: i64,
+}
+
+/// Count of one auction in one bucket: the output of the `window` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuctionCount {
+    /// Auction.
+    pub auction: i64,
+    /// Bucket start, event-time milliseconds.
+    pub window_start: i64,
+    /// Bucket end (exclusive).
+    pub window_end: i64,
+    /// Bids so far.
+    pub count: u64,
+}
+
+/// Running figures of one bidder: the output of the `agg` query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BidderStats {
+    /// Bidder.
+    pub bidder: i64,
+    /// Bids so far.
+    pub count: u64,
+    /// Highest price so far.
+    pub max_price: i64,
+}
+
+/// Whether a bid passes the `filter` query's predicate.
+pub fn filter_predicate(bid: &Bid) -> bool {
+    bid.auction % 123 == 0 || bid.price > 50_000
+}
+
+/// Adds `query` over `source` to `env`, ending in `sink`.
+pub fn define(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sink: DiscardSink) {
+    let bids = env.source("bids", source);
+    match query {
+        BidsQuery::Passthrough => {
+            bids.sink("discard", sink);
+        }
+        BidsQuery::Filter => {
+            bids.filter(filter_predicate)
+                .map(|b: Bid| EuroBid { auction: b.auction, bidder: b.bidder, euro: b.price as f64 * 0.908, ts: b.ts })
+                .sink("discard", sink);
+        }
+        BidsQuery::Window => {
+            bids.key_by(|b: &Bid| (b.auction, b.ts.div_euclid(WINDOW_SIZE_MS)))
+                .rolling("WindowCount", || 0u64, |&(auction, bucket): &(i64, i64), count: &mut u64, _bid: Bid| {
+                    *count += 1;
+                    AuctionCount { auction, window_start: bucket * WINDOW_SIZE_MS, window_end: (bucket + 1) * WINDOW_SIZE_MS, count: *count }
+                })
+                .sink("discard", sink);
+        }
+        BidsQuery::Agg => {
+            bids.key_by(|b: &Bid| b.bidder)
+                .rolling("BidderStats", || (0u64, i64::MIN), |&bidder: &i64, state: &mut (u64, i64), bid: Bid| {
+                    state.0 += 1;
+                    state.1 = state.1.max(bid.price);
+                    BidderStats { bidder, count: state.0, max_price: state.1 }
+                })
+                .sink("discard", sink);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tethys_engine::EngineConfig;
+
+    #[test]
+    fn every_query_consumes_all_input_and_emits_the_expected_count() {
+        let events = 20_000;
+        let source = BidsSource::new(events, 5);
+        let passing = (1..=events).filter(|&id| filter_predicate(&source.bid(id))).count() as u64;
+        for query in BidsQuery::ALL {
+            for parallelism in [1, 2] {
+                let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
+                let sink = DiscardSink::new();
+                define(&env, query, source, sink.clone());
+                env.execute(&query.to_string()).unwrap();
+                let expected = if query == BidsQuery::Filter { passing } else { events };
+                assert_eq!(sink.records(), expected, "{query} p={parallelism}");
+            }
+        }
+    }
+
+    #[test]
+    fn query_names_parse_back() {
+        for query in BidsQuery::ALL {
+            assert_eq!(query.to_string().parse::<BidsQuery>().unwrap(), query);
+        }
+        assert!("nope".parse::<BidsQuery>().is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! Runs one benchmark query and measures it.
+//!
+//! Throughput is events generated per second over the job's run time (tasks started to last task
+//! finished: generator included, process start excluded), as BENCH.md defines it. Peak memory is
+//! the process's peak resident set, so the `tethys bench` command runs each query in a fresh
+//! process.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use tethys_engine::sink::discard::DiscardSink;
+use tethys_engine::source::bids::BidsSource;
+use tethys_engine::{EngineConfig, JobError, StreamEnvironment};
+
+use crate::bids::{self, BidsQuery};
+use crate::memory::peak_rss_bytes;
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchSpec {
+    /// The query.
+    pub query: BidsQuery,
+    /// Events the source generates.
+    pub events: u64,
+    /// Generator seed.
+    pub seed: u64,
+    /// Engine settings (slots, parallelism, frame size, linger, credits).
+    pub config: EngineConfig,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Query name.
+    pub query: String,
+    /// Parallelism.
+    pub parallelism: usize,
+    /// Slots (cores) used.
+    pub slots: usize,
+    /// Events generated.
+    pub events: u64,
+    /// Records the sink received.
+    pub sink_records: u64,
+    /// Job run time.
+    pub elapsed: Duration,
+    /// Events per second.
+    pub events_per_second: f64,
+    /// Peak resident memory of the process, if known.
+    pub peak_rss_bytes: Option<u64>,
+    /// Records per frame.
+    pub frame_records_max: usize,
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={}",
+            self.query,
+            self.parallelism,
+            self.slots,
+            self.events,
+            self.elapsed.as_secs_f64(),
+            self.events_per_second / 1e6,
+            self.sink_records,
+            self.peak_rss_bytes.map_or("unknown".to_string(), |b| format!("{:.1}MiB", b as f64 / (1 << 20) as f64)),
+            self.frame_records_max,
+        )
+    }
+}
+
+/// Runs one query to completion and measures it.
+pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
+    let env = StreamEnvironment::new(spec.config.clone());
+    let sink = DiscardSink::new();
+    bids::define(&env, spec.query, BidsSource::new(spec.events, spec.seed), sink.clone());
+    let result = env.execute(&format!("bench-{}", spec.query))?;
+    let seconds = result.elapsed.as_secs_f64().max(1e-9);
+    Ok(BenchReport {
+        query: spec.query.to_string(),
+        parallelism: spec.config.parallelism,
+        slots: spec.config.slots,
+        events: spec.events,
+        sink_records: sink.records(),
+        elapsed: result.elapsed,
+        events_per_second: spec.events as f64 / seconds,
+        peak_rss_bytes: peak_rss_bytes(),
+        frame_records_max: spec.config.frame_records_max,
+    })
+}

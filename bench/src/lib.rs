@@ -1,0 +1,10 @@
+//! Tethys benchmarks: the bids workload queries and Nexmark queries of `shared/BENCH.md` as
+//! DataStream jobs, and the harness that runs them and reports events per second, elapsed time and
+//! peak memory. The `tethys bench` command drives it; criterion micro-benchmarks live in the
+//! engine's `benches/`.
+
+#![deny(missing_docs)]
+
+pub mod bids;
+pub mod harness;
+pub mod memory;

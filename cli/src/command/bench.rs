@@ -1,0 +1,136 @@
+//! `tethys bench`: runs each (query, parallelism) in a fresh child process, so each line's peak
+//! memory is that run's own, and prints one line per run plus the median of repeated runs.
+
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Args;
+use tethys_bench::bids::BidsQuery;
+use tethys_bench::harness::{run as run_bench, BenchSpec};
+use tethys_engine::EngineConfig;
+
+use super::CliError;
+
+/// Engine settings shared by `bench` and `bench-run`.
+#[derive(Args, Clone, Debug)]
+pub struct EngineArgs {
+    /// Events generated per run.
+    #[arg(long, default_value_t = 50_000_000)]
+    pub events: u64,
+    /// Generator seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Slots (pinned cores); default: all cores.
+    #[arg(long)]
+    pub slots: Option<usize>,
+    /// Records per frame.
+    #[arg(long)]
+    pub frame: Option<usize>,
+    /// Linger time of partly filled frames, in microseconds.
+    #[arg(long)]
+    pub linger_us: Option<u64>,
+}
+
+impl EngineArgs {
+    fn config(&self, parallelism: usize) -> EngineConfig {
+        let mut config = EngineConfig { parallelism, ..EngineConfig::default() };
+        if let Some(slots) = self.slots {
+            config.slots = slots;
+        }
+        if let Some(frame) = self.frame {
+            config.frame_records_max = frame;
+        }
+        if let Some(linger_us) = self.linger_us {
+            config.linger = Duration::from_micros(linger_us);
+        }
+        config
+    }
+
+    fn to_flags(&self) -> Vec<String> {
+        let mut flags = vec!["--events".into(), self.events.to_string(), "--seed".into(), self.seed.to_string()];
+        for (flag, value) in [("--slots", self.slots.map(|v| v as u64)), ("--frame", self.frame.map(|v| v as u64)), ("--linger-us", self.linger_us)] {
+            if let Some(value) = value {
+                flags.push(flag.into());
+                flags.push(value.to_string());
+            }
+        }
+        flags
+    }
+}
+
+/// Arguments of `tethys bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Queries to run, comma-separated: passthrough, filter, window, agg, or all.
+    #[arg(long, default_value = "all")]
+    pub queries: String,
+    /// Parallelisms to run each query at, comma-separated.
+    #[arg(long, default_value = "1,2")]
+    pub parallelism: String,
+    /// Runs per (query, parallelism); the median is printed after them.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+/// Arguments of the hidden `tethys bench-run`.
+#[derive(Args, Debug)]
+pub struct BenchRunArgs {
+    /// The query.
+    #[arg(long)]
+    pub query: String,
+    /// Parallelism.
+    #[arg(long)]
+    pub parallelism: usize,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+fn parse_list<T: std::str::FromStr>(text: &str, what: &str) -> Result<Vec<T>, CliError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.split(',').map(|s| s.trim().parse::<T>().map_err(|e| format!("bad {what} '{s}': {e}").into())).collect()
+}
+
+/// Runs the benchmark matrix, one child process per run.
+pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    let queries: Vec<BidsQuery> = if args.queries == "all" { BidsQuery::ALL.to_vec() } else { parse_list(&args.queries, "query")? };
+    let parallelisms: Vec<usize> = parse_list(&args.parallelism, "parallelism")?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot locate the tethys binary: {e}"))?;
+    println!("# tethys bench: {} events per run, {} run(s) each, {} cores", args.engine.events, args.runs, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    for query in &queries {
+        for &parallelism in &parallelisms {
+            let mut rates = Vec::new();
+            for _ in 0..args.runs.max(1) {
+                let output = Command::new(&exe)
+                    .arg("bench-run")
+                    .args(["--query", &query.to_string(), "--parallelism", &parallelism.to_string()])
+                    .args(args.engine.to_flags())
+                    .output()
+                    .map_err(|e| format!("cannot start a bench run: {e}"))?;
+                let stdout = String::from_utf8_lossy(&output.stdout);
+                if !output.status.success() {
+                    return Err(format!("bench run {query} p={parallelism} failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr)).into());
+                }
+                print!("{stdout}");
+                let rate = stdout.split_whitespace().find_map(|w| w.strip_prefix("events/s=")).and_then(|v| v.trim_end_matches('M').parse::<f64>().ok());
+                rates.extend(rate);
+            }
+            if rates.len() > 1 {
+                rates.sort_by(f64::total_cmp);
+                println!("median query={query} p={parallelism} events/s={:.2}M over {} runs", rates[rates.len() / 2], rates.len());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs one benchmark in this process and prints its line.
+pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
+    let spec = BenchSpec { query: args.query.parse()?, events: args.engine.events, seed: args.engine.seed, config: args.engine.config(args.parallelism) };
+    let report = run_bench(&spec)?;
+    println!("{report}");
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The subcommands of the `tethys` binary, one module each.
+
+pub mod bench;
+pub mod demo;
+
+/// An error reported to the user at the edge, with its context already in the text.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;

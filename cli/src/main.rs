@@ -1,0 +1,38 @@
+//! The `tethys` binary: `tethys demo` runs a live example job; `tethys bench` runs the benchmark
+//! queries and prints one line per run.
+
+mod command;
+
+use clap::{Parser, Subcommand};
+
+/// Tethys: real-time stream processing.
+#[derive(Parser)]
+#[command(name = "tethys", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a live example job on the embedded engine and show its progress and sampled results.
+    Demo(command::demo::DemoArgs),
+    /// Run benchmark queries, each in a fresh process, and print events/s, time and peak memory.
+    Bench(command::bench::BenchArgs),
+    /// Run one benchmark in this process (used by `bench`).
+    #[command(hide = true)]
+    BenchRun(command::bench::BenchRunArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Demo(args) => command::demo::run(args),
+        Command::Bench(args) => command::bench::run(args),
+        Command::BenchRun(args) => command::bench::run_one(args),
+    };
+    if let Err(error) = outcome {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,113 @@
+//! `KeyedStream`: a stream partitioned by key, and the rolling aggregations on it.
+//!
+//! Records reach the subtask owning their key's key group; each aggregation keeps one state per key
+//! (in key groups, see `operator::keyed`) and emits the updated result for every input record, as
+//! Flink's rolling `reduce`, `sum` and `count` on a `KeyedStream` do.
+
+use std::ops::AddAssign;
+use std::sync::Arc;
+
+use super::stream::DataStream;
+use crate::channel::partitioner::{ErasedPartitioner, HashPartitioner, Partitioning};
+use crate::frame::Record;
+use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
+use crate::key_group::KeyGroupRange;
+use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, RollingKeyedOperator};
+use crate::operator::SubtaskContext;
+
+/// A stream partitioned by the key `KeyFn` extracts.
+pub struct KeyedStream<T, K, KeyFn> {
+    stream: DataStream<T>,
+    key_fn: Arc<KeyFn>,
+    _key: std::marker::PhantomData<fn() -> K>,
+}
+
+fn state_for<K: Key, S>(context: &SubtaskContext) -> KeyedStateMap<K, S> {
+    let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
+    KeyedStateMap::new(range, context.max_parallelism)
+}
+
+impl<T, K, KeyFn> KeyedStream<T, K, KeyFn>
+where
+    T: Record,
+    K: Key,
+    KeyFn: Fn(&T) -> K + Send + Sync + 'static,
+{
+    pub(crate) fn new(stream: DataStream<T>, key_fn: KeyFn) -> Self {
+        let key_fn = Arc::new(key_fn);
+        let partition_key = Arc::clone(&key_fn);
+        let factory: PartitionerFactory = Arc::new(move |setup: &PartitionerSetup| {
+            let key_fn = Arc::clone(&partition_key);
+            Box::new(HashPartitioner::new(setup.channels, setup.max_parallelism, setup.frame_records_max, move |r: &T| key_fn(r)))
+                as Box<dyn ErasedPartitioner>
+        });
+        KeyedStream { stream: stream.with_partitioning(Partitioning::Hash, factory), key_fn, _key: std::marker::PhantomData }
+    }
+
+    /// Keeps state `S` per key (created by `init`) and, for every record, updates it with `update`
+    /// and emits what `update` returns.
+    pub fn rolling<S, Out, Init, Update>(self, name: &str, init: Init, update: Update) -> DataStream<Out>
+    where
+        S: Send + 'static,
+        Out: Record,
+        Init: Fn() -> S + Clone + Send + Sync + 'static,
+        Update: FnMut(&K, &mut S, T) -> Out + Clone + Send + Sync + 'static,
+    {
+        let key_fn = self.key_fn;
+        self.stream.add_operator(name, OperatorKind::KeyedRolling, true, move |context| {
+            let key_fn = Arc::clone(&key_fn);
+            Ok(RollingKeyedOperator { key_fn: move |r: &T| key_fn(r), init: init.clone(), update: update.clone(), state: state_for(context) })
+        })
+    }
+
+    /// Combines each record with the key's previous result and emits the new result.
+    pub fn reduce<F>(self, f: F) -> DataStream<T>
+    where
+        T: Clone,
+        F: Fn(T, T) -> T + Clone + Send + Sync + 'static,
+    {
+        self.rolling("Reduce", || None::<T>, move |_key, state: &mut Option<T>, record: T| {
+            let next = match state.take() {
+                Some(previous) => f(previous, record),
+                None => record,
+            };
+            *state = Some(next.clone());
+            next
+        })
+    }
+
+    /// Emits `(key, running sum of value(record))` per record.
+    pub fn sum<V, F>(self, value: F) -> DataStream<(K, V)>
+    where
+        V: AddAssign + Default + Copy + Send + 'static,
+        F: Fn(&T) -> V + Clone + Send + Sync + 'static,
+    {
+        self.rolling("Sum", V::default, move |key: &K, sum: &mut V, record: T| {
+            *sum += value(&record);
+            (key.clone(), *sum)
+        })
+    }
+
+    /// Emits `(key, number of records so far)` per record.
+    pub fn count(self) -> DataStream<(K, u64)> {
+        self.rolling("Count", || 0u64, |key: &K, count: &mut u64, _record: T| {
+            *count += 1;
+            (key.clone(), *count)
+        })
+    }
+
+    /// Emits `(key, result)` of an incremental aggregate per record.
+    pub fn aggregate<Acc, Out, A>(self, aggregate: A) -> DataStream<(K, Out)>
+    where
+        Acc: Send + 'static,
+        Out: Record,
+        A: AggregateFunction<T, Acc, Out>,
+    {
+        let aggregate = Arc::new(aggregate);
+        let create = Arc::clone(&aggregate);
+        self.rolling("Aggregate", move || create.create_accumulator(), move |key: &K, accumulator: &mut Acc, record: T| {
+            aggregate.add(accumulator, record);
+            (key.clone(), aggregate.get_result(accumulator))
+        })
+    }
+}

@@ -1,0 +1,5 @@
+//! The typed DataStream API: the environment, streams and keyed streams.
+
+pub mod env;
+pub mod keyed;
+pub mod stream;

@@ -1,0 +1,208 @@
+//! `DataStream<T>`: a typed stream of records and the transformations on it.
+//!
+//! Each transformation consumes the stream and returns the new one, adding an operator node and the
+//! edge to it. How records cross that edge (forward, rebalance, broadcast, hash by key) is set by
+//! the stream the operator is applied to (`rebalance()`, `broadcast()`, `key_by()`), as in Flink.
+
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::env::GraphBuilder;
+use super::keyed::KeyedStream;
+use crate::channel::partitioner::{BroadcastPartitioner, ErasedPartitioner, Partitioning, RoundRobinPartitioner};
+use crate::frame::Record;
+use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFactory, PartitionerSetup};
+use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
+use crate::operator::keyed::Key;
+use crate::operator::{ErasedFrameOperator, FrameOperator, SubtaskContext, UserError};
+use crate::sink::Sink;
+
+/// A typed stream of records.
+pub struct DataStream<T> {
+    pub(crate) builder: Rc<RefCell<GraphBuilder>>,
+    pub(crate) node: usize,
+    partitioning: Partitioning,
+    partitioner: Option<PartitionerFactory>,
+    _records: PhantomData<fn() -> T>,
+}
+
+/// The end of a stream in a sink; sets the sink's name and parallelism.
+pub struct DataStreamSink {
+    builder: Rc<RefCell<GraphBuilder>>,
+    node: usize,
+}
+
+impl DataStreamSink {
+    /// Sets the sink's parallelism.
+    pub fn parallelism(self, parallelism: usize) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].parallelism = Some(parallelism);
+        self
+    }
+
+    /// Renames the sink.
+    pub fn name(self, name: &str) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].name = name.to_string();
+        self
+    }
+}
+
+/// Partitioner factory for forward and rebalance edges.
+fn round_robin_factory<T: Record>() -> PartitionerFactory {
+    Arc::new(|setup: &PartitionerSetup| {
+        debug_assert!(setup.partitioning != Partitioning::Forward || setup.channels == 1, "a forward edge has one channel");
+        Box::new(RoundRobinPartitioner::<T>::new(setup.channels, setup.subtask_index, setup.frame_records_max)) as Box<dyn ErasedPartitioner>
+    })
+}
+
+impl<T: Record> DataStream<T> {
+    pub(crate) fn new(builder: Rc<RefCell<GraphBuilder>>, node: usize) -> Self {
+        DataStream { builder, node, partitioning: Partitioning::Default, partitioner: None, _records: PhantomData }
+    }
+
+    pub(crate) fn with_partitioning(mut self, partitioning: Partitioning, partitioner: PartitionerFactory) -> Self {
+        self.partitioning = partitioning;
+        self.partitioner = Some(partitioner);
+        self
+    }
+
+    /// Connects this stream into `to`.
+    fn connect_to(&self, to: usize) {
+        let partitioner = self.partitioner.clone().unwrap_or_else(round_robin_factory::<T>);
+        let mut builder = self.builder.borrow_mut();
+        builder.graph.edges.push(EdgeSpec { from: self.node, to, partitioning: self.partitioning });
+        builder.factories.edges.push(partitioner);
+    }
+
+    /// Adds an operator reading this stream, created per subtask by `make`.
+    pub(crate) fn add_operator<U, Op, Make>(self, name: &str, kind: OperatorKind, keyed: bool, make: Make) -> DataStream<U>
+    where
+        U: Record,
+        Op: FrameOperator<T, U>,
+        Make: Fn(&SubtaskContext) -> Result<Op, UserError> + Send + Sync + 'static,
+    {
+        let factory = NodeFactory::Operator(Arc::new(move |context, position| {
+            Ok(ErasedFrameOperator::boxed(make(context)?, position, context.frame_records_max))
+        }));
+        let node = self.builder.borrow_mut().add_node(name.to_string(), kind, keyed, factory);
+        self.connect_to(node);
+        DataStream::new(Rc::clone(&self.builder), node)
+    }
+
+    /// Sets the parallelism of the operator that produces this stream.
+    pub fn parallelism(self, parallelism: usize) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].parallelism = Some(parallelism);
+        self
+    }
+
+    /// Renames the operator that produces this stream.
+    pub fn name(self, name: &str) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].name = name.to_string();
+        self
+    }
+
+    /// Applies `f` to every record.
+    pub fn map<U: Record, F>(self, f: F) -> DataStream<U>
+    where
+        F: FnMut(T) -> U + Clone + Send + Sync + 'static,
+    {
+        self.add_operator("Map", OperatorKind::Map, false, move |_| Ok(MapOperator(f.clone())))
+    }
+
+    /// Applies a fallible `f` to every record; an error fails the job, naming this operator.
+    pub fn try_map<U: Record, E, F>(self, f: F) -> DataStream<U>
+    where
+        E: Into<UserError>,
+        F: FnMut(T) -> Result<U, E> + Clone + Send + Sync + 'static,
+    {
+        self.add_operator("TryMap", OperatorKind::TryMap, false, move |_| Ok(TryMapOperator(f.clone())))
+    }
+
+    /// Keeps the records for which `predicate` holds.
+    pub fn filter<F>(self, predicate: F) -> DataStream<T>
+    where
+        F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
+    {
+        self.add_operator("Filter", OperatorKind::Filter, false, move |_| Ok(FilterOperator(predicate.clone())))
+    }
+
+    /// Maps every record to zero or more records.
+    pub fn flat_map<U: Record, I, F>(self, f: F) -> DataStream<U>
+    where
+        I: IntoIterator<Item = U>,
+        F: FnMut(T) -> I + Clone + Send + Sync + 'static,
+    {
+        self.add_operator("FlatMap", OperatorKind::FlatMap, false, move |_| Ok(FlatMapOperator(f.clone())))
+    }
+
+    /// Applies a custom frame operator, created per subtask by `make`.
+    pub fn process<U: Record, Op, Make>(self, name: &str, make: Make) -> DataStream<U>
+    where
+        Op: FrameOperator<T, U>,
+        Make: Fn(&SubtaskContext) -> Op + Send + Sync + 'static,
+    {
+        self.add_operator(name, OperatorKind::Process, false, move |context| Ok(make(context)))
+    }
+
+    /// Merges this stream with others of the same type.
+    pub fn union(self, others: impl IntoIterator<Item = DataStream<T>>) -> DataStream<T> {
+        let others: Vec<DataStream<T>> = others.into_iter().collect();
+        for other in &others {
+            assert!(Rc::ptr_eq(&self.builder, &other.builder), "union of streams from different environments");
+        }
+        let factory = NodeFactory::Operator(Arc::new(|context: &SubtaskContext, position| {
+            Ok(ErasedFrameOperator::<T, T, _>::boxed(IdentityOperator, position, context.frame_records_max))
+        }));
+        let node = self.builder.borrow_mut().add_node("Union".to_string(), OperatorKind::Union, false, factory);
+        self.connect_to(node);
+        for other in &others {
+            other.connect_to(node);
+        }
+        DataStream::new(Rc::clone(&self.builder), node)
+    }
+
+    /// Spreads records round-robin over all subtasks of the next operator.
+    pub fn rebalance(self) -> DataStream<T> {
+        self.with_partitioning(Partitioning::Rebalance, round_robin_factory::<T>())
+    }
+
+    /// Sends records to the subtask of the next operator with the same index (equal parallelism).
+    pub fn forward(self) -> DataStream<T> {
+        self.with_partitioning(Partitioning::Forward, round_robin_factory::<T>())
+    }
+
+    /// Sends every record to every subtask of the next operator.
+    pub fn broadcast(self) -> DataStream<T>
+    where
+        T: Clone,
+    {
+        let factory: PartitionerFactory = Arc::new(|setup: &PartitionerSetup| {
+            Box::new(BroadcastPartitioner::<T>::new(setup.channels, setup.frame_records_max)) as Box<dyn ErasedPartitioner>
+        });
+        self.with_partitioning(Partitioning::Broadcast, factory)
+    }
+
+    /// Partitions the stream by key: records with equal keys go to the same subtask, which keeps
+    /// the key's state.
+    pub fn key_by<K: Key, KeyFn>(self, key_fn: KeyFn) -> KeyedStream<T, K, KeyFn>
+    where
+        KeyFn: Fn(&T) -> K + Send + Sync + 'static,
+    {
+        KeyedStream::new(self, key_fn)
+    }
+
+    /// Writes the stream to a sink.
+    pub fn sink<S: Sink<T>>(self, name: &str, sink: S) -> DataStreamSink {
+        let sink = Arc::new(sink);
+        let node = {
+            let factory = NodeFactory::Operator(Arc::new(move |context: &SubtaskContext, position| {
+                let operator = SinkOperator { writer: sink.create_writer(context)? };
+                Ok(ErasedFrameOperator::boxed(operator, position, context.frame_records_max))
+            }));
+            self.builder.borrow_mut().add_node(format!("Sink: {name}"), OperatorKind::Sink, false, factory)
+        };
+        self.connect_to(node);
+        DataStreamSink { builder: Rc::clone(&self.builder), node }
+    }
+}

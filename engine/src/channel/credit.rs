@@ -1,0 +1,291 @@
+//! Credit-based flow control, as in Flink's network stack: pure bookkeeping, no I/O.
+//!
+//! One credit is one buffer the receiver holds for a channel. A sender may only send a frame while
+//! it holds a credit, so the frames in flight plus the frames queued at the receiver never exceed
+//! the buffers the receiver assigned to the channel. Each channel starts with `exclusive` buffers;
+//! the receiver's input gate also has a pool of `floating` buffers, which it lends to channels that
+//! announce a backlog (the sender says, with each frame, how many more it has queued) and takes
+//! back once a channel's backlog is gone. So memory per gate is bounded by
+//! `channels * exclusive + floating` frames, and a slow consumer stops its producers instead of
+//! growing a queue.
+//!
+//! Events that are not data (end of input; later watermarks and checkpoint barriers) need no
+//! credit but stay in order behind the frames queued before them.
+
+use std::collections::VecDeque;
+
+use crate::frame::AnyFrame;
+
+/// What travels over a channel, in order.
+#[derive(Debug)]
+pub(crate) enum ChannelEvent {
+    /// A frame of records; takes one credit.
+    Frame(AnyFrame),
+    /// The sender has sent its last frame.
+    EndOfInput,
+}
+
+impl ChannelEvent {
+    fn needs_credit(&self) -> bool {
+        matches!(self, ChannelEvent::Frame(_))
+    }
+}
+
+/// Sender side of one channel: credits granted by the receiver and the backlog of events waiting
+/// for credit.
+#[derive(Debug)]
+pub(crate) struct CreditSender {
+    credits: u32,
+    backlog: VecDeque<ChannelEvent>,
+    backlog_frames: u32,
+    backlog_frames_peak: u32,
+}
+
+impl CreditSender {
+    /// A sender holding the receiver's initial exclusive credits.
+    pub(crate) fn new(initial_credits: u32) -> Self {
+        CreditSender { credits: initial_credits, backlog: VecDeque::new(), backlog_frames: 0, backlog_frames_peak: 0 }
+    }
+
+    /// Queues an event behind those already waiting.
+    pub(crate) fn enqueue(&mut self, event: ChannelEvent) {
+        if event.needs_credit() {
+            self.backlog_frames += 1;
+            self.backlog_frames_peak = self.backlog_frames_peak.max(self.backlog_frames);
+        }
+        self.backlog.push_back(event);
+    }
+
+    /// The next event that may be sent now, with the backlog (frames still queued behind it) to
+    /// announce; `None` if the queue is empty or its head waits for credit.
+    pub(crate) fn next_sendable(&mut self) -> Option<(ChannelEvent, u32)> {
+        let head = self.backlog.front()?;
+        if head.needs_credit() {
+            if self.credits == 0 {
+                return None;
+            }
+            self.credits -= 1;
+            self.backlog_frames -= 1;
+        }
+        let event = self.backlog.pop_front().expect("head exists");
+        Some((event, self.backlog_frames))
+    }
+
+    /// Adds credits returned or lent by the receiver.
+    pub(crate) fn add_credits(&mut self, credits: u32) {
+        self.credits = self.credits.checked_add(credits).expect("credit count overflows u32");
+    }
+
+    /// Whether events wait for credit.
+    pub(crate) fn is_blocked(&self) -> bool {
+        !self.backlog.is_empty()
+    }
+
+    /// Most frames that ever waited for credit at once.
+    pub(crate) fn backlog_frames_peak(&self) -> u32 {
+        self.backlog_frames_peak
+    }
+}
+
+/// Buffers of one channel at the receiver.
+#[derive(Debug, Clone, Copy, Default)]
+struct ChannelBuffers {
+    /// Buffers reserved for the channel: exclusive ones plus floating ones lent to it.
+    assigned: u32,
+    /// Frames received and not yet consumed.
+    queued: u32,
+    /// Backlog the sender announced with its last frame.
+    backlog: u32,
+    /// Credits to send back to the sender at the end of this turn.
+    to_grant: u32,
+}
+
+/// Receiver side of an input gate: exclusive buffers per channel and a floating pool.
+#[derive(Debug)]
+pub(crate) struct GateCredits {
+    exclusive: u32,
+    floating_free: u32,
+    channels: Vec<ChannelBuffers>,
+    queued_frames: u32,
+    queued_frames_peak: u32,
+}
+
+impl GateCredits {
+    /// A gate of `channels` channels, each with `exclusive` buffers, sharing `floating` more.
+    pub(crate) fn new(channels: usize, exclusive: u32, floating: u32) -> Self {
+        assert!(exclusive >= 1, "a channel needs at least one exclusive buffer to make progress");
+        GateCredits {
+            exclusive,
+            floating_free: floating,
+            channels: vec![ChannelBuffers { assigned: exclusive, ..Default::default() }; channels],
+            queued_frames: 0,
+            queued_frames_peak: 0,
+        }
+    }
+
+    /// Records a frame's arrival on `channel` with the sender's announced backlog, and lends the
+    /// channel floating buffers for that backlog if the pool has some.
+    pub(crate) fn on_frame(&mut self, channel: usize, backlog: u32) {
+        let buffers = &mut self.channels[channel];
+        buffers.queued += 1;
+        buffers.backlog = backlog;
+        // The sender broke flow control if it sent without a buffer for the frame.
+        assert!(buffers.queued <= buffers.assigned, "channel {channel} sent a frame without credit");
+        self.queued_frames += 1;
+        self.queued_frames_peak = self.queued_frames_peak.max(self.queued_frames);
+        self.lend_floating(channel);
+    }
+
+    /// Records that a frame of `channel` was consumed: its buffer goes back to the channel as a
+    /// credit, or, if it was a floating buffer no longer needed, back to the pool.
+    pub(crate) fn on_consumed(&mut self, channel: usize) {
+        let exclusive = self.exclusive;
+        let buffers = &mut self.channels[channel];
+        assert!(buffers.queued > 0, "channel {channel} consumed more frames than it received");
+        buffers.queued -= 1;
+        self.queued_frames -= 1;
+        let needed = buffers.queued + buffers.backlog;
+        if buffers.assigned > exclusive && buffers.assigned > needed {
+            buffers.assigned -= 1;
+            self.floating_free += 1;
+            self.lend_floating_to_any();
+        } else {
+            buffers.to_grant += 1;
+        }
+    }
+
+    fn lend_floating(&mut self, channel: usize) {
+        let buffers = &mut self.channels[channel];
+        // The sender holds `assigned - queued` credits (fewer if frames are in flight); it needs
+        // `backlog` to send what it has queued.
+        let wanted = (buffers.queued + buffers.backlog).saturating_sub(buffers.assigned);
+        let lent = wanted.min(self.floating_free);
+        buffers.assigned += lent;
+        buffers.to_grant += lent;
+        self.floating_free -= lent;
+    }
+
+    fn lend_floating_to_any(&mut self) {
+        for channel in 0..self.channels.len() {
+            if self.floating_free == 0 {
+                break;
+            }
+            self.lend_floating(channel);
+        }
+    }
+
+    /// Credits to send back now, per channel; resets them.
+    pub(crate) fn take_grants(&mut self) -> impl Iterator<Item = (usize, u32)> + '_ {
+        self.channels.iter_mut().enumerate().filter(|(_, b)| b.to_grant > 0).map(|(channel, b)| (channel, std::mem::take(&mut b.to_grant)))
+    }
+
+    /// Most frames queued at the gate at once.
+    pub(crate) fn queued_frames_peak(&self) -> u32 {
+        self.queued_frames_peak
+    }
+
+    /// The most frames the gate can ever hold.
+    pub(crate) fn capacity(&self) -> u32 {
+        self.channels.len() as u32 * self.exclusive
+            + self.floating_free
+            + self.channels.iter().map(|b| b.assigned - self.exclusive).sum::<u32>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame() -> ChannelEvent {
+        ChannelEvent::Frame(AnyFrame::new(vec![0u8]))
+    }
+
+    /// Drives one sender and one gate channel against each other: the sender produces as fast as it
+    /// can, the receiver consumes one frame every `consume_every` steps.
+    fn run(exclusive: u32, floating: u32, frames: usize, consume_every: usize) -> (u32, u32) {
+        let mut sender = CreditSender::new(exclusive);
+        let mut gate = GateCredits::new(1, exclusive, floating);
+        let capacity = gate.capacity();
+        let (mut produced, mut received, mut consumed, mut queue) = (0, 0, 0, 0u32);
+        let mut step = 0;
+        while consumed < frames {
+            step += 1;
+            // A producer that is not blocked produces one more frame.
+            if produced < frames && !sender.is_blocked() {
+                sender.enqueue(frame());
+                produced += 1;
+            }
+            while let Some((_event, backlog)) = sender.next_sendable() {
+                gate.on_frame(0, backlog);
+                received += 1;
+                queue += 1;
+                assert!(queue <= capacity, "gate holds more frames than its buffers");
+            }
+            if step % consume_every == 0 && queue > 0 {
+                gate.on_consumed(0);
+                queue -= 1;
+                consumed += 1;
+            }
+            for (_, credits) in gate.take_grants() {
+                sender.add_credits(credits);
+            }
+        }
+        assert_eq!(received, frames);
+        (gate.queued_frames_peak(), sender.backlog_frames_peak())
+    }
+
+    #[test]
+    fn slow_receiver_bounds_queued_frames_by_buffers() {
+        let (gate_peak, sender_peak) = run(2, 8, 500, 7);
+        assert!(gate_peak <= 2 + 8, "gate peak {gate_peak}");
+        // The producer stops as soon as one frame waits, so its backlog stays at one frame.
+        assert_eq!(sender_peak, 1);
+    }
+
+    #[test]
+    fn floating_buffers_are_lent_on_backlog_and_returned() {
+        let mut sender = CreditSender::new(1);
+        let mut gate = GateCredits::new(2, 1, 4);
+        for _ in 0..3 {
+            sender.enqueue(frame());
+        }
+        let (_, backlog) = sender.next_sendable().unwrap();
+        assert_eq!(backlog, 2);
+        gate.on_frame(0, backlog);
+        let grants: Vec<_> = gate.take_grants().collect();
+        assert_eq!(grants, vec![(0, 2)], "two floating buffers lent for a backlog of two");
+        for (_, c) in grants {
+            sender.add_credits(c);
+        }
+        for _ in 0..2 {
+            let (_, backlog) = sender.next_sendable().unwrap();
+            gate.on_frame(0, backlog);
+        }
+        for _ in 0..3 {
+            gate.on_consumed(0);
+        }
+        // Only the exclusive buffer comes back as a credit; the floating ones go back to the pool.
+        assert_eq!(gate.take_grants().collect::<Vec<_>>(), vec![(0, 1)]);
+        assert_eq!(gate.capacity(), 2 + 4);
+    }
+
+    #[test]
+    fn end_of_input_waits_behind_frames_but_needs_no_credit() {
+        let mut sender = CreditSender::new(0);
+        sender.enqueue(frame());
+        sender.enqueue(ChannelEvent::EndOfInput);
+        assert!(sender.next_sendable().is_none());
+        sender.add_credits(1);
+        assert!(matches!(sender.next_sendable(), Some((ChannelEvent::Frame(_), 0))));
+        assert!(matches!(sender.next_sendable(), Some((ChannelEvent::EndOfInput, 0))));
+        assert!(!sender.is_blocked());
+    }
+
+    #[test]
+    #[should_panic(expected = "without credit")]
+    fn a_frame_beyond_the_assigned_buffers_is_a_flow_control_bug() {
+        let mut gate = GateCredits::new(1, 1, 0);
+        gate.on_frame(0, 0);
+        gate.on_frame(0, 0);
+    }
+}

@@ -1,0 +1,147 @@
+//! Engine configuration: every queue, buffer and batch size of the runtime, with its default, in one
+//! place.
+//!
+//! `EngineConfig::validate` is called when a job starts; a value outside the named limits below is
+//! rejected with the field's name instead of showing up later as a hang or an allocation failure.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Most slots (pinned cores) one process may run.
+pub const SLOTS_MAX: usize = 1024;
+/// Most key groups a job may have (Flink's upper bound too): the unit of state redistribution.
+pub const MAX_PARALLELISM_MAX: usize = 32_768;
+/// Default number of key groups (Flink's default for small jobs).
+pub const MAX_PARALLELISM_DEFAULT: usize = 128;
+/// Most records a frame may hold.
+pub const FRAME_RECORDS_MAX_LIMIT: usize = 1 << 20;
+/// Default records per frame: large enough that per-frame costs (an actor message, a credit, a
+/// virtual call per operator) are under a nanosecond per record, small enough to stay in L2.
+pub const FRAME_RECORDS_MAX_DEFAULT: usize = 1024;
+/// Default time a partly filled output frame may wait for more records before it is sent.
+pub const LINGER_DEFAULT: Duration = Duration::from_millis(1);
+/// Longest linger accepted: beyond this, latency is no longer a tuning choice but a stall.
+pub const LINGER_MAX: Duration = Duration::from_secs(1);
+/// Most exclusive credits (buffers) per channel.
+pub const EXCLUSIVE_CREDITS_MAX: u32 = 1024;
+/// Most floating credits (buffers) per input gate.
+pub const FLOATING_CREDITS_MAX: u32 = 65_536;
+/// Most frames a task processes in one actor turn before yielding to other tasks on its slot.
+pub const FRAMES_PER_TURN_LIMIT: usize = 1024;
+
+/// Tunables of the single-process runtime.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineConfig {
+    /// Number of slots: worker threads, each pinned to a core, each running one single-threaded
+    /// async runtime. Defaults to the number of cores.
+    pub slots: usize,
+    /// Parallelism of operators that do not set their own. Defaults to `slots`.
+    pub parallelism: usize,
+    /// Number of key groups; keyed operators may not run with a higher parallelism.
+    pub max_parallelism: usize,
+    /// Records per frame built by sources and partitioners.
+    pub frame_records_max: usize,
+    /// Time a partly filled output frame waits for more records before it is sent.
+    pub linger: Duration,
+    /// Buffers reserved for each channel at its receiver; the sender starts with this many credits.
+    pub exclusive_credits_per_channel: u32,
+    /// Buffers shared by all channels of an input gate, handed to channels that announce a backlog.
+    pub floating_credits_per_gate: u32,
+    /// Frames a task processes per actor turn before it lets other tasks on its slot run.
+    pub frames_per_turn_max: usize,
+    /// Pin each slot's thread to a core (off in environments that forbid affinity).
+    pub pin_slots: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        EngineConfig {
+            slots: cores,
+            parallelism: cores,
+            max_parallelism: MAX_PARALLELISM_DEFAULT,
+            frame_records_max: FRAME_RECORDS_MAX_DEFAULT,
+            linger: LINGER_DEFAULT,
+            exclusive_credits_per_channel: 2,
+            floating_credits_per_gate: 8,
+            frames_per_turn_max: 4,
+            pin_slots: true,
+        }
+    }
+}
+
+/// A configuration value outside its limits.
+#[derive(Debug, Error, PartialEq)]
+#[error("config field `{field}` = {value} is out of range: {expected}")]
+pub struct ConfigError {
+    /// Name of the offending field.
+    pub field: &'static str,
+    /// The value given, as text.
+    pub value: String,
+    /// The accepted range.
+    pub expected: &'static str,
+}
+
+impl EngineConfig {
+    /// Checks every field against its limit.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn check(ok: bool, field: &'static str, value: impl ToString, expected: &'static str) -> Result<(), ConfigError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError { field, value: value.to_string(), expected })
+            }
+        }
+        check((1..=SLOTS_MAX).contains(&self.slots), "slots", self.slots, "1..=1024")?;
+        check(self.parallelism >= 1, "parallelism", self.parallelism, ">= 1")?;
+        check(
+            (1..=MAX_PARALLELISM_MAX).contains(&self.max_parallelism),
+            "max_parallelism",
+            self.max_parallelism,
+            "1..=32768",
+        )?;
+        check(
+            (1..=FRAME_RECORDS_MAX_LIMIT).contains(&self.frame_records_max),
+            "frame_records_max",
+            self.frame_records_max,
+            "1..=1048576",
+        )?;
+        check(self.linger <= LINGER_MAX, "linger", format!("{:?}", self.linger), "<= 1s")?;
+        check(
+            (1..=EXCLUSIVE_CREDITS_MAX).contains(&self.exclusive_credits_per_channel),
+            "exclusive_credits_per_channel",
+            self.exclusive_credits_per_channel,
+            "1..=1024",
+        )?;
+        check(
+            self.floating_credits_per_gate <= FLOATING_CREDITS_MAX,
+            "floating_credits_per_gate",
+            self.floating_credits_per_gate,
+            "0..=65536",
+        )?;
+        check(
+            (1..=FRAMES_PER_TURN_LIMIT).contains(&self.frames_per_turn_max),
+            "frames_per_turn_max",
+            self.frames_per_turn_max,
+            "1..=1024",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        EngineConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_exclusive_credits_is_rejected_by_name() {
+        let config = EngineConfig { exclusive_credits_per_channel: 0, ..EngineConfig::default() };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.field, "exclusive_credits_per_channel");
+    }
+}

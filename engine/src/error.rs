@@ -1,0 +1,60 @@
+//! Errors a job run returns, each naming where the problem is.
+
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::graph::plan::GraphError;
+use crate::operator::OperatorFailure;
+
+/// Why a job did not complete.
+#[derive(Debug, Error)]
+pub enum JobError {
+    /// The engine configuration is invalid.
+    #[error("job '{job}': {source}")]
+    Config {
+        /// The job.
+        job: String,
+        /// What is wrong.
+        source: ConfigError,
+    },
+    /// The job graph cannot run.
+    #[error("job '{job}': {source}")]
+    Graph {
+        /// The job.
+        job: String,
+        /// What is wrong.
+        source: GraphError,
+    },
+    /// An operator failed: user code panicked or returned an error, or could not be created.
+    #[error("job '{job}': operator '{operator}' (subtask {subtask} of {parallelism}) failed: {failure}")]
+    OperatorFailed {
+        /// The job.
+        job: String,
+        /// The failing operator's name.
+        operator: String,
+        /// The failing subtask's index.
+        subtask: usize,
+        /// The operator's parallelism.
+        parallelism: usize,
+        /// What happened.
+        failure: OperatorFailure,
+    },
+    /// The runtime could not start or lost a slot (an engine fault, not the job's).
+    #[error("job '{job}': runtime failure: {reason}")]
+    Runtime {
+        /// The job.
+        job: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl JobError {
+    /// The failing operator's name, if an operator failed.
+    pub fn operator(&self) -> Option<&str> {
+        match self {
+            JobError::OperatorFailed { operator, .. } => Some(operator),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Frames: the unit in which records move through the engine.
+//!
+//! A frame is a batch of records of one type, `Vec<T>`. Inside a task, operators hand frames to each
+//! other by plain calls; between tasks of one process a frame moves by ownership through a channel
+//! and is never copied or encoded. The runtime does not know record types, so between operators a
+//! frame travels as an [`AnyFrame`]: the `Vec<T>` boxed once, with its record count beside it for
+//! metrics. Only the typed code that built the job graph opens it again, so a type mismatch is a bug
+//! in graph construction and panics.
+
+use std::any::Any;
+
+/// Records a job may carry: owned data that can move to another core.
+pub trait Record: Send + 'static {}
+impl<T: Send + 'static> Record for T {}
+
+/// A frame of records whose type the runtime does not know.
+pub struct AnyFrame {
+    records: usize,
+    data: Box<dyn Any + Send>,
+}
+
+impl AnyFrame {
+    /// Wraps a typed frame.
+    pub fn new<T: Record>(frame: Vec<T>) -> AnyFrame {
+        AnyFrame { records: frame.len(), data: Box::new(frame) }
+    }
+
+    /// Number of records in the frame.
+    pub fn len(&self) -> usize {
+        self.records
+    }
+
+    /// Whether the frame holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Opens the frame as `Vec<T>`.
+    ///
+    /// Panics if the frame holds another type: edges are typed when the graph is built, so this
+    /// means the graph was wired wrongly.
+    pub fn into_typed<T: Record>(self) -> Vec<T> {
+        match self.data.downcast::<Vec<T>>() {
+            Ok(frame) => *frame,
+            Err(_) => panic!("frame type mismatch: expected Vec<{}>", std::any::type_name::<T>()),
+        }
+    }
+}
+
+impl std::fmt::Debug for AnyFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AnyFrame({} records)", self.records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typed_round_trip_keeps_records_and_count() {
+        let frame = AnyFrame::new(vec![1u32, 2, 3]);
+        assert_eq!(frame.len(), 3);
+        assert_eq!(frame.into_typed::<u32>(), vec![1, 2, 3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "frame type mismatch")]
+    fn opening_as_another_type_panics() {
+        AnyFrame::new(vec![1u32]).into_typed::<u64>();
+    }
+}

@@ -1,0 +1,4 @@
+//! The job graph: the logical graph users build and the execution plan the runtime runs.
+
+pub mod logical;
+pub mod plan;

@@ -1,0 +1,375 @@
+//! The execution plan: the logical graph validated, chained into tasks and placed on slots.
+//!
+//! Pure decisions, no I/O. A forward edge between operators of equal parallelism, where the
+//! consumer has no other input, is chained: both run in one task and records pass by a plain call.
+//! Every other edge is a channel between tasks. Subtasks are placed on slots round-robin in task
+//! order, so the subtasks of one task spread over cores and a pipeline of tasks at parallelism 1
+//! still uses several cores. The plan also answers, for each subtask, which channels it sends on
+//! and receives from, so the runtime only wires what the plan says.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use super::logical::{JobGraph, OperatorKind};
+use crate::channel::partitioner::Partitioning;
+
+/// A job graph the engine cannot run, naming the operator at fault.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum GraphError {
+    /// The job has no operator at all.
+    #[error("the job defines no operators")]
+    Empty,
+    /// No sink: nothing would ever leave the job.
+    #[error("the job has no sink: add one with `.sink(..)`")]
+    NoSink,
+    /// An operator's output goes nowhere.
+    #[error("operator '{operator}' has no consumer: connect it to a sink or another operator")]
+    Dangling {
+        /// The operator.
+        operator: String,
+    },
+    /// Parallelism zero.
+    #[error("operator '{operator}' has parallelism 0")]
+    ZeroParallelism {
+        /// The operator.
+        operator: String,
+    },
+    /// A keyed operator above the number of key groups.
+    #[error("operator '{operator}' has parallelism {parallelism} above max parallelism {max_parallelism}")]
+    AboveMaxParallelism {
+        /// The operator.
+        operator: String,
+        /// Its parallelism.
+        parallelism: usize,
+        /// The job's max parallelism.
+        max_parallelism: usize,
+    },
+    /// A forward edge between operators of different parallelism.
+    #[error("forward edge '{from}' -> '{to}' joins parallelism {from_parallelism} to {to_parallelism}; use rebalance")]
+    ForwardParallelismMismatch {
+        /// Producer.
+        from: String,
+        /// Consumer.
+        to: String,
+        /// Producer's parallelism.
+        from_parallelism: usize,
+        /// Consumer's parallelism.
+        to_parallelism: usize,
+    },
+    /// The graph's nodes or edges are inconsistent (only possible for hand-written graphs).
+    #[error("malformed graph: {0}")]
+    Malformed(String),
+}
+
+/// An input of a task: a stream from another task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TaskInput {
+    /// Producing task.
+    pub from_task: usize,
+    /// Index of the edge in `JobGraph::edges`.
+    pub edge: usize,
+    /// Partitioning, with `Default` resolved.
+    pub partitioning: Partitioning,
+}
+
+/// A chain of operators that runs as one unit on a core, with `parallelism` subtasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskSpec {
+    /// Index of the task in the plan.
+    pub id: usize,
+    /// Node ids of the chain, head first.
+    pub nodes: Vec<usize>,
+    /// Number of subtasks.
+    pub parallelism: usize,
+    /// Streams into the head of the chain.
+    pub inputs: Vec<TaskInput>,
+    /// The stream out of the tail, if the tail is not a sink: (consuming task, its input index).
+    pub output: Option<(usize, usize)>,
+    /// Slot of each subtask.
+    pub slots: Vec<usize>,
+}
+
+/// The validated, chained and placed job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecutionPlan {
+    /// Tasks, in topological order.
+    pub tasks: Vec<TaskSpec>,
+    /// Slots the plan places subtasks on.
+    pub slots: usize,
+}
+
+/// Resolves `Default` partitioning: forward between equal parallelism, rebalance otherwise.
+fn resolve(partitioning: Partitioning, from_parallelism: usize, to_parallelism: usize) -> Partitioning {
+    match partitioning {
+        Partitioning::Default if from_parallelism == to_parallelism => Partitioning::Forward,
+        Partitioning::Default => Partitioning::Rebalance,
+        other => other,
+    }
+}
+
+impl ExecutionPlan {
+    /// Validates `graph`, chains it into tasks and places their subtasks on `slots` slots.
+    pub fn build(graph: &JobGraph, slots: usize) -> Result<ExecutionPlan, GraphError> {
+        assert!(slots >= 1, "at least one slot");
+        validate(graph)?;
+        let mut task_of_node = vec![usize::MAX; graph.nodes.len()];
+        let mut tasks: Vec<TaskSpec> = Vec::new();
+        for node in &graph.nodes {
+            let parallelism = graph.parallelism_of(node.id);
+            let inputs: Vec<(usize, &_)> = graph.edges.iter().enumerate().filter(|(_, e)| e.to == node.id).collect();
+            let chained_into = match inputs.as_slice() {
+                [(_, edge)] => {
+                    let from_parallelism = graph.parallelism_of(edge.from);
+                    let resolved = resolve(edge.partitioning, from_parallelism, parallelism);
+                    (resolved == Partitioning::Forward && from_parallelism == parallelism).then(|| task_of_node[edge.from])
+                }
+                _ => None,
+            };
+            if let Some(task) = chained_into {
+                tasks[task].nodes.push(node.id);
+                task_of_node[node.id] = task;
+                continue;
+            }
+            let id = tasks.len();
+            let mut task_inputs = Vec::new();
+            for (edge_index, edge) in inputs {
+                let from_task = task_of_node[edge.from];
+                let partitioning = resolve(edge.partitioning, graph.parallelism_of(edge.from), parallelism);
+                tasks[from_task].output = Some((id, task_inputs.len()));
+                task_inputs.push(TaskInput { from_task, edge: edge_index, partitioning });
+            }
+            tasks.push(TaskSpec { id, nodes: vec![node.id], parallelism, inputs: task_inputs, output: None, slots: Vec::new() });
+            task_of_node[node.id] = id;
+        }
+        let mut next_slot = 0;
+        for task in &mut tasks {
+            task.slots = (0..task.parallelism).map(|_| {
+                let slot = next_slot;
+                next_slot = (next_slot + 1) % slots;
+                slot
+            }).collect();
+        }
+        Ok(ExecutionPlan { tasks, slots })
+    }
+
+    /// The channels a subtask of `task` receives on, in gate order: (input index, producing subtask).
+    pub fn input_channels(&self, task: usize, subtask: usize) -> Vec<(usize, usize)> {
+        let mut channels = Vec::new();
+        for (input_index, input) in self.tasks[task].inputs.iter().enumerate() {
+            if input.partitioning == Partitioning::Forward {
+                channels.push((input_index, subtask));
+            } else {
+                channels.extend((0..self.tasks[input.from_task].parallelism).map(|from| (input_index, from)));
+            }
+        }
+        channels
+    }
+
+    /// The channels a subtask of `task` sends on, in partitioner order: (consuming subtask, index
+    /// of the channel in the consumer's gate).
+    pub fn output_channels(&self, task: usize, subtask: usize) -> Vec<(usize, usize)> {
+        let Some((to_task, input_index)) = self.tasks[task].output else { return Vec::new() };
+        let consumers: Vec<usize> = if self.tasks[to_task].inputs[input_index].partitioning == Partitioning::Forward {
+            vec![subtask]
+        } else {
+            (0..self.tasks[to_task].parallelism).collect()
+        };
+        consumers
+            .into_iter()
+            .map(|consumer| {
+                let gate_index = self
+                    .input_channels(to_task, consumer)
+                    .iter()
+                    .position(|&c| c == (input_index, subtask))
+                    .expect("every output channel has a gate channel at its consumer");
+                (consumer, gate_index)
+            })
+            .collect()
+    }
+
+    /// Number of subtasks over all tasks.
+    pub fn subtask_count(&self) -> usize {
+        self.tasks.iter().map(|t| t.parallelism).sum()
+    }
+
+    /// A readable description of the graph and the plan.
+    pub fn explain(&self, graph: &JobGraph) -> String {
+        let mut text = String::new();
+        let _ = writeln!(text, "Logical graph (default parallelism {}, max parallelism {}):", graph.default_parallelism, graph.max_parallelism);
+        for node in &graph.nodes {
+            let inputs: Vec<String> = graph
+                .inputs_of(node.id)
+                .map(|e| format!("[{}] {}", e.from, partitioning_name(resolve(e.partitioning, graph.parallelism_of(e.from), graph.parallelism_of(node.id)))))
+                .collect();
+            let from = if inputs.is_empty() { String::new() } else { format!("  <- {}", inputs.join(", ")) };
+            let _ = writeln!(text, "  [{}] {} ({:?}, parallelism {}){}", node.id, node.name, node.kind, graph.parallelism_of(node.id), from);
+        }
+        let _ = writeln!(text, "Execution plan ({} tasks, {} subtasks, {} slots):", self.tasks.len(), self.subtask_count(), self.slots);
+        for task in &self.tasks {
+            let chain: Vec<&str> = task.nodes.iter().map(|&n| graph.nodes[n].name.as_str()).collect();
+            let inputs: Vec<String> = task.inputs.iter().map(|i| format!("task {} {}", i.from_task, partitioning_name(i.partitioning))).collect();
+            let from = if inputs.is_empty() { String::new() } else { format!(" <- {}", inputs.join(", ")) };
+            let _ = writeln!(text, "  task {}: {} x{}{} on slots {:?}", task.id, chain.join(" -> "), task.parallelism, from, task.slots);
+        }
+        text
+    }
+}
+
+fn partitioning_name(partitioning: Partitioning) -> &'static str {
+    match partitioning {
+        Partitioning::Default => "default",
+        Partitioning::Forward => "forward",
+        Partitioning::Rebalance => "rebalance",
+        Partitioning::Broadcast => "broadcast",
+        Partitioning::Hash => "hash",
+    }
+}
+
+fn validate(graph: &JobGraph) -> Result<(), GraphError> {
+    if graph.nodes.is_empty() {
+        return Err(GraphError::Empty);
+    }
+    if !graph.nodes.iter().any(|n| n.kind == OperatorKind::Sink) {
+        return Err(GraphError::NoSink);
+    }
+    for (index, node) in graph.nodes.iter().enumerate() {
+        if node.id != index {
+            return Err(GraphError::Malformed(format!("node at index {index} has id {}", node.id)));
+        }
+        let parallelism = graph.parallelism_of(node.id);
+        if parallelism == 0 {
+            return Err(GraphError::ZeroParallelism { operator: node.name.clone() });
+        }
+        if parallelism > graph.max_parallelism && node.keyed {
+            return Err(GraphError::AboveMaxParallelism { operator: node.name.clone(), parallelism, max_parallelism: graph.max_parallelism });
+        }
+        let inputs = graph.inputs_of(node.id).count();
+        let outputs = graph.outputs_of(node.id).count();
+        match node.kind {
+            OperatorKind::Source if inputs > 0 => return Err(GraphError::Malformed(format!("source '{}' has an input", node.name))),
+            OperatorKind::Sink if outputs > 0 => return Err(GraphError::Malformed(format!("sink '{}' has an output", node.name))),
+            OperatorKind::Source => {}
+            _ if inputs == 0 => return Err(GraphError::Malformed(format!("operator '{}' has no input", node.name))),
+            _ => {}
+        }
+        if node.kind != OperatorKind::Sink && outputs == 0 {
+            return Err(GraphError::Dangling { operator: node.name.clone() });
+        }
+        if outputs > 1 {
+            return Err(GraphError::Malformed(format!("operator '{}' has {outputs} outputs; one stream feeds one operator", node.name)));
+        }
+    }
+    for edge in &graph.edges {
+        if edge.from >= edge.to || edge.to >= graph.nodes.len() {
+            return Err(GraphError::Malformed(format!("edge {} -> {} is not in topological order", edge.from, edge.to)));
+        }
+        let (from_parallelism, to_parallelism) = (graph.parallelism_of(edge.from), graph.parallelism_of(edge.to));
+        if edge.partitioning == Partitioning::Forward && from_parallelism != to_parallelism {
+            return Err(GraphError::ForwardParallelismMismatch {
+                from: graph.nodes[edge.from].name.clone(),
+                to: graph.nodes[edge.to].name.clone(),
+                from_parallelism,
+                to_parallelism,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::logical::{EdgeSpec, NodeSpec};
+
+    fn node(id: usize, kind: OperatorKind, parallelism: Option<usize>) -> NodeSpec {
+        NodeSpec { id, name: format!("n{id}"), kind, parallelism, keyed: false }
+    }
+
+    fn edge(from: usize, to: usize, partitioning: Partitioning) -> EdgeSpec {
+        EdgeSpec { from, to, partitioning }
+    }
+
+    fn graph(nodes: Vec<NodeSpec>, edges: Vec<EdgeSpec>) -> JobGraph {
+        JobGraph { nodes, edges, default_parallelism: 2, max_parallelism: 128 }
+    }
+
+    #[test]
+    fn forward_edges_of_equal_parallelism_chain_and_hash_edges_split() {
+        let g = graph(
+            vec![
+                node(0, OperatorKind::Source, None),
+                node(1, OperatorKind::Filter, None),
+                node(2, OperatorKind::KeyedRolling, None),
+                node(3, OperatorKind::Sink, None),
+            ],
+            vec![edge(0, 1, Partitioning::Default), edge(1, 2, Partitioning::Hash), edge(2, 3, Partitioning::Default)],
+        );
+        let plan = ExecutionPlan::build(&g, 2).unwrap();
+        assert_eq!(plan.tasks.len(), 2);
+        assert_eq!(plan.tasks[0].nodes, vec![0, 1]);
+        assert_eq!(plan.tasks[1].nodes, vec![2, 3]);
+        assert_eq!(plan.tasks[0].output, Some((1, 0)));
+        assert_eq!(plan.tasks[1].inputs[0].partitioning, Partitioning::Hash);
+        // Round-robin placement: both tasks spread over both slots.
+        assert_eq!(plan.tasks[0].slots, vec![0, 1]);
+        assert_eq!(plan.tasks[1].slots, vec![0, 1]);
+        // Hash: every producer talks to every consumer, and the gate indices line up.
+        assert_eq!(plan.output_channels(0, 1), vec![(0, 1), (1, 1)]);
+        assert_eq!(plan.input_channels(1, 0), vec![(0, 0), (0, 1)]);
+        assert!(plan.explain(&g).contains("task 0: n0 -> n1 x2"));
+    }
+
+    #[test]
+    fn different_parallelism_rebalances_instead_of_chaining() {
+        let g = graph(
+            vec![node(0, OperatorKind::Source, Some(1)), node(1, OperatorKind::Map, Some(3)), node(2, OperatorKind::Sink, Some(3))],
+            vec![edge(0, 1, Partitioning::Default), edge(1, 2, Partitioning::Default)],
+        );
+        let plan = ExecutionPlan::build(&g, 2).unwrap();
+        assert_eq!(plan.tasks.len(), 2);
+        assert_eq!(plan.tasks[1].inputs[0].partitioning, Partitioning::Rebalance);
+        assert_eq!(plan.output_channels(0, 0), vec![(0, 0), (1, 0), (2, 0)]);
+    }
+
+    #[test]
+    fn union_inputs_get_distinct_gate_channels() {
+        let g = graph(
+            vec![
+                node(0, OperatorKind::Source, None),
+                node(1, OperatorKind::Source, None),
+                node(2, OperatorKind::Union, None),
+                node(3, OperatorKind::Sink, None),
+            ],
+            vec![edge(0, 2, Partitioning::Default), edge(1, 2, Partitioning::Default), edge(2, 3, Partitioning::Default)],
+        );
+        let plan = ExecutionPlan::build(&g, 2).unwrap();
+        assert_eq!(plan.tasks.len(), 3, "a two-input operator starts its own task");
+        assert_eq!(plan.input_channels(2, 1), vec![(0, 1), (1, 1)]);
+        assert_eq!(plan.output_channels(1, 1), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn invalid_graphs_name_the_operator() {
+        let no_sink = graph(vec![node(0, OperatorKind::Source, None)], vec![]);
+        assert_eq!(ExecutionPlan::build(&no_sink, 1).unwrap_err(), GraphError::NoSink);
+        let dangling = graph(
+            vec![node(0, OperatorKind::Source, None), node(1, OperatorKind::Map, None), node(2, OperatorKind::Source, None), node(3, OperatorKind::Sink, None)],
+            vec![edge(0, 1, Partitioning::Default), edge(2, 3, Partitioning::Default)],
+        );
+        assert_eq!(ExecutionPlan::build(&dangling, 1).unwrap_err(), GraphError::Dangling { operator: "n1".into() });
+        let forward = graph(
+            vec![node(0, OperatorKind::Source, Some(1)), node(1, OperatorKind::Sink, Some(2))],
+            vec![edge(0, 1, Partitioning::Forward)],
+        );
+        assert!(matches!(ExecutionPlan::build(&forward, 1).unwrap_err(), GraphError::ForwardParallelismMismatch { .. }));
+        let mut keyed = node(1, OperatorKind::KeyedRolling, Some(200));
+        keyed.keyed = true;
+        let too_wide = graph(
+            vec![node(0, OperatorKind::Source, None), keyed, node(2, OperatorKind::Sink, Some(200))],
+            vec![edge(0, 1, Partitioning::Hash), edge(1, 2, Partitioning::Default)],
+        );
+        assert!(matches!(ExecutionPlan::build(&too_wide, 1).unwrap_err(), GraphError::AboveMaxParallelism { parallelism: 200, .. }));
+    }
+}

@@ -1,0 +1,34 @@
+//! The Tethys dataflow engine: a typed DataStream API, the logical job graph and its execution
+//! plan, operators, sources and sinks, and the single-process runtime that runs each task as an
+//! actor on a pinned core and moves frames of records between tasks over credit-based channels.
+//!
+//! Start at [`StreamEnvironment`]: define a job with sources, transformations and sinks, then
+//! `execute` it. `ARCHITECTURE.md` at the repository root maps the modules.
+
+#![deny(missing_docs)]
+
+pub mod api;
+pub mod channel;
+pub mod config;
+pub mod error;
+pub mod frame;
+pub mod graph;
+pub mod key_group;
+pub mod operator;
+pub mod record;
+pub(crate) mod runtime;
+pub mod sink;
+pub mod source;
+
+pub use api::env::StreamEnvironment;
+pub use api::keyed::KeyedStream;
+pub use api::stream::{DataStream, DataStreamSink};
+pub use channel::partitioner::Partitioning;
+pub use config::EngineConfig;
+pub use error::JobError;
+pub use graph::logical::{JobGraph, OperatorKind};
+pub use graph::plan::{ExecutionPlan, GraphError};
+pub use operator::keyed::AggregateFunction;
+pub use operator::{FrameOperator, OperatorFailure, Output, SubtaskContext, UserError};
+pub use record::InlineStr;
+pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};

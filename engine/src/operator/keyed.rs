@@ -1,0 +1,117 @@
+//! Rolling keyed operators (reduce, sum, count, aggregate) and the per-key-group state they keep.
+//!
+//! A keyed subtask owns a contiguous range of key groups (see `key_group`); its state is one hash
+//! map per owned key group, so a later checkpoint can write, and a rescale can move, each key
+//! group on its own. Every input record updates its key's state and emits the updated result, as
+//! Flink's rolling `reduce`/`sum` on a `KeyedStream` do.
+
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
+
+use super::{FrameOperator, Output, UserError};
+use crate::frame::Record;
+use crate::key_group::{assign_key_group, KeyGroupRange};
+
+/// Keys of keyed streams: hashed stably into key groups, compared for equality, moved between cores.
+pub trait Key: Hash + Eq + Clone + Send + 'static {}
+impl<K: Hash + Eq + Clone + Send + 'static> Key for K {}
+
+/// Values held per key, one map per key group of the subtask's range.
+pub(crate) struct KeyedStateMap<K, S> {
+    range: KeyGroupRange,
+    max_parallelism: usize,
+    groups: Vec<FxHashMap<K, S>>,
+}
+
+impl<K: Key, S> KeyedStateMap<K, S> {
+    pub(crate) fn new(range: KeyGroupRange, max_parallelism: usize) -> Self {
+        KeyedStateMap { range, max_parallelism, groups: (0..range.len()).map(|_| FxHashMap::default()).collect() }
+    }
+
+    /// Runs `update` on the state of `key`, created with `init` on first use, and returns its result.
+    ///
+    /// Panics if the key's group is not owned by this subtask: the hash partitioner routed the
+    /// record to the wrong subtask, which would split a key's state.
+    #[inline]
+    pub(crate) fn update<R>(&mut self, key: K, init: impl FnOnce() -> S, update: impl FnOnce(&K, &mut S) -> R) -> R {
+        let group = assign_key_group(&key, self.max_parallelism);
+        assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
+        let map = &mut self.groups[group - self.range.start];
+        if let Some(state) = map.get_mut(&key) {
+            return update(&key, state);
+        }
+        let mut state = init();
+        let result = update(&key, &mut state);
+        map.insert(key, state);
+        result
+    }
+
+    /// Number of keys with state.
+    #[cfg_attr(not(test), allow(dead_code))] // for state-size metrics
+    pub(crate) fn len(&self) -> usize {
+        self.groups.iter().map(|g| g.len()).sum()
+    }
+}
+
+/// Computes an aggregate incrementally: Flink's `AggregateFunction`.
+pub trait AggregateFunction<In, Acc, Out>: Send + Sync + 'static {
+    /// A new, empty accumulator.
+    fn create_accumulator(&self) -> Acc;
+    /// Adds one input to the accumulator.
+    fn add(&self, accumulator: &mut Acc, value: In);
+    /// The result for the accumulator's current contents.
+    fn get_result(&self, accumulator: &Acc) -> Out;
+}
+
+/// Keeps state `S` per key; for each record, updates the key's state and emits what `update`
+/// returns.
+pub(crate) struct RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
+    pub key_fn: KeyFn,
+    pub init: InitFn,
+    pub update: UpdateFn,
+    pub state: KeyedStateMap<K, S>,
+}
+
+impl<In, Out, K, S, KeyFn, InitFn, UpdateFn> FrameOperator<In, Out> for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn>
+where
+    In: Record,
+    Out: Record,
+    K: Key,
+    S: Send + 'static,
+    KeyFn: Fn(&In) -> K + Send + 'static,
+    InitFn: Fn() -> S + Send + 'static,
+    UpdateFn: FnMut(&K, &mut S, In) -> Out + Send + 'static,
+{
+    fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        for record in frame {
+            let update = &mut self.update;
+            out.emit(self.state.update((self.key_fn)(&record), &self.init, |key, state| update(key, state, record)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_is_found_again_by_key_and_kept_per_group() {
+        let mut state = KeyedStateMap::<i64, u64>::new(KeyGroupRange::for_subtask(0, 1, 16), 16);
+        for key in [1i64, 2, 1, 1, 3] {
+            state.update(key, || 0, |_, count| *count += 1);
+        }
+        assert_eq!(state.update(1, || 0, |_, count| *count), 3);
+        assert_eq!(state.len(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "routed to subtask")]
+    fn a_key_outside_the_owned_range_is_a_routing_bug() {
+        let range = KeyGroupRange::for_subtask(0, 2, 16);
+        let mut state = KeyedStateMap::<i64, u64>::new(range, 16);
+        let foreign = (0..1000i64).find(|k| !range.contains(assign_key_group(k, 16))).unwrap();
+        state.update(foreign, || 0, |_, _| ());
+    }
+}

@@ -1,0 +1,312 @@
+//! Operators: the typed `FrameOperator` trait users and built-in operators implement, and the erased
+//! form the runtime chains inside a task.
+//!
+//! An operator takes whole frames (one virtual call per frame, never per record) and emits frames
+//! or single records through an [`Output`]. Inside a task, operators are chained: the output of one
+//! is pushed straight into the next by a plain call, and the last pushes into the task's
+//! partitioner. Every user call is wrapped in `catch_unwind`, so a panic becomes a failure that
+//! names its operator by position in the chain; the innermost operator catches first, so a panic
+//! downstream is never blamed on the operator that emitted the record.
+
+pub(crate) mod basic;
+pub(crate) mod keyed;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::frame::{AnyFrame, Record};
+
+/// An error returned by user code (a function, a source, a sink); it fails the job.
+pub type UserError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong inside an operator.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorFailure {
+    /// User code panicked; the panic message.
+    #[error("panicked: {0}")]
+    Panicked(String),
+    /// User code returned an error.
+    #[error("{0}")]
+    Failed(UserError),
+}
+
+impl OperatorFailure {
+    pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> OperatorFailure {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-text panic payload".to_string());
+        OperatorFailure::Panicked(message)
+    }
+}
+
+/// A failure at a given position of a task's operator chain.
+#[derive(Debug)]
+pub(crate) struct ChainFailure {
+    /// Position of the failing operator in its chain (0 = head).
+    pub position: usize,
+    pub failure: OperatorFailure,
+}
+
+/// Where an operator's output frames go: the next operator of the chain or the task's partitioner.
+pub(crate) trait FrameSink {
+    fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure>;
+}
+
+/// Information an operator instance receives when it is created for one subtask.
+#[derive(Debug, Clone)]
+pub struct SubtaskContext {
+    /// The operator's name in the job graph.
+    pub operator_name: String,
+    /// This subtask's index, `0..parallelism`.
+    pub subtask_index: usize,
+    /// Number of parallel subtasks of the operator.
+    pub parallelism: usize,
+    /// Number of key groups of the job.
+    pub max_parallelism: usize,
+    /// Records per frame the runtime builds.
+    pub frame_records_max: usize,
+}
+
+/// Collects an operator's output into frames and hands full frames on.
+pub struct Output<'a, T: Record> {
+    next: &'a mut dyn FrameSink,
+    pending: &'a mut Vec<T>,
+    frame_records_max: usize,
+    failure: Option<ChainFailure>,
+    records_out: u64,
+}
+
+impl<T: Record> Output<'_, T> {
+    /// Emits one record; it is sent on when the current frame is full (or the input frame ends).
+    #[inline]
+    pub fn emit(&mut self, record: T) {
+        self.pending.push(record);
+        if self.pending.len() >= self.frame_records_max {
+            self.flush();
+        }
+    }
+
+    /// Emits a whole frame. An empty frame is dropped.
+    pub fn emit_frame(&mut self, frame: Vec<T>) {
+        if frame.is_empty() {
+            return;
+        }
+        self.flush();
+        self.send(frame);
+    }
+
+    fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let full = std::mem::replace(self.pending, Vec::with_capacity(self.frame_records_max));
+            self.send(full);
+        }
+    }
+
+    fn send(&mut self, frame: Vec<T>) {
+        // After a downstream failure the job is failing: drop further output.
+        if self.failure.is_none() {
+            self.records_out += frame.len() as u64;
+            if let Err(failure) = self.next.push(AnyFrame::new(frame)) {
+                self.failure = Some(failure);
+            }
+        }
+    }
+}
+
+/// A typed operator on frames. Implement it for custom operators; the built-in ones use it too.
+pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
+    /// Processes one input frame.
+    fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError>;
+
+    /// Called once when every input has ended, before end of input goes downstream.
+    fn finish(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+/// Counts kept per operator instance.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct OperatorCounts {
+    /// Records taken in.
+    pub records_in: u64,
+    /// Records emitted.
+    pub records_out: u64,
+}
+
+/// An operator whose record types the runtime does not know.
+pub(crate) trait ErasedOperator: Send {
+    fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn counts(&self) -> OperatorCounts;
+}
+
+/// Wraps a typed operator as an erased one at a fixed chain position.
+pub(crate) struct ErasedFrameOperator<In, Out, Op> {
+    operator: Op,
+    position: usize,
+    pending: Vec<Out>,
+    frame_records_max: usize,
+    counts: OperatorCounts,
+    _in: std::marker::PhantomData<fn(In)>,
+}
+
+impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In, Out, Op> {
+    pub(crate) fn boxed(operator: Op, position: usize, frame_records_max: usize) -> Box<dyn ErasedOperator> {
+        Box::new(ErasedFrameOperator {
+            operator,
+            position,
+            pending: Vec::new(),
+            frame_records_max,
+            counts: OperatorCounts::default(),
+            _in: std::marker::PhantomData,
+        })
+    }
+
+    fn run(
+        &mut self,
+        next: &mut dyn FrameSink,
+        call: impl FnOnce(&mut Op, &mut Output<'_, Out>) -> Result<(), UserError>,
+    ) -> Result<(), ChainFailure> {
+        let mut out = Output {
+            next,
+            pending: &mut self.pending,
+            frame_records_max: self.frame_records_max,
+            failure: None,
+            records_out: 0,
+        };
+        let operator = &mut self.operator;
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let result = call(operator, &mut out);
+            // A frame ends the operator's turn: what it emitted goes on now, not on the next frame.
+            out.flush();
+            result
+        }));
+        self.counts.records_out += out.records_out;
+        if let Some(downstream) = out.failure {
+            return Err(downstream);
+        }
+        let failure = match result {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => OperatorFailure::Failed(error),
+            Err(payload) => OperatorFailure::from_panic(payload),
+        };
+        Err(ChainFailure { position: self.position, failure })
+    }
+}
+
+impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for ErasedFrameOperator<In, Out, Op> {
+    fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        self.counts.records_in += frame.len() as u64;
+        let frame = frame.into_typed::<In>();
+        self.run(next, |op, out| op.process(frame, out))
+    }
+
+    fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        self.run(next, |op, out| op.finish(out))
+    }
+
+    fn counts(&self) -> OperatorCounts {
+        self.counts
+    }
+}
+
+/// The operators of one task, head first, pushing into the task's output.
+pub(crate) struct OperatorChain {
+    operators: Vec<Box<dyn ErasedOperator>>,
+}
+
+/// The rest of a chain seen from one operator: the operators after it, then the task output.
+struct ChainRest<'a> {
+    operators: &'a mut [Box<dyn ErasedOperator>],
+    output: &'a mut dyn FrameSink,
+}
+
+impl FrameSink for ChainRest<'_> {
+    fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
+        match self.operators.split_first_mut() {
+            Some((operator, operators)) => operator.process(frame, &mut ChainRest { operators, output: self.output }),
+            None => self.output.push(frame),
+        }
+    }
+}
+
+impl OperatorChain {
+    pub(crate) fn new(operators: Vec<Box<dyn ErasedOperator>>) -> OperatorChain {
+        OperatorChain { operators }
+    }
+
+    /// Pushes a frame into the head of the chain.
+    pub(crate) fn process(&mut self, frame: AnyFrame, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        ChainRest { operators: &mut self.operators, output }.push(frame)
+    }
+
+    /// Finishes the operators in order, so each one's final output passes through the ones after it.
+    pub(crate) fn finish(&mut self, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        for position in 0..self.operators.len() {
+            let (operator, operators) = self.operators[position..].split_first_mut().expect("position in range");
+            operator.finish(&mut ChainRest { operators, output })?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn counts(&self) -> Vec<OperatorCounts> {
+        self.operators.iter().map(|op| op.counts()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Collect(Vec<u32>);
+    impl FrameSink for Collect {
+        fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
+            self.0.extend(frame.into_typed::<u32>());
+            Ok(())
+        }
+    }
+
+    struct Double;
+    impl FrameOperator<u32, u32> for Double {
+        fn process(&mut self, frame: Vec<u32>, out: &mut Output<'_, u32>) -> Result<(), UserError> {
+            for r in frame {
+                out.emit(r * 2);
+            }
+            Ok(())
+        }
+    }
+
+    struct PanicOn(u32);
+    impl FrameOperator<u32, u32> for PanicOn {
+        fn process(&mut self, frame: Vec<u32>, out: &mut Output<'_, u32>) -> Result<(), UserError> {
+            assert!(!frame.contains(&self.0), "saw {}", self.0);
+            out.emit_frame(frame);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn chain_applies_operators_in_order_and_counts() {
+        let mut chain = OperatorChain::new(vec![
+            ErasedFrameOperator::boxed(Double, 0, 2),
+            ErasedFrameOperator::boxed(Double, 1, 2),
+        ]);
+        let mut sink = Collect(Vec::new());
+        chain.process(AnyFrame::new(vec![1u32, 2, 3]), &mut sink).unwrap();
+        assert_eq!(sink.0, vec![4, 8, 12]);
+        assert_eq!(chain.counts()[0], OperatorCounts { records_in: 3, records_out: 3 });
+    }
+
+    #[test]
+    fn panic_is_blamed_on_the_operator_that_panicked() {
+        let mut chain = OperatorChain::new(vec![
+            ErasedFrameOperator::boxed(Double, 0, 16),
+            ErasedFrameOperator::boxed(PanicOn(4), 1, 16),
+        ]);
+        let mut sink = Collect(Vec::new());
+        let failure = chain.process(AnyFrame::new(vec![1u32, 2]), &mut sink).unwrap_err();
+        assert_eq!(failure.position, 1);
+        assert!(matches!(&failure.failure, OperatorFailure::Panicked(m) if m.contains("saw 4")), "{failure:?}");
+    }
+}

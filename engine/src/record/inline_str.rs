@@ -1,0 +1,129 @@
+//! `InlineStr<N>`: a string of at most `N` bytes stored inside the record, with no heap allocation.
+//!
+//! Why: a heap `String` per field per record halves throughput on the hot path (TOOLCHAIN.md), and
+//! freeing a frame of them costs more again. Records of the bids and Nexmark workloads carry short
+//! strings, so they keep them inline; the record stays `Copy` and a frame of records is one
+//! contiguous allocation. Invariant: `bytes[..len]` is valid UTF-8 and `len <= N`.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A UTF-8 string of at most `N` bytes, stored inline.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct InlineStr<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+/// A string did not fit the inline capacity.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("string of {len} bytes exceeds inline capacity {capacity}")]
+pub struct InlineStrOverflow {
+    /// Length of the rejected string in bytes.
+    pub len: usize,
+    /// Capacity of the inline string.
+    pub capacity: usize,
+}
+
+impl<const N: usize> InlineStr<N> {
+    const CAPACITY_FITS_LEN: () = assert!(N <= u8::MAX as usize, "InlineStr capacity must fit in a u8");
+
+    /// The empty string.
+    pub const fn empty() -> Self {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CAPACITY_FITS_LEN;
+        InlineStr { len: 0, bytes: [0; N] }
+    }
+
+    /// Copies `s` inline, or fails if it is longer than `N` bytes.
+    pub fn new(s: &str) -> Result<Self, InlineStrOverflow> {
+        if s.len() > N {
+            return Err(InlineStrOverflow { len: s.len(), capacity: N });
+        }
+        let mut out = Self::empty();
+        out.bytes[..s.len()].copy_from_slice(s.as_bytes());
+        out.len = s.len() as u8;
+        Ok(out)
+    }
+
+    /// Builds a string from ASCII bytes that the caller has produced (generators).
+    ///
+    /// Panics if a byte is not ASCII: that is a bug in the generator, not bad input.
+    pub fn from_ascii(ascii: [u8; N]) -> Self {
+        assert!(ascii.is_ascii(), "InlineStr::from_ascii given non-ASCII bytes");
+        let _ = Self::CAPACITY_FITS_LEN;
+        InlineStr { len: N as u8, bytes: ascii }
+    }
+
+    /// The string's text.
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        // The constructors only admit valid UTF-8 of length `len`.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("InlineStr holds valid UTF-8")
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<const N: usize> Default for InlineStr<N> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
+impl<const N: usize> fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl<const N: usize> fmt::Display for InlineStr<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<const N: usize> Serialize for InlineStr<N> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de, const N: usize> Deserialize<'de> for InlineStr<N> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        InlineStr::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_text_up_to_capacity() {
+        let s = InlineStr::<8>::new("channel").unwrap();
+        assert_eq!(s.as_str(), "channel");
+        assert_eq!(InlineStr::<8>::new("12345678").unwrap().len(), 8);
+        assert_eq!(InlineStr::<4>::new("héé").unwrap_err(), InlineStrOverflow { len: 5, capacity: 4 });
+    }
+
+    #[test]
+    fn serde_uses_plain_strings() {
+        let s = InlineStr::<24>::new("https://x").unwrap();
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, "\"https://x\"");
+        let back: InlineStr<24> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(serde_json::from_str::<InlineStr<2>>("\"abc\"").is_err());
+    }
+}

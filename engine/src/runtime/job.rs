@@ -1,0 +1,364 @@
+//! The job driver: deploys an execution plan onto slots, wires the task actors, waits for them and
+//! turns their reports into a `JobResult` or the first failure.
+//!
+//! Each slot is a thread pinned to a core running a single-threaded tokio runtime; the slot spawns
+//! its subtasks' actors there, so an actor never leaves its core. Wiring happens in two steps
+//! because an actor reference exists only once the actor is spawned: slots spawn and report every
+//! actor, then the driver sends each its peers and the job starts. On the first failure the driver
+//! cancels every actor and returns the failure; a slot that loses an actor without a report makes
+//! the job fail too, so the driver never waits on a task that cannot finish.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorRef};
+use serde::Serialize;
+
+use super::task::{InputGate, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings, TaskState};
+use crate::channel::credit::{CreditSender, GateCredits};
+use crate::channel::partitioner::Partitioning;
+use crate::config::EngineConfig;
+use crate::error::JobError;
+use crate::graph::logical::{GraphFactories, JobGraph, NodeFactory, PartitionerSetup};
+use crate::graph::plan::ExecutionPlan;
+use crate::operator::{OperatorChain, OperatorFailure, SubtaskContext, UserError};
+
+/// Counts of one operator over all its subtasks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OperatorMetrics {
+    /// Node id in the job graph.
+    pub node: usize,
+    /// Operator name.
+    pub name: String,
+    /// Parallelism it ran with.
+    pub parallelism: usize,
+    /// Records taken in.
+    pub records_in: u64,
+    /// Records emitted.
+    pub records_out: u64,
+}
+
+/// Flow-control figures over all channels of the job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ChannelMetrics {
+    /// Most frames queued at any one input gate at once.
+    pub gate_queued_frames_peak: u32,
+    /// Smallest buffer capacity of an input gate: the bound the peak must stay within.
+    pub gate_capacity_min: u32,
+    /// Most frames waiting for credit on any one output channel at once.
+    pub output_backlog_frames_peak: u32,
+}
+
+/// What a finished job reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobResult {
+    /// The job's name.
+    pub job: String,
+    /// Time from start of the tasks to the last task finishing.
+    pub elapsed: Duration,
+    /// Counts per operator, in graph order.
+    pub operators: Vec<OperatorMetrics>,
+    /// Flow-control figures.
+    pub channels: ChannelMetrics,
+}
+
+impl JobResult {
+    /// The metrics of the first operator with this name.
+    pub fn operator(&self, name: &str) -> Option<&OperatorMetrics> {
+        self.operators.iter().find(|o| o.name == name)
+    }
+
+    /// Records emitted by all sources.
+    pub fn source_records(&self, graph: &JobGraph) -> u64 {
+        self.operators.iter().filter(|o| graph.nodes[o.node].kind == crate::graph::logical::OperatorKind::Source).map(|o| o.records_out).sum()
+    }
+}
+
+/// Everything a slot thread needs to build its subtasks.
+struct Deployment {
+    job: String,
+    graph: JobGraph,
+    factories: GraphFactories,
+    plan: ExecutionPlan,
+    config: EngineConfig,
+}
+
+/// Runs a planned job to completion.
+pub(crate) fn run_job(job: &str, graph: JobGraph, factories: GraphFactories, plan: ExecutionPlan, config: EngineConfig) -> Result<JobResult, JobError> {
+    let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config });
+    let (reports_tx, reports) = channel();
+    let mut per_slot: Vec<Vec<SubtaskId>> = vec![Vec::new(); deployment.plan.slots];
+    for task in &deployment.plan.tasks {
+        for (subtask, &slot) in task.slots.iter().enumerate() {
+            per_slot[slot].push((task.id, subtask));
+        }
+    }
+    let core_ids = if deployment.config.pin_slots { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
+    let mut threads = Vec::new();
+    for (slot, subtasks) in per_slot.into_iter().enumerate() {
+        if subtasks.is_empty() {
+            continue;
+        }
+        let core = (!core_ids.is_empty()).then(|| core_ids[slot % core_ids.len()]);
+        let slot_deployment = Arc::clone(&deployment);
+        let reports = reports_tx.clone();
+        let unplaced = subtasks.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("tethys-slot-{slot}"))
+            .spawn(move || run_slot(&slot_deployment, core, subtasks, reports));
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(error) => {
+                // Reported like any other start failure, so the driver cancels what did start.
+                for id in unplaced {
+                    let failure = OperatorFailure::Failed(format!("cannot start slot thread {slot}: {error}").into());
+                    let _ = reports_tx.send(TaskReport::Failed { id, position: 0, failure });
+                }
+            }
+        }
+    }
+    drop(reports_tx);
+    let outcome = drive(&deployment, &reports);
+    // Every actor has stopped or been cancelled; the slot threads end once their actors have.
+    let mut panicked = None;
+    for thread in threads {
+        if thread.join().is_err() {
+            panicked = Some(runtime_error(&deployment.job, "a slot thread panicked".to_string()));
+        }
+    }
+    match (outcome, panicked) {
+        (Err(error), _) => Err(error),
+        (Ok(_), Some(error)) => Err(error),
+        (Ok(result), None) => Ok(result),
+    }
+}
+
+fn runtime_error(job: &str, reason: String) -> JobError {
+    JobError::Runtime { job: job.to_string(), reason }
+}
+
+/// Spawns the subtasks of one slot on a runtime pinned to `core`, and waits for their actors.
+fn run_slot(deployment: &Deployment, core: Option<core_affinity::CoreId>, subtasks: Vec<SubtaskId>, reports: Sender<TaskReport>) {
+    if let Some(core) = core {
+        // Pinning is a performance measure; a machine that forbids it still runs the job.
+        let _ = core_affinity::set_for_current(core);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            for id in subtasks {
+                let failure = OperatorFailure::Failed(format!("cannot build the slot's runtime: {error}").into());
+                let _ = reports.send(TaskReport::Failed { id, position: 0, failure });
+            }
+            return;
+        }
+    };
+    runtime.block_on(async {
+        let mut handles = Vec::new();
+        for id in subtasks {
+            let state = match build_subtask(deployment, id, reports.clone()) {
+                Ok(state) => state,
+                Err((position, error)) => {
+                    let _ = reports.send(TaskReport::Failed { id, position, failure: OperatorFailure::Failed(error) });
+                    continue;
+                }
+            };
+            match Actor::spawn(None, TaskActor, state).await {
+                Ok((actor, handle)) => {
+                    let _ = reports.send(TaskReport::Spawned { id, actor });
+                    handles.push((id, handle));
+                }
+                Err(error) => {
+                    let failure = OperatorFailure::Failed(format!("cannot spawn the task actor: {error}").into());
+                    let _ = reports.send(TaskReport::Failed { id, position: 0, failure });
+                }
+            }
+        }
+        for (id, handle) in handles {
+            let _ = handle.await;
+            let _ = reports.send(TaskReport::Stopped { id });
+        }
+    });
+}
+
+/// Creates the source reader, operators, input gate and output channels of one subtask.
+fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskReport>) -> Result<TaskState, (usize, UserError)> {
+    let Deployment { graph, factories, plan, config, .. } = deployment;
+    let (task_id, subtask) = id;
+    let task = &plan.tasks[task_id];
+    let context = |node: usize| SubtaskContext {
+        operator_name: graph.nodes[node].name.clone(),
+        subtask_index: subtask,
+        parallelism: task.parallelism,
+        max_parallelism: graph.max_parallelism,
+        frame_records_max: config.frame_records_max,
+    };
+    let mut operators = Vec::new();
+    let mut head = None;
+    for (position, &node) in task.nodes.iter().enumerate() {
+        match &factories.nodes[node] {
+            NodeFactory::Source(factory) => {
+                assert_eq!(position, 0, "a source heads its task");
+                let reader = factory(&context(node)).map_err(|e| (position, e))?;
+                head = Some(TaskHead::Source { reader, records_out: 0 });
+            }
+            NodeFactory::Operator(factory) => operators.push(factory(&context(node), position).map_err(|e| (position, e))?),
+        }
+    }
+    let head = head.unwrap_or_else(|| {
+        let channels = plan.input_channels(task_id, subtask).len();
+        TaskHead::Gate(InputGate {
+            credits: GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate),
+            queue: VecDeque::new(),
+            open_channels: channels,
+            upstream: Vec::new(),
+        })
+    });
+    let output = task.output.map(|(to_task, input_index)| {
+        let input = plan.tasks[to_task].inputs[input_index];
+        let channels = plan.output_channels(task_id, subtask).len();
+        let setup = PartitionerSetup {
+            partitioning: input.partitioning,
+            channels,
+            subtask_index: subtask,
+            max_parallelism: graph.max_parallelism,
+            frame_records_max: config.frame_records_max,
+        };
+        debug_assert!(input.partitioning != Partitioning::Default, "the plan resolves default partitioning");
+        TaskOutput {
+            partitioner: factories.edges[input.edge](&setup),
+            senders: (0..channels).map(|_| CreditSender::new(config.exclusive_credits_per_channel)).collect(),
+            downstream: Vec::new(),
+        }
+    });
+    let settings = TaskSettings { frames_per_turn_max: config.frames_per_turn_max, frame_records_max: config.frame_records_max, linger: config.linger };
+    Ok(TaskState::new(id, head, OperatorChain::new(operators), output, settings, reports))
+}
+
+/// Collects the actors, wires and starts them, and waits for the job's outcome.
+fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobResult, JobError> {
+    let Deployment { job, graph, plan, .. } = deployment;
+    let total = plan.subtask_count();
+    let mut actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
+    let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
+    let mut failure: Option<JobError> = None;
+    let mut spawned = 0;
+    let mut settled = 0; // subtasks that failed to spawn, finished, failed or stopped
+    let mut started_at: Option<Instant> = None;
+    let mut finished = 0;
+
+    let fail = |id: SubtaskId, position: usize, cause: OperatorFailure| {
+        let task = &plan.tasks[id.0];
+        JobError::OperatorFailed {
+            job: job.clone(),
+            operator: graph.nodes[task.nodes[position]].name.clone(),
+            subtask: id.1,
+            parallelism: task.parallelism,
+            failure: cause,
+        }
+    };
+    let cancel_all = |actors: &Vec<Vec<Option<ActorRef<TaskMessage>>>>| {
+        for actor in actors.iter().flatten().flatten() {
+            let _ = actor.send_message(TaskMessage::Cancel);
+        }
+    };
+
+    while settled < total {
+        let Ok(report) = reports.recv() else {
+            failure.get_or_insert_with(|| runtime_error(job, "all slots stopped before the job finished".to_string()));
+            break;
+        };
+        match report {
+            TaskReport::Spawned { id, actor } => {
+                if failure.is_some() {
+                    let _ = actor.send_message(TaskMessage::Cancel);
+                }
+                actors[id.0][id.1] = Some(actor);
+                spawned += 1;
+                if spawned == total && failure.is_none() {
+                    started_at = Some(Instant::now());
+                    start_all(plan, &actors);
+                }
+            }
+            TaskReport::Finished { id, metrics: m } => {
+                metrics[id.0][id.1] = Some(m);
+                finished += 1;
+            }
+            TaskReport::Failed { id, position, failure: cause } => {
+                if actors[id.0][id.1].is_none() {
+                    settled += 1; // never spawned: no Stopped report follows
+                }
+                if failure.is_none() {
+                    failure = Some(fail(id, position, cause));
+                    cancel_all(&actors);
+                }
+            }
+            TaskReport::Stopped { id } => {
+                settled += 1;
+                if metrics[id.0][id.1].is_none() && failure.is_none() {
+                    let reason = format!("task {} subtask {} stopped without finishing", id.0, id.1);
+                    failure = Some(fail(id, 0, OperatorFailure::Failed(reason.into())));
+                    cancel_all(&actors);
+                }
+            }
+        }
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    assert_eq!(finished, total, "every subtask finished");
+    let elapsed = started_at.map_or(Duration::ZERO, |t| t.elapsed());
+    Ok(summarize(job, graph, plan, elapsed, metrics))
+}
+
+/// Sends every actor its peers: the job starts.
+fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>]) {
+    let actor = |task: usize, subtask: usize| actors[task][subtask].clone().expect("all actors spawned");
+    for task in &plan.tasks {
+        for subtask in 0..task.parallelism {
+            let outputs = match task.output {
+                Some((to_task, _)) => plan.output_channels(task.id, subtask).into_iter().map(|(consumer, gate)| (actor(to_task, consumer), gate)).collect(),
+                None => Vec::new(),
+            };
+            let inputs = plan
+                .input_channels(task.id, subtask)
+                .into_iter()
+                .map(|(input_index, producer)| {
+                    let input = task.inputs[input_index];
+                    // The producer's output channel towards this subtask.
+                    let channel = if input.partitioning == Partitioning::Forward { 0 } else { subtask };
+                    (actor(input.from_task, producer), channel)
+                })
+                .collect();
+            let _ = actor(task.id, subtask).send_message(TaskMessage::Start { outputs, inputs });
+        }
+    }
+}
+
+fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duration, metrics: Vec<Vec<Option<SubtaskMetrics>>>) -> JobResult {
+    let mut operators: Vec<OperatorMetrics> = graph
+        .nodes
+        .iter()
+        .map(|n| OperatorMetrics { node: n.id, name: n.name.clone(), parallelism: graph.parallelism_of(n.id), records_in: 0, records_out: 0 })
+        .collect();
+    let mut channels = ChannelMetrics { gate_capacity_min: u32::MAX, ..Default::default() };
+    for task in &plan.tasks {
+        for subtask in metrics[task.id].iter().flatten() {
+            for (&node, counts) in task.nodes.iter().zip(&subtask.node_counts) {
+                operators[node].records_in += counts.records_in;
+                operators[node].records_out += counts.records_out;
+            }
+            if !task.inputs.is_empty() {
+                channels.gate_queued_frames_peak = channels.gate_queued_frames_peak.max(subtask.gate_queued_frames_peak);
+                channels.gate_capacity_min = channels.gate_capacity_min.min(subtask.gate_capacity);
+            }
+            channels.output_backlog_frames_peak = channels.output_backlog_frames_peak.max(subtask.output_backlog_frames_peak);
+        }
+    }
+    if channels.gate_capacity_min == u32::MAX {
+        channels.gate_capacity_min = 0;
+    }
+    JobResult { job: job.to_string(), elapsed, operators, channels }
+}

@@ -1,0 +1,5 @@
+//! The single-process runtime: slots (pinned threads with one async runtime each), task actors
+//! and the job driver.
+
+pub(crate) mod job;
+pub(crate) mod task;

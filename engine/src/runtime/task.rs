@@ -1,0 +1,407 @@
+//! The task actor: one subtask of a chain of operators, run as a ractor actor on its slot's core.
+//!
+//! A task's head is either a source reader or an input gate. Each actor turn it takes up to
+//! `frames_per_turn_max` frames from the head, pushes them through its operator chain, and routes the
+//! output through its partitioner into credit-bounded output channels. It never takes input while
+//! an output channel waits for credit: it stops, the frames it has not consumed keep their credits,
+//! and so backpressure reaches the sources without any queue growing. End of input flows in-band
+//! behind the last frame; a task completes when every input has ended and its last frame and end
+//! marker have left. A failure is reported to the job driver, naming the operator, and the actor
+//! stops; it is never restarted here.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+
+use crate::channel::credit::{ChannelEvent, CreditSender, GateCredits};
+use crate::channel::partitioner::{ErasedPartitioner, FrameDispatch};
+use crate::frame::AnyFrame;
+use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, OperatorFailure};
+use crate::source::{ErasedSourceReader, ReaderStatus};
+
+/// Messages a task actor handles.
+pub(crate) enum TaskMessage {
+    /// Connects the task to its peers and starts it: where each output channel goes (actor, gate
+    /// channel there) and where each gate channel's credits go (actor, output channel there).
+    Start { outputs: Vec<(ActorRef<TaskMessage>, usize)>, inputs: Vec<(ActorRef<TaskMessage>, usize)> },
+    /// An event on gate channel `channel`, with the sender's backlog after it.
+    Event { channel: usize, event: ChannelEvent, backlog: u32 },
+    /// Credits for output channel `channel`.
+    Credit { channel: usize, credits: u32 },
+    /// Continue work left over from an earlier turn.
+    Resume,
+    /// The linger time of a partly filled output frame has passed.
+    Linger,
+    /// The job is being cancelled.
+    Cancel,
+}
+
+/// Identifies a subtask: (task index in the plan, subtask index).
+pub(crate) type SubtaskId = (usize, usize);
+
+/// Counters of one subtask, reported when it finishes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SubtaskMetrics {
+    /// Counts per node of the chain, head first (the source's records out for a source task).
+    pub node_counts: Vec<OperatorCounts>,
+    /// Most frames queued at the input gate at once.
+    pub gate_queued_frames_peak: u32,
+    /// Frames the input gate can hold at most (exclusive plus floating buffers).
+    pub gate_capacity: u32,
+    /// Most frames waiting for credit on one output channel at once.
+    pub output_backlog_frames_peak: u32,
+}
+
+/// What tasks and slots tell the job driver.
+pub(crate) enum TaskReport {
+    Spawned { id: SubtaskId, actor: ActorRef<TaskMessage> },
+    Finished { id: SubtaskId, metrics: SubtaskMetrics },
+    Failed { id: SubtaskId, position: usize, failure: OperatorFailure },
+    /// The actor has stopped (sent by its slot after the actor ends, for whatever reason).
+    Stopped { id: SubtaskId },
+}
+
+/// Runtime settings a task needs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TaskSettings {
+    pub frames_per_turn_max: usize,
+    pub frame_records_max: usize,
+    pub linger: Duration,
+}
+
+pub(crate) enum TaskHead {
+    Source { reader: Box<dyn ErasedSourceReader>, records_out: u64 },
+    Gate(InputGate),
+}
+
+pub(crate) struct InputGate {
+    pub credits: GateCredits,
+    pub queue: VecDeque<(usize, ChannelEvent)>,
+    pub open_channels: usize,
+    pub upstream: Vec<(ActorRef<TaskMessage>, usize)>,
+}
+
+pub(crate) struct TaskOutput {
+    pub partitioner: Box<dyn ErasedPartitioner>,
+    pub senders: Vec<CreditSender>,
+    pub downstream: Vec<(ActorRef<TaskMessage>, usize)>,
+}
+
+impl TaskOutput {
+    fn is_blocked(&self) -> bool {
+        self.senders.iter().any(CreditSender::is_blocked)
+    }
+
+    /// Sends what channel `channel` may send now.
+    fn pump(&mut self, channel: usize) {
+        while let Some((event, backlog)) = self.senders[channel].next_sendable() {
+            let (actor, gate_channel) = &self.downstream[channel];
+            // A stopped consumer means the job is already failing or cancelled; its failure is
+            // reported by the consumer itself.
+            let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
+        }
+    }
+
+    fn end_all(&mut self) {
+        let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice());
+        self.partitioner.flush(&mut dispatch);
+        for channel in 0..self.senders.len() {
+            self.senders[channel].enqueue(ChannelEvent::EndOfInput);
+            self.pump(channel);
+        }
+    }
+}
+
+/// Hands routed frames to their channel and sends them if credit allows.
+struct Dispatch<'a>(&'a mut [CreditSender], &'a [(ActorRef<TaskMessage>, usize)]);
+
+impl FrameDispatch for Dispatch<'_> {
+    fn dispatch(&mut self, channel: usize, frame: AnyFrame) {
+        let sender = &mut self.0[channel];
+        sender.enqueue(ChannelEvent::Frame(frame));
+        while let Some((event, backlog)) = sender.next_sendable() {
+            let (actor, gate_channel) = &self.1[channel];
+            let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
+        }
+    }
+}
+
+/// The end of a task's chain: its partitioner, or nothing for a sink task.
+struct ChainTail<'a>(Option<&'a mut TaskOutput>);
+
+impl FrameSink for ChainTail<'_> {
+    fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
+        if let Some(output) = &mut self.0 {
+            let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
+            output.partitioner.route(frame, &mut dispatch);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Input has ended; the last events wait for credit.
+    Finishing,
+    Done,
+}
+
+/// What one step of a turn did.
+enum Step {
+    Processed,
+    NothingQueued,
+    Idle,
+    InputEnded,
+    Failed(ChainFailure),
+}
+
+/// The state of one task actor.
+pub(crate) struct TaskState {
+    pub id: SubtaskId,
+    pub head: TaskHead,
+    pub chain: OperatorChain,
+    pub output: Option<TaskOutput>,
+    pub settings: TaskSettings,
+    pub reports: Sender<TaskReport>,
+    phase: Phase,
+    resume_scheduled: bool,
+    linger_scheduled: bool,
+    started: bool,
+}
+
+impl TaskState {
+    pub(crate) fn new(
+        id: SubtaskId,
+        head: TaskHead,
+        chain: OperatorChain,
+        output: Option<TaskOutput>,
+        settings: TaskSettings,
+        reports: Sender<TaskReport>,
+    ) -> Self {
+        TaskState { id, head, chain, output, settings, reports, phase: Phase::Running, resume_scheduled: false, linger_scheduled: false, started: false }
+    }
+
+    fn handle(&mut self, myself: &ActorRef<TaskMessage>, message: TaskMessage) {
+        match message {
+            TaskMessage::Start { outputs, inputs } => {
+                if let Some(output) = &mut self.output {
+                    assert_eq!(outputs.len(), output.senders.len(), "wiring gives every output channel a consumer");
+                    output.downstream = outputs;
+                }
+                if let TaskHead::Gate(gate) = &mut self.head {
+                    assert_eq!(inputs.len(), gate.open_channels, "wiring gives every gate channel a producer");
+                    gate.upstream = inputs;
+                }
+                self.started = true;
+            }
+            TaskMessage::Event { channel, event, backlog } => {
+                let TaskHead::Gate(gate) = &mut self.head else { panic!("source task {:?} received a channel event", self.id) };
+                if matches!(event, ChannelEvent::Frame(_)) {
+                    gate.credits.on_frame(channel, backlog);
+                }
+                gate.queue.push_back((channel, event));
+            }
+            TaskMessage::Credit { channel, credits } => {
+                if let Some(output) = &mut self.output {
+                    output.senders[channel].add_credits(credits);
+                    output.pump(channel);
+                }
+            }
+            TaskMessage::Resume => self.resume_scheduled = false,
+            TaskMessage::Linger => {
+                self.linger_scheduled = false;
+                if let (Phase::Running, Some(output)) = (self.phase, &mut self.output) {
+                    let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
+                    output.partitioner.flush(&mut dispatch);
+                }
+            }
+            TaskMessage::Cancel => {
+                self.phase = Phase::Done;
+                myself.stop(Some("cancelled".into()));
+                return;
+            }
+        }
+        if self.started {
+            self.work(myself);
+        }
+    }
+
+    fn work(&mut self, myself: &ActorRef<TaskMessage>) {
+        let mut turns = 0;
+        while self.phase == Phase::Running {
+            if self.output.as_ref().is_some_and(TaskOutput::is_blocked) {
+                break; // A credit message wakes the task.
+            }
+            if turns == self.settings.frames_per_turn_max {
+                self.schedule_resume(myself, None);
+                break;
+            }
+            match self.step() {
+                Step::Processed => turns += 1,
+                Step::NothingQueued => break,
+                Step::Idle => {
+                    self.schedule_resume(myself, Some(crate::source::bids::IDLE_POLL_INTERVAL));
+                    break;
+                }
+                Step::InputEnded => self.finish_input(),
+                Step::Failed(failure) => return self.fail(myself, failure),
+            }
+        }
+        if let TaskHead::Gate(gate) = &mut self.head {
+            for (channel, credits) in gate.credits.take_grants() {
+                let (actor, output_channel) = &gate.upstream[channel];
+                let _ = actor.send_message(TaskMessage::Credit { channel: *output_channel, credits });
+            }
+        }
+        match self.phase {
+            Phase::Running => self.schedule_linger(myself),
+            Phase::Finishing => self.try_complete(myself),
+            Phase::Done => {}
+        }
+    }
+
+    /// Takes one frame from the head and pushes it through the chain.
+    fn step(&mut self) -> Step {
+        let tail = &mut ChainTail(self.output.as_mut());
+        match &mut self.head {
+            TaskHead::Source { reader, records_out } => {
+                let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max)));
+                let (frame, status) = match polled {
+                    Ok(Ok(polled)) => polled,
+                    Ok(Err(error)) => return Step::Failed(ChainFailure { position: 0, failure: OperatorFailure::Failed(error) }),
+                    Err(payload) => return Step::Failed(ChainFailure { position: 0, failure: OperatorFailure::from_panic(payload) }),
+                };
+                if let Some(frame) = frame {
+                    *records_out += frame.len() as u64;
+                    if let Err(failure) = self.chain.process(frame, tail) {
+                        return Step::Failed(failure);
+                    }
+                }
+                match status {
+                    ReaderStatus::Ready => Step::Processed,
+                    ReaderStatus::Idle => Step::Idle,
+                    ReaderStatus::Finished => Step::InputEnded,
+                }
+            }
+            TaskHead::Gate(gate) => match gate.queue.pop_front() {
+                None => Step::NothingQueued,
+                Some((channel, ChannelEvent::Frame(frame))) => {
+                    gate.credits.on_consumed(channel);
+                    match self.chain.process(frame, tail) {
+                        Ok(()) => Step::Processed,
+                        Err(failure) => Step::Failed(failure),
+                    }
+                }
+                Some((_, ChannelEvent::EndOfInput)) => {
+                    gate.open_channels -= 1;
+                    if gate.open_channels == 0 {
+                        Step::InputEnded
+                    } else {
+                        Step::Processed
+                    }
+                }
+            },
+        }
+    }
+
+    fn finish_input(&mut self) {
+        let mut tail = ChainTail(self.output.as_mut());
+        if let Err(failure) = self.chain.finish(&mut tail) {
+            self.phase = Phase::Done;
+            self.report_failure(failure);
+            return;
+        }
+        if let Some(output) = &mut self.output {
+            output.end_all();
+        }
+        self.phase = Phase::Finishing;
+    }
+
+    fn try_complete(&mut self, myself: &ActorRef<TaskMessage>) {
+        if self.output.as_ref().is_some_and(TaskOutput::is_blocked) {
+            return; // The end marker still waits for credit behind the last frames.
+        }
+        self.phase = Phase::Done;
+        let _ = self.reports.send(TaskReport::Finished { id: self.id, metrics: self.metrics() });
+        myself.stop(None);
+    }
+
+    fn fail(&mut self, myself: &ActorRef<TaskMessage>, failure: ChainFailure) {
+        self.phase = Phase::Done;
+        self.report_failure(failure);
+        myself.stop(Some("operator failed".into()));
+    }
+
+    fn report_failure(&mut self, failure: ChainFailure) {
+        let _ = self.reports.send(TaskReport::Failed { id: self.id, position: failure.position, failure: failure.failure });
+    }
+
+    fn schedule_resume(&mut self, myself: &ActorRef<TaskMessage>, after: Option<Duration>) {
+        if self.resume_scheduled {
+            return;
+        }
+        self.resume_scheduled = true;
+        match after {
+            None => {
+                let _ = myself.send_message(TaskMessage::Resume);
+            }
+            Some(delay) => {
+                myself.send_after(delay, || TaskMessage::Resume);
+            }
+        }
+    }
+
+    fn schedule_linger(&mut self, myself: &ActorRef<TaskMessage>) {
+        let Some(output) = &mut self.output else { return };
+        if self.linger_scheduled || !output.partitioner.has_pending() {
+            return;
+        }
+        if self.settings.linger.is_zero() {
+            let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
+            output.partitioner.flush(&mut dispatch);
+            return;
+        }
+        self.linger_scheduled = true;
+        myself.send_after(self.settings.linger, || TaskMessage::Linger);
+    }
+
+    fn metrics(&self) -> SubtaskMetrics {
+        let mut metrics = SubtaskMetrics::default();
+        match &self.head {
+            TaskHead::Source { records_out, .. } => {
+                metrics.node_counts.push(OperatorCounts { records_in: 0, records_out: *records_out });
+            }
+            TaskHead::Gate(gate) => {
+                metrics.gate_queued_frames_peak = gate.credits.queued_frames_peak();
+                metrics.gate_capacity = gate.credits.capacity();
+            }
+        }
+        metrics.node_counts.extend(self.chain.counts());
+        if let Some(output) = &self.output {
+            metrics.output_backlog_frames_peak = output.senders.iter().map(CreditSender::backlog_frames_peak).max().unwrap_or(0);
+        }
+        metrics
+    }
+}
+
+/// The ractor actor that runs a `TaskState`.
+pub(crate) struct TaskActor;
+
+impl Actor for TaskActor {
+    type Msg = TaskMessage;
+    type State = TaskState;
+    type Arguments = TaskState;
+
+    async fn pre_start(&self, _myself: ActorRef<TaskMessage>, state: TaskState) -> Result<TaskState, ActorProcessingErr> {
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<TaskMessage>, message: TaskMessage, state: &mut TaskState) -> Result<(), ActorProcessingErr> {
+        state.handle(&myself, message);
+        Ok(())
+    }
+}

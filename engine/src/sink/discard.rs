@@ -1,0 +1,43 @@
+//! A sink that counts and discards every record: the sink of the benchmarks.
+//!
+//! It reads each record (`black_box`) so the work upstream cannot be optimised away, and adds its
+//! count to a shared counter once per frame.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{Sink, SinkWriter};
+use crate::frame::Record;
+use crate::operator::{SubtaskContext, UserError};
+
+/// Discards records, counting them.
+#[derive(Clone, Default)]
+pub struct DiscardSink {
+    records: Arc<AtomicU64>,
+}
+
+impl DiscardSink {
+    /// A new sink with a zero count.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records discarded so far by all subtasks.
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Record> Sink<T> for DiscardSink {
+    fn create_writer(&self, _context: &SubtaskContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl<T: Record> SinkWriter<T> for DiscardSink {
+    fn write_frame(&mut self, frame: Vec<T>) -> Result<(), UserError> {
+        self.records.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        std::hint::black_box(frame);
+        Ok(())
+    }
+}

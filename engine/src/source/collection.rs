@@ -1,0 +1,46 @@
+//! A source over an in-memory collection, split between subtasks by position (record `i` goes to
+//! subtask `i mod parallelism`), for tests and examples.
+
+use std::sync::Arc;
+
+use super::{ReaderStatus, Source, SourceReader};
+use crate::frame::Record;
+use crate::operator::{SubtaskContext, UserError};
+
+/// Emits the records of a collection once, then finishes.
+pub struct CollectionSource<T> {
+    records: Arc<Vec<T>>,
+}
+
+impl<T> CollectionSource<T> {
+    /// A source over `records`.
+    pub fn new(records: impl Into<Vec<T>>) -> Self {
+        CollectionSource { records: Arc::new(records.into()) }
+    }
+}
+
+impl<T: Record + Clone + Sync> Source<T> for CollectionSource<T> {
+    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
+        Ok(Box::new(CollectionReader {
+            records: Arc::clone(&self.records),
+            next: context.subtask_index,
+            stride: context.parallelism,
+        }))
+    }
+}
+
+struct CollectionReader<T> {
+    records: Arc<Vec<T>>,
+    next: usize,
+    stride: usize,
+}
+
+impl<T: Record + Clone + Sync> SourceReader<T> for CollectionReader<T> {
+    fn poll_frame(&mut self, frame: &mut Vec<T>, records_max: usize) -> Result<ReaderStatus, UserError> {
+        while frame.len() < records_max && self.next < self.records.len() {
+            frame.push(self.records[self.next].clone());
+            self.next += self.stride;
+        }
+        Ok(if self.next >= self.records.len() { ReaderStatus::Finished } else { ReaderStatus::Ready })
+    }
+}

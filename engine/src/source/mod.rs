@@ -1,0 +1,54 @@
+//! Sources: where records enter a job.
+//!
+//! A [`Source`] describes a parallel source and creates one [`SourceReader`] per subtask; a reader
+//! fills frames on demand. The runtime polls a reader only when its task has credit to send, so a
+//! source never runs ahead of a slow consumer; a reader with nothing to give now says `Idle` and is
+//! polled again later instead of blocking its core. Sources that must be replayed after a failure
+//! (later: checkpoints) keep their position in the reader.
+
+pub mod bids;
+pub mod collection;
+
+use crate::frame::Record;
+use crate::operator::{SubtaskContext, UserError};
+
+/// What a reader reports after filling a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderStatus {
+    /// More records may follow at once.
+    Ready,
+    /// No record is available now; poll again later.
+    Idle,
+    /// The input is exhausted; no record follows.
+    Finished,
+}
+
+/// A parallel source of records of type `T`.
+pub trait Source<T: Record>: Send + Sync + 'static {
+    /// Creates the reader of one subtask.
+    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<T>>, UserError>;
+}
+
+/// Reads the records of one source subtask.
+pub trait SourceReader<T: Record>: Send {
+    /// Appends up to `records_max` records to `frame` and says whether more may follow.
+    fn poll_frame(&mut self, frame: &mut Vec<T>, records_max: usize) -> Result<ReaderStatus, UserError>;
+}
+
+/// A source reader whose record type the runtime does not know.
+pub(crate) trait ErasedSourceReader: Send {
+    /// Polls the reader for up to `records_max` records.
+    fn poll(&mut self, records_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError>;
+}
+
+pub(crate) struct TypedSourceReader<T: Record>(pub Box<dyn SourceReader<T>>);
+
+impl<T: Record> ErasedSourceReader for TypedSourceReader<T> {
+    fn poll(&mut self, records_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError> {
+        let mut frame = Vec::with_capacity(records_max);
+        let status = self.0.poll_frame(&mut frame, records_max)?;
+        debug_assert!(frame.len() <= records_max, "reader exceeded records_max");
+        let frame = (!frame.is_empty()).then(|| crate::frame::AnyFrame::new(frame));
+        Ok((frame, status))
+    }
+}
