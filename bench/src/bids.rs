@@ -1,18 +1,19 @@
 //! The four queries of the bids workload (BENCH.md section 1) as DataStream jobs.
 //!
-//! Every query ends in a discarding sink that reads each output record. `window` is, until event
-//! time windows land, a keyed count per auction and 10-second bucket of event time, emitting the
-//! updated count per record.
+//! Every query ends in a discarding sink that reads each output record. `window` counts bids per
+//! auction in 10-second tumbling event-time windows, emitting each count once, when the watermark
+//! (the generator's `ts - 1 s`) passes the window's end.
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
-use tethys_engine::StreamEnvironment;
+use tethys_engine::{StreamEnvironment, TumblingEventTimeWindows, WindowResult};
 
-/// Length of a window bucket of the `window` query, in event-time milliseconds.
-pub const WINDOW_SIZE_MS: i64 = 10_000;
+/// Length of the `window` query's tumbling windows.
+pub const WINDOW_SIZE: Duration = Duration::from_secs(10);
 
 /// A query of the bids workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub enum BidsQuery {
     Passthrough,
     /// `auction, bidder, price * 0.908, ts` where `auction % 123 = 0 OR price > 50000`.
     Filter,
-    /// Count per auction and 10-second event-time bucket.
+    /// Count per auction in 10-second tumbling event-time windows.
     Window,
     /// Running count and maximum price per bidder, updated per record.
     Agg,
@@ -64,18 +65,8 @@ pub struct EuroBid {
     pub ts: i64,
 }
 
-/// Count of one auction in one bucket: the output of the `window` query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AuctionCount {
-    /// Auction.
-    pub auction: i64,
-    /// Bucket start, event-time milliseconds.
-    pub window_start: i64,
-    /// Bucket end (exclusive).
-    pub window_end: i64,
-    /// Bids so far.
-    pub count: u64,
-}
+/// Count of one auction in one window: the output of the `window` query.
+pub type AuctionCount = WindowResult<i64, u64>;
 
 /// Running figures of one bidder: the output of the `agg` query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,12 +97,7 @@ pub fn define(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sin
                 .sink("discard", sink);
         }
         BidsQuery::Window => {
-            bids.key_by(|b: &Bid| (b.auction, b.ts.div_euclid(WINDOW_SIZE_MS)))
-                .rolling("WindowCount", || 0u64, |&(auction, bucket): &(i64, i64), count: &mut u64, _bid: Bid| {
-                    *count += 1;
-                    AuctionCount { auction, window_start: bucket * WINDOW_SIZE_MS, window_end: (bucket + 1) * WINDOW_SIZE_MS, count: *count }
-                })
-                .sink("discard", sink);
+            bids.key_by(|b: &Bid| b.auction).window(TumblingEventTimeWindows::of(WINDOW_SIZE), |b: &Bid| b.ts).count().sink("discard", sink);
         }
         BidsQuery::Agg => {
             bids.key_by(|b: &Bid| b.bidder)
@@ -135,13 +121,23 @@ mod tests {
         let events = 20_000;
         let source = BidsSource::new(events, 5);
         let passing = (1..=events).filter(|&id| filter_predicate(&source.bid(id))).count() as u64;
+        let windows = TumblingEventTimeWindows::of(WINDOW_SIZE);
+        let window_results = (1..=events)
+            .map(|id| source.bid(id))
+            .map(|b| (b.auction, windows.assign(b.ts)))
+            .collect::<std::collections::HashSet<_>>()
+            .len() as u64;
         for query in BidsQuery::ALL {
             for parallelism in [1, 2] {
                 let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
                 let sink = DiscardSink::new();
                 define(&env, query, source, sink.clone());
                 env.execute(&query.to_string()).unwrap();
-                let expected = if query == BidsQuery::Filter { passing } else { events };
+                let expected = match query {
+                    BidsQuery::Filter => passing,
+                    BidsQuery::Window => window_results,
+                    _ => events,
+                };
                 assert_eq!(sink.records(), expected, "{query} p={parallelism}");
             }
         }

@@ -23,6 +23,9 @@ pub const FRAME_RECORDS_MAX_DEFAULT: usize = 1024;
 pub const LINGER_DEFAULT: Duration = Duration::from_millis(1);
 /// Longest linger accepted: beyond this, latency is no longer a tuning choice but a stall.
 pub const LINGER_MAX: Duration = Duration::from_secs(1);
+/// Default time between two watermarks a source emits (Flink's auto-watermark interval, whose
+/// default is 200 ms; shorter here so event-time results follow within milliseconds).
+pub const WATERMARK_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
 /// Most exclusive credits (buffers) per channel.
 pub const EXCLUSIVE_CREDITS_MAX: u32 = 1024;
 /// Most floating credits (buffers) per input gate.
@@ -44,6 +47,8 @@ pub struct EngineConfig {
     pub frame_records_max: usize,
     /// Time a partly filled output frame waits for more records before it is sent.
     pub linger: Duration,
+    /// Shortest time between two watermarks a source subtask emits.
+    pub watermark_interval: Duration,
     /// Buffers reserved for each channel at its receiver; the sender starts with this many credits.
     pub exclusive_credits_per_channel: u32,
     /// Buffers shared by all channels of an input gate, handed to channels that announce a backlog.
@@ -63,6 +68,7 @@ impl Default for EngineConfig {
             max_parallelism: MAX_PARALLELISM_DEFAULT,
             frame_records_max: FRAME_RECORDS_MAX_DEFAULT,
             linger: LINGER_DEFAULT,
+            watermark_interval: WATERMARK_INTERVAL_DEFAULT,
             exclusive_credits_per_channel: 2,
             floating_credits_per_gate: 8,
             frames_per_turn_max: 4,
@@ -108,6 +114,7 @@ impl EngineConfig {
             "1..=1048576",
         )?;
         check(self.linger <= LINGER_MAX, "linger", format!("{:?}", self.linger), "<= 1s")?;
+        check(self.watermark_interval <= LINGER_MAX, "watermark_interval", format!("{:?}", self.watermark_interval), "<= 1s")?;
         check(
             (1..=EXCLUSIVE_CREDITS_MAX).contains(&self.exclusive_credits_per_channel),
             "exclusive_credits_per_channel",

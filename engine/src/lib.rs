@@ -19,9 +19,10 @@ pub mod record;
 pub(crate) mod runtime;
 pub mod sink;
 pub mod source;
+pub mod window;
 
 pub use api::env::StreamEnvironment;
-pub use api::keyed::KeyedStream;
+pub use api::keyed::{KeyedStream, WindowedStream};
 pub use api::stream::{DataStream, DataStreamSink};
 pub use channel::partitioner::Partitioning;
 pub use config::EngineConfig;
@@ -31,4 +32,6 @@ pub use graph::plan::{ExecutionPlan, GraphError};
 pub use operator::keyed::AggregateFunction;
 pub use operator::{FrameOperator, OperatorFailure, Output, SubtaskContext, UserError};
 pub use record::InlineStr;
+pub use window::tumbling::TumblingEventTimeWindows;
+pub use window::{TimeWindow, WindowResult};
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};

@@ -14,6 +14,9 @@ use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, RollingKeyedOperator};
 use crate::operator::SubtaskContext;
+use crate::window::aggregate::TumblingWindowAggregate;
+use crate::window::tumbling::TumblingEventTimeWindows;
+use crate::window::WindowResult;
 
 /// A stream partitioned by the key `KeyFn` extracts.
 pub struct KeyedStream<T, K, KeyFn> {
@@ -109,5 +112,75 @@ where
             aggregate.add(accumulator, record);
             (key.clone(), aggregate.get_result(accumulator))
         })
+    }
+}
+
+/// A keyed stream cut into tumbling event-time windows.
+pub struct WindowedStream<T, K, KeyFn, TimestampFn> {
+    keyed: KeyedStream<T, K, KeyFn>,
+    assigner: TumblingEventTimeWindows,
+    timestamp_fn: Arc<TimestampFn>,
+}
+
+impl<T, K, KeyFn> KeyedStream<T, K, KeyFn>
+where
+    T: Record,
+    K: Key,
+    KeyFn: Fn(&T) -> K + Send + Sync + 'static,
+{
+    /// Cuts the stream into tumbling event-time windows; `timestamp_fn` gives a record's event
+    /// time in milliseconds. Windows fire when the watermark passes their end.
+    pub fn window<TimestampFn>(self, assigner: TumblingEventTimeWindows, timestamp_fn: TimestampFn) -> WindowedStream<T, K, KeyFn, TimestampFn>
+    where
+        TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
+    {
+        WindowedStream { keyed: self, assigner, timestamp_fn: Arc::new(timestamp_fn) }
+    }
+}
+
+impl<T, K, KeyFn, TimestampFn> WindowedStream<T, K, KeyFn, TimestampFn>
+where
+    T: Record,
+    K: Key,
+    KeyFn: Fn(&T) -> K + Send + Sync + 'static,
+    TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
+{
+    /// Aggregates each window per key incrementally and emits one result per key and window.
+    pub fn aggregate<Acc, Out, A>(self, aggregate: A) -> DataStream<WindowResult<K, Out>>
+    where
+        Acc: Send + 'static,
+        Out: Record,
+        A: AggregateFunction<T, Acc, Out>,
+    {
+        let WindowedStream { keyed, assigner, timestamp_fn } = self;
+        let key_fn = keyed.key_fn;
+        let aggregate = Arc::new(aggregate);
+        keyed.stream.add_operator("TumblingWindow", OperatorKind::Window, true, move |context| {
+            let (key_fn, timestamp_fn) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn));
+            let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
+            Ok(TumblingWindowAggregate::new(move |r: &T| key_fn(r), move |r: &T| timestamp_fn(r), assigner, Arc::clone(&aggregate), range, context.max_parallelism))
+        })
+    }
+
+    /// Counts the records of each window per key.
+    pub fn count(self) -> DataStream<WindowResult<K, u64>> {
+        self.aggregate(CountAggregate)
+    }
+}
+
+/// Counts records: the aggregate behind `count()`.
+struct CountAggregate;
+
+impl<T> AggregateFunction<T, u64, u64> for CountAggregate {
+    fn create_accumulator(&self) -> u64 {
+        0
+    }
+
+    fn add(&self, accumulator: &mut u64, _value: T) {
+        *accumulator += 1;
+    }
+
+    fn get_result(&self, accumulator: &u64) -> u64 {
+        *accumulator
     }
 }

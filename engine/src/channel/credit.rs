@@ -9,7 +9,7 @@
 //! `channels * exclusive + floating` frames, and a slow consumer stops its producers instead of
 //! growing a queue.
 //!
-//! Events that are not data (end of input; later watermarks and checkpoint barriers) need no
+//! Events that are not data (watermarks, end of input; later checkpoint barriers) need no
 //! credit but stay in order behind the frames queued before them.
 
 use std::collections::VecDeque;
@@ -18,9 +18,12 @@ use crate::frame::AnyFrame;
 
 /// What travels over a channel, in order.
 #[derive(Debug)]
-pub(crate) enum ChannelEvent {
+pub enum ChannelEvent {
     /// A frame of records; takes one credit.
     Frame(AnyFrame),
+    /// Event time has reached this value on the channel: no later record has an earlier time
+    /// (within the source's declared out-of-orderness).
+    Watermark(i64),
     /// The sender has sent its last frame.
     EndOfInput,
 }
@@ -34,7 +37,7 @@ impl ChannelEvent {
 /// Sender side of one channel: credits granted by the receiver and the backlog of events waiting
 /// for credit.
 #[derive(Debug)]
-pub(crate) struct CreditSender {
+pub struct CreditSender {
     credits: u32,
     backlog: VecDeque<ChannelEvent>,
     backlog_frames: u32,
@@ -43,12 +46,12 @@ pub(crate) struct CreditSender {
 
 impl CreditSender {
     /// A sender holding the receiver's initial exclusive credits.
-    pub(crate) fn new(initial_credits: u32) -> Self {
+    pub fn new(initial_credits: u32) -> Self {
         CreditSender { credits: initial_credits, backlog: VecDeque::new(), backlog_frames: 0, backlog_frames_peak: 0 }
     }
 
     /// Queues an event behind those already waiting.
-    pub(crate) fn enqueue(&mut self, event: ChannelEvent) {
+    pub fn enqueue(&mut self, event: ChannelEvent) {
         if event.needs_credit() {
             self.backlog_frames += 1;
             self.backlog_frames_peak = self.backlog_frames_peak.max(self.backlog_frames);
@@ -58,7 +61,7 @@ impl CreditSender {
 
     /// The next event that may be sent now, with the backlog (frames still queued behind it) to
     /// announce; `None` if the queue is empty or its head waits for credit.
-    pub(crate) fn next_sendable(&mut self) -> Option<(ChannelEvent, u32)> {
+    pub fn next_sendable(&mut self) -> Option<(ChannelEvent, u32)> {
         let head = self.backlog.front()?;
         if head.needs_credit() {
             if self.credits == 0 {
@@ -72,17 +75,17 @@ impl CreditSender {
     }
 
     /// Adds credits returned or lent by the receiver.
-    pub(crate) fn add_credits(&mut self, credits: u32) {
+    pub fn add_credits(&mut self, credits: u32) {
         self.credits = self.credits.checked_add(credits).expect("credit count overflows u32");
     }
 
     /// Whether events wait for credit.
-    pub(crate) fn is_blocked(&self) -> bool {
+    pub fn is_blocked(&self) -> bool {
         !self.backlog.is_empty()
     }
 
     /// Most frames that ever waited for credit at once.
-    pub(crate) fn backlog_frames_peak(&self) -> u32 {
+    pub fn backlog_frames_peak(&self) -> u32 {
         self.backlog_frames_peak
     }
 }
@@ -102,7 +105,7 @@ struct ChannelBuffers {
 
 /// Receiver side of an input gate: exclusive buffers per channel and a floating pool.
 #[derive(Debug)]
-pub(crate) struct GateCredits {
+pub struct GateCredits {
     exclusive: u32,
     floating_free: u32,
     channels: Vec<ChannelBuffers>,
@@ -112,7 +115,7 @@ pub(crate) struct GateCredits {
 
 impl GateCredits {
     /// A gate of `channels` channels, each with `exclusive` buffers, sharing `floating` more.
-    pub(crate) fn new(channels: usize, exclusive: u32, floating: u32) -> Self {
+    pub fn new(channels: usize, exclusive: u32, floating: u32) -> Self {
         assert!(exclusive >= 1, "a channel needs at least one exclusive buffer to make progress");
         GateCredits {
             exclusive,
@@ -125,7 +128,7 @@ impl GateCredits {
 
     /// Records a frame's arrival on `channel` with the sender's announced backlog, and lends the
     /// channel floating buffers for that backlog if the pool has some.
-    pub(crate) fn on_frame(&mut self, channel: usize, backlog: u32) {
+    pub fn on_frame(&mut self, channel: usize, backlog: u32) {
         let buffers = &mut self.channels[channel];
         buffers.queued += 1;
         buffers.backlog = backlog;
@@ -138,7 +141,7 @@ impl GateCredits {
 
     /// Records that a frame of `channel` was consumed: its buffer goes back to the channel as a
     /// credit, or, if it was a floating buffer no longer needed, back to the pool.
-    pub(crate) fn on_consumed(&mut self, channel: usize) {
+    pub fn on_consumed(&mut self, channel: usize) {
         let exclusive = self.exclusive;
         let buffers = &mut self.channels[channel];
         assert!(buffers.queued > 0, "channel {channel} consumed more frames than it received");
@@ -175,17 +178,17 @@ impl GateCredits {
     }
 
     /// Credits to send back now, per channel; resets them.
-    pub(crate) fn take_grants(&mut self) -> impl Iterator<Item = (usize, u32)> + '_ {
+    pub fn take_grants(&mut self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.channels.iter_mut().enumerate().filter(|(_, b)| b.to_grant > 0).map(|(channel, b)| (channel, std::mem::take(&mut b.to_grant)))
     }
 
     /// Most frames queued at the gate at once.
-    pub(crate) fn queued_frames_peak(&self) -> u32 {
+    pub fn queued_frames_peak(&self) -> u32 {
         self.queued_frames_peak
     }
 
     /// The most frames the gate can ever hold.
-    pub(crate) fn capacity(&self) -> u32 {
+    pub fn capacity(&self) -> u32 {
         self.channels.len() as u32 * self.exclusive
             + self.floating_free
             + self.channels.iter().map(|b| b.assigned - self.exclusive).sum::<u32>()

@@ -4,5 +4,5 @@
 //! `GateCredits`, with frames moved by ownership between task actors; a remote channel (the net
 //! crate, later) keeps the same credit protocol and encodes frames at the process boundary.
 
-pub(crate) mod credit;
+pub mod credit;
 pub mod partitioner;

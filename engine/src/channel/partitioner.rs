@@ -17,12 +17,13 @@ use crate::frame::{AnyFrame, Record};
 use crate::key_group::{key_group_of_hash, stable_key_hash, subtask_for_key_group};
 
 /// Receives the frames a partitioner routes, by output channel index.
-pub(crate) trait FrameDispatch {
+pub trait FrameDispatch {
+    /// Takes a frame for `channel`.
     fn dispatch(&mut self, channel: usize, frame: AnyFrame);
 }
 
 /// A partitioner whose record type the runtime does not know.
-pub(crate) trait ErasedPartitioner: Send {
+pub trait ErasedPartitioner: Send {
     /// Routes one frame.
     fn route(&mut self, frame: AnyFrame, out: &mut dyn FrameDispatch);
     /// Sends every partly filled frame.
@@ -108,14 +109,14 @@ impl<T: Record> FrameBuilders<T> {
 }
 
 /// Forward (one channel) and rebalance (round-robin by frame).
-pub(crate) struct RoundRobinPartitioner<T> {
+pub struct RoundRobinPartitioner<T> {
     builders: FrameBuilders<T>,
     next_channel: usize,
 }
 
 impl<T: Record> RoundRobinPartitioner<T> {
     /// `first_channel` staggers subtasks so they do not all start on channel 0.
-    pub(crate) fn new(channels: usize, first_channel: usize, frame_records_max: usize) -> Self {
+    pub fn new(channels: usize, first_channel: usize, frame_records_max: usize) -> Self {
         RoundRobinPartitioner { builders: FrameBuilders::new(channels, frame_records_max), next_channel: first_channel % channels }
     }
 }
@@ -138,12 +139,13 @@ impl<T: Record> ErasedPartitioner for RoundRobinPartitioner<T> {
 }
 
 /// Every frame to every channel.
-pub(crate) struct BroadcastPartitioner<T> {
+pub struct BroadcastPartitioner<T> {
     builders: FrameBuilders<T>,
 }
 
 impl<T: Record + Clone> BroadcastPartitioner<T> {
-    pub(crate) fn new(channels: usize, frame_records_max: usize) -> Self {
+    /// A partitioner over `channels` channels.
+    pub fn new(channels: usize, frame_records_max: usize) -> Self {
         BroadcastPartitioner { builders: FrameBuilders::new(channels, frame_records_max) }
     }
 }
@@ -168,7 +170,7 @@ impl<T: Record + Clone> ErasedPartitioner for BroadcastPartitioner<T> {
 }
 
 /// Each record to the subtask that owns its key group.
-pub(crate) struct HashPartitioner<T, K, KeyFn> {
+pub struct HashPartitioner<T, K, KeyFn> {
     builders: FrameBuilders<T>,
     key_fn: KeyFn,
     max_parallelism: usize,
@@ -181,7 +183,8 @@ where
     K: std::hash::Hash,
     KeyFn: Fn(&T) -> K + Send + 'static,
 {
-    pub(crate) fn new(channels: usize, max_parallelism: usize, frame_records_max: usize, key_fn: KeyFn) -> Self {
+    /// A partitioner over `channels` consumer subtasks of a job with `max_parallelism` key groups.
+    pub fn new(channels: usize, max_parallelism: usize, frame_records_max: usize, key_fn: KeyFn) -> Self {
         assert!(channels <= max_parallelism, "parallelism {channels} exceeds max parallelism {max_parallelism}");
         HashPartitioner { builders: FrameBuilders::new(channels, frame_records_max), key_fn, max_parallelism, _key: PhantomData }
     }

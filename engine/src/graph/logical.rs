@@ -33,6 +33,8 @@ pub enum OperatorKind {
     Union,
     /// Rolling per-key state updated and emitted per record.
     KeyedRolling,
+    /// Per-key, per-window state emitted when the watermark passes the window.
+    Window,
     /// Writes records out of the job.
     Sink,
 }

@@ -47,6 +47,11 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         result
     }
 
+    /// Every key with its state, key group by key group.
+    pub(crate) fn into_entries(self) -> impl Iterator<Item = (K, S)> {
+        self.groups.into_iter().flatten()
+    }
+
     /// Number of keys with state.
     #[cfg_attr(not(test), allow(dead_code))] // for state-size metrics
     pub(crate) fn len(&self) -> usize {

@@ -51,6 +51,8 @@ pub(crate) struct ChainFailure {
 /// Where an operator's output frames go: the next operator of the chain or the task's partitioner.
 pub(crate) trait FrameSink {
     fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure>;
+    /// Passes on an advanced watermark, after every frame pushed before it.
+    fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure>;
 }
 
 /// Information an operator instance receives when it is created for one subtask.
@@ -119,6 +121,12 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
     /// Processes one input frame.
     fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError>;
 
+    /// Called when the operator's input watermark advances, before the watermark goes downstream:
+    /// records emitted here precede it. Watermarks never go backwards.
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+
     /// Called once when every input has ended, before end of input goes downstream.
     fn finish(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
         Ok(())
@@ -137,6 +145,7 @@ pub struct OperatorCounts {
 /// An operator whose record types the runtime does not know.
 pub(crate) trait ErasedOperator: Send {
     fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn counts(&self) -> OperatorCounts;
 }
@@ -202,6 +211,11 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
         self.run(next, |op, out| op.process(frame, out))
     }
 
+    fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        self.run(next, |op, out| op.on_watermark(watermark, out))?;
+        next.watermark(watermark)
+    }
+
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         self.run(next, |op, out| op.finish(out))
     }
@@ -229,6 +243,13 @@ impl FrameSink for ChainRest<'_> {
             None => self.output.push(frame),
         }
     }
+
+    fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
+        match self.operators.split_first_mut() {
+            Some((operator, operators)) => operator.on_watermark(watermark, &mut ChainRest { operators, output: self.output }),
+            None => self.output.watermark(watermark),
+        }
+    }
 }
 
 impl OperatorChain {
@@ -239,6 +260,11 @@ impl OperatorChain {
     /// Pushes a frame into the head of the chain.
     pub(crate) fn process(&mut self, frame: AnyFrame, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         ChainRest { operators: &mut self.operators, output }.push(frame)
+    }
+
+    /// Passes an advanced watermark through the chain, operator by operator.
+    pub(crate) fn watermark(&mut self, watermark: i64, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        ChainRest { operators: &mut self.operators, output }.watermark(watermark)
     }
 
     /// Finishes the operators in order, so each one's final output passes through the ones after it.
@@ -263,6 +289,10 @@ mod tests {
     impl FrameSink for Collect {
         fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
             self.0.extend(frame.into_typed::<u32>());
+            Ok(())
+        }
+
+        fn watermark(&mut self, _watermark: i64) -> Result<(), ChainFailure> {
             Ok(())
         }
     }

@@ -8,7 +8,6 @@
 //! cancels every actor and returns the failure; a slot that loses an actor without a report makes
 //! the job fail too, so the driver never waits on a task that cannot finish.
 
-use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorRef};
 use serde::Serialize;
 
-use super::task::{InputGate, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings, TaskState};
+use super::task::{InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings, TaskState};
 use crate::channel::credit::{CreditSender, GateCredits};
 use crate::channel::partitioner::Partitioning;
 use crate::config::EngineConfig;
@@ -202,19 +201,14 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
             NodeFactory::Source(factory) => {
                 assert_eq!(position, 0, "a source heads its task");
                 let reader = factory(&context(node)).map_err(|e| (position, e))?;
-                head = Some(TaskHead::Source { reader, records_out: 0 });
+                head = Some(TaskHead::Source { reader, records_out: 0, watermark: SourceWatermark::new() });
             }
             NodeFactory::Operator(factory) => operators.push(factory(&context(node), position).map_err(|e| (position, e))?),
         }
     }
     let head = head.unwrap_or_else(|| {
         let channels = plan.input_channels(task_id, subtask).len();
-        TaskHead::Gate(InputGate {
-            credits: GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate),
-            queue: VecDeque::new(),
-            open_channels: channels,
-            upstream: Vec::new(),
-        })
+        TaskHead::Gate(InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels))
     });
     let output = task.output.map(|(to_task, input_index)| {
         let input = plan.tasks[to_task].inputs[input_index];
@@ -233,7 +227,9 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
             downstream: Vec::new(),
         }
     });
-    let settings = TaskSettings { frames_per_turn_max: config.frames_per_turn_max, frame_records_max: config.frame_records_max, linger: config.linger };
+    let settings = TaskSettings {
+        watermark_interval: config.watermark_interval,
+        frames_per_turn_max: config.frames_per_turn_max, frame_records_max: config.frame_records_max, linger: config.linger };
     Ok(TaskState::new(id, head, OperatorChain::new(operators), output, settings, reports))
 }
 

@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::Sender;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
@@ -68,13 +68,37 @@ pub(crate) enum TaskReport {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TaskSettings {
     pub frames_per_turn_max: usize,
+    pub watermark_interval: Duration,
     pub frame_records_max: usize,
     pub linger: Duration,
 }
 
 pub(crate) enum TaskHead {
-    Source { reader: Box<dyn ErasedSourceReader>, records_out: u64 },
+    Source { reader: Box<dyn ErasedSourceReader>, records_out: u64, watermark: SourceWatermark },
     Gate(InputGate),
+}
+
+/// When a source task last emitted a watermark, and which.
+pub(crate) struct SourceWatermark {
+    pub emitted: i64,
+    pub emitted_at: Option<Instant>,
+}
+
+impl SourceWatermark {
+    pub(crate) fn new() -> Self {
+        SourceWatermark { emitted: i64::MIN, emitted_at: None }
+    }
+
+    /// The watermark to emit now, if the reader's has advanced and the interval has passed.
+    fn due(&mut self, current: Option<i64>, interval: Duration) -> Option<i64> {
+        let current = current?;
+        if current <= self.emitted || self.emitted_at.is_some_and(|at| at.elapsed() < interval) {
+            return None;
+        }
+        self.emitted = current;
+        self.emitted_at = Some(Instant::now());
+        Some(current)
+    }
 }
 
 pub(crate) struct InputGate {
@@ -82,6 +106,34 @@ pub(crate) struct InputGate {
     pub queue: VecDeque<(usize, ChannelEvent)>,
     pub open_channels: usize,
     pub upstream: Vec<(ActorRef<TaskMessage>, usize)>,
+    /// Last watermark per channel; an ended channel holds `i64::MAX`.
+    pub channel_watermarks: Vec<i64>,
+    /// The gate's watermark: the minimum over its channels, never going backwards.
+    pub watermark: i64,
+}
+
+impl InputGate {
+    pub(crate) fn new(credits: GateCredits, channels: usize) -> Self {
+        InputGate {
+            credits,
+            queue: VecDeque::new(),
+            open_channels: channels,
+            upstream: Vec::new(),
+            channel_watermarks: vec![i64::MIN; channels],
+            watermark: i64::MIN,
+        }
+    }
+
+    /// Records a channel's watermark; returns the gate's watermark if it advanced.
+    fn advance_watermark(&mut self, channel: usize, watermark: i64) -> Option<i64> {
+        debug_assert!(watermark >= self.channel_watermarks[channel], "channel {channel} watermark went backwards");
+        self.channel_watermarks[channel] = watermark;
+        let minimum = self.channel_watermarks.iter().copied().min().unwrap_or(i64::MAX);
+        (minimum > self.watermark).then(|| {
+            self.watermark = minimum;
+            minimum
+        })
+    }
 }
 
 pub(crate) struct TaskOutput {
@@ -102,6 +154,16 @@ impl TaskOutput {
             // A stopped consumer means the job is already failing or cancelled; its failure is
             // reported by the consumer itself.
             let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
+        }
+    }
+
+    fn broadcast_watermark(&mut self, watermark: i64) {
+        // Records gathered before the watermark must reach their channels before it.
+        let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice());
+        self.partitioner.flush(&mut dispatch);
+        for channel in 0..self.senders.len() {
+            self.senders[channel].enqueue(ChannelEvent::Watermark(watermark));
+            self.pump(channel);
         }
     }
 
@@ -137,6 +199,13 @@ impl FrameSink for ChainTail<'_> {
         if let Some(output) = &mut self.0 {
             let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
             output.partitioner.route(frame, &mut dispatch);
+        }
+        Ok(())
+    }
+
+    fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
+        if let Some(output) = &mut self.0 {
+            output.broadcast_watermark(watermark);
         }
         Ok(())
     }
@@ -268,7 +337,7 @@ impl TaskState {
     fn step(&mut self) -> Step {
         let tail = &mut ChainTail(self.output.as_mut());
         match &mut self.head {
-            TaskHead::Source { reader, records_out } => {
+            TaskHead::Source { reader, records_out, watermark } => {
                 let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max)));
                 let (frame, status) = match polled {
                     Ok(Ok(polled)) => polled,
@@ -278,6 +347,11 @@ impl TaskState {
                 if let Some(frame) = frame {
                     *records_out += frame.len() as u64;
                     if let Err(failure) = self.chain.process(frame, tail) {
+                        return Step::Failed(failure);
+                    }
+                }
+                if let Some(due) = watermark.due(reader.watermark(), self.settings.watermark_interval) {
+                    if let Err(failure) = self.chain.watermark(due, tail) {
                         return Step::Failed(failure);
                     }
                 }
@@ -296,8 +370,21 @@ impl TaskState {
                         Err(failure) => Step::Failed(failure),
                     }
                 }
-                Some((_, ChannelEvent::EndOfInput)) => {
+                Some((channel, ChannelEvent::Watermark(watermark))) => match gate.advance_watermark(channel, watermark) {
+                    Some(advanced) => match self.chain.watermark(advanced, tail) {
+                        Ok(()) => Step::Processed,
+                        Err(failure) => Step::Failed(failure),
+                    },
+                    None => Step::Processed,
+                },
+                Some((channel, ChannelEvent::EndOfInput)) => {
                     gate.open_channels -= 1;
+                    // An ended channel no longer holds event time back.
+                    if let Some(advanced) = gate.advance_watermark(channel, i64::MAX) {
+                        if let Err(failure) = self.chain.watermark(advanced, tail) {
+                            return Step::Failed(failure);
+                        }
+                    }
                     if gate.open_channels == 0 {
                         Step::InputEnded
                     } else {
@@ -310,7 +397,13 @@ impl TaskState {
 
     fn finish_input(&mut self) {
         let mut tail = ChainTail(self.output.as_mut());
-        if let Err(failure) = self.chain.finish(&mut tail) {
+        // A finished source has no more event time to wait for: as in Flink, its end is the
+        // maximum watermark, which fires every pending event-time result.
+        let source_end = match &self.head {
+            TaskHead::Source { .. } => self.chain.watermark(i64::MAX, &mut tail),
+            TaskHead::Gate(_) => Ok(()),
+        };
+        if let Err(failure) = source_end.and_then(|()| self.chain.finish(&mut tail)) {
             self.phase = Phase::Done;
             self.report_failure(failure);
             return;
@@ -403,5 +496,33 @@ impl Actor for TaskActor {
     async fn handle(&self, myself: ActorRef<TaskMessage>, message: TaskMessage, state: &mut TaskState) -> Result<(), ActorProcessingErr> {
         state.handle(&myself, message);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_watermark_is_the_minimum_over_channels_and_never_goes_back() {
+        let mut gate = InputGate::new(GateCredits::new(3, 1, 0), 3);
+        assert_eq!(gate.advance_watermark(0, 100), None, "channels 1 and 2 have no watermark yet");
+        assert_eq!(gate.advance_watermark(1, 50), None);
+        assert_eq!(gate.advance_watermark(2, 70), Some(50));
+        assert_eq!(gate.advance_watermark(1, 60), Some(60));
+        assert_eq!(gate.advance_watermark(1, 200), Some(70));
+        // An ended channel stops holding the others back.
+        assert_eq!(gate.advance_watermark(2, i64::MAX), Some(100));
+        assert_eq!(gate.watermark, 100);
+    }
+
+    #[test]
+    fn source_watermarks_are_throttled_and_only_advance() {
+        let mut watermark = SourceWatermark::new();
+        assert_eq!(watermark.due(Some(10), Duration::ZERO), Some(10));
+        assert_eq!(watermark.due(Some(10), Duration::ZERO), None, "no advance, no watermark");
+        assert_eq!(watermark.due(None, Duration::ZERO), None);
+        assert_eq!(watermark.due(Some(20), Duration::from_secs(3600)), None, "interval not yet passed");
+        assert_eq!(watermark.emitted, 10);
     }
 }

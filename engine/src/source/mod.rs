@@ -33,12 +33,21 @@ pub trait Source<T: Record>: Send + Sync + 'static {
 pub trait SourceReader<T: Record>: Send {
     /// Appends up to `records_max` records to `frame` and says whether more may follow.
     fn poll_frame(&mut self, frame: &mut Vec<T>, records_max: usize) -> Result<ReaderStatus, UserError>;
+
+    /// The reader's current event-time watermark, if it emits event time: no record it emits
+    /// later has an earlier timestamp. It must never go backwards. `None` (the default) for
+    /// sources without event time.
+    fn watermark(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// A source reader whose record type the runtime does not know.
 pub(crate) trait ErasedSourceReader: Send {
     /// Polls the reader for up to `records_max` records.
     fn poll(&mut self, records_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError>;
+    /// The reader's current watermark.
+    fn watermark(&self) -> Option<i64>;
 }
 
 pub(crate) struct TypedSourceReader<T: Record>(pub Box<dyn SourceReader<T>>);
@@ -50,5 +59,9 @@ impl<T: Record> ErasedSourceReader for TypedSourceReader<T> {
         debug_assert!(frame.len() <= records_max, "reader exceeded records_max");
         let frame = (!frame.is_empty()).then(|| crate::frame::AnyFrame::new(frame));
         Ok((frame, status))
+    }
+
+    fn watermark(&self) -> Option<i64> {
+        self.0.watermark()
     }
 }
