@@ -7,6 +7,7 @@
 
 pub mod collect;
 pub mod discard;
+pub mod file;
 pub mod print;
 pub mod sample;
 

@@ -8,6 +8,8 @@
 
 pub mod bids;
 pub mod collection;
+pub mod file;
+pub mod nexmark;
 
 use crate::frame::Record;
 use crate::operator::{SubtaskContext, UserError};
