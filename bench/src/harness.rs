@@ -11,16 +11,54 @@ use std::time::Duration;
 use serde::Serialize;
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::bids::BidsSource;
+use tethys_engine::source::nexmark::NexmarkSource;
 use tethys_engine::{EngineConfig, JobError, StreamEnvironment};
 
 use crate::bids::{self, BidsQuery};
 use crate::memory::peak_rss_bytes;
+use crate::nexmark::{self, NexmarkQuery};
+
+/// A benchmark query: one of the bids workload or of Nexmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// A bids workload query.
+    Bids(BidsQuery),
+    /// A Nexmark query.
+    Nexmark(NexmarkQuery),
+}
+
+impl Query {
+    /// Every query, bids workload first.
+    pub fn all() -> Vec<Query> {
+        BidsQuery::ALL.into_iter().map(Query::Bids).chain(NexmarkQuery::ALL.into_iter().map(Query::Nexmark)).collect()
+    }
+}
+
+impl fmt::Display for Query {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Query::Bids(query) => query.fmt(f),
+            Query::Nexmark(query) => query.fmt(f),
+        }
+    }
+}
+
+impl std::str::FromStr for Query {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<BidsQuery>()
+            .map(Query::Bids)
+            .or_else(|_| s.parse::<NexmarkQuery>().map(Query::Nexmark))
+            .map_err(|_| format!("unknown query '{s}' (passthrough, filter, window, agg, q0, q1, q2)"))
+    }
+}
 
 /// What to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchSpec {
     /// The query.
-    pub query: BidsQuery,
+    pub query: Query,
     /// Events the source generates.
     pub events: u64,
     /// Generator seed.
@@ -74,7 +112,10 @@ impl fmt::Display for BenchReport {
 pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
     let env = StreamEnvironment::new(spec.config.clone());
     let sink = DiscardSink::new();
-    bids::define(&env, spec.query, BidsSource::new(spec.events, spec.seed), sink.clone());
+    match spec.query {
+        Query::Bids(query) => bids::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
+        Query::Nexmark(query) => nexmark::define(&env, query, NexmarkSource::new(spec.events, spec.seed), sink.clone()),
+    }
     let result = env.execute(&format!("bench-{}", spec.query))?;
     let seconds = result.elapsed.as_secs_f64().max(1e-9);
     Ok(BenchReport {

@@ -8,3 +8,4 @@
 pub mod bids;
 pub mod harness;
 pub mod memory;
+pub mod nexmark;

@@ -5,8 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use clap::Args;
-use tethys_bench::bids::BidsQuery;
-use tethys_bench::harness::{run as run_bench, BenchSpec};
+use tethys_bench::harness::{run as run_bench, BenchSpec, Query};
 use tethys_engine::EngineConfig;
 
 use super::CliError;
@@ -61,7 +60,7 @@ impl EngineArgs {
 /// Arguments of `tethys bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Queries to run, comma-separated: passthrough, filter, window, agg, or all.
+    /// Queries to run, comma-separated: passthrough, filter, window, agg, q0, q1, q2, or all.
     #[arg(long, default_value = "all")]
     pub queries: String,
     /// Parallelisms to run each query at, comma-separated.
@@ -96,7 +95,7 @@ where
 
 /// Runs the benchmark matrix, one child process per run.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
-    let queries: Vec<BidsQuery> = if args.queries == "all" { BidsQuery::ALL.to_vec() } else { parse_list(&args.queries, "query")? };
+    let queries: Vec<Query> = if args.queries == "all" { Query::all() } else { parse_list(&args.queries, "query")? };
     let parallelisms: Vec<usize> = parse_list(&args.parallelism, "parallelism")?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate the tethys binary: {e}"))?;
     println!("# tethys bench: {} events per run, {} run(s) each, {} cores", args.engine.events, args.runs, std::thread::available_parallelism().map_or(1, |n| n.get()));

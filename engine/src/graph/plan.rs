@@ -351,6 +351,17 @@ mod tests {
     }
 
     #[test]
+    fn job_graph_round_trips_through_json() {
+        let g = graph(
+            vec![node(0, OperatorKind::Source, Some(3)), node(1, OperatorKind::KeyedRolling, None), node(2, OperatorKind::Sink, None)],
+            vec![edge(0, 1, Partitioning::Hash), edge(1, 2, Partitioning::Default)],
+        );
+        let back: JobGraph = serde_json::from_str(&g.to_json()).unwrap();
+        assert_eq!(back, g);
+        assert_eq!(ExecutionPlan::build(&back, 2).unwrap(), ExecutionPlan::build(&g, 2).unwrap());
+    }
+
+    #[test]
     fn invalid_graphs_name_the_operator() {
         let no_sink = graph(vec![node(0, OperatorKind::Source, None)], vec![]);
         assert_eq!(ExecutionPlan::build(&no_sink, 1).unwrap_err(), GraphError::NoSink);

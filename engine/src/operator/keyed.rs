@@ -26,7 +26,13 @@ pub(crate) struct KeyedStateMap<K, S> {
 
 impl<K: Key, S> KeyedStateMap<K, S> {
     pub(crate) fn new(range: KeyGroupRange, max_parallelism: usize) -> Self {
-        KeyedStateMap { range, max_parallelism, groups: (0..range.len()).map(|_| FxHashMap::default()).collect() }
+        Self::with_capacity(range, max_parallelism, 0)
+    }
+
+    /// A map expecting about `keys` keys in all, sized up front so it does not rehash as it fills.
+    pub(crate) fn with_capacity(range: KeyGroupRange, max_parallelism: usize, keys: usize) -> Self {
+        let per_group = keys.div_ceil(range.len().max(1));
+        KeyedStateMap { range, max_parallelism, groups: (0..range.len()).map(|_| FxHashMap::with_capacity_and_hasher(per_group, Default::default())).collect() }
     }
 
     /// Runs `update` on the state of `key`, created with `init` on first use, and returns its result.
@@ -53,7 +59,6 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     }
 
     /// Number of keys with state.
-    #[cfg_attr(not(test), allow(dead_code))] // for state-size metrics
     pub(crate) fn len(&self) -> usize {
         self.groups.iter().map(|g| g.len()).sum()
     }

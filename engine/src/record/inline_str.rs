@@ -52,15 +52,29 @@ impl<const N: usize> InlineStr<N> {
     /// Panics if a byte is not ASCII: that is a bug in the generator, not bad input.
     pub fn from_ascii(ascii: [u8; N]) -> Self {
         assert!(ascii.is_ascii(), "InlineStr::from_ascii given non-ASCII bytes");
-        let _ = Self::CAPACITY_FITS_LEN;
+        #[allow(clippy::let_unit_value)]
+        let () = Self::CAPACITY_FITS_LEN;
         InlineStr { len: N as u8, bytes: ascii }
+    }
+
+    /// Copies ASCII bytes of at most `N` bytes inline (generators that build text byte by byte).
+    ///
+    /// Panics if `ascii` is longer than `N` or not ASCII: a bug in the generator, not bad input.
+    pub fn from_ascii_slice(ascii: &[u8]) -> Self {
+        assert!(ascii.len() <= N && ascii.is_ascii(), "InlineStr::from_ascii_slice given {} bytes, not ASCII of at most {N}", ascii.len());
+        let mut out = Self::empty();
+        out.bytes[..ascii.len()].copy_from_slice(ascii);
+        out.len = ascii.len() as u8;
+        out
     }
 
     /// The string's text.
     #[inline]
     pub fn as_str(&self) -> &str {
-        // The constructors only admit valid UTF-8 of length `len`.
-        std::str::from_utf8(&self.bytes[..self.len as usize]).expect("InlineStr holds valid UTF-8")
+        // SAFETY: every constructor admits only valid UTF-8 (`new` takes a `&str`, the ASCII
+        // constructors assert ASCII), fields are private, and `len` never exceeds `N`; readers of
+        // strings on the hot path should not pay a validation per read.
+        unsafe { std::str::from_utf8_unchecked(&self.bytes[..self.len as usize]) }
     }
 
     /// Length in bytes.
@@ -115,6 +129,14 @@ mod tests {
         assert_eq!(s.as_str(), "channel");
         assert_eq!(InlineStr::<8>::new("12345678").unwrap().len(), 8);
         assert_eq!(InlineStr::<4>::new("héé").unwrap_err(), InlineStrOverflow { len: 5, capacity: 4 });
+        assert_eq!(InlineStr::<4>::new("hé").unwrap().as_str(), "hé");
+        assert_eq!(InlineStr::<4>::from_ascii_slice(b"abc").as_str(), "abc");
+    }
+
+    #[test]
+    #[should_panic(expected = "not ASCII")]
+    fn non_ascii_bytes_are_refused() {
+        InlineStr::<4>::from_ascii_slice(&[0xff]);
     }
 
     #[test]

@@ -729,7 +729,7 @@ impl<const N: usize> AsciiBuf<N> {
     }
 
     fn finish(&self) -> InlineStr<N> {
-        InlineStr::new(self.as_str()).expect("an AsciiBuf<N> fits an InlineStr<N>")
+        InlineStr::from_ascii_slice(&self.bytes[..self.len])
     }
 }
 
