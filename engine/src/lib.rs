@@ -19,6 +19,7 @@ pub mod record;
 pub(crate) mod runtime;
 pub mod sink;
 pub mod source;
+pub mod time;
 pub mod window;
 
 pub use api::env::StreamEnvironment;
@@ -32,6 +33,7 @@ pub use graph::plan::{ExecutionPlan, GraphError};
 pub use operator::keyed::AggregateFunction;
 pub use operator::{FrameOperator, OperatorFailure, Output, SubtaskContext, UserError};
 pub use record::InlineStr;
+pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use window::tumbling::TumblingEventTimeWindows;
 pub use window::{TimeWindow, WindowResult};
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};

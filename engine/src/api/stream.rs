@@ -8,6 +8,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::env::GraphBuilder;
 use super::keyed::KeyedStream;
@@ -17,7 +18,9 @@ use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFact
 use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
 use crate::operator::keyed::Key;
 use crate::operator::{ErasedFrameOperator, FrameOperator, SubtaskContext, UserError};
+use crate::operator::timestamps::TimestampsAndWatermarks;
 use crate::sink::Sink;
+use crate::time::watermark::WatermarkStrategy;
 
 /// A typed stream of records.
 pub struct DataStream<T> {
@@ -160,6 +163,21 @@ impl<T: Record> DataStream<T> {
             other.connect_to(node);
         }
         DataStream::new(Rc::clone(&self.builder), node)
+    }
+
+    /// Assigns event time and watermarks to the stream by `strategy`, replacing upstream ones.
+    pub fn assign_timestamps_and_watermarks(self, strategy: WatermarkStrategy<T>) -> DataStream<T> {
+        self.add_operator("Timestamps/Watermarks", OperatorKind::Timestamps, false, move |context| {
+            Ok(TimestampsAndWatermarks::new(Arc::clone(&strategy.timestamp_fn), (strategy.generator)(), context.watermark_interval, strategy.idleness))
+        })
+    }
+
+    /// For a source: declares it idle after `timeout` without data, so it does not hold back event
+    /// time downstream (Flink's `withIdleness` on a source's strategy).
+    pub fn idle_timeout(self, timeout: Duration) -> DataStream<T> {
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.builder.borrow_mut().graph.nodes[self.node].idle_timeout_ms = Some(timeout_ms);
+        self
     }
 
     /// Spreads records round-robin over all subtasks of the next operator.

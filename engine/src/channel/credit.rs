@@ -24,6 +24,9 @@ pub enum ChannelEvent {
     /// Event time has reached this value on the channel: no later record has an earlier time
     /// (within the source's declared out-of-orderness).
     Watermark(i64),
+    /// The sender's stream became idle (`true`: no records or watermarks for a while, so it must
+    /// not hold event time back) or active again (`false`, sent before its next record).
+    Idleness(bool),
     /// The sender has sent its last frame.
     EndOfInput,
 }

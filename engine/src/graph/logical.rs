@@ -35,6 +35,8 @@ pub enum OperatorKind {
     KeyedRolling,
     /// Per-key, per-window state emitted when the watermark passes the window.
     Window,
+    /// Assigns event time and watermarks.
+    Timestamps,
     /// Writes records out of the job.
     Sink,
 }
@@ -52,6 +54,10 @@ pub struct NodeSpec {
     pub parallelism: Option<usize>,
     /// Whether the operator keeps keyed state (its parallelism is bounded by max parallelism).
     pub keyed: bool,
+    /// For a source: time without data after which it declares itself idle, so it does not
+    /// hold back event time downstream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// A stream from one operator to another.

@@ -254,6 +254,9 @@ fn validate(graph: &JobGraph) -> Result<(), GraphError> {
             _ if inputs == 0 => return Err(GraphError::Malformed(format!("operator '{}' has no input", node.name))),
             _ => {}
         }
+        if node.idle_timeout_ms.is_some() && node.kind != OperatorKind::Source {
+            return Err(GraphError::Malformed(format!("operator '{}' has an idle timeout, which only sources take", node.name)));
+        }
         if node.kind != OperatorKind::Sink && outputs == 0 {
             return Err(GraphError::Dangling { operator: node.name.clone() });
         }
@@ -284,7 +287,7 @@ mod tests {
     use crate::graph::logical::{EdgeSpec, NodeSpec};
 
     fn node(id: usize, kind: OperatorKind, parallelism: Option<usize>) -> NodeSpec {
-        NodeSpec { id, name: format!("n{id}"), kind, parallelism, keyed: false }
+        NodeSpec { id, name: format!("n{id}"), kind, parallelism, keyed: false, idle_timeout_ms: None }
     }
 
     fn edge(from: usize, to: usize, partitioning: Partitioning) -> EdgeSpec {

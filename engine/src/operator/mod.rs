@@ -10,6 +10,7 @@
 
 pub(crate) mod basic;
 pub(crate) mod keyed;
+pub(crate) mod timestamps;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -53,6 +54,8 @@ pub(crate) trait FrameSink {
     fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure>;
     /// Passes on an advanced watermark, after every frame pushed before it.
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure>;
+    /// Passes on a change of idleness: an idle stream holds no watermark back downstream.
+    fn idleness(&mut self, idle: bool) -> Result<(), ChainFailure>;
 }
 
 /// Information an operator instance receives when it is created for one subtask.
@@ -68,6 +71,8 @@ pub struct SubtaskContext {
     pub max_parallelism: usize,
     /// Records per frame the runtime builds.
     pub frame_records_max: usize,
+    /// Shortest time between two watermarks a watermark generator emits.
+    pub watermark_interval: std::time::Duration,
 }
 
 /// Collects an operator's output into frames and hands full frames on.
@@ -96,6 +101,28 @@ impl<T: Record> Output<'_, T> {
         }
         self.flush();
         self.send(frame);
+    }
+
+    /// Emits a watermark after every record emitted before it. Only operators that generate
+    /// watermarks (`FrameOperator::generates_watermarks`) call this; for the others the runtime
+    /// forwards their input watermark.
+    pub fn emit_watermark(&mut self, watermark: i64) {
+        self.flush();
+        if self.failure.is_none() {
+            if let Err(failure) = self.next.watermark(watermark) {
+                self.failure = Some(failure);
+            }
+        }
+    }
+
+    /// Declares the operator's output idle (no records or watermarks for a while) or active again.
+    pub fn emit_idleness(&mut self, idle: bool) {
+        self.flush();
+        if self.failure.is_none() {
+            if let Err(failure) = self.next.idleness(idle) {
+                self.failure = Some(failure);
+            }
+        }
     }
 
     fn flush(&mut self) {
@@ -127,6 +154,23 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         Ok(())
     }
 
+    /// Whether the operator makes its own watermarks (a timestamp assigner). If so, input
+    /// watermarks and idleness are given to it but not forwarded: it emits its own with
+    /// `Output::emit_watermark` and `Output::emit_idleness`.
+    fn generates_watermarks(&self) -> bool {
+        false
+    }
+
+    /// Called when processing time reaches the time `next_processing_time` asked for.
+    fn on_processing_time(&mut self, _now: std::time::Instant, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// The next processing time the operator wants to be called at, if any.
+    fn next_processing_time(&self) -> Option<std::time::Instant> {
+        None
+    }
+
     /// Called once when every input has ended, before end of input goes downstream.
     fn finish(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
         Ok(())
@@ -146,6 +190,9 @@ pub struct OperatorCounts {
 pub(crate) trait ErasedOperator: Send {
     fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn on_idleness(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn on_processing_time(&mut self, now: std::time::Instant, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn next_processing_time(&self) -> Option<std::time::Instant>;
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn counts(&self) -> OperatorCounts;
 }
@@ -213,7 +260,25 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
 
     fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         self.run(next, |op, out| op.on_watermark(watermark, out))?;
+        if self.operator.generates_watermarks() {
+            return Ok(());
+        }
         next.watermark(watermark)
+    }
+
+    fn on_idleness(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.operator.generates_watermarks() {
+            return Ok(());
+        }
+        next.idleness(idle)
+    }
+
+    fn on_processing_time(&mut self, now: std::time::Instant, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        self.run(next, |op, out| op.on_processing_time(now, out))
+    }
+
+    fn next_processing_time(&self) -> Option<std::time::Instant> {
+        self.operator.next_processing_time()
     }
 
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
@@ -250,6 +315,13 @@ impl FrameSink for ChainRest<'_> {
             None => self.output.watermark(watermark),
         }
     }
+
+    fn idleness(&mut self, idle: bool) -> Result<(), ChainFailure> {
+        match self.operators.split_first_mut() {
+            Some((operator, operators)) => operator.on_idleness(idle, &mut ChainRest { operators, output: self.output }),
+            None => self.output.idleness(idle),
+        }
+    }
 }
 
 impl OperatorChain {
@@ -265,6 +337,27 @@ impl OperatorChain {
     /// Passes an advanced watermark through the chain, operator by operator.
     pub(crate) fn watermark(&mut self, watermark: i64, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         ChainRest { operators: &mut self.operators, output }.watermark(watermark)
+    }
+
+    /// Passes a change of idleness through the chain.
+    pub(crate) fn idleness(&mut self, idle: bool, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        ChainRest { operators: &mut self.operators, output }.idleness(idle)
+    }
+
+    /// Calls every operator whose requested processing time has come, in chain order.
+    pub(crate) fn on_processing_time(&mut self, now: std::time::Instant, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        for position in 0..self.operators.len() {
+            if self.operators[position].next_processing_time().is_some_and(|at| at <= now) {
+                let (operator, operators) = self.operators[position..].split_first_mut().expect("position in range");
+                operator.on_processing_time(now, &mut ChainRest { operators, output })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The earliest processing time an operator of the chain asked to be called at.
+    pub(crate) fn next_processing_time(&self) -> Option<std::time::Instant> {
+        self.operators.iter().filter_map(|op| op.next_processing_time()).min()
     }
 
     /// Finishes the operators in order, so each one's final output passes through the ones after it.
@@ -293,6 +386,10 @@ mod tests {
         }
 
         fn watermark(&mut self, _watermark: i64) -> Result<(), ChainFailure> {
+            Ok(())
+        }
+
+        fn idleness(&mut self, _idle: bool) -> Result<(), ChainFailure> {
             Ok(())
         }
     }

@@ -193,6 +193,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         parallelism: task.parallelism,
         max_parallelism: graph.max_parallelism,
         frame_records_max: config.frame_records_max,
+        watermark_interval: config.watermark_interval,
     };
     let mut operators = Vec::new();
     let mut head = None;
@@ -229,6 +230,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
     });
     let settings = TaskSettings {
         watermark_interval: config.watermark_interval,
+        source_idle_timeout: task.nodes.first().and_then(|&n| graph.nodes[n].idle_timeout_ms).map(Duration::from_millis),
         frames_per_turn_max: config.frames_per_turn_max, frame_records_max: config.frame_records_max, linger: config.linger };
     Ok(TaskState::new(id, head, OperatorChain::new(operators), output, settings, reports))
 }

@@ -35,6 +35,8 @@ pub(crate) enum TaskMessage {
     Resume,
     /// The linger time of a partly filled output frame has passed.
     Linger,
+    /// A processing time an operator asked for has come.
+    Tick,
     /// The job is being cancelled.
     Cancel,
 }
@@ -69,6 +71,8 @@ pub(crate) enum TaskReport {
 pub(crate) struct TaskSettings {
     pub frames_per_turn_max: usize,
     pub watermark_interval: Duration,
+    /// Time without data after which a source task declares its output idle.
+    pub source_idle_timeout: Option<Duration>,
     pub frame_records_max: usize,
     pub linger: Duration,
 }
@@ -78,15 +82,35 @@ pub(crate) enum TaskHead {
     Gate(InputGate),
 }
 
-/// When a source task last emitted a watermark, and which.
+/// When a source task last emitted a watermark, and which; and whether it declared itself idle.
 pub(crate) struct SourceWatermark {
     pub emitted: i64,
     pub emitted_at: Option<Instant>,
+    /// When the reader last gave records.
+    pub data_at: Option<Instant>,
+    pub idle: bool,
 }
 
 impl SourceWatermark {
     pub(crate) fn new() -> Self {
-        SourceWatermark { emitted: i64::MIN, emitted_at: None }
+        SourceWatermark { emitted: i64::MIN, emitted_at: None, data_at: None, idle: false }
+    }
+
+    /// Whether the source should now declare itself idle: no data for `timeout`.
+    fn turns_idle(&mut self, timeout: Option<Duration>) -> bool {
+        let Some(timeout) = timeout else { return false };
+        let since = *self.data_at.get_or_insert_with(Instant::now);
+        if self.idle || since.elapsed() < timeout {
+            return false;
+        }
+        self.idle = true;
+        true
+    }
+
+    /// Records that data arrived; true if the source was idle and must declare itself active.
+    fn turns_active(&mut self) -> bool {
+        self.data_at = Some(Instant::now());
+        std::mem::replace(&mut self.idle, false)
     }
 
     /// The watermark to emit now, if the reader's has advanced and the interval has passed.
@@ -108,8 +132,12 @@ pub(crate) struct InputGate {
     pub upstream: Vec<(ActorRef<TaskMessage>, usize)>,
     /// Last watermark per channel; an ended channel holds `i64::MAX`.
     pub channel_watermarks: Vec<i64>,
-    /// The gate's watermark: the minimum over its channels, never going backwards.
+    /// Channels whose sender declared itself idle: left out of the minimum.
+    pub channel_idle: Vec<bool>,
+    /// The gate's watermark: the minimum over its active channels, never going backwards.
     pub watermark: i64,
+    /// Whether every open channel is idle, so the gate's own output is idle.
+    pub idle: bool,
 }
 
 impl InputGate {
@@ -120,7 +148,9 @@ impl InputGate {
             open_channels: channels,
             upstream: Vec::new(),
             channel_watermarks: vec![i64::MIN; channels],
+            channel_idle: vec![false; channels],
             watermark: i64::MIN,
+            idle: false,
         }
     }
 
@@ -128,11 +158,41 @@ impl InputGate {
     fn advance_watermark(&mut self, channel: usize, watermark: i64) -> Option<i64> {
         debug_assert!(watermark >= self.channel_watermarks[channel], "channel {channel} watermark went backwards");
         self.channel_watermarks[channel] = watermark;
-        let minimum = self.channel_watermarks.iter().copied().min().unwrap_or(i64::MAX);
+        self.combined_watermark()
+    }
+
+    /// The minimum over active channels, if it is above the gate's watermark (which it becomes).
+    /// A channel that returns from idleness behind the gate does not pull it back: its records
+    /// may be late, as in Flink.
+    fn combined_watermark(&mut self) -> Option<i64> {
+        let minimum = self
+            .channel_watermarks
+            .iter()
+            .zip(&self.channel_idle)
+            .filter(|(_, idle)| !**idle)
+            .map(|(watermark, _)| *watermark)
+            .min()?;
         (minimum > self.watermark).then(|| {
             self.watermark = minimum;
             minimum
         })
+    }
+
+    /// Records a channel's idleness; returns the gate's watermark if it advanced (an idle channel
+    /// no longer holds it back) and the gate's idleness if that changed.
+    fn set_idle(&mut self, channel: usize, idle: bool) -> (Option<i64>, Option<bool>) {
+        self.channel_idle[channel] = idle;
+        let open_all_idle = self
+            .channel_watermarks
+            .iter()
+            .zip(&self.channel_idle)
+            .all(|(watermark, idle)| *idle || *watermark == i64::MAX);
+        let all_idle = open_all_idle && self.channel_watermarks.iter().any(|w| *w != i64::MAX);
+        let changed = (all_idle != self.idle).then(|| {
+            self.idle = all_idle;
+            all_idle
+        });
+        (self.combined_watermark(), changed)
     }
 }
 
@@ -157,12 +217,12 @@ impl TaskOutput {
         }
     }
 
-    fn broadcast_watermark(&mut self, watermark: i64) {
-        // Records gathered before the watermark must reach their channels before it.
+    /// Sends a watermark or idleness event on every channel, after the records gathered before it.
+    fn broadcast(&mut self, event: impl Fn() -> ChannelEvent) {
         let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice());
         self.partitioner.flush(&mut dispatch);
         for channel in 0..self.senders.len() {
-            self.senders[channel].enqueue(ChannelEvent::Watermark(watermark));
+            self.senders[channel].enqueue(event());
             self.pump(channel);
         }
     }
@@ -205,7 +265,14 @@ impl FrameSink for ChainTail<'_> {
 
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
         if let Some(output) = &mut self.0 {
-            output.broadcast_watermark(watermark);
+            output.broadcast(|| ChannelEvent::Watermark(watermark));
+        }
+        Ok(())
+    }
+
+    fn idleness(&mut self, idle: bool) -> Result<(), ChainFailure> {
+        if let Some(output) = &mut self.0 {
+            output.broadcast(|| ChannelEvent::Idleness(idle));
         }
         Ok(())
     }
@@ -239,6 +306,8 @@ pub(crate) struct TaskState {
     phase: Phase,
     resume_scheduled: bool,
     linger_scheduled: bool,
+    /// When the pending `Tick` message is due, if one is scheduled.
+    tick_due: Option<Instant>,
     started: bool,
 }
 
@@ -251,7 +320,7 @@ impl TaskState {
         settings: TaskSettings,
         reports: Sender<TaskReport>,
     ) -> Self {
-        TaskState { id, head, chain, output, settings, reports, phase: Phase::Running, resume_scheduled: false, linger_scheduled: false, started: false }
+        TaskState { id, head, chain, output, settings, reports, phase: Phase::Running, resume_scheduled: false, linger_scheduled: false, tick_due: None, started: false }
     }
 
     fn handle(&mut self, myself: &ActorRef<TaskMessage>, message: TaskMessage) {
@@ -281,6 +350,15 @@ impl TaskState {
                 }
             }
             TaskMessage::Resume => self.resume_scheduled = false,
+            TaskMessage::Tick => {
+                self.tick_due = None;
+                if self.phase == Phase::Running {
+                    let mut tail = ChainTail(self.output.as_mut());
+                    if let Err(failure) = self.chain.on_processing_time(Instant::now(), &mut tail) {
+                        return self.fail(myself, failure);
+                    }
+                }
+            }
             TaskMessage::Linger => {
                 self.linger_scheduled = false;
                 if let (Phase::Running, Some(output)) = (self.phase, &mut self.output) {
@@ -327,7 +405,10 @@ impl TaskState {
             }
         }
         match self.phase {
-            Phase::Running => self.schedule_linger(myself),
+            Phase::Running => {
+                self.schedule_linger(myself);
+                self.schedule_tick(myself);
+            }
             Phase::Finishing => self.try_complete(myself),
             Phase::Done => {}
         }
@@ -345,8 +426,17 @@ impl TaskState {
                     Err(payload) => return Step::Failed(ChainFailure { position: 0, failure: OperatorFailure::from_panic(payload) }),
                 };
                 if let Some(frame) = frame {
+                    if watermark.turns_active() {
+                        if let Err(failure) = self.chain.idleness(false, tail) {
+                            return Step::Failed(failure);
+                        }
+                    }
                     *records_out += frame.len() as u64;
                     if let Err(failure) = self.chain.process(frame, tail) {
+                        return Step::Failed(failure);
+                    }
+                } else if status == ReaderStatus::Idle && watermark.turns_idle(self.settings.source_idle_timeout) {
+                    if let Err(failure) = self.chain.idleness(true, tail) {
                         return Step::Failed(failure);
                     }
                 }
@@ -377,6 +467,23 @@ impl TaskState {
                     },
                     None => Step::Processed,
                 },
+                Some((channel, ChannelEvent::Idleness(idle))) => {
+                    let (advanced, gate_idle) = gate.set_idle(channel, idle);
+                    let mut result = Ok(());
+                    if gate_idle == Some(false) {
+                        result = self.chain.idleness(false, tail);
+                    }
+                    if let Some(advanced) = advanced {
+                        result = result.and_then(|()| self.chain.watermark(advanced, tail));
+                    }
+                    if gate_idle == Some(true) {
+                        result = result.and_then(|()| self.chain.idleness(true, tail));
+                    }
+                    match result {
+                        Ok(()) => Step::Processed,
+                        Err(failure) => Step::Failed(failure),
+                    }
+                }
                 Some((channel, ChannelEvent::EndOfInput)) => {
                     gate.open_channels -= 1;
                     // An ended channel no longer holds event time back.
@@ -446,6 +553,15 @@ impl TaskState {
                 myself.send_after(delay, || TaskMessage::Resume);
             }
         }
+    }
+
+    fn schedule_tick(&mut self, myself: &ActorRef<TaskMessage>) {
+        let Some(next) = self.chain.next_processing_time() else { return };
+        if self.tick_due.is_some_and(|due| due <= next) {
+            return;
+        }
+        self.tick_due = Some(next);
+        myself.send_after(next.saturating_duration_since(Instant::now()), || TaskMessage::Tick);
     }
 
     fn schedule_linger(&mut self, myself: &ActorRef<TaskMessage>) {
@@ -524,5 +640,24 @@ mod tests {
         assert_eq!(watermark.due(None, Duration::ZERO), None);
         assert_eq!(watermark.due(Some(20), Duration::from_secs(3600)), None, "interval not yet passed");
         assert_eq!(watermark.emitted, 10);
+    }
+}
+
+#[cfg(test)]
+mod idleness_tests {
+    use super::*;
+
+    #[test]
+    fn idle_channels_leave_the_minimum_and_an_all_idle_gate_is_idle() {
+        let mut gate = InputGate::new(GateCredits::new(2, 1, 0), 2);
+        assert_eq!(gate.advance_watermark(0, 100), None);
+        // Channel 1 goes idle: channel 0 alone sets the watermark; the gate is not idle.
+        assert_eq!(gate.set_idle(1, true), (Some(100), None));
+        // Channel 0 goes idle too: the whole gate is idle.
+        assert_eq!(gate.set_idle(0, true), (None, Some(true)));
+        // Channel 1 comes back behind the gate: active again, watermark does not go back.
+        assert_eq!(gate.set_idle(1, false), (None, Some(false)));
+        assert_eq!(gate.advance_watermark(1, 50), None);
+        assert_eq!(gate.advance_watermark(1, 150), Some(150));
     }
 }

@@ -314,6 +314,7 @@ mod tests {
             parallelism,
             max_parallelism: 128,
             frame_records_max: 2,
+            watermark_interval: std::time::Duration::from_millis(10),
         }
     }
 

@@ -178,6 +178,7 @@ mod tests {
             parallelism,
             max_parallelism: 128,
             frame_records_max: 1024,
+            watermark_interval: std::time::Duration::from_millis(10),
         }
     }
 

@@ -1,0 +1,3 @@
+//! Event time: watermark strategies and the generators behind them.
+
+pub mod watermark;
