@@ -31,7 +31,7 @@ pub use error::JobError;
 pub use graph::logical::{JobGraph, OperatorKind};
 pub use graph::plan::{ExecutionPlan, GraphError};
 pub use operator::keyed::AggregateFunction;
-pub use operator::{FrameOperator, OperatorFailure, Output, SubtaskContext, UserError};
+pub use operator::{FrameOperator, OperatorFailure, Output, OutputTag, SubtaskContext, UserError};
 pub use record::InlineStr;
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use window::tumbling::TumblingEventTimeWindows;

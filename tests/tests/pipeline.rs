@@ -114,3 +114,38 @@ fn bids_job_runs_to_the_end_of_input() {
         assert_eq!(result.operator("Source: bids").unwrap().records_out, 100_000);
     }
 }
+
+/// Sends even numbers on and odd ones to a side output.
+struct SplitOdd {
+    odd: tethys_engine::OutputTag<String>,
+}
+
+impl tethys_engine::FrameOperator<i64, i64> for SplitOdd {
+    fn process(&mut self, frame: Vec<i64>, out: &mut tethys_engine::Output<'_, i64>) -> Result<(), tethys_engine::UserError> {
+        for x in frame {
+            if x % 2 == 0 {
+                out.emit(x);
+            } else {
+                out.emit_side(&self.odd, format!("odd {x}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn side_outputs_carry_their_own_type_to_their_own_consumer() {
+    for parallelism in [1, 2] {
+        let env = environment(parallelism);
+        let odd = tethys_engine::OutputTag::<String>::new("odd");
+        let (evens, odds) = (CollectSink::new(), CollectSink::new());
+        let tag = odd.clone();
+        let split = env.from_collection((0..20i64).collect::<Vec<_>>()).process("split", move |_| SplitOdd { odd: tag.clone() });
+        split.side_output(&odd).rebalance().map(|s: String| s.to_uppercase()).parallelism(3).sink("odds", odds.clone());
+        split.map(|x| x * 10).sink("evens", evens.clone());
+        let result = env.execute("side").unwrap();
+        assert_eq!(sorted(evens.records()), (0..20).filter(|x| x % 2 == 0).map(|x| x * 10).collect::<Vec<i64>>());
+        assert_eq!(sorted(odds.records()), sorted((0..20).filter(|x| x % 2 == 1).map(|x| format!("ODD {x}")).collect::<Vec<_>>()));
+        assert_eq!(result.operator("split").unwrap().records_in, 20);
+    }
+}

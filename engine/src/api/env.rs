@@ -26,7 +26,7 @@ pub(crate) struct GraphBuilder {
 impl GraphBuilder {
     pub(crate) fn add_node(&mut self, name: String, kind: OperatorKind, keyed: bool, factory: NodeFactory) -> usize {
         let id = self.graph.nodes.len();
-        self.graph.nodes.push(NodeSpec { id, name, kind, parallelism: None, keyed, idle_timeout_ms: None });
+        self.graph.nodes.push(NodeSpec { id, name, kind, parallelism: None, keyed, side_outputs: Vec::new(), idle_timeout_ms: None });
         self.factories.nodes.push(factory);
         id
     }

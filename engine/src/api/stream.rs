@@ -17,7 +17,7 @@ use crate::frame::Record;
 use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
 use crate::operator::keyed::Key;
-use crate::operator::{ErasedFrameOperator, FrameOperator, SubtaskContext, UserError};
+use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag, SubtaskContext, UserError};
 use crate::operator::timestamps::TimestampsAndWatermarks;
 use crate::sink::Sink;
 use crate::time::watermark::WatermarkStrategy;
@@ -26,6 +26,8 @@ use crate::time::watermark::WatermarkStrategy;
 pub struct DataStream<T> {
     pub(crate) builder: Rc<RefCell<GraphBuilder>>,
     pub(crate) node: usize,
+    /// Which output of `node` this stream is: 0 main, `k` side output `k`.
+    output: usize,
     partitioning: Partitioning,
     partitioner: Option<PartitionerFactory>,
     _records: PhantomData<fn() -> T>,
@@ -61,7 +63,7 @@ fn round_robin_factory<T: Record>() -> PartitionerFactory {
 
 impl<T: Record> DataStream<T> {
     pub(crate) fn new(builder: Rc<RefCell<GraphBuilder>>, node: usize) -> Self {
-        DataStream { builder, node, partitioning: Partitioning::Default, partitioner: None, _records: PhantomData }
+        DataStream { builder, node, output: 0, partitioning: Partitioning::Default, partitioner: None, _records: PhantomData }
     }
 
     pub(crate) fn with_partitioning(mut self, partitioning: Partitioning, partitioner: PartitionerFactory) -> Self {
@@ -74,7 +76,7 @@ impl<T: Record> DataStream<T> {
     fn connect_to(&self, to: usize) {
         let partitioner = self.partitioner.clone().unwrap_or_else(round_robin_factory::<T>);
         let mut builder = self.builder.borrow_mut();
-        builder.graph.edges.push(EdgeSpec { from: self.node, to, partitioning: self.partitioning });
+        builder.graph.edges.push(EdgeSpec { from: self.node, to, partitioning: self.partitioning, output: self.output });
         builder.factories.edges.push(partitioner);
     }
 
@@ -86,11 +88,31 @@ impl<T: Record> DataStream<T> {
         Make: Fn(&SubtaskContext) -> Result<Op, UserError> + Send + Sync + 'static,
     {
         let factory = NodeFactory::Operator(Arc::new(move |context, position| {
-            Ok(ErasedFrameOperator::boxed(make(context)?, position, context.frame_records_max))
+            Ok(ErasedFrameOperator::boxed(make(context)?, position, context))
         }));
         let node = self.builder.borrow_mut().add_node(name.to_string(), kind, keyed, factory);
         self.connect_to(node);
         DataStream::new(Rc::clone(&self.builder), node)
+    }
+
+    /// The records the operator producing this stream emitted to side output `tag`.
+    ///
+    /// Panics if the operator already has a side output of that name for another record type.
+    pub fn side_output<S: Record>(&self, tag: &OutputTag<S>) -> DataStream<S> {
+        let output = {
+            let mut builder = self.builder.borrow_mut();
+            let node = &mut builder.graph.nodes[self.node];
+            match node.side_outputs.iter().position(|name| name == tag.name()) {
+                Some(index) => index + 1,
+                None => {
+                    node.side_outputs.push(tag.name().to_string());
+                    node.side_outputs.len()
+                }
+            }
+        };
+        let mut stream = DataStream::new(Rc::clone(&self.builder), self.node);
+        stream.output = output;
+        stream
     }
 
     /// Sets the parallelism of the operator that produces this stream.
@@ -155,7 +177,7 @@ impl<T: Record> DataStream<T> {
             assert!(Rc::ptr_eq(&self.builder, &other.builder), "union of streams from different environments");
         }
         let factory = NodeFactory::Operator(Arc::new(|context: &SubtaskContext, position| {
-            Ok(ErasedFrameOperator::<T, T, _>::boxed(IdentityOperator, position, context.frame_records_max))
+            Ok(ErasedFrameOperator::<T, T, _>::boxed(IdentityOperator, position, context))
         }));
         let node = self.builder.borrow_mut().add_node("Union".to_string(), OperatorKind::Union, false, factory);
         self.connect_to(node);
@@ -216,7 +238,7 @@ impl<T: Record> DataStream<T> {
         let node = {
             let factory = NodeFactory::Operator(Arc::new(move |context: &SubtaskContext, position| {
                 let operator = SinkOperator { writer: sink.create_writer(context)? };
-                Ok(ErasedFrameOperator::boxed(operator, position, context.frame_records_max))
+                Ok(ErasedFrameOperator::boxed(operator, position, context))
             }));
             self.builder.borrow_mut().add_node(format!("Sink: {name}"), OperatorKind::Sink, false, factory)
         };

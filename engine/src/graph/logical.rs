@@ -54,6 +54,9 @@ pub struct NodeSpec {
     pub parallelism: Option<usize>,
     /// Whether the operator keeps keyed state (its parallelism is bounded by max parallelism).
     pub keyed: bool,
+    /// Names of the operator's side outputs; side output `k` (edge output `k`) is `side_outputs[k-1]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub side_outputs: Vec<String>,
     /// For a source: time without data after which it declares itself idle, so it does not
     /// hold back event time downstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +70,9 @@ pub struct EdgeSpec {
     pub from: usize,
     /// Consuming node.
     pub to: usize,
+    /// Which output of the producer: 0 is its main output, `k > 0` its side output `k`.
+    #[serde(default)]
+    pub output: usize,
     /// How records are spread over the consumer's subtasks.
     pub partitioning: Partitioning,
 }

@@ -74,6 +74,17 @@ pub struct TaskInput {
     pub partitioning: Partitioning,
 }
 
+/// A stream out of a task's tail operator into another task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TaskOutputSpec {
+    /// Output of the tail operator: 0 main, `k` side output `k`.
+    pub output: usize,
+    /// Consuming task.
+    pub to_task: usize,
+    /// Index of the input at the consuming task.
+    pub input_index: usize,
+}
+
 /// A chain of operators that runs as one unit on a core, with `parallelism` subtasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskSpec {
@@ -85,8 +96,8 @@ pub struct TaskSpec {
     pub parallelism: usize,
     /// Streams into the head of the chain.
     pub inputs: Vec<TaskInput>,
-    /// The stream out of the tail, if the tail is not a sink: (consuming task, its input index).
-    pub output: Option<(usize, usize)>,
+    /// The streams out of the tail: its main output and consumed side outputs.
+    pub outputs: Vec<TaskOutputSpec>,
     /// Slot of each subtask.
     pub slots: Vec<usize>,
 }
@@ -120,7 +131,7 @@ impl ExecutionPlan {
             let parallelism = graph.parallelism_of(node.id);
             let inputs: Vec<(usize, &_)> = graph.edges.iter().enumerate().filter(|(_, e)| e.to == node.id).collect();
             let chained_into = match inputs.as_slice() {
-                [(_, edge)] => {
+                [(_, edge)] if edge.output == 0 && graph.outputs_of(edge.from).count() == 1 => {
                     let from_parallelism = graph.parallelism_of(edge.from);
                     let resolved = resolve(edge.partitioning, from_parallelism, parallelism);
                     (resolved == Partitioning::Forward && from_parallelism == parallelism).then(|| task_of_node[edge.from])
@@ -137,10 +148,10 @@ impl ExecutionPlan {
             for (edge_index, edge) in inputs {
                 let from_task = task_of_node[edge.from];
                 let partitioning = resolve(edge.partitioning, graph.parallelism_of(edge.from), parallelism);
-                tasks[from_task].output = Some((id, task_inputs.len()));
+                tasks[from_task].outputs.push(TaskOutputSpec { output: edge.output, to_task: id, input_index: task_inputs.len() });
                 task_inputs.push(TaskInput { from_task, edge: edge_index, partitioning });
             }
-            tasks.push(TaskSpec { id, nodes: vec![node.id], parallelism, inputs: task_inputs, output: None, slots: Vec::new() });
+            tasks.push(TaskSpec { id, nodes: vec![node.id], parallelism, inputs: task_inputs, outputs: Vec::new(), slots: Vec::new() });
             task_of_node[node.id] = id;
         }
         let mut next_slot = 0;
@@ -167,10 +178,11 @@ impl ExecutionPlan {
         channels
     }
 
-    /// The channels a subtask of `task` sends on, in partitioner order: (consuming subtask, index
-    /// of the channel in the consumer's gate).
-    pub fn output_channels(&self, task: usize, subtask: usize) -> Vec<(usize, usize)> {
-        let Some((to_task, input_index)) = self.tasks[task].output else { return Vec::new() };
+    /// The channels a subtask of `task` sends on through its `k`-th output (an index into
+    /// `TaskSpec::outputs`), in partitioner order: (consuming subtask, index of the channel in the
+    /// consumer's gate).
+    pub fn output_channels(&self, task: usize, subtask: usize, k: usize) -> Vec<(usize, usize)> {
+        let TaskOutputSpec { to_task, input_index, .. } = self.tasks[task].outputs[k];
         let consumers: Vec<usize> = if self.tasks[to_task].inputs[input_index].partitioning == Partitioning::Forward {
             vec![subtask]
         } else {
@@ -257,11 +269,18 @@ fn validate(graph: &JobGraph) -> Result<(), GraphError> {
         if node.idle_timeout_ms.is_some() && node.kind != OperatorKind::Source {
             return Err(GraphError::Malformed(format!("operator '{}' has an idle timeout, which only sources take", node.name)));
         }
-        if node.kind != OperatorKind::Sink && outputs == 0 {
+        let main_outputs = graph.outputs_of(node.id).filter(|e| e.output == 0).count();
+        if node.kind != OperatorKind::Sink && main_outputs == 0 {
             return Err(GraphError::Dangling { operator: node.name.clone() });
         }
-        if outputs > 1 {
-            return Err(GraphError::Malformed(format!("operator '{}' has {outputs} outputs; one stream feeds one operator", node.name)));
+        for output in 0..=node.side_outputs.len() {
+            let consumers = graph.outputs_of(node.id).filter(|e| e.output == output).count();
+            if consumers > 1 {
+                return Err(GraphError::Malformed(format!("output {output} of operator '{}' feeds {consumers} operators; one stream feeds one operator", node.name)));
+            }
+        }
+        if let Some(edge) = graph.outputs_of(node.id).find(|e| e.output > node.side_outputs.len()) {
+            return Err(GraphError::Malformed(format!("operator '{}' has no side output {}", node.name, edge.output)));
         }
     }
     for edge in &graph.edges {
@@ -287,11 +306,11 @@ mod tests {
     use crate::graph::logical::{EdgeSpec, NodeSpec};
 
     fn node(id: usize, kind: OperatorKind, parallelism: Option<usize>) -> NodeSpec {
-        NodeSpec { id, name: format!("n{id}"), kind, parallelism, keyed: false, idle_timeout_ms: None }
+        NodeSpec { id, name: format!("n{id}"), kind, parallelism, keyed: false, side_outputs: Vec::new(), idle_timeout_ms: None }
     }
 
     fn edge(from: usize, to: usize, partitioning: Partitioning) -> EdgeSpec {
-        EdgeSpec { from, to, partitioning }
+        EdgeSpec { from, to, partitioning, output: 0 }
     }
 
     fn graph(nodes: Vec<NodeSpec>, edges: Vec<EdgeSpec>) -> JobGraph {
@@ -313,13 +332,13 @@ mod tests {
         assert_eq!(plan.tasks.len(), 2);
         assert_eq!(plan.tasks[0].nodes, vec![0, 1]);
         assert_eq!(plan.tasks[1].nodes, vec![2, 3]);
-        assert_eq!(plan.tasks[0].output, Some((1, 0)));
+        assert_eq!(plan.tasks[0].outputs, vec![TaskOutputSpec { output: 0, to_task: 1, input_index: 0 }]);
         assert_eq!(plan.tasks[1].inputs[0].partitioning, Partitioning::Hash);
         // Round-robin placement: both tasks spread over both slots.
         assert_eq!(plan.tasks[0].slots, vec![0, 1]);
         assert_eq!(plan.tasks[1].slots, vec![0, 1]);
         // Hash: every producer talks to every consumer, and the gate indices line up.
-        assert_eq!(plan.output_channels(0, 1), vec![(0, 1), (1, 1)]);
+        assert_eq!(plan.output_channels(0, 1, 0), vec![(0, 1), (1, 1)]);
         assert_eq!(plan.input_channels(1, 0), vec![(0, 0), (0, 1)]);
         assert!(plan.explain(&g).contains("task 0: n0 -> n1 x2"));
     }
@@ -333,7 +352,7 @@ mod tests {
         let plan = ExecutionPlan::build(&g, 2).unwrap();
         assert_eq!(plan.tasks.len(), 2);
         assert_eq!(plan.tasks[1].inputs[0].partitioning, Partitioning::Rebalance);
-        assert_eq!(plan.output_channels(0, 0), vec![(0, 0), (1, 0), (2, 0)]);
+        assert_eq!(plan.output_channels(0, 0, 0), vec![(0, 0), (1, 0), (2, 0)]);
     }
 
     #[test]
@@ -350,7 +369,7 @@ mod tests {
         let plan = ExecutionPlan::build(&g, 2).unwrap();
         assert_eq!(plan.tasks.len(), 3, "a two-input operator starts its own task");
         assert_eq!(plan.input_channels(2, 1), vec![(0, 1), (1, 1)]);
-        assert_eq!(plan.output_channels(1, 1), vec![(1, 1)]);
+        assert_eq!(plan.output_channels(1, 1, 0), vec![(1, 1)]);
     }
 
     #[test]

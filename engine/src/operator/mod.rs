@@ -52,6 +52,8 @@ pub(crate) struct ChainFailure {
 /// Where an operator's output frames go: the next operator of the chain or the task's partitioner.
 pub(crate) trait FrameSink {
     fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure>;
+    /// Takes a frame of side output `output` (1-based) of the operator before it.
+    fn push_side(&mut self, output: usize, frame: AnyFrame) -> Result<(), ChainFailure>;
     /// Passes on an advanced watermark, after every frame pushed before it.
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure>;
     /// Passes on a change of idleness: an idle stream holds no watermark back downstream.
@@ -71,13 +73,32 @@ pub struct SubtaskContext {
     pub max_parallelism: usize,
     /// Records per frame the runtime builds.
     pub frame_records_max: usize,
+    /// Names of the operator's consumed side outputs, in side-output order.
+    pub side_outputs: Vec<String>,
     /// Shortest time between two watermarks a watermark generator emits.
     pub watermark_interval: std::time::Duration,
+}
+
+impl SubtaskContext {
+    /// A context for unit tests: subtask 0 of 1.
+    #[cfg(test)]
+    pub(crate) fn for_test(frame_records_max: usize) -> SubtaskContext {
+        SubtaskContext {
+            operator_name: "test".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            frame_records_max,
+            side_outputs: Vec::new(),
+            watermark_interval: std::time::Duration::from_millis(10),
+        }
+    }
 }
 
 /// Collects an operator's output into frames and hands full frames on.
 pub struct Output<'a, T: Record> {
     next: &'a mut dyn FrameSink,
+    side_outputs: &'a [String],
     pending: &'a mut Vec<T>,
     frame_records_max: usize,
     failure: Option<ChainFailure>,
@@ -101,6 +122,25 @@ impl<T: Record> Output<'_, T> {
         }
         self.flush();
         self.send(frame);
+    }
+
+    /// Emits a record to the side output `tag`. A side output nobody consumes drops its records.
+    ///
+    /// Each call sends a frame of one record: side outputs are for the rare record (late data,
+    /// errors); a frequent split is better written as two filters.
+    pub fn emit_side<S: Record>(&mut self, tag: &OutputTag<S>, record: S) {
+        self.emit_side_frame(tag, vec![record]);
+    }
+
+    /// Emits a frame of records to the side output `tag`.
+    pub fn emit_side_frame<S: Record>(&mut self, tag: &OutputTag<S>, frame: Vec<S>) {
+        let Some(index) = self.side_outputs.iter().position(|name| name == tag.name()) else { return };
+        if frame.is_empty() || self.failure.is_some() {
+            return;
+        }
+        if let Err(failure) = self.next.push_side(index + 1, AnyFrame::new(frame)) {
+            self.failure = Some(failure);
+        }
     }
 
     /// Emits a watermark after every record emitted before it. Only operators that generate
@@ -140,6 +180,37 @@ impl<T: Record> Output<'_, T> {
                 self.failure = Some(failure);
             }
         }
+    }
+}
+
+/// Names a side output of an operator and the type of its records, like Flink's `OutputTag`.
+/// Operators emit to it with `Output::emit_side`; `DataStream::side_output` reads it.
+pub struct OutputTag<S> {
+    name: String,
+    _records: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for OutputTag<S> {
+    fn clone(&self) -> Self {
+        OutputTag { name: self.name.clone(), _records: std::marker::PhantomData }
+    }
+}
+
+impl<S> std::fmt::Debug for OutputTag<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OutputTag({:?})", self.name)
+    }
+}
+
+impl<S> OutputTag<S> {
+    /// A tag named `name`: unique among the side outputs of one operator.
+    pub fn new(name: &str) -> Self {
+        OutputTag { name: name.to_string(), _records: std::marker::PhantomData }
+    }
+
+    /// The tag's name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 }
 
@@ -203,17 +274,19 @@ pub(crate) struct ErasedFrameOperator<In, Out, Op> {
     position: usize,
     pending: Vec<Out>,
     frame_records_max: usize,
+    side_outputs: Vec<String>,
     counts: OperatorCounts,
     _in: std::marker::PhantomData<fn(In)>,
 }
 
 impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In, Out, Op> {
-    pub(crate) fn boxed(operator: Op, position: usize, frame_records_max: usize) -> Box<dyn ErasedOperator> {
+    pub(crate) fn boxed(operator: Op, position: usize, context: &SubtaskContext) -> Box<dyn ErasedOperator> {
         Box::new(ErasedFrameOperator {
             operator,
             position,
             pending: Vec::new(),
-            frame_records_max,
+            frame_records_max: context.frame_records_max,
+            side_outputs: context.side_outputs.clone(),
             counts: OperatorCounts::default(),
             _in: std::marker::PhantomData,
         })
@@ -226,6 +299,7 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In
     ) -> Result<(), ChainFailure> {
         let mut out = Output {
             next,
+            side_outputs: &self.side_outputs,
             pending: &mut self.pending,
             frame_records_max: self.frame_records_max,
             failure: None,
@@ -307,6 +381,13 @@ impl FrameSink for ChainRest<'_> {
             Some((operator, operators)) => operator.process(frame, &mut ChainRest { operators, output: self.output }),
             None => self.output.push(frame),
         }
+    }
+
+    fn push_side(&mut self, output: usize, frame: AnyFrame) -> Result<(), ChainFailure> {
+        // Only the tail of a chain can have consumed side outputs (a consumed side output ends the
+        // chain), so a side frame here comes from the last operator.
+        debug_assert!(self.operators.is_empty(), "side output from an operator inside a chain");
+        self.output.push_side(output, frame)
     }
 
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
@@ -392,6 +473,10 @@ mod tests {
         fn idleness(&mut self, _idle: bool) -> Result<(), ChainFailure> {
             Ok(())
         }
+
+        fn push_side(&mut self, _output: usize, _frame: AnyFrame) -> Result<(), ChainFailure> {
+            Ok(())
+        }
     }
 
     struct Double;
@@ -416,8 +501,8 @@ mod tests {
     #[test]
     fn chain_applies_operators_in_order_and_counts() {
         let mut chain = OperatorChain::new(vec![
-            ErasedFrameOperator::boxed(Double, 0, 2),
-            ErasedFrameOperator::boxed(Double, 1, 2),
+            ErasedFrameOperator::boxed(Double, 0, &SubtaskContext::for_test(2)),
+            ErasedFrameOperator::boxed(Double, 1, &SubtaskContext::for_test(2)),
         ]);
         let mut sink = Collect(Vec::new());
         chain.process(AnyFrame::new(vec![1u32, 2, 3]), &mut sink).unwrap();
@@ -428,8 +513,8 @@ mod tests {
     #[test]
     fn panic_is_blamed_on_the_operator_that_panicked() {
         let mut chain = OperatorChain::new(vec![
-            ErasedFrameOperator::boxed(Double, 0, 16),
-            ErasedFrameOperator::boxed(PanicOn(4), 1, 16),
+            ErasedFrameOperator::boxed(Double, 0, &SubtaskContext::for_test(16)),
+            ErasedFrameOperator::boxed(PanicOn(4), 1, &SubtaskContext::for_test(16)),
         ]);
         let mut sink = Collect(Vec::new());
         let failure = chain.process(AnyFrame::new(vec![1u32, 2]), &mut sink).unwrap_err();

@@ -194,6 +194,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         max_parallelism: graph.max_parallelism,
         frame_records_max: config.frame_records_max,
         watermark_interval: config.watermark_interval,
+        side_outputs: graph.nodes[node].side_outputs.clone(),
     };
     let mut operators = Vec::new();
     let mut head = None;
@@ -211,28 +212,34 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         let channels = plan.input_channels(task_id, subtask).len();
         TaskHead::Gate(InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels))
     });
-    let output = task.output.map(|(to_task, input_index)| {
-        let input = plan.tasks[to_task].inputs[input_index];
-        let channels = plan.output_channels(task_id, subtask).len();
-        let setup = PartitionerSetup {
-            partitioning: input.partitioning,
-            channels,
-            subtask_index: subtask,
-            max_parallelism: graph.max_parallelism,
-            frame_records_max: config.frame_records_max,
-        };
-        debug_assert!(input.partitioning != Partitioning::Default, "the plan resolves default partitioning");
-        TaskOutput {
-            partitioner: factories.edges[input.edge](&setup),
-            senders: (0..channels).map(|_| CreditSender::new(config.exclusive_credits_per_channel)).collect(),
-            downstream: Vec::new(),
-        }
-    });
+    let outputs = task
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(k, spec)| {
+            let input = plan.tasks[spec.to_task].inputs[spec.input_index];
+            let channels = plan.output_channels(task_id, subtask, k).len();
+            let setup = PartitionerSetup {
+                partitioning: input.partitioning,
+                channels,
+                subtask_index: subtask,
+                max_parallelism: graph.max_parallelism,
+                frame_records_max: config.frame_records_max,
+            };
+            debug_assert!(input.partitioning != Partitioning::Default, "the plan resolves default partitioning");
+            TaskOutput {
+                node_output: spec.output,
+                partitioner: factories.edges[input.edge](&setup),
+                senders: (0..channels).map(|_| CreditSender::new(config.exclusive_credits_per_channel)).collect(),
+                downstream: Vec::new(),
+            }
+        })
+        .collect();
     let settings = TaskSettings {
         watermark_interval: config.watermark_interval,
         source_idle_timeout: task.nodes.first().and_then(|&n| graph.nodes[n].idle_timeout_ms).map(Duration::from_millis),
         frames_per_turn_max: config.frames_per_turn_max, frame_records_max: config.frame_records_max, linger: config.linger };
-    Ok(TaskState::new(id, head, OperatorChain::new(operators), output, settings, reports))
+    Ok(TaskState::new(id, head, OperatorChain::new(operators), outputs, settings, reports))
 }
 
 /// Collects the actors, wires and starts them, and waits for the job's outcome.
@@ -316,18 +323,25 @@ fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>]
     let actor = |task: usize, subtask: usize| actors[task][subtask].clone().expect("all actors spawned");
     for task in &plan.tasks {
         for subtask in 0..task.parallelism {
-            let outputs = match task.output {
-                Some((to_task, _)) => plan.output_channels(task.id, subtask).into_iter().map(|(consumer, gate)| (actor(to_task, consumer), gate)).collect(),
-                None => Vec::new(),
-            };
+            let outputs = task
+                .outputs
+                .iter()
+                .enumerate()
+                .map(|(k, spec)| plan.output_channels(task.id, subtask, k).into_iter().map(|(consumer, gate)| (actor(spec.to_task, consumer), gate)).collect())
+                .collect();
             let inputs = plan
                 .input_channels(task.id, subtask)
                 .into_iter()
                 .map(|(input_index, producer)| {
                     let input = task.inputs[input_index];
-                    // The producer's output channel towards this subtask.
+                    // The producer's output feeding this input, and its channel towards this subtask.
+                    let output = plan.tasks[input.from_task]
+                        .outputs
+                        .iter()
+                        .position(|o| o.to_task == task.id && o.input_index == input_index)
+                        .expect("every input is an output of its producer");
                     let channel = if input.partitioning == Partitioning::Forward { 0 } else { subtask };
-                    (actor(input.from_task, producer), channel)
+                    (actor(input.from_task, producer), output, channel)
                 })
                 .collect();
             let _ = actor(task.id, subtask).send_message(TaskMessage::Start { outputs, inputs });

@@ -26,11 +26,12 @@ use crate::source::{ErasedSourceReader, ReaderStatus};
 pub(crate) enum TaskMessage {
     /// Connects the task to its peers and starts it: where each output channel goes (actor, gate
     /// channel there) and where each gate channel's credits go (actor, output channel there).
-    Start { outputs: Vec<(ActorRef<TaskMessage>, usize)>, inputs: Vec<(ActorRef<TaskMessage>, usize)> },
+    /// Outputs are in `TaskState::outputs` order; an input names (producer, its output, channel).
+    Start { outputs: Vec<Vec<(ActorRef<TaskMessage>, usize)>>, inputs: Vec<(ActorRef<TaskMessage>, usize, usize)> },
     /// An event on gate channel `channel`, with the sender's backlog after it.
     Event { channel: usize, event: ChannelEvent, backlog: u32 },
-    /// Credits for output channel `channel`.
-    Credit { channel: usize, credits: u32 },
+    /// Credits for channel `channel` of output `output`.
+    Credit { output: usize, channel: usize, credits: u32 },
     /// Continue work left over from an earlier turn.
     Resume,
     /// The linger time of a partly filled output frame has passed.
@@ -129,7 +130,8 @@ pub(crate) struct InputGate {
     pub credits: GateCredits,
     pub queue: VecDeque<(usize, ChannelEvent)>,
     pub open_channels: usize,
-    pub upstream: Vec<(ActorRef<TaskMessage>, usize)>,
+    /// Per gate channel: the producer, its output index and its channel index there.
+    pub upstream: Vec<(ActorRef<TaskMessage>, usize, usize)>,
     /// Last watermark per channel; an ended channel holds `i64::MAX`.
     pub channel_watermarks: Vec<i64>,
     /// Channels whose sender declared itself idle: left out of the minimum.
@@ -197,6 +199,8 @@ impl InputGate {
 }
 
 pub(crate) struct TaskOutput {
+    /// Which output of the chain's tail operator this is: 0 main, `k` side output `k`.
+    pub node_output: usize,
     pub partitioner: Box<dyn ErasedPartitioner>,
     pub senders: Vec<CreditSender>,
     pub downstream: Vec<(ActorRef<TaskMessage>, usize)>,
@@ -227,9 +231,14 @@ impl TaskOutput {
         }
     }
 
-    fn end_all(&mut self) {
+    /// Sends every partly filled frame.
+    fn flush(&mut self) {
         let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice());
         self.partitioner.flush(&mut dispatch);
+    }
+
+    fn end_all(&mut self) {
+        self.flush();
         for channel in 0..self.senders.len() {
             self.senders[channel].enqueue(ChannelEvent::EndOfInput);
             self.pump(channel);
@@ -252,26 +261,38 @@ impl FrameDispatch for Dispatch<'_> {
 }
 
 /// The end of a task's chain: its partitioner, or nothing for a sink task.
-struct ChainTail<'a>(Option<&'a mut TaskOutput>);
+struct ChainTail<'a>(&'a mut [TaskOutput]);
 
-impl FrameSink for ChainTail<'_> {
-    fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
-        if let Some(output) = &mut self.0 {
+impl ChainTail<'_> {
+    fn route(&mut self, node_output: usize, frame: AnyFrame) {
+        // Outputs nobody consumes are dropped, as Flink drops unconsumed side outputs.
+        if let Some(output) = self.0.iter_mut().find(|o| o.node_output == node_output) {
             let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
             output.partitioner.route(frame, &mut dispatch);
         }
+    }
+}
+
+impl FrameSink for ChainTail<'_> {
+    fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
+        self.route(0, frame);
+        Ok(())
+    }
+
+    fn push_side(&mut self, output: usize, frame: AnyFrame) -> Result<(), ChainFailure> {
+        self.route(output, frame);
         Ok(())
     }
 
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
-        if let Some(output) = &mut self.0 {
+        for output in self.0.iter_mut() {
             output.broadcast(|| ChannelEvent::Watermark(watermark));
         }
         Ok(())
     }
 
     fn idleness(&mut self, idle: bool) -> Result<(), ChainFailure> {
-        if let Some(output) = &mut self.0 {
+        for output in self.0.iter_mut() {
             output.broadcast(|| ChannelEvent::Idleness(idle));
         }
         Ok(())
@@ -300,7 +321,7 @@ pub(crate) struct TaskState {
     pub id: SubtaskId,
     pub head: TaskHead,
     pub chain: OperatorChain,
-    pub output: Option<TaskOutput>,
+    pub outputs: Vec<TaskOutput>,
     pub settings: TaskSettings,
     pub reports: Sender<TaskReport>,
     phase: Phase,
@@ -316,19 +337,20 @@ impl TaskState {
         id: SubtaskId,
         head: TaskHead,
         chain: OperatorChain,
-        output: Option<TaskOutput>,
+        outputs: Vec<TaskOutput>,
         settings: TaskSettings,
         reports: Sender<TaskReport>,
     ) -> Self {
-        TaskState { id, head, chain, output, settings, reports, phase: Phase::Running, resume_scheduled: false, linger_scheduled: false, tick_due: None, started: false }
+        TaskState { id, head, chain, outputs, settings, reports, phase: Phase::Running, resume_scheduled: false, linger_scheduled: false, tick_due: None, started: false }
     }
 
     fn handle(&mut self, myself: &ActorRef<TaskMessage>, message: TaskMessage) {
         match message {
             TaskMessage::Start { outputs, inputs } => {
-                if let Some(output) = &mut self.output {
-                    assert_eq!(outputs.len(), output.senders.len(), "wiring gives every output channel a consumer");
-                    output.downstream = outputs;
+                assert_eq!(outputs.len(), self.outputs.len(), "wiring gives every output its consumers");
+                for (output, downstream) in self.outputs.iter_mut().zip(outputs) {
+                    assert_eq!(downstream.len(), output.senders.len(), "wiring gives every output channel a consumer");
+                    output.downstream = downstream;
                 }
                 if let TaskHead::Gate(gate) = &mut self.head {
                     assert_eq!(inputs.len(), gate.open_channels, "wiring gives every gate channel a producer");
@@ -343,17 +365,16 @@ impl TaskState {
                 }
                 gate.queue.push_back((channel, event));
             }
-            TaskMessage::Credit { channel, credits } => {
-                if let Some(output) = &mut self.output {
-                    output.senders[channel].add_credits(credits);
-                    output.pump(channel);
-                }
+            TaskMessage::Credit { output, channel, credits } => {
+                let output = &mut self.outputs[output];
+                output.senders[channel].add_credits(credits);
+                output.pump(channel);
             }
             TaskMessage::Resume => self.resume_scheduled = false,
             TaskMessage::Tick => {
                 self.tick_due = None;
                 if self.phase == Phase::Running {
-                    let mut tail = ChainTail(self.output.as_mut());
+                    let mut tail = ChainTail(&mut self.outputs);
                     if let Err(failure) = self.chain.on_processing_time(Instant::now(), &mut tail) {
                         return self.fail(myself, failure);
                     }
@@ -361,9 +382,10 @@ impl TaskState {
             }
             TaskMessage::Linger => {
                 self.linger_scheduled = false;
-                if let (Phase::Running, Some(output)) = (self.phase, &mut self.output) {
-                    let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
-                    output.partitioner.flush(&mut dispatch);
+                if self.phase == Phase::Running {
+                    for output in &mut self.outputs {
+                        output.flush();
+                    }
                 }
             }
             TaskMessage::Cancel => {
@@ -380,7 +402,7 @@ impl TaskState {
     fn work(&mut self, myself: &ActorRef<TaskMessage>) {
         let mut turns = 0;
         while self.phase == Phase::Running {
-            if self.output.as_ref().is_some_and(TaskOutput::is_blocked) {
+            if self.outputs.iter().any(TaskOutput::is_blocked) {
                 break; // A credit message wakes the task.
             }
             if turns == self.settings.frames_per_turn_max {
@@ -400,8 +422,8 @@ impl TaskState {
         }
         if let TaskHead::Gate(gate) = &mut self.head {
             for (channel, credits) in gate.credits.take_grants() {
-                let (actor, output_channel) = &gate.upstream[channel];
-                let _ = actor.send_message(TaskMessage::Credit { channel: *output_channel, credits });
+                let (actor, output, output_channel) = &gate.upstream[channel];
+                let _ = actor.send_message(TaskMessage::Credit { output: *output, channel: *output_channel, credits });
             }
         }
         match self.phase {
@@ -416,7 +438,7 @@ impl TaskState {
 
     /// Takes one frame from the head and pushes it through the chain.
     fn step(&mut self) -> Step {
-        let tail = &mut ChainTail(self.output.as_mut());
+        let tail = &mut ChainTail(&mut self.outputs);
         match &mut self.head {
             TaskHead::Source { reader, records_out, watermark } => {
                 let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max)));
@@ -503,7 +525,7 @@ impl TaskState {
     }
 
     fn finish_input(&mut self) {
-        let mut tail = ChainTail(self.output.as_mut());
+        let mut tail = ChainTail(&mut self.outputs);
         // A finished source has no more event time to wait for: as in Flink, its end is the
         // maximum watermark, which fires every pending event-time result.
         let source_end = match &self.head {
@@ -515,14 +537,14 @@ impl TaskState {
             self.report_failure(failure);
             return;
         }
-        if let Some(output) = &mut self.output {
+        for output in &mut self.outputs {
             output.end_all();
         }
         self.phase = Phase::Finishing;
     }
 
     fn try_complete(&mut self, myself: &ActorRef<TaskMessage>) {
-        if self.output.as_ref().is_some_and(TaskOutput::is_blocked) {
+        if self.outputs.iter().any(TaskOutput::is_blocked) {
             return; // The end marker still waits for credit behind the last frames.
         }
         self.phase = Phase::Done;
@@ -565,13 +587,13 @@ impl TaskState {
     }
 
     fn schedule_linger(&mut self, myself: &ActorRef<TaskMessage>) {
-        let Some(output) = &mut self.output else { return };
-        if self.linger_scheduled || !output.partitioner.has_pending() {
+        if self.linger_scheduled || !self.outputs.iter().any(|o| o.partitioner.has_pending()) {
             return;
         }
         if self.settings.linger.is_zero() {
-            let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
-            output.partitioner.flush(&mut dispatch);
+            for output in &mut self.outputs {
+                output.flush();
+            }
             return;
         }
         self.linger_scheduled = true;
@@ -590,9 +612,7 @@ impl TaskState {
             }
         }
         metrics.node_counts.extend(self.chain.counts());
-        if let Some(output) = &self.output {
-            metrics.output_backlog_frames_peak = output.senders.iter().map(CreditSender::backlog_frames_peak).max().unwrap_or(0);
-        }
+        metrics.output_backlog_frames_peak = self.outputs.iter().flat_map(|o| &o.senders).map(CreditSender::backlog_frames_peak).max().unwrap_or(0);
         metrics
     }
 }

@@ -817,6 +817,7 @@ mod tests {
             max_parallelism: 128,
             frame_records_max: 1024,
             watermark_interval: std::time::Duration::from_millis(10),
+            side_outputs: Vec::new(),
         }
     }
 
