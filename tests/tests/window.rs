@@ -24,7 +24,7 @@ fn tumbling_window_counts_match_hand_computed_counts_at_every_parallelism() {
         env.source("bids", source).key_by(|b: &Bid| b.auction % 50).window(windows, |b: &Bid| b.ts).count().sink("out", out.clone());
         env.execute("windows").unwrap();
         let mut actual = BTreeMap::new();
-        for WindowResult { key, window, value } in out.records() {
+        for WindowResult { key, window, value, .. } in out.records() {
             assert_eq!(window.end - window.start, 10_000);
             assert!(actual.insert((key, window.start), value).is_none(), "window ({key}, {window:?}) fired twice");
         }
@@ -63,4 +63,133 @@ fn windows_fire_on_the_watermark_before_the_input_ends() {
     // the source has emitted everything (the source needs 0.5 s for the rest).
     let (_, emitted_when_first_fired) = fired.iter().find(|(r, _)| r.window.start == 0).unwrap();
     assert!(*emitted_when_first_fired < events, "the first window waited for the end of input");
+}
+
+mod kinds_and_lateness {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use tethys_engine::sink::collect::CollectSink;
+    use tethys_engine::source::bids::{Bid, BidsSource};
+    use tethys_engine::{
+        CumulateEventTimeWindows, EngineConfig, LatePolicy, LateRecord, OutputTag, SlidingEventTimeWindows, StreamEnvironment, TimeWindow,
+        WatermarkStrategy, WindowResult,
+    };
+
+    fn expected_counts(source: BidsSource, events: u64, assign: impl Fn(i64) -> Vec<TimeWindow>) -> BTreeMap<(i64, TimeWindow), u64> {
+        let mut expected = BTreeMap::new();
+        for id in 1..=events {
+            let bid = source.bid(id);
+            for window in assign(bid.ts) {
+                *expected.entry((bid.auction % 7, window)).or_insert(0) += 1;
+            }
+        }
+        expected
+    }
+
+    fn collect_counts(out: &CollectSink<WindowResult<i64, u64>>) -> BTreeMap<(i64, TimeWindow), u64> {
+        let mut actual = BTreeMap::new();
+        for r in out.records() {
+            assert!(!r.is_update);
+            assert!(actual.insert((r.key, r.window), r.value).is_none(), "({}, {:?}) fired twice", r.key, r.window);
+        }
+        actual
+    }
+
+    #[test]
+    fn sliding_and_cumulate_windows_match_brute_force_counts() {
+        let events = 40_000u64;
+        let source = BidsSource::new(events, 4);
+        let sliding = SlidingEventTimeWindows::of(Duration::from_secs(10), Duration::from_secs(3));
+        let cumulate = CumulateEventTimeWindows::of(Duration::from_secs(2), Duration::from_secs(10));
+        let expected_sliding = expected_counts(source, events, |ts| sliding.assign(ts).collect());
+        let expected_cumulate = expected_counts(source, events, |ts| cumulate.assign(ts).collect());
+        for parallelism in [1, 2] {
+            let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
+            let (sliding_out, cumulate_out) = (CollectSink::new(), CollectSink::new());
+            env.source("bids", source).key_by(|b: &Bid| b.auction % 7).window(sliding, |b: &Bid| b.ts).count().sink("sliding", sliding_out.clone());
+            env.source("bids", source).key_by(|b: &Bid| b.auction % 7).window(cumulate, |b: &Bid| b.ts).count().sink("cumulate", cumulate_out.clone());
+            env.execute("sliding-cumulate").unwrap();
+            assert_eq!(collect_counts(&sliding_out), expected_sliding, "sliding p={parallelism}");
+            assert_eq!(collect_counts(&cumulate_out), expected_cumulate, "cumulate p={parallelism}");
+        }
+    }
+
+    /// Runs the lateness scenario: timestamps 1000, 2000, 11000 (fires [0,10s) with 2), 3000 (late
+    /// within 5 s of lateness: re-fires [0,10s) with 3, as an update), 16000 (retires [0,10s)),
+    /// 4000 (beyond lateness: the policy), then the end fires [10s,20s).
+    fn lateness_job(policy: LatePolicy<i64>, late_tag: Option<OutputTag<LateRecord<i64>>>) -> (Vec<(i64, u64, bool)>, Vec<LateRecord<i64>>, tethys_engine::JobResult) {
+        let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
+        let env = StreamEnvironment::new(config);
+        let (out, late) = (CollectSink::new(), CollectSink::new());
+        let windows = env
+            .from_collection(vec![1_000i64, 2_000, 11_000, 3_000, 16_000, 4_000])
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_monotonous_timestamps(|ts: &i64| *ts))
+            .key_by(|_ts: &i64| 0u8)
+            .window(tethys_engine::TumblingEventTimeWindows::of(Duration::from_secs(10)), |ts: &i64| *ts)
+            .allowed_lateness(Duration::from_secs(5))
+            .late_records(policy)
+            .count();
+        if let Some(tag) = &late_tag {
+            windows.side_output(tag).sink("late", late.clone());
+        }
+        windows.sink("out", out.clone());
+        let result = env.execute("lateness").unwrap();
+        let results = out.records().into_iter().map(|r: WindowResult<u8, u64>| (r.window.start, r.value, r.is_update)).collect();
+        (results, late.records(), result)
+    }
+
+    #[test]
+    fn late_record_within_lateness_refires_window_and_later_ones_are_dropped_and_counted() {
+        let (results, _, job) = lateness_job(LatePolicy::Drop, None);
+        assert_eq!(results, vec![(0, 2, false), (0, 3, true), (10_000, 2, false)]);
+        assert_eq!(job.operator("Window").unwrap().extra["late_records_dropped"], 1);
+    }
+
+    #[test]
+    fn record_beyond_lateness_goes_to_the_side_output_with_the_window_it_missed() {
+        let tag = OutputTag::new("late");
+        let (results, late, _) = lateness_job(LatePolicy::SideOutput(tag.clone()), Some(tag));
+        assert_eq!(results, vec![(0, 2, false), (0, 3, true), (10_000, 2, false)]);
+        assert_eq!(late, vec![LateRecord { record: 4_000, window: TimeWindow { start: 0, end: 10_000 }, watermark: 15_999 }]);
+    }
+
+    #[test]
+    fn record_beyond_lateness_joins_the_earliest_open_window() {
+        let (results, _, job) = lateness_job(LatePolicy::EarliestOpenWindow, None);
+        assert_eq!(results, vec![(0, 2, false), (0, 3, true), (10_000, 3, false)]);
+        assert_eq!(job.operator("Window").unwrap().extra["late_records_reassigned"], 1);
+    }
+
+    #[test]
+    fn process_and_reduce_window_functions_see_the_whole_window() {
+        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
+        let (processed, reduced) = (CollectSink::new(), CollectSink::new());
+        let input: Vec<(char, i64)> = vec![('a', 1_000), ('b', 2_000), ('a', 4_000), ('a', 12_000), ('b', 3_000)];
+        let tumbling = tethys_engine::TumblingEventTimeWindows::of(Duration::from_secs(10));
+        env.from_collection(input.clone())
+            .parallelism(1)
+            .key_by(|r: &(char, i64)| r.0)
+            .window(tumbling, |r: &(char, i64)| r.1)
+            .process(|ctx, records: &[(char, i64)], out| {
+                let mut times: Vec<i64> = records.iter().map(|r| r.1).collect();
+                times.sort();
+                out.emit((*ctx.key, ctx.window.start, times));
+                Ok(())
+            })
+            .sink("processed", processed.clone());
+        env.from_collection(input)
+            .parallelism(1)
+            .key_by(|r: &(char, i64)| r.0)
+            .window(tumbling, |r: &(char, i64)| r.1)
+            .reduce(|a, b| if b.1 > a.1 { b } else { a })
+            .sink("reduced", reduced.clone());
+        env.execute("functions").unwrap();
+        let mut processed = processed.records();
+        processed.sort();
+        assert_eq!(processed, vec![('a', 0, vec![1_000, 4_000]), ('a', 10_000, vec![12_000]), ('b', 0, vec![2_000, 3_000])]);
+        let mut reduced: Vec<(char, i64, i64)> = reduced.records().into_iter().map(|r: WindowResult<char, (char, i64)>| (r.key, r.window.start, r.value.1)).collect();
+        reduced.sort();
+        assert_eq!(reduced, vec![('a', 0, 4_000), ('a', 10_000, 12_000), ('b', 0, 3_000)]);
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::ops::AddAssign;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::stream::DataStream;
 use crate::channel::partitioner::{ErasedPartitioner, HashPartitioner, Partitioning};
@@ -14,9 +15,10 @@ use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, RollingKeyedOperator};
 use crate::operator::SubtaskContext;
-use crate::window::aggregate::TumblingWindowAggregate;
-use crate::window::tumbling::TumblingEventTimeWindows;
-use crate::window::WindowResult;
+use crate::window::assigner::WindowAssigner;
+use crate::window::function::{AggregateWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction};
+use crate::window::operator::{LatePolicy, WindowOperator};
+use crate::window::{TimeWindow, WindowResult};
 
 /// A stream partitioned by the key `KeyFn` extracts.
 pub struct KeyedStream<T, K, KeyFn> {
@@ -115,11 +117,14 @@ where
     }
 }
 
-/// A keyed stream cut into tumbling event-time windows.
-pub struct WindowedStream<T, K, KeyFn, TimestampFn> {
+/// A keyed stream cut into event-time windows by a non-merging assigner (tumbling, sliding,
+/// cumulate), with allowed lateness and a policy for later records.
+pub struct WindowedStream<T, K, KeyFn, TimestampFn, A> {
     keyed: KeyedStream<T, K, KeyFn>,
-    assigner: TumblingEventTimeWindows,
+    assigner: A,
     timestamp_fn: Arc<TimestampFn>,
+    allowed_lateness: Duration,
+    late_policy: LatePolicy<T>,
 }
 
 impl<T, K, KeyFn> KeyedStream<T, K, KeyFn>
@@ -128,43 +133,111 @@ where
     K: Key,
     KeyFn: Fn(&T) -> K + Send + Sync + 'static,
 {
-    /// Cuts the stream into tumbling event-time windows; `timestamp_fn` gives a record's event
-    /// time in milliseconds. Windows fire when the watermark passes their end.
-    pub fn window<TimestampFn>(self, assigner: TumblingEventTimeWindows, timestamp_fn: TimestampFn) -> WindowedStream<T, K, KeyFn, TimestampFn>
+    /// Cuts the stream into event-time windows of `assigner` (tumbling, sliding or cumulate);
+    /// `timestamp_fn` gives a record's event time in milliseconds. Windows fire when the watermark
+    /// passes their end; by default late records are dropped and counted.
+    pub fn window<TimestampFn, A>(self, assigner: A, timestamp_fn: TimestampFn) -> WindowedStream<T, K, KeyFn, TimestampFn, A>
     where
         TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
+        A: WindowAssigner,
     {
-        WindowedStream { keyed: self, assigner, timestamp_fn: Arc::new(timestamp_fn) }
+        WindowedStream { keyed: self, assigner, timestamp_fn: Arc::new(timestamp_fn), allowed_lateness: Duration::ZERO, late_policy: LatePolicy::Drop }
     }
 }
 
-impl<T, K, KeyFn, TimestampFn> WindowedStream<T, K, KeyFn, TimestampFn>
+impl<T, K, KeyFn, TimestampFn, A> WindowedStream<T, K, KeyFn, TimestampFn, A>
 where
-    T: Record,
+    T: Record + Clone,
     K: Key,
     KeyFn: Fn(&T) -> K + Send + Sync + 'static,
     TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
+    A: WindowAssigner,
 {
-    /// Aggregates each window per key incrementally and emits one result per key and window.
-    pub fn aggregate<Acc, Out, A>(self, aggregate: A) -> DataStream<WindowResult<K, Out>>
+    /// Keeps each window's state for `lateness` after it fires: a record arriving then updates the
+    /// window and re-fires it, marked as an update.
+    pub fn allowed_lateness(mut self, lateness: Duration) -> Self {
+        self.allowed_lateness = lateness;
+        self
+    }
+
+    /// What to do with records later than the allowed lateness (default: drop and count).
+    pub fn late_records(mut self, policy: LatePolicy<T>) -> Self {
+        self.late_policy = policy;
+        self
+    }
+
+    fn apply<F: WindowFunction<K, T>>(self, name: &str, function: F) -> DataStream<F::Out> {
+        let WindowedStream { keyed, assigner, timestamp_fn, allowed_lateness, late_policy } = self;
+        let key_fn = keyed.key_fn;
+        let function = Arc::new(function);
+        let lateness_ms = i64::try_from(allowed_lateness.as_millis()).unwrap_or(i64::MAX);
+        keyed.stream.add_operator(name, OperatorKind::Window, true, move |context| {
+            let (key_fn, timestamp_fn, function) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn), Arc::clone(&function));
+            let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
+            Ok(WindowOperator::new(
+                move |r: &T| key_fn(r),
+                move |r: &T| timestamp_fn(r),
+                assigner,
+                SharedWindowFunction(function),
+                lateness_ms,
+                late_policy.clone(),
+                range,
+                context.max_parallelism,
+            ))
+        })
+    }
+
+    /// Aggregates each window per key incrementally; one result per key and window.
+    pub fn aggregate<Acc, Out, Agg>(self, aggregate: Agg) -> DataStream<WindowResult<K, Out>>
     where
         Acc: Send + 'static,
         Out: Record,
-        A: AggregateFunction<T, Acc, Out>,
+        Agg: AggregateFunction<T, Acc, Out>,
     {
-        let WindowedStream { keyed, assigner, timestamp_fn } = self;
-        let key_fn = keyed.key_fn;
-        let aggregate = Arc::new(aggregate);
-        keyed.stream.add_operator("TumblingWindow", OperatorKind::Window, true, move |context| {
-            let (key_fn, timestamp_fn) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn));
-            let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
-            Ok(TumblingWindowAggregate::new(move |r: &T| key_fn(r), move |r: &T| timestamp_fn(r), assigner, Arc::clone(&aggregate), range, context.max_parallelism))
-        })
+        self.apply("Window", AggregateWindowFunction(Arc::new(aggregate), std::marker::PhantomData))
+    }
+
+    /// Reduces each window per key to one record.
+    pub fn reduce<F>(self, reduce: F) -> DataStream<WindowResult<K, T>>
+    where
+        F: Fn(T, T) -> T + Send + Sync + 'static,
+    {
+        self.apply("Window", ReduceWindowFunction(reduce))
     }
 
     /// Counts the records of each window per key.
     pub fn count(self) -> DataStream<WindowResult<K, u64>> {
         self.aggregate(CountAggregate)
+    }
+
+    /// Calls `function` with all records of a window and key when the window fires.
+    pub fn process<O, F>(self, function: F) -> DataStream<O>
+    where
+        O: Record,
+        F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::operator::UserError> + Send + Sync + 'static,
+    {
+        self.apply("ProcessWindow", ProcessWindowFunction(function, std::marker::PhantomData))
+    }
+}
+
+/// A window function shared by the subtasks of one operator.
+struct SharedWindowFunction<F>(Arc<F>);
+
+impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunction<F> {
+    type State = F::State;
+    type Out = F::Out;
+
+    fn create(&self) -> F::State {
+        self.0.create()
+    }
+
+    #[inline]
+    fn add(&self, state: &mut F::State, record: In) {
+        self.0.add(state, record)
+    }
+
+    fn emit(&self, key: &K, window: TimeWindow, state: &F::State, is_update: bool, out: &mut crate::operator::Output<'_, F::Out>) -> Result<(), crate::operator::UserError> {
+        self.0.emit(key, window, state, is_update, out)
     }
 }
 

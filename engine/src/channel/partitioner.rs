@@ -174,6 +174,8 @@ pub struct HashPartitioner<T, K, KeyFn> {
     builders: FrameBuilders<T>,
     key_fn: KeyFn,
     max_parallelism: usize,
+    /// Channel of each key group, computed once (no division per record).
+    channel_of_group: Vec<u32>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -186,7 +188,8 @@ where
     /// A partitioner over `channels` consumer subtasks of a job with `max_parallelism` key groups.
     pub fn new(channels: usize, max_parallelism: usize, frame_records_max: usize, key_fn: KeyFn) -> Self {
         assert!(channels <= max_parallelism, "parallelism {channels} exceeds max parallelism {max_parallelism}");
-        HashPartitioner { builders: FrameBuilders::new(channels, frame_records_max), key_fn, max_parallelism, _key: PhantomData }
+        let channel_of_group = (0..max_parallelism).map(|group| subtask_for_key_group(group, max_parallelism, channels) as u32).collect();
+        HashPartitioner { builders: FrameBuilders::new(channels, frame_records_max), key_fn, max_parallelism, channel_of_group, _key: PhantomData }
     }
 }
 
@@ -205,7 +208,7 @@ where
         }
         for record in frame {
             let group = key_group_of_hash(stable_key_hash(&(self.key_fn)(&record)), self.max_parallelism);
-            let channel = subtask_for_key_group(group, self.max_parallelism, channels);
+            let channel = self.channel_of_group[group] as usize;
             self.builders.push(channel, record, out);
         }
     }

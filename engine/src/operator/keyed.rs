@@ -53,9 +53,15 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         result
     }
 
+    /// Whether `key` has state.
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        let group = assign_key_group(key, self.max_parallelism);
+        self.range.contains(group) && self.groups[group - self.range.start].contains_key(key)
+    }
+
     /// Every key with its state, key group by key group.
-    pub(crate) fn into_entries(self) -> impl Iterator<Item = (K, S)> {
-        self.groups.into_iter().flatten()
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&K, &S)> {
+        self.groups.iter().flatten()
     }
 
     /// Number of keys with state.

@@ -242,6 +242,12 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         None
     }
 
+    /// Operator-specific counters (e.g. late records dropped), summed over subtasks in the job's
+    /// result.
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Called once when every input has ended, before end of input goes downstream.
     fn finish(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
         Ok(())
@@ -249,12 +255,14 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
 }
 
 /// Counts kept per operator instance.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OperatorCounts {
     /// Records taken in.
     pub records_in: u64,
     /// Records emitted.
     pub records_out: u64,
+    /// Operator-specific counters.
+    pub extra: Vec<(&'static str, u64)>,
 }
 
 /// An operator whose record types the runtime does not know.
@@ -360,7 +368,7 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
     }
 
     fn counts(&self) -> OperatorCounts {
-        self.counts
+        OperatorCounts { extra: self.operator.metrics(), ..self.counts.clone() }
     }
 }
 
@@ -507,7 +515,7 @@ mod tests {
         let mut sink = Collect(Vec::new());
         chain.process(AnyFrame::new(vec![1u32, 2, 3]), &mut sink).unwrap();
         assert_eq!(sink.0, vec![4, 8, 12]);
-        assert_eq!(chain.counts()[0], OperatorCounts { records_in: 3, records_out: 3 });
+        assert_eq!(chain.counts()[0], OperatorCounts { records_in: 3, records_out: 3, extra: Vec::new() });
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct OperatorMetrics {
     pub records_in: u64,
     /// Records emitted.
     pub records_out: u64,
+    /// Operator-specific counters (e.g. `late_records_dropped`), summed over subtasks.
+    pub extra: std::collections::BTreeMap<String, u64>,
 }
 
 /// Flow-control figures over all channels of the job.
@@ -353,7 +355,7 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
     let mut operators: Vec<OperatorMetrics> = graph
         .nodes
         .iter()
-        .map(|n| OperatorMetrics { node: n.id, name: n.name.clone(), parallelism: graph.parallelism_of(n.id), records_in: 0, records_out: 0 })
+        .map(|n| OperatorMetrics { node: n.id, name: n.name.clone(), parallelism: graph.parallelism_of(n.id), records_in: 0, records_out: 0, extra: Default::default() })
         .collect();
     let mut channels = ChannelMetrics { gate_capacity_min: u32::MAX, ..Default::default() };
     for task in &plan.tasks {
@@ -361,6 +363,9 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
             for (&node, counts) in task.nodes.iter().zip(&subtask.node_counts) {
                 operators[node].records_in += counts.records_in;
                 operators[node].records_out += counts.records_out;
+                for (name, value) in &counts.extra {
+                    *operators[node].extra.entry(name.to_string()).or_insert(0) += value;
+                }
             }
             if !task.inputs.is_empty() {
                 channels.gate_queued_frames_peak = channels.gate_queued_frames_peak.max(subtask.gate_queued_frames_peak);

@@ -604,7 +604,7 @@ impl TaskState {
         let mut metrics = SubtaskMetrics::default();
         match &self.head {
             TaskHead::Source { records_out, .. } => {
-                metrics.node_counts.push(OperatorCounts { records_in: 0, records_out: *records_out });
+                metrics.node_counts.push(OperatorCounts { records_in: 0, records_out: *records_out, extra: Vec::new() });
             }
             TaskHead::Gate(gate) => {
                 metrics.gate_queued_frames_peak = gate.credits.queued_frames_peak();

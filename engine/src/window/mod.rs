@@ -2,12 +2,19 @@
 //! emit results when the watermark passes a window's end.
 //!
 //! A window `[start, end)` fires when the watermark reaches `end - 1` (its largest timestamp), as in
-//! Flink. Records whose window has already fired are late; until allowed lateness and late-data
-//! policies land, they are dropped and counted.
+//! Flink. A record for a fired window within the allowed lateness updates it and re-fires it
+//! (marked as an update); a later one goes to the operator's `LatePolicy`.
 
+pub mod cumulate;
+pub mod global;
+pub mod session;
+pub mod sliding;
+pub mod trigger;
 pub mod tumbling;
 
-pub(crate) mod aggregate;
+pub mod assigner;
+pub mod function;
+pub mod operator;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,4 +43,7 @@ pub struct WindowResult<K, V> {
     pub window: TimeWindow,
     /// The window function's result.
     pub value: V,
+    /// Whether this result refines one emitted before for the same key and window (a late record
+    /// within allowed lateness re-fired the window).
+    pub is_update: bool,
 }

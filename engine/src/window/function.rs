@@ -1,0 +1,125 @@
+//! Window functions: what a window computes per key. Incremental ones (aggregate, reduce) keep one
+//! accumulator per (window, key) and add each record as it comes; the process function buffers the
+//! window's records and sees them all, with the window, when it fires (Flink's
+//! `ProcessWindowFunction`). All give the same interface to the window operators.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::{TimeWindow, WindowResult};
+use crate::frame::Record;
+use crate::operator::keyed::AggregateFunction;
+use crate::operator::{Output, UserError};
+
+/// What a window operator needs from a window function (implemented by the engine's aggregate,
+/// reduce and process window functions).
+pub trait WindowFunction<K, In>: Send + Sync + 'static {
+    /// Per-(window, key) state.
+    type State: Send + 'static;
+    /// Records the function emits.
+    type Out: Record;
+    /// Fresh state for a window and key.
+    fn create(&self) -> Self::State;
+    /// Adds a record to the state.
+    fn add(&self, state: &mut Self::State, record: In);
+    /// Emits the window's result for `key`; `is_update` when it refines an earlier firing.
+    fn emit(&self, key: &K, window: TimeWindow, state: &Self::State, is_update: bool, out: &mut Output<'_, Self::Out>) -> Result<(), UserError>;
+}
+
+/// An incremental `AggregateFunction` per window; emits `WindowResult`s.
+pub struct AggregateWindowFunction<A, Acc, V>(pub(crate) Arc<A>, pub(crate) PhantomData<fn() -> (Acc, V)>);
+
+impl<K, In, Acc, V, A> WindowFunction<K, In> for AggregateWindowFunction<A, Acc, V>
+where
+    K: Record + Clone,
+    In: Record,
+    Acc: Send + 'static,
+    V: Record,
+    A: AggregateFunction<In, Acc, V>,
+{
+    type State = Acc;
+    type Out = WindowResult<K, V>;
+
+    fn create(&self) -> Acc {
+        self.0.create_accumulator()
+    }
+
+    #[inline]
+    fn add(&self, state: &mut Acc, record: In) {
+        self.0.add(state, record);
+    }
+
+    fn emit(&self, key: &K, window: TimeWindow, state: &Acc, is_update: bool, out: &mut Output<'_, WindowResult<K, V>>) -> Result<(), UserError> {
+        out.emit(WindowResult { key: key.clone(), window, value: self.0.get_result(state), is_update });
+        Ok(())
+    }
+}
+
+/// Reduces the records of a window to one; emits `WindowResult`s.
+pub struct ReduceWindowFunction<F>(pub(crate) F);
+
+impl<K, T, F> WindowFunction<K, T> for ReduceWindowFunction<F>
+where
+    K: Record + Clone,
+    T: Record + Clone,
+    F: Fn(T, T) -> T + Send + Sync + 'static,
+{
+    type State = Option<T>;
+    type Out = WindowResult<K, T>;
+
+    fn create(&self) -> Option<T> {
+        None
+    }
+
+    #[inline]
+    fn add(&self, state: &mut Option<T>, record: T) {
+        *state = Some(match state.take() {
+            Some(previous) => (self.0)(previous, record),
+            None => record,
+        });
+    }
+
+    fn emit(&self, key: &K, window: TimeWindow, state: &Option<T>, is_update: bool, out: &mut Output<'_, WindowResult<K, T>>) -> Result<(), UserError> {
+        if let Some(value) = state {
+            out.emit(WindowResult { key: key.clone(), window, value: value.clone(), is_update });
+        }
+        Ok(())
+    }
+}
+
+/// Context a process window function is called with.
+pub struct WindowContext<'a, K> {
+    /// The key.
+    pub key: &'a K,
+    /// The window firing.
+    pub window: TimeWindow,
+    /// Whether this firing refines an earlier one (a late record within allowed lateness).
+    pub is_update: bool,
+}
+
+/// Sees all records of a window when it fires.
+pub struct ProcessWindowFunction<F, O>(pub(crate) F, pub(crate) PhantomData<fn() -> O>);
+
+impl<K, T, O, F> WindowFunction<K, T> for ProcessWindowFunction<F, O>
+where
+    K: Record,
+    T: Record,
+    O: Record,
+    F: Fn(&WindowContext<'_, K>, &[T], &mut Output<'_, O>) -> Result<(), UserError> + Send + Sync + 'static,
+{
+    type State = Vec<T>;
+    type Out = O;
+
+    fn create(&self) -> Vec<T> {
+        Vec::new()
+    }
+
+    #[inline]
+    fn add(&self, state: &mut Vec<T>, record: T) {
+        state.push(record);
+    }
+
+    fn emit(&self, key: &K, window: TimeWindow, state: &Vec<T>, is_update: bool, out: &mut Output<'_, O>) -> Result<(), UserError> {
+        (self.0)(&WindowContext { key, window, is_update }, state, out)
+    }
+}

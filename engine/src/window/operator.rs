@@ -1,0 +1,228 @@
+//! The keyed window operator for non-merging windows (tumbling, sliding, cumulate), with allowed
+//! lateness and a policy for records later than that.
+//!
+//! State: the open windows in a deque ordered by (end, start), each holding its keys' states by
+//! key group. Records mostly belong to the newest windows, so the search starts at the back; new
+//! windows are sized like the last one retired so their maps do not rehash while filling.
+//!
+//! Firing (Flink's semantics): a window fires when the watermark reaches its max timestamp
+//! (`end - 1`). Its state is kept until the watermark passes `max timestamp + allowed lateness`;
+//! until then a late record still updates it and the window fires again at once for that key,
+//! marked as an update. A record whose every window is past allowed lateness is handled by the
+//! operator's `LatePolicy`: dropped (and counted), sent to a side output with the window it missed,
+//! or added to the earliest windows still open. Windows fired are a prefix of the deque (ordered
+//! by end), and retired windows leave from its front.
+
+use std::collections::VecDeque;
+
+use super::assigner::WindowAssigner;
+use super::function::WindowFunction;
+use super::TimeWindow;
+use crate::frame::Record;
+use crate::key_group::KeyGroupRange;
+use crate::operator::keyed::{Key, KeyedStateMap};
+use crate::operator::{FrameOperator, Output, OutputTag, UserError};
+
+/// A record that came after its windows were gone, with the (last) window it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub struct LateRecord<T> {
+    /// The record.
+    pub record: T,
+    /// The last window the record belonged to: already fired and past allowed lateness.
+    pub window: TimeWindow,
+    /// The operator's watermark when the record came.
+    pub watermark: i64,
+}
+
+/// What a window operator does with a record later than allowed lateness.
+pub enum LatePolicy<T> {
+    /// Drop it and count it (metric `late_records_dropped`).
+    Drop,
+    /// Send it, with the window it missed, to this side output.
+    SideOutput(OutputTag<LateRecord<T>>),
+    /// Add it to the earliest windows still open, as if it carried the first timestamp after the
+    /// watermark (metric `late_records_reassigned`).
+    EarliestOpenWindow,
+}
+
+impl<T> Clone for LatePolicy<T> {
+    fn clone(&self) -> Self {
+        match self {
+            LatePolicy::Drop => LatePolicy::Drop,
+            LatePolicy::SideOutput(tag) => LatePolicy::SideOutput(tag.clone()),
+            LatePolicy::EarliestOpenWindow => LatePolicy::EarliestOpenWindow,
+        }
+    }
+}
+
+pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, TimestampFn> {
+    pub key_fn: KeyFn,
+    pub timestamp_fn: TimestampFn,
+    pub assigner: A,
+    pub function: F,
+    pub allowed_lateness_ms: i64,
+    pub late_policy: LatePolicy<T>,
+    pub range: KeyGroupRange,
+    pub max_parallelism: usize,
+    /// Windows with state, ascending by (end, start).
+    pub windows: VecDeque<(TimeWindow, KeyedStateMap<K, F::State>)>,
+    pub watermark: i64,
+    /// Keys of the last window retired: the size hint for new windows.
+    pub keys_per_window: usize,
+    pub assigned: Vec<TimeWindow>,
+    pub late_dropped: u64,
+    pub late_reassigned: u64,
+}
+
+impl<K, T, F, A, KeyFn, TimestampFn> WindowOperator<K, T, F, A, KeyFn, TimestampFn>
+where
+    K: Key,
+    T: Record + Clone,
+    F: WindowFunction<K, T>,
+    A: WindowAssigner,
+    KeyFn: Fn(&T) -> K + Send + 'static,
+{
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key_fn: KeyFn,
+        timestamp_fn: TimestampFn,
+        assigner: A,
+        function: F,
+        allowed_lateness_ms: i64,
+        late_policy: LatePolicy<T>,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> Self {
+        assert!(allowed_lateness_ms >= 0, "allowed lateness is never negative");
+        WindowOperator {
+            key_fn,
+            timestamp_fn,
+            assigner,
+            function,
+            allowed_lateness_ms,
+            late_policy,
+            range,
+            max_parallelism,
+            windows: VecDeque::new(),
+            watermark: i64::MIN,
+            keys_per_window: 0,
+            assigned: Vec::new(),
+            late_dropped: 0,
+            late_reassigned: 0,
+        }
+    }
+
+    fn is_fired(&self, window: &TimeWindow) -> bool {
+        window.max_timestamp() <= self.watermark
+    }
+
+    fn is_expired(&self, window: &TimeWindow) -> bool {
+        window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= self.watermark
+    }
+
+    /// Adds `record` to each of `windows` (cloned for all but the last).
+    #[inline]
+    fn add_to_all(&mut self, windows: &[TimeWindow], record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+        let Some((&last, others)) = windows.split_last() else { return Ok(()) };
+        let key = (self.key_fn)(&record);
+        for &window in others {
+            self.add(key.clone(), window, record.clone(), out)?;
+        }
+        self.add(key, last, record, out)
+    }
+
+    /// Adds `record` to `window` under `key`; emits at once if the window has already fired.
+    #[inline]
+    fn add(&mut self, key: K, window: TimeWindow, record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+        let fired = self.is_fired(&window);
+        let (range, max_parallelism, keys) = (self.range, self.max_parallelism, self.keys_per_window);
+        let position = match self.windows.iter().rposition(|(w, _)| (w.end, w.start) <= (window.end, window.start)) {
+            Some(i) if self.windows[i].0 == window => i,
+            found => {
+                let at = found.map_or(0, |i| i + 1);
+                self.windows.insert(at, (window, KeyedStateMap::with_capacity(range, max_parallelism, keys)));
+                at
+            }
+        };
+        let function = &self.function;
+        let state = &mut self.windows[position].1;
+        if !fired {
+            state.update(key, || function.create(), |_, s| function.add(s, record));
+            return Ok(());
+        }
+        // Late but within allowed lateness: update and fire again for this key.
+        let existed = state.contains(&key);
+        state.update(key, || function.create(), |key, s| {
+            function.add(s, record);
+            function.emit(key, window, s, existed, out)
+        })
+    }
+}
+
+impl<K, T, F, A, KeyFn, TimestampFn> FrameOperator<T, F::Out> for WindowOperator<K, T, F, A, KeyFn, TimestampFn>
+where
+    K: Key,
+    T: Record + Clone,
+    F: WindowFunction<K, T>,
+    A: WindowAssigner,
+    KeyFn: Fn(&T) -> K + Send + 'static,
+    TimestampFn: Fn(&T) -> i64 + Send + 'static,
+{
+    fn process(&mut self, frame: Vec<T>, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+        let mut assigned = std::mem::take(&mut self.assigned);
+        for record in frame {
+            assigned.clear();
+            self.assigner.assign_into((self.timestamp_fn)(&record), &mut assigned);
+            // Windows past allowed lateness take nothing (Flink's rule); if that is all of them,
+            // the record is late and the policy decides.
+            assigned.retain(|w| !self.is_expired(w));
+            if assigned.is_empty() {
+                let mut missed = Vec::new();
+                self.assigner.assign_into((self.timestamp_fn)(&record), &mut missed);
+                let Some(&missed) = missed.iter().max_by_key(|w| w.end) else { continue };
+                match &self.late_policy {
+                    LatePolicy::Drop => self.late_dropped += 1,
+                    LatePolicy::SideOutput(tag) => out.emit_side(tag, LateRecord { record, window: missed, watermark: self.watermark }),
+                    LatePolicy::EarliestOpenWindow => {
+                        self.late_reassigned += 1;
+                        self.assigner.assign_into(self.watermark.saturating_add(1), &mut assigned);
+                        self.add_to_all(&assigned, record, out)?;
+                    }
+                }
+                continue;
+            }
+            self.add_to_all(&assigned, record, out)?;
+        }
+        self.assigned = assigned;
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+        debug_assert!(watermark >= self.watermark, "watermark went backwards");
+        let previous = self.watermark;
+        self.watermark = watermark;
+        // Fire the windows whose max timestamp the watermark has just reached, in end order.
+        for (window, state) in &self.windows {
+            let max_timestamp = window.max_timestamp();
+            if max_timestamp <= previous {
+                continue; // fired before
+            }
+            if max_timestamp > watermark {
+                break;
+            }
+            for (key, value) in state.iter() {
+                self.function.emit(key, *window, value, false, out)?;
+            }
+        }
+        // Retire windows past allowed lateness.
+        while self.windows.front().is_some_and(|(w, _)| w.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {
+            let (_, state) = self.windows.pop_front().expect("front exists");
+            self.keys_per_window = state.len();
+        }
+        Ok(())
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        vec![("late_records_dropped", self.late_dropped), ("late_records_reassigned", self.late_reassigned)]
+    }
+}
