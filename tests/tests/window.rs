@@ -193,3 +193,70 @@ mod kinds_and_lateness {
         assert_eq!(reduced, vec![('a', 0, 4_000), ('a', 10_000, 12_000), ('b', 0, 3_000)]);
     }
 }
+
+mod sessions {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use tethys_engine::sink::collect::CollectSink;
+    use tethys_engine::source::bids::{Bid, BidsSource};
+    use tethys_engine::{EngineConfig, EventTimeSessionWindows, StreamEnvironment, TimeWindow, WatermarkStrategy, WindowResult};
+
+    #[test]
+    fn out_of_order_records_merge_sessions() {
+        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, ..EngineConfig::default() });
+        let out = CollectSink::new();
+        // a: 1000 and 3000 make [1000, 8000); 7000 extends it to [1000, 12000); 20000 is alone.
+        let input: Vec<(char, i64)> = vec![('a', 1_000), ('a', 3_000), ('b', 2_000), ('a', 20_000), ('a', 7_000)];
+        env.from_collection(input)
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(20), |r: &(char, i64)| r.1))
+            .key_by(|r: &(char, i64)| r.0)
+            .window(EventTimeSessionWindows::with_gap(Duration::from_secs(5)), |r: &(char, i64)| r.1)
+            .count()
+            .sink("out", out.clone());
+        env.execute("sessions").unwrap();
+        let mut sessions: Vec<(char, i64, i64, u64)> = out.records().into_iter().map(|r: WindowResult<char, u64>| (r.key, r.window.start, r.window.end, r.value)).collect();
+        sessions.sort();
+        assert_eq!(sessions, vec![('a', 1_000, 12_000, 3), ('a', 20_000, 25_000, 1), ('b', 2_000, 7_000, 1)]);
+    }
+
+    #[test]
+    fn session_counts_match_brute_force_at_every_parallelism() {
+        let (events, gap) = (30_000u64, 2_500i64);
+        let source = BidsSource::new(events, 8);
+        let mut per_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for id in 1..=events {
+            let bid = source.bid(id);
+            per_key.entry(bid.auction % 3_000).or_default().push(bid.ts);
+        }
+        let mut expected = BTreeMap::new();
+        for (key, mut times) in per_key {
+            times.sort();
+            let mut start = 0;
+            for i in 1..=times.len() {
+                // Windows [t, t + gap) merge when they touch: split only where the next record is
+                // more than a gap after the previous one.
+                if i == times.len() || times[i] - times[i - 1] > gap {
+                    expected.insert((key, TimeWindow { start: times[start], end: times[i - 1] + gap }), (i - start) as u64);
+                    start = i;
+                }
+            }
+        }
+        for parallelism in [1, 2] {
+            let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
+            let out = CollectSink::new();
+            env.source("bids", source)
+                .key_by(|b: &Bid| b.auction % 3_000)
+                .window(EventTimeSessionWindows::with_gap(Duration::from_millis(gap as u64)), |b: &Bid| b.ts)
+                .count()
+                .sink("out", out.clone());
+            let result = env.execute("sessions").unwrap();
+            let mut actual = BTreeMap::new();
+            for r in out.records() {
+                assert!(actual.insert((r.key, r.window), r.value).is_none(), "session fired twice");
+            }
+            assert_eq!(actual, expected, "p={parallelism}");
+            assert_eq!(result.operator("Window").unwrap().extra["late_records_dropped"], 0);
+        }
+    }
+}

@@ -13,11 +13,11 @@ use crate::channel::partitioner::{ErasedPartitioner, HashPartitioner, Partitioni
 use crate::frame::Record;
 use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, RollingKeyedOperator};
+use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, MergingAggregateFunction, RollingKeyedOperator};
 use crate::operator::SubtaskContext;
-use crate::window::assigner::WindowAssigner;
-use crate::window::function::{AggregateWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction};
-use crate::window::operator::{LatePolicy, WindowOperator};
+use crate::window::assigner::WindowOperatorKind;
+use crate::window::function::{AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction};
+use crate::window::operator::LatePolicy;
 use crate::window::{TimeWindow, WindowResult};
 
 /// A stream partitioned by the key `KeyFn` extracts.
@@ -133,13 +133,14 @@ where
     K: Key,
     KeyFn: Fn(&T) -> K + Send + Sync + 'static,
 {
-    /// Cuts the stream into event-time windows of `assigner` (tumbling, sliding or cumulate);
+    /// Cuts the stream into event-time windows of `assigner` (tumbling, sliding, cumulate or
+    /// session);
     /// `timestamp_fn` gives a record's event time in milliseconds. Windows fire when the watermark
     /// passes their end; by default late records are dropped and counted.
     pub fn window<TimestampFn, A>(self, assigner: A, timestamp_fn: TimestampFn) -> WindowedStream<T, K, KeyFn, TimestampFn, A>
     where
         TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
-        A: WindowAssigner,
+        A: Copy + Send + Sync + 'static,
     {
         WindowedStream { keyed: self, assigner, timestamp_fn: Arc::new(timestamp_fn), allowed_lateness: Duration::ZERO, late_policy: LatePolicy::Drop }
     }
@@ -151,7 +152,7 @@ where
     K: Key,
     KeyFn: Fn(&T) -> K + Send + Sync + 'static,
     TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
-    A: WindowAssigner,
+    A: Copy + Send + Sync + 'static,
 {
     /// Keeps each window's state for `lateness` after it fires: a record arriving then updates the
     /// window and re-fires it, marked as an update.
@@ -166,7 +167,10 @@ where
         self
     }
 
-    fn apply<F: WindowFunction<K, T>>(self, name: &str, function: F) -> DataStream<F::Out> {
+    fn apply<F: WindowFunction<K, T>>(self, name: &str, function: F) -> DataStream<F::Out>
+    where
+        A: WindowOperatorKind<K, T, SharedWindowFunction<F>>,
+    {
         let WindowedStream { keyed, assigner, timestamp_fn, allowed_lateness, late_policy } = self;
         let key_fn = keyed.key_fn;
         let function = Arc::new(function);
@@ -174,10 +178,9 @@ where
         keyed.stream.add_operator(name, OperatorKind::Window, true, move |context| {
             let (key_fn, timestamp_fn, function) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn), Arc::clone(&function));
             let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
-            Ok(WindowOperator::new(
+            Ok(assigner.operator(
                 move |r: &T| key_fn(r),
                 move |r: &T| timestamp_fn(r),
-                assigner,
                 SharedWindowFunction(function),
                 lateness_ms,
                 late_policy.clone(),
@@ -193,6 +196,7 @@ where
         Acc: Send + 'static,
         Out: Record,
         Agg: AggregateFunction<T, Acc, Out>,
+        A: WindowOperatorKind<K, T, SharedWindowFunction<AggregateWindowFunction<Agg, Acc, Out>>>,
     {
         self.apply("Window", AggregateWindowFunction(Arc::new(aggregate), std::marker::PhantomData))
     }
@@ -201,12 +205,16 @@ where
     pub fn reduce<F>(self, reduce: F) -> DataStream<WindowResult<K, T>>
     where
         F: Fn(T, T) -> T + Send + Sync + 'static,
+        A: WindowOperatorKind<K, T, SharedWindowFunction<ReduceWindowFunction<F>>>,
     {
         self.apply("Window", ReduceWindowFunction(reduce))
     }
 
     /// Counts the records of each window per key.
-    pub fn count(self) -> DataStream<WindowResult<K, u64>> {
+    pub fn count(self) -> DataStream<WindowResult<K, u64>>
+    where
+        A: WindowOperatorKind<K, T, SharedWindowFunction<AggregateWindowFunction<CountAggregate, u64, u64>>>,
+    {
         self.aggregate(CountAggregate)
     }
 
@@ -215,13 +223,14 @@ where
     where
         O: Record,
         F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::operator::UserError> + Send + Sync + 'static,
+        A: WindowOperatorKind<K, T, SharedWindowFunction<ProcessWindowFunction<F, O>>>,
     {
         self.apply("ProcessWindow", ProcessWindowFunction(function, std::marker::PhantomData))
     }
 }
 
 /// A window function shared by the subtasks of one operator.
-struct SharedWindowFunction<F>(Arc<F>);
+pub struct SharedWindowFunction<F>(Arc<F>);
 
 impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunction<F> {
     type State = F::State;
@@ -242,7 +251,19 @@ impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunc
 }
 
 /// Counts records: the aggregate behind `count()`.
-struct CountAggregate;
+pub struct CountAggregate;
+
+impl<T> MergingAggregateFunction<T, u64, u64> for CountAggregate {
+    fn merge(&self, earlier: u64, later: u64) -> u64 {
+        earlier + later
+    }
+}
+
+impl<K, In, F: MergingWindowFunction<K, In>> MergingWindowFunction<K, In> for SharedWindowFunction<F> {
+    fn merge(&self, earlier: F::State, later: F::State) -> F::State {
+        self.0.merge(earlier, later)
+    }
+}
 
 impl<T> AggregateFunction<T, u64, u64> for CountAggregate {
     fn create_accumulator(&self) -> u64 {

@@ -64,6 +64,18 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         self.groups.iter().flatten()
     }
 
+    /// Removes the state of `key`.
+    pub(crate) fn remove(&mut self, key: &K) -> Option<S> {
+        let group = assign_key_group(key, self.max_parallelism);
+        self.groups.get_mut(group.checked_sub(self.range.start)?)?.remove(key)
+    }
+
+    /// Runs `f` on the state of `key` if it has one.
+    pub(crate) fn with_existing<R>(&mut self, key: &K, f: impl FnOnce(&mut S) -> R) -> Option<R> {
+        let group = assign_key_group(key, self.max_parallelism);
+        self.groups.get_mut(group.checked_sub(self.range.start)?)?.get_mut(key).map(f)
+    }
+
     /// Number of keys with state.
     pub(crate) fn len(&self) -> usize {
         self.groups.iter().map(|g| g.len()).sum()
@@ -78,6 +90,13 @@ pub trait AggregateFunction<In, Acc, Out>: Send + Sync + 'static {
     fn add(&self, accumulator: &mut Acc, value: In);
     /// The result for the accumulator's current contents.
     fn get_result(&self, accumulator: &Acc) -> Out;
+}
+
+/// An aggregate whose accumulators can be merged, as session windows need when two sessions
+/// join (Flink's `AggregateFunction::merge`).
+pub trait MergingAggregateFunction<In, Acc, Out>: AggregateFunction<In, Acc, Out> {
+    /// Combines two accumulators (earlier first).
+    fn merge(&self, earlier: Acc, later: Acc) -> Acc;
 }
 
 /// Keeps state `S` per key; for each record, updates the key's state and emits what `update`

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::{TimeWindow, WindowResult};
 use crate::frame::Record;
-use crate::operator::keyed::AggregateFunction;
+use crate::operator::keyed::{AggregateFunction, MergingAggregateFunction};
 use crate::operator::{Output, UserError};
 
 /// What a window operator needs from a window function (implemented by the engine's aggregate,
@@ -121,5 +121,51 @@ where
 
     fn emit(&self, key: &K, window: TimeWindow, state: &Vec<T>, is_update: bool, out: &mut Output<'_, O>) -> Result<(), UserError> {
         (self.0)(&WindowContext { key, window, is_update }, state, out)
+    }
+}
+
+/// A window function whose states can be merged: needed by merging (session) windows.
+pub trait MergingWindowFunction<K, In>: WindowFunction<K, In> {
+    /// Combines the states of two windows that merge (earlier first).
+    fn merge(&self, earlier: Self::State, later: Self::State) -> Self::State;
+}
+
+impl<K, In, Acc, V, A> MergingWindowFunction<K, In> for AggregateWindowFunction<A, Acc, V>
+where
+    K: Record + Clone,
+    In: Record,
+    Acc: Send + 'static,
+    V: Record,
+    A: MergingAggregateFunction<In, Acc, V>,
+{
+    fn merge(&self, earlier: Acc, later: Acc) -> Acc {
+        self.0.merge(earlier, later)
+    }
+}
+
+impl<K, T, F> MergingWindowFunction<K, T> for ReduceWindowFunction<F>
+where
+    K: Record + Clone,
+    T: Record + Clone,
+    F: Fn(T, T) -> T + Send + Sync + 'static,
+{
+    fn merge(&self, earlier: Option<T>, later: Option<T>) -> Option<T> {
+        match (earlier, later) {
+            (Some(a), Some(b)) => Some((self.0)(a, b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+impl<K, T, O, F> MergingWindowFunction<K, T> for ProcessWindowFunction<F, O>
+where
+    K: Record,
+    T: Record,
+    O: Record,
+    F: Fn(&WindowContext<'_, K>, &[T], &mut Output<'_, O>) -> Result<(), UserError> + Send + Sync + 'static,
+{
+    fn merge(&self, mut earlier: Vec<T>, later: Vec<T>) -> Vec<T> {
+        earlier.extend(later);
+        earlier
     }
 }

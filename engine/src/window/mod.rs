@@ -8,6 +8,7 @@
 pub mod cumulate;
 pub mod global;
 pub mod session;
+pub(crate) mod session_operator;
 pub mod sliding;
 pub mod trigger;
 pub mod tumbling;

@@ -155,6 +155,11 @@ impl<S> SessionWindowSet<S> {
         self.sessions.iter().map(|(window, state)| (*window, state))
     }
 
+    /// The open sessions with mutable states, earliest first.
+    pub fn iter_mut(&mut self) -> impl ExactSizeIterator<Item = (TimeWindow, &mut S)> + '_ {
+        self.sessions.iter_mut().map(|(window, state)| (*window, state))
+    }
+
     /// The earliest `max_timestamp` of an open session: the watermark at which the next session
     /// fires, if any.
     pub fn next_fire_timestamp(&self) -> Option<i64> {
