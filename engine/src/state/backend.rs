@@ -1,0 +1,260 @@
+//! The [`StateBackend`] trait: keyed state of one operator subtask, stored per owned key group,
+//! and the [`KeyGroupSnapshot`] that carries one key group's state between backends.
+//!
+//! A backend owns a fixed [`KeyGroupRange`]; every access names its key as a [`ScopedKey`] whose
+//! group lies in that range, so the key is hashed once per record, not once per access. Reads lend
+//! references through closures (`value_read(.., |v| ..)`) rather than returning them: the heap
+//! backend lends its own entry, a disk backend will lend a value it just decoded, and neither
+//! clones on the hot path. Writes that depend on the old value go through `*_modify` in one lookup.
+//!
+//! Invariants every implementation keeps, and the conformance suite checks: a key's state is
+//! visible only through that key; a state never holds an empty list or an empty map for a key
+//! (emptying one removes the key); expired values are never returned; a snapshot of a key group
+//! restored into any backend owning that group gives back exactly that group's state.
+
+use std::any::Any;
+use std::fmt;
+use std::marker::PhantomData;
+
+use super::context::ScopedKey;
+use super::descriptor::{StateDescriptor, StateKind, StateValue};
+use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
+use super::ttl::StateTtlConfig;
+use super::StateError;
+use crate::key_group::KeyGroupRange;
+use crate::operator::keyed::{AggregateFunction, Key};
+
+/// Stores the keyed state of one operator subtask, organised by key group.
+///
+/// Registration happens in `open` (and is idempotent: the same name, kind and types give the same
+/// handle). Every access is for one key; handles passed in must come from this backend's own
+/// `register_*` calls, anything else is a bug and panics.
+pub trait StateBackend<K: Key>: Send + 'static {
+    /// The key groups this subtask owns.
+    fn key_groups(&self) -> KeyGroupRange;
+
+    /// Number of key groups of the job.
+    fn max_parallelism(&self) -> usize;
+
+    /// `key` with its key group.
+    ///
+    /// Panics if the group is not owned here: the record was routed to the wrong subtask.
+    #[inline]
+    fn scope<'k>(&self, key: &'k K) -> ScopedKey<'k, K> {
+        let key = ScopedKey::new(key, self.max_parallelism());
+        let range = self.key_groups();
+        assert!(range.contains(key.key_group()), "key group {} routed to subtask owning {range:?}", key.key_group());
+        key
+    }
+
+    /// Declares a value state.
+    fn register_value<V: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<ValueState<V>, StateError>;
+
+    /// Declares a list state.
+    fn register_list<V: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<ListState<V>, StateError>;
+
+    /// Declares a map state.
+    fn register_map<UK: Key, UV: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<MapState<UK, UV>, StateError>;
+
+    /// Declares a reducing state that folds added values with `reduce(accumulated, added)`.
+    fn register_reducing<V, F>(&mut self, descriptor: &StateDescriptor, reduce: F) -> Result<ReducingState<V>, StateError>
+    where
+        V: StateValue,
+        F: Fn(V, V) -> V + Send + Sync + 'static;
+
+    /// Declares an aggregating state that keeps an `Acc` per key, fed and read by `function`.
+    fn register_aggregating<In, Acc, Out, A>(&mut self, descriptor: &StateDescriptor, function: A) -> Result<AggregatingState<In, Out>, StateError>
+    where
+        In: 'static,
+        Acc: StateValue,
+        Out: 'static,
+        A: AggregateFunction<In, Acc, Out>;
+
+    /// Runs `read` on the key's value.
+    fn value_read<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(Option<&V>) -> R) -> R;
+
+    /// Runs `modify` on the key's value in place; `None` in means absent, `None` out removes it.
+    /// Counts as a write for TTL.
+    fn value_modify<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Option<V>) -> R) -> R;
+
+    /// Sets the key's value.
+    fn value_put<V: StateValue>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, value: V) {
+        self.value_modify(state, key, |slot| *slot = Some(value));
+    }
+
+    /// Runs `read` on the key's list (empty if it has none).
+    fn list_read<V: StateValue, R>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(&[V]) -> R) -> R;
+
+    /// Runs `modify` on the key's list in place; leaving it empty removes it. A write for TTL.
+    fn list_modify<V: StateValue, R>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Vec<V>) -> R) -> R;
+
+    /// Appends `value` to the key's list.
+    fn list_append<V: StateValue>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, value: V) {
+        self.list_modify(state, key, |list| list.push(value));
+    }
+
+    /// Runs `read` on the value of `user_key` in the key's map.
+    fn map_read<UK: Key, UV: StateValue, R>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK, read: impl FnOnce(Option<&UV>) -> R) -> R;
+
+    /// Sets the value of `user_key` in the key's map.
+    fn map_put<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: UK, value: UV);
+
+    /// Removes `user_key` from the key's map.
+    fn map_remove<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK);
+
+    /// Calls `visit` with every live entry of the key's map, in no particular order.
+    fn map_for_each<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, visit: impl FnMut(&UK, &UV));
+
+    /// Runs `read` on the key's reduced value.
+    fn reducing_read<V: StateValue, R>(&mut self, state: ReducingState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(Option<&V>) -> R) -> R;
+
+    /// Folds `value` into the key's value.
+    fn reducing_add<V: StateValue>(&mut self, state: ReducingState<V>, key: ScopedKey<'_, K>, value: V);
+
+    /// The aggregate function's result for the key's accumulator, `None` if it has none.
+    fn aggregating_get<In: 'static, Out: 'static>(&mut self, state: AggregatingState<In, Out>, key: ScopedKey<'_, K>) -> Option<Out>;
+
+    /// Adds `value` to the key's accumulator.
+    fn aggregating_add<In: 'static, Out: 'static>(&mut self, state: AggregatingState<In, Out>, key: ScopedKey<'_, K>, value: In);
+
+    /// Removes the key's entry of one state, of any kind.
+    fn clear<S: StateHandle>(&mut self, state: S, key: ScopedKey<'_, K>);
+
+    /// Removes every state of the key.
+    fn clear_key(&mut self, key: ScopedKey<'_, K>);
+
+    /// Every key with state in `key_group` (in any registered state), in no particular order.
+    /// Values that expired but were not cleaned up yet still count; run `cleanup_expired` first to
+    /// leave them out.
+    fn keys(&self, key_group: usize) -> Vec<K>;
+
+    /// Removes every value (and map entry) of `key_group` that has expired at `now_ms`; returns
+    /// how many it removed.
+    fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize;
+
+    /// A copy of every state of `key_group`: what a checkpoint writes for it.
+    fn snapshot_key_group(&self, key_group: usize) -> KeyGroupSnapshot<K>;
+
+    /// Replaces the state of the snapshot's key group with the snapshot's. States the snapshot
+    /// names that are not registered yet are kept and restored when they are registered (a restore
+    /// happens before `open`, as in Flink).
+    fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError>;
+}
+
+/// The state of one key group, owned and detached from any backend.
+///
+/// Each state's entries are typed data behind `Any`, in a backend-neutral form (a `Vec` of entries
+/// with their TTL stamps), so any backend can restore what another wrote. Turning it into bytes is
+/// the checkpoint writer's job, later.
+pub struct KeyGroupSnapshot<K> {
+    key_group: usize,
+    max_parallelism: usize,
+    states: Vec<StateSnapshot>,
+    _keys: PhantomData<fn() -> K>,
+}
+
+impl<K: Key> KeyGroupSnapshot<K> {
+    /// A snapshot of `key_group` holding `states`.
+    pub(crate) fn new(key_group: usize, max_parallelism: usize, states: Vec<StateSnapshot>) -> KeyGroupSnapshot<K> {
+        KeyGroupSnapshot { key_group, max_parallelism, states, _keys: PhantomData }
+    }
+}
+
+impl<K> KeyGroupSnapshot<K> {
+    /// The key group.
+    pub fn key_group(&self) -> usize {
+        self.key_group
+    }
+
+    /// Number of key groups of the job the snapshot was taken in.
+    pub fn max_parallelism(&self) -> usize {
+        self.max_parallelism
+    }
+
+    /// The snapshot of each non-empty state of the group.
+    pub fn states(&self) -> &[StateSnapshot] {
+        &self.states
+    }
+
+    /// Whether the group held no state.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    pub(crate) fn into_states(self) -> Vec<StateSnapshot> {
+        self.states
+    }
+}
+
+impl<K> Clone for KeyGroupSnapshot<K> {
+    fn clone(&self) -> Self {
+        KeyGroupSnapshot { key_group: self.key_group, max_parallelism: self.max_parallelism, states: self.states.clone(), _keys: PhantomData }
+    }
+}
+
+impl<K> fmt::Debug for KeyGroupSnapshot<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyGroupSnapshot").field("key_group", &self.key_group).field("max_parallelism", &self.max_parallelism).field("states", &self.states).finish()
+    }
+}
+
+/// One state's entries in one key group.
+pub struct StateSnapshot {
+    pub(crate) name: String,
+    pub(crate) kind: StateKind,
+    pub(crate) ttl: Option<StateTtlConfig>,
+    pub(crate) type_name: &'static str,
+    pub(crate) entries: usize,
+    /// The entries, typed as the state's table defines (`heap::table`).
+    pub(crate) data: Box<dyn Any + Send>,
+    /// Clones `data`: the one place that knows its type.
+    pub(crate) clone_data: fn(&(dyn Any + Send)) -> Box<dyn Any + Send>,
+}
+
+impl StateSnapshot {
+    /// The state's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The state's kind.
+    pub fn kind(&self) -> StateKind {
+        self.kind
+    }
+
+    /// The TTL the state had when the snapshot was taken.
+    pub fn ttl(&self) -> Option<StateTtlConfig> {
+        self.ttl
+    }
+
+    /// Number of keys with state (for a map state, of map entries).
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+}
+
+impl Clone for StateSnapshot {
+    fn clone(&self) -> Self {
+        StateSnapshot {
+            name: self.name.clone(),
+            kind: self.kind,
+            ttl: self.ttl,
+            type_name: self.type_name,
+            entries: self.entries,
+            data: (self.clone_data)(&*self.data),
+            clone_data: self.clone_data,
+        }
+    }
+}
+
+impl fmt::Debug for StateSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StateSnapshot")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("ttl", &self.ttl)
+            .field("type", &self.type_name)
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,384 @@
+//! [`HeapStateBackend`]: keyed state in memory, one hash map per state and owned key group.
+//!
+//! Every state is a typed table (see `table`) behind a type-erased box; a handle's access finds
+//! its table by index and downcasts it (one type-id compare), then does one `FxHashMap` lookup in
+//! the key's group: no allocation unless a key gets its first entry. Registration is idempotent
+//! and checked: a name keeps one kind and one set of types. Snapshots of a key group restored
+//! before their state is registered wait in `pending` and are applied by the registration, so a
+//! restore can run before `open`, as in Flink.
+
+mod table;
+
+use std::any::{type_name, TypeId};
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use self::table::{AggregatingTable, Aggregator, ErasedTable, KeyedTable, MapTable, ReduceFn};
+use super::backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
+use super::context::ScopedKey;
+use super::descriptor::{StateDescriptor, StateKind, StateValue};
+use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
+use super::ttl::{Clock, StateTtlConfig, SystemClock, TtlPolicy};
+use super::StateError;
+use crate::key_group::KeyGroupRange;
+use crate::operator::keyed::{AggregateFunction, Key};
+
+/// Keyed state of one subtask, in memory.
+pub struct HeapStateBackend<K> {
+    range: KeyGroupRange,
+    max_parallelism: usize,
+    clock: Arc<dyn Clock>,
+    /// Indexed by `StateId`.
+    states: Vec<RegisteredState<K>>,
+    ids: FxHashMap<String, StateId>,
+    /// Key group snapshots of states not registered yet.
+    pending: Vec<(usize, StateSnapshot)>,
+}
+
+/// A registered state: its declaration and its table.
+struct RegisteredState<K> {
+    name: String,
+    kind: StateKind,
+    ttl: Option<StateTtlConfig>,
+    /// Concrete type of the table: a second registration must ask for the same.
+    table_type: TypeId,
+    type_name: &'static str,
+    table: Box<dyn ErasedTable<K>>,
+}
+
+impl<K: Key> HeapStateBackend<K> {
+    /// An empty backend for the subtask owning `range`, with TTL measured by the system clock.
+    pub fn new(range: KeyGroupRange, max_parallelism: usize) -> HeapStateBackend<K> {
+        HeapStateBackend::with_clock(range, max_parallelism, Arc::new(SystemClock))
+    }
+
+    /// An empty backend whose TTL reads processing time from `clock`.
+    ///
+    /// Panics if `range` reaches past `max_parallelism`.
+    pub fn with_clock(range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clock>) -> HeapStateBackend<K> {
+        assert!(range.end <= max_parallelism && range.start <= range.end, "key group range {range:?} outside 0..{max_parallelism}");
+        HeapStateBackend { range, max_parallelism, clock, states: Vec::new(), ids: FxHashMap::default(), pending: Vec::new() }
+    }
+
+    /// Registers a state with a table of type `T`, made by `create` unless the name is known.
+    fn register<T: ErasedTable<K> + 'static>(
+        &mut self,
+        descriptor: &StateDescriptor,
+        kind: StateKind,
+        table_type: TypeId,
+        type_name: &'static str,
+        create: impl FnOnce(KeyGroupRange, Option<TtlPolicy>) -> T,
+    ) -> Result<StateId, StateError> {
+        let name = descriptor.name();
+        if let Some(&id) = self.ids.get(name) {
+            let registered = &self.states[id.index()];
+            if registered.kind != kind || registered.table_type != table_type {
+                return Err(StateError::IncompatibleState {
+                    name: name.to_string(),
+                    registered: registered.kind,
+                    registered_type: registered.type_name,
+                    requested: kind,
+                    requested_type: type_name,
+                });
+            }
+            if registered.ttl != descriptor.ttl() {
+                return Err(StateError::TtlMismatch { name: name.to_string(), registered: registered.ttl, requested: descriptor.ttl() });
+            }
+            return Ok(id);
+        }
+
+        let mut table = create(self.range, descriptor.ttl().map(|ttl| ttl.policy()));
+        for (key_group, snapshot) in self.pending.iter().filter(|(_, snapshot)| snapshot.name == name) {
+            check_restorable(name, kind, type_name, table.data_type(), *key_group, snapshot)?;
+        }
+        let (restored, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(_, snapshot)| snapshot.name == name);
+        self.pending = pending;
+        for (key_group, snapshot) in restored {
+            let restamp_ms = self.restamp_ms(snapshot.ttl, descriptor.ttl());
+            table.restore_group(key_group, snapshot.data, restamp_ms);
+        }
+
+        let id = StateId(u32::try_from(self.states.len()).expect("fewer than 2^32 states"));
+        self.states.push(RegisteredState { name: name.to_string(), kind, ttl: descriptor.ttl(), table_type, type_name, table: Box::new(table) });
+        self.ids.insert(name.to_string(), id);
+        Ok(id)
+    }
+
+    /// The table of a handle, typed, and the clock.
+    ///
+    /// Panics if the handle was not made by this backend (its table has another type).
+    #[inline]
+    fn table<T: 'static>(&mut self, id: StateId) -> (&mut T, &dyn Clock) {
+        let registered = &mut self.states[id.index()];
+        match registered.table.as_any_mut().downcast_mut::<T>() {
+            Some(table) => (table, &*self.clock),
+            None => foreign_handle(&registered.name, type_name::<T>()),
+        }
+    }
+
+    /// Values restored into a state with TTL from a snapshot without one have no meaningful stamp:
+    /// their life starts at the restore.
+    fn restamp_ms(&self, snapshot_ttl: Option<StateTtlConfig>, ttl: Option<StateTtlConfig>) -> Option<i64> {
+        (snapshot_ttl.is_none() && ttl.is_some()).then(|| self.clock.now_ms())
+    }
+
+    fn check_owned(&self, key_group: usize) {
+        assert!(self.range.contains(key_group), "key group {key_group} is not in this subtask's range {:?}", self.range);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn foreign_handle(name: &str, expected: &str) -> ! {
+    panic!("a state handle used on state {name:?} was made for a {expected}: handles work only with the backend that made them")
+}
+
+/// Whether `snapshot` can be restored into a state registered as `name`, `kind`, with data of
+/// type `data_type`.
+fn check_restorable(name: &str, kind: StateKind, type_name: &'static str, data_type: TypeId, key_group: usize, snapshot: &StateSnapshot) -> Result<(), StateError> {
+    // `as_ref` first: the type id of the box itself would never match.
+    if snapshot.kind != kind || snapshot.data.as_ref().type_id() != data_type {
+        return Err(StateError::IncompatibleSnapshot {
+            name: name.to_string(),
+            key_group,
+            kind,
+            state_type: type_name,
+            snapshot_kind: snapshot.kind,
+            snapshot_type: snapshot.type_name,
+        });
+    }
+    Ok(())
+}
+
+impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
+    fn key_groups(&self) -> KeyGroupRange {
+        self.range
+    }
+
+    fn max_parallelism(&self) -> usize {
+        self.max_parallelism
+    }
+
+    fn register_value<V: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<ValueState<V>, StateError> {
+        type Table<K, V> = KeyedTable<K, V>;
+        let id = self.register(descriptor, StateKind::Value, TypeId::of::<Table<K, V>>(), type_name::<V>(), |range, ttl| Table::<K, V>::new(range, ttl, ()))?;
+        Ok(ValueState::new(id))
+    }
+
+    fn register_list<V: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<ListState<V>, StateError> {
+        type Table<K, V> = KeyedTable<K, Vec<V>>;
+        let id = self.register(descriptor, StateKind::List, TypeId::of::<Table<K, V>>(), type_name::<V>(), |range, ttl| Table::<K, V>::new(range, ttl, ()))?;
+        Ok(ListState::new(id))
+    }
+
+    fn register_map<UK: Key, UV: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<MapState<UK, UV>, StateError> {
+        type Table<K, UK, UV> = MapTable<K, UK, UV>;
+        let id = self.register(descriptor, StateKind::Map, TypeId::of::<Table<K, UK, UV>>(), type_name::<(UK, UV)>(), Table::<K, UK, UV>::new)?;
+        Ok(MapState::new(id))
+    }
+
+    fn register_reducing<V, F>(&mut self, descriptor: &StateDescriptor, reduce: F) -> Result<ReducingState<V>, StateError>
+    where
+        V: StateValue,
+        F: Fn(V, V) -> V + Send + Sync + 'static,
+    {
+        type Table<K, V> = KeyedTable<K, V, ReduceFn<V>>;
+        let create = |range, ttl| Table::<K, V>::new(range, ttl, ReduceFn(Box::new(reduce)));
+        let id = self.register(descriptor, StateKind::Reducing, TypeId::of::<Table<K, V>>(), type_name::<V>(), create)?;
+        Ok(ReducingState::new(id))
+    }
+
+    fn register_aggregating<In, Acc, Out, A>(&mut self, descriptor: &StateDescriptor, function: A) -> Result<AggregatingState<In, Out>, StateError>
+    where
+        In: 'static,
+        Acc: StateValue,
+        Out: 'static,
+        A: AggregateFunction<In, Acc, Out>,
+    {
+        type Inner<K, In, Acc, Out, A> = KeyedTable<K, Acc, Aggregator<A, In, Out>>;
+        let create = |range, ttl| AggregatingTable::<K, In, Out> { inner: Box::new(Inner::<K, In, Acc, Out, A>::new(range, ttl, Aggregator::new(function))) };
+        let id = self.register(descriptor, StateKind::Aggregating, TypeId::of::<Inner<K, In, Acc, Out, A>>(), type_name::<(In, Acc, Out)>(), create)?;
+        Ok(AggregatingState::new(id))
+    }
+
+    #[inline]
+    fn value_read<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(Option<&V>) -> R) -> R {
+        let (table, clock) = self.table::<KeyedTable<K, V>>(state.id());
+        table.slots.access(key, clock, false, |slot| read(slot.as_ref()))
+    }
+
+    #[inline]
+    fn value_modify<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Option<V>) -> R) -> R {
+        let (table, clock) = self.table::<KeyedTable<K, V>>(state.id());
+        table.slots.access(key, clock, true, modify)
+    }
+
+    #[inline]
+    fn list_read<V: StateValue, R>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(&[V]) -> R) -> R {
+        let (table, clock) = self.table::<KeyedTable<K, Vec<V>>>(state.id());
+        table.slots.access(key, clock, false, |slot| read(slot.as_deref().unwrap_or_default()))
+    }
+
+    #[inline]
+    fn list_modify<V: StateValue, R>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Vec<V>) -> R) -> R {
+        let (table, clock) = self.table::<KeyedTable<K, Vec<V>>>(state.id());
+        table.slots.access(key, clock, true, |slot| {
+            let list = slot.get_or_insert_with(Vec::new);
+            let result = modify(list);
+            if list.is_empty() {
+                *slot = None;
+            }
+            result
+        })
+    }
+
+    #[inline]
+    fn map_read<UK: Key, UV: StateValue, R>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK, read: impl FnOnce(Option<&UV>) -> R) -> R {
+        let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
+        table.read(key, user_key, clock, read)
+    }
+
+    #[inline]
+    fn map_put<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: UK, value: UV) {
+        let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
+        table.put(key, user_key, value, clock);
+    }
+
+    #[inline]
+    fn map_remove<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK) {
+        let (table, _) = self.table::<MapTable<K, UK, UV>>(state.id());
+        table.remove(key, user_key);
+    }
+
+    fn map_for_each<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, visit: impl FnMut(&UK, &UV)) {
+        let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
+        table.for_each(key, clock, visit);
+    }
+
+    #[inline]
+    fn reducing_read<V: StateValue, R>(&mut self, state: ReducingState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(Option<&V>) -> R) -> R {
+        let (table, clock) = self.table::<KeyedTable<K, V, ReduceFn<V>>>(state.id());
+        table.slots.access(key, clock, false, |slot| read(slot.as_ref()))
+    }
+
+    #[inline]
+    fn reducing_add<V: StateValue>(&mut self, state: ReducingState<V>, key: ScopedKey<'_, K>, value: V) {
+        let (table, clock) = self.table::<KeyedTable<K, V, ReduceFn<V>>>(state.id());
+        let reduce = &table.function.0;
+        table.slots.access(key, clock, true, |slot| {
+            let reduced = match slot.take() {
+                Some(accumulated) => reduce(accumulated, value),
+                None => value,
+            };
+            *slot = Some(reduced);
+        });
+    }
+
+    #[inline]
+    fn aggregating_get<In: 'static, Out: 'static>(&mut self, state: AggregatingState<In, Out>, key: ScopedKey<'_, K>) -> Option<Out> {
+        let (table, clock) = self.table::<AggregatingTable<K, In, Out>>(state.id());
+        table.inner.get(key, clock)
+    }
+
+    #[inline]
+    fn aggregating_add<In: 'static, Out: 'static>(&mut self, state: AggregatingState<In, Out>, key: ScopedKey<'_, K>, value: In) {
+        let (table, clock) = self.table::<AggregatingTable<K, In, Out>>(state.id());
+        table.inner.add(key, clock, value);
+    }
+
+    fn clear<S: StateHandle>(&mut self, state: S, key: ScopedKey<'_, K>) {
+        let registered = &mut self.states[state.id().index()];
+        assert_eq!(registered.kind, S::KIND, "a {:?} state handle used on {:?} state {:?}", S::KIND, registered.kind, registered.name);
+        registered.table.clear_key(key);
+    }
+
+    fn clear_key(&mut self, key: ScopedKey<'_, K>) {
+        for registered in &mut self.states {
+            registered.table.clear_key(key);
+        }
+    }
+
+    fn keys(&self, key_group: usize) -> Vec<K> {
+        self.check_owned(key_group);
+        let mut keys = FxHashSet::default();
+        for registered in &self.states {
+            registered.table.collect_keys(key_group, &mut keys);
+        }
+        keys.into_iter().collect()
+    }
+
+    fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize {
+        self.check_owned(key_group);
+        self.states.iter_mut().map(|registered| registered.table.cleanup_expired(key_group, now_ms)).sum()
+    }
+
+    fn snapshot_key_group(&self, key_group: usize) -> KeyGroupSnapshot<K> {
+        self.check_owned(key_group);
+        let mut states = Vec::new();
+        for registered in &self.states {
+            let group = registered.table.snapshot_group(key_group);
+            if group.entries > 0 {
+                states.push(StateSnapshot {
+                    name: registered.name.clone(),
+                    kind: registered.kind,
+                    ttl: registered.ttl,
+                    type_name: registered.type_name,
+                    entries: group.entries,
+                    data: group.data,
+                    clone_data: group.clone_data,
+                });
+            }
+        }
+        // Restored but not yet registered: still this group's state, so it goes into the next checkpoint.
+        states.extend(self.pending.iter().filter(|(group, _)| *group == key_group).map(|(_, snapshot)| snapshot.clone()));
+        KeyGroupSnapshot::new(key_group, self.max_parallelism, states)
+    }
+
+    fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError> {
+        if snapshot.max_parallelism() != self.max_parallelism {
+            return Err(StateError::MaxParallelismMismatch { snapshot: snapshot.max_parallelism(), subtask: self.max_parallelism });
+        }
+        let key_group = snapshot.key_group();
+        if !self.range.contains(key_group) {
+            return Err(StateError::KeyGroupNotOwned { key_group, range: self.range });
+        }
+        // Check everything before changing anything: a failed restore leaves the group as it was.
+        for state in snapshot.states() {
+            if let Some(&id) = self.ids.get(&state.name) {
+                let registered = &mut self.states[id.index()];
+                check_restorable(&registered.name, registered.kind, registered.type_name, registered.table.data_type(), key_group, state)?;
+            }
+        }
+        for registered in &mut self.states {
+            registered.table.clear_group(key_group);
+        }
+        self.pending.retain(|(group, _)| *group != key_group);
+        for state in snapshot.into_states() {
+            match self.ids.get(&state.name) {
+                Some(&id) => {
+                    let ttl = self.states[id.index()].ttl;
+                    let restamp_ms = self.restamp_ms(state.ttl, ttl);
+                    self.states[id.index()].table.restore_group(key_group, state.data, restamp_ms);
+                }
+                None => self.pending.push((key_group, state)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::HeapStateBackend;
+    use crate::key_group::KeyGroupRange;
+    use crate::state::ttl::Clock;
+
+    fn heap_backend(range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clock>) -> HeapStateBackend<u64> {
+        HeapStateBackend::with_clock(range, max_parallelism, clock)
+    }
+
+    crate::state::conformance::state_backend_conformance!(heap_backend);
+}

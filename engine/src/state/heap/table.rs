@@ -1,0 +1,423 @@
+//! The heap backend's tables: one per registered state, one hash map per owned key group.
+//!
+//! [`Slots`] is the storage of value, list, reducing and aggregating states: per key group, key ->
+//! stamped value. Its single access path, [`Slots::access`], drops an expired value, lends the rest
+//! as `&mut Option<T>`, and stores, stamps or removes according to what the caller left; so every
+//! kind gets TTL and the "no empty entry" invariant in one place, in one lookup. [`MapTable`] nests
+//! a map per key and stamps each entry, as Flink's TTL does for map state.
+//!
+//! Tables are reached through the object-safe [`ErasedTable`] (what the backend does to all
+//! states alike: clear a key, list keys, clean up, snapshot and restore a group) and downcast to
+//! their concrete type for typed access. Snapshot data is a `Vec` of entries, independent of the
+//! table's function types, so a reducing state restores whatever reduce function is registered.
+
+use std::any::{Any, TypeId};
+use std::marker::PhantomData;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::key_group::KeyGroupRange;
+use crate::operator::keyed::{AggregateFunction, Key};
+use crate::state::context::ScopedKey;
+use crate::state::descriptor::StateValue;
+use crate::state::ttl::{Clock, TtlPolicy, TtlValue};
+
+/// What the backend does to every state alike, whatever its kind and types.
+pub(crate) trait ErasedTable<K>: Send {
+    /// The table as `Any`, to downcast for typed access.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// Removes the key's entry.
+    fn clear_key(&mut self, key: ScopedKey<'_, K>);
+    /// Adds every key with an entry in `key_group` to `keys`.
+    fn collect_keys(&self, key_group: usize, keys: &mut FxHashSet<K>);
+    /// Removes expired values (map entries) of `key_group`; returns how many.
+    fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize;
+    /// Removes every entry of `key_group`.
+    fn clear_group(&mut self, key_group: usize);
+    /// A copy of `key_group`'s entries.
+    fn snapshot_group(&self, key_group: usize) -> GroupData;
+    /// Type of the data `snapshot_group` makes and `restore_group` takes.
+    fn data_type(&self) -> TypeId;
+    /// Replaces `key_group`'s entries with `data` (of type `data_type`, checked by the caller);
+    /// with `restamp_ms`, every value is stamped anew at that time.
+    fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>);
+}
+
+/// One state's entries of one key group, with how to clone them.
+pub(crate) struct GroupData {
+    pub entries: usize,
+    pub data: Box<dyn Any + Send>,
+    pub clone_data: fn(&(dyn Any + Send)) -> Box<dyn Any + Send>,
+}
+
+impl GroupData {
+    fn new<T: Clone + Send + 'static>(entries: usize, data: T) -> GroupData {
+        GroupData { entries, data: Box::new(data), clone_data: clone_boxed::<T> }
+    }
+}
+
+fn clone_boxed<T: Clone + Send + 'static>(data: &(dyn Any + Send)) -> Box<dyn Any + Send> {
+    Box::new(data.downcast_ref::<T>().expect("clone_data is made for its own data's type").clone())
+}
+
+/// Snapshot form of [`Slots`]: each key with its stamped value.
+pub(crate) type SlotEntries<K, T> = Vec<(K, TtlValue<T>)>;
+
+/// Snapshot form of [`MapTable`]: each key with its stamped map entries.
+pub(crate) type MapEntries<K, UK, UV> = Vec<(K, Vec<(UK, TtlValue<UV>)>)>;
+
+/// Per key group, key -> stamped value. A stored `Option` is always `Some`: `access` removes a key
+/// whose value it leaves `None`, so "no value" and "no entry" are the same thing.
+pub(crate) struct Slots<K, T> {
+    start: usize,
+    groups: Vec<FxHashMap<K, TtlValue<Option<T>>>>,
+    ttl: Option<TtlPolicy>,
+}
+
+impl<K: Key, T: StateValue> Slots<K, T> {
+    fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>) -> Slots<K, T> {
+        Slots { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl }
+    }
+
+    /// Runs `f` on the key's value (`None` if absent or expired) and keeps what it leaves: `None`
+    /// removes the key; a value is stamped when created, when `write`, or on read if the TTL is
+    /// refreshed by reads. The clock is read only if the state has a TTL.
+    #[inline]
+    pub fn access<R>(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, write: bool, f: impl FnOnce(&mut Option<T>) -> R) -> R {
+        let ttl = self.ttl;
+        let map = &mut self.groups[key.key_group() - self.start];
+        if let Some(slot) = map.get_mut(key.key()) {
+            let mut now_ms = 0;
+            let mut created = false;
+            if let Some(policy) = ttl {
+                now_ms = clock.now_ms();
+                if policy.is_expired(slot.stamp_ms, now_ms) {
+                    slot.value = None;
+                    created = true;
+                }
+            }
+            let result = f(&mut slot.value);
+            if slot.value.is_none() {
+                map.remove(key.key());
+            } else if let Some(policy) = ttl {
+                if created || write || policy.refresh_on_read {
+                    slot.stamp_ms = now_ms;
+                }
+            }
+            return result;
+        }
+        let mut value = None;
+        let result = f(&mut value);
+        if value.is_some() {
+            let stamp_ms = if ttl.is_some() { clock.now_ms() } else { 0 };
+            map.insert(key.key().clone(), TtlValue::new(value, stamp_ms));
+        }
+        result
+    }
+
+    fn group(&self, key_group: usize) -> &FxHashMap<K, TtlValue<Option<T>>> {
+        &self.groups[key_group - self.start]
+    }
+
+    fn group_mut(&mut self, key_group: usize) -> &mut FxHashMap<K, TtlValue<Option<T>>> {
+        &mut self.groups[key_group - self.start]
+    }
+}
+
+impl<K: Key, T: StateValue> ErasedTable<K> for Slots<K, T> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn clear_key(&mut self, key: ScopedKey<'_, K>) {
+        self.group_mut(key.key_group()).remove(key.key());
+    }
+
+    fn collect_keys(&self, key_group: usize, keys: &mut FxHashSet<K>) {
+        keys.extend(self.group(key_group).keys().cloned());
+    }
+
+    fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize {
+        let Some(policy) = self.ttl else { return 0 };
+        let map = self.group_mut(key_group);
+        let before = map.len();
+        map.retain(|_, slot| !policy.is_expired(slot.stamp_ms, now_ms));
+        before - map.len()
+    }
+
+    fn clear_group(&mut self, key_group: usize) {
+        self.group_mut(key_group).clear();
+    }
+
+    fn snapshot_group(&self, key_group: usize) -> GroupData {
+        let entries: SlotEntries<K, T> =
+            self.group(key_group).iter().filter_map(|(key, slot)| slot.value.as_ref().map(|value| (key.clone(), TtlValue::new(value.clone(), slot.stamp_ms)))).collect();
+        GroupData::new(entries.len(), entries)
+    }
+
+    fn data_type(&self) -> TypeId {
+        TypeId::of::<SlotEntries<K, T>>()
+    }
+
+    fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>) {
+        let entries = *data.downcast::<SlotEntries<K, T>>().expect("the backend checks the data type before restoring");
+        let map = self.group_mut(key_group);
+        map.clear();
+        map.reserve(entries.len());
+        for (key, value) in entries {
+            map.insert(key, TtlValue::new(Some(value.value), restamp_ms.unwrap_or(value.stamp_ms)));
+        }
+    }
+}
+
+/// Value, list, reducing or aggregating storage with the state's function (`()` if none).
+pub(crate) struct KeyedTable<K, T, F = ()> {
+    pub slots: Slots<K, T>,
+    pub function: F,
+}
+
+impl<K: Key, T: StateValue, F> KeyedTable<K, T, F> {
+    pub fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>, function: F) -> KeyedTable<K, T, F> {
+        KeyedTable { slots: Slots::new(range, ttl), function }
+    }
+}
+
+macro_rules! delegate_erased_table {
+    ($field:ident) => {
+        fn clear_key(&mut self, key: ScopedKey<'_, K>) {
+            self.$field.clear_key(key)
+        }
+
+        fn collect_keys(&self, key_group: usize, keys: &mut FxHashSet<K>) {
+            self.$field.collect_keys(key_group, keys)
+        }
+
+        fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize {
+            self.$field.cleanup_expired(key_group, now_ms)
+        }
+
+        fn clear_group(&mut self, key_group: usize) {
+            self.$field.clear_group(key_group)
+        }
+
+        fn snapshot_group(&self, key_group: usize) -> GroupData {
+            self.$field.snapshot_group(key_group)
+        }
+
+        fn data_type(&self) -> TypeId {
+            self.$field.data_type()
+        }
+
+        fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>) {
+            self.$field.restore_group(key_group, data, restamp_ms)
+        }
+    };
+}
+
+impl<K: Key, T: StateValue, F: Send + 'static> ErasedTable<K> for KeyedTable<K, T, F> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    delegate_erased_table!(slots);
+}
+
+/// The reduce function of a reducing state.
+pub(crate) struct ReduceFn<V>(pub Box<dyn Fn(V, V) -> V + Send + Sync>);
+
+/// An aggregating state, typed by what goes in and comes out; the accumulator type hides behind
+/// one virtual call per access, as Flink's `AggregatingState<IN, OUT>` hides it.
+pub(crate) struct AggregatingTable<K, In, Out> {
+    pub inner: Box<dyn AggregatingOps<K, In, Out>>,
+}
+
+/// An aggregating state's typed operations.
+pub(crate) trait AggregatingOps<K, In, Out>: ErasedTable<K> {
+    fn add(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, value: In);
+    fn get(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock) -> Option<Out>;
+}
+
+/// An aggregate function whose input and output types are fixed.
+pub(crate) struct Aggregator<A, In, Out> {
+    function: A,
+    _types: PhantomData<fn(In) -> Out>,
+}
+
+impl<A, In, Out> Aggregator<A, In, Out> {
+    pub fn new(function: A) -> Aggregator<A, In, Out> {
+        Aggregator { function, _types: PhantomData }
+    }
+}
+
+impl<K, In, Acc, Out, A> AggregatingOps<K, In, Out> for KeyedTable<K, Acc, Aggregator<A, In, Out>>
+where
+    K: Key,
+    In: 'static,
+    Acc: StateValue,
+    Out: 'static,
+    A: AggregateFunction<In, Acc, Out>,
+{
+    fn add(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, value: In) {
+        let function = &self.function.function;
+        self.slots.access(key, clock, true, |slot| function.add(slot.get_or_insert_with(|| function.create_accumulator()), value));
+    }
+
+    fn get(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock) -> Option<Out> {
+        let function = &self.function.function;
+        self.slots.access(key, clock, false, |slot| slot.as_ref().map(|accumulator| function.get_result(accumulator)))
+    }
+}
+
+impl<K: Key, In: 'static, Out: 'static> ErasedTable<K> for AggregatingTable<K, In, Out> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    delegate_erased_table!(inner);
+}
+
+/// Per key group, key -> (user key -> stamped value). A key's map is never empty: removing or
+/// expiring its last entry removes the key.
+pub(crate) struct MapTable<K, UK, UV> {
+    start: usize,
+    groups: Vec<FxHashMap<K, FxHashMap<UK, TtlValue<UV>>>>,
+    ttl: Option<TtlPolicy>,
+}
+
+impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
+    pub fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>) -> MapTable<K, UK, UV> {
+        MapTable { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl }
+    }
+
+    /// Runs `read` on the entry of `user_key`, dropping it first if it expired.
+    pub fn read<R>(&mut self, key: ScopedKey<'_, K>, user_key: &UK, clock: &dyn Clock, read: impl FnOnce(Option<&UV>) -> R) -> R {
+        let ttl = self.ttl;
+        let map = &mut self.groups[key.key_group() - self.start];
+        let Some(entries) = map.get_mut(key.key()) else { return read(None) };
+        let Some(entry) = entries.get_mut(user_key) else { return read(None) };
+        if let Some(policy) = ttl {
+            let now_ms = clock.now_ms();
+            if policy.is_expired(entry.stamp_ms, now_ms) {
+                entries.remove(user_key);
+                if entries.is_empty() {
+                    map.remove(key.key());
+                }
+                return read(None);
+            }
+            if policy.refresh_on_read {
+                entry.stamp_ms = now_ms;
+            }
+        }
+        read(Some(&entry.value))
+    }
+
+    /// Sets the entry of `user_key`, stamped now.
+    pub fn put(&mut self, key: ScopedKey<'_, K>, user_key: UK, value: UV, clock: &dyn Clock) {
+        let stamp_ms = if self.ttl.is_some() { clock.now_ms() } else { 0 };
+        let map = &mut self.groups[key.key_group() - self.start];
+        let entry = TtlValue::new(value, stamp_ms);
+        match map.get_mut(key.key()) {
+            Some(entries) => {
+                entries.insert(user_key, entry);
+            }
+            None => {
+                let mut entries = FxHashMap::default();
+                entries.insert(user_key, entry);
+                map.insert(key.key().clone(), entries);
+            }
+        }
+    }
+
+    /// Removes the entry of `user_key`.
+    pub fn remove(&mut self, key: ScopedKey<'_, K>, user_key: &UK) {
+        let map = &mut self.groups[key.key_group() - self.start];
+        if let Some(entries) = map.get_mut(key.key()) {
+            entries.remove(user_key);
+            if entries.is_empty() {
+                map.remove(key.key());
+            }
+        }
+    }
+
+    /// Calls `visit` with every live entry, after dropping expired ones.
+    pub fn for_each(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, mut visit: impl FnMut(&UK, &UV)) {
+        let ttl = self.ttl;
+        let map = &mut self.groups[key.key_group() - self.start];
+        let Some(entries) = map.get_mut(key.key()) else { return };
+        if let Some(policy) = ttl {
+            let now_ms = clock.now_ms();
+            entries.retain(|_, entry| !policy.is_expired(entry.stamp_ms, now_ms));
+            if entries.is_empty() {
+                map.remove(key.key());
+                return;
+            }
+            if policy.refresh_on_read {
+                entries.values_mut().for_each(|entry| entry.stamp_ms = now_ms);
+            }
+        }
+        for (user_key, entry) in entries.iter() {
+            visit(user_key, &entry.value);
+        }
+    }
+
+    fn group(&self, key_group: usize) -> &FxHashMap<K, FxHashMap<UK, TtlValue<UV>>> {
+        &self.groups[key_group - self.start]
+    }
+
+    fn group_mut(&mut self, key_group: usize) -> &mut FxHashMap<K, FxHashMap<UK, TtlValue<UV>>> {
+        &mut self.groups[key_group - self.start]
+    }
+}
+
+impl<K: Key, UK: Key, UV: StateValue> ErasedTable<K> for MapTable<K, UK, UV> {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn clear_key(&mut self, key: ScopedKey<'_, K>) {
+        self.group_mut(key.key_group()).remove(key.key());
+    }
+
+    fn collect_keys(&self, key_group: usize, keys: &mut FxHashSet<K>) {
+        keys.extend(self.group(key_group).keys().cloned());
+    }
+
+    fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize {
+        let Some(policy) = self.ttl else { return 0 };
+        let mut removed = 0;
+        self.group_mut(key_group).retain(|_, entries| {
+            let before = entries.len();
+            entries.retain(|_, entry| !policy.is_expired(entry.stamp_ms, now_ms));
+            removed += before - entries.len();
+            !entries.is_empty()
+        });
+        removed
+    }
+
+    fn clear_group(&mut self, key_group: usize) {
+        self.group_mut(key_group).clear();
+    }
+
+    fn snapshot_group(&self, key_group: usize) -> GroupData {
+        let group = self.group(key_group);
+        let entries: MapEntries<K, UK, UV> = group.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect())).collect();
+        GroupData::new(group.values().map(FxHashMap::len).sum(), entries)
+    }
+
+    fn data_type(&self) -> TypeId {
+        TypeId::of::<MapEntries<K, UK, UV>>()
+    }
+
+    fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>) {
+        let restored = *data.downcast::<MapEntries<K, UK, UV>>().expect("the backend checks the data type before restoring");
+        let map = self.group_mut(key_group);
+        map.clear();
+        for (key, entries) in restored {
+            if entries.is_empty() {
+                continue;
+            }
+            let entries = entries.into_iter().map(|(user_key, entry)| (user_key, TtlValue::new(entry.value, restamp_ms.unwrap_or(entry.stamp_ms)))).collect();
+            map.insert(key, entries);
+        }
+    }
+}
