@@ -32,6 +32,7 @@ pub use error::JobError;
 pub use graph::logical::{JobGraph, OperatorKind};
 pub use graph::plan::{ExecutionPlan, GraphError};
 pub use operator::keyed::{AggregateFunction, MergingAggregateFunction};
+pub use operator::process::{KeyedProcessFunction, ProcessContext};
 pub use operator::{FrameOperator, OperatorFailure, Output, OutputTag, SubtaskContext, UserError};
 pub use record::InlineStr;
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};

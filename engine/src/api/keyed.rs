@@ -14,7 +14,9 @@ use crate::frame::Record;
 use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, MergingAggregateFunction, RollingKeyedOperator};
+use crate::operator::process::{KeyedProcessFunction, KeyedProcessOperator};
 use crate::operator::SubtaskContext;
+use crate::state::{HeapStateBackend, TimerService};
 use crate::window::assigner::WindowOperatorKind;
 use crate::window::function::{AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction};
 use crate::window::operator::LatePolicy;
@@ -62,6 +64,35 @@ where
         self.stream.add_operator(name, OperatorKind::KeyedRolling, true, move |context| {
             let key_fn = Arc::clone(&key_fn);
             Ok(RollingKeyedOperator { key_fn: move |r: &T| key_fn(r), init: init.clone(), update: update.clone(), state: state_for(context) })
+        })
+    }
+
+    /// Runs a keyed process function: per record, with the key's state and timers (and the
+    /// record's event time, if the stream was given timestamps).
+    pub fn process<Out, F, Make>(self, name: &str, make: Make) -> DataStream<Out>
+    where
+        Out: Record,
+        F: KeyedProcessFunction<K, T, Out>,
+        Make: Fn() -> F + Send + Sync + 'static,
+    {
+        let key_fn = self.key_fn;
+        let timestamp_fn = self.stream.timestamp_fn.clone();
+        self.stream.add_operator(name, OperatorKind::Process, true, move |context| {
+            let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
+            let mut backend = HeapStateBackend::new(range, context.max_parallelism);
+            let mut function = make();
+            function.open(&mut backend)?;
+            let key_fn = Arc::clone(&key_fn);
+            Ok(KeyedProcessOperator {
+                function,
+                key_fn: move |r: &T| key_fn(r),
+                timestamp_fn: timestamp_fn.clone(),
+                backend,
+                timers: TimerService::new(range, context.max_parallelism),
+                next_processing_timer_ms: None,
+                clock_anchor: (std::time::Instant::now(), crate::state::Clock::now_ms(&crate::state::SystemClock)),
+                _records: std::marker::PhantomData,
+            })
         })
     }
 

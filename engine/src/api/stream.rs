@@ -30,8 +30,14 @@ pub struct DataStream<T> {
     output: usize,
     partitioning: Partitioning,
     partitioner: Option<PartitionerFactory>,
+    /// Event time of a record, once `assign_timestamps_and_watermarks` gave the stream one; kept
+    /// by operations that keep the record type (filter, partitionings, key_by).
+    pub(crate) timestamp_fn: Option<TimestampFn<T>>,
     _records: PhantomData<fn() -> T>,
 }
+
+/// A record's event time in milliseconds.
+pub(crate) type TimestampFn<T> = Arc<dyn Fn(&T) -> i64 + Send + Sync>;
 
 /// The end of a stream in a sink; sets the sink's name and parallelism.
 pub struct DataStreamSink {
@@ -63,7 +69,7 @@ fn round_robin_factory<T: Record>() -> PartitionerFactory {
 
 impl<T: Record> DataStream<T> {
     pub(crate) fn new(builder: Rc<RefCell<GraphBuilder>>, node: usize) -> Self {
-        DataStream { builder, node, output: 0, partitioning: Partitioning::Default, partitioner: None, _records: PhantomData }
+        DataStream { builder, node, output: 0, partitioning: Partitioning::Default, partitioner: None, timestamp_fn: None, _records: PhantomData }
     }
 
     pub(crate) fn with_partitioning(mut self, partitioning: Partitioning, partitioner: PartitionerFactory) -> Self {
@@ -149,7 +155,10 @@ impl<T: Record> DataStream<T> {
     where
         F: FnMut(&T) -> bool + Clone + Send + Sync + 'static,
     {
-        self.add_operator("Filter", OperatorKind::Filter, false, move |_| Ok(FilterOperator(predicate.clone())))
+        let timestamp_fn = self.timestamp_fn.clone();
+        let mut filtered = self.add_operator("Filter", OperatorKind::Filter, false, move |_| Ok(FilterOperator(predicate.clone())));
+        filtered.timestamp_fn = timestamp_fn;
+        filtered
     }
 
     /// Maps every record to zero or more records.
@@ -189,9 +198,12 @@ impl<T: Record> DataStream<T> {
 
     /// Assigns event time and watermarks to the stream by `strategy`, replacing upstream ones.
     pub fn assign_timestamps_and_watermarks(self, strategy: WatermarkStrategy<T>) -> DataStream<T> {
-        self.add_operator("Timestamps/Watermarks", OperatorKind::Timestamps, false, move |context| {
+        let timestamp_fn = Arc::clone(&strategy.timestamp_fn);
+        let mut stream = self.add_operator("Timestamps/Watermarks", OperatorKind::Timestamps, false, move |context| {
             Ok(TimestampsAndWatermarks::new(Arc::clone(&strategy.timestamp_fn), (strategy.generator)(), context.watermark_interval, strategy.idleness))
-        })
+        });
+        stream.timestamp_fn = Some(timestamp_fn);
+        stream
     }
 
     /// For a source: declares it idle after `timeout` without data, so it does not hold back event

@@ -10,6 +10,7 @@
 
 pub(crate) mod basic;
 pub(crate) mod keyed;
+pub mod process;
 pub(crate) mod timestamps;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

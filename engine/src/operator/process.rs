@@ -1,0 +1,165 @@
+//! Keyed process functions: user code per record with keyed state, timers and side outputs
+//! (Flink's `KeyedProcessFunction`).
+//!
+//! The operator owns the subtask's state backend and timer service for its key-group range. For
+//! each record it scopes a `KeyContext` to the record's key (Flink's `setCurrentKey`) and calls
+//! `process_element`; the function reads and writes state through the handles it registered in
+//! `open`, and registers timers. Event-time timers fire, in time order, when the watermark
+//! passes them, before the watermark goes downstream; processing-time timers fire when the
+//! task's processing-time tick reaches them. A timer registered while timers fire, and already
+//! due, fires in the same pass.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::keyed::Key;
+use super::{FrameOperator, Output, OutputTag, UserError};
+use crate::frame::Record;
+use crate::state::{HeapStateBackend, KeyContext, TimeDomain, TimerService};
+
+/// What a process function sees while handling a record or a timer.
+pub struct ProcessContext<'c, 'o, K, Out: Record> {
+    /// State and timers of the current key.
+    pub keyed: KeyContext<'c, K>,
+    out: &'c mut Output<'o, Out>,
+    timestamp: Option<i64>,
+    processing_time_ms: i64,
+}
+
+impl<K: Key, Out: Record> ProcessContext<'_, '_, K, Out> {
+    /// The current key.
+    pub fn key(&self) -> &K {
+        self.keyed.key()
+    }
+
+    /// The event time of the current record (or the timer's time when a timer fires), if the
+    /// stream has timestamps.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+
+    /// The operator's current watermark.
+    pub fn current_watermark(&self) -> i64 {
+        self.keyed.current_watermark()
+    }
+
+    /// Processing time now, milliseconds since the epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        self.processing_time_ms
+    }
+
+    /// Emits a record.
+    pub fn emit(&mut self, record: Out) {
+        self.out.emit(record);
+    }
+
+    /// Emits a record to a side output.
+    pub fn emit_side<S: Record>(&mut self, tag: &OutputTag<S>, record: S) {
+        self.out.emit_side(tag, record);
+    }
+
+    /// Registers an event-time timer for the current key.
+    pub fn register_event_time_timer(&mut self, timestamp: i64) {
+        self.keyed.register_event_time_timer(timestamp);
+    }
+
+    /// Registers a processing-time timer (milliseconds since the epoch) for the current key.
+    pub fn register_processing_time_timer(&mut self, timestamp_ms: i64) {
+        self.keyed.register_processing_time_timer(timestamp_ms);
+    }
+}
+
+/// User code on a keyed stream with state and timers.
+pub trait KeyedProcessFunction<K: Key, In: Record, Out: Record>: Send + 'static {
+    /// Called once per subtask before any record: register state here.
+    fn open(&mut self, _state: &mut HeapStateBackend<K>) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Handles one record of the current key.
+    fn process_element(&mut self, record: In, ctx: &mut ProcessContext<'_, '_, K, Out>) -> Result<(), UserError>;
+
+    /// Handles a timer of the current key firing at `timestamp` in `domain`.
+    fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, _ctx: &mut ProcessContext<'_, '_, K, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+}
+
+pub(crate) struct KeyedProcessOperator<K, In, F, KeyFn> {
+    pub function: F,
+    pub key_fn: KeyFn,
+    pub timestamp_fn: Option<Arc<dyn Fn(&In) -> i64 + Send + Sync>>,
+    pub backend: HeapStateBackend<K>,
+    pub timers: TimerService<K>,
+    /// The earliest processing-time timer, kept for `next_processing_time`.
+    pub next_processing_timer_ms: Option<i64>,
+    /// A processing time in both clocks, to turn timer milliseconds into `Instant`s without
+    /// drift between calls.
+    pub clock_anchor: (Instant, i64),
+    pub _records: PhantomData<fn(In)>,
+}
+
+impl<K: Key, In: Record, F, KeyFn> KeyedProcessOperator<K, In, F, KeyFn> {
+    fn refresh_next_processing_timer(&mut self) {
+        self.next_processing_timer_ms = self.timers.next_processing_time();
+    }
+
+    /// The processing time (ms) of `instant`, by the anchor.
+    fn millis_at(&self, instant: Instant) -> i64 {
+        let (anchor, anchor_ms) = self.clock_anchor;
+        anchor_ms.saturating_add(instant.saturating_duration_since(anchor).as_millis() as i64)
+    }
+}
+
+impl<K, In, Out, F, KeyFn> FrameOperator<In, Out> for KeyedProcessOperator<K, In, F, KeyFn>
+where
+    K: Key,
+    In: Record,
+    Out: Record,
+    F: KeyedProcessFunction<K, In, Out>,
+    KeyFn: Fn(&In) -> K + Send + 'static,
+{
+    fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        let processing_time_ms = self.millis_at(Instant::now());
+        for record in frame {
+            let key = (self.key_fn)(&record);
+            let timestamp = self.timestamp_fn.as_ref().map(|f| f(&record));
+            let mut ctx = ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &key), out, timestamp, processing_time_ms };
+            self.function.process_element(record, &mut ctx)?;
+        }
+        self.refresh_next_processing_timer();
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        let processing_time_ms = self.millis_at(Instant::now());
+        while let Some(timer) = self.timers.poll_event_time(watermark) {
+            let mut ctx = ProcessContext {
+                keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key),
+                out,
+                timestamp: Some(timer.timestamp),
+                processing_time_ms,
+            };
+            self.function.on_timer(timer.timestamp, TimeDomain::EventTime, &mut ctx)?;
+        }
+        self.refresh_next_processing_timer();
+        Ok(())
+    }
+
+    fn on_processing_time(&mut self, now: Instant, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        let now_ms = self.millis_at(now);
+        while let Some(timer) = self.timers.poll_processing_time(now_ms) {
+            let mut ctx = ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key), out, timestamp: None, processing_time_ms: now_ms };
+            self.function.on_timer(timer.timestamp, TimeDomain::ProcessingTime, &mut ctx)?;
+        }
+        self.refresh_next_processing_timer();
+        Ok(())
+    }
+
+    fn next_processing_time(&self) -> Option<Instant> {
+        let due_ms = self.next_processing_timer_ms?;
+        let (anchor, anchor_ms) = self.clock_anchor;
+        Some(anchor + Duration::from_millis(due_ms.saturating_sub(anchor_ms).max(0) as u64))
+    }
+}
