@@ -67,6 +67,12 @@ where
         })
     }
 
+    /// The keyed stream as a plain stream whose next operator receives records hash-partitioned
+    /// by key (for operators built on keyed streams).
+    pub(crate) fn into_stream(self) -> DataStream<T> {
+        self.stream
+    }
+
     /// Runs a keyed process function: per record, with the key's state and timers (and the
     /// record's event time, if the stream was given timestamps).
     pub fn process<Out, F, Make>(self, name: &str, make: Make) -> DataStream<Out>

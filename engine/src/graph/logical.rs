@@ -37,6 +37,8 @@ pub enum OperatorKind {
     Window,
     /// Assigns event time and watermarks.
     Timestamps,
+    /// Joins two keyed inputs by time.
+    Join,
     /// Writes records out of the job.
     Sink,
 }

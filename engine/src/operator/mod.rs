@@ -9,6 +9,7 @@
 //! downstream is never blamed on the operator that emitted the record.
 
 pub(crate) mod basic;
+pub mod join;
 pub(crate) mod keyed;
 pub mod process;
 pub(crate) mod timestamps;
