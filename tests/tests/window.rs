@@ -260,3 +260,38 @@ mod sessions {
         }
     }
 }
+
+mod global {
+    use tethys_engine::sink::collect::CollectSink;
+    use tethys_engine::{CountTrigger, EngineConfig, GlobalWindows, StreamEnvironment, WindowResult};
+
+    #[test]
+    fn count_windows_fire_every_n_records_per_key() {
+        for parallelism in [1, 2] {
+            let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
+            let (tumbling, sliding) = (CollectSink::new(), CollectSink::new());
+            let input: Vec<(char, i64)> = (0..10).map(|i| ('a', i)).chain((0..7).map(|i| ('b', 100 + i))).collect();
+            // Purging count windows of 3: sums of consecutive groups of three; the rest never fires.
+            env.from_collection(input.clone())
+                .parallelism(1)
+                .key_by(|r: &(char, i64)| r.0)
+                .window(GlobalWindows::create().with_trigger(CountTrigger::of(3).purging()), |r: &(char, i64)| r.1)
+                .reduce(|a, b| (a.0, a.1 + b.1))
+                .sink("tumbling", tumbling.clone());
+            // Without purging, each firing covers everything so far (and is an update after the first).
+            env.from_collection(input)
+                .parallelism(1)
+                .key_by(|r: &(char, i64)| r.0)
+                .window(GlobalWindows::create().with_trigger(CountTrigger::of(3)), |r: &(char, i64)| r.1)
+                .count()
+                .sink("accumulating", sliding.clone());
+            env.execute("count-windows").unwrap();
+            let mut sums: Vec<(char, i64)> = tumbling.records().into_iter().map(|r: WindowResult<char, (char, i64)>| r.value).collect();
+            sums.sort();
+            assert_eq!(sums, vec![('a', 3), ('a', 12), ('a', 21), ('b', 303), ('b', 312)], "p={parallelism}");
+            let mut counts: Vec<(char, u64, bool)> = sliding.records().into_iter().map(|r: WindowResult<char, u64>| (r.key, r.value, r.is_update)).collect();
+            counts.sort();
+            assert_eq!(counts, vec![('a', 3, false), ('a', 6, true), ('a', 9, true), ('b', 3, false), ('b', 6, true)]);
+        }
+    }
+}

@@ -7,7 +7,10 @@ use super::cumulate::CumulateEventTimeWindows;
 use super::function::{MergingWindowFunction, WindowFunction};
 use super::operator::{LatePolicy, WindowOperator};
 use super::session::EventTimeSessionWindows;
+use super::global::{GlobalWindow, TriggeredGlobalWindows};
+use super::global_operator::GlobalWindowOperator;
 use super::session_operator::SessionWindowOperator;
+use super::trigger::Trigger;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::Key;
@@ -97,5 +100,27 @@ impl<K: Key, T: Record, F: MergingWindowFunction<K, T>> WindowOperatorKind<K, T,
         TimestampFn: Fn(&T) -> i64 + Send + 'static,
     {
         SessionWindowOperator::new(key_fn, timestamp_fn, self, function, allowed_lateness_ms, late_policy, range, max_parallelism)
+    }
+}
+
+impl<K: Key, T: Record, F: WindowFunction<K, T>, Tr: Trigger<GlobalWindow> + Copy + Send + Sync + 'static> WindowOperatorKind<K, T, F>
+    for TriggeredGlobalWindows<Tr>
+{
+    fn operator<KeyFn, TimestampFn>(
+        self,
+        key_fn: KeyFn,
+        timestamp_fn: TimestampFn,
+        function: F,
+        _allowed_lateness_ms: i64,
+        _late_policy: LatePolicy<T>,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> impl FrameOperator<T, F::Out>
+    where
+        KeyFn: Fn(&T) -> K + Send + 'static,
+        TimestampFn: Fn(&T) -> i64 + Send + 'static,
+    {
+        // A global window never closes, so nothing is ever late to it.
+        GlobalWindowOperator::new(key_fn, timestamp_fn, function, self.trigger, range, max_parallelism)
     }
 }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::trigger::{NeverTrigger, Window};
+use super::trigger::{NeverTrigger, Trigger, Window};
 
 /// The one window of a key under [`GlobalWindows`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
@@ -38,6 +38,13 @@ impl GlobalWindows {
     }
 
     /// The trigger used when none is given: never fires, as in Flink.
+    /// The global window fired by `trigger` (e.g. `CountTrigger::of(100).purging()` for count
+    /// windows); pass the result to `KeyedStream::window`.
+    pub fn with_trigger<Tr: Trigger<GlobalWindow> + Copy + Send + Sync + 'static>(self, trigger: Tr) -> TriggeredGlobalWindows<Tr> {
+        TriggeredGlobalWindows { trigger }
+    }
+
+    /// The trigger Flink's global windows default to: never fire.
     pub fn default_trigger(&self) -> NeverTrigger {
         NeverTrigger
     }
@@ -101,4 +108,11 @@ mod tests {
     fn default_trigger_emits_nothing() {
         assert_eq!(results_of(GlobalWindows::create().default_trigger(), &[1, 2, 3]), Vec::<Vec<i64>>::new());
     }
+}
+
+/// Global windows with the trigger that fires them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TriggeredGlobalWindows<Tr> {
+    /// The trigger prototype: each key gets its own copy.
+    pub trigger: Tr,
 }

@@ -7,6 +7,7 @@
 
 pub mod cumulate;
 pub mod global;
+pub(crate) mod global_operator;
 pub mod session;
 pub(crate) mod session_operator;
 pub mod sliding;
