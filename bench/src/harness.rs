@@ -88,13 +88,16 @@ pub struct BenchReport {
     pub peak_rss_bytes: Option<u64>,
     /// Records per frame.
     pub frame_records_max: usize,
+    /// Keyed state entries held by the job's stateful operators (per key, or per window and key at
+    /// the peak), summed over subtasks; 0 for stateless queries.
+    pub state_keys: u64,
 }
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={}",
+            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={}",
             self.query,
             self.parallelism,
             self.slots,
@@ -104,6 +107,7 @@ impl fmt::Display for BenchReport {
             self.sink_records,
             self.peak_rss_bytes.map_or("unknown".to_string(), |b| format!("{:.1}MiB", b as f64 / (1 << 20) as f64)),
             self.frame_records_max,
+            self.state_keys,
         )
     }
 }
@@ -128,5 +132,6 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
         events_per_second: spec.events as f64 / seconds,
         peak_rss_bytes: peak_rss_bytes(),
         frame_records_max: spec.config.frame_records_max,
+        state_keys: result.operators.iter().flat_map(|o| o.extra.iter()).filter(|(name, _)| name.starts_with("state_keys")).map(|(_, keys)| keys).sum(),
     })
 }

@@ -15,6 +15,7 @@ use super::keyed::KeyedStream;
 use crate::channel::partitioner::{BroadcastPartitioner, ErasedPartitioner, Partitioning, RoundRobinPartitioner};
 use crate::frame::Record;
 use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFactory, PartitionerSetup};
+use crate::operator::async_io::{AsyncFunction, AsyncIoOperator, AsyncOptions};
 use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
 use crate::operator::keyed::Key;
 use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag, SubtaskContext, UserError};
@@ -177,6 +178,23 @@ impl<T: Record> DataStream<T> {
         Make: Fn(&SubtaskContext) -> Op + Send + Sync + 'static,
     {
         self.add_operator(name, OperatorKind::Process, false, move |context| Ok(make(context)))
+    }
+
+    /// Answers every record asynchronously with `function` (Flink's `AsyncDataStream`): up to
+    /// `options.capacity` requests per subtask in flight at once, each under `options.timeout`
+    /// and retried by `options.retry`. Results leave in input order (`AsyncMode::Ordered`) or as
+    /// they complete but never across a watermark (`AsyncMode::Unordered`). A full operator takes
+    /// no input; end of input waits for every request. Options outside their limits fail the job
+    /// when it starts (`AsyncOptions::validate` checks them earlier).
+    pub fn async_map<U: Record, F>(self, function: F, options: AsyncOptions) -> DataStream<U>
+    where
+        T: Clone,
+        F: AsyncFunction<T, U>,
+    {
+        let function = Arc::new(function);
+        self.add_operator("AsyncMap", OperatorKind::AsyncIo, false, move |context| {
+            AsyncIoOperator::new(Arc::clone(&function), options.clone(), context)
+        })
     }
 
     /// Merges this stream with others of the same type.

@@ -37,6 +37,8 @@ pub enum OperatorKind {
     Window,
     /// Assigns event time and watermarks.
     Timestamps,
+    /// Asynchronous requests per record, several in flight (Flink's async I/O).
+    AsyncIo,
     /// Joins two keyed inputs by time.
     Join,
     /// Writes records out of the job.

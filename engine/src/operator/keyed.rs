@@ -125,6 +125,10 @@ where
         }
         Ok(())
     }
+
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        vec![("state_keys", self.state.len() as u64)]
+    }
 }
 
 #[cfg(test)]

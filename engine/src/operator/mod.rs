@@ -8,6 +8,7 @@
 //! names its operator by position in the chain; the innermost operator catches first, so a panic
 //! downstream is never blamed on the operator that emitted the record.
 
+pub mod async_io;
 pub(crate) mod basic;
 pub mod join;
 pub(crate) mod keyed;
@@ -15,6 +16,8 @@ pub mod process;
 pub(crate) mod timestamps;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::frame::{AnyFrame, Record};
 
@@ -94,6 +97,49 @@ impl SubtaskContext {
             side_outputs: Vec::new(),
             watermark_interval: std::time::Duration::from_millis(10),
         }
+    }
+}
+
+/// Brings a task back for an operator whose work finishes outside the task's turns (a request
+/// running on the slot's runtime, say): `wake` asks the task to call the chain's
+/// `FrameOperator::on_wake` in a coming turn. Wakes before that turn coalesce into one message, so
+/// waking once per finished request costs one atomic swap, not one message each.
+#[derive(Clone)]
+pub struct TaskWaker {
+    inner: Arc<WakerInner>,
+}
+
+struct WakerInner {
+    /// A notification was sent and the task has not yet re-armed the waker for it.
+    pending: AtomicBool,
+    notify: Box<dyn Fn() + Send + Sync>,
+}
+
+impl TaskWaker {
+    /// A waker that calls `notify` (which sends the task its wake message) for the first wake
+    /// after each `rearm`.
+    pub(crate) fn new(notify: impl Fn() + Send + Sync + 'static) -> TaskWaker {
+        TaskWaker { inner: Arc::new(WakerInner { pending: AtomicBool::new(false), notify: Box::new(notify) }) }
+    }
+
+    /// Asks the task to call `on_wake` in a coming turn. Callable from any thread; a wake after
+    /// the task has stopped is ignored.
+    pub fn wake(&self) {
+        if !self.inner.pending.swap(true, Ordering::AcqRel) {
+            (self.inner.notify)();
+        }
+    }
+
+    /// Called by the task right before it calls `on_wake`: a wake from now on notifies again.
+    /// The swap acquires what every waker did before its wake, so `on_wake` sees it.
+    pub(crate) fn rearm(&self) {
+        self.inner.pending.swap(false, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for TaskWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskWaker").field("pending", &self.inner.pending.load(Ordering::Relaxed)).finish()
     }
 }
 
@@ -234,6 +280,37 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         false
     }
 
+    /// Called when the input's idleness changes. An operator that generates watermarks gets it
+    /// instead of having it forwarded and passes it on itself (`Output::emit_idleness`) if it
+    /// wants to; for the others the runtime forwards it after this call.
+    fn on_idleness(&mut self, _idle: bool, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Called once when the task starts, before any input, with the waker through which work
+    /// that finishes outside the task's turns brings the task back (see `on_wake`).
+    fn on_start(&mut self, _waker: TaskWaker) {}
+
+    /// Called in a turn of the task after `TaskWaker::wake`, once the task's outputs can take
+    /// frames again: emits what finished outside the task's turns.
+    fn on_wake(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+
+    /// Whether the operator can take no more input now. While an operator of its chain is
+    /// saturated the task takes no input, as while an output waits for credit, so backpressure
+    /// reaches upstream; the operator must call `TaskWaker::wake` when it has room again.
+    fn is_saturated(&self) -> bool {
+        false
+    }
+
+    /// Whether work is still under way that will produce output (requests in flight). After end
+    /// of input the task keeps calling `on_wake` as it is woken until no operator of its chain
+    /// has pending work; only then are the operators finished and end of input sent on.
+    fn has_pending_work(&self) -> bool {
+        false
+    }
+
     /// Called when processing time reaches the time `next_processing_time` asked for.
     fn on_processing_time(&mut self, _now: std::time::Instant, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
         Ok(())
@@ -272,6 +349,10 @@ pub(crate) trait ErasedOperator: Send {
     fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn on_idleness(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn start(&mut self, waker: TaskWaker) -> Result<(), ChainFailure>;
+    fn on_wake(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
+    fn is_saturated(&self) -> bool;
+    fn has_pending_work(&self) -> bool;
     fn on_processing_time(&mut self, now: std::time::Instant, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn next_processing_time(&self) -> Option<std::time::Instant>;
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
@@ -351,10 +432,29 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
     }
 
     fn on_idleness(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        self.run(next, |op, out| op.on_idleness(idle, out))?;
         if self.operator.generates_watermarks() {
             return Ok(());
         }
         next.idleness(idle)
+    }
+
+    fn start(&mut self, waker: TaskWaker) -> Result<(), ChainFailure> {
+        let operator = &mut self.operator;
+        catch_unwind(AssertUnwindSafe(|| operator.on_start(waker)))
+            .map_err(|payload| ChainFailure { position: self.position, failure: OperatorFailure::from_panic(payload) })
+    }
+
+    fn on_wake(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        self.run(next, |op, out| op.on_wake(out))
+    }
+
+    fn is_saturated(&self) -> bool {
+        self.operator.is_saturated()
+    }
+
+    fn has_pending_work(&self) -> bool {
+        self.operator.has_pending_work()
     }
 
     fn on_processing_time(&mut self, now: std::time::Instant, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
@@ -446,6 +546,30 @@ impl OperatorChain {
         Ok(())
     }
 
+    /// Gives every operator the task's waker, in chain order, before any input.
+    pub(crate) fn start(&mut self, waker: &TaskWaker) -> Result<(), ChainFailure> {
+        self.operators.iter_mut().try_for_each(|op| op.start(waker.clone()))
+    }
+
+    /// Calls every operator's `on_wake` in chain order, so what one emits passes through the rest.
+    pub(crate) fn on_wake(&mut self, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        for position in 0..self.operators.len() {
+            let (operator, operators) = self.operators[position..].split_first_mut().expect("position in range");
+            operator.on_wake(&mut ChainRest { operators, output })?;
+        }
+        Ok(())
+    }
+
+    /// Whether an operator of the chain can take no more input now.
+    pub(crate) fn is_saturated(&self) -> bool {
+        self.operators.iter().any(|op| op.is_saturated())
+    }
+
+    /// Whether an operator of the chain still has work under way that will produce output.
+    pub(crate) fn has_pending_work(&self) -> bool {
+        self.operators.iter().any(|op| op.has_pending_work())
+    }
+
     /// The earliest processing time an operator of the chain asked to be called at.
     pub(crate) fn next_processing_time(&self) -> Option<std::time::Instant> {
         self.operators.iter().filter_map(|op| op.next_processing_time()).min()
@@ -518,6 +642,21 @@ mod tests {
         chain.process(AnyFrame::new(vec![1u32, 2, 3]), &mut sink).unwrap();
         assert_eq!(sink.0, vec![4, 8, 12]);
         assert_eq!(chain.counts()[0], OperatorCounts { records_in: 3, records_out: 3, extra: Vec::new() });
+    }
+
+    #[test]
+    fn wakes_coalesce_until_the_task_rearms_the_waker() {
+        let notified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&notified);
+        let waker = TaskWaker::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        waker.wake();
+        waker.clone().wake();
+        assert_eq!(notified.load(Ordering::SeqCst), 1, "one message for wakes before the task's turn");
+        waker.rearm();
+        waker.wake();
+        assert_eq!(notified.load(Ordering::SeqCst), 2, "a wake after the turn notifies again");
     }
 
     #[test]

@@ -5,9 +5,12 @@
 //! output through its partitioner into credit-bounded output channels. It never takes input while
 //! an output channel waits for credit: it stops, the frames it has not consumed keep their credits,
 //! and so backpressure reaches the sources without any queue growing. End of input flows in-band
-//! behind the last frame; a task completes when every input has ended and its last frame and end
-//! marker have left. A failure is reported to the job driver, naming the operator, and the actor
-//! stops; it is never restarted here.
+//! behind the last frame; a task completes when every input has ended, no operator has work under
+//! way (requests in flight), and its last frame and end marker have left. An operator whose work
+//! finishes outside the task's turns wakes the task through a `TaskWaker` (one coalesced `Wake`
+//! message); while an operator is saturated the task takes no input, as while an output waits for
+//! credit. A failure is reported to the job driver, naming the operator, and the actor stops; it
+//! is never restarted here.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -19,7 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::channel::credit::{ChannelEvent, CreditSender, GateCredits};
 use crate::channel::partitioner::{ErasedPartitioner, FrameDispatch};
 use crate::frame::AnyFrame;
-use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, OperatorFailure};
+use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, OperatorFailure, TaskWaker};
 use crate::source::{ErasedSourceReader, ReaderStatus};
 
 /// Messages a task actor handles.
@@ -38,6 +41,8 @@ pub(crate) enum TaskMessage {
     Linger,
     /// A processing time an operator asked for has come.
     Tick,
+    /// An operator's work outside the task's turns has finished (`TaskWaker::wake`).
+    Wake,
     /// The job is being cancelled.
     Cancel,
 }
@@ -302,7 +307,9 @@ impl FrameSink for ChainTail<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Running,
-    /// Input has ended; the last events wait for credit.
+    /// Input has ended; operators still have work under way (requests in flight).
+    Draining,
+    /// Input has ended and the operators are finished; the last events wait for credit.
     Finishing,
     Done,
 }
@@ -330,6 +337,10 @@ pub(crate) struct TaskState {
     /// When the pending `Tick` message is due, if one is scheduled.
     tick_due: Option<Instant>,
     started: bool,
+    /// The waker the chain's operators got at start; re-armed before each `on_wake` round.
+    waker: Option<TaskWaker>,
+    /// A `Wake` came and the chain's `on_wake` has not run since (it waits for blocked outputs).
+    wake_due: bool,
 }
 
 impl TaskState {
@@ -341,7 +352,21 @@ impl TaskState {
         settings: TaskSettings,
         reports: Sender<TaskReport>,
     ) -> Self {
-        TaskState { id, head, chain, outputs, settings, reports, phase: Phase::Running, resume_scheduled: false, linger_scheduled: false, tick_due: None, started: false }
+        TaskState {
+            id,
+            head,
+            chain,
+            outputs,
+            settings,
+            reports,
+            phase: Phase::Running,
+            resume_scheduled: false,
+            linger_scheduled: false,
+            tick_due: None,
+            started: false,
+            waker: None,
+            wake_due: false,
+        }
     }
 
     fn handle(&mut self, myself: &ActorRef<TaskMessage>, message: TaskMessage) {
@@ -356,6 +381,15 @@ impl TaskState {
                     assert_eq!(inputs.len(), gate.open_channels, "wiring gives every gate channel a producer");
                     gate.upstream = inputs;
                 }
+                let actor = myself.clone();
+                // A stopped actor means the job is ending; a late wake has nothing left to do.
+                let waker = TaskWaker::new(move || {
+                    let _ = actor.send_message(TaskMessage::Wake);
+                });
+                if let Err(failure) = self.chain.start(&waker) {
+                    return self.fail(myself, failure);
+                }
+                self.waker = Some(waker);
                 self.started = true;
             }
             TaskMessage::Event { channel, event, backlog } => {
@@ -371,9 +405,10 @@ impl TaskState {
                 output.pump(channel);
             }
             TaskMessage::Resume => self.resume_scheduled = false,
+            TaskMessage::Wake => self.wake_due = true,
             TaskMessage::Tick => {
                 self.tick_due = None;
-                if self.phase == Phase::Running {
+                if matches!(self.phase, Phase::Running | Phase::Draining) {
                     let mut tail = ChainTail(&mut self.outputs);
                     if let Err(failure) = self.chain.on_processing_time(Instant::now(), &mut tail) {
                         return self.fail(myself, failure);
@@ -382,7 +417,7 @@ impl TaskState {
             }
             TaskMessage::Linger => {
                 self.linger_scheduled = false;
-                if self.phase == Phase::Running {
+                if matches!(self.phase, Phase::Running | Phase::Draining) {
                     for output in &mut self.outputs {
                         output.flush();
                     }
@@ -401,13 +436,35 @@ impl TaskState {
 
     fn work(&mut self, myself: &ActorRef<TaskMessage>) {
         let mut turns = 0;
-        while self.phase == Phase::Running {
+        while matches!(self.phase, Phase::Running | Phase::Draining) {
             if self.outputs.iter().any(TaskOutput::is_blocked) {
                 break; // A credit message wakes the task.
+            }
+            if self.wake_due {
+                // Only with outputs free: what the operators emit now is bounded by their own
+                // pending work, not left to pile up behind a blocked channel.
+                self.wake_due = false;
+                if let Some(waker) = &self.waker {
+                    waker.rearm();
+                }
+                if let Err(failure) = self.chain.on_wake(&mut ChainTail(&mut self.outputs)) {
+                    return self.fail(myself, failure);
+                }
+                continue;
+            }
+            if self.phase == Phase::Draining {
+                if self.chain.has_pending_work() {
+                    break; // A `Wake` (or `Tick`) brings the task back.
+                }
+                self.finish_chain();
+                continue;
             }
             if turns == self.settings.frames_per_turn_max {
                 self.schedule_resume(myself, None);
                 break;
+            }
+            if self.chain.is_saturated() {
+                break; // The saturated operator wakes the task when it has room.
             }
             match self.step() {
                 Step::Processed => turns += 1,
@@ -416,7 +473,7 @@ impl TaskState {
                     self.schedule_resume(myself, Some(crate::source::bids::IDLE_POLL_INTERVAL));
                     break;
                 }
-                Step::InputEnded => self.finish_input(),
+                Step::InputEnded => self.end_input(),
                 Step::Failed(failure) => return self.fail(myself, failure),
             }
         }
@@ -427,7 +484,7 @@ impl TaskState {
             }
         }
         match self.phase {
-            Phase::Running => {
+            Phase::Running | Phase::Draining => {
                 self.schedule_linger(myself);
                 self.schedule_tick(myself);
             }
@@ -524,15 +581,24 @@ impl TaskState {
         }
     }
 
-    fn finish_input(&mut self) {
-        let mut tail = ChainTail(&mut self.outputs);
+    /// Every input has ended: the operators drain their pending work before they are finished.
+    fn end_input(&mut self) {
         // A finished source has no more event time to wait for: as in Flink, its end is the
         // maximum watermark, which fires every pending event-time result.
-        let source_end = match &self.head {
-            TaskHead::Source { .. } => self.chain.watermark(i64::MAX, &mut tail),
-            TaskHead::Gate(_) => Ok(()),
-        };
-        if let Err(failure) = source_end.and_then(|()| self.chain.finish(&mut tail)) {
+        if let TaskHead::Source { .. } = &self.head {
+            if let Err(failure) = self.chain.watermark(i64::MAX, &mut ChainTail(&mut self.outputs)) {
+                self.phase = Phase::Done;
+                self.report_failure(failure);
+                return;
+            }
+        }
+        self.phase = Phase::Draining;
+    }
+
+    /// No operator has pending work left: finishes them and sends end of input on every output.
+    fn finish_chain(&mut self) {
+        debug_assert!(!self.chain.has_pending_work(), "operators finished with work under way");
+        if let Err(failure) = self.chain.finish(&mut ChainTail(&mut self.outputs)) {
             self.phase = Phase::Done;
             self.report_failure(failure);
             return;

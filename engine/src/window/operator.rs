@@ -72,6 +72,8 @@ pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, Timest
     pub assigned: Vec<TimeWindow>,
     pub late_dropped: u64,
     pub late_reassigned: u64,
+    /// Most (window, key) states held at once, sampled at watermarks.
+    pub state_keys_peak: u64,
 }
 
 impl<K, T, F, A, KeyFn, TimestampFn> WindowOperator<K, T, F, A, KeyFn, TimestampFn>
@@ -109,6 +111,7 @@ where
             assigned: Vec::new(),
             late_dropped: 0,
             late_reassigned: 0,
+            state_keys_peak: 0,
         }
     }
 
@@ -201,6 +204,8 @@ where
         debug_assert!(watermark >= self.watermark, "watermark went backwards");
         let previous = self.watermark;
         self.watermark = watermark;
+        let held: usize = self.windows.iter().map(|(_, state)| state.len()).sum();
+        self.state_keys_peak = self.state_keys_peak.max(held as u64);
         // Fire the windows whose max timestamp the watermark has just reached, in end order.
         for (window, state) in &self.windows {
             let max_timestamp = window.max_timestamp();
@@ -223,6 +228,6 @@ where
     }
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
-        vec![("late_records_dropped", self.late_dropped), ("late_records_reassigned", self.late_reassigned)]
+        vec![("late_records_dropped", self.late_dropped), ("late_records_reassigned", self.late_reassigned), ("state_keys_peak", self.state_keys_peak)]
     }
 }
