@@ -26,6 +26,11 @@ pub const LINGER_MAX: Duration = Duration::from_secs(1);
 /// Default time between two watermarks a source emits (Flink's auto-watermark interval, whose
 /// default is 200 ms; shorter here so event-time results follow within milliseconds).
 pub const WATERMARK_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
+/// Default largest lead of one input channel's event time over its gate's watermark. Two seconds
+/// keeps a few windows of seconds open while letting producers run freely within it; Flink has
+/// the same mechanism (watermark alignment) off by default, but there each task has its own
+/// thread, while here producers and consumers share cores and a leader starves the laggards.
+pub const WATERMARK_ALIGNMENT_MAX_DRIFT_DEFAULT: Duration = Duration::from_secs(2);
 /// Most exclusive credits (buffers) per channel.
 pub const EXCLUSIVE_CREDITS_MAX: u32 = 1024;
 /// Most floating credits (buffers) per input gate.
@@ -49,6 +54,9 @@ pub struct EngineConfig {
     pub linger: Duration,
     /// Shortest time between two watermarks a source subtask emits.
     pub watermark_interval: Duration,
+    /// Watermark alignment: an input gate stops taking frames from a channel whose watermark
+    /// leads the gate's by more than this, until the others catch up. `None` turns it off.
+    pub watermark_alignment_max_drift: Option<Duration>,
     /// Buffers reserved for each channel at its receiver; the sender starts with this many credits.
     pub exclusive_credits_per_channel: u32,
     /// Buffers shared by all channels of an input gate, handed to channels that announce a backlog.
@@ -69,6 +77,7 @@ impl Default for EngineConfig {
             frame_records_max: FRAME_RECORDS_MAX_DEFAULT,
             linger: LINGER_DEFAULT,
             watermark_interval: WATERMARK_INTERVAL_DEFAULT,
+            watermark_alignment_max_drift: Some(WATERMARK_ALIGNMENT_MAX_DRIFT_DEFAULT),
             exclusive_credits_per_channel: 2,
             floating_credits_per_gate: 8,
             frames_per_turn_max: 4,

@@ -212,7 +212,9 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
     }
     let head = head.unwrap_or_else(|| {
         let channels = plan.input_channels(task_id, subtask).len();
-        TaskHead::Gate(InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels))
+        let mut gate = InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels);
+        gate.max_drift_ms = config.watermark_alignment_max_drift.map(|drift| i64::try_from(drift.as_millis()).unwrap_or(i64::MAX));
+        TaskHead::Gate(gate)
     });
     let outputs = task
         .outputs

@@ -133,7 +133,13 @@ impl SourceWatermark {
 
 pub(crate) struct InputGate {
     pub credits: GateCredits,
-    pub queue: VecDeque<(usize, ChannelEvent)>,
+    /// Events received and not yet taken, per channel (each channel's order is kept).
+    pub queues: Vec<VecDeque<ChannelEvent>>,
+    /// The channel the next take starts looking at: channels take turns.
+    pub next_channel: usize,
+    /// Largest lead in event time a channel may have over the gate's watermark before the gate
+    /// stops taking its frames (watermark alignment); `None` turns alignment off.
+    pub max_drift_ms: Option<i64>,
     pub open_channels: usize,
     /// Per gate channel: the producer, its output index and its channel index there.
     pub upstream: Vec<(ActorRef<TaskMessage>, usize, usize)>,
@@ -151,7 +157,9 @@ impl InputGate {
     pub(crate) fn new(credits: GateCredits, channels: usize) -> Self {
         InputGate {
             credits,
-            queue: VecDeque::new(),
+            queues: (0..channels).map(|_| VecDeque::new()).collect(),
+            next_channel: 0,
+            max_drift_ms: None,
             open_channels: channels,
             upstream: Vec::new(),
             channel_watermarks: vec![i64::MIN; channels],
@@ -159,6 +167,37 @@ impl InputGate {
             watermark: i64::MIN,
             idle: false,
         }
+    }
+
+    /// Whether the gate takes no frames from `channel` now: its watermark leads the gate's by more
+    /// than the allowed drift. Pausing the leader keeps its credits, so its producer stops and
+    /// the cores go to the laggards; without it a producer that gets ahead keeps the consumers busy
+    /// with its records, the laggards get less time, and windows held open by the lagging
+    /// watermark pile up without bound. An idle or ended channel, or a gate without a watermark
+    /// yet, pauses nothing, so a channel with frames that can advance the minimum is always taken.
+    fn is_paused(&self, channel: usize) -> bool {
+        let Some(max_drift_ms) = self.max_drift_ms else { return false };
+        let watermark = self.channel_watermarks[channel];
+        self.watermark != i64::MIN && !self.channel_idle[channel] && watermark != i64::MAX && watermark > self.watermark.saturating_add(max_drift_ms)
+    }
+
+    /// Takes the next event: channels take turns; a paused channel's frames wait (its other events
+    /// do not, so its watermarks and end still count).
+    fn take(&mut self) -> Option<(usize, ChannelEvent)> {
+        let channels = self.queues.len();
+        for offset in 0..channels {
+            let channel = (self.next_channel + offset) % channels;
+            let eligible = match self.queues[channel].front() {
+                None => false,
+                Some(ChannelEvent::Frame(_)) => !self.is_paused(channel),
+                Some(_) => true,
+            };
+            if eligible {
+                self.next_channel = (channel + 1) % channels;
+                return self.queues[channel].pop_front().map(|event| (channel, event));
+            }
+        }
+        None
     }
 
     /// Records a channel's watermark; returns the gate's watermark if it advanced.
@@ -397,7 +436,7 @@ impl TaskState {
                 if matches!(event, ChannelEvent::Frame(_)) {
                     gate.credits.on_frame(channel, backlog);
                 }
-                gate.queue.push_back((channel, event));
+                gate.queues[channel].push_back(event);
             }
             TaskMessage::Credit { output, channel, credits } => {
                 let output = &mut self.outputs[output];
@@ -530,7 +569,7 @@ impl TaskState {
                     ReaderStatus::Finished => Step::InputEnded,
                 }
             }
-            TaskHead::Gate(gate) => match gate.queue.pop_front() {
+            TaskHead::Gate(gate) => match gate.take() {
                 None => Step::NothingQueued,
                 Some((channel, ChannelEvent::Frame(frame))) => {
                     gate.credits.on_consumed(channel);
@@ -745,5 +784,40 @@ mod idleness_tests {
         assert_eq!(gate.set_idle(1, false), (None, Some(false)));
         assert_eq!(gate.advance_watermark(1, 50), None);
         assert_eq!(gate.advance_watermark(1, 150), Some(150));
+    }
+}
+
+#[cfg(test)]
+mod alignment_tests {
+    use super::*;
+
+    fn frame() -> ChannelEvent {
+        ChannelEvent::Frame(AnyFrame::new(vec![0u8]))
+    }
+
+    #[test]
+    fn a_channel_leading_by_more_than_the_drift_waits_for_the_others() {
+        let mut gate = InputGate::new(GateCredits::new(2, 4, 0), 2);
+        gate.max_drift_ms = Some(2_000);
+        gate.advance_watermark(0, 10_000);
+        gate.advance_watermark(1, 100);
+        for channel in [0, 1, 0] {
+            gate.queues[channel].push_back(frame());
+        }
+        gate.queues[0].push_back(ChannelEvent::Watermark(11_000));
+        // Channel 0 leads by 9.9 s: only channel 1's frame is taken.
+        assert!(matches!(gate.take(), Some((1, ChannelEvent::Frame(_)))));
+        assert!(gate.take().is_none(), "the leader's frames wait");
+        // Channel 1 catches up to within the drift: the leader's frames flow again, in order.
+        gate.advance_watermark(1, 8_500);
+        assert!(matches!(gate.take(), Some((0, ChannelEvent::Frame(_)))));
+        assert!(matches!(gate.take(), Some((0, ChannelEvent::Frame(_)))));
+        assert!(matches!(gate.take(), Some((0, ChannelEvent::Watermark(11_000)))));
+        // An idle laggard holds nothing back.
+        gate.advance_watermark(0, 20_000);
+        gate.queues[0].push_back(frame());
+        assert!(gate.take().is_none());
+        gate.set_idle(1, true);
+        assert!(matches!(gate.take(), Some((0, ChannelEvent::Frame(_)))));
     }
 }
