@@ -48,7 +48,10 @@ impl FromStr for BidsQuery {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        BidsQuery::ALL.into_iter().find(|q| q.to_string() == s).ok_or_else(|| format!("unknown bids query '{s}' (passthrough, filter, window, agg)"))
+        BidsQuery::ALL
+            .into_iter()
+            .find(|q| q.to_string() == s)
+            .ok_or_else(|| format!("unknown bids query '{s}' (passthrough, filter, window, agg)"))
     }
 }
 
@@ -97,15 +100,22 @@ pub fn define(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sin
                 .sink("discard", sink);
         }
         BidsQuery::Window => {
-            bids.key_by(|b: &Bid| b.auction).window(TumblingEventTimeWindows::of(WINDOW_SIZE), |b: &Bid| b.ts).count().sink("discard", sink);
+            bids.key_by(|b: &Bid| b.auction)
+                .window(TumblingEventTimeWindows::of(WINDOW_SIZE), |b: &Bid| b.ts)
+                .count()
+                .sink("discard", sink);
         }
         BidsQuery::Agg => {
             bids.key_by(|b: &Bid| b.bidder)
-                .rolling("BidderStats", || (0u64, i64::MIN), |&bidder: &i64, state: &mut (u64, i64), bid: Bid| {
-                    state.0 += 1;
-                    state.1 = state.1.max(bid.price);
-                    BidderStats { bidder, count: state.0, max_price: state.1 }
-                })
+                .rolling(
+                    "BidderStats",
+                    || (0u64, i64::MIN),
+                    |&bidder: &i64, state: &mut (u64, i64), bid: Bid| {
+                        state.0 += 1;
+                        state.1 = state.1.max(bid.price);
+                        BidderStats { bidder, count: state.0, max_price: state.1 }
+                    },
+                )
                 .sink("discard", sink);
         }
     }

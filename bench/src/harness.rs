@@ -132,6 +132,12 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
         events_per_second: spec.events as f64 / seconds,
         peak_rss_bytes: peak_rss_bytes(),
         frame_records_max: spec.config.frame_records_max,
-        state_keys: result.operators.iter().flat_map(|o| o.extra.iter()).filter(|(name, _)| name.starts_with("state_keys")).map(|(_, keys)| keys).sum(),
+        state_keys: result
+            .operators
+            .iter()
+            .flat_map(|o| o.extra.iter())
+            .filter(|(name, _)| name.starts_with("state_keys"))
+            .map(|(_, keys)| keys)
+            .sum(),
     })
 }

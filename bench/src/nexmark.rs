@@ -16,12 +16,15 @@
 use std::fmt;
 use std::str::FromStr;
 
-use tethys_engine::sink::discard::DiscardSink;
 use std::time::Duration;
+use tethys_engine::sink::discard::DiscardSink;
 
 use tethys_engine::operator::join::JoinSide;
 use tethys_engine::source::nexmark::{Auction, ExtraStr, NexmarkBid, NexmarkEvent, NexmarkSource, Person};
-use tethys_engine::{AggregateFunction, DataStream, InlineStr, SlidingEventTimeWindows, StreamEnvironment, TimeWindow, TumblingEventTimeWindows, WindowResult};
+use tethys_engine::{
+    AggregateFunction, DataStream, InlineStr, SlidingEventTimeWindows, StreamEnvironment, TimeWindow, TumblingEventTimeWindows,
+    WindowResult,
+};
 
 /// A Nexmark query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +45,8 @@ pub enum NexmarkQuery {
 
 impl NexmarkQuery {
     /// All implemented queries.
-    pub const ALL: [NexmarkQuery; 6] = [NexmarkQuery::Q0, NexmarkQuery::Q1, NexmarkQuery::Q2, NexmarkQuery::Q5, NexmarkQuery::Q7, NexmarkQuery::Q8];
+    pub const ALL: [NexmarkQuery; 6] =
+        [NexmarkQuery::Q0, NexmarkQuery::Q1, NexmarkQuery::Q2, NexmarkQuery::Q5, NexmarkQuery::Q7, NexmarkQuery::Q8];
 }
 
 impl fmt::Display for NexmarkQuery {
@@ -62,7 +66,10 @@ impl FromStr for NexmarkQuery {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        NexmarkQuery::ALL.into_iter().find(|q| q.to_string() == s).ok_or_else(|| format!("unknown Nexmark query '{s}' (q0, q1, q2, q5, q7, q8)"))
+        NexmarkQuery::ALL
+            .into_iter()
+            .find(|q| q.to_string() == s)
+            .ok_or_else(|| format!("unknown Nexmark query '{s}' (q0, q1, q2, q5, q7, q8)"))
     }
 }
 
@@ -160,7 +167,13 @@ pub fn define(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSourc
         }
         NexmarkQuery::Q1 => {
             bids(events)
-                .map(|b: NexmarkBid| EuroBid { auction: b.auction, bidder: b.bidder, price: b.price as f64 * 0.908, date_time: b.date_time, extra: b.extra })
+                .map(|b: NexmarkBid| EuroBid {
+                    auction: b.auction,
+                    bidder: b.bidder,
+                    price: b.price as f64 * 0.908,
+                    date_time: b.date_time,
+                    extra: b.extra,
+                })
                 .sink("discard", sink);
         }
         NexmarkQuery::Q2 => {
@@ -281,7 +294,12 @@ mod tests {
                 let result = env.execute(&query.to_string()).unwrap();
                 assert_eq!(sink.records(), expected, "{query} p={parallelism}");
                 for operator in &result.operators {
-                    assert_eq!(operator.extra.get("late_records_dropped").copied().unwrap_or(0), 0, "{query}: {} dropped records", operator.name);
+                    assert_eq!(
+                        operator.extra.get("late_records_dropped").copied().unwrap_or(0),
+                        0,
+                        "{query}: {} dropped records",
+                        operator.name
+                    );
                 }
             }
         }

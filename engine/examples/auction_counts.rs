@@ -23,7 +23,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut busy = results.records();
     busy.sort_by_key(|r| std::cmp::Reverse(r.value));
     for result in busy.iter().take(10) {
-        println!("auction {:>5} had {} bids over 90000 in [{} ms, {} ms)", result.key, result.value, result.window.start, result.window.end);
+        println!(
+            "auction {:>5} had {} bids over 90000 in [{} ms, {} ms)",
+            result.key, result.value, result.window.start, result.window.end
+        );
     }
     println!("{} windows with 3 or more such bids; job took {:?}", busy.len(), outcome.elapsed);
     Ok(())

@@ -110,18 +110,8 @@ impl EngineConfig {
         }
         check((1..=SLOTS_MAX).contains(&self.slots), "slots", self.slots, "1..=1024")?;
         check(self.parallelism >= 1, "parallelism", self.parallelism, ">= 1")?;
-        check(
-            (1..=MAX_PARALLELISM_MAX).contains(&self.max_parallelism),
-            "max_parallelism",
-            self.max_parallelism,
-            "1..=32768",
-        )?;
-        check(
-            (1..=FRAME_RECORDS_MAX_LIMIT).contains(&self.frame_records_max),
-            "frame_records_max",
-            self.frame_records_max,
-            "1..=1048576",
-        )?;
+        check((1..=MAX_PARALLELISM_MAX).contains(&self.max_parallelism), "max_parallelism", self.max_parallelism, "1..=32768")?;
+        check((1..=FRAME_RECORDS_MAX_LIMIT).contains(&self.frame_records_max), "frame_records_max", self.frame_records_max, "1..=1048576")?;
         check(self.linger <= LINGER_MAX, "linger", format!("{:?}", self.linger), "<= 1s")?;
         check(self.watermark_interval <= LINGER_MAX, "watermark_interval", format!("{:?}", self.watermark_interval), "<= 1s")?;
         check(
@@ -136,12 +126,7 @@ impl EngineConfig {
             self.floating_credits_per_gate,
             "0..=65536",
         )?;
-        check(
-            (1..=FRAMES_PER_TURN_LIMIT).contains(&self.frames_per_turn_max),
-            "frames_per_turn_max",
-            self.frames_per_turn_max,
-            "1..=1024",
-        )
+        check((1..=FRAMES_PER_TURN_LIMIT).contains(&self.frames_per_turn_max), "frames_per_turn_max", self.frames_per_turn_max, "1..=1024")
     }
 }
 

@@ -31,18 +31,20 @@ pub use config::EngineConfig;
 pub use error::JobError;
 pub use graph::logical::{JobGraph, OperatorKind};
 pub use graph::plan::{ExecutionPlan, GraphError};
-pub use operator::async_io::{AsyncFunction, AsyncIoError, AsyncMode, AsyncOptions, AsyncOptionsError, BoxFuture, RequestTimedOut, RetryStrategy};
+pub use operator::async_io::{
+    AsyncFunction, AsyncIoError, AsyncMode, AsyncOptions, AsyncOptionsError, BoxFuture, RequestTimedOut, RetryStrategy,
+};
 pub use operator::keyed::{AggregateFunction, MergingAggregateFunction};
 pub use operator::process::{KeyedProcessFunction, ProcessContext};
 pub use operator::{FrameOperator, OperatorFailure, Output, OutputTag, SubtaskContext, TaskWaker, UserError};
 pub use record::InlineStr;
+pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use window::cumulate::CumulateEventTimeWindows;
-pub use window::operator::{LatePolicy, LateRecord};
 pub use window::global::GlobalWindows;
+pub use window::operator::{LatePolicy, LateRecord};
 pub use window::session::EventTimeSessionWindows;
-pub use window::trigger::{CountTrigger, EventTimeTrigger, PurgingTrigger, Trigger, TriggerResult};
 pub use window::sliding::SlidingEventTimeWindows;
+pub use window::trigger::{CountTrigger, EventTimeTrigger, PurgingTrigger, Trigger, TriggerResult};
 pub use window::tumbling::TumblingEventTimeWindows;
 pub use window::{TimeWindow, WindowResult};
-pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};

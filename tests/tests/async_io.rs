@@ -16,8 +16,9 @@ use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::{
-    AsyncFunction, AsyncIoError, AsyncOptions, AsyncOptionsError, BoxFuture, EngineConfig, FrameOperator, JobError, JobResult, OperatorFailure,
-    Output, RequestTimedOut, RetryStrategy, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy, WindowResult,
+    AsyncFunction, AsyncIoError, AsyncOptions, AsyncOptionsError, BoxFuture, EngineConfig, FrameOperator, JobError, JobResult,
+    OperatorFailure, Output, RequestTimedOut, RetryStrategy, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows,
+    WatermarkStrategy, WindowResult,
 };
 
 /// Long enough that no simulated request comes near it (they take a few ms).
@@ -104,7 +105,8 @@ fn ordered_mode_preserves_input_order_exactly() {
 fn unordered_mode_delivers_every_record_once_and_never_across_a_watermark() {
     for (parallelism, shuffle) in [(1, false), (2, false), (2, true)] {
         let records = 3_000;
-        let (mut out, _, watermarks) = run_with_watermarks(parallelism, shuffle, records, AsyncOptions::unordered(GENEROUS_TIMEOUT).capacity(40));
+        let (mut out, _, watermarks) =
+            run_with_watermarks(parallelism, shuffle, records, AsyncOptions::unordered(GENEROUS_TIMEOUT).capacity(40));
         assert!(watermarks > parallelism as u64, "p={parallelism} shuffle={shuffle}: the checks saw {watermarks} watermarks");
         out.sort_unstable();
         let expected: Vec<(u64, u64)> = (0..records).map(|x| (x, 3 * x)).collect();
@@ -311,7 +313,10 @@ fn run_flaky(error: &'static str, retry: RetryStrategy) -> (Result<JobResult, Jo
     let env = StreamEnvironment::new(config(1, 32));
     let out = CollectSink::new();
     env.from_collection((0..300u64).collect::<Vec<u64>>())
-        .async_map(Flaky { failures: 2, error, attempts: Arc::clone(&attempts) }, AsyncOptions::unordered(GENEROUS_TIMEOUT).capacity(32).retry(retry))
+        .async_map(
+            Flaky { failures: 2, error, attempts: Arc::clone(&attempts) },
+            AsyncOptions::unordered(GENEROUS_TIMEOUT).capacity(32).retry(retry),
+        )
         .name("flaky-lookup")
         .sink("out", out.clone());
     (env.execute("retries"), out.records(), attempts)
@@ -384,7 +389,10 @@ fn invalid_options_fail_the_job_at_start_naming_the_operator() {
     assert_eq!(operator, "zero-capacity");
     let OperatorFailure::Failed(error) = &failure else { panic!("expected an error, got {failure}") };
     assert!(
-        matches!(error.downcast_ref::<AsyncIoError>(), Some(AsyncIoError::InvalidOptions { source: AsyncOptionsError::Capacity { capacity: 0, .. }, .. })),
+        matches!(
+            error.downcast_ref::<AsyncIoError>(),
+            Some(AsyncIoError::InvalidOptions { source: AsyncOptionsError::Capacity { capacity: 0, .. }, .. })
+        ),
         "{error}"
     );
 }

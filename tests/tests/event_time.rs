@@ -14,7 +14,8 @@ use tethys_engine::{EngineConfig, StreamEnvironment, SubtaskContext, TumblingEve
 #[test]
 fn bounded_out_of_orderness_counts_disordered_records_and_drops_late_ones() {
     // One record per frame and a watermark after each, so lateness is decided record by record.
-    let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
+    let config =
+        EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
     let env = StreamEnvironment::new(config);
     let out = CollectSink::new();
     // Watermark = max - 2000 - 1. After 12 000 it is 9 999: window [0, 10 s) fires with 1000, 500

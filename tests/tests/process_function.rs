@@ -40,7 +40,12 @@ impl KeyedProcessFunction<char, (char, i64), (char, u64, i64)> for QuietKeys {
         Ok(())
     }
 
-    fn on_timer(&mut self, timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, char, (char, u64, i64)>) -> Result<(), UserError> {
+    fn on_timer(
+        &mut self,
+        timestamp: i64,
+        domain: TimeDomain,
+        ctx: &mut ProcessContext<'_, '_, char, (char, u64, i64)>,
+    ) -> Result<(), UserError> {
         assert_eq!(domain, TimeDomain::EventTime);
         let (count, last_seen) = (self.count.expect("opened"), self.last_seen.expect("opened"));
         // Only the timer of the latest record means "quiet since then".
@@ -57,7 +62,13 @@ impl KeyedProcessFunction<char, (char, i64), (char, u64, i64)> for QuietKeys {
 #[test]
 fn state_and_event_time_timers_find_quiet_keys() {
     for parallelism in [1, 2] {
-        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() });
+        let env = StreamEnvironment::new(EngineConfig {
+            slots: 2,
+            parallelism,
+            frame_records_max: 1,
+            watermark_interval: Duration::ZERO,
+            ..EngineConfig::default()
+        });
         let (out, rejected) = (CollectSink::new(), CollectSink::new());
         let tag = OutputTag::<(char, i64)>::new("rejected");
         let input: Vec<(char, i64)> = vec![('a', 1_000), ('b', 1_500), ('a', 3_000), ('c', -1), ('a', 9_000), ('b', 20_000), ('a', 30_000)];

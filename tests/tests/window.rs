@@ -107,8 +107,16 @@ mod kinds_and_lateness {
         for parallelism in [1, 2] {
             let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
             let (sliding_out, cumulate_out) = (CollectSink::new(), CollectSink::new());
-            env.source("bids", source).key_by(|b: &Bid| b.auction % 7).window(sliding, |b: &Bid| b.ts).count().sink("sliding", sliding_out.clone());
-            env.source("bids", source).key_by(|b: &Bid| b.auction % 7).window(cumulate, |b: &Bid| b.ts).count().sink("cumulate", cumulate_out.clone());
+            env.source("bids", source)
+                .key_by(|b: &Bid| b.auction % 7)
+                .window(sliding, |b: &Bid| b.ts)
+                .count()
+                .sink("sliding", sliding_out.clone());
+            env.source("bids", source)
+                .key_by(|b: &Bid| b.auction % 7)
+                .window(cumulate, |b: &Bid| b.ts)
+                .count()
+                .sink("cumulate", cumulate_out.clone());
             env.execute("sliding-cumulate").unwrap();
             assert_eq!(collect_counts(&sliding_out), expected_sliding, "sliding p={parallelism}");
             assert_eq!(collect_counts(&cumulate_out), expected_cumulate, "cumulate p={parallelism}");
@@ -118,8 +126,12 @@ mod kinds_and_lateness {
     /// Runs the lateness scenario: timestamps 1000, 2000, 11000 (fires [0,10s) with 2), 3000 (late
     /// within 5 s of lateness: re-fires [0,10s) with 3, as an update), 16000 (retires [0,10s)),
     /// 4000 (beyond lateness: the policy), then the end fires [10s,20s).
-    fn lateness_job(policy: LatePolicy<i64>, late_tag: Option<OutputTag<LateRecord<i64>>>) -> (Vec<(i64, u64, bool)>, Vec<LateRecord<i64>>, tethys_engine::JobResult) {
-        let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
+    fn lateness_job(
+        policy: LatePolicy<i64>,
+        late_tag: Option<OutputTag<LateRecord<i64>>>,
+    ) -> (Vec<(i64, u64, bool)>, Vec<LateRecord<i64>>, tethys_engine::JobResult) {
+        let config =
+            EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
         let env = StreamEnvironment::new(config);
         let (out, late) = (CollectSink::new(), CollectSink::new());
         let windows = env
@@ -188,7 +200,8 @@ mod kinds_and_lateness {
         let mut processed = processed.records();
         processed.sort();
         assert_eq!(processed, vec![('a', 0, vec![1_000, 4_000]), ('a', 10_000, vec![12_000]), ('b', 0, vec![2_000, 3_000])]);
-        let mut reduced: Vec<(char, i64, i64)> = reduced.records().into_iter().map(|r: WindowResult<char, (char, i64)>| (r.key, r.window.start, r.value.1)).collect();
+        let mut reduced: Vec<(char, i64, i64)> =
+            reduced.records().into_iter().map(|r: WindowResult<char, (char, i64)>| (r.key, r.window.start, r.value.1)).collect();
         reduced.sort();
         assert_eq!(reduced, vec![('a', 0, 4_000), ('a', 10_000, 12_000), ('b', 0, 3_000)]);
     }
@@ -209,13 +222,17 @@ mod sessions {
         // a: 1000 and 3000 make [1000, 8000); 7000 extends it to [1000, 12000); 20000 is alone.
         let input: Vec<(char, i64)> = vec![('a', 1_000), ('a', 3_000), ('b', 2_000), ('a', 20_000), ('a', 7_000)];
         env.from_collection(input)
-            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(20), |r: &(char, i64)| r.1))
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness(
+                Duration::from_secs(20),
+                |r: &(char, i64)| r.1,
+            ))
             .key_by(|r: &(char, i64)| r.0)
             .window(EventTimeSessionWindows::with_gap(Duration::from_secs(5)), |r: &(char, i64)| r.1)
             .count()
             .sink("out", out.clone());
         env.execute("sessions").unwrap();
-        let mut sessions: Vec<(char, i64, i64, u64)> = out.records().into_iter().map(|r: WindowResult<char, u64>| (r.key, r.window.start, r.window.end, r.value)).collect();
+        let mut sessions: Vec<(char, i64, i64, u64)> =
+            out.records().into_iter().map(|r: WindowResult<char, u64>| (r.key, r.window.start, r.window.end, r.value)).collect();
         sessions.sort();
         assert_eq!(sessions, vec![('a', 1_000, 12_000, 3), ('a', 20_000, 25_000, 1), ('b', 2_000, 7_000, 1)]);
     }
@@ -289,7 +306,8 @@ mod global {
             let mut sums: Vec<(char, i64)> = tumbling.records().into_iter().map(|r: WindowResult<char, (char, i64)>| r.value).collect();
             sums.sort();
             assert_eq!(sums, vec![('a', 3), ('a', 12), ('a', 21), ('b', 303), ('b', 312)], "p={parallelism}");
-            let mut counts: Vec<(char, u64, bool)> = sliding.records().into_iter().map(|r: WindowResult<char, u64>| (r.key, r.value, r.is_update)).collect();
+            let mut counts: Vec<(char, u64, bool)> =
+                sliding.records().into_iter().map(|r: WindowResult<char, u64>| (r.key, r.value, r.is_update)).collect();
             counts.sort();
             assert_eq!(counts, vec![('a', 3, false), ('a', 6, true), ('a', 9, true), ('b', 3, false), ('b', 6, true)]);
         }

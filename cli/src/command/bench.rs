@@ -47,7 +47,9 @@ impl EngineArgs {
 
     fn to_flags(&self) -> Vec<String> {
         let mut flags = vec!["--events".into(), self.events.to_string(), "--seed".into(), self.seed.to_string()];
-        for (flag, value) in [("--slots", self.slots.map(|v| v as u64)), ("--frame", self.frame.map(|v| v as u64)), ("--linger-us", self.linger_us)] {
+        for (flag, value) in
+            [("--slots", self.slots.map(|v| v as u64)), ("--frame", self.frame.map(|v| v as u64)), ("--linger-us", self.linger_us)]
+        {
             if let Some(value) = value {
                 flags.push(flag.into());
                 flags.push(value.to_string());
@@ -98,7 +100,12 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
     let queries: Vec<Query> = if args.queries == "all" { Query::all() } else { parse_list(&args.queries, "query")? };
     let parallelisms: Vec<usize> = parse_list(&args.parallelism, "parallelism")?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate the tethys binary: {e}"))?;
-    println!("# tethys bench: {} events per run, {} run(s) each, {} cores", args.engine.events, args.runs, std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "# tethys bench: {} events per run, {} run(s) each, {} cores",
+        args.engine.events,
+        args.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
     for query in &queries {
         for &parallelism in &parallelisms {
             let mut rates = Vec::new();
@@ -111,10 +118,15 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
                     .map_err(|e| format!("cannot start a bench run: {e}"))?;
                 let stdout = String::from_utf8_lossy(&output.stdout);
                 if !output.status.success() {
-                    return Err(format!("bench run {query} p={parallelism} failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr)).into());
+                    return Err(
+                        format!("bench run {query} p={parallelism} failed: {}{}", stdout, String::from_utf8_lossy(&output.stderr)).into()
+                    );
                 }
                 print!("{stdout}");
-                let rate = stdout.split_whitespace().find_map(|w| w.strip_prefix("events/s=")).and_then(|v| v.trim_end_matches('M').parse::<f64>().ok());
+                let rate = stdout
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("events/s="))
+                    .and_then(|v| v.trim_end_matches('M').parse::<f64>().ok());
                 rates.extend(rate);
             }
             if rates.len() > 1 {
@@ -128,7 +140,12 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
 
 /// Runs one benchmark in this process and prints its line.
 pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
-    let spec = BenchSpec { query: args.query.parse()?, events: args.engine.events, seed: args.engine.seed, config: args.engine.config(args.parallelism) };
+    let spec = BenchSpec {
+        query: args.query.parse()?,
+        events: args.engine.events,
+        seed: args.engine.seed,
+        config: args.engine.config(args.parallelism),
+    };
     let report = run_bench(&spec)?;
     println!("{report}");
     Ok(())

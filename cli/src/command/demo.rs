@@ -94,8 +94,15 @@ fn show_progress(running: &std::sync::atomic::AtomicBool, generated: &AtomicU64,
         last = (Instant::now(), done);
         let fraction = done as f64 / events.max(1) as f64;
         let bar: String = (0..30).map(|i| if (i as f64) < fraction * 30.0 { '#' } else { '.' }).collect();
-        let latest = sink.samples().last().map_or(String::new(), |(auction, count)| format!("  latest: auction {auction} has {count} bids"));
-        print!("\r[{bar}] {:5.1}%  {:>11} bids  {:6.2}M bids/s  {:>9} results{latest}   ", fraction * 100.0, done, rate / 1e6, sink.records());
+        let latest =
+            sink.samples().last().map_or(String::new(), |(auction, count)| format!("  latest: auction {auction} has {count} bids"));
+        print!(
+            "\r[{bar}] {:5.1}%  {:>11} bids  {:6.2}M bids/s  {:>9} results{latest}   ",
+            fraction * 100.0,
+            done,
+            rate / 1e6,
+            sink.records()
+        );
         let _ = std::io::stdout().flush();
     }
     println!();

@@ -47,7 +47,12 @@ impl Default for StreamEnvironment {
 impl StreamEnvironment {
     /// An environment with the given runtime settings.
     pub fn new(config: EngineConfig) -> Self {
-        let graph = JobGraph { nodes: Vec::new(), edges: Vec::new(), default_parallelism: config.parallelism, max_parallelism: config.max_parallelism };
+        let graph = JobGraph {
+            nodes: Vec::new(),
+            edges: Vec::new(),
+            default_parallelism: config.parallelism,
+            max_parallelism: config.max_parallelism,
+        };
         StreamEnvironment { builder: Rc::new(RefCell::new(GraphBuilder { graph, factories: GraphFactories::default() })), config }
     }
 

@@ -40,7 +40,11 @@ impl<L: Record + Clone> DataStream<L> {
 
 impl<L: Record + Clone, R: Record + Clone> JoinedStreams<L, R> {
     /// Joins records whose keys are equal.
-    pub fn on<K: Key>(self, left_key: impl Fn(&L) -> K + Send + Sync + 'static, right_key: impl Fn(&R) -> K + Send + Sync + 'static) -> KeyedJoin<L, R, K> {
+    pub fn on<K: Key>(
+        self,
+        left_key: impl Fn(&L) -> K + Send + Sync + 'static,
+        right_key: impl Fn(&R) -> K + Send + Sync + 'static,
+    ) -> KeyedJoin<L, R, K> {
         KeyedJoin { left: self.left, right: self.right, left_key: Arc::new(left_key), right_key: Arc::new(right_key) }
     }
 }

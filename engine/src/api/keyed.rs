@@ -18,7 +18,9 @@ use crate::operator::process::{KeyedProcessFunction, KeyedProcessOperator};
 use crate::operator::SubtaskContext;
 use crate::state::{HeapStateBackend, TimerService};
 use crate::window::assigner::WindowOperatorKind;
-use crate::window::function::{AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction};
+use crate::window::function::{
+    AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction,
+};
 use crate::window::operator::LatePolicy;
 use crate::window::{TimeWindow, WindowResult};
 
@@ -63,7 +65,12 @@ where
         let key_fn = self.key_fn;
         self.stream.add_operator(name, OperatorKind::KeyedRolling, true, move |context| {
             let key_fn = Arc::clone(&key_fn);
-            Ok(RollingKeyedOperator { key_fn: move |r: &T| key_fn(r), init: init.clone(), update: update.clone(), state: state_for(context) })
+            Ok(RollingKeyedOperator {
+                key_fn: move |r: &T| key_fn(r),
+                init: init.clone(),
+                update: update.clone(),
+                state: state_for(context),
+            })
         })
     }
 
@@ -108,14 +115,18 @@ where
         T: Clone,
         F: Fn(T, T) -> T + Clone + Send + Sync + 'static,
     {
-        self.rolling("Reduce", || None::<T>, move |_key, state: &mut Option<T>, record: T| {
-            let next = match state.take() {
-                Some(previous) => f(previous, record),
-                None => record,
-            };
-            *state = Some(next.clone());
-            next
-        })
+        self.rolling(
+            "Reduce",
+            || None::<T>,
+            move |_key, state: &mut Option<T>, record: T| {
+                let next = match state.take() {
+                    Some(previous) => f(previous, record),
+                    None => record,
+                };
+                *state = Some(next.clone());
+                next
+            },
+        )
     }
 
     /// Emits `(key, running sum of value(record))` per record.
@@ -132,10 +143,14 @@ where
 
     /// Emits `(key, number of records so far)` per record.
     pub fn count(self) -> DataStream<(K, u64)> {
-        self.rolling("Count", || 0u64, |key: &K, count: &mut u64, _record: T| {
-            *count += 1;
-            (key.clone(), *count)
-        })
+        self.rolling(
+            "Count",
+            || 0u64,
+            |key: &K, count: &mut u64, _record: T| {
+                *count += 1;
+                (key.clone(), *count)
+            },
+        )
     }
 
     /// Emits `(key, result)` of an incremental aggregate per record.
@@ -147,10 +162,14 @@ where
     {
         let aggregate = Arc::new(aggregate);
         let create = Arc::clone(&aggregate);
-        self.rolling("Aggregate", move || create.create_accumulator(), move |key: &K, accumulator: &mut Acc, record: T| {
-            aggregate.add(accumulator, record);
-            (key.clone(), aggregate.get_result(accumulator))
-        })
+        self.rolling(
+            "Aggregate",
+            move || create.create_accumulator(),
+            move |key: &K, accumulator: &mut Acc, record: T| {
+                aggregate.add(accumulator, record);
+                (key.clone(), aggregate.get_result(accumulator))
+            },
+        )
     }
 }
 
@@ -179,7 +198,13 @@ where
         TimestampFn: Fn(&T) -> i64 + Send + Sync + 'static,
         A: Copy + Send + Sync + 'static,
     {
-        WindowedStream { keyed: self, assigner, timestamp_fn: Arc::new(timestamp_fn), allowed_lateness: Duration::ZERO, late_policy: LatePolicy::Drop }
+        WindowedStream {
+            keyed: self,
+            assigner,
+            timestamp_fn: Arc::new(timestamp_fn),
+            allowed_lateness: Duration::ZERO,
+            late_policy: LatePolicy::Drop,
+        }
     }
 }
 
@@ -211,7 +236,7 @@ where
         let WindowedStream { keyed, assigner, timestamp_fn, allowed_lateness, late_policy } = self;
         let key_fn = keyed.key_fn;
         let function = Arc::new(function);
-        let lateness_ms = i64::try_from(allowed_lateness.as_millis()).unwrap_or(i64::MAX);
+        let lateness_ms = crate::time::duration_ms(allowed_lateness);
         keyed.stream.add_operator(name, OperatorKind::Window, true, move |context| {
             let (key_fn, timestamp_fn, function) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn), Arc::clone(&function));
             let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
@@ -259,7 +284,10 @@ where
     pub fn process<O, F>(self, function: F) -> DataStream<O>
     where
         O: Record,
-        F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::operator::UserError> + Send + Sync + 'static,
+        F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::operator::UserError>
+            + Send
+            + Sync
+            + 'static,
         A: WindowOperatorKind<K, T, SharedWindowFunction<ProcessWindowFunction<F, O>>>,
     {
         self.apply("ProcessWindow", ProcessWindowFunction(function, std::marker::PhantomData))
@@ -282,7 +310,14 @@ impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunc
         self.0.add(state, record)
     }
 
-    fn emit(&self, key: &K, window: TimeWindow, state: &F::State, is_update: bool, out: &mut crate::operator::Output<'_, F::Out>) -> Result<(), crate::operator::UserError> {
+    fn emit(
+        &self,
+        key: &K,
+        window: TimeWindow,
+        state: &F::State,
+        is_update: bool,
+        out: &mut crate::operator::Output<'_, F::Out>,
+    ) -> Result<(), crate::operator::UserError> {
         self.0.emit(key, window, state, is_update, out)
     }
 }

@@ -18,8 +18,8 @@ use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFact
 use crate::operator::async_io::{AsyncFunction, AsyncIoOperator, AsyncOptions};
 use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
 use crate::operator::keyed::Key;
-use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag, SubtaskContext, UserError};
 use crate::operator::timestamps::TimestampsAndWatermarks;
+use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag, SubtaskContext, UserError};
 use crate::sink::Sink;
 use crate::time::watermark::WatermarkStrategy;
 
@@ -64,13 +64,22 @@ impl DataStreamSink {
 fn round_robin_factory<T: Record>() -> PartitionerFactory {
     Arc::new(|setup: &PartitionerSetup| {
         debug_assert!(setup.partitioning != Partitioning::Forward || setup.channels == 1, "a forward edge has one channel");
-        Box::new(RoundRobinPartitioner::<T>::new(setup.channels, setup.subtask_index, setup.frame_records_max)) as Box<dyn ErasedPartitioner>
+        Box::new(RoundRobinPartitioner::<T>::new(setup.channels, setup.subtask_index, setup.frame_records_max))
+            as Box<dyn ErasedPartitioner>
     })
 }
 
 impl<T: Record> DataStream<T> {
     pub(crate) fn new(builder: Rc<RefCell<GraphBuilder>>, node: usize) -> Self {
-        DataStream { builder, node, output: 0, partitioning: Partitioning::Default, partitioner: None, timestamp_fn: None, _records: PhantomData }
+        DataStream {
+            builder,
+            node,
+            output: 0,
+            partitioning: Partitioning::Default,
+            partitioner: None,
+            timestamp_fn: None,
+            _records: PhantomData,
+        }
     }
 
     pub(crate) fn with_partitioning(mut self, partitioning: Partitioning, partitioner: PartitionerFactory) -> Self {
@@ -94,9 +103,8 @@ impl<T: Record> DataStream<T> {
         Op: FrameOperator<T, U>,
         Make: Fn(&SubtaskContext) -> Result<Op, UserError> + Send + Sync + 'static,
     {
-        let factory = NodeFactory::Operator(Arc::new(move |context, position| {
-            Ok(ErasedFrameOperator::boxed(make(context)?, position, context))
-        }));
+        let factory =
+            NodeFactory::Operator(Arc::new(move |context, position| Ok(ErasedFrameOperator::boxed(make(context)?, position, context))));
         let node = self.builder.borrow_mut().add_node(name.to_string(), kind, keyed, factory);
         self.connect_to(node);
         DataStream::new(Rc::clone(&self.builder), node)
@@ -218,7 +226,12 @@ impl<T: Record> DataStream<T> {
     pub fn assign_timestamps_and_watermarks(self, strategy: WatermarkStrategy<T>) -> DataStream<T> {
         let timestamp_fn = Arc::clone(&strategy.timestamp_fn);
         let mut stream = self.add_operator("Timestamps/Watermarks", OperatorKind::Timestamps, false, move |context| {
-            Ok(TimestampsAndWatermarks::new(Arc::clone(&strategy.timestamp_fn), (strategy.generator)(), context.watermark_interval, strategy.idleness))
+            Ok(TimestampsAndWatermarks::new(
+                Arc::clone(&strategy.timestamp_fn),
+                (strategy.generator)(),
+                context.watermark_interval,
+                strategy.idleness,
+            ))
         });
         stream.timestamp_fn = Some(timestamp_fn);
         stream

@@ -189,7 +189,13 @@ where
     pub fn new(channels: usize, max_parallelism: usize, frame_records_max: usize, key_fn: KeyFn) -> Self {
         assert!(channels <= max_parallelism, "parallelism {channels} exceeds max parallelism {max_parallelism}");
         let channel_of_group = (0..max_parallelism).map(|group| subtask_for_key_group(group, max_parallelism, channels) as u32).collect();
-        HashPartitioner { builders: FrameBuilders::new(channels, frame_records_max), key_fn, max_parallelism, channel_of_group, _key: PhantomData }
+        HashPartitioner {
+            builders: FrameBuilders::new(channels, frame_records_max),
+            key_fn,
+            max_parallelism,
+            channel_of_group,
+            _key: PhantomData,
+        }
     }
 }
 

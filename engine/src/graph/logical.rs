@@ -119,8 +119,7 @@ impl JobGraph {
 /// Creates one source reader per subtask.
 pub(crate) type SourceFactory = Arc<dyn Fn(&SubtaskContext) -> Result<Box<dyn ErasedSourceReader>, UserError> + Send + Sync>;
 /// Creates one operator instance per subtask, at a given position of its task's chain.
-pub(crate) type OperatorFactory =
-    Arc<dyn Fn(&SubtaskContext, usize) -> Result<Box<dyn ErasedOperator>, UserError> + Send + Sync>;
+pub(crate) type OperatorFactory = Arc<dyn Fn(&SubtaskContext, usize) -> Result<Box<dyn ErasedOperator>, UserError> + Send + Sync>;
 /// Creates the partitioner of one producing subtask for an edge.
 pub(crate) type PartitionerFactory = Arc<dyn Fn(&PartitionerSetup) -> Box<dyn ErasedPartitioner> + Send + Sync>;
 

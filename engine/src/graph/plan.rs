@@ -156,11 +156,13 @@ impl ExecutionPlan {
         }
         let mut next_slot = 0;
         for task in &mut tasks {
-            task.slots = (0..task.parallelism).map(|_| {
-                let slot = next_slot;
-                next_slot = (next_slot + 1) % slots;
-                slot
-            }).collect();
+            task.slots = (0..task.parallelism)
+                .map(|_| {
+                    let slot = next_slot;
+                    next_slot = (next_slot + 1) % slots;
+                    slot
+                })
+                .collect();
         }
         Ok(ExecutionPlan { tasks, slots })
     }
@@ -209,19 +211,28 @@ impl ExecutionPlan {
     /// A readable description of the graph and the plan.
     pub fn explain(&self, graph: &JobGraph) -> String {
         let mut text = String::new();
-        let _ = writeln!(text, "Logical graph (default parallelism {}, max parallelism {}):", graph.default_parallelism, graph.max_parallelism);
+        let _ =
+            writeln!(text, "Logical graph (default parallelism {}, max parallelism {}):", graph.default_parallelism, graph.max_parallelism);
         for node in &graph.nodes {
             let inputs: Vec<String> = graph
                 .inputs_of(node.id)
-                .map(|e| format!("[{}] {}", e.from, partitioning_name(resolve(e.partitioning, graph.parallelism_of(e.from), graph.parallelism_of(node.id)))))
+                .map(|e| {
+                    format!(
+                        "[{}] {}",
+                        e.from,
+                        partitioning_name(resolve(e.partitioning, graph.parallelism_of(e.from), graph.parallelism_of(node.id)))
+                    )
+                })
                 .collect();
             let from = if inputs.is_empty() { String::new() } else { format!("  <- {}", inputs.join(", ")) };
-            let _ = writeln!(text, "  [{}] {} ({:?}, parallelism {}){}", node.id, node.name, node.kind, graph.parallelism_of(node.id), from);
+            let _ =
+                writeln!(text, "  [{}] {} ({:?}, parallelism {}){}", node.id, node.name, node.kind, graph.parallelism_of(node.id), from);
         }
         let _ = writeln!(text, "Execution plan ({} tasks, {} subtasks, {} slots):", self.tasks.len(), self.subtask_count(), self.slots);
         for task in &self.tasks {
             let chain: Vec<&str> = task.nodes.iter().map(|&n| graph.nodes[n].name.as_str()).collect();
-            let inputs: Vec<String> = task.inputs.iter().map(|i| format!("task {} {}", i.from_task, partitioning_name(i.partitioning))).collect();
+            let inputs: Vec<String> =
+                task.inputs.iter().map(|i| format!("task {} {}", i.from_task, partitioning_name(i.partitioning))).collect();
             let from = if inputs.is_empty() { String::new() } else { format!(" <- {}", inputs.join(", ")) };
             let _ = writeln!(text, "  task {}: {} x{}{} on slots {:?}", task.id, chain.join(" -> "), task.parallelism, from, task.slots);
         }
@@ -255,7 +266,11 @@ fn validate(graph: &JobGraph) -> Result<(), GraphError> {
             return Err(GraphError::ZeroParallelism { operator: node.name.clone() });
         }
         if parallelism > graph.max_parallelism && node.keyed {
-            return Err(GraphError::AboveMaxParallelism { operator: node.name.clone(), parallelism, max_parallelism: graph.max_parallelism });
+            return Err(GraphError::AboveMaxParallelism {
+                operator: node.name.clone(),
+                parallelism,
+                max_parallelism: graph.max_parallelism,
+            });
         }
         let inputs = graph.inputs_of(node.id).count();
         let outputs = graph.outputs_of(node.id).count();
@@ -276,7 +291,10 @@ fn validate(graph: &JobGraph) -> Result<(), GraphError> {
         for output in 0..=node.side_outputs.len() {
             let consumers = graph.outputs_of(node.id).filter(|e| e.output == output).count();
             if consumers > 1 {
-                return Err(GraphError::Malformed(format!("output {output} of operator '{}' feeds {consumers} operators; one stream feeds one operator", node.name)));
+                return Err(GraphError::Malformed(format!(
+                    "output {output} of operator '{}' feeds {consumers} operators; one stream feeds one operator",
+                    node.name
+                )));
             }
         }
         if let Some(edge) = graph.outputs_of(node.id).find(|e| e.output > node.side_outputs.len()) {
@@ -388,7 +406,12 @@ mod tests {
         let no_sink = graph(vec![node(0, OperatorKind::Source, None)], vec![]);
         assert_eq!(ExecutionPlan::build(&no_sink, 1).unwrap_err(), GraphError::NoSink);
         let dangling = graph(
-            vec![node(0, OperatorKind::Source, None), node(1, OperatorKind::Map, None), node(2, OperatorKind::Source, None), node(3, OperatorKind::Sink, None)],
+            vec![
+                node(0, OperatorKind::Source, None),
+                node(1, OperatorKind::Map, None),
+                node(2, OperatorKind::Source, None),
+                node(3, OperatorKind::Sink, None),
+            ],
             vec![edge(0, 1, Partitioning::Default), edge(2, 3, Partitioning::Default)],
         );
         assert_eq!(ExecutionPlan::build(&dangling, 1).unwrap_err(), GraphError::Dangling { operator: "n1".into() });

@@ -52,7 +52,8 @@ impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, 
     }
 }
 
-impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> FrameOperator<JoinSide<L, R>, O> for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
+impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> FrameOperator<JoinSide<L, R>, O>
+    for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
 where
     K: Key,
     L: Record,
@@ -76,26 +77,30 @@ where
                 continue;
             }
             let function = &mut self.function;
-            let cleanup_at = self.buffers.update(key.clone(), || JoinBuffers { left: Vec::new(), right: Vec::new() }, |_, buffers| match record {
-                JoinSide::Left(l) => {
-                    for (right_time, r) in &buffers.right {
-                        if time + lower <= *right_time && *right_time <= time + upper {
-                            out.emit(function(&l, r));
+            let cleanup_at = self.buffers.update(
+                key.clone(),
+                || JoinBuffers { left: Vec::new(), right: Vec::new() },
+                |_, buffers| match record {
+                    JoinSide::Left(l) => {
+                        for (right_time, r) in &buffers.right {
+                            if time + lower <= *right_time && *right_time <= time + upper {
+                                out.emit(function(&l, r));
+                            }
                         }
+                        buffers.left.push((time, l));
+                        time.saturating_add(upper)
                     }
-                    buffers.left.push((time, l));
-                    time.saturating_add(upper)
-                }
-                JoinSide::Right(r) => {
-                    for (left_time, l) in &buffers.left {
-                        if left_time + lower <= time && time <= left_time + upper {
-                            out.emit(function(l, &r));
+                    JoinSide::Right(r) => {
+                        for (left_time, l) in &buffers.left {
+                            if left_time + lower <= time && time <= left_time + upper {
+                                out.emit(function(l, &r));
+                            }
                         }
+                        buffers.right.push((time, r));
+                        time.saturating_sub(lower)
                     }
-                    buffers.right.push((time, r));
-                    time.saturating_sub(lower)
-                }
-            });
+                },
+            );
             self.schedule_cleanup(&key, cleanup_at);
         }
         Ok(())

@@ -32,7 +32,11 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     /// A map expecting about `keys` keys in all, sized up front so it does not rehash as it fills.
     pub(crate) fn with_capacity(range: KeyGroupRange, max_parallelism: usize, keys: usize) -> Self {
         let per_group = keys.div_ceil(range.len().max(1));
-        KeyedStateMap { range, max_parallelism, groups: (0..range.len()).map(|_| FxHashMap::with_capacity_and_hasher(per_group, Default::default())).collect() }
+        KeyedStateMap {
+            range,
+            max_parallelism,
+            groups: (0..range.len()).map(|_| FxHashMap::with_capacity_and_hasher(per_group, Default::default())).collect(),
+        }
     }
 
     /// Runs `update` on the state of `key`, created with `init` on first use, and returns its result.

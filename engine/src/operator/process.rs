@@ -125,7 +125,8 @@ where
         for record in frame {
             let key = (self.key_fn)(&record);
             let timestamp = self.timestamp_fn.as_ref().map(|f| f(&record));
-            let mut ctx = ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &key), out, timestamp, processing_time_ms };
+            let mut ctx =
+                ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &key), out, timestamp, processing_time_ms };
             self.function.process_element(record, &mut ctx)?;
         }
         self.refresh_next_processing_timer();
@@ -150,7 +151,12 @@ where
     fn on_processing_time(&mut self, now: Instant, out: &mut Output<'_, Out>) -> Result<(), UserError> {
         let now_ms = self.millis_at(now);
         while let Some(timer) = self.timers.poll_processing_time(now_ms) {
-            let mut ctx = ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key), out, timestamp: None, processing_time_ms: now_ms };
+            let mut ctx = ProcessContext {
+                keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key),
+                out,
+                timestamp: None,
+                processing_time_ms: now_ms,
+            };
             self.function.on_timer(timer.timestamp, TimeDomain::ProcessingTime, &mut ctx)?;
         }
         self.refresh_next_processing_timer();

@@ -26,9 +26,23 @@ pub(crate) struct TimestampsAndWatermarks<T> {
 }
 
 impl<T> TimestampsAndWatermarks<T> {
-    pub(crate) fn new(timestamp_fn: Arc<dyn Fn(&T) -> i64 + Send + Sync>, generator: Box<dyn WatermarkGenerator>, interval: Duration, idleness: Option<Duration>) -> Self {
+    pub(crate) fn new(
+        timestamp_fn: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+        generator: Box<dyn WatermarkGenerator>,
+        interval: Duration,
+        idleness: Option<Duration>,
+    ) -> Self {
         let now = Instant::now();
-        TimestampsAndWatermarks { timestamp_fn, generator, interval, idleness, emitted: i64::MIN, next_emit: now, last_record: now, idle: false }
+        TimestampsAndWatermarks {
+            timestamp_fn,
+            generator,
+            interval,
+            idleness,
+            emitted: i64::MIN,
+            next_emit: now,
+            last_record: now,
+            idle: false,
+        }
     }
 
     fn emit_if_advanced<Out: Record>(&mut self, now: Instant, out: &mut Output<'_, Out>) {

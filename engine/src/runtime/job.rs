@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorRef};
 use serde::Serialize;
 
-use super::task::{InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings, TaskState};
+use super::task::{
+    InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
+    TaskState,
+};
 use crate::channel::credit::{CreditSender, GateCredits};
 use crate::channel::partitioner::Partitioning;
 use crate::config::EngineConfig;
@@ -73,7 +76,11 @@ impl JobResult {
 
     /// Records emitted by all sources.
     pub fn source_records(&self, graph: &JobGraph) -> u64 {
-        self.operators.iter().filter(|o| graph.nodes[o.node].kind == crate::graph::logical::OperatorKind::Source).map(|o| o.records_out).sum()
+        self.operators
+            .iter()
+            .filter(|o| graph.nodes[o.node].kind == crate::graph::logical::OperatorKind::Source)
+            .map(|o| o.records_out)
+            .sum()
     }
 }
 
@@ -87,7 +94,13 @@ struct Deployment {
 }
 
 /// Runs a planned job to completion.
-pub(crate) fn run_job(job: &str, graph: JobGraph, factories: GraphFactories, plan: ExecutionPlan, config: EngineConfig) -> Result<JobResult, JobError> {
+pub(crate) fn run_job(
+    job: &str,
+    graph: JobGraph,
+    factories: GraphFactories,
+    plan: ExecutionPlan,
+    config: EngineConfig,
+) -> Result<JobResult, JobError> {
     let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config });
     let (reports_tx, reports) = channel();
     let mut per_slot: Vec<Vec<SubtaskId>> = vec![Vec::new(); deployment.plan.slots];
@@ -212,8 +225,9 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
     }
     let head = head.unwrap_or_else(|| {
         let channels = plan.input_channels(task_id, subtask).len();
-        let mut gate = InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels);
-        gate.max_drift_ms = config.watermark_alignment_max_drift.map(|drift| i64::try_from(drift.as_millis()).unwrap_or(i64::MAX));
+        let mut gate =
+            InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels);
+        gate.max_drift_ms = config.watermark_alignment_max_drift.map(crate::time::duration_ms);
         TaskHead::Gate(gate)
     });
     let outputs = task
@@ -242,7 +256,10 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
     let settings = TaskSettings {
         watermark_interval: config.watermark_interval,
         source_idle_timeout: task.nodes.first().and_then(|&n| graph.nodes[n].idle_timeout_ms).map(Duration::from_millis),
-        frames_per_turn_max: config.frames_per_turn_max, frame_records_max: config.frame_records_max, linger: config.linger };
+        frames_per_turn_max: config.frames_per_turn_max,
+        frame_records_max: config.frame_records_max,
+        linger: config.linger,
+    };
     Ok(TaskState::new(id, head, OperatorChain::new(operators), outputs, settings, reports))
 }
 
@@ -331,7 +348,12 @@ fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>]
                 .outputs
                 .iter()
                 .enumerate()
-                .map(|(k, spec)| plan.output_channels(task.id, subtask, k).into_iter().map(|(consumer, gate)| (actor(spec.to_task, consumer), gate)).collect())
+                .map(|(k, spec)| {
+                    plan.output_channels(task.id, subtask, k)
+                        .into_iter()
+                        .map(|(consumer, gate)| (actor(spec.to_task, consumer), gate))
+                        .collect()
+                })
                 .collect();
             let inputs = plan
                 .input_channels(task.id, subtask)
@@ -357,7 +379,14 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
     let mut operators: Vec<OperatorMetrics> = graph
         .nodes
         .iter()
-        .map(|n| OperatorMetrics { node: n.id, name: n.name.clone(), parallelism: graph.parallelism_of(n.id), records_in: 0, records_out: 0, extra: Default::default() })
+        .map(|n| OperatorMetrics {
+            node: n.id,
+            name: n.name.clone(),
+            parallelism: graph.parallelism_of(n.id),
+            records_in: 0,
+            records_out: 0,
+            extra: Default::default(),
+        })
         .collect();
     let mut channels = ChannelMetrics { gate_capacity_min: u32::MAX, ..Default::default() };
     for task in &plan.tasks {

@@ -65,11 +65,23 @@ pub(crate) struct SubtaskMetrics {
 
 /// What tasks and slots tell the job driver.
 pub(crate) enum TaskReport {
-    Spawned { id: SubtaskId, actor: ActorRef<TaskMessage> },
-    Finished { id: SubtaskId, metrics: SubtaskMetrics },
-    Failed { id: SubtaskId, position: usize, failure: OperatorFailure },
+    Spawned {
+        id: SubtaskId,
+        actor: ActorRef<TaskMessage>,
+    },
+    Finished {
+        id: SubtaskId,
+        metrics: SubtaskMetrics,
+    },
+    Failed {
+        id: SubtaskId,
+        position: usize,
+        failure: OperatorFailure,
+    },
     /// The actor has stopped (sent by its slot after the actor ends, for whatever reason).
-    Stopped { id: SubtaskId },
+    Stopped {
+        id: SubtaskId,
+    },
 }
 
 /// Runtime settings a task needs.
@@ -178,7 +190,10 @@ impl InputGate {
     fn is_paused(&self, channel: usize) -> bool {
         let Some(max_drift_ms) = self.max_drift_ms else { return false };
         let watermark = self.channel_watermarks[channel];
-        self.watermark != i64::MIN && !self.channel_idle[channel] && watermark != i64::MAX && watermark > self.watermark.saturating_add(max_drift_ms)
+        self.watermark != i64::MIN
+            && !self.channel_idle[channel]
+            && watermark != i64::MAX
+            && watermark > self.watermark.saturating_add(max_drift_ms)
     }
 
     /// Takes the next event: channels take turns; a paused channel's frames wait (its other events
@@ -211,13 +226,8 @@ impl InputGate {
     /// A channel that returns from idleness behind the gate does not pull it back: its records
     /// may be late, as in Flink.
     fn combined_watermark(&mut self) -> Option<i64> {
-        let minimum = self
-            .channel_watermarks
-            .iter()
-            .zip(&self.channel_idle)
-            .filter(|(_, idle)| !**idle)
-            .map(|(watermark, _)| *watermark)
-            .min()?;
+        let minimum =
+            self.channel_watermarks.iter().zip(&self.channel_idle).filter(|(_, idle)| !**idle).map(|(watermark, _)| *watermark).min()?;
         (minimum > self.watermark).then(|| {
             self.watermark = minimum;
             minimum
@@ -228,11 +238,7 @@ impl InputGate {
     /// no longer holds it back) and the gate's idleness if that changed.
     fn set_idle(&mut self, channel: usize, idle: bool) -> (Option<i64>, Option<bool>) {
         self.channel_idle[channel] = idle;
-        let open_all_idle = self
-            .channel_watermarks
-            .iter()
-            .zip(&self.channel_idle)
-            .all(|(watermark, idle)| *idle || *watermark == i64::MAX);
+        let open_all_idle = self.channel_watermarks.iter().zip(&self.channel_idle).all(|(watermark, idle)| *idle || *watermark == i64::MAX);
         let all_idle = open_all_idle && self.channel_watermarks.iter().any(|w| *w != i64::MAX);
         let changed = (all_idle != self.idle).then(|| {
             self.idle = all_idle;
@@ -717,7 +723,8 @@ impl TaskState {
             }
         }
         metrics.node_counts.extend(self.chain.counts());
-        metrics.output_backlog_frames_peak = self.outputs.iter().flat_map(|o| &o.senders).map(CreditSender::backlog_frames_peak).max().unwrap_or(0);
+        metrics.output_backlog_frames_peak =
+            self.outputs.iter().flat_map(|o| &o.senders).map(CreditSender::backlog_frames_peak).max().unwrap_or(0);
         metrics
     }
 }

@@ -203,8 +203,7 @@ fn encode_csv<T: Serialize>(out: &mut csv::Writer<File>, record: &T) -> csv::Res
 impl<T: Record> Sink<T> for FileSink<T> {
     fn create_writer(&self, context: &SubtaskContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         // Safe to race: every subtask creates the directory, and an existing one is success.
-        fs::create_dir_all(&self.dir)
-            .map_err(|source| FileSinkError::CreateDirectory { path: self.dir.clone(), source })?;
+        fs::create_dir_all(&self.dir).map_err(|source| FileSinkError::CreateDirectory { path: self.dir.clone(), source })?;
         let path = self.part_path(context.subtask_index);
         let file = match File::create(&path) {
             Ok(file) => file,

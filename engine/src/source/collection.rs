@@ -21,11 +21,7 @@ impl<T> CollectionSource<T> {
 
 impl<T: Record + Clone + Sync> Source<T> for CollectionSource<T> {
     fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
-        Ok(Box::new(CollectionReader {
-            records: Arc::clone(&self.records),
-            next: context.subtask_index,
-            stride: context.parallelism,
-        }))
+        Ok(Box::new(CollectionReader { records: Arc::clone(&self.records), next: context.subtask_index, stride: context.parallelism }))
     }
 }
 

@@ -206,11 +206,8 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, FileSourceError> {
         let entry_path = entry.path();
         let file_type = entry.file_type().map_err(access(&entry_path))?;
         // A link counts as what it points to; a broken link is an error, not a silent skip.
-        let is_file = if file_type.is_symlink() {
-            fs::metadata(&entry_path).map_err(access(&entry_path))?.is_file()
-        } else {
-            file_type.is_file()
-        };
+        let is_file =
+            if file_type.is_symlink() { fs::metadata(&entry_path).map_err(access(&entry_path))?.is_file() } else { file_type.is_file() };
         if is_file {
             files.push(entry_path);
         }
@@ -471,10 +468,7 @@ mod tests {
         let dir = TempDir::new("csv-header");
         let path = dir.write("in.csv", "price,name,id\n1.5,\"a, quoted\",1\n2,b,2\n");
         let records = read_all(&FileSource::csv::<Row>(path)).unwrap();
-        assert_eq!(
-            records,
-            vec![Row { id: 1, name: "a, quoted".into(), price: 1.5 }, Row { id: 2, name: "b".into(), price: 2.0 }]
-        );
+        assert_eq!(records, vec![Row { id: 1, name: "a, quoted".into(), price: 1.5 }, Row { id: 2, name: "b".into(), price: 2.0 }]);
     }
 
     #[test]

@@ -60,8 +60,7 @@ const STRING_LEN_MIN: usize = 3;
 const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
 const US_CITIES: [&str; 10] =
     ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"];
-const FIRST_NAMES: [&str; 11] =
-    ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
+const FIRST_NAMES: [&str; 11] = ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
 const LAST_NAMES: [&str; 9] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"];
 
 // Inline capacities: each is at least the longest string the generator makes (checked by the tests).
@@ -394,8 +393,7 @@ impl NexmarkGenerator {
     /// A generator of the stream of `seed` under `config`.
     pub fn new(seed: u64, config: NexmarkConfig) -> Result<Self, NexmarkConfigError> {
         config.validate()?;
-        let total_proportion =
-            config.person_proportion as u64 + config.auction_proportion as u64 + config.bid_proportion as u64;
+        let total_proportion = config.person_proportion as u64 + config.auction_proportion as u64 + config.bid_proportion as u64;
         let hot_channels = HOT_CHANNELS.map(|name| {
             let mut channel = AsciiBuf::<CHANNEL_BYTES>::new();
             channel.push_str(name);
@@ -557,8 +555,7 @@ impl NexmarkGenerator {
     /// Length of an auction: uniform up to twice the event time it takes to generate
     /// `num_in_flight_auctions` more auctions, so about that many are open at any time.
     fn auction_length_ms(&self, n: i64, rng: &mut fastrand::Rng, date_time: i64) -> i64 {
-        let events_for_auctions =
-            self.config.num_in_flight_auctions as u64 * self.total_proportion / self.config.auction_proportion as u64;
+        let events_for_auctions = self.config.num_in_flight_auctions as u64 * self.total_proportion / self.config.auction_proportion as u64;
         let future_auction = self.timestamp_ms((n as u64).saturating_add(events_for_auctions));
         let horizon_ms = future_auction - date_time;
         1 + rng.i64(0..(horizon_ms * 2).max(1))
@@ -785,11 +782,7 @@ struct NexmarkReader {
 
 impl SourceReader<NexmarkEvent> for NexmarkReader {
     fn poll_frame(&mut self, frame: &mut Vec<NexmarkEvent>, records_max: usize) -> Result<ReaderStatus, UserError> {
-        let remaining = if self.next_number >= self.end_number {
-            0
-        } else {
-            (self.end_number - self.next_number - 1) / self.stride + 1
-        };
+        let remaining = if self.next_number >= self.end_number { 0 } else { (self.end_number - self.next_number - 1) / self.stride + 1 };
         let count = remaining.min(records_max as u64);
         let (first, stride) = (self.next_number, self.stride);
         frame.extend((0..count).map(|i| self.generator.event(first + i * stride)));
@@ -861,10 +854,8 @@ mod tests {
     #[test]
     fn person_and_auction_ids_count_up_from_1000() {
         let events = read_all(&NexmarkSource::new(20_000, 2), 1);
-        let persons: Vec<i64> =
-            events.iter().filter_map(|e| if let NexmarkEvent::Person(p) = e { Some(p.id) } else { None }).collect();
-        let auctions: Vec<i64> =
-            events.iter().filter_map(|e| if let NexmarkEvent::Auction(a) = e { Some(a.id) } else { None }).collect();
+        let persons: Vec<i64> = events.iter().filter_map(|e| if let NexmarkEvent::Person(p) = e { Some(p.id) } else { None }).collect();
+        let auctions: Vec<i64> = events.iter().filter_map(|e| if let NexmarkEvent::Auction(a) = e { Some(a.id) } else { None }).collect();
         assert_eq!(persons, (FIRST_PERSON_ID..FIRST_PERSON_ID + 400).collect::<Vec<_>>());
         assert_eq!(auctions, (FIRST_AUCTION_ID..FIRST_AUCTION_ID + 1200).collect::<Vec<_>>());
     }
@@ -1009,10 +1000,8 @@ mod tests {
     #[test]
     fn extra_pads_events_to_their_average_size() {
         let events = read_all(&NexmarkSource::new(50_000, 6), 1);
-        let bid_sizes: Vec<usize> = events
-            .iter()
-            .filter_map(|e| if let NexmarkEvent::Bid(b) = e { Some(32 + b.extra.len()) } else { None })
-            .collect();
+        let bid_sizes: Vec<usize> =
+            events.iter().filter_map(|e| if let NexmarkEvent::Bid(b) = e { Some(32 + b.extra.len()) } else { None }).collect();
         let mean = bid_sizes.iter().sum::<usize>() as f64 / bid_sizes.len() as f64;
         assert!((mean - 100.0).abs() < 1.0, "mean bid size {mean}");
     }
@@ -1020,8 +1009,7 @@ mod tests {
     #[test]
     fn hot_ratios_skew_bids_to_few_auctions_and_bidders() {
         let events = read_all(&NexmarkSource::new(50_000, 7), 1);
-        let bids: Vec<&NexmarkBid> =
-            events.iter().filter_map(|e| if let NexmarkEvent::Bid(b) = e { Some(b) } else { None }).collect();
+        let bids: Vec<&NexmarkBid> = events.iter().filter_map(|e| if let NexmarkEvent::Bid(b) = e { Some(b) } else { None }).collect();
         // P(hot) = 1 - 1/2 for auctions, 1 - 1/4 for bidders; plus the non-hot draws that land on
         // a batch start. Hot auctions are multiples of 100 (base 0), hot bidders 1 past one.
         let hot_auctions = bids.iter().filter(|b| (b.auction - FIRST_AUCTION_ID) % 100 == 0).count();
@@ -1037,10 +1025,7 @@ mod tests {
         let error = NexmarkSource::new(10, 1).with_config(zero).create_reader(&context(0, 1)).err().unwrap();
         assert_eq!(error.to_string(), "nexmark config: auction_proportion must be at least 1");
         let huge = NexmarkConfig { avg_auction_bytes: AVG_EVENT_BYTES_MAX + 1, ..NexmarkConfig::default() };
-        assert!(matches!(
-            huge.validate(),
-            Err(NexmarkConfigError::AvgBytesTooLarge { field: "avg_auction_bytes", .. })
-        ));
+        assert!(matches!(huge.validate(), Err(NexmarkConfigError::AvgBytesTooLarge { field: "avg_auction_bytes", .. })));
         assert_eq!(NexmarkConfig::default().validate(), Ok(()));
     }
 

@@ -63,7 +63,11 @@ pub trait StateBackend<K: Key>: Send + 'static {
         F: Fn(V, V) -> V + Send + Sync + 'static;
 
     /// Declares an aggregating state that keeps an `Acc` per key, fed and read by `function`.
-    fn register_aggregating<In, Acc, Out, A>(&mut self, descriptor: &StateDescriptor, function: A) -> Result<AggregatingState<In, Out>, StateError>
+    fn register_aggregating<In, Acc, Out, A>(
+        &mut self,
+        descriptor: &StateDescriptor,
+        function: A,
+    ) -> Result<AggregatingState<In, Out>, StateError>
     where
         In: 'static,
         Acc: StateValue,
@@ -75,7 +79,12 @@ pub trait StateBackend<K: Key>: Send + 'static {
 
     /// Runs `modify` on the key's value in place; `None` in means absent, `None` out removes it.
     /// Counts as a write for TTL.
-    fn value_modify<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Option<V>) -> R) -> R;
+    fn value_modify<V: StateValue, R>(
+        &mut self,
+        state: ValueState<V>,
+        key: ScopedKey<'_, K>,
+        modify: impl FnOnce(&mut Option<V>) -> R,
+    ) -> R;
 
     /// Sets the key's value.
     fn value_put<V: StateValue>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, value: V) {
@@ -94,7 +103,13 @@ pub trait StateBackend<K: Key>: Send + 'static {
     }
 
     /// Runs `read` on the value of `user_key` in the key's map.
-    fn map_read<UK: Key, UV: StateValue, R>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK, read: impl FnOnce(Option<&UV>) -> R) -> R;
+    fn map_read<UK: Key, UV: StateValue, R>(
+        &mut self,
+        state: MapState<UK, UV>,
+        key: ScopedKey<'_, K>,
+        user_key: &UK,
+        read: impl FnOnce(Option<&UV>) -> R,
+    ) -> R;
 
     /// Sets the value of `user_key` in the key's map.
     fn map_put<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: UK, value: UV);
@@ -188,13 +203,22 @@ impl<K> KeyGroupSnapshot<K> {
 
 impl<K> Clone for KeyGroupSnapshot<K> {
     fn clone(&self) -> Self {
-        KeyGroupSnapshot { key_group: self.key_group, max_parallelism: self.max_parallelism, states: self.states.clone(), _keys: PhantomData }
+        KeyGroupSnapshot {
+            key_group: self.key_group,
+            max_parallelism: self.max_parallelism,
+            states: self.states.clone(),
+            _keys: PhantomData,
+        }
     }
 }
 
 impl<K> fmt::Debug for KeyGroupSnapshot<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyGroupSnapshot").field("key_group", &self.key_group).field("max_parallelism", &self.max_parallelism).field("states", &self.states).finish()
+        f.debug_struct("KeyGroupSnapshot")
+            .field("key_group", &self.key_group)
+            .field("max_parallelism", &self.max_parallelism)
+            .field("states", &self.states)
+            .finish()
     }
 }
 

@@ -13,8 +13,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use super::{
-    AggregatingState, Clock, KeyContext, ListState, ManualClock, MapState, ReducingState, StateBackend, StateDescriptor, StateError, StateHandle, StateKind, StateTtlConfig,
-    TimerService, TtlUpdateType, ValueState,
+    AggregatingState, Clock, KeyContext, ListState, ManualClock, MapState, ReducingState, StateBackend, StateDescriptor, StateError,
+    StateHandle, StateKind, StateTtlConfig, TimerService, TtlUpdateType, ValueState,
 };
 use crate::key_group::{assign_key_group, KeyGroupRange};
 use crate::operator::keyed::AggregateFunction;
@@ -340,7 +340,10 @@ pub(crate) fn registration_is_idempotent_and_checks_kind_types_and_ttl<B: StateB
     assert_eq!(ValueState::<u64>::KIND, StateKind::Value);
 
     let as_list = h.backend.register_list::<u64>(&descriptor("value", None));
-    assert!(matches!(as_list, Err(StateError::IncompatibleState { registered: StateKind::Value, requested: StateKind::List, .. })), "{as_list:?}");
+    assert!(
+        matches!(as_list, Err(StateError::IncompatibleState { registered: StateKind::Value, requested: StateKind::List, .. })),
+        "{as_list:?}"
+    );
     let other_type = h.backend.register_value::<String>(&descriptor("value", None));
     assert!(matches!(other_type, Err(StateError::IncompatibleState { .. })), "{other_type:?}");
     let other_ttl = h.backend.register_value::<u64>(&descriptor("value", Some(TtlUpdateType::OnCreateAndWrite)));
@@ -423,7 +426,8 @@ pub(crate) fn restore_replaces_the_group_and_rejects_foreign_snapshots<B: StateB
     let result = elsewhere.backend.restore_key_group(snapshot.clone());
     assert!(matches!(result, Err(StateError::KeyGroupNotOwned { key_group: 20, .. })), "{result:?}");
 
-    let other_parallelism = make(KeyGroupRange::for_subtask(0, 1, 64), 64, Arc::new(ManualClock::new(0))).restore_key_group(snapshot.clone());
+    let other_parallelism =
+        make(KeyGroupRange::for_subtask(0, 1, 64), 64, Arc::new(ManualClock::new(0))).restore_key_group(snapshot.clone());
     assert!(matches!(other_parallelism, Err(StateError::MaxParallelismMismatch { snapshot: 128, subtask: 64 })), "{other_parallelism:?}");
 
     // "value" registered as a list: refused, and the group keeps what it had.

@@ -172,7 +172,12 @@ impl<UK: Key, UV: StateValue> MapState<UK, UV> {
     }
 
     /// Runs `read` on the value of `user_key` in the current key's map, without cloning it.
-    pub fn read<K: Key, B: StateBackend<K>, R>(&self, ctx: &mut KeyContext<'_, K, B>, user_key: &UK, read: impl FnOnce(Option<&UV>) -> R) -> R {
+    pub fn read<K: Key, B: StateBackend<K>, R>(
+        &self,
+        ctx: &mut KeyContext<'_, K, B>,
+        user_key: &UK,
+        read: impl FnOnce(Option<&UV>) -> R,
+    ) -> R {
         let (backend, key) = ctx.parts();
         backend.map_read(*self, key, user_key, read)
     }

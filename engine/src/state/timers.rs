@@ -89,7 +89,12 @@ struct TimerQueue<K> {
 
 impl<K: Key> TimerQueue<K> {
     fn new(range: KeyGroupRange) -> TimerQueue<K> {
-        TimerQueue { start: range.start, heap: BinaryHeap::new(), groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), live: 0 }
+        TimerQueue {
+            start: range.start,
+            heap: BinaryHeap::new(),
+            groups: (0..range.len()).map(|_| FxHashMap::default()).collect(),
+            live: 0,
+        }
     }
 
     fn register(&mut self, key: ScopedKey<'_, K>, timestamp: i64, sequence: u64) -> bool {
@@ -164,7 +169,14 @@ impl<K: Key> TimerQueue<K> {
             .groups
             .iter()
             .enumerate()
-            .flat_map(|(index, group)| group.iter().map(move |((key, timestamp), &sequence)| QueuedTimer { timestamp: *timestamp, key_group: start + index, sequence, key: key.clone() }))
+            .flat_map(|(index, group)| {
+                group.iter().map(move |((key, timestamp), &sequence)| QueuedTimer {
+                    timestamp: *timestamp,
+                    key_group: start + index,
+                    sequence,
+                    key: key.clone(),
+                })
+            })
             .collect();
         self.heap = BinaryHeap::from(live);
         debug_assert_eq!(self.heap.len(), self.live);
@@ -185,7 +197,14 @@ impl<K: Key> TimerService<K> {
     /// No timers, for the subtask owning `range`; the watermark starts at `i64::MIN`.
     pub fn new(range: KeyGroupRange, max_parallelism: usize) -> TimerService<K> {
         assert!(range.end <= max_parallelism, "key group range {range:?} outside 0..{max_parallelism}");
-        TimerService { range, max_parallelism, event_time: TimerQueue::new(range), processing_time: TimerQueue::new(range), watermark: i64::MIN, next_sequence: 0 }
+        TimerService {
+            range,
+            max_parallelism,
+            event_time: TimerQueue::new(range),
+            processing_time: TimerQueue::new(range),
+            watermark: i64::MIN,
+            next_sequence: 0,
+        }
     }
 
     /// The key groups whose timers this service keeps.

@@ -8,6 +8,7 @@
 //! [`Clock`], so tests move it by hand and never sleep. The clock is read only for states that have
 //! a TTL, so states without one pay nothing but the stamp's eight bytes.
 
+use crate::time::duration_ms;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -147,10 +148,6 @@ impl<T> TtlValue<T> {
     pub fn new(value: T, stamp_ms: i64) -> TtlValue<T> {
         TtlValue { value, stamp_ms }
     }
-}
-
-fn duration_ms(duration: Duration) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! Generators are asked for their watermark periodically (the engine's `watermark_interval`), and
 //! the emitted watermark never goes backwards.
 
+use crate::time::duration_ms;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +36,7 @@ pub struct BoundedOutOfOrderness {
 impl BoundedOutOfOrderness {
     /// A generator tolerating records up to `bound` behind the largest timestamp seen.
     pub fn new(bound: Duration) -> Self {
-        let bound_ms = i64::try_from(bound.as_millis()).expect("out-of-orderness bound fits in i64 milliseconds");
+        let bound_ms = duration_ms(bound);
         BoundedOutOfOrderness { bound_ms, max_timestamp: None }
     }
 }

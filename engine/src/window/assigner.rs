@@ -5,19 +5,19 @@
 
 use super::cumulate::CumulateEventTimeWindows;
 use super::function::{MergingWindowFunction, WindowFunction};
-use super::operator::{LatePolicy, WindowOperator};
-use super::session::EventTimeSessionWindows;
 use super::global::{GlobalWindow, TriggeredGlobalWindows};
 use super::global_operator::GlobalWindowOperator;
+use super::operator::{LatePolicy, WindowOperator};
+use super::session::EventTimeSessionWindows;
 use super::session_operator::SessionWindowOperator;
+use super::sliding::SlidingEventTimeWindows;
 use super::trigger::Trigger;
+use super::tumbling::TumblingEventTimeWindows;
+use super::TimeWindow;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::Key;
 use crate::operator::FrameOperator;
-use super::sliding::SlidingEventTimeWindows;
-use super::tumbling::TumblingEventTimeWindows;
-use super::TimeWindow;
 
 /// Assigns each timestamp to the windows that contain it.
 pub trait WindowAssigner: Copy + Send + Sync + 'static {

@@ -9,6 +9,7 @@
 //! number of steps, as Flink requires, so window ends fall on step boundaries. Assignment is an
 //! iterator computed from the timestamp alone: no allocation per record.
 
+use crate::time::duration_ms;
 use std::iter::FusedIterator;
 use std::time::Duration;
 
@@ -29,18 +30,21 @@ impl CumulateEventTimeWindows {
     /// If `step` or `max_size` is under a millisecond, or `max_size` is not a whole number of
     /// steps (Flink rejects both), or either does not fit in `i64` milliseconds.
     pub fn of(step: Duration, max_size: Duration) -> Self {
-        let step_ms = duration_ms(step, "cumulate window step");
-        let max_size_ms = duration_ms(max_size, "cumulate window max size");
+        let step_ms = duration_ms(step);
+        let max_size_ms = duration_ms(max_size);
         assert!(step_ms > 0, "a cumulate window step is at least 1 ms");
         assert!(max_size_ms > 0, "a cumulate window is at least 1 ms long");
-        assert!(max_size_ms % step_ms == 0, "a cumulate window's max size ({max_size_ms} ms) must be a whole number of steps ({step_ms} ms)");
+        assert!(
+            max_size_ms % step_ms == 0,
+            "a cumulate window's max size ({max_size_ms} ms) must be a whole number of steps ({step_ms} ms)"
+        );
         CumulateEventTimeWindows { step_ms, max_size_ms, offset_ms: 0 }
     }
 
     /// Shifts period starts by `offset` (e.g. to align daily periods to a time zone). An offset of
     /// a whole period or more names the same windows as its remainder, so it is reduced to that.
     pub fn with_offset(mut self, offset: Duration) -> Self {
-        self.offset_ms = duration_ms(offset, "cumulate window offset").rem_euclid(self.max_size_ms);
+        self.offset_ms = duration_ms(offset).rem_euclid(self.max_size_ms);
         self
     }
 
@@ -114,9 +118,6 @@ impl ExactSizeIterator for AssignedCumulateWindows {}
 impl FusedIterator for AssignedCumulateWindows {}
 
 /// `duration` in whole milliseconds, as the window assigners count time.
-fn duration_ms(duration: Duration, what: &str) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or_else(|_| panic!("{what} fits in i64 milliseconds"))
-}
 
 #[cfg(test)]
 mod tests {

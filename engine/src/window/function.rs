@@ -23,7 +23,14 @@ pub trait WindowFunction<K, In>: Send + Sync + 'static {
     /// Adds a record to the state.
     fn add(&self, state: &mut Self::State, record: In);
     /// Emits the window's result for `key`; `is_update` when it refines an earlier firing.
-    fn emit(&self, key: &K, window: TimeWindow, state: &Self::State, is_update: bool, out: &mut Output<'_, Self::Out>) -> Result<(), UserError>;
+    fn emit(
+        &self,
+        key: &K,
+        window: TimeWindow,
+        state: &Self::State,
+        is_update: bool,
+        out: &mut Output<'_, Self::Out>,
+    ) -> Result<(), UserError>;
 }
 
 /// An incremental `AggregateFunction` per window; emits `WindowResult`s.
@@ -49,7 +56,14 @@ where
         self.0.add(state, record);
     }
 
-    fn emit(&self, key: &K, window: TimeWindow, state: &Acc, is_update: bool, out: &mut Output<'_, WindowResult<K, V>>) -> Result<(), UserError> {
+    fn emit(
+        &self,
+        key: &K,
+        window: TimeWindow,
+        state: &Acc,
+        is_update: bool,
+        out: &mut Output<'_, WindowResult<K, V>>,
+    ) -> Result<(), UserError> {
         out.emit(WindowResult { key: key.clone(), window, value: self.0.get_result(state), is_update });
         Ok(())
     }
@@ -79,7 +93,14 @@ where
         });
     }
 
-    fn emit(&self, key: &K, window: TimeWindow, state: &Option<T>, is_update: bool, out: &mut Output<'_, WindowResult<K, T>>) -> Result<(), UserError> {
+    fn emit(
+        &self,
+        key: &K,
+        window: TimeWindow,
+        state: &Option<T>,
+        is_update: bool,
+        out: &mut Output<'_, WindowResult<K, T>>,
+    ) -> Result<(), UserError> {
         if let Some(value) = state {
             out.emit(WindowResult { key: key.clone(), window, value: value.clone(), is_update });
         }

@@ -39,8 +39,23 @@ pub(crate) struct GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn> {
 }
 
 impl<K: Key, F, Tr, S, KeyFn, TimestampFn> GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn> {
-    pub(crate) fn new(key_fn: KeyFn, timestamp_fn: TimestampFn, function: F, trigger: Tr, range: KeyGroupRange, max_parallelism: usize) -> Self {
-        GlobalWindowOperator { key_fn, timestamp_fn, function, trigger, windows: KeyedStateMap::new(range, max_parallelism), timer_index: BTreeMap::new(), watermark: i64::MIN }
+    pub(crate) fn new(
+        key_fn: KeyFn,
+        timestamp_fn: TimestampFn,
+        function: F,
+        trigger: Tr,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> Self {
+        GlobalWindowOperator {
+            key_fn,
+            timestamp_fn,
+            function,
+            trigger,
+            windows: KeyedStateMap::new(range, max_parallelism),
+            timer_index: BTreeMap::new(),
+            watermark: i64::MIN,
+        }
     }
 }
 

@@ -155,10 +155,14 @@ where
         }
         // Late but within allowed lateness: update and fire again for this key.
         let existed = state.contains(&key);
-        state.update(key, || function.create(), |key, s| {
-            function.add(s, record);
-            function.emit(key, window, s, existed, out)
-        })
+        state.update(
+            key,
+            || function.create(),
+            |key, s| {
+                function.add(s, record);
+                function.emit(key, window, s, existed, out)
+            },
+        )
     }
 }
 
@@ -228,6 +232,10 @@ where
     }
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
-        vec![("late_records_dropped", self.late_dropped), ("late_records_reassigned", self.late_reassigned), ("state_keys_peak", self.state_keys_peak)]
+        vec![
+            ("late_records_dropped", self.late_dropped),
+            ("late_records_reassigned", self.late_reassigned),
+            ("state_keys_peak", self.state_keys_peak),
+        ]
     }
 }

@@ -15,6 +15,7 @@
 //! order when the state's merge is associative and commutative (counts, sums, min/max, sets), as
 //! every arrival order combines the same record contributions, only grouped differently.
 
+use crate::time::duration_ms;
 use std::time::Duration;
 
 use super::TimeWindow;
@@ -32,7 +33,7 @@ impl EventTimeSessionWindows {
     /// If `gap` is under a millisecond (Flink rejects a gap `<= 0`) or does not fit in `i64`
     /// milliseconds.
     pub fn with_gap(gap: Duration) -> Self {
-        let gap_ms = i64::try_from(gap.as_millis()).expect("session gap fits in i64 milliseconds");
+        let gap_ms = duration_ms(gap);
         assert!(gap_ms > 0, "a session gap is at least 1 ms");
         EventTimeSessionWindows { gap_ms }
     }
@@ -117,9 +118,10 @@ impl<S> SessionWindowSet<S> {
             _ => {
                 let mut merged = self.sessions.drain(first..past_last);
                 let (first_window, first_state) = merged.next().expect("at least two sessions merge");
-                let (covered, state) = merged.fold((cover(&first_window, &window), first_state), |(covered, state), (session, session_state)| {
-                    (cover(&covered, &session), merge_state(state, session_state))
-                });
+                let (covered, state) = merged
+                    .fold((cover(&first_window, &window), first_state), |(covered, state), (session, session_state)| {
+                        (cover(&covered, &session), merge_state(state, session_state))
+                    });
                 self.sessions.insert(first, (covered, state));
             }
         }
@@ -208,7 +210,11 @@ mod tests {
         const EMPTY: Summary = Summary { records: 0, timestamp_sum: 0, timestamp_min: i64::MAX };
 
         fn merge(self, other: Summary) -> Summary {
-            Summary { records: self.records + other.records, timestamp_sum: self.timestamp_sum + other.timestamp_sum, timestamp_min: self.timestamp_min.min(other.timestamp_min) }
+            Summary {
+                records: self.records + other.records,
+                timestamp_sum: self.timestamp_sum + other.timestamp_sum,
+                timestamp_min: self.timestamp_min.min(other.timestamp_min),
+            }
         }
 
         fn add(&mut self, timestamp: i64) {

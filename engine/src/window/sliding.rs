@@ -8,6 +8,7 @@
 //! timestamp alone, so it allocates nothing per record; `out.extend(assigner.assign(ts))` fills a
 //! reused buffer.
 
+use crate::time::duration_ms;
 use std::iter::FusedIterator;
 use std::time::Duration;
 
@@ -31,8 +32,8 @@ impl SlidingEventTimeWindows {
     /// If `size` or `slide` is under a millisecond (Flink rejects `size <= 0` and `slide <= 0`),
     /// or does not fit in `i64` milliseconds.
     pub fn of(size: Duration, slide: Duration) -> Self {
-        let size_ms = duration_ms(size, "sliding window size");
-        let slide_ms = duration_ms(slide, "sliding window slide");
+        let size_ms = duration_ms(size);
+        let slide_ms = duration_ms(slide);
         assert!(size_ms > 0, "a sliding window is at least 1 ms long");
         assert!(slide_ms > 0, "sliding windows slide by at least 1 ms");
         SlidingEventTimeWindows { size_ms, slide_ms, offset_ms: 0 }
@@ -44,7 +45,7 @@ impl SlidingEventTimeWindows {
     /// If `offset` is not under the slide: Flink requires `|offset| < slide`, since an offset of
     /// a whole slide or more names the same windows as its remainder.
     pub fn with_offset(mut self, offset: Duration) -> Self {
-        let offset_ms = duration_ms(offset, "sliding window offset");
+        let offset_ms = duration_ms(offset);
         assert!(offset_ms < self.slide_ms, "a sliding window offset ({offset_ms} ms) must be under the slide ({} ms)", self.slide_ms);
         self.offset_ms = offset_ms;
         self
@@ -118,9 +119,6 @@ impl ExactSizeIterator for AssignedSlidingWindows {}
 impl FusedIterator for AssignedSlidingWindows {}
 
 /// `duration` in whole milliseconds, as the window assigners count time.
-fn duration_ms(duration: Duration, what: &str) -> i64 {
-    i64::try_from(duration.as_millis()).unwrap_or_else(|_| panic!("{what} fits in i64 milliseconds"))
-}
 
 #[cfg(test)]
 mod tests {

@@ -276,8 +276,12 @@ mod tests {
 
     #[test]
     fn triggers_are_object_safe() {
-        let mut triggers: Vec<Box<dyn Trigger<TimeWindow>>> =
-            vec![Box::new(CountTrigger::of(1)), Box::new(CountTrigger::of(1).purging()), Box::new(EventTimeTrigger::new()), Box::new(NeverTrigger)];
+        let mut triggers: Vec<Box<dyn Trigger<TimeWindow>>> = vec![
+            Box::new(CountTrigger::of(1)),
+            Box::new(CountTrigger::of(1).purging()),
+            Box::new(EventTimeTrigger::new()),
+            Box::new(NeverTrigger),
+        ];
         let results: Vec<TriggerResult> = triggers.iter_mut().map(|trigger| trigger.on_element(0, &WINDOW, 100)).collect();
         assert_eq!(results, vec![TriggerResult::Fire, TriggerResult::FireAndPurge, TriggerResult::Fire, TriggerResult::Continue]);
     }

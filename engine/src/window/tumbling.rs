@@ -1,6 +1,7 @@
 //! Tumbling event-time windows: fixed-size, non-overlapping windows aligned to the epoch plus an
 //! optional offset. Every timestamp belongs to exactly one window.
 
+use crate::time::duration_ms;
 use std::time::Duration;
 
 use super::TimeWindow;
@@ -17,14 +18,14 @@ impl TumblingEventTimeWindows {
     ///
     /// Panics if `size` is under a millisecond: such a window could never hold a timestamp.
     pub fn of(size: Duration) -> Self {
-        let size_ms = i64::try_from(size.as_millis()).expect("window size fits in i64 milliseconds");
+        let size_ms = duration_ms(size);
         assert!(size_ms > 0, "a tumbling window is at least 1 ms long");
         TumblingEventTimeWindows { size_ms, offset_ms: 0 }
     }
 
     /// Shifts window boundaries by `offset` (e.g. to align daily windows to a time zone).
     pub fn with_offset(mut self, offset: Duration) -> Self {
-        let offset_ms = i64::try_from(offset.as_millis()).expect("window offset fits in i64 milliseconds");
+        let offset_ms = duration_ms(offset);
         self.offset_ms = offset_ms.rem_euclid(self.size_ms);
         self
     }

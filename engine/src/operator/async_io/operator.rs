@@ -192,10 +192,6 @@ where
     }
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("async_retries", self.retries),
-            ("async_timeouts", self.timeouts),
-            ("async_held_peak", self.held_peak as u64),
-        ]
+        vec![("async_retries", self.retries), ("async_timeouts", self.timeouts), ("async_held_peak", self.held_peak as u64)]
     }
 }

@@ -172,7 +172,10 @@ mod tests {
     fn validation_rejects_strategies_beyond_their_maxima() {
         assert!(RetryStrategy::fixed_delay(3, Duration::from_millis(1)).validate().is_ok());
         assert!(matches!(RetryStrategy::fixed_delay(0, Duration::ZERO).validate(), Err(AsyncOptionsError::Attempts { .. })));
-        assert!(matches!(RetryStrategy::fixed_delay(RETRY_ATTEMPTS_MAX + 1, Duration::ZERO).validate(), Err(AsyncOptionsError::Attempts { .. })));
+        assert!(matches!(
+            RetryStrategy::fixed_delay(RETRY_ATTEMPTS_MAX + 1, Duration::ZERO).validate(),
+            Err(AsyncOptionsError::Attempts { .. })
+        ));
         assert!(matches!(RetryStrategy::fixed_delay(2, RETRY_DELAY_MAX * 2).validate(), Err(AsyncOptionsError::Delay { .. })));
         let shrinking = RetryStrategy::exponential_backoff(2, Duration::from_millis(1), 0.5, Duration::from_secs(1));
         assert!(matches!(shrinking.validate(), Err(AsyncOptionsError::Multiplier { .. })));

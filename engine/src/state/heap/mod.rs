@@ -92,7 +92,8 @@ impl<K: Key> HeapStateBackend<K> {
         for (key_group, snapshot) in self.pending.iter().filter(|(_, snapshot)| snapshot.name == name) {
             check_restorable(name, kind, type_name, table.data_type(), *key_group, snapshot)?;
         }
-        let (restored, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending).into_iter().partition(|(_, snapshot)| snapshot.name == name);
+        let (restored, pending): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.pending).into_iter().partition(|(_, snapshot)| snapshot.name == name);
         self.pending = pending;
         for (key_group, snapshot) in restored {
             let restamp_ms = self.restamp_ms(snapshot.ttl, descriptor.ttl());
@@ -100,7 +101,14 @@ impl<K: Key> HeapStateBackend<K> {
         }
 
         let id = StateId(u32::try_from(self.states.len()).expect("fewer than 2^32 states"));
-        self.states.push(RegisteredState { name: name.to_string(), kind, ttl: descriptor.ttl(), table_type, type_name, table: Box::new(table) });
+        self.states.push(RegisteredState {
+            name: name.to_string(),
+            kind,
+            ttl: descriptor.ttl(),
+            table_type,
+            type_name,
+            table: Box::new(table),
+        });
         self.ids.insert(name.to_string(), id);
         Ok(id)
     }
@@ -136,7 +144,14 @@ fn foreign_handle(name: &str, expected: &str) -> ! {
 
 /// Whether `snapshot` can be restored into a state registered as `name`, `kind`, with data of
 /// type `data_type`.
-fn check_restorable(name: &str, kind: StateKind, type_name: &'static str, data_type: TypeId, key_group: usize, snapshot: &StateSnapshot) -> Result<(), StateError> {
+fn check_restorable(
+    name: &str,
+    kind: StateKind,
+    type_name: &'static str,
+    data_type: TypeId,
+    key_group: usize,
+    snapshot: &StateSnapshot,
+) -> Result<(), StateError> {
     // `as_ref` first: the type id of the box itself would never match.
     if snapshot.kind != kind || snapshot.data.as_ref().type_id() != data_type {
         return Err(StateError::IncompatibleSnapshot {
@@ -162,19 +177,24 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
 
     fn register_value<V: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<ValueState<V>, StateError> {
         type Table<K, V> = KeyedTable<K, V>;
-        let id = self.register(descriptor, StateKind::Value, TypeId::of::<Table<K, V>>(), type_name::<V>(), |range, ttl| Table::<K, V>::new(range, ttl, ()))?;
+        let id = self.register(descriptor, StateKind::Value, TypeId::of::<Table<K, V>>(), type_name::<V>(), |range, ttl| {
+            Table::<K, V>::new(range, ttl, ())
+        })?;
         Ok(ValueState::new(id))
     }
 
     fn register_list<V: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<ListState<V>, StateError> {
         type Table<K, V> = KeyedTable<K, Vec<V>>;
-        let id = self.register(descriptor, StateKind::List, TypeId::of::<Table<K, V>>(), type_name::<V>(), |range, ttl| Table::<K, V>::new(range, ttl, ()))?;
+        let id = self.register(descriptor, StateKind::List, TypeId::of::<Table<K, V>>(), type_name::<V>(), |range, ttl| {
+            Table::<K, V>::new(range, ttl, ())
+        })?;
         Ok(ListState::new(id))
     }
 
     fn register_map<UK: Key, UV: StateValue>(&mut self, descriptor: &StateDescriptor) -> Result<MapState<UK, UV>, StateError> {
         type Table<K, UK, UV> = MapTable<K, UK, UV>;
-        let id = self.register(descriptor, StateKind::Map, TypeId::of::<Table<K, UK, UV>>(), type_name::<(UK, UV)>(), Table::<K, UK, UV>::new)?;
+        let id =
+            self.register(descriptor, StateKind::Map, TypeId::of::<Table<K, UK, UV>>(), type_name::<(UK, UV)>(), Table::<K, UK, UV>::new)?;
         Ok(MapState::new(id))
     }
 
@@ -189,7 +209,11 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         Ok(ReducingState::new(id))
     }
 
-    fn register_aggregating<In, Acc, Out, A>(&mut self, descriptor: &StateDescriptor, function: A) -> Result<AggregatingState<In, Out>, StateError>
+    fn register_aggregating<In, Acc, Out, A>(
+        &mut self,
+        descriptor: &StateDescriptor,
+        function: A,
+    ) -> Result<AggregatingState<In, Out>, StateError>
     where
         In: 'static,
         Acc: StateValue,
@@ -197,8 +221,16 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         A: AggregateFunction<In, Acc, Out>,
     {
         type Inner<K, In, Acc, Out, A> = KeyedTable<K, Acc, Aggregator<A, In, Out>>;
-        let create = |range, ttl| AggregatingTable::<K, In, Out> { inner: Box::new(Inner::<K, In, Acc, Out, A>::new(range, ttl, Aggregator::new(function))) };
-        let id = self.register(descriptor, StateKind::Aggregating, TypeId::of::<Inner<K, In, Acc, Out, A>>(), type_name::<(In, Acc, Out)>(), create)?;
+        let create = |range, ttl| AggregatingTable::<K, In, Out> {
+            inner: Box::new(Inner::<K, In, Acc, Out, A>::new(range, ttl, Aggregator::new(function))),
+        };
+        let id = self.register(
+            descriptor,
+            StateKind::Aggregating,
+            TypeId::of::<Inner<K, In, Acc, Out, A>>(),
+            type_name::<(In, Acc, Out)>(),
+            create,
+        )?;
         Ok(AggregatingState::new(id))
     }
 
@@ -209,7 +241,12 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
     }
 
     #[inline]
-    fn value_modify<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Option<V>) -> R) -> R {
+    fn value_modify<V: StateValue, R>(
+        &mut self,
+        state: ValueState<V>,
+        key: ScopedKey<'_, K>,
+        modify: impl FnOnce(&mut Option<V>) -> R,
+    ) -> R {
         let (table, clock) = self.table::<KeyedTable<K, V>>(state.id());
         table.slots.access(key, clock, true, modify)
     }
@@ -234,7 +271,13 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
     }
 
     #[inline]
-    fn map_read<UK: Key, UV: StateValue, R>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK, read: impl FnOnce(Option<&UV>) -> R) -> R {
+    fn map_read<UK: Key, UV: StateValue, R>(
+        &mut self,
+        state: MapState<UK, UV>,
+        key: ScopedKey<'_, K>,
+        user_key: &UK,
+        read: impl FnOnce(Option<&UV>) -> R,
+    ) -> R {
         let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
         table.read(key, user_key, clock, read)
     }

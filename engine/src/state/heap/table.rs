@@ -150,8 +150,11 @@ impl<K: Key, T: StateValue> ErasedTable<K> for Slots<K, T> {
     }
 
     fn snapshot_group(&self, key_group: usize) -> GroupData {
-        let entries: SlotEntries<K, T> =
-            self.group(key_group).iter().filter_map(|(key, slot)| slot.value.as_ref().map(|value| (key.clone(), TtlValue::new(value.clone(), slot.stamp_ms)))).collect();
+        let entries: SlotEntries<K, T> = self
+            .group(key_group)
+            .iter()
+            .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (key.clone(), TtlValue::new(value.clone(), slot.stamp_ms))))
+            .collect();
         GroupData::new(entries.len(), entries)
     }
 
@@ -400,7 +403,8 @@ impl<K: Key, UK: Key, UV: StateValue> ErasedTable<K> for MapTable<K, UK, UV> {
 
     fn snapshot_group(&self, key_group: usize) -> GroupData {
         let group = self.group(key_group);
-        let entries: MapEntries<K, UK, UV> = group.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect())).collect();
+        let entries: MapEntries<K, UK, UV> =
+            group.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect())).collect();
         GroupData::new(group.values().map(FxHashMap::len).sum(), entries)
     }
 
@@ -416,7 +420,10 @@ impl<K: Key, UK: Key, UV: StateValue> ErasedTable<K> for MapTable<K, UK, UV> {
             if entries.is_empty() {
                 continue;
             }
-            let entries = entries.into_iter().map(|(user_key, entry)| (user_key, TtlValue::new(entry.value, restamp_ms.unwrap_or(entry.stamp_ms)))).collect();
+            let entries = entries
+                .into_iter()
+                .map(|(user_key, entry)| (user_key, TtlValue::new(entry.value, restamp_ms.unwrap_or(entry.stamp_ms))))
+                .collect();
             map.insert(key, entries);
         }
     }
