@@ -31,6 +31,8 @@ pub const WATERMARK_INTERVAL_DEFAULT: Duration = Duration::from_millis(10);
 /// the same mechanism (watermark alignment) off by default, but there each task has its own
 /// thread, while here producers and consumers share cores and a leader starves the laggards.
 pub const WATERMARK_ALIGNMENT_MAX_DRIFT_DEFAULT: Duration = Duration::from_secs(2);
+/// Time a source task waits before polling a reader again after it reported `Idle`.
+pub const SOURCE_IDLE_POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Most exclusive credits (buffers) per channel.
 pub const EXCLUSIVE_CREDITS_MAX: u32 = 1024;
 /// Most floating credits (buffers) per input gate.

@@ -515,7 +515,7 @@ impl TaskState {
                 Step::Processed => turns += 1,
                 Step::NothingQueued => break,
                 Step::Idle => {
-                    self.schedule_resume(myself, Some(crate::source::bids::IDLE_POLL_INTERVAL));
+                    self.schedule_resume(myself, Some(crate::config::SOURCE_IDLE_POLL_INTERVAL));
                     break;
                 }
                 Step::InputEnded => self.end_input(),

@@ -5,7 +5,7 @@
 //! across subtasks. Strings are generated as inline ASCII (`InlineStr`): a new string per record,
 //! with no heap allocation.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
@@ -164,8 +164,6 @@ impl SourceReader<Bid> for BidsReader {
     }
 }
 
-/// Time a rate-limited reader waits before it is polled again after reporting `Idle`.
-pub(crate) const IDLE_POLL_INTERVAL: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod tests {
