@@ -57,7 +57,7 @@ where
     /// and emits what `update` returns.
     pub fn rolling<S, Out, Init, Update>(self, name: &str, init: Init, update: Update) -> DataStream<Out>
     where
-        S: Send + 'static,
+        S: Clone + Send + 'static,
         Out: Record,
         Init: Fn() -> S + Clone + Send + Sync + 'static,
         Update: FnMut(&K, &mut S, T) -> Out + Clone + Send + Sync + 'static,
@@ -156,7 +156,7 @@ where
     /// Emits `(key, result)` of an incremental aggregate per record.
     pub fn aggregate<Acc, Out, A>(self, aggregate: A) -> DataStream<(K, Out)>
     where
-        Acc: Send + 'static,
+        Acc: Clone + Send + 'static,
         Out: Record,
         A: AggregateFunction<T, Acc, Out>,
     {
@@ -255,7 +255,7 @@ where
     /// Aggregates each window per key incrementally; one result per key and window.
     pub fn aggregate<Acc, Out, Agg>(self, aggregate: Agg) -> DataStream<WindowResult<K, Out>>
     where
-        Acc: Send + 'static,
+        Acc: Clone + Send + 'static,
         Out: Record,
         Agg: AggregateFunction<T, Acc, Out>,
         A: WindowOperatorKind<K, T, SharedWindowFunction<AggregateWindowFunction<Agg, Acc, Out>>>,

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use super::keyed::{Key, KeyedStateMap};
 use super::{FrameOperator, Output, UserError};
 use crate::frame::Record;
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// One record of either input of a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,6 +28,7 @@ pub enum JoinSide<L, R> {
 }
 
 /// The buffered records of one key.
+#[derive(Clone)]
 pub(crate) struct JoinBuffers<L, R> {
     left: Vec<(i64, L)>,
     right: Vec<(i64, R)>,
@@ -56,8 +58,8 @@ impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> FrameOperator<JoinSide<L, R>, O>
     for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
 where
     K: Key,
-    L: Record,
-    R: Record,
+    L: Record + Clone,
+    R: Record + Clone,
     O: Record,
     KeyFn: Fn(&JoinSide<L, R>) -> K + Send + 'static,
     LeftTime: Fn(&L) -> i64 + Send + 'static,
@@ -127,5 +129,79 @@ where
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         vec![("late_records_dropped", self.late_dropped)]
+    }
+
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
+        Some(self)
+    }
+}
+
+impl<K: Key, L: Record + Clone, R: Record + Clone, KeyFn, LeftTime, RightTime, F> KeyGroupedState
+    for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
+{
+    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
+        OperatorKeyGroupSnapshot::new(key_group, self.buffers.max_parallelism, self.buffers.snapshot_group(key_group))
+    }
+
+    fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
+        let (key_group, entries) = snapshot.into_data::<Vec<(K, JoinBuffers<L, R>)>>(self.buffers.range(), self.buffers.max_parallelism)?;
+        // The cleanup index is derived from the buffered times.
+        for (key, buffers) in &entries {
+            let left = buffers.left.iter().map(|(time, _)| time.saturating_add(self.upper_ms));
+            let right = buffers.right.iter().map(|(time, _)| time.saturating_sub(self.lower_ms));
+            if let Some(latest) = left.chain(right).max() {
+                self.cleanup_index.entry(latest).or_default().push(key.clone());
+            }
+        }
+        self.buffers.restore_group(key_group, entries);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_group::{assign_key_group, KeyGroupRange};
+    use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
+    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+
+    type Side = JoinSide<(i64, i64), (i64, i64)>;
+
+    fn key(side: &Side) -> i64 {
+        match side {
+            JoinSide::Left(l) => l.0,
+            JoinSide::Right(r) => r.0,
+        }
+    }
+
+    #[test]
+    fn join_buffers_moved_by_key_group_give_the_same_pairs() {
+        let records: Vec<Side> =
+            (0..3_000i64).map(|i| if i % 2 == 0 { JoinSide::Left((i % 11, i * 4)) } else { JoinSide::Right((i % 11, i * 4)) }).collect();
+        let time = |s: &Side| match s {
+            JoinSide::Left(l) => l.1,
+            JoinSide::Right(r) => r.1,
+        };
+        let frames: Vec<(Vec<Side>, i64)> = records.chunks(150).map(|c| (c.to_vec(), time(c.last().unwrap()) - 10)).collect();
+        assert_rescale_keeps_results::<_, (i64, i64)>(
+            |subtask, parallelism| {
+                let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
+                let operator = IntervalJoinOperator {
+                    key_fn: key,
+                    left_time: |l: &(i64, i64)| l.1,
+                    right_time: |r: &(i64, i64)| r.1,
+                    lower_ms: -60,
+                    upper_ms: 100,
+                    function: |l: &(i64, i64), r: &(i64, i64)| (l.1, r.1),
+                    buffers: KeyedStateMap::new(range, MAX_PARALLELISM),
+                    cleanup_index: Default::default(),
+                    watermark: i64::MIN,
+                    late_dropped: 0,
+                };
+                OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+            },
+            &frames,
+            |s| assign_key_group(&key(s), MAX_PARALLELISM),
+        );
     }
 }

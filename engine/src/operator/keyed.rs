@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use super::{FrameOperator, Output, UserError};
 use crate::frame::Record;
 use crate::key_group::{assign_key_group, KeyGroupRange};
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// Keys of keyed streams: hashed stably into key groups, compared for equality, moved between cores.
 pub trait Key: Hash + Eq + Clone + Send + 'static {}
@@ -20,7 +21,7 @@ impl<K: Hash + Eq + Clone + Send + 'static> Key for K {}
 /// Values held per key, one map per key group of the subtask's range.
 pub(crate) struct KeyedStateMap<K, S> {
     range: KeyGroupRange,
-    max_parallelism: usize,
+    pub(crate) max_parallelism: usize,
     groups: Vec<FxHashMap<K, S>>,
 }
 
@@ -80,6 +81,30 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         self.groups.get_mut(group.checked_sub(self.range.start)?)?.get_mut(key).map(f)
     }
 
+    /// The key groups this map holds.
+    pub(crate) fn range(&self) -> KeyGroupRange {
+        self.range
+    }
+
+    /// Copies the entries of one key group.
+    pub(crate) fn snapshot_group(&self, key_group: usize) -> Vec<(K, S)>
+    where
+        S: Clone,
+    {
+        assert!(self.range.contains(key_group), "key group {key_group} is not in {:?}", self.range);
+        self.groups[key_group - self.range.start].iter().map(|(k, s)| (k.clone(), s.clone())).collect()
+    }
+
+    /// Puts restored entries of one key group in place (replacing entries of the same keys).
+    pub(crate) fn restore_group(&mut self, key_group: usize, entries: Vec<(K, S)>) {
+        assert!(self.range.contains(key_group), "key group {key_group} is not in {:?}", self.range);
+        let group = &mut self.groups[key_group - self.range.start];
+        for (key, state) in entries {
+            debug_assert_eq!(assign_key_group(&key, self.max_parallelism), key_group, "restored key in the wrong key group");
+            group.insert(key, state);
+        }
+    }
+
     /// Number of keys with state.
     pub(crate) fn len(&self) -> usize {
         self.groups.iter().map(|g| g.len()).sum()
@@ -117,7 +142,7 @@ where
     In: Record,
     Out: Record,
     K: Key,
-    S: Send + 'static,
+    S: Clone + Send + 'static,
     KeyFn: Fn(&In) -> K + Send + 'static,
     InitFn: Fn() -> S + Send + 'static,
     UpdateFn: FnMut(&K, &mut S, In) -> Out + Send + 'static,
@@ -132,6 +157,22 @@ where
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
         vec![("state_keys", self.state.len() as u64)]
+    }
+
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
+        Some(self)
+    }
+}
+
+impl<K: Key, S: Clone + Send + 'static, KeyFn, InitFn, UpdateFn> KeyGroupedState for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
+    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
+        OperatorKeyGroupSnapshot::new(key_group, self.state.max_parallelism, self.state.snapshot_group(key_group))
+    }
+
+    fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
+        let (key_group, entries) = snapshot.into_data::<Vec<(K, S)>>(self.state.range(), self.state.max_parallelism)?;
+        self.state.restore_group(key_group, entries);
+        Ok(())
     }
 }
 
@@ -156,5 +197,35 @@ mod tests {
         let mut state = KeyedStateMap::<i64, u64>::new(range, 16);
         let foreign = (0..1000i64).find(|k| !range.contains(assign_key_group(k, 16))).unwrap();
         state.update(foreign, || 0, |_, _| ());
+    }
+}
+
+#[cfg(test)]
+mod rescale_tests {
+    use super::*;
+    use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
+    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+
+    #[test]
+    fn rolling_sums_moved_by_key_group_continue_where_they_were() {
+        let records: Vec<(i64, i64)> = (0..2_000i64).map(|i| (i % 13, i)).collect();
+        let frames: Vec<(Vec<(i64, i64)>, i64)> = records.chunks(100).map(|c| (c.to_vec(), 0)).collect();
+        assert_rescale_keeps_results::<_, (i64, i64)>(
+            |subtask, parallelism| {
+                let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
+                let operator = RollingKeyedOperator {
+                    key_fn: |r: &(i64, i64)| r.0,
+                    init: || 0i64,
+                    update: |key: &i64, sum: &mut i64, r: (i64, i64)| {
+                        *sum += r.1;
+                        (*key, *sum)
+                    },
+                    state: KeyedStateMap::new(range, MAX_PARALLELISM),
+                };
+                OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+            },
+            &frames,
+            |r| assign_key_group(&r.0, MAX_PARALLELISM),
+        );
     }
 }

@@ -13,6 +13,8 @@ pub(crate) mod basic;
 pub mod join;
 pub(crate) mod keyed;
 pub mod process;
+#[cfg(test)]
+pub(crate) mod rescale_test;
 pub(crate) mod timestamps;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -321,6 +323,12 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         None
     }
 
+    /// The operator's keyed state, by key group, for checkpoints and rescaling; `None` for
+    /// operators without keyed state.
+    fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState> {
+        None
+    }
+
     /// Operator-specific counters (e.g. late records dropped), summed over subtasks in the job's
     /// result.
     fn metrics(&self) -> Vec<(&'static str, u64)> {
@@ -357,6 +365,7 @@ pub(crate) trait ErasedOperator: Send {
     fn next_processing_time(&self) -> Option<std::time::Instant>;
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn counts(&self) -> OperatorCounts;
+    fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState>;
 }
 
 /// Wraps a typed operator as an erased one at a fixed chain position.
@@ -467,6 +476,10 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
 
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         self.run(next, |op, out| op.finish(out))
+    }
+
+    fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState> {
+        self.operator.keyed_state()
     }
 
     fn counts(&self) -> OperatorCounts {
@@ -582,6 +595,13 @@ impl OperatorChain {
             operator.finish(&mut ChainRest { operators, output })?;
         }
         Ok(())
+    }
+
+    /// The keyed state of the operator at `position`, if it keeps any (for checkpoints and
+    /// rescaling).
+    #[cfg_attr(not(test), allow(dead_code))] // the checkpoint coordinator is the next user
+    pub(crate) fn keyed_state(&mut self, position: usize) -> Option<&mut dyn crate::state::KeyGroupedState> {
+        self.operators.get_mut(position)?.keyed_state()
     }
 
     pub(crate) fn counts(&self) -> Vec<OperatorCounts> {

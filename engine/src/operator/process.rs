@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use super::keyed::Key;
 use super::{FrameOperator, Output, OutputTag, UserError};
 use crate::frame::Record;
-use crate::state::{HeapStateBackend, KeyContext, TimeDomain, TimerService};
+use crate::state::{
+    HeapStateBackend, KeyContext, KeyGroupSnapshot, KeyGroupTimers, KeyGroupedState, OperatorKeyGroupSnapshot, StateBackend, StateError,
+    TimeDomain, TimerService,
+};
 
 /// What a process function sees while handling a record or a timer.
 pub struct ProcessContext<'c, 'o, K, Out: Record> {
@@ -163,9 +166,108 @@ where
         Ok(())
     }
 
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
+        Some(self)
+    }
+
     fn next_processing_time(&self) -> Option<Instant> {
         let due_ms = self.next_processing_timer_ms?;
         let (anchor, anchor_ms) = self.clock_anchor;
         Some(anchor + Duration::from_millis(due_ms.saturating_sub(anchor_ms).max(0) as u64))
+    }
+}
+
+impl<K: Key, In: Record, F: Send, KeyFn: Send> KeyGroupedState for KeyedProcessOperator<K, In, F, KeyFn> {
+    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
+        let state = self.backend.snapshot_key_group(key_group);
+        let timers = self.timers.snapshot_key_group(key_group);
+        OperatorKeyGroupSnapshot::new(key_group, self.backend.max_parallelism(), (state, timers))
+    }
+
+    fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
+        let (_, (state, timers)) =
+            snapshot.into_data::<(KeyGroupSnapshot<K>, KeyGroupTimers<K>)>(self.backend.key_groups(), self.backend.max_parallelism())?;
+        self.backend.restore_key_group(state)?;
+        self.timers.restore_key_group(timers)?;
+        self.refresh_next_processing_timer();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_group::{assign_key_group, KeyGroupRange};
+    use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
+    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::state::{StateDescriptor, SystemClock, ValueState};
+
+    /// Counts a key's records; 50 ms after each record's time, emits (key, count, timer time)
+    /// if no later record came, and forgets the key.
+    struct CountUntilQuiet(Option<ValueState<(u64, i64)>>);
+
+    impl KeyedProcessFunction<i64, (i64, i64), (i64, u64, i64)> for CountUntilQuiet {
+        fn open(&mut self, state: &mut HeapStateBackend<i64>) -> Result<(), UserError> {
+            self.0 = Some(state.register_value(&StateDescriptor::new("count-and-last"))?);
+            Ok(())
+        }
+
+        fn process_element(&mut self, record: (i64, i64), ctx: &mut ProcessContext<'_, '_, i64, (i64, u64, i64)>) -> Result<(), UserError> {
+            let state = self.0.expect("opened");
+            state.modify(&mut ctx.keyed, |s| {
+                let (count, _) = s.unwrap_or((0, 0));
+                *s = Some((count + 1, record.1));
+            });
+            ctx.register_event_time_timer(record.1 + 50);
+            Ok(())
+        }
+
+        fn on_timer(
+            &mut self,
+            timestamp: i64,
+            _domain: TimeDomain,
+            ctx: &mut ProcessContext<'_, '_, i64, (i64, u64, i64)>,
+        ) -> Result<(), UserError> {
+            let state = self.0.expect("opened");
+            if let Some((count, last)) = state.get(&mut ctx.keyed) {
+                if last + 50 == timestamp {
+                    let key = *ctx.key();
+                    ctx.emit((key, count, timestamp));
+                    state.clear(&mut ctx.keyed);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn state_and_timers_moved_by_key_group_give_the_same_results() {
+        // Keys go quiet now and then (every 7th step skips ahead), so timers fire on both sides of
+        // the move and some are still pending in the snapshot.
+        let records: Vec<(i64, i64)> = (0..3_000i64).map(|i| (i % 9, i * 10 + (i / 7) * 60)).collect();
+        let frames: Vec<(Vec<(i64, i64)>, i64)> = records.chunks(100).map(|c| (c.to_vec(), c.last().unwrap().1 - 20)).collect();
+        assert_rescale_keeps_results::<_, (i64, u64, i64)>(
+            |subtask, parallelism| {
+                let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
+                let mut backend = HeapStateBackend::new(range, MAX_PARALLELISM);
+                let mut function = CountUntilQuiet(None);
+                function.open(&mut backend).unwrap();
+                let operator = KeyedProcessOperator {
+                    function,
+                    key_fn: |r: &(i64, i64)| r.0,
+                    timestamp_fn: Some(
+                        std::sync::Arc::new(|r: &(i64, i64)| r.1) as std::sync::Arc<dyn Fn(&(i64, i64)) -> i64 + Send + Sync>
+                    ),
+                    backend,
+                    timers: TimerService::new(range, MAX_PARALLELISM),
+                    next_processing_timer_ms: None,
+                    clock_anchor: (Instant::now(), crate::state::Clock::now_ms(&SystemClock)),
+                    _records: PhantomData,
+                };
+                OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+            },
+            &frames,
+            |r| assign_key_group(&r.0, MAX_PARALLELISM),
+        );
     }
 }

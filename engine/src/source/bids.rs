@@ -164,7 +164,6 @@ impl SourceReader<Bid> for BidsReader {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

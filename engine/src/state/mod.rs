@@ -34,6 +34,7 @@ pub mod context;
 pub mod descriptor;
 pub mod handle;
 pub mod heap;
+pub mod operator_state;
 pub mod timers;
 pub mod ttl;
 
@@ -46,6 +47,7 @@ pub use context::{KeyContext, ScopedKey};
 pub use descriptor::{StateDescriptor, StateKind, StateValue};
 pub use handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
 pub use heap::HeapStateBackend;
+pub use operator_state::{KeyGroupedState, OperatorKeyGroupSnapshot};
 pub use timers::{KeyGroupTimers, TimeDomain, Timer, TimerService};
 pub use ttl::{Clock, ManualClock, StateTtlConfig, StateVisibility, SystemClock, TtlUpdateType};
 
@@ -101,6 +103,14 @@ pub enum StateError {
         key_group: usize,
         /// The key groups this subtask owns.
         range: KeyGroupRange,
+    },
+    /// A snapshot written by another kind of operator (or with other types).
+    #[error("snapshot of key group {key_group} was not written by this operator: expected {expected}")]
+    ForeignOperatorSnapshot {
+        /// The snapshot's key group.
+        key_group: usize,
+        /// The data this operator writes.
+        expected: &'static str,
     },
     /// A snapshot taken with another number of key groups: its key group numbers mean other keys.
     #[error("snapshot was taken with max parallelism {snapshot}, this subtask runs with {subtask}")]

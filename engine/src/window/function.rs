@@ -15,7 +15,7 @@ use crate::operator::{Output, UserError};
 /// reduce and process window functions).
 pub trait WindowFunction<K, In>: Send + Sync + 'static {
     /// Per-(window, key) state.
-    type State: Send + 'static;
+    type State: Clone + Send + 'static;
     /// Records the function emits.
     type Out: Record;
     /// Fresh state for a window and key.
@@ -40,7 +40,7 @@ impl<K, In, Acc, V, A> WindowFunction<K, In> for AggregateWindowFunction<A, Acc,
 where
     K: Record + Clone,
     In: Record,
-    Acc: Send + 'static,
+    Acc: Clone + Send + 'static,
     V: Record,
     A: AggregateFunction<In, Acc, V>,
 {
@@ -124,7 +124,7 @@ pub struct ProcessWindowFunction<F, O>(pub(crate) F, pub(crate) PhantomData<fn()
 impl<K, T, O, F> WindowFunction<K, T> for ProcessWindowFunction<F, O>
 where
     K: Record,
-    T: Record,
+    T: Record + Clone,
     O: Record,
     F: Fn(&WindowContext<'_, K>, &[T], &mut Output<'_, O>) -> Result<(), UserError> + Send + Sync + 'static,
 {
@@ -155,7 +155,7 @@ impl<K, In, Acc, V, A> MergingWindowFunction<K, In> for AggregateWindowFunction<
 where
     K: Record + Clone,
     In: Record,
-    Acc: Send + 'static,
+    Acc: Clone + Send + 'static,
     V: Record,
     A: MergingAggregateFunction<In, Acc, V>,
 {
@@ -181,7 +181,7 @@ where
 impl<K, T, O, F> MergingWindowFunction<K, T> for ProcessWindowFunction<F, O>
 where
     K: Record,
-    T: Record,
+    T: Record + Clone,
     O: Record,
     F: Fn(&WindowContext<'_, K>, &[T], &mut Output<'_, O>) -> Result<(), UserError> + Send + Sync + 'static,
 {

@@ -17,11 +17,13 @@ use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::{Key, KeyedStateMap};
 use crate::operator::{FrameOperator, Output, UserError};
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// The global window as a time window, for results.
 pub const GLOBAL_TIME_WINDOW: TimeWindow = TimeWindow { start: i64::MIN, end: i64::MAX };
 
 /// A key's window contents (none after a purge) and trigger.
+#[derive(Clone)]
 pub(crate) struct KeyWindow<S, Tr> {
     contents: Option<S>,
     trigger: Tr,
@@ -131,5 +133,66 @@ where
             }
         }
         Ok(())
+    }
+
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
+        Some(self)
+    }
+}
+
+impl<K, F, Tr, S, KeyFn, TimestampFn> KeyGroupedState for GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn>
+where
+    K: Key,
+    S: Clone + Send + 'static,
+    Tr: Trigger<GlobalWindow> + Clone + 'static,
+{
+    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
+        OperatorKeyGroupSnapshot::new(key_group, self.windows.max_parallelism, self.windows.snapshot_group(key_group))
+    }
+
+    fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
+        let (key_group, entries) = snapshot.into_data::<Vec<(K, KeyWindow<S, Tr>)>>(self.windows.range(), self.windows.max_parallelism)?;
+        // The timer index is derived from the restored triggers.
+        for (key, window) in &entries {
+            if let Some(at) = window.trigger.event_timer(&GlobalWindow) {
+                self.timer_index.entry(at).or_default().push(key.clone());
+            }
+        }
+        self.windows.restore_group(key_group, entries);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key_group::assign_key_group;
+    use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
+    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::window::function::ReduceWindowFunction;
+    use crate::window::trigger::CountTrigger;
+    use crate::window::WindowResult;
+
+    #[test]
+    fn count_windows_moved_by_key_group_give_the_same_results() {
+        // Groups of 4 per key: counts in progress at the move carry over.
+        let records: Vec<(i64, i64)> = (0..2_000i64).map(|i| (i % 7, i)).collect();
+        let frames: Vec<(Vec<(i64, i64)>, i64)> = records.chunks(90).map(|c| (c.to_vec(), c.last().unwrap().1)).collect();
+        assert_rescale_keeps_results::<_, WindowResult<i64, (i64, i64)>>(
+            |subtask, parallelism| {
+                let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
+                let operator = GlobalWindowOperator::new(
+                    |r: &(i64, i64)| r.0,
+                    |r: &(i64, i64)| r.1,
+                    ReduceWindowFunction(|a: (i64, i64), b: (i64, i64)| (a.0, a.1 + b.1)),
+                    CountTrigger::of(4).purging(),
+                    range,
+                    MAX_PARALLELISM,
+                );
+                OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+            },
+            &frames,
+            |r| assign_key_group(&r.0, MAX_PARALLELISM),
+        );
     }
 }

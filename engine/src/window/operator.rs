@@ -10,8 +10,9 @@
 //! until then a late record still updates it and the window fires again at once for that key,
 //! marked as an update. A record whose every window is past allowed lateness is handled by the
 //! operator's `LatePolicy`: dropped (and counted), sent to a side output with the window it missed,
-//! or added to the earliest windows still open. Windows fired are a prefix of the deque (ordered
-//! by end), and retired windows leave from its front.
+//! or added to the earliest windows still open. Each window remembers whether it has fired (so a
+//! window restored from a snapshot never fires on time twice); retired windows leave from the
+//! front of the deque.
 
 use std::collections::VecDeque;
 
@@ -22,6 +23,7 @@ use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::{Key, KeyedStateMap};
 use crate::operator::{FrameOperator, Output, OutputTag, UserError};
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// A record that came after its windows were gone, with the (last) window it missed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
@@ -55,6 +57,16 @@ impl<T> Clone for LatePolicy<T> {
     }
 }
 
+/// A window with state: whether it has fired (on time) and its keys' states.
+pub(crate) struct OpenWindow<K, S> {
+    window: TimeWindow,
+    fired: bool,
+    state: KeyedStateMap<K, S>,
+}
+
+/// One key group of a window operator's state: its windows with this group's keys.
+type WindowGroupSnapshot<K, S> = Vec<(TimeWindow, bool, Vec<(K, S)>)>;
+
 pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, TimestampFn> {
     pub key_fn: KeyFn,
     pub timestamp_fn: TimestampFn,
@@ -65,7 +77,7 @@ pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, Timest
     pub range: KeyGroupRange,
     pub max_parallelism: usize,
     /// Windows with state, ascending by (end, start).
-    pub windows: VecDeque<(TimeWindow, KeyedStateMap<K, F::State>)>,
+    pub windows: VecDeque<OpenWindow<K, F::State>>,
     pub watermark: i64,
     /// Keys of the last window retired: the size hint for new windows.
     pub keys_per_window: usize,
@@ -134,28 +146,33 @@ where
         self.add(key, last, record, out)
     }
 
+    /// The position of `window` in the deque, opened (fired if the watermark is already past it)
+    /// if it has no state yet.
+    fn open(&mut self, window: TimeWindow) -> usize {
+        match self.windows.iter().rposition(|w| (w.window.end, w.window.start) <= (window.end, window.start)) {
+            Some(i) if self.windows[i].window == window => i,
+            found => {
+                let at = found.map_or(0, |i| i + 1);
+                let state = KeyedStateMap::with_capacity(self.range, self.max_parallelism, self.keys_per_window);
+                self.windows.insert(at, OpenWindow { window, fired: self.is_fired(&window), state });
+                at
+            }
+        }
+    }
+
     /// Adds `record` to `window` under `key`; emits at once if the window has already fired.
     #[inline]
     fn add(&mut self, key: K, window: TimeWindow, record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
-        let fired = self.is_fired(&window);
-        let (range, max_parallelism, keys) = (self.range, self.max_parallelism, self.keys_per_window);
-        let position = match self.windows.iter().rposition(|(w, _)| (w.end, w.start) <= (window.end, window.start)) {
-            Some(i) if self.windows[i].0 == window => i,
-            found => {
-                let at = found.map_or(0, |i| i + 1);
-                self.windows.insert(at, (window, KeyedStateMap::with_capacity(range, max_parallelism, keys)));
-                at
-            }
-        };
+        let position = self.open(window);
         let function = &self.function;
-        let state = &mut self.windows[position].1;
-        if !fired {
-            state.update(key, || function.create(), |_, s| function.add(s, record));
+        let open = &mut self.windows[position];
+        if !open.fired {
+            open.state.update(key, || function.create(), |_, s| function.add(s, record));
             return Ok(());
         }
         // Late but within allowed lateness: update and fire again for this key.
-        let existed = state.contains(&key);
-        state.update(
+        let existed = open.state.contains(&key);
+        open.state.update(
             key,
             || function.create(),
             |key, s| {
@@ -206,27 +223,25 @@ where
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
         debug_assert!(watermark >= self.watermark, "watermark went backwards");
-        let previous = self.watermark;
         self.watermark = watermark;
-        let held: usize = self.windows.iter().map(|(_, state)| state.len()).sum();
+        let held: usize = self.windows.iter().map(|w| w.state.len()).sum();
         self.state_keys_peak = self.state_keys_peak.max(held as u64);
-        // Fire the windows whose max timestamp the watermark has just reached, in end order.
-        for (window, state) in &self.windows {
-            let max_timestamp = window.max_timestamp();
-            if max_timestamp <= previous {
-                continue; // fired before
-            }
-            if max_timestamp > watermark {
+        // Fire the windows whose max timestamp the watermark has reached, in end order.
+        for open in self.windows.iter_mut() {
+            if open.window.max_timestamp() > watermark {
                 break;
             }
-            for (key, value) in state.iter() {
-                self.function.emit(key, *window, value, false, out)?;
+            if !open.fired {
+                open.fired = true;
+                for (key, value) in open.state.iter() {
+                    self.function.emit(key, open.window, value, false, out)?;
+                }
             }
         }
         // Retire windows past allowed lateness.
-        while self.windows.front().is_some_and(|(w, _)| w.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {
-            let (_, state) = self.windows.pop_front().expect("front exists");
-            self.keys_per_window = state.len();
+        while self.windows.front().is_some_and(|w| w.window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {
+            let open = self.windows.pop_front().expect("front exists");
+            self.keys_per_window = open.state.len();
         }
         Ok(())
     }
@@ -237,5 +252,109 @@ where
             ("late_records_reassigned", self.late_reassigned),
             ("state_keys_peak", self.state_keys_peak),
         ]
+    }
+
+    fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
+        Some(self)
+    }
+}
+
+impl<K, T, F, A, KeyFn, TimestampFn> KeyGroupedState for WindowOperator<K, T, F, A, KeyFn, TimestampFn>
+where
+    K: Key,
+    T: Record + Clone,
+    F: WindowFunction<K, T>,
+    A: WindowAssigner,
+    KeyFn: Fn(&T) -> K + Send + 'static,
+{
+    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
+        let windows: WindowGroupSnapshot<K, F::State> = self
+            .windows
+            .iter()
+            .map(|open| (open.window, open.fired, open.state.snapshot_group(key_group)))
+            .filter(|(_, _, entries)| !entries.is_empty())
+            .collect();
+        OperatorKeyGroupSnapshot::new(key_group, self.max_parallelism, windows)
+    }
+
+    fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
+        let (key_group, windows) = snapshot.into_data::<WindowGroupSnapshot<K, F::State>>(self.range, self.max_parallelism)?;
+        for (window, fired, entries) in windows {
+            let position = self.open(window);
+            let open = &mut self.windows[position];
+            // A window that fired before the snapshot never fires on time again.
+            open.fired |= fired;
+            open.state.restore_group(key_group, entries);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::key_group::assign_key_group;
+    use crate::operator::keyed::AggregateFunction;
+    use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
+    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::window::function::AggregateWindowFunction;
+    use crate::window::sliding::SlidingEventTimeWindows;
+
+    struct Count;
+    impl AggregateFunction<(i64, i64), u64, u64> for Count {
+        fn create_accumulator(&self) -> u64 {
+            0
+        }
+        fn add(&self, count: &mut u64, _record: (i64, i64)) {
+            *count += 1;
+        }
+        fn get_result(&self, count: &u64) -> u64 {
+            *count
+        }
+    }
+
+    /// A sliding-window count operator owning the key groups of `subtask` of `parallelism`.
+    fn counting_window(subtask: usize, parallelism: usize, allowed_lateness_ms: i64) -> OperatorChain {
+        let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
+        let operator = WindowOperator::new(
+            |r: &(i64, i64)| r.0,
+            |r: &(i64, i64)| r.1,
+            SlidingEventTimeWindows::of(std::time::Duration::from_millis(300), std::time::Duration::from_millis(100)),
+            AggregateWindowFunction(Arc::new(Count), std::marker::PhantomData),
+            allowed_lateness_ms,
+            LatePolicy::Drop,
+            range,
+            MAX_PARALLELISM,
+        );
+        OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+    }
+
+    /// Records (key, time) in frames, each with the watermark after it (50 ms behind).
+    fn frames() -> Vec<(Vec<(i64, i64)>, i64)> {
+        let records: Vec<(i64, i64)> = (0..6_000i64).map(|i| (i % 37, i * 3)).collect();
+        records.chunks(250).map(|c| (c.to_vec(), c.last().unwrap().1 - 50)).collect()
+    }
+
+    #[test]
+    fn state_moved_by_key_group_to_two_subtasks_gives_the_same_results() {
+        // With allowed lateness, fired windows are in the snapshot too: they must not fire again.
+        for lateness in [0, 500] {
+            assert_rescale_keeps_results::<_, crate::window::WindowResult<i64, u64>>(
+                |subtask, parallelism| counting_window(subtask, parallelism, lateness),
+                &frames(),
+                |r| assign_key_group(&r.0, MAX_PARALLELISM),
+            );
+        }
+    }
+
+    #[test]
+    fn a_snapshot_is_refused_by_a_subtask_that_does_not_own_its_key_group() {
+        let mut owner = counting_window(0, 2, 0);
+        let mut other = counting_window(1, 2, 0);
+        let snapshot = owner.keyed_state(0).unwrap().snapshot_key_group(0);
+        let error = other.keyed_state(0).unwrap().restore_key_group(snapshot).unwrap_err();
+        assert!(matches!(error, StateError::KeyGroupNotOwned { key_group: 0, .. }), "{error}");
     }
 }
