@@ -153,3 +153,53 @@ fn processing_time_timers_fire_while_the_job_runs() {
     env.execute("reminder").unwrap();
     assert_eq!(out.records(), vec!["saw x".to_string(), "reminder for x".to_string()]);
 }
+
+/// Remembers the first record for 30 ms of processing time (state TTL); 80 ms later a timer
+/// looks for it.
+struct ForgetAfterTtl(Option<ValueState<char>>);
+
+impl KeyedProcessFunction<char, char, String> for ForgetAfterTtl {
+    fn open(&mut self, state: &mut HeapStateBackend<char>) -> Result<(), UserError> {
+        use tethys_engine::state::{StateBackend, StateTtlConfig};
+        let descriptor = StateDescriptor::new("seen").with_ttl(StateTtlConfig::new(Duration::from_millis(30)));
+        self.0 = Some(state.register_value(&descriptor)?);
+        Ok(())
+    }
+
+    fn process_element(&mut self, record: char, ctx: &mut ProcessContext<'_, '_, char, String>) -> Result<(), UserError> {
+        let seen = self.0.expect("opened");
+        seen.update(&mut ctx.keyed, record);
+        let fresh = seen.get(&mut ctx.keyed);
+        ctx.emit(format!("fresh: {fresh:?}"));
+        let at = ctx.current_processing_time() + 80;
+        ctx.register_processing_time_timer(at);
+        Ok(())
+    }
+
+    fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, char, String>) -> Result<(), UserError> {
+        let seen = self.0.expect("opened");
+        let later = seen.get(&mut ctx.keyed);
+        ctx.emit(format!("later: {later:?}"));
+        Ok(())
+    }
+}
+
+#[test]
+fn state_ttl_never_returns_an_expired_value() {
+    let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 1, ..EngineConfig::default() });
+    let release = Arc::new(AtomicBool::new(false));
+    let out = CollectSink::new();
+    let released = Arc::clone(&release);
+    env.source("once", WaitFor(Arc::clone(&release)))
+        .key_by(|c: &char| *c)
+        .process("ttl", || ForgetAfterTtl(None))
+        .map(move |s: String| {
+            if s.starts_with("later") {
+                released.store(true, Ordering::Relaxed);
+            }
+            s
+        })
+        .sink("out", out.clone());
+    env.execute("ttl").unwrap();
+    assert_eq!(out.records(), vec!["fresh: Some('x')".to_string(), "later: None".to_string()]);
+}
