@@ -8,10 +8,11 @@
 //! [`Clock`], so tests move it by hand and never sleep. The clock is read only for states that have
 //! a TTL, so states without one pay nothing but the stamp's eight bytes.
 
-use crate::time::duration_ms;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::time::duration_ms;
 
 /// A source of processing time in milliseconds.
 pub trait Clock: Send + Sync + 'static {

@@ -13,9 +13,10 @@
 //! Generators are asked for their watermark periodically (the engine's `watermark_interval`), and
 //! the emitted watermark never goes backwards.
 
-use crate::time::duration_ms;
 use std::sync::Arc;
 use std::time::Duration;
+
+use crate::time::duration_ms;
 
 /// Derives watermarks from the timestamps of the records it sees.
 pub trait WatermarkGenerator: Send {

@@ -9,11 +9,10 @@
 //! number of steps, as Flink requires, so window ends fall on step boundaries. Assignment is an
 //! iterator computed from the timestamp alone: no allocation per record.
 
-use crate::time::duration_ms;
-use std::iter::FusedIterator;
 use std::time::Duration;
 
-use super::TimeWindow;
+use super::{AssignedWindows, TimeWindow};
+use crate::time::duration_ms;
 
 /// Assigns each timestamp to every cumulating window of its period that contains it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,50 +71,16 @@ impl CumulateEventTimeWindows {
     ///
     /// Timestamps within `max_size` of `i64`'s limits overflow the window bounds.
     #[inline]
-    pub fn assign(&self, timestamp: i64) -> AssignedCumulateWindows {
+    pub fn assign(&self, timestamp: i64) -> AssignedWindows {
         let start = timestamp - (timestamp - self.offset_ms).rem_euclid(self.max_size_ms);
         // The first window ends at the step boundary after `timestamp`; the offset is also a
         // step boundary modulo `step` because `max_size` is a whole number of steps.
         let first_end = timestamp - (timestamp - self.offset_ms).rem_euclid(self.step_ms) + self.step_ms;
         let last_end = start + self.max_size_ms;
         debug_assert!(first_end <= last_end && (last_end - first_end) % self.step_ms == 0);
-        AssignedCumulateWindows { start, next_end: first_end, step_ms: self.step_ms, remaining: (last_end - first_end) / self.step_ms + 1 }
+        AssignedWindows::new(TimeWindow { start, end: first_end }, 0, self.step_ms, (last_end - first_end) / self.step_ms + 1)
     }
 }
-
-/// The cumulating windows of one timestamp, shortest first; see
-/// [`CumulateEventTimeWindows::assign`].
-#[derive(Debug, Clone)]
-pub struct AssignedCumulateWindows {
-    start: i64,
-    next_end: i64,
-    step_ms: i64,
-    remaining: i64,
-}
-
-impl Iterator for AssignedCumulateWindows {
-    type Item = TimeWindow;
-
-    #[inline]
-    fn next(&mut self) -> Option<TimeWindow> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let end = self.next_end;
-        self.remaining -= 1;
-        self.next_end = end + self.step_ms;
-        Some(TimeWindow { start: self.start, end })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = usize::try_from(self.remaining).unwrap_or(usize::MAX);
-        (remaining, Some(remaining))
-    }
-}
-
-impl ExactSizeIterator for AssignedCumulateWindows {}
-
-impl FusedIterator for AssignedCumulateWindows {}
 
 /// `duration` in whole milliseconds, as the window assigners count time.
 

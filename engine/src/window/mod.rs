@@ -36,6 +36,48 @@ impl TimeWindow {
     }
 }
 
+/// The windows of one timestamp from an assigner with several per timestamp (sliding, cumulate):
+/// `remaining` windows, each the previous one with its start and end moved by fixed steps.
+/// Allocates nothing.
+#[derive(Debug, Clone)]
+pub struct AssignedWindows {
+    next: TimeWindow,
+    start_step: i64,
+    end_step: i64,
+    remaining: i64,
+}
+
+impl AssignedWindows {
+    pub(crate) fn new(first: TimeWindow, start_step: i64, end_step: i64, remaining: i64) -> Self {
+        debug_assert!(remaining >= 0);
+        AssignedWindows { next: first, start_step, end_step, remaining }
+    }
+}
+
+impl Iterator for AssignedWindows {
+    type Item = TimeWindow;
+
+    #[inline]
+    fn next(&mut self) -> Option<TimeWindow> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let window = self.next;
+        self.remaining -= 1;
+        self.next = TimeWindow { start: window.start + self.start_step, end: window.end + self.end_step };
+        Some(window)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let remaining = usize::try_from(self.remaining).unwrap_or(usize::MAX);
+        (remaining, Some(remaining))
+    }
+}
+
+impl ExactSizeIterator for AssignedWindows {}
+
+impl std::iter::FusedIterator for AssignedWindows {}
+
 /// The result of a window for one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct WindowResult<K, V> {

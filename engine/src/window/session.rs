@@ -15,10 +15,10 @@
 //! order when the state's merge is associative and commutative (counts, sums, min/max, sets), as
 //! every arrival order combines the same record contributions, only grouped differently.
 
-use crate::time::duration_ms;
 use std::time::Duration;
 
 use super::TimeWindow;
+use crate::time::duration_ms;
 
 /// Assigns each timestamp the window `[ts, ts + gap)`; a [`SessionWindowSet`] merges them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,11 +8,10 @@
 //! timestamp alone, so it allocates nothing per record; `out.extend(assigner.assign(ts))` fills a
 //! reused buffer.
 
-use crate::time::duration_ms;
-use std::iter::FusedIterator;
 use std::time::Duration;
 
-use super::TimeWindow;
+use super::{AssignedWindows, TimeWindow};
+use crate::time::duration_ms;
 
 /// Assigns each timestamp to every sliding window that contains it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,48 +74,14 @@ impl SlidingEventTimeWindows {
     ///
     /// Timestamps within `size` of `i64`'s limits overflow the window bounds.
     #[inline]
-    pub fn assign(&self, timestamp: i64) -> AssignedSlidingWindows {
+    pub fn assign(&self, timestamp: i64) -> AssignedWindows {
         let last_start = timestamp - (timestamp - self.offset_ms).rem_euclid(self.slide_ms);
         // Starts `last_start - k * slide` for k >= 0 while the start is above `timestamp - size`.
         let span = last_start - timestamp + self.size_ms;
         let remaining = if span > 0 { (span - 1) / self.slide_ms + 1 } else { 0 };
-        AssignedSlidingWindows { next_start: last_start, size_ms: self.size_ms, slide_ms: self.slide_ms, remaining }
+        AssignedWindows::new(TimeWindow { start: last_start, end: last_start + self.size_ms }, -self.slide_ms, -self.slide_ms, remaining)
     }
 }
-
-/// The sliding windows of one timestamp, latest start first; see
-/// [`SlidingEventTimeWindows::assign`].
-#[derive(Debug, Clone)]
-pub struct AssignedSlidingWindows {
-    next_start: i64,
-    size_ms: i64,
-    slide_ms: i64,
-    remaining: i64,
-}
-
-impl Iterator for AssignedSlidingWindows {
-    type Item = TimeWindow;
-
-    #[inline]
-    fn next(&mut self) -> Option<TimeWindow> {
-        if self.remaining == 0 {
-            return None;
-        }
-        let start = self.next_start;
-        self.remaining -= 1;
-        self.next_start = start - self.slide_ms;
-        Some(TimeWindow { start, end: start + self.size_ms })
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        let remaining = usize::try_from(self.remaining).unwrap_or(usize::MAX);
-        (remaining, Some(remaining))
-    }
-}
-
-impl ExactSizeIterator for AssignedSlidingWindows {}
-
-impl FusedIterator for AssignedSlidingWindows {}
 
 /// `duration` in whole milliseconds, as the window assigners count time.
 

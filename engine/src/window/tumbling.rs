@@ -1,10 +1,10 @@
 //! Tumbling event-time windows: fixed-size, non-overlapping windows aligned to the epoch plus an
 //! optional offset. Every timestamp belongs to exactly one window.
 
-use crate::time::duration_ms;
 use std::time::Duration;
 
 use super::TimeWindow;
+use crate::time::duration_ms;
 
 /// Assigns each timestamp to the tumbling window that contains it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
