@@ -7,5 +7,6 @@
 
 pub mod bids;
 pub mod harness;
+pub mod latency;
 pub mod memory;
 pub mod nexmark;

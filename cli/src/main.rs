@@ -19,6 +19,8 @@ enum Command {
     Demo(command::demo::DemoArgs),
     /// Run benchmark queries, each in a fresh process, and print events/s, time and peak memory.
     Bench(command::bench::BenchArgs),
+    /// Measure end-to-end latency of the filter query at fixed input rates.
+    Latency(command::latency::LatencyArgs),
     /// Run one benchmark in this process (used by `bench`).
     #[command(hide = true)]
     BenchRun(command::bench::BenchRunArgs),
@@ -30,6 +32,7 @@ fn main() {
         Command::Demo(args) => command::demo::run(args),
         Command::Bench(args) => command::bench::run(args),
         Command::BenchRun(args) => command::bench::run_one(args),
+        Command::Latency(args) => command::latency::run(args),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

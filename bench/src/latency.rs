@@ -1,0 +1,165 @@
+//! End-to-end latency at a fixed input rate (BENCH.md section 3): the filter query of the bids
+//! workload, with the sink in its own task behind a rebalance so every record crosses a channel
+//! (frame building, linger, credits, an actor message) as it would between a source and a sink
+//! task of a real job.
+//!
+//! Each record is stamped with the instant it leaves the source reader (the generator produces at
+//! the given rate, so this is its generation time); the sink records `now - stamp` per record in
+//! an HdrHistogram, one per sink subtask, merged at the end.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use tethys_engine::operator::UserError;
+use tethys_engine::sink::{Sink, SinkWriter};
+use tethys_engine::source::bids::{Bid, BidsSource};
+use tethys_engine::{EngineConfig, JobError, StreamEnvironment, SubtaskContext};
+
+use crate::bids::filter_predicate;
+
+/// Largest latency the histogram holds, in microseconds (a minute).
+const LATENCY_MAX_US: u64 = 60_000_000;
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct LatencySpec {
+    /// Input rate over all source subtasks, events per second.
+    pub events_per_second: u64,
+    /// How long to run.
+    pub duration: Duration,
+    /// Generator seed.
+    pub seed: u64,
+    /// Engine settings.
+    pub config: EngineConfig,
+}
+
+/// What one latency run measured.
+#[derive(Debug, Clone)]
+pub struct LatencyReport {
+    /// Input rate, events per second.
+    pub events_per_second: u64,
+    /// Parallelism.
+    pub parallelism: usize,
+    /// Records measured at the sink.
+    pub records: u64,
+    /// Median latency.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// 99.9th percentile.
+    pub p999: Duration,
+    /// Largest latency seen.
+    pub max: Duration,
+    /// Linger time used.
+    pub linger: Duration,
+}
+
+impl fmt::Display for LatencyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "latency query=filter rate={:.2}M/s p={} records={} p50={:?} p99={:?} p99.9={:?} max={:?} linger={:?}",
+            self.events_per_second as f64 / 1e6,
+            self.parallelism,
+            self.records,
+            self.p50,
+            self.p99,
+            self.p999,
+            self.max,
+            self.linger
+        )
+    }
+}
+
+/// A filtered bid with the instant it was generated.
+#[derive(Debug, Clone, Copy)]
+struct StampedEuroBid {
+    auction: i64,
+    euro: f64,
+    created: Instant,
+}
+
+/// Records per-record latency into a shared histogram.
+#[derive(Clone)]
+struct LatencySink {
+    merged: Arc<Mutex<Histogram<u64>>>,
+}
+
+struct LatencyWriter {
+    local: Histogram<u64>,
+    merged: Arc<Mutex<Histogram<u64>>>,
+}
+
+impl Sink<StampedEuroBid> for LatencySink {
+    fn create_writer(&self, _context: &SubtaskContext) -> Result<Box<dyn SinkWriter<StampedEuroBid>>, UserError> {
+        let local = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)?;
+        Ok(Box::new(LatencyWriter { local, merged: Arc::clone(&self.merged) }))
+    }
+}
+
+impl SinkWriter<StampedEuroBid> for LatencyWriter {
+    fn write_frame(&mut self, frame: Vec<StampedEuroBid>) -> Result<(), UserError> {
+        let now = Instant::now();
+        for record in &frame {
+            std::hint::black_box((record.auction, record.euro));
+            let micros = now.saturating_duration_since(record.created).as_micros() as u64;
+            self.local.saturating_record(micros.clamp(1, LATENCY_MAX_US));
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.merged.lock().unwrap_or_else(PoisonError::into_inner).add(&self.local)?;
+        Ok(())
+    }
+}
+
+/// Runs the filter query at a fixed rate and measures its latency.
+pub fn run(spec: &LatencySpec) -> Result<LatencyReport, JobError> {
+    let histogram = Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("static histogram bounds are valid");
+    let merged = Arc::new(Mutex::new(histogram));
+    let env = StreamEnvironment::new(spec.config.clone());
+    let events = (spec.events_per_second as f64 * spec.duration.as_secs_f64()) as u64;
+    env.source("bids", BidsSource::new(events, spec.seed).with_rate(spec.events_per_second))
+        .map(|bid: Bid| (bid, Instant::now()))
+        .name("stamp")
+        .filter(|(bid, _): &(Bid, Instant)| filter_predicate(bid))
+        .map(|(bid, created): (Bid, Instant)| StampedEuroBid { auction: bid.auction, euro: bid.price as f64 * 0.908, created })
+        .rebalance()
+        .sink("latency", LatencySink { merged: Arc::clone(&merged) });
+    env.execute("latency-filter")?;
+    let histogram = merged.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let at = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
+    Ok(LatencyReport {
+        events_per_second: spec.events_per_second,
+        parallelism: spec.config.parallelism,
+        records: histogram.len(),
+        p50: at(0.5),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: Duration::from_micros(histogram.max()),
+        linger: spec.config.linger,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_passing_record_is_measured() {
+        let spec = LatencySpec {
+            events_per_second: 200_000,
+            duration: Duration::from_millis(100),
+            seed: 3,
+            config: EngineConfig { slots: 2, parallelism: 1, ..EngineConfig::default() },
+        };
+        let report = run(&spec).unwrap();
+        let source = BidsSource::new(20_000, 3);
+        let passing = (1..=20_000).filter(|&id| filter_predicate(&source.bid(id))).count() as u64;
+        assert_eq!(report.records, passing);
+        assert!(report.p50 <= report.p99 && report.p99 <= report.p999 && report.p999 <= report.max);
+    }
+}
