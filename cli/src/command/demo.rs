@@ -1,8 +1,9 @@
 //! `tethys demo`: a live job on the embedded engine.
 //!
 //! Bids arrive at a steady rate; the job keeps the ones of interest (the filter query's
-//! predicate), counts them per auction, and shows a live progress line (events, rate, results)
-//! and, at the end, the plan, the per-operator counts and a sample of results.
+//! predicate), counts them per range of 1000 auctions in 10-second event-time windows (bid `ts` is its event
+//! time; the generator's watermark trails it by 1 s), and shows a live progress line (events,
+//! rate, windows fired) and, at the end, the plan, the per-operator counts and a sample of results.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tethys_engine::sink::sample::SampleSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
-use tethys_engine::{EngineConfig, FrameOperator, Output, StreamEnvironment, UserError};
+use tethys_engine::{EngineConfig, FrameOperator, Output, StreamEnvironment, TumblingEventTimeWindows, UserError, WindowResult};
 
 use super::CliError;
 
@@ -55,7 +56,8 @@ pub fn run(args: DemoArgs) -> Result<(), CliError> {
     env.source("bids", BidsSource::new(events, 42).with_rate(args.rate))
         .process("CountInput", move |_| CountFrames(Arc::clone(&counter)))
         .filter(|b: &Bid| b.auction % 123 == 0 || b.price > 50_000)
-        .key_by(|b: &Bid| b.auction)
+        .key_by(|b: &Bid| b.auction / 1000)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(10)), |b: &Bid| b.ts)
         .count()
         .sink("sample", sink.clone());
     println!("{}", env.explain()?);
@@ -77,15 +79,21 @@ pub fn run(args: DemoArgs) -> Result<(), CliError> {
     for operator in &result.operators {
         println!("  {:<20} x{}  in {:>11}  out {:>11}", operator.name, operator.parallelism, operator.records_in, operator.records_out);
     }
-    println!("Sampled results (auction, bids so far):");
-    for (auction, count) in sink.samples() {
-        println!("  auction {auction:>6}: {count}");
+    println!("Sampled results (bids per range of 1000 auctions in a 10 s event-time window):");
+    for result in sink.samples() {
+        println!(
+            "  auctions {:>2}xxx: {:>4} bids in [{} s, {} s)",
+            result.key,
+            result.value,
+            result.window.start / 1000,
+            result.window.end / 1000
+        );
     }
     Ok(())
 }
 
 /// Redraws one progress line until `running` turns false.
-fn show_progress(running: &std::sync::atomic::AtomicBool, generated: &AtomicU64, sink: &SampleSink<(i64, u64)>, events: u64) {
+fn show_progress(running: &std::sync::atomic::AtomicBool, generated: &AtomicU64, sink: &SampleSink<WindowResult<i64, u64>>, events: u64) {
     let mut last = (Instant::now(), 0u64);
     while running.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(200));
@@ -94,10 +102,11 @@ fn show_progress(running: &std::sync::atomic::AtomicBool, generated: &AtomicU64,
         last = (Instant::now(), done);
         let fraction = done as f64 / events.max(1) as f64;
         let bar: String = (0..30).map(|i| if (i as f64) < fraction * 30.0 { '#' } else { '.' }).collect();
-        let latest =
-            sink.samples().last().map_or(String::new(), |(auction, count)| format!("  latest: auction {auction} has {count} bids"));
+        let latest = sink.samples().last().map_or(String::new(), |r| {
+            format!("  latest: auctions {}xxx had {} bids in [{} s, {} s)", r.key, r.value, r.window.start / 1000, r.window.end / 1000)
+        });
         print!(
-            "\r[{bar}] {:5.1}%  {:>11} bids  {:6.2}M bids/s  {:>9} results{latest}   ",
+            "\r[{bar}] {:5.1}%  {:>11} bids  {:6.2}M bids/s  {:>9} window results{latest}   ",
             fraction * 100.0,
             done,
             rate / 1e6,
