@@ -14,12 +14,11 @@ use std::time::Duration;
 use tethys_engine::operator::UserError;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
-use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::{
     AsyncFunction, AsyncIoError, AsyncOptions, AsyncOptionsError, BoxFuture, EngineConfig, FrameOperator, JobError, JobResult,
-    OperatorFailure, Output, RequestTimedOut, RetryStrategy, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows,
-    WatermarkStrategy, WindowResult,
+    OperatorFailure, Output, RequestTimedOut, RetryStrategy, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, WindowResult,
 };
+use tethys_tests::IdleUntilReleased;
 
 /// Long enough that no simulated request comes near it (they take a few ms).
 const GENEROUS_TIMEOUT: Duration = Duration::from_secs(60);
@@ -397,25 +396,6 @@ fn invalid_options_fail_the_job_at_start_naming_the_operator() {
     );
 }
 
-/// A source that has nothing to give until `release` is set, then ends.
-struct QuietSource {
-    release: Arc<AtomicBool>,
-}
-
-struct QuietReader(Arc<AtomicBool>);
-
-impl Source<Bid> for QuietSource {
-    fn create_reader(&self, _context: &SubtaskContext) -> Result<Box<dyn SourceReader<Bid>>, UserError> {
-        Ok(Box::new(QuietReader(Arc::clone(&self.release))))
-    }
-}
-
-impl SourceReader<Bid> for QuietReader {
-    fn poll_frame(&mut self, _frame: &mut Vec<Bid>, _records_max: usize) -> Result<ReaderStatus, UserError> {
-        Ok(if self.0.load(Ordering::Relaxed) { ReaderStatus::Finished } else { ReaderStatus::Idle })
-    }
-}
-
 #[test]
 fn idleness_passes_through_so_an_idle_input_holds_no_window_back() {
     // The quiet source ends only once a window has fired. If the async operator after it kept its
@@ -425,7 +405,7 @@ fn idleness_passes_through_so_an_idle_input_holds_no_window_back() {
     let out = CollectSink::new();
     let busy = env.source("bids", BidsSource::new(20_000, 3));
     let quiet = env
-        .source("quiet", QuietSource { release: Arc::clone(&release) })
+        .source("quiet", IdleUntilReleased::<Bid>::new(Vec::new(), &release))
         .idle_timeout(Duration::from_millis(20))
         .async_map(|b: Bid| async move { Ok::<Bid, UserError>(b) }, AsyncOptions::unordered(GENEROUS_TIMEOUT));
     let released = Arc::clone(&release);

@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
-use tethys_engine::source::{ReaderStatus, Source, SourceReader};
-use tethys_engine::{EngineConfig, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy, WindowResult};
+use tethys_engine::{EngineConfig, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, WindowResult};
+use tethys_tests::IdleUntilReleased;
 
 #[test]
 fn bounded_out_of_orderness_counts_disordered_records_and_drops_late_ones() {
@@ -32,25 +31,6 @@ fn bounded_out_of_orderness_counts_disordered_records_and_drops_late_ones() {
     assert_eq!(counts, vec![(0, 3), (10_000, 1), (20_000, 1)]);
 }
 
-/// A source that has nothing to give until `release` is set, then ends.
-struct QuietSource {
-    release: Arc<AtomicBool>,
-}
-
-struct QuietReader(Arc<AtomicBool>);
-
-impl Source<Bid> for QuietSource {
-    fn create_reader(&self, _context: &SubtaskContext) -> Result<Box<dyn SourceReader<Bid>>, UserError> {
-        Ok(Box::new(QuietReader(Arc::clone(&self.release))))
-    }
-}
-
-impl SourceReader<Bid> for QuietReader {
-    fn poll_frame(&mut self, _frame: &mut Vec<Bid>, _records_max: usize) -> Result<ReaderStatus, UserError> {
-        Ok(if self.0.load(Ordering::Relaxed) { ReaderStatus::Finished } else { ReaderStatus::Idle })
-    }
-}
-
 #[test]
 fn an_idle_source_does_not_hold_back_the_watermark() {
     // The quiet source only ends once a window has fired. Without idleness its missing watermark
@@ -60,7 +40,7 @@ fn an_idle_source_does_not_hold_back_the_watermark() {
         let release = Arc::new(AtomicBool::new(false));
         let out = CollectSink::new();
         let busy = env.source("bids", BidsSource::new(50_000, 3));
-        let quiet = env.source("quiet", QuietSource { release: Arc::clone(&release) }).idle_timeout(Duration::from_millis(20));
+        let quiet = env.source("quiet", IdleUntilReleased::<Bid>::new(Vec::new(), &release)).idle_timeout(Duration::from_millis(20));
         let released = Arc::clone(&release);
         busy.union([quiet])
             .key_by(|b: &Bid| b.auction % 10)

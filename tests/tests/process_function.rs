@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use tethys_engine::operator::UserError;
 use tethys_engine::sink::collect::CollectSink;
-use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::state::{HeapStateBackend, StateDescriptor, TimeDomain, ValueState};
-use tethys_engine::{EngineConfig, KeyedProcessFunction, OutputTag, ProcessContext, StreamEnvironment, SubtaskContext, WatermarkStrategy};
+use tethys_engine::{EngineConfig, KeyedProcessFunction, OutputTag, ProcessContext, StreamEnvironment, WatermarkStrategy};
+use tethys_tests::IdleUntilReleased;
 
 /// Emits (key, records seen) once a key has been quiet for 5 s of event time; records with a
 /// negative value go to a side output.
@@ -94,26 +94,6 @@ fn state_and_event_time_timers_find_quiet_keys() {
     }
 }
 
-/// Has nothing to give until `release` is set, then ends.
-struct WaitFor(Arc<AtomicBool>);
-
-impl Source<char> for WaitFor {
-    fn create_reader(&self, _context: &SubtaskContext) -> Result<Box<dyn SourceReader<char>>, UserError> {
-        struct Reader(Arc<AtomicBool>, bool);
-        impl SourceReader<char> for Reader {
-            fn poll_frame(&mut self, frame: &mut Vec<char>, _records_max: usize) -> Result<ReaderStatus, UserError> {
-                if !self.1 {
-                    self.1 = true;
-                    frame.push('x');
-                    return Ok(ReaderStatus::Ready);
-                }
-                Ok(if self.0.load(Ordering::Relaxed) { ReaderStatus::Finished } else { ReaderStatus::Idle })
-            }
-        }
-        Ok(Box::new(Reader(Arc::clone(&self.0), false)))
-    }
-}
-
 struct RemindLater;
 
 impl KeyedProcessFunction<char, char, String> for RemindLater {
@@ -140,7 +120,7 @@ fn processing_time_timers_fire_while_the_job_runs() {
     let release = Arc::new(AtomicBool::new(false));
     let out = CollectSink::new();
     let released = Arc::clone(&release);
-    env.source("once", WaitFor(Arc::clone(&release)))
+    env.source("once", IdleUntilReleased::new(vec!['x'], &release))
         .key_by(|c: &char| *c)
         .process("remind", || RemindLater)
         .map(move |s: String| {
@@ -190,7 +170,7 @@ fn state_ttl_never_returns_an_expired_value() {
     let release = Arc::new(AtomicBool::new(false));
     let out = CollectSink::new();
     let released = Arc::clone(&release);
-    env.source("once", WaitFor(Arc::clone(&release)))
+    env.source("once", IdleUntilReleased::new(vec!['x'], &release))
         .key_by(|c: &char| *c)
         .process("ttl", || ForgetAfterTtl(None))
         .map(move |s: String| {
