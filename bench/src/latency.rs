@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::{Sink, SinkWriter};
 use tethys_engine::source::bids::{Bid, BidsSource};
+use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, JobError, StreamEnvironment, SubtaskContext};
 
 use crate::bids::filter_predicate;

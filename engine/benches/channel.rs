@@ -6,9 +6,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tethys_engine::channel::credit::{ChannelEvent, CreditSender, GateCredits};
 use tethys_engine::frame::AnyFrame;
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
+use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, StreamEnvironment, SubtaskContext};
 
 /// One frame through sender and gate: enqueue, send, arrive, consume, credit back.

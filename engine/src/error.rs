@@ -2,9 +2,9 @@
 
 use thiserror::Error;
 
+use crate::base::OperatorFailure;
 use crate::config::ConfigError;
 use crate::graph::plan::GraphError;
-use crate::operator::OperatorFailure;
 
 /// Why a job did not complete.
 #[derive(Debug, Error)]

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod base;
 pub mod channel;
 pub mod config;
 pub mod error;
@@ -26,6 +27,7 @@ pub mod window;
 pub use api::env::StreamEnvironment;
 pub use api::keyed::{KeyedStream, WindowedStream};
 pub use api::stream::{DataStream, DataStreamSink};
+pub use base::{AggregateFunction, Key, MergingAggregateFunction, OperatorFailure, SubtaskContext, UserError};
 pub use channel::partitioner::Partitioning;
 pub use config::EngineConfig;
 pub use error::JobError;
@@ -34,9 +36,8 @@ pub use graph::plan::{ExecutionPlan, GraphError};
 pub use operator::async_io::{
     AsyncFunction, AsyncIoError, AsyncMode, AsyncOptions, AsyncOptionsError, BoxFuture, RequestTimedOut, RetryStrategy,
 };
-pub use operator::keyed::{AggregateFunction, MergingAggregateFunction};
 pub use operator::process::{KeyedProcessFunction, ProcessContext};
-pub use operator::{FrameOperator, OperatorFailure, Output, OutputTag, SubtaskContext, TaskWaker, UserError};
+pub use operator::{FrameOperator, Output, OutputTag, TaskWaker};
 pub use record::InlineStr;
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};

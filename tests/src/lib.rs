@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use tethys_engine::operator::UserError;
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::SubtaskContext;
+use tethys_engine::UserError;
 
 /// A source that emits `first` (in one frame, from each subtask), then has nothing to give
 /// (`Idle`) until the test's job sets `release`, then ends. A test makes the job itself set the

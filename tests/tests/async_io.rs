@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
+use tethys_engine::UserError;
 use tethys_engine::{
     AsyncFunction, AsyncIoError, AsyncOptions, AsyncOptionsError, BoxFuture, EngineConfig, FrameOperator, JobError, JobResult,
     OperatorFailure, Output, RequestTimedOut, RetryStrategy, StreamEnvironment, TumblingEventTimeWindows, WatermarkStrategy, WindowResult,

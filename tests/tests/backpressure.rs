@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::{Sink, SinkWriter};
+use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, StreamEnvironment, SubtaskContext};
 
 /// A sink that takes a while per frame and counts what it got.

@@ -1,11 +1,11 @@
 //! Failing jobs: a panicking or erroring operator, source or sink fails the job with an error that
 //! names the operator and subtask, and nothing hangs, even with an endless source upstream.
 
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::sink::{Sink, SinkWriter};
 use tethys_engine::source::bids::{Bid, BidsSource};
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
+use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, JobError, OperatorFailure, StreamEnvironment, SubtaskContext};
 
 fn environment(parallelism: usize) -> StreamEnvironment {

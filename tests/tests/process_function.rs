@@ -5,9 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tethys_engine::operator::UserError;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::state::{HeapStateBackend, StateDescriptor, TimeDomain, ValueState};
+use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, KeyedProcessFunction, OutputTag, ProcessContext, StreamEnvironment, WatermarkStrategy};
 use tethys_tests::IdleUntilReleased;
 

@@ -10,11 +10,12 @@
 use std::sync::Arc;
 
 use super::stream::DataStream;
+use crate::base::Key;
 use crate::frame::Record;
 use crate::graph::logical::OperatorKind;
 use crate::key_group::KeyGroupRange;
 use crate::operator::join::{IntervalJoinOperator, JoinSide};
-use crate::operator::keyed::{Key, KeyedStateMap};
+use crate::operator::keyed::KeyedStateMap;
 use crate::window::assigner::WindowAssigner;
 
 /// Two streams to be joined, before keys are chosen.

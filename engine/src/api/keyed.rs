@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::stream::DataStream;
+use crate::base::SubtaskContext;
+use crate::base::{AggregateFunction, Key, MergingAggregateFunction};
 use crate::channel::partitioner::{ErasedPartitioner, HashPartitioner, Partitioning};
 use crate::frame::Record;
 use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{AggregateFunction, Key, KeyedStateMap, MergingAggregateFunction, RollingKeyedOperator};
+use crate::operator::keyed::{KeyedStateMap, RollingKeyedOperator};
 use crate::operator::process::{KeyedProcessFunction, KeyedProcessOperator};
-use crate::operator::SubtaskContext;
 use crate::state::{HeapStateBackend, TimerService};
 use crate::window::assigner::WindowOperatorKind;
 use crate::window::function::{
@@ -284,7 +285,7 @@ where
     pub fn process<O, F>(self, function: F) -> DataStream<O>
     where
         O: Record,
-        F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::operator::UserError>
+        F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::base::UserError>
             + Send
             + Sync
             + 'static,
@@ -317,7 +318,7 @@ impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunc
         state: &F::State,
         is_update: bool,
         out: &mut crate::operator::Output<'_, F::Out>,
-    ) -> Result<(), crate::operator::UserError> {
+    ) -> Result<(), crate::base::UserError> {
         self.0.emit(key, window, state, is_update, out)
     }
 }

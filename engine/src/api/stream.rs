@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use super::env::GraphBuilder;
 use super::keyed::KeyedStream;
+use crate::base::Key;
+use crate::base::{SubtaskContext, UserError};
 use crate::channel::partitioner::{BroadcastPartitioner, ErasedPartitioner, Partitioning, RoundRobinPartitioner};
 use crate::frame::Record;
 use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::operator::async_io::{AsyncFunction, AsyncIoOperator, AsyncOptions};
 use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
-use crate::operator::keyed::Key;
 use crate::operator::timestamps::TimestampsAndWatermarks;
-use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag, SubtaskContext, UserError};
+use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag};
 use crate::sink::Sink;
 use crate::time::watermark::WatermarkStrategy;
 

@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::base::{SubtaskContext, UserError};
 use crate::channel::partitioner::{ErasedPartitioner, Partitioning};
-use crate::operator::{ErasedOperator, SubtaskContext, UserError};
+use crate::operator::ErasedOperator;
 use crate::source::ErasedSourceReader;
 
 /// What an operator does, for display and validation.

@@ -2,7 +2,9 @@
 //! sink adapter. Each works on a whole frame: map builds the output frame in one pass, filter keeps
 //! the input frame's allocation and drops records in place.
 
-use super::{FrameOperator, Output, UserError};
+use crate::base::UserError;
+
+use super::{FrameOperator, Output};
 use crate::frame::Record;
 use crate::sink::SinkWriter;
 

@@ -13,8 +13,11 @@
 
 use std::collections::BTreeMap;
 
-use super::keyed::{Key, KeyedStateMap};
-use super::{FrameOperator, Output, UserError};
+use crate::base::Key;
+
+use super::keyed::KeyedStateMap;
+use super::{FrameOperator, Output};
+use crate::base::UserError;
 use crate::frame::Record;
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
@@ -161,9 +164,10 @@ impl<K: Key, L: Record + Clone, R: Record + Clone, KeyFn, LeftTime, RightTime, F
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::SubtaskContext;
     use crate::key_group::{assign_key_group, KeyGroupRange};
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
-    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::operator::{ErasedFrameOperator, OperatorChain};
 
     type Side = JoinSide<(i64, i64), (i64, i64)>;
 

@@ -5,18 +5,15 @@
 //! group on its own. Every input record updates its key's state and emits the updated result, as
 //! Flink's rolling `reduce`/`sum` on a `KeyedStream` do.
 
-use std::hash::Hash;
-
 use rustc_hash::FxHashMap;
 
-use super::{FrameOperator, Output, UserError};
+use crate::base::UserError;
+
+use super::{FrameOperator, Output};
+use crate::base::Key;
 use crate::frame::Record;
 use crate::key_group::{assign_key_group, KeyGroupRange};
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
-
-/// Keys of keyed streams: hashed stably into key groups, compared for equality, moved between cores.
-pub trait Key: Hash + Eq + Clone + Send + 'static {}
-impl<K: Hash + Eq + Clone + Send + 'static> Key for K {}
 
 /// Values held per key, one map per key group of the subtask's range.
 pub(crate) struct KeyedStateMap<K, S> {
@@ -111,23 +108,6 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     }
 }
 
-/// Computes an aggregate incrementally: Flink's `AggregateFunction`.
-pub trait AggregateFunction<In, Acc, Out>: Send + Sync + 'static {
-    /// A new, empty accumulator.
-    fn create_accumulator(&self) -> Acc;
-    /// Adds one input to the accumulator.
-    fn add(&self, accumulator: &mut Acc, value: In);
-    /// The result for the accumulator's current contents.
-    fn get_result(&self, accumulator: &Acc) -> Out;
-}
-
-/// An aggregate whose accumulators can be merged, as session windows need when two sessions
-/// join (Flink's `AggregateFunction::merge`).
-pub trait MergingAggregateFunction<In, Acc, Out>: AggregateFunction<In, Acc, Out> {
-    /// Combines two accumulators (earlier first).
-    fn merge(&self, earlier: Acc, later: Acc) -> Acc;
-}
-
 /// Keeps state `S` per key; for each record, updates the key's state and emits what `update`
 /// returns.
 pub(crate) struct RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
@@ -203,8 +183,9 @@ mod tests {
 #[cfg(test)]
 mod rescale_tests {
     use super::*;
+    use crate::base::SubtaskContext;
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
-    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::operator::{ErasedFrameOperator, OperatorChain};
 
     #[test]
     fn rolling_sums_moved_by_key_group_continue_where_they_were() {

@@ -21,32 +21,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::base::{OperatorFailure, SubtaskContext, UserError};
 use crate::frame::{AnyFrame, Record};
-
-/// An error returned by user code (a function, a source, a sink); it fails the job.
-pub type UserError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// What went wrong inside an operator.
-#[derive(Debug, thiserror::Error)]
-pub enum OperatorFailure {
-    /// User code panicked; the panic message.
-    #[error("panicked: {0}")]
-    Panicked(String),
-    /// User code returned an error.
-    #[error("{0}")]
-    Failed(UserError),
-}
-
-impl OperatorFailure {
-    pub(crate) fn from_panic(payload: Box<dyn std::any::Any + Send>) -> OperatorFailure {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "non-text panic payload".to_string());
-        OperatorFailure::Panicked(message)
-    }
-}
 
 /// A failure at a given position of a task's operator chain.
 #[derive(Debug)]
@@ -65,41 +41,6 @@ pub(crate) trait FrameSink {
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure>;
     /// Passes on a change of idleness: an idle stream holds no watermark back downstream.
     fn idleness(&mut self, idle: bool) -> Result<(), ChainFailure>;
-}
-
-/// Information an operator instance receives when it is created for one subtask.
-#[derive(Debug, Clone)]
-pub struct SubtaskContext {
-    /// The operator's name in the job graph.
-    pub operator_name: String,
-    /// This subtask's index, `0..parallelism`.
-    pub subtask_index: usize,
-    /// Number of parallel subtasks of the operator.
-    pub parallelism: usize,
-    /// Number of key groups of the job.
-    pub max_parallelism: usize,
-    /// Records per frame the runtime builds.
-    pub frame_records_max: usize,
-    /// Names of the operator's consumed side outputs, in side-output order.
-    pub side_outputs: Vec<String>,
-    /// Shortest time between two watermarks a watermark generator emits.
-    pub watermark_interval: std::time::Duration,
-}
-
-impl SubtaskContext {
-    /// A context for unit tests: subtask 0 of 1.
-    #[cfg(test)]
-    pub(crate) fn for_test(frame_records_max: usize) -> SubtaskContext {
-        SubtaskContext {
-            operator_name: "test".into(),
-            subtask_index: 0,
-            parallelism: 1,
-            max_parallelism: 128,
-            frame_records_max,
-            side_outputs: Vec::new(),
-            watermark_interval: std::time::Duration::from_millis(10),
-        }
-    }
 }
 
 /// Brings a task back for an operator whose work finishes outside the task's turns (a request

@@ -13,8 +13,9 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::keyed::Key;
-use super::{FrameOperator, Output, OutputTag, UserError};
+use super::{FrameOperator, Output, OutputTag};
+use crate::base::Key;
+use crate::base::UserError;
 use crate::frame::Record;
 use crate::state::{
     HeapStateBackend, KeyContext, KeyGroupSnapshot, KeyGroupTimers, KeyGroupedState, OperatorKeyGroupSnapshot, StateBackend, StateError,
@@ -197,9 +198,10 @@ impl<K: Key, In: Record, F: Send, KeyFn: Send> KeyGroupedState for KeyedProcessO
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::SubtaskContext;
     use crate::key_group::{assign_key_group, KeyGroupRange};
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
-    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::operator::{ErasedFrameOperator, OperatorChain};
     use crate::state::{StateDescriptor, SystemClock, ValueState};
 
     /// Counts a key's records; 50 ms after each record's time, emits (key, count, timer time)

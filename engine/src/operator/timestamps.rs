@@ -10,7 +10,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{FrameOperator, Output, UserError};
+use crate::base::UserError;
+
+use super::{FrameOperator, Output};
 use crate::frame::Record;
 use crate::time::watermark::WatermarkGenerator;
 

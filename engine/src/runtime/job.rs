@@ -19,13 +19,14 @@ use super::task::{
     InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
     TaskState,
 };
+use crate::base::{OperatorFailure, SubtaskContext, UserError};
 use crate::channel::credit::{CreditSender, GateCredits};
 use crate::channel::partitioner::Partitioning;
 use crate::config::EngineConfig;
 use crate::error::JobError;
 use crate::graph::logical::{GraphFactories, JobGraph, NodeFactory, PartitionerSetup};
 use crate::graph::plan::ExecutionPlan;
-use crate::operator::{OperatorChain, OperatorFailure, SubtaskContext, UserError};
+use crate::operator::OperatorChain;
 
 /// Counts of one operator over all its subtasks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
+use crate::base::OperatorFailure;
 use crate::channel::credit::{ChannelEvent, CreditSender, GateCredits};
 use crate::channel::partitioner::{ErasedPartitioner, FrameDispatch};
 use crate::frame::AnyFrame;
-use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, OperatorFailure, TaskWaker};
+use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, TaskWaker};
 use crate::source::{ErasedSourceReader, ReaderStatus};
 
 /// Messages a task actor handles.

@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Sink, SinkWriter};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// Collects records into a shared vector; read it with [`CollectSink::records`] after the job.
 pub struct CollectSink<T> {

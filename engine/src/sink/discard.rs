@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::{Sink, SinkWriter};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// Discards records, counting them.
 #[derive(Clone, Default)]

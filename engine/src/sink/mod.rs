@@ -11,8 +11,8 @@ pub mod file;
 pub mod print;
 pub mod sample;
 
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// A parallel sink of records of type `T`.
 pub trait Sink<T: Record>: Send + Sync + 'static {

@@ -5,8 +5,8 @@ use std::fmt::Debug;
 use std::io::Write;
 
 use super::{Sink, SinkWriter};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// Prints records with `Debug`.
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Sink, SinkWriter};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// Counts records and keeps the most recent samples.
 pub struct SampleSink<T> {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::{ReaderStatus, Source, SourceReader};
-use crate::operator::{SubtaskContext, UserError};
+use crate::base::{SubtaskContext, UserError};
 use crate::record::InlineStr;
 
 /// One bid of the bids workload.

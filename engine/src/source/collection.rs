@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{ReaderStatus, Source, SourceReader};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// Emits the records of a collection once, then finishes.
 pub struct CollectionSource<T> {

@@ -18,8 +18,8 @@ use csv::StringRecord;
 use serde::de::DeserializeOwned;
 
 use super::{ReaderStatus, Source, SourceReader};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// Why a file source could not list, open or decode its input.
 #[derive(Debug, thiserror::Error)]

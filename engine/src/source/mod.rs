@@ -11,8 +11,8 @@ pub mod collection;
 pub mod file;
 pub mod nexmark;
 
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{SubtaskContext, UserError};
 
 /// What a reader reports after filling a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::{ReaderStatus, Source, SourceReader};
-use crate::operator::{SubtaskContext, UserError};
+use crate::base::{SubtaskContext, UserError};
 use crate::record::InlineStr;
 
 /// Id of the first person (nexmark `GeneratorConfig.FIRST_PERSON_ID`).

@@ -21,8 +21,8 @@ use super::descriptor::{StateDescriptor, StateKind, StateValue};
 use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
 use super::ttl::StateTtlConfig;
 use super::StateError;
+use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{AggregateFunction, Key};
 
 /// Stores the keyed state of one operator subtask, organised by key group.
 ///

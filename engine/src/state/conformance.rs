@@ -16,8 +16,8 @@ use super::{
     AggregatingState, Clock, KeyContext, ListState, ManualClock, MapState, ReducingState, StateBackend, StateDescriptor, StateError,
     StateHandle, StateKind, StateTtlConfig, TimerService, TtlUpdateType, ValueState,
 };
+use crate::base::AggregateFunction;
 use crate::key_group::{assign_key_group, KeyGroupRange};
-use crate::operator::keyed::AggregateFunction;
 
 /// Makes an empty backend for a key group range, a max parallelism and a clock.
 pub(crate) type MakeBackend<'a, B> = &'a dyn Fn(KeyGroupRange, usize, Arc<dyn Clock>) -> B;

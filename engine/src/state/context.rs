@@ -14,8 +14,8 @@ use std::hash::Hash;
 use super::backend::StateBackend;
 use super::heap::HeapStateBackend;
 use super::timers::{TimeDomain, TimerService};
+use crate::base::Key;
 use crate::key_group::assign_key_group;
-use crate::operator::keyed::Key;
 
 /// A key and its key group, computed once with `assign_key_group`.
 pub struct ScopedKey<'a, K> {

@@ -13,7 +13,7 @@ use std::marker::PhantomData;
 use super::backend::StateBackend;
 use super::context::KeyContext;
 use super::descriptor::{StateKind, StateValue};
-use crate::operator::keyed::Key;
+use crate::base::Key;
 
 /// Index of a state within its backend, in order of registration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

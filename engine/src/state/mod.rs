@@ -41,7 +41,7 @@ pub mod ttl;
 #[cfg(test)]
 mod conformance;
 
-pub use crate::operator::keyed::Key;
+pub use crate::base::Key;
 pub use backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
 pub use context::{KeyContext, ScopedKey};
 pub use descriptor::{StateDescriptor, StateKind, StateValue};

@@ -20,8 +20,8 @@ use rustc_hash::FxHashMap;
 
 use super::context::ScopedKey;
 use super::StateError;
+use crate::base::Key;
 use crate::key_group::{assign_key_group, KeyGroupRange};
-use crate::operator::keyed::Key;
 
 /// A timer's time domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]

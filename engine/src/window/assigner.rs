@@ -14,9 +14,9 @@ use super::sliding::SlidingEventTimeWindows;
 use super::trigger::Trigger;
 use super::tumbling::TumblingEventTimeWindows;
 use super::TimeWindow;
+use crate::base::Key;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::Key;
 use crate::operator::FrameOperator;
 
 /// Assigns each timestamp to the windows that contain it.

@@ -7,9 +7,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use super::{TimeWindow, WindowResult};
+use crate::base::UserError;
+use crate::base::{AggregateFunction, MergingAggregateFunction};
 use crate::frame::Record;
-use crate::operator::keyed::{AggregateFunction, MergingAggregateFunction};
-use crate::operator::{Output, UserError};
+use crate::operator::Output;
 
 /// What a window operator needs from a window function (implemented by the engine's aggregate,
 /// reduce and process window functions).

@@ -13,10 +13,12 @@ use super::function::WindowFunction;
 use super::global::GlobalWindow;
 use super::trigger::{Trigger, TriggerResult};
 use super::TimeWindow;
+use crate::base::Key;
+use crate::base::UserError;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{Key, KeyedStateMap};
-use crate::operator::{FrameOperator, Output, UserError};
+use crate::operator::keyed::KeyedStateMap;
+use crate::operator::{FrameOperator, Output};
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// The global window as a time window, for results.
@@ -166,9 +168,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::base::SubtaskContext;
     use crate::key_group::assign_key_group;
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
-    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::operator::{ErasedFrameOperator, OperatorChain};
     use crate::window::function::ReduceWindowFunction;
     use crate::window::trigger::CountTrigger;
     use crate::window::WindowResult;

@@ -19,10 +19,12 @@ use std::collections::VecDeque;
 use super::assigner::WindowAssigner;
 use super::function::WindowFunction;
 use super::TimeWindow;
+use crate::base::Key;
+use crate::base::UserError;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{Key, KeyedStateMap};
-use crate::operator::{FrameOperator, Output, OutputTag, UserError};
+use crate::operator::keyed::KeyedStateMap;
+use crate::operator::{FrameOperator, Output, OutputTag};
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// A record that came after its windows were gone, with the (last) window it missed.
@@ -295,10 +297,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::base::AggregateFunction;
+    use crate::base::SubtaskContext;
     use crate::key_group::assign_key_group;
-    use crate::operator::keyed::AggregateFunction;
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
-    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::operator::{ErasedFrameOperator, OperatorChain};
     use crate::window::function::AggregateWindowFunction;
     use crate::window::sliding::SlidingEventTimeWindows;
 

@@ -17,10 +17,12 @@ use std::collections::BTreeMap;
 use super::function::MergingWindowFunction;
 use super::operator::{LatePolicy, LateRecord};
 use super::session::{EventTimeSessionWindows, SessionWindowSet};
+use crate::base::Key;
+use crate::base::UserError;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{Key, KeyedStateMap};
-use crate::operator::{FrameOperator, Output, UserError};
+use crate::operator::keyed::KeyedStateMap;
+use crate::operator::{FrameOperator, Output};
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// A session's state and whether it has fired before.
@@ -215,10 +217,11 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::base::SubtaskContext;
+    use crate::base::{AggregateFunction, MergingAggregateFunction};
     use crate::key_group::assign_key_group;
-    use crate::operator::keyed::{AggregateFunction, MergingAggregateFunction};
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
-    use crate::operator::{ErasedFrameOperator, OperatorChain, SubtaskContext};
+    use crate::operator::{ErasedFrameOperator, OperatorChain};
     use crate::window::function::AggregateWindowFunction;
     use crate::window::WindowResult;
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub(crate) use operator::AsyncIoOperator;
 pub use retry::{Backoff, RetryStrategy, RETRY_ATTEMPTS_MAX, RETRY_DELAY_MAX};
 
-use super::UserError;
+use crate::base::UserError;
 
 /// A boxed future that can run on any thread of a runtime.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

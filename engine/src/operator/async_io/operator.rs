@@ -16,8 +16,9 @@ use std::sync::Arc;
 use super::queue::{Emission, ResultQueue};
 use super::request::{run_request, Completion, Outcome, RequestContext};
 use super::{AsyncFunction, AsyncIoError, AsyncOptions, RequestTimedOut};
+use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
-use crate::operator::{FrameOperator, Output, SubtaskContext, TaskWaker, UserError};
+use crate::operator::{FrameOperator, Output, TaskWaker};
 
 /// One subtask of an async I/O operator.
 pub(crate) struct AsyncIoOperator<In, Out, F> {

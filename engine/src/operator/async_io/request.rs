@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use super::retry::RetryStrategy;
 use super::AsyncFunction;
-use crate::operator::{TaskWaker, UserError};
+use crate::base::UserError;
+use crate::operator::TaskWaker;
 
 /// How one request ended.
 pub(crate) enum Outcome<In, Out> {

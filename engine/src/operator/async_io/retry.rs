@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::AsyncOptionsError;
-use crate::operator::UserError;
+use crate::base::UserError;
 
 /// Most attempts (the first call and its retries) a strategy may allow.
 pub const RETRY_ATTEMPTS_MAX: u32 = 1_000;

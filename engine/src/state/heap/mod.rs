@@ -21,8 +21,8 @@ use super::descriptor::{StateDescriptor, StateKind, StateValue};
 use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
 use super::ttl::{Clock, StateTtlConfig, SystemClock, TtlPolicy};
 use super::StateError;
+use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{AggregateFunction, Key};
 
 /// Keyed state of one subtask, in memory.
 pub struct HeapStateBackend<K> {

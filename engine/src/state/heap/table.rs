@@ -16,8 +16,8 @@ use std::marker::PhantomData;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{AggregateFunction, Key};
 use crate::state::context::ScopedKey;
 use crate::state::descriptor::StateValue;
 use crate::state::ttl::{Clock, TtlPolicy, TtlValue};

@@ -1,0 +1,36 @@
+//! What user code (an operator, a source, a sink) learns about the subtask it is created for.
+
+/// Information an operator instance receives when it is created for one subtask.
+#[derive(Debug, Clone)]
+pub struct SubtaskContext {
+    /// The operator's name in the job graph.
+    pub operator_name: String,
+    /// This subtask's index, `0..parallelism`.
+    pub subtask_index: usize,
+    /// Number of parallel subtasks of the operator.
+    pub parallelism: usize,
+    /// Number of key groups of the job.
+    pub max_parallelism: usize,
+    /// Records per frame the runtime builds.
+    pub frame_records_max: usize,
+    /// Names of the operator's consumed side outputs, in side-output order.
+    pub side_outputs: Vec<String>,
+    /// Shortest time between two watermarks a watermark generator emits.
+    pub watermark_interval: std::time::Duration,
+}
+
+impl SubtaskContext {
+    /// A context for unit tests: subtask 0 of 1.
+    #[cfg(test)]
+    pub(crate) fn for_test(frame_records_max: usize) -> SubtaskContext {
+        SubtaskContext {
+            operator_name: "test".into(),
+            subtask_index: 0,
+            parallelism: 1,
+            max_parallelism: 128,
+            frame_records_max,
+            side_outputs: Vec::new(),
+            watermark_interval: std::time::Duration::from_millis(10),
+        }
+    }
+}
