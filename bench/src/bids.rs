@@ -1,4 +1,4 @@
-//! The four queries of the bids workload (BENCH.md section 1) as DataStream jobs.
+//! The four queries of the bids workload (bench/WORKLOADS.md section 1) as DataStream jobs.
 //!
 //! Every query ends in a discarding sink that reads each output record. `window` counts bids per
 //! auction in 10-second tumbling event-time windows, emitting each count once, when the watermark
@@ -29,7 +29,7 @@ pub enum BidsQuery {
 }
 
 impl BidsQuery {
-    /// All queries, in BENCH.md order.
+    /// All queries, in WORKLOADS.md order.
     pub const ALL: [BidsQuery; 4] = [BidsQuery::Passthrough, BidsQuery::Filter, BidsQuery::Window, BidsQuery::Agg];
 }
 

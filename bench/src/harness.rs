@@ -1,7 +1,7 @@
 //! Runs one benchmark query and measures it.
 //!
 //! Throughput is events generated per second over the job's run time (tasks started to last task
-//! finished: generator included, process start excluded), as BENCH.md defines it. Peak memory is
+//! finished: generator included, process start excluded), as bench/WORKLOADS.md defines it. Peak memory is
 //! the process's peak resident set, so the `tethys bench` command runs each query in a fresh
 //! process.
 

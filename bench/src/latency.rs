@@ -1,4 +1,4 @@
-//! End-to-end latency at a fixed input rate (BENCH.md section 3): the filter query of the bids
+//! End-to-end latency at a fixed input rate (bench/WORKLOADS.md section 3): the filter query of the bids
 //! workload, with the sink in its own task behind a rebalance so every record crosses a channel
 //! (frame building, linger, credits, an actor message) as it would between a source and a sink
 //! task of a real job.

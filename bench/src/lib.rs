@@ -1,4 +1,4 @@
-//! Tethys benchmarks: the bids workload queries and Nexmark queries of `shared/BENCH.md` as
+//! Tethys benchmarks: the bids workload queries and Nexmark queries of `bench/WORKLOADS.md` as
 //! DataStream jobs, and the harness that runs them and reports events per second, elapsed time and
 //! peak memory. The `tethys bench` command drives it; criterion micro-benchmarks live in the
 //! engine's `benches/`.

@@ -1,4 +1,4 @@
-//! Nexmark queries (BENCH.md section 2) as DataStream jobs over the Nexmark generator, as the
+//! Nexmark queries (bench/WORKLOADS.md section 2) as DataStream jobs over the Nexmark generator, as the
 //! nexmark project defines them for Flink. Throughput counts every generated event (persons,
 //! auctions and bids), as Nexmark reports it.
 //!

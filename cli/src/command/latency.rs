@@ -1,4 +1,4 @@
-//! `tethys latency`: end-to-end latency of the filter query at fixed input rates (BENCH.md
+//! `tethys latency`: end-to-end latency of the filter query at fixed input rates (bench/WORKLOADS.md
 //! section 3), one line per rate with p50, p99, p99.9 and the maximum.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! `InlineStr<N>`: a string of at most `N` bytes stored inside the record, with no heap allocation.
 //!
-//! Why: a heap `String` per field per record halves throughput on the hot path (TOOLCHAIN.md), and
+//! Why: a heap `String` per field per record halves throughput on the hot path (bench/WORKLOADS.md, the hand loop), and
 //! freeing a frame of them costs more again. Records of the bids and Nexmark workloads carry short
 //! strings, so they keep them inline; the record stays `Copy` and a frame of records is one
 //! contiguous allocation. Invariant: `bytes[..len]` is valid UTF-8 and `len <= N`.

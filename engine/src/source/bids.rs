@@ -1,4 +1,4 @@
-//! The bids workload generator of BENCH.md: deterministic bid records at full speed or at a rate.
+//! The bids workload generator of bench/WORKLOADS.md: deterministic bid records at full speed or at a rate.
 //!
 //! Every field of bid `id` is a function of `(seed, id)` alone, so a job sees the same records at
 //! any parallelism; subtask `i` of `p` generates ids `i+1, i+1+p, ...` so event time advances evenly
