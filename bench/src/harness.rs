@@ -15,6 +15,7 @@ use tethys_engine::source::nexmark::NexmarkSource;
 use tethys_engine::{EngineConfig, JobError, StreamEnvironment};
 
 use crate::bids::{self, BidsQuery};
+use crate::bursts::{self, BurstQuery};
 use crate::memory::peak_rss_bytes;
 use crate::nexmark::{self, NexmarkQuery};
 
@@ -25,6 +26,9 @@ pub enum Query {
     Bids(BidsQuery),
     /// A Nexmark query.
     Nexmark(NexmarkQuery),
+    /// A job emitting bursts behind a slow consumer (memory against the credit bound); not in
+    /// `all()`: its throughput is the slow stage's.
+    Burst(BurstQuery),
 }
 
 impl Query {
@@ -39,6 +43,7 @@ impl fmt::Display for Query {
         match self {
             Query::Bids(query) => query.fmt(f),
             Query::Nexmark(query) => query.fmt(f),
+            Query::Burst(query) => query.fmt(f),
         }
     }
 }
@@ -50,6 +55,7 @@ impl std::str::FromStr for Query {
         s.parse::<BidsQuery>()
             .map(Query::Bids)
             .or_else(|_| s.parse::<NexmarkQuery>().map(Query::Nexmark))
+            .or_else(|_| s.parse::<BurstQuery>().map(Query::Burst))
             .map_err(|_| format!("unknown query '{s}' (passthrough, filter, window, agg, q0, q1, q2)"))
     }
 }
@@ -91,13 +97,17 @@ pub struct BenchReport {
     /// Keyed state entries held by the job's stateful operators (per key, or per window and key at
     /// the peak), summed over subtasks; 0 for stateless queries.
     pub state_keys: u64,
+    /// Most frames that waited for credit on one output channel at once.
+    pub backlog_frames_peak: u32,
+    /// Most frames queued at one input gate at once, and the smallest gate capacity (its bound).
+    pub gate_frames_peak: (u32, u32),
 }
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={}",
+            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={} backlog_peak={} gate_peak={}/{}",
             self.query,
             self.parallelism,
             self.slots,
@@ -108,6 +118,9 @@ impl fmt::Display for BenchReport {
             self.peak_rss_bytes.map_or("unknown".to_string(), |b| format!("{:.1}MiB", b as f64 / (1 << 20) as f64)),
             self.frame_records_max,
             self.state_keys,
+            self.backlog_frames_peak,
+            self.gate_frames_peak.0,
+            self.gate_frames_peak.1,
         )
     }
 }
@@ -119,6 +132,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
     match spec.query {
         Query::Bids(query) => bids::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
         Query::Nexmark(query) => nexmark::define(&env, query, NexmarkSource::new(spec.events, spec.seed), sink.clone()),
+        Query::Burst(query) => bursts::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
     }
     let result = env.execute(&format!("bench-{}", spec.query))?;
     let seconds = result.elapsed.as_secs_f64().max(1e-9);
@@ -139,5 +153,7 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
             .filter(|(name, _)| name.starts_with("state_keys"))
             .map(|(_, keys)| keys)
             .sum(),
+        backlog_frames_peak: result.channels.output_backlog_frames_peak,
+        gate_frames_peak: (result.channels.gate_queued_frames_peak, result.channels.gate_capacity_min),
     })
 }

@@ -33,6 +33,8 @@ pub struct LatencySpec {
     pub seed: u64,
     /// Engine settings.
     pub config: EngineConfig,
+    /// Watermark alignment of the source's subtasks with this max drift; `None`: off.
+    pub alignment_max_drift: Option<Duration>,
 }
 
 /// What one latency run measured.
@@ -122,8 +124,11 @@ pub fn run(spec: &LatencySpec) -> Result<LatencyReport, JobError> {
     let merged = Arc::new(Mutex::new(histogram));
     let env = StreamEnvironment::new(spec.config.clone());
     let events = (spec.events_per_second as f64 * spec.duration.as_secs_f64()) as u64;
-    env.source("bids", BidsSource::new(events, spec.seed).with_rate(spec.events_per_second))
-        .map(|bid: Bid| (bid, Instant::now()))
+    let mut bids = env.source("bids", BidsSource::new(events, spec.seed).with_rate(spec.events_per_second));
+    if let Some(max_drift) = spec.alignment_max_drift {
+        bids = bids.watermark_alignment("bids", max_drift);
+    }
+    bids.map(|bid: Bid| (bid, Instant::now()))
         .name("stamp")
         .filter(|(bid, _): &(Bid, Instant)| filter_predicate(bid))
         .map(|(bid, created): (Bid, Instant)| StampedEuroBid { auction: bid.auction, euro: bid.price as f64 * 0.908, created })
@@ -155,6 +160,7 @@ mod tests {
             duration: Duration::from_millis(100),
             seed: 3,
             config: EngineConfig { slots: 2, parallelism: 1, ..EngineConfig::default() },
+            alignment_max_drift: None,
         };
         let report = run(&spec).unwrap();
         let source = BidsSource::new(20_000, 3);

@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod bids;
+pub mod bursts;
 pub mod harness;
 pub mod latency;
 pub mod memory;

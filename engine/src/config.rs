@@ -24,18 +24,16 @@ pub const LINGER_DEFAULT: Duration = Duration::from_millis(1);
 /// Longest linger accepted: beyond this, latency is no longer a tuning choice but a stall.
 pub const LINGER_MAX: Duration = Duration::from_secs(1);
 /// Default time between two watermarks a source emits (Flink's auto-watermark interval, whose
-/// default is 200 ms). 1 ms here: event-time results follow within milliseconds, window state
-/// stays small, and watermark alignment between inputs advances in small steps instead of
-/// holding a leader's frames for a whole interval (measured in bench/RESULTS.md: with 10 ms,
-/// filter p99 at p=2 was 11-12 ms and window state 180 K entries; with 1 ms, 1.8-3.3 ms and 26 K).
-/// A watermark costs one in-band event per channel, no credit.
+/// default is 200 ms). 1 ms here: event-time results follow within milliseconds and window state
+/// stays small (measured in bench/RESULTS.md: with 10 ms, filter p99 at p=2 was 11-12 ms and
+/// window state 180 K entries; with 1 ms, 1.8-3.3 ms and 26 K). A watermark costs one in-band
+/// event per channel, no credit. It must be above zero: a zero interval would ask for a periodic
+/// watermark at every moment, a busy loop; a generator that emits after chosen records is a
+/// punctuated generator instead.
 pub const WATERMARK_INTERVAL_DEFAULT: Duration = Duration::from_millis(1);
-/// Default largest lead of one input channel's event time over its gate's watermark. Two seconds
-/// keeps a few windows of seconds open while letting producers run freely within it; Flink has
-/// the same mechanism (watermark alignment) off by default, but there each task has its own
-/// thread, while here producers and consumers share cores and a leader starves the laggards.
-pub const WATERMARK_ALIGNMENT_MAX_DRIFT_DEFAULT: Duration = Duration::from_secs(2);
-/// Time a source task waits before polling a reader again after it reported `Idle`.
+/// Time a source task waits before polling a reader again after it reported `Idle`, or before it
+/// checks again whether watermark alignment still holds it back (`DataStream::watermark_alignment`,
+/// off unless a source sets it, as in Flink).
 pub const SOURCE_IDLE_POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Most exclusive credits (buffers) per channel.
 pub const EXCLUSIVE_CREDITS_MAX: u32 = 1024;
@@ -58,11 +56,8 @@ pub struct EngineConfig {
     pub frame_records_max: usize,
     /// Time a partly filled output frame waits for more records before it is sent.
     pub linger: Duration,
-    /// Shortest time between two watermarks a source subtask emits.
+    /// Shortest time between two watermarks a source subtask emits; above zero.
     pub watermark_interval: Duration,
-    /// Watermark alignment: an input gate stops taking frames from a channel whose watermark
-    /// leads the gate's by more than this, until the others catch up. `None` turns it off.
-    pub watermark_alignment_max_drift: Option<Duration>,
     /// Buffers reserved for each channel at its receiver; the sender starts with this many credits.
     pub exclusive_credits_per_channel: u32,
     /// Buffers shared by all channels of an input gate, handed to channels that announce a backlog.
@@ -83,7 +78,6 @@ impl Default for EngineConfig {
             frame_records_max: FRAME_RECORDS_MAX_DEFAULT,
             linger: LINGER_DEFAULT,
             watermark_interval: WATERMARK_INTERVAL_DEFAULT,
-            watermark_alignment_max_drift: Some(WATERMARK_ALIGNMENT_MAX_DRIFT_DEFAULT),
             exclusive_credits_per_channel: 2,
             floating_credits_per_gate: 8,
             frames_per_turn_max: 4,
@@ -119,7 +113,12 @@ impl EngineConfig {
         check((1..=MAX_PARALLELISM_MAX).contains(&self.max_parallelism), "max_parallelism", self.max_parallelism, "1..=32768")?;
         check((1..=FRAME_RECORDS_MAX_LIMIT).contains(&self.frame_records_max), "frame_records_max", self.frame_records_max, "1..=1048576")?;
         check(self.linger <= LINGER_MAX, "linger", format!("{:?}", self.linger), "<= 1s")?;
-        check(self.watermark_interval <= LINGER_MAX, "watermark_interval", format!("{:?}", self.watermark_interval), "<= 1s")?;
+        check(
+            !self.watermark_interval.is_zero() && self.watermark_interval <= LINGER_MAX,
+            "watermark_interval",
+            format!("{:?}", self.watermark_interval),
+            "above 0 and <= 1s",
+        )?;
         check(
             (1..=EXCLUSIVE_CREDITS_MAX).contains(&self.exclusive_credits_per_channel),
             "exclusive_credits_per_channel",
@@ -143,6 +142,14 @@ mod tests {
     #[test]
     fn default_config_is_valid() {
         EngineConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn zero_slots_and_zero_watermark_interval_are_rejected_by_name() {
+        let config = EngineConfig { slots: 0, ..EngineConfig::default() };
+        assert_eq!(config.validate().unwrap_err().field, "slots");
+        let config = EngineConfig { watermark_interval: Duration::ZERO, ..EngineConfig::default() };
+        assert_eq!(config.validate().unwrap_err().field, "watermark_interval");
     }
 
     #[test]

@@ -39,6 +39,23 @@ pub enum JobError {
         /// What happened.
         failure: OperatorFailure,
     },
+    /// The key selector of a hash-partitioned edge failed: it runs in the producing subtask, on
+    /// behalf of the consuming (keyed) operator.
+    #[error("job '{job}': key selector of edge '{from}' -> '{to}' (in subtask {subtask} of {parallelism} of '{from}') failed: {failure}")]
+    KeySelectorFailed {
+        /// The job.
+        job: String,
+        /// The producing operator, whose subtask ran the key selector.
+        from: String,
+        /// The consuming operator the records were keyed for.
+        to: String,
+        /// The producing subtask's index.
+        subtask: usize,
+        /// The producer's parallelism.
+        parallelism: usize,
+        /// What happened.
+        failure: OperatorFailure,
+    },
     /// The runtime could not start or lost a slot (an engine fault, not the job's).
     #[error("job '{job}': runtime failure: {reason}")]
     Runtime {
@@ -54,6 +71,7 @@ impl JobError {
     pub fn operator(&self) -> Option<&str> {
         match self {
             JobError::OperatorFailed { operator, .. } => Some(operator),
+            JobError::KeySelectorFailed { to, .. } => Some(to),
             _ => None,
         }
     }

@@ -37,9 +37,10 @@ async fn triple(x: u64) -> Result<(u64, u64), UserError> {
     Ok((x, 3 * x))
 }
 
-/// Records 0..n with event time = value, a watermark after every frame.
+/// Records 0..n with event time = value, a watermark after nearly every frame (the shortest
+/// interval; zero is refused).
 fn config(parallelism: usize, frame_records_max: usize) -> EngineConfig {
-    EngineConfig { slots: 2, parallelism, frame_records_max, watermark_interval: Duration::ZERO, ..EngineConfig::default() }
+    EngineConfig { slots: 2, parallelism, frame_records_max, watermark_interval: Duration::from_micros(1), ..EngineConfig::default() }
 }
 
 /// Fails the job if a record arrives at or behind a watermark already seen (a result moved across

@@ -1,27 +1,50 @@
 //! Flow control end to end: a slow sink slows the source instead of letting frames pile up; the
-//! counts of queued frames stay within the credit bounds (asserted on counts, never on time).
+//! counts of queued frames stay within the credit bounds (asserted on counts, never on time). Also
+//! when one step emits far more than the credits allow: a flat_map that explodes, a watermark that
+//! fires thousands of windows or event-time timers, processing-time timers that all come due at
+//! once. The operator stops when its output blocks and goes on when credit returns, so at most
+//! `OUTPUT_OVERDRAFT_FRAMES_MAX` frames per channel ever wait beyond the credits.
 
 use std::time::Duration;
 
 use tethys_engine::sink::{Sink, SinkWriter};
 use tethys_engine::UserError;
-use tethys_engine::{EngineConfig, StreamEnvironment, SubtaskContext};
+use std::sync::atomic::Ordering;
+
+use tethys_engine::channel::credit::OUTPUT_OVERDRAFT_FRAMES_MAX;
+use tethys_engine::state::TimeDomain;
+use tethys_engine::{
+    EngineConfig, EventTimeTrigger, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy,
+    WindowResult,
+};
 
 /// A sink that takes a while per frame and counts what it got.
-#[derive(Clone, Default)]
-struct SlowSink {
+struct SlowSink<T> {
     records: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    _records: std::marker::PhantomData<fn(T)>,
 }
 
-impl Sink<u64> for SlowSink {
-    fn create_writer(&self, _context: &SubtaskContext) -> Result<Box<dyn SinkWriter<u64>>, UserError> {
+impl<T> Default for SlowSink<T> {
+    fn default() -> Self {
+        SlowSink { records: Default::default(), _records: std::marker::PhantomData }
+    }
+}
+
+impl<T> Clone for SlowSink<T> {
+    fn clone(&self) -> Self {
+        SlowSink { records: std::sync::Arc::clone(&self.records), _records: std::marker::PhantomData }
+    }
+}
+
+impl<T: Send + 'static> Sink<T> for SlowSink<T> {
+    fn create_writer(&self, _context: &SubtaskContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         Ok(Box::new(self.clone()))
     }
 }
 
-impl SinkWriter<u64> for SlowSink {
-    fn write_frame(&mut self, frame: Vec<u64>) -> Result<(), UserError> {
-        std::thread::sleep(Duration::from_micros(200));
+impl<T: Send + 'static> SinkWriter<T> for SlowSink<T> {
+    fn write_frame(&mut self, frame: Vec<T>) -> Result<(), UserError> {
+        std::thread::sleep(Duration::from_micros(50));
         self.records.fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
@@ -39,7 +62,7 @@ fn slow_sink_keeps_queued_frames_within_the_credit_bound() {
             ..EngineConfig::default()
         };
         let env = StreamEnvironment::new(config);
-        let sink = SlowSink::default();
+        let sink = SlowSink::<u64>::default();
         let records = 16 * 1000u64; // 1000 frames: far more than any bound below
         env.from_collection((0..records).collect::<Vec<_>>()).rebalance().sink("slow", sink.clone());
         let result = env.execute("backpressure").unwrap();
@@ -52,5 +75,116 @@ fn slow_sink_keeps_queued_frames_within_the_credit_bound() {
         assert!(channels.output_backlog_frames_peak >= 1, "the source never waited for credit");
         // ...but never more than the one frame a blocked task may have produced.
         assert_eq!(channels.output_backlog_frames_peak, 1, "a blocked source kept producing");
+    }
+}
+
+/// A small-frame configuration with a slow sink behind a rebalance: the credit bound is
+/// `exclusive + floating` = 3 frames of 16 records at the sink's gate.
+fn tight_config() -> EngineConfig {
+    EngineConfig {
+        slots: 2,
+        parallelism: 1,
+        frame_records_max: 16,
+        exclusive_credits_per_channel: 2,
+        floating_credits_per_gate: 1,
+        ..EngineConfig::default()
+    }
+}
+
+/// Checks that nothing was lost and that no output channel held more than the overdraft beyond
+/// its credits, although the step under test emitted `burst_frames` frames at once.
+fn assert_within_the_overdraft(result: &tethys_engine::JobResult, delivered: u64, expected: u64, burst_frames: u64) {
+    assert_eq!(delivered, expected, "nothing lost");
+    assert!(burst_frames > 20 * OUTPUT_OVERDRAFT_FRAMES_MAX as u64, "the burst must dwarf the bound");
+    let channels = result.channels;
+    assert!(channels.gate_queued_frames_peak <= channels.gate_capacity_min, "gate over its capacity: {channels:?}");
+    assert!(
+        channels.output_backlog_frames_peak <= OUTPUT_OVERDRAFT_FRAMES_MAX,
+        "{} frames waited for credit on one channel, overdraft {OUTPUT_OVERDRAFT_FRAMES_MAX}",
+        channels.output_backlog_frames_peak
+    );
+}
+
+#[test]
+fn an_exploding_flat_map_stops_at_the_credit_bound() {
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<u64>::default();
+    let fan_out = 2_000u64;
+    env.from_collection((0..32u64).collect::<Vec<_>>()).flat_map(move |r: u64| (0..fan_out).map(move |k| r * fan_out + k)).rebalance().sink(
+        "slow",
+        sink.clone(),
+    );
+    let result = env.execute("explode").unwrap();
+    let expected = 32 * fan_out;
+    assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), expected, expected / 16);
+}
+
+#[test]
+fn a_watermark_firing_thousands_of_windows_waits_for_credit() {
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<WindowResult<u64, u64>>::default();
+    let keys = 8_000u64;
+    env.from_collection((0..keys).map(|k| (k, 1_000i64)).collect::<Vec<_>>())
+        .key_by(|r: &(u64, i64)| r.0)
+        .window(TumblingEventTimeWindows::of(Duration::from_secs(10)), |r: &(u64, i64)| r.1)
+        .count()
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("window-burst").unwrap();
+    assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), keys, keys / 16);
+}
+
+#[test]
+fn global_windows_firing_at_the_end_of_input_wait_for_credit() {
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<WindowResult<u64, u64>>::default();
+    let keys = 8_000u64;
+    env.from_collection((0..keys).map(|k| (k, 1_000i64)).collect::<Vec<_>>())
+        .key_by(|r: &(u64, i64)| r.0)
+        .window(GlobalWindows::create().with_trigger(EventTimeTrigger::new()), |r: &(u64, i64)| r.1)
+        .count()
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("global-window-burst").unwrap();
+    assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), keys, keys / 16);
+}
+
+/// Registers, per record, a timer in `domain` that is due at once (processing time) or at the end
+/// of input (event time); each timer emits one record.
+struct TimerPerKey(TimeDomain);
+
+impl KeyedProcessFunction<u64, u64, u64> for TimerPerKey {
+    fn process_element(&mut self, _record: u64, ctx: &mut ProcessContext<'_, '_, u64, u64>) -> Result<(), UserError> {
+        match self.0 {
+            TimeDomain::ProcessingTime => {
+                let now = ctx.current_processing_time();
+                ctx.register_processing_time_timer(now);
+            }
+            TimeDomain::EventTime => ctx.register_event_time_timer(1_000),
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, _timestamp: i64, _domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, u64, u64>) -> Result<(), UserError> {
+        let key = *ctx.key();
+        ctx.emit(key);
+        Ok(())
+    }
+}
+
+#[test]
+fn timers_that_come_due_together_wait_for_credit() {
+    for domain in [TimeDomain::ProcessingTime, TimeDomain::EventTime] {
+        let env = StreamEnvironment::new(tight_config());
+        let sink = SlowSink::<u64>::default();
+        let keys = 6_000u64;
+        env.from_collection((0..keys).collect::<Vec<_>>())
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_monotonous_timestamps(|_: &u64| 1_000))
+            .key_by(|k: &u64| *k)
+            .process("timers", move || TimerPerKey(domain))
+            .rebalance()
+            .sink("slow", sink.clone());
+        let result = env.execute("timer-burst").unwrap();
+        assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), keys, keys / 16);
     }
 }

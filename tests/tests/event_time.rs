@@ -12,16 +12,18 @@ use tethys_tests::IdleUntilReleased;
 
 #[test]
 fn bounded_out_of_orderness_counts_disordered_records_and_drops_late_ones() {
-    // One record per frame and a watermark after each, so lateness is decided record by record.
-    let config =
-        EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
+    // A watermark after each record (a punctuated generator), so lateness is decided record by
+    // record.
+    let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, ..EngineConfig::default() };
     let env = StreamEnvironment::new(config);
     let out = CollectSink::new();
     // Watermark = max - 2000 - 1. After 12 000 it is 9 999: window [0, 10 s) fires with 1000, 500
     // and 2500 (500 was out of order but within the bound); 3000 then comes too late.
     let timestamps: Vec<i64> = vec![1_000, 500, 2_500, 12_000, 3_000, 25_000];
     env.from_collection(timestamps)
-        .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(2), |ts: &i64| *ts))
+        .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness_per_record(Duration::from_secs(2), |ts: &i64| {
+            *ts
+        }))
         .key_by(|_ts: &i64| 0u8)
         .window(TumblingEventTimeWindows::of(Duration::from_secs(10)), |ts: &i64| *ts)
         .count()

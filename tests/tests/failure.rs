@@ -1,12 +1,21 @@
 //! Failing jobs: a panicking or erroring operator, source or sink fails the job with an error that
-//! names the operator and subtask, and nothing hangs, even with an endless source upstream.
+//! names the operator and subtask, and nothing hangs, even with an endless source upstream: not a
+//! panic while a subtask is built or opened, not a panicking key selector, not an actor that dies
+//! without a report. Every job that could hang runs with a deadline.
+
+use std::sync::mpsc;
+use std::time::Duration;
 
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::sink::{Sink, SinkWriter};
 use tethys_engine::source::bids::{Bid, BidsSource};
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
+use tethys_engine::time::watermark::BoundedOutOfOrderness;
 use tethys_engine::UserError;
-use tethys_engine::{EngineConfig, JobError, OperatorFailure, StreamEnvironment, SubtaskContext};
+use tethys_engine::{
+    EngineConfig, FrameOperator, JobError, JobResult, OperatorFailure, Output, StreamEnvironment, SubtaskContext, TaskWaker,
+    WatermarkStrategy,
+};
 
 fn environment(parallelism: usize) -> StreamEnvironment {
     StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() })
@@ -140,4 +149,204 @@ fn invalid_graph_and_config_are_rejected_before_running() {
     env.from_collection(vec![1i64]).sink("discard", DiscardSink::new());
     let error = env.execute("bad-config").unwrap_err();
     assert!(error.to_string().contains("frame_records_max"), "{error}");
+}
+
+/// Builds and runs a job on its own thread and waits at most 30 s for its outcome: a job that
+/// hangs fails the test instead of the suite.
+fn execute_within_deadline(job: &'static str, define: impl FnOnce(&StreamEnvironment) + Send + 'static) -> Result<JobResult, JobError> {
+    execute_with_config_within_deadline(job, EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() }, define)
+}
+
+fn execute_with_config_within_deadline(
+    job: &'static str,
+    config: EngineConfig,
+    define: impl FnOnce(&StreamEnvironment) + Send + 'static,
+) -> Result<JobResult, JobError> {
+    let (done_tx, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let env = StreamEnvironment::new(config);
+        define(&env);
+        let _ = done_tx.send(env.execute(job));
+    });
+    match done.recv_timeout(Duration::from_secs(30)) {
+        Ok(outcome) => outcome,
+        Err(_) => panic!("job '{job}' still running after 30 s: it hangs"),
+    }
+}
+
+fn assert_panicked(failure: &OperatorFailure, message: &str) {
+    assert!(matches!(failure, OperatorFailure::Panicked(m) if m.contains(message)), "expected a panic with '{message}', got {failure}");
+}
+
+/// Panics in `create_reader` of subtask 1; subtask 0 reads endlessly.
+struct PanicsWhenCreated;
+
+impl Source<Bid> for PanicsWhenCreated {
+    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<Bid>>, UserError> {
+        if context.subtask_index == 1 {
+            panic!("no reader for subtask 1");
+        }
+        endless().create_reader(context)
+    }
+}
+
+#[test]
+fn panic_while_creating_a_source_reader_fails_the_job() {
+    let outcome = execute_within_deadline("reader-panics", |env| {
+        env.source("fragile", PanicsWhenCreated).sink("discard", DiscardSink::new());
+    });
+    let (operator, subtask, failure) = operator_failure(outcome.unwrap_err());
+    assert_eq!((operator.as_str(), subtask), ("Source: fragile", 1));
+    assert_panicked(&failure, "no reader for subtask 1");
+}
+
+#[test]
+fn panic_in_an_operator_factory_fails_the_job() {
+    let outcome = execute_within_deadline("factory-panics", |env| {
+        env.source("bids", endless())
+            .rebalance()
+            .process("unbuildable", |context: &SubtaskContext| -> PassThrough {
+                if context.subtask_index == 0 {
+                    panic!("cannot build subtask 0");
+                }
+                PassThrough { panic_on_start: false }
+            })
+            .sink("discard", DiscardSink::new());
+    });
+    let (operator, subtask, failure) = operator_failure(outcome.unwrap_err());
+    assert_eq!((operator.as_str(), subtask), ("unbuildable", 0));
+    assert_panicked(&failure, "cannot build subtask 0");
+}
+
+struct PassThrough {
+    panic_on_start: bool,
+}
+
+impl FrameOperator<Bid, Bid> for PassThrough {
+    fn process(&mut self, frame: Vec<Bid>, out: &mut Output<'_, Bid>) -> Result<(), UserError> {
+        out.emit_frame(frame);
+        Ok(())
+    }
+
+    fn on_start(&mut self, _waker: TaskWaker) {
+        if self.panic_on_start {
+            panic!("cannot open");
+        }
+    }
+}
+
+#[test]
+fn panic_while_an_operator_opens_fails_the_job() {
+    let outcome = execute_within_deadline("open-panics", |env| {
+        env.source("bids", endless())
+            .rebalance()
+            .process("unopenable", |_: &SubtaskContext| PassThrough { panic_on_start: true })
+            .sink("discard", DiscardSink::new());
+    });
+    let (operator, _, failure) = operator_failure(outcome.unwrap_err());
+    assert_eq!(operator, "unopenable");
+    assert_panicked(&failure, "cannot open");
+}
+
+struct PanickingSink;
+
+impl Sink<Bid> for PanickingSink {
+    fn create_writer(&self, context: &SubtaskContext) -> Result<Box<dyn SinkWriter<Bid>>, UserError> {
+        panic!("no writer for subtask {}", context.subtask_index);
+    }
+}
+
+#[test]
+fn panic_while_creating_a_sink_writer_fails_the_job() {
+    let outcome = execute_within_deadline("writer-panics", |env| {
+        env.source("bids", endless()).rebalance().sink("unwritable", PanickingSink);
+    });
+    let (operator, _, failure) = operator_failure(outcome.unwrap_err());
+    assert_eq!(operator, "Sink: unwritable");
+    assert_panicked(&failure, "no writer for subtask");
+}
+
+#[test]
+fn panic_in_a_watermark_generator_factory_fails_the_job() {
+    let outcome = execute_within_deadline("generator-panics", |env| {
+        let strategy = WatermarkStrategy::for_generator(|| -> BoundedOutOfOrderness { panic!("no generator today") }, |b: &Bid| b.ts);
+        env.source("bids", endless()).rebalance().assign_timestamps_and_watermarks(strategy).sink("discard", DiscardSink::new());
+    });
+    let (operator, _, failure) = operator_failure(outcome.unwrap_err());
+    assert_eq!(operator, "Timestamps/Watermarks");
+    assert_panicked(&failure, "no generator today");
+}
+
+fn key_selector_failure(error: JobError) -> (String, String, usize, OperatorFailure) {
+    match error {
+        JobError::KeySelectorFailed { from, to, subtask, failure, .. } => (from, to, subtask, failure),
+        other => panic!("expected a key selector failure, got {other}"),
+    }
+}
+
+#[test]
+fn panicking_key_selector_names_its_edge_and_consumer_not_the_operator_before_it() {
+    // With a chained map before the shuffle, and with the source straight before it.
+    for chained_map in [true, false] {
+        let outcome = execute_within_deadline("key-panics", move |env| {
+            let mut bids = env.source("bids", endless());
+            if chained_map {
+                bids = bids.map(|b: Bid| b).name("innocent");
+            }
+            bids.key_by(|b: &Bid| if b.id == 3_000 { panic!("bid {} has no key", b.id) } else { b.auction })
+                .count()
+                .name("per-auction")
+                .sink("discard", DiscardSink::new());
+        });
+        let error = outcome.unwrap_err();
+        let text = error.to_string();
+        let (from, to, subtask, failure) = key_selector_failure(error);
+        let producer = if chained_map { "innocent" } else { "Source: bids" };
+        assert_eq!((from.as_str(), to.as_str()), (producer, "per-auction"), "chained map: {chained_map}");
+        assert_eq!(subtask, 2_999 % 2, "bid 3000 comes from subtask (3000 - 1) % 2");
+        assert_panicked(&failure, "bid 3000 has no key");
+        assert!(text.contains("per-auction") && text.contains("key selector"), "{text}");
+    }
+}
+
+/// Reads a few records, then its watermark panics: outside any user-code guard, the actor dies
+/// without sending a failure report.
+struct DiesSilently;
+
+struct DiesSilentlyReader {
+    polls: u64,
+}
+
+impl Source<u64> for DiesSilently {
+    fn create_reader(&self, _context: &SubtaskContext) -> Result<Box<dyn SourceReader<u64>>, UserError> {
+        Ok(Box::new(DiesSilentlyReader { polls: 0 }))
+    }
+}
+
+impl SourceReader<u64> for DiesSilentlyReader {
+    fn poll_frame(&mut self, frame: &mut Vec<u64>, _records_max: usize) -> Result<ReaderStatus, UserError> {
+        self.polls += 1;
+        frame.push(self.polls);
+        Ok(ReaderStatus::Ready)
+    }
+
+    fn watermark(&self) -> Option<i64> {
+        if self.polls > 100 {
+            panic!("watermark lost");
+        }
+        Some(self.polls as i64)
+    }
+}
+
+#[test]
+fn an_actor_dying_without_a_report_behind_an_endless_task_on_its_slot_fails_the_job() {
+    // One slot: the endless job's actors are spawned first, so a slot that waits for its actors
+    // one after another never gets to the one that died.
+    let config = EngineConfig { slots: 1, parallelism: 1, ..EngineConfig::default() };
+    let outcome = execute_with_config_within_deadline("silent-death", config, |env| {
+        env.source("bids", endless()).rebalance().sink("discard", DiscardSink::new());
+        env.source("doomed", DiesSilently).rebalance().sink("discard-too", DiscardSink::new());
+    });
+    let (operator, _, _) = operator_failure(outcome.unwrap_err());
+    assert_eq!(operator, "Source: doomed");
 }

@@ -66,6 +66,8 @@ fn interval_join_pairs_records_within_the_bounds() {
             .sink("out", out.clone());
         let result = env.execute("interval-join").unwrap();
         assert_eq!(sorted(out.records()), sorted(expected.clone()), "p={parallelism}");
-        assert_eq!(result.operator("IntervalJoin").unwrap().extra["late_records_dropped"], 0);
+        let metrics = &result.operator("IntervalJoin").unwrap().extra;
+        assert_eq!(metrics["late_records_dropped"], 0);
+        assert_eq!((metrics["state_keys"], metrics["event_timers"]), (0, 0), "the final watermark cleans up every buffer and timer");
     }
 }

@@ -66,7 +66,6 @@ fn state_and_event_time_timers_find_quiet_keys() {
             slots: 2,
             parallelism,
             frame_records_max: 1,
-            watermark_interval: Duration::ZERO,
             ..EngineConfig::default()
         });
         let (out, rejected) = (CollectSink::new(), CollectSink::new());
@@ -76,7 +75,7 @@ fn state_and_event_time_timers_find_quiet_keys() {
         let quiet = env
             .from_collection(input)
             .parallelism(1)
-            .assign_timestamps_and_watermarks(WatermarkStrategy::for_monotonous_timestamps(|r: &(char, i64)| r.1))
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness_per_record(Duration::ZERO, |r: &(char, i64)| r.1))
             .parallelism(1)
             .key_by(|r: &(char, i64)| r.0)
             .process("quiet-keys", move || QuietKeys { count: None, last_seen: None, rejected: quiet_tag.clone() });

@@ -131,12 +131,12 @@ mod kinds_and_lateness {
         late_tag: Option<OutputTag<LateRecord<i64>>>,
     ) -> (Vec<(i64, u64, bool)>, Vec<LateRecord<i64>>, tethys_engine::JobResult) {
         let config =
-            EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, watermark_interval: Duration::ZERO, ..EngineConfig::default() };
+            EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, ..EngineConfig::default() };
         let env = StreamEnvironment::new(config);
         let (out, late) = (CollectSink::new(), CollectSink::new());
         let windows = env
             .from_collection(vec![1_000i64, 2_000, 11_000, 3_000, 16_000, 4_000])
-            .assign_timestamps_and_watermarks(WatermarkStrategy::for_monotonous_timestamps(|ts: &i64| *ts))
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness_per_record(Duration::ZERO, |ts: &i64| *ts))
             .key_by(|_ts: &i64| 0u8)
             .window(tethys_engine::TumblingEventTimeWindows::of(Duration::from_secs(10)), |ts: &i64| *ts)
             .allowed_lateness(Duration::from_secs(5))

@@ -20,14 +20,14 @@ use super::CliError;
 /// Arguments of `tethys demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Bids per second over all source subtasks.
-    #[arg(long, default_value_t = 2_000_000)]
+    /// Bids per second over all source subtasks; at least 1.
+    #[arg(long, default_value_t = 2_000_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub rate: u64,
-    /// How long to run, in seconds.
-    #[arg(long, default_value_t = 10)]
+    /// How long to run, in seconds; at least 1.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
-    /// Parallelism; default: all cores.
-    #[arg(long)]
+    /// Parallelism, at least 1; default: all cores.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub parallelism: Option<usize>,
 }
 
@@ -115,4 +115,27 @@ fn show_progress(running: &std::sync::atomic::AtomicBool, generated: &AtomicU64,
         let _ = std::io::stdout().flush();
     }
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::DemoArgs;
+
+    #[derive(Parser)]
+    struct Demo {
+        #[command(flatten)]
+        args: DemoArgs,
+    }
+
+    #[test]
+    fn zero_rate_seconds_or_parallelism_are_refused_before_the_job_starts() {
+        for (flag, value) in [("--rate", "0"), ("--seconds", "0"), ("--parallelism", "0")] {
+            let error = Demo::try_parse_from(["demo", flag, value]).err().unwrap_or_else(|| panic!("{flag} {value} accepted"));
+            assert_eq!(error.kind(), clap::error::ErrorKind::ValueValidation, "{flag}");
+        }
+        let parsed = Demo::try_parse_from(["demo", "--rate", "1"]).unwrap();
+        assert_eq!(parsed.args.rate, 1);
+    }
 }

@@ -15,17 +15,17 @@ pub struct LatencyArgs {
     /// Input rates to measure at, events per second over all sources, comma-separated.
     #[arg(long, default_value = "2000000,10000000")]
     pub rates: String,
-    /// Seconds per rate.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds per rate; at least 1.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
-    /// Parallelism.
-    #[arg(long, default_value_t = 1)]
+    /// Parallelism; at least 1.
+    #[arg(long, default_value_t = 1, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub parallelism: usize,
     /// Linger time of partly filled frames, in microseconds (default: the engine's).
     #[arg(long)]
     pub linger_us: Option<u64>,
-    /// Watermark alignment drift in event-time milliseconds; 0 turns alignment off (default: the
-    /// engine's).
+    /// Aligns the watermarks of the source's subtasks with this max drift, in event-time
+    /// milliseconds (Flink's watermark alignment). Off unless given, as in Flink.
     #[arg(long)]
     pub alignment_drift_ms: Option<u64>,
 }
@@ -34,14 +34,20 @@ pub struct LatencyArgs {
 pub fn run(args: LatencyArgs) -> Result<(), CliError> {
     for rate in args.rates.split(',') {
         let events_per_second: u64 = rate.trim().parse().map_err(|e| format!("bad rate '{rate}': {e}"))?;
+        if events_per_second == 0 {
+            return Err(format!("bad rate '{rate}': at least 1 event per second").into());
+        }
         let mut config = EngineConfig { parallelism: args.parallelism, ..EngineConfig::default() };
         if let Some(linger_us) = args.linger_us {
             config.linger = Duration::from_micros(linger_us);
         }
-        if let Some(drift_ms) = args.alignment_drift_ms {
-            config.watermark_alignment_max_drift = (drift_ms > 0).then(|| Duration::from_millis(drift_ms));
-        }
-        let spec = LatencySpec { events_per_second, duration: Duration::from_secs(args.seconds), seed: 42, config };
+        let spec = LatencySpec {
+            events_per_second,
+            duration: Duration::from_secs(args.seconds),
+            seed: 42,
+            config,
+            alignment_max_drift: args.alignment_drift_ms.map(Duration::from_millis),
+        };
         println!("{}", run_latency(&spec)?);
     }
     Ok(())

@@ -1,14 +1,17 @@
 //! `StreamEnvironment`: where a job is defined and executed.
 //!
 //! Building a job only records it: each DataStream call adds a node (and the edge to it) to the
-//! logical graph, together with the typed code that will run it. `execute` validates the graph,
-//! plans it and runs it to completion on this process's slots.
+//! logical graph, together with the typed code that will run it. `execute` validates the settings
+//! and the graph, plans it and runs it to completion on this process's slots; `plan` and `explain`
+//! validate exactly as `execute` does, so a job they accept starts.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use thiserror::Error;
+
 use super::stream::DataStream;
-use crate::config::EngineConfig;
+use crate::config::{ConfigError, EngineConfig};
 use crate::error::JobError;
 use crate::frame::Record;
 use crate::graph::logical::{GraphFactories, JobGraph, NodeFactory, NodeSpec, OperatorKind};
@@ -26,10 +29,30 @@ pub(crate) struct GraphBuilder {
 impl GraphBuilder {
     pub(crate) fn add_node(&mut self, name: String, kind: OperatorKind, keyed: bool, factory: NodeFactory) -> usize {
         let id = self.graph.nodes.len();
-        self.graph.nodes.push(NodeSpec { id, name, kind, parallelism: None, keyed, side_outputs: Vec::new(), idle_timeout_ms: None });
+        self.graph.nodes.push(NodeSpec {
+            id,
+            name,
+            kind,
+            parallelism: None,
+            keyed,
+            side_outputs: Vec::new(),
+            idle_timeout_ms: None,
+            watermark_alignment: None,
+        });
         self.factories.nodes.push(factory);
         id
     }
+}
+
+/// Why a job cannot be planned: its settings or its graph.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    /// The engine configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The job graph cannot run.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
 }
 
 /// Defines and runs jobs on this process's slots.
@@ -84,22 +107,32 @@ impl StreamEnvironment {
         graph
     }
 
-    /// The execution plan of the job defined so far.
-    pub fn plan(&self) -> Result<ExecutionPlan, GraphError> {
-        ExecutionPlan::build(&self.job_graph(), self.config.slots)
+    /// The execution plan of the job defined so far, after validating the settings and the graph
+    /// as `execute` does.
+    pub fn plan(&self) -> Result<ExecutionPlan, PlanError> {
+        self.validated_plan(&self.job_graph())
     }
 
-    /// The logical graph and the execution plan as text.
-    pub fn explain(&self) -> Result<String, GraphError> {
-        Ok(self.plan()?.explain(&self.job_graph()))
+    /// The logical graph and the execution plan as text; refuses what `execute` refuses.
+    pub fn explain(&self) -> Result<String, PlanError> {
+        let graph = self.job_graph();
+        Ok(self.validated_plan(&graph)?.explain(&graph))
     }
 
     /// Runs the job to completion.
     pub fn execute(&self, job: &str) -> Result<JobResult, JobError> {
-        self.config.validate().map_err(|source| JobError::Config { job: job.to_string(), source })?;
         let graph = self.job_graph();
-        let plan = ExecutionPlan::build(&graph, self.config.slots).map_err(|source| JobError::Graph { job: job.to_string(), source })?;
+        let plan = self.validated_plan(&graph).map_err(|error| match error {
+            PlanError::Config(source) => JobError::Config { job: job.to_string(), source },
+            PlanError::Graph(source) => JobError::Graph { job: job.to_string(), source },
+        })?;
         let factories = self.builder.borrow().factories.clone();
         run_job(job, graph, factories, plan, self.config.clone())
+    }
+
+    /// The one validation of `plan`, `explain` and `execute`: settings first, then the graph.
+    fn validated_plan(&self, graph: &JobGraph) -> Result<ExecutionPlan, PlanError> {
+        self.config.validate()?;
+        Ok(ExecutionPlan::build(graph, self.config.slots)?)
     }
 }

@@ -15,7 +15,6 @@ use crate::frame::Record;
 use crate::graph::logical::OperatorKind;
 use crate::key_group::KeyGroupRange;
 use crate::operator::join::{IntervalJoinOperator, JoinSide};
-use crate::operator::keyed::KeyedStateMap;
 use crate::window::assigner::WindowAssigner;
 
 /// Two streams to be joined, before keys are chosen.
@@ -117,18 +116,16 @@ impl<L: Record + Clone, R: Record + Clone, K: Key> KeyedJoin<L, R, K> {
         tagged.key_by(partition_key).into_stream().add_operator("IntervalJoin", OperatorKind::Join, true, move |context| {
             let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
             let (left_time, right_time, join) = (Arc::clone(&left_time), Arc::clone(&right_time), Arc::clone(&join));
-            Ok(IntervalJoinOperator {
-                key_fn: key_fn.clone(),
-                left_time: move |l: &L| left_time(l),
-                right_time: move |r: &R| right_time(r),
+            Ok(IntervalJoinOperator::new(
+                key_fn.clone(),
+                move |l: &L| left_time(l),
+                move |r: &R| right_time(r),
                 lower_ms,
                 upper_ms,
-                function: move |l: &L, r: &R| join(l, r),
-                buffers: KeyedStateMap::new(range, context.max_parallelism),
-                cleanup_index: Default::default(),
-                watermark: i64::MIN,
-                late_dropped: 0,
-            })
+                move |l: &L, r: &R| join(l, r),
+                range,
+                context.max_parallelism,
+            ))
         })
     }
 }

@@ -105,6 +105,7 @@ where
                 timers: TimerService::new(range, context.max_parallelism),
                 next_processing_timer_ms: None,
                 clock_anchor: (std::time::Instant::now(), crate::state::Clock::now_ms(&crate::state::SystemClock)),
+                firing_until: None,
                 _records: std::marker::PhantomData,
             })
         })
@@ -317,9 +318,10 @@ impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunc
         window: TimeWindow,
         state: &F::State,
         is_update: bool,
+        watermark: i64,
         out: &mut crate::operator::Output<'_, F::Out>,
     ) -> Result<(), crate::base::UserError> {
-        self.0.emit(key, window, state, is_update, out)
+        self.0.emit(key, window, state, is_update, watermark, out)
     }
 }
 

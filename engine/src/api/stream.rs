@@ -174,10 +174,11 @@ impl<T: Record> DataStream<T> {
     /// Maps every record to zero or more records.
     pub fn flat_map<U: Record, I, F>(self, f: F) -> DataStream<U>
     where
-        I: IntoIterator<Item = U>,
+        I: IntoIterator<Item = U> + 'static,
+        I::IntoIter: Send + 'static,
         F: FnMut(T) -> I + Clone + Send + Sync + 'static,
     {
-        self.add_operator("FlatMap", OperatorKind::FlatMap, false, move |_| Ok(FlatMapOperator(f.clone())))
+        self.add_operator("FlatMap", OperatorKind::FlatMap, false, move |_| Ok(FlatMapOperator::new(f.clone())))
     }
 
     /// Applies a custom frame operator, created per subtask by `make`.
@@ -243,6 +244,17 @@ impl<T: Record> DataStream<T> {
     pub fn idle_timeout(self, timeout: Duration) -> DataStream<T> {
         let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
         self.builder.borrow_mut().graph.nodes[self.node].idle_timeout_ms = Some(timeout_ms);
+        self
+    }
+
+    /// For a source: aligns its watermark with the other sources of `group` (Flink's
+    /// `withWatermarkAlignment`). A source subtask whose watermark (`SourceReader::watermark`)
+    /// leads the group's minimum by more than `max_drift` stops reading until the others catch up;
+    /// idle and finished sources do not hold the group back. Off unless set.
+    pub fn watermark_alignment(self, group: &str, max_drift: Duration) -> DataStream<T> {
+        let max_drift_ms = u64::try_from(max_drift.as_millis()).unwrap_or(u64::MAX);
+        let alignment = crate::graph::logical::WatermarkAlignment { group: group.to_string(), max_drift_ms };
+        self.builder.borrow_mut().graph.nodes[self.node].watermark_alignment = Some(alignment);
         self
     }
 

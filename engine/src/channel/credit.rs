@@ -14,6 +14,13 @@
 
 use std::collections::VecDeque;
 
+/// Most frames an output channel holds beyond its credits, when every operator of the task
+/// stops emitting once its output blocks (`Output::is_blocked`): the frame whose push found the
+/// channel without credit, plus the partly gathered frame the partitioner sends ahead of it.
+/// Everything else waits inside the operators (pending output) or upstream (credits). So memory
+/// per channel is `(credits + OUTPUT_OVERDRAFT_FRAMES_MAX) * frame bytes`.
+pub const OUTPUT_OVERDRAFT_FRAMES_MAX: u32 = 2;
+
 use crate::frame::AnyFrame;
 
 /// What travels over a channel, in order.

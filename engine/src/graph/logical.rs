@@ -66,6 +66,22 @@ pub struct NodeSpec {
     /// hold back event time downstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_ms: Option<u64>,
+    /// For a source: the watermark alignment group it belongs to; `None` (the default) leaves it
+    /// unaligned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark_alignment: Option<WatermarkAlignment>,
+}
+
+/// Watermark alignment of a source (Flink's `withWatermarkAlignment`): its subtasks and those of
+/// every other source in the same group stop reading while their watermark leads the group's
+/// minimum by more than `max_drift_ms`. Off unless set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatermarkAlignment {
+    /// The group's name; sources with the same name are aligned with each other.
+    pub group: String,
+    /// Largest lead, in event-time milliseconds, of a source subtask's watermark over the group's
+    /// minimum before it stops reading.
+    pub max_drift_ms: u64,
 }
 
 /// A stream from one operator to another.

@@ -284,6 +284,9 @@ fn validate(graph: &JobGraph) -> Result<(), GraphError> {
         if node.idle_timeout_ms.is_some() && node.kind != OperatorKind::Source {
             return Err(GraphError::Malformed(format!("operator '{}' has an idle timeout, which only sources take", node.name)));
         }
+        if node.watermark_alignment.is_some() && node.kind != OperatorKind::Source {
+            return Err(GraphError::Malformed(format!("operator '{}' has watermark alignment, which only sources take", node.name)));
+        }
         let main_outputs = graph.outputs_of(node.id).filter(|e| e.output == 0).count();
         if node.kind != OperatorKind::Sink && main_outputs == 0 {
             return Err(GraphError::Dangling { operator: node.name.clone() });
@@ -324,7 +327,16 @@ mod tests {
     use crate::graph::logical::{EdgeSpec, NodeSpec};
 
     fn node(id: usize, kind: OperatorKind, parallelism: Option<usize>) -> NodeSpec {
-        NodeSpec { id, name: format!("n{id}"), kind, parallelism, keyed: false, side_outputs: Vec::new(), idle_timeout_ms: None }
+        NodeSpec {
+            id,
+            name: format!("n{id}"),
+            kind,
+            parallelism,
+            keyed: false,
+            side_outputs: Vec::new(),
+            idle_timeout_ms: None,
+            watermark_alignment: None,
+        }
     }
 
     fn edge(from: usize, to: usize, partitioning: Partitioning) -> EdgeSpec {

@@ -46,22 +46,70 @@ impl<T: Record, F: FnMut(&T) -> bool + Send + 'static> FrameOperator<T, T> for F
     }
 }
 
-/// Maps every record to zero or more records.
-pub(crate) struct FlatMapOperator<F>(pub F);
+/// Maps every record to zero or more records. It stops when its output blocks and keeps the rest
+/// of the input frame and of the current record's iterator, so a record that explodes into many
+/// never queues more than one frame beyond the output's credits.
+pub(crate) struct FlatMapOperator<In, I: IntoIterator, F> {
+    function: F,
+    /// Records of the input frame not yet mapped.
+    input: std::vec::IntoIter<In>,
+    /// What the current record maps to, not yet all emitted.
+    current: Option<I::IntoIter>,
+}
 
-impl<In, Out, I, F> FrameOperator<In, Out> for FlatMapOperator<F>
+impl<In, I: IntoIterator, F> FlatMapOperator<In, I, F> {
+    pub(crate) fn new(function: F) -> Self {
+        FlatMapOperator { function, input: Vec::new().into_iter(), current: None }
+    }
+}
+
+impl<In, Out, I, F> FlatMapOperator<In, I, F>
+where
+    I: IntoIterator<Item = Out>,
+    F: FnMut(In) -> I,
+    Out: Record,
+{
+    /// Emits until the input is used up or the output blocks.
+    fn drain(&mut self, out: &mut Output<'_, Out>) {
+        loop {
+            if let Some(current) = &mut self.current {
+                for produced in current.by_ref() {
+                    out.emit(produced);
+                    if out.is_blocked() {
+                        return;
+                    }
+                }
+                self.current = None;
+            }
+            match self.input.next() {
+                Some(record) => self.current = Some((self.function)(record).into_iter()),
+                None => return,
+            }
+        }
+    }
+}
+
+impl<In, Out, I, F> FrameOperator<In, Out> for FlatMapOperator<In, I, F>
 where
     In: Record,
     Out: Record,
-    I: IntoIterator<Item = Out>,
+    I: IntoIterator<Item = Out> + 'static,
+    I::IntoIter: Send + 'static,
     F: FnMut(In) -> I + Send + 'static,
 {
     fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError> {
-        for record in frame {
-            for produced in (self.0)(record) {
-                out.emit(produced);
-            }
-        }
+        debug_assert!(!self.has_pending_output(), "input while output is pending");
+        self.input = frame.into_iter();
+        self.drain(out);
+        Ok(())
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.current.is_some() || self.input.len() > 0
+    }
+
+    fn resume_output(&mut self, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        self.drain(out);
         Ok(())
     }
 }

@@ -5,13 +5,13 @@
 //! Both inputs arrive as one stream of `JoinSide`s (a union, keyed by each side's key), so the
 //! operator sees both sides of a key in one subtask and the watermark is the minimum of both. Per
 //! key it buffers each side's records with their time; a new record is matched against the
-//! other side's buffer and emitted pairs go out at once. A buffered record leaves when no future
-//! record of the other side can match it: a left record once the watermark passes
-//! `ts + upper`, a right record once it passes `ts - lower` (later records have times above the
-//! watermark). A cleanup index by time says which keys to look at. Records behind the watermark
-//! (late) are dropped and counted, as Flink does.
-
-use std::collections::BTreeMap;
+//! other side's buffer and emitted pairs go out at once. A record is late, and dropped and
+//! counted, when its time is below the watermark (Flink's `timestamp < watermark`); one at the
+//! watermark still joins. So a buffered record leaves once the watermark passes the last time a
+//! non-late record of the other side could match it: a left record once the watermark exceeds
+//! `ts + upper`, a right record once it exceeds `ts - lower`. That time is an event-time timer of
+//! the key in the engine's [`TimerService`], which keeps one timer per (key, time): timers are
+//! bounded by keys and distinct times, not by records.
 
 use crate::base::Key;
 
@@ -19,7 +19,8 @@ use super::keyed::KeyedStateMap;
 use super::{FrameOperator, Output};
 use crate::base::UserError;
 use crate::frame::Record;
-use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
+use crate::key_group::KeyGroupRange;
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError, TimeDomain, TimerService};
 
 /// One record of either input of a join.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,22 +39,58 @@ pub(crate) struct JoinBuffers<L, R> {
 }
 
 pub(crate) struct IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F> {
-    pub key_fn: KeyFn,
-    pub left_time: LeftTime,
-    pub right_time: RightTime,
-    pub lower_ms: i64,
-    pub upper_ms: i64,
-    pub function: F,
-    pub buffers: KeyedStateMap<K, JoinBuffers<L, R>>,
-    /// Keys to clean up when the watermark passes each time.
-    pub cleanup_index: BTreeMap<i64, Vec<K>>,
-    pub watermark: i64,
-    pub late_dropped: u64,
+    key_fn: KeyFn,
+    left_time: LeftTime,
+    right_time: RightTime,
+    lower_ms: i64,
+    upper_ms: i64,
+    function: F,
+    buffers: KeyedStateMap<K, JoinBuffers<L, R>>,
+    /// One cleanup timer per (key, time) at which buffered records of the key expire.
+    timers: TimerService<K>,
+    late_dropped: u64,
 }
 
 impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F> {
+    /// A join of the subtask owning `range` with bounds `[lower_ms, upper_ms]` (`lower_ms <= upper_ms`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        key_fn: KeyFn,
+        left_time: LeftTime,
+        right_time: RightTime,
+        lower_ms: i64,
+        upper_ms: i64,
+        function: F,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> Self {
+        assert!(lower_ms <= upper_ms, "interval join bounds: lower {lower_ms} > upper {upper_ms}");
+        IntervalJoinOperator {
+            key_fn,
+            left_time,
+            right_time,
+            lower_ms,
+            upper_ms,
+            function,
+            buffers: KeyedStateMap::new(range, max_parallelism),
+            timers: TimerService::new(range, max_parallelism),
+            late_dropped: 0,
+        }
+    }
+
+    /// The first watermark at which a left record at `time` can match nothing more.
+    fn left_expiry(&self, time: i64) -> i64 {
+        time.saturating_add(self.upper_ms).saturating_add(1)
+    }
+
+    /// The first watermark at which a right record at `time` can match nothing more.
+    fn right_expiry(&self, time: i64) -> i64 {
+        time.saturating_sub(self.lower_ms).saturating_add(1)
+    }
+
     fn schedule_cleanup(&mut self, key: &K, at: i64) {
-        self.cleanup_index.entry(at).or_default().push(key.clone());
+        let scoped = self.timers.scope(key);
+        self.timers.register_timer(TimeDomain::EventTime, scoped, at);
     }
 }
 
@@ -77,32 +114,34 @@ where
                 JoinSide::Left(l) => (self.left_time)(l),
                 JoinSide::Right(r) => (self.right_time)(r),
             };
-            if time <= self.watermark {
+            if time < self.timers.current_watermark() {
                 self.late_dropped += 1;
                 continue;
             }
+            let cleanup_at = match &record {
+                JoinSide::Left(_) => self.left_expiry(time),
+                JoinSide::Right(_) => self.right_expiry(time),
+            };
             let function = &mut self.function;
-            let cleanup_at = self.buffers.update(
+            self.buffers.update(
                 key.clone(),
                 || JoinBuffers { left: Vec::new(), right: Vec::new() },
                 |_, buffers| match record {
                     JoinSide::Left(l) => {
                         for (right_time, r) in &buffers.right {
-                            if time + lower <= *right_time && *right_time <= time + upper {
+                            if time.saturating_add(lower) <= *right_time && *right_time <= time.saturating_add(upper) {
                                 out.emit(function(&l, r));
                             }
                         }
                         buffers.left.push((time, l));
-                        time.saturating_add(upper)
                     }
                     JoinSide::Right(r) => {
                         for (left_time, l) in &buffers.left {
-                            if left_time + lower <= time && time <= left_time + upper {
+                            if left_time.saturating_add(lower) <= time && time <= left_time.saturating_add(upper) {
                                 out.emit(function(l, &r));
                             }
                         }
                         buffers.right.push((time, r));
-                        time.saturating_sub(lower)
                     }
                 },
             );
@@ -112,26 +151,27 @@ where
     }
 
     fn on_watermark(&mut self, watermark: i64, _out: &mut Output<'_, O>) -> Result<(), UserError> {
-        debug_assert!(watermark >= self.watermark, "watermark went backwards");
-        self.watermark = watermark;
-        let later = self.cleanup_index.split_off(&watermark.saturating_add(1));
-        let due = std::mem::replace(&mut self.cleanup_index, later);
         let (lower, upper) = (self.lower_ms, self.upper_ms);
-        for key in due.into_values().flatten() {
-            let emptied = self.buffers.with_existing(&key, |buffers| {
-                buffers.left.retain(|(time, _)| time.saturating_add(upper) > watermark);
-                buffers.right.retain(|(time, _)| time.saturating_sub(lower) > watermark);
+        while let Some(timer) = self.timers.poll_event_time(watermark) {
+            // Keep what a record at or after the watermark can still match.
+            let emptied = self.buffers.with_existing(&timer.key, |buffers| {
+                buffers.left.retain(|(time, _)| time.saturating_add(upper) >= watermark);
+                buffers.right.retain(|(time, _)| time.saturating_sub(lower) >= watermark);
                 buffers.left.is_empty() && buffers.right.is_empty()
             });
             if emptied == Some(true) {
-                self.buffers.remove(&key);
+                self.buffers.remove(&timer.key);
             }
         }
         Ok(())
     }
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
-        vec![("late_records_dropped", self.late_dropped)]
+        vec![
+            ("late_records_dropped", self.late_dropped),
+            ("state_keys", self.buffers.len() as u64),
+            ("event_timers", self.timers.len(TimeDomain::EventTime) as u64),
+        ]
     }
 
     fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
@@ -148,12 +188,13 @@ impl<K: Key, L: Record + Clone, R: Record + Clone, KeyFn, LeftTime, RightTime, F
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
         let (key_group, entries) = snapshot.into_data::<Vec<(K, JoinBuffers<L, R>)>>(self.buffers.range(), self.buffers.max_parallelism)?;
-        // The cleanup index is derived from the buffered times.
+        // The cleanup timers are derived from the buffered times.
         for (key, buffers) in &entries {
-            let left = buffers.left.iter().map(|(time, _)| time.saturating_add(self.upper_ms));
-            let right = buffers.right.iter().map(|(time, _)| time.saturating_sub(self.lower_ms));
-            if let Some(latest) = left.chain(right).max() {
-                self.cleanup_index.entry(latest).or_default().push(key.clone());
+            let left = buffers.left.iter().map(|(time, _)| self.left_expiry(*time));
+            let right = buffers.right.iter().map(|(time, _)| self.right_expiry(*time));
+            let expiries: Vec<i64> = left.chain(right).collect();
+            for at in expiries {
+                self.schedule_cleanup(key, at);
             }
         }
         self.buffers.restore_group(key_group, entries);
@@ -165,8 +206,9 @@ impl<K: Key, L: Record + Clone, R: Record + Clone, KeyFn, LeftTime, RightTime, F
 mod tests {
     use super::*;
     use crate::base::SubtaskContext;
+    use crate::frame::AnyFrame;
     use crate::key_group::{assign_key_group, KeyGroupRange};
-    use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
+    use crate::operator::rescale_test::{assert_rescale_keeps_results, Collected, MAX_PARALLELISM};
     use crate::operator::{ErasedFrameOperator, OperatorChain};
 
     type Side = JoinSide<(i64, i64), (i64, i64)>;
@@ -176,6 +218,58 @@ mod tests {
             JoinSide::Left(l) => l.0,
             JoinSide::Right(r) => r.0,
         }
+    }
+
+    fn interval_join(lower_ms: i64, upper_ms: i64) -> OperatorChain {
+        let range = KeyGroupRange::for_subtask(0, 1, MAX_PARALLELISM);
+        let operator = IntervalJoinOperator::new(
+            key,
+            |l: &(i64, i64)| l.1,
+            |r: &(i64, i64)| r.1,
+            lower_ms,
+            upper_ms,
+            |l: &(i64, i64), r: &(i64, i64)| (l.1, r.1),
+            range,
+            MAX_PARALLELISM,
+        );
+        OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+    }
+
+    fn metric(chain: &OperatorChain, name: &str) -> u64 {
+        chain.counts()[0].extra.iter().find(|(metric, _)| *metric == name).unwrap_or_else(|| panic!("no metric {name}")).1
+    }
+
+    #[test]
+    fn cleanup_timers_are_bounded_by_keys_and_distinct_times() {
+        // 10,000 records of 3 keys at 10 distinct times: at most one cleanup timer per key, side
+        // and time (60), however many records share them.
+        let mut chain = interval_join(-5, 5);
+        let mut out = Collected::<(i64, i64)>(Vec::new());
+        for round in 0..10i64 {
+            let frame: Vec<Side> = (0..1_000i64)
+                .map(|i| if i % 2 == 0 { JoinSide::Left((i % 3, i % 10)) } else { JoinSide::Right((i % 3, i % 10)) })
+                .collect();
+            chain.process(AnyFrame::new(frame), &mut out).unwrap();
+            chain.watermark(-100 + round, &mut out).unwrap();
+            assert!(metric(&chain, "event_timers") <= 60, "{} timers for 3 keys and 10 times", metric(&chain, "event_timers"));
+        }
+        chain.watermark(i64::MAX, &mut out).unwrap();
+        assert_eq!(metric(&chain, "event_timers"), 0);
+        assert_eq!(metric(&chain, "state_keys"), 0, "every buffer is cleaned up at the end");
+    }
+
+    #[test]
+    fn a_record_at_the_watermark_is_not_late_and_one_before_it_is() {
+        // Flink: late means `timestamp < watermark`.
+        let mut chain = interval_join(0, 0);
+        let mut out = Collected::<(i64, i64)>(Vec::new());
+        chain.process(AnyFrame::new(vec![Side::Right((1, 100))]), &mut out).unwrap();
+        chain.watermark(100, &mut out).unwrap();
+        chain.process(AnyFrame::new(vec![Side::Left((1, 100)), Side::Left((1, 99))]), &mut out).unwrap();
+        assert_eq!(out.0, [(100, 100)], "the record at the watermark joins the buffered one at the same time");
+        assert_eq!(metric(&chain, "late_records_dropped"), 1, "the record one before the watermark is late");
+        chain.watermark(101, &mut out).unwrap();
+        assert_eq!(metric(&chain, "state_keys"), 0, "nothing at or after 101 can match time 100");
     }
 
     #[test]
@@ -190,18 +284,16 @@ mod tests {
         assert_rescale_keeps_results::<_, (i64, i64)>(
             |subtask, parallelism| {
                 let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
-                let operator = IntervalJoinOperator {
-                    key_fn: key,
-                    left_time: |l: &(i64, i64)| l.1,
-                    right_time: |r: &(i64, i64)| r.1,
-                    lower_ms: -60,
-                    upper_ms: 100,
-                    function: |l: &(i64, i64), r: &(i64, i64)| (l.1, r.1),
-                    buffers: KeyedStateMap::new(range, MAX_PARALLELISM),
-                    cleanup_index: Default::default(),
-                    watermark: i64::MIN,
-                    late_dropped: 0,
-                };
+                let operator = IntervalJoinOperator::new(
+                    key,
+                    |l: &(i64, i64)| l.1,
+                    |r: &(i64, i64)| r.1,
+                    -60,
+                    100,
+                    |l: &(i64, i64), r: &(i64, i64)| (l.1, r.1),
+                    range,
+                    MAX_PARALLELISM,
+                );
                 OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
             },
             &frames,

@@ -66,6 +66,17 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         self.groups.iter().flatten()
     }
 
+    /// Number of key groups the map holds (its range's length).
+    pub(crate) fn group_count(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// The keys and states of the `index`-th key group of the range, in a stable order while the
+    /// map is not changed.
+    pub(crate) fn iter_group(&self, index: usize) -> impl Iterator<Item = (&K, &S)> {
+        self.groups[index].iter()
+    }
+
     /// Removes the state of `key`.
     pub(crate) fn remove(&mut self, key: &K) -> Option<S> {
         let group = assign_key_group(key, self.max_parallelism);

@@ -41,6 +41,12 @@ pub(crate) trait FrameSink {
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure>;
     /// Passes on a change of idleness: an idle stream holds no watermark back downstream.
     fn idleness(&mut self, idle: bool) -> Result<(), ChainFailure>;
+    /// Whether what is pushed now would wait: an output channel of the task waits for credit, or
+    /// an operator further down the chain still has output of its own to emit. A sink that
+    /// never waits (a test's collector) keeps the default.
+    fn is_blocked(&self) -> bool {
+        false
+    }
 }
 
 /// Brings a task back for an operator whose work finishes outside the task's turns (a request
@@ -93,6 +99,9 @@ pub struct Output<'a, T: Record> {
     pending: &'a mut Vec<T>,
     frame_records_max: usize,
     failure: Option<ChainFailure>,
+    /// `next.is_blocked()`, read when the output is made and after each frame or event it passes
+    /// on, so operators may ask after every record for the price of a field read.
+    blocked: bool,
     records_out: u64,
 }
 
@@ -132,6 +141,7 @@ impl<T: Record> Output<'_, T> {
         if let Err(failure) = self.next.push_side(index + 1, AnyFrame::new(frame)) {
             self.failure = Some(failure);
         }
+        self.blocked = self.failure.is_some() || self.next.is_blocked();
     }
 
     /// Emits a watermark after every record emitted before it. Only operators that generate
@@ -143,7 +153,20 @@ impl<T: Record> Output<'_, T> {
             if let Err(failure) = self.next.watermark(watermark) {
                 self.failure = Some(failure);
             }
+            self.blocked = self.failure.is_some() || self.next.is_blocked();
         }
+    }
+
+    /// Whether the output has no room now: frames already emitted wait for credit downstream (or
+    /// for an operator further down the chain). Records emitted while it holds are not lost, but
+    /// they queue beyond the channel's credits. An operator that can emit much from one call (a
+    /// window firing, a flat_map that explodes, timers) checks this after each record or frame,
+    /// stops while it holds, and reports `FrameOperator::has_pending_output` until it has emitted
+    /// the rest from `FrameOperator::resume_output`; so what waits beyond the credits is at most
+    /// one frame per channel (the frame that filled the last credit), not the whole burst.
+    #[inline]
+    pub fn is_blocked(&self) -> bool {
+        self.blocked
     }
 
     /// Declares the operator's output idle (no records or watermarks for a while) or active again.
@@ -153,6 +176,7 @@ impl<T: Record> Output<'_, T> {
             if let Err(failure) = self.next.idleness(idle) {
                 self.failure = Some(failure);
             }
+            self.blocked = self.failure.is_some() || self.next.is_blocked();
         }
     }
 
@@ -170,6 +194,7 @@ impl<T: Record> Output<'_, T> {
             if let Err(failure) = self.next.push(AnyFrame::new(frame)) {
                 self.failure = Some(failure);
             }
+            self.blocked = self.failure.is_some() || self.next.is_blocked();
         }
     }
 }
@@ -276,6 +301,20 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         Vec::new()
     }
 
+    /// Whether the operator stopped emitting because its output was blocked (`Output::is_blocked`)
+    /// and still has output to emit from work it already took (a watermark's firings, the rest of
+    /// an input frame). While it does, the runtime gives it no input, holds back the watermarks
+    /// and idleness changes that follow, and calls `resume_output` whenever the output has room.
+    fn has_pending_output(&self) -> bool {
+        false
+    }
+
+    /// Continues the output `has_pending_output` announced, called while the output has room. It
+    /// must emit something or finish, and it may stop again when the output blocks.
+    fn resume_output(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        Ok(())
+    }
+
     /// Called once when every input has ended, before end of input goes downstream.
     fn finish(&mut self, _out: &mut Output<'_, Out>) -> Result<(), UserError> {
         Ok(())
@@ -304,15 +343,36 @@ pub(crate) trait ErasedOperator: Send {
     fn has_pending_work(&self) -> bool;
     fn on_processing_time(&mut self, now: std::time::Instant, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn next_processing_time(&self) -> Option<std::time::Instant>;
+    /// Whether the operator has output to emit, or input held back behind it, before it can take
+    /// more (see `FrameOperator::has_pending_output`).
+    fn has_pending_output(&self) -> bool;
+    /// Emits pending output and then the held-back events, while `next` has room.
+    fn resume(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn counts(&self) -> OperatorCounts;
     fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState>;
+}
+
+/// An event that reached an operator while it had pending output, or that it has to pass on once
+/// its pending output is out: kept in arrival order.
+enum Deferred {
+    /// Input for the operator.
+    Frame(AnyFrame),
+    Watermark(i64),
+    Idleness(bool),
+    /// A watermark the operator has handled and that goes downstream after its pending output.
+    ForwardWatermark(i64),
+    ForwardIdleness(bool),
 }
 
 /// Wraps a typed operator as an erased one at a fixed chain position.
 pub(crate) struct ErasedFrameOperator<In, Out, Op> {
     operator: Op,
     position: usize,
+    /// Events held back while the operator has pending output. Bounded: the task takes no input
+    /// while any operator of its chain has pending output, and operators before this one see
+    /// `Output::is_blocked`, so only what one call of an operator that ignores it emits lands here.
+    deferred: std::collections::VecDeque<Deferred>,
     pending: Vec<Out>,
     frame_records_max: usize,
     side_outputs: Vec<String>,
@@ -325,6 +385,7 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In
         Box::new(ErasedFrameOperator {
             operator,
             position,
+            deferred: std::collections::VecDeque::new(),
             pending: Vec::new(),
             frame_records_max: context.frame_records_max,
             side_outputs: context.side_outputs.clone(),
@@ -338,12 +399,14 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In
         next: &mut dyn FrameSink,
         call: impl FnOnce(&mut Op, &mut Output<'_, Out>) -> Result<(), UserError>,
     ) -> Result<(), ChainFailure> {
+        let blocked = next.is_blocked();
         let mut out = Output {
             next,
             side_outputs: &self.side_outputs,
             pending: &mut self.pending,
             frame_records_max: self.frame_records_max,
             failure: None,
+            blocked,
             records_out: 0,
         };
         let operator = &mut self.operator;
@@ -364,29 +427,90 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In
         };
         Err(ChainFailure { position: self.position, failure })
     }
-}
 
-impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for ErasedFrameOperator<In, Out, Op> {
-    fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+    fn process_now(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         self.counts.records_in += frame.len() as u64;
         let frame = frame.into_typed::<In>();
         self.run(next, |op, out| op.process(frame, out))
     }
 
-    fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+    fn watermark_now(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         self.run(next, |op, out| op.on_watermark(watermark, out))?;
         if self.operator.generates_watermarks() {
+            return Ok(());
+        }
+        if self.operator.has_pending_output() {
+            // The firings this watermark started are not all out: it goes on after them.
+            self.deferred.push_back(Deferred::ForwardWatermark(watermark));
             return Ok(());
         }
         next.watermark(watermark)
     }
 
-    fn on_idleness(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+    fn idleness_now(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         self.run(next, |op, out| op.on_idleness(idle, out))?;
         if self.operator.generates_watermarks() {
             return Ok(());
         }
+        if self.operator.has_pending_output() {
+            self.deferred.push_back(Deferred::ForwardIdleness(idle));
+            return Ok(());
+        }
         next.idleness(idle)
+    }
+}
+
+impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for ErasedFrameOperator<In, Out, Op> {
+    fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.has_pending_output() {
+            self.deferred.push_back(Deferred::Frame(frame));
+            return Ok(());
+        }
+        self.process_now(frame, next)
+    }
+
+    fn on_watermark(&mut self, watermark: i64, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.has_pending_output() {
+            self.deferred.push_back(Deferred::Watermark(watermark));
+            return Ok(());
+        }
+        self.watermark_now(watermark, next)
+    }
+
+    fn on_idleness(&mut self, idle: bool, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.has_pending_output() {
+            self.deferred.push_back(Deferred::Idleness(idle));
+            return Ok(());
+        }
+        self.idleness_now(idle, next)
+    }
+
+    fn has_pending_output(&self) -> bool {
+        !self.deferred.is_empty() || self.operator.has_pending_output()
+    }
+
+    fn resume(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        while !next.is_blocked() {
+            if self.operator.has_pending_output() {
+                let emitted_before = self.counts.records_out;
+                self.run(next, |op, out| op.resume_output(out))?;
+                if self.operator.has_pending_output() && !next.is_blocked() && self.counts.records_out == emitted_before {
+                    // It would be called again and again: a broken operator, not a slow output.
+                    let failure = OperatorFailure::Failed("has pending output but emitted nothing while its output had room".into());
+                    return Err(ChainFailure { position: self.position, failure });
+                }
+                continue;
+            }
+            match self.deferred.pop_front() {
+                None => return Ok(()),
+                Some(Deferred::Frame(frame)) => self.process_now(frame, next)?,
+                Some(Deferred::Watermark(watermark)) => self.watermark_now(watermark, next)?,
+                Some(Deferred::Idleness(idle)) => self.idleness_now(idle, next)?,
+                Some(Deferred::ForwardWatermark(watermark)) => next.watermark(watermark)?,
+                Some(Deferred::ForwardIdleness(idle)) => next.idleness(idle)?,
+            }
+        }
+        Ok(())
     }
 
     fn start(&mut self, waker: TaskWaker) -> Result<(), ChainFailure> {
@@ -440,6 +564,10 @@ struct ChainRest<'a> {
 }
 
 impl FrameSink for ChainRest<'_> {
+    fn is_blocked(&self) -> bool {
+        self.operators.iter().any(|op| op.has_pending_output()) || self.output.is_blocked()
+    }
+
     fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
         match self.operators.split_first_mut() {
             Some((operator, operators)) => operator.process(frame, &mut ChainRest { operators, output: self.output }),
@@ -510,6 +638,28 @@ impl OperatorChain {
         for position in 0..self.operators.len() {
             let (operator, operators) = self.operators[position..].split_first_mut().expect("position in range");
             operator.on_wake(&mut ChainRest { operators, output })?;
+        }
+        Ok(())
+    }
+
+    /// Whether an operator of the chain has output to emit (or input held back) before the task
+    /// may give the chain more input.
+    pub(crate) fn has_pending_output(&self) -> bool {
+        self.operators.iter().any(|op| op.has_pending_output())
+    }
+
+    /// Lets operators with pending output emit it while `output` has room, the last of the chain
+    /// first, so what an earlier one emits finds the later ones ready to take it.
+    pub(crate) fn resume(&mut self, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        for position in (0..self.operators.len()).rev() {
+            if !self.operators[position].has_pending_output() {
+                continue;
+            }
+            let (operator, operators) = self.operators[position..].split_first_mut().expect("position in range");
+            operator.resume(&mut ChainRest { operators, output })?;
+            if self.operators[position].has_pending_output() {
+                return Ok(()); // blocked again: the rest waits for credit
+            }
         }
         Ok(())
     }

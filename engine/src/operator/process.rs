@@ -101,6 +101,9 @@ pub(crate) struct KeyedProcessOperator<K, In, F, KeyFn> {
     /// A processing time in both clocks, to turn timer milliseconds into `Instant`s without
     /// drift between calls.
     pub clock_anchor: (Instant, i64),
+    /// The watermark whose event-time timers are not all fired yet: firing stopped when the
+    /// output blocked and goes on in `resume_output`.
+    pub firing_until: Option<i64>,
     pub _records: PhantomData<fn(In)>,
 }
 
@@ -132,14 +135,33 @@ where
             let mut ctx =
                 ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &key), out, timestamp, processing_time_ms };
             self.function.process_element(record, &mut ctx)?;
+            // State TTL cleans up in the background as records flow (for states that ask).
+            self.backend.cleanup_after_record();
         }
         self.refresh_next_processing_timer();
         Ok(())
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        debug_assert!(self.firing_until.is_none(), "a watermark arrived while timers were still firing");
+        self.firing_until = Some(watermark);
+        self.resume_output(out)
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.firing_until.is_some()
+    }
+
+    /// Fires the event-time timers up to the watermark, one at a time, until the output blocks.
+    fn resume_output(&mut self, out: &mut Output<'_, Out>) -> Result<(), UserError> {
+        let Some(watermark) = self.firing_until else { return Ok(()) };
         let processing_time_ms = self.millis_at(Instant::now());
-        while let Some(timer) = self.timers.poll_event_time(watermark) {
+        loop {
+            if out.is_blocked() {
+                self.refresh_next_processing_timer();
+                return Ok(());
+            }
+            let Some(timer) = self.timers.poll_event_time(watermark) else { break };
             let mut ctx = ProcessContext {
                 keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key),
                 out,
@@ -148,13 +170,16 @@ where
             };
             self.function.on_timer(timer.timestamp, TimeDomain::EventTime, &mut ctx)?;
         }
+        self.firing_until = None;
         self.refresh_next_processing_timer();
         Ok(())
     }
 
     fn on_processing_time(&mut self, now: Instant, out: &mut Output<'_, Out>) -> Result<(), UserError> {
         let now_ms = self.millis_at(now);
-        while let Some(timer) = self.timers.poll_processing_time(now_ms) {
+        // Timers left when the output blocks stay due: the task calls again once it has room.
+        while !out.is_blocked() {
+            let Some(timer) = self.timers.poll_processing_time(now_ms) else { break };
             let mut ctx = ProcessContext {
                 keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key),
                 out,
@@ -264,6 +289,7 @@ mod tests {
                     timers: TimerService::new(range, MAX_PARALLELISM),
                     next_processing_timer_ms: None,
                     clock_anchor: (Instant::now(), crate::state::Clock::now_ms(&SystemClock)),
+                    firing_until: None,
                     _records: PhantomData,
                 };
                 OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])

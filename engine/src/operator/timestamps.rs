@@ -2,10 +2,12 @@
 //!
 //! It passes records through unchanged, feeds their timestamps to the strategy's generator, and
 //! emits the generator's watermark at most every `watermark_interval` (on records and on
-//! processing-time ticks), only when it advances. Watermarks from upstream are replaced, as in
-//! Flink, except the final maximum watermark at end of input, which is passed on so that
-//! everything downstream fires. With idleness it declares its output idle after the timeout
-//! without records, and active again before the next record.
+//! processing-time ticks), only when it advances. A punctuated generator may also hand over a
+//! watermark after any record: the frame is split there, so the watermark goes out right after
+//! that record and before the next, whatever the frame size. Watermarks from upstream are
+//! replaced, as in Flink, except the final maximum watermark at end of input, which is passed on
+//! so that everything downstream fires. With idleness it declares its output idle after the
+//! timeout without records, and active again before the next record.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -58,13 +60,32 @@ impl<T> TimestampsAndWatermarks<T> {
     }
 }
 
+impl<T: Record> TimestampsAndWatermarks<T> {
+    /// Passes `frame` on, cut after each record the generator hands a new watermark for, with that
+    /// watermark between the parts. Each record moves once; a frame without new watermarks moves
+    /// whole.
+    fn process_punctuated(&mut self, frame: Vec<T>, out: &mut Output<'_, T>) {
+        let mut part = Vec::with_capacity(frame.len());
+        for record in frame {
+            self.generator.on_event((self.timestamp_fn)(&record));
+            let watermark = self.generator.on_event_watermark().filter(|watermark| *watermark > self.emitted);
+            part.push(record);
+            if let Some(watermark) = watermark {
+                out.emit_frame(std::mem::take(&mut part));
+                self.emitted = watermark;
+                out.emit_watermark(watermark);
+            }
+        }
+        if !part.is_empty() {
+            out.emit_frame(part);
+        }
+    }
+}
+
 impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
     fn process(&mut self, frame: Vec<T>, out: &mut Output<'_, T>) -> Result<(), UserError> {
         if frame.is_empty() {
             return Ok(());
-        }
-        for record in &frame {
-            self.generator.on_event((self.timestamp_fn)(record));
         }
         let now = Instant::now();
         self.last_record = now;
@@ -72,7 +93,14 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
             self.idle = false;
             out.emit_idleness(false);
         }
-        out.emit_frame(frame);
+        if self.generator.is_punctuated() {
+            self.process_punctuated(frame, out);
+        } else {
+            for record in &frame {
+                self.generator.on_event((self.timestamp_fn)(record));
+            }
+            out.emit_frame(frame);
+        }
         if now >= self.next_emit {
             self.emit_if_advanced(now, out);
         }
@@ -111,5 +139,79 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
     fn next_processing_time(&self) -> Option<Instant> {
         // After the final watermark nothing is left to emit.
         (self.emitted < i64::MAX).then_some(self.next_emit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::base::SubtaskContext;
+    use crate::frame::AnyFrame;
+    use crate::operator::{ChainFailure, ErasedFrameOperator, FrameSink, OperatorChain};
+    use crate::time::watermark::BoundedOutOfOrderness;
+
+    /// What left the operator, in order.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Event {
+        Records(Vec<i64>),
+        Watermark(i64),
+    }
+
+    struct Log(Vec<Event>);
+    impl FrameSink for Log {
+        fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
+            self.0.push(Event::Records(frame.into_typed::<i64>()));
+            Ok(())
+        }
+        fn push_side(&mut self, _output: usize, _frame: AnyFrame) -> Result<(), ChainFailure> {
+            Ok(())
+        }
+        fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
+            self.0.push(Event::Watermark(watermark));
+            Ok(())
+        }
+        fn idleness(&mut self, _idle: bool) -> Result<(), ChainFailure> {
+            Ok(())
+        }
+        fn is_blocked(&self) -> bool {
+            false
+        }
+    }
+
+    /// Runs `timestamps` in frames of `frame_records` through a per-record generator with a bound
+    /// of 9 ms (watermark = max - 10) and an interval too long to ever emit periodically.
+    fn punctuated(timestamps: &[i64], frame_records: usize) -> Vec<Event> {
+        let generator = Box::new(BoundedOutOfOrderness::new(Duration::from_millis(9)).per_record());
+        let operator = TimestampsAndWatermarks::<i64>::new(Arc::new(|t: &i64| *t), generator, Duration::from_secs(3600), None);
+        let mut chain = OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))]);
+        let mut log = Log(Vec::new());
+        for frame in timestamps.chunks(frame_records) {
+            chain.process(AnyFrame::new(frame.to_vec()), &mut log).unwrap();
+        }
+        log.0
+    }
+
+    #[test]
+    fn punctuated_watermark_follows_the_record_that_raised_it_whatever_the_frame_size() {
+        use Event::{Records, Watermark};
+        let timestamps = [100, 95, 120, 110, 90, 130];
+        // The interval (1 h) has not passed at the first frame either: `next_emit` starts at
+        // construction, so only the per-record watermarks appear.
+        let expected =
+            vec![Records(vec![100]), Watermark(90), Records(vec![95, 120]), Watermark(110), Records(vec![110, 90, 130]), Watermark(120)];
+        let merge = |events: Vec<Event>| {
+            let mut merged: Vec<Event> = Vec::new();
+            for event in events {
+                match (merged.last_mut(), event) {
+                    (Some(Records(before)), Records(more)) => before.extend(more),
+                    (_, event) => merged.push(event),
+                }
+            }
+            merged
+        };
+        for frame_records in [1, 2, 3, 6, 100] {
+            assert_eq!(merge(punctuated(&timestamps, frame_records)), expected, "frames of {frame_records}");
+        }
+        assert_eq!(punctuated(&timestamps, 100).len(), expected.len(), "one frame per part, no empty frames");
     }
 }

@@ -8,6 +8,8 @@
 //! cancels every actor and returns the failure; a slot that loses an actor without a report makes
 //! the job fail too, so the driver never waits on a task that cannot finish.
 
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorRef};
 use serde::Serialize;
 
+use super::alignment::AlignmentGroup;
 use super::task::{
     InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
     TaskState,
@@ -92,6 +95,29 @@ struct Deployment {
     factories: GraphFactories,
     plan: ExecutionPlan,
     config: EngineConfig,
+    /// Per aligned source node: its group, the group index of its subtask 0, its max drift (ms).
+    alignment: HashMap<usize, (Arc<AlignmentGroup>, usize, i64)>,
+}
+
+/// The watermark alignment groups of a job's sources: one seat per source subtask.
+fn alignment_groups(graph: &JobGraph) -> HashMap<usize, (Arc<AlignmentGroup>, usize, i64)> {
+    let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for node in &graph.nodes {
+        if let Some(alignment) = &node.watermark_alignment {
+            members.entry(alignment.group.as_str()).or_default().push(node.id);
+        }
+    }
+    let mut seats = HashMap::new();
+    for (name, nodes) in members {
+        let group = AlignmentGroup::new(name, nodes.iter().map(|&n| graph.parallelism_of(n)).sum());
+        let mut first = 0;
+        for node in nodes {
+            let max_drift_ms = graph.nodes[node].watermark_alignment.as_ref().map_or(0, |a| a.max_drift_ms);
+            seats.insert(node, (Arc::clone(&group), first, i64::try_from(max_drift_ms).unwrap_or(i64::MAX)));
+            first += graph.parallelism_of(node);
+        }
+    }
+    seats
 }
 
 /// Runs a planned job to completion.
@@ -102,7 +128,8 @@ pub(crate) fn run_job(
     plan: ExecutionPlan,
     config: EngineConfig,
 ) -> Result<JobResult, JobError> {
-    let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config });
+    let alignment = alignment_groups(&graph);
+    let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment });
     let (reports_tx, reports) = channel();
     let mut per_slot: Vec<Vec<SubtaskId>> = vec![Vec::new(); deployment.plan.slots];
     for task in &deployment.plan.tasks {
@@ -171,19 +198,25 @@ fn run_slot(deployment: &Deployment, core: Option<core_affinity::CoreId>, subtas
         }
     };
     runtime.block_on(async {
-        let mut handles = Vec::new();
+        // One watcher per actor reports its end the moment it happens: an actor that dies behind
+        // one that runs forever is reported all the same.
+        let mut watchers = tokio::task::JoinSet::new();
         for id in subtasks {
             let state = match build_subtask(deployment, id, reports.clone()) {
                 Ok(state) => state,
-                Err((position, error)) => {
-                    let _ = reports.send(TaskReport::Failed { id, position, failure: OperatorFailure::Failed(error) });
+                Err((position, failure)) => {
+                    let _ = reports.send(TaskReport::Failed { id, position, failure });
                     continue;
                 }
             };
             match Actor::spawn(None, TaskActor, state).await {
                 Ok((actor, handle)) => {
                     let _ = reports.send(TaskReport::Spawned { id, actor });
-                    handles.push((id, handle));
+                    let reports = reports.clone();
+                    watchers.spawn(async move {
+                        let _ = handle.await;
+                        let _ = reports.send(TaskReport::Stopped { id });
+                    });
                 }
                 Err(error) => {
                     let failure = OperatorFailure::Failed(format!("cannot spawn the task actor: {error}").into());
@@ -191,15 +224,25 @@ fn run_slot(deployment: &Deployment, core: Option<core_affinity::CoreId>, subtas
                 }
             }
         }
-        for (id, handle) in handles {
-            let _ = handle.await;
-            let _ = reports.send(TaskReport::Stopped { id });
-        }
+        while watchers.join_next().await.is_some() {}
     });
 }
 
+/// Runs one piece of user code that builds part of a subtask (a reader, an operator, a writer, a
+/// watermark generator): its error or panic becomes the failure of chain position `position`.
+fn build_guarded<T>(position: usize, build: impl FnOnce() -> Result<T, UserError>) -> Result<T, (usize, OperatorFailure)> {
+    match catch_unwind(AssertUnwindSafe(build)) {
+        Ok(Ok(built)) => Ok(built),
+        Ok(Err(error)) => Err((position, OperatorFailure::Failed(error))),
+        Err(payload) => Err((position, OperatorFailure::from_panic(payload))),
+    }
+}
+
 /// Creates the source reader, operators, input gate and output channels of one subtask.
-fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskReport>) -> Result<TaskState, (usize, UserError)> {
+///
+/// Every call into user code is guarded: a panic while building fails the job like a panic while
+/// running, naming the operator, instead of taking the slot thread down unreported.
+fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskReport>) -> Result<TaskState, (usize, OperatorFailure)> {
     let Deployment { graph, factories, plan, config, .. } = deployment;
     let (task_id, subtask) = id;
     let task = &plan.tasks[task_id];
@@ -218,17 +261,18 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         match &factories.nodes[node] {
             NodeFactory::Source(factory) => {
                 assert_eq!(position, 0, "a source heads its task");
-                let reader = factory(&context(node)).map_err(|e| (position, e))?;
-                head = Some(TaskHead::Source { reader, records_out: 0, watermark: SourceWatermark::new() });
+                let reader = build_guarded(position, || factory(&context(node)))?;
+                let alignment =
+                    deployment.alignment.get(&node).map(|(group, first, max_drift_ms)| group.member(first + subtask, *max_drift_ms));
+                head = Some(TaskHead::Source { reader, records_out: 0, watermark: SourceWatermark::new(alignment) });
             }
-            NodeFactory::Operator(factory) => operators.push(factory(&context(node), position).map_err(|e| (position, e))?),
+            NodeFactory::Operator(factory) => operators.push(build_guarded(position, || factory(&context(node), position))?),
         }
     }
     let head = head.unwrap_or_else(|| {
         let channels = plan.input_channels(task_id, subtask).len();
-        let mut gate =
+        let gate =
             InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels);
-        gate.max_drift_ms = config.watermark_alignment_max_drift.map(crate::time::duration_ms);
         TaskHead::Gate(gate)
     });
     let outputs = task
@@ -248,6 +292,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
             debug_assert!(input.partitioning != Partitioning::Default, "the plan resolves default partitioning");
             TaskOutput {
                 node_output: spec.output,
+                failure_position: task.nodes.len() + k,
                 partitioner: factories.edges[input.edge](&setup),
                 senders: (0..channels).map(|_| CreditSender::new(config.exclusive_credits_per_channel)).collect(),
                 downstream: Vec::new(),
@@ -278,6 +323,19 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
 
     let fail = |id: SubtaskId, position: usize, cause: OperatorFailure| {
         let task = &plan.tasks[id.0];
+        if let Some(output) = position.checked_sub(task.nodes.len()) {
+            // Past the chain: the partitioner of output `output`, which runs the key selector.
+            let spec = &task.outputs[output];
+            let edge = &graph.edges[plan.tasks[spec.to_task].inputs[spec.input_index].edge];
+            return JobError::KeySelectorFailed {
+                job: job.clone(),
+                from: graph.nodes[edge.from].name.clone(),
+                to: graph.nodes[edge.to].name.clone(),
+                subtask: id.1,
+                parallelism: task.parallelism,
+                failure: cause,
+            };
+        }
         JobError::OperatorFailed {
             job: job.clone(),
             operator: graph.nodes[task.nodes[position]].name.clone(),

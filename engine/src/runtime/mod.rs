@@ -1,5 +1,6 @@
 //! The single-process runtime: slots (pinned threads with one async runtime each), task actors
 //! and the job driver.
 
+pub(crate) mod alignment;
 pub(crate) mod job;
 pub(crate) mod task;

@@ -24,6 +24,7 @@ use crate::channel::credit::{ChannelEvent, CreditSender, GateCredits};
 use crate::channel::partitioner::{ErasedPartitioner, FrameDispatch};
 use crate::frame::AnyFrame;
 use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, TaskWaker};
+use crate::runtime::alignment::AlignmentMember;
 use crate::source::{ErasedSourceReader, ReaderStatus};
 
 /// Messages a task actor handles.
@@ -101,18 +102,42 @@ pub(crate) enum TaskHead {
     Gate(InputGate),
 }
 
-/// When a source task last emitted a watermark, and which; and whether it declared itself idle.
+/// When a source task last emitted a watermark, and which; whether it declared itself idle; and
+/// its place in a watermark alignment group, if its source has one.
 pub(crate) struct SourceWatermark {
     pub emitted: i64,
     pub emitted_at: Option<Instant>,
     /// When the reader last gave records.
     pub data_at: Option<Instant>,
     pub idle: bool,
+    pub alignment: Option<AlignmentMember>,
 }
 
 impl SourceWatermark {
-    pub(crate) fn new() -> Self {
-        SourceWatermark { emitted: i64::MIN, emitted_at: None, data_at: None, idle: false }
+    pub(crate) fn new(alignment: Option<AlignmentMember>) -> Self {
+        SourceWatermark { emitted: i64::MIN, emitted_at: None, data_at: None, idle: false, alignment }
+    }
+
+    /// Publishes the reader's watermark to the alignment group and says whether the reader must
+    /// not be polled now: it leads the group by more than the max drift. The task then checks
+    /// again after `SOURCE_IDLE_POLL_INTERVAL`. Time spent waiting is not idleness.
+    fn waits_for_alignment(&mut self, current: Option<i64>) -> bool {
+        let Some(member) = &self.alignment else { return false };
+        if let Some(current) = current {
+            member.report(current);
+        }
+        let waits = member.must_wait();
+        if waits {
+            self.data_at = Some(Instant::now());
+        }
+        waits
+    }
+
+    /// The reader has finished: it no longer holds its alignment group back.
+    fn finish(&mut self) {
+        if let Some(member) = &self.alignment {
+            member.finish();
+        }
     }
 
     /// Whether the source should now declare itself idle: no data for `timeout`.
@@ -123,13 +148,20 @@ impl SourceWatermark {
             return false;
         }
         self.idle = true;
+        if let Some(member) = &self.alignment {
+            member.set_idle(true);
+        }
         true
     }
 
     /// Records that data arrived; true if the source was idle and must declare itself active.
     fn turns_active(&mut self) -> bool {
         self.data_at = Some(Instant::now());
-        std::mem::replace(&mut self.idle, false)
+        let was_idle = std::mem::replace(&mut self.idle, false);
+        if let (true, Some(member)) = (was_idle, &self.alignment) {
+            member.set_idle(false);
+        }
+        was_idle
     }
 
     /// The watermark to emit now, if the reader's has advanced and the interval has passed.
@@ -150,9 +182,6 @@ pub(crate) struct InputGate {
     pub queues: Vec<VecDeque<ChannelEvent>>,
     /// The channel the next take starts looking at: channels take turns.
     pub next_channel: usize,
-    /// Largest lead in event time a channel may have over the gate's watermark before the gate
-    /// stops taking its frames (watermark alignment); `None` turns alignment off.
-    pub max_drift_ms: Option<i64>,
     pub open_channels: usize,
     /// Per gate channel: the producer, its output index and its channel index there.
     pub upstream: Vec<(ActorRef<TaskMessage>, usize, usize)>,
@@ -172,7 +201,6 @@ impl InputGate {
             credits,
             queues: (0..channels).map(|_| VecDeque::new()).collect(),
             next_channel: 0,
-            max_drift_ms: None,
             open_channels: channels,
             upstream: Vec::new(),
             channel_watermarks: vec![i64::MIN; channels],
@@ -182,35 +210,17 @@ impl InputGate {
         }
     }
 
-    /// Whether the gate takes no frames from `channel` now: its watermark leads the gate's by more
-    /// than the allowed drift. Pausing the leader keeps its credits, so its producer stops and
-    /// the cores go to the laggards; without it a producer that gets ahead keeps the consumers busy
-    /// with its records, the laggards get less time, and windows held open by the lagging
-    /// watermark pile up without bound. An idle or ended channel, or a gate without a watermark
-    /// yet, pauses nothing, so a channel with frames that can advance the minimum is always taken.
-    fn is_paused(&self, channel: usize) -> bool {
-        let Some(max_drift_ms) = self.max_drift_ms else { return false };
-        let watermark = self.channel_watermarks[channel];
-        self.watermark != i64::MIN
-            && !self.channel_idle[channel]
-            && watermark != i64::MAX
-            && watermark > self.watermark.saturating_add(max_drift_ms)
-    }
-
-    /// Takes the next event: channels take turns; a paused channel's frames wait (its other events
-    /// do not, so its watermarks and end still count).
+    /// Takes the next event: channels take turns, and every queued event is taken. A gate never
+    /// holds back a channel's frames: pausing one input of a diamond stalls the shared upstream
+    /// the other input waits for. Watermark alignment acts at the sources instead
+    /// (`runtime::alignment`).
     fn take(&mut self) -> Option<(usize, ChannelEvent)> {
         let channels = self.queues.len();
         for offset in 0..channels {
             let channel = (self.next_channel + offset) % channels;
-            let eligible = match self.queues[channel].front() {
-                None => false,
-                Some(ChannelEvent::Frame(_)) => !self.is_paused(channel),
-                Some(_) => true,
-            };
-            if eligible {
+            if let Some(event) = self.queues[channel].pop_front() {
                 self.next_channel = (channel + 1) % channels;
-                return self.queues[channel].pop_front().map(|event| (channel, event));
+                return Some((channel, event));
             }
         }
         None
@@ -252,6 +262,10 @@ impl InputGate {
 pub(crate) struct TaskOutput {
     /// Which output of the chain's tail operator this is: 0 main, `k` side output `k`.
     pub node_output: usize,
+    /// The chain position a failure of this output's partitioner (a user's key selector) is
+    /// reported at: past the chain's operators, `operators + k` for output `k`, so the driver
+    /// names the edge and its consumer instead of an operator of the chain.
+    pub failure_position: usize,
     pub partitioner: Box<dyn ErasedPartitioner>,
     pub senders: Vec<CreditSender>,
     pub downstream: Vec<(ActorRef<TaskMessage>, usize)>,
@@ -315,24 +329,31 @@ impl FrameDispatch for Dispatch<'_> {
 struct ChainTail<'a>(&'a mut [TaskOutput]);
 
 impl ChainTail<'_> {
-    fn route(&mut self, node_output: usize, frame: AnyFrame) {
+    /// Partitions a frame of the tail operator's output `node_output`. A hash partitioner runs
+    /// the user's key selector here: its panic is caught and blamed on the output's edge, never on
+    /// the operator that emitted the frame (whose own guard would otherwise catch it).
+    fn route(&mut self, node_output: usize, frame: AnyFrame) -> Result<(), ChainFailure> {
         // Outputs nobody consumes are dropped, as Flink drops unconsumed side outputs.
-        if let Some(output) = self.0.iter_mut().find(|o| o.node_output == node_output) {
-            let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
-            output.partitioner.route(frame, &mut dispatch);
-        }
+        let Some(output) = self.0.iter_mut().find(|o| o.node_output == node_output) else { return Ok(()) };
+        let position = output.failure_position;
+        let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
+        let partitioner = &mut output.partitioner;
+        catch_unwind(AssertUnwindSafe(|| partitioner.route(frame, &mut dispatch)))
+            .map_err(|payload| ChainFailure { position, failure: OperatorFailure::from_panic(payload) })
     }
 }
 
 impl FrameSink for ChainTail<'_> {
+    fn is_blocked(&self) -> bool {
+        self.0.iter().any(TaskOutput::is_blocked)
+    }
+
     fn push(&mut self, frame: AnyFrame) -> Result<(), ChainFailure> {
-        self.route(0, frame);
-        Ok(())
+        self.route(0, frame)
     }
 
     fn push_side(&mut self, output: usize, frame: AnyFrame) -> Result<(), ChainFailure> {
-        self.route(output, frame);
-        Ok(())
+        self.route(output, frame)
     }
 
     fn watermark(&mut self, watermark: i64) -> Result<(), ChainFailure> {
@@ -387,6 +408,8 @@ pub(crate) struct TaskState {
     waker: Option<TaskWaker>,
     /// A `Wake` came and the chain's `on_wake` has not run since (it waits for blocked outputs).
     wake_due: bool,
+    /// The processing time whose due timers were last fired while draining.
+    drained_tick: Option<Instant>,
 }
 
 impl TaskState {
@@ -412,6 +435,7 @@ impl TaskState {
             started: false,
             waker: None,
             wake_due: false,
+            drained_tick: None,
         }
     }
 
@@ -454,7 +478,9 @@ impl TaskState {
             TaskMessage::Wake => self.wake_due = true,
             TaskMessage::Tick => {
                 self.tick_due = None;
-                if matches!(self.phase, Phase::Running | Phase::Draining) {
+                // Timers wait while the output is blocked: what they emit would queue beyond the
+                // credits. `work` schedules the tick again once the output has room.
+                if matches!(self.phase, Phase::Running | Phase::Draining) && !self.is_output_blocked() {
                     let mut tail = ChainTail(&mut self.outputs);
                     if let Err(failure) = self.chain.on_processing_time(Instant::now(), &mut tail) {
                         return self.fail(myself, failure);
@@ -464,7 +490,9 @@ impl TaskState {
             TaskMessage::Linger => {
                 self.linger_scheduled = false;
                 if matches!(self.phase, Phase::Running | Phase::Draining) {
-                    for output in &mut self.outputs {
+                    // A blocked output keeps its partly filled frames: sending them would only
+                    // queue them beyond the credits; `work` schedules the linger again.
+                    for output in self.outputs.iter_mut().filter(|o| !o.is_blocked()) {
                         output.flush();
                     }
                 }
@@ -486,6 +514,14 @@ impl TaskState {
             if self.outputs.iter().any(TaskOutput::is_blocked) {
                 break; // A credit message wakes the task.
             }
+            if self.chain.has_pending_output() {
+                // An operator stopped emitting when the output blocked: it goes on before the
+                // chain takes anything else.
+                if let Err(failure) = self.chain.resume(&mut ChainTail(&mut self.outputs)) {
+                    return self.fail(myself, failure);
+                }
+                continue;
+            }
             if self.wake_due {
                 // Only with outputs free: what the operators emit now is bounded by their own
                 // pending work, not left to pile up behind a blocked channel.
@@ -499,6 +535,21 @@ impl TaskState {
                 continue;
             }
             if self.phase == Phase::Draining {
+                // Processing-time timers already due fire before the end (they only waited for
+                // credit); later ones are dropped with the operators, as in Flink.
+                let now = Instant::now();
+                let due = self.chain.next_processing_time().filter(|due| *due <= now);
+                if due.is_some() && due != self.drained_tick {
+                    if let Err(failure) = self.chain.on_processing_time(now, &mut ChainTail(&mut self.outputs)) {
+                        return self.fail(myself, failure);
+                    }
+                    // An operator that still asks for the same time with its output free has
+                    // nothing to fire then: do not call it for that time again.
+                    if !self.is_output_blocked() && self.chain.next_processing_time() == due {
+                        self.drained_tick = due;
+                    }
+                    continue;
+                }
                 if self.chain.has_pending_work() {
                     break; // A `Wake` (or `Tick`) brings the task back.
                 }
@@ -544,6 +595,20 @@ impl TaskState {
         let tail = &mut ChainTail(&mut self.outputs);
         match &mut self.head {
             TaskHead::Source { reader, records_out, watermark } => {
+                // The watermark of the records already read goes first: a step runs only while
+                // the output has room, so its flush never queues beyond the credits, and a source
+                // kept at the credit limit still advances event time.
+                if let Some(due) = watermark.due(reader.watermark(), self.settings.watermark_interval) {
+                    if let Err(failure) = self.chain.watermark(due, tail) {
+                        return Step::Failed(failure);
+                    }
+                    if tail.is_blocked() || self.chain.has_pending_output() {
+                        return Step::Processed; // the firings it caused wait for credit first
+                    }
+                }
+                if watermark.waits_for_alignment(reader.watermark()) {
+                    return Step::Idle;
+                }
                 let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max)));
                 let (frame, status) = match polled {
                     Ok(Ok(polled)) => polled,
@@ -565,15 +630,13 @@ impl TaskState {
                         return Step::Failed(failure);
                     }
                 }
-                if let Some(due) = watermark.due(reader.watermark(), self.settings.watermark_interval) {
-                    if let Err(failure) = self.chain.watermark(due, tail) {
-                        return Step::Failed(failure);
-                    }
-                }
                 match status {
                     ReaderStatus::Ready => Step::Processed,
                     ReaderStatus::Idle => Step::Idle,
-                    ReaderStatus::Finished => Step::InputEnded,
+                    ReaderStatus::Finished => {
+                        watermark.finish();
+                        Step::InputEnded
+                    }
                 }
             }
             TaskHead::Gate(gate) => match gate.take() {
@@ -689,7 +752,16 @@ impl TaskState {
         }
     }
 
+    /// Whether what the chain emits now would wait: an output waits for credit, or an operator
+    /// still has output pending.
+    fn is_output_blocked(&self) -> bool {
+        self.outputs.iter().any(TaskOutput::is_blocked) || self.chain.has_pending_output()
+    }
+
     fn schedule_tick(&mut self, myself: &ActorRef<TaskMessage>) {
+        if self.is_output_blocked() {
+            return; // The credit that unblocks the output runs `work`, which schedules the tick.
+        }
         let Some(next) = self.chain.next_processing_time() else { return };
         if self.tick_due.is_some_and(|due| due <= next) {
             return;
@@ -703,7 +775,7 @@ impl TaskState {
             return;
         }
         if self.settings.linger.is_zero() {
-            for output in &mut self.outputs {
+            for output in self.outputs.iter_mut().filter(|o| !o.is_blocked()) {
                 output.flush();
             }
             return;
@@ -767,7 +839,7 @@ mod tests {
 
     #[test]
     fn source_watermarks_are_throttled_and_only_advance() {
-        let mut watermark = SourceWatermark::new();
+        let mut watermark = SourceWatermark::new(None);
         assert_eq!(watermark.due(Some(10), Duration::ZERO), Some(10));
         assert_eq!(watermark.due(Some(10), Duration::ZERO), None, "no advance, no watermark");
         assert_eq!(watermark.due(None, Duration::ZERO), None);
@@ -792,40 +864,5 @@ mod idleness_tests {
         assert_eq!(gate.set_idle(1, false), (None, Some(false)));
         assert_eq!(gate.advance_watermark(1, 50), None);
         assert_eq!(gate.advance_watermark(1, 150), Some(150));
-    }
-}
-
-#[cfg(test)]
-mod alignment_tests {
-    use super::*;
-
-    fn frame() -> ChannelEvent {
-        ChannelEvent::Frame(AnyFrame::new(vec![0u8]))
-    }
-
-    #[test]
-    fn a_channel_leading_by_more_than_the_drift_waits_for_the_others() {
-        let mut gate = InputGate::new(GateCredits::new(2, 4, 0), 2);
-        gate.max_drift_ms = Some(2_000);
-        gate.advance_watermark(0, 10_000);
-        gate.advance_watermark(1, 100);
-        for channel in [0, 1, 0] {
-            gate.queues[channel].push_back(frame());
-        }
-        gate.queues[0].push_back(ChannelEvent::Watermark(11_000));
-        // Channel 0 leads by 9.9 s: only channel 1's frame is taken.
-        assert!(matches!(gate.take(), Some((1, ChannelEvent::Frame(_)))));
-        assert!(gate.take().is_none(), "the leader's frames wait");
-        // Channel 1 catches up to within the drift: the leader's frames flow again, in order.
-        gate.advance_watermark(1, 8_500);
-        assert!(matches!(gate.take(), Some((0, ChannelEvent::Frame(_)))));
-        assert!(matches!(gate.take(), Some((0, ChannelEvent::Frame(_)))));
-        assert!(matches!(gate.take(), Some((0, ChannelEvent::Watermark(11_000)))));
-        // An idle laggard holds nothing back.
-        gate.advance_watermark(0, 20_000);
-        gate.queues[0].push_back(frame());
-        assert!(gate.take().is_none());
-        gate.set_idle(1, true);
-        assert!(matches!(gate.take(), Some((0, ChannelEvent::Frame(_)))));
     }
 }

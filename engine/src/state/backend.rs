@@ -9,7 +9,8 @@
 //!
 //! Invariants every implementation keeps, and the conformance suite checks: a key's state is
 //! visible only through that key; a state never holds an empty list or an empty map for a key
-//! (emptying one removes the key); expired values are never returned; a snapshot of a key group
+//! (emptying one removes the key); expired values are never returned, and expired values of keys
+//! never read again are removed incrementally as other keys are accessed; a snapshot of a key group
 //! restored into any backend owning that group gives back exactly that group's state.
 
 use std::any::Any;
@@ -146,6 +147,12 @@ pub trait StateBackend<K: Key>: Send + 'static {
     /// Removes every value (and map entry) of `key_group` that has expired at `now_ms`; returns
     /// how many it removed.
     fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize;
+
+    /// Runs one incremental cleanup step on every state whose TTL cleans up on every record
+    /// ([`StateTtlConfig::with_incremental_cleanup`]): visits its next few entries and drops the
+    /// expired ones. Keyed operators call it once per record they process; it costs nothing when
+    /// no state asks for it. Returns how many values (and map entries) it removed.
+    fn cleanup_after_record(&mut self) -> usize;
 
     /// A copy of every state of `key_group`: what a checkpoint writes for it.
     fn snapshot_key_group(&self, key_group: usize) -> KeyGroupSnapshot<K>;

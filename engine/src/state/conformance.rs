@@ -44,6 +44,8 @@ macro_rules! state_backend_conformance {
             ttl_applies_to_each_map_entry,
             ttl_applies_to_lists_reducing_and_aggregating_values_whole,
             cleanup_expired_sweeps_one_key_group,
+            incremental_cleanup_on_access_removes_expired_keys_never_read_again,
+            incremental_cleanup_on_every_record_needs_no_access,
             snapshots_keep_ttl_stamps,
             snapshots_restore_exactly_what_was_written,
         );
@@ -538,6 +540,58 @@ pub(crate) fn cleanup_expired_sweeps_one_key_group<B: StateBackend<u64>>(make: M
     assert_eq!(h.backend.cleanup_expired(30, 120), 0);
     assert_eq!(h.backend.cleanup_expired(30, 150), 6);
     assert!(h.backend.keys(30).is_empty());
+}
+
+/// Entries (values, or keys with a map) of every state in every owned group, expired or not.
+fn stored_keys<B: StateBackend<u64>>(backend: &B) -> usize {
+    backend.key_groups().as_range().map(|group| backend.keys(group).len()).sum()
+}
+
+pub(crate) fn incremental_cleanup_on_access_removes_expired_keys_never_read_again<B: StateBackend<u64>>(make: MakeBackend<'_, B>) {
+    // Flink's heap backend: each access of a state with TTL visits a few of its entries and drops
+    // expired ones, so keys that are never read again still leave.
+    let mut h = Harness::whole(make);
+    let states = register_states(&mut h.backend, Some(TtlUpdateType::OnCreateAndWrite));
+    for key in 0..1_000u64 {
+        let mut ctx = h.at(0).ctx(&key);
+        states.value.update(&mut ctx, key);
+        states.map.put(&mut ctx, 1, "a".into());
+    }
+    assert_eq!(stored_keys(&h.backend), 1_000);
+    // Past the TTL, one other key is written again and again: the cold keys are swept.
+    let hot = 1_000_000u64;
+    for round in 0..2_000i64 {
+        let mut ctx = h.at(100 + round).ctx(&hot);
+        states.value.update(&mut ctx, 1);
+        states.map.put(&mut ctx, 1, "hot".into());
+    }
+    assert_eq!(stored_keys(&h.backend), 1, "only the key still written is left");
+    assert_eq!(states.value.get(&mut h.ctx(&hot)), Some(1), "a live value is never swept");
+    assert_eq!(states.map.get(&mut h.ctx(&hot), &1).as_deref(), Some("hot"));
+}
+
+pub(crate) fn incremental_cleanup_on_every_record_needs_no_access<B: StateBackend<u64>>(make: MakeBackend<'_, B>) {
+    let mut h = Harness::whole(make);
+    let ttl = StateTtlConfig::new(TTL).with_incremental_cleanup(5, true);
+    let swept: ValueState<u64> = h.backend.register_value(&StateDescriptor::new("swept").with_ttl(ttl)).expect("fresh name");
+    let kept: ValueState<u64> =
+        h.backend.register_value(&StateDescriptor::new("kept").with_ttl(StateTtlConfig::new(TTL))).expect("fresh name");
+    for key in 0..500u64 {
+        let mut ctx = h.at(0).ctx(&key);
+        swept.update(&mut ctx, key);
+        kept.update(&mut ctx, key);
+    }
+    h.at(50);
+    for _ in 0..1_000 {
+        h.backend.cleanup_after_record();
+    }
+    assert_eq!(stored_keys(&h.backend), 500, "nothing expired yet");
+    h.at(100);
+    let removed: usize = (0..1_000).map(|_| h.backend.cleanup_after_record()).sum();
+    assert_eq!(removed, 500, "each expired value of the state that cleans on every record, once");
+    assert_eq!(swept.get(&mut h.ctx(&7)), None);
+    // The other state cleans only on access: its values are still stored (though never returned).
+    assert_eq!(stored_keys(&h.backend), 500);
 }
 
 pub(crate) fn snapshots_keep_ttl_stamps<B: StateBackend<u64>>(make: MakeBackend<'_, B>) {

@@ -3,10 +3,15 @@
 //!
 //! Every stored value carries the processing time of its last stamping ([`TtlValue`]); it is
 //! expired once `now >= stamp + ttl`. Expired values are never returned (`NeverReturnExpired`):
-//! an access that finds one removes it and behaves as if the key had none, and
-//! `StateBackend::cleanup_expired` sweeps a whole key group. Time comes from an injectable
-//! [`Clock`], so tests move it by hand and never sleep. The clock is read only for states that have
-//! a TTL, so states without one pay nothing but the stamp's eight bytes.
+//! an access that finds one removes it and behaves as if the key had none. Expired values of keys
+//! that are never read again leave in the background, incrementally, as in Flink's heap backend:
+//! each access of a state with TTL visits the next few entries of that state (a cursor goes round
+//! its key groups) and drops the expired ones, and a state configured so does the same once per
+//! processed record ([`StateTtlConfig::with_incremental_cleanup`]); so TTL bounds the state of a
+//! stream of ever new keys. `StateBackend::cleanup_expired` sweeps a whole key group at once.
+//! Time comes from an injectable [`Clock`], so tests move it by hand and never sleep. The clock is
+//! read only for states that have a TTL, so states without one pay nothing but the stamp's eight
+//! bytes.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -76,12 +81,17 @@ pub enum StateVisibility {
     NeverReturnExpired,
 }
 
+/// Entries of a state visited by one incremental cleanup step: Flink's default `cleanupSize`.
+pub const CLEANUP_ENTRIES_PER_STEP_DEFAULT: usize = 5;
+
 /// How long a state's values live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StateTtlConfig {
     ttl: Duration,
     update_type: TtlUpdateType,
     visibility: StateVisibility,
+    cleanup_entries_per_step: usize,
+    cleanup_on_every_record: bool,
 }
 
 impl StateTtlConfig {
@@ -90,7 +100,26 @@ impl StateTtlConfig {
     /// Panics if `ttl` is under one millisecond: every value would expire as it is written.
     pub fn new(ttl: Duration) -> StateTtlConfig {
         assert!(ttl >= Duration::from_millis(1), "state TTL must be at least 1 ms, got {ttl:?}");
-        StateTtlConfig { ttl, update_type: TtlUpdateType::OnCreateAndWrite, visibility: StateVisibility::NeverReturnExpired }
+        StateTtlConfig {
+            ttl,
+            update_type: TtlUpdateType::OnCreateAndWrite,
+            visibility: StateVisibility::NeverReturnExpired,
+            cleanup_entries_per_step: CLEANUP_ENTRIES_PER_STEP_DEFAULT,
+            cleanup_on_every_record: false,
+        }
+    }
+
+    /// The same configuration with another incremental cleanup (Flink's `cleanupIncrementally`):
+    /// each access of the state visits `entries_per_step` of its entries and drops expired ones,
+    /// and with `on_every_record` so does every record the operator processes, whether it touches
+    /// the state or not. The default visits 5 entries per access and none per record, as Flink.
+    ///
+    /// Panics if `entries_per_step` is 0: expired values of keys never read again would stay.
+    pub fn with_incremental_cleanup(mut self, entries_per_step: usize, on_every_record: bool) -> StateTtlConfig {
+        assert!(entries_per_step > 0, "incremental cleanup visits at least 1 entry per step");
+        self.cleanup_entries_per_step = entries_per_step;
+        self.cleanup_on_every_record = on_every_record;
+        self
     }
 
     /// The same configuration with another update type.
@@ -114,8 +143,22 @@ impl StateTtlConfig {
         self.visibility
     }
 
+    /// Entries one incremental cleanup step visits.
+    pub fn cleanup_entries_per_step(&self) -> usize {
+        self.cleanup_entries_per_step
+    }
+
+    /// Whether every processed record runs a cleanup step, not only every access.
+    pub fn cleanup_on_every_record(&self) -> bool {
+        self.cleanup_on_every_record
+    }
+
     pub(crate) fn policy(&self) -> TtlPolicy {
-        TtlPolicy { ttl_ms: duration_ms(self.ttl), refresh_on_read: self.update_type == TtlUpdateType::OnReadAndWrite }
+        TtlPolicy {
+            ttl_ms: duration_ms(self.ttl),
+            refresh_on_read: self.update_type == TtlUpdateType::OnReadAndWrite,
+            cleanup_entries_per_step: self.cleanup_entries_per_step,
+        }
     }
 }
 
@@ -124,6 +167,8 @@ impl StateTtlConfig {
 pub(crate) struct TtlPolicy {
     pub ttl_ms: i64,
     pub refresh_on_read: bool,
+    /// Entries an incremental cleanup step visits (at least 1).
+    pub cleanup_entries_per_step: usize,
 }
 
 impl TtlPolicy {
@@ -178,6 +223,20 @@ mod tests {
     fn system_clock_reads_milliseconds_since_the_epoch() {
         // 2020-01-01 in ms: any machine running this is later.
         assert!(SystemClock.now_ms() > 1_577_836_800_000);
+    }
+
+    #[test]
+    fn incremental_cleanup_defaults_to_flinks() {
+        let config = StateTtlConfig::new(Duration::from_secs(1));
+        assert_eq!((config.cleanup_entries_per_step(), config.cleanup_on_every_record()), (5, false));
+        let config = config.with_incremental_cleanup(10, true);
+        assert_eq!((config.cleanup_entries_per_step(), config.cleanup_on_every_record()), (10, true));
+    }
+
+    #[test]
+    #[should_panic(expected = "at least 1 entry")]
+    fn an_incremental_cleanup_of_no_entries_is_refused() {
+        StateTtlConfig::new(Duration::from_secs(1)).with_incremental_cleanup(0, false);
     }
 
     #[test]

@@ -23,13 +23,16 @@ pub trait WindowFunction<K, In>: Send + Sync + 'static {
     fn create(&self) -> Self::State;
     /// Adds a record to the state.
     fn add(&self, state: &mut Self::State, record: In);
-    /// Emits the window's result for `key`; `is_update` when it refines an earlier firing.
+    /// Emits the window's result for `key`; `is_update` when it refines an earlier firing;
+    /// `watermark` is the operator's watermark at the firing (for a firing caused by a late
+    /// record, the watermark before it).
     fn emit(
         &self,
         key: &K,
         window: TimeWindow,
         state: &Self::State,
         is_update: bool,
+        watermark: i64,
         out: &mut Output<'_, Self::Out>,
     ) -> Result<(), UserError>;
 }
@@ -63,6 +66,7 @@ where
         window: TimeWindow,
         state: &Acc,
         is_update: bool,
+        _watermark: i64,
         out: &mut Output<'_, WindowResult<K, V>>,
     ) -> Result<(), UserError> {
         out.emit(WindowResult { key: key.clone(), window, value: self.0.get_result(state), is_update });
@@ -100,6 +104,7 @@ where
         window: TimeWindow,
         state: &Option<T>,
         is_update: bool,
+        _watermark: i64,
         out: &mut Output<'_, WindowResult<K, T>>,
     ) -> Result<(), UserError> {
         if let Some(value) = state {
@@ -117,6 +122,10 @@ pub struct WindowContext<'a, K> {
     pub window: TimeWindow,
     /// Whether this firing refines an earlier one (a late record within allowed lateness).
     pub is_update: bool,
+    /// The operator's watermark when the window fired: the watermark that reached the window's
+    /// end, `i64::MAX` at end of input, or for a firing caused by a late record the watermark
+    /// before that record.
+    pub watermark: i64,
 }
 
 /// Sees all records of a window when it fires.
@@ -141,8 +150,16 @@ where
         state.push(record);
     }
 
-    fn emit(&self, key: &K, window: TimeWindow, state: &Vec<T>, is_update: bool, out: &mut Output<'_, O>) -> Result<(), UserError> {
-        (self.0)(&WindowContext { key, window, is_update }, state, out)
+    fn emit(
+        &self,
+        key: &K,
+        window: TimeWindow,
+        state: &Vec<T>,
+        is_update: bool,
+        watermark: i64,
+        out: &mut Output<'_, O>,
+    ) -> Result<(), UserError> {
+        (self.0)(&WindowContext { key, window, is_update, watermark }, state, out)
     }
 }
 

@@ -88,6 +88,9 @@ pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, Timest
     pub late_reassigned: u64,
     /// Most (window, key) states held at once, sampled at watermarks.
     pub state_keys_peak: u64,
+    /// Where firing stopped when the output blocked: (key group index, keys of it already
+    /// emitted) in the earliest due window not yet marked fired. `None`: nothing pending.
+    pub firing_cursor: Option<(usize, usize)>,
 }
 
 impl<K, T, F, A, KeyFn, TimestampFn> WindowOperator<K, T, F, A, KeyFn, TimestampFn>
@@ -126,6 +129,7 @@ where
             late_dropped: 0,
             late_reassigned: 0,
             state_keys_peak: 0,
+            firing_cursor: None,
         }
     }
 
@@ -166,7 +170,7 @@ where
     #[inline]
     fn add(&mut self, key: K, window: TimeWindow, record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
         let position = self.open(window);
-        let function = &self.function;
+        let (function, watermark) = (&self.function, self.watermark);
         let open = &mut self.windows[position];
         if !open.fired {
             open.state.update(key, || function.create(), |_, s| function.add(s, record));
@@ -179,7 +183,7 @@ where
             || function.create(),
             |key, s| {
                 function.add(s, record);
-                function.emit(key, window, s, existed, out)
+                function.emit(key, window, s, existed, watermark, out)
             },
         )
     }
@@ -228,17 +232,42 @@ where
         self.watermark = watermark;
         let held: usize = self.windows.iter().map(|w| w.state.len()).sum();
         self.state_keys_peak = self.state_keys_peak.max(held as u64);
-        // Fire the windows whose max timestamp the watermark has reached, in end order.
+        // The chain holds watermarks back while a firing is pending, so none is under way here.
+        debug_assert!(self.firing_cursor.is_none(), "a watermark arrived while windows were still firing");
+        self.firing_cursor = Some((0, 0));
+        self.resume_output(out)
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.firing_cursor.is_some()
+    }
+
+    /// Fires the windows whose max timestamp the watermark has reached, in end order, key group by
+    /// key group, and stops where it is when the output blocks.
+    fn resume_output(&mut self, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+        let Some((mut group, mut done)) = self.firing_cursor.take() else { return Ok(()) };
+        let watermark = self.watermark;
         for open in self.windows.iter_mut() {
             if open.window.max_timestamp() > watermark {
                 break;
             }
-            if !open.fired {
-                open.fired = true;
-                for (key, value) in open.state.iter() {
-                    self.function.emit(key, open.window, value, false, out)?;
-                }
+            if open.fired {
+                continue;
             }
+            while group < open.state.group_count() {
+                for (key, value) in open.state.iter_group(group).skip(done) {
+                    self.function.emit(key, open.window, value, false, watermark, out)?;
+                    done += 1;
+                    if out.is_blocked() {
+                        self.firing_cursor = Some((group, done));
+                        return Ok(());
+                    }
+                }
+                group += 1;
+                done = 0;
+            }
+            open.fired = true;
+            group = 0;
         }
         // Retire windows past allowed lateness.
         while self.windows.front().is_some_and(|w| w.window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {

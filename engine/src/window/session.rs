@@ -98,9 +98,9 @@ impl<S> SessionWindowSet<S> {
     /// called. The caller then adds the record to the returned state. Merging never reaches past
     /// the sessions the window intersects, because sessions are strictly apart.
     ///
-    /// For timers: the returned window's `max_timestamp` is when the session is due; a session
-    /// merged away is simply no longer in the set, so a timer set for it finds nothing in
-    /// [`fire_until`](Self::fire_until).
+    /// For timers: the returned window's `max_timestamp` is when the session is due; the sessions
+    /// merged away are those [`intersecting`](Self::intersecting) named before the call, other
+    /// than the returned window.
     pub fn add(&mut self, window: TimeWindow, mut merge_state: impl FnMut(S, S) -> S, init: impl FnOnce() -> S) -> SessionAdded<'_, S> {
         debug_assert!(window.start < window.end, "a session window is not empty: {window:?}");
         // Sessions are sorted by start and by end, so those intersecting `window` are the run
@@ -128,6 +128,25 @@ impl<S> SessionWindowSet<S> {
         debug_assert!(self.is_strictly_apart(), "sessions overlap after adding {window:?}");
         let (window, state) = &mut self.sessions[first];
         SessionAdded { window: *window, state, sessions_merged }
+    }
+
+    /// The sessions `window` would merge with if added: those it intersects (overlaps or
+    /// touches), earliest first.
+    pub fn intersecting(&self, window: TimeWindow) -> impl ExactSizeIterator<Item = TimeWindow> + '_ {
+        let first = self.sessions.partition_point(|(session, _)| session.end < window.start);
+        let past_last = self.sessions.partition_point(|(session, _)| session.start <= window.end);
+        self.sessions[first..past_last.max(first)].iter().map(|(session, _)| *session)
+    }
+
+    /// Whether a session has `max_timestamp` exactly `timestamp`. Sessions are sorted by end, so
+    /// this is a binary search.
+    pub fn has_max_timestamp(&self, timestamp: i64) -> bool {
+        self.sessions.binary_search_by_key(&timestamp, |(session, _)| session.max_timestamp()).is_ok()
+    }
+
+    /// Keeps only the sessions for which `keep` says so.
+    pub fn retain(&mut self, mut keep: impl FnMut(TimeWindow, &S) -> bool) {
+        self.sessions.retain(|(window, state)| keep(*window, state));
     }
 
     /// Removes and returns, earliest first, every session whose `max_timestamp` (`end - 1`) is
@@ -331,6 +350,24 @@ mod tests {
         assert_eq!(sessions.remove(window(1, 10)), None);
         assert_eq!(sessions.remove(window(0, 10)), Some(7));
         assert!(sessions.is_empty());
+    }
+
+    #[test]
+    fn intersecting_names_the_sessions_a_window_would_merge_with() {
+        let mut sessions = SessionWindowSet::new();
+        for start in [0, 20, 40] {
+            sessions.add(window(start, start + 10), u32::wrapping_add, || 0);
+        }
+        let intersecting = |w| sessions.intersecting(w).collect::<Vec<_>>();
+        assert_eq!(intersecting(window(11, 19)), vec![]);
+        assert_eq!(intersecting(window(10, 19)), vec![window(0, 10)], "touching the end");
+        assert_eq!(intersecting(window(11, 20)), vec![window(20, 30)], "touching the start");
+        assert_eq!(intersecting(window(5, 45)), vec![window(0, 10), window(20, 30), window(40, 50)]);
+        assert_eq!(intersecting(window(22, 24)), vec![window(20, 30)], "inside");
+        assert!(sessions.has_max_timestamp(29));
+        assert!(!sessions.has_max_timestamp(30));
+        sessions.retain(|w, _| w.start != 20);
+        assert_eq!(sessions.windows().collect::<Vec<_>>(), vec![window(0, 10), window(40, 50)]);
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! ([`Trigger::on_element`]) and when the watermark reaches the trigger's event-time timer
 //! ([`Trigger::event_timer`], then [`Trigger::on_event_timer`]), so it need not visit every window
 //! on every watermark. Triggers are pure (no I/O, no clock) and object-safe, so an operator can
-//! hold `Box<dyn Trigger<W>>`. Purging drops the window's contents, not the trigger's state, as in
-//! Flink: a count trigger restarts its own count when it fires.
+//! hold `Box<dyn Trigger<W>>`. Purging drops the window's contents; a count trigger restarts its
+//! own count when it fires, as in Flink. The global window operator drops the key's trigger
+//! instance (and its timer) with purged contents, so a purged key keeps no state at all; its next
+//! element starts from a fresh copy of the prototype.
 
 use super::TimeWindow;
 

@@ -5,7 +5,8 @@
 //! the key's group: no allocation unless a key gets its first entry. Registration is idempotent
 //! and checked: a name keeps one kind and one set of types. Snapshots of a key group restored
 //! before their state is registered wait in `pending` and are applied by the registration, so a
-//! restore can run before `open`, as in Flink.
+//! restore can run before `open`, as in Flink. States with TTL clean up incrementally (see
+//! `table`): on every access, and on every processed record for those configured so.
 
 mod table;
 
@@ -34,6 +35,8 @@ pub struct HeapStateBackend<K> {
     ids: FxHashMap<String, StateId>,
     /// Key group snapshots of states not registered yet.
     pending: Vec<(usize, StateSnapshot)>,
+    /// States whose TTL runs a cleanup step on every processed record.
+    cleaned_every_record: Vec<StateId>,
 }
 
 /// A registered state: its declaration and its table.
@@ -58,7 +61,21 @@ impl<K: Key> HeapStateBackend<K> {
     /// Panics if `range` reaches past `max_parallelism`.
     pub fn with_clock(range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clock>) -> HeapStateBackend<K> {
         assert!(range.end <= max_parallelism && range.start <= range.end, "key group range {range:?} outside 0..{max_parallelism}");
-        HeapStateBackend { range, max_parallelism, clock, states: Vec::new(), ids: FxHashMap::default(), pending: Vec::new() }
+        HeapStateBackend {
+            range,
+            max_parallelism,
+            clock,
+            states: Vec::new(),
+            ids: FxHashMap::default(),
+            pending: Vec::new(),
+            cleaned_every_record: Vec::new(),
+        }
+    }
+
+    /// Replaces the clock TTL reads processing time from (a test's manual clock, say); values
+    /// written before keep their stamps. Call it in `open`, before state is written.
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        self.clock = clock;
     }
 
     /// Registers a state with a table of type `T`, made by `create` unless the name is known.
@@ -110,6 +127,9 @@ impl<K: Key> HeapStateBackend<K> {
             table: Box::new(table),
         });
         self.ids.insert(name.to_string(), id);
+        if descriptor.ttl().is_some_and(|ttl| ttl.cleanup_on_every_record()) {
+            self.cleaned_every_record.push(id);
+        }
         Ok(id)
     }
 
@@ -290,8 +310,8 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
 
     #[inline]
     fn map_remove<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK) {
-        let (table, _) = self.table::<MapTable<K, UK, UV>>(state.id());
-        table.remove(key, user_key);
+        let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
+        table.remove(key, user_key, clock);
     }
 
     fn map_for_each<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, visit: impl FnMut(&UK, &UV)) {
@@ -354,6 +374,15 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
     fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize {
         self.check_owned(key_group);
         self.states.iter_mut().map(|registered| registered.table.cleanup_expired(key_group, now_ms)).sum()
+    }
+
+    #[inline]
+    fn cleanup_after_record(&mut self) -> usize {
+        if self.cleaned_every_record.is_empty() {
+            return 0;
+        }
+        let now_ms = self.clock.now_ms();
+        self.cleaned_every_record.iter().map(|id| self.states[id.index()].table.cleanup_step(now_ms)).sum()
     }
 
     fn snapshot_key_group(&self, key_group: usize) -> KeyGroupSnapshot<K> {

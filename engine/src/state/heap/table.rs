@@ -10,6 +10,13 @@
 //! states alike: clear a key, list keys, clean up, snapshot and restore a group) and downcast to
 //! their concrete type for typed access. Snapshot data is a `Vec` of entries, independent of the
 //! table's function types, so a reducing state restores whatever reduce function is registered.
+//!
+//! A table with TTL also cleans up incrementally (Flink's heap `cleanupIncrementally`): every
+//! access, and [`ErasedTable::cleanup_step`], visits the next few keys of a [`CleanupCursor`] that
+//! goes round the key groups, and drops expired values. The cursor holds a copy of the keys of the
+//! group it is in, taken on entering it (one clone per key per round, so the cost per visited key
+//! stays constant); a copied key that left or was rewritten since is simply looked up again, so
+//! the cursor never needs to follow changes to the maps.
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
@@ -32,6 +39,9 @@ pub(crate) trait ErasedTable<K>: Send {
     fn collect_keys(&self, key_group: usize, keys: &mut FxHashSet<K>);
     /// Removes expired values (map entries) of `key_group`; returns how many.
     fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize;
+    /// One incremental cleanup step at `now_ms`: visits the next few keys (the TTL's step size)
+    /// and removes their expired values; returns how many. Nothing without TTL.
+    fn cleanup_step(&mut self, now_ms: i64) -> usize;
     /// Removes every entry of `key_group`.
     fn clear_group(&mut self, key_group: usize);
     /// A copy of `key_group`'s entries.
@@ -66,31 +76,96 @@ pub(crate) type SlotEntries<K, T> = Vec<(K, TtlValue<T>)>;
 /// Snapshot form of [`MapTable`]: each key with its stamped map entries.
 pub(crate) type MapEntries<K, UK, UV> = Vec<(K, Vec<(UK, TtlValue<UV>)>)>;
 
+/// Where incremental cleanup stands in one table: the key group it visits and the keys of that
+/// group still to visit (copied on entering the group).
+pub(crate) struct CleanupCursor<K> {
+    /// Index (from the range's start) of the group `keys` came from.
+    group: usize,
+    keys: Vec<K>,
+}
+
+impl<K: Key> CleanupCursor<K> {
+    fn new() -> CleanupCursor<K> {
+        CleanupCursor { group: usize::MAX, keys: Vec::new() }
+    }
+
+    /// Visits up to `steps` keys of `groups`, going round them, and removes each whose entry
+    /// `expire` says is empty after dropping its expired parts; returns what `expire` removed.
+    /// Entering a group counts as a step, so a step over empty groups ends too.
+    fn step<V>(&mut self, groups: &mut [FxHashMap<K, V>], steps: usize, mut expire: impl FnMut(&mut V) -> (usize, bool)) -> usize {
+        let mut removed = 0;
+        for _ in 0..steps {
+            let Some(key) = self.keys.pop() else {
+                if groups.is_empty() {
+                    break;
+                }
+                self.group = self.group.wrapping_add(1) % groups.len();
+                self.keys.extend(groups[self.group].keys().cloned());
+                continue;
+            };
+            let map = &mut groups[self.group];
+            if let Some(entry) = map.get_mut(&key) {
+                let (dropped, emptied) = expire(entry);
+                removed += dropped;
+                if emptied {
+                    map.remove(&key);
+                }
+            }
+        }
+        removed
+    }
+}
+
 /// Per key group, key -> stamped value. A stored `Option` is always `Some`: `access` removes a key
 /// whose value it leaves `None`, so "no value" and "no entry" are the same thing.
 pub(crate) struct Slots<K, T> {
     start: usize,
     groups: Vec<FxHashMap<K, TtlValue<Option<T>>>>,
     ttl: Option<TtlPolicy>,
+    cursor: CleanupCursor<K>,
 }
 
 impl<K: Key, T: StateValue> Slots<K, T> {
     fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>) -> Slots<K, T> {
-        Slots { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl }
+        Slots { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl, cursor: CleanupCursor::new() }
+    }
+
+    /// One incremental cleanup step with `policy` at `now_ms`.
+    fn cleanup_with(&mut self, policy: TtlPolicy, now_ms: i64) -> usize {
+        self.cursor.step(&mut self.groups, policy.cleanup_entries_per_step, |slot| {
+            let expired = policy.is_expired(slot.stamp_ms, now_ms);
+            (usize::from(expired), expired)
+        })
     }
 
     /// Runs `f` on the key's value (`None` if absent or expired) and keeps what it leaves: `None`
     /// removes the key; a value is stamped when created, when `write`, or on read if the TTL is
-    /// refreshed by reads. The clock is read only if the state has a TTL.
+    /// refreshed by reads. The clock is read only if the state has a TTL; then the access also
+    /// runs an incremental cleanup step.
     #[inline]
     pub fn access<R>(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, write: bool, f: impl FnOnce(&mut Option<T>) -> R) -> R {
-        let ttl = self.ttl;
+        let Some(policy) = self.ttl else {
+            return self.access_at(key, None, write, f);
+        };
+        let now_ms = clock.now_ms();
+        let result = self.access_at(key, Some((policy, now_ms)), write, f);
+        self.cleanup_with(policy, now_ms);
+        result
+    }
+
+    /// `access` with the TTL and the time already read.
+    #[inline]
+    fn access_at<R>(
+        &mut self,
+        key: ScopedKey<'_, K>,
+        ttl: Option<(TtlPolicy, i64)>,
+        write: bool,
+        f: impl FnOnce(&mut Option<T>) -> R,
+    ) -> R {
         let map = &mut self.groups[key.key_group() - self.start];
         if let Some(slot) = map.get_mut(key.key()) {
-            let mut now_ms = 0;
             let mut created = false;
-            if let Some(policy) = ttl {
-                now_ms = clock.now_ms();
+            if let Some((policy, now_ms)) = ttl {
                 if policy.is_expired(slot.stamp_ms, now_ms) {
                     slot.value = None;
                     created = true;
@@ -99,7 +174,7 @@ impl<K: Key, T: StateValue> Slots<K, T> {
             let result = f(&mut slot.value);
             if slot.value.is_none() {
                 map.remove(key.key());
-            } else if let Some(policy) = ttl {
+            } else if let Some((policy, now_ms)) = ttl {
                 if created || write || policy.refresh_on_read {
                     slot.stamp_ms = now_ms;
                 }
@@ -109,7 +184,7 @@ impl<K: Key, T: StateValue> Slots<K, T> {
         let mut value = None;
         let result = f(&mut value);
         if value.is_some() {
-            let stamp_ms = if ttl.is_some() { clock.now_ms() } else { 0 };
+            let stamp_ms = ttl.map_or(0, |(_, now_ms)| now_ms);
             map.insert(key.key().clone(), TtlValue::new(value, stamp_ms));
         }
         result
@@ -143,6 +218,13 @@ impl<K: Key, T: StateValue> ErasedTable<K> for Slots<K, T> {
         let before = map.len();
         map.retain(|_, slot| !policy.is_expired(slot.stamp_ms, now_ms));
         before - map.len()
+    }
+
+    fn cleanup_step(&mut self, now_ms: i64) -> usize {
+        match self.ttl {
+            Some(policy) => self.cleanup_with(policy, now_ms),
+            None => 0,
+        }
     }
 
     fn clear_group(&mut self, key_group: usize) {
@@ -197,6 +279,10 @@ macro_rules! delegate_erased_table {
 
         fn cleanup_expired(&mut self, key_group: usize, now_ms: i64) -> usize {
             self.$field.cleanup_expired(key_group, now_ms)
+        }
+
+        fn cleanup_step(&mut self, now_ms: i64) -> usize {
+            self.$field.cleanup_step(now_ms)
         }
 
         fn clear_group(&mut self, key_group: usize) {
@@ -285,15 +371,42 @@ pub(crate) struct MapTable<K, UK, UV> {
     start: usize,
     groups: Vec<FxHashMap<K, FxHashMap<UK, TtlValue<UV>>>>,
     ttl: Option<TtlPolicy>,
+    cursor: CleanupCursor<K>,
 }
 
 impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
     pub fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>) -> MapTable<K, UK, UV> {
-        MapTable { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl }
+        MapTable { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl, cursor: CleanupCursor::new() }
+    }
+
+    /// One incremental cleanup step at `now_ms`, if the state has a TTL: a visited key loses its
+    /// expired entries, and the key goes if none is left.
+    fn cleanup_at(&mut self, now_ms: i64) -> usize {
+        let Some(policy) = self.ttl else { return 0 };
+        self.cursor.step(&mut self.groups, policy.cleanup_entries_per_step, |entries| {
+            let before = entries.len();
+            entries.retain(|_, entry| !policy.is_expired(entry.stamp_ms, now_ms));
+            (before - entries.len(), entries.is_empty())
+        })
+    }
+
+    /// One incremental cleanup step, reading the clock, if the state has a TTL.
+    #[inline]
+    fn cleanup_now(&mut self, clock: &dyn Clock) {
+        if self.ttl.is_some() {
+            self.cleanup_at(clock.now_ms());
+        }
     }
 
     /// Runs `read` on the entry of `user_key`, dropping it first if it expired.
     pub fn read<R>(&mut self, key: ScopedKey<'_, K>, user_key: &UK, clock: &dyn Clock, read: impl FnOnce(Option<&UV>) -> R) -> R {
+        let result = self.read_entry(key, user_key, clock, read);
+        self.cleanup_now(clock);
+        result
+    }
+
+    /// `read` without the cleanup step.
+    fn read_entry<R>(&mut self, key: ScopedKey<'_, K>, user_key: &UK, clock: &dyn Clock, read: impl FnOnce(Option<&UV>) -> R) -> R {
         let ttl = self.ttl;
         let map = &mut self.groups[key.key_group() - self.start];
         let Some(entries) = map.get_mut(key.key()) else { return read(None) };
@@ -329,10 +442,14 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
                 map.insert(key.key().clone(), entries);
             }
         }
+        if self.ttl.is_some() {
+            // The stamp is the time now.
+            self.cleanup_at(stamp_ms);
+        }
     }
 
     /// Removes the entry of `user_key`.
-    pub fn remove(&mut self, key: ScopedKey<'_, K>, user_key: &UK) {
+    pub fn remove(&mut self, key: ScopedKey<'_, K>, user_key: &UK, clock: &dyn Clock) {
         let map = &mut self.groups[key.key_group() - self.start];
         if let Some(entries) = map.get_mut(key.key()) {
             entries.remove(user_key);
@@ -340,10 +457,17 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
                 map.remove(key.key());
             }
         }
+        self.cleanup_now(clock);
     }
 
     /// Calls `visit` with every live entry, after dropping expired ones.
-    pub fn for_each(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, mut visit: impl FnMut(&UK, &UV)) {
+    pub fn for_each(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, visit: impl FnMut(&UK, &UV)) {
+        self.for_each_entry(key, clock, visit);
+        self.cleanup_now(clock);
+    }
+
+    /// `for_each` without the cleanup step.
+    fn for_each_entry(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, mut visit: impl FnMut(&UK, &UV)) {
         let ttl = self.ttl;
         let map = &mut self.groups[key.key_group() - self.start];
         let Some(entries) = map.get_mut(key.key()) else { return };
@@ -395,6 +519,10 @@ impl<K: Key, UK: Key, UV: StateValue> ErasedTable<K> for MapTable<K, UK, UV> {
             !entries.is_empty()
         });
         removed
+    }
+
+    fn cleanup_step(&mut self, now_ms: i64) -> usize {
+        self.cleanup_at(now_ms)
     }
 
     fn clear_group(&mut self, key_group: usize) {

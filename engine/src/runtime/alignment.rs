@@ -1,0 +1,161 @@
+//! Watermark alignment between sources, as Flink does it: opt-in, per named group of sources.
+//!
+//! The source subtasks of one group share their current watermarks. A subtask whose watermark
+//! leads the group's minimum by more than its max drift stops polling its reader (it stays live
+//! and checks again after a short poll interval) until the others catch up, so a fast source does
+//! not fill windows and buffers far ahead of a slow one. Idle and finished subtasks leave the
+//! minimum, so they never hold the group back; a subtask that has not reported a watermark yet
+//! holds it at the very start (as Flink's initial `Long.MIN_VALUE` does) until it reports one,
+//! goes idle (its source's idle timeout) or finishes. A subtask never waits for itself, so the
+//! minimum's owner always runs and the group always moves.
+//!
+//! Alignment acts only at sources, never on channels between tasks: pausing a channel of a shared
+//! upstream (a diamond, where one task feeds two branches that meet again) can stall the very
+//! task the laggard waits for. The decision (`must_wait`, `group_minimum`) is pure; the table of
+//! watermarks is the in-process transport, one atomic per source subtask. Across processes a
+//! control plane would carry the reports and announce each group's minimum instead.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A member's watermark before it reported one: it holds the group at the start.
+const UNREPORTED: i64 = i64::MIN;
+/// A finished member's watermark: it never lowers the minimum again.
+const FINISHED: i64 = i64::MAX;
+
+/// What one source subtask of a group last reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MemberReport {
+    /// Its watermark (`i64::MIN` before the first, `i64::MAX` once finished).
+    pub watermark: i64,
+    /// Whether it has declared itself idle.
+    pub idle: bool,
+}
+
+/// The group's minimum: over the members that are active and not finished; `None` when no
+/// member holds the group back.
+pub(crate) fn group_minimum(reports: impl IntoIterator<Item = MemberReport>) -> Option<i64> {
+    reports.into_iter().filter(|r| !r.idle && r.watermark != FINISHED).map(|r| r.watermark).min()
+}
+
+/// Whether a member at `own` must stop polling: it leads the group's minimum by more than the
+/// max drift. A member that is itself the minimum never waits, so some member can always move.
+pub(crate) fn must_wait(own: i64, minimum: Option<i64>, max_drift_ms: i64) -> bool {
+    minimum.is_some_and(|minimum| own != UNREPORTED && own > minimum.saturating_add(max_drift_ms))
+}
+
+/// The shared watermarks of one alignment group's source subtasks.
+#[derive(Debug)]
+pub(crate) struct AlignmentGroup {
+    name: String,
+    watermarks: Vec<AtomicI64>,
+    idle: Vec<AtomicBool>,
+}
+
+impl AlignmentGroup {
+    /// A group of `members` source subtasks, none reported yet.
+    pub(crate) fn new(name: &str, members: usize) -> Arc<AlignmentGroup> {
+        Arc::new(AlignmentGroup {
+            name: name.to_string(),
+            watermarks: (0..members).map(|_| AtomicI64::new(UNREPORTED)).collect(),
+            idle: (0..members).map(|_| AtomicBool::new(false)).collect(),
+        })
+    }
+
+    /// The seat of member `index` that may wait at most `max_drift_ms` ahead of the group.
+    pub(crate) fn member(self: &Arc<Self>, index: usize, max_drift_ms: i64) -> AlignmentMember {
+        assert!(index < self.watermarks.len(), "member {index} of alignment group '{}' with {} members", self.name, self.watermarks.len());
+        assert!(max_drift_ms >= 0, "a max drift is not negative");
+        AlignmentMember { group: Arc::clone(self), index, max_drift_ms }
+    }
+
+    fn reports(&self) -> impl Iterator<Item = MemberReport> + '_ {
+        self.watermarks
+            .iter()
+            .zip(&self.idle)
+            .map(|(watermark, idle)| MemberReport { watermark: watermark.load(Ordering::Acquire), idle: idle.load(Ordering::Acquire) })
+    }
+}
+
+/// One source subtask's place in its alignment group.
+#[derive(Debug)]
+pub(crate) struct AlignmentMember {
+    group: Arc<AlignmentGroup>,
+    index: usize,
+    max_drift_ms: i64,
+}
+
+impl AlignmentMember {
+    /// Publishes the member's current watermark; it only moves forward.
+    pub(crate) fn report(&self, watermark: i64) {
+        self.group.watermarks[self.index].fetch_max(watermark, Ordering::AcqRel);
+    }
+
+    /// Declares the member idle (it leaves the minimum) or active again.
+    pub(crate) fn set_idle(&self, idle: bool) {
+        self.group.idle[self.index].store(idle, Ordering::Release);
+    }
+
+    /// The member's input has ended: it never holds the group back again.
+    pub(crate) fn finish(&self) {
+        self.report(FINISHED);
+    }
+
+    /// Whether the member must not poll its reader now.
+    pub(crate) fn must_wait(&self) -> bool {
+        let own = self.group.watermarks[self.index].load(Ordering::Acquire);
+        must_wait(own, group_minimum(self.group.reports()), self.max_drift_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn active(watermark: i64) -> MemberReport {
+        MemberReport { watermark, idle: false }
+    }
+
+    #[test]
+    fn the_minimum_leaves_out_idle_and_finished_members() {
+        assert_eq!(group_minimum([active(10), active(5), active(7)]), Some(5));
+        assert_eq!(group_minimum([active(10), MemberReport { watermark: 5, idle: true }]), Some(10));
+        assert_eq!(group_minimum([active(10), active(FINISHED)]), Some(10));
+        assert_eq!(group_minimum([active(10), active(UNREPORTED)]), Some(UNREPORTED), "not reported yet: holds the start");
+        assert_eq!(group_minimum([active(FINISHED), MemberReport { watermark: 3, idle: true }]), None);
+    }
+
+    #[test]
+    fn only_a_member_beyond_the_drift_waits() {
+        assert!(!must_wait(1_000, Some(0), 1_000), "exactly the drift ahead may poll");
+        assert!(must_wait(1_001, Some(0), 1_000));
+        assert!(!must_wait(5, Some(5), 0), "the minimum itself never waits");
+        assert!(!must_wait(1_000_000, None, 0), "nobody holds the group back");
+        assert!(!must_wait(UNREPORTED, Some(0), 0));
+    }
+
+    #[test]
+    fn a_leader_waits_until_the_laggard_catches_up_finishes_or_goes_idle() {
+        let group = AlignmentGroup::new("g", 2);
+        let (leader, laggard) = (group.member(0, 100), group.member(1, 100));
+        assert!(!leader.must_wait() && !laggard.must_wait(), "nobody has reported: everybody reads");
+        leader.report(500);
+        assert!(leader.must_wait(), "the laggard has not reported yet: it holds the start");
+        assert!(!laggard.must_wait());
+        laggard.report(300);
+        assert!(leader.must_wait());
+        assert!(!laggard.must_wait());
+        laggard.report(400);
+        assert!(!leader.must_wait(), "caught up to within the drift");
+        laggard.report(0);
+        assert!(!leader.must_wait(), "a reported watermark never goes back");
+        leader.report(1_000);
+        assert!(leader.must_wait());
+        laggard.set_idle(true);
+        assert!(!leader.must_wait(), "an idle laggard holds nothing back");
+        laggard.set_idle(false);
+        assert!(leader.must_wait());
+        laggard.finish();
+        assert!(!leader.must_wait(), "a finished laggard holds nothing back");
+    }
+}
