@@ -17,9 +17,17 @@ use tethys_engine::{
 
 /// Builds and runs a job on its own thread and waits at most 30 s for its outcome.
 fn execute_within_deadline(job: &'static str, define: impl FnOnce(&StreamEnvironment) + Send + 'static) -> Result<JobResult, JobError> {
+    execute_with_config_within_deadline(job, EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() }, define)
+}
+
+fn execute_with_config_within_deadline(
+    job: &'static str,
+    config: EngineConfig,
+    define: impl FnOnce(&StreamEnvironment) + Send + 'static,
+) -> Result<JobResult, JobError> {
     let (done_tx, done) = mpsc::channel();
     std::thread::spawn(move || {
-        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
+        let env = StreamEnvironment::new(config);
         define(&env);
         let _ = done_tx.send(env.execute(job));
     });
@@ -29,14 +37,15 @@ fn execute_within_deadline(job: &'static str, define: impl FnOnce(&StreamEnviron
     }
 }
 
-/// Sends odd records to a side output, even ones on.
-struct SplitOdd(OutputTag<i64>);
+/// Sends every other pair of records (`value / 2` odd) to a side output, the rest on: each
+/// subtask of the collection (which deals records round-robin) feeds both branches.
+struct SplitPairs(OutputTag<i64>);
 
-impl FrameOperator<i64, i64> for SplitOdd {
+impl FrameOperator<i64, i64> for SplitPairs {
     fn process(&mut self, frame: Vec<i64>, out: &mut Output<'_, i64>) -> Result<(), UserError> {
-        let (odd, even): (Vec<i64>, Vec<i64>) = frame.into_iter().partition(|ts| ts % 2 != 0);
-        out.emit_frame(even);
-        out.emit_side_frame(&self.0, odd);
+        let (side, main): (Vec<i64>, Vec<i64>) = frame.into_iter().partition(|ts| (ts / 2) % 2 != 0);
+        out.emit_frame(main);
+        out.emit_side_frame(&self.0, side);
         Ok(())
     }
 }
@@ -46,16 +55,18 @@ fn a_diamond_of_main_and_side_output_with_two_strategies_finishes() {
     // The side branch's watermark trails the main branch's by 5 s of event time. Were the union's
     // gate to hold back the leading channel, the split task would stop on its full main output,
     // and the side branch, fed by the same task, would never catch up.
+    // Small frames make the channels' credits small, so a held-back channel fills them at once.
     let records = 200_000i64;
     let out = CollectSink::new();
     let collected = out.clone();
-    execute_within_deadline("diamond", move |env| {
-        let odd = OutputTag::<i64>::new("odd");
-        let tag = odd.clone();
+    let config = EngineConfig { slots: 2, parallelism: 2, frame_records_max: 16, ..EngineConfig::default() };
+    execute_with_config_within_deadline("diamond", config, move |env| {
+        let side = OutputTag::<i64>::new("side");
+        let tag = side.clone();
         let split =
-            env.from_collection((0..records).collect::<Vec<i64>>()).process("split", move |_: &SubtaskContext| SplitOdd(tag.clone()));
+            env.from_collection((0..records).collect::<Vec<i64>>()).process("split", move |_: &SubtaskContext| SplitPairs(tag.clone()));
         let side = split
-            .side_output(&odd)
+            .side_output(&side)
             .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness(Duration::from_secs(5), |ts: &i64| *ts));
         split
             .assign_timestamps_and_watermarks(WatermarkStrategy::for_monotonous_timestamps(|ts: &i64| *ts))

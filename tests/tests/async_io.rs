@@ -422,3 +422,49 @@ fn idleness_passes_through_so_an_idle_input_holds_no_window_back() {
     env.execute("idle").unwrap();
     assert_eq!(out.records().iter().map(|r| r.value).sum::<u64>(), 20_000);
 }
+
+/// A line server on 127.0.0.1: answers each line `n` with `n * 10`, one connection per thread.
+fn start_times_ten_server() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let address = listener.local_addr().expect("a bound address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().expect("a second handle on the connection");
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let n: u64 = line.trim().parse().expect("the client sends numbers");
+                    if writeln!(writer, "{}", n * 10).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    address
+}
+
+/// Asks the server for `x * 10` over a fresh TCP connection.
+async fn times_ten_over_tcp(address: std::net::SocketAddr, x: u64) -> Result<(u64, u64), UserError> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    stream.write_all(format!("{x}\n").as_bytes()).await?;
+    let mut answer = String::new();
+    BufReader::new(&mut stream).read_line(&mut answer).await?;
+    Ok((x, answer.trim().parse()?))
+}
+
+#[test]
+fn async_map_talks_to_a_real_tcp_server() {
+    // The slot runtimes run tokio's I/O driver: without it, connecting fails the job.
+    let address = start_times_ten_server();
+    let env = StreamEnvironment::new(config(2, 16));
+    let out = CollectSink::new();
+    env.from_collection((0..200u64).collect::<Vec<_>>())
+        .async_map(move |x: u64| times_ten_over_tcp(address, x), AsyncOptions::unordered(GENEROUS_TIMEOUT).capacity(8))
+        .sink("out", out.clone());
+    env.execute("tcp").unwrap();
+    let mut answers = out.records();
+    answers.sort_unstable();
+    assert_eq!(answers, (0..200u64).map(|x| (x, x * 10)).collect::<Vec<_>>());
+}

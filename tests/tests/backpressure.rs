@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use tethys_engine::channel::credit::OUTPUT_OVERDRAFT_FRAMES_MAX;
 use tethys_engine::state::TimeDomain;
 use tethys_engine::{
-    EngineConfig, EventTimeTrigger, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy,
+    EngineConfig, EventTimeSessionWindows, EventTimeTrigger, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy,
     WindowResult,
 };
 
@@ -131,6 +131,21 @@ fn a_watermark_firing_thousands_of_windows_waits_for_credit() {
         .rebalance()
         .sink("slow", sink.clone());
     let result = env.execute("window-burst").unwrap();
+    assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), keys, keys / 16);
+}
+
+#[test]
+fn sessions_firing_together_wait_for_credit() {
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<WindowResult<u64, u64>>::default();
+    let keys = 8_000u64;
+    env.from_collection((0..keys).map(|k| (k, 1_000i64)).collect::<Vec<_>>())
+        .key_by(|r: &(u64, i64)| r.0)
+        .window(EventTimeSessionWindows::with_gap(Duration::from_secs(5)), |r: &(u64, i64)| r.1)
+        .count()
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("session-burst").unwrap();
     assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), keys, keys / 16);
 }
 

@@ -13,7 +13,7 @@ use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::time::watermark::BoundedOutOfOrderness;
 use tethys_engine::UserError;
 use tethys_engine::{
-    EngineConfig, FrameOperator, JobError, JobResult, OperatorFailure, Output, StreamEnvironment, SubtaskContext, TaskWaker,
+    EngineConfig, FrameOperator, JobError, JobResult, OperatorFailure, Output, PlanError, StreamEnvironment, SubtaskContext, TaskWaker,
     WatermarkStrategy,
 };
 
@@ -349,4 +349,24 @@ fn an_actor_dying_without_a_report_behind_an_endless_task_on_its_slot_fails_the_
     });
     let (operator, _, _) = operator_failure(outcome.unwrap_err());
     assert_eq!(operator, "Source: doomed");
+}
+
+#[test]
+fn bad_settings_are_refused_by_explain_as_by_execute() {
+    let cases = [
+        ("slots", EngineConfig { slots: 0, ..EngineConfig::default() }),
+        ("watermark_interval", EngineConfig { watermark_interval: Duration::ZERO, ..EngineConfig::default() }),
+    ];
+    for (field, config) in cases {
+        let env = StreamEnvironment::new(config);
+        env.from_collection(vec![1i64]).sink("discard", DiscardSink::new());
+        match env.explain().unwrap_err() {
+            PlanError::Config(error) => assert_eq!(error.field, field),
+            other => panic!("explain: expected a config error on {field}, got {other}"),
+        }
+        match env.execute("bad-settings").unwrap_err() {
+            JobError::Config { source, .. } => assert_eq!(source.field, field),
+            other => panic!("execute: expected a config error on {field}, got {other}"),
+        }
+    }
 }

@@ -1,7 +1,8 @@
 //! The job driver: deploys an execution plan onto slots, wires the task actors, waits for them and
 //! turns their reports into a `JobResult` or the first failure.
 //!
-//! Each slot is a thread pinned to a core running a single-threaded tokio runtime; the slot spawns
+//! Each slot is a thread pinned to a core running a single-threaded tokio runtime (timers and
+//! the I/O driver, so async I/O functions can use sockets); the slot spawns
 //! its subtasks' actors there, so an actor never leaves its core. Wiring happens in two steps
 //! because an actor reference exists only once the actor is spawned: slots spawn and report every
 //! actor, then the driver sends each its peers and the job starts. On the first failure the driver
@@ -187,7 +188,8 @@ fn run_slot(deployment: &Deployment, core: Option<core_affinity::CoreId>, subtas
         // Pinning is a performance measure; a machine that forbids it still runs the job.
         let _ = core_affinity::set_for_current(core);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+    // Timers for ticks and retries; the I/O driver for async I/O functions that use sockets.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_time().enable_io().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             for id in subtasks {
