@@ -48,4 +48,4 @@ pub use window::session::EventTimeSessionWindows;
 pub use window::sliding::SlidingEventTimeWindows;
 pub use window::trigger::{CountTrigger, EventTimeTrigger, PurgingTrigger, Trigger, TriggerResult};
 pub use window::tumbling::TumblingEventTimeWindows;
-pub use window::{TimeWindow, WindowResult};
+pub use window::{TimeWindow, WindowError, WindowResult};

@@ -7,15 +7,15 @@
 
 use std::time::Duration;
 
+use std::sync::atomic::Ordering;
 use tethys_engine::sink::{Sink, SinkWriter};
 use tethys_engine::UserError;
-use std::sync::atomic::Ordering;
 
 use tethys_engine::channel::credit::OUTPUT_OVERDRAFT_FRAMES_MAX;
 use tethys_engine::state::TimeDomain;
 use tethys_engine::{
-    EngineConfig, EventTimeSessionWindows, EventTimeTrigger, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy,
-    WindowResult,
+    EngineConfig, EventTimeSessionWindows, EventTimeTrigger, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment,
+    SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy, WindowResult,
 };
 
 /// A sink that takes a while per frame and counts what it got.
@@ -110,10 +110,10 @@ fn an_exploding_flat_map_stops_at_the_credit_bound() {
     let env = StreamEnvironment::new(tight_config());
     let sink = SlowSink::<u64>::default();
     let fan_out = 2_000u64;
-    env.from_collection((0..32u64).collect::<Vec<_>>()).flat_map(move |r: u64| (0..fan_out).map(move |k| r * fan_out + k)).rebalance().sink(
-        "slow",
-        sink.clone(),
-    );
+    env.from_collection((0..32u64).collect::<Vec<_>>())
+        .flat_map(move |r: u64| (0..fan_out).map(move |k| r * fan_out + k))
+        .rebalance()
+        .sink("slow", sink.clone());
     let result = env.execute("explode").unwrap();
     let expected = 32 * fan_out;
     assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), expected, expected / 16);

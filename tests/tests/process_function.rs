@@ -62,12 +62,7 @@ impl KeyedProcessFunction<char, (char, i64), (char, u64, i64)> for QuietKeys {
 #[test]
 fn state_and_event_time_timers_find_quiet_keys() {
     for parallelism in [1, 2] {
-        let env = StreamEnvironment::new(EngineConfig {
-            slots: 2,
-            parallelism,
-            frame_records_max: 1,
-            ..EngineConfig::default()
-        });
+        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, frame_records_max: 1, ..EngineConfig::default() });
         let (out, rejected) = (CollectSink::new(), CollectSink::new());
         let tag = OutputTag::<(char, i64)>::new("rejected");
         let input: Vec<(char, i64)> = vec![('a', 1_000), ('b', 1_500), ('a', 3_000), ('c', -1), ('a', 9_000), ('b', 20_000), ('a', 30_000)];
@@ -75,7 +70,10 @@ fn state_and_event_time_timers_find_quiet_keys() {
         let quiet = env
             .from_collection(input)
             .parallelism(1)
-            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness_per_record(Duration::ZERO, |r: &(char, i64)| r.1))
+            .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness_per_record(
+                Duration::ZERO,
+                |r: &(char, i64)| r.1,
+            ))
             .parallelism(1)
             .key_by(|r: &(char, i64)| r.0)
             .process("quiet-keys", move || QuietKeys { count: None, last_seen: None, rejected: quiet_tag.clone() });

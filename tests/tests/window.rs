@@ -130,8 +130,7 @@ mod kinds_and_lateness {
         policy: LatePolicy<i64>,
         late_tag: Option<OutputTag<LateRecord<i64>>>,
     ) -> (Vec<(i64, u64, bool)>, Vec<LateRecord<i64>>, tethys_engine::JobResult) {
-        let config =
-            EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, ..EngineConfig::default() };
+        let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: 1, ..EngineConfig::default() };
         let env = StreamEnvironment::new(config);
         let (out, late) = (CollectSink::new(), CollectSink::new());
         let windows = env

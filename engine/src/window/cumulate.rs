@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::{AssignedWindows, TimeWindow};
+use super::{positive_ms, AssignedWindows, TimeWindow, WindowError};
 use crate::time::duration_ms;
 
 /// Assigns each timestamp to every cumulating window of its period that contains it.
@@ -26,18 +26,20 @@ impl CumulateEventTimeWindows {
     /// Windows growing by `step` up to `max_size`, periods aligned to the epoch.
     ///
     /// # Panics
-    /// If `step` or `max_size` is under a millisecond, or `max_size` is not a whole number of
-    /// steps (Flink rejects both), or either does not fit in `i64` milliseconds.
+    /// On the parameters `try_of` refuses.
     pub fn of(step: Duration, max_size: Duration) -> Self {
-        let step_ms = duration_ms(step);
-        let max_size_ms = duration_ms(max_size);
-        assert!(step_ms > 0, "a cumulate window step is at least 1 ms");
-        assert!(max_size_ms > 0, "a cumulate window is at least 1 ms long");
-        assert!(
-            max_size_ms % step_ms == 0,
-            "a cumulate window's max size ({max_size_ms} ms) must be a whole number of steps ({step_ms} ms)"
-        );
-        CumulateEventTimeWindows { step_ms, max_size_ms, offset_ms: 0 }
+        Self::try_of(step, max_size).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Windows growing by `step` up to `max_size`. Refused, as by Flink: a step or max size under
+    /// a millisecond, and a max size that is not a whole number of steps.
+    pub fn try_of(step: Duration, max_size: Duration) -> Result<Self, WindowError> {
+        let step_ms = positive_ms("a cumulate window's step", step)?;
+        let max_size_ms = positive_ms("a cumulate window's max size", max_size)?;
+        if max_size_ms % step_ms != 0 {
+            return Err(WindowError::NotWholeSteps { step_ms, max_size_ms });
+        }
+        Ok(CumulateEventTimeWindows { step_ms, max_size_ms, offset_ms: 0 })
     }
 
     /// Shifts period starts by `offset` (e.g. to align daily periods to a time zone). An offset of
@@ -153,6 +155,17 @@ mod tests {
     #[should_panic(expected = "whole number of steps")]
     fn max_size_not_a_multiple_of_step_is_rejected() {
         let _ = CumulateEventTimeWindows::of(ms(4), ms(10));
+    }
+
+    #[test]
+    fn bad_parameters_get_typed_errors() {
+        assert_eq!(CumulateEventTimeWindows::try_of(ms(4), ms(10)), Err(WindowError::NotWholeSteps { step_ms: 4, max_size_ms: 10 }));
+        assert!(matches!(CumulateEventTimeWindows::try_of(ms(5), ms(0)), Err(WindowError::UnderOneMillisecond { .. })));
+        assert!(matches!(
+            crate::window::tumbling::TumblingEventTimeWindows::try_of(Duration::from_micros(10)),
+            Err(WindowError::UnderOneMillisecond { .. })
+        ));
+        assert!(matches!(crate::EventTimeSessionWindows::try_with_gap(ms(0)), Err(WindowError::UnderOneMillisecond { .. })));
     }
 
     #[test]

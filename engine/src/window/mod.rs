@@ -20,6 +20,57 @@ pub mod operator;
 
 use serde::{Deserialize, Serialize};
 
+/// Window parameters that describe no usable window, refused where the assigner is made
+/// (`try_of`, `try_with_gap`); the panicking constructors report the same message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    /// A size, slide, step or gap under a millisecond: no timestamp could ever fall in it.
+    #[error("{what} must be at least 1 ms, got {given:?}")]
+    UnderOneMillisecond {
+        /// Which parameter ("tumbling window size", "sliding window slide", ...).
+        what: &'static str,
+        /// The value given.
+        given: std::time::Duration,
+    },
+    /// A slide larger than the size leaves gaps between windows whose records are silently in no
+    /// window. Flink accepts it; Tethys refuses it as a likely mistake (sample with a filter).
+    #[error(
+        "a sliding window's slide ({slide_ms} ms) is larger than its size ({size_ms} ms): records between windows would belong to none"
+    )]
+    SlideLargerThanSize {
+        /// The window size.
+        size_ms: i64,
+        /// The slide.
+        slide_ms: i64,
+    },
+    /// Cumulate windows end on step boundaries, so the largest window is a whole number of steps.
+    #[error("a cumulate window's max size ({max_size_ms} ms) must be a whole number of steps ({step_ms} ms)")]
+    NotWholeSteps {
+        /// The step.
+        step_ms: i64,
+        /// The max size.
+        max_size_ms: i64,
+    },
+    /// A sliding window offset of a whole slide or more names the same windows as its remainder.
+    #[error("a sliding window offset ({offset_ms} ms) must be under the slide ({slide_ms} ms)")]
+    OffsetNotUnderSlide {
+        /// The offset.
+        offset_ms: i64,
+        /// The slide.
+        slide_ms: i64,
+    },
+}
+
+/// Milliseconds of `given`, refused with `WindowError::UnderOneMillisecond` if zero.
+fn positive_ms(what: &'static str, given: std::time::Duration) -> Result<i64, WindowError> {
+    let ms = crate::time::duration_ms(given);
+    if ms > 0 {
+        Ok(ms)
+    } else {
+        Err(WindowError::UnderOneMillisecond { what, given })
+    }
+}
+
 /// A time window `[start, end)` in event-time milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TimeWindow {

@@ -18,7 +18,7 @@
 use std::time::Duration;
 
 use super::TimeWindow;
-use crate::time::duration_ms;
+use super::WindowError;
 
 /// Assigns each timestamp the window `[ts, ts + gap)`; a [`SessionWindowSet`] merges them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,12 +30,15 @@ impl EventTimeSessionWindows {
     /// Sessions that end after `gap` without records.
     ///
     /// # Panics
-    /// If `gap` is under a millisecond (Flink rejects a gap `<= 0`) or does not fit in `i64`
-    /// milliseconds.
+    /// If `gap` is under a millisecond (see `try_with_gap`).
     pub fn with_gap(gap: Duration) -> Self {
-        let gap_ms = duration_ms(gap);
-        assert!(gap_ms > 0, "a session gap is at least 1 ms");
-        EventTimeSessionWindows { gap_ms }
+        Self::try_with_gap(gap).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Sessions that end after `gap` without records; a gap under a millisecond is refused
+    /// (Flink rejects a gap `<= 0`).
+    pub fn try_with_gap(gap: Duration) -> Result<Self, WindowError> {
+        Ok(EventTimeSessionWindows { gap_ms: super::positive_ms("a session gap", gap)? })
     }
 
     /// The gap in milliseconds.

@@ -3,14 +3,14 @@
 //!
 //! Invariant: a timestamp is assigned to exactly the windows `[start, start + size)` that contain
 //! it, where `start ≡ offset (mod slide)`; that is `ceil(size / slide)` or `floor(size / slide)`
-//! windows, and none when `size < slide` and the timestamp falls in a gap between windows.
+//! windows (a slide larger than the size, which would leave gaps in no window, is refused).
 //! Windows come latest start first, Flink's order. Assignment is an iterator computed from the
 //! timestamp alone, so it allocates nothing per record; `out.extend(assigner.assign(ts))` fills a
 //! reused buffer.
 
 use std::time::Duration;
 
-use super::{AssignedWindows, TimeWindow};
+use super::{positive_ms, AssignedWindows, TimeWindow, WindowError};
 use crate::time::duration_ms;
 
 /// Assigns each timestamp to every sliding window that contains it.
@@ -25,17 +25,25 @@ impl SlidingEventTimeWindows {
     /// Windows of `size` starting every `slide`, aligned to the epoch.
     ///
     /// A `slide` under `size` makes windows overlap (each timestamp in about `size / slide` of
-    /// them); a `slide` over `size` leaves gaps whose timestamps are in no window, as Flink allows.
+    /// them); a `slide` equal to `size` makes them tumble.
     ///
     /// # Panics
-    /// If `size` or `slide` is under a millisecond (Flink rejects `size <= 0` and `slide <= 0`),
-    /// or does not fit in `i64` milliseconds.
+    /// On the parameters `try_of` refuses.
     pub fn of(size: Duration, slide: Duration) -> Self {
-        let size_ms = duration_ms(size);
-        let slide_ms = duration_ms(slide);
-        assert!(size_ms > 0, "a sliding window is at least 1 ms long");
-        assert!(slide_ms > 0, "sliding windows slide by at least 1 ms");
-        SlidingEventTimeWindows { size_ms, slide_ms, offset_ms: 0 }
+        Self::try_of(size, slide).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Windows of `size` starting every `slide`. Refused: a size or slide under a millisecond
+    /// (Flink rejects `size <= 0` and `slide <= 0`), and a slide larger than the size, which
+    /// would leave records between windows in none (Flink accepts that; it is almost always a
+    /// mistake, and sampling is better written as a filter).
+    pub fn try_of(size: Duration, slide: Duration) -> Result<Self, WindowError> {
+        let size_ms = positive_ms("a sliding window's size", size)?;
+        let slide_ms = positive_ms("a sliding window's slide", slide)?;
+        if slide_ms > size_ms {
+            return Err(WindowError::SlideLargerThanSize { size_ms, slide_ms });
+        }
+        Ok(SlidingEventTimeWindows { size_ms, slide_ms, offset_ms: 0 })
     }
 
     /// Shifts window starts by `offset` (e.g. to align daily windows to a time zone).
@@ -43,11 +51,18 @@ impl SlidingEventTimeWindows {
     /// # Panics
     /// If `offset` is not under the slide: Flink requires `|offset| < slide`, since an offset of
     /// a whole slide or more names the same windows as its remainder.
-    pub fn with_offset(mut self, offset: Duration) -> Self {
+    pub fn with_offset(self, offset: Duration) -> Self {
+        self.try_with_offset(offset).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Shifts window starts by `offset`; an offset of the slide or more is refused.
+    pub fn try_with_offset(mut self, offset: Duration) -> Result<Self, WindowError> {
         let offset_ms = duration_ms(offset);
-        assert!(offset_ms < self.slide_ms, "a sliding window offset ({offset_ms} ms) must be under the slide ({} ms)", self.slide_ms);
+        if offset_ms >= self.slide_ms {
+            return Err(WindowError::OffsetNotUnderSlide { offset_ms, slide_ms: self.slide_ms });
+        }
         self.offset_ms = offset_ms;
-        self
+        Ok(self)
     }
 
     /// Window size in milliseconds.
@@ -140,18 +155,6 @@ mod tests {
     }
 
     #[test]
-    fn slide_over_size_leaves_timestamps_in_no_window() {
-        let windows = SlidingEventTimeWindows::of(ms(3), ms(10));
-        assert_eq!(assigned(&windows, 0), vec![window(0, 3)]);
-        assert_eq!(assigned(&windows, 2), vec![window(0, 3)]);
-        assert_eq!(assigned(&windows, 3), vec![]);
-        assert_eq!(assigned(&windows, 9), vec![]);
-        assert_eq!(assigned(&windows, -7), vec![]);
-        assert_eq!(assigned(&windows, -8), vec![window(-10, -7)]);
-        assert_eq!(assigned(&windows, -10), vec![window(-10, -7)]);
-    }
-
-    #[test]
     fn slide_equal_to_size_is_tumbling() {
         let sliding = SlidingEventTimeWindows::of(ms(7), ms(7)).with_offset(ms(3));
         let tumbling = super::super::tumbling::TumblingEventTimeWindows::of(ms(7)).with_offset(ms(3));
@@ -175,6 +178,20 @@ mod tests {
     #[should_panic(expected = "under the slide")]
     fn offset_of_a_whole_slide_is_rejected() {
         let _ = SlidingEventTimeWindows::of(ms(10), ms(5)).with_offset(ms(5));
+    }
+
+    #[test]
+    fn bad_parameters_get_typed_errors() {
+        assert_eq!(
+            SlidingEventTimeWindows::try_of(ms(0), ms(1)),
+            Err(WindowError::UnderOneMillisecond { what: "a sliding window's size", given: ms(0) })
+        );
+        assert_eq!(SlidingEventTimeWindows::try_of(ms(10), ms(11)), Err(WindowError::SlideLargerThanSize { size_ms: 10, slide_ms: 11 }));
+        assert_eq!(
+            SlidingEventTimeWindows::try_of(ms(10), ms(5)).and_then(|w| w.try_with_offset(ms(5))),
+            Err(WindowError::OffsetNotUnderSlide { offset_ms: 5, slide_ms: 5 })
+        );
+        assert!(SlidingEventTimeWindows::try_of(ms(10), ms(10)).is_ok(), "a slide equal to the size tumbles");
     }
 
     #[test]
@@ -204,10 +221,11 @@ mod tests {
         #[test]
         fn every_timestamp_lands_in_exactly_the_windows_containing_it(
             size in 1i64..60,
-            slide in 1i64..60,
+            slide_seed in 1i64..60,
             offset_seed in 0i64..60,
             timestamp in -1_000i64..1_000,
         ) {
+            let slide = 1 + (slide_seed - 1) % size; // slides up to the size
             let offset = offset_seed % slide;
             let windows = SlidingEventTimeWindows::of(ms(size as u64), ms(slide as u64)).with_offset(ms(offset as u64));
             let assignment = windows.assign(timestamp);
@@ -218,9 +236,10 @@ mod tests {
         #[test]
         fn far_timestamps_land_in_windows_containing_them(
             size in 1i64..100_000,
-            slide in 1i64..100_000,
+            slide_seed in 1i64..100_000,
             timestamp in -(1i64 << 60)..(1i64 << 60),
         ) {
+            let slide = 1 + (slide_seed - 1) % size;
             let windows = SlidingEventTimeWindows::of(ms(size as u64), ms(slide as u64));
             let mut previous_start = None;
             for w in windows.assign(timestamp) {

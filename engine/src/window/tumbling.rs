@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::TimeWindow;
+use super::{positive_ms, TimeWindow, WindowError};
 use crate::time::duration_ms;
 
 /// Assigns each timestamp to the tumbling window that contains it.
@@ -16,11 +16,15 @@ pub struct TumblingEventTimeWindows {
 impl TumblingEventTimeWindows {
     /// Windows of `size`, aligned to the epoch.
     ///
-    /// Panics if `size` is under a millisecond: such a window could never hold a timestamp.
+    /// # Panics
+    /// If `size` is under a millisecond (see `try_of`).
     pub fn of(size: Duration) -> Self {
-        let size_ms = duration_ms(size);
-        assert!(size_ms > 0, "a tumbling window is at least 1 ms long");
-        TumblingEventTimeWindows { size_ms, offset_ms: 0 }
+        Self::try_of(size).unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Windows of `size`, aligned to the epoch; a size under a millisecond is refused.
+    pub fn try_of(size: Duration) -> Result<Self, WindowError> {
+        Ok(TumblingEventTimeWindows { size_ms: positive_ms("a tumbling window's size", size)?, offset_ms: 0 })
     }
 
     /// Shifts window boundaries by `offset` (e.g. to align daily windows to a time zone).
