@@ -19,6 +19,13 @@ pub const FRAME_RECORDS_MAX_LIMIT: usize = 1 << 20;
 /// Default records per frame: large enough that per-frame costs (an actor message, a credit, a
 /// virtual call per operator) are under a nanosecond per record, small enough to stay in L2.
 pub const FRAME_RECORDS_MAX_DEFAULT: usize = 1024;
+/// Default bytes of record memory in a frame (`size_of` of the record type per record): frames of
+/// small records hold `frame_records_max` of them, frames of large ones fewer, so a frame stays a
+/// bounded buffer whatever the record type, as a network buffer must be. 256 KiB keeps the bids and
+/// Nexmark records (80 and 256 bytes) at 1024 per frame.
+pub const FRAME_BYTES_MAX_DEFAULT: usize = 256 << 10;
+/// Most bytes of record memory a frame may hold.
+pub const FRAME_BYTES_MAX_LIMIT: usize = 64 << 20;
 /// Default time a partly filled output frame may wait for more records before it is sent.
 pub const LINGER_DEFAULT: Duration = Duration::from_millis(1);
 /// Longest linger accepted: beyond this, latency is no longer a tuning choice but a stall.
@@ -52,8 +59,11 @@ pub struct EngineConfig {
     pub parallelism: usize,
     /// Number of key groups; keyed operators may not run with a higher parallelism.
     pub max_parallelism: usize,
-    /// Records per frame built by sources and partitioners.
+    /// Records per frame built by sources, operators and partitioners.
     pub frame_records_max: usize,
+    /// Bytes of record memory per frame: a frame holds at most `frame_bytes_max / size_of::<T>()`
+    /// records of type `T` (at least one), and at most `frame_records_max`.
+    pub frame_bytes_max: usize,
     /// Time a partly filled output frame waits for more records before it is sent.
     pub linger: Duration,
     /// Shortest time between two watermarks a source subtask emits; above zero.
@@ -76,6 +86,7 @@ impl Default for EngineConfig {
             parallelism: cores,
             max_parallelism: MAX_PARALLELISM_DEFAULT,
             frame_records_max: FRAME_RECORDS_MAX_DEFAULT,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             linger: LINGER_DEFAULT,
             watermark_interval: WATERMARK_INTERVAL_DEFAULT,
             exclusive_credits_per_channel: 2,
@@ -112,6 +123,7 @@ impl EngineConfig {
         check(self.parallelism >= 1, "parallelism", self.parallelism, ">= 1")?;
         check((1..=MAX_PARALLELISM_MAX).contains(&self.max_parallelism), "max_parallelism", self.max_parallelism, "1..=32768")?;
         check((1..=FRAME_RECORDS_MAX_LIMIT).contains(&self.frame_records_max), "frame_records_max", self.frame_records_max, "1..=1048576")?;
+        check((1..=FRAME_BYTES_MAX_LIMIT).contains(&self.frame_bytes_max), "frame_bytes_max", self.frame_bytes_max, "1..=67108864")?;
         check(self.linger <= LINGER_MAX, "linger", format!("{:?}", self.linger), "<= 1s")?;
         check(
             !self.watermark_interval.is_zero() && self.watermark_interval <= LINGER_MAX,

@@ -13,6 +13,14 @@ use std::any::Any;
 pub trait Record: Send + 'static {}
 impl<T: Send + 'static> Record for T {}
 
+/// Most records of type `T` in one frame: `records_max`, fewer when that many would take more
+/// than `bytes_max` bytes of record memory (`size_of::<T>()` each), and at least one. Heap data a
+/// record points to is not counted here; records of the engine's workloads keep their strings
+/// inline, and the remote channel will bound encoded bytes on its own.
+pub fn records_per_frame<T>(records_max: usize, bytes_max: usize) -> usize {
+    (bytes_max / std::mem::size_of::<T>().max(1)).clamp(1, records_max.max(1))
+}
+
 /// A frame of records whose type the runtime does not know.
 pub struct AnyFrame {
     records: usize,

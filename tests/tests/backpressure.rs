@@ -203,3 +203,47 @@ fn timers_that_come_due_together_wait_for_credit() {
         assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), keys, keys / 16);
     }
 }
+
+/// A record of 4 KiB.
+#[derive(Clone)]
+struct Big([u64; 512]);
+
+/// A sink that remembers the largest frame it was given.
+#[derive(Clone, Default)]
+struct LargestFrame {
+    records: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    largest: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Sink<Big> for LargestFrame {
+    fn create_writer(&self, _context: &SubtaskContext) -> Result<Box<dyn SinkWriter<Big>>, UserError> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl SinkWriter<Big> for LargestFrame {
+    fn write_frame(&mut self, frame: Vec<Big>) -> Result<(), UserError> {
+        self.records.fetch_add(frame.len() as u64, Ordering::Relaxed);
+        self.largest.fetch_max(frame.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[test]
+fn frames_of_large_records_are_bounded_in_bytes() {
+    // 1024 records per frame would be 4 MiB of 4 KiB records; 16 KiB allows 4.
+    let config = EngineConfig { frame_bytes_max: 16 << 10, ..tight_config() };
+    let config = EngineConfig { frame_records_max: 1024, ..config };
+    for chained in [false, true] {
+        let env = StreamEnvironment::new(config.clone());
+        let sink = LargestFrame::default();
+        let records = env.from_collection((0..300u64).map(|i| Big([i; 512])).collect::<Vec<_>>());
+        // Frames built by the source, by an operator's output and by the partitioner.
+        let records = if chained { records.flat_map(|b: Big| [b.clone(), b]) } else { records };
+        records.rebalance().sink("largest", sink.clone());
+        env.execute("large-records").unwrap();
+        let expected = if chained { 600 } else { 300 };
+        assert_eq!(sink.records.load(Ordering::Relaxed), expected, "nothing lost");
+        assert_eq!(sink.largest.load(Ordering::Relaxed), 4, "frames hold 16 KiB of records, chained={chained}");
+    }
+}

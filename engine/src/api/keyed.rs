@@ -48,7 +48,7 @@ where
         let partition_key = Arc::clone(&key_fn);
         let factory: PartitionerFactory = Arc::new(move |setup: &PartitionerSetup| {
             let key_fn = Arc::clone(&partition_key);
-            Box::new(HashPartitioner::new(setup.channels, setup.max_parallelism, setup.frame_records_max, move |r: &T| key_fn(r)))
+            Box::new(HashPartitioner::new(setup.channels, setup.max_parallelism, setup.frame_records_for::<T>(), move |r: &T| key_fn(r)))
                 as Box<dyn ErasedPartitioner>
         });
         KeyedStream { stream: stream.with_partitioning(Partitioning::Hash, factory), key_fn, _key: std::marker::PhantomData }

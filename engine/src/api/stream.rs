@@ -65,7 +65,7 @@ impl DataStreamSink {
 fn round_robin_factory<T: Record>() -> PartitionerFactory {
     Arc::new(|setup: &PartitionerSetup| {
         debug_assert!(setup.partitioning != Partitioning::Forward || setup.channels == 1, "a forward edge has one channel");
-        Box::new(RoundRobinPartitioner::<T>::new(setup.channels, setup.subtask_index, setup.frame_records_max))
+        Box::new(RoundRobinPartitioner::<T>::new(setup.channels, setup.subtask_index, setup.frame_records_for::<T>()))
             as Box<dyn ErasedPartitioner>
     })
 }
@@ -274,7 +274,7 @@ impl<T: Record> DataStream<T> {
         T: Clone,
     {
         let factory: PartitionerFactory = Arc::new(|setup: &PartitionerSetup| {
-            Box::new(BroadcastPartitioner::<T>::new(setup.channels, setup.frame_records_max)) as Box<dyn ErasedPartitioner>
+            Box::new(BroadcastPartitioner::<T>::new(setup.channels, setup.frame_records_for::<T>())) as Box<dyn ErasedPartitioner>
         });
         self.with_partitioning(Partitioning::Broadcast, factory)
     }

@@ -13,6 +13,8 @@ pub struct SubtaskContext {
     pub max_parallelism: usize,
     /// Records per frame the runtime builds.
     pub frame_records_max: usize,
+    /// Bytes of record memory per frame (see `frame::records_per_frame`).
+    pub frame_bytes_max: usize,
     /// Names of the operator's consumed side outputs, in side-output order.
     pub side_outputs: Vec<String>,
     /// Shortest time between two watermarks a watermark generator emits.
@@ -29,6 +31,7 @@ impl SubtaskContext {
             parallelism: 1,
             max_parallelism: 128,
             frame_records_max,
+            frame_bytes_max: crate::config::FRAME_BYTES_MAX_DEFAULT,
             side_outputs: Vec::new(),
             watermark_interval: std::time::Duration::from_millis(10),
         }

@@ -151,6 +151,14 @@ pub(crate) struct PartitionerSetup {
     pub subtask_index: usize,
     pub max_parallelism: usize,
     pub frame_records_max: usize,
+    pub frame_bytes_max: usize,
+}
+
+impl PartitionerSetup {
+    /// Records per frame for records of type `T` (see `frame::records_per_frame`).
+    pub(crate) fn frame_records_for<T>(&self) -> usize {
+        crate::frame::records_per_frame::<T>(self.frame_records_max, self.frame_bytes_max)
+    }
 }
 
 /// The code of one node.

@@ -387,7 +387,7 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In
             position,
             deferred: std::collections::VecDeque::new(),
             pending: Vec::new(),
-            frame_records_max: context.frame_records_max,
+            frame_records_max: crate::frame::records_per_frame::<Out>(context.frame_records_max, context.frame_bytes_max),
             side_outputs: context.side_outputs.clone(),
             counts: OperatorCounts::default(),
             _in: std::marker::PhantomData,

@@ -254,6 +254,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         parallelism: task.parallelism,
         max_parallelism: graph.max_parallelism,
         frame_records_max: config.frame_records_max,
+        frame_bytes_max: config.frame_bytes_max,
         watermark_interval: config.watermark_interval,
         side_outputs: graph.nodes[node].side_outputs.clone(),
     };
@@ -290,6 +291,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
                 subtask_index: subtask,
                 max_parallelism: graph.max_parallelism,
                 frame_records_max: config.frame_records_max,
+                frame_bytes_max: config.frame_bytes_max,
             };
             debug_assert!(input.partitioning != Partitioning::Default, "the plan resolves default partitioning");
             TaskOutput {
@@ -306,6 +308,7 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         source_idle_timeout: task.nodes.first().and_then(|&n| graph.nodes[n].idle_timeout_ms).map(Duration::from_millis),
         frames_per_turn_max: config.frames_per_turn_max,
         frame_records_max: config.frame_records_max,
+        frame_bytes_max: config.frame_bytes_max,
         linger: config.linger,
     };
     Ok(TaskState::new(id, head, OperatorChain::new(operators), outputs, settings, reports))

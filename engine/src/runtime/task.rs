@@ -94,6 +94,7 @@ pub(crate) struct TaskSettings {
     /// Time without data after which a source task declares its output idle.
     pub source_idle_timeout: Option<Duration>,
     pub frame_records_max: usize,
+    pub frame_bytes_max: usize,
     pub linger: Duration,
 }
 
@@ -609,7 +610,7 @@ impl TaskState {
                 if watermark.waits_for_alignment(reader.watermark()) {
                     return Step::Idle;
                 }
-                let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max)));
+                let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max, self.settings.frame_bytes_max)));
                 let (frame, status) = match polled {
                     Ok(Ok(polled)) => polled,
                     Ok(Err(error)) => return Step::Failed(ChainFailure { position: 0, failure: OperatorFailure::Failed(error) }),

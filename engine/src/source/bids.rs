@@ -175,6 +175,7 @@ mod tests {
             parallelism,
             max_parallelism: 128,
             frame_records_max: 1024,
+            frame_bytes_max: crate::config::FRAME_BYTES_MAX_DEFAULT,
             watermark_interval: std::time::Duration::from_millis(10),
             side_outputs: Vec::new(),
         }

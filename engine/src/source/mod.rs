@@ -46,8 +46,9 @@ pub trait SourceReader<T: Record>: Send {
 
 /// A source reader whose record type the runtime does not know.
 pub(crate) trait ErasedSourceReader: Send {
-    /// Polls the reader for up to `records_max` records.
-    fn poll(&mut self, records_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError>;
+    /// Polls the reader for up to `records_max` records, fewer if they would take more than
+    /// `bytes_max` bytes (`frame::records_per_frame`).
+    fn poll(&mut self, records_max: usize, bytes_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError>;
     /// The reader's current watermark.
     fn watermark(&self) -> Option<i64>;
 }
@@ -55,7 +56,8 @@ pub(crate) trait ErasedSourceReader: Send {
 pub(crate) struct TypedSourceReader<T: Record>(pub Box<dyn SourceReader<T>>);
 
 impl<T: Record> ErasedSourceReader for TypedSourceReader<T> {
-    fn poll(&mut self, records_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError> {
+    fn poll(&mut self, records_max: usize, bytes_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError> {
+        let records_max = crate::frame::records_per_frame::<T>(records_max, bytes_max);
         let mut frame = Vec::with_capacity(records_max);
         let status = self.0.poll_frame(&mut frame, records_max)?;
         debug_assert!(frame.len() <= records_max, "reader exceeded records_max");
