@@ -9,14 +9,22 @@
 //! goes idle (its source's idle timeout) or finishes. A subtask never waits for itself, so the
 //! minimum's owner always runs and the group always moves.
 //!
+//! A waiting subtask does not poll: it leaves a wake-up with the group (`AlignmentMember::wait`),
+//! and whichever member's report, idleness or end lets it go calls it. With event time that moves
+//! fast against the drift (a generator at millions of records per event-time second), members
+//! take turns frame by frame, so polling on a timer would cost a timer period per frame.
+//!
 //! Alignment acts only at sources, never on channels between tasks: pausing a channel of a shared
 //! upstream (a diamond, where one task feeds two branches that meet again) can stall the very
 //! task the laggard waits for. The decision (`must_wait`, `group_minimum`) is pure; the table of
 //! watermarks is the in-process transport, one atomic per source subtask. Across processes a
 //! control plane would carry the reports and announce each group's minimum instead.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What a waiting member leaves to be woken with: sends its task a message.
+pub(crate) type AlignmentWake = Box<dyn FnOnce() + Send>;
 
 /// A member's watermark before it reported one: it holds the group at the start.
 const UNREPORTED: i64 = i64::MIN;
@@ -45,11 +53,24 @@ pub(crate) fn must_wait(own: i64, minimum: Option<i64>, max_drift_ms: i64) -> bo
 }
 
 /// The shared watermarks of one alignment group's source subtasks.
-#[derive(Debug)]
 pub(crate) struct AlignmentGroup {
     name: String,
     watermarks: Vec<AtomicI64>,
     idle: Vec<AtomicBool>,
+    /// Per member, its max drift (set when its seat is taken).
+    max_drifts_ms: Vec<AtomicI64>,
+    /// Per member, the wake-up it left while it waits.
+    waiting: Mutex<Vec<Option<AlignmentWake>>>,
+    /// Members with a wake-up left: lets a report skip the lock when nobody waits. Incremented
+    /// before a waiter checks the watermarks and read after a report stores one (both SeqCst),
+    /// so either the waiter sees the report or the reporter sees the waiter: no lost wake-up.
+    waiting_count: AtomicUsize,
+}
+
+impl std::fmt::Debug for AlignmentGroup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlignmentGroup").field("name", &self.name).field("watermarks", &self.watermarks).finish()
+    }
 }
 
 impl AlignmentGroup {
@@ -59,6 +80,9 @@ impl AlignmentGroup {
             name: name.to_string(),
             watermarks: (0..members).map(|_| AtomicI64::new(UNREPORTED)).collect(),
             idle: (0..members).map(|_| AtomicBool::new(false)).collect(),
+            max_drifts_ms: (0..members).map(|_| AtomicI64::new(0)).collect(),
+            waiting: Mutex::new((0..members).map(|_| None).collect()),
+            waiting_count: AtomicUsize::new(0),
         })
     }
 
@@ -66,6 +90,7 @@ impl AlignmentGroup {
     pub(crate) fn member(self: &Arc<Self>, index: usize, max_drift_ms: i64) -> AlignmentMember {
         assert!(index < self.watermarks.len(), "member {index} of alignment group '{}' with {} members", self.name, self.watermarks.len());
         assert!(max_drift_ms >= 0, "a max drift is not negative");
+        self.max_drifts_ms[index].store(max_drift_ms, Ordering::SeqCst);
         AlignmentMember { group: Arc::clone(self), index, max_drift_ms }
     }
 
@@ -73,12 +98,39 @@ impl AlignmentGroup {
         self.watermarks
             .iter()
             .zip(&self.idle)
-            .map(|(watermark, idle)| MemberReport { watermark: watermark.load(Ordering::Acquire), idle: idle.load(Ordering::Acquire) })
+            .map(|(watermark, idle)| MemberReport { watermark: watermark.load(Ordering::SeqCst), idle: idle.load(Ordering::SeqCst) })
+    }
+
+    /// Whether member `index` at `max_drift_ms` must wait now.
+    fn must_wait(&self, index: usize, max_drift_ms: i64) -> bool {
+        let own = self.watermarks[index].load(Ordering::SeqCst);
+        must_wait(own, group_minimum(self.reports()), max_drift_ms)
+    }
+
+    /// Calls the wake-ups of the waiting members that may go on now.
+    fn wake_released(&self) {
+        if self.waiting_count.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        let released: Vec<AlignmentWake> = {
+            let mut waiting = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut released = Vec::new();
+            for (member, wake) in waiting.iter_mut().enumerate() {
+                if wake.is_some() && !self.must_wait(member, self.max_drifts_ms[member].load(Ordering::SeqCst)) {
+                    released.extend(wake.take());
+                }
+            }
+            released
+        };
+        self.waiting_count.fetch_sub(released.len(), Ordering::SeqCst);
+        for wake in released {
+            wake();
+        }
     }
 }
 
 /// One source subtask's place in its alignment group.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct AlignmentMember {
     group: Arc<AlignmentGroup>,
     index: usize,
@@ -88,12 +140,37 @@ pub(crate) struct AlignmentMember {
 impl AlignmentMember {
     /// Publishes the member's current watermark; it only moves forward.
     pub(crate) fn report(&self, watermark: i64) {
-        self.group.watermarks[self.index].fetch_max(watermark, Ordering::AcqRel);
+        let previous = self.group.watermarks[self.index].fetch_max(watermark, Ordering::SeqCst);
+        if watermark > previous {
+            self.wake_released();
+        }
     }
 
     /// Declares the member idle (it leaves the minimum) or active again.
     pub(crate) fn set_idle(&self, idle: bool) {
-        self.group.idle[self.index].store(idle, Ordering::Release);
+        self.group.idle[self.index].store(idle, Ordering::SeqCst);
+        self.wake_released();
+    }
+
+    /// Leaves `wake` with the group, to be called once when the member may poll again; returns
+    /// false, keeping nothing, if it may poll already.
+    pub(crate) fn wait(&self, wake: AlignmentWake) -> bool {
+        let mut waiting = self.group.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if waiting[self.index].is_none() {
+            self.group.waiting_count.fetch_add(1, Ordering::SeqCst);
+        }
+        if !self.group.must_wait(self.index, self.max_drift_ms) {
+            waiting[self.index] = None;
+            self.group.waiting_count.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        waiting[self.index] = Some(wake);
+        true
+    }
+
+    /// Wakes the members this member's report may have released.
+    fn wake_released(&self) {
+        self.group.wake_released();
     }
 
     /// The member's input has ended: it never holds the group back again.
@@ -103,8 +180,7 @@ impl AlignmentMember {
 
     /// Whether the member must not poll its reader now.
     pub(crate) fn must_wait(&self) -> bool {
-        let own = self.group.watermarks[self.index].load(Ordering::Acquire);
-        must_wait(own, group_minimum(self.group.reports()), self.max_drift_ms)
+        self.group.must_wait(self.index, self.max_drift_ms)
     }
 }
 
@@ -157,5 +233,34 @@ mod tests {
         assert!(leader.must_wait());
         laggard.finish();
         assert!(!leader.must_wait(), "a finished laggard holds nothing back");
+    }
+
+    #[test]
+    fn a_waiting_member_is_woken_once_by_the_report_that_releases_it() {
+        use std::sync::atomic::AtomicU32;
+        let group = AlignmentGroup::new("g", 2);
+        let (leader, laggard) = (group.member(0, 100), group.member(1, 100));
+        let woken = Arc::new(AtomicU32::new(0));
+        let wake = || {
+            let woken = Arc::clone(&woken);
+            Box::new(move || {
+                woken.fetch_add(1, Ordering::SeqCst);
+            }) as AlignmentWake
+        };
+        laggard.report(0);
+        leader.report(500);
+        assert!(!laggard.wait(wake()), "the minimum itself never waits: nothing is kept");
+        assert!(leader.wait(wake()));
+        laggard.report(300);
+        assert_eq!(woken.load(Ordering::SeqCst), 0, "still beyond the drift");
+        laggard.report(450);
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "released by the laggard's report");
+        laggard.report(460);
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "a wake-up is used once");
+        leader.report(1_000);
+        assert!(leader.wait(wake()));
+        laggard.finish();
+        assert_eq!(woken.load(Ordering::SeqCst), 2, "released by the laggard's end");
+        assert_eq!(group.waiting_count.load(Ordering::SeqCst), 0);
     }
 }

@@ -120,8 +120,9 @@ impl SourceWatermark {
     }
 
     /// Publishes the reader's watermark to the alignment group and says whether the reader must
-    /// not be polled now: it leads the group by more than the max drift. The task then checks
-    /// again after `SOURCE_IDLE_POLL_INTERVAL`. Time spent waiting is not idleness.
+    /// not be polled now: it leads the group by more than the max drift. The task then leaves a
+    /// wake-up with the group and is resumed when the others catch up. Time spent waiting is
+    /// not idleness.
     fn waits_for_alignment(&mut self, current: Option<i64>) -> bool {
         let Some(member) = &self.alignment else { return false };
         if let Some(current) = current {
@@ -385,6 +386,8 @@ enum Phase {
 /// What one step of a turn did.
 enum Step {
     Processed,
+    /// A source leads its watermark alignment group by more than the max drift.
+    AlignmentWait,
     NothingQueued,
     Idle,
     InputEnded,
@@ -572,6 +575,18 @@ impl TaskState {
                     break;
                 }
                 Step::InputEnded => self.end_input(),
+                Step::AlignmentWait => {
+                    let TaskHead::Source { watermark: SourceWatermark { alignment: Some(member), .. }, .. } = &self.head else {
+                        unreachable!("only an aligned source waits for alignment")
+                    };
+                    let actor = myself.clone();
+                    // A stopped actor means the job is ending; a late wake-up has nothing to do.
+                    if member.wait(Box::new(move || {
+                        let _ = actor.send_message(TaskMessage::Resume);
+                    })) {
+                        break; // the member that lets it go resumes the task
+                    }
+                }
                 Step::Failed(failure) => return self.fail(myself, failure),
             }
         }
@@ -608,7 +623,7 @@ impl TaskState {
                     }
                 }
                 if watermark.waits_for_alignment(reader.watermark()) {
-                    return Step::Idle;
+                    return Step::AlignmentWait;
                 }
                 let polled = catch_unwind(AssertUnwindSafe(|| reader.poll(self.settings.frame_records_max, self.settings.frame_bytes_max)));
                 let (frame, status) = match polled {
