@@ -69,24 +69,35 @@ where
     F: FnMut(In) -> I,
     Out: Record,
 {
-    /// Emits until the input is used up or the output blocks.
+    /// Emits until the input is used up or the output blocks. The current record's iterator stays
+    /// on the stack and moves into `self` only when the output blocks (records can be large).
     fn drain(&mut self, out: &mut Output<'_, Out>) {
-        loop {
-            if let Some(current) = &mut self.current {
-                for produced in current.by_ref() {
-                    out.emit(produced);
-                    if out.is_blocked() {
-                        return;
-                    }
-                }
-                self.current = None;
+        if let Some(mut current) = self.current.take() {
+            if !emit_until_blocked(&mut current, out) {
+                self.current = Some(current);
+                return;
             }
-            match self.input.next() {
-                Some(record) => self.current = Some((self.function)(record).into_iter()),
-                None => return,
+        }
+        for record in self.input.by_ref() {
+            let mut produced = (self.function)(record).into_iter();
+            if !emit_until_blocked(&mut produced, out) {
+                self.current = Some(produced);
+                return;
             }
         }
     }
+}
+
+/// Emits what `produced` yields; false if the output blocked first (the rest stays in it).
+#[inline]
+fn emit_until_blocked<Out: Record>(produced: &mut impl Iterator<Item = Out>, out: &mut Output<'_, Out>) -> bool {
+    for record in produced {
+        out.emit(record);
+        if out.is_blocked() {
+            return false;
+        }
+    }
+    true
 }
 
 impl<In, Out, I, F> FrameOperator<In, Out> for FlatMapOperator<In, I, F>
