@@ -188,6 +188,25 @@ impl KeyedProcessFunction<u64, u64, u64> for TimerPerKey {
 }
 
 #[test]
+fn due_processing_time_timers_fire_before_more_input_is_taken() {
+    // Every record registers a timer due at once. A task that took input whenever its output had
+    // room, and fired timers only on its tick message, let them pile up between ticks.
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<u64>::default();
+    let keys = 20_000u64;
+    env.from_collection((0..keys).collect::<Vec<_>>())
+        .key_by(|k: &u64| *k)
+        .process("timers", || TimerPerKey(TimeDomain::ProcessingTime))
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("due-timers").unwrap();
+    assert_eq!(sink.records.load(Ordering::Relaxed), keys, "nothing lost");
+    let peak = result.operator("timers").unwrap().extra["timers_peak"];
+    // One input frame's timers (16) plus those a frame's worth of output left waiting.
+    assert!(peak <= 2 * 16, "{peak} timers registered at once: due timers waited behind input");
+}
+
+#[test]
 fn timers_that_come_due_together_wait_for_credit() {
     for domain in [TimeDomain::ProcessingTime, TimeDomain::EventTime] {
         let env = StreamEnvironment::new(tight_config());

@@ -106,6 +106,7 @@ where
                 next_processing_timer_ms: None,
                 clock_anchor: (std::time::Instant::now(), crate::state::Clock::now_ms(&crate::state::SystemClock)),
                 firing_until: None,
+                timers_peak: 0,
                 _records: std::marker::PhantomData,
             })
         })

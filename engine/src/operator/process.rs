@@ -104,6 +104,8 @@ pub(crate) struct KeyedProcessOperator<K, In, F, KeyFn> {
     /// The watermark whose event-time timers are not all fired yet: firing stopped when the
     /// output blocked and goes on in `resume_output`.
     pub firing_until: Option<i64>,
+    /// Most timers registered at once, sampled after each input frame.
+    pub timers_peak: u64,
     pub _records: PhantomData<fn(In)>,
 }
 
@@ -138,8 +140,14 @@ where
             // State TTL cleans up in the background as records flow (for states that ask).
             self.backend.cleanup_after_record();
         }
+        let timers = self.timers.len(TimeDomain::EventTime) + self.timers.len(TimeDomain::ProcessingTime);
+        self.timers_peak = self.timers_peak.max(timers as u64);
         self.refresh_next_processing_timer();
         Ok(())
+    }
+
+    fn metrics(&self) -> Vec<(&'static str, u64)> {
+        vec![("timers_peak", self.timers_peak)]
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, Out>) -> Result<(), UserError> {
@@ -290,6 +298,7 @@ mod tests {
                     next_processing_timer_ms: None,
                     clock_anchor: (Instant::now(), crate::state::Clock::now_ms(&SystemClock)),
                     firing_until: None,
+                    timers_peak: 0,
                     _records: PhantomData,
                 };
                 OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])

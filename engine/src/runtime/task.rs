@@ -412,7 +412,7 @@ pub(crate) struct TaskState {
     waker: Option<TaskWaker>,
     /// A `Wake` came and the chain's `on_wake` has not run since (it waits for blocked outputs).
     wake_due: bool,
-    /// The processing time whose due timers were last fired while draining.
+    /// A due processing time whose operator had nothing to fire (see `fire_due_timers`).
     drained_tick: Option<Instant>,
 }
 
@@ -538,22 +538,16 @@ impl TaskState {
                 }
                 continue;
             }
+            // Processing-time timers already due go before more input: otherwise a task kept
+            // busy by its input (and so never blocked) registers timers faster than `Tick`
+            // messages fire them. When input has ended they still fire before the end (they only
+            // waited for credit); later ones are dropped with the operators, as in Flink.
+            match self.fire_due_timers() {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(failure) => return self.fail(myself, failure),
+            }
             if self.phase == Phase::Draining {
-                // Processing-time timers already due fire before the end (they only waited for
-                // credit); later ones are dropped with the operators, as in Flink.
-                let now = Instant::now();
-                let due = self.chain.next_processing_time().filter(|due| *due <= now);
-                if due.is_some() && due != self.drained_tick {
-                    if let Err(failure) = self.chain.on_processing_time(now, &mut ChainTail(&mut self.outputs)) {
-                        return self.fail(myself, failure);
-                    }
-                    // An operator that still asks for the same time with its output free has
-                    // nothing to fire then: do not call it for that time again.
-                    if !self.is_output_blocked() && self.chain.next_processing_time() == due {
-                        self.drained_tick = due;
-                    }
-                    continue;
-                }
                 if self.chain.has_pending_work() {
                     break; // A `Wake` (or `Tick`) brings the task back.
                 }
@@ -766,6 +760,23 @@ impl TaskState {
                 myself.send_after(delay, || TaskMessage::Resume);
             }
         }
+    }
+
+    /// Fires the processing-time timers that are due, if any; true if it did (the caller loops,
+    /// since they may have blocked the output). An operator that still asks for the same time
+    /// after being called with its output free has nothing to fire then, and is not called for
+    /// that time again, so a due time that never clears cannot spin the task.
+    fn fire_due_timers(&mut self) -> Result<bool, ChainFailure> {
+        let Some(due) = self.chain.next_processing_time() else { return Ok(false) };
+        let now = Instant::now();
+        if due > now || Some(due) == self.drained_tick {
+            return Ok(false);
+        }
+        self.chain.on_processing_time(now, &mut ChainTail(&mut self.outputs))?;
+        if !self.is_output_blocked() && self.chain.next_processing_time() == Some(due) {
+            self.drained_tick = Some(due);
+        }
+        Ok(true)
     }
 
     /// Whether what the chain emits now would wait: an output waits for credit, or an operator
