@@ -4,38 +4,17 @@
 //! job runs with a deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::{
-    EngineConfig, FrameOperator, JobError, JobResult, Output, OutputTag, StreamEnvironment, SubtaskContext, TumblingEventTimeWindows,
-    UserError, WatermarkStrategy, WindowResult,
+    EngineConfig, FrameOperator, JobResult, Output, OutputTag, SubtaskContext, TumblingEventTimeWindows, UserError, WatermarkStrategy,
+    WindowResult,
 };
-
-/// Builds and runs a job on its own thread and waits at most 30 s for its outcome.
-fn execute_within_deadline(job: &'static str, define: impl FnOnce(&StreamEnvironment) + Send + 'static) -> Result<JobResult, JobError> {
-    execute_with_config_within_deadline(job, EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() }, define)
-}
-
-fn execute_with_config_within_deadline(
-    job: &'static str,
-    config: EngineConfig,
-    define: impl FnOnce(&StreamEnvironment) + Send + 'static,
-) -> Result<JobResult, JobError> {
-    let (done_tx, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        let env = StreamEnvironment::new(config);
-        define(&env);
-        let _ = done_tx.send(env.execute(job));
-    });
-    match done.recv_timeout(Duration::from_secs(30)) {
-        Ok(outcome) => outcome,
-        Err(_) => panic!("job '{job}' still running after 30 s: it hangs"),
-    }
-}
+use tethys_tests::{execute_with_config_within_deadline, execute_within_deadline};
 
 /// Sends every other pair of records (`value / 2` odd) to a side output, the rest on: each
 /// subtask of the collection (which deals records round-robin) feeds both branches.

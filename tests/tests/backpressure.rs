@@ -242,6 +242,7 @@ impl Sink<Big> for LargestFrame {
 
 impl SinkWriter<Big> for LargestFrame {
     fn write_frame(&mut self, frame: Vec<Big>) -> Result<(), UserError> {
+        assert!(frame.iter().all(|big| big.0.iter().all(|&word| word == big.0[0])), "a record arrived intact");
         self.records.fetch_add(frame.len() as u64, Ordering::Relaxed);
         self.largest.fetch_max(frame.len() as u64, Ordering::Relaxed);
         Ok(())

@@ -3,7 +3,6 @@
 //! panic while a subtask is built or opened, not a panicking key selector, not an actor that dies
 //! without a report. Every job that could hang runs with a deadline.
 
-use std::sync::mpsc;
 use std::time::Duration;
 
 use tethys_engine::sink::discard::DiscardSink;
@@ -13,9 +12,10 @@ use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::time::watermark::BoundedOutOfOrderness;
 use tethys_engine::UserError;
 use tethys_engine::{
-    EngineConfig, FrameOperator, JobError, JobResult, OperatorFailure, Output, PlanError, StreamEnvironment, SubtaskContext, TaskWaker,
+    EngineConfig, FrameOperator, JobError, OperatorFailure, Output, PlanError, StreamEnvironment, SubtaskContext, TaskWaker,
     WatermarkStrategy,
 };
+use tethys_tests::{execute_with_config_within_deadline, execute_within_deadline};
 
 fn environment(parallelism: usize) -> StreamEnvironment {
     StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() })
@@ -149,29 +149,6 @@ fn invalid_graph_and_config_are_rejected_before_running() {
     env.from_collection(vec![1i64]).sink("discard", DiscardSink::new());
     let error = env.execute("bad-config").unwrap_err();
     assert!(error.to_string().contains("frame_records_max"), "{error}");
-}
-
-/// Builds and runs a job on its own thread and waits at most 30 s for its outcome: a job that
-/// hangs fails the test instead of the suite.
-fn execute_within_deadline(job: &'static str, define: impl FnOnce(&StreamEnvironment) + Send + 'static) -> Result<JobResult, JobError> {
-    execute_with_config_within_deadline(job, EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() }, define)
-}
-
-fn execute_with_config_within_deadline(
-    job: &'static str,
-    config: EngineConfig,
-    define: impl FnOnce(&StreamEnvironment) + Send + 'static,
-) -> Result<JobResult, JobError> {
-    let (done_tx, done) = mpsc::channel();
-    std::thread::spawn(move || {
-        let env = StreamEnvironment::new(config);
-        define(&env);
-        let _ = done_tx.send(env.execute(job));
-    });
-    match done.recv_timeout(Duration::from_secs(30)) {
-        Ok(outcome) => outcome,
-        Err(_) => panic!("job '{job}' still running after 30 s: it hangs"),
-    }
 }
 
 fn assert_panicked(failure: &OperatorFailure, message: &str) {

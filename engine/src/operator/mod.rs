@@ -332,6 +332,13 @@ pub struct OperatorCounts {
     pub extra: Vec<(&'static str, u64)>,
 }
 
+impl OperatorCounts {
+    /// The operator-specific counter `name`, if the operator reports it.
+    pub fn extra(&self, name: &str) -> Option<u64> {
+        self.extra.iter().find(|(counter, _)| *counter == name).map(|(_, value)| *value)
+    }
+}
+
 /// An operator whose record types the runtime does not know.
 pub(crate) trait ErasedOperator: Send {
     fn process(&mut self, frame: AnyFrame, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;

@@ -246,7 +246,7 @@ mod tests {
     }
 
     fn metric(chain: &OperatorChain, name: &str) -> u64 {
-        chain.counts()[0].extra.iter().find(|(metric, _)| *metric == name).unwrap_or_else(|| panic!("no metric {name}")).1
+        chain.counts()[0].extra(name).unwrap_or_else(|| panic!("no metric {name}"))
     }
 
     #[test]
