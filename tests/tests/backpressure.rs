@@ -150,6 +150,26 @@ fn sessions_firing_together_wait_for_credit() {
 }
 
 #[test]
+fn an_interval_join_record_matching_thousands_waits_for_credit() {
+    // 4,000 left records of one key at time 0, then right records at time 0: each right record
+    // matches all of them.
+    let env = StreamEnvironment::new(EngineConfig { parallelism: 1, ..tight_config() });
+    let sink = SlowSink::<(u64, u64)>::default();
+    let (lefts, rights) = (4_000u64, 3u64);
+    let strategy = || WatermarkStrategy::for_monotonous_timestamps(|_: &u64| 0);
+    env.from_collection((0..lefts).collect::<Vec<_>>())
+        .assign_timestamps_and_watermarks(strategy())
+        .join(env.from_collection((0..rights).collect::<Vec<_>>()).assign_timestamps_and_watermarks(strategy()))
+        .on(|_: &u64| 0u8, |_: &u64| 0u8)
+        .interval(-10, 10, |_: &u64| 0, |_: &u64| 0, |l: &u64, r: &u64| (*l, *r))
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("join-burst").unwrap();
+    // Either side may come first; every left meets every right once.
+    assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), lefts * rights, lefts * rights / 16);
+}
+
+#[test]
 fn global_windows_firing_at_the_end_of_input_wait_for_credit() {
     let env = StreamEnvironment::new(tight_config());
     let sink = SlowSink::<WindowResult<u64, u64>>::default();

@@ -12,6 +12,11 @@
 //! `ts + upper`, a right record once it exceeds `ts - lower`. That time is an event-time timer of
 //! the key in the engine's [`TimerService`], which keeps one timer per (key, time): timers are
 //! bounded by keys and distinct times, not by records.
+//!
+//! A record may match many buffered ones. The operator stops emitting when its output blocks
+//! (`Output::is_blocked`) and keeps where it was: the record being matched, the position in the
+//! other side's buffer, and the rest of the input frame. Nothing changes the buffers meanwhile (the
+//! chain gives it no input or watermark while it has pending output), so the position stays valid.
 
 use crate::base::Key;
 
@@ -49,6 +54,19 @@ pub(crate) struct IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F> {
     /// One cleanup timer per (key, time) at which buffered records of the key expire.
     timers: TimerService<K>,
     late_dropped: u64,
+    /// Records of the input frame not yet joined.
+    input: std::vec::IntoIter<JoinSide<L, R>>,
+    /// The record being matched when the output blocked.
+    matching: Option<Matching<K, L, R>>,
+}
+
+/// A record part way through being matched against the other side's buffer of its key.
+struct Matching<K, L, R> {
+    key: K,
+    time: i64,
+    record: JoinSide<L, R>,
+    /// Position in the other side's buffer of the next candidate.
+    next: usize,
 }
 
 impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F> {
@@ -75,6 +93,8 @@ impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, 
             buffers: KeyedStateMap::new(range, max_parallelism),
             timers: TimerService::new(range, max_parallelism),
             late_dropped: 0,
+            input: Vec::new().into_iter(),
+            matching: None,
         }
     }
 
@@ -94,6 +114,96 @@ impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, 
     }
 }
 
+impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
+where
+    K: Key,
+    O: Record,
+    KeyFn: Fn(&JoinSide<L, R>) -> K,
+    LeftTime: Fn(&L) -> i64,
+    RightTime: Fn(&R) -> i64,
+    F: FnMut(&L, &R) -> O,
+{
+    /// Joins the record being matched, then the rest of the input frame, until the output blocks.
+    fn join_input(&mut self, out: &mut Output<'_, O>) {
+        loop {
+            if let Some(matching) = self.matching.take() {
+                if let Some(stopped) = self.match_record(matching, out) {
+                    self.matching = Some(stopped);
+                    return;
+                }
+            }
+            let Some(record) = self.input.next() else { return };
+            let key = (self.key_fn)(&record);
+            let time = match &record {
+                JoinSide::Left(l) => (self.left_time)(l),
+                JoinSide::Right(r) => (self.right_time)(r),
+            };
+            if time < self.timers.current_watermark() {
+                self.late_dropped += 1;
+                continue;
+            }
+            self.matching = Some(Matching { key, time, record, next: 0 });
+        }
+    }
+
+    /// Emits the pairs of `matching`'s record with the other side's buffer from its position on,
+    /// then buffers the record and schedules its cleanup. Returns it, moved on, if the output
+    /// blocked first.
+    fn match_record(&mut self, mut matching: Matching<K, L, R>, out: &mut Output<'_, O>) -> Option<Matching<K, L, R>> {
+        let (lower, upper) = (self.lower_ms, self.upper_ms);
+        let function = &mut self.function;
+        let time = matching.time;
+        let finished = self.buffers.update(
+            matching.key.clone(),
+            || JoinBuffers { left: Vec::new(), right: Vec::new() },
+            |_, buffers| {
+                match &matching.record {
+                    JoinSide::Left(l) => {
+                        while let Some((right_time, r)) = buffers.right.get(matching.next) {
+                            matching.next += 1;
+                            if time.saturating_add(lower) <= *right_time && *right_time <= time.saturating_add(upper) {
+                                out.emit(function(l, r));
+                                if out.is_blocked() {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                    JoinSide::Right(r) => {
+                        while let Some((left_time, l)) = buffers.left.get(matching.next) {
+                            matching.next += 1;
+                            if left_time.saturating_add(lower) <= time && time <= left_time.saturating_add(upper) {
+                                out.emit(function(l, r));
+                                if out.is_blocked() {
+                                    return false;
+                                }
+                            }
+                        }
+                    }
+                }
+                true
+            },
+        );
+        if !finished {
+            return Some(matching);
+        }
+        let cleanup_at = match &matching.record {
+            JoinSide::Left(_) => self.left_expiry(time),
+            JoinSide::Right(_) => self.right_expiry(time),
+        };
+        self.buffers.update(
+            matching.key.clone(),
+            || JoinBuffers { left: Vec::new(), right: Vec::new() },
+            |_, buffers| match matching.record {
+                JoinSide::Left(l) => buffers.left.push((time, l)),
+                JoinSide::Right(r) => buffers.right.push((time, r)),
+            },
+        );
+        self.schedule_cleanup(&matching.key, cleanup_at);
+        None
+    }
+}
+
 impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> FrameOperator<JoinSide<L, R>, O>
     for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
 where
@@ -107,46 +217,18 @@ where
     F: FnMut(&L, &R) -> O + Send + 'static,
 {
     fn process(&mut self, frame: Vec<JoinSide<L, R>>, out: &mut Output<'_, O>) -> Result<(), UserError> {
-        let (lower, upper) = (self.lower_ms, self.upper_ms);
-        for record in frame {
-            let key = (self.key_fn)(&record);
-            let time = match &record {
-                JoinSide::Left(l) => (self.left_time)(l),
-                JoinSide::Right(r) => (self.right_time)(r),
-            };
-            if time < self.timers.current_watermark() {
-                self.late_dropped += 1;
-                continue;
-            }
-            let cleanup_at = match &record {
-                JoinSide::Left(_) => self.left_expiry(time),
-                JoinSide::Right(_) => self.right_expiry(time),
-            };
-            let function = &mut self.function;
-            self.buffers.update(
-                key.clone(),
-                || JoinBuffers { left: Vec::new(), right: Vec::new() },
-                |_, buffers| match record {
-                    JoinSide::Left(l) => {
-                        for (right_time, r) in &buffers.right {
-                            if time.saturating_add(lower) <= *right_time && *right_time <= time.saturating_add(upper) {
-                                out.emit(function(&l, r));
-                            }
-                        }
-                        buffers.left.push((time, l));
-                    }
-                    JoinSide::Right(r) => {
-                        for (left_time, l) in &buffers.left {
-                            if left_time.saturating_add(lower) <= time && time <= left_time.saturating_add(upper) {
-                                out.emit(function(l, &r));
-                            }
-                        }
-                        buffers.right.push((time, r));
-                    }
-                },
-            );
-            self.schedule_cleanup(&key, cleanup_at);
-        }
+        debug_assert!(!self.has_pending_output(), "input while output is pending");
+        self.input = frame.into_iter();
+        self.join_input(out);
+        Ok(())
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.matching.is_some() || self.input.len() > 0
+    }
+
+    fn resume_output(&mut self, out: &mut Output<'_, O>) -> Result<(), UserError> {
+        self.join_input(out);
         Ok(())
     }
 
