@@ -14,8 +14,8 @@ use tethys_engine::UserError;
 use tethys_engine::channel::credit::OUTPUT_OVERDRAFT_FRAMES_MAX;
 use tethys_engine::state::TimeDomain;
 use tethys_engine::{
-    EngineConfig, EventTimeSessionWindows, EventTimeTrigger, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment,
-    SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy, WindowResult,
+    EngineConfig, EventTimeSessionWindows, EventTimeTrigger, FrameOperator, GlobalWindows, KeyedProcessFunction, Output, ProcessContext,
+    StreamEnvironment, SubtaskContext, TumblingEventTimeWindows, WatermarkStrategy, WindowResult,
 };
 
 /// A sink that takes a while per frame and counts what it got.
@@ -286,4 +286,54 @@ fn frames_of_large_records_are_bounded_in_bytes() {
         assert_eq!(sink.records.load(Ordering::Relaxed), expected, "nothing lost");
         assert_eq!(sink.largest.load(Ordering::Relaxed), 4, "frames hold 16 KiB of records, chained={chained}");
     }
+}
+
+/// Passes records on and emits `burst` more when its input ends.
+struct BurstAtFinish {
+    burst: u64,
+}
+
+impl FrameOperator<u64, u64> for BurstAtFinish {
+    fn process(&mut self, frame: Vec<u64>, out: &mut Output<'_, u64>) -> Result<(), UserError> {
+        out.emit_frame(frame);
+        Ok(())
+    }
+
+    fn finish(&mut self, out: &mut Output<'_, u64>) -> Result<(), UserError> {
+        for record in 0..self.burst {
+            out.emit(record);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn what_an_operator_emits_at_its_finish_is_delivered_before_end_of_input() {
+    // The burst blocks the output, so the flat_map after it stops with records held back; its
+    // own finish and the end of input must wait until they are out.
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<u64>::default();
+    env.from_collection((0..100u64).collect::<Vec<_>>())
+        .process("burst-at-finish", |_| BurstAtFinish { burst: 5_000 })
+        .flat_map(|r: u64| [r, r])
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("finish-burst").unwrap();
+    assert_eq!(sink.records.load(Ordering::Relaxed), 2 * (100 + 5_000), "nothing lost");
+    assert!(result.channels.gate_queued_frames_peak <= result.channels.gate_capacity_min);
+}
+
+#[test]
+fn per_record_watermarks_wait_for_credit_too() {
+    // Ascending timestamps: every record raises the watermark, so each becomes a frame of its own
+    // followed by a watermark.
+    let env = StreamEnvironment::new(tight_config());
+    let sink = SlowSink::<u64>::default();
+    let records = 2_000u64;
+    env.from_collection((0..records).collect::<Vec<_>>())
+        .assign_timestamps_and_watermarks(WatermarkStrategy::for_bounded_out_of_orderness_per_record(Duration::ZERO, |r: &u64| *r as i64))
+        .rebalance()
+        .sink("slow", sink.clone());
+    let result = env.execute("punctuated-burst").unwrap();
+    assert_within_the_overdraft(&result, sink.records.load(Ordering::Relaxed), records, records);
 }

@@ -55,6 +55,12 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         result
     }
 
+    /// The state of `key`, if it has any.
+    pub(crate) fn get(&self, key: &K) -> Option<&S> {
+        let group = assign_key_group(key, self.max_parallelism);
+        self.groups.get(group.checked_sub(self.range.start)?)?.get(key)
+    }
+
     /// Whether `key` has state.
     pub(crate) fn contains(&self, key: &K) -> bool {
         let group = assign_key_group(key, self.max_parallelism);

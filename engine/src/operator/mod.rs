@@ -370,6 +370,10 @@ enum Deferred {
     /// A watermark the operator has handled and that goes downstream after its pending output.
     ForwardWatermark(i64),
     ForwardIdleness(bool),
+    /// A wake (`TaskWaker`) that came while the operator had pending output.
+    Wake,
+    /// End of input: the operator's `finish`, after everything before it.
+    Finish,
 }
 
 /// Wraps a typed operator as an erased one at a fixed chain position.
@@ -515,6 +519,8 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
                 Some(Deferred::Idleness(idle)) => self.idleness_now(idle, next)?,
                 Some(Deferred::ForwardWatermark(watermark)) => next.watermark(watermark)?,
                 Some(Deferred::ForwardIdleness(idle)) => next.idleness(idle)?,
+                Some(Deferred::Wake) => self.run(next, |op, out| op.on_wake(out))?,
+                Some(Deferred::Finish) => self.run(next, |op, out| op.finish(out))?,
             }
         }
         Ok(())
@@ -527,6 +533,11 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
     }
 
     fn on_wake(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.has_pending_output() {
+            // After the output and input it already has: the wake is not lost, only later.
+            self.deferred.push_back(Deferred::Wake);
+            return Ok(());
+        }
         self.run(next, |op, out| op.on_wake(out))
     }
 
@@ -539,6 +550,9 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
     }
 
     fn on_processing_time(&mut self, now: std::time::Instant, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.has_pending_output() {
+            return Ok(()); // its timers stay due: the task calls again once the output has room
+        }
         self.run(next, |op, out| op.on_processing_time(now, out))
     }
 
@@ -547,6 +561,11 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
     }
 
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure> {
+        if self.has_pending_output() {
+            // An operator before it emitted at its own finish and filled the output.
+            self.deferred.push_back(Deferred::Finish);
+            return Ok(());
+        }
         self.run(next, |op, out| op.finish(out))
     }
 

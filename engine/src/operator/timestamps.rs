@@ -27,6 +27,9 @@ pub(crate) struct TimestampsAndWatermarks<T> {
     pub next_emit: Instant,
     pub last_record: Instant,
     pub idle: bool,
+    /// Records of a frame not yet passed on: a punctuated generator's frame is cut at each new
+    /// watermark, and passing it on stops when the output blocks.
+    pub pending_input: std::vec::IntoIter<T>,
 }
 
 impl<T> TimestampsAndWatermarks<T> {
@@ -46,6 +49,7 @@ impl<T> TimestampsAndWatermarks<T> {
             next_emit: now,
             last_record: now,
             idle: false,
+            pending_input: Vec::new().into_iter(),
         }
     }
 
@@ -61,12 +65,13 @@ impl<T> TimestampsAndWatermarks<T> {
 }
 
 impl<T: Record> TimestampsAndWatermarks<T> {
-    /// Passes `frame` on, cut after each record the generator hands a new watermark for, with that
-    /// watermark between the parts. Each record moves once; a frame without new watermarks moves
-    /// whole.
-    fn process_punctuated(&mut self, frame: Vec<T>, out: &mut Output<'_, T>) {
-        let mut part = Vec::with_capacity(frame.len());
-        for record in frame {
+    /// Passes the pending input on, cut after each record the generator hands a new watermark
+    /// for, with that watermark between the parts; stops after a cut that finds the output
+    /// blocked (every cut sends a frame and a watermark). Each record moves once; a frame without
+    /// new watermarks moves whole.
+    fn process_punctuated(&mut self, out: &mut Output<'_, T>) {
+        let mut part = Vec::with_capacity(self.pending_input.len());
+        for record in self.pending_input.by_ref() {
             self.generator.on_event((self.timestamp_fn)(&record));
             let watermark = self.generator.on_event_watermark().filter(|watermark| *watermark > self.emitted);
             part.push(record);
@@ -74,6 +79,9 @@ impl<T: Record> TimestampsAndWatermarks<T> {
                 out.emit_frame(std::mem::take(&mut part));
                 self.emitted = watermark;
                 out.emit_watermark(watermark);
+                if out.is_blocked() {
+                    return;
+                }
             }
         }
         if !part.is_empty() {
@@ -94,14 +102,17 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
             out.emit_idleness(false);
         }
         if self.generator.is_punctuated() {
-            self.process_punctuated(frame, out);
+            debug_assert!(!self.has_pending_output(), "input while output is pending");
+            self.pending_input = frame.into_iter();
+            self.process_punctuated(out);
         } else {
             for record in &frame {
                 self.generator.on_event((self.timestamp_fn)(record));
             }
             out.emit_frame(frame);
         }
-        if now >= self.next_emit {
+        // Not while records wait in `pending_input`: the watermark would overtake them.
+        if now >= self.next_emit && !self.has_pending_output() {
             self.emit_if_advanced(now, out);
         }
         Ok(())
@@ -109,6 +120,15 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
 
     fn generates_watermarks(&self) -> bool {
         true
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.pending_input.len() > 0
+    }
+
+    fn resume_output(&mut self, out: &mut Output<'_, T>) -> Result<(), UserError> {
+        self.process_punctuated(out);
+        Ok(())
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, T>) -> Result<(), UserError> {
@@ -137,8 +157,9 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
     }
 
     fn next_processing_time(&self) -> Option<Instant> {
-        // After the final watermark nothing is left to emit.
-        (self.emitted < i64::MAX).then_some(self.next_emit)
+        // After the final watermark nothing is left to emit, and while idle nothing until the
+        // next record (which ends the idleness in `process`).
+        (self.emitted < i64::MAX && !self.idle).then_some(self.next_emit)
     }
 }
 
@@ -213,5 +234,21 @@ mod tests {
             assert_eq!(merge(punctuated(&timestamps, frame_records)), expected, "frames of {frame_records}");
         }
         assert_eq!(punctuated(&timestamps, 100).len(), expected.len(), "one frame per part, no empty frames");
+    }
+
+    #[test]
+    fn an_idle_assigner_asks_for_no_tick_until_the_next_record() {
+        let generator = Box::new(BoundedOutOfOrderness::new(Duration::from_millis(10)));
+        let timeout = Duration::from_millis(5);
+        let operator = TimestampsAndWatermarks::<i64>::new(Arc::new(|t: &i64| *t), generator, Duration::from_millis(1), Some(timeout));
+        let idle_at = operator.last_record + timeout;
+        let mut chain = OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))]);
+        let mut log = Log(Vec::new());
+        chain.on_processing_time(idle_at, &mut log).unwrap();
+        // Idle now. Its periodic time is in the past: asking for it would bring the task back at
+        // once, again and again, until a record came.
+        assert_eq!(chain.next_processing_time(), None);
+        chain.process(AnyFrame::new(vec![1i64]), &mut log).unwrap();
+        assert!(chain.next_processing_time().is_some(), "a record ends the idleness");
     }
 }

@@ -378,7 +378,10 @@ enum Phase {
     Running,
     /// Input has ended; operators still have work under way (requests in flight).
     Draining,
-    /// Input has ended and the operators are finished; the last events wait for credit.
+    /// The operators' `finish` has been called; what they emitted at it (and what waits behind
+    /// it) goes out before end of input.
+    Closing,
+    /// End of input is sent on every output; the last events wait for credit.
     Finishing,
     Done,
 }
@@ -414,6 +417,8 @@ pub(crate) struct TaskState {
     wake_due: bool,
     /// A due processing time whose operator had nothing to fire (see `fire_due_timers`).
     drained_tick: Option<Instant>,
+    /// A source's input has ended and its final (maximum) watermark is still to be sent.
+    final_watermark_due: bool,
 }
 
 impl TaskState {
@@ -440,6 +445,7 @@ impl TaskState {
             waker: None,
             wake_due: false,
             drained_tick: None,
+            final_watermark_due: false,
         }
     }
 
@@ -493,7 +499,7 @@ impl TaskState {
             }
             TaskMessage::Linger => {
                 self.linger_scheduled = false;
-                if matches!(self.phase, Phase::Running | Phase::Draining) {
+                if matches!(self.phase, Phase::Running | Phase::Draining | Phase::Closing) {
                     // A blocked output keeps its partly filled frames: sending them would only
                     // queue them beyond the credits; `work` schedules the linger again.
                     for output in self.outputs.iter_mut().filter(|o| !o.is_blocked()) {
@@ -514,7 +520,7 @@ impl TaskState {
 
     fn work(&mut self, myself: &ActorRef<TaskMessage>) {
         let mut turns = 0;
-        while matches!(self.phase, Phase::Running | Phase::Draining) {
+        while matches!(self.phase, Phase::Running | Phase::Draining | Phase::Closing) {
             if self.outputs.iter().any(TaskOutput::is_blocked) {
                 break; // A credit message wakes the task.
             }
@@ -522,6 +528,23 @@ impl TaskState {
                 // An operator stopped emitting when the output blocked: it goes on before the
                 // chain takes anything else.
                 if let Err(failure) = self.chain.resume(&mut ChainTail(&mut self.outputs)) {
+                    return self.fail(myself, failure);
+                }
+                continue;
+            }
+            if self.phase == Phase::Closing {
+                for output in &mut self.outputs {
+                    output.end_all();
+                }
+                self.phase = Phase::Finishing;
+                continue;
+            }
+            if self.final_watermark_due {
+                // A finished source has no more event time to wait for: as in Flink, its end is
+                // the maximum watermark, which fires every pending event-time result. Sent once
+                // the output has room, like every watermark of a source.
+                self.final_watermark_due = false;
+                if let Err(failure) = self.chain.watermark(i64::MAX, &mut ChainTail(&mut self.outputs)) {
                     return self.fail(myself, failure);
                 }
                 continue;
@@ -591,6 +614,7 @@ impl TaskState {
             }
         }
         match self.phase {
+            Phase::Closing => self.schedule_linger(myself),
             Phase::Running | Phase::Draining => {
                 self.schedule_linger(myself);
                 self.schedule_tick(myself);
@@ -702,15 +726,7 @@ impl TaskState {
 
     /// Every input has ended: the operators drain their pending work before they are finished.
     fn end_input(&mut self) {
-        // A finished source has no more event time to wait for: as in Flink, its end is the
-        // maximum watermark, which fires every pending event-time result.
-        if let TaskHead::Source { .. } = &self.head {
-            if let Err(failure) = self.chain.watermark(i64::MAX, &mut ChainTail(&mut self.outputs)) {
-                self.phase = Phase::Done;
-                self.report_failure(failure);
-                return;
-            }
-        }
+        self.final_watermark_due = matches!(self.head, TaskHead::Source { .. });
         self.phase = Phase::Draining;
     }
 
@@ -722,10 +738,7 @@ impl TaskState {
             self.report_failure(failure);
             return;
         }
-        for output in &mut self.outputs {
-            output.end_all();
-        }
-        self.phase = Phase::Finishing;
+        self.phase = Phase::Closing;
     }
 
     fn try_complete(&mut self, myself: &ActorRef<TaskMessage>) {
@@ -790,7 +803,8 @@ impl TaskState {
             return; // The credit that unblocks the output runs `work`, which schedules the tick.
         }
         let Some(next) = self.chain.next_processing_time() else { return };
-        if self.tick_due.is_some_and(|due| due <= next) {
+        // A time its operator had nothing to fire at would come back at once, again and again.
+        if self.tick_due.is_some_and(|due| due <= next) || Some(next) == self.drained_tick {
             return;
         }
         self.tick_due = Some(next);

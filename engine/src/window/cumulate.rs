@@ -84,8 +84,6 @@ impl CumulateEventTimeWindows {
     }
 }
 
-/// `duration` in whole milliseconds, as the window assigners count time.
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -88,9 +88,18 @@ pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, Timest
     pub late_reassigned: u64,
     /// Most (window, key) states held at once, sampled at watermarks.
     pub state_keys_peak: u64,
-    /// Where firing stopped when the output blocked: (key group index, keys of it already
-    /// emitted) in the earliest due window not yet marked fired. `None`: nothing pending.
-    pub firing_cursor: Option<(usize, usize)>,
+    /// Where firing stands in the earliest due window not yet marked fired; `None`: nothing
+    /// pending.
+    pub firing_cursor: Option<FiringCursor<K>>,
+}
+
+/// Where a window's firing stopped when the output blocked.
+pub(crate) struct FiringCursor<K> {
+    /// The key group (index in the subtask's range) being fired.
+    pub group: usize,
+    /// Its keys still to fire, listed when firing first stopped inside the group (nothing changes
+    /// the window's state until firing is done: the chain holds input back meanwhile).
+    pub rest: Option<Vec<K>>,
 }
 
 impl<K, T, F, A, KeyFn, TimestampFn> WindowOperator<K, T, F, A, KeyFn, TimestampFn>
@@ -234,7 +243,7 @@ where
         self.state_keys_peak = self.state_keys_peak.max(held as u64);
         // The chain holds watermarks back while a firing is pending, so none is under way here.
         debug_assert!(self.firing_cursor.is_none(), "a watermark arrived while windows were still firing");
-        self.firing_cursor = Some((0, 0));
+        self.firing_cursor = Some(FiringCursor { group: 0, rest: None });
         self.resume_output(out)
     }
 
@@ -245,7 +254,7 @@ where
     /// Fires the windows whose max timestamp the watermark has reached, in end order, key group by
     /// key group, and stops where it is when the output blocks.
     fn resume_output(&mut self, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
-        let Some((mut group, mut done)) = self.firing_cursor.take() else { return Ok(()) };
+        let Some(mut cursor) = self.firing_cursor.take() else { return Ok(()) };
         let watermark = self.watermark;
         for open in self.windows.iter_mut() {
             if open.window.max_timestamp() > watermark {
@@ -254,20 +263,32 @@ where
             if open.fired {
                 continue;
             }
-            while group < open.state.group_count() {
-                for (key, value) in open.state.iter_group(group).skip(done) {
-                    self.function.emit(key, open.window, value, false, watermark, out)?;
-                    done += 1;
-                    if out.is_blocked() {
-                        self.firing_cursor = Some((group, done));
-                        return Ok(());
+            while cursor.group < open.state.group_count() {
+                if let Some(rest) = &mut cursor.rest {
+                    while let Some(key) = rest.pop() {
+                        let value = open.state.get(&key).expect("a key listed for firing has state");
+                        self.function.emit(&key, open.window, value, false, watermark, out)?;
+                        if out.is_blocked() {
+                            self.firing_cursor = Some(cursor);
+                            return Ok(());
+                        }
+                    }
+                } else {
+                    let mut entries = open.state.iter_group(cursor.group);
+                    while let Some((key, value)) = entries.next() {
+                        self.function.emit(key, open.window, value, false, watermark, out)?;
+                        if out.is_blocked() {
+                            // Listed once, so a resume does not walk the group's map again.
+                            cursor.rest = Some(entries.map(|(key, _)| key.clone()).collect());
+                            self.firing_cursor = Some(cursor);
+                            return Ok(());
+                        }
                     }
                 }
-                group += 1;
-                done = 0;
+                cursor = FiringCursor { group: cursor.group + 1, rest: None };
             }
             open.fired = true;
-            group = 0;
+            cursor.group = 0;
         }
         // Retire windows past allowed lateness.
         while self.windows.front().is_some_and(|w| w.window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {

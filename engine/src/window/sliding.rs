@@ -98,8 +98,6 @@ impl SlidingEventTimeWindows {
     }
 }
 
-/// `duration` in whole milliseconds, as the window assigners count time.
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
