@@ -38,9 +38,8 @@ pub const LINGER_MAX: Duration = Duration::from_secs(1);
 /// watermark at every moment, a busy loop; a generator that emits after chosen records is a
 /// punctuated generator instead.
 pub const WATERMARK_INTERVAL_DEFAULT: Duration = Duration::from_millis(1);
-/// Time a source task waits before polling a reader again after it reported `Idle`, or before it
-/// checks again whether watermark alignment still holds it back (`DataStream::watermark_alignment`,
-/// off unless a source sets it, as in Flink).
+/// Time a source task waits before polling a reader again after it reported `Idle`. (A source held
+/// back by watermark alignment does not poll: the group wakes it.)
 pub const SOURCE_IDLE_POLL_INTERVAL: Duration = Duration::from_millis(1);
 /// Most exclusive credits (buffers) per channel.
 pub const EXCLUSIVE_CREDITS_MAX: u32 = 1024;

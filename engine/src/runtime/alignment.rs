@@ -1,8 +1,8 @@
 //! Watermark alignment between sources, as Flink does it: opt-in, per named group of sources.
 //!
 //! The source subtasks of one group share their current watermarks. A subtask whose watermark
-//! leads the group's minimum by more than its max drift stops polling its reader (it stays live
-//! and checks again after a short poll interval) until the others catch up, so a fast source does
+//! leads the group's minimum by more than its max drift stops polling its reader (it stays live)
+//! until the others catch up, so a fast source does
 //! not fill windows and buffers far ahead of a slow one. Idle and finished subtasks leave the
 //! minimum, so they never hold the group back; a subtask that has not reported a watermark yet
 //! holds it at the very start (as Flink's initial `Long.MIN_VALUE` does) until it reports one,
