@@ -13,8 +13,9 @@
 
 use std::marker::PhantomData;
 
+use crate::base::key::key_hash;
 use crate::frame::{AnyFrame, Record};
-use crate::key_group::{key_group_of_hash, stable_key_hash, subtask_for_key_group};
+use crate::key_group::{key_group_of_hash, subtask_for_key_group};
 
 /// Receives the frames a partitioner routes, by output channel index.
 pub trait FrameDispatch {
@@ -182,7 +183,7 @@ pub struct HashPartitioner<T, K, KeyFn> {
 impl<T, K, KeyFn> HashPartitioner<T, K, KeyFn>
 where
     T: Record,
-    K: std::hash::Hash,
+    K: crate::base::key::KeyBytes,
     KeyFn: Fn(&T) -> K + Send + 'static,
 {
     /// A partitioner over `channels` consumer subtasks of a job with `max_parallelism` key groups.
@@ -202,7 +203,7 @@ where
 impl<T, K, KeyFn> ErasedPartitioner for HashPartitioner<T, K, KeyFn>
 where
     T: Record,
-    K: std::hash::Hash,
+    K: crate::base::key::KeyBytes,
     KeyFn: Fn(&T) -> K + Send + 'static,
 {
     fn route(&mut self, frame: AnyFrame, out: &mut dyn FrameDispatch) {
@@ -213,7 +214,7 @@ where
             return;
         }
         for record in frame {
-            let group = key_group_of_hash(stable_key_hash(&(self.key_fn)(&record)), self.max_parallelism);
+            let group = key_group_of_hash(key_hash(&(self.key_fn)(&record)), self.max_parallelism);
             let channel = self.channel_of_group[group] as usize;
             self.builders.push(channel, record, out);
         }

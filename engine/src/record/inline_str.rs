@@ -119,6 +119,14 @@ impl<'de, const N: usize> Deserialize<'de> for InlineStr<N> {
     }
 }
 
+/// As a key, an inline string is the same key as the `str` it holds.
+impl<const N: usize> crate::base::key::KeyBytes for InlineStr<N> {
+    #[inline]
+    fn write_key_bytes(&self, hasher: &mut crate::base::key::KeyHasher) {
+        self.as_str().write_key_bytes(hasher);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

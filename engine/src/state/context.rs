@@ -9,7 +9,6 @@
 //! partitioner routed a record wrongly, which would split a key's state, so it panics.
 
 use std::fmt;
-use std::hash::Hash;
 
 use super::backend::StateBackend;
 use super::heap::HeapStateBackend;
@@ -23,7 +22,7 @@ pub struct ScopedKey<'a, K> {
     key_group: usize,
 }
 
-impl<'a, K: Hash> ScopedKey<'a, K> {
+impl<'a, K: crate::base::key::KeyBytes> ScopedKey<'a, K> {
     /// `key` in a job with `max_parallelism` key groups.
     #[inline]
     pub fn new(key: &'a K, max_parallelism: usize) -> ScopedKey<'a, K> {
