@@ -38,6 +38,7 @@ impl GraphBuilder {
             side_outputs: Vec::new(),
             idle_timeout_ms: None,
             watermark_alignment: None,
+            uid: None,
         });
         self.factories.nodes.push(factory);
         id

@@ -59,6 +59,12 @@ impl DataStreamSink {
         self.builder.borrow_mut().graph.nodes[self.node].name = name.to_string();
         self
     }
+
+    /// Sets the sink's stable id (see `DataStream::uid`).
+    pub fn uid(self, uid: &str) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].uid = Some(uid.to_string());
+        self
+    }
 }
 
 /// Partitioner factory for forward and rebalance edges.
@@ -140,6 +146,15 @@ impl<T: Record> DataStream<T> {
     /// Renames the operator that produces this stream.
     pub fn name(self, name: &str) -> Self {
         self.builder.borrow_mut().graph.nodes[self.node].name = name.to_string();
+        self
+    }
+
+    /// Sets the stable id of the operator that makes this stream, as Flink's `uid`: its state is
+    /// matched to it by this id when a job restores from a checkpoint or savepoint, so the job may
+    /// change around it. Unique within the job. Without one, an id is derived from the graph
+    /// (`JobGraph::operator_ids`), which changes when the graph up to the operator does.
+    pub fn uid(self, uid: &str) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].uid = Some(uid.to_string());
         self
     }
 

@@ -70,6 +70,10 @@ pub struct NodeSpec {
     /// unaligned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermark_alignment: Option<WatermarkAlignment>,
+    /// The operator's stable id set by the user (`DataStream::uid`); `None` derives one from the
+    /// graph (`JobGraph::operator_ids`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }
 
 /// Watermark alignment of a source (Flink's `withWatermarkAlignment`): its subtasks and those of
@@ -127,6 +131,40 @@ impl JobGraph {
         self.edges.iter().filter(move |e| e.from == node)
     }
 
+    /// Every node's stable operator id, by node id: the one the user set, or one derived from
+    /// what the node is and where it sits: its kind, name and side outputs, the derived ids of its
+    /// inputs (with their output index and partitioning), and how many nodes before it have the
+    /// same description. A derived id stays the same while the graph up to the node does (nodes
+    /// added elsewhere, later or on another branch do not move it), as Flink's generated operator
+    /// ids do; state is matched to operators by these ids on restore, so a job that will change
+    /// should set its own with `uid`. Hashed with the engine's specified key hash.
+    pub fn operator_ids(&self) -> Vec<String> {
+        use crate::base::key::{KeyBytes, KeyHasher};
+        let mut ids: Vec<String> = Vec::with_capacity(self.nodes.len());
+        let mut seen: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+        for node in &self.nodes {
+            if let Some(uid) = &node.uid {
+                ids.push(uid.clone());
+                continue;
+            }
+            let mut hasher = KeyHasher::default();
+            format!("{:?}", node.kind).write_key_bytes(&mut hasher);
+            node.name.write_key_bytes(&mut hasher);
+            node.side_outputs.write_key_bytes(&mut hasher);
+            for edge in self.inputs_of(node.id) {
+                // Edges go from lower to higher node ids: the input's id is already known.
+                ids[edge.from].write_key_bytes(&mut hasher);
+                (edge.output as u64, format!("{:?}", edge.partitioning)).write_key_bytes(&mut hasher);
+            }
+            let description = hasher.clone().finish();
+            let occurrence = seen.entry(description).or_insert(0);
+            occurrence.write_key_bytes(&mut hasher);
+            *occurrence += 1;
+            ids.push(format!("{:016x}", hasher.finish()));
+        }
+        ids
+    }
+
     /// The graph as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a job graph always serializes")
@@ -173,4 +211,59 @@ pub(crate) enum NodeFactory {
 pub(crate) struct GraphFactories {
     pub nodes: Vec<NodeFactory>,
     pub edges: Vec<PartitionerFactory>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::sink::discard::DiscardSink;
+    use crate::{EngineConfig, GraphError, PlanError, StreamEnvironment};
+
+    /// A source, a map and a sink; then, if `second_branch`, another source and sink beside them.
+    fn job(map_name: &str, second_branch: bool) -> StreamEnvironment {
+        let env = StreamEnvironment::new(EngineConfig { slots: 1, parallelism: 1, ..EngineConfig::default() });
+        env.from_collection(vec![1u64, 2]).map(|r: u64| r + 1).name(map_name).sink("out", DiscardSink::new());
+        if second_branch {
+            env.from_collection(vec![3u64]).sink("other", DiscardSink::new());
+        }
+        env
+    }
+
+    #[test]
+    fn derived_operator_ids_are_stable_and_move_only_with_the_graph_before_them() {
+        let ids = job("plus-one", false).job_graph().operator_ids();
+        assert_eq!(ids, job("plus-one", false).job_graph().operator_ids(), "the same job, the same ids");
+        let with_branch = job("plus-one", true).job_graph().operator_ids();
+        assert_eq!(&with_branch[..3], &ids[..], "a branch added later moves no existing id");
+        let renamed = job("add-one", false).job_graph().operator_ids();
+        assert_eq!(renamed[0], ids[0], "the source before the change keeps its id");
+        assert_ne!(renamed[1], ids[1]);
+        assert_ne!(renamed[2], ids[2], "what follows a changed operator changes too");
+    }
+
+    #[test]
+    fn identical_branches_get_distinct_ids_and_a_user_id_is_kept() {
+        let env = StreamEnvironment::new(EngineConfig { slots: 1, parallelism: 1, ..EngineConfig::default() });
+        for _ in 0..2 {
+            env.from_collection(vec![1u64]).sink("out", DiscardSink::new());
+        }
+        env.from_collection(vec![1u64]).uid("orders").sink("kept", DiscardSink::new()).uid("kept-sink");
+        let ids = env.job_graph().operator_ids();
+        assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), ids.len(), "{ids:?}");
+        assert_eq!(&ids[4..], ["orders".to_string(), "kept-sink".to_string()]);
+        env.plan().unwrap();
+    }
+
+    #[test]
+    fn two_operators_with_one_id_are_refused_naming_both() {
+        let env = StreamEnvironment::new(EngineConfig { slots: 1, parallelism: 1, ..EngineConfig::default() });
+        env.from_collection(vec![1u64]).uid("counts").sink("a", DiscardSink::new());
+        env.from_collection(vec![1u64]).name("second").uid("counts").sink("b", DiscardSink::new());
+        match env.plan() {
+            Err(PlanError::Graph(GraphError::DuplicateOperatorId { uid, first, second })) => {
+                assert_eq!((uid.as_str(), second.as_str()), ("counts", "second"));
+                assert_ne!(first, second);
+            }
+            other => panic!("expected a duplicate id error, got {other:?}"),
+        }
+    }
 }

@@ -61,6 +61,16 @@ pub enum GraphError {
     /// The graph's nodes or edges are inconsistent (only possible for hand-written graphs).
     #[error("malformed graph: {0}")]
     Malformed(String),
+    /// Two operators have the same id: state could not be matched to operators on restore.
+    #[error("operators '{first}' and '{second}' have the same id '{uid}': give one of them another `uid`")]
+    DuplicateOperatorId {
+        /// The id.
+        uid: String,
+        /// The first operator with it.
+        first: String,
+        /// The second.
+        second: String,
+    },
 }
 
 /// An input of a task: a stream from another task.
@@ -211,6 +221,7 @@ impl ExecutionPlan {
     /// A readable description of the graph and the plan.
     pub fn explain(&self, graph: &JobGraph) -> String {
         let mut text = String::new();
+        let ids = graph.operator_ids();
         let _ =
             writeln!(text, "Logical graph (default parallelism {}, max parallelism {}):", graph.default_parallelism, graph.max_parallelism);
         for node in &graph.nodes {
@@ -225,8 +236,16 @@ impl ExecutionPlan {
                 })
                 .collect();
             let from = if inputs.is_empty() { String::new() } else { format!("  <- {}", inputs.join(", ")) };
-            let _ =
-                writeln!(text, "  [{}] {} ({:?}, parallelism {}){}", node.id, node.name, node.kind, graph.parallelism_of(node.id), from);
+            let _ = writeln!(
+                text,
+                "  [{}] {} ({:?}, parallelism {}, id {}){}",
+                node.id,
+                node.name,
+                node.kind,
+                graph.parallelism_of(node.id),
+                ids[node.id],
+                from
+            );
         }
         let _ = writeln!(text, "Execution plan ({} tasks, {} subtasks, {} slots):", self.tasks.len(), self.subtask_count(), self.slots);
         for task in &self.tasks {
@@ -318,6 +337,17 @@ fn validate(graph: &JobGraph) -> Result<(), GraphError> {
             });
         }
     }
+    let mut owners: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (node, uid) in graph.operator_ids().into_iter().enumerate() {
+        if let Some(&first) = owners.get(&uid) {
+            return Err(GraphError::DuplicateOperatorId {
+                uid,
+                first: graph.nodes[first].name.clone(),
+                second: graph.nodes[node].name.clone(),
+            });
+        }
+        owners.insert(uid, node);
+    }
     Ok(())
 }
 
@@ -336,6 +366,7 @@ mod tests {
             side_outputs: Vec::new(),
             idle_timeout_ms: None,
             watermark_alignment: None,
+            uid: None,
         }
     }
 
