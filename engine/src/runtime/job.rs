@@ -148,9 +148,16 @@ pub(crate) fn run_job(
         let slot_deployment = Arc::clone(&deployment);
         let reports = reports_tx.clone();
         let unplaced = subtasks.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("tethys-slot-{slot}"))
-            .spawn(move || run_slot(&slot_deployment, core, subtasks, reports));
+        let spawned = std::thread::Builder::new().name(format!("tethys-slot-{slot}")).spawn(move || {
+            let lost = subtasks.clone();
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_slot(&slot_deployment, core, subtasks, reports.clone())));
+            if let Err(payload) = ran {
+                // Its actors and watchers went with its runtime: nothing else will report them.
+                let reason = format!("slot {slot} {}", OperatorFailure::from_panic(payload));
+                let _ = reports.send(TaskReport::SlotLost { subtasks: lost, reason });
+            }
+        });
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(error) => {
@@ -322,7 +329,7 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
     let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut failure: Option<JobError> = None;
     let mut spawned = 0;
-    let mut settled = 0; // subtasks that failed to spawn, finished, failed or stopped
+    let mut settled = SettledSubtasks::new(plan);
     let mut started_at: Option<Instant> = None;
     let mut finished = 0;
 
@@ -355,7 +362,7 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
         }
     };
 
-    while settled < total {
+    while settled.count < total {
         let Ok(report) = reports.recv() else {
             failure.get_or_insert_with(|| runtime_error(job, "all slots stopped before the job finished".to_string()));
             break;
@@ -378,7 +385,7 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
             }
             TaskReport::Failed { id, position, failure: cause } => {
                 if actors[id.0][id.1].is_none() {
-                    settled += 1; // never spawned: no Stopped report follows
+                    settled.settle(id); // never spawned: no Stopped report follows
                 }
                 if failure.is_none() {
                     failure = Some(fail(id, position, cause));
@@ -386,10 +393,19 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
                 }
             }
             TaskReport::Stopped { id } => {
-                settled += 1;
+                settled.settle(id);
                 if metrics[id.0][id.1].is_none() && failure.is_none() {
                     let reason = format!("task {} subtask {} stopped without finishing", id.0, id.1);
                     failure = Some(fail(id, 0, OperatorFailure::Failed(reason.into())));
+                    cancel_all(&actors);
+                }
+            }
+            TaskReport::SlotLost { subtasks, reason } => {
+                for id in subtasks {
+                    settled.settle(id);
+                }
+                if failure.is_none() {
+                    failure = Some(runtime_error(job, reason));
                     cancel_all(&actors);
                 }
             }
@@ -401,6 +417,25 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
     assert_eq!(finished, total, "every subtask finished");
     let elapsed = started_at.map_or(Duration::ZERO, |t| t.elapsed());
     Ok(summarize(job, graph, plan, elapsed, metrics))
+}
+
+/// The subtasks from which no report follows: failed to spawn, stopped, or lost with their slot.
+struct SettledSubtasks {
+    flags: Vec<Vec<bool>>,
+    count: usize,
+}
+
+impl SettledSubtasks {
+    fn new(plan: &ExecutionPlan) -> Self {
+        SettledSubtasks { flags: plan.tasks.iter().map(|t| vec![false; t.parallelism]).collect(), count: 0 }
+    }
+
+    /// Marks `id` settled; a subtask counts once, however many reports say so.
+    fn settle(&mut self, id: SubtaskId) {
+        if !std::mem::replace(&mut self.flags[id.0][id.1], true) {
+            self.count += 1;
+        }
+    }
 }
 
 /// Sends every actor its peers: the job starts.
@@ -473,4 +508,42 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
         channels.gate_capacity_min = 0;
     }
     JobResult { job: job.to_string(), elapsed, operators, channels }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::discard::DiscardSink;
+    use crate::StreamEnvironment;
+
+    #[test]
+    fn a_lost_slot_fails_the_job_instead_of_leaving_the_driver_waiting() {
+        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
+        env.from_collection(vec![1u64]).rebalance().sink("out", DiscardSink::new());
+        let graph = env.job_graph();
+        let plan = ExecutionPlan::build(&graph, 2).unwrap();
+        let ids: Vec<SubtaskId> = plan.tasks.iter().flat_map(|t| (0..t.parallelism).map(move |s| (t.id, s))).collect();
+        let deployment = Deployment {
+            job: "lost".into(),
+            alignment: alignment_groups(&graph),
+            graph,
+            factories: GraphFactories::default(),
+            plan,
+            config: EngineConfig::default(),
+        };
+        let (reports_tx, reports) = channel();
+        // One subtask failed to build and was reported; then its slot died with every subtask of
+        // the job (the other slot's senders stay open, as its actors would hold them).
+        let failure = OperatorFailure::Failed("cannot build".into());
+        reports_tx.send(TaskReport::Failed { id: ids[0], position: 0, failure }).unwrap();
+        reports_tx.send(TaskReport::SlotLost { subtasks: ids.clone(), reason: "slot 0 panicked: engine bug".into() }).unwrap();
+        let (outcome_tx, outcome) = channel();
+        std::thread::spawn(move || {
+            let _ = outcome_tx.send(drive(&deployment, &reports).map(|_| ()));
+            drop(reports_tx);
+        });
+        let error = outcome.recv_timeout(Duration::from_secs(30)).expect("the driver returned").unwrap_err();
+        // The first failure is the one reported; the lost slot settled the rest, counted once each.
+        assert!(matches!(error, JobError::OperatorFailed { .. }), "{error}");
+    }
 }

@@ -84,6 +84,12 @@ pub(crate) enum TaskReport {
     Stopped {
         id: SubtaskId,
     },
+    /// A slot thread died (an engine fault outside any user call): its subtasks will report
+    /// nothing more.
+    SlotLost {
+        subtasks: Vec<SubtaskId>,
+        reason: String,
+    },
 }
 
 /// Runtime settings a task needs.
