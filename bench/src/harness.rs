@@ -101,13 +101,15 @@ pub struct BenchReport {
     pub backlog_frames_peak: u32,
     /// Most frames queued at one input gate at once, and the smallest gate capacity (its bound).
     pub gate_frames_peak: (u32, u32),
+    /// Checkpoints completed, and the duration of the newest.
+    pub checkpoints: (u64, Duration),
 }
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={} backlog_peak={} gate_peak={}/{}",
+            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={} backlog_peak={} gate_peak={}/{} checkpoints={} last_checkpoint={:.1}ms",
             self.query,
             self.parallelism,
             self.slots,
@@ -121,6 +123,8 @@ impl fmt::Display for BenchReport {
             self.backlog_frames_peak,
             self.gate_frames_peak.0,
             self.gate_frames_peak.1,
+            self.checkpoints.0,
+            self.checkpoints.1.as_secs_f64() * 1e3,
         )
     }
 }
@@ -155,5 +159,6 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
             .sum(),
         backlog_frames_peak: result.channels.output_backlog_frames_peak,
         gate_frames_peak: (result.channels.gate_queued_frames_peak, result.channels.gate_capacity_min),
+        checkpoints: (result.checkpoints.completed, result.checkpoints.latest_duration),
     })
 }

@@ -75,6 +75,10 @@ pub struct EngineConfig {
     pub frames_per_turn_max: usize,
     /// Pin each slot's thread to a core (off in environments that forbid affinity).
     pub pin_slots: bool,
+    /// Time between two checkpoints; `None` (the default) takes none. At least 1 ms.
+    pub checkpoint_interval: Option<Duration>,
+    /// Aligned barriers (exactly-once state, the default) or not (at-least-once).
+    pub checkpointing_mode: crate::runtime::checkpoint::CheckpointingMode,
 }
 
 impl Default for EngineConfig {
@@ -92,6 +96,8 @@ impl Default for EngineConfig {
             floating_credits_per_gate: 8,
             frames_per_turn_max: 4,
             pin_slots: true,
+            checkpoint_interval: None,
+            checkpointing_mode: Default::default(),
         }
     }
 }
@@ -141,6 +147,12 @@ impl EngineConfig {
             "floating_credits_per_gate",
             self.floating_credits_per_gate,
             "0..=65536",
+        )?;
+        check(
+            self.checkpoint_interval.is_none_or(|interval| interval >= Duration::from_millis(1)),
+            "checkpoint_interval",
+            format!("{:?}", self.checkpoint_interval),
+            "at least 1ms, or None",
         )?;
         check((1..=FRAMES_PER_TURN_LIMIT).contains(&self.frames_per_turn_max), "frames_per_turn_max", self.frames_per_turn_max, "1..=1024")
     }

@@ -39,6 +39,7 @@ pub use operator::async_io::{
 pub use operator::process::{KeyedProcessFunction, ProcessContext};
 pub use operator::{FrameOperator, Output, OutputTag, TaskWaker};
 pub use record::InlineStr;
+pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode};
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use window::cumulate::CumulateEventTimeWindows;

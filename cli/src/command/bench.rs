@@ -28,6 +28,9 @@ pub struct EngineArgs {
     /// Linger time of partly filled frames, in microseconds.
     #[arg(long)]
     pub linger_us: Option<u64>,
+    /// Take an exactly-once checkpoint every this many milliseconds (state kept in memory).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub checkpoint_interval_ms: Option<u64>,
 }
 
 impl EngineArgs {
@@ -42,14 +45,18 @@ impl EngineArgs {
         if let Some(linger_us) = self.linger_us {
             config.linger = Duration::from_micros(linger_us);
         }
+        config.checkpoint_interval = self.checkpoint_interval_ms.map(Duration::from_millis);
         config
     }
 
     fn to_flags(&self) -> Vec<String> {
         let mut flags = vec!["--events".into(), self.events.to_string(), "--seed".into(), self.seed.to_string()];
-        for (flag, value) in
-            [("--slots", self.slots.map(|v| v as u64)), ("--frame", self.frame.map(|v| v as u64)), ("--linger-us", self.linger_us)]
-        {
+        for (flag, value) in [
+            ("--slots", self.slots.map(|v| v as u64)),
+            ("--frame", self.frame.map(|v| v as u64)),
+            ("--linger-us", self.linger_us),
+            ("--checkpoint-interval-ms", self.checkpoint_interval_ms),
+        ] {
             if let Some(value) = value {
                 flags.push(flag.into());
                 flags.push(value.to_string());

@@ -36,6 +36,9 @@ pub enum ChannelEvent {
     Idleness(bool),
     /// The sender has sent its last frame.
     EndOfInput,
+    /// Checkpoint barrier: everything before it on the channel belongs to checkpoint `id`,
+    /// everything after to the next.
+    Barrier(u64),
 }
 
 impl ChannelEvent {

@@ -714,9 +714,13 @@ impl OperatorChain {
         Ok(())
     }
 
+    /// Number of operators in the chain.
+    pub(crate) fn len(&self) -> usize {
+        self.operators.len()
+    }
+
     /// The keyed state of the operator at `position`, if it keeps any (for checkpoints and
     /// rescaling).
-    #[cfg_attr(not(test), allow(dead_code))] // the checkpoint coordinator is the next user
     pub(crate) fn keyed_state(&mut self, position: usize) -> Option<&mut dyn crate::state::KeyGroupedState> {
         self.operators.get_mut(position)?.keyed_state()
     }

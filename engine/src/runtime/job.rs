@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,9 +19,10 @@ use ractor::{Actor, ActorRef};
 use serde::Serialize;
 
 use super::alignment::AlignmentGroup;
+use super::checkpoint::{BarrierAligner, CheckpointCoordinator, CheckpointStats};
 use super::task::{
     InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
-    TaskState,
+    TaskSnapshot, TaskState,
 };
 use crate::base::{OperatorFailure, SubtaskContext, UserError};
 use crate::channel::credit::{CreditSender, GateCredits};
@@ -71,6 +72,8 @@ pub struct JobResult {
     pub operators: Vec<OperatorMetrics>,
     /// Flow-control figures.
     pub channels: ChannelMetrics,
+    /// Checkpoints taken (all zero when checkpointing is off).
+    pub checkpoints: CheckpointStats,
 }
 
 impl JobResult {
@@ -281,8 +284,9 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
     }
     let head = head.unwrap_or_else(|| {
         let channels = plan.input_channels(task_id, subtask).len();
-        let gate =
+        let mut gate =
             InputGate::new(GateCredits::new(channels, config.exclusive_credits_per_channel, config.floating_credits_per_gate), channels);
+        gate.aligner = BarrierAligner::new(channels, config.checkpointing_mode);
         TaskHead::Gate(gate)
     });
     let outputs = task
@@ -317,14 +321,27 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         frame_records_max: config.frame_records_max,
         frame_bytes_max: config.frame_bytes_max,
         linger: config.linger,
+        key_groups: crate::key_group::KeyGroupRange::for_subtask(subtask, task.parallelism, graph.max_parallelism.max(task.parallelism)),
     };
     Ok(TaskState::new(id, head, OperatorChain::new(operators), outputs, settings, reports))
 }
 
 /// Collects the actors, wires and starts them, and waits for the job's outcome.
 fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobResult, JobError> {
-    let Deployment { job, graph, plan, .. } = deployment;
+    let Deployment { job, graph, plan, config, .. } = deployment;
     let total = plan.subtask_count();
+    let mut coordinator = config.checkpoint_interval.map(|interval| CheckpointCoordinator::new(interval, total));
+    let sources: Vec<SubtaskId> = plan
+        .tasks
+        .iter()
+        .filter(|task| graph.nodes[task.nodes[0]].kind == crate::graph::logical::OperatorKind::Source)
+        .flat_map(|task| (0..task.parallelism).map(move |subtask| (task.id, subtask)))
+        .collect();
+    // Snapshots of the pending checkpoint, and the newest completed one (kept in memory, as
+    // Flink's JobManager checkpoint storage; restoring from it is the next step).
+    let mut pending_snapshots: Vec<(SubtaskId, TaskSnapshot)> = Vec::new();
+    let mut latest_checkpoint: Option<(u64, Vec<(SubtaskId, TaskSnapshot)>)> = None;
+    let mut any_finished = false;
     let mut actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut failure: Option<JobError> = None;
@@ -363,9 +380,33 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
     };
 
     while settled.count < total {
-        let Ok(report) = reports.recv() else {
-            failure.get_or_insert_with(|| runtime_error(job, "all slots stopped before the job finished".to_string()));
-            break;
+        // Checkpoints are triggered while every task runs and nothing has failed.
+        let due = match (&coordinator, started_at) {
+            (Some(coordinator), Some(started)) if failure.is_none() && !any_finished => coordinator.next_due(started),
+            _ => None,
+        };
+        let received = match due {
+            Some(due) => reports.recv_timeout(due.saturating_duration_since(Instant::now())),
+            None => reports.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let report = match received {
+            Ok(report) => report,
+            Err(RecvTimeoutError::Timeout) => {
+                let (Some(coordinator), Some(started)) = (coordinator.as_mut(), started_at) else { continue };
+                if let Some(id) = coordinator.trigger_if_due(started, Instant::now()) {
+                    pending_snapshots.clear();
+                    for &(task, subtask) in &sources {
+                        if let Some(actor) = &actors[task][subtask] {
+                            let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id });
+                        }
+                    }
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                failure.get_or_insert_with(|| runtime_error(job, "all slots stopped before the job finished".to_string()));
+                break;
+            }
         };
         match report {
             TaskReport::Spawned { id, actor } => {
@@ -382,6 +423,24 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
             TaskReport::Finished { id, metrics: m } => {
                 metrics[id.0][id.1] = Some(m);
                 finished += 1;
+                any_finished = true;
+                // A finished subtask takes no more checkpoints: one pending now cannot complete.
+                if coordinator.as_mut().is_some_and(CheckpointCoordinator::abort_pending) {
+                    pending_snapshots.clear();
+                }
+            }
+            TaskReport::CheckpointAck { subtask, checkpoint, snapshot, alignment } => {
+                let Some(coordinator) = coordinator.as_mut() else { continue };
+                let key_groups = snapshot.key_groups();
+                pending_snapshots.push((subtask, snapshot));
+                if let Some(id) = coordinator.acknowledge(checkpoint, key_groups, alignment) {
+                    latest_checkpoint = Some((id, std::mem::take(&mut pending_snapshots)));
+                    for &(task, subtask) in &sources {
+                        if let Some(actor) = &actors[task][subtask] {
+                            let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
+                        }
+                    }
+                }
             }
             TaskReport::Failed { id, position, failure: cause } => {
                 if actors[id.0][id.1].is_none() {
@@ -416,7 +475,10 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
     }
     assert_eq!(finished, total, "every subtask finished");
     let elapsed = started_at.map_or(Duration::ZERO, |t| t.elapsed());
-    Ok(summarize(job, graph, plan, elapsed, metrics))
+    let mut result = summarize(job, graph, plan, elapsed, metrics);
+    result.checkpoints = coordinator.map(|c| c.stats()).unwrap_or_default();
+    debug_assert_eq!(latest_checkpoint.as_ref().map(|(id, _)| *id), result.checkpoints.latest_id);
+    Ok(result)
 }
 
 /// The subtasks from which no report follows: failed to spawn, stopped, or lost with their slot.
@@ -507,7 +569,7 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
     if channels.gate_capacity_min == u32::MAX {
         channels.gate_capacity_min = 0;
     }
-    JobResult { job: job.to_string(), elapsed, operators, channels }
+    JobResult { job: job.to_string(), elapsed, operators, channels, checkpoints: CheckpointStats::default() }
 }
 
 #[cfg(test)]

@@ -2,5 +2,6 @@
 //! and the job driver.
 
 pub(crate) mod alignment;
+pub mod checkpoint;
 pub(crate) mod job;
 pub(crate) mod task;

@@ -25,6 +25,7 @@ use crate::channel::partitioner::{ErasedPartitioner, FrameDispatch};
 use crate::frame::AnyFrame;
 use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, TaskWaker};
 use crate::runtime::alignment::AlignmentMember;
+use crate::runtime::checkpoint::{BarrierAction, BarrierAligner, CheckpointingMode};
 use crate::source::{ErasedSourceReader, ReaderStatus};
 
 /// Messages a task actor handles.
@@ -47,6 +48,10 @@ pub(crate) enum TaskMessage {
     Wake,
     /// The job is being cancelled.
     Cancel,
+    /// A source task takes checkpoint `id` (from the coordinator).
+    TriggerCheckpoint { id: u64 },
+    /// Checkpoint `id` completed.
+    CheckpointComplete { id: u64 },
 }
 
 /// Identifies a subtask: (task index in the plan, subtask index).
@@ -84,12 +89,36 @@ pub(crate) enum TaskReport {
     Stopped {
         id: SubtaskId,
     },
+    /// The subtask took checkpoint `id`.
+    CheckpointAck {
+        subtask: SubtaskId,
+        checkpoint: u64,
+        snapshot: TaskSnapshot,
+        /// How long its gate waited for the last barrier.
+        alignment: Duration,
+    },
     /// A slot thread died (an engine fault outside any user call): its subtasks will report
     /// nothing more.
     SlotLost {
         subtasks: Vec<SubtaskId>,
         reason: String,
     },
+}
+
+/// What one subtask put into a checkpoint.
+#[derive(Debug, Default)]
+pub(crate) struct TaskSnapshot {
+    /// The source reader's position, for a source task.
+    pub source_position: Option<u64>,
+    /// Keyed state by chain position: every key group the subtask owns.
+    pub operators: Vec<(usize, Vec<crate::state::OperatorKeyGroupSnapshot>)>,
+}
+
+impl TaskSnapshot {
+    /// Key groups in the snapshot, over all operators.
+    pub(crate) fn key_groups(&self) -> u64 {
+        self.operators.iter().map(|(_, groups)| groups.len() as u64).sum()
+    }
 }
 
 /// Runtime settings a task needs.
@@ -102,6 +131,8 @@ pub(crate) struct TaskSettings {
     pub frame_records_max: usize,
     pub frame_bytes_max: usize,
     pub linger: Duration,
+    /// The key groups this subtask owns (what its keyed operators snapshot).
+    pub key_groups: crate::key_group::KeyGroupRange,
 }
 
 pub(crate) enum TaskHead {
@@ -201,6 +232,10 @@ pub(crate) struct InputGate {
     pub watermark: i64,
     /// Whether every open channel is idle, so the gate's own output is idle.
     pub idle: bool,
+    /// Checkpoint barrier alignment.
+    pub aligner: BarrierAligner,
+    /// A checkpoint whose barriers are all in, to take before anything else.
+    pub checkpoint_ready: Option<(u64, Duration)>,
 }
 
 impl InputGate {
@@ -215,6 +250,8 @@ impl InputGate {
             channel_idle: vec![false; channels],
             watermark: i64::MIN,
             idle: false,
+            aligner: BarrierAligner::new(channels, CheckpointingMode::ExactlyOnce),
+            checkpoint_ready: None,
         }
     }
 
@@ -226,6 +263,9 @@ impl InputGate {
         let channels = self.queues.len();
         for offset in 0..channels {
             let channel = (self.next_channel + offset) % channels;
+            if self.aligner.is_blocked(channel) {
+                continue; // what follows its barrier waits for the other channels' barriers
+            }
             if let Some(event) = self.queues[channel].pop_front() {
                 self.next_channel = (channel + 1) % channels;
                 return Some((channel, event));
@@ -425,6 +465,8 @@ pub(crate) struct TaskState {
     drained_tick: Option<Instant>,
     /// A source's input has ended and its final (maximum) watermark is still to be sent.
     final_watermark_due: bool,
+    /// A checkpoint to take (id, time its gate spent aligning), before any more input.
+    checkpoint_due: Option<(u64, Duration)>,
 }
 
 impl TaskState {
@@ -452,6 +494,7 @@ impl TaskState {
             wake_due: false,
             drained_tick: None,
             final_watermark_due: false,
+            checkpoint_due: None,
         }
     }
 
@@ -518,6 +561,21 @@ impl TaskState {
                 myself.stop(Some("cancelled".into()));
                 return;
             }
+            TaskMessage::TriggerCheckpoint { id } => {
+                // A source that has read all its input takes no more checkpoints: the coordinator
+                // abandons this one when the source finishes.
+                if self.phase == Phase::Running && matches!(self.head, TaskHead::Source { .. }) {
+                    self.checkpoint_due = Some((id, Duration::ZERO));
+                }
+            }
+            TaskMessage::CheckpointComplete { id } => {
+                if let TaskHead::Source { reader, .. } = &mut self.head {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| reader.notify_checkpoint_complete(id))) {
+                        let failure = ChainFailure { position: 0, failure: OperatorFailure::from_panic(payload) };
+                        return self.fail(myself, failure);
+                    }
+                }
+            }
         }
         if self.started {
             self.work(myself);
@@ -535,6 +593,19 @@ impl TaskState {
                 // chain takes anything else.
                 if let Err(failure) = self.chain.resume(&mut ChainTail(&mut self.outputs)) {
                     return self.fail(myself, failure);
+                }
+                continue;
+            }
+            if let TaskHead::Gate(gate) = &mut self.head {
+                if let Some(ready) = gate.checkpoint_ready.take() {
+                    self.checkpoint_due = Some(ready);
+                }
+            }
+            if let Some((id, alignment)) = self.checkpoint_due.take() {
+                // Here no operator has output pending, so the snapshot holds exactly what came
+                // before the barrier, and the barrier follows that output on every channel.
+                if matches!(self.phase, Phase::Running | Phase::Draining) {
+                    self.take_checkpoint(id, alignment);
                 }
                 continue;
             }
@@ -712,7 +783,16 @@ impl TaskState {
                         Err(failure) => Step::Failed(failure),
                     }
                 }
+                Some((channel, ChannelEvent::Barrier(id))) => {
+                    if let BarrierAction::Checkpoint(id) = gate.aligner.on_barrier(channel, id) {
+                        gate.checkpoint_ready = Some((id, gate.aligner.alignment_duration()));
+                    }
+                    Step::Processed
+                }
                 Some((channel, ChannelEvent::EndOfInput)) => {
+                    if let BarrierAction::Checkpoint(id) = gate.aligner.on_end_of_input(channel) {
+                        gate.checkpoint_ready = Some((id, gate.aligner.alignment_duration()));
+                    }
                     gate.open_channels -= 1;
                     // An ended channel no longer holds event time back.
                     if let Some(advanced) = gate.advance_watermark(channel, i64::MAX) {
@@ -728,6 +808,26 @@ impl TaskState {
                 }
             },
         }
+    }
+
+    /// Snapshots the reader's position and every keyed operator's key groups, sends barrier `id`
+    /// on every output behind what was emitted before it, and acknowledges to the coordinator.
+    /// The copy is synchronous (copy-on-write snapshots are a later step).
+    fn take_checkpoint(&mut self, id: u64, alignment: Duration) {
+        let mut snapshot = TaskSnapshot::default();
+        if let TaskHead::Source { reader, .. } = &self.head {
+            snapshot.source_position = reader.position();
+        }
+        for position in 0..self.chain.len() {
+            if let Some(state) = self.chain.keyed_state(position) {
+                let groups = self.settings.key_groups.as_range().map(|group| state.snapshot_key_group(group)).collect();
+                snapshot.operators.push((position, groups));
+            }
+        }
+        for output in &mut self.outputs {
+            output.broadcast(|| ChannelEvent::Barrier(id));
+        }
+        let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
     }
 
     /// Every input has ended: the operators drain their pending work before they are finished.

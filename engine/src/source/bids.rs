@@ -162,6 +162,10 @@ impl SourceReader<Bid> for BidsReader {
         let last_ts = self.next_id.checked_sub(self.stride)? as i64;
         (last_ts > 0).then(|| last_ts - BIDS_WATERMARK_DELAY_MS)
     }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.next_id)
+    }
 }
 
 #[cfg(test)]

@@ -39,4 +39,8 @@ impl<T: Record + Clone + Sync> SourceReader<T> for CollectionReader<T> {
         }
         Ok(if self.next >= self.records.len() { ReaderStatus::Finished } else { ReaderStatus::Ready })
     }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.next as u64)
+    }
 }

@@ -42,6 +42,17 @@ pub trait SourceReader<T: Record>: Send {
     fn watermark(&self) -> Option<i64> {
         None
     }
+
+    /// The reader's position: what a checkpoint records so that a restored reader goes on from
+    /// there (records read by a collection reader, the next id of a generator). `None` for a
+    /// reader that cannot be replayed.
+    fn position(&self) -> Option<u64> {
+        None
+    }
+
+    /// Checkpoint `id` is complete: every task has its state, so what the reader read before it
+    /// will never be asked for again (Flink's `notifyCheckpointComplete`).
+    fn notify_checkpoint_complete(&mut self, _id: u64) {}
 }
 
 /// A source reader whose record type the runtime does not know.
@@ -51,6 +62,10 @@ pub(crate) trait ErasedSourceReader: Send {
     fn poll(&mut self, records_max: usize, bytes_max: usize) -> Result<(Option<crate::frame::AnyFrame>, ReaderStatus), UserError>;
     /// The reader's current watermark.
     fn watermark(&self) -> Option<i64>;
+    /// The reader's position for a checkpoint.
+    fn position(&self) -> Option<u64>;
+    /// Checkpoint `id` completed.
+    fn notify_checkpoint_complete(&mut self, id: u64);
 }
 
 pub(crate) struct TypedSourceReader<T: Record>(pub Box<dyn SourceReader<T>>);
@@ -67,5 +82,13 @@ impl<T: Record> ErasedSourceReader for TypedSourceReader<T> {
 
     fn watermark(&self) -> Option<i64> {
         self.0.watermark()
+    }
+
+    fn position(&self) -> Option<u64> {
+        self.0.position()
+    }
+
+    fn notify_checkpoint_complete(&mut self, id: u64) {
+        self.0.notify_checkpoint_complete(id);
     }
 }

@@ -1,0 +1,271 @@
+//! Checkpoints in one process: the coordinator that triggers them and completes them, and the
+//! barrier alignment at an input gate. Both are pure decisions; the task and the job driver do
+//! the messaging.
+//!
+//! A checkpoint starts at the sources: the coordinator asks every source subtask to take it, and
+//! each snapshots its position and its chain's keyed state and sends barrier `id` on every output
+//! channel, in-band behind the frames before it. A task with inputs takes the checkpoint when the
+//! barrier has arrived on all of its open channels (`BarrierAligner`): in exactly-once mode a
+//! channel that delivered the barrier takes no more input until then (alignment), so the snapshot
+//! holds exactly the records before the barrier of every input; in at-least-once mode nothing
+//! waits, and records after a barrier may be in the snapshot and replayed again after a restore.
+//! A channel that ended counts as aligned. The checkpoint completes when every subtask has
+//! acknowledged it; a subtask that ends before acknowledging aborts it (the next one is taken by
+//! the tasks still running). Checkpoint ids only grow.
+
+use std::time::{Duration, Instant};
+
+/// Whether barriers are aligned (exactly-once state) or not (at-least-once), as Flink's
+/// `CheckpointingMode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CheckpointingMode {
+    /// A channel that delivered the barrier waits for the others.
+    #[default]
+    ExactlyOnce,
+    /// No channel waits; state may hold records after the barrier.
+    AtLeastOnce,
+}
+
+/// What a gate does with a barrier that arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BarrierAction {
+    /// Other channels have not delivered it yet.
+    Wait,
+    /// Every open channel delivered it: take the checkpoint, then go on with every channel.
+    Checkpoint(u64),
+}
+
+/// Barrier alignment at one input gate.
+#[derive(Debug)]
+pub(crate) struct BarrierAligner {
+    mode: CheckpointingMode,
+    /// The checkpoint being aligned, if a barrier of it arrived.
+    aligning: Option<u64>,
+    /// When its first barrier arrived.
+    aligning_since: Option<Instant>,
+    /// Channels that delivered the barrier being aligned.
+    delivered: Vec<bool>,
+    /// Channels that ended.
+    ended: Vec<bool>,
+    /// The newest checkpoint taken here.
+    last_taken: Option<u64>,
+}
+
+impl BarrierAligner {
+    pub(crate) fn new(channels: usize, mode: CheckpointingMode) -> Self {
+        BarrierAligner {
+            mode,
+            aligning: None,
+            aligning_since: None,
+            delivered: vec![false; channels],
+            ended: vec![false; channels],
+            last_taken: None,
+        }
+    }
+
+    /// Whether `channel` takes no input now (exactly-once: it delivered the barrier being
+    /// aligned).
+    pub(crate) fn is_blocked(&self, channel: usize) -> bool {
+        self.mode == CheckpointingMode::ExactlyOnce && self.aligning.is_some() && self.delivered[channel]
+    }
+
+    /// Barrier `id` arrived on `channel`.
+    pub(crate) fn on_barrier(&mut self, channel: usize, id: u64) -> BarrierAction {
+        if self.last_taken.is_some_and(|taken| id <= taken) {
+            return BarrierAction::Wait; // an old checkpoint, already taken here
+        }
+        match self.aligning {
+            Some(current) if id < current => return BarrierAction::Wait,
+            // A newer checkpoint overtook the one being aligned (only possible when the older one
+            // was abandoned upstream): start over with it.
+            Some(current) if id > current => self.start(id),
+            Some(_) => {}
+            None => self.start(id),
+        }
+        self.delivered[channel] = true;
+        self.complete_if_aligned()
+    }
+
+    /// `channel` ended: it counts as aligned for this and every later checkpoint.
+    pub(crate) fn on_end_of_input(&mut self, channel: usize) -> BarrierAction {
+        self.ended[channel] = true;
+        if self.aligning.is_some() {
+            return self.complete_if_aligned();
+        }
+        BarrierAction::Wait
+    }
+
+    /// How long the checkpoint being aligned has waited for its last barrier.
+    pub(crate) fn alignment_duration(&self) -> Duration {
+        self.aligning_since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    fn start(&mut self, id: u64) {
+        self.aligning = Some(id);
+        self.aligning_since = Some(Instant::now());
+        self.delivered.iter_mut().for_each(|delivered| *delivered = false);
+    }
+
+    fn complete_if_aligned(&mut self) -> BarrierAction {
+        let Some(id) = self.aligning else { return BarrierAction::Wait };
+        if self.delivered.iter().zip(&self.ended).all(|(delivered, ended)| *delivered || *ended) {
+            self.aligning = None;
+            self.aligning_since = None;
+            self.last_taken = Some(id);
+            return BarrierAction::Checkpoint(id);
+        }
+        BarrierAction::Wait
+    }
+}
+
+/// Figures of the checkpoints of one job run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointStats {
+    /// Checkpoints completed.
+    pub completed: u64,
+    /// Checkpoints abandoned (a subtask ended before acknowledging).
+    pub aborted: u64,
+    /// Id of the newest completed checkpoint.
+    pub latest_id: Option<u64>,
+    /// From trigger to the last acknowledgement, of the newest completed checkpoint.
+    pub latest_duration: Duration,
+    /// Longest time any gate waited for its last barrier, over all checkpoints.
+    pub alignment_max: Duration,
+    /// Keyed state entries (key groups with state) in the newest completed checkpoint.
+    pub latest_key_groups: u64,
+}
+
+/// Triggers checkpoints at an interval and completes them when every subtask acknowledged.
+#[derive(Debug)]
+pub(crate) struct CheckpointCoordinator {
+    interval: Duration,
+    subtasks: usize,
+    next_id: u64,
+    last_trigger: Option<Instant>,
+    pending: Option<PendingCheckpoint>,
+    stats: CheckpointStats,
+}
+
+#[derive(Debug)]
+struct PendingCheckpoint {
+    id: u64,
+    triggered_at: Instant,
+    acknowledged: usize,
+    key_groups: u64,
+}
+
+impl CheckpointCoordinator {
+    /// A coordinator for a job of `subtasks` subtasks, one checkpoint every `interval`.
+    pub(crate) fn new(interval: Duration, subtasks: usize) -> Self {
+        assert!(subtasks > 0, "a job has subtasks");
+        CheckpointCoordinator { interval, subtasks, next_id: 1, last_trigger: None, pending: None, stats: CheckpointStats::default() }
+    }
+
+    /// When the next checkpoint is due (none while one is pending).
+    pub(crate) fn next_due(&self, started: Instant) -> Option<Instant> {
+        if self.pending.is_some() {
+            return None;
+        }
+        Some(self.last_trigger.unwrap_or(started) + self.interval)
+    }
+
+    /// The id of a checkpoint to trigger now, if one is due.
+    pub(crate) fn trigger_if_due(&mut self, started: Instant, now: Instant) -> Option<u64> {
+        if self.next_due(started)? > now {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.last_trigger = Some(now);
+        self.pending = Some(PendingCheckpoint { id, triggered_at: now, acknowledged: 0, key_groups: 0 });
+        Some(id)
+    }
+
+    /// A subtask acknowledged checkpoint `id` with `key_groups` key groups of state and the time
+    /// its gate spent aligning. Returns the id if the checkpoint is now complete.
+    pub(crate) fn acknowledge(&mut self, id: u64, key_groups: u64, alignment: Duration) -> Option<u64> {
+        self.stats.alignment_max = self.stats.alignment_max.max(alignment);
+        let pending = self.pending.as_mut().filter(|pending| pending.id == id)?;
+        pending.acknowledged += 1;
+        pending.key_groups += key_groups;
+        debug_assert!(pending.acknowledged <= self.subtasks, "checkpoint {id} acknowledged more than once by a subtask");
+        if pending.acknowledged < self.subtasks {
+            return None;
+        }
+        let done = self.pending.take().expect("pending checked above");
+        self.stats.completed += 1;
+        self.stats.latest_id = Some(done.id);
+        self.stats.latest_duration = done.triggered_at.elapsed();
+        self.stats.latest_key_groups = done.key_groups;
+        Some(done.id)
+    }
+
+    /// A subtask ended: a pending checkpoint it has not acknowledged cannot complete. Returns
+    /// whether one was abandoned.
+    pub(crate) fn abort_pending(&mut self) -> bool {
+        let aborted = self.pending.take().is_some();
+        if aborted {
+            self.stats.aborted += 1;
+        }
+        aborted
+    }
+
+    pub(crate) fn stats(&self) -> CheckpointStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_once_blocks_channels_that_delivered_until_all_have() {
+        let mut gate = BarrierAligner::new(3, CheckpointingMode::ExactlyOnce);
+        assert_eq!(gate.on_barrier(1, 1), BarrierAction::Wait);
+        assert!(gate.is_blocked(1) && !gate.is_blocked(0) && !gate.is_blocked(2));
+        assert_eq!(gate.on_barrier(0, 1), BarrierAction::Wait);
+        assert_eq!(gate.on_end_of_input(2), BarrierAction::Checkpoint(1), "an ended channel counts as aligned");
+        assert!(!gate.is_blocked(0) && !gate.is_blocked(1), "after the checkpoint every channel goes on");
+        assert_eq!(gate.on_barrier(0, 2), BarrierAction::Wait);
+        assert_eq!(gate.on_barrier(1, 2), BarrierAction::Checkpoint(2), "the ended channel stays aligned");
+    }
+
+    #[test]
+    fn at_least_once_blocks_nothing_and_old_barriers_are_ignored() {
+        let mut gate = BarrierAligner::new(2, CheckpointingMode::AtLeastOnce);
+        assert_eq!(gate.on_barrier(0, 5), BarrierAction::Wait);
+        assert!(!gate.is_blocked(0));
+        assert_eq!(gate.on_barrier(1, 5), BarrierAction::Checkpoint(5));
+        assert_eq!(gate.on_barrier(0, 4), BarrierAction::Wait, "older than the one taken");
+        assert_eq!(gate.on_barrier(0, 5), BarrierAction::Wait, "already taken");
+    }
+
+    #[test]
+    fn a_newer_barrier_restarts_an_abandoned_alignment() {
+        let mut gate = BarrierAligner::new(2, CheckpointingMode::ExactlyOnce);
+        assert_eq!(gate.on_barrier(0, 1), BarrierAction::Wait);
+        assert_eq!(gate.on_barrier(1, 2), BarrierAction::Wait, "checkpoint 1 was abandoned upstream");
+        assert!(!gate.is_blocked(0) && gate.is_blocked(1));
+        assert_eq!(gate.on_barrier(0, 2), BarrierAction::Checkpoint(2));
+    }
+
+    #[test]
+    fn the_coordinator_completes_a_checkpoint_when_every_subtask_acknowledged() {
+        let start = Instant::now();
+        let mut coordinator = CheckpointCoordinator::new(Duration::from_millis(10), 2);
+        assert_eq!(coordinator.trigger_if_due(start, start), None, "not due yet");
+        let due = start + Duration::from_millis(10);
+        assert_eq!(coordinator.trigger_if_due(start, due), Some(1));
+        assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_secs(1)), None, "one at a time");
+        assert_eq!(coordinator.acknowledge(1, 3, Duration::from_millis(2)), None);
+        assert_eq!(coordinator.acknowledge(7, 0, Duration::ZERO), None, "not the pending one");
+        assert_eq!(coordinator.acknowledge(1, 4, Duration::ZERO), Some(1));
+        let stats = coordinator.stats();
+        assert_eq!((stats.completed, stats.latest_id, stats.latest_key_groups), (1, Some(1), 7));
+        assert_eq!(stats.alignment_max, Duration::from_millis(2));
+        assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_millis(20)), Some(2), "ids only grow");
+        assert!(coordinator.abort_pending());
+        assert_eq!(coordinator.stats().aborted, 1);
+    }
+}
