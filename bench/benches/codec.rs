@@ -64,9 +64,7 @@ fn rkyv_codec(c: &mut Criterion) {
             black_box(sum)
         })
     });
-    group.bench_function("deserialize_frame", |b| {
-        b.iter(|| black_box(rkyv::from_bytes::<Vec<Bid>, RkyvError>(&bytes).unwrap()))
-    });
+    group.bench_function("deserialize_frame", |b| b.iter(|| black_box(rkyv::from_bytes::<Vec<Bid>, RkyvError>(&bytes).unwrap())));
     group.finish();
     println!("rkyv: {} bytes per frame ({} per record)", bytes.len(), bytes.len() / FRAME_RECORDS);
 }
