@@ -101,6 +101,7 @@ impl Source<Bid> for BidsSource {
         let parallelism = context.parallelism as u64;
         Ok(Box::new(BidsReader {
             seed: self.seed,
+            first_id: context.subtask_index as u64 + 1,
             next_id: context.subtask_index as u64 + 1,
             stride: parallelism,
             last_id: self.events.unwrap_or(u64::MAX),
@@ -131,6 +132,7 @@ impl RateLimit {
 
 struct BidsReader {
     seed: u64,
+    first_id: u64,
     next_id: u64,
     stride: u64,
     last_id: u64,
@@ -165,6 +167,12 @@ impl SourceReader<Bid> for BidsReader {
 
     fn position(&self) -> Option<u64> {
         Some(self.next_id)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        super::check_strided_position(position, self.first_id, self.stride)?;
+        self.next_id = position;
+        Ok(())
     }
 }
 

@@ -21,12 +21,18 @@ impl<T> CollectionSource<T> {
 
 impl<T: Record + Clone + Sync> Source<T> for CollectionSource<T> {
     fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
-        Ok(Box::new(CollectionReader { records: Arc::clone(&self.records), next: context.subtask_index, stride: context.parallelism }))
+        Ok(Box::new(CollectionReader {
+            records: Arc::clone(&self.records),
+            first: context.subtask_index,
+            next: context.subtask_index,
+            stride: context.parallelism,
+        }))
     }
 }
 
 struct CollectionReader<T> {
     records: Arc<Vec<T>>,
+    first: usize,
     next: usize,
     stride: usize,
 }
@@ -42,5 +48,11 @@ impl<T: Record + Clone + Sync> SourceReader<T> for CollectionReader<T> {
 
     fn position(&self) -> Option<u64> {
         Some(self.next as u64)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        super::check_strided_position(position, self.first as u64, self.stride as u64)?;
+        self.next = usize::try_from(position)?;
+        Ok(())
     }
 }

@@ -53,6 +53,32 @@ pub trait SourceReader<T: Record>: Send {
     /// Checkpoint `id` is complete: every task has its state, so what the reader read before it
     /// will never be asked for again (Flink's `notifyCheckpointComplete`).
     fn notify_checkpoint_complete(&mut self, _id: u64) {}
+
+    /// Moves the reader to `position` (one `position` returned earlier, by a reader of the same
+    /// subtask), so that it goes on exactly from there after a restore. The default refuses: a
+    /// source that cannot be replayed cannot give exactly-once results.
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        Err(Box::new(SeekError { position, reason: "this source cannot be replayed" }))
+    }
+}
+
+/// A reader could not move to a checkpointed position.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot seek to position {position}: {reason}")]
+pub struct SeekError {
+    /// The position asked for.
+    pub position: u64,
+    /// Why not.
+    pub reason: &'static str,
+}
+
+/// Checks a position of a reader that reads every `stride`-th item from `first` on: it must be
+/// one such item (or one past the last read).
+pub(crate) fn check_strided_position(position: u64, first: u64, stride: u64) -> Result<(), UserError> {
+    if position < first || (position - first) % stride != 0 {
+        return Err(Box::new(SeekError { position, reason: "not a position of this subtask (another parallelism?)" }));
+    }
+    Ok(())
 }
 
 /// A source reader whose record type the runtime does not know.
@@ -66,6 +92,9 @@ pub(crate) trait ErasedSourceReader: Send {
     fn position(&self) -> Option<u64>;
     /// Checkpoint `id` completed.
     fn notify_checkpoint_complete(&mut self, id: u64);
+    /// Moves the reader to a checkpointed position.
+    #[allow(dead_code)] // restoring from checkpoints is the next user
+    fn seek(&mut self, position: u64) -> Result<(), UserError>;
 }
 
 pub(crate) struct TypedSourceReader<T: Record>(pub Box<dyn SourceReader<T>>);
@@ -90,5 +119,45 @@ impl<T: Record> ErasedSourceReader for TypedSourceReader<T> {
 
     fn notify_checkpoint_complete(&mut self, id: u64) {
         self.0.notify_checkpoint_complete(id);
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        self.0.seek(position)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(subtask_index: usize, parallelism: usize) -> SubtaskContext {
+        SubtaskContext { subtask_index, parallelism, ..SubtaskContext::for_test(5) }
+    }
+
+    fn read<T: Record>(reader: &mut dyn SourceReader<T>, frames: usize) -> Vec<T> {
+        let mut records = Vec::new();
+        for _ in 0..frames {
+            reader.poll_frame(&mut records, 5).unwrap();
+        }
+        records
+    }
+
+    /// A reader moved to a position goes on exactly as the reader that reported it did.
+    fn check_replay<T: PartialEq + std::fmt::Debug + Record>(source: &dyn Source<T>) {
+        let mut original = source.create_reader(&context(1, 2)).unwrap();
+        read(original.as_mut(), 3);
+        let position = original.position().expect("a replayable source reports a position");
+        let continuation = read(original.as_mut(), 2);
+        let mut restored = source.create_reader(&context(1, 2)).unwrap();
+        restored.seek(position).unwrap();
+        assert_eq!(read(restored.as_mut(), 2), continuation);
+        assert!(restored.seek(position + 1).is_err(), "a position of the other subtask is refused");
+    }
+
+    #[test]
+    fn generator_and_collection_readers_replay_from_their_position() {
+        check_replay(&collection::CollectionSource::new((0..100u64).collect::<Vec<_>>()));
+        check_replay(&bids::BidsSource::new(1_000, 3));
+        check_replay(&nexmark::NexmarkSource::new(1_000, 3));
     }
 }

@@ -765,6 +765,7 @@ impl Source<NexmarkEvent> for NexmarkSource {
         let end_number = self.events.unwrap_or(EVENT_NUMBER_MAX).min(EVENT_NUMBER_MAX);
         Ok(Box::new(NexmarkReader {
             generator,
+            first_number: context.subtask_index as u64,
             next_number: context.subtask_index as u64,
             stride: context.parallelism.max(1) as u64,
             end_number,
@@ -775,6 +776,7 @@ impl Source<NexmarkEvent> for NexmarkSource {
 /// Generates event numbers `subtask_index, subtask_index + parallelism, ...` below `end_number`.
 struct NexmarkReader {
     generator: NexmarkGenerator,
+    first_number: u64,
     next_number: u64,
     stride: u64,
     end_number: u64,
@@ -795,6 +797,16 @@ impl SourceReader<NexmarkEvent> for NexmarkReader {
         // subtask; other subtasks are at most one stride behind, well within the DDL's 4 s.
         let last_number = self.next_number.checked_sub(self.stride)?;
         Some(self.generator.timestamp_ms(last_number) - NEXMARK_WATERMARK_DELAY_MS)
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.next_number)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        super::check_strided_position(position, self.first_number, self.stride)?;
+        self.next_number = position;
+        Ok(())
     }
 }
 
