@@ -75,7 +75,7 @@ pub struct SeekError {
 /// Checks a position of a reader that reads every `stride`-th item from `first` on: it must be
 /// one such item (or one past the last read).
 pub(crate) fn check_strided_position(position: u64, first: u64, stride: u64) -> Result<(), UserError> {
-    if position < first || (position - first) % stride != 0 {
+    if position < first || !(position - first).is_multiple_of(stride) {
         return Err(Box::new(SeekError { position, reason: "not a position of this subtask (another parallelism?)" }));
     }
     Ok(())
