@@ -148,15 +148,19 @@ where
 
     /// Emits the pairs of `matching`'s record with the other side's buffer from its position on,
     /// then buffers the record and schedules its cleanup. Returns it, moved on, if the output
-    /// blocked first.
+    /// blocked first. One lookup of the key's buffers either way.
     fn match_record(&mut self, mut matching: Matching<K, L, R>, out: &mut Output<'_, O>) -> Option<Matching<K, L, R>> {
         let (lower, upper) = (self.lower_ms, self.upper_ms);
-        let function = &mut self.function;
         let time = matching.time;
-        let finished = self.buffers.update(
+        let cleanup_at = match &matching.record {
+            JoinSide::Left(_) => self.left_expiry(time),
+            JoinSide::Right(_) => self.right_expiry(time),
+        };
+        let function = &mut self.function;
+        let matched = self.buffers.update(
             matching.key.clone(),
             || JoinBuffers { left: Vec::new(), right: Vec::new() },
-            |_, buffers| {
+            move |_, buffers| {
                 match &matching.record {
                     JoinSide::Left(l) => {
                         while let Some((right_time, r)) = buffers.right.get(matching.next) {
@@ -164,7 +168,7 @@ where
                             if time.saturating_add(lower) <= *right_time && *right_time <= time.saturating_add(upper) {
                                 out.emit(function(l, r));
                                 if out.is_blocked() {
-                                    return false;
+                                    return Err(matching);
                                 }
                             }
                         }
@@ -175,32 +179,26 @@ where
                             if left_time.saturating_add(lower) <= time && time <= left_time.saturating_add(upper) {
                                 out.emit(function(l, r));
                                 if out.is_blocked() {
-                                    return false;
+                                    return Err(matching);
                                 }
                             }
                         }
                     }
                 }
-                true
+                match matching.record {
+                    JoinSide::Left(l) => buffers.left.push((time, l)),
+                    JoinSide::Right(r) => buffers.right.push((time, r)),
+                }
+                Ok(matching.key)
             },
         );
-        if !finished {
-            return Some(matching);
+        match matched {
+            Ok(key) => {
+                self.schedule_cleanup(&key, cleanup_at);
+                None
+            }
+            Err(stopped) => Some(stopped),
         }
-        let cleanup_at = match &matching.record {
-            JoinSide::Left(_) => self.left_expiry(time),
-            JoinSide::Right(_) => self.right_expiry(time),
-        };
-        self.buffers.update(
-            matching.key.clone(),
-            || JoinBuffers { left: Vec::new(), right: Vec::new() },
-            |_, buffers| match matching.record {
-                JoinSide::Left(l) => buffers.left.push((time, l)),
-                JoinSide::Right(r) => buffers.right.push((time, r)),
-            },
-        );
-        self.schedule_cleanup(&matching.key, cleanup_at);
-        None
     }
 }
 
