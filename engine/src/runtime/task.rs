@@ -535,17 +535,9 @@ impl TaskState {
             }
             TaskMessage::Resume => self.resume_scheduled = false,
             TaskMessage::Wake => self.wake_due = true,
-            TaskMessage::Tick => {
-                self.tick_due = None;
-                // Timers wait while the output is blocked: what they emit would queue beyond the
-                // credits. `work` schedules the tick again once the output has room.
-                if matches!(self.phase, Phase::Running | Phase::Draining) && !self.is_output_blocked() {
-                    let mut tail = ChainTail(&mut self.outputs);
-                    if let Err(failure) = self.chain.on_processing_time(Instant::now(), &mut tail) {
-                        return self.fail(myself, failure);
-                    }
-                }
-            }
+            // `work`, which runs after every message, fires the timers that are due (once the
+            // output has room: what they emit would otherwise queue beyond the credits).
+            TaskMessage::Tick => self.tick_due = None,
             TaskMessage::Linger => {
                 self.linger_scheduled = false;
                 if matches!(self.phase, Phase::Running | Phase::Draining | Phase::Closing) {
