@@ -27,7 +27,9 @@ pub mod window;
 pub use api::env::{PlanError, StreamEnvironment};
 pub use api::keyed::{KeyedStream, WindowedStream};
 pub use api::stream::{DataStream, DataStreamSink};
-pub use base::{AggregateFunction, Key, MergingAggregateFunction, OperatorFailure, SubtaskContext, UserError};
+pub use base::{AggregateFunction, Codec, CodecError, Key, MergingAggregateFunction, OperatorFailure, SubtaskContext, UserError};
+/// rkyv, re-exported: records, keys and state values derive its traits to get [`Codec`].
+pub use rkyv;
 pub use channel::partitioner::Partitioning;
 pub use config::EngineConfig;
 pub use error::JobError;

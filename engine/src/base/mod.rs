@@ -4,11 +4,13 @@
 //! above, so the layers point one way.
 
 pub mod aggregate;
+pub mod codec;
 pub mod failure;
 pub mod key;
 pub mod subtask;
 
 pub use aggregate::{AggregateFunction, MergingAggregateFunction};
+pub use codec::{Codec, CodecError};
 pub use failure::{OperatorFailure, UserError};
 pub use key::Key;
 pub use subtask::SubtaskContext;
