@@ -79,6 +79,30 @@ pub struct EngineConfig {
     pub checkpoint_interval: Option<Duration>,
     /// Aligned barriers (exactly-once state, the default) or not (at-least-once).
     pub checkpointing_mode: crate::runtime::checkpoint::CheckpointingMode,
+    /// Directory of the checkpoint store completed checkpoints are written to; `None` (the
+    /// default) keeps only the newest, in memory (enough to restart within this run).
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Completed checkpoints kept in `checkpoint_dir` (savepoints are always kept). At least 1.
+    pub checkpoints_retained: usize,
+    /// How a failed job restarts from its newest checkpoint; `None` (the default) means
+    /// `RestartStrategy::default_with_checkpointing()` when checkpoints are taken, and no
+    /// restart otherwise (Flink's defaults).
+    pub restart_strategy: Option<crate::runtime::restart::RestartStrategy>,
+    /// Start from this checkpoint or savepoint: a checkpoint store directory (its newest) or one
+    /// `chk-<id>` / `svp-<id>` directory in it. Flink's `execution.savepoint.path`.
+    pub restore_from: Option<std::path::PathBuf>,
+}
+
+impl EngineConfig {
+    /// The restart strategy in effect (see `restart_strategy`).
+    pub fn effective_restart_strategy(&self) -> crate::runtime::restart::RestartStrategy {
+        use crate::runtime::restart::RestartStrategy;
+        match (self.restart_strategy, self.checkpoint_interval) {
+            (Some(strategy), _) => strategy,
+            (None, Some(_)) => RestartStrategy::default_with_checkpointing(),
+            (None, None) => RestartStrategy::None,
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -98,6 +122,10 @@ impl Default for EngineConfig {
             pin_slots: true,
             checkpoint_interval: None,
             checkpointing_mode: Default::default(),
+            checkpoint_dir: None,
+            checkpoints_retained: 1,
+            restart_strategy: None,
+            restore_from: None,
         }
     }
 }
@@ -154,6 +182,10 @@ impl EngineConfig {
             format!("{:?}", self.checkpoint_interval),
             "at least 1ms, or None",
         )?;
+        check((1..=1000).contains(&self.checkpoints_retained), "checkpoints_retained", self.checkpoints_retained, "1..=1000")?;
+        if let Some(Err(reason)) = self.restart_strategy.map(|strategy| strategy.validate()) {
+            check(false, "restart_strategy", reason, "a multiplier of at least 1, initial <= max, a positive interval")?;
+        }
         check((1..=FRAMES_PER_TURN_LIMIT).contains(&self.frames_per_turn_max), "frames_per_turn_max", self.frames_per_turn_max, "1..=1024")
     }
 }

@@ -56,6 +56,14 @@ pub enum JobError {
         /// What happened.
         failure: OperatorFailure,
     },
+    /// The checkpoint or savepoint the job was to start from does not fit it.
+    #[error("job '{job}': {source}")]
+    Restore {
+        /// The job.
+        job: String,
+        /// What does not fit.
+        source: crate::runtime::snapshot::RestoreError,
+    },
     /// The runtime could not start or lost a slot (an engine fault, not the job's).
     #[error("job '{job}': runtime failure: {reason}")]
     Runtime {

@@ -28,8 +28,6 @@ pub use api::env::{PlanError, StreamEnvironment};
 pub use api::keyed::{KeyedStream, WindowedStream};
 pub use api::stream::{DataStream, DataStreamSink};
 pub use base::{AggregateFunction, Codec, CodecError, Key, MergingAggregateFunction, OperatorFailure, SubtaskContext, UserError};
-/// rkyv, re-exported: records, keys and state values derive its traits to get [`Codec`].
-pub use rkyv;
 pub use channel::partitioner::Partitioning;
 pub use config::EngineConfig;
 pub use error::JobError;
@@ -41,8 +39,12 @@ pub use operator::async_io::{
 pub use operator::process::{KeyedProcessFunction, ProcessContext};
 pub use operator::{FrameOperator, Output, OutputTag, TaskWaker};
 pub use record::InlineStr;
+/// rkyv, re-exported: records, keys and state values derive its traits to get [`Codec`].
+pub use rkyv;
 pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode};
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
+pub use runtime::restart::RestartStrategy;
+pub use runtime::snapshot::{JobSnapshot, OperatorSnapshot, RestoreError};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use window::cumulate::CumulateEventTimeWindows;
 pub use window::global::GlobalWindows;

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use tethys_engine::rkyv;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::source::collection::CollectionSource;
 use tethys_engine::window::function::WindowContext;
@@ -25,8 +26,10 @@ use tethys_engine::{
     SlidingEventTimeWindows, StreamEnvironment, TumblingEventTimeWindows, UserError, WatermarkStrategy,
 };
 
-/// One input row: `key,ts_ms,value,seq`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One input row: `key,ts_ms,value,seq`. Window contents are checkpointed state, so it derives
+/// the engine's codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = tethys_engine::rkyv)]
 struct Input {
     key: char,
     ts_ms: i64,

@@ -15,6 +15,7 @@ use crate::frame::Record;
 use crate::graph::logical::OperatorKind;
 use crate::key_group::KeyGroupRange;
 use crate::operator::join::{IntervalJoinOperator, JoinSide};
+use crate::state::StateValue;
 use crate::window::assigner::WindowAssigner;
 
 /// Two streams to be joined, before keys are chosen.
@@ -31,14 +32,14 @@ pub struct KeyedJoin<L, R, K> {
     right_key: Arc<dyn Fn(&R) -> K + Send + Sync>,
 }
 
-impl<L: Record + Clone> DataStream<L> {
+impl<L: Record + StateValue> DataStream<L> {
     /// Starts a join of this stream (left) with `right`.
     pub fn join<R: Record + Clone>(self, right: DataStream<R>) -> JoinedStreams<L, R> {
         JoinedStreams { left: self, right }
     }
 }
 
-impl<L: Record + Clone, R: Record + Clone> JoinedStreams<L, R> {
+impl<L: Record + StateValue, R: Record + StateValue> JoinedStreams<L, R> {
     /// Joins records whose keys are equal.
     pub fn on<K: Key>(
         self,
@@ -49,7 +50,7 @@ impl<L: Record + Clone, R: Record + Clone> JoinedStreams<L, R> {
     }
 }
 
-impl<L: Record + Clone, R: Record + Clone, K: Key> KeyedJoin<L, R, K> {
+impl<L: Record + StateValue, R: Record + StateValue, K: Key> KeyedJoin<L, R, K> {
     /// Both inputs tagged, unioned and keyed by each side's key.
     fn tagged(self) -> (DataStream<JoinSide<L, R>>, impl Fn(&JoinSide<L, R>) -> K + Clone + Send + Sync + 'static) {
         let left = self.left.map(JoinSide::<L, R>::Left).name("JoinLeft");

@@ -17,7 +17,7 @@ use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
 use crate::operator::keyed::{KeyedStateMap, RollingKeyedOperator};
 use crate::operator::process::{KeyedProcessFunction, KeyedProcessOperator};
-use crate::state::{HeapStateBackend, TimerService};
+use crate::state::{HeapStateBackend, StateValue, TimerService};
 use crate::window::assigner::WindowOperatorKind;
 use crate::window::function::{
     AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction,
@@ -58,7 +58,7 @@ where
     /// and emits what `update` returns.
     pub fn rolling<S, Out, Init, Update>(self, name: &str, init: Init, update: Update) -> DataStream<Out>
     where
-        S: Clone + Send + 'static,
+        S: StateValue,
         Out: Record,
         Init: Fn() -> S + Clone + Send + Sync + 'static,
         Update: FnMut(&K, &mut S, T) -> Out + Clone + Send + Sync + 'static,
@@ -115,7 +115,7 @@ where
     /// Combines each record with the key's previous result and emits the new result.
     pub fn reduce<F>(self, f: F) -> DataStream<T>
     where
-        T: Clone,
+        T: StateValue,
         F: Fn(T, T) -> T + Clone + Send + Sync + 'static,
     {
         self.rolling(
@@ -135,7 +135,7 @@ where
     /// Emits `(key, running sum of value(record))` per record.
     pub fn sum<V, F>(self, value: F) -> DataStream<(K, V)>
     where
-        V: AddAssign + Default + Copy + Send + 'static,
+        V: AddAssign + Default + Copy + StateValue,
         F: Fn(&T) -> V + Clone + Send + Sync + 'static,
     {
         self.rolling("Sum", V::default, move |key: &K, sum: &mut V, record: T| {
@@ -159,7 +159,7 @@ where
     /// Emits `(key, result)` of an incremental aggregate per record.
     pub fn aggregate<Acc, Out, A>(self, aggregate: A) -> DataStream<(K, Out)>
     where
-        Acc: Clone + Send + 'static,
+        Acc: StateValue,
         Out: Record,
         A: AggregateFunction<T, Acc, Out>,
     {
@@ -258,7 +258,7 @@ where
     /// Aggregates each window per key incrementally; one result per key and window.
     pub fn aggregate<Acc, Out, Agg>(self, aggregate: Agg) -> DataStream<WindowResult<K, Out>>
     where
-        Acc: Clone + Send + 'static,
+        Acc: StateValue,
         Out: Record,
         Agg: AggregateFunction<T, Acc, Out>,
         A: WindowOperatorKind<K, T, SharedWindowFunction<AggregateWindowFunction<Agg, Acc, Out>>>,
@@ -269,6 +269,7 @@ where
     /// Reduces each window per key to one record.
     pub fn reduce<F>(self, reduce: F) -> DataStream<WindowResult<K, T>>
     where
+        T: StateValue,
         F: Fn(T, T) -> T + Send + Sync + 'static,
         A: WindowOperatorKind<K, T, SharedWindowFunction<ReduceWindowFunction<F>>>,
     {
@@ -286,6 +287,7 @@ where
     /// Calls `function` with all records of a window and key when the window fires.
     pub fn process<O, F>(self, function: F) -> DataStream<O>
     where
+        T: StateValue,
         O: Record,
         F: Fn(&WindowContext<'_, K>, &[T], &mut crate::operator::Output<'_, O>) -> Result<(), crate::base::UserError>
             + Send

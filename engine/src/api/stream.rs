@@ -306,6 +306,7 @@ impl<T: Record> DataStream<T> {
     /// Writes the stream to a sink.
     pub fn sink<S: Sink<T>>(self, name: &str, sink: S) -> DataStreamSink {
         let sink = Arc::new(sink);
+        let committer_sink = Arc::clone(&sink);
         let node = {
             let factory = NodeFactory::Operator(Arc::new(move |context: &SubtaskContext, position| {
                 let operator = SinkOperator { writer: sink.create_writer(context)? };
@@ -313,6 +314,7 @@ impl<T: Record> DataStream<T> {
             }));
             self.builder.borrow_mut().add_node(format!("Sink: {name}"), OperatorKind::Sink, false, factory)
         };
+        self.builder.borrow_mut().factories.committers.push((node, Arc::new(move || committer_sink.create_committer())));
         self.connect_to(node);
         DataStreamSink { builder: Rc::clone(&self.builder), node }
     }

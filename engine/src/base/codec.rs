@@ -35,12 +35,34 @@ use rkyv::util::AlignedVec;
 /// Types that can be written into a checkpoint, a savepoint or a topic and read back: every type
 /// that derives rkyv's `Archive`, `Serialize` and `Deserialize` (see the module documentation).
 /// Implemented for all of them; not implemented by hand.
-pub trait Codec: Sized + Send + 'static {
+///
+/// rkyv's bounds are supertraits (with bounds on the archived type), so they are implied by
+/// `T: Codec`: generic code can encode a `Vec<T>` or `(K, T)` of a `T: Codec` without naming rkyv.
+pub trait Codec:
+    rkyv::Archive<Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>> + rkyv::Deserialize<Self, HighDeserializer<rancor::Error>>>
+    + for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>
+    + Sized
+    + Send
+    + 'static
+{
     /// Appends the value's encoding to `out`.
-    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        let bytes = rkyv::to_bytes::<rancor::Error>(self).map_err(|error| CodecError::new::<Self>(error.to_string()))?;
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
 
     /// Reads a value from its encoding (the whole of `bytes`).
-    fn decode_from(bytes: &[u8]) -> Result<Self, CodecError>;
+    fn decode_from(bytes: &[u8]) -> Result<Self, CodecError> {
+        let decoded = if bytes.as_ptr().align_offset(ARCHIVE_ALIGNMENT) == 0 {
+            rkyv::from_bytes::<Self, rancor::Error>(bytes)
+        } else {
+            let mut aligned = AlignedVec::<ARCHIVE_ALIGNMENT>::with_capacity(bytes.len());
+            aligned.extend_from_slice(bytes);
+            rkyv::from_bytes::<Self, rancor::Error>(&aligned)
+        };
+        decoded.map_err(|error| CodecError::new::<Self>(error.to_string()))
+    }
 }
 
 impl<T> Codec for T
@@ -49,22 +71,6 @@ where
     T: for<'a> rkyv::Serialize<HighSerializer<AlignedVec, ArenaHandle<'a>, rancor::Error>>,
     T::Archived: for<'a> CheckBytes<HighValidator<'a, rancor::Error>> + rkyv::Deserialize<T, HighDeserializer<rancor::Error>>,
 {
-    fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        let bytes = rkyv::to_bytes::<rancor::Error>(self).map_err(|error| CodecError::new::<T>(error.to_string()))?;
-        out.extend_from_slice(&bytes);
-        Ok(())
-    }
-
-    fn decode_from(bytes: &[u8]) -> Result<Self, CodecError> {
-        let decoded = if bytes.as_ptr().align_offset(ARCHIVE_ALIGNMENT) == 0 {
-            rkyv::from_bytes::<T, rancor::Error>(bytes)
-        } else {
-            let mut aligned = AlignedVec::<ARCHIVE_ALIGNMENT>::with_capacity(bytes.len());
-            aligned.extend_from_slice(bytes);
-            rkyv::from_bytes::<T, rancor::Error>(&aligned)
-        };
-        decoded.map_err(|error| CodecError::new::<T>(error.to_string()))
-    }
 }
 
 /// Alignment of the buffers archives are read from.

@@ -21,10 +21,12 @@
 
 use std::hash::Hash;
 
+use super::codec::Codec;
+
 /// Keys of keyed streams: a canonical encoding for the key hash, compared for equality, hashed in
-/// one process's maps, moved between cores.
-pub trait Key: KeyBytes + Hash + Eq + Clone + Send + 'static {}
-impl<K: KeyBytes + Hash + Eq + Clone + Send + 'static> Key for K {}
+/// one process's maps, moved between cores, written into checkpoints with the [`Codec`].
+pub trait Key: KeyBytes + Codec + Hash + Eq + Clone + Send + 'static {}
+impl<K: KeyBytes + Codec + Hash + Eq + Clone + Send + 'static> Key for K {}
 
 /// The canonical encoding of a key (see the module documentation). Implement it for a key type of
 /// your own by writing its fields in a fixed order: equal keys must write equal bytes.

@@ -211,7 +211,13 @@ pub(crate) enum NodeFactory {
 pub(crate) struct GraphFactories {
     pub nodes: Vec<NodeFactory>,
     pub edges: Vec<PartitionerFactory>,
+    /// The committer of each sink that commits in two phases, by node (`Sink::create_committer`).
+    pub committers: Vec<(usize, CommitterFactory)>,
 }
+
+/// Creates a sink's committer, once per job run.
+pub(crate) type CommitterFactory =
+    std::sync::Arc<dyn Fn() -> Result<Option<Box<dyn crate::sink::SinkCommitter>>, crate::base::UserError> + Send + Sync>;
 
 #[cfg(test)]
 mod tests {

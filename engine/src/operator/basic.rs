@@ -148,4 +148,8 @@ impl<T: Record> FrameOperator<T, ()> for SinkOperator<T> {
     fn finish(&mut self, _out: &mut Output<'_, ()>) -> Result<(), UserError> {
         self.writer.finish()
     }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, UserError> {
+        self.writer.pre_commit(checkpoint)
+    }
 }

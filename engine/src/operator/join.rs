@@ -25,10 +25,10 @@ use super::{FrameOperator, Output};
 use crate::base::UserError;
 use crate::frame::Record;
 use crate::key_group::KeyGroupRange;
-use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError, TimeDomain, TimerService};
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError, StateValue, TimeDomain, TimerService};
 
 /// One record of either input of a join.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum JoinSide<L, R> {
     /// A record of the left input.
     Left(L),
@@ -37,7 +37,7 @@ pub enum JoinSide<L, R> {
 }
 
 /// The buffered records of one key.
-#[derive(Clone)]
+#[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct JoinBuffers<L, R> {
     left: Vec<(i64, L)>,
     right: Vec<(i64, R)>,
@@ -206,8 +206,8 @@ impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> FrameOperator<JoinSide<L, R>, O>
     for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
 where
     K: Key,
-    L: Record + Clone,
-    R: Record + Clone,
+    L: Record + StateValue,
+    R: Record + StateValue,
     O: Record,
     KeyFn: Fn(&JoinSide<L, R>) -> K + Send + 'static,
     LeftTime: Fn(&L) -> i64 + Send + 'static,
@@ -259,11 +259,11 @@ where
     }
 }
 
-impl<K: Key, L: Record + Clone, R: Record + Clone, KeyFn, LeftTime, RightTime, F> KeyGroupedState
+impl<K: Key, L: Record + StateValue, R: Record + StateValue, KeyFn, LeftTime, RightTime, F> KeyGroupedState
     for IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
 {
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
-        OperatorKeyGroupSnapshot::new(key_group, self.buffers.max_parallelism, self.buffers.snapshot_group(key_group))
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
+        OperatorKeyGroupSnapshot::new(key_group, self.buffers.max_parallelism, &self.buffers.snapshot_group(key_group))
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

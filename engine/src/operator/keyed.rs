@@ -13,7 +13,7 @@ use super::{FrameOperator, Output};
 use crate::base::Key;
 use crate::frame::Record;
 use crate::key_group::{assign_key_group, KeyGroupRange};
-use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
+use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError, StateValue};
 
 /// Values held per key, one map per key group of the subtask's range.
 pub(crate) struct KeyedStateMap<K, S> {
@@ -139,7 +139,7 @@ where
     In: Record,
     Out: Record,
     K: Key,
-    S: Clone + Send + 'static,
+    S: StateValue,
     KeyFn: Fn(&In) -> K + Send + 'static,
     InitFn: Fn() -> S + Send + 'static,
     UpdateFn: FnMut(&K, &mut S, In) -> Out + Send + 'static,
@@ -161,9 +161,9 @@ where
     }
 }
 
-impl<K: Key, S: Clone + Send + 'static, KeyFn, InitFn, UpdateFn> KeyGroupedState for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
-        OperatorKeyGroupSnapshot::new(key_group, self.state.max_parallelism, self.state.snapshot_group(key_group))
+impl<K: Key, S: StateValue, KeyFn, InitFn, UpdateFn> KeyGroupedState for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
+        OperatorKeyGroupSnapshot::new(key_group, self.state.max_parallelism, &self.state.snapshot_group(key_group))
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

@@ -295,6 +295,13 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         None
     }
 
+    /// At checkpoint `checkpoint`'s barrier (or `FINAL_CHECKPOINT` after `finish`): phase one of a
+    /// two-phase commit, for sinks (`SinkWriter::pre_commit`); what it returns is stored in the
+    /// checkpoint and committed when the checkpoint completes. `None` for every other operator.
+    fn pre_commit(&mut self, _checkpoint: u64) -> Result<Option<crate::sink::Committable>, UserError> {
+        Ok(None)
+    }
+
     /// Operator-specific counters (e.g. late records dropped), summed over subtasks in the job's
     /// result.
     fn metrics(&self) -> Vec<(&'static str, u64)> {
@@ -358,6 +365,8 @@ pub(crate) trait ErasedOperator: Send {
     fn finish(&mut self, next: &mut dyn FrameSink) -> Result<(), ChainFailure>;
     fn counts(&self) -> OperatorCounts;
     fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState>;
+    /// The operator's pre-commit at a checkpoint barrier (see `FrameOperator::pre_commit`).
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure>;
 }
 
 /// An event that reached an operator while it had pending output, or that it has to pass on once
@@ -573,6 +582,16 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
         self.operator.keyed_state()
     }
 
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure> {
+        let operator = &mut self.operator;
+        let failure = match catch_unwind(AssertUnwindSafe(|| operator.pre_commit(checkpoint))) {
+            Ok(Ok(committable)) => return Ok(committable),
+            Ok(Err(error)) => OperatorFailure::Failed(error),
+            Err(payload) => OperatorFailure::from_panic(payload),
+        };
+        Err(ChainFailure { position: self.position, failure })
+    }
+
     fn counts(&self) -> OperatorCounts {
         OperatorCounts { extra: self.operator.metrics(), ..self.counts.clone() }
     }
@@ -723,6 +742,17 @@ impl OperatorChain {
     /// rescaling).
     pub(crate) fn keyed_state(&mut self, position: usize) -> Option<&mut dyn crate::state::KeyGroupedState> {
         self.operators.get_mut(position)?.keyed_state()
+    }
+
+    /// The pre-commits of the chain's sinks at checkpoint `checkpoint`, by chain index.
+    pub(crate) fn pre_commit(&mut self, checkpoint: u64) -> Result<Vec<(usize, crate::sink::Committable)>, ChainFailure> {
+        let mut committables = Vec::new();
+        for (index, operator) in self.operators.iter_mut().enumerate() {
+            if let Some(committable) = operator.pre_commit(checkpoint)? {
+                committables.push((index, committable));
+            }
+        }
+        Ok(committables)
     }
 
     pub(crate) fn counts(&self) -> Vec<OperatorCounts> {

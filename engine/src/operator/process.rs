@@ -212,10 +212,10 @@ where
 }
 
 impl<K: Key, In: Record, F: Send, KeyFn: Send> KeyGroupedState for KeyedProcessOperator<K, In, F, KeyFn> {
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
-        let state = self.backend.snapshot_key_group(key_group);
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
+        let state = self.backend.snapshot_key_group(key_group)?;
         let timers = self.timers.snapshot_key_group(key_group);
-        OperatorKeyGroupSnapshot::new(key_group, self.backend.max_parallelism(), (state, timers))
+        OperatorKeyGroupSnapshot::new(key_group, self.backend.max_parallelism(), &(state, timers))
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

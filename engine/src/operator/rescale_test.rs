@@ -54,7 +54,7 @@ pub(crate) fn assert_rescale_keeps_results<T: Record + Clone, O: Record + Ord + 
     let state = before.keyed_state(0).expect("the operator has keyed state");
     for group in 0..MAX_PARALLELISM {
         let owner = subtask_for_key_group(group, MAX_PARALLELISM, 2);
-        after[owner].0.keyed_state(0).unwrap().restore_key_group(state.snapshot_key_group(group)).unwrap();
+        after[owner].0.keyed_state(0).unwrap().restore_key_group(state.snapshot_key_group(group).unwrap()).unwrap();
     }
     for (frame, watermark) in second {
         for (subtask, (chain, out)) in after.iter_mut().enumerate() {

@@ -10,10 +10,28 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A UTF-8 string of at most `N` bytes, stored inline.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Encoded with the engine's codec (rkyv) as its length and bytes; decoding checks the invariant
+/// (length within `N`, valid UTF-8), so bytes from outside never make an invalid string.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, rkyv::Archive, rkyv::Serialize)]
+#[rkyv(archived = ArchivedInlineStr)]
 pub struct InlineStr<const N: usize> {
     len: u8,
     bytes: [u8; N],
+}
+
+/// An `InlineStr` as the codec stores it; decoding checks it (see [`InlineStr`]).
+impl<D, const N: usize> rkyv::Deserialize<InlineStr<N>, D> for ArchivedInlineStr<N>
+where
+    D: rkyv::rancor::Fallible + ?Sized,
+    D::Error: rkyv::rancor::Source,
+{
+    fn deserialize(&self, _: &mut D) -> Result<InlineStr<N>, D::Error> {
+        let len = usize::from(self.len);
+        let bytes = self.bytes.get(..len).ok_or_else(|| <D::Error as rkyv::rancor::Source>::new(InlineStrOverflow { len, capacity: N }))?;
+        let text = std::str::from_utf8(bytes).map_err(<D::Error as rkyv::rancor::Source>::new)?;
+        InlineStr::new(text).map_err(<D::Error as rkyv::rancor::Source>::new)
+    }
 }
 
 /// A string did not fit the inline capacity.
@@ -155,5 +173,20 @@ mod tests {
         let back: InlineStr<24> = serde_json::from_str(&json).unwrap();
         assert_eq!(back, s);
         assert!(serde_json::from_str::<InlineStr<2>>("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn the_codec_round_trips_and_refuses_invalid_strings() {
+        use crate::base::codec::{decode, encode};
+        let s = InlineStr::<8>::new("héllo").unwrap();
+        assert_eq!(decode::<InlineStr<8>>(&encode(&s).unwrap()).unwrap(), s);
+        // The archive is the length byte then the bytes: a length past the capacity, or bytes
+        // that are not UTF-8, fail to decode instead of making an invalid string.
+        let mut long = encode(&InlineStr::<4>::new("abcd").unwrap()).unwrap();
+        long[0] = 5;
+        assert!(decode::<InlineStr<4>>(&long).is_err());
+        let mut invalid = encode(&InlineStr::<4>::new("ab").unwrap()).unwrap();
+        invalid[1] = 0xff;
+        assert!(decode::<InlineStr<4>>(&invalid).is_err());
     }
 }

@@ -133,6 +133,8 @@ pub struct CheckpointStats {
     pub alignment_max: Duration,
     /// Keyed state entries (key groups with state) in the newest completed checkpoint.
     pub latest_key_groups: u64,
+    /// Encoded size of the keyed state of the newest completed checkpoint, in bytes.
+    pub latest_state_bytes: u64,
 }
 
 /// Triggers checkpoints at an interval and completes them when every subtask acknowledged.
@@ -155,10 +157,26 @@ struct PendingCheckpoint {
 }
 
 impl CheckpointCoordinator {
-    /// A coordinator for a job of `subtasks` subtasks, one checkpoint every `interval`.
-    pub(crate) fn new(interval: Duration, subtasks: usize) -> Self {
+    /// A coordinator for a job of `subtasks` subtasks, one checkpoint every `interval`, whose
+    /// first checkpoint gets id `first_id` (above every checkpoint the job took before).
+    pub(crate) fn new(interval: Duration, subtasks: usize, first_id: u64) -> Self {
         assert!(subtasks > 0, "a job has subtasks");
-        CheckpointCoordinator { interval, subtasks, next_id: 1, last_trigger: None, pending: None, stats: CheckpointStats::default() }
+        assert!(first_id > 0, "checkpoint ids start at 1");
+        CheckpointCoordinator {
+            interval,
+            subtasks,
+            next_id: first_id,
+            last_trigger: None,
+            pending: None,
+            stats: CheckpointStats::default(),
+        }
+    }
+
+    /// The job restarts: a pending checkpoint is abandoned, the interval counts from the new
+    /// start, and ids go on growing.
+    pub(crate) fn restart(&mut self) {
+        self.abort_pending();
+        self.last_trigger = None;
     }
 
     /// When the next checkpoint is due (none while one is pending).
@@ -201,13 +219,16 @@ impl CheckpointCoordinator {
     }
 
     /// A subtask ended: a pending checkpoint it has not acknowledged cannot complete. Returns
-    /// whether one was abandoned.
-    pub(crate) fn abort_pending(&mut self) -> bool {
-        let aborted = self.pending.take().is_some();
-        if aborted {
-            self.stats.aborted += 1;
-        }
-        aborted
+    /// the id of the one abandoned, if any.
+    pub(crate) fn abort_pending(&mut self) -> Option<u64> {
+        let aborted = self.pending.take()?;
+        self.stats.aborted += 1;
+        Some(aborted.id)
+    }
+
+    /// Records the encoded size of the newest completed checkpoint's keyed state.
+    pub(crate) fn record_size(&mut self, bytes: u64) {
+        self.stats.latest_state_bytes = bytes;
     }
 
     pub(crate) fn stats(&self) -> CheckpointStats {
@@ -253,7 +274,7 @@ mod tests {
     #[test]
     fn the_coordinator_completes_a_checkpoint_when_every_subtask_acknowledged() {
         let start = Instant::now();
-        let mut coordinator = CheckpointCoordinator::new(Duration::from_millis(10), 2);
+        let mut coordinator = CheckpointCoordinator::new(Duration::from_millis(10), 2, 1);
         assert_eq!(coordinator.trigger_if_due(start, start), None, "not due yet");
         let due = start + Duration::from_millis(10);
         assert_eq!(coordinator.trigger_if_due(start, due), Some(1));
@@ -265,7 +286,7 @@ mod tests {
         assert_eq!((stats.completed, stats.latest_id, stats.latest_key_groups), (1, Some(1), 7));
         assert_eq!(stats.alignment_max, Duration::from_millis(2));
         assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_millis(20)), Some(2), "ids only grow");
-        assert!(coordinator.abort_pending());
+        assert_eq!(coordinator.abort_pending(), Some(2));
         assert_eq!(coordinator.stats().aborted, 1);
     }
 }

@@ -1,5 +1,8 @@
 //! The job driver: deploys an execution plan onto slots, wires the task actors, waits for them and
-//! turns their reports into a `JobResult` or the first failure.
+//! turns their reports into a `JobResult` or the first failure; restarts a failed job from its
+//! newest checkpoint as the restart strategy allows (each restart is a new *attempt*: every
+//! subtask is built anew, sources seek to their checkpointed positions and keyed operators get
+//! the key groups of their range back, whatever parallelism the checkpoint was taken at).
 //!
 //! Each slot is a thread pinned to a core running a single-threaded tokio runtime (timers and
 //! the I/O driver, so async I/O functions can use sockets); the slot spawns
@@ -20,9 +23,12 @@ use serde::Serialize;
 
 use super::alignment::AlignmentGroup;
 use super::checkpoint::{BarrierAligner, CheckpointCoordinator, CheckpointStats};
+use super::keeper::CheckpointKeeper;
+use super::restart::RestartTracker;
+use super::snapshot::{JobSnapshot, RestoreState};
 use super::task::{
     InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
-    TaskSnapshot, TaskState,
+    TaskState,
 };
 use crate::base::{OperatorFailure, SubtaskContext, UserError};
 use crate::channel::credit::{CreditSender, GateCredits};
@@ -72,8 +78,11 @@ pub struct JobResult {
     pub operators: Vec<OperatorMetrics>,
     /// Flow-control figures.
     pub channels: ChannelMetrics,
-    /// Checkpoints taken (all zero when checkpointing is off).
+    /// Checkpoints taken (all zero when checkpointing is off), over all attempts.
     pub checkpoints: CheckpointStats,
+    /// Times the job was restarted from a checkpoint after a failure. The operator counts above
+    /// are those of the last attempt.
+    pub restarts: u32,
 }
 
 impl JobResult {
@@ -124,7 +133,8 @@ fn alignment_groups(graph: &JobGraph) -> HashMap<usize, (Arc<AlignmentGroup>, us
     seats
 }
 
-/// Runs a planned job to completion.
+/// Runs a planned job to completion, restarting it from its newest checkpoint after a failure
+/// as the restart strategy allows.
 pub(crate) fn run_job(
     job: &str,
     graph: JobGraph,
@@ -134,6 +144,88 @@ pub(crate) fn run_job(
 ) -> Result<JobResult, JobError> {
     let alignment = alignment_groups(&graph);
     let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment });
+    let mut keeper = open_keeper(&deployment)?;
+    let total = deployment.plan.subtask_count();
+    let mut coordinator =
+        deployment.config.checkpoint_interval.map(|interval| CheckpointCoordinator::new(interval, total, keeper.newest_id() + 1));
+    let mut restarts = RestartTracker::new(deployment.config.effective_restart_strategy());
+    loop {
+        let restore = match keeper.latest() {
+            Some(snapshot) => Some(Arc::new(
+                RestoreState::prepare(snapshot, &deployment.graph).map_err(|source| JobError::Restore { job: job.to_string(), source })?,
+            )),
+            None => None,
+        };
+        let outcome = keeper
+            .begin_attempt(&deployment.graph, restore.as_deref())
+            .map_err(|error| runtime_error(job, error.to_string()))
+            .and_then(|()| run_attempt(&deployment, restore, &mut keeper, coordinator.as_mut()));
+        match outcome {
+            Ok(mut result) => {
+                keeper.job_finished(&deployment.graph).map_err(|error| runtime_error(job, error.to_string()))?;
+                result.checkpoints = coordinator.map(|c| c.stats()).unwrap_or_default();
+                result.restarts = restarts.restarts();
+                return Ok(result);
+            }
+            Err(error) => {
+                let Some(delay) = restarts.on_failure(Instant::now()) else { return Err(error) };
+                eprintln!(
+                    "job '{job}' failed ({error}); restarting from checkpoint {} in {delay:?}",
+                    keeper.latest().map_or("none (from the start)".to_string(), |snapshot| snapshot.checkpoint.to_string())
+                );
+                std::thread::sleep(delay);
+                if let Some(coordinator) = coordinator.as_mut() {
+                    coordinator.restart();
+                }
+            }
+        }
+    }
+}
+
+/// Opens the job's checkpoint store, reads what it starts from, and creates the sinks' committers.
+fn open_keeper(deployment: &Deployment) -> Result<CheckpointKeeper, JobError> {
+    let Deployment { job, factories, config, .. } = deployment;
+    let failed = |reason: String| runtime_error(job, reason);
+    let store = config
+        .checkpoint_dir
+        .as_deref()
+        .map(|dir| tethys_storage::checkpoint_store::CheckpointStore::open(dir, config.checkpoints_retained))
+        .transpose()
+        .map_err(|error| failed(format!("checkpoint store: {error}")))?;
+    let initial = match &config.restore_from {
+        Some(path) => {
+            Some(JobSnapshot::read_path(path).map_err(|error| failed(format!("cannot restore from {}: {error}", path.display())))?)
+        }
+        None => None,
+    };
+    let mut committers = BTreeMap::new();
+    for (node, factory) in &factories.committers {
+        let created = catch_unwind(AssertUnwindSafe(|| factory()));
+        let committer = match created {
+            Ok(Ok(committer)) => committer,
+            Ok(Err(error)) => {
+                return Err(failed(format!("sink '{}' cannot create its committer: {error}", deployment.graph.nodes[*node].name)))
+            }
+            Err(payload) => {
+                let failure = OperatorFailure::from_panic(payload);
+                return Err(failed(format!("sink '{}' cannot create its committer: {failure}", deployment.graph.nodes[*node].name)));
+            }
+        };
+        if let Some(committer) = committer {
+            committers.insert(*node, committer);
+        }
+    }
+    Ok(CheckpointKeeper::new(store, initial, committers))
+}
+
+/// Runs one attempt of the job: spawns every subtask (restored from `restore`), drives them to
+/// the end or the first failure.
+fn run_attempt(
+    deployment: &Arc<Deployment>,
+    restore: Option<Arc<RestoreState>>,
+    keeper: &mut CheckpointKeeper,
+    coordinator: Option<&mut CheckpointCoordinator>,
+) -> Result<JobResult, JobError> {
     let (reports_tx, reports) = channel();
     let mut per_slot: Vec<Vec<SubtaskId>> = vec![Vec::new(); deployment.plan.slots];
     for task in &deployment.plan.tasks {
@@ -148,13 +240,15 @@ pub(crate) fn run_job(
             continue;
         }
         let core = (!core_ids.is_empty()).then(|| core_ids[slot % core_ids.len()]);
-        let slot_deployment = Arc::clone(&deployment);
+        let slot_deployment = Arc::clone(deployment);
+        let slot_restore = restore.clone();
         let reports = reports_tx.clone();
         let unplaced = subtasks.clone();
         let spawned = std::thread::Builder::new().name(format!("tethys-slot-{slot}")).spawn(move || {
             let lost = subtasks.clone();
-            let ran =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_slot(&slot_deployment, core, subtasks, reports.clone())));
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_slot(&slot_deployment, slot_restore.as_deref(), core, subtasks, reports.clone())
+            }));
             if let Err(payload) = ran {
                 // Its actors and watchers went with its runtime: nothing else will report them.
                 let reason = format!("slot {slot} {}", OperatorFailure::from_panic(payload));
@@ -173,7 +267,7 @@ pub(crate) fn run_job(
         }
     }
     drop(reports_tx);
-    let outcome = drive(&deployment, &reports);
+    let outcome = drive(deployment, &reports, keeper, coordinator);
     // Every actor has stopped or been cancelled; the slot threads end once their actors have.
     let mut panicked = None;
     for thread in threads {
@@ -193,7 +287,13 @@ fn runtime_error(job: &str, reason: String) -> JobError {
 }
 
 /// Spawns the subtasks of one slot on a runtime pinned to `core`, and waits for their actors.
-fn run_slot(deployment: &Deployment, core: Option<core_affinity::CoreId>, subtasks: Vec<SubtaskId>, reports: Sender<TaskReport>) {
+fn run_slot(
+    deployment: &Deployment,
+    restore: Option<&RestoreState>,
+    core: Option<core_affinity::CoreId>,
+    subtasks: Vec<SubtaskId>,
+    reports: Sender<TaskReport>,
+) {
     if let Some(core) = core {
         // Pinning is a performance measure; a machine that forbids it still runs the job.
         let _ = core_affinity::set_for_current(core);
@@ -214,7 +314,7 @@ fn run_slot(deployment: &Deployment, core: Option<core_affinity::CoreId>, subtas
         // one that runs forever is reported all the same.
         let mut watchers = tokio::task::JoinSet::new();
         for id in subtasks {
-            let state = match build_subtask(deployment, id, reports.clone()) {
+            let state = match build_subtask(deployment, restore, id, reports.clone()) {
                 Ok(state) => state,
                 Err((position, failure)) => {
                     let _ = reports.send(TaskReport::Failed { id, position, failure });
@@ -254,7 +354,12 @@ fn build_guarded<T>(position: usize, build: impl FnOnce() -> Result<T, UserError
 ///
 /// Every call into user code is guarded: a panic while building fails the job like a panic while
 /// running, naming the operator, instead of taking the slot thread down unreported.
-fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskReport>) -> Result<TaskState, (usize, OperatorFailure)> {
+fn build_subtask(
+    deployment: &Deployment,
+    restore: Option<&RestoreState>,
+    id: SubtaskId,
+    reports: Sender<TaskReport>,
+) -> Result<TaskState, (usize, OperatorFailure)> {
     let Deployment { graph, factories, plan, config, .. } = deployment;
     let (task_id, subtask) = id;
     let task = &plan.tasks[task_id];
@@ -268,18 +373,31 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         watermark_interval: config.watermark_interval,
         side_outputs: graph.nodes[node].side_outputs.clone(),
     };
+    let key_groups = crate::key_group::KeyGroupRange::for_subtask(subtask, task.parallelism, graph.max_parallelism.max(task.parallelism));
     let mut operators = Vec::new();
+    let mut chain_nodes = Vec::new();
     let mut head = None;
     for (position, &node) in task.nodes.iter().enumerate() {
         match &factories.nodes[node] {
             NodeFactory::Source(factory) => {
                 assert_eq!(position, 0, "a source heads its task");
-                let reader = build_guarded(position, || factory(&context(node)))?;
+                let mut reader = build_guarded(position, || factory(&context(node)))?;
+                if let Some(offset) = restore.and_then(|restore| restore.source_position(node, subtask)) {
+                    build_guarded(position, || reader.seek(offset))?;
+                }
                 let alignment =
                     deployment.alignment.get(&node).map(|(group, first, max_drift_ms)| group.member(first + subtask, *max_drift_ms));
                 head = Some(TaskHead::Source { reader, records_out: 0, watermark: SourceWatermark::new(alignment) });
             }
-            NodeFactory::Operator(factory) => operators.push(build_guarded(position, || factory(&context(node), position))?),
+            NodeFactory::Operator(factory) => {
+                let mut operator = build_guarded(position, || factory(&context(node), position))?;
+                if let Some(restore) = restore {
+                    restore_keyed_state(operator.as_mut(), restore.key_groups(node, key_groups), restore.checkpoint)
+                        .map_err(|failure| (position, failure))?;
+                }
+                operators.push(operator);
+                chain_nodes.push(node);
+            }
         }
     }
     let head = head.unwrap_or_else(|| {
@@ -321,26 +439,51 @@ fn build_subtask(deployment: &Deployment, id: SubtaskId, reports: Sender<TaskRep
         frame_records_max: config.frame_records_max,
         frame_bytes_max: config.frame_bytes_max,
         linger: config.linger,
-        key_groups: crate::key_group::KeyGroupRange::for_subtask(subtask, task.parallelism, graph.max_parallelism.max(task.parallelism)),
+        key_groups,
     };
-    Ok(TaskState::new(id, head, OperatorChain::new(operators), outputs, settings, reports))
+    Ok(TaskState::new(id, head, (OperatorChain::new(operators), chain_nodes), outputs, settings, reports))
+}
+
+/// Gives a freshly built operator the key groups of its range from checkpoint `checkpoint`.
+fn restore_keyed_state(
+    operator: &mut dyn crate::operator::ErasedOperator,
+    groups: Vec<crate::state::OperatorKeyGroupSnapshot>,
+    checkpoint: u64,
+) -> Result<(), OperatorFailure> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let Some(state) = operator.keyed_state() else {
+        let reason =
+            format!("checkpoint {checkpoint} has keyed state for this operator, which keeps none: was another operator given its uid?");
+        return Err(OperatorFailure::Failed(reason.into()));
+    };
+    for group in groups {
+        let restored = catch_unwind(AssertUnwindSafe(|| state.restore_key_group(group)));
+        match restored {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(OperatorFailure::Failed(format!("cannot restore checkpoint {checkpoint}: {error}").into())),
+            Err(payload) => return Err(OperatorFailure::from_panic(payload)),
+        }
+    }
+    Ok(())
 }
 
 /// Collects the actors, wires and starts them, and waits for the job's outcome.
-fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobResult, JobError> {
-    let Deployment { job, graph, plan, config, .. } = deployment;
+fn drive(
+    deployment: &Deployment,
+    reports: &Receiver<TaskReport>,
+    keeper: &mut CheckpointKeeper,
+    mut coordinator: Option<&mut CheckpointCoordinator>,
+) -> Result<JobResult, JobError> {
+    let Deployment { job, graph, plan, .. } = deployment;
     let total = plan.subtask_count();
-    let mut coordinator = config.checkpoint_interval.map(|interval| CheckpointCoordinator::new(interval, total));
     let sources: Vec<SubtaskId> = plan
         .tasks
         .iter()
         .filter(|task| graph.nodes[task.nodes[0]].kind == crate::graph::logical::OperatorKind::Source)
         .flat_map(|task| (0..task.parallelism).map(move |subtask| (task.id, subtask)))
         .collect();
-    // Snapshots of the pending checkpoint, and the newest completed one (kept in memory, as
-    // Flink's JobManager checkpoint storage; restoring from it is the next step).
-    let mut pending_snapshots: Vec<(SubtaskId, TaskSnapshot)> = Vec::new();
-    let mut latest_checkpoint: Option<(u64, Vec<(SubtaskId, TaskSnapshot)>)> = None;
     let mut any_finished = false;
     let mut actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
@@ -394,7 +537,7 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
             Err(RecvTimeoutError::Timeout) => {
                 let (Some(coordinator), Some(started)) = (coordinator.as_mut(), started_at) else { continue };
                 if let Some(id) = coordinator.trigger_if_due(started, Instant::now()) {
-                    pending_snapshots.clear();
+                    keeper.checkpoint_triggered();
                     for &(task, subtask) in &sources {
                         if let Some(actor) = &actors[task][subtask] {
                             let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id });
@@ -420,21 +563,31 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
                     start_all(plan, &actors);
                 }
             }
-            TaskReport::Finished { id, metrics: m } => {
+            TaskReport::Finished { id, metrics: m, committables } => {
                 metrics[id.0][id.1] = Some(m);
                 finished += 1;
                 any_finished = true;
+                keeper.finished(committables);
                 // A finished subtask takes no more checkpoints: one pending now cannot complete.
-                if coordinator.as_mut().is_some_and(CheckpointCoordinator::abort_pending) {
-                    pending_snapshots.clear();
+                if let Some(abandoned) = coordinator.as_mut().and_then(|coordinator| coordinator.abort_pending()) {
+                    keeper.abandoned(abandoned);
                 }
             }
             TaskReport::CheckpointAck { subtask, checkpoint, snapshot, alignment } => {
                 let Some(coordinator) = coordinator.as_mut() else { continue };
                 let key_groups = snapshot.key_groups();
-                pending_snapshots.push((subtask, snapshot));
+                keeper.acknowledged(subtask, snapshot);
                 if let Some(id) = coordinator.acknowledge(checkpoint, key_groups, alignment) {
-                    latest_checkpoint = Some((id, std::mem::take(&mut pending_snapshots)));
+                    match keeper.complete(id, graph, plan) {
+                        Ok(bytes) => coordinator.record_size(bytes),
+                        Err(error) => {
+                            if failure.is_none() {
+                                failure = Some(runtime_error(job, error.to_string()));
+                                cancel_all(&actors);
+                            }
+                            continue;
+                        }
+                    }
                     for &(task, subtask) in &sources {
                         if let Some(actor) = &actors[task][subtask] {
                             let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
@@ -475,10 +628,7 @@ fn drive(deployment: &Deployment, reports: &Receiver<TaskReport>) -> Result<JobR
     }
     assert_eq!(finished, total, "every subtask finished");
     let elapsed = started_at.map_or(Duration::ZERO, |t| t.elapsed());
-    let mut result = summarize(job, graph, plan, elapsed, metrics);
-    result.checkpoints = coordinator.map(|c| c.stats()).unwrap_or_default();
-    debug_assert_eq!(latest_checkpoint.as_ref().map(|(id, _)| *id), result.checkpoints.latest_id);
-    Ok(result)
+    Ok(summarize(job, graph, plan, elapsed, metrics))
 }
 
 /// The subtasks from which no report follows: failed to spawn, stopped, or lost with their slot.
@@ -569,7 +719,7 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
     if channels.gate_capacity_min == u32::MAX {
         channels.gate_capacity_min = 0;
     }
-    JobResult { job: job.to_string(), elapsed, operators, channels, checkpoints: CheckpointStats::default() }
+    JobResult { job: job.to_string(), elapsed, operators, channels, checkpoints: CheckpointStats::default(), restarts: 0 }
 }
 
 #[cfg(test)]
@@ -601,7 +751,8 @@ mod tests {
         reports_tx.send(TaskReport::SlotLost { subtasks: ids.clone(), reason: "slot 0 panicked: engine bug".into() }).unwrap();
         let (outcome_tx, outcome) = channel();
         std::thread::spawn(move || {
-            let _ = outcome_tx.send(drive(&deployment, &reports).map(|_| ()));
+            let mut keeper = CheckpointKeeper::new(None, None, BTreeMap::new());
+            let _ = outcome_tx.send(drive(&deployment, &reports, &mut keeper, None).map(|_| ()));
             drop(reports_tx);
         });
         let error = outcome.recv_timeout(Duration::from_secs(30)).expect("the driver returned").unwrap_err();

@@ -4,4 +4,7 @@
 pub(crate) mod alignment;
 pub mod checkpoint;
 pub(crate) mod job;
+pub(crate) mod keeper;
+pub mod restart;
+pub mod snapshot;
 pub(crate) mod task;

@@ -79,6 +79,8 @@ pub(crate) enum TaskReport {
     Finished {
         id: SubtaskId,
         metrics: SubtaskMetrics,
+        /// The sinks' pre-commits after `finish`, by node: committed when the job has finished.
+        committables: Vec<(usize, crate::sink::Committable)>,
     },
     Failed {
         id: SubtaskId,
@@ -110,8 +112,10 @@ pub(crate) enum TaskReport {
 pub(crate) struct TaskSnapshot {
     /// The source reader's position, for a source task.
     pub source_position: Option<u64>,
-    /// Keyed state by chain position: every key group the subtask owns.
+    /// Keyed state by node: every key group the subtask owns.
     pub operators: Vec<(usize, Vec<crate::state::OperatorKeyGroupSnapshot>)>,
+    /// The sinks' pre-commits at the barrier, by node.
+    pub committables: Vec<(usize, crate::sink::Committable)>,
 }
 
 impl TaskSnapshot {
@@ -448,6 +452,8 @@ pub(crate) struct TaskState {
     pub id: SubtaskId,
     pub head: TaskHead,
     pub chain: OperatorChain,
+    /// The node of each operator of the chain (what checkpoints name their state by).
+    pub chain_nodes: Vec<usize>,
     pub outputs: Vec<TaskOutput>,
     pub settings: TaskSettings,
     pub reports: Sender<TaskReport>,
@@ -467,21 +473,26 @@ pub(crate) struct TaskState {
     final_watermark_due: bool,
     /// A checkpoint to take (id, time its gate spent aligning), before any more input.
     checkpoint_due: Option<(u64, Duration)>,
+    /// The sinks' pre-commits after `finish`, sent with the `Finished` report.
+    final_committables: Vec<(usize, crate::sink::Committable)>,
 }
 
 impl TaskState {
     pub(crate) fn new(
         id: SubtaskId,
         head: TaskHead,
-        chain: OperatorChain,
+        chain: (OperatorChain, Vec<usize>),
         outputs: Vec<TaskOutput>,
         settings: TaskSettings,
         reports: Sender<TaskReport>,
     ) -> Self {
+        let (chain, chain_nodes) = chain;
         TaskState {
             id,
             head,
             chain,
+            chain_nodes,
+            final_committables: Vec::new(),
             outputs,
             settings,
             reports,
@@ -597,7 +608,9 @@ impl TaskState {
                 // Here no operator has output pending, so the snapshot holds exactly what came
                 // before the barrier, and the barrier follows that output on every channel.
                 if matches!(self.phase, Phase::Running | Phase::Draining) {
-                    self.take_checkpoint(id, alignment);
+                    if let Err(failure) = self.take_checkpoint(id, alignment) {
+                        return self.fail(myself, failure);
+                    }
                 }
                 continue;
             }
@@ -802,24 +815,33 @@ impl TaskState {
         }
     }
 
-    /// Snapshots the reader's position and every keyed operator's key groups, sends barrier `id`
-    /// on every output behind what was emitted before it, and acknowledges to the coordinator.
-    /// The copy is synchronous (copy-on-write snapshots are a later step).
-    fn take_checkpoint(&mut self, id: u64, alignment: Duration) {
+    /// Snapshots the reader's position and every keyed operator's key groups, has the sinks
+    /// pre-commit, sends barrier `id` on every output behind what was emitted before it, and
+    /// acknowledges to the coordinator. The snapshot is encoded here, on the slot (copy-on-write
+    /// snapshots are a later step); it is written to storage by the driver.
+    fn take_checkpoint(&mut self, id: u64, alignment: Duration) -> Result<(), ChainFailure> {
         let mut snapshot = TaskSnapshot::default();
         if let TaskHead::Source { reader, .. } = &self.head {
             snapshot.source_position = reader.position();
         }
-        for position in 0..self.chain.len() {
-            if let Some(state) = self.chain.keyed_state(position) {
-                let groups = self.settings.key_groups.as_range().map(|group| state.snapshot_key_group(group)).collect();
-                snapshot.operators.push((position, groups));
+        let first_position = usize::from(matches!(self.head, TaskHead::Source { .. }));
+        for index in 0..self.chain.len() {
+            if let Some(state) = self.chain.keyed_state(index) {
+                let groups: Result<Vec<_>, _> = self.settings.key_groups.as_range().map(|group| state.snapshot_key_group(group)).collect();
+                let groups = groups.map_err(|error| ChainFailure {
+                    position: first_position + index,
+                    failure: OperatorFailure::Failed(format!("checkpoint {id}: {error}").into()),
+                })?;
+                snapshot.operators.push((self.chain_nodes[index], groups));
             }
         }
+        snapshot.committables =
+            self.chain.pre_commit(id)?.into_iter().map(|(index, committable)| (self.chain_nodes[index], committable)).collect();
         for output in &mut self.outputs {
             output.broadcast(|| ChannelEvent::Barrier(id));
         }
         let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
+        Ok(())
     }
 
     /// Every input has ended: the operators drain their pending work before they are finished.
@@ -831,10 +853,18 @@ impl TaskState {
     /// No operator has pending work left: finishes them and sends end of input on every output.
     fn finish_chain(&mut self) {
         debug_assert!(!self.chain.has_pending_work(), "operators finished with work under way");
-        if let Err(failure) = self.chain.finish(&mut ChainTail(&mut self.outputs)) {
-            self.phase = Phase::Done;
-            self.report_failure(failure);
-            return;
+        let finished =
+            self.chain.finish(&mut ChainTail(&mut self.outputs)).and_then(|()| self.chain.pre_commit(crate::sink::FINAL_CHECKPOINT));
+        match finished {
+            Ok(committables) => {
+                self.final_committables =
+                    committables.into_iter().map(|(index, committable)| (self.chain_nodes[index], committable)).collect();
+            }
+            Err(failure) => {
+                self.phase = Phase::Done;
+                self.report_failure(failure);
+                return;
+            }
         }
         self.phase = Phase::Closing;
     }
@@ -844,7 +874,8 @@ impl TaskState {
             return; // The end marker still waits for credit behind the last frames.
         }
         self.phase = Phase::Done;
-        let _ = self.reports.send(TaskReport::Finished { id: self.id, metrics: self.metrics() });
+        let committables = std::mem::take(&mut self.final_committables);
+        let _ = self.reports.send(TaskReport::Finished { id: self.id, metrics: self.metrics(), committables });
         myself.stop(None);
     }
 

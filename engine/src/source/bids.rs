@@ -14,7 +14,7 @@ use crate::base::{SubtaskContext, UserError};
 use crate::record::InlineStr;
 
 /// One bid of the bids workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Bid {
     /// Auction bid on, uniform in `[0, 10000]`.
     pub auction: i64,

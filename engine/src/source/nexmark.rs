@@ -85,7 +85,7 @@ pub const CHANNEL_BYTES: usize = 16;
 pub const URL_BYTES: usize = 80;
 
 /// A person registering with the auction site.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Person {
     /// Person id: `1000, 1001, ...` in event order.
     pub id: i64,
@@ -106,7 +106,7 @@ pub struct Person {
 }
 
 /// An item put up for auction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct Auction {
     /// Auction id: `1000, 1001, ...` in event order.
     pub id: i64,
@@ -131,7 +131,7 @@ pub struct Auction {
 }
 
 /// A bid on an auction (named so it does not clash with the bids workload's `Bid`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct NexmarkBid {
     /// Auction id bid on.
     pub auction: i64,
@@ -151,7 +151,7 @@ pub struct NexmarkBid {
 }
 
 /// One Nexmark event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub enum NexmarkEvent {
     /// A new person.
     Person(Person),
@@ -198,8 +198,32 @@ const fn letter_pool() -> [u8; EXTRA_POOL_BYTES] {
 /// The `extra` padding of an event: a slice of a shared pool of letters, so a record carries 8
 /// bytes for it instead of up to ~540 inline or a heap string. Invariant: `offset + len` is within
 /// the pool; only the generator makes non-empty values. Equality and hashing compare the text.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Default, rkyv::Archive, rkyv::Serialize)]
+#[rkyv(archived = ArchivedExtraStr)]
 pub struct ExtraStr {
+    offset: u32,
+    len: u16,
+}
+
+/// Decoding checks the invariant: the slice lies within the pool.
+impl<D> rkyv::Deserialize<ExtraStr, D> for ArchivedExtraStr
+where
+    D: rkyv::rancor::Fallible + ?Sized,
+    D::Error: rkyv::rancor::Source,
+{
+    fn deserialize(&self, _: &mut D) -> Result<ExtraStr, D::Error> {
+        let (offset, len) = (self.offset.to_native(), self.len.to_native());
+        if offset as usize + len as usize > EXTRA_POOL.len() {
+            return Err(<D::Error as rkyv::rancor::Source>::new(ExtraOutOfPool { offset, len }));
+        }
+        Ok(ExtraStr { offset, len })
+    }
+}
+
+/// An encoded `ExtraStr` points outside the pool.
+#[derive(Debug, thiserror::Error)]
+#[error("extra padding at {offset} of length {len} lies outside the pool")]
+struct ExtraOutOfPool {
     offset: u32,
     len: u16,
 }

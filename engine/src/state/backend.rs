@@ -13,7 +13,6 @@
 //! never read again are removed incrementally as other keys are accessed; a snapshot of a key group
 //! restored into any backend owning that group gives back exactly that group's state.
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -154,23 +153,25 @@ pub trait StateBackend<K: Key>: Send + 'static {
     /// no state asks for it. Returns how many values (and map entries) it removed.
     fn cleanup_after_record(&mut self) -> usize;
 
-    /// A copy of every state of `key_group`: what a checkpoint writes for it.
-    fn snapshot_key_group(&self, key_group: usize) -> KeyGroupSnapshot<K>;
+    /// Every state of `key_group`, encoded: what a checkpoint writes for it.
+    fn snapshot_key_group(&self, key_group: usize) -> Result<KeyGroupSnapshot<K>, StateError>;
 
     /// Replaces the state of the snapshot's key group with the snapshot's. States the snapshot
     /// names that are not registered yet are kept and restored when they are registered (a restore
-    /// happens before `open`, as in Flink).
+    /// happens before `open`, as in Flink). A snapshot that does not fit (another kind or type of
+    /// a state, bytes that do not decode) is refused and the group is left as it was.
     fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError>;
 }
 
 /// The state of one key group, owned and detached from any backend.
 ///
-/// Each state's entries are typed data behind `Any`, in a backend-neutral form (a `Vec` of entries
-/// with their TTL stamps), so any backend can restore what another wrote. Turning it into bytes is
-/// the checkpoint writer's job, later.
+/// Each state's entries are encoded with the engine's codec in a backend-neutral form (a `Vec` of
+/// entries with their TTL stamps), so any backend restores what another wrote, in this process or
+/// from a checkpoint. The snapshot itself is encoded the same way.
+#[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct KeyGroupSnapshot<K> {
-    key_group: usize,
-    max_parallelism: usize,
+    key_group: u32,
+    max_parallelism: u32,
     states: Vec<StateSnapshot>,
     _keys: PhantomData<fn() -> K>,
 }
@@ -178,19 +179,19 @@ pub struct KeyGroupSnapshot<K> {
 impl<K: Key> KeyGroupSnapshot<K> {
     /// A snapshot of `key_group` holding `states`.
     pub(crate) fn new(key_group: usize, max_parallelism: usize, states: Vec<StateSnapshot>) -> KeyGroupSnapshot<K> {
-        KeyGroupSnapshot { key_group, max_parallelism, states, _keys: PhantomData }
+        KeyGroupSnapshot { key_group: key_group as u32, max_parallelism: max_parallelism as u32, states, _keys: PhantomData }
     }
 }
 
 impl<K> KeyGroupSnapshot<K> {
     /// The key group.
     pub fn key_group(&self) -> usize {
-        self.key_group
+        self.key_group as usize
     }
 
     /// Number of key groups of the job the snapshot was taken in.
     pub fn max_parallelism(&self) -> usize {
-        self.max_parallelism
+        self.max_parallelism as usize
     }
 
     /// The snapshot of each non-empty state of the group.
@@ -208,17 +209,6 @@ impl<K> KeyGroupSnapshot<K> {
     }
 }
 
-impl<K> Clone for KeyGroupSnapshot<K> {
-    fn clone(&self) -> Self {
-        KeyGroupSnapshot {
-            key_group: self.key_group,
-            max_parallelism: self.max_parallelism,
-            states: self.states.clone(),
-            _keys: PhantomData,
-        }
-    }
-}
-
 impl<K> fmt::Debug for KeyGroupSnapshot<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyGroupSnapshot")
@@ -230,16 +220,17 @@ impl<K> fmt::Debug for KeyGroupSnapshot<K> {
 }
 
 /// One state's entries in one key group.
+#[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct StateSnapshot {
     pub(crate) name: String,
     pub(crate) kind: StateKind,
     pub(crate) ttl: Option<StateTtlConfig>,
-    pub(crate) type_name: &'static str,
-    pub(crate) entries: usize,
-    /// The entries, typed as the state's table defines (`heap::table`).
-    pub(crate) data: Box<dyn Any + Send>,
-    /// Clones `data`: the one place that knows its type.
-    pub(crate) clone_data: fn(&(dyn Any + Send)) -> Box<dyn Any + Send>,
+    /// The state's types as Rust names them (`std::any::type_name`): a restore into a state of
+    /// other types is refused naming both.
+    pub(crate) type_name: String,
+    pub(crate) entries: u64,
+    /// The entries, encoded as the state's table defines (`heap::table`).
+    pub(crate) data: Vec<u8>,
 }
 
 impl StateSnapshot {
@@ -260,21 +251,12 @@ impl StateSnapshot {
 
     /// Number of keys with state (for a map state, of map entries).
     pub fn entries(&self) -> usize {
-        self.entries
+        self.entries as usize
     }
-}
 
-impl Clone for StateSnapshot {
-    fn clone(&self) -> Self {
-        StateSnapshot {
-            name: self.name.clone(),
-            kind: self.kind,
-            ttl: self.ttl,
-            type_name: self.type_name,
-            entries: self.entries,
-            data: (self.clone_data)(&*self.data),
-            clone_data: self.clone_data,
-        }
+    /// Size of the encoded entries in bytes.
+    pub fn encoded_bytes(&self) -> usize {
+        self.data.len()
     }
 }
 
@@ -286,6 +268,7 @@ impl fmt::Debug for StateSnapshot {
             .field("ttl", &self.ttl)
             .field("type", &self.type_name)
             .field("entries", &self.entries)
-            .finish_non_exhaustive()
+            .field("bytes", &self.data.len())
+            .finish()
     }
 }

@@ -361,7 +361,7 @@ pub(crate) fn a_key_group_moves_to_a_backend_with_another_range<B: StateBackend<
     // Rescale from 1 to 3 subtasks: subtask 1 takes over, among others, this group.
     let target_range = KeyGroupRange::for_subtask(1, 3, MAX_PARALLELISM);
     let group = target_range.start + 5;
-    let snapshot = source.backend.snapshot_key_group(group);
+    let snapshot = source.backend.snapshot_key_group(group).unwrap();
     assert_eq!(snapshot.key_group(), group);
     assert_eq!(snapshot.states().len(), 5, "{snapshot:?}");
 
@@ -389,12 +389,12 @@ pub(crate) fn a_restore_before_registration_is_applied_by_it<B: StateBackend<u64
     for &key in &keys {
         write_all(&states, &mut source.ctx(&key), key);
     }
-    let snapshot = source.backend.snapshot_key_group(17);
+    let snapshot = source.backend.snapshot_key_group(17).unwrap();
 
     let mut target = Harness::whole(make);
     target.backend.restore_key_group(snapshot.clone()).expect("owned group");
     // Not registered yet, but still the group's state: a checkpoint now must keep it.
-    assert_eq!(target.backend.snapshot_key_group(17).states().len(), 5);
+    assert_eq!(target.backend.snapshot_key_group(17).unwrap().states().len(), 5);
     let target_states = register_states(&mut target.backend, None);
     for &key in &keys {
         check_all(&target_states, &mut target.ctx(&key), key, true);
@@ -412,7 +412,7 @@ pub(crate) fn restore_replaces_the_group_and_rejects_foreign_snapshots<B: StateB
     let states = register_states(&mut source.backend, None);
     let keys = keys_in_group(20, 3);
     write_all(&states, &mut source.ctx(&keys[0]), keys[0]);
-    let snapshot = source.backend.snapshot_key_group(20);
+    let snapshot = source.backend.snapshot_key_group(20).unwrap();
 
     let mut target = Harness::whole(make);
     let target_states = register_states(&mut target.backend, None);
@@ -599,7 +599,7 @@ pub(crate) fn snapshots_keep_ttl_stamps<B: StateBackend<u64>>(make: MakeBackend<
     let states = register_states(&mut source.backend, Some(TtlUpdateType::OnCreateAndWrite));
     let group = assign_key_group(&1u64, MAX_PARALLELISM);
     states.value.update(&mut source.at(0).ctx(&1), 10);
-    let snapshot = source.backend.snapshot_key_group(group);
+    let snapshot = source.backend.snapshot_key_group(group).unwrap();
 
     let mut target = Harness::whole(make);
     let target_states = register_states(&mut target.backend, Some(TtlUpdateType::OnCreateAndWrite));
@@ -611,7 +611,7 @@ pub(crate) fn snapshots_keep_ttl_stamps<B: StateBackend<u64>>(make: MakeBackend<
     let mut plain = Harness::whole(make);
     let plain_states = register_states(&mut plain.backend, None);
     plain_states.value.update(&mut plain.ctx(&1), 7);
-    let snapshot = plain.backend.snapshot_key_group(group);
+    let snapshot = plain.backend.snapshot_key_group(group).unwrap();
     let mut target = Harness::whole(make);
     let target_states = register_states(&mut target.backend, Some(TtlUpdateType::OnCreateAndWrite));
     target.at(1_000).backend.restore_key_group(snapshot).expect("owned group");
@@ -679,7 +679,7 @@ pub(crate) fn snapshots_restore_exactly_what_was_written<B: StateBackend<u64>>(m
             let mut target = Harness::new(make, range);
             let target_states = register_states(&mut target.backend, None);
             for group in range.as_range() {
-                target.backend.restore_key_group(source.backend.snapshot_key_group(group)).expect("owned group");
+                target.backend.restore_key_group(source.backend.snapshot_key_group(group).unwrap()).expect("owned group");
             }
             let no_entries = BTreeMap::new();
             for key in (0..200u64).filter(|key| range.contains(assign_key_group(key, MAX_PARALLELISM))) {

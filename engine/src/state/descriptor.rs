@@ -6,15 +6,17 @@
 //! declaration cannot disagree with itself.
 
 use super::ttl::StateTtlConfig;
+use crate::base::Codec;
 
-/// Values kept in state: cloned into snapshots, moved between cores.
-///
-/// A disk-backed backend will add its encoding bound here (and to `Key`), in this one place.
-pub trait StateValue: Clone + Send + 'static {}
-impl<T: Clone + Send + 'static> StateValue for T {}
+/// Values kept in state: cloned, moved between cores, and written into checkpoints (and the disk
+/// backend) with the [`Codec`](crate::base::Codec).
+pub trait StateValue: Clone + Codec + Send + 'static {}
+impl<T: Clone + Codec + Send + 'static> StateValue for T {}
 
 /// The kinds of keyed state, as in Flink.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub enum StateKind {
     /// One value per key.
     Value,

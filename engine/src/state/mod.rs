@@ -84,7 +84,17 @@ pub enum StateError {
         /// Kind in the snapshot.
         snapshot_kind: StateKind,
         /// Types in the snapshot.
-        snapshot_type: &'static str,
+        snapshot_type: String,
+    },
+    /// A snapshot's bytes do not decode as the state's (corrupt, or written by other types).
+    #[error("snapshot of state {name:?} in key group {key_group} cannot be read: {reason}")]
+    CorruptSnapshot {
+        /// The state (or operator) whose snapshot it is.
+        name: String,
+        /// The snapshot's key group.
+        key_group: usize,
+        /// What the codec said.
+        reason: String,
     },
     /// A state of this name exists with another TTL configuration.
     #[error("state {name:?} is registered with TTL {registered:?}, not {requested:?}")]
@@ -105,12 +115,14 @@ pub enum StateError {
         range: KeyGroupRange,
     },
     /// A snapshot written by another kind of operator (or with other types).
-    #[error("snapshot of key group {key_group} was not written by this operator: expected {expected}")]
+    #[error("snapshot of key group {key_group} was not written by this operator: it holds {found}, this operator keeps {expected}")]
     ForeignOperatorSnapshot {
         /// The snapshot's key group.
         key_group: usize,
         /// The data this operator writes.
         expected: &'static str,
+        /// The data in the snapshot.
+        found: String,
     },
     /// A snapshot taken with another number of key groups: its key group numbers mean other keys.
     #[error("snapshot was taken with max parallelism {snapshot}, this subtask runs with {subtask}")]

@@ -3,60 +3,90 @@
 //! through one trait, so a checkpoint can write every keyed operator alike and a rescale can move
 //! whole key groups between subtasks of any keyed operator.
 //!
-//! A snapshot is an owned copy of one key group's data, typed inside (the operator that wrote it
-//! reads it back); encoding it for storage comes with checkpoints. Restoring checks that the
-//! snapshot belongs to this kind of operator, this number of key groups and a key group the
-//! subtask owns. What fires on time versus late is part of the state (windows remember whether
-//! they have fired), so a restored window never fires twice on time.
-
-use std::any::Any;
+//! A snapshot is one key group's data encoded with the engine's codec, tagged with the type it
+//! holds, so it can be written into a checkpoint and read back by a later run. Restoring checks
+//! that the snapshot belongs to this kind of operator (and types), this number of key groups and a
+//! key group the subtask owns. What fires on time versus late is part of the state (windows
+//! remember whether they have fired), so a restored window never fires twice on time.
 
 use super::StateError;
+use crate::base::codec::{self, Codec};
 use crate::key_group::KeyGroupRange;
 
-/// One key group of one operator's keyed state.
+/// One key group of one operator's keyed state, encoded.
+#[derive(Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct OperatorKeyGroupSnapshot {
-    key_group: usize,
-    max_parallelism: usize,
-    data: Box<dyn Any + Send>,
+    key_group: u32,
+    max_parallelism: u32,
+    /// The encoded type, as Rust names it: a snapshot is read back only as that type.
+    type_name: String,
+    data: Vec<u8>,
 }
 
 impl std::fmt::Debug for OperatorKeyGroupSnapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OperatorKeyGroupSnapshot(key group {} of {})", self.key_group, self.max_parallelism)
+        write!(f, "OperatorKeyGroupSnapshot(key group {} of {}, {} bytes)", self.key_group, self.max_parallelism, self.data.len())
     }
 }
 
 impl OperatorKeyGroupSnapshot {
-    pub(crate) fn new<T: Send + 'static>(key_group: usize, max_parallelism: usize, data: T) -> Self {
-        OperatorKeyGroupSnapshot { key_group, max_parallelism, data: Box::new(data) }
+    /// Encodes `data`, the state of `key_group`.
+    pub(crate) fn new<T: Codec>(key_group: usize, max_parallelism: usize, data: &T) -> Result<Self, StateError> {
+        let type_name = std::any::type_name::<T>();
+        let data = codec::encode(data).map_err(|error| StateError::CorruptSnapshot {
+            name: type_name.to_string(),
+            key_group,
+            reason: error.to_string(),
+        })?;
+        Ok(OperatorKeyGroupSnapshot {
+            key_group: u32::try_from(key_group).expect("key groups fit u32"),
+            max_parallelism: u32::try_from(max_parallelism).expect("max parallelism fits u32"),
+            type_name: type_name.to_string(),
+            data,
+        })
     }
 
     /// The key group the snapshot holds.
     pub fn key_group(&self) -> usize {
-        self.key_group
+        self.key_group as usize
+    }
+
+    /// Number of key groups of the job it was taken in.
+    pub fn max_parallelism(&self) -> usize {
+        self.max_parallelism as usize
+    }
+
+    /// Size of the encoded state in bytes.
+    pub fn encoded_bytes(&self) -> usize {
+        self.data.len()
     }
 
     /// Opens the snapshot for a subtask owning `range` of `max_parallelism` key groups.
-    pub(crate) fn into_data<T: 'static>(self, range: KeyGroupRange, max_parallelism: usize) -> Result<(usize, T), StateError> {
-        if self.max_parallelism != max_parallelism {
-            return Err(StateError::MaxParallelismMismatch { snapshot: self.max_parallelism, subtask: max_parallelism });
+    pub(crate) fn into_data<T: Codec>(self, range: KeyGroupRange, max_parallelism: usize) -> Result<(usize, T), StateError> {
+        let key_group = self.key_group();
+        if self.max_parallelism() != max_parallelism {
+            return Err(StateError::MaxParallelismMismatch { snapshot: self.max_parallelism(), subtask: max_parallelism });
         }
-        if !range.contains(self.key_group) {
-            return Err(StateError::KeyGroupNotOwned { key_group: self.key_group, range });
+        if !range.contains(key_group) {
+            return Err(StateError::KeyGroupNotOwned { key_group, range });
         }
-        let key_group = self.key_group;
-        self.data
-            .downcast::<T>()
-            .map(|data| (key_group, *data))
-            .map_err(|_| StateError::ForeignOperatorSnapshot { key_group, expected: std::any::type_name::<T>() })
+        let expected = std::any::type_name::<T>();
+        if self.type_name != expected {
+            return Err(StateError::ForeignOperatorSnapshot { key_group, expected, found: self.type_name });
+        }
+        let data = codec::decode::<T>(&self.data).map_err(|error| StateError::CorruptSnapshot {
+            name: expected.to_string(),
+            key_group,
+            reason: error.to_string(),
+        })?;
+        Ok((key_group, data))
     }
 }
 
 /// An operator's keyed state, by key group.
 pub trait KeyGroupedState {
-    /// Copies the state of `key_group` (owned by this subtask).
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot;
+    /// Encodes the state of `key_group` (owned by this subtask).
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError>;
     /// Adds the state of a key group this subtask now owns.
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError>;
 }

@@ -24,7 +24,9 @@ use crate::base::Key;
 use crate::key_group::{assign_key_group, KeyGroupRange};
 
 /// A timer's time domain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub enum TimeDomain {
     /// Fires when the watermark reaches the timestamp.
     EventTime,
@@ -327,7 +329,7 @@ impl<K: Key> TimerService<K> {
 }
 
 /// The timers of one key group, owned and detached from any service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct KeyGroupTimers<K> {
     key_group: usize,
     max_parallelism: usize,

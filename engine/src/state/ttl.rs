@@ -66,7 +66,9 @@ impl Clock for ManualClock {
 }
 
 /// When a value's time-to-live starts again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub enum TtlUpdateType {
     /// On creation and on every write.
     OnCreateAndWrite,
@@ -75,7 +77,9 @@ pub enum TtlUpdateType {
 }
 
 /// Whether expired values may be returned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub enum StateVisibility {
     /// An expired value is never returned, even if it was not cleaned up yet.
     NeverReturnExpired,
@@ -85,7 +89,7 @@ pub enum StateVisibility {
 pub const CLEANUP_ENTRIES_PER_STEP_DEFAULT: usize = 5;
 
 /// How long a state's values live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct StateTtlConfig {
     ttl: Duration,
     update_type: TtlUpdateType,
@@ -180,7 +184,7 @@ impl TtlPolicy {
 }
 
 /// A stored value and the processing time it was last stamped at (unused without TTL).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct TtlValue<T> {
     /// The value.
     pub value: T,

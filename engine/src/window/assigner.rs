@@ -103,8 +103,8 @@ impl<K: Key, T: Record, F: MergingWindowFunction<K, T>> WindowOperatorKind<K, T,
     }
 }
 
-impl<K: Key, T: Record, F: WindowFunction<K, T>, Tr: Trigger<GlobalWindow> + Copy + Send + Sync + 'static> WindowOperatorKind<K, T, F>
-    for TriggeredGlobalWindows<Tr>
+impl<K: Key, T: Record, F: WindowFunction<K, T>, Tr: Trigger<GlobalWindow> + Copy + crate::state::StateValue + Sync>
+    WindowOperatorKind<K, T, F> for TriggeredGlobalWindows<Tr>
 {
     fn operator<KeyFn, TimestampFn>(
         self,

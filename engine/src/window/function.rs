@@ -16,7 +16,7 @@ use crate::operator::Output;
 /// reduce and process window functions).
 pub trait WindowFunction<K, In>: Send + Sync + 'static {
     /// Per-(window, key) state.
-    type State: Clone + Send + 'static;
+    type State: crate::state::StateValue;
     /// Records the function emits.
     type Out: Record;
     /// Fresh state for a window and key.
@@ -44,7 +44,7 @@ impl<K, In, Acc, V, A> WindowFunction<K, In> for AggregateWindowFunction<A, Acc,
 where
     K: Record + Clone,
     In: Record,
-    Acc: Clone + Send + 'static,
+    Acc: crate::state::StateValue,
     V: Record,
     A: AggregateFunction<In, Acc, V>,
 {
@@ -80,7 +80,7 @@ pub struct ReduceWindowFunction<F>(pub(crate) F);
 impl<K, T, F> WindowFunction<K, T> for ReduceWindowFunction<F>
 where
     K: Record + Clone,
-    T: Record + Clone,
+    T: Record + crate::state::StateValue,
     F: Fn(T, T) -> T + Send + Sync + 'static,
 {
     type State = Option<T>;
@@ -134,7 +134,7 @@ pub struct ProcessWindowFunction<F, O>(pub(crate) F, pub(crate) PhantomData<fn()
 impl<K, T, O, F> WindowFunction<K, T> for ProcessWindowFunction<F, O>
 where
     K: Record,
-    T: Record + Clone,
+    T: Record + crate::state::StateValue,
     O: Record,
     F: Fn(&WindowContext<'_, K>, &[T], &mut Output<'_, O>) -> Result<(), UserError> + Send + Sync + 'static,
 {
@@ -173,7 +173,7 @@ impl<K, In, Acc, V, A> MergingWindowFunction<K, In> for AggregateWindowFunction<
 where
     K: Record + Clone,
     In: Record,
-    Acc: Clone + Send + 'static,
+    Acc: crate::state::StateValue,
     V: Record,
     A: MergingAggregateFunction<In, Acc, V>,
 {
@@ -185,7 +185,7 @@ where
 impl<K, T, F> MergingWindowFunction<K, T> for ReduceWindowFunction<F>
 where
     K: Record + Clone,
-    T: Record + Clone,
+    T: Record + crate::state::StateValue,
     F: Fn(T, T) -> T + Send + Sync + 'static,
 {
     fn merge(&self, earlier: Option<T>, later: Option<T>) -> Option<T> {
@@ -199,7 +199,7 @@ where
 impl<K, T, O, F> MergingWindowFunction<K, T> for ProcessWindowFunction<F, O>
 where
     K: Record,
-    T: Record + Clone,
+    T: Record + crate::state::StateValue,
     O: Record,
     F: Fn(&WindowContext<'_, K>, &[T], &mut Output<'_, O>) -> Result<(), UserError> + Send + Sync + 'static,
 {

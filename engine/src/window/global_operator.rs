@@ -27,7 +27,7 @@ pub const GLOBAL_TIME_WINDOW: TimeWindow = TimeWindow { start: i64::MIN, end: i6
 
 /// A key's window contents (none after a purge), trigger, and the event-time timer registered for
 /// it in the timer service (always the trigger's last answer, or none).
-#[derive(Clone)]
+#[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct KeyWindow<S, Tr> {
     contents: Option<S>,
     trigger: Tr,
@@ -122,7 +122,7 @@ where
     K: Key,
     T: Record,
     F: WindowFunction<K, T>,
-    Tr: Trigger<GlobalWindow> + Clone + 'static,
+    Tr: Trigger<GlobalWindow> + crate::state::StateValue,
     KeyFn: Fn(&T) -> K + Send + 'static,
     TimestampFn: Fn(&T) -> i64 + Send + 'static,
 {
@@ -200,11 +200,11 @@ where
 impl<K, F, Tr, S, KeyFn, TimestampFn> KeyGroupedState for GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn>
 where
     K: Key,
-    S: Clone + Send + 'static,
-    Tr: Trigger<GlobalWindow> + Clone + 'static,
+    S: crate::state::StateValue,
+    Tr: Trigger<GlobalWindow> + crate::state::StateValue,
 {
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
-        OperatorKeyGroupSnapshot::new(key_group, self.windows.max_parallelism, self.windows.snapshot_group(key_group))
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
+        OperatorKeyGroupSnapshot::new(key_group, self.windows.max_parallelism, &self.windows.snapshot_group(key_group))
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
@@ -232,7 +232,7 @@ mod tests {
     use crate::window::WindowResult;
 
     /// A chain of one global window operator summing `(key, value)` records per key.
-    fn summing_chain<Tr: Trigger<GlobalWindow> + Clone + 'static>(trigger: Tr) -> OperatorChain {
+    fn summing_chain<Tr: Trigger<GlobalWindow> + crate::state::StateValue>(trigger: Tr) -> OperatorChain {
         let range = KeyGroupRange::for_subtask(0, 1, MAX_PARALLELISM);
         let operator = GlobalWindowOperator::new(
             |r: &(i64, i64)| r.0,

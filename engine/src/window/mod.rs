@@ -72,7 +72,9 @@ fn positive_ms(what: &'static str, given: std::time::Duration) -> Result<i64, Wi
 }
 
 /// A time window `[start, end)` in event-time milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct TimeWindow {
     /// First timestamp in the window.
     pub start: i64,
@@ -130,7 +132,9 @@ impl ExactSizeIterator for AssignedWindows {}
 impl std::iter::FusedIterator for AssignedWindows {}
 
 /// The result of a window for one key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+)]
 pub struct WindowResult<K, V> {
     /// The key.
     pub key: K,

@@ -319,14 +319,14 @@ where
     A: WindowAssigner,
     KeyFn: Fn(&T) -> K + Send + 'static,
 {
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
         let windows: WindowGroupSnapshot<K, F::State> = self
             .windows
             .iter()
             .map(|open| (open.window, open.fired, open.state.snapshot_group(key_group)))
             .filter(|(_, _, entries)| !entries.is_empty())
             .collect();
-        OperatorKeyGroupSnapshot::new(key_group, self.max_parallelism, windows)
+        OperatorKeyGroupSnapshot::new(key_group, self.max_parallelism, &windows)
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
@@ -406,7 +406,7 @@ mod tests {
     fn a_snapshot_is_refused_by_a_subtask_that_does_not_own_its_key_group() {
         let mut owner = counting_window(0, 2, 0);
         let mut other = counting_window(1, 2, 0);
-        let snapshot = owner.keyed_state(0).unwrap().snapshot_key_group(0);
+        let snapshot = owner.keyed_state(0).unwrap().snapshot_key_group(0).unwrap();
         let error = other.keyed_state(0).unwrap().restore_key_group(snapshot).unwrap_err();
         assert!(matches!(error, StateError::KeyGroupNotOwned { key_group: 0, .. }), "{error}");
     }

@@ -63,7 +63,7 @@ pub fn windows_intersect(a: &TimeWindow, b: &TimeWindow) -> bool {
 }
 
 /// The open session windows of one key, each with a state of type `S`, merged as records come.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct SessionWindowSet<S> {
     /// Sorted by start; `sessions[i].0.end < sessions[i + 1].0.start`.
     sessions: Vec<(TimeWindow, S)>,

@@ -31,7 +31,7 @@ use crate::operator::{FrameOperator, Output};
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError, TimeDomain, Timer, TimerService};
 
 /// A session's state and whether this very window has fired before.
-#[derive(Clone)]
+#[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub(crate) struct SessionState<S> {
     value: S,
     fired: bool,
@@ -274,8 +274,8 @@ where
     T: Record,
     F: MergingWindowFunction<K, T>,
 {
-    fn snapshot_key_group(&self, key_group: usize) -> OperatorKeyGroupSnapshot {
-        OperatorKeyGroupSnapshot::new(key_group, self.sessions.max_parallelism, self.sessions.snapshot_group(key_group))
+    fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
+        OperatorKeyGroupSnapshot::new(key_group, self.sessions.max_parallelism, &self.sessions.snapshot_group(key_group))
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

@@ -52,6 +52,8 @@ impl TriggerResult {
 }
 
 /// Decides when one window of one key fires or purges.
+/// A trigger keeps its state in itself (a count, the time it asked for): it is part of each
+/// window's checkpointed state, so it derives the engine's codec (rkyv) like state values do.
 pub trait Trigger<W: Window>: Send {
     /// An element with `timestamp` was added to `window`; `watermark` is the operator's current
     /// watermark.
@@ -68,7 +70,7 @@ pub trait Trigger<W: Window>: Send {
 
 /// Fires every `n` elements of the window (Flink's `CountTrigger`); wrap it in
 /// [`PurgingTrigger`] to drop the contents at each firing, as Flink's count windows do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct CountTrigger {
     elements_per_firing: u64,
     elements_since_firing: u64,
@@ -118,7 +120,7 @@ impl<W: Window> Trigger<W> for CountTrigger {
 /// Fires once when the watermark passes the window's end, and again at once for each element
 /// that arrives after that (Flink's `EventTimeTrigger`, the default of time windows). On a
 /// global window it fires only at the end of input, when the watermark reaches `i64::MAX`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct EventTimeTrigger {
     timer_pending: bool,
 }
@@ -158,7 +160,7 @@ impl<W: Window> Trigger<W> for EventTimeTrigger {
 
 /// Never fires (Flink's `NeverTrigger`, the default of global windows, which need a real
 /// trigger to emit anything).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct NeverTrigger;
 
 impl<W: Window> Trigger<W> for NeverTrigger {
@@ -176,7 +178,7 @@ impl<W: Window> Trigger<W> for NeverTrigger {
 }
 
 /// Turns every `Fire` of the inner trigger into `FireAndPurge` (Flink's `PurgingTrigger`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct PurgingTrigger<T> {
     inner: T,
 }

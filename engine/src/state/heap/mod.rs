@@ -106,15 +106,16 @@ impl<K: Key> HeapStateBackend<K> {
         }
 
         let mut table = create(self.range, descriptor.ttl().map(|ttl| ttl.policy()));
+        // Check and decode every waiting snapshot of the state before restoring any.
+        let mut decoded = Vec::new();
         for (key_group, snapshot) in self.pending.iter().filter(|(_, snapshot)| snapshot.name == name) {
-            check_restorable(name, kind, type_name, table.data_type(), *key_group, snapshot)?;
+            check_restorable(name, kind, type_name, *key_group, snapshot)?;
+            let data = table.decode_group(&snapshot.data).map_err(|error| corrupt(name, *key_group, error))?;
+            decoded.push((*key_group, self.restamp_ms(snapshot.ttl, descriptor.ttl()), data));
         }
-        let (restored, pending): (Vec<_>, Vec<_>) =
-            std::mem::take(&mut self.pending).into_iter().partition(|(_, snapshot)| snapshot.name == name);
-        self.pending = pending;
-        for (key_group, snapshot) in restored {
-            let restamp_ms = self.restamp_ms(snapshot.ttl, descriptor.ttl());
-            table.restore_group(key_group, snapshot.data, restamp_ms);
+        self.pending.retain(|(_, snapshot)| snapshot.name != name);
+        for (key_group, restamp_ms, data) in decoded {
+            table.restore_group(key_group, data, restamp_ms);
         }
 
         let id = StateId(u32::try_from(self.states.len()).expect("fewer than 2^32 states"));
@@ -162,28 +163,31 @@ fn foreign_handle(name: &str, expected: &str) -> ! {
     panic!("a state handle used on state {name:?} was made for a {expected}: handles work only with the backend that made them")
 }
 
-/// Whether `snapshot` can be restored into a state registered as `name`, `kind`, with data of
-/// type `data_type`.
+/// Whether `snapshot` can be restored into a state registered as `name`, `kind`, with types
+/// named `type_name`.
 fn check_restorable(
     name: &str,
     kind: StateKind,
     type_name: &'static str,
-    data_type: TypeId,
     key_group: usize,
     snapshot: &StateSnapshot,
 ) -> Result<(), StateError> {
-    // `as_ref` first: the type id of the box itself would never match.
-    if snapshot.kind != kind || snapshot.data.as_ref().type_id() != data_type {
+    if snapshot.kind != kind || snapshot.type_name != type_name {
         return Err(StateError::IncompatibleSnapshot {
             name: name.to_string(),
             key_group,
             kind,
             state_type: type_name,
             snapshot_kind: snapshot.kind,
-            snapshot_type: snapshot.type_name,
+            snapshot_type: snapshot.type_name.clone(),
         });
     }
     Ok(())
+}
+
+/// A snapshot's entries did not decode as the registered state's.
+fn corrupt(name: &str, key_group: usize, error: crate::base::CodecError) -> StateError {
+    StateError::CorruptSnapshot { name: name.to_string(), key_group, reason: error.to_string() }
 }
 
 impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
@@ -385,26 +389,25 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         self.cleaned_every_record.iter().map(|id| self.states[id.index()].table.cleanup_step(now_ms)).sum()
     }
 
-    fn snapshot_key_group(&self, key_group: usize) -> KeyGroupSnapshot<K> {
+    fn snapshot_key_group(&self, key_group: usize) -> Result<KeyGroupSnapshot<K>, StateError> {
         self.check_owned(key_group);
         let mut states = Vec::new();
         for registered in &self.states {
-            let group = registered.table.snapshot_group(key_group);
+            let group = registered.table.snapshot_group(key_group).map_err(|error| corrupt(&registered.name, key_group, error))?;
             if group.entries > 0 {
                 states.push(StateSnapshot {
                     name: registered.name.clone(),
                     kind: registered.kind,
                     ttl: registered.ttl,
-                    type_name: registered.type_name,
-                    entries: group.entries,
-                    data: group.data,
-                    clone_data: group.clone_data,
+                    type_name: registered.type_name.to_string(),
+                    entries: group.entries as u64,
+                    data: group.bytes,
                 });
             }
         }
         // Restored but not yet registered: still this group's state, so it goes into the next checkpoint.
         states.extend(self.pending.iter().filter(|(group, _)| *group == key_group).map(|(_, snapshot)| snapshot.clone()));
-        KeyGroupSnapshot::new(key_group, self.max_parallelism, states)
+        Ok(KeyGroupSnapshot::new(key_group, self.max_parallelism, states))
     }
 
     fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError> {
@@ -415,26 +418,28 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         if !self.range.contains(key_group) {
             return Err(StateError::KeyGroupNotOwned { key_group, range: self.range });
         }
-        // Check everything before changing anything: a failed restore leaves the group as it was.
-        for state in snapshot.states() {
-            if let Some(&id) = self.ids.get(&state.name) {
-                let registered = &mut self.states[id.index()];
-                check_restorable(&registered.name, registered.kind, registered.type_name, registered.table.data_type(), key_group, state)?;
+        // Check and decode everything before changing anything: a failed restore leaves the group
+        // as it was.
+        let mut decoded = Vec::new();
+        let mut waiting = Vec::new();
+        for state in snapshot.into_states() {
+            match self.ids.get(&state.name) {
+                Some(&id) => {
+                    let registered = &self.states[id.index()];
+                    check_restorable(&registered.name, registered.kind, registered.type_name, key_group, &state)?;
+                    let data = registered.table.decode_group(&state.data).map_err(|error| corrupt(&state.name, key_group, error))?;
+                    decoded.push((id, self.restamp_ms(state.ttl, registered.ttl), data));
+                }
+                None => waiting.push((key_group, state)),
             }
         }
         for registered in &mut self.states {
             registered.table.clear_group(key_group);
         }
         self.pending.retain(|(group, _)| *group != key_group);
-        for state in snapshot.into_states() {
-            match self.ids.get(&state.name) {
-                Some(&id) => {
-                    let ttl = self.states[id.index()].ttl;
-                    let restamp_ms = self.restamp_ms(state.ttl, ttl);
-                    self.states[id.index()].table.restore_group(key_group, state.data, restamp_ms);
-                }
-                None => self.pending.push((key_group, state)),
-            }
+        self.pending.extend(waiting);
+        for (id, restamp_ms, data) in decoded {
+            self.states[id.index()].table.restore_group(key_group, data, restamp_ms);
         }
         Ok(())
     }

@@ -8,8 +8,9 @@
 //!
 //! Tables are reached through the object-safe [`ErasedTable`] (what the backend does to all
 //! states alike: clear a key, list keys, clean up, snapshot and restore a group) and downcast to
-//! their concrete type for typed access. Snapshot data is a `Vec` of entries, independent of the
-//! table's function types, so a reducing state restores whatever reduce function is registered.
+//! their concrete type for typed access. Snapshot data is a `Vec` of entries encoded with the
+//! engine's codec, independent of the table's function types, so a reducing state restores
+//! whatever reduce function is registered, and any backend can read what another wrote.
 //!
 //! A table with TTL also cleans up incrementally (Flink's heap `cleanupIncrementally`): every
 //! access, and [`ErasedTable::cleanup_step`], visits the next few keys of a [`CleanupCursor`] that
@@ -18,11 +19,12 @@
 //! stays constant); a copied key that left or was rewritten since is simply looked up again, so
 //! the cursor never needs to follow changes to the maps.
 
-use std::any::{Any, TypeId};
+use std::any::Any;
 use std::marker::PhantomData;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::base::codec::{self, CodecError};
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
 use crate::state::context::ScopedKey;
@@ -44,30 +46,30 @@ pub(crate) trait ErasedTable<K>: Send {
     fn cleanup_step(&mut self, now_ms: i64) -> usize;
     /// Removes every entry of `key_group`.
     fn clear_group(&mut self, key_group: usize);
-    /// A copy of `key_group`'s entries.
-    fn snapshot_group(&self, key_group: usize) -> GroupData;
-    /// Type of the data `snapshot_group` makes and `restore_group` takes.
-    fn data_type(&self) -> TypeId;
-    /// Replaces `key_group`'s entries with `data` (of type `data_type`, checked by the caller);
-    /// with `restamp_ms`, every value is stamped anew at that time.
+    /// `key_group`'s entries, encoded.
+    fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError>;
+    /// Decodes entries `snapshot_group` encoded (in this or another backend), for `restore_group`.
+    fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError>;
+    /// Replaces `key_group`'s entries with `data` (from `decode_group`); with `restamp_ms`, every
+    /// value is stamped anew at that time.
     fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>);
 }
 
-/// One state's entries of one key group, with how to clone them.
+/// One state's entries of one key group, encoded.
 pub(crate) struct GroupData {
     pub entries: usize,
-    pub data: Box<dyn Any + Send>,
-    pub clone_data: fn(&(dyn Any + Send)) -> Box<dyn Any + Send>,
+    pub bytes: Vec<u8>,
 }
 
 impl GroupData {
-    fn new<T: Clone + Send + 'static>(entries: usize, data: T) -> GroupData {
-        GroupData { entries, data: Box::new(data), clone_data: clone_boxed::<T> }
+    fn new<T: crate::base::Codec>(entries: usize, data: &T) -> Result<GroupData, CodecError> {
+        Ok(GroupData { entries, bytes: codec::encode(data)? })
     }
 }
 
-fn clone_boxed<T: Clone + Send + 'static>(data: &(dyn Any + Send)) -> Box<dyn Any + Send> {
-    Box::new(data.downcast_ref::<T>().expect("clone_data is made for its own data's type").clone())
+/// Decodes snapshot data of type `T`, boxed for `restore_group`.
+fn decode_boxed<T: crate::base::Codec>(bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
+    Ok(Box::new(codec::decode::<T>(bytes)?))
 }
 
 /// Snapshot form of [`Slots`]: each key with its stamped value.
@@ -231,21 +233,21 @@ impl<K: Key, T: StateValue> ErasedTable<K> for Slots<K, T> {
         self.group_mut(key_group).clear();
     }
 
-    fn snapshot_group(&self, key_group: usize) -> GroupData {
+    fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError> {
         let entries: SlotEntries<K, T> = self
             .group(key_group)
             .iter()
             .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (key.clone(), TtlValue::new(value.clone(), slot.stamp_ms))))
             .collect();
-        GroupData::new(entries.len(), entries)
+        GroupData::new(entries.len(), &entries)
     }
 
-    fn data_type(&self) -> TypeId {
-        TypeId::of::<SlotEntries<K, T>>()
+    fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
+        decode_boxed::<SlotEntries<K, T>>(bytes)
     }
 
     fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>) {
-        let entries = *data.downcast::<SlotEntries<K, T>>().expect("the backend checks the data type before restoring");
+        let entries = *data.downcast::<SlotEntries<K, T>>().expect("decode_group made it");
         let map = self.group_mut(key_group);
         map.clear();
         map.reserve(entries.len());
@@ -289,12 +291,12 @@ macro_rules! delegate_erased_table {
             self.$field.clear_group(key_group)
         }
 
-        fn snapshot_group(&self, key_group: usize) -> GroupData {
+        fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError> {
             self.$field.snapshot_group(key_group)
         }
 
-        fn data_type(&self) -> TypeId {
-            self.$field.data_type()
+        fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
+            self.$field.decode_group(bytes)
         }
 
         fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>) {
@@ -529,19 +531,19 @@ impl<K: Key, UK: Key, UV: StateValue> ErasedTable<K> for MapTable<K, UK, UV> {
         self.group_mut(key_group).clear();
     }
 
-    fn snapshot_group(&self, key_group: usize) -> GroupData {
+    fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError> {
         let group = self.group(key_group);
         let entries: MapEntries<K, UK, UV> =
             group.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect())).collect();
-        GroupData::new(group.values().map(FxHashMap::len).sum(), entries)
+        GroupData::new(group.values().map(FxHashMap::len).sum(), &entries)
     }
 
-    fn data_type(&self) -> TypeId {
-        TypeId::of::<MapEntries<K, UK, UV>>()
+    fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
+        decode_boxed::<MapEntries<K, UK, UV>>(bytes)
     }
 
     fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>) {
-        let restored = *data.downcast::<MapEntries<K, UK, UV>>().expect("the backend checks the data type before restoring");
+        let restored = *data.downcast::<MapEntries<K, UK, UV>>().expect("decode_group made it");
         let map = self.group_mut(key_group);
         map.clear();
         for (key, entries) in restored {

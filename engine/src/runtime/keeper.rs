@@ -1,0 +1,191 @@
+//! What the job driver does with checkpoints across the attempts of one job: collects the
+//! subtasks' acknowledgements into a [`JobSnapshot`], writes it into the checkpoint store (on the
+//! driver's thread, never a task's slot), keeps the newest for restarts, and runs the sinks'
+//! second commit phase.
+//!
+//! Commit order, as Flink's: a checkpoint's sink pre-commits are committed only after the
+//! checkpoint is complete *and* written, so a restore from it can always commit them again
+//! (commit is idempotent). Pre-commits of a checkpoint that was abandoned are kept and committed
+//! with the next one that completes (they hold data before its barrier). Pre-commits made after
+//! `finish` are committed when the whole job has finished. When an attempt starts, every sink's
+//! committer first commits what the restored checkpoint holds, then aborts everything else its
+//! writers began: that data follows the checkpoint and is written again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::snapshot::{JobSnapshot, OperatorSnapshot, RestoreState, SnapshotError};
+use super::task::{SubtaskId, TaskSnapshot};
+use crate::base::UserError;
+use crate::graph::logical::{JobGraph, OperatorKind};
+use crate::graph::plan::ExecutionPlan;
+use crate::sink::{Committable, SinkCommitter, FINAL_CHECKPOINT};
+use tethys_storage::checkpoint_store::{CheckpointKind, CheckpointStore};
+
+/// Why a checkpoint could not be completed or committed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum KeeperError {
+    /// Writing the checkpoint failed.
+    #[error("checkpoint {checkpoint} could not be written: {source}")]
+    Write { checkpoint: u64, source: SnapshotError },
+    /// A sink's committer failed.
+    #[error("sink '{sink}' could not commit: {source}")]
+    Commit { sink: String, source: UserError },
+}
+
+/// Checkpoints and commits of one job, over all its attempts.
+pub(crate) struct CheckpointKeeper {
+    /// Where completed checkpoints are written, if anywhere.
+    store: Option<CheckpointStore>,
+    /// The newest completed checkpoint (or the snapshot the job was started from).
+    latest: Option<Arc<JobSnapshot>>,
+    /// Each two-phase-commit sink's committer, by node.
+    committers: BTreeMap<usize, Box<dyn SinkCommitter>>,
+    /// Pre-commits not committed yet, by sink node: (checkpoint, committable).
+    uncommitted: BTreeMap<usize, Vec<(u64, Committable)>>,
+    /// Acknowledgements of the checkpoint in progress.
+    pending: Vec<(SubtaskId, TaskSnapshot)>,
+}
+
+impl CheckpointKeeper {
+    pub(crate) fn new(
+        store: Option<CheckpointStore>,
+        initial: Option<JobSnapshot>,
+        committers: BTreeMap<usize, Box<dyn SinkCommitter>>,
+    ) -> CheckpointKeeper {
+        CheckpointKeeper { store, latest: initial.map(Arc::new), committers, uncommitted: BTreeMap::new(), pending: Vec::new() }
+    }
+
+    /// The snapshot a (re)start restores from.
+    pub(crate) fn latest(&self) -> Option<&Arc<JobSnapshot>> {
+        self.latest.as_ref()
+    }
+
+    /// The id the next checkpoint must be above.
+    pub(crate) fn newest_id(&self) -> u64 {
+        let stored = self.store.as_ref().and_then(|store| store.latest()).map_or(0, |checkpoint| checkpoint.id);
+        stored.max(self.latest.as_ref().map_or(0, |snapshot| snapshot.checkpoint))
+    }
+
+    /// An attempt starts from `restore` (or from nothing): commits what it holds, aborts the
+    /// rest, and forgets what the previous attempt had acknowledged.
+    pub(crate) fn begin_attempt(&mut self, graph: &JobGraph, restore: Option<&RestoreState>) -> Result<(), KeeperError> {
+        self.pending.clear();
+        self.uncommitted.clear();
+        for (&node, committer) in &mut self.committers {
+            let sink = || graph.nodes[node].name.clone();
+            if let Some(restore) = restore {
+                committer.commit(restore.committables(node)).map_err(|source| KeeperError::Commit { sink: sink(), source })?;
+            }
+            committer.abort_uncommitted().map_err(|source| KeeperError::Commit { sink: sink(), source })?;
+        }
+        Ok(())
+    }
+
+    /// A new checkpoint was triggered: acknowledgements of an older one are void.
+    pub(crate) fn checkpoint_triggered(&mut self) {
+        self.keep_pending_committables(0);
+    }
+
+    /// A subtask acknowledged the checkpoint in progress.
+    pub(crate) fn acknowledged(&mut self, subtask: SubtaskId, snapshot: TaskSnapshot) {
+        self.pending.push((subtask, snapshot));
+    }
+
+    /// The checkpoint in progress was abandoned: its sinks' pre-commits wait for the next one.
+    pub(crate) fn abandoned(&mut self, checkpoint: u64) {
+        self.keep_pending_committables(checkpoint);
+    }
+
+    /// Moves pre-commits out of the pending acknowledgements into `uncommitted` and drops the rest.
+    fn keep_pending_committables(&mut self, checkpoint: u64) {
+        for (_, snapshot) in self.pending.drain(..) {
+            for (node, committable) in snapshot.committables {
+                self.uncommitted.entry(node).or_default().push((checkpoint, committable));
+            }
+        }
+    }
+
+    /// A subtask finished with these pre-commits (made after `finish`).
+    pub(crate) fn finished(&mut self, committables: Vec<(usize, Committable)>) {
+        for (node, committable) in committables {
+            self.uncommitted.entry(node).or_default().push((FINAL_CHECKPOINT, committable));
+        }
+    }
+
+    /// Every subtask acknowledged `checkpoint`: builds its snapshot, writes it, keeps it as the
+    /// newest, and commits the sinks' pre-commits up to it. Returns the snapshot's state size.
+    pub(crate) fn complete(&mut self, checkpoint: u64, graph: &JobGraph, plan: &ExecutionPlan) -> Result<u64, KeeperError> {
+        let acknowledged = std::mem::take(&mut self.pending);
+        let mut operators = empty_operators(graph);
+        for ((task, subtask), snapshot) in acknowledged {
+            let nodes = &plan.tasks[task].nodes;
+            if graph.nodes[nodes[0]].kind == OperatorKind::Source {
+                operators[nodes[0]].source_positions[subtask] = snapshot.source_position;
+            }
+            for (node, groups) in snapshot.operators {
+                operators[node].key_groups.extend(groups);
+            }
+            for (node, committable) in snapshot.committables {
+                self.uncommitted.entry(node).or_default().push((checkpoint, committable));
+            }
+        }
+        for (&node, committables) in &self.uncommitted {
+            operators[node].committables = committables.iter().map(|(_, committable)| committable.clone()).collect();
+        }
+        for operator in &mut operators {
+            operator.key_groups.sort_by_key(|group| group.key_group());
+        }
+        operators.retain(|operator| {
+            !operator.key_groups.is_empty() || operator.source_positions.iter().any(Option::is_some) || !operator.committables.is_empty()
+        });
+        let snapshot = JobSnapshot { checkpoint, max_parallelism: graph.max_parallelism as u32, operators };
+        let bytes = snapshot.state_bytes();
+        if let Some(store) = &mut self.store {
+            snapshot.write(store, CheckpointKind::Checkpoint).map_err(|source| KeeperError::Write { checkpoint, source })?;
+        }
+        self.latest = Some(Arc::new(snapshot));
+        self.commit(graph, |id| id <= checkpoint)?;
+        Ok(bytes)
+    }
+
+    /// The job finished: commits everything still uncommitted, the final pre-commits included.
+    pub(crate) fn job_finished(&mut self, graph: &JobGraph) -> Result<(), KeeperError> {
+        self.commit(graph, |_| true)
+    }
+
+    /// Commits the uncommitted pre-commits of checkpoints `due` says, per sink.
+    fn commit(&mut self, graph: &JobGraph, due: impl Fn(u64) -> bool) -> Result<(), KeeperError> {
+        for (node, committables) in &mut self.uncommitted {
+            let (now, later): (Vec<_>, Vec<_>) = committables.drain(..).partition(|(id, _)| due(*id));
+            *committables = later;
+            if now.is_empty() {
+                continue;
+            }
+            let Some(committer) = self.committers.get_mut(node) else { continue };
+            let now: Vec<Committable> = now.into_iter().map(|(_, committable)| committable).collect();
+            committer.commit(&now).map_err(|source| KeeperError::Commit { sink: graph.nodes[*node].name.clone(), source })?;
+        }
+        Ok(())
+    }
+}
+
+/// One empty `OperatorSnapshot` per node of `graph`.
+fn empty_operators(graph: &JobGraph) -> Vec<OperatorSnapshot> {
+    let ids = graph.operator_ids();
+    graph
+        .nodes
+        .iter()
+        .map(|node| {
+            let parallelism = graph.parallelism_of(node.id);
+            OperatorSnapshot {
+                id: ids[node.id].clone(),
+                name: node.name.clone(),
+                parallelism: parallelism as u32,
+                source_positions: if node.kind == OperatorKind::Source { vec![None; parallelism] } else { Vec::new() },
+                key_groups: Vec::new(),
+                committables: Vec::new(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,263 @@
+//! A completed checkpoint as the job keeps it, writes it and restores from it: the state of every
+//! operator, found by operator id, independent of the parallelism it was taken at.
+//!
+//! [`JobSnapshot`] is built from the subtasks' acknowledgements: per operator (by its id, the
+//! user's `uid` or the derived one), the source positions per subtask, every key group's keyed
+//! state and the sinks' pre-commits not committed yet. It is encoded with the engine's codec into
+//! one file, `state`, of a `CheckpointStore` checkpoint (published atomically, checked against
+//! its manifest when read back).
+//!
+//! Restoring ([`RestoreState::prepare`]) maps it onto the job about to run and refuses, naming
+//! what differs, a snapshot taken with another max parallelism (key group numbers would mean
+//! other keys), state of an operator id the job does not have (a changed or missing `uid`), or a
+//! source whose parallelism changed (a source subtask's position means nothing to another
+//! subtask). Keyed state is redistributed by key group, so keyed operators may run at any
+//! parallelism; a state of another type is refused by the operator when it restores
+//! (`StateError::ForeignOperatorSnapshot`, `IncompatibleSnapshot`).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::base::codec::{self, CodecError};
+use crate::graph::logical::{JobGraph, OperatorKind};
+use crate::key_group::KeyGroupRange;
+use crate::sink::Committable;
+use crate::state::OperatorKeyGroupSnapshot;
+use tethys_storage::checkpoint_store::{CheckpointKind, CheckpointStore, CheckpointStoreError, CompletedCheckpoint};
+
+/// Name of the file holding the encoded `JobSnapshot` in a checkpoint directory.
+pub const STATE_FILE: &str = "state";
+
+/// Everything one completed checkpoint (or savepoint) holds.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct JobSnapshot {
+    /// The checkpoint's id.
+    pub checkpoint: u64,
+    /// Number of key groups of the job: fixed for its life.
+    pub max_parallelism: u32,
+    /// State per operator that has any.
+    pub operators: Vec<OperatorSnapshot>,
+}
+
+/// One operator's part of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct OperatorSnapshot {
+    /// The operator's id (`JobGraph::operator_ids`).
+    pub id: String,
+    /// Its name, for messages.
+    pub name: String,
+    /// The parallelism it ran at.
+    pub parallelism: u32,
+    /// A source's reader position per subtask (`None` where a reader reported none).
+    pub source_positions: Vec<Option<u64>>,
+    /// Keyed state, one entry per key group with state, in key group order.
+    pub key_groups: Vec<OperatorKeyGroupSnapshot>,
+    /// A sink's pre-commits that were not committed when the checkpoint completed: committed on
+    /// restore (again, idempotently).
+    pub committables: Vec<Committable>,
+}
+
+impl JobSnapshot {
+    /// Encoded size of the keyed state, in bytes.
+    pub fn state_bytes(&self) -> u64 {
+        self.operators.iter().flat_map(|o| &o.key_groups).map(|g| g.encoded_bytes() as u64).sum()
+    }
+
+    /// Writes the snapshot into `store` as checkpoint `self.checkpoint` (or a savepoint) and
+    /// publishes it.
+    pub fn write(&self, store: &mut CheckpointStore, kind: CheckpointKind) -> Result<CompletedCheckpoint, SnapshotError> {
+        let bytes = codec::encode(self)?;
+        let mut writer = store.begin(self.checkpoint, kind)?;
+        writer.put(STATE_FILE, &bytes)?;
+        Ok(writer.publish()?)
+    }
+
+    /// Reads the snapshot of a published checkpoint.
+    pub fn read(checkpoint: &CompletedCheckpoint) -> Result<JobSnapshot, SnapshotError> {
+        Ok(codec::decode(&checkpoint.read(STATE_FILE)?)?)
+    }
+
+    /// Reads what `path` names: one published `chk-<id>` / `svp-<id>` directory, or a checkpoint
+    /// store directory (its newest checkpoint or savepoint).
+    pub fn read_path(path: &Path) -> Result<JobSnapshot, SnapshotError> {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let id = ["chk-", "svp-"].iter().find_map(|prefix| name.strip_prefix(prefix)).and_then(|id| id.parse::<u64>().ok());
+        if let (Some(id), Some(parent)) = (id, path.parent()) {
+            let store = CheckpointStore::open(parent, 1)?;
+            let checkpoint = store.get(id).ok_or_else(|| SnapshotError::NotFound(path.to_path_buf()))?;
+            return JobSnapshot::read(checkpoint);
+        }
+        JobSnapshot::read_latest(path)?.ok_or_else(|| SnapshotError::NotFound(path.to_path_buf()))
+    }
+
+    /// Reads the newest checkpoint or savepoint of the store at `dir`, if it has one.
+    pub fn read_latest(dir: &Path) -> Result<Option<JobSnapshot>, SnapshotError> {
+        let store = CheckpointStore::open(dir, 1)?;
+        store.latest().map(JobSnapshot::read).transpose()
+    }
+}
+
+/// A checkpoint could not be written or read back.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// The checkpoint store failed (I/O, a file that does not match its manifest).
+    #[error(transparent)]
+    Store(#[from] CheckpointStoreError),
+    /// No published checkpoint or savepoint there.
+    #[error("no completed checkpoint or savepoint at {0}")]
+    NotFound(std::path::PathBuf),
+    /// The state file does not decode.
+    #[error("checkpoint state does not decode: {0}")]
+    Codec(#[from] CodecError),
+}
+
+/// Why a snapshot cannot be restored into this job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    /// Max parallelism differs: key group numbers would mean other keys.
+    #[error(
+        "checkpoint {checkpoint} was taken with max parallelism {snapshot}, the job has {job}: max parallelism is fixed for a job's life"
+    )]
+    MaxParallelismChanged {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// Max parallelism in the snapshot.
+        snapshot: u32,
+        /// Max parallelism of the job.
+        job: usize,
+    },
+    /// The snapshot has state of an operator the job does not have.
+    #[error("checkpoint {checkpoint} has state of operator '{name}' (id {id}), which this job does not have: give the operator the same `uid` as before")]
+    UnknownOperator {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The operator's id in the snapshot.
+        id: String,
+        /// Its name in the snapshot.
+        name: String,
+    },
+    /// A source runs at another parallelism than in the snapshot.
+    #[error("source '{name}' ran with parallelism {snapshot} in checkpoint {checkpoint} and has {job} now: a source keeps its parallelism across restores")]
+    SourceParallelismChanged {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The source.
+        name: String,
+        /// Its parallelism in the snapshot.
+        snapshot: u32,
+        /// Its parallelism now.
+        job: usize,
+    },
+}
+
+/// A snapshot mapped onto the nodes of the job about to run.
+#[derive(Debug)]
+pub(crate) struct RestoreState {
+    pub checkpoint: u64,
+    /// By node id.
+    nodes: HashMap<usize, OperatorSnapshot>,
+}
+
+impl RestoreState {
+    /// Maps `snapshot` onto `graph`, refusing what cannot be restored (see the module doc).
+    pub(crate) fn prepare(snapshot: &JobSnapshot, graph: &JobGraph) -> Result<RestoreState, RestoreError> {
+        let checkpoint = snapshot.checkpoint;
+        if snapshot.max_parallelism as usize != graph.max_parallelism {
+            return Err(RestoreError::MaxParallelismChanged { checkpoint, snapshot: snapshot.max_parallelism, job: graph.max_parallelism });
+        }
+        let ids: HashMap<String, usize> = graph.operator_ids().into_iter().enumerate().map(|(node, id)| (id, node)).collect();
+        let mut nodes = HashMap::new();
+        for operator in &snapshot.operators {
+            let Some(&node) = ids.get(&operator.id) else {
+                return Err(RestoreError::UnknownOperator { checkpoint, id: operator.id.clone(), name: operator.name.clone() });
+            };
+            let parallelism = graph.parallelism_of(node);
+            let has_positions = operator.source_positions.iter().any(Option::is_some);
+            if graph.nodes[node].kind == OperatorKind::Source && has_positions && operator.parallelism as usize != parallelism {
+                return Err(RestoreError::SourceParallelismChanged {
+                    checkpoint,
+                    name: graph.nodes[node].name.clone(),
+                    snapshot: operator.parallelism,
+                    job: parallelism,
+                });
+            }
+            nodes.insert(node, operator.clone());
+        }
+        Ok(RestoreState { checkpoint, nodes })
+    }
+
+    /// The position the reader of `subtask` of source `node` goes on from.
+    pub(crate) fn source_position(&self, node: usize, subtask: usize) -> Option<u64> {
+        self.nodes.get(&node)?.source_positions.get(subtask).copied().flatten()
+    }
+
+    /// The keyed state of `node` in the key groups of `range`.
+    pub(crate) fn key_groups(&self, node: usize, range: KeyGroupRange) -> Vec<OperatorKeyGroupSnapshot> {
+        let Some(operator) = self.nodes.get(&node) else { return Vec::new() };
+        operator.key_groups.iter().filter(|group| range.contains(group.key_group())).cloned().collect()
+    }
+
+    /// The pre-commits of sink `node` to commit before the job starts.
+    pub(crate) fn committables(&self, node: usize) -> &[Committable] {
+        self.nodes.get(&node).map_or(&[], |operator| &operator.committables)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::discard::DiscardSink;
+    use crate::{EngineConfig, StreamEnvironment};
+
+    fn graph(source_parallelism: usize, max_parallelism: usize, uid: &str) -> JobGraph {
+        let env = StreamEnvironment::new(EngineConfig { slots: 1, parallelism: 2, max_parallelism, ..EngineConfig::default() });
+        env.from_collection(vec![1u64, 2, 3])
+            .parallelism(source_parallelism)
+            .uid("numbers")
+            .key_by(|n: &u64| *n)
+            .count()
+            .uid(uid)
+            .sink("out", DiscardSink::new());
+        env.job_graph()
+    }
+
+    fn snapshot_of(graph: &JobGraph) -> JobSnapshot {
+        let ids = graph.operator_ids();
+        let operators = graph
+            .nodes
+            .iter()
+            .map(|node| OperatorSnapshot {
+                id: ids[node.id].clone(),
+                name: node.name.clone(),
+                parallelism: graph.parallelism_of(node.id) as u32,
+                source_positions: if node.kind == OperatorKind::Source { vec![Some(1); graph.parallelism_of(node.id)] } else { vec![] },
+                key_groups: vec![],
+                committables: vec![],
+            })
+            .collect();
+        JobSnapshot { checkpoint: 7, max_parallelism: graph.max_parallelism as u32, operators }
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_through_the_store() {
+        let dir = std::env::temp_dir().join(format!("tethys-snapshot-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let snapshot = snapshot_of(&graph(1, 128, "counts"));
+        let mut store = CheckpointStore::open(&dir, 2).unwrap();
+        snapshot.write(&mut store, CheckpointKind::Checkpoint).unwrap();
+        assert_eq!(JobSnapshot::read_latest(&dir).unwrap(), Some(snapshot));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn restoring_names_what_differs() {
+        let snapshot = snapshot_of(&graph(1, 128, "counts"));
+        assert!(RestoreState::prepare(&snapshot, &graph(1, 128, "counts")).is_ok());
+        let error = RestoreState::prepare(&snapshot, &graph(1, 256, "counts")).unwrap_err();
+        assert!(matches!(error, RestoreError::MaxParallelismChanged { snapshot: 128, job: 256, .. }), "{error}");
+        let error = RestoreState::prepare(&snapshot, &graph(1, 128, "totals")).unwrap_err();
+        assert!(error.to_string().contains("id counts"), "{error}");
+        let error = RestoreState::prepare(&snapshot, &graph(2, 128, "counts")).unwrap_err();
+        assert!(matches!(error, RestoreError::SourceParallelismChanged { snapshot: 1, job: 2, .. }), "{error}");
+    }
+}
