@@ -64,6 +64,20 @@ pub enum JobError {
         /// What does not fit.
         source: crate::runtime::snapshot::RestoreError,
     },
+    /// The job was cancelled (`JobClient::cancel`).
+    #[error("job '{job}' was cancelled")]
+    Cancelled {
+        /// The job.
+        job: String,
+    },
+    /// A savepoint could not be taken.
+    #[error("job '{job}': savepoint failed: {reason}")]
+    Savepoint {
+        /// The job.
+        job: String,
+        /// Why.
+        reason: String,
+    },
     /// The runtime could not start or lost a slot (an engine fault, not the job's).
     #[error("job '{job}': runtime failure: {reason}")]
     Runtime {

@@ -24,7 +24,7 @@ pub mod state;
 pub mod time;
 pub mod window;
 
-pub use api::env::{PlanError, StreamEnvironment};
+pub use api::env::{JobClient, PlanError, StreamEnvironment};
 pub use api::keyed::{KeyedStream, WindowedStream};
 pub use api::stream::{DataStream, DataStreamSink};
 pub use base::{AggregateFunction, Codec, CodecError, Key, MergingAggregateFunction, OperatorFailure, SubtaskContext, UserError};

@@ -240,3 +240,55 @@ fn a_checkpoint_that_does_not_fit_the_job_is_refused_by_name() {
     let error = restore(128, "totals");
     assert!(error.to_string().contains("(id counts)"), "{error}");
 }
+
+/// Runs the counting job at parallelism 2 and stops it with a savepoint once its sink has seen
+/// some counts; returns the savepoint's directory.
+fn stop_with_savepoint(dir: &TempDir, total: u64) -> PathBuf {
+    let env = StreamEnvironment::new(config(2));
+    let out = CollectSink::new();
+    counting_job(&env, total, u64::MAX, Arc::new(AtomicBool::new(false)), out.clone());
+    let client = env.execute_async("savepoint-before").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while out.records().len() < 1_000 {
+        assert!(std::time::Instant::now() < deadline, "the job produced no counts");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let result = client.stop_with_savepoint(dir.0.join("savepoints")).unwrap();
+    let savepoint = result.stopped_with_savepoint.expect("stopped with a savepoint");
+    assert!(savepoint.file_name().unwrap().to_string_lossy().starts_with("svp-"), "{}", savepoint.display());
+    savepoint
+}
+
+#[test]
+fn a_savepoint_at_parallelism_2_restores_at_1_and_3_with_exact_counts() {
+    let total = 60_000;
+    for parallelism in [1, 3] {
+        let dir = TempDir::new(&format!("savepoint-{parallelism}"));
+        let savepoint = stop_with_savepoint(&dir, total);
+        let config = EngineConfig { restore_from: Some(savepoint), ..config(parallelism) };
+        let out = CollectSink::new();
+        let out_in = out.clone();
+        execute_with_config_within_deadline("savepoint-after", config, move |env| {
+            env.source("ids", BlockSource { total, block: 300 })
+                .uid("ids")
+                .parallelism(2)
+                .map(|id: u64| id)
+                .uid("fail-once")
+                .key_by(|id: &u64| id % KEYS)
+                .count()
+                .uid("counts")
+                .sink("counts", out_in);
+        })
+        .unwrap();
+        assert_eq!(final_counts(&out.records()), expected_counts(total), "p={parallelism}");
+    }
+}
+
+#[test]
+fn a_cancelled_job_says_so() {
+    let env = StreamEnvironment::new(config(1));
+    counting_job(&env, u64::MAX, u64::MAX, Arc::new(AtomicBool::new(false)), CollectSink::new());
+    let client = env.execute_async("cancelled").unwrap();
+    let error = client.cancel().unwrap_err();
+    assert!(matches!(error, JobError::Cancelled { .. }), "{error}");
+}

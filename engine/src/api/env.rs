@@ -16,7 +16,7 @@ use crate::error::JobError;
 use crate::frame::Record;
 use crate::graph::logical::{GraphFactories, JobGraph, NodeFactory, NodeSpec, OperatorKind};
 use crate::graph::plan::{ExecutionPlan, GraphError};
-use crate::runtime::job::{run_job, JobResult};
+use crate::runtime::job::{run_job, ControlCommand, JobResult};
 use crate::source::collection::CollectionSource;
 use crate::source::{Source, TypedSourceReader};
 
@@ -122,18 +122,86 @@ impl StreamEnvironment {
 
     /// Runs the job to completion.
     pub fn execute(&self, job: &str) -> Result<JobResult, JobError> {
+        let (graph, plan) = self.graph_and_plan(job)?;
+        let factories = self.builder.borrow().factories.clone();
+        run_job(job, graph, factories, plan, self.config.clone(), None)
+    }
+
+    /// Starts the job on a thread of its own and returns a client to take savepoints, stop or
+    /// cancel it, and wait for its result. Refuses what `execute` refuses before starting.
+    pub fn execute_async(&self, job: &str) -> Result<JobClient, JobError> {
+        let (graph, plan) = self.graph_and_plan(job)?;
+        let factories = self.builder.borrow().factories.clone();
+        let config = self.config.clone();
+        let (control, commands) = std::sync::mpsc::channel();
+        let name = job.to_string();
+        let driver = std::thread::Builder::new()
+            .name(format!("tethys-job-{job}"))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands)))
+            .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
+        Ok(JobClient { job: job.to_string(), control, driver })
+    }
+
+    fn graph_and_plan(&self, job: &str) -> Result<(JobGraph, ExecutionPlan), JobError> {
         let graph = self.job_graph();
         let plan = self.validated_plan(&graph).map_err(|error| match error {
             PlanError::Config(source) => JobError::Config { job: job.to_string(), source },
             PlanError::Graph(source) => JobError::Graph { job: job.to_string(), source },
         })?;
-        let factories = self.builder.borrow().factories.clone();
-        run_job(job, graph, factories, plan, self.config.clone())
+        Ok((graph, plan))
     }
 
     /// The one validation of `plan`, `explain` and `execute`: settings first, then the graph.
     fn validated_plan(&self, graph: &JobGraph) -> Result<ExecutionPlan, PlanError> {
         self.config.validate()?;
         Ok(ExecutionPlan::build(graph, self.config.slots)?)
+    }
+}
+
+/// A running job started with `StreamEnvironment::execute_async`.
+pub struct JobClient {
+    job: String,
+    control: std::sync::mpsc::Sender<ControlCommand>,
+    driver: std::thread::JoinHandle<Result<JobResult, JobError>>,
+}
+
+impl JobClient {
+    /// Takes a savepoint into the checkpoint store at `dir` (created if needed) and returns the
+    /// savepoint's directory once it is complete; the job goes on. Start a job from it with
+    /// `EngineConfig::restore_from`, at any parallelism of its keyed operators.
+    pub fn trigger_savepoint(&self, dir: impl Into<std::path::PathBuf>) -> Result<std::path::PathBuf, JobError> {
+        self.savepoint(dir.into(), false)
+    }
+
+    /// Takes a savepoint, then stops the job; the result names the savepoint
+    /// (`JobResult::stopped_with_savepoint`). What the sinks wrote after the savepoint is aborted.
+    pub fn stop_with_savepoint(self, dir: impl Into<std::path::PathBuf>) -> Result<JobResult, JobError> {
+        self.savepoint(dir.into(), true)?;
+        self.wait()
+    }
+
+    /// Cancels the job and waits for it to stop: the result is `JobError::Cancelled` (or the
+    /// job's own outcome, if it ended first).
+    pub fn cancel(self) -> Result<JobResult, JobError> {
+        let _ = self.control.send(ControlCommand::Cancel);
+        self.wait()
+    }
+
+    /// Waits for the job to end.
+    pub fn wait(self) -> Result<JobResult, JobError> {
+        let job = self.job;
+        self.driver.join().unwrap_or_else(|_| Err(JobError::Runtime { job, reason: "the job's driver thread panicked".to_string() }))
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.driver.is_finished()
+    }
+
+    fn savepoint(&self, dir: std::path::PathBuf, stop: bool) -> Result<std::path::PathBuf, JobError> {
+        let failed = |reason: String| JobError::Savepoint { job: self.job.clone(), reason };
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.control.send(ControlCommand::Savepoint { dir, stop, reply }).map_err(|_| failed("the job has ended".to_string()))?;
+        answer.recv().map_err(|_| failed("the job ended before the savepoint completed".to_string()))?.map_err(failed)
     }
 }

@@ -137,10 +137,12 @@ pub struct CheckpointStats {
     pub latest_state_bytes: u64,
 }
 
-/// Triggers checkpoints at an interval and completes them when every subtask acknowledged.
+/// Triggers checkpoints at an interval (and savepoints on demand) and completes them when every
+/// subtask acknowledged.
 #[derive(Debug)]
 pub(crate) struct CheckpointCoordinator {
-    interval: Duration,
+    /// `None`: no periodic checkpoints, only savepoints.
+    interval: Option<Duration>,
     subtasks: usize,
     next_id: u64,
     last_trigger: Option<Instant>,
@@ -159,7 +161,7 @@ struct PendingCheckpoint {
 impl CheckpointCoordinator {
     /// A coordinator for a job of `subtasks` subtasks, one checkpoint every `interval`, whose
     /// first checkpoint gets id `first_id` (above every checkpoint the job took before).
-    pub(crate) fn new(interval: Duration, subtasks: usize, first_id: u64) -> Self {
+    pub(crate) fn new(interval: Option<Duration>, subtasks: usize, first_id: u64) -> Self {
         assert!(subtasks > 0, "a job has subtasks");
         assert!(first_id > 0, "checkpoint ids start at 1");
         CheckpointCoordinator {
@@ -184,12 +186,12 @@ impl CheckpointCoordinator {
         if self.pending.is_some() {
             return None;
         }
-        Some(self.last_trigger.unwrap_or(started) + self.interval)
+        Some(self.last_trigger.unwrap_or(started) + self.interval?)
     }
 
-    /// The id of a checkpoint to trigger now, if one is due.
-    pub(crate) fn trigger_if_due(&mut self, started: Instant, now: Instant) -> Option<u64> {
-        if self.next_due(started)? > now {
+    /// The id of a checkpoint (a savepoint) to trigger now, unless one is pending.
+    pub(crate) fn trigger_now(&mut self, now: Instant) -> Option<u64> {
+        if self.pending.is_some() {
             return None;
         }
         let id = self.next_id;
@@ -197,6 +199,14 @@ impl CheckpointCoordinator {
         self.last_trigger = Some(now);
         self.pending = Some(PendingCheckpoint { id, triggered_at: now, acknowledged: 0, key_groups: 0 });
         Some(id)
+    }
+
+    /// The id of a checkpoint to trigger now, if one is due.
+    pub(crate) fn trigger_if_due(&mut self, started: Instant, now: Instant) -> Option<u64> {
+        if self.next_due(started)? > now {
+            return None;
+        }
+        self.trigger_now(now)
     }
 
     /// A subtask acknowledged checkpoint `id` with `key_groups` key groups of state and the time
@@ -274,7 +284,7 @@ mod tests {
     #[test]
     fn the_coordinator_completes_a_checkpoint_when_every_subtask_acknowledged() {
         let start = Instant::now();
-        let mut coordinator = CheckpointCoordinator::new(Duration::from_millis(10), 2, 1);
+        let mut coordinator = CheckpointCoordinator::new(Some(Duration::from_millis(10)), 2, 1);
         assert_eq!(coordinator.trigger_if_due(start, start), None, "not due yet");
         let due = start + Duration::from_millis(10);
         assert_eq!(coordinator.trigger_if_due(start, due), Some(1));

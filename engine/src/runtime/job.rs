@@ -83,6 +83,8 @@ pub struct JobResult {
     /// Times the job was restarted from a checkpoint after a failure. The operator counts above
     /// are those of the last attempt.
     pub restarts: u32,
+    /// The savepoint the job was stopped with (`JobClient::stop_with_savepoint`), if it was.
+    pub stopped_with_savepoint: Option<std::path::PathBuf>,
 }
 
 impl JobResult {
@@ -141,13 +143,13 @@ pub(crate) fn run_job(
     factories: GraphFactories,
     plan: ExecutionPlan,
     config: EngineConfig,
+    control: Option<Receiver<ControlCommand>>,
 ) -> Result<JobResult, JobError> {
     let alignment = alignment_groups(&graph);
     let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment });
     let mut keeper = open_keeper(&deployment)?;
     let total = deployment.plan.subtask_count();
-    let mut coordinator =
-        deployment.config.checkpoint_interval.map(|interval| CheckpointCoordinator::new(interval, total, keeper.newest_id() + 1));
+    let mut coordinator = CheckpointCoordinator::new(deployment.config.checkpoint_interval, total, keeper.newest_id() + 1);
     let mut restarts = RestartTracker::new(deployment.config.effective_restart_strategy());
     loop {
         let restore = match keeper.latest() {
@@ -159,13 +161,22 @@ pub(crate) fn run_job(
         let outcome = keeper
             .begin_attempt(&deployment.graph, restore.as_deref())
             .map_err(|error| runtime_error(job, error.to_string()))
-            .and_then(|()| run_attempt(&deployment, restore, &mut keeper, coordinator.as_mut()));
+            .and_then(|()| run_attempt(&deployment, restore, &mut keeper, &mut coordinator, control.as_ref()));
+        let keeper_error = |error: super::keeper::KeeperError| runtime_error(job, error.to_string());
         match outcome {
             Ok(mut result) => {
-                keeper.job_finished(&deployment.graph).map_err(|error| runtime_error(job, error.to_string()))?;
-                result.checkpoints = coordinator.map(|c| c.stats()).unwrap_or_default();
+                if result.stopped_with_savepoint.is_some() {
+                    keeper.job_stopped(&deployment.graph).map_err(keeper_error)?;
+                } else {
+                    keeper.job_finished(&deployment.graph).map_err(keeper_error)?;
+                }
+                result.checkpoints = coordinator.stats();
                 result.restarts = restarts.restarts();
                 return Ok(result);
+            }
+            Err(error @ JobError::Cancelled { .. }) => {
+                keeper.job_stopped(&deployment.graph).map_err(keeper_error)?;
+                return Err(error);
             }
             Err(error) => {
                 let Some(delay) = restarts.on_failure(Instant::now()) else { return Err(error) };
@@ -174,9 +185,7 @@ pub(crate) fn run_job(
                     keeper.latest().map_or("none (from the start)".to_string(), |snapshot| snapshot.checkpoint.to_string())
                 );
                 std::thread::sleep(delay);
-                if let Some(coordinator) = coordinator.as_mut() {
-                    coordinator.restart();
-                }
+                coordinator.restart();
             }
         }
     }
@@ -224,7 +233,8 @@ fn run_attempt(
     deployment: &Arc<Deployment>,
     restore: Option<Arc<RestoreState>>,
     keeper: &mut CheckpointKeeper,
-    coordinator: Option<&mut CheckpointCoordinator>,
+    coordinator: &mut CheckpointCoordinator,
+    control: Option<&Receiver<ControlCommand>>,
 ) -> Result<JobResult, JobError> {
     let (reports_tx, reports) = channel();
     let mut per_slot: Vec<Vec<SubtaskId>> = vec![Vec::new(); deployment.plan.slots];
@@ -267,7 +277,7 @@ fn run_attempt(
         }
     }
     drop(reports_tx);
-    let outcome = drive(deployment, &reports, keeper, coordinator);
+    let outcome = drive(deployment, &reports, keeper, coordinator, control);
     // Every actor has stopped or been cancelled; the slot threads end once their actors have.
     let mut panicked = None;
     for thread in threads {
@@ -469,12 +479,33 @@ fn restore_keyed_state(
     Ok(())
 }
 
-/// Collects the actors, wires and starts them, and waits for the job's outcome.
+/// What a `JobClient` asks of a running job.
+pub(crate) enum ControlCommand {
+    /// Take a savepoint into the store at `dir`; with `stop`, end the job once it is complete.
+    Savepoint { dir: std::path::PathBuf, stop: bool, reply: Sender<Result<std::path::PathBuf, String>> },
+    /// Cancel the job.
+    Cancel,
+}
+
+/// How long the driver waits for a report before it looks at control commands again.
+const CONTROL_POLL: Duration = Duration::from_millis(20);
+
+/// How an attempt ended without finishing, when that is not a failure.
+enum Ended {
+    /// Stopped after the savepoint at this path.
+    Stopped(std::path::PathBuf),
+    /// Cancelled.
+    Cancelled,
+}
+
+/// Collects the actors, wires and starts them, and waits for the job's outcome, taking
+/// checkpoints on the coordinator's schedule and savepoints when asked.
 fn drive(
     deployment: &Deployment,
     reports: &Receiver<TaskReport>,
     keeper: &mut CheckpointKeeper,
-    mut coordinator: Option<&mut CheckpointCoordinator>,
+    coordinator: &mut CheckpointCoordinator,
+    control: Option<&Receiver<ControlCommand>>,
 ) -> Result<JobResult, JobError> {
     let Deployment { job, graph, plan, .. } = deployment;
     let total = plan.subtask_count();
@@ -488,10 +519,15 @@ fn drive(
     let mut actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut failure: Option<JobError> = None;
+    let mut ended: Option<Ended> = None;
     let mut spawned = 0;
     let mut settled = SettledSubtasks::new(plan);
     let mut started_at: Option<Instant> = None;
     let mut finished = 0;
+    // Savepoints asked for and not yet triggered; the one in progress (its checkpoint id).
+    let mut savepoints_waiting: std::collections::VecDeque<(std::path::PathBuf, bool, Sender<Result<std::path::PathBuf, String>>)> =
+        Default::default();
+    let mut savepoint_active: Option<(u64, std::path::PathBuf, bool, Sender<Result<std::path::PathBuf, String>>)> = None;
 
     let fail = |id: SubtaskId, position: usize, cause: OperatorFailure| {
         let task = &plan.tasks[id.0];
@@ -521,27 +557,66 @@ fn drive(
             let _ = actor.send_message(TaskMessage::Cancel);
         }
     };
+    let trigger = |id: u64, actors: &Vec<Vec<Option<ActorRef<TaskMessage>>>>| {
+        for &(task, subtask) in &sources {
+            if let Some(actor) = &actors[task][subtask] {
+                let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id });
+            }
+        }
+    };
 
     while settled.count < total {
+        let running = failure.is_none() && ended.is_none() && !any_finished;
+        if let Some(control) = control {
+            while let Ok(command) = control.try_recv() {
+                match command {
+                    ControlCommand::Cancel => {
+                        if failure.is_none() && ended.is_none() {
+                            ended = Some(Ended::Cancelled);
+                            cancel_all(&actors);
+                        }
+                    }
+                    ControlCommand::Savepoint { dir, stop, reply } => {
+                        if running {
+                            savepoints_waiting.push_back((dir, stop, reply));
+                        } else {
+                            let _ = reply.send(Err("the job is ending: it takes no savepoint".to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        // A savepoint waits for the checkpoint in progress, then goes first.
+        if running && started_at.is_some() && savepoint_active.is_none() && !savepoints_waiting.is_empty() {
+            if let Some(id) = coordinator.trigger_now(Instant::now()) {
+                keeper.checkpoint_triggered();
+                let (dir, stop, reply) = savepoints_waiting.pop_front().expect("checked non-empty");
+                savepoint_active = Some((id, dir, stop, reply));
+                trigger(id, &actors);
+            }
+        }
         // Checkpoints are triggered while every task runs and nothing has failed.
-        let due = match (&coordinator, started_at) {
-            (Some(coordinator), Some(started)) if failure.is_none() && !any_finished => coordinator.next_due(started),
+        let due = match started_at {
+            Some(started) if running => coordinator.next_due(started),
             _ => None,
         };
-        let received = match due {
-            Some(due) => reports.recv_timeout(due.saturating_duration_since(Instant::now())),
-            None => reports.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        let wait = match (due, control) {
+            (Some(due), _) => {
+                due.saturating_duration_since(Instant::now()).min(if control.is_some() { CONTROL_POLL } else { Duration::MAX })
+            }
+            (None, Some(_)) => CONTROL_POLL,
+            (None, None) => Duration::MAX,
         };
+        let received =
+            if wait == Duration::MAX { reports.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { reports.recv_timeout(wait) };
         let report = match received {
             Ok(report) => report,
             Err(RecvTimeoutError::Timeout) => {
-                let (Some(coordinator), Some(started)) = (coordinator.as_mut(), started_at) else { continue };
-                if let Some(id) = coordinator.trigger_if_due(started, Instant::now()) {
-                    keeper.checkpoint_triggered();
-                    for &(task, subtask) in &sources {
-                        if let Some(actor) = &actors[task][subtask] {
-                            let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id });
-                        }
+                let Some(started) = started_at else { continue };
+                if running {
+                    if let Some(id) = coordinator.trigger_if_due(started, Instant::now()) {
+                        keeper.checkpoint_triggered();
+                        trigger(id, &actors);
                     }
                 }
                 continue;
@@ -553,12 +628,12 @@ fn drive(
         };
         match report {
             TaskReport::Spawned { id, actor } => {
-                if failure.is_some() {
+                if failure.is_some() || ended.is_some() {
                     let _ = actor.send_message(TaskMessage::Cancel);
                 }
                 actors[id.0][id.1] = Some(actor);
                 spawned += 1;
-                if spawned == total && failure.is_none() {
+                if spawned == total && failure.is_none() && ended.is_none() {
                     started_at = Some(Instant::now());
                     start_all(plan, &actors);
                 }
@@ -569,29 +644,46 @@ fn drive(
                 any_finished = true;
                 keeper.finished(committables);
                 // A finished subtask takes no more checkpoints: one pending now cannot complete.
-                if let Some(abandoned) = coordinator.as_mut().and_then(|coordinator| coordinator.abort_pending()) {
+                if let Some(abandoned) = coordinator.abort_pending() {
                     keeper.abandoned(abandoned);
+                }
+                if let Some((_, _, _, reply)) = savepoint_active.take() {
+                    let _ = reply.send(Err("a task finished before the savepoint completed".to_string()));
+                }
+                for (_, _, reply) in savepoints_waiting.drain(..) {
+                    let _ = reply.send(Err("the job is ending: it takes no savepoint".to_string()));
                 }
             }
             TaskReport::CheckpointAck { subtask, checkpoint, snapshot, alignment } => {
-                let Some(coordinator) = coordinator.as_mut() else { continue };
                 let key_groups = snapshot.key_groups();
                 keeper.acknowledged(subtask, snapshot);
-                if let Some(id) = coordinator.acknowledge(checkpoint, key_groups, alignment) {
-                    match keeper.complete(id, graph, plan) {
-                        Ok(bytes) => coordinator.record_size(bytes),
-                        Err(error) => {
-                            if failure.is_none() {
-                                failure = Some(runtime_error(job, error.to_string()));
+                let Some(id) = coordinator.acknowledge(checkpoint, key_groups, alignment) else { continue };
+                let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
+                match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path())) {
+                    Ok((bytes, path)) => {
+                        coordinator.record_size(bytes);
+                        if let (Some((_, _, stop, reply)), Some(path)) = (savepoint, path) {
+                            let _ = reply.send(Ok(path.clone()));
+                            if stop && failure.is_none() && ended.is_none() {
+                                ended = Some(Ended::Stopped(path));
                                 cancel_all(&actors);
                             }
-                            continue;
                         }
                     }
-                    for &(task, subtask) in &sources {
-                        if let Some(actor) = &actors[task][subtask] {
-                            let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
+                    Err(error) => {
+                        if let Some((_, _, _, reply)) = savepoint {
+                            let _ = reply.send(Err(error.to_string()));
                         }
+                        if failure.is_none() && ended.is_none() {
+                            failure = Some(runtime_error(job, error.to_string()));
+                            cancel_all(&actors);
+                        }
+                        continue;
+                    }
+                }
+                for &(task, subtask) in &sources {
+                    if let Some(actor) = &actors[task][subtask] {
+                        let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
                     }
                 }
             }
@@ -599,14 +691,14 @@ fn drive(
                 if actors[id.0][id.1].is_none() {
                     settled.settle(id); // never spawned: no Stopped report follows
                 }
-                if failure.is_none() {
+                if failure.is_none() && ended.is_none() {
                     failure = Some(fail(id, position, cause));
                     cancel_all(&actors);
                 }
             }
             TaskReport::Stopped { id } => {
                 settled.settle(id);
-                if metrics[id.0][id.1].is_none() && failure.is_none() {
+                if metrics[id.0][id.1].is_none() && failure.is_none() && ended.is_none() {
                     let reason = format!("task {} subtask {} stopped without finishing", id.0, id.1);
                     failure = Some(fail(id, 0, OperatorFailure::Failed(reason.into())));
                     cancel_all(&actors);
@@ -616,19 +708,33 @@ fn drive(
                 for id in subtasks {
                     settled.settle(id);
                 }
-                if failure.is_none() {
+                if failure.is_none() && ended.is_none() {
                     failure = Some(runtime_error(job, reason));
                     cancel_all(&actors);
                 }
             }
         }
     }
+    let refusal = if failure.is_some() { "the job failed" } else { "the job ended" };
+    for (_, _, reply) in savepoints_waiting.drain(..).chain(savepoint_active.map(|(_, dir, stop, reply)| (dir, stop, reply))) {
+        let _ = reply.send(Err(format!("{refusal} before the savepoint completed")));
+    }
     if let Some(error) = failure {
         return Err(error);
     }
-    assert_eq!(finished, total, "every subtask finished");
     let elapsed = started_at.map_or(Duration::ZERO, |t| t.elapsed());
-    Ok(summarize(job, graph, plan, elapsed, metrics))
+    match ended {
+        Some(Ended::Cancelled) => Err(JobError::Cancelled { job: job.clone() }),
+        Some(Ended::Stopped(path)) => {
+            let mut result = summarize(job, graph, plan, elapsed, metrics);
+            result.stopped_with_savepoint = Some(path);
+            Ok(result)
+        }
+        None => {
+            assert_eq!(finished, total, "every subtask finished");
+            Ok(summarize(job, graph, plan, elapsed, metrics))
+        }
+    }
 }
 
 /// The subtasks from which no report follows: failed to spawn, stopped, or lost with their slot.
@@ -719,7 +825,15 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
     if channels.gate_capacity_min == u32::MAX {
         channels.gate_capacity_min = 0;
     }
-    JobResult { job: job.to_string(), elapsed, operators, channels, checkpoints: CheckpointStats::default(), restarts: 0 }
+    JobResult {
+        job: job.to_string(),
+        elapsed,
+        operators,
+        channels,
+        checkpoints: CheckpointStats::default(),
+        restarts: 0,
+        stopped_with_savepoint: None,
+    }
 }
 
 #[cfg(test)]
@@ -752,7 +866,8 @@ mod tests {
         let (outcome_tx, outcome) = channel();
         std::thread::spawn(move || {
             let mut keeper = CheckpointKeeper::new(None, None, BTreeMap::new());
-            let _ = outcome_tx.send(drive(&deployment, &reports, &mut keeper, None).map(|_| ()));
+            let mut coordinator = CheckpointCoordinator::new(None, 2, 1);
+            let _ = outcome_tx.send(drive(&deployment, &reports, &mut keeper, &mut coordinator, None).map(|_| ()));
             drop(reports_tx);
         });
         let error = outcome.recv_timeout(Duration::from_secs(30)).expect("the driver returned").unwrap_err();

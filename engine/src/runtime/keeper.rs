@@ -113,9 +113,17 @@ impl CheckpointKeeper {
         }
     }
 
-    /// Every subtask acknowledged `checkpoint`: builds its snapshot, writes it, keeps it as the
-    /// newest, and commits the sinks' pre-commits up to it. Returns the snapshot's state size.
-    pub(crate) fn complete(&mut self, checkpoint: u64, graph: &JobGraph, plan: &ExecutionPlan) -> Result<u64, KeeperError> {
+    /// Every subtask acknowledged `checkpoint`: builds its snapshot, writes it (into the job's
+    /// store, or as a savepoint into the store at `savepoint_dir`), keeps it as the newest, and
+    /// commits the sinks' pre-commits up to it. Returns the snapshot's state size and, for a
+    /// savepoint, its directory.
+    pub(crate) fn complete(
+        &mut self,
+        checkpoint: u64,
+        graph: &JobGraph,
+        plan: &ExecutionPlan,
+        savepoint_dir: Option<&std::path::Path>,
+    ) -> Result<(u64, Option<std::path::PathBuf>), KeeperError> {
         let acknowledged = std::mem::take(&mut self.pending);
         let mut operators = empty_operators(graph);
         for ((task, subtask), snapshot) in acknowledged {
@@ -141,12 +149,29 @@ impl CheckpointKeeper {
         });
         let snapshot = JobSnapshot { checkpoint, max_parallelism: graph.max_parallelism as u32, operators };
         let bytes = snapshot.state_bytes();
-        if let Some(store) = &mut self.store {
-            snapshot.write(store, CheckpointKind::Checkpoint).map_err(|source| KeeperError::Write { checkpoint, source })?;
+        let write_error = |source| KeeperError::Write { checkpoint, source };
+        let mut savepoint = None;
+        if let Some(dir) = savepoint_dir {
+            let mut store = CheckpointStore::open(dir, 1).map_err(|error| write_error(error.into()))?;
+            savepoint = Some(snapshot.write(&mut store, CheckpointKind::Savepoint).map_err(write_error)?.path);
+        } else if let Some(store) = &mut self.store {
+            snapshot.write(store, CheckpointKind::Checkpoint).map_err(write_error)?;
         }
         self.latest = Some(Arc::new(snapshot));
         self.commit(graph, |id| id <= checkpoint)?;
-        Ok(bytes)
+        Ok((bytes, savepoint))
+    }
+
+    /// The job stopped without finishing (cancelled, stopped with a savepoint, failed for good):
+    /// what its sinks began and did not commit is aborted, so it never becomes visible and holds
+    /// no reader back.
+    pub(crate) fn job_stopped(&mut self, graph: &JobGraph) -> Result<(), KeeperError> {
+        self.pending.clear();
+        self.uncommitted.clear();
+        for (&node, committer) in &mut self.committers {
+            committer.abort_uncommitted().map_err(|source| KeeperError::Commit { sink: graph.nodes[node].name.clone(), source })?;
+        }
+        Ok(())
     }
 
     /// The job finished: commits everything still uncommitted, the final pre-commits included.
