@@ -22,7 +22,11 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod time;
+pub mod topic;
 pub mod window;
+
+#[cfg(test)]
+pub(crate) mod test_dir;
 
 pub use api::env::{JobClient, PlanError, StreamEnvironment};
 pub use api::keyed::{KeyedStream, WindowedStream};
@@ -46,6 +50,7 @@ pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::snapshot::{JobSnapshot, OperatorSnapshot, RestoreError};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
+pub use topic::{Topic, TopicError};
 pub use window::cumulate::CumulateEventTimeWindows;
 pub use window::global::GlobalWindows;
 pub use window::operator::{LatePolicy, LateRecord};

@@ -1,19 +1,27 @@
-//! A sink writing records to files in a directory: plain lines, CSV or JSON lines.
+//! A sink writing records to files in a directory: plain lines, CSV or JSON lines, exactly once.
 //!
 //! [`FileSink`] owns everything between typed records and files on disk: creating the directory,
-//! one part file per subtask (`part-<subtask>.<extension>`, so subtasks never share a file and need
-//! no coordination), buffered encoding with the chosen format, and flushing in `finish`. Every
-//! error names the path it concerns. The part files match what
-//! [`FileSource`](crate::source::file::FileSource) reads back from the directory.
+//! part files per subtask (so subtasks never share a file and need no coordination), buffered
+//! encoding with the chosen format, and the two-phase commit of part files (see [`sink`](super)).
+//! A writer writes a hidden in-progress file, `.part-<subtask>-<sequence>.<extension>.inprogress`;
+//! `pre_commit` flushes, fsyncs and closes it, and its committable names it and its part file,
+//! `part-<subtask>-<sequence>.<extension>`; the committer renames the one to the other (atomic;
+//! done already when the part file exists and the in-progress file does not) and fsyncs the
+//! directory. So a part file appears whole, once its checkpoint completed or the job finished, and
+//! never holds records a restarted job writes again. Sequences start above every part or
+//! in-progress file of the subtask found in the directory when the writer is created, so a
+//! restarted job never overwrites a committed part. Every error names the path it concerns. The
+//! part files match what [`FileSource`](crate::source::file::FileSource) reads back from the
+//! directory, which skips hidden files.
 
 use std::fmt::{self, Display};
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Sink, SinkWriter};
+use super::{Committable, Sink, SinkCommitter, SinkWriter};
 use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
 
@@ -53,6 +61,53 @@ pub enum FileSinkError {
         record: u64,
         /// What was wrong.
         message: String,
+    },
+    /// The output directory could not be listed or synced.
+    #[error("cannot {operation} directory {}: {source}", .path.display())]
+    Directory {
+        /// `list` or `sync`.
+        operation: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// An in-progress file could not be renamed to its part file.
+    #[error("cannot commit {} as {}: {source}", .in_progress.display(), .part.display())]
+    Commit {
+        /// The in-progress file.
+        in_progress: PathBuf,
+        /// The part file.
+        part: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Neither the in-progress file of a committable nor its part file exists: the pre-committed
+    /// records are gone (deleted after the pre-commit, or aborted before being committed).
+    #[error("cannot commit {} as {}: neither file exists", .in_progress.display(), .part.display())]
+    CommittedPartMissing {
+        /// The in-progress file.
+        in_progress: PathBuf,
+        /// The part file.
+        part: PathBuf,
+    },
+    /// A leftover in-progress file could not be deleted.
+    #[error("cannot delete {}: {source}", .path.display())]
+    Delete {
+        /// The in-progress file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// A committable that is not one a file sink of this directory and format encoded.
+    #[error("file sink {}: malformed committable of {bytes} bytes: {reason}", .dir.display())]
+    MalformedCommittable {
+        /// The output directory.
+        dir: PathBuf,
+        /// The committable's length.
+        bytes: usize,
+        /// What is wrong.
+        reason: String,
     },
 }
 
@@ -99,10 +154,14 @@ impl<T> Copy for Encoder<T> {}
 /// let text = FileSink::lines::<String>("output/log");
 /// ```
 ///
-/// Subtask `i` writes `<dir>/part-<i>.<extension>` (`txt`, `csv` or `jsonl`), replacing a file of
-/// that name; the directory is created if missing. Other files in the directory are left alone, so
-/// part files of an earlier run with a higher parallelism survive: give each run an empty
-/// directory. Records are buffered and flushed when the sink finishes.
+/// Subtask `i` writes `<dir>/part-<i>-<sequence>.<extension>` (`txt`, `csv` or `jsonl`): one part
+/// file per checkpoint in which it wrote records, and one for what it wrote after the last
+/// checkpoint, each visible once committed (see the module documentation); a job without
+/// checkpoints leaves `part-<i>-0.<extension>` for every subtask that wrote a record (in an empty
+/// directory). The directory is created if missing. Other files in it are left alone, so part
+/// files of an earlier run survive beside the new ones: give each run an empty directory. One
+/// file sink per directory and format: a sink's committer deletes every in-progress file of the
+/// format's extension when the job restarts.
 pub struct FileSink<T> {
     dir: PathBuf,
     encoder: Encoder<T>,
@@ -157,14 +216,76 @@ impl<T> FileSink<T> {
         &self.dir
     }
 
-    /// The part file subtask `subtask_index` writes.
-    pub fn part_path(&self, subtask_index: usize) -> PathBuf {
-        let extension = match self.encoder {
+    /// The part file of sequence number `sequence` of subtask `subtask_index`, once committed.
+    pub fn part_path(&self, subtask_index: usize, sequence: u64) -> PathBuf {
+        self.dir.join(part_name(PartState::Committed, subtask_index, sequence, self.extension()))
+    }
+
+    /// The extension of the part files: `txt`, `csv` or `jsonl`.
+    pub fn extension(&self) -> &'static str {
+        match self.encoder {
             Encoder::Text { extension, .. } => extension,
             Encoder::Csv { .. } => "csv",
-        };
-        self.dir.join(format!("part-{subtask_index}.{extension}"))
+        }
     }
+}
+
+/// Whether a part file is committed or still being written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PartState {
+    InProgress,
+    Committed,
+}
+
+/// The file name of a part file: `part-<subtask>-<sequence>.<extension>`, hidden and suffixed
+/// `.inprogress` while in progress.
+fn part_name(state: PartState, subtask_index: usize, sequence: u64, extension: &str) -> String {
+    match state {
+        PartState::Committed => format!("part-{subtask_index}-{sequence}.{extension}"),
+        PartState::InProgress => format!(".part-{subtask_index}-{sequence}.{extension}.inprogress"),
+    }
+}
+
+/// The state, subtask and sequence of a part file name with `extension`; `None` for other names.
+fn parse_part_name(name: &str, extension: &str) -> Option<(PartState, usize, u64)> {
+    let (state, name) = match name.strip_prefix('.') {
+        Some(hidden) => (PartState::InProgress, hidden.strip_suffix(".inprogress")?),
+        None => (PartState::Committed, name),
+    };
+    let stem = name.strip_prefix("part-")?.strip_suffix(extension)?.strip_suffix('.')?;
+    let (subtask_index, sequence) = stem.split_once('-')?;
+    let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+    if !digits(subtask_index) || !digits(sequence) {
+        return None;
+    }
+    Some((state, subtask_index.parse().ok()?, sequence.parse().ok()?))
+}
+
+/// The names of the files in `dir`; none if it does not exist.
+fn file_names(dir: &Path) -> Result<Vec<String>, FileSinkError> {
+    let list_error = |source| FileSinkError::Directory { operation: "list", path: dir.to_path_buf(), source };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(list_error(error)),
+    };
+    let mut names = Vec::new();
+    for entry in entries {
+        // A name that is not UTF-8 is not one of ours.
+        if let Ok(name) = entry.map_err(list_error)?.file_name().into_string() {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Makes renames and deletions in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), FileSinkError> {
+    File::open(dir).and_then(|dir| dir.sync_all()).map_err(|source| FileSinkError::Directory {
+        operation: "sync",
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 impl<T> fmt::Debug for FileSink<T> {
@@ -204,25 +325,57 @@ impl<T: Record> Sink<T> for FileSink<T> {
     fn create_writer(&self, context: &SubtaskContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         // Safe to race: every subtask creates the directory, and an existing one is success.
         fs::create_dir_all(&self.dir).map_err(|source| FileSinkError::CreateDirectory { path: self.dir.clone(), source })?;
-        let path = self.part_path(context.subtask_index);
-        let file = match File::create(&path) {
-            Ok(file) => file,
-            Err(source) => return Err(FileSinkError::CreateFile { path, source }.into()),
-        };
-        let out = match self.encoder {
-            Encoder::Text { encode, .. } => PartOut::Text { out: BufWriter::new(file), encode },
-            Encoder::Csv { has_header, delimiter, encode } => {
-                let out = csv::WriterBuilder::new().has_headers(has_header).delimiter(delimiter).from_writer(file);
-                PartOut::Csv { out, encode }
-            }
-        };
-        Ok(Box::new(FileWriter { path, records: 0, out }))
+        let extension = self.extension();
+        let subtask_index = context.subtask_index;
+        let next_sequence = file_names(&self.dir)?
+            .iter()
+            .filter_map(|name| parse_part_name(name, extension))
+            .filter(|&(_, subtask, _)| subtask == subtask_index)
+            .map(|(_, _, sequence)| sequence + 1)
+            .max()
+            .unwrap_or(0);
+        Ok(Box::new(FileWriter {
+            dir: self.dir.clone(),
+            subtask_index,
+            extension,
+            encoder: self.encoder,
+            next_sequence,
+            part: None,
+            last_checkpoint: None,
+        }))
+    }
+
+    fn create_committer(&self) -> Result<Option<Box<dyn SinkCommitter>>, UserError> {
+        Ok(Some(Box::new(FileCommitter { dir: self.dir.clone(), extension: self.extension() })))
     }
 }
 
-/// The writer of one subtask: its part file and how many records went into it.
+/// What a committable of a file sink holds: file names in the sink's directory.
+#[derive(Debug, Serialize, Deserialize)]
+struct FileCommittable {
+    in_progress: String,
+    part: String,
+}
+
+/// The writer of one subtask: the in-progress part file, opened at the first record after a
+/// pre-commit.
 struct FileWriter<T> {
+    dir: PathBuf,
+    subtask_index: usize,
+    extension: &'static str,
+    encoder: Encoder<T>,
+    /// The sequence number of the next part file.
+    next_sequence: u64,
+    part: Option<OpenPart<T>>,
+    last_checkpoint: Option<u64>,
+}
+
+/// An in-progress part file being written.
+struct OpenPart<T> {
+    sequence: u64,
+    /// The in-progress file.
     path: PathBuf,
+    /// Records written to it.
     records: u64,
     out: PartOut<T>,
 }
@@ -240,11 +393,63 @@ enum PartOut<T> {
     },
 }
 
+impl<T> FileWriter<T> {
+    /// Creates the next in-progress file (never one that exists).
+    fn open_part(&mut self) -> Result<OpenPart<T>, FileSinkError> {
+        let sequence = self.next_sequence;
+        let path = self.dir.join(part_name(PartState::InProgress, self.subtask_index, sequence, self.extension));
+        let file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(file) => file,
+            Err(source) => return Err(FileSinkError::CreateFile { path, source }),
+        };
+        self.next_sequence += 1;
+        let out = match self.encoder {
+            Encoder::Text { encode, .. } => PartOut::Text { out: BufWriter::new(file), encode },
+            Encoder::Csv { has_header, delimiter, encode } => {
+                let out = csv::WriterBuilder::new().has_headers(has_header).delimiter(delimiter).from_writer(file);
+                PartOut::Csv { out, encode }
+            }
+        };
+        Ok(OpenPart { sequence, path, records: 0, out })
+    }
+}
+
+impl<T> OpenPart<T> {
+    /// Writes what is buffered to the file.
+    fn flush(&mut self) -> Result<(), FileSinkError> {
+        let flushed = match &mut self.out {
+            PartOut::Text { out, .. } => out.flush(),
+            PartOut::Csv { out, .. } => out.flush(),
+        };
+        flushed.map_err(|source| FileSinkError::Write { path: self.path.clone(), source })
+    }
+
+    /// Flushes and fsyncs the file.
+    fn sync(&mut self) -> Result<(), FileSinkError> {
+        self.flush()?;
+        let file = match &self.out {
+            PartOut::Text { out, .. } => out.get_ref(),
+            PartOut::Csv { out, .. } => out.get_ref(),
+        };
+        file.sync_all().map_err(|source| FileSinkError::Write { path: self.path.clone(), source })
+    }
+}
+
 impl<T: Record> SinkWriter<T> for FileWriter<T> {
     fn write_frame(&mut self, frame: Vec<T>) -> Result<(), UserError> {
+        if frame.is_empty() {
+            return Ok(());
+        }
+        let part = match &mut self.part {
+            Some(part) => part,
+            None => {
+                let part = self.open_part()?;
+                self.part.insert(part)
+            }
+        };
         for record in &frame {
-            self.records += 1;
-            let result = match &mut self.out {
+            part.records += 1;
+            let result = match &mut part.out {
                 PartOut::Text { out, encode } => encode(out, record),
                 PartOut::Csv { out, encode } => encode(out, record).map_err(|error| {
                     let message = error.to_string();
@@ -256,9 +461,9 @@ impl<T: Record> SinkWriter<T> for FileWriter<T> {
             };
             match result {
                 Ok(()) => {}
-                Err(EncodeError::Io(source)) => return Err(FileSinkError::Write { path: self.path.clone(), source }.into()),
+                Err(EncodeError::Io(source)) => return Err(FileSinkError::Write { path: part.path.clone(), source }.into()),
                 Err(EncodeError::Invalid(message)) => {
-                    return Err(FileSinkError::Encode { path: self.path.clone(), record: self.records, message }.into())
+                    return Err(FileSinkError::Encode { path: part.path.clone(), record: part.records, message }.into())
                 }
             }
         }
@@ -266,11 +471,92 @@ impl<T: Record> SinkWriter<T> for FileWriter<T> {
     }
 
     fn finish(&mut self) -> Result<(), UserError> {
-        let flushed = match &mut self.out {
-            PartOut::Text { out, .. } => out.flush(),
-            PartOut::Csv { out, .. } => out.flush(),
+        if let Some(part) = &mut self.part {
+            part.flush()?;
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Committable>, UserError> {
+        if let Some(last) = self.last_checkpoint {
+            assert!(checkpoint > last, "pre-commit for checkpoint {checkpoint} after checkpoint {last}: checkpoint ids only grow");
+        }
+        self.last_checkpoint = Some(checkpoint);
+        let Some(part) = &mut self.part else {
+            return Ok(None);
         };
-        flushed.map_err(|source| FileSinkError::Write { path: self.path.clone(), source })?;
+        part.sync()?;
+        let committable = FileCommittable {
+            in_progress: part_name(PartState::InProgress, self.subtask_index, part.sequence, self.extension),
+            part: part_name(PartState::Committed, self.subtask_index, part.sequence, self.extension),
+        };
+        // Closes the file; the next record opens the next one.
+        self.part = None;
+        Ok(Some(serde_json::to_vec(&committable).expect("a committable is plain data")))
+    }
+}
+
+/// The committer of a file sink: renames in-progress files to part files in its directory.
+struct FileCommitter {
+    dir: PathBuf,
+    extension: &'static str,
+}
+
+impl FileCommitter {
+    /// The in-progress file and part file a committable names; both must be part file names of
+    /// this sink, of the same subtask and sequence.
+    fn decode(&self, committable: &[u8]) -> Result<(PathBuf, PathBuf), FileSinkError> {
+        let malformed = |reason: String| FileSinkError::MalformedCommittable { dir: self.dir.clone(), bytes: committable.len(), reason };
+        let FileCommittable { in_progress, part } = serde_json::from_slice(committable).map_err(|error| malformed(error.to_string()))?;
+        let (from, to) = (parse_part_name(&in_progress, self.extension), parse_part_name(&part, self.extension));
+        match (from, to) {
+            (Some((PartState::InProgress, subtask, sequence)), Some((PartState::Committed, part_subtask, part_sequence)))
+                if (subtask, sequence) == (part_subtask, part_sequence) =>
+            {
+                Ok((self.dir.join(in_progress), self.dir.join(part)))
+            }
+            _ => Err(malformed(format!("{in_progress:?} and {part:?} are not an in-progress file and its part file"))),
+        }
+    }
+}
+
+impl SinkCommitter for FileCommitter {
+    fn commit(&mut self, committables: &[Committable]) -> Result<(), UserError> {
+        let mut renamed = false;
+        for committable in committables {
+            let (in_progress, part) = self.decode(committable)?;
+            match fs::rename(&in_progress, &part) {
+                Ok(()) => renamed = true,
+                // Committed before (a rename is atomic): nothing to do.
+                Err(error) if error.kind() == io::ErrorKind::NotFound && part.is_file() => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                    return Err(FileSinkError::CommittedPartMissing { in_progress, part }.into())
+                }
+                Err(source) => return Err(FileSinkError::Commit { in_progress, part, source }.into()),
+            }
+        }
+        if renamed {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    fn abort_uncommitted(&mut self) -> Result<(), UserError> {
+        let mut deleted = false;
+        for name in file_names(&self.dir)? {
+            if !matches!(parse_part_name(&name, self.extension), Some((PartState::InProgress, ..))) {
+                continue;
+            }
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => deleted = true,
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(source) => return Err(FileSinkError::Delete { path, source }.into()),
+            }
+        }
+        if deleted {
+            sync_dir(&self.dir)?;
+        }
         Ok(())
     }
 }
@@ -283,6 +569,7 @@ mod tests {
     use serde::Deserialize;
 
     use super::*;
+    use crate::sink::FINAL_CHECKPOINT;
     use crate::source::file::FileSource;
     use crate::source::{ReaderStatus, Source};
     use crate::{EngineConfig, StreamEnvironment};
@@ -320,8 +607,10 @@ mod tests {
     }
 
     /// Writes `records` through `parallelism` subtasks, record `i` to subtask `i mod parallelism`,
-    /// two records a frame.
+    /// two records a frame, then does what the runtime does when a job without checkpoints
+    /// finishes: pre-commits [`FINAL_CHECKPOINT`] and commits the committables.
     fn write<T: Record + Clone>(sink: &FileSink<T>, records: &[T], parallelism: usize) {
+        let mut committables = Vec::new();
         for subtask in 0..parallelism {
             let mut writer = sink.create_writer(&context(subtask, parallelism)).unwrap();
             let mine: Vec<T> = records.iter().skip(subtask).step_by(parallelism).cloned().collect();
@@ -329,7 +618,20 @@ mod tests {
                 writer.write_frame(frame.to_vec()).unwrap();
             }
             writer.finish().unwrap();
+            committables.extend(writer.pre_commit(FINAL_CHECKPOINT).unwrap());
         }
+        committer(sink).commit(&committables).unwrap();
+    }
+
+    fn committer<T: Record>(sink: &FileSink<T>) -> Box<dyn SinkCommitter> {
+        sink.create_committer().unwrap().expect("a file sink has a committer")
+    }
+
+    /// The names of the files in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        names
     }
 
     /// Reads the whole directory back with one subtask: part files in name order.
@@ -368,7 +670,8 @@ mod tests {
         let records: Vec<String> = vec!["one".into(), "two words".into(), String::new(), "ünïcode".into(), "last".into()];
         let sink = FileSink::lines(&dir.0);
         write(&sink, &records, 2);
-        assert!(dir.0.join("part-0.txt").is_file() && dir.0.join("part-1.txt").is_file());
+        assert_eq!(names(&dir.0), vec!["part-0-0.txt", "part-1-0.txt"]);
+        assert_eq!(sink.part_path(1, 0), dir.0.join("part-1-0.txt"));
         assert_eq!(read(FileSource::lines(&dir.0)), by_part(&records));
     }
 
@@ -377,7 +680,7 @@ mod tests {
         let dir = TempDir::new("csv");
         let records = rows();
         write(&FileSink::csv(&dir.0), &records, 2);
-        for part in ["part-0.csv", "part-1.csv"] {
+        for part in ["part-0-0.csv", "part-1-0.csv"] {
             let text = fs::read_to_string(dir.0.join(part)).unwrap();
             assert_eq!(text.matches("id,name,price").count(), 1, "{text}");
             assert!(text.starts_with("id,name,price\n"), "{text}");
@@ -390,7 +693,7 @@ mod tests {
         let dir = TempDir::new("csv-tab");
         let records = rows();
         write(&FileSink::csv(&dir.0).with_header(false).with_delimiter(b'\t'), &records, 1);
-        let text = fs::read_to_string(dir.0.join("part-0.csv")).unwrap();
+        let text = fs::read_to_string(dir.0.join("part-0-0.csv")).unwrap();
         assert!(text.starts_with("0\t"), "{text}");
         let source = FileSource::csv::<Row>(&dir.0).with_header(false).with_delimiter(b'\t');
         assert_eq!(read(source), records);
@@ -401,11 +704,13 @@ mod tests {
         let dir = TempDir::new("json");
         let records = rows();
         write(&FileSink::json_lines(&dir.0), &records, 2);
-        let text = fs::read_to_string(dir.0.join("part-0.jsonl")).unwrap();
+        let text = fs::read_to_string(dir.0.join("part-0-0.jsonl")).unwrap();
         assert_eq!(text.lines().count(), 4, "{text}");
         assert_eq!(read(FileSource::json_lines::<Row>(&dir.0)), by_part(&records));
     }
 
+    // Through the runtime: the part files appear when the job has finished (the writers
+    // pre-commit after `finish`, the job's committer commits).
     #[test]
     fn file_job_reads_a_directory_and_writes_part_files_through_the_runtime() {
         let input = TempDir::new("job-in");
@@ -420,7 +725,7 @@ mod tests {
             .sink("files", FileSink::json_lines(&output.0));
         env.execute("file-copy").unwrap();
 
-        assert!(output.0.join("part-0.jsonl").is_file() && output.0.join("part-1.jsonl").is_file());
+        assert!(output.0.join("part-0-0.jsonl").is_file() && output.0.join("part-1-0.jsonl").is_file());
         let mut copied = read(FileSource::json_lines::<Row>(&output.0));
         copied.sort_by_key(|row| row.id);
         let expected: Vec<Row> = records.into_iter().map(|row| Row { price: row.price * 2.0, ..row }).collect();
@@ -445,7 +750,7 @@ mod tests {
         let dir = TempDir::new("nested");
         let nested = dir.0.join("a").join("b");
         write(&FileSink::lines(&nested), &[1u32, 2, 3], 1);
-        assert_eq!(fs::read_to_string(nested.join("part-0.txt")).unwrap(), "1\n2\n3\n");
+        assert_eq!(fs::read_to_string(nested.join("part-0-0.txt")).unwrap(), "1\n2\n3\n");
     }
 
     #[test]
@@ -476,7 +781,122 @@ mod tests {
         let record = Nested { id: 1, tags: BTreeMap::from([("a".to_string(), 1)]) };
         let error = writer.write_frame(vec![record]).unwrap_err();
         let message = error.to_string();
-        assert!(message.contains("part-0.csv") && message.contains("record 1"), "{message}");
+        assert!(message.contains(".part-0-0.csv.inprogress") && message.contains("record 1"), "{message}");
         assert!(matches!(error.downcast_ref::<FileSinkError>(), Some(FileSinkError::Encode { record: 1, .. })));
+    }
+
+    /// The records of `dir` readers see, in part-file order.
+    fn visible(dir: &Path) -> Vec<String> {
+        read(FileSource::lines(dir))
+    }
+
+    fn frame(records: &[&str]) -> Vec<String> {
+        records.iter().map(|record| record.to_string()).collect()
+    }
+
+    #[test]
+    fn file_sink_makes_parts_visible_when_committed_and_only_once() {
+        let dir = TempDir::new("commit");
+        let sink = FileSink::lines::<String>(&dir.0);
+        let mut writer = sink.create_writer(&context(0, 1)).unwrap();
+        writer.write_frame(frame(&["a", "b"])).unwrap();
+        let first = writer.pre_commit(1).unwrap().expect("records were written");
+        writer.write_frame(frame(&["c"])).unwrap();
+        let second = writer.pre_commit(2).unwrap().expect("records were written");
+        assert_eq!(writer.pre_commit(3).unwrap(), None, "nothing written since the last pre-commit");
+        assert_eq!(visible(&dir.0), Vec::<String>::new(), "pre-committed is not visible");
+
+        let mut committer = committer(&sink);
+        committer.commit(std::slice::from_ref(&first)).unwrap();
+        assert_eq!(visible(&dir.0), vec!["a", "b"]);
+        committer.commit(std::slice::from_ref(&first)).unwrap();
+        committer.commit(&[first, second]).unwrap();
+        assert_eq!(visible(&dir.0), vec!["a", "b", "c"], "committing again changes nothing");
+        assert_eq!(names(&dir.0), vec!["part-0-0.txt", "part-0-1.txt"]);
+    }
+
+    #[test]
+    fn file_sink_abort_uncommitted_deletes_what_was_not_committed() {
+        let dir = TempDir::new("abort");
+        let sink = FileSink::lines::<String>(&dir.0);
+        let mut writer = sink.create_writer(&context(0, 1)).unwrap();
+        writer.write_frame(frame(&["a"])).unwrap();
+        let first = writer.pre_commit(1).unwrap().unwrap();
+        writer.write_frame(frame(&["b"])).unwrap();
+        writer.pre_commit(2).unwrap().unwrap();
+        writer.write_frame(frame(&["c"])).unwrap();
+        fs::write(dir.0.join(".part-0-9.csv.inprogress"), "another format's file").unwrap();
+
+        let mut committer = committer(&sink);
+        committer.commit(&[first]).unwrap();
+        committer.abort_uncommitted().unwrap();
+        assert_eq!(names(&dir.0), vec![".part-0-9.csv.inprogress", "part-0-0.txt"], "only this sink's in-progress files go");
+        assert_eq!(visible(&dir.0), vec!["a"]);
+    }
+
+    #[test]
+    fn file_sink_restart_gives_each_record_once_and_never_overwrites_a_part() {
+        let dir = TempDir::new("restart");
+        let sink = FileSink::lines::<String>(&dir.0);
+        let mut old = sink.create_writer(&context(0, 1)).unwrap();
+        old.write_frame(frame(&["a"])).unwrap();
+        let checkpoint_1 = old.pre_commit(1).unwrap().unwrap();
+        committer(&sink).commit(std::slice::from_ref(&checkpoint_1)).unwrap();
+        old.write_frame(frame(&["b"])).unwrap();
+        old.pre_commit(2).unwrap().unwrap(); // checkpoint 2 never completes
+        old.write_frame(frame(&["c"])).unwrap();
+        drop(old); // the crash
+
+        // Restore from checkpoint 1: commit what it holds (again), abort the rest, replay.
+        let mut committer = committer(&sink);
+        committer.commit(std::slice::from_ref(&checkpoint_1)).unwrap();
+        committer.abort_uncommitted().unwrap();
+        let mut new = sink.create_writer(&context(0, 1)).unwrap();
+        new.write_frame(frame(&["b", "c"])).unwrap();
+        new.finish().unwrap();
+        let last = new.pre_commit(FINAL_CHECKPOINT).unwrap().unwrap();
+        committer.commit(&[last]).unwrap();
+
+        assert_eq!(visible(&dir.0), vec!["a", "b", "c"]);
+        assert_eq!(fs::read_to_string(sink.part_path(0, 0)).unwrap(), "a\n", "the committed part is untouched");
+        assert_eq!(names(&dir.0), vec!["part-0-0.txt", "part-0-1.txt"]);
+    }
+
+    #[test]
+    fn file_sink_new_writer_continues_after_the_parts_in_the_directory() {
+        let dir = TempDir::new("sequence");
+        let sink = FileSink::lines::<String>(&dir.0);
+        write(&sink, &frame(&["a", "b"]), 2);
+        fs::write(dir.0.join(".part-1-4.txt.inprogress"), "left over").unwrap();
+        write(&sink, &frame(&["c", "d"]), 2);
+        assert_eq!(names(&dir.0), vec![".part-1-4.txt.inprogress", "part-0-0.txt", "part-0-1.txt", "part-1-0.txt", "part-1-5.txt"]);
+    }
+
+    #[test]
+    fn file_sink_subtask_without_records_writes_no_file() {
+        let dir = TempDir::new("no-records");
+        let sink = FileSink::json_lines::<Row>(&dir.0);
+        let mut writer = sink.create_writer(&context(0, 1)).unwrap();
+        writer.write_frame(Vec::new()).unwrap();
+        writer.finish().unwrap();
+        assert_eq!(writer.pre_commit(FINAL_CHECKPOINT).unwrap(), None);
+        assert!(names(&dir.0).is_empty());
+    }
+
+    #[test]
+    fn file_commit_errors_name_the_files() {
+        let dir = TempDir::new("commit-errors");
+        let sink = FileSink::lines::<String>(&dir.0);
+        let mut writer = sink.create_writer(&context(0, 1)).unwrap();
+        writer.write_frame(frame(&["a"])).unwrap();
+        let committable = writer.pre_commit(1).unwrap().unwrap();
+        fs::remove_file(dir.0.join(".part-0-0.txt.inprogress")).unwrap();
+        let error = committer(&sink).commit(&[committable]).unwrap_err();
+        assert!(matches!(error.downcast_ref::<FileSinkError>(), Some(FileSinkError::CommittedPartMissing { .. })), "{error}");
+        assert!(error.to_string().contains("part-0-0.txt"), "{error}");
+
+        let escaping = serde_json::to_vec(&FileCommittable { in_progress: "../x".into(), part: "part-0-0.txt".into() }).unwrap();
+        let error = committer(&sink).commit(&[escaping]).unwrap_err();
+        assert!(matches!(error.downcast_ref::<FileSinkError>(), Some(FileSinkError::MalformedCommittable { .. })), "{error}");
     }
 }

@@ -28,6 +28,7 @@ pub mod discard;
 pub mod file;
 pub mod print;
 pub mod sample;
+pub mod topic;
 
 use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;

@@ -1,10 +1,12 @@
 //! A source reading records from files: plain lines, CSV or JSON lines.
 //!
 //! [`FileSource`] owns everything between a path on disk and typed records: finding the files (a
-//! single file, or every regular file of a directory sorted by name), splitting them between
-//! subtasks, buffered reading, and decoding each record with the file's format. The split is by
-//! whole file: subtask `i` of `p` reads files `i, i+p, i+2p, ...` of the sorted list, so a single
-//! file is read by one subtask alone and a job reads in parallel only as many files as it has.
+//! single file, or every regular file of a directory sorted by name, except hidden ones: a name
+//! starting with `.` marks a file being written, such as a file sink's in-progress part),
+//! splitting them between subtasks, buffered reading, and decoding each record with the file's
+//! format. The split is by whole file: subtask `i` of `p` reads files `i, i+p, i+2p, ...` of the
+//! sorted list, so a single file is read by one subtask alone and a job reads in parallel only as
+//! many files as it has.
 //!
 //! A record that cannot be decoded fails the job with a [`FileSourceError`] that names the file,
 //! the line and what was wrong; nothing is skipped silently and nothing panics on bad input.
@@ -100,9 +102,9 @@ impl<T> Copy for Decoder<T> {}
 /// ```
 ///
 /// A path that is a directory stands for every regular file directly in it (links to regular
-/// files included, subdirectories not), sorted by name; an empty directory yields no records. Each
-/// subtask lists the directory when its reader is created, so the directory must not change while
-/// the job starts. Subtask `i` of `p` reads files `i, i+p, ...`: a single file is read by one
+/// files included, subdirectories and hidden files, whose names start with `.`, not), sorted by
+/// name; an empty directory yields no records. Each subtask lists the directory when its reader
+/// is created, so the directory must not change while the job starts. Subtask `i` of `p` reads files `i, i+p, ...`: a single file is read by one
 /// subtask, and subtasks beyond the number of files finish at once.
 pub struct FileSource<T> {
     path: PathBuf,
@@ -194,7 +196,8 @@ fn access(path: &Path) -> impl FnOnce(io::Error) -> FileSourceError + '_ {
     move |source| FileSourceError::Access { path: path.to_path_buf(), source }
 }
 
-/// The files `path` stands for: itself, or the regular files directly in it sorted by name.
+/// The files `path` stands for: itself, or the regular files directly in it sorted by name,
+/// except hidden ones (in progress, as Flink's and Hadoop's file readers skip them).
 fn list_files(path: &Path) -> Result<Vec<PathBuf>, FileSourceError> {
     let metadata = fs::metadata(path).map_err(access(path))?;
     if !metadata.is_dir() {
@@ -203,6 +206,9 @@ fn list_files(path: &Path) -> Result<Vec<PathBuf>, FileSourceError> {
     let mut files = Vec::new();
     for entry in fs::read_dir(path).map_err(access(path))? {
         let entry = entry.map_err(access(path))?;
+        if entry.file_name().as_encoded_bytes().starts_with(b".") {
+            continue;
+        }
         let entry_path = entry.path();
         let file_type = entry.file_type().map_err(access(&entry_path))?;
         // A link counts as what it points to; a broken link is an error, not a silent skip.
@@ -572,5 +578,15 @@ mod tests {
     fn file_empty_directory_yields_nothing() {
         let dir = TempDir::new("empty");
         assert!(read_all(&FileSource::lines(&dir.0)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn file_directory_skips_hidden_files_being_written() {
+        let dir = TempDir::new("hidden");
+        dir.write("part-0-0.txt", "committed\n");
+        dir.write(".part-0-1.txt.inprogress", "in progress\n");
+        assert_eq!(read_all(&FileSource::lines(&dir.0)).unwrap(), vec!["committed"]);
+        let hidden = dir.0.join(".part-0-1.txt.inprogress");
+        assert_eq!(read_all(&FileSource::lines(hidden)).unwrap(), vec!["in progress"], "a file named on its own is read");
     }
 }

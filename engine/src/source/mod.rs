@@ -10,6 +10,7 @@ pub mod bids;
 pub mod collection;
 pub mod file;
 pub mod nexmark;
+pub mod topic;
 
 use crate::base::{SubtaskContext, UserError};
 use crate::frame::Record;
