@@ -589,7 +589,7 @@ fn drive(
         // A savepoint waits for the checkpoint in progress, then goes first.
         if running && started_at.is_some() && savepoint_active.is_none() && !savepoints_waiting.is_empty() {
             if let Some(id) = coordinator.trigger_now(Instant::now()) {
-                keeper.checkpoint_triggered();
+                keeper.checkpoint_triggered(id);
                 let (dir, stop, reply) = savepoints_waiting.pop_front().expect("checked non-empty");
                 savepoint_active = Some((id, dir, stop, reply));
                 trigger(id, &actors);
@@ -615,7 +615,7 @@ fn drive(
                 let Some(started) = started_at else { continue };
                 if running {
                     if let Some(id) = coordinator.trigger_if_due(started, Instant::now()) {
-                        keeper.checkpoint_triggered();
+                        keeper.checkpoint_triggered(id);
                         trigger(id, &actors);
                     }
                 }
@@ -644,8 +644,8 @@ fn drive(
                 any_finished = true;
                 keeper.finished(committables);
                 // A finished subtask takes no more checkpoints: one pending now cannot complete.
-                if let Some(abandoned) = coordinator.abort_pending() {
-                    keeper.abandoned(abandoned);
+                if coordinator.abort_pending().is_some() {
+                    keeper.abandoned();
                 }
                 if let Some((_, _, _, reply)) = savepoint_active.take() {
                     let _ = reply.send(Err("a task finished before the savepoint completed".to_string()));
@@ -656,7 +656,7 @@ fn drive(
             }
             TaskReport::CheckpointAck { subtask, checkpoint, snapshot, alignment } => {
                 let key_groups = snapshot.key_groups();
-                keeper.acknowledged(subtask, snapshot);
+                keeper.acknowledged(checkpoint, subtask, snapshot);
                 let Some(id) = coordinator.acknowledge(checkpoint, key_groups, alignment) else { continue };
                 let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
                 match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path())) {

@@ -43,7 +43,8 @@ pub(crate) struct CheckpointKeeper {
     committers: BTreeMap<usize, Box<dyn SinkCommitter>>,
     /// Pre-commits not committed yet, by sink node: (checkpoint, committable).
     uncommitted: BTreeMap<usize, Vec<(u64, Committable)>>,
-    /// Acknowledgements of the checkpoint in progress.
+    /// The checkpoint in progress and its acknowledgements so far.
+    pending_id: Option<u64>,
     pending: Vec<(SubtaskId, TaskSnapshot)>,
 }
 
@@ -53,7 +54,14 @@ impl CheckpointKeeper {
         initial: Option<JobSnapshot>,
         committers: BTreeMap<usize, Box<dyn SinkCommitter>>,
     ) -> CheckpointKeeper {
-        CheckpointKeeper { store, latest: initial.map(Arc::new), committers, uncommitted: BTreeMap::new(), pending: Vec::new() }
+        CheckpointKeeper {
+            store,
+            latest: initial.map(Arc::new),
+            committers,
+            uncommitted: BTreeMap::new(),
+            pending_id: None,
+            pending: Vec::new(),
+        }
     }
 
     /// The snapshot a (re)start restores from.
@@ -70,6 +78,7 @@ impl CheckpointKeeper {
     /// An attempt starts from `restore` (or from nothing): commits what it holds, aborts the
     /// rest, and forgets what the previous attempt had acknowledged.
     pub(crate) fn begin_attempt(&mut self, graph: &JobGraph, restore: Option<&RestoreState>) -> Result<(), KeeperError> {
+        self.pending_id = None;
         self.pending.clear();
         self.uncommitted.clear();
         for (&node, committer) in &mut self.committers {
@@ -82,27 +91,40 @@ impl CheckpointKeeper {
         Ok(())
     }
 
-    /// A new checkpoint was triggered: acknowledgements of an older one are void.
-    pub(crate) fn checkpoint_triggered(&mut self) {
-        self.keep_pending_committables(0);
+    /// Checkpoint `checkpoint` was triggered: acknowledgements of an older one are void (their
+    /// sinks' pre-commits are kept).
+    pub(crate) fn checkpoint_triggered(&mut self, checkpoint: u64) {
+        self.keep_pending_committables();
+        self.pending_id = Some(checkpoint);
     }
 
-    /// A subtask acknowledged the checkpoint in progress.
-    pub(crate) fn acknowledged(&mut self, subtask: SubtaskId, snapshot: TaskSnapshot) {
-        self.pending.push((subtask, snapshot));
+    /// A subtask acknowledged `checkpoint`. An acknowledgement of a checkpoint no longer in
+    /// progress (abandoned when a task finished) still carries pre-commits: they are kept for the
+    /// next checkpoint that completes, or the job's end.
+    pub(crate) fn acknowledged(&mut self, checkpoint: u64, subtask: SubtaskId, snapshot: TaskSnapshot) {
+        if self.pending_id == Some(checkpoint) {
+            self.pending.push((subtask, snapshot));
+        } else {
+            self.keep_committables(checkpoint, snapshot);
+        }
     }
 
     /// The checkpoint in progress was abandoned: its sinks' pre-commits wait for the next one.
-    pub(crate) fn abandoned(&mut self, checkpoint: u64) {
-        self.keep_pending_committables(checkpoint);
+    pub(crate) fn abandoned(&mut self) {
+        self.keep_pending_committables();
     }
 
     /// Moves pre-commits out of the pending acknowledgements into `uncommitted` and drops the rest.
-    fn keep_pending_committables(&mut self, checkpoint: u64) {
-        for (_, snapshot) in self.pending.drain(..) {
-            for (node, committable) in snapshot.committables {
-                self.uncommitted.entry(node).or_default().push((checkpoint, committable));
-            }
+    fn keep_pending_committables(&mut self) {
+        let checkpoint = self.pending_id.take().unwrap_or(0);
+        for (_, snapshot) in std::mem::take(&mut self.pending) {
+            self.keep_committables(checkpoint, snapshot);
+        }
+    }
+
+    fn keep_committables(&mut self, checkpoint: u64, snapshot: TaskSnapshot) {
+        for (node, committable) in snapshot.committables {
+            self.uncommitted.entry(node).or_default().push((checkpoint, committable));
         }
     }
 
@@ -124,6 +146,8 @@ impl CheckpointKeeper {
         plan: &ExecutionPlan,
         savepoint_dir: Option<&std::path::Path>,
     ) -> Result<(u64, Option<std::path::PathBuf>), KeeperError> {
+        debug_assert_eq!(self.pending_id, Some(checkpoint), "only the checkpoint in progress completes");
+        self.pending_id = None;
         let acknowledged = std::mem::take(&mut self.pending);
         let mut operators = empty_operators(graph);
         for ((task, subtask), snapshot) in acknowledged {
@@ -166,6 +190,7 @@ impl CheckpointKeeper {
     /// what its sinks began and did not commit is aborted, so it never becomes visible and holds
     /// no reader back.
     pub(crate) fn job_stopped(&mut self, graph: &JobGraph) -> Result<(), KeeperError> {
+        self.pending_id = None;
         self.pending.clear();
         self.uncommitted.clear();
         for (&node, committer) in &mut self.committers {
@@ -176,6 +201,7 @@ impl CheckpointKeeper {
 
     /// The job finished: commits everything still uncommitted, the final pre-commits included.
     pub(crate) fn job_finished(&mut self, graph: &JobGraph) -> Result<(), KeeperError> {
+        self.keep_pending_committables();
         self.commit(graph, |_| true)
     }
 

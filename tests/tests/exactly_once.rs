@@ -1,0 +1,262 @@
+//! End-to-end exactly-once, in the shape of Flink's UnalignedCheckpointITCase: sources emit
+//! unique ids per split, keyed state counts them, an exactly-once topic sink writes
+//! `(id, key, count)`; failures are injected at chosen points of one run (before the first
+//! checkpoint, during a checkpoint, between a checkpoint's completion and its commit, during
+//! recovery). Afterwards the committed output holds every id exactly once and, per key, every
+//! count from 1 to the key's number of ids exactly once (state counted every record once).
+//!
+//! The source releases its ids in blocks, one per completed checkpoint it is told of, so
+//! checkpoints fall between data and the faults land where they are meant to, without timing.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tethys_engine::sink::topic::TopicSink;
+use tethys_engine::sink::{Committable, Sink, SinkCommitter, SinkWriter};
+use tethys_engine::source::{ReaderStatus, Source, SourceReader};
+use tethys_engine::{EngineConfig, RestartStrategy, SubtaskContext, Topic, UserError};
+use tethys_tests::execute_with_config_within_deadline;
+
+/// Where the run fails, each once.
+#[derive(Default)]
+struct Faults {
+    /// A map fails on this id in the first attempt: before any checkpoint completed.
+    before_first_checkpoint: AtomicBool,
+    /// A sink writer's pre-commit of this checkpoint fails: during the checkpoint.
+    during_checkpoint: AtomicU64,
+    /// The committer fails on its first commit after this checkpoint completed (and was written).
+    before_commit_after: AtomicU64,
+    /// A source reader fails to seek to its restored position: during recovery.
+    during_recovery: AtomicBool,
+    /// Highest checkpoint a writer pre-committed so far.
+    checkpoints_seen: AtomicU64,
+}
+
+const KEYS: u64 = 17;
+
+/// Ids `0..total` split between subtasks by stride, `block` at a time per completed checkpoint.
+struct BlockSource {
+    total: u64,
+    block: u64,
+    faults: Arc<Faults>,
+}
+
+struct BlockReader {
+    next: u64,
+    stride: u64,
+    total: u64,
+    block: u64,
+    since_checkpoint: u64,
+    faults: Arc<Faults>,
+}
+
+impl Source<u64> for BlockSource {
+    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<u64>>, UserError> {
+        Ok(Box::new(BlockReader {
+            next: context.subtask_index as u64,
+            stride: context.parallelism as u64,
+            total: self.total,
+            block: self.block,
+            since_checkpoint: 0,
+            faults: Arc::clone(&self.faults),
+        }))
+    }
+}
+
+impl SourceReader<u64> for BlockReader {
+    fn poll_frame(&mut self, frame: &mut Vec<u64>, records_max: usize) -> Result<ReaderStatus, UserError> {
+        if self.next >= self.total {
+            return Ok(ReaderStatus::Finished);
+        }
+        if self.since_checkpoint >= self.block {
+            return Ok(ReaderStatus::Idle);
+        }
+        while frame.len() < records_max.min(64) && self.next < self.total && self.since_checkpoint < self.block {
+            frame.push(self.next);
+            self.next += self.stride;
+            self.since_checkpoint += 1;
+        }
+        Ok(ReaderStatus::Ready)
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.next)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        if self.faults.during_recovery.swap(false, Ordering::SeqCst) {
+            return Err("injected failure while restoring".into());
+        }
+        self.next = position;
+        Ok(())
+    }
+
+    fn notify_checkpoint_complete(&mut self, _id: u64) {
+        self.since_checkpoint = 0;
+    }
+}
+
+/// The topic sink, with faults injected into its pre-commits and commits.
+struct FaultySink {
+    inner: TopicSink<(u64, u64, u64)>,
+    faults: Arc<Faults>,
+}
+
+struct FaultyWriter {
+    inner: Box<dyn SinkWriter<(u64, u64, u64)>>,
+    faults: Arc<Faults>,
+}
+
+struct FaultyCommitter {
+    inner: Box<dyn SinkCommitter>,
+    faults: Arc<Faults>,
+}
+
+impl Sink<(u64, u64, u64)> for FaultySink {
+    fn create_writer(&self, context: &SubtaskContext) -> Result<Box<dyn SinkWriter<(u64, u64, u64)>>, UserError> {
+        Ok(Box::new(FaultyWriter { inner: self.inner.create_writer(context)?, faults: Arc::clone(&self.faults) }))
+    }
+
+    fn create_committer(&self) -> Result<Option<Box<dyn SinkCommitter>>, UserError> {
+        let inner = self.inner.create_committer()?.expect("the exactly-once topic sink commits in two phases");
+        Ok(Some(Box::new(FaultyCommitter { inner, faults: Arc::clone(&self.faults) })))
+    }
+}
+
+impl SinkWriter<(u64, u64, u64)> for FaultyWriter {
+    fn write_frame(&mut self, frame: Vec<(u64, u64, u64)>) -> Result<(), UserError> {
+        self.inner.write_frame(frame)
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.inner.finish()
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Committable>, UserError> {
+        if checkpoint != u64::MAX {
+            self.faults.checkpoints_seen.fetch_max(checkpoint, Ordering::SeqCst);
+        }
+        let target = self.faults.during_checkpoint.load(Ordering::SeqCst);
+        if target != 0 && checkpoint >= target && self.faults.during_checkpoint.swap(0, Ordering::SeqCst) != 0 {
+            return Err(format!("injected failure in the pre-commit of checkpoint {checkpoint}").into());
+        }
+        self.inner.pre_commit(checkpoint)
+    }
+}
+
+impl SinkCommitter for FaultyCommitter {
+    fn commit(&mut self, committables: &[Committable]) -> Result<(), UserError> {
+        let after = self.faults.before_commit_after.load(Ordering::SeqCst);
+        if after != 0
+            && !committables.is_empty()
+            && self.faults.checkpoints_seen.load(Ordering::SeqCst) >= after
+            && self.faults.before_commit_after.swap(0, Ordering::SeqCst) != 0
+        {
+            return Err("injected failure between a checkpoint's completion and its commit".into());
+        }
+        self.inner.commit(committables)
+    }
+
+    fn abort_uncommitted(&mut self) -> Result<(), UserError> {
+        self.inner.abort_uncommitted()
+    }
+}
+
+/// A fresh directory under the system temp directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("tethys-exactly-once-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn run(parallelism: usize, name: &str) {
+    let total = 20_000;
+    let dir = TempDir::new(name);
+    let topic = Topic::create(dir.0.join("out"), 2).unwrap();
+    let faults = Arc::new(Faults::default());
+    faults.before_first_checkpoint.store(true, Ordering::SeqCst);
+    faults.during_checkpoint.store(4, Ordering::SeqCst);
+    faults.before_commit_after.store(9, Ordering::SeqCst);
+    faults.during_recovery.store(true, Ordering::SeqCst);
+    let config = EngineConfig {
+        slots: 2,
+        parallelism,
+        pin_slots: false,
+        checkpoint_interval: Some(Duration::from_millis(2)),
+        checkpoint_dir: Some(dir.0.join("checkpoints")),
+        restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 10, delay: Duration::from_millis(1) }),
+        ..EngineConfig::default()
+    };
+    let (job_faults, job_topic) = (Arc::clone(&faults), topic.clone());
+    let result = execute_with_config_within_deadline("exactly-once", config, move |env| {
+        let map_faults = Arc::clone(&job_faults);
+        env.source("ids", BlockSource { total, block: 400, faults: Arc::clone(&job_faults) })
+            .uid("ids")
+            .map(move |id: u64| {
+                if id == 7 && map_faults.before_first_checkpoint.swap(false, Ordering::SeqCst) {
+                    panic!("injected failure before the first checkpoint");
+                }
+                id
+            })
+            .uid("map")
+            .key_by(|id: &u64| id % KEYS)
+            .rolling(
+                "Count",
+                || 0u64,
+                |key: &u64, count: &mut u64, id: u64| {
+                    *count += 1;
+                    (id, *key, *count)
+                },
+            )
+            .uid("counts")
+            .sink("topic", FaultySink { inner: TopicSink::exactly_once(job_topic), faults: job_faults })
+            .uid("topic");
+    })
+    .unwrap();
+
+    assert!(!faults.before_first_checkpoint.load(Ordering::SeqCst), "fault before the first checkpoint was injected");
+    assert_eq!(faults.during_checkpoint.load(Ordering::SeqCst), 0, "fault during a checkpoint was injected");
+    assert_eq!(faults.before_commit_after.load(Ordering::SeqCst), 0, "fault before a commit was injected");
+    assert!(!faults.during_recovery.load(Ordering::SeqCst), "fault during recovery was injected");
+    assert_eq!(result.restarts, 4, "p={parallelism}: one restart per fault");
+
+    let mut ids = vec![0u32; total as usize];
+    let mut counts: HashMap<u64, Vec<u64>> = HashMap::new();
+    for partition in 0..topic.partitions() {
+        for (_, (id, key, count)) in topic.read_committed::<(u64, u64, u64)>(partition, 0).unwrap() {
+            ids[id as usize] += 1;
+            assert_eq!(key, id % KEYS);
+            counts.entry(key).or_default().push(count);
+        }
+    }
+    let wrong: Vec<(usize, u32)> = ids.iter().enumerate().filter(|(_, n)| **n != 1).map(|(id, n)| (id, *n)).take(10).collect();
+    assert!(wrong.is_empty(), "p={parallelism}: ids not committed exactly once (id, times): {wrong:?}");
+    for (key, mut seen) in counts {
+        seen.sort_unstable();
+        let expected: Vec<u64> = (1..=(0..total).filter(|id| id % KEYS == key).count() as u64).collect();
+        assert_eq!(seen, expected, "p={parallelism}: counts of key {key}");
+    }
+}
+
+#[test]
+fn exactly_once_through_failures_at_parallelism_1() {
+    run(1, "p1");
+}
+
+#[test]
+fn exactly_once_through_failures_at_parallelism_2() {
+    run(2, "p2");
+}
