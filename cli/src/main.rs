@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run a live example job on the embedded engine and show its progress and sampled results.
     Demo(command::demo::DemoArgs),
+    /// Run a checkpointed job that fails on purpose and recovers, and show its results unchanged.
+    RecoveryDemo(command::recovery_demo::RecoveryDemoArgs),
     /// Run benchmark queries, each in a fresh process, and print events/s, time and peak memory.
     Bench(command::bench::BenchArgs),
     /// Measure end-to-end latency of the filter query at fixed input rates.
@@ -30,6 +32,7 @@ fn main() {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Demo(args) => command::demo::run(args),
+        Command::RecoveryDemo(args) => command::recovery_demo::run(args),
         Command::Bench(args) => command::bench::run(args),
         Command::BenchRun(args) => command::bench::run_one(args),
         Command::Latency(args) => command::latency::run(args),
