@@ -28,9 +28,30 @@ pub struct EngineArgs {
     /// Linger time of partly filled frames, in microseconds.
     #[arg(long)]
     pub linger_us: Option<u64>,
-    /// Take an exactly-once checkpoint every this many milliseconds (state kept in memory).
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub checkpoint_interval_ms: Option<u64>,
+    /// Take an exactly-once checkpoint at this interval (`1s`, `250ms`), written to
+    /// `--checkpoint-dir`.
+    #[arg(long, value_parser = parse_interval)]
+    pub checkpoint_interval: Option<Duration>,
+    /// Checkpoint store directory (default: a fresh one under the system temp dir per run,
+    /// removed afterwards).
+    #[arg(long)]
+    pub checkpoint_dir: Option<std::path::PathBuf>,
+}
+
+/// Parses `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text.find(|c: char| !c.is_ascii_digit()).map_or((text, ""), |at| text.split_at(at));
+    let value: u64 = number.parse().map_err(|_| format!("'{text}' is not a duration such as 1s or 250ms"))?;
+    let interval = match unit {
+        "ms" => Duration::from_millis(value),
+        "s" => Duration::from_secs(value),
+        "m" => Duration::from_secs(value * 60),
+        _ => return Err(format!("'{text}': the unit must be ms, s or m")),
+    };
+    if interval < Duration::from_millis(1) {
+        return Err(format!("'{text}': at least 1ms"));
+    }
+    Ok(interval)
 }
 
 impl EngineArgs {
@@ -45,22 +66,34 @@ impl EngineArgs {
         if let Some(linger_us) = self.linger_us {
             config.linger = Duration::from_micros(linger_us);
         }
-        config.checkpoint_interval = self.checkpoint_interval_ms.map(Duration::from_millis);
+        config.checkpoint_interval = self.checkpoint_interval;
+        if config.checkpoint_interval.is_some() {
+            config.checkpoint_dir = Some(
+                self.checkpoint_dir
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join(format!("tethys-bench-checkpoints-{}", std::process::id()))),
+            );
+        }
         config
     }
 
     fn to_flags(&self) -> Vec<String> {
         let mut flags = vec!["--events".into(), self.events.to_string(), "--seed".into(), self.seed.to_string()];
-        for (flag, value) in [
-            ("--slots", self.slots.map(|v| v as u64)),
-            ("--frame", self.frame.map(|v| v as u64)),
-            ("--linger-us", self.linger_us),
-            ("--checkpoint-interval-ms", self.checkpoint_interval_ms),
-        ] {
+        for (flag, value) in
+            [("--slots", self.slots.map(|v| v as u64)), ("--frame", self.frame.map(|v| v as u64)), ("--linger-us", self.linger_us)]
+        {
             if let Some(value) = value {
                 flags.push(flag.into());
                 flags.push(value.to_string());
             }
+        }
+        if let Some(interval) = self.checkpoint_interval {
+            flags.push("--checkpoint-interval".into());
+            flags.push(format!("{}ms", interval.as_millis()));
+        }
+        if let Some(dir) = &self.checkpoint_dir {
+            flags.push("--checkpoint-dir".into());
+            flags.push(dir.display().to_string());
         }
         flags
     }
@@ -153,7 +186,11 @@ pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
         seed: args.engine.seed,
         config: args.engine.config(args.parallelism),
     };
-    let report = run_bench(&spec)?;
-    println!("{report}");
+    let report = run_bench(&spec);
+    // A checkpoint directory the user did not name is this run's own.
+    if let (None, Some(dir)) = (&args.engine.checkpoint_dir, &spec.config.checkpoint_dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    println!("{}", report?);
     Ok(())
 }

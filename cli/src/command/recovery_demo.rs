@@ -33,6 +33,9 @@ pub struct RecoveryDemoArgs {
     /// Time between checkpoints in milliseconds; at least 1.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
     pub checkpoint_ms: u64,
+    /// Wait before restarting after the failure, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub restart_delay_ms: u64,
     /// Directory for the topics and checkpoints (default: a new one under the system temp dir,
     /// removed at the end).
     #[arg(long)]
@@ -99,7 +102,7 @@ fn run_job(args: &RecoveryDemoArgs, dir: &Path, fail_at: Option<u64>) -> Result<
         parallelism: 1,
         checkpoint_interval: Some(Duration::from_millis(args.checkpoint_ms)),
         checkpoint_dir: Some(checkpoints.clone()),
-        restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 3, delay: Duration::from_millis(200) }),
+        restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 3, delay: Duration::from_millis(args.restart_delay_ms) }),
         ..EngineConfig::default()
     };
     let events = args.rate.saturating_mul(args.seconds);
@@ -134,12 +137,16 @@ fn run_job(args: &RecoveryDemoArgs, dir: &Path, fail_at: Option<u64>) -> Result<
     let _ = progress.join();
     let result: JobResult = result?;
     println!(
-        "  finished in {:.2} s: {} checkpoints completed (last took {:.1} ms, {} bytes of state), {} restart(s).",
-        result.elapsed.as_secs_f64(),
+        "  finished: {} checkpoints completed (last took {:.1} ms, {} bytes of state), {} restart(s){}.",
         result.checkpoints.completed,
         result.checkpoints.latest_duration.as_secs_f64() * 1e3,
         result.checkpoints.latest_state_bytes,
-        result.restarts
+        result.restarts,
+        result.last_recovery.map_or(String::new(), |took| format!(
+            ", running again {:.1} ms after the failure (restart delay {} ms)",
+            took.as_secs_f64() * 1e3,
+            args.restart_delay_ms
+        ))
     );
     let mut counts = Counts::new();
     for (_, window) in topic.read_committed::<WindowResult<i64, u64>>(0, 0)? {
@@ -174,7 +181,7 @@ mod tests {
     fn a_failed_and_a_clean_run_commit_the_same_counts() {
         let dir = std::env::temp_dir().join(format!("tethys-recovery-demo-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let args = RecoveryDemoArgs { rate: 200_000, seconds: 2, checkpoint_ms: 50, dir: Some(dir.clone()) };
+        let args = RecoveryDemoArgs { rate: 200_000, seconds: 2, checkpoint_ms: 50, restart_delay_ms: 0, dir: Some(dir.clone()) };
         let outcome = run(args);
         let _ = std::fs::remove_dir_all(&dir);
         outcome.unwrap();

@@ -85,6 +85,9 @@ pub struct JobResult {
     pub restarts: u32,
     /// The savepoint the job was stopped with (`JobClient::stop_with_savepoint`), if it was.
     pub stopped_with_savepoint: Option<std::path::PathBuf>,
+    /// After the last restart: from the moment every task of the failed attempt had stopped to
+    /// the moment every task of the last attempt was running (the restart delay included).
+    pub last_recovery: Option<Duration>,
 }
 
 impl JobResult {
@@ -151,6 +154,8 @@ pub(crate) fn run_job(
     let total = deployment.plan.subtask_count();
     let mut coordinator = CheckpointCoordinator::new(deployment.config.checkpoint_interval, total, keeper.newest_id() + 1);
     let mut restarts = RestartTracker::new(deployment.config.effective_restart_strategy());
+    // When the last failed attempt had stopped, to measure how long recovering took.
+    let mut failed_at: Option<Instant> = None;
     loop {
         let restore = match keeper.latest() {
             Some(snapshot) => Some(Arc::new(
@@ -172,6 +177,7 @@ pub(crate) fn run_job(
                 }
                 result.checkpoints = coordinator.stats();
                 result.restarts = restarts.restarts();
+                result.last_recovery = failed_at.and_then(|failed| (Instant::now() - result.elapsed).checked_duration_since(failed));
                 return Ok(result);
             }
             Err(error @ JobError::Cancelled { .. }) => {
@@ -179,7 +185,9 @@ pub(crate) fn run_job(
                 return Err(error);
             }
             Err(error) => {
-                let Some(delay) = restarts.on_failure(Instant::now()) else { return Err(error) };
+                let now = Instant::now();
+                failed_at = Some(now);
+                let Some(delay) = restarts.on_failure(now) else { return Err(error) };
                 eprintln!(
                     "job '{job}' failed ({error}); restarting from checkpoint {} in {delay:?}",
                     keeper.latest().map_or("none (from the start)".to_string(), |snapshot| snapshot.checkpoint.to_string())
@@ -833,6 +841,7 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
         checkpoints: CheckpointStats::default(),
         restarts: 0,
         stopped_with_savepoint: None,
+        last_recovery: None,
     }
 }
 
