@@ -59,7 +59,8 @@ impl FromStr for BidsQuery {
 }
 
 /// A filtered bid in euros: the output of the `filter` query.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, tethys_engine::rkyv::Archive, tethys_engine::rkyv::Serialize, tethys_engine::rkyv::Deserialize)]
+#[rkyv(crate = tethys_engine::rkyv)]
 pub struct EuroBid {
     /// Auction.
     pub auction: i64,
@@ -75,7 +76,10 @@ pub struct EuroBid {
 pub type AuctionCount = WindowResult<i64, u64>;
 
 /// Running figures of one bidder: the output of the `agg` query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, tethys_engine::rkyv::Archive, tethys_engine::rkyv::Serialize, tethys_engine::rkyv::Deserialize,
+)]
+#[rkyv(crate = tethys_engine::rkyv)]
 pub struct BidderStats {
     /// Bidder.
     pub bidder: i64,

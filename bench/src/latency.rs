@@ -75,12 +75,22 @@ impl fmt::Display for LatencyReport {
     }
 }
 
-/// A filtered bid with the instant it was generated.
-#[derive(Debug, Clone, Copy)]
+/// A filtered bid with the time it was generated (nanoseconds since this process's `EPOCH`:
+/// records carry plain numbers, as the codec requires, not `Instant`s).
+#[derive(Debug, Clone, Copy, tethys_engine::rkyv::Archive, tethys_engine::rkyv::Serialize, tethys_engine::rkyv::Deserialize)]
+#[rkyv(crate = tethys_engine::rkyv)]
 struct StampedEuroBid {
     auction: i64,
     euro: f64,
-    created: Instant,
+    created_ns: u64,
+}
+
+/// The instant latency stamps count from.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Nanoseconds since `EPOCH`.
+fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Records per-record latency into a shared histogram.
@@ -103,10 +113,10 @@ impl Sink<StampedEuroBid> for LatencySink {
 
 impl SinkWriter<StampedEuroBid> for LatencyWriter {
     fn write_frame(&mut self, frame: Vec<StampedEuroBid>) -> Result<(), UserError> {
-        let now = Instant::now();
+        let now = now_ns();
         for record in &frame {
             std::hint::black_box((record.auction, record.euro));
-            let micros = now.saturating_duration_since(record.created).as_micros() as u64;
+            let micros = now.saturating_sub(record.created_ns) / 1_000;
             self.local.saturating_record(micros.clamp(1, LATENCY_MAX_US));
         }
         Ok(())
@@ -128,10 +138,11 @@ pub fn run(spec: &LatencySpec) -> Result<LatencyReport, JobError> {
     if let Some(max_drift) = spec.alignment_max_drift {
         bids = bids.watermark_alignment("bids", max_drift);
     }
-    bids.map(|bid: Bid| (bid, Instant::now()))
+    now_ns(); // the epoch starts before the first record
+    bids.map(|bid: Bid| (bid, now_ns()))
         .name("stamp")
-        .filter(|(bid, _): &(Bid, Instant)| filter_predicate(bid))
-        .map(|(bid, created): (Bid, Instant)| StampedEuroBid { auction: bid.auction, euro: bid.price as f64 * 0.908, created })
+        .filter(|(bid, _): &(Bid, u64)| filter_predicate(bid))
+        .map(|(bid, created_ns): (Bid, u64)| StampedEuroBid { auction: bid.auction, euro: bid.price as f64 * 0.908, created_ns })
         .rebalance()
         .sink("latency", LatencySink { merged: Arc::clone(&merged) });
     env.execute("latency-filter")?;

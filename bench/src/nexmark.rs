@@ -74,7 +74,8 @@ impl FromStr for NexmarkQuery {
 }
 
 /// A bid with its price converted to euros: the output of q1.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, tethys_engine::rkyv::Archive, tethys_engine::rkyv::Serialize, tethys_engine::rkyv::Deserialize)]
+#[rkyv(crate = tethys_engine::rkyv)]
 pub struct EuroBid {
     /// Auction id.
     pub auction: i64,
@@ -89,7 +90,19 @@ pub struct EuroBid {
 }
 
 /// An auction with its bid count in a window: the output of q5.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    tethys_engine::rkyv::Archive,
+    tethys_engine::rkyv::Serialize,
+    tethys_engine::rkyv::Deserialize,
+)]
+#[rkyv(crate = tethys_engine::rkyv)]
 pub struct HotItem {
     /// Auction id.
     pub auction: i64,
@@ -100,7 +113,19 @@ pub struct HotItem {
 }
 
 /// A person who opened an auction in their registration window: the output of q8.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    tethys_engine::rkyv::Archive,
+    tethys_engine::rkyv::Serialize,
+    tethys_engine::rkyv::Deserialize,
+)]
+#[rkyv(crate = tethys_engine::rkyv)]
 pub struct NewSeller {
     /// Person id.
     pub id: i64,

@@ -9,9 +9,11 @@
 
 use std::any::Any;
 
-/// Records a job may carry: owned data that can move to another core.
-pub trait Record: Send + 'static {}
-impl<T: Send + 'static> Record for T {}
+/// Records a job may carry: owned data that can move to another core and be encoded with the
+/// engine's codec (rkyv: derive `Archive`, `Serialize`, `Deserialize`), so frames can be stored in
+/// unaligned checkpoints and, with the data plane, sent to other processes.
+pub trait Record: crate::base::Codec {}
+impl<T: crate::base::Codec> Record for T {}
 
 /// Most records of type `T` in one frame: `records_max`, fewer when that many would take more
 /// than `bytes_max` bytes of record memory (`size_of::<T>()` each), and at least one. Heap data a

@@ -29,13 +29,13 @@ struct IdleUntilReleasedReader<T> {
     release: Arc<AtomicBool>,
 }
 
-impl<T: Clone + Send + Sync + 'static> Source<T> for IdleUntilReleased<T> {
+impl<T: tethys_engine::Codec + Clone + Sync> Source<T> for IdleUntilReleased<T> {
     fn create_reader(&self, _context: &SubtaskContext) -> Result<Box<dyn SourceReader<T>>, UserError> {
         Ok(Box::new(IdleUntilReleasedReader { first: Some(self.first.clone()), release: Arc::clone(&self.release) }))
     }
 }
 
-impl<T: Send + 'static> SourceReader<T> for IdleUntilReleasedReader<T> {
+impl<T: tethys_engine::Codec> SourceReader<T> for IdleUntilReleasedReader<T> {
     fn poll_frame(&mut self, frame: &mut Vec<T>, _records_max: usize) -> Result<ReaderStatus, UserError> {
         if let Some(first) = self.first.take().filter(|f| !f.is_empty()) {
             frame.extend(first);

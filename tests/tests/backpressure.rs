@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use std::sync::atomic::Ordering;
+use tethys_engine::rkyv;
 use tethys_engine::sink::{Sink, SinkWriter};
 use tethys_engine::UserError;
 
@@ -36,13 +37,13 @@ impl<T> Clone for SlowSink<T> {
     }
 }
 
-impl<T: Send + 'static> Sink<T> for SlowSink<T> {
+impl<T: tethys_engine::Codec> Sink<T> for SlowSink<T> {
     fn create_writer(&self, _context: &SubtaskContext) -> Result<Box<dyn SinkWriter<T>>, UserError> {
         Ok(Box::new(self.clone()))
     }
 }
 
-impl<T: Send + 'static> SinkWriter<T> for SlowSink<T> {
+impl<T: tethys_engine::Codec> SinkWriter<T> for SlowSink<T> {
     fn write_frame(&mut self, frame: Vec<T>) -> Result<(), UserError> {
         std::thread::sleep(Duration::from_micros(50));
         self.records.fetch_add(frame.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -244,7 +245,8 @@ fn timers_that_come_due_together_wait_for_credit() {
 }
 
 /// A record of 4 KiB.
-#[derive(Clone)]
+#[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = tethys_engine::rkyv)]
 struct Big([u64; 512]);
 
 /// A sink that remembers the largest frame it was given.

@@ -38,7 +38,8 @@ struct Input {
 }
 
 /// One firing of a window for a key, as the window function saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = tethys_engine::rkyv)]
 struct Firing {
     key: char,
     start: i64,

@@ -648,7 +648,7 @@ mod tests {
         }
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
     struct Row {
         id: u32,
         name: String,
@@ -770,7 +770,7 @@ mod tests {
 
     #[test]
     fn file_csv_record_that_cannot_be_encoded_names_file_and_record() {
-        #[derive(Clone, Serialize)]
+        #[derive(Clone, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
         struct Nested {
             id: u32,
             tags: BTreeMap<String, u32>,

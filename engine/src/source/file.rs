@@ -455,7 +455,7 @@ mod tests {
         read_subtask(source, 0, 1)
     }
 
-    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
     struct Row {
         id: u32,
         name: String,

@@ -28,7 +28,21 @@ use crate::operator::{FrameOperator, Output, OutputTag};
 use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
 
 /// A record that came after its windows were gone, with the (last) window it missed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
 pub struct LateRecord<T> {
     /// The record.
     pub record: T,
