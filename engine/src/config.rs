@@ -77,8 +77,12 @@ pub struct EngineConfig {
     pub pin_slots: bool,
     /// Time between two checkpoints; `None` (the default) takes none. At least 1 ms.
     pub checkpoint_interval: Option<Duration>,
-    /// Aligned barriers (exactly-once state, the default) or not (at-least-once).
+    /// Aligned barriers (exactly-once state, the default), unaligned (exactly-once, in-flight
+    /// records stored), or neither (at-least-once).
     pub checkpointing_mode: crate::runtime::checkpoint::CheckpointingMode,
+    /// With aligned checkpoints: a task whose alignment has waited this long takes the
+    /// checkpoint unaligned (Flink's `aligned-checkpoint-timeout`); `None` (the default) waits.
+    pub aligned_checkpoint_timeout: Option<Duration>,
     /// Directory of the checkpoint store completed checkpoints are written to; `None` (the
     /// default) keeps only the newest, in memory (enough to restart within this run).
     pub checkpoint_dir: Option<std::path::PathBuf>,
@@ -122,6 +126,7 @@ impl Default for EngineConfig {
             pin_slots: true,
             checkpoint_interval: None,
             checkpointing_mode: Default::default(),
+            aligned_checkpoint_timeout: None,
             checkpoint_dir: None,
             checkpoints_retained: 1,
             restart_strategy: None,

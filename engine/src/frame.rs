@@ -27,12 +27,25 @@ pub fn records_per_frame<T>(records_max: usize, bytes_max: usize) -> usize {
 pub struct AnyFrame {
     records: usize,
     data: Box<dyn Any + Send>,
+    /// Encodes `data` (the one place that knows its type): unaligned checkpoints store frames.
+    encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, crate::base::CodecError>,
 }
 
 impl AnyFrame {
     /// Wraps a typed frame.
     pub fn new<T: Record>(frame: Vec<T>) -> AnyFrame {
-        AnyFrame { records: frame.len(), data: Box::new(frame) }
+        AnyFrame { records: frame.len(), data: Box::new(frame), encode: encode_frame::<T> }
+    }
+
+    /// The frame's records encoded with the codec (as a `Vec<T>`); read back with
+    /// [`AnyFrame::decode`].
+    pub fn encode(&self) -> Result<Vec<u8>, crate::base::CodecError> {
+        (self.encode)(&*self.data)
+    }
+
+    /// A frame of `T` from bytes [`AnyFrame::encode`] wrote.
+    pub fn decode<T: Record>(bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError> {
+        crate::base::codec::decode::<Vec<T>>(bytes).map(AnyFrame::new)
     }
 
     /// Number of records in the frame.
@@ -57,6 +70,10 @@ impl AnyFrame {
     }
 }
 
+fn encode_frame<T: Record>(data: &(dyn Any + Send)) -> Result<Vec<u8>, crate::base::CodecError> {
+    crate::base::codec::encode(data.downcast_ref::<Vec<T>>().expect("a frame encodes its own type"))
+}
+
 impl std::fmt::Debug for AnyFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "AnyFrame({} records)", self.records)
@@ -66,6 +83,13 @@ impl std::fmt::Debug for AnyFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_encodes_without_knowing_its_type_and_decodes_as_it() {
+        let frame = AnyFrame::new(vec![(1u32, "a".to_string()), (2, "b".to_string())]);
+        let decoded = AnyFrame::decode::<(u32, String)>(&frame.encode().unwrap()).unwrap();
+        assert_eq!(decoded.into_typed::<(u32, String)>(), vec![(1, "a".to_string()), (2, "b".to_string())]);
+    }
 
     #[test]
     fn typed_round_trip_keeps_records_and_count() {

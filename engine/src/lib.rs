@@ -48,7 +48,7 @@ pub use rkyv;
 pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode};
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use runtime::restart::RestartStrategy;
-pub use runtime::snapshot::{JobSnapshot, OperatorSnapshot, RestoreError};
+pub use runtime::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreError};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};
 pub use topic::{Topic, TopicError};
 pub use window::cumulate::CumulateEventTimeWindows;

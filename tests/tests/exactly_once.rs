@@ -7,6 +7,8 @@
 //!
 //! The source releases its ids in blocks, one per completed checkpoint it is told of, so
 //! checkpoints fall between data and the faults land where they are meant to, without timing.
+//! The sink is slowed down so frames queue on the channels (backpressure): unaligned barriers
+//! then overtake them and the checkpoints store them, and the restores replay them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use tethys_engine::sink::topic::TopicSink;
 use tethys_engine::sink::{Committable, Sink, SinkCommitter, SinkWriter};
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
-use tethys_engine::{EngineConfig, RestartStrategy, SubtaskContext, Topic, UserError};
+use tethys_engine::{CheckpointingMode, EngineConfig, RestartStrategy, SubtaskContext, Topic, UserError};
 use tethys_tests::execute_with_config_within_deadline;
 
 /// Where the run fails, each once.
@@ -128,6 +130,7 @@ impl Sink<(u64, u64, u64)> for FaultySink {
 
 impl SinkWriter<(u64, u64, u64)> for FaultyWriter {
     fn write_frame(&mut self, frame: Vec<(u64, u64, u64)>) -> Result<(), UserError> {
+        std::thread::sleep(Duration::from_micros(200));
         self.inner.write_frame(frame)
     }
 
@@ -182,20 +185,22 @@ impl Drop for TempDir {
     }
 }
 
-fn run(parallelism: usize, name: &str) {
-    let total = 20_000;
+fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Duration>, name: &str) {
+    let total = 40_000;
     let dir = TempDir::new(name);
     let topic = Topic::create(dir.0.join("out"), 2).unwrap();
     let faults = Arc::new(Faults::default());
     faults.before_first_checkpoint.store(true, Ordering::SeqCst);
     faults.during_checkpoint.store(4, Ordering::SeqCst);
-    faults.before_commit_after.store(9, Ordering::SeqCst);
+    faults.before_commit_after.store(7, Ordering::SeqCst);
     faults.during_recovery.store(true, Ordering::SeqCst);
     let config = EngineConfig {
         slots: 2,
         parallelism,
         pin_slots: false,
         checkpoint_interval: Some(Duration::from_millis(2)),
+        checkpointing_mode: mode,
+        aligned_checkpoint_timeout: aligned_timeout,
         checkpoint_dir: Some(dir.0.join("checkpoints")),
         restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 10, delay: Duration::from_millis(1) }),
         ..EngineConfig::default()
@@ -203,7 +208,7 @@ fn run(parallelism: usize, name: &str) {
     let (job_faults, job_topic) = (Arc::clone(&faults), topic.clone());
     let result = execute_with_config_within_deadline("exactly-once", config, move |env| {
         let map_faults = Arc::clone(&job_faults);
-        env.source("ids", BlockSource { total, block: 400, faults: Arc::clone(&job_faults) })
+        env.source("ids", BlockSource { total, block: 2_000, faults: Arc::clone(&job_faults) })
             .uid("ids")
             .map(move |id: u64| {
                 if id == 7 && map_faults.before_first_checkpoint.swap(false, Ordering::SeqCst) {
@@ -252,11 +257,68 @@ fn run(parallelism: usize, name: &str) {
 }
 
 #[test]
-fn exactly_once_through_failures_at_parallelism_1() {
-    run(1, "p1");
+fn aligned_exactly_once_through_failures_at_parallelism_1() {
+    run(1, CheckpointingMode::ExactlyOnce, None, "aligned-p1");
 }
 
 #[test]
-fn exactly_once_through_failures_at_parallelism_2() {
-    run(2, "p2");
+fn aligned_exactly_once_through_failures_at_parallelism_2() {
+    run(2, CheckpointingMode::ExactlyOnce, None, "aligned-p2");
+}
+
+#[test]
+fn unaligned_exactly_once_through_failures_at_parallelism_1() {
+    run(1, CheckpointingMode::Unaligned, None, "unaligned-p1");
+}
+
+#[test]
+fn unaligned_exactly_once_through_failures_at_parallelism_2() {
+    run(2, CheckpointingMode::Unaligned, None, "unaligned-p2");
+}
+
+/// Aligned checkpoints whose alignment times out at once: every gate that waits switches to
+/// unaligned.
+#[test]
+fn aligned_with_timeout_exactly_once_through_failures_at_parallelism_2() {
+    run(2, CheckpointingMode::ExactlyOnce, Some(Duration::ZERO), "timeout-p2");
+}
+
+/// Backpressure holds frames on the channel (a stage after the shuffle stalls on its first
+/// frame): the unaligned barrier overtakes them, the checkpoint stores them, and the output is
+/// still exact.
+#[test]
+fn unaligned_checkpoints_store_the_frames_backpressure_holds() {
+    let total = 20_000u64;
+    let out = tethys_engine::sink::collect::CollectSink::exactly_once();
+    let out_in = out.clone();
+    let config = EngineConfig {
+        slots: 2,
+        parallelism: 1,
+        pin_slots: false,
+        checkpoint_interval: Some(Duration::from_millis(1)),
+        checkpointing_mode: CheckpointingMode::Unaligned,
+        ..EngineConfig::default()
+    };
+    let result = execute_with_config_within_deadline("unaligned-backpressure", config, move |env| {
+        let stalled = Arc::new(AtomicBool::new(false));
+        env.source("ids", BlockSource { total, block: total, faults: Arc::new(Faults::default()) })
+            .key_by(|id: &u64| id % KEYS)
+            .rolling(
+                "Stall",
+                || 0u64,
+                move |_key: &u64, _state: &mut u64, id: u64| {
+                    if !stalled.swap(true, Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    id
+                },
+            )
+            .sink("ids", out_in);
+    })
+    .unwrap();
+    assert!(result.checkpoints.completed > 0, "{:?}", result.checkpoints);
+    assert!(result.checkpoints.in_flight_bytes_max > 0, "the barrier overtook queued frames: {:?}", result.checkpoints);
+    let mut ids = out.records();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..total).collect::<Vec<_>>());
 }

@@ -37,8 +37,14 @@ pub enum ChannelEvent {
     /// The sender has sent its last frame.
     EndOfInput,
     /// Checkpoint barrier: everything before it on the channel belongs to checkpoint `id`,
-    /// everything after to the next.
-    Barrier(u64),
+    /// everything after to the next. An unaligned barrier is taken the moment it arrives, ahead
+    /// of the frames queued before it (which the checkpoint then stores).
+    Barrier {
+        /// The checkpoint.
+        id: u64,
+        /// Whether the checkpoint is taken unaligned.
+        unaligned: bool,
+    },
 }
 
 impl ChannelEvent {
@@ -90,6 +96,20 @@ impl CreditSender {
     /// Adds credits returned or lent by the receiver.
     pub fn add_credits(&mut self, credits: u32) {
         self.credits = self.credits.checked_add(credits).expect("credit count overflows u32");
+    }
+
+    /// The frames waiting for credit, oldest first: what an unaligned checkpoint's barrier
+    /// overtakes (and stores).
+    pub fn queued_frames(&self) -> impl Iterator<Item = &AnyFrame> {
+        self.backlog.iter().filter_map(|event| match event {
+            ChannelEvent::Frame(frame) => Some(frame),
+            _ => None,
+        })
+    }
+
+    /// Frames waiting for credit now (the backlog a receiver is told about).
+    pub fn backlog_frames(&self) -> u32 {
+        self.backlog_frames
     }
 
     /// Whether events wait for credit.

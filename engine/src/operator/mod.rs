@@ -367,6 +367,9 @@ pub(crate) trait ErasedOperator: Send {
     fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState>;
     /// The operator's pre-commit at a checkpoint barrier (see `FrameOperator::pre_commit`).
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure>;
+    /// A frame of the operator's input type from bytes `AnyFrame::encode` wrote (in-flight data
+    /// of an unaligned checkpoint, replayed on restore).
+    fn decode_input(&self, bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError>;
 }
 
 /// An event that reached an operator while it had pending output, or that it has to pass on once
@@ -580,6 +583,10 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
 
     fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState> {
         self.operator.keyed_state()
+    }
+
+    fn decode_input(&self, bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError> {
+        AnyFrame::decode::<In>(bytes)
     }
 
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure> {

@@ -10,18 +10,27 @@
 //! holds exactly the records before the barrier of every input; in at-least-once mode nothing
 //! waits, and records after a barrier may be in the snapshot and replayed again after a restore.
 //! A channel that ended counts as aligned. The checkpoint completes when every subtask has
-//! acknowledged it; a subtask that ends before acknowledging aborts it (the next one is taken by
-//! the tasks still running). Checkpoint ids only grow.
+//! acknowledged it or finished (Flink's checkpoints after tasks finish: a finished subtask has
+//! emitted everything and keeps no state; its last position and final sink pre-commits are kept
+//! by the job). Checkpoint ids only grow.
 
 use std::time::{Duration, Instant};
 
-/// Whether barriers are aligned (exactly-once state) or not (at-least-once), as Flink's
-/// `CheckpointingMode`.
+/// Whether barriers are aligned (exactly-once state), unaligned (exactly-once state plus the
+/// in-flight records), or neither (at-least-once), as Flink's `CheckpointingMode` and
+/// unaligned checkpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CheckpointingMode {
-    /// A channel that delivered the barrier waits for the others.
+    /// A channel that delivered the barrier waits for the others. With
+    /// `EngineConfig::aligned_checkpoint_timeout`, a checkpoint whose alignment takes longer
+    /// switches to unaligned at that task.
     #[default]
     ExactlyOnce,
+    /// The first barrier at a gate takes the checkpoint at once: barriers overtake the records
+    /// queued before them (at the receiver and waiting for credit at the sender), and those
+    /// records are stored in the checkpoint and replayed on restore. Exactly-once, and fast under
+    /// backpressure; a restore needs the same parallelism where records were in flight.
+    Unaligned,
     /// No channel waits; state may hold records after the barrier.
     AtLeastOnce,
 }
@@ -63,10 +72,37 @@ impl BarrierAligner {
         }
     }
 
+    /// The checkpoint being aligned, if any.
+    pub(crate) fn aligning(&self) -> Option<u64> {
+        self.aligning
+    }
+
+    /// Whether `channel` delivered the barrier of the checkpoint being aligned, or ended.
+    pub(crate) fn delivered_or_ended(&self, channel: usize) -> bool {
+        (self.aligning.is_some() && self.delivered[channel]) || self.ended[channel]
+    }
+
+    /// Checkpoint `id` was taken at this gate without waiting for its barriers on every channel
+    /// (unaligned, or an aligned one that timed out): every channel goes on, and the barriers of
+    /// `id` still to come are ignored.
+    pub(crate) fn taken_unaligned(&mut self, id: u64) {
+        if self.aligning.is_some_and(|aligning| aligning <= id) {
+            self.aligning = None;
+            self.aligning_since = None;
+        }
+        self.last_taken = Some(self.last_taken.map_or(id, |taken| taken.max(id)));
+    }
+
+    /// Whether barrier `id` is one this gate has not taken yet.
+    pub(crate) fn is_new(&self, id: u64) -> bool {
+        self.last_taken.is_none_or(|taken| id > taken)
+    }
+
     /// Whether `channel` takes no input now (exactly-once: it delivered the barrier being
     /// aligned).
     pub(crate) fn is_blocked(&self, channel: usize) -> bool {
-        self.mode == CheckpointingMode::ExactlyOnce && self.aligning.is_some() && self.delivered[channel]
+        // Unaligned mode aligns the barriers that are not unaligned: those of savepoints.
+        self.mode != CheckpointingMode::AtLeastOnce && self.aligning.is_some() && self.delivered[channel]
     }
 
     /// Barrier `id` arrived on `channel`.
@@ -135,6 +171,8 @@ pub struct CheckpointStats {
     pub latest_key_groups: u64,
     /// Encoded size of the keyed state of the newest completed checkpoint, in bytes.
     pub latest_state_bytes: u64,
+    /// Most in-flight record bytes an unaligned checkpoint stored, over all checkpoints.
+    pub in_flight_bytes_max: u64,
 }
 
 /// Triggers checkpoints at an interval (and savepoints on demand) and completes them when every
@@ -144,6 +182,8 @@ pub(crate) struct CheckpointCoordinator {
     /// `None`: no periodic checkpoints, only savepoints.
     interval: Option<Duration>,
     subtasks: usize,
+    /// Subtasks that finished in this attempt: they acknowledge nothing more.
+    finished: std::collections::HashSet<(usize, usize)>,
     next_id: u64,
     last_trigger: Option<Instant>,
     pending: Option<PendingCheckpoint>,
@@ -154,7 +194,7 @@ pub(crate) struct CheckpointCoordinator {
 struct PendingCheckpoint {
     id: u64,
     triggered_at: Instant,
-    acknowledged: usize,
+    acknowledged: std::collections::HashSet<(usize, usize)>,
     key_groups: u64,
 }
 
@@ -167,6 +207,7 @@ impl CheckpointCoordinator {
         CheckpointCoordinator {
             interval,
             subtasks,
+            finished: Default::default(),
             next_id: first_id,
             last_trigger: None,
             pending: None,
@@ -178,7 +219,13 @@ impl CheckpointCoordinator {
     /// start, and ids go on growing.
     pub(crate) fn restart(&mut self) {
         self.abort_pending();
+        self.finished.clear();
         self.last_trigger = None;
+    }
+
+    /// The id the next checkpoint will get.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id
     }
 
     /// When the next checkpoint is due (none while one is pending).
@@ -197,7 +244,7 @@ impl CheckpointCoordinator {
         let id = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(now);
-        self.pending = Some(PendingCheckpoint { id, triggered_at: now, acknowledged: 0, key_groups: 0 });
+        self.pending = Some(PendingCheckpoint { id, triggered_at: now, acknowledged: Default::default(), key_groups: 0 });
         Some(id)
     }
 
@@ -209,15 +256,28 @@ impl CheckpointCoordinator {
         self.trigger_now(now)
     }
 
-    /// A subtask acknowledged checkpoint `id` with `key_groups` key groups of state and the time
+    /// `subtask` acknowledged checkpoint `id` with `key_groups` key groups of state and the time
     /// its gate spent aligning. Returns the id if the checkpoint is now complete.
-    pub(crate) fn acknowledge(&mut self, id: u64, key_groups: u64, alignment: Duration) -> Option<u64> {
+    pub(crate) fn acknowledge(&mut self, id: u64, subtask: (usize, usize), key_groups: u64, alignment: Duration) -> Option<u64> {
         self.stats.alignment_max = self.stats.alignment_max.max(alignment);
         let pending = self.pending.as_mut().filter(|pending| pending.id == id)?;
-        pending.acknowledged += 1;
+        let first = pending.acknowledged.insert(subtask);
+        debug_assert!(first, "checkpoint {id} acknowledged twice by subtask {subtask:?}");
         pending.key_groups += key_groups;
-        debug_assert!(pending.acknowledged <= self.subtasks, "checkpoint {id} acknowledged more than once by a subtask");
-        if pending.acknowledged < self.subtasks {
+        self.complete_if_done()
+    }
+
+    /// `subtask` finished: it acknowledges nothing more, and a pending checkpoint no longer waits
+    /// for it. Returns the id of the pending checkpoint if that completes it.
+    pub(crate) fn subtask_finished(&mut self, subtask: (usize, usize)) -> Option<u64> {
+        self.finished.insert(subtask);
+        self.complete_if_done()
+    }
+
+    fn complete_if_done(&mut self) -> Option<u64> {
+        let pending = self.pending.as_ref()?;
+        let finished_without_ack = self.finished.iter().filter(|subtask| !pending.acknowledged.contains(subtask)).count();
+        if pending.acknowledged.len() + finished_without_ack < self.subtasks {
             return None;
         }
         let done = self.pending.take().expect("pending checked above");
@@ -228,17 +288,17 @@ impl CheckpointCoordinator {
         Some(done.id)
     }
 
-    /// A subtask ended: a pending checkpoint it has not acknowledged cannot complete. Returns
-    /// the id of the one abandoned, if any.
+    /// Abandons the pending checkpoint, if any (the job restarts or stops); returns its id.
     pub(crate) fn abort_pending(&mut self) -> Option<u64> {
         let aborted = self.pending.take()?;
         self.stats.aborted += 1;
         Some(aborted.id)
     }
 
-    /// Records the encoded size of the newest completed checkpoint's keyed state.
-    pub(crate) fn record_size(&mut self, bytes: u64) {
-        self.stats.latest_state_bytes = bytes;
+    /// Records the encoded sizes of the newest completed checkpoint: keyed state, in-flight records.
+    pub(crate) fn record_size(&mut self, state_bytes: u64, in_flight_bytes: u64) {
+        self.stats.latest_state_bytes = state_bytes;
+        self.stats.in_flight_bytes_max = self.stats.in_flight_bytes_max.max(in_flight_bytes);
     }
 
     pub(crate) fn stats(&self) -> CheckpointStats {
@@ -289,14 +349,27 @@ mod tests {
         let due = start + Duration::from_millis(10);
         assert_eq!(coordinator.trigger_if_due(start, due), Some(1));
         assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_secs(1)), None, "one at a time");
-        assert_eq!(coordinator.acknowledge(1, 3, Duration::from_millis(2)), None);
-        assert_eq!(coordinator.acknowledge(7, 0, Duration::ZERO), None, "not the pending one");
-        assert_eq!(coordinator.acknowledge(1, 4, Duration::ZERO), Some(1));
+        assert_eq!(coordinator.acknowledge(1, (0, 0), 3, Duration::from_millis(2)), None);
+        assert_eq!(coordinator.acknowledge(7, (0, 1), 0, Duration::ZERO), None, "not the pending one");
+        assert_eq!(coordinator.acknowledge(1, (0, 1), 4, Duration::ZERO), Some(1));
         let stats = coordinator.stats();
         assert_eq!((stats.completed, stats.latest_id, stats.latest_key_groups), (1, Some(1), 7));
         assert_eq!(stats.alignment_max, Duration::from_millis(2));
         assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_millis(20)), Some(2), "ids only grow");
         assert_eq!(coordinator.abort_pending(), Some(2));
         assert_eq!(coordinator.stats().aborted, 1);
+    }
+
+    #[test]
+    fn a_finished_subtask_no_longer_holds_checkpoints_back() {
+        let start = Instant::now();
+        let mut coordinator = CheckpointCoordinator::new(Some(Duration::from_millis(1)), 3, 1);
+        let id = coordinator.trigger_if_due(start, start + Duration::from_millis(1)).unwrap();
+        assert_eq!(coordinator.acknowledge(id, (0, 0), 0, Duration::ZERO), None);
+        assert_eq!(coordinator.subtask_finished((0, 0)), None, "it had acknowledged: nothing changes");
+        assert_eq!(coordinator.subtask_finished((1, 0)), None);
+        assert_eq!(coordinator.acknowledge(id, (1, 1), 0, Duration::ZERO), Some(id), "two acknowledged, one finished");
+        let next = coordinator.trigger_now(start + Duration::from_millis(5)).unwrap();
+        assert_eq!(coordinator.acknowledge(next, (1, 1), 0, Duration::ZERO), Some(next), "the finished ones count as done");
     }
 }

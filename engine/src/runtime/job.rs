@@ -458,8 +458,22 @@ fn build_subtask(
         frame_bytes_max: config.frame_bytes_max,
         linger: config.linger,
         key_groups,
+        aligned_checkpoint_timeout: config.aligned_checkpoint_timeout,
     };
-    Ok(TaskState::new(id, head, (OperatorChain::new(operators), chain_nodes), outputs, settings, reports))
+    // In-flight frames of an unaligned checkpoint: replayed into the chain before any input.
+    let mut replay = std::collections::VecDeque::new();
+    if let (Some(restore), TaskHead::Gate(_), Some(first)) = (restore, &head, operators.first()) {
+        for bytes in restore.in_flight(task.nodes[0], subtask) {
+            let frame = first.decode_input(bytes).map_err(|error| {
+                let reason = format!("in-flight frame of checkpoint {} does not decode: {error}", restore.checkpoint);
+                (0, OperatorFailure::Failed(reason.into()))
+            })?;
+            replay.push_back(frame);
+        }
+    }
+    let mut state = TaskState::new(id, head, (OperatorChain::new(operators), chain_nodes), outputs, settings, reports);
+    state.replay = replay;
+    Ok(state)
 }
 
 /// Gives a freshly built operator the key groups of its range from checkpoint `checkpoint`.
@@ -523,7 +537,8 @@ fn drive(
         .filter(|task| graph.nodes[task.nodes[0]].kind == crate::graph::logical::OperatorKind::Source)
         .flat_map(|task| (0..task.parallelism).map(move |subtask| (task.id, subtask)))
         .collect();
-    let mut any_finished = false;
+    // Source subtasks still reading: checkpoints are triggered while any is.
+    let mut sources_running = sources.len();
     let mut actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut failure: Option<JobError> = None;
@@ -565,16 +580,18 @@ fn drive(
             let _ = actor.send_message(TaskMessage::Cancel);
         }
     };
-    let trigger = |id: u64, actors: &Vec<Vec<Option<ActorRef<TaskMessage>>>>| {
+    let unaligned_mode = deployment.config.checkpointing_mode == super::checkpoint::CheckpointingMode::Unaligned;
+    // Savepoints are always aligned: they may be restored at another parallelism.
+    let trigger = |id: u64, savepoint: bool, actors: &Vec<Vec<Option<ActorRef<TaskMessage>>>>| {
         for &(task, subtask) in &sources {
             if let Some(actor) = &actors[task][subtask] {
-                let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id });
+                let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id, unaligned: unaligned_mode && !savepoint });
             }
         }
     };
 
     while settled.count < total {
-        let running = failure.is_none() && ended.is_none() && !any_finished;
+        let running = failure.is_none() && ended.is_none() && sources_running > 0;
         if let Some(control) = control {
             while let Ok(command) = control.try_recv() {
                 match command {
@@ -600,7 +617,7 @@ fn drive(
                 keeper.checkpoint_triggered(id);
                 let (dir, stop, reply) = savepoints_waiting.pop_front().expect("checked non-empty");
                 savepoint_active = Some((id, dir, stop, reply));
-                trigger(id, &actors);
+                trigger(id, true, &actors);
             }
         }
         // Checkpoints are triggered while every task runs and nothing has failed.
@@ -624,7 +641,7 @@ fn drive(
                 if running {
                     if let Some(id) = coordinator.trigger_if_due(started, Instant::now()) {
                         keeper.checkpoint_triggered(id);
-                        trigger(id, &actors);
+                        trigger(id, false, &actors);
                     }
                 }
                 continue;
@@ -634,6 +651,7 @@ fn drive(
                 break;
             }
         };
+        let mut completed = None;
         match report {
             TaskReport::Spawned { id, actor } => {
                 if failure.is_some() || ended.is_some() {
@@ -646,54 +664,34 @@ fn drive(
                     start_all(plan, &actors);
                 }
             }
-            TaskReport::Finished { id, metrics: m, committables } => {
+            TaskReport::Finished { id, metrics: m, committables, source_position } => {
                 metrics[id.0][id.1] = Some(m);
                 finished += 1;
-                any_finished = true;
-                keeper.finished(committables);
-                // A finished subtask takes no more checkpoints: one pending now cannot complete.
-                if coordinator.abort_pending().is_some() {
-                    keeper.abandoned();
+                let is_source = sources.contains(&id);
+                if is_source {
+                    sources_running -= 1;
                 }
-                if let Some((_, _, _, reply)) = savepoint_active.take() {
-                    let _ = reply.send(Err("a task finished before the savepoint completed".to_string()));
-                }
-                for (_, _, reply) in savepoints_waiting.drain(..) {
-                    let _ = reply.send(Err("the job is ending: it takes no savepoint".to_string()));
+                // Checkpoints go on after tasks finish: a finished subtask no longer holds one
+                // back, and what it committed last belongs to the next one.
+                keeper.finished(id, source_position, committables, coordinator.next_id(), is_source);
+                completed = coordinator.subtask_finished(id);
+                if sources_running == 0 {
+                    // No barrier will come any more: the job is ending.
+                    if coordinator.abort_pending().is_some() {
+                        keeper.abandoned();
+                    }
+                    if let Some((_, _, _, reply)) = savepoint_active.take() {
+                        let _ = reply.send(Err("every source finished before the savepoint completed".to_string()));
+                    }
+                    for (_, _, reply) in savepoints_waiting.drain(..) {
+                        let _ = reply.send(Err("the job is ending: it takes no savepoint".to_string()));
+                    }
                 }
             }
             TaskReport::CheckpointAck { subtask, checkpoint, snapshot, alignment } => {
                 let key_groups = snapshot.key_groups();
                 keeper.acknowledged(checkpoint, subtask, snapshot);
-                let Some(id) = coordinator.acknowledge(checkpoint, key_groups, alignment) else { continue };
-                let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
-                match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path())) {
-                    Ok((bytes, path)) => {
-                        coordinator.record_size(bytes);
-                        if let (Some((_, _, stop, reply)), Some(path)) = (savepoint, path) {
-                            let _ = reply.send(Ok(path.clone()));
-                            if stop && failure.is_none() && ended.is_none() {
-                                ended = Some(Ended::Stopped(path));
-                                cancel_all(&actors);
-                            }
-                        }
-                    }
-                    Err(error) => {
-                        if let Some((_, _, _, reply)) = savepoint {
-                            let _ = reply.send(Err(error.to_string()));
-                        }
-                        if failure.is_none() && ended.is_none() {
-                            failure = Some(runtime_error(job, error.to_string()));
-                            cancel_all(&actors);
-                        }
-                        continue;
-                    }
-                }
-                for &(task, subtask) in &sources {
-                    if let Some(actor) = &actors[task][subtask] {
-                        let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
-                    }
-                }
+                completed = coordinator.acknowledge(checkpoint, subtask, key_groups, alignment);
             }
             TaskReport::Failed { id, position, failure: cause } => {
                 if actors[id.0][id.1].is_none() {
@@ -720,6 +718,35 @@ fn drive(
                     failure = Some(runtime_error(job, reason));
                     cancel_all(&actors);
                 }
+            }
+        }
+        let Some(id) = completed else { continue };
+        let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
+        match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path())) {
+            Ok((bytes, in_flight_bytes, path)) => {
+                coordinator.record_size(bytes, in_flight_bytes);
+                if let (Some((_, _, stop, reply)), Some(path)) = (savepoint, path) {
+                    let _ = reply.send(Ok(path.clone()));
+                    if stop && failure.is_none() && ended.is_none() {
+                        ended = Some(Ended::Stopped(path));
+                        cancel_all(&actors);
+                    }
+                }
+            }
+            Err(error) => {
+                if let Some((_, _, _, reply)) = savepoint {
+                    let _ = reply.send(Err(error.to_string()));
+                }
+                if failure.is_none() && ended.is_none() {
+                    failure = Some(runtime_error(job, error.to_string()));
+                    cancel_all(&actors);
+                }
+                continue;
+            }
+        }
+        for &(task, subtask) in &sources {
+            if let Some(actor) = &actors[task][subtask] {
+                let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
             }
         }
     }

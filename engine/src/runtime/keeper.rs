@@ -7,19 +7,21 @@
 //! checkpoint is complete *and* written, so a restore from it can always commit them again
 //! (commit is idempotent). Pre-commits of a checkpoint that was abandoned are kept and committed
 //! with the next one that completes (they hold data before its barrier). Pre-commits made after
-//! `finish` are committed when the whole job has finished. When an attempt starts, every sink's
+//! `finish` are committed with the first checkpoint triggered after the subtask finished (its
+//! sources had finished too, so a restore from it replays nothing into that sink), or when the
+//! whole job has finished. When an attempt starts, every sink's
 //! committer first commits what the restored checkpoint holds, then aborts everything else its
 //! writers began: that data follows the checkpoint and is written again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::snapshot::{JobSnapshot, OperatorSnapshot, RestoreState, SnapshotError};
+use super::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreState, SnapshotError};
 use super::task::{SubtaskId, TaskSnapshot};
 use crate::base::UserError;
 use crate::graph::logical::{JobGraph, OperatorKind};
 use crate::graph::plan::ExecutionPlan;
-use crate::sink::{Committable, SinkCommitter, FINAL_CHECKPOINT};
+use crate::sink::{Committable, SinkCommitter};
 use tethys_storage::checkpoint_store::{CheckpointKind, CheckpointStore};
 
 /// Why a checkpoint could not be completed or committed.
@@ -43,6 +45,9 @@ pub(crate) struct CheckpointKeeper {
     committers: BTreeMap<usize, Box<dyn SinkCommitter>>,
     /// Pre-commits not committed yet, by sink node: (checkpoint, committable).
     uncommitted: BTreeMap<usize, Vec<(u64, Committable)>>,
+    /// Source subtasks that finished in this attempt, with their final positions: what
+    /// checkpoints taken after they finished record for them.
+    finished_sources: BTreeMap<SubtaskId, Option<u64>>,
     /// The checkpoint in progress and its acknowledgements so far.
     pending_id: Option<u64>,
     pending: Vec<(SubtaskId, TaskSnapshot)>,
@@ -59,6 +64,7 @@ impl CheckpointKeeper {
             latest: initial.map(Arc::new),
             committers,
             uncommitted: BTreeMap::new(),
+            finished_sources: BTreeMap::new(),
             pending_id: None,
             pending: Vec::new(),
         }
@@ -81,6 +87,7 @@ impl CheckpointKeeper {
         self.pending_id = None;
         self.pending.clear();
         self.uncommitted.clear();
+        self.finished_sources.clear();
         for (&node, committer) in &mut self.committers {
             let sink = || graph.nodes[node].name.clone();
             if let Some(restore) = restore {
@@ -128,32 +135,62 @@ impl CheckpointKeeper {
         }
     }
 
-    /// A subtask finished with these pre-commits (made after `finish`).
-    pub(crate) fn finished(&mut self, committables: Vec<(usize, Committable)>) {
+    /// `subtask` finished with these pre-commits (made after `finish`) and, for a source, this
+    /// final position. `next_checkpoint` is the first checkpoint triggered after it finished:
+    /// the pre-commits belong to it (an earlier one may still be replayed into this sink after a
+    /// restore), or to the job's end.
+    pub(crate) fn finished(
+        &mut self,
+        subtask: SubtaskId,
+        source_position: Option<u64>,
+        committables: Vec<(usize, Committable)>,
+        next_checkpoint: u64,
+        is_source: bool,
+    ) {
+        if is_source {
+            self.finished_sources.insert(subtask, source_position);
+        }
         for (node, committable) in committables {
-            self.uncommitted.entry(node).or_default().push((FINAL_CHECKPOINT, committable));
+            self.uncommitted.entry(node).or_default().push((next_checkpoint, committable));
         }
     }
 
     /// Every subtask acknowledged `checkpoint`: builds its snapshot, writes it (into the job's
     /// store, or as a savepoint into the store at `savepoint_dir`), keeps it as the newest, and
-    /// commits the sinks' pre-commits up to it. Returns the snapshot's state size and, for a
-    /// savepoint, its directory.
+    /// commits the sinks' pre-commits up to it. Returns the snapshot's state and in-flight sizes
+    /// and, for a savepoint, its directory.
     pub(crate) fn complete(
         &mut self,
         checkpoint: u64,
         graph: &JobGraph,
         plan: &ExecutionPlan,
         savepoint_dir: Option<&std::path::Path>,
-    ) -> Result<(u64, Option<std::path::PathBuf>), KeeperError> {
+    ) -> Result<(u64, u64, Option<std::path::PathBuf>), KeeperError> {
         debug_assert_eq!(self.pending_id, Some(checkpoint), "only the checkpoint in progress completes");
         self.pending_id = None;
         let acknowledged = std::mem::take(&mut self.pending);
         let mut operators = empty_operators(graph);
+        // In-flight frames per (consuming node, subtask, gate channel): those the consumer
+        // recorded (they came first), then those its producer's barrier overtook.
+        let mut in_flight: BTreeMap<(usize, usize, usize), (Vec<Vec<u8>>, Vec<Vec<u8>>)> = BTreeMap::new();
+        // A source that finished before this checkpoint's barrier records its final position.
+        for (&(task, subtask), position) in &self.finished_sources {
+            if !acknowledged.iter().any(|(acked, _)| *acked == (task, subtask)) {
+                operators[plan.tasks[task].nodes[0]].source_positions[subtask] = *position;
+            }
+        }
         for ((task, subtask), snapshot) in acknowledged {
             let nodes = &plan.tasks[task].nodes;
             if graph.nodes[nodes[0]].kind == OperatorKind::Source {
                 operators[nodes[0]].source_positions[subtask] = snapshot.source_position;
+            }
+            for (channel, frame) in snapshot.input_in_flight {
+                in_flight.entry((nodes[0], subtask, channel)).or_default().0.push(frame);
+            }
+            for (output, channel, frame) in snapshot.output_in_flight {
+                let consumer = plan.tasks[task].outputs[output].to_task;
+                let (consumer_subtask, gate_channel) = plan.output_channels(task, subtask, output)[channel];
+                in_flight.entry((plan.tasks[consumer].nodes[0], consumer_subtask, gate_channel)).or_default().1.push(frame);
             }
             for (node, groups) in snapshot.operators {
                 operators[node].key_groups.extend(groups);
@@ -165,14 +202,21 @@ impl CheckpointKeeper {
         for (&node, committables) in &self.uncommitted {
             operators[node].committables = committables.iter().map(|(_, committable)| committable.clone()).collect();
         }
+        for ((node, subtask, channel), (recorded, overtaken)) in in_flight {
+            let frames = recorded.into_iter().chain(overtaken).collect();
+            operators[node].in_flight.push(InFlightFrames { subtask: subtask as u32, channel: channel as u32, frames });
+        }
         for operator in &mut operators {
             operator.key_groups.sort_by_key(|group| group.key_group());
         }
         operators.retain(|operator| {
-            !operator.key_groups.is_empty() || operator.source_positions.iter().any(Option::is_some) || !operator.committables.is_empty()
+            !operator.key_groups.is_empty()
+                || operator.source_positions.iter().any(Option::is_some)
+                || !operator.committables.is_empty()
+                || !operator.in_flight.is_empty()
         });
         let snapshot = JobSnapshot { checkpoint, max_parallelism: graph.max_parallelism as u32, operators };
-        let bytes = snapshot.state_bytes();
+        let (bytes, in_flight_bytes) = (snapshot.state_bytes(), snapshot.in_flight_bytes());
         let write_error = |source| KeeperError::Write { checkpoint, source };
         let mut savepoint = None;
         if let Some(dir) = savepoint_dir {
@@ -183,7 +227,7 @@ impl CheckpointKeeper {
         }
         self.latest = Some(Arc::new(snapshot));
         self.commit(graph, |id| id <= checkpoint)?;
-        Ok((bytes, savepoint))
+        Ok((bytes, in_flight_bytes, savepoint))
     }
 
     /// The job stopped without finishing (cancelled, stopped with a savepoint, failed for good):
@@ -236,6 +280,7 @@ fn empty_operators(graph: &JobGraph) -> Vec<OperatorSnapshot> {
                 source_positions: if node.kind == OperatorKind::Source { vec![None; parallelism] } else { Vec::new() },
                 key_groups: Vec::new(),
                 committables: Vec::new(),
+                in_flight: Vec::new(),
             }
         })
         .collect()

@@ -55,12 +55,31 @@ pub struct OperatorSnapshot {
     /// A sink's pre-commits that were not committed when the checkpoint completed: committed on
     /// restore (again, idempotently).
     pub committables: Vec<Committable>,
+    /// Unaligned checkpoints: the records in flight towards this operator's subtasks (frames
+    /// encoded with the codec), replayed into them on restore before any input.
+    pub in_flight: Vec<InFlightFrames>,
+}
+
+/// The frames in flight on one input channel of one subtask, in channel order.
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct InFlightFrames {
+    /// The consuming subtask.
+    pub subtask: u32,
+    /// Its gate channel.
+    pub channel: u32,
+    /// The frames, oldest first.
+    pub frames: Vec<Vec<u8>>,
 }
 
 impl JobSnapshot {
     /// Encoded size of the keyed state, in bytes.
     pub fn state_bytes(&self) -> u64 {
         self.operators.iter().flat_map(|o| &o.key_groups).map(|g| g.encoded_bytes() as u64).sum()
+    }
+
+    /// Encoded size of the in-flight records (unaligned checkpoints), in bytes.
+    pub fn in_flight_bytes(&self) -> u64 {
+        self.operators.iter().flat_map(|o| &o.in_flight).flat_map(|f| &f.frames).map(|frame| frame.len() as u64).sum()
     }
 
     /// Writes the snapshot into `store` as checkpoint `self.checkpoint` (or a savepoint) and
@@ -136,6 +155,18 @@ pub enum RestoreError {
         /// Its name in the snapshot.
         name: String,
     },
+    /// Records were in flight towards an operator that now runs at another parallelism.
+    #[error("checkpoint {checkpoint} is unaligned with records in flight to '{name}', which ran with parallelism {snapshot} and has {job} now: restore it at the same parallelism, or rescale from a savepoint (savepoints are aligned)")]
+    InFlightRescaled {
+        /// The checkpoint.
+        checkpoint: u64,
+        /// The operator.
+        name: String,
+        /// Its parallelism in the snapshot.
+        snapshot: u32,
+        /// Its parallelism now.
+        job: usize,
+    },
     /// A source runs at another parallelism than in the snapshot.
     #[error("source '{name}' ran with parallelism {snapshot} in checkpoint {checkpoint} and has {job} now: a source keeps its parallelism across restores")]
     SourceParallelismChanged {
@@ -181,6 +212,14 @@ impl RestoreState {
                     job: parallelism,
                 });
             }
+            if !operator.in_flight.is_empty() && operator.parallelism as usize != parallelism {
+                return Err(RestoreError::InFlightRescaled {
+                    checkpoint,
+                    name: graph.nodes[node].name.clone(),
+                    snapshot: operator.parallelism,
+                    job: parallelism,
+                });
+            }
             nodes.insert(node, operator.clone());
         }
         Ok(RestoreState { checkpoint, nodes })
@@ -195,6 +234,16 @@ impl RestoreState {
     pub(crate) fn key_groups(&self, node: usize, range: KeyGroupRange) -> Vec<OperatorKeyGroupSnapshot> {
         let Some(operator) = self.nodes.get(&node) else { return Vec::new() };
         operator.key_groups.iter().filter(|group| range.contains(group.key_group())).cloned().collect()
+    }
+
+    /// The in-flight frames to replay into `subtask` of `node`, channel after channel.
+    pub(crate) fn in_flight(&self, node: usize, subtask: usize) -> impl Iterator<Item = &[u8]> {
+        self.nodes
+            .get(&node)
+            .into_iter()
+            .flat_map(|operator| &operator.in_flight)
+            .filter(move |frames| frames.subtask as usize == subtask)
+            .flat_map(|frames| frames.frames.iter().map(Vec::as_slice))
     }
 
     /// The pre-commits of sink `node` to commit before the job starts.
@@ -233,6 +282,7 @@ mod tests {
                 source_positions: if node.kind == OperatorKind::Source { vec![Some(1); graph.parallelism_of(node.id)] } else { vec![] },
                 key_groups: vec![],
                 committables: vec![],
+                in_flight: vec![],
             })
             .collect();
         JobSnapshot { checkpoint: 7, max_parallelism: graph.max_parallelism as u32, operators }

@@ -48,8 +48,9 @@ pub(crate) enum TaskMessage {
     Wake,
     /// The job is being cancelled.
     Cancel,
-    /// A source task takes checkpoint `id` (from the coordinator).
-    TriggerCheckpoint { id: u64 },
+    /// A source task takes checkpoint `id` (from the coordinator), unaligned or not (savepoints
+    /// are always aligned).
+    TriggerCheckpoint { id: u64, unaligned: bool },
     /// Checkpoint `id` completed.
     CheckpointComplete { id: u64 },
 }
@@ -79,8 +80,11 @@ pub(crate) enum TaskReport {
     Finished {
         id: SubtaskId,
         metrics: SubtaskMetrics,
-        /// The sinks' pre-commits after `finish`, by node: committed when the job has finished.
+        /// The sinks' pre-commits after `finish`, by node: committed with the first checkpoint
+        /// triggered after this, or when the job has finished.
         committables: Vec<(usize, crate::sink::Committable)>,
+        /// A source reader's final position, for checkpoints taken after it finished.
+        source_position: Option<u64>,
     },
     Failed {
         id: SubtaskId,
@@ -116,6 +120,52 @@ pub(crate) struct TaskSnapshot {
     pub operators: Vec<(usize, Vec<crate::state::OperatorKeyGroupSnapshot>)>,
     /// The sinks' pre-commits at the barrier, by node.
     pub committables: Vec<(usize, crate::sink::Committable)>,
+    /// Unaligned: frames that reached the gate before the barrier of their channel and after the
+    /// snapshot, as (gate channel, encoded frame), in arrival order per channel.
+    pub input_in_flight: Vec<(usize, Vec<u8>)>,
+    /// Unaligned: frames the barrier overtook at the sender, as (output, channel, encoded frame).
+    pub output_in_flight: Vec<(usize, usize, Vec<u8>)>,
+}
+
+/// An unaligned checkpoint taken at a gate whose channels have not all delivered its barrier:
+/// the frames they deliver before it are recorded into the snapshot.
+pub(crate) struct Recording {
+    id: u64,
+    snapshot: TaskSnapshot,
+    alignment: Duration,
+    /// Channels still recording.
+    open: Vec<bool>,
+}
+
+impl Recording {
+    /// An event arrived on `channel`: a frame before the barrier is recorded; the barrier (or
+    /// end of input) closes the channel.
+    fn on_event(&mut self, channel: usize, event: &ChannelEvent) -> Result<(), ChainFailure> {
+        if !self.open[channel] {
+            return Ok(());
+        }
+        match event {
+            ChannelEvent::Frame(frame) => {
+                let encoded = frame.encode().map_err(|error| ChainFailure {
+                    position: 0,
+                    failure: OperatorFailure::Failed(format!("checkpoint {}: cannot store an in-flight frame: {error}", self.id).into()),
+                })?;
+                self.snapshot.input_in_flight.push((channel, encoded));
+            }
+            ChannelEvent::Barrier { id, .. } if *id >= self.id => self.open[channel] = false,
+            ChannelEvent::EndOfInput => self.open[channel] = false,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn is_complete(&self) -> bool {
+        !self.open.contains(&true)
+    }
+
+    fn into_ack(self, subtask: SubtaskId) -> TaskReport {
+        TaskReport::CheckpointAck { subtask, checkpoint: self.id, snapshot: self.snapshot, alignment: self.alignment }
+    }
 }
 
 impl TaskSnapshot {
@@ -137,6 +187,8 @@ pub(crate) struct TaskSettings {
     pub linger: Duration,
     /// The key groups this subtask owns (what its keyed operators snapshot).
     pub key_groups: crate::key_group::KeyGroupRange,
+    /// An aligned checkpoint whose alignment waits this long is taken unaligned.
+    pub aligned_checkpoint_timeout: Option<Duration>,
 }
 
 pub(crate) enum TaskHead {
@@ -240,6 +292,9 @@ pub(crate) struct InputGate {
     pub aligner: BarrierAligner,
     /// A checkpoint whose barriers are all in, to take before anything else.
     pub checkpoint_ready: Option<(u64, Duration)>,
+    /// Unaligned: the newest barrier that arrived (ahead of the frames queued before it) and
+    /// whose checkpoint is not taken yet.
+    pub unaligned_due: Option<u64>,
 }
 
 impl InputGate {
@@ -256,6 +311,7 @@ impl InputGate {
             idle: false,
             aligner: BarrierAligner::new(channels, CheckpointingMode::ExactlyOnce),
             checkpoint_ready: None,
+            unaligned_due: None,
         }
     }
 
@@ -326,6 +382,13 @@ pub(crate) struct TaskOutput {
 impl TaskOutput {
     fn is_blocked(&self) -> bool {
         self.senders.iter().any(CreditSender::is_blocked)
+    }
+
+    /// Sends an event on `channel` now, ahead of what waits for credit (an unaligned barrier).
+    fn send_now(&mut self, channel: usize, event: ChannelEvent) {
+        let (actor, gate_channel) = &self.downstream[channel];
+        let backlog = self.senders[channel].backlog_frames();
+        let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
     }
 
     /// Sends what channel `channel` may send now.
@@ -471,8 +534,13 @@ pub(crate) struct TaskState {
     drained_tick: Option<Instant>,
     /// A source's input has ended and its final (maximum) watermark is still to be sent.
     final_watermark_due: bool,
-    /// A checkpoint to take (id, time its gate spent aligning), before any more input.
-    checkpoint_due: Option<(u64, Duration)>,
+    /// A checkpoint to take (id, time its gate spent aligning, unaligned), before any more input.
+    checkpoint_due: Option<(u64, Duration, bool)>,
+    /// An unaligned checkpoint taken whose in-flight frames are still being recorded: it is
+    /// acknowledged when every channel has delivered its barrier (or ended).
+    recording: Option<Recording>,
+    /// In-flight frames of the checkpoint restored from, processed before any input.
+    pub replay: VecDeque<AnyFrame>,
     /// The sinks' pre-commits after `finish`, sent with the `Finished` report.
     final_committables: Vec<(usize, crate::sink::Committable)>,
 }
@@ -506,6 +574,8 @@ impl TaskState {
             drained_tick: None,
             final_watermark_due: false,
             checkpoint_due: None,
+            recording: None,
+            replay: VecDeque::new(),
         }
     }
 
@@ -537,7 +607,23 @@ impl TaskState {
                 if matches!(event, ChannelEvent::Frame(_)) {
                     gate.credits.on_frame(channel, backlog);
                 }
+                if let Some(recording) = &mut self.recording {
+                    if let Err(failure) = recording.on_event(channel, &event) {
+                        return self.fail(myself, failure);
+                    }
+                }
+                if let ChannelEvent::Barrier { id, unaligned: true } = event {
+                    // Unaligned: the barrier goes ahead of the frames queued before it.
+                    let recorded = self.recording.as_ref().is_some_and(|recording| recording.id >= id);
+                    if gate.aligner.is_new(id) && !recorded {
+                        gate.unaligned_due = Some(gate.unaligned_due.map_or(id, |due| due.max(id)));
+                    }
+                }
                 gate.queues[channel].push_back(event);
+                if self.recording.as_ref().is_some_and(Recording::is_complete) {
+                    let recording = self.recording.take().expect("checked above");
+                    let _ = self.reports.send(recording.into_ack(self.id));
+                }
             }
             TaskMessage::Credit { output, channel, credits } => {
                 let output = &mut self.outputs[output];
@@ -564,11 +650,11 @@ impl TaskState {
                 myself.stop(Some("cancelled".into()));
                 return;
             }
-            TaskMessage::TriggerCheckpoint { id } => {
+            TaskMessage::TriggerCheckpoint { id, unaligned } => {
                 // A source that has read all its input takes no more checkpoints: the coordinator
                 // abandons this one when the source finishes.
                 if self.phase == Phase::Running && matches!(self.head, TaskHead::Source { .. }) {
-                    self.checkpoint_due = Some((id, Duration::ZERO));
+                    self.checkpoint_due = Some((id, Duration::ZERO, unaligned));
                 }
             }
             TaskMessage::CheckpointComplete { id } => {
@@ -588,10 +674,10 @@ impl TaskState {
     fn work(&mut self, myself: &ActorRef<TaskMessage>) {
         let mut turns = 0;
         while matches!(self.phase, Phase::Running | Phase::Draining | Phase::Closing) {
-            if self.outputs.iter().any(TaskOutput::is_blocked) {
-                break; // A credit message wakes the task.
-            }
             if self.chain.has_pending_output() {
+                if self.outputs.iter().any(TaskOutput::is_blocked) {
+                    break; // A credit message wakes the task.
+                }
                 // An operator stopped emitting when the output blocked: it goes on before the
                 // chain takes anything else.
                 if let Err(failure) = self.chain.resume(&mut ChainTail(&mut self.outputs)) {
@@ -599,20 +685,34 @@ impl TaskState {
                 }
                 continue;
             }
+            // A checkpoint is taken even while the output waits for credit (barriers need none):
+            // under backpressure an unaligned barrier overtakes the frames waiting, and an aligned
+            // one queues behind them. Not while an operator is half-way through its output: its
+            // state would not match what it emitted.
             if let TaskHead::Gate(gate) = &mut self.head {
-                if let Some(ready) = gate.checkpoint_ready.take() {
-                    self.checkpoint_due = Some(ready);
+                if let Some((id, alignment)) = gate.checkpoint_ready.take() {
+                    self.checkpoint_due = Some((id, alignment, false));
+                } else if let Some(id) = gate.unaligned_due.take() {
+                    self.checkpoint_due = Some((id, Duration::ZERO, true));
+                } else if let (Some(timeout), Some(id)) = (self.settings.aligned_checkpoint_timeout, gate.aligner.aligning()) {
+                    let waited = gate.aligner.alignment_duration();
+                    if waited >= timeout {
+                        self.checkpoint_due = Some((id, waited, true));
+                    }
                 }
             }
-            if let Some((id, alignment)) = self.checkpoint_due.take() {
+            if let Some((id, alignment, unaligned)) = self.checkpoint_due.take() {
                 // Here no operator has output pending, so the snapshot holds exactly what came
                 // before the barrier, and the barrier follows that output on every channel.
                 if matches!(self.phase, Phase::Running | Phase::Draining) {
-                    if let Err(failure) = self.take_checkpoint(id, alignment) {
+                    if let Err(failure) = self.take_checkpoint(id, alignment, unaligned) {
                         return self.fail(myself, failure);
                     }
                 }
                 continue;
+            }
+            if self.outputs.iter().any(TaskOutput::is_blocked) {
+                break; // A credit message wakes the task.
             }
             if self.phase == Phase::Closing {
                 for output in &mut self.outputs {
@@ -755,6 +855,14 @@ impl TaskState {
                     }
                 }
             }
+            TaskHead::Gate(_) if !self.replay.is_empty() => {
+                // In-flight frames of the checkpoint restored from come before any new input.
+                let frame = self.replay.pop_front().expect("checked non-empty");
+                match self.chain.process(frame, tail) {
+                    Ok(()) => Step::Processed,
+                    Err(failure) => Step::Failed(failure),
+                }
+            }
             TaskHead::Gate(gate) => match gate.take() {
                 None => Step::NothingQueued,
                 Some((channel, ChannelEvent::Frame(frame))) => {
@@ -788,7 +896,7 @@ impl TaskState {
                         Err(failure) => Step::Failed(failure),
                     }
                 }
-                Some((channel, ChannelEvent::Barrier(id))) => {
+                Some((channel, ChannelEvent::Barrier { id, .. })) => {
                     if let BarrierAction::Checkpoint(id) = gate.aligner.on_barrier(channel, id) {
                         gate.checkpoint_ready = Some((id, gate.aligner.alignment_duration()));
                     }
@@ -819,7 +927,7 @@ impl TaskState {
     /// pre-commit, sends barrier `id` on every output behind what was emitted before it, and
     /// acknowledges to the coordinator. The snapshot is encoded here, on the slot (copy-on-write
     /// snapshots are a later step); it is written to storage by the driver.
-    fn take_checkpoint(&mut self, id: u64, alignment: Duration) -> Result<(), ChainFailure> {
+    fn take_checkpoint(&mut self, id: u64, alignment: Duration, unaligned: bool) -> Result<(), ChainFailure> {
         let mut snapshot = TaskSnapshot::default();
         if let TaskHead::Source { reader, .. } = &self.head {
             snapshot.source_position = reader.position();
@@ -837,10 +945,62 @@ impl TaskState {
         }
         snapshot.committables =
             self.chain.pre_commit(id)?.into_iter().map(|(index, committable)| (self.chain_nodes[index], committable)).collect();
-        for output in &mut self.outputs {
-            output.broadcast(|| ChannelEvent::Barrier(id));
+        let encoding_failed = |error: crate::base::CodecError| ChainFailure {
+            position: 0,
+            failure: OperatorFailure::Failed(format!("checkpoint {id}: cannot store an in-flight frame: {error}").into()),
+        };
+        if !unaligned {
+            for output in &mut self.outputs {
+                output.broadcast(|| ChannelEvent::Barrier { id, unaligned: false });
+            }
+            let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
+            return Ok(());
         }
-        let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
+        // Unaligned: the barrier overtakes the frames waiting for credit, which are stored.
+        for (k, output) in self.outputs.iter_mut().enumerate() {
+            output.flush();
+            for channel in 0..output.senders.len() {
+                for frame in output.senders[channel].queued_frames() {
+                    snapshot.output_in_flight.push((k, channel, frame.encode().map_err(encoding_failed)?));
+                }
+                output.send_now(channel, ChannelEvent::Barrier { id, unaligned: true });
+            }
+        }
+        let TaskHead::Gate(gate) = &mut self.head else {
+            let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
+            return Ok(());
+        };
+        // Frames queued before their channel's barrier are not in the snapshot's state: stored.
+        // A channel whose barrier has not come yet goes on being recorded until it does.
+        let mut open = vec![false; gate.queues.len()];
+        for (channel, queue) in gate.queues.iter().enumerate() {
+            if gate.aligner.delivered_or_ended(channel) {
+                continue;
+            }
+            let mut closed = false;
+            for event in queue {
+                match event {
+                    ChannelEvent::Frame(frame) => snapshot.input_in_flight.push((channel, frame.encode().map_err(encoding_failed)?)),
+                    ChannelEvent::Barrier { id: barrier, .. } if *barrier >= id => {
+                        closed = true;
+                        break;
+                    }
+                    ChannelEvent::EndOfInput => {
+                        closed = true;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            open[channel] = !closed;
+        }
+        gate.aligner.taken_unaligned(id);
+        let recording = Recording { id, snapshot, alignment, open };
+        if recording.is_complete() {
+            let _ = self.reports.send(recording.into_ack(self.id));
+        } else {
+            self.recording = Some(recording);
+        }
         Ok(())
     }
 
@@ -875,7 +1035,11 @@ impl TaskState {
         }
         self.phase = Phase::Done;
         let committables = std::mem::take(&mut self.final_committables);
-        let _ = self.reports.send(TaskReport::Finished { id: self.id, metrics: self.metrics(), committables });
+        let source_position = match &self.head {
+            TaskHead::Source { reader, .. } => reader.position(),
+            TaskHead::Gate(_) => None,
+        };
+        let _ = self.reports.send(TaskReport::Finished { id: self.id, metrics: self.metrics(), committables, source_position });
         myself.stop(None);
     }
 
