@@ -19,7 +19,7 @@ use std::marker::PhantomData;
 use super::context::ScopedKey;
 use super::descriptor::{StateDescriptor, StateKind, StateValue};
 use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
-use super::ttl::StateTtlConfig;
+use super::ttl::{StateTtlConfig, TtlValue};
 use super::StateError;
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
@@ -219,6 +219,15 @@ impl<K> fmt::Debug for KeyGroupSnapshot<K> {
     }
 }
 
+/// Snapshot form of a value, list, reducing or aggregating state's entries in one key group:
+/// each key with its stamped value (a list state's value is its `Vec`). Every backend writes and
+/// reads this form, so a snapshot of one restores into another.
+pub(crate) type SlotEntries<K, T> = Vec<(K, TtlValue<T>)>;
+
+/// Snapshot form of a map state's entries in one key group: each key with its stamped map entries
+/// (never an empty map).
+pub(crate) type MapEntries<K, UK, UV> = Vec<(K, Vec<(UK, TtlValue<UV>)>)>;
+
 /// One state's entries in one key group.
 #[derive(Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct StateSnapshot {
@@ -257,6 +266,28 @@ impl StateSnapshot {
     /// Size of the encoded entries in bytes.
     pub fn encoded_bytes(&self) -> usize {
         self.data.len()
+    }
+
+    /// Whether the snapshot can be restored into the state registered as `name`, `kind`, with
+    /// types named `type_name`.
+    pub(crate) fn check_restorable(
+        &self,
+        name: &str,
+        kind: StateKind,
+        type_name: &'static str,
+        key_group: usize,
+    ) -> Result<(), StateError> {
+        if self.kind != kind || self.type_name != type_name {
+            return Err(StateError::IncompatibleSnapshot {
+                name: name.to_string(),
+                key_group,
+                kind,
+                state_type: type_name,
+                snapshot_kind: self.kind,
+                snapshot_type: self.type_name.clone(),
+            });
+        }
+        Ok(())
     }
 }
 

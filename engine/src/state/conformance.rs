@@ -4,7 +4,9 @@
 //! Each check is a generic function over a backend factory; an implementation runs them all with
 //! one line, `state_backend_conformance!(factory)`, which makes one `#[test]` per check (see
 //! `heap::tests`). A new backend passes this suite before anything uses it, so operators can
-//! rely on these semantics whichever backend a job chose.
+//! rely on these semantics whichever backend a job chose. The suite also checks change tracking
+//! for incremental checkpoints ([`ChangeTracking`]), and [`snapshots_move_between_backends`] takes
+//! two factories, so snapshots of each backend are checked to restore into every other.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +15,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 
 use super::{
-    AggregatingState, Clock, KeyContext, ListState, ManualClock, MapState, ReducingState, StateBackend, StateDescriptor, StateError,
-    StateHandle, StateKind, StateTtlConfig, TimerService, TtlUpdateType, ValueState,
+    AggregatingState, ChangeTracking, Clock, KeyContext, KeyGroupSnapshot, ListState, ManualClock, MapState, ReducingState, StateBackend,
+    StateDescriptor, StateError, StateHandle, StateKind, StateTtlConfig, TimerService, TtlUpdateType, ValueState,
 };
 use crate::base::AggregateFunction;
 use crate::key_group::{assign_key_group, KeyGroupRange};
@@ -48,6 +50,10 @@ macro_rules! state_backend_conformance {
             incremental_cleanup_on_every_record_needs_no_access,
             snapshots_keep_ttl_stamps,
             snapshots_restore_exactly_what_was_written,
+            a_new_backend_reports_every_key_group_changed_until_a_checkpoint,
+            writes_clears_and_restores_mark_their_key_group_and_reads_do_not,
+            reads_that_restamp_a_value_mark_its_key_group,
+            an_unchanged_key_group_restores_from_the_last_checkpoint_to_its_state_now,
         );
     };
     (@tests $make:path; $($check:ident),* $(,)?) => {
@@ -693,5 +699,200 @@ pub(crate) fn snapshots_restore_exactly_what_was_written<B: StateBackend<u64>>(m
     });
     if let Err(failure) = outcome {
         panic!("{failure}");
+    }
+}
+
+pub(crate) fn a_new_backend_reports_every_key_group_changed_until_a_checkpoint<B: StateBackend<u64> + ChangeTracking>(
+    make: MakeBackend<'_, B>,
+) {
+    let range = KeyGroupRange::for_subtask(1, 4, MAX_PARALLELISM);
+    let mut h = Harness::new(make, range);
+    assert_eq!(h.backend.changed_key_groups(), range.as_range().collect::<Vec<_>>(), "no previous checkpoint to refer to");
+    h.backend.checkpoint_taken();
+    assert!(h.backend.changed_key_groups().is_empty());
+    register_states(&mut h.backend, None);
+    assert!(h.backend.changed_key_groups().is_empty(), "registering a state changes no key group");
+}
+
+pub(crate) fn writes_clears_and_restores_mark_their_key_group_and_reads_do_not<B: StateBackend<u64> + ChangeTracking>(
+    make: MakeBackend<'_, B>,
+) {
+    let mut h = Harness::whole(make);
+    let states = register_states(&mut h.backend, Some(TtlUpdateType::OnCreateAndWrite));
+    let groups = [3, 9, 17, 40, 41, 100, 127];
+    let keys: Vec<u64> = groups.iter().map(|&group| keys_in_group(group, 1)[0]).collect();
+    h.backend.checkpoint_taken();
+    states.value.update(&mut h.ctx(&keys[0]), 1);
+    states.list.add(&mut h.ctx(&keys[1]), "a".into());
+    states.map.put(&mut h.ctx(&keys[2]), 1, "a".into());
+    states.sum.add(&mut h.ctx(&keys[3]), 1);
+    states.mean.add(&mut h.ctx(&keys[4]), 1);
+    states.value.modify(&mut h.ctx(&keys[5]), |value| *value = Some(5));
+    assert_eq!(h.backend.changed_key_groups(), groups[..6]);
+
+    h.backend.checkpoint_taken();
+    for &key in &keys {
+        let mut ctx = h.ctx(&key);
+        states.value.get(&mut ctx);
+        states.list.get(&mut ctx);
+        states.map.entries(&mut ctx);
+        states.sum.get(&mut ctx);
+        states.mean.get(&mut ctx);
+    }
+    assert!(h.backend.changed_key_groups().is_empty(), "reads that do not restamp change nothing");
+
+    states.value.clear(&mut h.ctx(&keys[0]));
+    states.map.remove(&mut h.ctx(&keys[2]), &1);
+    h.ctx(&keys[1]).clear_all_state();
+    assert_eq!(h.backend.changed_key_groups(), [groups[0], groups[1], groups[2]]);
+
+    h.backend.checkpoint_taken();
+    let snapshot = h.backend.snapshot_key_group(groups[6]).unwrap();
+    h.backend.restore_key_group(snapshot).expect("owned group");
+    assert_eq!(h.backend.changed_key_groups(), [groups[6]]);
+
+    // A checkpoint that failed gives its groups back.
+    h.backend.checkpoint_taken();
+    h.backend.mark_changed(&[groups[4], groups[2]]);
+    assert_eq!(h.backend.changed_key_groups(), [groups[2], groups[4]]);
+
+    // Dropping expired values does not: the last checkpoint holds them expired too.
+    h.backend.checkpoint_taken();
+    h.at(1_000);
+    assert_eq!(states.sum.get(&mut h.ctx(&keys[3])), None);
+    h.backend.cleanup_expired(groups[4], 1_000);
+    assert!(h.backend.changed_key_groups().is_empty(), "{:?}", h.backend.changed_key_groups());
+}
+
+pub(crate) fn reads_that_restamp_a_value_mark_its_key_group<B: StateBackend<u64> + ChangeTracking>(make: MakeBackend<'_, B>) {
+    let mut h = Harness::whole(make);
+    let states = register_states(&mut h.backend, Some(TtlUpdateType::OnReadAndWrite));
+    let (value_key, map_key) = (keys_in_group(5, 1)[0], keys_in_group(6, 1)[0]);
+    states.value.update(&mut h.at(0).ctx(&value_key), 1);
+    states.map.put(&mut h.ctx(&map_key), 1, "a".into());
+    h.backend.checkpoint_taken();
+    assert_eq!(states.value.get(&mut h.at(50).ctx(&value_key)), Some(1));
+    assert_eq!(h.backend.changed_key_groups(), [5], "the read moved the value's expiry");
+    assert_eq!(states.map.entries(&mut h.ctx(&map_key)).len(), 1);
+    assert_eq!(h.backend.changed_key_groups(), [5, 6]);
+}
+
+/// Property: after a checkpoint and any further writes, restoring each changed key group from a
+/// new snapshot and every other from the checkpoint's gives every key the state it has now.
+pub(crate) fn an_unchanged_key_group_restores_from_the_last_checkpoint_to_its_state_now<B: StateBackend<u64> + ChangeTracking>(
+    make: MakeBackend<'_, B>,
+) {
+    fn apply<B: StateBackend<u64>>(h: &mut Harness<B>, states: &States, op: &StateOp) {
+        match *op {
+            StateOp::Put(key, value) => states.value.update(&mut h.ctx(&key), value),
+            StateOp::Clear(key) => h.ctx(&key).clear_all_state(),
+            StateOp::MapPut(key, user_key) => states.map.put(&mut h.ctx(&key), user_key, format!("{key}/{user_key}")),
+            StateOp::MapRemove(key, user_key) => states.map.remove(&mut h.ctx(&key), &user_key),
+        }
+    }
+
+    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let ops = || proptest::collection::vec(state_op(), 0..300);
+    let outcome = runner.run(&(ops(), ops()), |(before, after)| {
+        let mut source = Harness::whole(make);
+        let states = register_states(&mut source.backend, None);
+        before.iter().for_each(|op| apply(&mut source, &states, op));
+        let groups = source.backend.key_groups().as_range();
+        let checkpoint: Vec<KeyGroupSnapshot<u64>> =
+            groups.clone().map(|group| source.backend.snapshot_key_group(group).unwrap()).collect();
+        source.backend.checkpoint_taken();
+        after.iter().for_each(|op| apply(&mut source, &states, op));
+
+        let changed = source.backend.changed_key_groups();
+        let mut target = Harness::whole(make);
+        let target_states = register_states(&mut target.backend, None);
+        for (group, previous) in groups.zip(checkpoint) {
+            let snapshot = if changed.contains(&group) { source.backend.snapshot_key_group(group).unwrap() } else { previous };
+            target.backend.restore_key_group(snapshot).expect("owned group");
+        }
+        for key in 0..200u64 {
+            prop_assert_eq!(
+                target_states.value.get(&mut target.ctx(&key)),
+                states.value.get(&mut source.ctx(&key)),
+                "value of key {}",
+                key
+            );
+            let mut now = states.map.entries(&mut source.ctx(&key));
+            let mut restored = target_states.map.entries(&mut target.ctx(&key));
+            now.sort();
+            restored.sort();
+            prop_assert_eq!(restored, now, "map of key {}", key);
+        }
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+/// Snapshots of every key group of a backend made by `make_a` restore into one made by `make_b`
+/// (and back) with every state of every kind, TTL stamps, and restored states not registered yet.
+pub(crate) fn snapshots_move_between_backends<A: StateBackend<u64>, B: StateBackend<u64>>(
+    make_a: MakeBackend<'_, A>,
+    make_b: MakeBackend<'_, B>,
+) {
+    let timed_descriptor = || StateDescriptor::new("timed").with_ttl(StateTtlConfig::new(TTL));
+    let all_groups = KeyGroupRange::for_subtask(0, 1, MAX_PARALLELISM).as_range();
+    let keys = 0..300u64;
+
+    // A state restored into the source before it registers it, and so still waiting there.
+    let mut earlier = Harness::whole(make_a);
+    let waiting: ValueState<String> = earlier.backend.register_value(&StateDescriptor::new("waiting")).expect("fresh name");
+    for key in keys.clone() {
+        waiting.update(&mut earlier.ctx(&key), format!("w{key}"));
+    }
+    let mut source = Harness::whole(make_a);
+    for group in all_groups.clone() {
+        source.backend.restore_key_group(earlier.backend.snapshot_key_group(group).unwrap()).expect("owned group");
+    }
+    let states = register_states(&mut source.backend, None);
+    let timed: ValueState<u64> = source.backend.register_value(&timed_descriptor()).expect("fresh name");
+    for key in keys.clone() {
+        write_all(&states, &mut source.at(0).ctx(&key), key);
+        timed.update(&mut source.ctx(&key), key);
+    }
+
+    let mut target = Harness::whole(make_b);
+    for group in all_groups.clone() {
+        target.at(50).backend.restore_key_group(source.backend.snapshot_key_group(group).unwrap()).expect("owned group");
+    }
+    let target_states = register_states(&mut target.backend, None);
+    let target_timed: ValueState<u64> = target.backend.register_value(&timed_descriptor()).expect("same declaration");
+
+    // And back into a backend of the first kind, before anything expires.
+    let mut back = Harness::whole(make_a);
+    for group in all_groups.clone() {
+        let snapshot = target.backend.snapshot_key_group(group).unwrap();
+        let original = source.backend.snapshot_key_group(group).unwrap();
+        let summary = |snapshot: &KeyGroupSnapshot<u64>| {
+            let mut states: Vec<_> =
+                snapshot.states().iter().map(|state| (state.name().to_string(), state.kind(), state.ttl(), state.entries())).collect();
+            states.sort_by(|a, b| a.0.cmp(&b.0));
+            states
+        };
+        assert_eq!(summary(&snapshot), summary(&original), "key group {group}");
+        back.backend.restore_key_group(snapshot).expect("owned group");
+    }
+    let back_states = register_states(&mut back.backend, None);
+    let back_timed: ValueState<u64> = back.backend.register_value(&timed_descriptor()).expect("fresh name");
+    let target_waiting: ValueState<String> = target.backend.register_value(&StateDescriptor::new("waiting")).expect("fresh name");
+    let back_waiting: ValueState<String> = back.backend.register_value(&StateDescriptor::new("waiting")).expect("fresh name");
+
+    for key in keys.clone() {
+        check_all(&target_states, &mut target.ctx(&key), key, true);
+        check_all(&back_states, &mut back.ctx(&key), key, true);
+        assert_eq!(target_waiting.get(&mut target.ctx(&key)), Some(format!("w{key}")));
+        assert_eq!(back_waiting.get(&mut back.ctx(&key)), Some(format!("w{key}")));
+        assert_eq!(target_timed.get(&mut target.at(99).ctx(&key)), Some(key), "stamped at 0 in the source");
+        assert_eq!(back_timed.get(&mut back.at(99).ctx(&key)), Some(key));
+    }
+    for key in keys {
+        assert_eq!(target_timed.get(&mut target.at(100).ctx(&key)), None, "the stamp came along: expired at 100");
+        assert_eq!(back_timed.get(&mut back.at(100).ctx(&key)), None);
     }
 }

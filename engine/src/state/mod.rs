@@ -5,7 +5,10 @@
 //! [`StateDescriptor`]; every state keeps, per owned key group, the entries of every key. A
 //! [`TimerService`] keeps the subtask's event- and processing-time timers the same way. Both can
 //! snapshot one key group and restore it elsewhere, which is what a checkpoint writes and what a
-//! rescale moves; a key group is never split.
+//! rescale moves; a key group is never split. Two backends implement it: [`HeapStateBackend`] keeps
+//! state in memory, [`DiskStateBackend`] on local disk (fjall); their snapshots are one format, so
+//! either restores what the other wrote. Both track the key groups changed since the last
+//! checkpoint ([`ChangeTracking`]), so a checkpoint can write only those.
 //!
 //! How user code reaches its key's state, without `unsafe` and without a current key hidden in the
 //! backend: `open` registers each descriptor and keeps the returned handle ([`ValueState`],
@@ -30,8 +33,10 @@
 //! Time here is milliseconds in `i64`, as watermarks are; processing time comes from a [`Clock`].
 
 pub mod backend;
+pub mod changes;
 pub mod context;
 pub mod descriptor;
+pub mod disk;
 pub mod handle;
 pub mod heap;
 pub mod operator_state;
@@ -43,8 +48,10 @@ mod conformance;
 
 pub use crate::base::Key;
 pub use backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
+pub use changes::{ChangeTracking, KeyGroupChanges};
 pub use context::{KeyContext, ScopedKey};
 pub use descriptor::{StateDescriptor, StateKind, StateValue};
+pub use disk::{DiskSnapshotView, DiskStateBackend};
 pub use handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
 pub use heap::HeapStateBackend;
 pub use operator_state::{KeyGroupedState, OperatorKeyGroupSnapshot};
@@ -123,6 +130,17 @@ pub enum StateError {
         expected: &'static str,
         /// The data in the snapshot.
         found: String,
+    },
+    /// The on-disk store of a state backend failed: an I/O error, or data it wrote that no longer
+    /// reads back.
+    #[error("state store in {} failed to {operation}: {reason}", directory.display())]
+    Storage {
+        /// The store's directory.
+        directory: std::path::PathBuf,
+        /// What the backend was doing.
+        operation: &'static str,
+        /// What the store or the codec said.
+        reason: String,
     },
     /// A snapshot taken with another number of key groups: its key group numbers mean other keys.
     #[error("snapshot was taken with max parallelism {snapshot}, this subtask runs with {subtask}")]

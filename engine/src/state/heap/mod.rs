@@ -6,7 +6,9 @@
 //! and checked: a name keeps one kind and one set of types. Snapshots of a key group restored
 //! before their state is registered wait in `pending` and are applied by the registration, so a
 //! restore can run before `open`, as in Flink. States with TTL clean up incrementally (see
-//! `table`): on every access, and on every processed record for those configured so.
+//! `table`): on every access, and on every processed record for those configured so. Every write
+//! (and every read that restamps a value) marks its key group in a bitset, for incremental
+//! checkpoints ([`ChangeTracking`]).
 
 mod table;
 
@@ -17,10 +19,11 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::table::{AggregatingTable, Aggregator, ErasedTable, KeyedTable, MapTable, ReduceFn};
 use super::backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
+use super::changes::{ChangeTracking, KeyGroupChanges};
 use super::context::ScopedKey;
 use super::descriptor::{StateDescriptor, StateKind, StateValue};
 use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
-use super::ttl::{Clock, StateTtlConfig, SystemClock, TtlPolicy};
+use super::ttl::{Clock, StateTtlConfig, SystemClock, TtlPolicy, TtlUpdateType};
 use super::StateError;
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
@@ -37,6 +40,8 @@ pub struct HeapStateBackend<K> {
     pending: Vec<(usize, StateSnapshot)>,
     /// States whose TTL runs a cleanup step on every processed record.
     cleaned_every_record: Vec<StateId>,
+    /// Key groups changed since the last checkpoint.
+    changes: KeyGroupChanges,
 }
 
 /// A registered state: its declaration and its table.
@@ -44,6 +49,8 @@ struct RegisteredState<K> {
     name: String,
     kind: StateKind,
     ttl: Option<StateTtlConfig>,
+    /// Whether a read restamps the value (TTL refreshed on read), and so changes the key group.
+    refreshed_on_read: bool,
     /// Concrete type of the table: a second registration must ask for the same.
     table_type: TypeId,
     type_name: &'static str,
@@ -69,6 +76,7 @@ impl<K: Key> HeapStateBackend<K> {
             ids: FxHashMap::default(),
             pending: Vec::new(),
             cleaned_every_record: Vec::new(),
+            changes: KeyGroupChanges::all_changed(range),
         }
     }
 
@@ -109,13 +117,14 @@ impl<K: Key> HeapStateBackend<K> {
         // Check and decode every waiting snapshot of the state before restoring any.
         let mut decoded = Vec::new();
         for (key_group, snapshot) in self.pending.iter().filter(|(_, snapshot)| snapshot.name == name) {
-            check_restorable(name, kind, type_name, *key_group, snapshot)?;
+            snapshot.check_restorable(name, kind, type_name, *key_group)?;
             let data = table.decode_group(&snapshot.data).map_err(|error| corrupt(name, *key_group, error))?;
             decoded.push((*key_group, self.restamp_ms(snapshot.ttl, descriptor.ttl()), data));
         }
         self.pending.retain(|(_, snapshot)| snapshot.name != name);
         for (key_group, restamp_ms, data) in decoded {
             table.restore_group(key_group, data, restamp_ms);
+            self.changes.mark(key_group);
         }
 
         let id = StateId(u32::try_from(self.states.len()).expect("fewer than 2^32 states"));
@@ -123,6 +132,7 @@ impl<K: Key> HeapStateBackend<K> {
             name: name.to_string(),
             kind,
             ttl: descriptor.ttl(),
+            refreshed_on_read: descriptor.ttl().is_some_and(|ttl| ttl.update_type() == TtlUpdateType::OnReadAndWrite),
             table_type,
             type_name,
             table: Box::new(table),
@@ -155,34 +165,20 @@ impl<K: Key> HeapStateBackend<K> {
     fn check_owned(&self, key_group: usize) {
         assert!(self.range.contains(key_group), "key group {key_group} is not in this subtask's range {:?}", self.range);
     }
+
+    /// Marks the key's group changed by a read, if reads of the state restamp values.
+    #[inline]
+    fn mark_read(&mut self, id: StateId, key: ScopedKey<'_, K>) {
+        if self.states[id.index()].refreshed_on_read {
+            self.changes.mark(key.key_group());
+        }
+    }
 }
 
 #[cold]
 #[inline(never)]
 fn foreign_handle(name: &str, expected: &str) -> ! {
     panic!("a state handle used on state {name:?} was made for a {expected}: handles work only with the backend that made them")
-}
-
-/// Whether `snapshot` can be restored into a state registered as `name`, `kind`, with types
-/// named `type_name`.
-fn check_restorable(
-    name: &str,
-    kind: StateKind,
-    type_name: &'static str,
-    key_group: usize,
-    snapshot: &StateSnapshot,
-) -> Result<(), StateError> {
-    if snapshot.kind != kind || snapshot.type_name != type_name {
-        return Err(StateError::IncompatibleSnapshot {
-            name: name.to_string(),
-            key_group,
-            kind,
-            state_type: type_name,
-            snapshot_kind: snapshot.kind,
-            snapshot_type: snapshot.type_name.clone(),
-        });
-    }
-    Ok(())
 }
 
 /// A snapshot's entries did not decode as the registered state's.
@@ -260,6 +256,7 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
 
     #[inline]
     fn value_read<V: StateValue, R>(&mut self, state: ValueState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(Option<&V>) -> R) -> R {
+        self.mark_read(state.id(), key);
         let (table, clock) = self.table::<KeyedTable<K, V>>(state.id());
         table.slots.access(key, clock, false, |slot| read(slot.as_ref()))
     }
@@ -271,18 +268,21 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         key: ScopedKey<'_, K>,
         modify: impl FnOnce(&mut Option<V>) -> R,
     ) -> R {
+        self.changes.mark(key.key_group());
         let (table, clock) = self.table::<KeyedTable<K, V>>(state.id());
         table.slots.access(key, clock, true, modify)
     }
 
     #[inline]
     fn list_read<V: StateValue, R>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(&[V]) -> R) -> R {
+        self.mark_read(state.id(), key);
         let (table, clock) = self.table::<KeyedTable<K, Vec<V>>>(state.id());
         table.slots.access(key, clock, false, |slot| read(slot.as_deref().unwrap_or_default()))
     }
 
     #[inline]
     fn list_modify<V: StateValue, R>(&mut self, state: ListState<V>, key: ScopedKey<'_, K>, modify: impl FnOnce(&mut Vec<V>) -> R) -> R {
+        self.changes.mark(key.key_group());
         let (table, clock) = self.table::<KeyedTable<K, Vec<V>>>(state.id());
         table.slots.access(key, clock, true, |slot| {
             let list = slot.get_or_insert_with(Vec::new);
@@ -302,35 +302,41 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         user_key: &UK,
         read: impl FnOnce(Option<&UV>) -> R,
     ) -> R {
+        self.mark_read(state.id(), key);
         let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
         table.read(key, user_key, clock, read)
     }
 
     #[inline]
     fn map_put<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: UK, value: UV) {
+        self.changes.mark(key.key_group());
         let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
         table.put(key, user_key, value, clock);
     }
 
     #[inline]
     fn map_remove<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, user_key: &UK) {
+        self.changes.mark(key.key_group());
         let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
         table.remove(key, user_key, clock);
     }
 
     fn map_for_each<UK: Key, UV: StateValue>(&mut self, state: MapState<UK, UV>, key: ScopedKey<'_, K>, visit: impl FnMut(&UK, &UV)) {
+        self.mark_read(state.id(), key);
         let (table, clock) = self.table::<MapTable<K, UK, UV>>(state.id());
         table.for_each(key, clock, visit);
     }
 
     #[inline]
     fn reducing_read<V: StateValue, R>(&mut self, state: ReducingState<V>, key: ScopedKey<'_, K>, read: impl FnOnce(Option<&V>) -> R) -> R {
+        self.mark_read(state.id(), key);
         let (table, clock) = self.table::<KeyedTable<K, V, ReduceFn<V>>>(state.id());
         table.slots.access(key, clock, false, |slot| read(slot.as_ref()))
     }
 
     #[inline]
     fn reducing_add<V: StateValue>(&mut self, state: ReducingState<V>, key: ScopedKey<'_, K>, value: V) {
+        self.changes.mark(key.key_group());
         let (table, clock) = self.table::<KeyedTable<K, V, ReduceFn<V>>>(state.id());
         let reduce = &table.function.0;
         table.slots.access(key, clock, true, |slot| {
@@ -344,12 +350,14 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
 
     #[inline]
     fn aggregating_get<In: 'static, Out: 'static>(&mut self, state: AggregatingState<In, Out>, key: ScopedKey<'_, K>) -> Option<Out> {
+        self.mark_read(state.id(), key);
         let (table, clock) = self.table::<AggregatingTable<K, In, Out>>(state.id());
         table.inner.get(key, clock)
     }
 
     #[inline]
     fn aggregating_add<In: 'static, Out: 'static>(&mut self, state: AggregatingState<In, Out>, key: ScopedKey<'_, K>, value: In) {
+        self.changes.mark(key.key_group());
         let (table, clock) = self.table::<AggregatingTable<K, In, Out>>(state.id());
         table.inner.add(key, clock, value);
     }
@@ -358,12 +366,14 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         let registered = &mut self.states[state.id().index()];
         assert_eq!(registered.kind, S::KIND, "a {:?} state handle used on {:?} state {:?}", S::KIND, registered.kind, registered.name);
         registered.table.clear_key(key);
+        self.changes.mark(key.key_group());
     }
 
     fn clear_key(&mut self, key: ScopedKey<'_, K>) {
         for registered in &mut self.states {
             registered.table.clear_key(key);
         }
+        self.changes.mark(key.key_group());
     }
 
     fn keys(&self, key_group: usize) -> Vec<K> {
@@ -426,7 +436,7 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
             match self.ids.get(&state.name) {
                 Some(&id) => {
                     let registered = &self.states[id.index()];
-                    check_restorable(&registered.name, registered.kind, registered.type_name, key_group, &state)?;
+                    state.check_restorable(&registered.name, registered.kind, registered.type_name, key_group)?;
                     let data = registered.table.decode_group(&state.data).map_err(|error| corrupt(&state.name, key_group, error))?;
                     decoded.push((id, self.restamp_ms(state.ttl, registered.ttl), data));
                 }
@@ -441,7 +451,25 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         for (id, restamp_ms, data) in decoded {
             self.states[id.index()].table.restore_group(key_group, data, restamp_ms);
         }
+        self.changes.mark(key_group);
         Ok(())
+    }
+}
+
+impl<K: Key> ChangeTracking for HeapStateBackend<K> {
+    fn changed_key_groups(&self) -> Vec<usize> {
+        self.changes.key_groups()
+    }
+
+    fn checkpoint_taken(&mut self) {
+        self.changes.clear();
+    }
+
+    fn mark_changed(&mut self, key_groups: &[usize]) {
+        for &key_group in key_groups {
+            self.check_owned(key_group);
+            self.changes.mark(key_group);
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::base::codec::{self, CodecError};
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
+use crate::state::backend::{MapEntries, SlotEntries};
 use crate::state::context::ScopedKey;
 use crate::state::descriptor::StateValue;
 use crate::state::ttl::{Clock, TtlPolicy, TtlValue};
@@ -71,12 +72,6 @@ impl GroupData {
 fn decode_boxed<T: crate::base::Codec>(bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
     Ok(Box::new(codec::decode::<T>(bytes)?))
 }
-
-/// Snapshot form of [`Slots`]: each key with its stamped value.
-pub(crate) type SlotEntries<K, T> = Vec<(K, TtlValue<T>)>;
-
-/// Snapshot form of [`MapTable`]: each key with its stamped map entries.
-pub(crate) type MapEntries<K, UK, UV> = Vec<(K, Vec<(UK, TtlValue<UV>)>)>;
 
 /// Where incremental cleanup stands in one table: the key group it visits and the keys of that
 /// group still to visit (copied on entering the group).
