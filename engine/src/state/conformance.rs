@@ -642,12 +642,22 @@ fn state_op() -> impl Strategy<Value = StateOp> {
     ]
 }
 
+/// Cases of a property test for backend `B`: a quarter for the disk backend, each of whose
+/// cases opens stores whose fjall threads take up to 250 ms to stop (the suite's time on CI).
+fn property_cases<B>(cases: u32) -> u32 {
+    if std::any::type_name::<B>().contains("DiskStateBackend") {
+        (cases / 4).max(4)
+    } else {
+        cases
+    }
+}
+
 /// Property: after any sequence of writes, moving every key group of a one-subtask backend into
 /// two backends of a two-subtask split gives every key exactly the state the model says.
 pub(crate) fn snapshots_restore_exactly_what_was_written<B: StateBackend<u64>>(make: MakeBackend<'_, B>) {
     use std::collections::{BTreeMap, HashMap};
 
-    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: property_cases::<B>(48), failure_persistence: None, ..Config::default() });
     let outcome = runner.run(&proptest::collection::vec(state_op(), 0..400), |ops| {
         let mut source = Harness::whole(make);
         let states = register_states(&mut source.backend, None);
@@ -791,7 +801,7 @@ pub(crate) fn an_unchanged_key_group_restores_from_the_last_checkpoint_to_its_st
         }
     }
 
-    let mut runner = TestRunner::new(Config { cases: 24, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config { cases: property_cases::<B>(24), failure_persistence: None, ..Config::default() });
     let ops = || proptest::collection::vec(state_op(), 0..300);
     let outcome = runner.run(&(ops(), ops()), |(before, after)| {
         let mut source = Harness::whole(make);

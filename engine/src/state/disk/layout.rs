@@ -108,6 +108,7 @@ impl<'a> StoreKey<'a> {
     }
 
     /// The bytes of the store key up to and including the key: the prefix of the key's map.
+    #[cfg(test)]
     pub fn key_prefix_len(&self) -> usize {
         STATE_PREFIX_BYTES + KEY_LENGTH_BYTES + self.key.len()
     }
