@@ -92,6 +92,9 @@ pub struct EngineConfig {
     /// `RestartStrategy::default_with_checkpointing()` when checkpoints are taken, and no
     /// restart otherwise (Flink's defaults).
     pub restart_strategy: Option<crate::runtime::restart::RestartStrategy>,
+    /// Where keyed state lives: in memory (the default) or on disk for state larger than memory
+    /// (`StateBackendConfig::Disk`; its directory is the job's own).
+    pub state_backend: crate::state::StateBackendConfig,
     /// Start from this checkpoint or savepoint: a checkpoint store directory (its newest) or one
     /// `chk-<id>` / `svp-<id>` directory in it. Flink's `execution.savepoint.path`.
     pub restore_from: Option<std::path::PathBuf>,
@@ -131,6 +134,7 @@ impl Default for EngineConfig {
             checkpoints_retained: 1,
             restart_strategy: None,
             restore_from: None,
+            state_backend: Default::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tethys_engine::sink::topic::TopicSink;
 use tethys_engine::sink::{Committable, Sink, SinkCommitter, SinkWriter};
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
+use tethys_engine::state::StateBackendConfig;
 use tethys_engine::{CheckpointingMode, EngineConfig, RestartStrategy, SubtaskContext, Topic, UserError};
 use tethys_tests::execute_with_config_within_deadline;
 
@@ -185,7 +186,7 @@ impl Drop for TempDir {
     }
 }
 
-fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Duration>, name: &str) {
+fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Duration>, on_disk: bool, name: &str) {
     let total = 40_000;
     let dir = TempDir::new(name);
     let topic = Topic::create(dir.0.join("out"), 2).unwrap();
@@ -201,6 +202,7 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
         checkpoint_interval: Some(Duration::from_millis(2)),
         checkpointing_mode: mode,
         aligned_checkpoint_timeout: aligned_timeout,
+        state_backend: if on_disk { StateBackendConfig::Disk { dir: dir.0.join("state") } } else { StateBackendConfig::Heap },
         checkpoint_dir: Some(dir.0.join("checkpoints")),
         restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 10, delay: Duration::from_millis(1) }),
         ..EngineConfig::default()
@@ -258,29 +260,29 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
 
 #[test]
 fn aligned_exactly_once_through_failures_at_parallelism_1() {
-    run(1, CheckpointingMode::ExactlyOnce, None, "aligned-p1");
+    run(1, CheckpointingMode::ExactlyOnce, None, false, "aligned-p1");
 }
 
 #[test]
 fn aligned_exactly_once_through_failures_at_parallelism_2() {
-    run(2, CheckpointingMode::ExactlyOnce, None, "aligned-p2");
+    run(2, CheckpointingMode::ExactlyOnce, None, false, "aligned-p2");
 }
 
 #[test]
 fn unaligned_exactly_once_through_failures_at_parallelism_1() {
-    run(1, CheckpointingMode::Unaligned, None, "unaligned-p1");
+    run(1, CheckpointingMode::Unaligned, None, false, "unaligned-p1");
 }
 
 #[test]
 fn unaligned_exactly_once_through_failures_at_parallelism_2() {
-    run(2, CheckpointingMode::Unaligned, None, "unaligned-p2");
+    run(2, CheckpointingMode::Unaligned, None, false, "unaligned-p2");
 }
 
 /// Aligned checkpoints whose alignment times out at once: every gate that waits switches to
 /// unaligned.
 #[test]
 fn aligned_with_timeout_exactly_once_through_failures_at_parallelism_2() {
-    run(2, CheckpointingMode::ExactlyOnce, Some(Duration::ZERO), "timeout-p2");
+    run(2, CheckpointingMode::ExactlyOnce, Some(Duration::ZERO), false, "timeout-p2");
 }
 
 /// Backpressure holds frames on the channel (a stage after the shuffle stalls on its first
@@ -321,4 +323,14 @@ fn unaligned_checkpoints_store_the_frames_backpressure_holds() {
     let mut ids = out.records();
     ids.sort_unstable();
     assert_eq!(ids, (0..total).collect::<Vec<_>>());
+}
+
+#[test]
+fn aligned_exactly_once_on_the_disk_backend_at_parallelism_2() {
+    run(2, CheckpointingMode::ExactlyOnce, None, true, "disk-aligned-p2");
+}
+
+#[test]
+fn unaligned_exactly_once_on_the_disk_backend_at_parallelism_1() {
+    run(1, CheckpointingMode::Unaligned, None, true, "disk-unaligned-p1");
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tethys_engine::sink::collect::CollectSink;
-use tethys_engine::state::{HeapStateBackend, StateDescriptor, TimeDomain, ValueState};
+use tethys_engine::state::{KeyedStateBackend, StateDescriptor, TimeDomain, ValueState};
 use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, KeyedProcessFunction, OutputTag, ProcessContext, StreamEnvironment, WatermarkStrategy};
 use tethys_tests::IdleUntilReleased;
@@ -20,7 +20,7 @@ struct QuietKeys {
 }
 
 impl KeyedProcessFunction<char, (char, i64), (char, u64, i64)> for QuietKeys {
-    fn open(&mut self, state: &mut HeapStateBackend<char>) -> Result<(), UserError> {
+    fn open(&mut self, state: &mut KeyedStateBackend<char>) -> Result<(), UserError> {
         use tethys_engine::state::StateBackend;
         self.count = Some(state.register_value(&StateDescriptor::new("count"))?);
         self.last_seen = Some(state.register_value(&StateDescriptor::new("last-seen"))?);
@@ -136,7 +136,7 @@ fn processing_time_timers_fire_while_the_job_runs() {
 struct ForgetAfterTtl(Option<ValueState<char>>);
 
 impl KeyedProcessFunction<char, char, String> for ForgetAfterTtl {
-    fn open(&mut self, state: &mut HeapStateBackend<char>) -> Result<(), UserError> {
+    fn open(&mut self, state: &mut KeyedStateBackend<char>) -> Result<(), UserError> {
         use tethys_engine::state::{StateBackend, StateTtlConfig};
         let descriptor = StateDescriptor::new("seen").with_ttl(StateTtlConfig::new(Duration::from_millis(30)));
         self.0 = Some(state.register_value(&descriptor)?);

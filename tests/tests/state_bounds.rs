@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tethys_engine::sink::collect::CollectSink;
-use tethys_engine::state::{HeapStateBackend, ManualClock, StateBackend, StateDescriptor, StateTtlConfig, ValueState};
+use tethys_engine::state::{KeyedStateBackend, ManualClock, StateBackend, StateDescriptor, StateTtlConfig, ValueState};
 use tethys_engine::UserError;
 use tethys_engine::{CountTrigger, EngineConfig, GlobalWindows, KeyedProcessFunction, ProcessContext, StreamEnvironment, WindowResult};
 
@@ -27,7 +27,7 @@ struct WriteOnce {
 }
 
 impl KeyedProcessFunction<u64, u64, (u64, usize)> for WriteOnce {
-    fn open(&mut self, state: &mut HeapStateBackend<u64>) -> Result<(), UserError> {
+    fn open(&mut self, state: &mut KeyedStateBackend<u64>) -> Result<(), UserError> {
         state.set_clock(Arc::new(self.clock.clone()));
         self.value = Some(state.register_value(&StateDescriptor::new("last").with_ttl(StateTtlConfig::new(TTL)))?);
         Ok(())

@@ -36,6 +36,10 @@ pub struct EngineArgs {
     /// removed afterwards).
     #[arg(long)]
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Where keyed state lives: `heap` (memory) or `disk` (fjall, under a fresh directory in the
+    /// system temp dir per run, removed afterwards).
+    #[arg(long, default_value = "heap", value_parser = ["heap", "disk"])]
+    pub state_backend: String,
 }
 
 /// Parses `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
@@ -66,6 +70,10 @@ impl EngineArgs {
         if let Some(linger_us) = self.linger_us {
             config.linger = Duration::from_micros(linger_us);
         }
+        if self.state_backend == "disk" {
+            let dir = std::env::temp_dir().join(format!("tethys-bench-state-{}", std::process::id()));
+            config.state_backend = tethys_engine::state::StateBackendConfig::Disk { dir };
+        }
         config.checkpoint_interval = self.checkpoint_interval;
         if config.checkpoint_interval.is_some() {
             config.checkpoint_dir = Some(
@@ -86,6 +94,10 @@ impl EngineArgs {
                 flags.push(flag.into());
                 flags.push(value.to_string());
             }
+        }
+        if self.state_backend != "heap" {
+            flags.push("--state-backend".into());
+            flags.push(self.state_backend.clone());
         }
         if let Some(interval) = self.checkpoint_interval {
             flags.push("--checkpoint-interval".into());
@@ -189,6 +201,9 @@ pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
     let report = run_bench(&spec);
     // A checkpoint directory the user did not name is this run's own.
     if let (None, Some(dir)) = (&args.engine.checkpoint_dir, &spec.config.checkpoint_dir) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    if let tethys_engine::state::StateBackendConfig::Disk { dir } = &spec.config.state_backend {
         let _ = std::fs::remove_dir_all(dir);
     }
     println!("{}", report?);

@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::stream::DataStream;
-use crate::base::SubtaskContext;
 use crate::base::{AggregateFunction, Key, MergingAggregateFunction};
 use crate::channel::partitioner::{ErasedPartitioner, HashPartitioner, Partitioning};
 use crate::frame::Record;
 use crate::graph::logical::{OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::key_group::KeyGroupRange;
-use crate::operator::keyed::{KeyedStateMap, RollingKeyedOperator};
+use crate::operator::keyed::{RollingKeyedOperator, RollingState};
 use crate::operator::process::{KeyedProcessFunction, KeyedProcessOperator};
-use crate::state::{HeapStateBackend, StateValue, TimerService};
+use crate::state::{KeyedStateBackend, StateValue, TimerService};
 use crate::window::assigner::WindowOperatorKind;
 use crate::window::function::{
     AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction,
@@ -30,11 +29,6 @@ pub struct KeyedStream<T, K, KeyFn> {
     stream: DataStream<T>,
     key_fn: Arc<KeyFn>,
     _key: std::marker::PhantomData<fn() -> K>,
-}
-
-fn state_for<K: Key, S>(context: &SubtaskContext) -> KeyedStateMap<K, S> {
-    let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
-    KeyedStateMap::new(range, context.max_parallelism)
 }
 
 impl<T, K, KeyFn> KeyedStream<T, K, KeyFn>
@@ -66,11 +60,12 @@ where
         let key_fn = self.key_fn;
         self.stream.add_operator(name, OperatorKind::KeyedRolling, true, move |context| {
             let key_fn = Arc::clone(&key_fn);
+            let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
             Ok(RollingKeyedOperator {
                 key_fn: move |r: &T| key_fn(r),
                 init: init.clone(),
                 update: update.clone(),
-                state: state_for(context),
+                state: RollingState::open(context.state_dir.as_deref(), range, context.max_parallelism)?,
             })
         })
     }
@@ -93,7 +88,7 @@ where
         let timestamp_fn = self.stream.timestamp_fn.clone();
         self.stream.add_operator(name, OperatorKind::Process, true, move |context| {
             let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
-            let mut backend = HeapStateBackend::new(range, context.max_parallelism);
+            let mut backend = KeyedStateBackend::open(context.state_dir.as_deref(), range, context.max_parallelism)?;
             let mut function = make();
             function.open(&mut backend)?;
             let key_fn = Arc::clone(&key_fn);

@@ -19,6 +19,9 @@ pub struct SubtaskContext {
     pub side_outputs: Vec<String>,
     /// Shortest time between two watermarks a watermark generator emits.
     pub watermark_interval: std::time::Duration,
+    /// Where this subtask keeps keyed state on disk (`EngineConfig::state_backend` is the disk
+    /// backend), a directory of its own; `None`: keyed state is kept in memory.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl SubtaskContext {
@@ -34,6 +37,7 @@ impl SubtaskContext {
             frame_bytes_max: crate::config::FRAME_BYTES_MAX_DEFAULT,
             side_outputs: Vec::new(),
             watermark_interval: std::time::Duration::from_millis(10),
+            state_dir: None,
         }
     }
 }

@@ -4,6 +4,10 @@
 //! map per owned key group, so a later checkpoint can write, and a rescale can move, each key
 //! group on its own. Every input record updates its key's state and emits the updated result, as
 //! Flink's rolling `reduce`/`sum` on a `KeyedStream` do.
+//!
+//! With the disk state backend configured, the state is a value state of the subtask's
+//! `KeyedStateBackend` instead (`RollingState::Backend`); snapshots have the same form either way
+//! (each key with its state), so a savepoint moves between backends.
 
 use rustc_hash::FxHashMap;
 
@@ -13,7 +17,7 @@ use super::{FrameOperator, Output};
 use crate::base::Key;
 use crate::frame::Record;
 use crate::key_group::{assign_key_group, KeyGroupRange};
-use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError, StateValue};
+use crate::state::{KeyGroupedState, KeyedStateBackend, OperatorKeyGroupSnapshot, StateBackend, StateError, StateValue, ValueState};
 
 /// Values held per key, one map per key group of the subtask's range.
 pub(crate) struct KeyedStateMap<K, S> {
@@ -131,7 +135,37 @@ pub(crate) struct RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
     pub key_fn: KeyFn,
     pub init: InitFn,
     pub update: UpdateFn,
-    pub state: KeyedStateMap<K, S>,
+    pub state: RollingState<K, S>,
+}
+
+/// Name of a rolling operator's value state in a backend.
+const ROLLING_STATE: &str = "rolling";
+
+/// Where a rolling operator keeps its state.
+pub(crate) enum RollingState<K, S> {
+    /// In its own maps (the heap backend).
+    Memory(KeyedStateMap<K, S>),
+    /// In a value state of the configured backend (the disk backend).
+    Backend { backend: KeyedStateBackend<K>, state: ValueState<S> },
+}
+
+impl<K: Key, S: StateValue> RollingState<K, S> {
+    /// The state of the subtask owning `range`: on disk in `state_dir` if there is one.
+    pub(crate) fn open(state_dir: Option<&std::path::Path>, range: KeyGroupRange, max_parallelism: usize) -> Result<Self, StateError> {
+        if state_dir.is_none() {
+            return Ok(RollingState::Memory(KeyedStateMap::new(range, max_parallelism)));
+        }
+        let mut backend = KeyedStateBackend::open(state_dir, range, max_parallelism)?;
+        let state = backend.register_value(&crate::state::StateDescriptor::new(ROLLING_STATE))?;
+        Ok(RollingState::Backend { backend, state })
+    }
+
+    fn range_and_max_parallelism(&self) -> (KeyGroupRange, usize) {
+        match self {
+            RollingState::Memory(map) => (map.range(), map.max_parallelism),
+            RollingState::Backend { backend, .. } => (backend.key_groups(), backend.max_parallelism()),
+        }
+    }
 }
 
 impl<In, Out, K, S, KeyFn, InitFn, UpdateFn> FrameOperator<In, Out> for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn>
@@ -145,15 +179,31 @@ where
     UpdateFn: FnMut(&K, &mut S, In) -> Out + Send + 'static,
 {
     fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError> {
-        for record in frame {
-            let update = &mut self.update;
-            out.emit(self.state.update((self.key_fn)(&record), &self.init, |key, state| update(key, state, record)));
+        let (init, update) = (&self.init, &mut self.update);
+        match &mut self.state {
+            RollingState::Memory(map) => {
+                for record in frame {
+                    out.emit(map.update((self.key_fn)(&record), init, |key, state| update(key, state, record)));
+                }
+            }
+            RollingState::Backend { backend, state } => {
+                for record in frame {
+                    let key = (self.key_fn)(&record);
+                    let scoped = backend.scope(&key);
+                    let result = backend.value_modify(*state, scoped, |slot| update(&key, slot.get_or_insert_with(init), record));
+                    out.emit(result);
+                }
+            }
         }
         Ok(())
     }
 
     fn metrics(&self) -> Vec<(&'static str, u64)> {
-        vec![("state_keys", self.state.len() as u64)]
+        match &self.state {
+            RollingState::Memory(map) => vec![("state_keys", map.len() as u64)],
+            // Counting keys on disk would scan them; the backend's figures are its own.
+            RollingState::Backend { .. } => Vec::new(),
+        }
     }
 
     fn keyed_state(&mut self) -> Option<&mut dyn KeyGroupedState> {
@@ -163,12 +213,42 @@ where
 
 impl<K: Key, S: StateValue, KeyFn, InitFn, UpdateFn> KeyGroupedState for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
-        OperatorKeyGroupSnapshot::new(key_group, self.state.max_parallelism, &self.state.snapshot_group(key_group))
+        let (_, max_parallelism) = self.state.range_and_max_parallelism();
+        let entries: Vec<(K, S)> = match &self.state {
+            RollingState::Memory(map) => map.snapshot_group(key_group),
+            RollingState::Backend { backend, .. } => {
+                // The same form as the in-memory state's: each key with its state, read from the
+                // backend's own snapshot of the group (reads through the backend need `&mut`).
+                let group = backend.snapshot_key_group(key_group)?;
+                match group.states().iter().find(|state| state.name() == ROLLING_STATE) {
+                    None => Vec::new(),
+                    Some(state) => crate::base::codec::decode::<crate::state::backend::SlotEntries<K, S>>(&state.data)
+                        .map_err(|error| StateError::CorruptSnapshot {
+                            name: ROLLING_STATE.to_string(),
+                            key_group,
+                            reason: error.to_string(),
+                        })?
+                        .into_iter()
+                        .map(|(key, stamped)| (key, stamped.value))
+                        .collect(),
+                }
+            }
+        };
+        OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &entries)
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
-        let (key_group, entries) = snapshot.into_data::<Vec<(K, S)>>(self.state.range(), self.state.max_parallelism)?;
-        self.state.restore_group(key_group, entries);
+        let (range, max_parallelism) = self.state.range_and_max_parallelism();
+        let (key_group, entries) = snapshot.into_data::<Vec<(K, S)>>(range, max_parallelism)?;
+        match &mut self.state {
+            RollingState::Memory(map) => map.restore_group(key_group, entries),
+            RollingState::Backend { backend, state } => {
+                for (key, value) in entries {
+                    let scoped = backend.scope(&key);
+                    backend.value_put(*state, scoped, value);
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -204,26 +284,33 @@ mod rescale_tests {
     use crate::operator::rescale_test::{assert_rescale_keeps_results, MAX_PARALLELISM};
     use crate::operator::{ErasedFrameOperator, OperatorChain};
 
+    /// The same moves with the state in the memory maps and on the disk backend.
     #[test]
     fn rolling_sums_moved_by_key_group_continue_where_they_were() {
-        let records: Vec<(i64, i64)> = (0..2_000i64).map(|i| (i % 13, i)).collect();
-        let frames: Vec<(Vec<(i64, i64)>, i64)> = records.chunks(100).map(|c| (c.to_vec(), 0)).collect();
-        assert_rescale_keeps_results::<_, (i64, i64)>(
-            |subtask, parallelism| {
-                let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
-                let operator = RollingKeyedOperator {
-                    key_fn: |r: &(i64, i64)| r.0,
-                    init: || 0i64,
-                    update: |key: &i64, sum: &mut i64, r: (i64, i64)| {
-                        *sum += r.1;
-                        (*key, *sum)
-                    },
-                    state: KeyedStateMap::new(range, MAX_PARALLELISM),
-                };
-                OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
-            },
-            &frames,
-            |r| assign_key_group(&r.0, MAX_PARALLELISM),
-        );
+        static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let base = std::env::temp_dir().join(format!("tethys-rolling-{}", std::process::id()));
+        for on_disk in [false, true] {
+            let records: Vec<(i64, i64)> = (0..2_000i64).map(|i| (i % 13, i)).collect();
+            let frames: Vec<(Vec<(i64, i64)>, i64)> = records.chunks(100).map(|c| (c.to_vec(), 0)).collect();
+            assert_rescale_keeps_results::<_, (i64, i64)>(
+                |subtask, parallelism| {
+                    let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
+                    let dir = on_disk.then(|| base.join(DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()));
+                    let operator = RollingKeyedOperator {
+                        key_fn: |r: &(i64, i64)| r.0,
+                        init: || 0i64,
+                        update: |key: &i64, sum: &mut i64, r: (i64, i64)| {
+                            *sum += r.1;
+                            (*key, *sum)
+                        },
+                        state: RollingState::open(dir.as_deref(), range, MAX_PARALLELISM).unwrap(),
+                    };
+                    OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
+                },
+                &frames,
+                |r| assign_key_group(&r.0, MAX_PARALLELISM),
+            );
+        }
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -18,7 +18,7 @@ use crate::base::Key;
 use crate::base::UserError;
 use crate::frame::Record;
 use crate::state::{
-    HeapStateBackend, KeyContext, KeyGroupSnapshot, KeyGroupTimers, KeyGroupedState, OperatorKeyGroupSnapshot, StateBackend, StateError,
+    KeyContext, KeyGroupSnapshot, KeyGroupTimers, KeyGroupedState, KeyedStateBackend, OperatorKeyGroupSnapshot, StateBackend, StateError,
     TimeDomain, TimerService,
 };
 
@@ -77,7 +77,7 @@ impl<K: Key, Out: Record> ProcessContext<'_, '_, K, Out> {
 /// User code on a keyed stream with state and timers.
 pub trait KeyedProcessFunction<K: Key, In: Record, Out: Record>: Send + 'static {
     /// Called once per subtask before any record: register state here.
-    fn open(&mut self, _state: &mut HeapStateBackend<K>) -> Result<(), UserError> {
+    fn open(&mut self, _state: &mut KeyedStateBackend<K>) -> Result<(), UserError> {
         Ok(())
     }
 
@@ -94,7 +94,7 @@ pub(crate) struct KeyedProcessOperator<K, In, F, KeyFn> {
     pub function: F,
     pub key_fn: KeyFn,
     pub timestamp_fn: Option<Arc<dyn Fn(&In) -> i64 + Send + Sync>>,
-    pub backend: HeapStateBackend<K>,
+    pub backend: KeyedStateBackend<K>,
     pub timers: TimerService<K>,
     /// The earliest processing-time timer, kept for `next_processing_time`.
     pub next_processing_timer_ms: Option<i64>,
@@ -242,7 +242,7 @@ mod tests {
     struct CountUntilQuiet(Option<ValueState<(u64, i64)>>);
 
     impl KeyedProcessFunction<i64, (i64, i64), (i64, u64, i64)> for CountUntilQuiet {
-        fn open(&mut self, state: &mut HeapStateBackend<i64>) -> Result<(), UserError> {
+        fn open(&mut self, state: &mut KeyedStateBackend<i64>) -> Result<(), UserError> {
             self.0 = Some(state.register_value(&StateDescriptor::new("count-and-last"))?);
             Ok(())
         }
@@ -284,7 +284,7 @@ mod tests {
         assert_rescale_keeps_results::<_, (i64, u64, i64)>(
             |subtask, parallelism| {
                 let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
-                let mut backend = HeapStateBackend::new(range, MAX_PARALLELISM);
+                let mut backend = KeyedStateBackend::open(None, range, MAX_PARALLELISM).unwrap();
                 let mut function = CountUntilQuiet(None);
                 function.open(&mut backend).unwrap();
                 let operator = KeyedProcessOperator {

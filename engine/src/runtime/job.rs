@@ -390,6 +390,10 @@ fn build_subtask(
         frame_bytes_max: config.frame_bytes_max,
         watermark_interval: config.watermark_interval,
         side_outputs: graph.nodes[node].side_outputs.clone(),
+        state_dir: match &config.state_backend {
+            crate::state::StateBackendConfig::Heap => None,
+            crate::state::StateBackendConfig::Disk { dir } => Some(dir.join(format!("node-{node}-subtask-{subtask}"))),
+        },
     };
     let key_groups = crate::key_group::KeyGroupRange::for_subtask(subtask, task.parallelism, graph.max_parallelism.max(task.parallelism));
     let mut operators = Vec::new();

@@ -603,6 +603,7 @@ mod tests {
             frame_bytes_max: crate::config::FRAME_BYTES_MAX_DEFAULT,
             watermark_interval: std::time::Duration::from_millis(10),
             side_outputs: Vec::new(),
+            state_dir: None,
         }
     }
 

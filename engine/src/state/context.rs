@@ -11,6 +11,7 @@
 use std::fmt;
 
 use super::backend::StateBackend;
+#[cfg(test)]
 use super::heap::HeapStateBackend;
 use super::timers::{TimeDomain, TimerService};
 use crate::base::Key;
@@ -59,7 +60,7 @@ impl<K: fmt::Debug> fmt::Debug for ScopedKey<'_, K> {
 }
 
 /// The current key's view of a subtask's keyed state and timers; state handles act through it.
-pub struct KeyContext<'a, K, B = HeapStateBackend<K>> {
+pub struct KeyContext<'a, K, B = super::KeyedStateBackend<K>> {
     backend: &'a mut B,
     timers: &'a mut TimerService<K>,
     key: ScopedKey<'a, K>,

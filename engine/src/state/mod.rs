@@ -34,6 +34,7 @@
 
 pub mod backend;
 pub mod changes;
+pub mod configured;
 pub mod context;
 pub mod descriptor;
 pub mod disk;
@@ -49,6 +50,7 @@ mod conformance;
 pub use crate::base::Key;
 pub use backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
 pub use changes::{ChangeTracking, KeyGroupChanges};
+pub use configured::{KeyedStateBackend, StateBackendConfig};
 pub use context::{KeyContext, ScopedKey};
 pub use descriptor::{StateDescriptor, StateKind, StateValue};
 pub use disk::{DiskSnapshotView, DiskStateBackend};
