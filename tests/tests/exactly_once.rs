@@ -334,3 +334,51 @@ fn aligned_exactly_once_on_the_disk_backend_at_parallelism_2() {
 fn unaligned_exactly_once_on_the_disk_backend_at_parallelism_1() {
     run(1, CheckpointingMode::Unaligned, None, true, "disk-unaligned-p1");
 }
+
+/// Async I/O through a failure: checkpoints store the requests in flight and the results not yet
+/// emitted, a restore starts those requests again, and every id's answer is committed once, in
+/// input order (ordered mode, one subtask).
+#[test]
+fn async_io_requests_in_flight_survive_a_failure() {
+    use tethys_engine::{AsyncOptions, BoxFuture};
+
+    /// Answers `x` with `(x, 3x)` after a few milliseconds, the simulated service's latency.
+    fn triple(x: u64) -> BoxFuture<Result<(u64, u64), UserError>> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_micros(500 + (x * 7919) % 2_500)).await;
+            Ok((x, 3 * x))
+        })
+    }
+
+    let total = 6_000u64;
+    let out = tethys_engine::sink::collect::CollectSink::exactly_once();
+    let out_in = out.clone();
+    let armed = Arc::new(AtomicBool::new(true));
+    let armed_in = Arc::clone(&armed);
+    let config = EngineConfig {
+        slots: 2,
+        parallelism: 1,
+        pin_slots: false,
+        checkpoint_interval: Some(Duration::from_millis(2)),
+        restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 3, delay: Duration::from_millis(1) }),
+        ..EngineConfig::default()
+    };
+    let result = execute_with_config_within_deadline("async-recovery", config, move |env| {
+        let options = AsyncOptions { capacity: 32, ..AsyncOptions::ordered(Duration::from_secs(60)) };
+        env.source("ids", BlockSource { total, block: 500, faults: Arc::new(Faults::default()) })
+            .async_map(triple, options)
+            .map(move |answer: (u64, u64)| {
+                if answer.0 == 3_333 && armed_in.swap(false, Ordering::SeqCst) {
+                    panic!("injected failure after the async stage");
+                }
+                answer
+            })
+            .sink("answers", out_in);
+    })
+    .unwrap();
+    assert!(!armed.load(Ordering::SeqCst));
+    assert_eq!(result.restarts, 1);
+    let answers = out.records();
+    let expected: Vec<(u64, u64)> = (0..total).map(|x| (x, 3 * x)).collect();
+    assert_eq!(answers, expected, "every answer once, in input order");
+}

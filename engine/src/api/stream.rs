@@ -210,8 +210,10 @@ impl<T: Record> DataStream<T> {
     /// and retried by `options.retry`. Results leave in input order (`AsyncMode::Ordered`) or as
     /// they complete but never across a watermark (`AsyncMode::Unordered`). A full operator takes
     /// no input; end of input waits for every request. Options outside their limits fail the job
-    /// when it starts (`AsyncOptions::validate` checks them earlier).
-    pub fn async_map<U: Record, F>(self, function: F, options: AsyncOptions) -> DataStream<U>
+    /// when it starts (`AsyncOptions::validate` checks them earlier). Checkpoints store the
+    /// records in flight (inputs of requests not completed, results not yet emitted) and a
+    /// restore starts their requests again, as Flink's.
+    pub fn async_map<U: Record + Clone, F>(self, function: F, options: AsyncOptions) -> DataStream<U>
     where
         T: Clone,
         F: AsyncFunction<T, U>,

@@ -295,6 +295,23 @@ pub trait FrameOperator<In: Record, Out: Record>: Send + 'static {
         None
     }
 
+    /// The operator's own state that is not keyed (Flink's operator state), encoded, for a
+    /// checkpoint taken now; `None` if it keeps none. On restore the states of the subtasks of
+    /// the checkpoint are dealt round-robin to the new subtasks (`restore_operator_state`).
+    fn snapshot_operator_state(&mut self) -> Result<Option<Vec<u8>>, UserError> {
+        Ok(None)
+    }
+
+    /// Takes back operator state a checkpoint holds (from one or more subtasks of the run that
+    /// took it), before `on_start` and any input.
+    fn restore_operator_state(&mut self, states: Vec<Vec<u8>>) -> Result<(), UserError> {
+        if states.is_empty() {
+            Ok(())
+        } else {
+            Err("a checkpoint holds operator state for an operator that keeps none".into())
+        }
+    }
+
     /// At checkpoint `checkpoint`'s barrier (or `FINAL_CHECKPOINT` after `finish`): phase one of a
     /// two-phase commit, for sinks (`SinkWriter::pre_commit`); what it returns is stored in the
     /// checkpoint and committed when the checkpoint completes. `None` for every other operator.
@@ -367,6 +384,10 @@ pub(crate) trait ErasedOperator: Send {
     fn keyed_state(&mut self) -> Option<&mut dyn crate::state::KeyGroupedState>;
     /// The operator's pre-commit at a checkpoint barrier (see `FrameOperator::pre_commit`).
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure>;
+    /// The operator's non-keyed state for a checkpoint (see `FrameOperator::snapshot_operator_state`).
+    fn snapshot_operator_state(&mut self) -> Result<Option<Vec<u8>>, ChainFailure>;
+    /// Restores non-keyed state (see `FrameOperator::restore_operator_state`).
+    fn restore_operator_state(&mut self, states: Vec<Vec<u8>>) -> Result<(), ChainFailure>;
     /// A frame of the operator's input type from bytes `AnyFrame::encode` wrote (in-flight data
     /// of an unaligned checkpoint, replayed on restore).
     fn decode_input(&self, bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError>;
@@ -445,6 +466,17 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedFrameOperator<In
         }
         let failure = match result {
             Ok(Ok(())) => return Ok(()),
+            Ok(Err(error)) => OperatorFailure::Failed(error),
+            Err(payload) => OperatorFailure::from_panic(payload),
+        };
+        Err(ChainFailure { position: self.position, failure })
+    }
+
+    /// Runs a call into the operator that emits nothing; its error or panic fails it.
+    fn guarded<R>(&mut self, call: impl FnOnce(&mut Op) -> Result<R, UserError>) -> Result<R, ChainFailure> {
+        let operator = &mut self.operator;
+        let failure = match catch_unwind(AssertUnwindSafe(|| call(operator))) {
+            Ok(Ok(value)) => return Ok(value),
             Ok(Err(error)) => OperatorFailure::Failed(error),
             Err(payload) => OperatorFailure::from_panic(payload),
         };
@@ -590,13 +622,15 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
     }
 
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure> {
-        let operator = &mut self.operator;
-        let failure = match catch_unwind(AssertUnwindSafe(|| operator.pre_commit(checkpoint))) {
-            Ok(Ok(committable)) => return Ok(committable),
-            Ok(Err(error)) => OperatorFailure::Failed(error),
-            Err(payload) => OperatorFailure::from_panic(payload),
-        };
-        Err(ChainFailure { position: self.position, failure })
+        self.guarded(|operator| operator.pre_commit(checkpoint))
+    }
+
+    fn snapshot_operator_state(&mut self) -> Result<Option<Vec<u8>>, ChainFailure> {
+        self.guarded(|operator| operator.snapshot_operator_state())
+    }
+
+    fn restore_operator_state(&mut self, states: Vec<Vec<u8>>) -> Result<(), ChainFailure> {
+        self.guarded(|operator| operator.restore_operator_state(states))
     }
 
     fn counts(&self) -> OperatorCounts {
@@ -749,6 +783,17 @@ impl OperatorChain {
     /// rescaling).
     pub(crate) fn keyed_state(&mut self, position: usize) -> Option<&mut dyn crate::state::KeyGroupedState> {
         self.operators.get_mut(position)?.keyed_state()
+    }
+
+    /// The non-keyed state of the chain's operators that keep some, by chain index.
+    pub(crate) fn snapshot_operator_states(&mut self) -> Result<Vec<(usize, Vec<u8>)>, ChainFailure> {
+        let mut states = Vec::new();
+        for (index, operator) in self.operators.iter_mut().enumerate() {
+            if let Some(state) = operator.snapshot_operator_state()? {
+                states.push((index, state));
+            }
+        }
+        Ok(states)
     }
 
     /// The pre-commits of the chain's sinks at checkpoint `checkpoint`, by chain index.

@@ -416,6 +416,9 @@ fn build_subtask(
                 if let Some(restore) = restore {
                     restore_keyed_state(operator.as_mut(), restore.key_groups(node, key_groups), restore.checkpoint)
                         .map_err(|failure| (position, failure))?;
+                    operator
+                        .restore_operator_state(restore.operator_states(node, subtask, task.parallelism))
+                        .map_err(|failure| (position, failure.failure))?;
                 }
                 operators.push(operator);
                 chain_nodes.push(node);

@@ -198,6 +198,9 @@ impl CheckpointKeeper {
             for (node, committable) in snapshot.committables {
                 self.uncommitted.entry(node).or_default().push((checkpoint, committable));
             }
+            for (node, state) in snapshot.operator_states {
+                operators[node].operator_states.push((subtask as u32, state));
+            }
         }
         for (&node, committables) in &self.uncommitted {
             operators[node].committables = committables.iter().map(|(_, committable)| committable.clone()).collect();
@@ -214,6 +217,7 @@ impl CheckpointKeeper {
                 || operator.source_positions.iter().any(Option::is_some)
                 || !operator.committables.is_empty()
                 || !operator.in_flight.is_empty()
+                || !operator.operator_states.is_empty()
         });
         let snapshot = JobSnapshot { checkpoint, max_parallelism: graph.max_parallelism as u32, operators };
         let (bytes, in_flight_bytes) = (snapshot.state_bytes(), snapshot.in_flight_bytes());
@@ -281,6 +285,7 @@ fn empty_operators(graph: &JobGraph) -> Vec<OperatorSnapshot> {
                 key_groups: Vec::new(),
                 committables: Vec::new(),
                 in_flight: Vec::new(),
+                operator_states: Vec::new(),
             }
         })
         .collect()

@@ -58,6 +58,9 @@ pub struct OperatorSnapshot {
     /// Unaligned checkpoints: the records in flight towards this operator's subtasks (frames
     /// encoded with the codec), replayed into them on restore before any input.
     pub in_flight: Vec<InFlightFrames>,
+    /// Non-keyed operator state per subtask (e.g. async I/O's requests in flight), dealt
+    /// round-robin to the subtasks of the job restoring it.
+    pub operator_states: Vec<(u32, Vec<u8>)>,
 }
 
 /// The frames in flight on one input channel of one subtask, in channel order.
@@ -236,6 +239,13 @@ impl RestoreState {
         operator.key_groups.iter().filter(|group| range.contains(group.key_group())).cloned().collect()
     }
 
+    /// The non-keyed operator states for `subtask` of `parallelism` subtasks of `node`: the
+    /// states of the checkpoint's subtasks `j` with `j mod parallelism == subtask`.
+    pub(crate) fn operator_states(&self, node: usize, subtask: usize, parallelism: usize) -> Vec<Vec<u8>> {
+        let Some(operator) = self.nodes.get(&node) else { return Vec::new() };
+        operator.operator_states.iter().filter(|(old, _)| *old as usize % parallelism == subtask).map(|(_, state)| state.clone()).collect()
+    }
+
     /// The in-flight frames to replay into `subtask` of `node`, channel after channel.
     pub(crate) fn in_flight(&self, node: usize, subtask: usize) -> impl Iterator<Item = &[u8]> {
         self.nodes
@@ -283,6 +293,7 @@ mod tests {
                 key_groups: vec![],
                 committables: vec![],
                 in_flight: vec![],
+                operator_states: vec![],
             })
             .collect();
         JobSnapshot { checkpoint: 7, max_parallelism: graph.max_parallelism as u32, operators }

@@ -120,6 +120,8 @@ pub(crate) struct TaskSnapshot {
     pub operators: Vec<(usize, Vec<crate::state::OperatorKeyGroupSnapshot>)>,
     /// The sinks' pre-commits at the barrier, by node.
     pub committables: Vec<(usize, crate::sink::Committable)>,
+    /// Non-keyed operator state, by node.
+    pub operator_states: Vec<(usize, Vec<u8>)>,
     /// Unaligned: frames that reached the gate before the barrier of their channel and after the
     /// snapshot, as (gate channel, encoded frame), in arrival order per channel.
     pub input_in_flight: Vec<(usize, Vec<u8>)>,
@@ -943,6 +945,8 @@ impl TaskState {
                 snapshot.operators.push((self.chain_nodes[index], groups));
             }
         }
+        snapshot.operator_states =
+            self.chain.snapshot_operator_states()?.into_iter().map(|(index, state)| (self.chain_nodes[index], state)).collect();
         snapshot.committables =
             self.chain.pre_commit(id)?.into_iter().map(|(index, committable)| (self.chain_nodes[index], committable)).collect();
         let encoding_failed = |error: crate::base::CodecError| ChainFailure {

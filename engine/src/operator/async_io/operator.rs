@@ -8,12 +8,17 @@
 //! Completions are collected on the task: on every call, and on `on_wake` after a request wakes
 //! the task. It generates its watermarks, in the sense that it holds input watermarks behind
 //! earlier records; idleness passes through at once, as in Flink.
+//!
+//! Checkpoints store every record held, in queue order, as Flink's async operator does: the input
+//! of a request still in flight (or waiting to start), and the result of one done but not yet
+//! emitted. A restored subtask takes them back before any input: it starts the requests again and
+//! emits the results in their turn, so no record is lost or answered twice downstream.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
-use super::queue::{Emission, ResultQueue};
+use super::queue::{Emission, Held, ResultQueue};
 use super::request::{run_request, Completion, Outcome, RequestContext};
 use super::{AsyncFunction, AsyncIoError, AsyncOptions, RequestTimedOut};
 use crate::base::{SubtaskContext, UserError};
@@ -31,8 +36,16 @@ pub(crate) struct AsyncIoOperator<In, Out, F> {
     completions_tx: Sender<Completion<In, Out>>,
     completions: Receiver<Completion<In, Out>>,
     queue: ResultQueue<Out>,
-    /// Records taken in that wait for a request slot, with their tickets, oldest first.
-    waiting: VecDeque<(u64, In)>,
+    /// Records taken in that wait for a request slot, with their tickets and request ids, oldest
+    /// first.
+    waiting: VecDeque<(u64, u64, In)>,
+    /// Requests started and not completed: request id -> (ticket, input), the input kept for
+    /// checkpoints.
+    pending: std::collections::HashMap<u64, (u64, In)>,
+    /// The next request id.
+    next_request: u64,
+    /// Records a checkpoint held, taken back in `on_start`.
+    restored: Vec<AsyncEntry<In, Out>>,
     in_flight: usize,
     retries: u64,
     timeouts: u64,
@@ -42,7 +55,7 @@ pub(crate) struct AsyncIoOperator<In, Out, F> {
 impl<In, Out, F> AsyncIoOperator<In, Out, F>
 where
     In: Record + Clone,
-    Out: Record,
+    Out: Record + Clone,
     F: AsyncFunction<In, Out>,
 {
     /// Creates the operator of one subtask; it must be created on the slot's runtime.
@@ -65,6 +78,9 @@ where
             completions_tx,
             completions,
             waiting: VecDeque::new(),
+            pending: std::collections::HashMap::new(),
+            next_request: 0,
+            restored: Vec::new(),
             in_flight: 0,
             retries: 0,
             timeouts: 0,
@@ -72,19 +88,33 @@ where
         })
     }
 
-    fn start_request(&mut self, ticket: u64, input: In) {
+    fn start_request(&mut self, ticket: u64, request: u64, input: In) {
         debug_assert!(self.in_flight < self.options.capacity, "a request started beyond capacity");
         let requests = Arc::clone(self.requests.as_ref().expect("the task starts its operators before any input"));
         self.in_flight += 1;
+        self.pending.insert(request, (ticket, input.clone()));
         // Detached: the request reports through the channel, and ends with the slot's runtime
         // if the job fails first.
-        drop(self.runtime.spawn(run_request(requests, ticket, input)));
+        drop(self.runtime.spawn(run_request(requests, request, input)));
+    }
+
+    /// Takes a record in: starts its request, or queues it until a slot frees.
+    fn take_in(&mut self, input: In) {
+        let request = self.next_request;
+        self.next_request += 1;
+        let ticket = self.queue.push_record(request);
+        if self.in_flight < self.options.capacity {
+            self.start_request(ticket, request, input);
+        } else {
+            self.waiting.push_back((ticket, request, input));
+        }
     }
 
     /// Moves every arrived completion into the queue and starts waiting records in freed slots.
     fn collect_completions(&mut self) -> Result<(), UserError> {
-        while let Ok(Completion { ticket, outcome }) = self.completions.try_recv() {
+        while let Ok(Completion { ticket: request, outcome }) = self.completions.try_recv() {
             self.in_flight -= 1;
+            let (ticket, _) = self.pending.remove(&request).expect("a completion of a request in flight");
             let result = match outcome {
                 Outcome::Succeeded { value, attempts } => {
                     self.retries += u64::from(attempts - 1);
@@ -101,11 +131,11 @@ where
                 // Raised again on the task, where the operator's guard reports it as a panic.
                 Outcome::Panicked(payload) => std::panic::resume_unwind(payload),
             };
-            self.queue.complete(ticket, result);
+            self.queue.complete(ticket, request, result);
         }
         while self.in_flight < self.options.capacity {
-            let Some((ticket, input)) = self.waiting.pop_front() else { break };
-            self.start_request(ticket, input);
+            let Some((ticket, request, input)) = self.waiting.pop_front() else { break };
+            self.start_request(ticket, request, input);
         }
         Ok(())
     }
@@ -131,21 +161,25 @@ where
     }
 }
 
+/// A record an async I/O subtask held at a checkpoint.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+enum AsyncEntry<In, Out> {
+    /// Its request had not completed: it starts again.
+    Pending(In),
+    /// Its result had not been emitted yet.
+    Done(Out),
+}
+
 impl<In, Out, F> FrameOperator<In, Out> for AsyncIoOperator<In, Out, F>
 where
     In: Record + Clone,
-    Out: Record,
+    Out: Record + Clone,
     F: AsyncFunction<In, Out>,
 {
     fn process(&mut self, frame: Vec<In>, out: &mut Output<'_, Out>) -> Result<(), UserError> {
         self.collect_completions()?;
         for input in frame {
-            let ticket = self.queue.push_record();
-            if self.in_flight < self.options.capacity {
-                self.start_request(ticket, input);
-            } else {
-                self.waiting.push_back((ticket, input));
-            }
+            self.take_in(input);
         }
         self.held_peak = self.held_peak.max(self.queue.held());
         self.emit_ready(out);
@@ -174,8 +208,56 @@ where
             timeout: self.options.timeout,
             retry: self.options.retry.clone(),
             completions: self.completions_tx.clone(),
-            waker,
+            waker: waker.clone(),
         }));
+        // What a checkpoint held comes first: requests start again, results wait their turn.
+        let restored = std::mem::take(&mut self.restored);
+        if restored.is_empty() {
+            return;
+        }
+        for entry in restored {
+            match entry {
+                AsyncEntry::Pending(input) => self.take_in(input),
+                AsyncEntry::Done(result) => {
+                    let request = self.next_request;
+                    self.next_request += 1;
+                    let ticket = self.queue.push_record(request);
+                    self.queue.complete(ticket, request, Some(result));
+                }
+            }
+        }
+        // Results that are ready go out on the task's next turn.
+        waker.wake();
+    }
+
+    fn snapshot_operator_state(&mut self) -> Result<Option<Vec<u8>>, UserError> {
+        self.collect_completions()?;
+        let waiting: std::collections::HashMap<u64, &In> = self.waiting.iter().map(|(_, request, input)| (*request, input)).collect();
+        let entries: Vec<AsyncEntry<In, Out>> = self
+            .queue
+            .held_records()
+            .into_iter()
+            .map(|held| match held {
+                Held::Pending(request) => {
+                    let input = self.pending.get(&request).map(|(_, input)| input).or_else(|| waiting.get(&request).copied());
+                    AsyncEntry::Pending(input.expect("every pending record's input is kept").clone())
+                }
+                Held::Done(result) => AsyncEntry::Done(result.clone()),
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(crate::base::codec::encode(&entries)?))
+    }
+
+    fn restore_operator_state(&mut self, states: Vec<Vec<u8>>) -> Result<(), UserError> {
+        for state in states {
+            let entries: Vec<AsyncEntry<In, Out>> = crate::base::codec::decode(&state)
+                .map_err(|error| format!("async I/O operator '{}': a checkpoint's requests do not decode: {error}", self.operator))?;
+            self.restored.extend(entries);
+        }
+        Ok(())
     }
 
     fn on_wake(&mut self, out: &mut Output<'_, Out>) -> Result<(), UserError> {

@@ -22,6 +22,13 @@ pub(crate) enum Emission<Out> {
     Watermark(i64),
 }
 
+/// A record the queue holds, as a checkpoint sees it: still in flight (by its request id), or
+/// done with a result not yet emitted.
+pub(crate) enum Held<'a, Out> {
+    Pending(u64),
+    Done(&'a Out),
+}
+
 /// Results and watermarks held until their turn; one per operator instance.
 pub(crate) struct ResultQueue<Out> {
     order: Order<Out>,
@@ -45,6 +52,8 @@ struct OrderedSlots<Out> {
 }
 
 struct Slot<Out> {
+    /// The record's request id.
+    request: u64,
     /// `None` while in flight; then the result, which may be no record (a timeout handler that
     /// gave no fallback).
     result: Option<Option<Out>>,
@@ -63,6 +72,8 @@ struct Segments<Out> {
 struct Segment<Out> {
     /// Records of the segment still in flight.
     in_flight: usize,
+    /// Their request ids.
+    pending: Vec<u64>,
     /// Completed results not yet emitted.
     done: VecDeque<Out>,
     /// The watermark after the segment's records; `None` for the open (last) segment.
@@ -71,7 +82,7 @@ struct Segment<Out> {
 
 impl<Out> Segment<Out> {
     fn open() -> Self {
-        Segment { in_flight: 0, done: VecDeque::new(), closing: None }
+        Segment { in_flight: 0, pending: Vec::new(), done: VecDeque::new(), closing: None }
     }
 
     fn is_empty(&self) -> bool {
@@ -88,23 +99,50 @@ impl<Out> ResultQueue<Out> {
         ResultQueue { order, held: 0, loose_watermark: None }
     }
 
-    /// Takes a record in; its result is due under the returned ticket.
-    pub(crate) fn push_record(&mut self) -> u64 {
+    /// Takes in the record of request `request`; its result is due under the returned ticket.
+    pub(crate) fn push_record(&mut self, request: u64) -> u64 {
         self.held += 1;
         match &mut self.order {
             Order::Ordered(o) => {
-                o.slots.push_back(Slot { result: None, watermark_after: None });
+                o.slots.push_back(Slot { request, result: None, watermark_after: None });
                 o.first + o.slots.len() as u64 - 1
             }
             Order::Unordered(u) => {
-                u.segments.back_mut().expect("segments are never empty").in_flight += 1;
+                let open = u.segments.back_mut().expect("segments are never empty");
+                open.in_flight += 1;
+                open.pending.push(request);
                 u.first + u.segments.len() as u64 - 1
             }
         }
     }
 
-    /// Records the result of the record with `ticket`; `None`: the record yields no output.
-    pub(crate) fn complete(&mut self, ticket: u64, result: Option<Out>) {
+    /// Every record held, oldest first in ordered mode (segment by segment in unordered mode):
+    /// what a checkpoint stores.
+    pub(crate) fn held_records(&self) -> Vec<Held<'_, Out>> {
+        let mut held = Vec::with_capacity(self.held);
+        match &self.order {
+            Order::Ordered(o) => {
+                for slot in &o.slots {
+                    match &slot.result {
+                        None => held.push(Held::Pending(slot.request)),
+                        Some(Some(record)) => held.push(Held::Done(record)),
+                        Some(None) => {}
+                    }
+                }
+            }
+            Order::Unordered(u) => {
+                for segment in &u.segments {
+                    held.extend(segment.done.iter().map(Held::Done));
+                    held.extend(segment.pending.iter().map(|&request| Held::Pending(request)));
+                }
+            }
+        }
+        held
+    }
+
+    /// Records the result of the record with `ticket` and request id `request`; `None`: the
+    /// record yields no output.
+    pub(crate) fn complete(&mut self, ticket: u64, request: u64, result: Option<Out>) {
         match &mut self.order {
             Order::Ordered(o) => {
                 let index = ticket.checked_sub(o.first).and_then(|i| usize::try_from(i).ok());
@@ -117,6 +155,7 @@ impl<Out> ResultQueue<Out> {
                 let segment = index.and_then(|i| u.segments.get_mut(i)).expect("a completion for a segment the queue holds");
                 assert!(segment.in_flight > 0, "more completions than records in segment {ticket}");
                 segment.in_flight -= 1;
+                segment.pending.retain(|&pending| pending != request);
                 match result {
                     Some(record) => segment.done.push_back(record),
                     None => self.held -= 1,
@@ -225,15 +264,15 @@ mod tests {
     #[test]
     fn ordered_results_leave_in_input_order_with_their_watermarks() {
         let mut queue = ResultQueue::new(AsyncMode::Ordered);
-        let a = queue.push_record();
-        let b = queue.push_record();
+        let a = queue.push_record(0);
+        let b = queue.push_record(0);
         queue.push_watermark(10);
-        let c = queue.push_record();
-        queue.complete(c, Some(3));
-        queue.complete(b, Some(2));
+        let c = queue.push_record(0);
+        queue.complete(c, 0, Some(3));
+        queue.complete(b, 0, Some(2));
         assert_eq!(drain(&mut queue), vec![], "a is still in flight");
         assert_eq!(queue.held(), 3);
-        queue.complete(a, Some(1));
+        queue.complete(a, 0, Some(1));
         assert_eq!(drain(&mut queue), vec![Record(1), Record(2), Watermark(10), Record(3)]);
         assert!(queue.is_empty());
     }
@@ -241,10 +280,10 @@ mod tests {
     #[test]
     fn ordered_record_without_result_still_releases_its_watermark() {
         let mut queue = ResultQueue::new(AsyncMode::Ordered);
-        let a = queue.push_record();
+        let a = queue.push_record(0);
         queue.push_watermark(5);
         queue.push_watermark(7);
-        queue.complete(a, None);
+        queue.complete(a, 0, None);
         assert_eq!(drain(&mut queue), vec![Watermark(7)], "no record, and the two watermarks coalesce");
         assert!(queue.is_empty());
     }
@@ -263,11 +302,11 @@ mod tests {
     #[test]
     fn unordered_results_leave_as_they_complete_within_a_segment() {
         let mut queue = ResultQueue::new(AsyncMode::Unordered);
-        let tickets: Vec<u64> = (0..3).map(|_| queue.push_record()).collect();
-        queue.complete(tickets[2], Some(3));
+        let tickets: Vec<u64> = (0..3).map(|_| queue.push_record(0)).collect();
+        queue.complete(tickets[2], 0, Some(3));
         assert_eq!(drain(&mut queue), vec![Record(3)]);
-        queue.complete(tickets[0], Some(1));
-        queue.complete(tickets[1], Some(2));
+        queue.complete(tickets[0], 0, Some(1));
+        queue.complete(tickets[1], 0, Some(2));
         assert_eq!(drain(&mut queue), vec![Record(1), Record(2)]);
         assert!(queue.is_empty());
     }
@@ -275,19 +314,19 @@ mod tests {
     #[test]
     fn unordered_results_never_cross_a_watermark() {
         let mut queue = ResultQueue::new(AsyncMode::Unordered);
-        let early = queue.push_record();
+        let early = queue.push_record(0);
         queue.push_watermark(10);
-        let late_a = queue.push_record();
-        let late_b = queue.push_record();
+        let late_a = queue.push_record(0);
+        let late_b = queue.push_record(0);
         queue.push_watermark(20);
-        let last = queue.push_record();
+        let last = queue.push_record(0);
         // Everything after the first watermark completes first: it must wait.
-        queue.complete(last, Some(5));
-        queue.complete(late_b, Some(3));
-        queue.complete(late_a, None);
+        queue.complete(last, 0, Some(5));
+        queue.complete(late_b, 0, Some(3));
+        queue.complete(late_a, 0, None);
         assert_eq!(drain(&mut queue), vec![]);
         assert_eq!(queue.held(), 3, "early in flight, late_b and last done but held; late_a dropped");
-        queue.complete(early, Some(1));
+        queue.complete(early, 0, Some(1));
         assert_eq!(drain(&mut queue), vec![Record(1), Watermark(10), Record(3), Watermark(20), Record(5)]);
         assert!(queue.is_empty());
     }
@@ -295,13 +334,13 @@ mod tests {
     #[test]
     fn unordered_watermarks_without_records_between_coalesce() {
         let mut queue = ResultQueue::new(AsyncMode::Unordered);
-        let a = queue.push_record();
+        let a = queue.push_record(0);
         queue.push_watermark(10);
         queue.push_watermark(11);
         queue.push_watermark(12);
-        let b = queue.push_record();
-        queue.complete(b, Some(2));
-        queue.complete(a, Some(1));
+        let b = queue.push_record(0);
+        queue.complete(b, 0, Some(2));
+        queue.complete(a, 0, Some(1));
         assert_eq!(drain(&mut queue), vec![Record(1), Watermark(12), Record(2)]);
     }
 
@@ -312,12 +351,12 @@ mod tests {
         let mut queue = ResultQueue::new(AsyncMode::Unordered);
         let mut tickets = Vec::new();
         for segment in 0..50u32 {
-            tickets.push((queue.push_record(), segment * 2));
-            tickets.push((queue.push_record(), segment * 2 + 1));
+            tickets.push((queue.push_record(0), segment * 2));
+            tickets.push((queue.push_record(0), segment * 2 + 1));
             queue.push_watermark(i64::from(segment));
         }
         for &(ticket, value) in tickets.iter().rev() {
-            queue.complete(ticket, Some(value));
+            queue.complete(ticket, 0, Some(value));
             if ticket != 0 {
                 assert_eq!(queue.pop_ready(), None);
             }
@@ -336,5 +375,28 @@ mod tests {
         }
         assert_eq!((records, last_watermark), (100, 49));
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn held_records_list_pending_requests_and_unemitted_results_in_order() {
+        let mut ordered = ResultQueue::new(AsyncMode::Ordered);
+        let a = ordered.push_record(10);
+        let b = ordered.push_record(11);
+        ordered.complete(b, 11, Some("b"));
+        let held: Vec<String> = ordered
+            .held_records()
+            .iter()
+            .map(|held| match held {
+                Held::Pending(request) => format!("pending {request}"),
+                Held::Done(record) => format!("done {record}"),
+            })
+            .collect();
+        assert_eq!(held, vec!["pending 10", "done b"]);
+        ordered.complete(a, 10, Some("a"));
+        let mut unordered = ResultQueue::new(AsyncMode::Unordered);
+        let first = unordered.push_record(1);
+        unordered.push_record(2);
+        unordered.complete(first, 1, Some("one"));
+        assert!(matches!(unordered.held_records()[..], [Held::Done(&"one"), Held::Pending(2)]));
     }
 }
