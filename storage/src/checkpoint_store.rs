@@ -265,6 +265,34 @@ pub struct CheckpointWriter<'a> {
 impl CheckpointWriter<'_> {
     /// Writes file `name` of the checkpoint, durably (fsynced).
     pub fn put(&mut self, name: &str, bytes: &[u8]) -> Result<(), CheckpointStoreError> {
+        self.check_new_name(name)?;
+        write_durably(&self.path.join(name), bytes)?;
+        self.files.push(ManifestEntry { name: name.to_string(), bytes: bytes.len() as u64, crc32: crc32fast::hash(bytes) });
+        Ok(())
+    }
+
+    /// Makes file `name` of the published checkpoint `from` a file of this one too, without
+    /// writing it again: an incremental checkpoint's unchanged part. The file is hard-linked
+    /// (copied where links are refused), so deleting `from` later leaves this one whole; its
+    /// manifest entry (length, CRC32) is `from`'s.
+    pub fn link(&mut self, name: &str, from: &CompletedCheckpoint) -> Result<(), CheckpointStoreError> {
+        self.check_new_name(name)?;
+        let entry = from
+            .files
+            .iter()
+            .find(|entry| entry.name == name)
+            .ok_or_else(|| CheckpointStoreError::NoSuchFile { id: from.id, name: name.to_string() })?
+            .clone();
+        let (source, target) = (from.path.join(name), self.path.join(name));
+        if fs::hard_link(&source, &target).is_err() {
+            let bytes = from.read(name)?;
+            write_durably(&target, &bytes)?;
+        }
+        self.files.push(entry);
+        Ok(())
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<(), CheckpointStoreError> {
         let allowed = !name.is_empty()
             && name.len() <= CHECKPOINT_FILE_NAME_BYTES_MAX
             && name != MANIFEST_FILE
@@ -277,8 +305,6 @@ impl CheckpointWriter<'_> {
         if self.files.iter().any(|entry| entry.name == name) {
             return Err(CheckpointStoreError::DuplicateFile { name: name.to_string() });
         }
-        write_durably(&self.path.join(name), bytes)?;
-        self.files.push(ManifestEntry { name: name.to_string(), bytes: bytes.len() as u64, crc32: crc32fast::hash(bytes) });
         Ok(())
     }
 
@@ -437,5 +463,23 @@ mod tests {
         fs::write(&manifest, text).unwrap();
         let error = CheckpointStore::open(dir.path(), 2).unwrap_err();
         assert!(matches!(&error, CheckpointStoreError::Damaged { path, .. } if path.ends_with(MANIFEST_FILE)), "{error}");
+    }
+
+    #[test]
+    fn a_linked_file_outlives_the_checkpoint_it_came_from() {
+        let dir = TestDir::new("checkpoint-link");
+        let mut store = CheckpointStore::open(dir.path(), 1).unwrap();
+        let first = publish(&mut store, 1, CheckpointKind::Checkpoint, &[("unchanged", b"kept"), ("changed", b"old")]);
+        let mut writer = store.begin(2, CheckpointKind::Checkpoint).unwrap();
+        writer.link("unchanged", &first).unwrap();
+        writer.put("changed", b"new").unwrap();
+        assert!(matches!(writer.link("missing", &first), Err(CheckpointStoreError::NoSuchFile { .. })));
+        let second = writer.publish().unwrap();
+        // Retention of one removed the first checkpoint; the linked file is still whole.
+        assert!(!first.path.exists());
+        assert_eq!(second.read("unchanged").unwrap(), b"kept");
+        assert_eq!(second.read("changed").unwrap(), b"new");
+        let reopened = CheckpointStore::open(dir.path(), 1).unwrap();
+        assert_eq!(reopened.latest().unwrap().read("unchanged").unwrap(), b"kept");
     }
 }

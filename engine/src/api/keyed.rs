@@ -102,6 +102,7 @@ where
                 clock_anchor: (std::time::Instant::now(), crate::state::Clock::now_ms(&crate::state::SystemClock)),
                 firing_until: None,
                 timers_peak: 0,
+                changes: crate::state::KeyGroupChanges::all_changed(range),
                 _records: std::marker::PhantomData,
             })
         })

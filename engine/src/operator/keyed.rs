@@ -24,6 +24,8 @@ pub(crate) struct KeyedStateMap<K, S> {
     range: KeyGroupRange,
     pub(crate) max_parallelism: usize,
     groups: Vec<FxHashMap<K, S>>,
+    /// Key groups `update` or `restore_group` changed since `take_changes`, if tracked.
+    changes: Option<crate::state::KeyGroupChanges>,
 }
 
 impl<K: Key, S> KeyedStateMap<K, S> {
@@ -38,7 +40,22 @@ impl<K: Key, S> KeyedStateMap<K, S> {
             range,
             max_parallelism,
             groups: (0..range.len()).map(|_| FxHashMap::with_capacity_and_hasher(per_group, Default::default())).collect(),
+            changes: None,
         }
+    }
+
+    /// The same map, tracking which key groups change (for incremental checkpoints).
+    pub(crate) fn tracking_changes(mut self) -> Self {
+        self.changes = Some(crate::state::KeyGroupChanges::all_changed(self.range));
+        self
+    }
+
+    /// The key groups changed since the last call (all of them the first time), if tracked.
+    pub(crate) fn take_changes(&mut self) -> Option<Vec<usize>> {
+        let changes = self.changes.as_mut()?;
+        let changed = changes.key_groups();
+        changes.clear();
+        Some(changed)
     }
 
     /// Runs `update` on the state of `key`, created with `init` on first use, and returns its result.
@@ -49,6 +66,9 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     pub(crate) fn update<R>(&mut self, key: K, init: impl FnOnce() -> S, update: impl FnOnce(&K, &mut S) -> R) -> R {
         let group = assign_key_group(&key, self.max_parallelism);
         assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
+        if let Some(changes) = &mut self.changes {
+            changes.mark(group);
+        }
         let map = &mut self.groups[group - self.range.start];
         if let Some(state) = map.get_mut(&key) {
             return update(&key, state);
@@ -116,6 +136,9 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     /// Puts restored entries of one key group in place (replacing entries of the same keys).
     pub(crate) fn restore_group(&mut self, key_group: usize, entries: Vec<(K, S)>) {
         assert!(self.range.contains(key_group), "key group {key_group} is not in {:?}", self.range);
+        if let Some(changes) = &mut self.changes {
+            changes.mark(key_group);
+        }
         let group = &mut self.groups[key_group - self.range.start];
         for (key, state) in entries {
             debug_assert_eq!(assign_key_group(&key, self.max_parallelism), key_group, "restored key in the wrong key group");
@@ -145,19 +168,20 @@ const ROLLING_STATE: &str = "rolling";
 pub(crate) enum RollingState<K, S> {
     /// In its own maps (the heap backend).
     Memory(KeyedStateMap<K, S>),
-    /// In a value state of the configured backend (the disk backend).
-    Backend { backend: KeyedStateBackend<K>, state: ValueState<S> },
+    /// In a value state of the configured backend (the disk backend), with the key groups
+    /// changed since the last checkpoint.
+    Backend { backend: KeyedStateBackend<K>, state: ValueState<S>, changes: crate::state::KeyGroupChanges },
 }
 
 impl<K: Key, S: StateValue> RollingState<K, S> {
     /// The state of the subtask owning `range`: on disk in `state_dir` if there is one.
     pub(crate) fn open(state_dir: Option<&std::path::Path>, range: KeyGroupRange, max_parallelism: usize) -> Result<Self, StateError> {
         if state_dir.is_none() {
-            return Ok(RollingState::Memory(KeyedStateMap::new(range, max_parallelism)));
+            return Ok(RollingState::Memory(KeyedStateMap::new(range, max_parallelism).tracking_changes()));
         }
         let mut backend = KeyedStateBackend::open(state_dir, range, max_parallelism)?;
         let state = backend.register_value(&crate::state::StateDescriptor::new(ROLLING_STATE))?;
-        Ok(RollingState::Backend { backend, state })
+        Ok(RollingState::Backend { backend, state, changes: crate::state::KeyGroupChanges::all_changed(range) })
     }
 
     fn range_and_max_parallelism(&self) -> (KeyGroupRange, usize) {
@@ -186,10 +210,11 @@ where
                     out.emit(map.update((self.key_fn)(&record), init, |key, state| update(key, state, record)));
                 }
             }
-            RollingState::Backend { backend, state } => {
+            RollingState::Backend { backend, state, changes } => {
                 for record in frame {
                     let key = (self.key_fn)(&record);
                     let scoped = backend.scope(&key);
+                    changes.mark(scoped.key_group());
                     let result = backend.value_modify(*state, scoped, |slot| update(&key, slot.get_or_insert_with(init), record));
                     out.emit(result);
                 }
@@ -237,12 +262,24 @@ impl<K: Key, S: StateValue, KeyFn, InitFn, UpdateFn> KeyGroupedState for Rolling
         OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &entries)
     }
 
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        match &mut self.state {
+            RollingState::Memory(map) => map.take_changes(),
+            RollingState::Backend { changes, .. } => {
+                let changed = changes.key_groups();
+                changes.clear();
+                Some(changed)
+            }
+        }
+    }
+
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
         let (range, max_parallelism) = self.state.range_and_max_parallelism();
         let (key_group, entries) = snapshot.into_data::<Vec<(K, S)>>(range, max_parallelism)?;
         match &mut self.state {
             RollingState::Memory(map) => map.restore_group(key_group, entries),
-            RollingState::Backend { backend, state } => {
+            RollingState::Backend { backend, state, changes } => {
+                changes.mark(key_group);
                 for (key, value) in entries {
                     let scoped = backend.scope(&key);
                     backend.value_put(*state, scoped, value);

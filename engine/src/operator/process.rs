@@ -106,6 +106,9 @@ pub(crate) struct KeyedProcessOperator<K, In, F, KeyFn> {
     pub firing_until: Option<i64>,
     /// Most timers registered at once, sampled after each input frame.
     pub timers_peak: u64,
+    /// Key groups whose state or timers changed since the last checkpoint (every call into the
+    /// function is for one key and may change only that key's group).
+    pub changes: crate::state::KeyGroupChanges,
     pub _records: PhantomData<fn(In)>,
 }
 
@@ -134,6 +137,7 @@ where
         for record in frame {
             let key = (self.key_fn)(&record);
             let timestamp = self.timestamp_fn.as_ref().map(|f| f(&record));
+            self.changes.mark(crate::key_group::assign_key_group(&key, self.backend.max_parallelism()));
             let mut ctx =
                 ProcessContext { keyed: KeyContext::new(&mut self.backend, &mut self.timers, &key), out, timestamp, processing_time_ms };
             self.function.process_element(record, &mut ctx)?;
@@ -170,6 +174,7 @@ where
                 return Ok(());
             }
             let Some(timer) = self.timers.poll_event_time(watermark) else { break };
+            self.changes.mark(crate::key_group::assign_key_group(&timer.key, self.backend.max_parallelism()));
             let mut ctx = ProcessContext {
                 keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key),
                 out,
@@ -188,6 +193,7 @@ where
         // Timers left when the output blocks stay due: the task calls again once it has room.
         while !out.is_blocked() {
             let Some(timer) = self.timers.poll_processing_time(now_ms) else { break };
+            self.changes.mark(crate::key_group::assign_key_group(&timer.key, self.backend.max_parallelism()));
             let mut ctx = ProcessContext {
                 keyed: KeyContext::new(&mut self.backend, &mut self.timers, &timer.key),
                 out,
@@ -216,6 +222,12 @@ impl<K: Key, In: Record, F: Send, KeyFn: Send> KeyGroupedState for KeyedProcessO
         let state = self.backend.snapshot_key_group(key_group)?;
         let timers = self.timers.snapshot_key_group(key_group);
         OperatorKeyGroupSnapshot::new(key_group, self.backend.max_parallelism(), &(state, timers))
+    }
+
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        let changed = self.changes.key_groups();
+        self.changes.clear();
+        Some(changed)
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
@@ -299,6 +311,7 @@ mod tests {
                     clock_anchor: (Instant::now(), crate::state::Clock::now_ms(&SystemClock)),
                     firing_until: None,
                     timers_peak: 0,
+                    changes: crate::state::KeyGroupChanges::all_changed(range),
                     _records: PhantomData,
                 };
                 OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])

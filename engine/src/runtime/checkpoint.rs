@@ -173,6 +173,9 @@ pub struct CheckpointStats {
     pub latest_state_bytes: u64,
     /// Most in-flight record bytes an unaligned checkpoint stored, over all checkpoints.
     pub in_flight_bytes_max: u64,
+    /// Bytes the newest checkpoint wrote to the checkpoint store: with incremental checkpoints,
+    /// only the key groups that changed since the one before (the others are linked).
+    pub latest_written_bytes: u64,
 }
 
 /// Triggers checkpoints at an interval (and savepoints on demand) and completes them when every
@@ -296,8 +299,9 @@ impl CheckpointCoordinator {
     }
 
     /// Records the encoded sizes of the newest completed checkpoint: keyed state, in-flight records.
-    pub(crate) fn record_size(&mut self, state_bytes: u64, in_flight_bytes: u64) {
+    pub(crate) fn record_size(&mut self, state_bytes: u64, in_flight_bytes: u64, written_bytes: u64) {
         self.stats.latest_state_bytes = state_bytes;
+        self.stats.latest_written_bytes = written_bytes;
         self.stats.in_flight_bytes_max = self.stats.in_flight_bytes_max.max(in_flight_bytes);
     }
 

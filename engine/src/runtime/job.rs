@@ -731,7 +731,7 @@ fn drive(
         let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
         match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path())) {
             Ok((bytes, in_flight_bytes, path)) => {
-                coordinator.record_size(bytes, in_flight_bytes);
+                coordinator.record_size(bytes, in_flight_bytes, keeper.written_bytes);
                 if let (Some((_, _, stop, reply)), Some(path)) = (savepoint, path) {
                     let _ = reply.send(Ok(path.clone()));
                     if stop && failure.is_none() && ended.is_none() {

@@ -13,7 +13,7 @@
 //! committer first commits what the restored checkpoint holds, then aborts everything else its
 //! writers began: that data follows the checkpoint and is written again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreState, SnapshotError};
@@ -22,6 +22,7 @@ use crate::base::UserError;
 use crate::graph::logical::{JobGraph, OperatorKind};
 use crate::graph::plan::ExecutionPlan;
 use crate::sink::{Committable, SinkCommitter};
+use crate::state::OperatorKeyGroupSnapshot;
 use tethys_storage::checkpoint_store::{CheckpointKind, CheckpointStore};
 
 /// Why a checkpoint could not be completed or committed.
@@ -45,9 +46,18 @@ pub(crate) struct CheckpointKeeper {
     committers: BTreeMap<usize, Box<dyn SinkCommitter>>,
     /// Pre-commits not committed yet, by sink node: (checkpoint, committable).
     uncommitted: BTreeMap<usize, Vec<(u64, Committable)>>,
+    /// Bytes the newest checkpoint wrote (key groups linked from the one before not counted).
+    pub(crate) written_bytes: u64,
     /// Source subtasks that finished in this attempt, with their final positions: what
     /// checkpoints taken after they finished record for them.
     finished_sources: BTreeMap<SubtaskId, Option<u64>>,
+    /// Every key group's newest snapshot a subtask acknowledged (in any checkpoint, completed or
+    /// not): what an acknowledgement that says a group is unchanged refers to. By (node, key
+    /// group): the checkpoint it was taken in (its version) and the snapshot.
+    acked_groups: HashMap<(usize, usize), (u64, OperatorKeyGroupSnapshot)>,
+    /// The newest checkpoint written into `store`, and the version of each key group in it (by
+    /// operator id and key group): an unchanged group is linked from it.
+    written: Option<(tethys_storage::checkpoint_store::CompletedCheckpoint, HashMap<(String, usize), u64>)>,
     /// The checkpoint in progress and its acknowledgements so far.
     pending_id: Option<u64>,
     pending: Vec<(SubtaskId, TaskSnapshot)>,
@@ -64,7 +74,10 @@ impl CheckpointKeeper {
             latest: initial.map(Arc::new),
             committers,
             uncommitted: BTreeMap::new(),
+            written_bytes: 0,
             finished_sources: BTreeMap::new(),
+            acked_groups: HashMap::new(),
+            written: None,
             pending_id: None,
             pending: Vec::new(),
         }
@@ -88,6 +101,8 @@ impl CheckpointKeeper {
         self.pending.clear();
         self.uncommitted.clear();
         self.finished_sources.clear();
+        // Subtasks start over with every key group changed.
+        self.acked_groups.clear();
         for (&node, committer) in &mut self.committers {
             let sink = || graph.nodes[node].name.clone();
             if let Some(restore) = restore {
@@ -108,7 +123,16 @@ impl CheckpointKeeper {
     /// A subtask acknowledged `checkpoint`. An acknowledgement of a checkpoint no longer in
     /// progress (abandoned when a task finished) still carries pre-commits: they are kept for the
     /// next checkpoint that completes, or the job's end.
-    pub(crate) fn acknowledged(&mut self, checkpoint: u64, subtask: SubtaskId, snapshot: TaskSnapshot) {
+    pub(crate) fn acknowledged(&mut self, checkpoint: u64, subtask: SubtaskId, mut snapshot: TaskSnapshot) {
+        // The changed key groups replace what the subtask acknowledged before, whether or not
+        // this checkpoint completes: the subtask's next acknowledgement is relative to this one.
+        for (node, groups) in &mut snapshot.operators {
+            let changed: Vec<usize> = groups.iter().map(OperatorKeyGroupSnapshot::key_group).collect();
+            for group in groups.drain(..) {
+                self.acked_groups.insert((*node, group.key_group()), (checkpoint, group));
+            }
+            snapshot.unchanged.push((*node, changed));
+        }
         if self.pending_id == Some(checkpoint) {
             self.pending.push((subtask, snapshot));
         } else {
@@ -192,8 +216,15 @@ impl CheckpointKeeper {
                 let (consumer_subtask, gate_channel) = plan.output_channels(task, subtask, output)[channel];
                 in_flight.entry((plan.tasks[consumer].nodes[0], consumer_subtask, gate_channel)).or_default().1.push(frame);
             }
-            for (node, groups) in snapshot.operators {
-                operators[node].key_groups.extend(groups);
+            // Every key group the subtask owns, changed or not, from what it acknowledged.
+            for (node, groups) in snapshot.unchanged {
+                for group in groups {
+                    let (_, acked) = self.acked_groups.get(&(node, group)).ok_or_else(|| KeeperError::Write {
+                        checkpoint,
+                        source: SnapshotError::Inconsistent(format!("key group {group} of node {node} was never acknowledged")),
+                    })?;
+                    operators[node].key_groups.push(acked.clone());
+                }
             }
             for (node, committable) in snapshot.committables {
                 self.uncommitted.entry(node).or_default().push((checkpoint, committable));
@@ -221,13 +252,28 @@ impl CheckpointKeeper {
         });
         let snapshot = JobSnapshot { checkpoint, max_parallelism: graph.max_parallelism as u32, operators };
         let (bytes, in_flight_bytes) = (snapshot.state_bytes(), snapshot.in_flight_bytes());
+        // Each key group's version: the checkpoint its snapshot was taken in.
+        let ids = graph.operator_ids();
+        let versions: HashMap<(String, usize), u64> =
+            self.acked_groups.iter().map(|(&(node, group), (version, _))| ((ids[node].clone(), group), *version)).collect();
         let write_error = |source| KeeperError::Write { checkpoint, source };
+        let (base, base_versions) = match &self.written {
+            Some((base, base_versions)) => (Some(base), Some(base_versions)),
+            None => (None, None),
+        };
+        let unchanged = |id: &str, group: usize| {
+            let key = (id.to_string(), group);
+            base_versions.and_then(|base| base.get(&key)).is_some_and(|version| versions.get(&key) == Some(version))
+        };
         let mut savepoint = None;
         if let Some(dir) = savepoint_dir {
             let mut store = CheckpointStore::open(dir, 1).map_err(|error| write_error(error.into()))?;
-            savepoint = Some(snapshot.write(&mut store, CheckpointKind::Savepoint).map_err(write_error)?.path);
+            let (published, _) = snapshot.write(&mut store, CheckpointKind::Savepoint, base, &unchanged).map_err(write_error)?;
+            savepoint = Some(published.path);
         } else if let Some(store) = &mut self.store {
-            snapshot.write(store, CheckpointKind::Checkpoint).map_err(write_error)?;
+            let (published, written) = snapshot.write(store, CheckpointKind::Checkpoint, base, &unchanged).map_err(write_error)?;
+            self.written_bytes = written;
+            self.written = Some((published, versions));
         }
         self.latest = Some(Arc::new(snapshot));
         self.commit(graph, |id| id <= checkpoint)?;

@@ -116,8 +116,12 @@ pub(crate) enum TaskReport {
 pub(crate) struct TaskSnapshot {
     /// The source reader's position, for a source task.
     pub source_position: Option<u64>,
-    /// Keyed state by node: every key group the subtask owns.
+    /// Keyed state by node: the key groups that changed since the subtask's previous snapshot
+    /// (all of them if the operator does not track changes).
     pub operators: Vec<(usize, Vec<crate::state::OperatorKeyGroupSnapshot>)>,
+    /// By node: the key groups unchanged since the subtask's previous snapshot, whose state is
+    /// the one that snapshot held (incremental checkpoints).
+    pub unchanged: Vec<(usize, Vec<usize>)>,
     /// The sinks' pre-commits at the barrier, by node.
     pub committables: Vec<(usize, crate::sink::Committable)>,
     /// Non-keyed operator state, by node.
@@ -173,7 +177,8 @@ impl Recording {
 impl TaskSnapshot {
     /// Key groups in the snapshot, over all operators.
     pub(crate) fn key_groups(&self) -> u64 {
-        self.operators.iter().map(|(_, groups)| groups.len() as u64).sum()
+        let changed: u64 = self.operators.iter().map(|(_, groups)| groups.len() as u64).sum();
+        changed + self.unchanged.iter().map(|(_, groups)| groups.len() as u64).sum::<u64>()
     }
 }
 
@@ -937,12 +942,20 @@ impl TaskState {
         let first_position = usize::from(matches!(self.head, TaskHead::Source { .. }));
         for index in 0..self.chain.len() {
             if let Some(state) = self.chain.keyed_state(index) {
-                let groups: Result<Vec<_>, _> = self.settings.key_groups.as_range().map(|group| state.snapshot_key_group(group)).collect();
-                let groups = groups.map_err(|error| ChainFailure {
-                    position: first_position + index,
-                    failure: OperatorFailure::Failed(format!("checkpoint {id}: {error}").into()),
-                })?;
+                let changed = state.changed_key_groups();
+                let (mut groups, mut unchanged) = (Vec::new(), Vec::new());
+                for group in self.settings.key_groups.as_range() {
+                    if changed.as_ref().is_some_and(|changed| changed.binary_search(&group).is_err()) {
+                        unchanged.push(group);
+                        continue;
+                    }
+                    groups.push(state.snapshot_key_group(group).map_err(|error| ChainFailure {
+                        position: first_position + index,
+                        failure: OperatorFailure::Failed(format!("checkpoint {id}: {error}").into()),
+                    })?);
+                }
                 snapshot.operators.push((self.chain_nodes[index], groups));
+                snapshot.unchanged.push((self.chain_nodes[index], unchanged));
             }
         }
         snapshot.operator_states =

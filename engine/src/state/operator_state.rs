@@ -89,4 +89,11 @@ pub trait KeyGroupedState {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError>;
     /// Adds the state of a key group this subtask now owns.
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError>;
+
+    /// The key groups whose state changed since the last call (every group on the first call, or
+    /// after a restore), for incremental checkpoints; `None` (the default) if the operator does
+    /// not track them, and every group is written each time.
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        None
+    }
 }
