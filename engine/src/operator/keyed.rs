@@ -64,6 +64,12 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     /// record to the wrong subtask, which would split a key's state.
     #[inline]
     pub(crate) fn update<R>(&mut self, key: K, init: impl FnOnce() -> S, update: impl FnOnce(&K, &mut S) -> R) -> R {
+        self.update_in_group(key, init, update).1
+    }
+
+    /// `update`, also returning the key's group.
+    #[inline]
+    pub(crate) fn update_in_group<R>(&mut self, key: K, init: impl FnOnce() -> S, update: impl FnOnce(&K, &mut S) -> R) -> (usize, R) {
         let group = assign_key_group(&key, self.max_parallelism);
         assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
         if let Some(changes) = &mut self.changes {
@@ -71,12 +77,12 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         }
         let map = &mut self.groups[group - self.range.start];
         if let Some(state) = map.get_mut(&key) {
-            return update(&key, state);
+            return (group, update(&key, state));
         }
         let mut state = init();
         let result = update(&key, &mut state);
         map.insert(key, state);
-        result
+        (group, result)
     }
 
     /// The state of `key`, if it has any.

@@ -105,6 +105,9 @@ pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, Timest
     /// Where firing stands in the earliest due window not yet marked fired; `None`: nothing
     /// pending.
     pub firing_cursor: Option<FiringCursor<K>>,
+    /// Key groups changed since the last checkpoint: a record's group when it is added; every
+    /// group when a window fires or retires (incremental checkpoints).
+    pub changes: crate::state::KeyGroupChanges,
 }
 
 /// Where a window's firing stopped when the output blocked.
@@ -153,6 +156,7 @@ where
             late_reassigned: 0,
             state_keys_peak: 0,
             firing_cursor: None,
+            changes: crate::state::KeyGroupChanges::all_changed(range),
         }
     }
 
@@ -196,19 +200,22 @@ where
         let (function, watermark) = (&self.function, self.watermark);
         let open = &mut self.windows[position];
         if !open.fired {
-            open.state.update(key, || function.create(), |_, s| function.add(s, record));
+            let (group, ()) = open.state.update_in_group(key, || function.create(), |_, s| function.add(s, record));
+            self.changes.mark(group);
             return Ok(());
         }
         // Late but within allowed lateness: update and fire again for this key.
         let existed = open.state.contains(&key);
-        open.state.update(
+        let (group, emitted) = open.state.update_in_group(
             key,
             || function.create(),
             |key, s| {
                 function.add(s, record);
                 function.emit(key, window, s, existed, watermark, out)
             },
-        )
+        );
+        self.changes.mark(group);
+        emitted
     }
 }
 
@@ -302,12 +309,14 @@ where
                 cursor = FiringCursor { group: cursor.group + 1, rest: None };
             }
             open.fired = true;
+            self.changes.mark_all();
             cursor.group = 0;
         }
         // Retire windows past allowed lateness.
         while self.windows.front().is_some_and(|w| w.window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {
             let open = self.windows.pop_front().expect("front exists");
             self.keys_per_window = open.state.len();
+            self.changes.mark_all();
         }
         Ok(())
     }
@@ -343,8 +352,15 @@ where
         OperatorKeyGroupSnapshot::new(key_group, self.max_parallelism, &windows)
     }
 
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        let changed = self.changes.key_groups();
+        self.changes.clear();
+        Some(changed)
+    }
+
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {
         let (key_group, windows) = snapshot.into_data::<WindowGroupSnapshot<K, F::State>>(self.range, self.max_parallelism)?;
+        self.changes.mark(key_group);
         for (window, fired, entries) in windows {
             let position = self.open(window);
             let open = &mut self.windows[position];
