@@ -176,7 +176,7 @@ pub(crate) enum RollingState<K, S> {
     Memory(KeyedStateMap<K, S>),
     /// In a value state of the configured backend (the disk backend), with the key groups
     /// changed since the last checkpoint.
-    Backend { backend: KeyedStateBackend<K>, state: ValueState<S>, changes: crate::state::KeyGroupChanges },
+    Backend { backend: Box<KeyedStateBackend<K>>, state: ValueState<S>, changes: crate::state::KeyGroupChanges },
 }
 
 impl<K: Key, S: StateValue> RollingState<K, S> {
@@ -185,7 +185,7 @@ impl<K: Key, S: StateValue> RollingState<K, S> {
         if state_dir.is_none() {
             return Ok(RollingState::Memory(KeyedStateMap::new(range, max_parallelism).tracking_changes()));
         }
-        let mut backend = KeyedStateBackend::open(state_dir, range, max_parallelism)?;
+        let mut backend = Box::new(KeyedStateBackend::open(state_dir, range, max_parallelism)?);
         let state = backend.register_value(&crate::state::StateDescriptor::new(ROLLING_STATE))?;
         Ok(RollingState::Backend { backend, state, changes: crate::state::KeyGroupChanges::all_changed(range) })
     }

@@ -511,10 +511,13 @@ fn restore_keyed_state(
 /// What a `JobClient` asks of a running job.
 pub(crate) enum ControlCommand {
     /// Take a savepoint into the store at `dir`; with `stop`, end the job once it is complete.
-    Savepoint { dir: std::path::PathBuf, stop: bool, reply: Sender<Result<std::path::PathBuf, String>> },
+    Savepoint { dir: std::path::PathBuf, stop: bool, reply: SavepointReply },
     /// Cancel the job.
     Cancel,
 }
+
+/// Where a savepoint's outcome goes: its directory, or why it failed.
+type SavepointReply = Sender<Result<std::path::PathBuf, String>>;
 
 /// How long the driver waits for a report before it looks at control commands again.
 const CONTROL_POLL: Duration = Duration::from_millis(20);
@@ -555,9 +558,8 @@ fn drive(
     let mut started_at: Option<Instant> = None;
     let mut finished = 0;
     // Savepoints asked for and not yet triggered; the one in progress (its checkpoint id).
-    let mut savepoints_waiting: std::collections::VecDeque<(std::path::PathBuf, bool, Sender<Result<std::path::PathBuf, String>>)> =
-        Default::default();
-    let mut savepoint_active: Option<(u64, std::path::PathBuf, bool, Sender<Result<std::path::PathBuf, String>>)> = None;
+    let mut savepoints_waiting: std::collections::VecDeque<(std::path::PathBuf, bool, SavepointReply)> = Default::default();
+    let mut savepoint_active: Option<(u64, std::path::PathBuf, bool, SavepointReply)> = None;
 
     let fail = |id: SubtaskId, position: usize, cause: OperatorFailure| {
         let task = &plan.tasks[id.0];

@@ -25,6 +25,12 @@ use crate::sink::{Committable, SinkCommitter};
 use crate::state::OperatorKeyGroupSnapshot;
 use tethys_storage::checkpoint_store::{CheckpointKind, CheckpointStore};
 
+/// The version (checkpoint taken in) of each key group, by operator id and key group.
+type GroupVersions = HashMap<(String, usize), u64>;
+
+/// Encoded frames.
+type Frames = Vec<Vec<u8>>;
+
 /// Why a checkpoint could not be completed or committed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum KeeperError {
@@ -57,7 +63,7 @@ pub(crate) struct CheckpointKeeper {
     acked_groups: HashMap<(usize, usize), (u64, OperatorKeyGroupSnapshot)>,
     /// The newest checkpoint written into `store`, and the version of each key group in it (by
     /// operator id and key group): an unchanged group is linked from it.
-    written: Option<(tethys_storage::checkpoint_store::CompletedCheckpoint, HashMap<(String, usize), u64>)>,
+    written: Option<(tethys_storage::checkpoint_store::CompletedCheckpoint, GroupVersions)>,
     /// The checkpoint in progress and its acknowledgements so far.
     pending_id: Option<u64>,
     pending: Vec<(SubtaskId, TaskSnapshot)>,
@@ -196,7 +202,7 @@ impl CheckpointKeeper {
         let mut operators = empty_operators(graph);
         // In-flight frames per (consuming node, subtask, gate channel): those the consumer
         // recorded (they came first), then those its producer's barrier overtook.
-        let mut in_flight: BTreeMap<(usize, usize, usize), (Vec<Vec<u8>>, Vec<Vec<u8>>)> = BTreeMap::new();
+        let mut in_flight: BTreeMap<(usize, usize, usize), (Frames, Frames)> = BTreeMap::new();
         // A source that finished before this checkpoint's barrier records its final position.
         for (&(task, subtask), position) in &self.finished_sources {
             if !acknowledged.iter().any(|(acked, _)| *acked == (task, subtask)) {
@@ -254,7 +260,7 @@ impl CheckpointKeeper {
         let (bytes, in_flight_bytes) = (snapshot.state_bytes(), snapshot.in_flight_bytes());
         // Each key group's version: the checkpoint its snapshot was taken in.
         let ids = graph.operator_ids();
-        let versions: HashMap<(String, usize), u64> =
+        let versions: GroupVersions =
             self.acked_groups.iter().map(|(&(node, group), (version, _))| ((ids[node].clone(), group), *version)).collect();
         let write_error = |source| KeeperError::Write { checkpoint, source };
         let (base, base_versions) = match &self.written {
