@@ -107,13 +107,15 @@ pub struct BenchReport {
     pub checkpoint_state: (u64, Duration),
     /// Bytes the newest checkpoint wrote (incremental: changed key groups only).
     pub checkpoint_written: u64,
+    /// Longest synchronous part of a snapshot on a task's slot.
+    pub checkpoint_sync_max: Duration,
 }
 
 impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={} backlog_peak={} gate_peak={}/{} checkpoints={} last_checkpoint={:.1}ms state={}B written={}B alignment_max={:.1}ms",
+            "query={:<12} p={} slots={} events={} elapsed={:.3}s events/s={:.2}M sink_records={} peak_rss={} frame={} state_keys={} backlog_peak={} gate_peak={}/{} checkpoints={} last_checkpoint={:.1}ms state={}B written={}B alignment_max={:.1}ms sync_max={:.2}ms",
             self.query,
             self.parallelism,
             self.slots,
@@ -132,6 +134,7 @@ impl fmt::Display for BenchReport {
             self.checkpoint_state.0,
             self.checkpoint_written,
             self.checkpoint_state.1.as_secs_f64() * 1e3,
+            self.checkpoint_sync_max.as_secs_f64() * 1e3,
         )
     }
 }
@@ -169,5 +172,6 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
         checkpoints: (result.checkpoints.completed, result.checkpoints.latest_duration),
         checkpoint_state: (result.checkpoints.latest_state_bytes, result.checkpoints.alignment_max),
         checkpoint_written: result.checkpoints.latest_written_bytes,
+        checkpoint_sync_max: result.checkpoints.sync_max,
     })
 }

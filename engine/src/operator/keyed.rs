@@ -268,6 +268,18 @@ impl<K: Key, S: StateValue, KeyFn, InitFn, UpdateFn> KeyGroupedState for Rolling
         OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &entries)
     }
 
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        match &self.state {
+            RollingState::Memory(map) => {
+                Ok(OperatorKeyGroupSnapshot::deferred(key_group, map.max_parallelism, map.snapshot_group(key_group)))
+            }
+            RollingState::Backend { .. } => {
+                let snapshot = self.snapshot_key_group(key_group)?;
+                Ok(Box::new(move || Ok(snapshot)))
+            }
+        }
+    }
+
     fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
         match &mut self.state {
             RollingState::Memory(map) => map.take_changes(),

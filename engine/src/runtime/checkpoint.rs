@@ -176,6 +176,9 @@ pub struct CheckpointStats {
     /// Bytes the newest checkpoint wrote to the checkpoint store: with incremental checkpoints,
     /// only the key groups that changed since the one before (the others are linked).
     pub latest_written_bytes: u64,
+    /// Longest time a task spent on its slot taking a snapshot (copying state, pre-committing,
+    /// sending barriers), over all checkpoints; encoding and writing run on the driver.
+    pub sync_max: Duration,
 }
 
 /// Triggers checkpoints at an interval (and savepoints on demand) and completes them when every
@@ -261,8 +264,16 @@ impl CheckpointCoordinator {
 
     /// `subtask` acknowledged checkpoint `id` with `key_groups` key groups of state and the time
     /// its gate spent aligning. Returns the id if the checkpoint is now complete.
-    pub(crate) fn acknowledge(&mut self, id: u64, subtask: (usize, usize), key_groups: u64, alignment: Duration) -> Option<u64> {
+    pub(crate) fn acknowledge(
+        &mut self,
+        id: u64,
+        subtask: (usize, usize),
+        key_groups: u64,
+        alignment: Duration,
+        sync: Duration,
+    ) -> Option<u64> {
         self.stats.alignment_max = self.stats.alignment_max.max(alignment);
+        self.stats.sync_max = self.stats.sync_max.max(sync);
         let pending = self.pending.as_mut().filter(|pending| pending.id == id)?;
         let first = pending.acknowledged.insert(subtask);
         debug_assert!(first, "checkpoint {id} acknowledged twice by subtask {subtask:?}");
@@ -353,9 +364,9 @@ mod tests {
         let due = start + Duration::from_millis(10);
         assert_eq!(coordinator.trigger_if_due(start, due), Some(1));
         assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_secs(1)), None, "one at a time");
-        assert_eq!(coordinator.acknowledge(1, (0, 0), 3, Duration::from_millis(2)), None);
-        assert_eq!(coordinator.acknowledge(7, (0, 1), 0, Duration::ZERO), None, "not the pending one");
-        assert_eq!(coordinator.acknowledge(1, (0, 1), 4, Duration::ZERO), Some(1));
+        assert_eq!(coordinator.acknowledge(1, (0, 0), 3, Duration::from_millis(2), Duration::ZERO), None);
+        assert_eq!(coordinator.acknowledge(7, (0, 1), 0, Duration::ZERO, Duration::ZERO), None, "not the pending one");
+        assert_eq!(coordinator.acknowledge(1, (0, 1), 4, Duration::ZERO, Duration::ZERO), Some(1));
         let stats = coordinator.stats();
         assert_eq!((stats.completed, stats.latest_id, stats.latest_key_groups), (1, Some(1), 7));
         assert_eq!(stats.alignment_max, Duration::from_millis(2));
@@ -369,11 +380,11 @@ mod tests {
         let start = Instant::now();
         let mut coordinator = CheckpointCoordinator::new(Some(Duration::from_millis(1)), 3, 1);
         let id = coordinator.trigger_if_due(start, start + Duration::from_millis(1)).unwrap();
-        assert_eq!(coordinator.acknowledge(id, (0, 0), 0, Duration::ZERO), None);
+        assert_eq!(coordinator.acknowledge(id, (0, 0), 0, Duration::ZERO, Duration::ZERO), None);
         assert_eq!(coordinator.subtask_finished((0, 0)), None, "it had acknowledged: nothing changes");
         assert_eq!(coordinator.subtask_finished((1, 0)), None);
-        assert_eq!(coordinator.acknowledge(id, (1, 1), 0, Duration::ZERO), Some(id), "two acknowledged, one finished");
+        assert_eq!(coordinator.acknowledge(id, (1, 1), 0, Duration::ZERO, Duration::ZERO), Some(id), "two acknowledged, one finished");
         let next = coordinator.trigger_now(start + Duration::from_millis(5)).unwrap();
-        assert_eq!(coordinator.acknowledge(next, (1, 1), 0, Duration::ZERO), Some(next), "the finished ones count as done");
+        assert_eq!(coordinator.acknowledge(next, (1, 1), 0, Duration::ZERO, Duration::ZERO), Some(next), "the finished ones count as done");
     }
 }

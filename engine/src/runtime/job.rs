@@ -698,9 +698,15 @@ fn drive(
                 }
             }
             TaskReport::CheckpointAck { subtask, checkpoint, snapshot, alignment } => {
-                let key_groups = snapshot.key_groups();
-                keeper.acknowledged(checkpoint, subtask, snapshot);
-                completed = coordinator.acknowledge(checkpoint, subtask, key_groups, alignment);
+                let (key_groups, sync) = (snapshot.key_groups(), snapshot.sync_duration);
+                if let Err(error) = keeper.acknowledged(checkpoint, subtask, snapshot) {
+                    if failure.is_none() && ended.is_none() {
+                        failure = Some(runtime_error(job, error.to_string()));
+                        cancel_all(&actors);
+                    }
+                    continue;
+                }
+                completed = coordinator.acknowledge(checkpoint, subtask, key_groups, alignment, sync);
             }
             TaskReport::Failed { id, position, failure: cause } => {
                 if actors[id.0][id.1].is_none() {

@@ -129,21 +129,25 @@ impl CheckpointKeeper {
     /// A subtask acknowledged `checkpoint`. An acknowledgement of a checkpoint no longer in
     /// progress (abandoned when a task finished) still carries pre-commits: they are kept for the
     /// next checkpoint that completes, or the job's end.
-    pub(crate) fn acknowledged(&mut self, checkpoint: u64, subtask: SubtaskId, mut snapshot: TaskSnapshot) {
+    pub(crate) fn acknowledged(&mut self, checkpoint: u64, subtask: SubtaskId, mut snapshot: TaskSnapshot) -> Result<(), KeeperError> {
         // The changed key groups replace what the subtask acknowledged before, whether or not
         // this checkpoint completes: the subtask's next acknowledgement is relative to this one.
-        for (node, groups) in &mut snapshot.operators {
-            let changed: Vec<usize> = groups.iter().map(OperatorKeyGroupSnapshot::key_group).collect();
-            for group in groups.drain(..) {
-                self.acked_groups.insert((*node, group.key_group()), (checkpoint, group));
+        // Their encoding, deferred by the operators, runs here, off the task's slot.
+        for (node, groups) in std::mem::take(&mut snapshot.operators) {
+            let mut changed = Vec::with_capacity(groups.len());
+            for deferred in groups {
+                let group = deferred().map_err(|error| KeeperError::Write { checkpoint, source: SnapshotError::State(error) })?;
+                changed.push(group.key_group());
+                self.acked_groups.insert((node, group.key_group()), (checkpoint, group));
             }
-            snapshot.unchanged.push((*node, changed));
+            snapshot.unchanged.push((node, changed));
         }
         if self.pending_id == Some(checkpoint) {
             self.pending.push((subtask, snapshot));
         } else {
             self.keep_committables(checkpoint, snapshot);
         }
+        Ok(())
     }
 
     /// The checkpoint in progress was abandoned: its sinks' pre-commits wait for the next one.

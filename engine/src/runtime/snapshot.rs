@@ -173,6 +173,9 @@ pub enum SnapshotError {
     /// The checkpoint store failed (I/O, a file that does not match its manifest).
     #[error(transparent)]
     Store(#[from] CheckpointStoreError),
+    /// An operator's state could not be encoded.
+    #[error("keyed state cannot be encoded: {0}")]
+    State(#[from] crate::state::StateError),
     /// The checkpoint's files do not agree with each other.
     #[error("checkpoint is inconsistent: {0}")]
     Inconsistent(String),

@@ -112,13 +112,16 @@ pub(crate) enum TaskReport {
 }
 
 /// What one subtask put into a checkpoint.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct TaskSnapshot {
     /// The source reader's position, for a source task.
     pub source_position: Option<u64>,
     /// Keyed state by node: the key groups that changed since the subtask's previous snapshot
     /// (all of them if the operator does not track changes).
-    pub operators: Vec<(usize, Vec<crate::state::OperatorKeyGroupSnapshot>)>,
+    pub operators: Vec<(usize, Vec<crate::state::DeferredKeyGroup>)>,
+    /// Time the task spent taking the snapshot, on its slot (the encoding of keyed state that
+    /// operators defer runs later, on the driver).
+    pub sync_duration: Duration,
     /// By node: the key groups unchanged since the subtask's previous snapshot, whose state is
     /// the one that snapshot held (incremental checkpoints).
     pub unchanged: Vec<(usize, Vec<usize>)>,
@@ -935,6 +938,7 @@ impl TaskState {
     /// acknowledges to the coordinator. The snapshot is encoded here, on the slot (copy-on-write
     /// snapshots are a later step); it is written to storage by the driver.
     fn take_checkpoint(&mut self, id: u64, alignment: Duration, unaligned: bool) -> Result<(), ChainFailure> {
+        let started = Instant::now();
         let mut snapshot = TaskSnapshot::default();
         if let TaskHead::Source { reader, .. } = &self.head {
             snapshot.source_position = reader.position();
@@ -949,7 +953,7 @@ impl TaskState {
                         unchanged.push(group);
                         continue;
                     }
-                    groups.push(state.snapshot_key_group(group).map_err(|error| ChainFailure {
+                    groups.push(state.snapshot_key_group_deferred(group).map_err(|error| ChainFailure {
                         position: first_position + index,
                         failure: OperatorFailure::Failed(format!("checkpoint {id}: {error}").into()),
                     })?);
@@ -970,6 +974,7 @@ impl TaskState {
             for output in &mut self.outputs {
                 output.broadcast(|| ChannelEvent::Barrier { id, unaligned: false });
             }
+            snapshot.sync_duration = started.elapsed();
             let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
             return Ok(());
         }
@@ -983,6 +988,7 @@ impl TaskState {
                 output.send_now(channel, ChannelEvent::Barrier { id, unaligned: true });
             }
         }
+        snapshot.sync_duration = started.elapsed();
         let TaskHead::Gate(gate) = &mut self.head else {
             let _ = self.reports.send(TaskReport::CheckpointAck { subtask: self.id, checkpoint: id, snapshot, alignment });
             return Ok(());

@@ -56,7 +56,7 @@ pub use descriptor::{StateDescriptor, StateKind, StateValue};
 pub use disk::{DiskSnapshotView, DiskStateBackend};
 pub use handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
 pub use heap::HeapStateBackend;
-pub use operator_state::{KeyGroupedState, OperatorKeyGroupSnapshot};
+pub use operator_state::{DeferredKeyGroup, KeyGroupedState, OperatorKeyGroupSnapshot};
 pub use timers::{KeyGroupTimers, TimeDomain, Timer, TimerService};
 pub use ttl::{Clock, ManualClock, StateTtlConfig, StateVisibility, SystemClock, TtlUpdateType};
 

@@ -61,6 +61,12 @@ impl OperatorKeyGroupSnapshot {
         self.data.len()
     }
 
+    /// A snapshot of `data` to encode later, off the task's slot: the data is taken (copied) now,
+    /// at the barrier; the encoding runs when the job driver takes the acknowledgement.
+    pub(crate) fn deferred<T: Codec>(key_group: usize, max_parallelism: usize, data: T) -> DeferredKeyGroup {
+        Box::new(move || OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &data))
+    }
+
     /// Opens the snapshot for a subtask owning `range` of `max_parallelism` key groups.
     pub(crate) fn into_data<T: Codec>(self, range: KeyGroupRange, max_parallelism: usize) -> Result<(usize, T), StateError> {
         let key_group = self.key_group();
@@ -83,12 +89,22 @@ impl OperatorKeyGroupSnapshot {
     }
 }
 
+/// A key group's snapshot whose data was taken at the barrier and is encoded later.
+pub type DeferredKeyGroup = Box<dyn FnOnce() -> Result<OperatorKeyGroupSnapshot, StateError> + Send>;
+
 /// An operator's keyed state, by key group.
 pub trait KeyGroupedState {
     /// Encodes the state of `key_group` (owned by this subtask).
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError>;
     /// Adds the state of a key group this subtask now owns.
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError>;
+
+    /// The state of `key_group` taken now and encoded later, off the task's slot (what a
+    /// checkpoint does: the synchronous part is the copy). The default encodes now.
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<DeferredKeyGroup, StateError> {
+        let snapshot = self.snapshot_key_group(key_group)?;
+        Ok(Box::new(move || Ok(snapshot)))
+    }
 
     /// The key groups whose state changed since the last call (every group on the first call, or
     /// after a restore), for incremental checkpoints; `None` (the default) if the operator does

@@ -352,6 +352,16 @@ where
         OperatorKeyGroupSnapshot::new(key_group, self.max_parallelism, &windows)
     }
 
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        let windows: WindowGroupSnapshot<K, F::State> = self
+            .windows
+            .iter()
+            .map(|open| (open.window, open.fired, open.state.snapshot_group(key_group)))
+            .filter(|(_, _, entries)| !entries.is_empty())
+            .collect();
+        Ok(OperatorKeyGroupSnapshot::deferred(key_group, self.max_parallelism, windows))
+    }
+
     fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
         let changed = self.changes.key_groups();
         self.changes.clear();
