@@ -71,3 +71,94 @@ pub fn execute_with_config_within_deadline(
         Err(_) => panic!("job '{job}' still running after {JOB_DEADLINE:?}: it hangs"),
     }
 }
+
+/// Ids `0..total`, split between subtasks by stride, released `block` at a time: after each block
+/// a reader waits (idle) until it is told of a completed checkpoint, so checkpoints fall between
+/// data without any test waiting on time. Replayable: the position is the next id. With
+/// `fail_next_seek` set, the next seek fails once (a fault during recovery).
+#[derive(Clone)]
+pub struct BlockSource {
+    pub total: u64,
+    pub block: u64,
+    pub fail_next_seek: Arc<AtomicBool>,
+}
+
+impl BlockSource {
+    /// Ids `0..total`, `block` per completed checkpoint.
+    pub fn new(total: u64, block: u64) -> BlockSource {
+        BlockSource { total, block, fail_next_seek: Arc::new(AtomicBool::new(false)) }
+    }
+}
+
+struct BlockReader {
+    next: u64,
+    stride: u64,
+    total: u64,
+    block: u64,
+    since_checkpoint: u64,
+    fail_next_seek: Arc<AtomicBool>,
+}
+
+impl Source<u64> for BlockSource {
+    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<u64>>, UserError> {
+        Ok(Box::new(BlockReader {
+            next: context.subtask_index as u64,
+            stride: context.parallelism as u64,
+            total: self.total,
+            block: self.block,
+            since_checkpoint: 0,
+            fail_next_seek: Arc::clone(&self.fail_next_seek),
+        }))
+    }
+}
+
+impl SourceReader<u64> for BlockReader {
+    fn poll_frame(&mut self, frame: &mut Vec<u64>, records_max: usize) -> Result<ReaderStatus, UserError> {
+        if self.next >= self.total {
+            return Ok(ReaderStatus::Finished);
+        }
+        if self.since_checkpoint >= self.block {
+            return Ok(ReaderStatus::Idle);
+        }
+        while frame.len() < records_max.min(64) && self.next < self.total && self.since_checkpoint < self.block {
+            frame.push(self.next);
+            self.next += self.stride;
+            self.since_checkpoint += 1;
+        }
+        Ok(ReaderStatus::Ready)
+    }
+
+    fn position(&self) -> Option<u64> {
+        Some(self.next)
+    }
+
+    fn seek(&mut self, position: u64) -> Result<(), UserError> {
+        if self.fail_next_seek.swap(false, Ordering::SeqCst) {
+            return Err("injected failure while restoring".into());
+        }
+        self.next = position;
+        Ok(())
+    }
+
+    fn notify_checkpoint_complete(&mut self, _id: u64) {
+        self.since_checkpoint = 0;
+    }
+}
+
+/// A fresh directory path under the system temp directory (not created), removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    /// A directory named after `name` and this process.
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("tethys-tests-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -11,17 +11,15 @@
 //! then overtake them and the checkpoints store them, and the restores replay them.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tethys_engine::sink::topic::TopicSink;
 use tethys_engine::sink::{Committable, Sink, SinkCommitter, SinkWriter};
-use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::state::StateBackendConfig;
 use tethys_engine::{CheckpointingMode, EngineConfig, RestartStrategy, SubtaskContext, Topic, UserError};
-use tethys_tests::execute_with_config_within_deadline;
+use tethys_tests::{execute_with_config_within_deadline, BlockSource, TempDir};
 
 /// Where the run fails, each once.
 #[derive(Default)]
@@ -32,75 +30,14 @@ struct Faults {
     during_checkpoint: AtomicU64,
     /// The committer fails on its first commit after this checkpoint completed (and was written).
     before_commit_after: AtomicU64,
-    /// A source reader fails to seek to its restored position: during recovery.
-    during_recovery: AtomicBool,
+    /// A source reader fails to seek to its restored position: during recovery (the source's
+    /// `fail_next_seek`).
+    during_recovery: Arc<AtomicBool>,
     /// Highest checkpoint a writer pre-committed so far.
     checkpoints_seen: AtomicU64,
 }
 
 const KEYS: u64 = 17;
-
-/// Ids `0..total` split between subtasks by stride, `block` at a time per completed checkpoint.
-struct BlockSource {
-    total: u64,
-    block: u64,
-    faults: Arc<Faults>,
-}
-
-struct BlockReader {
-    next: u64,
-    stride: u64,
-    total: u64,
-    block: u64,
-    since_checkpoint: u64,
-    faults: Arc<Faults>,
-}
-
-impl Source<u64> for BlockSource {
-    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<u64>>, UserError> {
-        Ok(Box::new(BlockReader {
-            next: context.subtask_index as u64,
-            stride: context.parallelism as u64,
-            total: self.total,
-            block: self.block,
-            since_checkpoint: 0,
-            faults: Arc::clone(&self.faults),
-        }))
-    }
-}
-
-impl SourceReader<u64> for BlockReader {
-    fn poll_frame(&mut self, frame: &mut Vec<u64>, records_max: usize) -> Result<ReaderStatus, UserError> {
-        if self.next >= self.total {
-            return Ok(ReaderStatus::Finished);
-        }
-        if self.since_checkpoint >= self.block {
-            return Ok(ReaderStatus::Idle);
-        }
-        while frame.len() < records_max.min(64) && self.next < self.total && self.since_checkpoint < self.block {
-            frame.push(self.next);
-            self.next += self.stride;
-            self.since_checkpoint += 1;
-        }
-        Ok(ReaderStatus::Ready)
-    }
-
-    fn position(&self) -> Option<u64> {
-        Some(self.next)
-    }
-
-    fn seek(&mut self, position: u64) -> Result<(), UserError> {
-        if self.faults.during_recovery.swap(false, Ordering::SeqCst) {
-            return Err("injected failure while restoring".into());
-        }
-        self.next = position;
-        Ok(())
-    }
-
-    fn notify_checkpoint_complete(&mut self, _id: u64) {
-        self.since_checkpoint = 0;
-    }
-}
 
 /// The topic sink, with faults injected into its pre-commits and commits.
 struct FaultySink {
@@ -169,23 +106,6 @@ impl SinkCommitter for FaultyCommitter {
     }
 }
 
-/// A fresh directory under the system temp directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("tethys-exactly-once-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Duration>, on_disk: bool, name: &str) {
     let total = 40_000;
     let dir = TempDir::new(name);
@@ -210,7 +130,7 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
     let (job_faults, job_topic) = (Arc::clone(&faults), topic.clone());
     let result = execute_with_config_within_deadline("exactly-once", config, move |env| {
         let map_faults = Arc::clone(&job_faults);
-        env.source("ids", BlockSource { total, block: 2_000, faults: Arc::clone(&job_faults) })
+        env.source("ids", BlockSource { fail_next_seek: Arc::clone(&job_faults.during_recovery), ..BlockSource::new(total, 2_000) })
             .uid("ids")
             .map(move |id: u64| {
                 if id == 7 && map_faults.before_first_checkpoint.swap(false, Ordering::SeqCst) {
@@ -303,7 +223,7 @@ fn unaligned_checkpoints_store_the_frames_backpressure_holds() {
     };
     let result = execute_with_config_within_deadline("unaligned-backpressure", config, move |env| {
         let stalled = Arc::new(AtomicBool::new(false));
-        env.source("ids", BlockSource { total, block: total, faults: Arc::new(Faults::default()) })
+        env.source("ids", BlockSource::new(total, total))
             .key_by(|id: &u64| id % KEYS)
             .rolling(
                 "Stall",
@@ -365,7 +285,7 @@ fn async_io_requests_in_flight_survive_a_failure() {
     };
     let result = execute_with_config_within_deadline("async-recovery", config, move |env| {
         let options = AsyncOptions { capacity: 32, ..AsyncOptions::ordered(Duration::from_secs(60)) };
-        env.source("ids", BlockSource { total, block: 500, faults: Arc::new(Faults::default()) })
+        env.source("ids", BlockSource::new(total, 500))
             .async_map(triple, options)
             .map(move |answer: (u64, u64)| {
                 if answer.0 == 3_333 && armed_in.swap(false, Ordering::SeqCst) {

@@ -13,67 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tethys_engine::sink::collect::CollectSink;
-use tethys_engine::source::{ReaderStatus, Source, SourceReader};
-use tethys_engine::{EngineConfig, JobError, RestartStrategy, StreamEnvironment, SubtaskContext, UserError};
-use tethys_tests::execute_with_config_within_deadline;
-
-/// Ids `0..total`, split between subtasks by stride; after each `block` records a reader waits
-/// (idle) until it is told of a completed checkpoint. Replayable: the position is the next id.
-#[derive(Clone)]
-struct BlockSource {
-    total: u64,
-    block: u64,
-}
-
-struct BlockReader {
-    next: u64,
-    stride: u64,
-    total: u64,
-    block: u64,
-    since_checkpoint: u64,
-}
-
-impl Source<u64> for BlockSource {
-    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<u64>>, UserError> {
-        Ok(Box::new(BlockReader {
-            next: context.subtask_index as u64,
-            stride: context.parallelism as u64,
-            total: self.total,
-            block: self.block,
-            since_checkpoint: 0,
-        }))
-    }
-}
-
-impl SourceReader<u64> for BlockReader {
-    fn poll_frame(&mut self, frame: &mut Vec<u64>, records_max: usize) -> Result<ReaderStatus, UserError> {
-        if self.next >= self.total {
-            return Ok(ReaderStatus::Finished);
-        }
-        if self.since_checkpoint >= self.block {
-            return Ok(ReaderStatus::Idle);
-        }
-        while frame.len() < records_max && self.next < self.total && self.since_checkpoint < self.block {
-            frame.push(self.next);
-            self.next += self.stride;
-            self.since_checkpoint += 1;
-        }
-        Ok(ReaderStatus::Ready)
-    }
-
-    fn position(&self) -> Option<u64> {
-        Some(self.next)
-    }
-
-    fn seek(&mut self, position: u64) -> Result<(), UserError> {
-        self.next = position;
-        Ok(())
-    }
-
-    fn notify_checkpoint_complete(&mut self, _id: u64) {
-        self.since_checkpoint = 0;
-    }
-}
+use tethys_engine::{EngineConfig, JobError, RestartStrategy, StreamEnvironment};
+use tethys_tests::{execute_with_config_within_deadline, BlockSource, TempDir};
 
 const KEYS: u64 = 50;
 
@@ -91,7 +32,7 @@ fn config(parallelism: usize) -> EngineConfig {
 /// The job: ids keyed by `id % KEYS`, counted per key; a map before the count fails once, on
 /// the first sight of id `fail_at` while `armed` is set.
 fn counting_job(env: &StreamEnvironment, total: u64, fail_at: u64, armed: Arc<AtomicBool>, out: CollectSink<(u64, u64)>) {
-    env.source("ids", BlockSource { total, block: 300 })
+    env.source("ids", BlockSource::new(total, 300))
         .uid("ids")
         .map(move |id: u64| {
             if id == fail_at && armed.swap(false, Ordering::SeqCst) {
@@ -153,23 +94,6 @@ fn without_restarts_left_the_job_fails_with_the_last_failure() {
     assert!(error.to_string().contains("injected failure at id 10"), "{error}");
 }
 
-/// A fresh directory under the system temp directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("tethys-recovery-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs the job at parallelism 2 until it fails for good (no restarts) after some checkpoints
 /// were written to `dir`.
 fn fail_after_checkpoints(dir: &TempDir, total: u64) -> JobError {
@@ -197,7 +121,7 @@ fn a_stored_checkpoint_restores_into_a_job_at_another_parallelism() {
         let emitted = Arc::new(AtomicU64::new(0));
         let emitted_in = Arc::clone(&emitted);
         let result = execute_with_config_within_deadline("rescale-after", config, move |env| {
-            env.source("ids", BlockSource { total, block: 300 })
+            env.source("ids", BlockSource::new(total, 300))
                 .uid("ids")
                 .parallelism(2)
                 .map(move |id: u64| {
@@ -224,7 +148,7 @@ fn a_checkpoint_that_does_not_fit_the_job_is_refused_by_name() {
     let restore = |max_parallelism: usize, counts_uid: &'static str| {
         let config = EngineConfig { restore_from: Some(dir.0.clone()), max_parallelism, ..config(2) };
         execute_with_config_within_deadline("refused", config, move |env| {
-            env.source("ids", BlockSource { total: 3_000, block: 300 })
+            env.source("ids", BlockSource::new(3_000, 300))
                 .uid("ids")
                 .map(|id: u64| id)
                 .uid("fail-once")
@@ -269,7 +193,7 @@ fn a_savepoint_at_parallelism_2_restores_at_1_and_3_with_exact_counts() {
         let out = CollectSink::new();
         let out_in = out.clone();
         execute_with_config_within_deadline("savepoint-after", config, move |env| {
-            env.source("ids", BlockSource { total, block: 300 })
+            env.source("ids", BlockSource::new(total, 300))
                 .uid("ids")
                 .parallelism(2)
                 .map(|id: u64| id)
@@ -306,7 +230,7 @@ fn incremental_checkpoints_write_only_the_key_groups_that_changed() {
     let out = CollectSink::new();
     let (armed_in, out_in) = (Arc::clone(&armed), out.clone());
     let result = execute_with_config_within_deadline("incremental", config, move |env| {
-        env.source("ids", BlockSource { total, block })
+        env.source("ids", BlockSource::new(total, block))
             .uid("ids")
             .map(move |id: u64| {
                 if id == total - 1_000 && armed_in.swap(false, Ordering::SeqCst) {
