@@ -303,3 +303,15 @@ impl fmt::Debug for StateSnapshot {
             .finish()
     }
 }
+
+/// Panics: a handle was used on a backend (or state) other than the one that made it.
+#[cold]
+#[inline(never)]
+pub(crate) fn foreign_handle(name: &str, expected: &str) -> ! {
+    panic!("a state handle used on state {name:?} was made for a {expected}: handles work only with the backend that made them")
+}
+
+/// A snapshot's entries did not decode as the registered state's.
+pub(crate) fn corrupt(name: &str, key_group: usize, error: crate::base::CodecError) -> StateError {
+    StateError::CorruptSnapshot { name: name.to_string(), key_group, reason: error.to_string() }
+}

@@ -40,6 +40,7 @@ use super::ttl::{Clock, StateTtlConfig, SystemClock};
 use super::StateError;
 use crate::base::{codec, AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
+use crate::state::backend::{corrupt, foreign_handle};
 
 /// Keyed state of one subtask, on local disk.
 pub struct DiskStateBackend<K> {
@@ -232,17 +233,6 @@ impl<K: Key> DiskStateBackend<K> {
     fn check_owned(&self, key_group: usize) {
         assert!(self.range.contains(key_group), "key group {key_group} is not in this subtask's range {:?}", self.range);
     }
-}
-
-#[cold]
-#[inline(never)]
-fn foreign_handle(name: &str, expected: &str) -> ! {
-    panic!("a state handle used on state {name:?} was made for a {expected}: handles work only with the backend that made them")
-}
-
-/// A snapshot's entries did not decode as the registered state's.
-fn corrupt(name: &str, key_group: usize, error: crate::base::CodecError) -> StateError {
-    StateError::CorruptSnapshot { name: name.to_string(), key_group, reason: error.to_string() }
 }
 
 impl<K: Key> StateBackend<K> for DiskStateBackend<K> {

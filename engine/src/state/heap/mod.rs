@@ -27,6 +27,7 @@ use super::ttl::{Clock, StateTtlConfig, SystemClock, TtlPolicy, TtlUpdateType};
 use super::StateError;
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
+use crate::state::backend::{corrupt, foreign_handle};
 
 /// Keyed state of one subtask, in memory.
 pub struct HeapStateBackend<K> {
@@ -173,17 +174,6 @@ impl<K: Key> HeapStateBackend<K> {
             self.changes.mark(key.key_group());
         }
     }
-}
-
-#[cold]
-#[inline(never)]
-fn foreign_handle(name: &str, expected: &str) -> ! {
-    panic!("a state handle used on state {name:?} was made for a {expected}: handles work only with the backend that made them")
-}
-
-/// A snapshot's entries did not decode as the registered state's.
-fn corrupt(name: &str, key_group: usize, error: crate::base::CodecError) -> StateError {
-    StateError::CorruptSnapshot { name: name.to_string(), key_group, reason: error.to_string() }
 }
 
 impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
