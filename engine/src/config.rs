@@ -195,6 +195,15 @@ impl EngineConfig {
         if let Some(Err(reason)) = self.restart_strategy.map(|strategy| strategy.validate()) {
             check(false, "restart_strategy", reason, "a multiplier of at least 1, initial <= max, a positive interval")?;
         }
+        if let crate::state::StateBackendConfig::Disk { cache_bytes, .. } = self.state_backend {
+            use crate::state::disk::{DISK_CACHE_BYTES_MAX, DISK_CACHE_BYTES_MIN};
+            check(
+                (DISK_CACHE_BYTES_MIN..=DISK_CACHE_BYTES_MAX).contains(&cache_bytes),
+                "state_backend.cache_bytes",
+                cache_bytes,
+                "1 MiB..=1 TiB",
+            )?;
+        }
         check((1..=FRAMES_PER_TURN_LIMIT).contains(&self.frames_per_turn_max), "frames_per_turn_max", self.frames_per_turn_max, "1..=1024")
     }
 }
@@ -214,6 +223,17 @@ mod tests {
         assert_eq!(config.validate().unwrap_err().field, "slots");
         let config = EngineConfig { watermark_interval: Duration::ZERO, ..EngineConfig::default() };
         assert_eq!(config.validate().unwrap_err().field, "watermark_interval");
+    }
+
+    #[test]
+    fn a_disk_state_cache_outside_its_range_is_rejected_by_name() {
+        let disk = |cache_bytes| EngineConfig {
+            state_backend: crate::state::StateBackendConfig::Disk { dir: "state".into(), cache_bytes },
+            ..EngineConfig::default()
+        };
+        disk(crate::state::disk::DISK_CACHE_BYTES_DEFAULT).validate().unwrap();
+        assert_eq!(disk(0).validate().unwrap_err().field, "state_backend.cache_bytes");
+        assert_eq!(disk(u64::MAX).validate().unwrap_err().field, "state_backend.cache_bytes");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use tethys_engine::sink::topic::TopicSink;
 use tethys_engine::sink::{Committable, Sink, SinkCommitter, SinkWriter};
+use tethys_engine::state::disk::DISK_CACHE_BYTES_MIN;
 use tethys_engine::state::StateBackendConfig;
 use tethys_engine::{CheckpointingMode, EngineConfig, RestartStrategy, SubtaskContext, Topic, UserError};
 use tethys_tests::{execute_with_config_within_deadline, BlockSource, TempDir};
@@ -122,7 +123,13 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
         checkpoint_interval: Some(Duration::from_millis(2)),
         checkpointing_mode: mode,
         aligned_checkpoint_timeout: aligned_timeout,
-        state_backend: if on_disk { StateBackendConfig::Disk { dir: dir.0.join("state") } } else { StateBackendConfig::Heap },
+        // The least cache a configuration allows, so that state goes through the disk backend's
+        // write back at every checkpoint.
+        state_backend: if on_disk {
+            StateBackendConfig::Disk { dir: dir.0.join("state"), cache_bytes: DISK_CACHE_BYTES_MIN }
+        } else {
+            StateBackendConfig::Heap
+        },
         checkpoint_dir: Some(dir.0.join("checkpoints")),
         restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 10, delay: Duration::from_millis(1) }),
         ..EngineConfig::default()

@@ -40,6 +40,10 @@ pub struct EngineArgs {
     /// system temp dir per run, removed afterwards).
     #[arg(long, default_value = "heap", value_parser = ["heap", "disk"])]
     pub state_backend: String,
+    /// Memory each keyed subtask's disk state may keep in memory, in MiB (with
+    /// `--state-backend disk`; default: the backend's, 96 MiB).
+    #[arg(long)]
+    pub state_cache_mb: Option<u64>,
 }
 
 /// Parses `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
@@ -59,6 +63,14 @@ fn parse_interval(text: &str) -> Result<Duration, String> {
 }
 
 impl EngineArgs {
+    /// Refuses flags that do not go together.
+    fn check(&self) -> Result<(), CliError> {
+        if self.state_cache_mb.is_some() && self.state_backend != "disk" {
+            return Err("--state-cache-mb sizes the disk state backend's cache: it needs --state-backend disk".into());
+        }
+        Ok(())
+    }
+
     fn config(&self, parallelism: usize) -> EngineConfig {
         let mut config = EngineConfig { parallelism, ..EngineConfig::default() };
         if let Some(slots) = self.slots {
@@ -72,7 +84,10 @@ impl EngineArgs {
         }
         if self.state_backend == "disk" {
             let dir = std::env::temp_dir().join(format!("tethys-bench-state-{}", std::process::id()));
-            config.state_backend = tethys_engine::state::StateBackendConfig::Disk { dir };
+            // Too large a size saturates, and the configuration's check refuses it by name.
+            let cache_bytes =
+                self.state_cache_mb.map_or(tethys_engine::state::disk::DISK_CACHE_BYTES_DEFAULT, |mb| mb.saturating_mul(1024 * 1024));
+            config.state_backend = tethys_engine::state::StateBackendConfig::Disk { dir, cache_bytes };
         }
         config.checkpoint_interval = self.checkpoint_interval;
         if config.checkpoint_interval.is_some() {
@@ -98,6 +113,10 @@ impl EngineArgs {
         if self.state_backend != "heap" {
             flags.push("--state-backend".into());
             flags.push(self.state_backend.clone());
+        }
+        if let Some(mb) = self.state_cache_mb {
+            flags.push("--state-cache-mb".into());
+            flags.push(mb.to_string());
         }
         if let Some(interval) = self.checkpoint_interval {
             flags.push("--checkpoint-interval".into());
@@ -149,6 +168,7 @@ where
 
 /// Runs the benchmark matrix, one child process per run.
 pub fn run(args: BenchArgs) -> Result<(), CliError> {
+    args.engine.check()?;
     let queries: Vec<Query> = if args.queries == "all" { Query::all() } else { parse_list(&args.queries, "query")? };
     let parallelisms: Vec<usize> = parse_list(&args.parallelism, "parallelism")?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot locate the tethys binary: {e}"))?;
@@ -192,6 +212,7 @@ pub fn run(args: BenchArgs) -> Result<(), CliError> {
 
 /// Runs one benchmark in this process and prints its line.
 pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
+    args.engine.check()?;
     let spec = BenchSpec {
         query: args.query.parse()?,
         events: args.engine.events,
@@ -203,7 +224,7 @@ pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
     if let (None, Some(dir)) = (&args.engine.checkpoint_dir, &spec.config.checkpoint_dir) {
         let _ = std::fs::remove_dir_all(dir);
     }
-    if let tethys_engine::state::StateBackendConfig::Disk { dir } = &spec.config.state_backend {
+    if let tethys_engine::state::StateBackendConfig::Disk { dir, .. } = &spec.config.state_backend {
         let _ = std::fs::remove_dir_all(dir);
     }
     println!("{}", report?);

@@ -65,7 +65,7 @@ where
                 key_fn: move |r: &T| key_fn(r),
                 init: init.clone(),
                 update: update.clone(),
-                state: RollingState::open(context.state_dir.as_deref(), range, context.max_parallelism)?,
+                state: RollingState::open(context.state_dir.as_deref(), context.state_cache_bytes, range, context.max_parallelism)?,
             })
         })
     }
@@ -88,7 +88,8 @@ where
         let timestamp_fn = self.stream.timestamp_fn.clone();
         self.stream.add_operator(name, OperatorKind::Process, true, move |context| {
             let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
-            let mut backend = KeyedStateBackend::open(context.state_dir.as_deref(), range, context.max_parallelism)?;
+            let mut backend =
+                KeyedStateBackend::open(context.state_dir.as_deref(), context.state_cache_bytes, range, context.max_parallelism)?;
             let mut function = make();
             function.open(&mut backend)?;
             let key_fn = Arc::clone(&key_fn);

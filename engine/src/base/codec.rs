@@ -104,6 +104,28 @@ pub fn decode<T: Codec>(bytes: &[u8]) -> Result<T, CodecError> {
     T::decode_from(bytes)
 }
 
+/// Writes the encoding of `value` into `out`, replacing what it held: the same bytes as [`encode`],
+/// in a buffer aligned for [`decode`] to read in place. Unlike [`Codec::encode_into`], which
+/// serializes into a fresh buffer, it reuses `out`'s memory, so a hot path that encodes into the
+/// same buffer allocates nothing once the buffer has grown to its largest value.
+pub fn encode_into_aligned<T: Codec>(value: &T, out: &mut AlignedVec) -> Result<(), CodecError> {
+    let mut buffer = std::mem::take(out);
+    buffer.clear();
+    *out = rkyv::api::high::to_bytes_in::<_, rancor::Error>(value, buffer).map_err(|error| CodecError::new::<T>(error.to_string()))?;
+    Ok(())
+}
+
+/// The value encoded in `bytes`, as [`decode`] reads it, but a misaligned `bytes` is copied into
+/// `scratch` (cleared first, and reused across calls) rather than into a fresh buffer.
+pub fn decode_in<T: Codec>(bytes: &[u8], scratch: &mut AlignedVec) -> Result<T, CodecError> {
+    if bytes.as_ptr().align_offset(ARCHIVE_ALIGNMENT) == 0 {
+        return T::decode_from(bytes);
+    }
+    scratch.clear();
+    scratch.extend_from_slice(bytes);
+    T::decode_from(scratch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,6 +138,21 @@ mod tests {
         let mut shifted = vec![0u8];
         shifted.extend_from_slice(&bytes);
         assert_eq!(decode::<(u64, String, Vec<Option<i32>>)>(&shifted[1..]).unwrap(), value);
+    }
+
+    #[test]
+    fn a_reused_aligned_buffer_holds_the_same_bytes_as_a_fresh_encoding() {
+        let mut out = AlignedVec::new();
+        encode_into_aligned(&vec!["a long string that grows the buffer".to_string()], &mut out).unwrap();
+        let value: (u64, String) = (9, "nine".to_string());
+        encode_into_aligned(&value, &mut out).unwrap();
+        assert_eq!(out.as_slice(), encode(&value).unwrap().as_slice(), "what the buffer held before is gone");
+        assert_eq!(decode::<(u64, String)>(&out).unwrap(), value);
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&out);
+        let mut scratch = AlignedVec::new();
+        assert_eq!(decode_in::<(u64, String)>(&shifted[1..], &mut scratch).unwrap(), value);
+        assert_eq!(decode_in::<(u64, String)>(&out, &mut scratch).unwrap(), value);
     }
 
     #[test]

@@ -22,6 +22,9 @@ pub struct SubtaskContext {
     /// Where this subtask keeps keyed state on disk (`EngineConfig::state_backend` is the disk
     /// backend), a directory of its own; `None`: keyed state is kept in memory.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Memory this subtask's keyed state on disk may keep in memory, in bytes (the disk backend's
+    /// `cache_bytes`); `None`: the backend's default. Set with `state_dir`.
+    pub state_cache_bytes: Option<u64>,
 }
 
 impl SubtaskContext {
@@ -38,6 +41,7 @@ impl SubtaskContext {
             side_outputs: Vec::new(),
             watermark_interval: std::time::Duration::from_millis(10),
             state_dir: None,
+            state_cache_bytes: None,
         }
     }
 }

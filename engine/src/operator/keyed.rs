@@ -180,12 +180,18 @@ pub(crate) enum RollingState<K, S> {
 }
 
 impl<K: Key, S: StateValue> RollingState<K, S> {
-    /// The state of the subtask owning `range`: on disk in `state_dir` if there is one.
-    pub(crate) fn open(state_dir: Option<&std::path::Path>, range: KeyGroupRange, max_parallelism: usize) -> Result<Self, StateError> {
+    /// The state of the subtask owning `range`: on disk in `state_dir` if there is one, keeping
+    /// `cache_bytes` of it in memory (see `KeyedStateBackend::open`).
+    pub(crate) fn open(
+        state_dir: Option<&std::path::Path>,
+        cache_bytes: Option<u64>,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> Result<Self, StateError> {
         if state_dir.is_none() {
             return Ok(RollingState::Memory(KeyedStateMap::new(range, max_parallelism).tracking_changes()));
         }
-        let mut backend = Box::new(KeyedStateBackend::open(state_dir, range, max_parallelism)?);
+        let mut backend = Box::new(KeyedStateBackend::open(state_dir, cache_bytes, range, max_parallelism)?);
         let state = backend.register_value(&crate::state::StateDescriptor::new(ROLLING_STATE))?;
         Ok(RollingState::Backend { backend, state, changes: crate::state::KeyGroupChanges::all_changed(range) })
     }
@@ -358,7 +364,7 @@ mod rescale_tests {
                             *sum += r.1;
                             (*key, *sum)
                         },
-                        state: RollingState::open(dir.as_deref(), range, MAX_PARALLELISM).unwrap(),
+                        state: RollingState::open(dir.as_deref(), None, range, MAX_PARALLELISM).unwrap(),
                     };
                     OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
                 },

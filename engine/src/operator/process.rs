@@ -296,7 +296,7 @@ mod tests {
         assert_rescale_keeps_results::<_, (i64, u64, i64)>(
             |subtask, parallelism| {
                 let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
-                let mut backend = KeyedStateBackend::open(None, range, MAX_PARALLELISM).unwrap();
+                let mut backend = KeyedStateBackend::open(None, None, range, MAX_PARALLELISM).unwrap();
                 let mut function = CountUntilQuiet(None);
                 function.open(&mut backend).unwrap();
                 let operator = KeyedProcessOperator {

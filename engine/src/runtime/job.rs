@@ -392,7 +392,11 @@ fn build_subtask(
         side_outputs: graph.nodes[node].side_outputs.clone(),
         state_dir: match &config.state_backend {
             crate::state::StateBackendConfig::Heap => None,
-            crate::state::StateBackendConfig::Disk { dir } => Some(dir.join(format!("node-{node}-subtask-{subtask}"))),
+            crate::state::StateBackendConfig::Disk { dir, .. } => Some(dir.join(format!("node-{node}-subtask-{subtask}"))),
+        },
+        state_cache_bytes: match &config.state_backend {
+            crate::state::StateBackendConfig::Heap => None,
+            crate::state::StateBackendConfig::Disk { cache_bytes, .. } => Some(*cache_bytes),
         },
     };
     let key_groups = crate::key_group::KeyGroupRange::for_subtask(subtask, task.parallelism, graph.max_parallelism.max(task.parallelism));

@@ -704,6 +704,7 @@ mod tests {
             watermark_interval: std::time::Duration::from_millis(10),
             side_outputs: Vec::new(),
             state_dir: None,
+            state_cache_bytes: None,
         }
     }
 

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use super::context::ScopedKey;
 use super::descriptor::{StateDescriptor, StateValue};
+use super::disk::DISK_CACHE_BYTES_DEFAULT;
 use super::handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, ValueState};
-use super::{DiskStateBackend, HeapStateBackend, KeyGroupSnapshot, StateBackend, StateError};
+use super::{DiskStateBackend, DiskStateOptions, HeapStateBackend, KeyGroupSnapshot, StateBackend, StateError};
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
 
@@ -24,6 +25,11 @@ pub enum StateBackendConfig {
     Disk {
         /// The working directory of the job's disk state.
         dir: PathBuf,
+        /// Memory each keyed operator subtask keeps its state in, in bytes (recently used entries,
+        /// fjall's memtable and block cache; see `DiskStateOptions::cache_bytes`): state beyond it
+        /// lives on disk only. Default [`DISK_CACHE_BYTES_DEFAULT`] (96 MiB); a configuration
+        /// accepts `DISK_CACHE_BYTES_MIN` (1 MiB) to `DISK_CACHE_BYTES_MAX` (1 TiB).
+        cache_bytes: u64,
     },
 }
 
@@ -31,8 +37,8 @@ pub enum StateBackendConfig {
 pub enum KeyedStateBackend<K> {
     /// In memory.
     Heap(HeapStateBackend<K>),
-    /// On disk.
-    Disk(DiskStateBackend<K>),
+    /// On disk (boxed: the store's buffers and cache make it several times the heap backend's size).
+    Disk(Box<DiskStateBackend<K>>),
 }
 
 /// Calls `$call` on whichever backend `$self` holds.
@@ -47,11 +53,20 @@ macro_rules! forward {
 
 impl<K: Key> KeyedStateBackend<K> {
     /// The backend of the subtask owning `range`: on disk in `state_dir` if the subtask has one
-    /// (`SubtaskContext::state_dir`), else in memory.
-    pub fn open(state_dir: Option<&std::path::Path>, range: KeyGroupRange, max_parallelism: usize) -> Result<Self, StateError> {
+    /// (`SubtaskContext::state_dir`), keeping `cache_bytes` of it in memory
+    /// (`SubtaskContext::state_cache_bytes`; `None`: [`DISK_CACHE_BYTES_DEFAULT`]), else in memory.
+    pub fn open(
+        state_dir: Option<&std::path::Path>,
+        cache_bytes: Option<u64>,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> Result<Self, StateError> {
         Ok(match state_dir {
             None => KeyedStateBackend::Heap(HeapStateBackend::new(range, max_parallelism)),
-            Some(dir) => KeyedStateBackend::Disk(DiskStateBackend::open(dir, range, max_parallelism)?),
+            Some(dir) => {
+                let options = DiskStateOptions { cache_bytes: cache_bytes.unwrap_or(DISK_CACHE_BYTES_DEFAULT) };
+                KeyedStateBackend::Disk(Box::new(DiskStateBackend::open_with(dir, range, max_parallelism, options)?))
+            }
         })
     }
 

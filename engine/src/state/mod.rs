@@ -53,7 +53,7 @@ pub use changes::{ChangeTracking, KeyGroupChanges};
 pub use configured::{KeyedStateBackend, StateBackendConfig};
 pub use context::{KeyContext, ScopedKey};
 pub use descriptor::{StateDescriptor, StateKind, StateValue};
-pub use disk::{DiskSnapshotView, DiskStateBackend};
+pub use disk::{DiskSnapshotView, DiskStateBackend, DiskStateOptions};
 pub use handle::{AggregatingState, ListState, MapState, ReducingState, StateHandle, StateId, ValueState};
 pub use heap::HeapStateBackend;
 pub use operator_state::{DeferredKeyGroup, KeyGroupedState, OperatorKeyGroupSnapshot};

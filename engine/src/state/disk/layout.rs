@@ -11,7 +11,9 @@
 //! the TTL stamp (`i64` LE, milliseconds; 0 without TTL) followed by the value's codec encoding, so
 //! expiry is decided from the first eight bytes, without knowing the value's type.
 
-use crate::base::codec::{Codec, CodecError};
+use rkyv::util::AlignedVec;
+
+use crate::base::codec::{self, Codec, CodecError};
 
 /// Bytes of the key group in front of every store key.
 pub(crate) const GROUP_PREFIX_BYTES: usize = 4;
@@ -49,30 +51,38 @@ fn group_u32(key_group: usize) -> u32 {
     u32::try_from(key_group).expect("key groups are numbered below 2^32")
 }
 
-/// Writes the store key of `key` in state `state` of `key_group` into `out` (cleared first).
+/// Writes the store key of `key` in state `state` of `key_group` into `out` (cleared first),
+/// encoding the key in `scratch` (reused: no allocation once both buffers have grown).
 ///
 /// Panics if the key's encoding is longer than 65,535 bytes: the store keeps keys of at most 64 KiB.
 #[inline]
-pub(crate) fn write_key<K: Codec>(out: &mut Vec<u8>, key_group: usize, state: u32, key: &K) -> Result<(), CodecError> {
+pub(crate) fn write_key<K: Codec>(
+    out: &mut Vec<u8>,
+    key_group: usize,
+    state: u32,
+    key: &K,
+    scratch: &mut AlignedVec,
+) -> Result<(), CodecError> {
+    codec::encode_into_aligned(key, scratch)?;
+    let Ok(length) = u16::try_from(scratch.len()) else { key_too_long(scratch.len()) };
     out.clear();
     out.extend_from_slice(&state_prefix(key_group, state));
-    out.extend_from_slice(&[0; KEY_LENGTH_BYTES]);
-    key.encode_into(out)?;
-    let key_bytes = out.len() - STATE_PREFIX_BYTES - KEY_LENGTH_BYTES;
-    let Ok(length) = u16::try_from(key_bytes) else { key_too_long(key_bytes) };
-    out[STATE_PREFIX_BYTES..STATE_PREFIX_BYTES + KEY_LENGTH_BYTES].copy_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(scratch);
     Ok(())
 }
 
-/// Appends the encoding of a map state's user key to a store key `write_key` wrote.
+/// Appends the encoding of a map state's user key to a store key `write_key` wrote, encoding it
+/// in `scratch`.
 ///
 /// Panics if the whole store key gets longer than 65,535 bytes.
 #[inline]
-pub(crate) fn append_user_key<UK: Codec>(out: &mut Vec<u8>, user_key: &UK) -> Result<(), CodecError> {
-    user_key.encode_into(out)?;
-    if out.len() > STORE_KEY_BYTES_MAX {
-        key_too_long(out.len());
+pub(crate) fn append_user_key<UK: Codec>(out: &mut Vec<u8>, user_key: &UK, scratch: &mut AlignedVec) -> Result<(), CodecError> {
+    codec::encode_into_aligned(user_key, scratch)?;
+    if out.len() + scratch.len() > STORE_KEY_BYTES_MAX {
+        key_too_long(out.len() + scratch.len());
     }
+    out.extend_from_slice(scratch);
     Ok(())
 }
 
@@ -122,6 +132,15 @@ pub(crate) fn write_value<T: Codec>(out: &mut Vec<u8>, stamp_ms: i64, value: &T)
     value.encode_into(out)
 }
 
+/// Writes a store value of a value already encoded (`encoded`) stamped at `stamp_ms` into `out`
+/// (cleared first): the same bytes as `write_value` of the value.
+#[inline]
+pub(crate) fn write_encoded_value(out: &mut Vec<u8>, stamp_ms: i64, encoded: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&stamp_ms.to_le_bytes());
+    out.extend_from_slice(encoded);
+}
+
 /// A store value's stamp and the encoding of its value; `None` if it is too short to be one.
 #[inline]
 pub(crate) fn split_value(bytes: &[u8]) -> Option<(i64, &[u8])> {
@@ -146,23 +165,23 @@ mod tests {
     fn a_key_group_and_a_state_are_contiguous_prefixes_in_order() {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        write_key(&mut a, 3, 7, &"zzz".to_string()).unwrap();
-        write_key(&mut b, 3, 8, &String::new()).unwrap();
+        write_key(&mut a, 3, 7, &"zzz".to_string(), &mut AlignedVec::new()).unwrap();
+        write_key(&mut b, 3, 8, &String::new(), &mut AlignedVec::new()).unwrap();
         assert!(a.starts_with(&group_prefix(3)) && a.starts_with(&state_prefix(3, 7)));
         assert!(state_prefix(3, 7).as_slice() < a.as_slice() && a.as_slice() < state_prefix_end(3, 7).as_slice());
         assert!(a < b, "state 7's entries sort before state 8's, whatever the keys");
         assert_eq!(state_prefix_end(3, 7), state_prefix(3, 8));
         assert_eq!(state_prefix_end(3, u32::MAX), state_prefix(4, 0));
-        write_key(&mut b, 2, u32::MAX, &u64::MAX).unwrap();
+        write_key(&mut b, 2, u32::MAX, &u64::MAX, &mut AlignedVec::new()).unwrap();
         assert!(b < a, "group 2 sorts before group 3");
     }
 
     #[test]
     fn a_store_key_parses_back_into_its_parts() {
         let mut bytes = Vec::new();
-        write_key(&mut bytes, 65_537, 2, &(5u64, "five".to_string())).unwrap();
+        write_key(&mut bytes, 65_537, 2, &(5u64, "five".to_string()), &mut AlignedVec::new()).unwrap();
         let map_prefix_len = bytes.len();
-        append_user_key(&mut bytes, &9u32).unwrap();
+        append_user_key(&mut bytes, &9u32, &mut AlignedVec::new()).unwrap();
         let parsed = StoreKey::parse(&bytes).unwrap();
         assert_eq!((parsed.key_group, parsed.state), (65_537, 2));
         assert_eq!(codec::decode::<(u64, String)>(parsed.key).unwrap(), (5, "five".to_string()));
@@ -178,8 +197,8 @@ mod tests {
         // as key "ab" with user key "c".
         for (key, user_key) in [("a", "bc"), ("ab", "c"), ("", "abc"), ("abc", "")] {
             let mut bytes = Vec::new();
-            write_key(&mut bytes, 1, 1, &key.to_string()).unwrap();
-            append_user_key(&mut bytes, &user_key.to_string()).unwrap();
+            write_key(&mut bytes, 1, 1, &key.to_string(), &mut AlignedVec::new()).unwrap();
+            append_user_key(&mut bytes, &user_key.to_string(), &mut AlignedVec::new()).unwrap();
             let parsed = StoreKey::parse(&bytes).unwrap();
             assert_eq!(codec::decode::<String>(parsed.key).unwrap(), key);
             assert_eq!(codec::decode::<String>(parsed.user_key).unwrap(), user_key);
@@ -193,6 +212,9 @@ mod tests {
         let (stamp, value) = split_value(&bytes).unwrap();
         assert_eq!(stamp, -5);
         assert_eq!(codec::decode::<Vec<String>>(value).unwrap(), ["a"]);
+        let mut encoded = Vec::new();
+        write_encoded_value(&mut encoded, -5, &codec::encode(&vec!["a".to_string()]).unwrap());
+        assert_eq!(encoded, bytes, "a value encoded before is stored as one encoded on the spot");
         let refreshed = restamp(&bytes, 1_000);
         assert_eq!(split_value(&refreshed).unwrap().0, 1_000);
         assert_eq!(split_value(&refreshed).unwrap().1, value);
@@ -202,6 +224,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "at most 65535 bytes")]
     fn a_key_past_64_kib_is_refused_by_name() {
-        write_key(&mut Vec::new(), 0, 0, &"x".repeat(70_000)).unwrap();
+        write_key(&mut Vec::new(), 0, 0, &"x".repeat(70_000), &mut AlignedVec::new()).unwrap();
     }
 }

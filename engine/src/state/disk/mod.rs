@@ -12,10 +12,12 @@
 //!
 //! Beyond [`StateBackend`]: [`ChangeTracking`] (the key groups changed since the last checkpoint,
 //! for incremental checkpoints) and [`DiskStateBackend::snapshot_view`], a consistent point-in-time
-//! view that encodes key groups on another thread while writes go on (`view`). There is no cache
-//! of decoded values in front of the store: every access reads and decodes, every write encodes
-//! and writes (fjall's block cache and memtable keep hot data in memory).
+//! view that encodes key groups on another thread while writes go on (`view`). A write-back cache
+//! of recently used entries (store bytes, not decoded values) sits in front of fjall (`cache`);
+//! every access decodes what it reads and encodes what it writes. Its memory, fjall's block cache
+//! and memtable share one budget, [`DiskStateOptions::cache_bytes`].
 
+mod cache;
 mod layout;
 mod state_codec;
 mod store;
@@ -29,7 +31,10 @@ use rustc_hash::FxHashMap;
 
 use self::state_codec::{AggregatingCodec, Aggregator, MapCodec, ReduceFn, SlotCodec, StateCodec};
 use self::store::{Store, StoredState};
-pub use self::store::{CLEANUP_READ_AHEAD_ENTRIES_MAX, DISK_CACHE_BYTES_DEFAULT, DISK_COMPACTION_WORKERS, DISK_FLUSH_WORKERS};
+pub use self::store::{
+    CLEANUP_READ_AHEAD_ENTRIES_MAX, DISK_CACHE_BYTES_DEFAULT, DISK_CACHE_BYTES_MAX, DISK_CACHE_BYTES_MIN, DISK_COMPACTION_WORKERS,
+    DISK_FLUSH_WORKERS, DISK_MEMTABLE_BYTES_MAX, DISK_MEMTABLE_BYTES_MIN,
+};
 pub use self::view::DiskSnapshotView;
 use super::backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
 use super::changes::ChangeTracking;
@@ -54,6 +59,22 @@ pub struct DiskStateBackend<K> {
     pending: Vec<(usize, StateSnapshot)>,
     /// States whose TTL runs a cleanup step on every processed record.
     cleaned_every_record: Vec<StateId>,
+}
+
+/// How a disk backend is set up, beyond its directory and its key groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiskStateOptions {
+    /// Memory the backend keeps state in, in bytes: half for recently used entries, the rest for
+    /// fjall's memtable and block cache (default [`DISK_CACHE_BYTES_DEFAULT`]). Any value works
+    /// here, 0 included (nothing cached, the smallest memtable); a job's configuration accepts
+    /// [`DISK_CACHE_BYTES_MIN`] to [`DISK_CACHE_BYTES_MAX`].
+    pub cache_bytes: u64,
+}
+
+impl Default for DiskStateOptions {
+    fn default() -> Self {
+        DiskStateOptions { cache_bytes: DISK_CACHE_BYTES_DEFAULT }
+    }
 }
 
 /// What a snapshot of a state needs: its declaration and its codec. Shared with views.
@@ -90,26 +111,48 @@ struct RegisteredState<K> {
 
 impl<K: Key> DiskStateBackend<K> {
     /// An empty backend for the subtask owning `range`, storing in `directory` (created, or
-    /// emptied of a store an earlier run left there), with TTL measured by the system clock.
-    pub fn open(directory: impl AsRef<Path>, range: KeyGroupRange, max_parallelism: usize) -> Result<DiskStateBackend<K>, StateError> {
-        DiskStateBackend::with_clock(directory, range, max_parallelism, Arc::new(SystemClock))
-    }
-
-    /// An empty backend whose TTL reads processing time from `clock`.
+    /// emptied of a store an earlier run left there), with the default options and TTL measured
+    /// by the system clock.
     ///
     /// Refuses a directory that holds anything but a state store (`StateError::Storage`): it would
     /// have to delete it. Panics if `range` reaches past `max_parallelism`.
+    pub fn open(directory: impl AsRef<Path>, range: KeyGroupRange, max_parallelism: usize) -> Result<DiskStateBackend<K>, StateError> {
+        DiskStateBackend::open_with(directory, range, max_parallelism, DiskStateOptions::default())
+    }
+
+    /// An empty backend set up by `options`, as [`open`](DiskStateBackend::open).
+    pub fn open_with(
+        directory: impl AsRef<Path>,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+        options: DiskStateOptions,
+    ) -> Result<DiskStateBackend<K>, StateError> {
+        DiskStateBackend::build(directory.as_ref(), range, max_parallelism, options, Arc::new(SystemClock))
+    }
+
+    /// An empty backend whose TTL reads processing time from `clock`.
     pub fn with_clock(
         directory: impl AsRef<Path>,
         range: KeyGroupRange,
         max_parallelism: usize,
         clock: Arc<dyn Clock>,
     ) -> Result<DiskStateBackend<K>, StateError> {
+        DiskStateBackend::build(directory.as_ref(), range, max_parallelism, DiskStateOptions::default(), clock)
+    }
+
+    /// What `open`, `open_with` and `with_clock` build.
+    fn build(
+        directory: &Path,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+        options: DiskStateOptions,
+        clock: Arc<dyn Clock>,
+    ) -> Result<DiskStateBackend<K>, StateError> {
         assert!(range.end <= max_parallelism && range.start <= range.end, "key group range {range:?} outside 0..{max_parallelism}");
         Ok(DiskStateBackend {
             range,
             max_parallelism,
-            store: Store::open(directory.as_ref(), range, clock)?,
+            store: Store::open(directory, range, clock, options.cache_bytes)?,
             states: Vec::new(),
             ids: FxHashMap::default(),
             pending: Vec::new(),

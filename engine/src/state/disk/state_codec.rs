@@ -13,6 +13,8 @@
 use std::any::Any;
 use std::marker::PhantomData;
 
+use rkyv::util::AlignedVec;
+
 use super::layout::{self, StoreKey};
 use super::store::{Store, StoredState};
 use crate::base::codec::{self, CodecError};
@@ -99,9 +101,10 @@ impl<K: Key, T: StateValue, F: Send + Sync + 'static> StateCodec<K> for SlotCode
     fn decode_group(&self, key_group: usize, state: u32, bytes: &[u8], restamp_ms: Option<i64>) -> Result<StoreEntries, CodecError> {
         let decoded = codec::decode::<SlotEntries<K, T>>(bytes)?;
         let mut entries = Vec::with_capacity(decoded.len());
+        let mut scratch = AlignedVec::new();
         for (key, value) in decoded {
             let (mut store_key, mut store_value) = (Vec::new(), Vec::new());
-            layout::write_key(&mut store_key, key_group, state, &key)?;
+            layout::write_key(&mut store_key, key_group, state, &key, &mut scratch)?;
             layout::write_value(&mut store_value, restamp_ms.unwrap_or(value.stamp_ms), &value.value)?;
             entries.push((store_key, store_value));
         }
@@ -155,11 +158,12 @@ impl<K: Key, UK: Key, UV: StateValue> StateCodec<K> for MapCodec<K, UK, UV> {
         let decoded = codec::decode::<MapEntries<K, UK, UV>>(bytes)?;
         let mut entries = Vec::with_capacity(decoded.iter().map(|(_, map)| map.len()).sum());
         let mut key_prefix = Vec::new();
+        let mut scratch = AlignedVec::new();
         for (key, map) in decoded {
-            layout::write_key(&mut key_prefix, key_group, state, &key)?;
+            layout::write_key(&mut key_prefix, key_group, state, &key, &mut scratch)?;
             for (user_key, value) in map {
                 let (mut store_key, mut store_value) = (key_prefix.clone(), Vec::new());
-                layout::append_user_key(&mut store_key, &user_key)?;
+                layout::append_user_key(&mut store_key, &user_key, &mut scratch)?;
                 layout::write_value(&mut store_value, restamp_ms.unwrap_or(value.stamp_ms), &value.value)?;
                 entries.push((store_key, store_value));
             }
@@ -276,7 +280,7 @@ mod tests {
     fn stored_bytes_of_other_types_are_an_error_not_a_value() {
         let codec = SlotCodec::<u64, String>::new(());
         let mut key = Vec::new();
-        layout::write_key(&mut key, 0, 0, &1u64).unwrap();
+        layout::write_key(&mut key, 0, 0, &1u64, &mut AlignedVec::new()).unwrap();
         let result = codec.encode_group(&mut stored(vec![(key.clone(), vec![0; 4])]));
         assert!(matches!(result, Err(GroupReadError::Malformed(_))), "{result:?}");
         let mut value = Vec::new();

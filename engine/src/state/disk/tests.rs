@@ -1,11 +1,12 @@
-//! Tests of the disk backend: the conformance suite, snapshots moving to and from the heap
-//! backend, its working directory, and point-in-time views.
+//! Tests of the disk backend: the conformance suite (with the default cache, a cache that keeps
+//! only a few dozen entries, and none), snapshots moving to and from the heap backend, its working
+//! directory, point-in-time views, and state larger than the cache.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::DiskStateBackend;
+use super::{DiskStateBackend, DiskStateOptions};
 use crate::key_group::{assign_key_group, KeyGroupRange};
 use crate::state::conformance;
 use crate::state::ttl::Clock;
@@ -27,6 +28,36 @@ fn heap_backend(range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clo
 }
 
 crate::state::conformance::state_backend_conformance!(disk_backend);
+
+/// A disk backend with `cache_bytes` of memory and TTL read from `clock`.
+fn disk_backend_caching(cache_bytes: u64, range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clock>) -> DiskStateBackend<u64> {
+    let options = DiskStateOptions { cache_bytes };
+    let mut backend = DiskStateBackend::open_with(test_directory("cache"), range, max_parallelism, options).expect("a fresh directory");
+    backend.set_clock(clock);
+    backend
+}
+
+/// The suite with a cache of a few dozen entries: entries leave it, dirty or not, all the time.
+mod small_cache {
+    use super::*;
+
+    fn disk_backend(range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clock>) -> DiskStateBackend<u64> {
+        disk_backend_caching(32 * 1024, range, max_parallelism, clock)
+    }
+
+    crate::state::conformance::state_backend_conformance!(disk_backend);
+}
+
+/// The suite with no cache: every access reads and writes fjall.
+mod no_cache {
+    use super::*;
+
+    fn disk_backend(range: KeyGroupRange, max_parallelism: usize, clock: Arc<dyn Clock>) -> DiskStateBackend<u64> {
+        disk_backend_caching(0, range, max_parallelism, clock)
+    }
+
+    crate::state::conformance::state_backend_conformance!(disk_backend);
+}
 
 #[test]
 fn heap_snapshots_restore_into_the_disk_backend_and_back() {
@@ -152,6 +183,31 @@ fn a_restore_before_registration_survives_in_views() {
     let view = backend.snapshot_view();
     let snapshots = whole_range().as_range().map(|group| view.snapshot_key_group(group).unwrap()).collect();
     assert_eq!(values_in(snapshots, 4), [None, None, None, Some(33)]);
+}
+
+#[test]
+fn state_larger_than_the_cache_reads_back_lists_and_snapshots_whole() {
+    // A cache of about 200 entries (64 KiB, half of it for entries) for 5,000 keys.
+    let options = DiskStateOptions { cache_bytes: 64 * 1024 };
+    let mut backend = DiskStateBackend::<u64>::open_with(test_directory("larger"), whole_range(), MAX_PARALLELISM, options).unwrap();
+    let state: ValueState<u64> = backend.register_value(&StateDescriptor::new("value")).unwrap();
+    let keys = 5_000;
+    write_values(&mut backend, state, keys, 0);
+    let mut timers = TimerService::new(whole_range(), MAX_PARALLELISM);
+    for key in (0..keys).rev() {
+        state.modify(&mut KeyContext::new(&mut backend, &mut timers, &key), |value| *value.as_mut().unwrap() += 1);
+    }
+    for key in (0..keys).step_by(2) {
+        state.clear(&mut KeyContext::new(&mut backend, &mut timers, &key));
+    }
+    let expected: Vec<Option<u64>> = (0..keys).map(|key| (key % 2 == 1).then_some(key + 1)).collect();
+    let read: Vec<Option<u64>> = (0..keys).map(|key| state.get(&mut KeyContext::new(&mut backend, &mut timers, &key))).collect();
+    assert_eq!(read, expected);
+    let mut listed: Vec<u64> = whole_range().as_range().flat_map(|group| backend.keys(group)).collect();
+    listed.sort_unstable();
+    assert_eq!(listed, (1..keys).step_by(2).collect::<Vec<u64>>());
+    let snapshots = whole_range().as_range().map(|group| backend.snapshot_key_group(group).unwrap()).collect();
+    assert_eq!(values_in(snapshots, keys), expected);
 }
 
 #[test]
