@@ -315,3 +315,18 @@ pub(crate) fn foreign_handle(name: &str, expected: &str) -> ! {
 pub(crate) fn corrupt(name: &str, key_group: usize, error: crate::base::CodecError) -> StateError {
     StateError::CorruptSnapshot { name: name.to_string(), key_group, reason: error.to_string() }
 }
+
+/// The reduce function of a reducing state (either backend).
+pub(crate) struct ReduceFn<V>(pub Box<dyn Fn(V, V) -> V + Send + Sync>);
+
+/// An aggregate function whose input and output types are fixed (either backend).
+pub(crate) struct Aggregator<A, In, Out> {
+    pub(crate) function: A,
+    _types: PhantomData<fn(In) -> Out>,
+}
+
+impl<A, In, Out> Aggregator<A, In, Out> {
+    pub fn new(function: A) -> Aggregator<A, In, Out> {
+        Aggregator { function, _types: PhantomData }
+    }
+}

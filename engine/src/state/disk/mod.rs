@@ -29,13 +29,14 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use self::state_codec::{AggregatingCodec, Aggregator, MapCodec, ReduceFn, SlotCodec, StateCodec};
+use self::state_codec::{AggregatingCodec, MapCodec, SlotCodec, StateCodec};
 use self::store::{Store, StoredState};
 pub use self::store::{
     CLEANUP_READ_AHEAD_ENTRIES_MAX, DISK_CACHE_BYTES_DEFAULT, DISK_CACHE_BYTES_MAX, DISK_CACHE_BYTES_MIN, DISK_COMPACTION_WORKERS,
     DISK_FLUSH_WORKERS, DISK_MEMTABLE_BYTES_MAX, DISK_MEMTABLE_BYTES_MIN,
 };
 pub use self::view::DiskSnapshotView;
+use super::backend::{Aggregator, ReduceFn};
 use super::backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
 use super::changes::ChangeTracking;
 use super::context::ScopedKey;

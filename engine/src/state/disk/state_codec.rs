@@ -10,6 +10,7 @@
 //! and no mutable state: it is shared (`Arc`) with point-in-time views that encode key groups on
 //! another thread.
 
+use crate::state::backend::Aggregator;
 use std::any::Any;
 use std::marker::PhantomData;
 
@@ -172,9 +173,6 @@ impl<K: Key, UK: Key, UV: StateValue> StateCodec<K> for MapCodec<K, UK, UV> {
     }
 }
 
-/// The reduce function of a reducing state.
-pub(crate) struct ReduceFn<V>(pub Box<dyn Fn(V, V) -> V + Send + Sync>);
-
 /// An aggregating state, typed by what goes in and comes out; the accumulator type hides behind
 /// one virtual call per access, as in the heap backend.
 pub(crate) struct AggregatingCodec<K, In, Out> {
@@ -185,18 +183,6 @@ pub(crate) struct AggregatingCodec<K, In, Out> {
 pub(crate) trait AggregatingOps<K, In, Out>: StateCodec<K> {
     fn add(&self, store: &mut Store, state: &mut StoredState, key: ScopedKey<'_, K>, value: In);
     fn get(&self, store: &mut Store, state: &mut StoredState, key: ScopedKey<'_, K>) -> Option<Out>;
-}
-
-/// An aggregate function whose input and output types are fixed.
-pub(crate) struct Aggregator<A, In, Out> {
-    function: A,
-    _types: PhantomData<fn(In) -> Out>,
-}
-
-impl<A, In, Out> Aggregator<A, In, Out> {
-    pub fn new(function: A) -> Aggregator<A, In, Out> {
-        Aggregator { function, _types: PhantomData }
-    }
 }
 
 impl<K, In, Acc, Out, A> AggregatingOps<K, In, Out> for SlotCodec<K, Acc, Aggregator<A, In, Out>>

@@ -17,7 +17,8 @@ use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use self::table::{AggregatingTable, Aggregator, ErasedTable, KeyedTable, MapTable, ReduceFn};
+use self::table::{AggregatingTable, ErasedTable, KeyedTable, MapTable};
+use super::backend::{Aggregator, ReduceFn};
 use super::backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
 use super::changes::{ChangeTracking, KeyGroupChanges};
 use super::context::ScopedKey;

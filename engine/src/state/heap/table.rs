@@ -20,13 +20,13 @@
 //! the cursor never needs to follow changes to the maps.
 
 use std::any::Any;
-use std::marker::PhantomData;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::base::codec::{self, CodecError};
 use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
+use crate::state::backend::Aggregator;
 use crate::state::backend::{MapEntries, SlotEntries};
 use crate::state::context::ScopedKey;
 use crate::state::descriptor::StateValue;
@@ -308,9 +308,6 @@ impl<K: Key, T: StateValue, F: Send + 'static> ErasedTable<K> for KeyedTable<K, 
     delegate_erased_table!(slots);
 }
 
-/// The reduce function of a reducing state.
-pub(crate) struct ReduceFn<V>(pub Box<dyn Fn(V, V) -> V + Send + Sync>);
-
 /// An aggregating state, typed by what goes in and comes out; the accumulator type hides behind
 /// one virtual call per access, as Flink's `AggregatingState<IN, OUT>` hides it.
 pub(crate) struct AggregatingTable<K, In, Out> {
@@ -321,18 +318,6 @@ pub(crate) struct AggregatingTable<K, In, Out> {
 pub(crate) trait AggregatingOps<K, In, Out>: ErasedTable<K> {
     fn add(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, value: In);
     fn get(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock) -> Option<Out>;
-}
-
-/// An aggregate function whose input and output types are fixed.
-pub(crate) struct Aggregator<A, In, Out> {
-    function: A,
-    _types: PhantomData<fn(In) -> Out>,
-}
-
-impl<A, In, Out> Aggregator<A, In, Out> {
-    pub fn new(function: A) -> Aggregator<A, In, Out> {
-        Aggregator { function, _types: PhantomData }
-    }
 }
 
 impl<K, In, Acc, Out, A> AggregatingOps<K, In, Out> for KeyedTable<K, Acc, Aggregator<A, In, Out>>
