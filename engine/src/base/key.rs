@@ -25,8 +25,8 @@ use super::codec::Codec;
 
 /// Keys of keyed streams: a canonical encoding for the key hash, compared for equality, hashed in
 /// one process's maps, moved between cores, written into checkpoints with the [`Codec`].
-pub trait Key: KeyBytes + Codec + Hash + Eq + Clone + Send + 'static {}
-impl<K: KeyBytes + Codec + Hash + Eq + Clone + Send + 'static> Key for K {}
+pub trait Key: KeyBytes + Codec + Hash + Eq + Clone + Send + Sync + 'static {}
+impl<K: KeyBytes + Codec + Hash + Eq + Clone + Send + Sync + 'static> Key for K {}
 
 /// The canonical encoding of a key (see the module documentation). Implement it for a key type of
 /// your own by writing its fields in a fixed order: equal keys must write equal bytes.

@@ -69,7 +69,7 @@ struct Matching<K, L, R> {
     next: usize,
 }
 
-impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F> {
+impl<K: Key, L: Clone, R: Clone, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F> {
     /// A join of the subtask owning `range` with bounds `[lower_ms, upper_ms]` (`lower_ms <= upper_ms`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
@@ -90,7 +90,7 @@ impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, 
             lower_ms,
             upper_ms,
             function,
-            buffers: KeyedStateMap::new(range, max_parallelism),
+            buffers: KeyedStateMap::new(range, max_parallelism).tracking_changes(),
             timers: TimerService::new(range, max_parallelism),
             late_dropped: 0,
             input: Vec::new().into_iter(),
@@ -117,6 +117,8 @@ impl<K: Key, L, R, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, 
 impl<K, L, R, O, KeyFn, LeftTime, RightTime, F> IntervalJoinOperator<K, L, R, KeyFn, LeftTime, RightTime, F>
 where
     K: Key,
+    L: Clone,
+    R: Clone,
     O: Record,
     KeyFn: Fn(&JoinSide<L, R>) -> K,
     LeftTime: Fn(&L) -> i64,
@@ -264,6 +266,14 @@ impl<K: Key, L: Record + StateValue, R: Record + StateValue, KeyFn, LeftTime, Ri
 {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
         OperatorKeyGroupSnapshot::new(key_group, self.buffers.max_parallelism, &self.buffers.snapshot_group(key_group))
+    }
+
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        Ok(self.buffers.snapshot_group_deferred(key_group))
+    }
+
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        self.buffers.take_changes()
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

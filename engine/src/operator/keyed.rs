@@ -9,6 +9,8 @@
 //! `KeyedStateBackend` instead (`RollingState::Backend`); snapshots have the same form either way
 //! (each key with its state), so a savepoint moves between backends.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 use crate::base::UserError;
@@ -17,18 +19,19 @@ use super::{FrameOperator, Output};
 use crate::base::Key;
 use crate::frame::Record;
 use crate::key_group::{assign_key_group, KeyGroupRange};
+use crate::state::cow::CowGroups;
 use crate::state::{KeyGroupedState, KeyedStateBackend, OperatorKeyGroupSnapshot, StateBackend, StateError, StateValue, ValueState};
 
 /// Values held per key, one map per key group of the subtask's range.
 pub(crate) struct KeyedStateMap<K, S> {
     range: KeyGroupRange,
     pub(crate) max_parallelism: usize,
-    groups: Vec<FxHashMap<K, S>>,
-    /// Key groups `update` or `restore_group` changed since `take_changes`, if tracked.
+    groups: CowGroups<K, S>,
+    /// Key groups changed since `take_changes` (by any method taking `&mut self`), if tracked.
     changes: Option<crate::state::KeyGroupChanges>,
 }
 
-impl<K: Key, S> KeyedStateMap<K, S> {
+impl<K: Key, S: Clone> KeyedStateMap<K, S> {
     pub(crate) fn new(range: KeyGroupRange, max_parallelism: usize) -> Self {
         Self::with_capacity(range, max_parallelism, 0)
     }
@@ -36,12 +39,7 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     /// A map expecting about `keys` keys in all, sized up front so it does not rehash as it fills.
     pub(crate) fn with_capacity(range: KeyGroupRange, max_parallelism: usize, keys: usize) -> Self {
         let per_group = keys.div_ceil(range.len().max(1));
-        KeyedStateMap {
-            range,
-            max_parallelism,
-            groups: (0..range.len()).map(|_| FxHashMap::with_capacity_and_hasher(per_group, Default::default())).collect(),
-            changes: None,
-        }
+        KeyedStateMap { range, max_parallelism, groups: CowGroups::new(range.len(), per_group), changes: None }
     }
 
     /// The same map, tracking which key groups change (for incremental checkpoints).
@@ -75,7 +73,7 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         if let Some(changes) = &mut self.changes {
             changes.mark(group);
         }
-        let map = &mut self.groups[group - self.range.start];
+        let map = self.groups.get_mut(group - self.range.start);
         if let Some(state) = map.get_mut(&key) {
             return (group, update(&key, state));
         }
@@ -88,13 +86,13 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     /// The state of `key`, if it has any.
     pub(crate) fn get(&self, key: &K) -> Option<&S> {
         let group = assign_key_group(key, self.max_parallelism);
-        self.groups.get(group.checked_sub(self.range.start)?)?.get(key)
+        self.range.contains(group).then(|| self.groups.get(group - self.range.start).get(key))?
     }
 
     /// Whether `key` has state.
     pub(crate) fn contains(&self, key: &K) -> bool {
         let group = assign_key_group(key, self.max_parallelism);
-        self.range.contains(group) && self.groups[group - self.range.start].contains_key(key)
+        self.range.contains(group) && self.groups.get(group - self.range.start).contains_key(key)
     }
 
     /// Every key with its state, key group by key group.
@@ -110,19 +108,29 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     /// The keys and states of the `index`-th key group of the range, in a stable order while the
     /// map is not changed.
     pub(crate) fn iter_group(&self, index: usize) -> impl Iterator<Item = (&K, &S)> {
-        self.groups[index].iter()
+        self.groups.get(index).iter()
+    }
+
+    /// The map of `key`'s group, to change (the group counts as changed), if owned here.
+    fn group_of_mut(&mut self, key: &K) -> Option<&mut FxHashMap<K, S>> {
+        let group = assign_key_group(key, self.max_parallelism);
+        if !self.range.contains(group) {
+            return None;
+        }
+        if let Some(changes) = &mut self.changes {
+            changes.mark(group);
+        }
+        Some(self.groups.get_mut(group - self.range.start))
     }
 
     /// Removes the state of `key`.
     pub(crate) fn remove(&mut self, key: &K) -> Option<S> {
-        let group = assign_key_group(key, self.max_parallelism);
-        self.groups.get_mut(group.checked_sub(self.range.start)?)?.remove(key)
+        self.group_of_mut(key)?.remove(key)
     }
 
     /// Runs `f` on the state of `key` if it has one.
     pub(crate) fn with_existing<R>(&mut self, key: &K, f: impl FnOnce(&mut S) -> R) -> Option<R> {
-        let group = assign_key_group(key, self.max_parallelism);
-        self.groups.get_mut(group.checked_sub(self.range.start)?)?.get_mut(key).map(f)
+        self.group_of_mut(key)?.get_mut(key).map(f)
     }
 
     /// The key groups this map holds.
@@ -131,12 +139,27 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     }
 
     /// Copies the entries of one key group.
-    pub(crate) fn snapshot_group(&self, key_group: usize) -> Vec<(K, S)>
-    where
-        S: Clone,
-    {
+    pub(crate) fn snapshot_group(&self, key_group: usize) -> Vec<(K, S)> {
+        entries_of(&self.share_group(key_group))
+    }
+
+    /// One key group's map as it is now, unchanged by later writes (constant time: see
+    /// `CowGroups`).
+    pub(crate) fn share_group(&self, key_group: usize) -> Arc<FxHashMap<K, S>> {
         assert!(self.range.contains(key_group), "key group {key_group} is not in {:?}", self.range);
-        self.groups[key_group - self.range.start].iter().map(|(k, s)| (k.clone(), s.clone())).collect()
+        self.groups.share(key_group - self.range.start)
+    }
+
+    /// One key group's snapshot, taken now in constant time and encoded (as `Vec<(K, S)>`, what
+    /// `snapshot_group` gives) when the returned closure runs.
+    pub(crate) fn snapshot_group_deferred(&self, key_group: usize) -> crate::state::DeferredKeyGroup
+    where
+        K: Sync,
+        S: StateValue + Sync,
+    {
+        let shared = self.share_group(key_group);
+        let max_parallelism = self.max_parallelism;
+        Box::new(move || OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &entries_of(&shared)))
     }
 
     /// Puts restored entries of one key group in place (replacing entries of the same keys).
@@ -145,7 +168,7 @@ impl<K: Key, S> KeyedStateMap<K, S> {
         if let Some(changes) = &mut self.changes {
             changes.mark(key_group);
         }
-        let group = &mut self.groups[key_group - self.range.start];
+        let group = self.groups.get_mut(key_group - self.range.start);
         for (key, state) in entries {
             debug_assert_eq!(assign_key_group(&key, self.max_parallelism), key_group, "restored key in the wrong key group");
             group.insert(key, state);
@@ -156,6 +179,11 @@ impl<K: Key, S> KeyedStateMap<K, S> {
     pub(crate) fn len(&self) -> usize {
         self.groups.iter().map(|g| g.len()).sum()
     }
+}
+
+/// A group's entries, copied out of its map.
+fn entries_of<K: Clone, S: Clone>(group: &FxHashMap<K, S>) -> Vec<(K, S)> {
+    group.iter().map(|(key, state)| (key.clone(), state.clone())).collect()
 }
 
 /// Keeps state `S` per key; for each record, updates the key's state and emits what `update`
@@ -250,38 +278,33 @@ where
 
 impl<K: Key, S: StateValue, KeyFn, InitFn, UpdateFn> KeyGroupedState for RollingKeyedOperator<K, S, KeyFn, InitFn, UpdateFn> {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
-        let (_, max_parallelism) = self.state.range_and_max_parallelism();
-        let entries: Vec<(K, S)> = match &self.state {
-            RollingState::Memory(map) => map.snapshot_group(key_group),
-            RollingState::Backend { backend, .. } => {
-                // The same form as the in-memory state's: each key with its state, read from the
-                // backend's own snapshot of the group (reads through the backend need `&mut`).
-                let group = backend.snapshot_key_group(key_group)?;
-                match group.states().iter().find(|state| state.name() == ROLLING_STATE) {
-                    None => Vec::new(),
-                    Some(state) => crate::base::codec::decode::<crate::state::backend::SlotEntries<K, S>>(&state.data)
-                        .map_err(|error| StateError::CorruptSnapshot {
-                            name: ROLLING_STATE.to_string(),
-                            key_group,
-                            reason: error.to_string(),
-                        })?
-                        .into_iter()
-                        .map(|(key, stamped)| (key, stamped.value))
-                        .collect(),
-                }
-            }
-        };
-        OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &entries)
+        self.snapshot_key_group_deferred(key_group)?()
     }
 
     fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
         match &self.state {
-            RollingState::Memory(map) => {
-                Ok(OperatorKeyGroupSnapshot::deferred(key_group, map.max_parallelism, map.snapshot_group(key_group)))
-            }
-            RollingState::Backend { .. } => {
-                let snapshot = self.snapshot_key_group(key_group)?;
-                Ok(Box::new(move || Ok(snapshot)))
+            RollingState::Memory(map) => Ok(map.snapshot_group_deferred(key_group)),
+            RollingState::Backend { backend, .. } => {
+                let max_parallelism = backend.max_parallelism();
+                let taken = backend.snapshot_key_group_deferred(key_group)?;
+                Ok(Box::new(move || {
+                    // The same form as the in-memory state's: each key with its state, read from
+                    // the backend's snapshot of the group.
+                    let group = taken()?;
+                    let entries: Vec<(K, S)> = match group.states().iter().find(|state| state.name() == ROLLING_STATE) {
+                        None => Vec::new(),
+                        Some(state) => crate::base::codec::decode::<crate::state::backend::SlotEntries<K, S>>(&state.data)
+                            .map_err(|error| StateError::CorruptSnapshot {
+                                name: ROLLING_STATE.to_string(),
+                                key_group,
+                                reason: error.to_string(),
+                            })?
+                            .into_iter()
+                            .map(|(key, stamped)| (key, stamped.value))
+                            .collect(),
+                    };
+                    OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &entries)
+                }))
             }
         }
     }
@@ -326,6 +349,32 @@ mod tests {
         }
         assert_eq!(state.update(1, || 0, |_, count| *count), 3);
         assert_eq!(state.len(), 3);
+    }
+
+    #[test]
+    fn a_deferred_group_snapshot_holds_the_state_at_the_barrier_and_every_change_is_tracked() {
+        let range = KeyGroupRange::for_subtask(0, 1, 16);
+        let mut state = KeyedStateMap::<i64, u64>::new(range, 16).tracking_changes();
+        let keys: Vec<i64> = (0..).filter(|key| assign_key_group(key, 16) == 5).take(3).collect();
+        for &key in &keys[..2] {
+            state.update(key, || 7, |_, _| ());
+        }
+        assert_eq!(state.take_changes().map(|groups| groups.len()), Some(16), "every group at first");
+        let taken = state.snapshot_group_deferred(5);
+        // After the barrier: a change, a removal and a new key, each tracked.
+        state.with_existing(&keys[0], |value| *value = 8);
+        assert_eq!(state.take_changes(), Some(vec![5]));
+        state.remove(&keys[1]);
+        assert_eq!(state.take_changes(), Some(vec![5]));
+        state.update(keys[2], || 9, |_, _| ());
+        let snapshot = taken().unwrap();
+        let (_, mut entries) = snapshot.into_data::<Vec<(i64, u64)>>(range, 16).unwrap();
+        entries.sort();
+        let mut expected = vec![(keys[0], 7), (keys[1], 7)];
+        expected.sort();
+        assert_eq!(entries, expected);
+        assert_eq!(state.get(&keys[0]), Some(&8));
+        assert_eq!(state.len(), 2);
     }
 
     #[test]

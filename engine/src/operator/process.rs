@@ -224,6 +224,14 @@ impl<K: Key, In: Record, F: Send, KeyFn: Send> KeyGroupedState for KeyedProcessO
         OperatorKeyGroupSnapshot::new(key_group, self.backend.max_parallelism(), &(state, timers))
     }
 
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        // The state is taken without a copy; the group's timers are copied (as Flink's heap timers).
+        let state = self.backend.snapshot_key_group_deferred(key_group)?;
+        let timers = self.timers.snapshot_key_group(key_group);
+        let max_parallelism = self.backend.max_parallelism();
+        Ok(Box::new(move || OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &(state()?, timers))))
+    }
+
     fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
         let changed = self.changes.key_groups();
         self.changes.clear();

@@ -154,7 +154,15 @@ pub trait StateBackend<K: Key>: Send + 'static {
     fn cleanup_after_record(&mut self) -> usize;
 
     /// Every state of `key_group`, encoded: what a checkpoint writes for it.
-    fn snapshot_key_group(&self, key_group: usize) -> Result<KeyGroupSnapshot<K>, StateError>;
+    fn snapshot_key_group(&self, key_group: usize) -> Result<KeyGroupSnapshot<K>, StateError> {
+        self.snapshot_key_group_deferred(key_group)?()
+    }
+
+    /// Every state of `key_group` as it is now, encoded when the returned closure runs, on any
+    /// thread, while this backend goes on changing: what a checkpoint takes at its barrier. Taking
+    /// it copies nothing (the heap backend shares its maps copy-on-write, the disk backend pins an
+    /// MVCC snapshot), so a checkpoint's synchronous part does not grow with the state.
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<DeferredBackendGroup<K>, StateError>;
 
     /// Replaces the state of the snapshot's key group with the snapshot's. States the snapshot
     /// names that are not registered yet are kept and restored when they are registered (a restore
@@ -162,6 +170,10 @@ pub trait StateBackend<K: Key>: Send + 'static {
     /// a state, bytes that do not decode) is refused and the group is left as it was.
     fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError>;
 }
+
+/// A key group's state taken at one point, to encode later (see
+/// [`StateBackend::snapshot_key_group_deferred`]).
+pub type DeferredBackendGroup<K> = Box<dyn FnOnce() -> Result<KeyGroupSnapshot<K>, StateError> + Send>;
 
 /// The state of one key group, owned and detached from any backend.
 ///

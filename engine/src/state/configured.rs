@@ -202,6 +202,10 @@ impl<K: Key> StateBackend<K> for KeyedStateBackend<K> {
         forward!(self, b => b.snapshot_key_group(key_group))
     }
 
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::backend::DeferredBackendGroup<K>, StateError> {
+        forward!(self, b => b.snapshot_key_group_deferred(key_group))
+    }
+
     fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError> {
         forward!(self, b => b.restore_key_group(snapshot))
     }

@@ -50,6 +50,7 @@ macro_rules! state_backend_conformance {
             incremental_cleanup_on_every_record_needs_no_access,
             snapshots_keep_ttl_stamps,
             snapshots_restore_exactly_what_was_written,
+            a_deferred_snapshot_encodes_the_state_as_it_was_when_taken,
             a_new_backend_reports_every_key_group_changed_until_a_checkpoint,
             writes_clears_and_restores_mark_their_key_group_and_reads_do_not,
             reads_that_restamp_a_value_mark_its_key_group,
@@ -710,6 +711,48 @@ pub(crate) fn snapshots_restore_exactly_what_was_written<B: StateBackend<u64>>(m
     if let Err(failure) = outcome {
         panic!("{failure}");
     }
+}
+
+/// A checkpoint takes a key group at its barrier and encodes it later while the task goes on
+/// writing: what it encodes is the state at the barrier, for every kind, whatever came after
+/// (writes, clears, new keys, a whole group cleared by a restore).
+pub(crate) fn a_deferred_snapshot_encodes_the_state_as_it_was_when_taken<B: StateBackend<u64>>(make: MakeBackend<'_, B>) {
+    let mut h = Harness::whole(make);
+    let states = register_states(&mut h.backend, None);
+    let (group, other_group) = (3, 4);
+    let keys = keys_in_group(group, 6);
+    for &key in &keys[..4] {
+        write_all(&states, &mut h.ctx(&key), key);
+    }
+    let taken = h.backend.snapshot_key_group_deferred(group).expect("owned group");
+    let empty_taken = h.backend.snapshot_key_group_deferred(other_group).expect("owned group");
+    // After the barrier: change one key, clear another, add two, and fill the other group.
+    states.value.update(&mut h.ctx(&keys[0]), 999);
+    states.map.put(&mut h.ctx(&keys[0]), 3, "late".to_string());
+    h.ctx(&keys[1]).clear_all_state();
+    for &key in &keys[4..] {
+        write_all(&states, &mut h.ctx(&key), key);
+    }
+    for key in keys_in_group(other_group, 3) {
+        write_all(&states, &mut h.ctx(&key), key);
+    }
+    let snapshot = taken().expect("encodes");
+    let empty = empty_taken().expect("encodes");
+
+    let mut restored = Harness::whole(make);
+    let restored_states = register_states(&mut restored.backend, None);
+    restored.backend.restore_key_group(snapshot).expect("owned group");
+    restored.backend.restore_key_group(empty).expect("owned group");
+    for (index, &key) in keys.iter().enumerate() {
+        check_all(&restored_states, &mut restored.ctx(&key), key, index < 4);
+    }
+    for key in keys_in_group(other_group, 3) {
+        check_all(&restored_states, &mut restored.ctx(&key), key, false);
+    }
+    // The backend itself kept every write made after the barrier.
+    assert_eq!(states.value.get(&mut h.ctx(&keys[0])), Some(999));
+    check_all(&states, &mut h.ctx(&keys[1]), keys[1], false);
+    check_all(&states, &mut h.ctx(&keys[5]), keys[5], true);
 }
 
 pub(crate) fn a_new_backend_reports_every_key_group_changed_until_a_checkpoint<B: StateBackend<u64> + ChangeTracking>(

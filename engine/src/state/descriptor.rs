@@ -10,8 +10,8 @@ use crate::base::Codec;
 
 /// Values kept in state: cloned, moved between cores, and written into checkpoints (and the disk
 /// backend) with the [`Codec`](crate::base::Codec).
-pub trait StateValue: Clone + Codec + Send + 'static {}
-impl<T: Clone + Codec + Send + 'static> StateValue for T {}
+pub trait StateValue: Clone + Codec + Send + Sync + 'static {}
+impl<T: Clone + Codec + Send + Sync + 'static> StateValue for T {}
 
 /// The kinds of keyed state, as in Flink.
 #[derive(

@@ -36,6 +36,7 @@ pub mod backend;
 pub mod changes;
 pub mod configured;
 pub mod context;
+pub(crate) mod cow;
 pub mod descriptor;
 pub mod disk;
 pub mod handle;

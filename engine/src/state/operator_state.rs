@@ -61,12 +61,6 @@ impl OperatorKeyGroupSnapshot {
         self.data.len()
     }
 
-    /// A snapshot of `data` to encode later, off the task's slot: the data is taken (copied) now,
-    /// at the barrier; the encoding runs when the job driver takes the acknowledgement.
-    pub(crate) fn deferred<T: Codec>(key_group: usize, max_parallelism: usize, data: T) -> DeferredKeyGroup {
-        Box::new(move || OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &data))
-    }
-
     /// Opens the snapshot for a subtask owning `range` of `max_parallelism` key groups.
     pub(crate) fn into_data<T: Codec>(self, range: KeyGroupRange, max_parallelism: usize) -> Result<(usize, T), StateError> {
         let key_group = self.key_group();
@@ -100,7 +94,8 @@ pub trait KeyGroupedState {
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError>;
 
     /// The state of `key_group` taken now and encoded later, off the task's slot (what a
-    /// checkpoint does: the synchronous part is the copy). The default encodes now.
+    /// checkpoint does). Every built-in keyed operator takes it without copying its state
+    /// (copy-on-write maps, MVCC views); the default encodes now.
     fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<DeferredKeyGroup, StateError> {
         let snapshot = self.snapshot_key_group(key_group)?;
         Ok(Box::new(move || Ok(snapshot)))

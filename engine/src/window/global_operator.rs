@@ -48,7 +48,7 @@ pub(crate) struct GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn> {
     firing: bool,
 }
 
-impl<K: Key, F, Tr, S, KeyFn, TimestampFn> GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn> {
+impl<K: Key, F, Tr: Clone, S: Clone, KeyFn, TimestampFn> GlobalWindowOperator<K, F, Tr, S, KeyFn, TimestampFn> {
     pub(crate) fn new(
         key_fn: KeyFn,
         timestamp_fn: TimestampFn,
@@ -62,7 +62,7 @@ impl<K: Key, F, Tr, S, KeyFn, TimestampFn> GlobalWindowOperator<K, F, Tr, S, Key
             timestamp_fn,
             function,
             trigger,
-            windows: KeyedStateMap::new(range, max_parallelism),
+            windows: KeyedStateMap::new(range, max_parallelism).tracking_changes(),
             timers: TimerService::new(range, max_parallelism),
             watermark: i64::MIN,
             firing: false,
@@ -205,6 +205,14 @@ where
 {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
         OperatorKeyGroupSnapshot::new(key_group, self.windows.max_parallelism, &self.windows.snapshot_group(key_group))
+    }
+
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        Ok(self.windows.snapshot_group_deferred(key_group))
+    }
+
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        self.windows.take_changes()
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

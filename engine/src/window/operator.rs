@@ -353,13 +353,17 @@ where
     }
 
     fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
-        let windows: WindowGroupSnapshot<K, F::State> = self
-            .windows
-            .iter()
-            .map(|open| (open.window, open.fired, open.state.snapshot_group(key_group)))
-            .filter(|(_, _, entries)| !entries.is_empty())
-            .collect();
-        Ok(OperatorKeyGroupSnapshot::deferred(key_group, self.max_parallelism, windows))
+        // Constant time per window: each window's map of this group is shared, not copied.
+        let shared: Vec<_> = self.windows.iter().map(|open| (open.window, open.fired, open.state.share_group(key_group))).collect();
+        let max_parallelism = self.max_parallelism;
+        Ok(Box::new(move || {
+            let windows: WindowGroupSnapshot<K, F::State> = shared
+                .iter()
+                .filter(|(_, _, entries)| !entries.is_empty())
+                .map(|(window, fired, entries)| (*window, *fired, entries.iter().map(|(k, s)| (k.clone(), s.clone())).collect()))
+                .collect();
+            OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &windows)
+        }))
     }
 
     fn changed_key_groups(&mut self) -> Option<Vec<usize>> {

@@ -87,7 +87,7 @@ where
             function,
             allowed_lateness_ms,
             late_policy,
-            sessions: KeyedStateMap::new(range, max_parallelism),
+            sessions: KeyedStateMap::new(range, max_parallelism).tracking_changes(),
             timers: TimerService::new(range, max_parallelism),
             watermark: i64::MIN,
             firing_pending: false,
@@ -276,6 +276,14 @@ where
 {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
         OperatorKeyGroupSnapshot::new(key_group, self.sessions.max_parallelism, &self.sessions.snapshot_group(key_group))
+    }
+
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        Ok(self.sessions.snapshot_group_deferred(key_group))
+    }
+
+    fn changed_key_groups(&mut self) -> Option<Vec<usize>> {
+        self.sessions.take_changes()
     }
 
     fn restore_key_group(&mut self, snapshot: OperatorKeyGroupSnapshot) -> Result<(), StateError> {

@@ -481,6 +481,12 @@ impl<K: Key> StateBackend<K> for DiskStateBackend<K> {
         view::encode_key_group(&snapshot, states, &self.pending, key_group, self.max_parallelism, self.directory())
     }
 
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::backend::DeferredBackendGroup<K>, StateError> {
+        self.check_owned(key_group);
+        let view = self.snapshot_view();
+        Ok(Box::new(move || view.snapshot_key_group(key_group)))
+    }
+
     fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError> {
         if snapshot.max_parallelism() != self.max_parallelism {
             return Err(StateError::MaxParallelismMismatch { snapshot: snapshot.max_parallelism(), subtask: self.max_parallelism });

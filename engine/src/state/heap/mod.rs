@@ -19,7 +19,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use self::table::{AggregatingTable, ErasedTable, KeyedTable, MapTable};
 use super::backend::{Aggregator, ReduceFn};
-use super::backend::{KeyGroupSnapshot, StateBackend, StateSnapshot};
+use super::backend::{DeferredBackendGroup, KeyGroupSnapshot, StateBackend, StateSnapshot};
 use super::changes::{ChangeTracking, KeyGroupChanges};
 use super::context::ScopedKey;
 use super::descriptor::{StateDescriptor, StateKind, StateValue};
@@ -390,25 +390,32 @@ impl<K: Key> StateBackend<K> for HeapStateBackend<K> {
         self.cleaned_every_record.iter().map(|id| self.states[id.index()].table.cleanup_step(now_ms)).sum()
     }
 
-    fn snapshot_key_group(&self, key_group: usize) -> Result<KeyGroupSnapshot<K>, StateError> {
+    fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<DeferredBackendGroup<K>, StateError> {
         self.check_owned(key_group);
-        let mut states = Vec::new();
-        for registered in &self.states {
-            let group = registered.table.snapshot_group(key_group).map_err(|error| corrupt(&registered.name, key_group, error))?;
-            if group.entries > 0 {
-                states.push(StateSnapshot {
-                    name: registered.name.clone(),
-                    kind: registered.kind,
-                    ttl: registered.ttl,
-                    type_name: registered.type_name.to_string(),
-                    entries: group.entries as u64,
-                    data: group.bytes,
-                });
-            }
-        }
+        let taken: Vec<_> = self
+            .states
+            .iter()
+            .map(|registered| {
+                let declared = (registered.name.clone(), registered.kind, registered.ttl, registered.type_name);
+                (declared, registered.table.snapshot_group(key_group))
+            })
+            .collect();
         // Restored but not yet registered: still this group's state, so it goes into the next checkpoint.
-        states.extend(self.pending.iter().filter(|(group, _)| *group == key_group).map(|(_, snapshot)| snapshot.clone()));
-        Ok(KeyGroupSnapshot::new(key_group, self.max_parallelism, states))
+        let pending: Vec<StateSnapshot> =
+            self.pending.iter().filter(|(group, _)| *group == key_group).map(|(_, snapshot)| snapshot.clone()).collect();
+        let max_parallelism = self.max_parallelism;
+        Ok(Box::new(move || {
+            let mut states = Vec::new();
+            for ((name, kind, ttl, type_name), deferred) in taken {
+                let group = deferred().map_err(|error| corrupt(&name, key_group, error))?;
+                if group.entries > 0 {
+                    let type_name = type_name.to_string();
+                    states.push(StateSnapshot { name, kind, ttl, type_name, entries: group.entries as u64, data: group.bytes });
+                }
+            }
+            states.extend(pending);
+            Ok(KeyGroupSnapshot::new(key_group, max_parallelism, states))
+        }))
     }
 
     fn restore_key_group(&mut self, snapshot: KeyGroupSnapshot<K>) -> Result<(), StateError> {

@@ -29,6 +29,7 @@ use crate::key_group::KeyGroupRange;
 use crate::state::backend::Aggregator;
 use crate::state::backend::{MapEntries, SlotEntries};
 use crate::state::context::ScopedKey;
+use crate::state::cow::CowGroups;
 use crate::state::descriptor::StateValue;
 use crate::state::ttl::{Clock, TtlPolicy, TtlValue};
 
@@ -47,14 +48,18 @@ pub(crate) trait ErasedTable<K>: Send {
     fn cleanup_step(&mut self, now_ms: i64) -> usize;
     /// Removes every entry of `key_group`.
     fn clear_group(&mut self, key_group: usize);
-    /// `key_group`'s entries, encoded.
-    fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError>;
+    /// `key_group`'s entries as they are now, encoded when the returned closure runs (on any
+    /// thread, while the table goes on changing): taking it is constant time (see `CowGroups`).
+    fn snapshot_group(&self, key_group: usize) -> DeferredGroupData;
     /// Decodes entries `snapshot_group` encoded (in this or another backend), for `restore_group`.
     fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError>;
     /// Replaces `key_group`'s entries with `data` (from `decode_group`); with `restamp_ms`, every
     /// value is stamped anew at that time.
     fn restore_group(&mut self, key_group: usize, data: Box<dyn Any + Send>, restamp_ms: Option<i64>);
 }
+
+/// One state's entries of one key group, to encode later.
+pub(crate) type DeferredGroupData = Box<dyn FnOnce() -> Result<GroupData, CodecError> + Send>;
 
 /// One state's entries of one key group, encoded.
 pub(crate) struct GroupData {
@@ -89,18 +94,18 @@ impl<K: Key> CleanupCursor<K> {
     /// Visits up to `steps` keys of `groups`, going round them, and removes each whose entry
     /// `expire` says is empty after dropping its expired parts; returns what `expire` removed.
     /// Entering a group counts as a step, so a step over empty groups ends too.
-    fn step<V>(&mut self, groups: &mut [FxHashMap<K, V>], steps: usize, mut expire: impl FnMut(&mut V) -> (usize, bool)) -> usize {
+    fn step<V: Clone>(&mut self, groups: &mut CowGroups<K, V>, steps: usize, mut expire: impl FnMut(&mut V) -> (usize, bool)) -> usize {
         let mut removed = 0;
         for _ in 0..steps {
             let Some(key) = self.keys.pop() else {
-                if groups.is_empty() {
+                if groups.len() == 0 {
                     break;
                 }
                 self.group = self.group.wrapping_add(1) % groups.len();
-                self.keys.extend(groups[self.group].keys().cloned());
+                self.keys.extend(groups.get(self.group).keys().cloned());
                 continue;
             };
-            let map = &mut groups[self.group];
+            let map = groups.get_mut(self.group);
             if let Some(entry) = map.get_mut(&key) {
                 let (dropped, emptied) = expire(entry);
                 removed += dropped;
@@ -117,14 +122,14 @@ impl<K: Key> CleanupCursor<K> {
 /// whose value it leaves `None`, so "no value" and "no entry" are the same thing.
 pub(crate) struct Slots<K, T> {
     start: usize,
-    groups: Vec<FxHashMap<K, TtlValue<Option<T>>>>,
+    groups: CowGroups<K, TtlValue<Option<T>>>,
     ttl: Option<TtlPolicy>,
     cursor: CleanupCursor<K>,
 }
 
 impl<K: Key, T: StateValue> Slots<K, T> {
     fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>) -> Slots<K, T> {
-        Slots { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl, cursor: CleanupCursor::new() }
+        Slots { start: range.start, groups: CowGroups::new(range.len(), 0), ttl, cursor: CleanupCursor::new() }
     }
 
     /// One incremental cleanup step with `policy` at `now_ms`.
@@ -159,7 +164,7 @@ impl<K: Key, T: StateValue> Slots<K, T> {
         write: bool,
         f: impl FnOnce(&mut Option<T>) -> R,
     ) -> R {
-        let map = &mut self.groups[key.key_group() - self.start];
+        let map = self.groups.get_mut(key.key_group() - self.start);
         if let Some(slot) = map.get_mut(key.key()) {
             let mut created = false;
             if let Some((policy, now_ms)) = ttl {
@@ -188,11 +193,11 @@ impl<K: Key, T: StateValue> Slots<K, T> {
     }
 
     fn group(&self, key_group: usize) -> &FxHashMap<K, TtlValue<Option<T>>> {
-        &self.groups[key_group - self.start]
+        self.groups.get(key_group - self.start)
     }
 
     fn group_mut(&mut self, key_group: usize) -> &mut FxHashMap<K, TtlValue<Option<T>>> {
-        &mut self.groups[key_group - self.start]
+        self.groups.get_mut(key_group - self.start)
     }
 }
 
@@ -228,13 +233,15 @@ impl<K: Key, T: StateValue> ErasedTable<K> for Slots<K, T> {
         self.group_mut(key_group).clear();
     }
 
-    fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError> {
-        let entries: SlotEntries<K, T> = self
-            .group(key_group)
-            .iter()
-            .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (key.clone(), TtlValue::new(value.clone(), slot.stamp_ms))))
-            .collect();
-        GroupData::new(entries.len(), &entries)
+    fn snapshot_group(&self, key_group: usize) -> DeferredGroupData {
+        let group = self.groups.share(key_group - self.start);
+        Box::new(move || {
+            let entries: SlotEntries<K, T> = group
+                .iter()
+                .filter_map(|(key, slot)| slot.value.as_ref().map(|value| (key.clone(), TtlValue::new(value.clone(), slot.stamp_ms))))
+                .collect();
+            GroupData::new(entries.len(), &entries)
+        })
     }
 
     fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
@@ -286,7 +293,7 @@ macro_rules! delegate_erased_table {
             self.$field.clear_group(key_group)
         }
 
-        fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError> {
+        fn snapshot_group(&self, key_group: usize) -> DeferredGroupData {
             self.$field.snapshot_group(key_group)
         }
 
@@ -351,14 +358,14 @@ impl<K: Key, In: 'static, Out: 'static> ErasedTable<K> for AggregatingTable<K, I
 /// expiring its last entry removes the key.
 pub(crate) struct MapTable<K, UK, UV> {
     start: usize,
-    groups: Vec<FxHashMap<K, FxHashMap<UK, TtlValue<UV>>>>,
+    groups: CowGroups<K, FxHashMap<UK, TtlValue<UV>>>,
     ttl: Option<TtlPolicy>,
     cursor: CleanupCursor<K>,
 }
 
 impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
     pub fn new(range: KeyGroupRange, ttl: Option<TtlPolicy>) -> MapTable<K, UK, UV> {
-        MapTable { start: range.start, groups: (0..range.len()).map(|_| FxHashMap::default()).collect(), ttl, cursor: CleanupCursor::new() }
+        MapTable { start: range.start, groups: CowGroups::new(range.len(), 0), ttl, cursor: CleanupCursor::new() }
     }
 
     /// One incremental cleanup step at `now_ms`, if the state has a TTL: a visited key loses its
@@ -390,7 +397,7 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
     /// `read` without the cleanup step.
     fn read_entry<R>(&mut self, key: ScopedKey<'_, K>, user_key: &UK, clock: &dyn Clock, read: impl FnOnce(Option<&UV>) -> R) -> R {
         let ttl = self.ttl;
-        let map = &mut self.groups[key.key_group() - self.start];
+        let map = self.groups.get_mut(key.key_group() - self.start);
         let Some(entries) = map.get_mut(key.key()) else { return read(None) };
         let Some(entry) = entries.get_mut(user_key) else { return read(None) };
         if let Some(policy) = ttl {
@@ -412,7 +419,7 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
     /// Sets the entry of `user_key`, stamped now.
     pub fn put(&mut self, key: ScopedKey<'_, K>, user_key: UK, value: UV, clock: &dyn Clock) {
         let stamp_ms = if self.ttl.is_some() { clock.now_ms() } else { 0 };
-        let map = &mut self.groups[key.key_group() - self.start];
+        let map = self.groups.get_mut(key.key_group() - self.start);
         let entry = TtlValue::new(value, stamp_ms);
         match map.get_mut(key.key()) {
             Some(entries) => {
@@ -432,7 +439,7 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
 
     /// Removes the entry of `user_key`.
     pub fn remove(&mut self, key: ScopedKey<'_, K>, user_key: &UK, clock: &dyn Clock) {
-        let map = &mut self.groups[key.key_group() - self.start];
+        let map = self.groups.get_mut(key.key_group() - self.start);
         if let Some(entries) = map.get_mut(key.key()) {
             entries.remove(user_key);
             if entries.is_empty() {
@@ -451,7 +458,7 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
     /// `for_each` without the cleanup step.
     fn for_each_entry(&mut self, key: ScopedKey<'_, K>, clock: &dyn Clock, mut visit: impl FnMut(&UK, &UV)) {
         let ttl = self.ttl;
-        let map = &mut self.groups[key.key_group() - self.start];
+        let map = self.groups.get_mut(key.key_group() - self.start);
         let Some(entries) = map.get_mut(key.key()) else { return };
         if let Some(policy) = ttl {
             let now_ms = clock.now_ms();
@@ -470,11 +477,11 @@ impl<K: Key, UK: Key, UV: StateValue> MapTable<K, UK, UV> {
     }
 
     fn group(&self, key_group: usize) -> &FxHashMap<K, FxHashMap<UK, TtlValue<UV>>> {
-        &self.groups[key_group - self.start]
+        self.groups.get(key_group - self.start)
     }
 
     fn group_mut(&mut self, key_group: usize) -> &mut FxHashMap<K, FxHashMap<UK, TtlValue<UV>>> {
-        &mut self.groups[key_group - self.start]
+        self.groups.get_mut(key_group - self.start)
     }
 }
 
@@ -511,11 +518,13 @@ impl<K: Key, UK: Key, UV: StateValue> ErasedTable<K> for MapTable<K, UK, UV> {
         self.group_mut(key_group).clear();
     }
 
-    fn snapshot_group(&self, key_group: usize) -> Result<GroupData, CodecError> {
-        let group = self.group(key_group);
-        let entries: MapEntries<K, UK, UV> =
-            group.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect())).collect();
-        GroupData::new(group.values().map(FxHashMap::len).sum(), &entries)
+    fn snapshot_group(&self, key_group: usize) -> DeferredGroupData {
+        let group = self.groups.share(key_group - self.start);
+        Box::new(move || {
+            let entries: MapEntries<K, UK, UV> =
+                group.iter().map(|(key, entries)| (key.clone(), entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect())).collect();
+            GroupData::new(group.values().map(FxHashMap::len).sum(), &entries)
+        })
     }
 
     fn decode_group(&self, bytes: &[u8]) -> Result<Box<dyn Any + Send>, CodecError> {
