@@ -20,11 +20,14 @@ use std::time::Duration;
 use tethys_engine::rkyv;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::source::collection::CollectionSource;
+use tethys_engine::state::disk::DISK_CACHE_BYTES_MIN;
+use tethys_engine::state::StateBackendConfig;
 use tethys_engine::window::function::WindowContext;
 use tethys_engine::{
     CumulateEventTimeWindows, DataStream, EngineConfig, EventTimeSessionWindows, LatePolicy, LateRecord, Output, OutputTag,
     SlidingEventTimeWindows, StreamEnvironment, TumblingEventTimeWindows, UserError, WatermarkStrategy,
 };
+use tethys_tests::TempDir;
 
 /// One input row: `key,ts_ms,value,seq`. Window contents are checkpointed state, so it derives
 /// the engine's codec.
@@ -76,6 +79,8 @@ enum Expected {
 const OUT_OF_ORDERNESS: Duration = Duration::from_millis(1_999);
 
 const FRAME_SIZES: [usize; 3] = [1, 2, 1_024];
+/// Frame sizes the cases also run at with window state in the disk backend.
+const DISK_FRAME_SIZES: [usize; 2] = [1, 1_024];
 
 fn conformance_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("conformance")
@@ -127,9 +132,16 @@ fn summarize(context: &WindowContext<'_, char>, records: &[Input], out: &mut Out
 }
 
 /// Runs `inputs` through `windows` with `lateness_ms` at parallelism 1 in frames of
-/// `frame_records`; returns the firings and the late side output.
-fn run(inputs: &[Input], windows: Windows, lateness_ms: u64, frame_records: usize) -> (Vec<Firing>, Vec<LateRecord<Input>>) {
-    let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: frame_records, ..EngineConfig::default() };
+/// `frame_records`, keeping window state in `state_backend`; returns the firings and the late
+/// side output.
+fn run(
+    inputs: &[Input],
+    windows: Windows,
+    lateness_ms: u64,
+    frame_records: usize,
+    state_backend: StateBackendConfig,
+) -> (Vec<Firing>, Vec<LateRecord<Input>>) {
+    let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: frame_records, state_backend, ..EngineConfig::default() };
     let env = StreamEnvironment::new(config);
     let late_tag = OutputTag::new("late");
     let (fired, late) = (CollectSink::new(), CollectSink::new());
@@ -241,15 +253,29 @@ fn check(file: &str) {
     let expected_rows: Vec<String> =
         read_csv(&conformance_dir().join("expected").join(file), header).iter().map(|row| row.join(",")).collect();
     let inputs = read_input(input);
-    for frame_records in FRAME_SIZES {
-        let (firings, late) = run(&inputs, windows, lateness_ms, frame_records);
+    // Every case in memory; the windows kept in the disk backend too (sessions stay in memory).
+    let mut runs: Vec<(usize, Option<TempDir>)> = FRAME_SIZES.iter().map(|&frame_records| (frame_records, None)).collect();
+    if !matches!(windows, Windows::Session) {
+        runs.extend(
+            DISK_FRAME_SIZES
+                .iter()
+                .map(|&frame_records| (frame_records, Some(TempDir::new(&format!("conformance-{case}-{frame_records}"))))),
+        );
+    }
+    for (frame_records, disk) in runs {
+        let state_backend = match &disk {
+            None => StateBackendConfig::Heap,
+            Some(dir) => StateBackendConfig::Disk { dir: dir.0.clone(), cache_bytes: DISK_CACHE_BYTES_MIN },
+        };
+        let (firings, late) = run(&inputs, windows, lateness_ms, frame_records, state_backend);
         let actual = match expected {
             Expected::Late => {
                 late.iter().map(|LateRecord { record: r, .. }| format!("{},{},{},{}", r.key, r.ts_ms, r.value, r.seq)).collect()
             }
             _ => firing_rows(&firings, expected),
         };
-        assert_same_rows(actual, expected_rows.clone(), &format!("{file} (frames of {frame_records} records)"));
+        let store = if disk.is_some() { "on disk" } else { "in memory" };
+        assert_same_rows(actual, expected_rows.clone(), &format!("{file} (frames of {frame_records} records, state {store})"));
     }
 }
 

@@ -239,16 +239,14 @@ where
         let lateness_ms = crate::time::duration_ms(allowed_lateness);
         keyed.stream.add_operator(name, OperatorKind::Window, true, move |context| {
             let (key_fn, timestamp_fn, function) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn), Arc::clone(&function));
-            let range = KeyGroupRange::for_subtask(context.subtask_index, context.parallelism, context.max_parallelism);
             Ok(assigner.operator(
                 move |r: &T| key_fn(r),
                 move |r: &T| timestamp_fn(r),
                 SharedWindowFunction(function),
                 lateness_ms,
                 late_policy.clone(),
-                range,
-                context.max_parallelism,
-            ))
+                context,
+            )?)
         })
     }
 

@@ -28,6 +28,11 @@ pub struct SubtaskContext {
 }
 
 impl SubtaskContext {
+    /// The key groups this subtask owns (of a keyed operator).
+    pub fn key_groups(&self) -> crate::key_group::KeyGroupRange {
+        crate::key_group::KeyGroupRange::for_subtask(self.subtask_index, self.parallelism, self.max_parallelism)
+    }
+
     /// A context for unit tests: subtask 0 of 1.
     #[cfg(test)]
     pub(crate) fn for_test(frame_records_max: usize) -> SubtaskContext {

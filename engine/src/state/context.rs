@@ -32,6 +32,13 @@ impl<'a, K: crate::base::key::KeyBytes> ScopedKey<'a, K> {
 }
 
 impl<'a, K> ScopedKey<'a, K> {
+    /// `key` placed in `key_group` by its owner rather than by its own hash: a namespace (such as
+    /// a window) whose entries belong to the group of the record key they are kept for.
+    #[inline]
+    pub(crate) fn in_key_group(key: &'a K, key_group: usize) -> ScopedKey<'a, K> {
+        ScopedKey { key, key_group }
+    }
+
     /// The key.
     #[inline]
     pub fn key(&self) -> &'a K {

@@ -7,7 +7,7 @@ use super::cumulate::CumulateEventTimeWindows;
 use super::function::{MergingWindowFunction, WindowFunction};
 use super::global::{GlobalWindow, TriggeredGlobalWindows};
 use super::global_operator::GlobalWindowOperator;
-use super::operator::{LatePolicy, WindowOperator};
+use super::operator::{LatePolicy, WindowOperator, WindowStore};
 use super::session::EventTimeSessionWindows;
 use super::session_operator::SessionWindowOperator;
 use super::sliding::SlidingEventTimeWindows;
@@ -15,9 +15,10 @@ use super::trigger::Trigger;
 use super::tumbling::TumblingEventTimeWindows;
 use super::TimeWindow;
 use crate::base::Key;
+use crate::base::SubtaskContext;
 use crate::frame::Record;
-use crate::key_group::KeyGroupRange;
 use crate::operator::FrameOperator;
+use crate::state::StateError;
 
 /// Assigns each timestamp to the windows that contain it.
 pub trait WindowAssigner: Copy + Send + Sync + 'static {
@@ -57,9 +58,8 @@ pub trait WindowOperatorKind<K, T: Record, F: WindowFunction<K, T>>: Copy + Send
         function: F,
         allowed_lateness_ms: i64,
         late_policy: LatePolicy<T>,
-        range: KeyGroupRange,
-        max_parallelism: usize,
-    ) -> impl FrameOperator<T, F::Out>
+        context: &SubtaskContext,
+    ) -> Result<impl FrameOperator<T, F::Out> + use<Self, K, T, F, KeyFn, TimestampFn>, StateError>
     where
         KeyFn: Fn(&T) -> K + Send + 'static,
         TimestampFn: Fn(&T) -> i64 + Send + 'static;
@@ -73,14 +73,15 @@ impl<K: Key, T: Record + Clone, F: WindowFunction<K, T>, A: WindowAssigner> Wind
         function: F,
         allowed_lateness_ms: i64,
         late_policy: LatePolicy<T>,
-        range: KeyGroupRange,
-        max_parallelism: usize,
-    ) -> impl FrameOperator<T, F::Out>
+        context: &SubtaskContext,
+    ) -> Result<impl FrameOperator<T, F::Out> + use<A, K, T, F, KeyFn, TimestampFn>, StateError>
     where
         KeyFn: Fn(&T) -> K + Send + 'static,
         TimestampFn: Fn(&T) -> i64 + Send + 'static,
     {
-        WindowOperator::new(key_fn, timestamp_fn, self, function, allowed_lateness_ms, late_policy, range, max_parallelism)
+        let (range, max_parallelism) = (context.key_groups(), context.max_parallelism);
+        let store = WindowStore::open(context.state_dir.as_deref(), context.state_cache_bytes, range, max_parallelism)?;
+        Ok(WindowOperator::new(key_fn, timestamp_fn, self, function, allowed_lateness_ms, late_policy, range, max_parallelism, store))
     }
 }
 
@@ -92,14 +93,15 @@ impl<K: Key, T: Record, F: MergingWindowFunction<K, T>> WindowOperatorKind<K, T,
         function: F,
         allowed_lateness_ms: i64,
         late_policy: LatePolicy<T>,
-        range: KeyGroupRange,
-        max_parallelism: usize,
-    ) -> impl FrameOperator<T, F::Out>
+        context: &SubtaskContext,
+    ) -> Result<impl FrameOperator<T, F::Out> + use<K, T, F, KeyFn, TimestampFn>, StateError>
     where
         KeyFn: Fn(&T) -> K + Send + 'static,
         TimestampFn: Fn(&T) -> i64 + Send + 'static,
     {
-        SessionWindowOperator::new(key_fn, timestamp_fn, self, function, allowed_lateness_ms, late_policy, range, max_parallelism)
+        // Sessions are kept in memory whatever the backend (see ARCHITECTURE.md).
+        let (range, max_parallelism) = (context.key_groups(), context.max_parallelism);
+        Ok(SessionWindowOperator::new(key_fn, timestamp_fn, self, function, allowed_lateness_ms, late_policy, range, max_parallelism))
     }
 }
 
@@ -113,14 +115,13 @@ impl<K: Key, T: Record, F: WindowFunction<K, T>, Tr: Trigger<GlobalWindow> + Cop
         function: F,
         _allowed_lateness_ms: i64,
         _late_policy: LatePolicy<T>,
-        range: KeyGroupRange,
-        max_parallelism: usize,
-    ) -> impl FrameOperator<T, F::Out>
+        context: &SubtaskContext,
+    ) -> Result<impl FrameOperator<T, F::Out> + use<K, T, F, Tr, KeyFn, TimestampFn>, StateError>
     where
         KeyFn: Fn(&T) -> K + Send + 'static,
         TimestampFn: Fn(&T) -> i64 + Send + 'static,
     {
         // A global window never closes, so nothing is ever late to it.
-        GlobalWindowOperator::new(key_fn, timestamp_fn, function, self.trigger, range, max_parallelism)
+        Ok(GlobalWindowOperator::new(key_fn, timestamp_fn, function, self.trigger, context.key_groups(), context.max_parallelism))
     }
 }

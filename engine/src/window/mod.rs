@@ -89,6 +89,15 @@ impl TimeWindow {
     }
 }
 
+/// A window as a state key (the disk window store's namespace): start, then end.
+impl crate::base::key::KeyBytes for TimeWindow {
+    #[inline]
+    fn write_key_bytes(&self, hasher: &mut crate::base::key::KeyHasher) {
+        hasher.write_u64(self.start as u64);
+        hasher.write_u64(self.end as u64);
+    }
+}
+
 /// The windows of one timestamp from an assigner with several per timestamp (sliding, cumulate):
 /// `remaining` windows, each the previous one with its start and end moved by fixed steps.
 /// Allocates nothing.

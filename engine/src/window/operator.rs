@@ -13,6 +13,13 @@
 //! or added to the earliest windows still open. Each window remembers whether it has fired (so a
 //! window restored from a snapshot never fires on time twice); retired windows leave from the
 //! front of the deque.
+//!
+//! With the disk state backend the (window, key) states live in a map state of a disk backend
+//! instead ([`WindowStore::Disk`]): the window is the backend's key, placed in the key group of the
+//! record key, which is the map's user key. So one window's states of one key group are one prefix
+//! of the store: firing reads it with one scan, retiring deletes it as a range. The deque still
+//! says which windows are open and whether they fired; snapshots have the same form either way, so
+//! a savepoint moves between backends.
 
 use std::collections::VecDeque;
 
@@ -22,10 +29,13 @@ use super::TimeWindow;
 use crate::base::Key;
 use crate::base::UserError;
 use crate::frame::Record;
-use crate::key_group::KeyGroupRange;
+use crate::key_group::{assign_key_group, KeyGroupRange};
 use crate::operator::keyed::KeyedStateMap;
 use crate::operator::{FrameOperator, Output, OutputTag};
-use crate::state::{KeyGroupedState, OperatorKeyGroupSnapshot, StateError};
+use crate::state::{
+    KeyGroupedState, KeyedStateBackend, MapState, OperatorKeyGroupSnapshot, ScopedKey, StateBackend, StateDescriptor, StateError,
+    StateValue,
+};
 
 /// A record that came after its windows were gone, with the (last) window it missed.
 #[derive(
@@ -73,11 +83,54 @@ impl<T> Clone for LatePolicy<T> {
     }
 }
 
-/// A window with state: whether it has fired (on time) and its keys' states.
+/// A window with state: whether it has fired (on time) and its keys' states (in memory; empty
+/// with the disk store).
 pub(crate) struct OpenWindow<K, S> {
     window: TimeWindow,
     fired: bool,
     state: KeyedStateMap<K, S>,
+}
+
+/// Name of the disk store's map state.
+const WINDOW_CONTENTS: &str = "window-contents";
+
+/// Where a window operator keeps its (window, key) states (see the module documentation).
+pub(crate) enum WindowStore<K, S> {
+    /// In each open window's own maps.
+    Memory,
+    /// In a map state of a disk backend: window -> (key -> state), each window in the group of
+    /// the keys it holds.
+    Disk { backend: Box<KeyedStateBackend<TimeWindow>>, contents: MapState<K, S> },
+}
+
+impl<K: Key, S: StateValue> WindowStore<K, S> {
+    /// The store of the subtask owning `range`: on disk in `state_dir` if there is one, keeping
+    /// `cache_bytes` of it in memory, else in memory.
+    pub(crate) fn open(
+        state_dir: Option<&std::path::Path>,
+        cache_bytes: Option<u64>,
+        range: KeyGroupRange,
+        max_parallelism: usize,
+    ) -> Result<Self, StateError> {
+        if state_dir.is_none() {
+            return Ok(WindowStore::Memory);
+        }
+        let mut backend = Box::new(KeyedStateBackend::open(state_dir, cache_bytes, range, max_parallelism)?);
+        let contents = backend.register_map(&StateDescriptor::new(WINDOW_CONTENTS))?;
+        Ok(WindowStore::Disk { backend, contents })
+    }
+}
+
+/// The states of `window` in `key_group` of a disk store, read in one scan.
+fn disk_group_entries<K: Key, S: StateValue>(
+    backend: &mut KeyedStateBackend<TimeWindow>,
+    contents: MapState<K, S>,
+    window: &TimeWindow,
+    key_group: usize,
+) -> Vec<(K, S)> {
+    let mut entries = Vec::new();
+    backend.map_for_each(contents, ScopedKey::in_key_group(window, key_group), |key, state| entries.push((key.clone(), state.clone())));
+    entries
 }
 
 /// One key group of a window operator's state: its windows with this group's keys.
@@ -104,19 +157,29 @@ pub(crate) struct WindowOperator<K, T, F: WindowFunction<K, T>, A, KeyFn, Timest
     pub state_keys_peak: u64,
     /// Where firing stands in the earliest due window not yet marked fired; `None`: nothing
     /// pending.
-    pub firing_cursor: Option<FiringCursor<K>>,
+    pub firing_cursor: Option<FiringCursor<K, F::State>>,
+    /// Where the (window, key) states are.
+    pub store: WindowStore<K, F::State>,
     /// Key groups changed since the last checkpoint: a record's group when it is added; every
     /// group when a window fires or retires (incremental checkpoints).
     pub changes: crate::state::KeyGroupChanges,
 }
 
 /// Where a window's firing stopped when the output blocked.
-pub(crate) struct FiringCursor<K> {
+pub(crate) struct FiringCursor<K, S> {
     /// The key group (index in the subtask's range) being fired.
     pub group: usize,
     /// Its keys still to fire, listed when firing first stopped inside the group (nothing changes
     /// the window's state until firing is done: the chain holds input back meanwhile).
     pub rest: Option<Vec<K>>,
+    /// With the disk store: the group's states still to fire, read when the group was entered.
+    pub rest_on_disk: Option<Vec<(K, S)>>,
+}
+
+impl<K, S> FiringCursor<K, S> {
+    fn at_group(group: usize) -> Self {
+        FiringCursor { group, rest: None, rest_on_disk: None }
+    }
 }
 
 impl<K, T, F, A, KeyFn, TimestampFn> WindowOperator<K, T, F, A, KeyFn, TimestampFn>
@@ -137,6 +200,7 @@ where
         late_policy: LatePolicy<T>,
         range: KeyGroupRange,
         max_parallelism: usize,
+        store: WindowStore<K, F::State>,
     ) -> Self {
         assert!(allowed_lateness_ms >= 0, "allowed lateness is never negative");
         WindowOperator {
@@ -157,6 +221,7 @@ where
             state_keys_peak: 0,
             firing_cursor: None,
             changes: crate::state::KeyGroupChanges::all_changed(range),
+            store,
         }
     }
 
@@ -199,6 +264,20 @@ where
         let position = self.open(window);
         let (function, watermark) = (&self.function, self.watermark);
         let open = &mut self.windows[position];
+        if let WindowStore::Disk { backend, contents } = &mut self.store {
+            let group = assign_key_group(&key, self.max_parallelism);
+            assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
+            let scoped = ScopedKey::in_key_group(&open.window, group);
+            let existing = backend.map_read(*contents, scoped, &key, |state| state.cloned());
+            let existed = existing.is_some();
+            let mut state = existing.unwrap_or_else(|| function.create());
+            function.add(&mut state, record);
+            // Late but within allowed lateness: fire again for this key.
+            let emitted = if open.fired { function.emit(&key, window, &state, existed, watermark, out) } else { Ok(()) };
+            backend.map_put(*contents, scoped, key, state);
+            self.changes.mark(group);
+            return emitted;
+        }
         if !open.fired {
             let (group, ()) = open.state.update_in_group(key, || function.create(), |_, s| function.add(s, record));
             self.changes.mark(group);
@@ -264,7 +343,7 @@ where
         self.state_keys_peak = self.state_keys_peak.max(held as u64);
         // The chain holds watermarks back while a firing is pending, so none is under way here.
         debug_assert!(self.firing_cursor.is_none(), "a watermark arrived while windows were still firing");
-        self.firing_cursor = Some(FiringCursor { group: 0, rest: None });
+        self.firing_cursor = Some(FiringCursor::at_group(0));
         self.resume_output(out)
     }
 
@@ -283,6 +362,27 @@ where
             }
             if open.fired {
                 continue;
+            }
+            if let WindowStore::Disk { backend, contents } = &mut self.store {
+                while cursor.group < self.range.len() {
+                    let mut entries = match cursor.rest_on_disk.take() {
+                        Some(entries) => entries,
+                        None => {
+                            let mut entries = disk_group_entries(backend, *contents, &open.window, self.range.start + cursor.group);
+                            entries.reverse();
+                            entries
+                        }
+                    };
+                    while let Some((key, value)) = entries.pop() {
+                        self.function.emit(&key, open.window, &value, false, watermark, out)?;
+                        if out.is_blocked() {
+                            cursor.rest_on_disk = Some(entries);
+                            self.firing_cursor = Some(cursor);
+                            return Ok(());
+                        }
+                    }
+                    cursor = FiringCursor::at_group(cursor.group + 1);
+                }
             }
             while cursor.group < open.state.group_count() {
                 if let Some(rest) = &mut cursor.rest {
@@ -306,7 +406,7 @@ where
                         }
                     }
                 }
-                cursor = FiringCursor { group: cursor.group + 1, rest: None };
+                cursor = FiringCursor::at_group(cursor.group + 1);
             }
             open.fired = true;
             self.changes.mark_all();
@@ -316,6 +416,11 @@ where
         while self.windows.front().is_some_and(|w| w.window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= watermark) {
             let open = self.windows.pop_front().expect("front exists");
             self.keys_per_window = open.state.len();
+            if let WindowStore::Disk { backend, contents } = &mut self.store {
+                for key_group in self.range.as_range() {
+                    backend.clear(*contents, ScopedKey::in_key_group(&open.window, key_group));
+                }
+            }
             self.changes.mark_all();
         }
         Ok(())
@@ -343,19 +448,40 @@ where
     KeyFn: Fn(&T) -> K + Send + 'static,
 {
     fn snapshot_key_group(&self, key_group: usize) -> Result<OperatorKeyGroupSnapshot, StateError> {
-        let windows: WindowGroupSnapshot<K, F::State> = self
-            .windows
-            .iter()
-            .map(|open| (open.window, open.fired, open.state.snapshot_group(key_group)))
-            .filter(|(_, _, entries)| !entries.is_empty())
-            .collect();
-        OperatorKeyGroupSnapshot::new(key_group, self.max_parallelism, &windows)
+        self.snapshot_key_group_deferred(key_group)?()
     }
 
     fn snapshot_key_group_deferred(&self, key_group: usize) -> Result<crate::state::DeferredKeyGroup, StateError> {
+        let max_parallelism = self.max_parallelism;
+        if let WindowStore::Disk { backend, .. } = &self.store {
+            let open: Vec<(TimeWindow, bool)> = self.windows.iter().map(|open| (open.window, open.fired)).collect();
+            let taken = backend.snapshot_key_group_deferred(key_group)?;
+            return Ok(Box::new(move || {
+                let group = taken()?;
+                let mut by_window: std::collections::HashMap<TimeWindow, Vec<(K, F::State)>> =
+                    match group.states().iter().find(|state| state.name() == WINDOW_CONTENTS) {
+                        None => Default::default(),
+                        Some(state) => {
+                            crate::base::codec::decode::<crate::state::backend::MapEntries<TimeWindow, K, F::State>>(&state.data)
+                                .map_err(|error| StateError::CorruptSnapshot {
+                                    name: WINDOW_CONTENTS.to_string(),
+                                    key_group,
+                                    reason: error.to_string(),
+                                })?
+                                .into_iter()
+                                .map(|(window, entries)| (window, entries.into_iter().map(|(key, stamped)| (key, stamped.value)).collect()))
+                                .collect()
+                        }
+                    };
+                let windows: WindowGroupSnapshot<K, F::State> = open
+                    .into_iter()
+                    .filter_map(|(window, fired)| by_window.remove(&window).map(|entries| (window, fired, entries)))
+                    .collect();
+                OperatorKeyGroupSnapshot::new(key_group, max_parallelism, &windows)
+            }));
+        }
         // Constant time per window: each window's map of this group is shared, not copied.
         let shared: Vec<_> = self.windows.iter().map(|open| (open.window, open.fired, open.state.share_group(key_group))).collect();
-        let max_parallelism = self.max_parallelism;
         Ok(Box::new(move || {
             let windows: WindowGroupSnapshot<K, F::State> = shared
                 .iter()
@@ -380,7 +506,15 @@ where
             let open = &mut self.windows[position];
             // A window that fired before the snapshot never fires on time again.
             open.fired |= fired;
-            open.state.restore_group(key_group, entries);
+            match &mut self.store {
+                WindowStore::Memory => open.state.restore_group(key_group, entries),
+                WindowStore::Disk { backend, contents } => {
+                    let scoped = ScopedKey::in_key_group(&open.window, key_group);
+                    for (key, state) in entries {
+                        backend.map_put(*contents, scoped, key, state);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -412,8 +546,9 @@ mod tests {
         }
     }
 
-    /// A sliding-window count operator owning the key groups of `subtask` of `parallelism`.
-    fn counting_window(subtask: usize, parallelism: usize, allowed_lateness_ms: i64) -> OperatorChain {
+    /// A sliding-window count operator owning the key groups of `subtask` of `parallelism`, its
+    /// state in memory, or on disk in `dir`.
+    fn counting_window(subtask: usize, parallelism: usize, allowed_lateness_ms: i64, dir: Option<&std::path::Path>) -> OperatorChain {
         let range = KeyGroupRange::for_subtask(subtask, parallelism, MAX_PARALLELISM);
         let operator = WindowOperator::new(
             |r: &(i64, i64)| r.0,
@@ -424,6 +559,7 @@ mod tests {
             LatePolicy::Drop,
             range,
             MAX_PARALLELISM,
+            WindowStore::open(dir, None, range, MAX_PARALLELISM).unwrap(),
         );
         OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))])
     }
@@ -437,19 +573,29 @@ mod tests {
     #[test]
     fn state_moved_by_key_group_to_two_subtasks_gives_the_same_results() {
         // With allowed lateness, fired windows are in the snapshot too: they must not fire again.
-        for lateness in [0, 500] {
-            assert_rescale_keeps_results::<_, crate::window::WindowResult<i64, u64>>(
-                |subtask, parallelism| counting_window(subtask, parallelism, lateness),
-                &frames(),
-                |r| assign_key_group(&r.0, MAX_PARALLELISM),
-            );
+        // In memory and on disk, and moved from either store into the other.
+        static DIRS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let base = std::env::temp_dir().join(format!("tethys-window-operator-{}", std::process::id()));
+        for (one_on_disk, two_on_disk) in [(false, false), (true, true), (false, true), (true, false)] {
+            for lateness in [0, 500] {
+                assert_rescale_keeps_results::<_, crate::window::WindowResult<i64, u64>>(
+                    |subtask, parallelism| {
+                        let on_disk = if parallelism == 1 { one_on_disk } else { two_on_disk };
+                        let dir = on_disk.then(|| base.join(DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed).to_string()));
+                        counting_window(subtask, parallelism, lateness, dir.as_deref())
+                    },
+                    &frames(),
+                    |r| assign_key_group(&r.0, MAX_PARALLELISM),
+                );
+            }
         }
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[test]
     fn a_snapshot_is_refused_by_a_subtask_that_does_not_own_its_key_group() {
-        let mut owner = counting_window(0, 2, 0);
-        let mut other = counting_window(1, 2, 0);
+        let mut owner = counting_window(0, 2, 0, None);
+        let mut other = counting_window(1, 2, 0, None);
         let snapshot = owner.keyed_state(0).unwrap().snapshot_key_group(0).unwrap();
         let error = other.keyed_state(0).unwrap().restore_key_group(snapshot).unwrap_err();
         assert!(matches!(error, StateError::KeyGroupNotOwned { key_group: 0, .. }), "{error}");
