@@ -535,6 +535,9 @@ pub(crate) struct TaskState {
     linger_scheduled: bool,
     /// When the pending `Tick` message is due, if one is scheduled.
     tick_due: Option<Instant>,
+    /// The aligned checkpoint whose alignment timeout has a `Tick` scheduled (so the task wakes
+    /// to switch it to unaligned even if no message comes meanwhile).
+    alignment_timeout_scheduled: Option<u64>,
     started: bool,
     /// The waker the chain's operators got at start; re-armed before each `on_wake` round.
     waker: Option<TaskWaker>,
@@ -578,6 +581,7 @@ impl TaskState {
             resume_scheduled: false,
             linger_scheduled: false,
             tick_due: None,
+            alignment_timeout_scheduled: None,
             started: false,
             waker: None,
             wake_due: false,
@@ -810,6 +814,7 @@ impl TaskState {
             Phase::Running | Phase::Draining => {
                 self.schedule_linger(myself);
                 self.schedule_tick(myself);
+                self.schedule_alignment_timeout(myself);
             }
             Phase::Finishing => self.try_complete(myself),
             Phase::Done => {}
@@ -1125,6 +1130,20 @@ impl TaskState {
         }
         self.tick_due = Some(next);
         myself.send_after(next.saturating_duration_since(Instant::now()), || TaskMessage::Tick);
+    }
+
+    /// While an aligned checkpoint waits for barriers, wakes the task when its alignment timeout
+    /// runs out, whatever the output's state: the switch to unaligned must not wait for a message
+    /// that a stalled input may never send (the `work` loop makes the switch).
+    fn schedule_alignment_timeout(&mut self, myself: &ActorRef<TaskMessage>) {
+        let (Some(timeout), TaskHead::Gate(gate)) = (self.settings.aligned_checkpoint_timeout, &self.head) else { return };
+        let Some(id) = gate.aligner.aligning() else { return };
+        if self.alignment_timeout_scheduled == Some(id) {
+            return;
+        }
+        self.alignment_timeout_scheduled = Some(id);
+        let left = timeout.saturating_sub(gate.aligner.alignment_duration());
+        myself.send_after(left, || TaskMessage::Tick);
     }
 
     fn schedule_linger(&mut self, myself: &ActorRef<TaskMessage>) {
