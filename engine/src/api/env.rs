@@ -39,6 +39,7 @@ impl GraphBuilder {
             idle_timeout_ms: None,
             watermark_alignment: None,
             uid: None,
+            params: String::new(),
         });
         self.factories.nodes.push(factory);
         id

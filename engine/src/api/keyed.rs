@@ -237,17 +237,21 @@ where
         let key_fn = keyed.key_fn;
         let function = Arc::new(function);
         let lateness_ms = crate::time::duration_ms(allowed_lateness);
-        keyed.stream.add_operator(name, OperatorKind::Window, true, move |context| {
-            let (key_fn, timestamp_fn, function) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn), Arc::clone(&function));
-            Ok(assigner.operator(
-                move |r: &T| key_fn(r),
-                move |r: &T| timestamp_fn(r),
-                SharedWindowFunction(function),
-                lateness_ms,
-                late_policy.clone(),
-                context,
-            )?)
-        })
+        let params = format!("{assigner:?}, allowed lateness {lateness_ms} ms, late records {}", late_policy.describe());
+        keyed
+            .stream
+            .add_operator(name, OperatorKind::Window, true, move |context| {
+                let (key_fn, timestamp_fn, function) = (Arc::clone(&key_fn), Arc::clone(&timestamp_fn), Arc::clone(&function));
+                Ok(assigner.operator(
+                    move |r: &T| key_fn(r),
+                    move |r: &T| timestamp_fn(r),
+                    SharedWindowFunction(function),
+                    lateness_ms,
+                    late_policy.clone(),
+                    context,
+                )?)
+            })
+            .with_params(params)
     }
 
     /// Aggregates each window per key incrementally; one result per key and window.

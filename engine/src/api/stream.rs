@@ -99,7 +99,13 @@ impl<T: Record> DataStream<T> {
     fn connect_to(&self, to: usize) {
         let partitioner = self.partitioner.clone().unwrap_or_else(round_robin_factory::<T>);
         let mut builder = self.builder.borrow_mut();
-        builder.graph.edges.push(EdgeSpec { from: self.node, to, partitioning: self.partitioning, output: self.output });
+        builder.graph.edges.push(EdgeSpec {
+            from: self.node,
+            to,
+            partitioning: self.partitioning,
+            output: self.output,
+            record_type: std::any::type_name::<T>().to_string(),
+        });
         builder.factories.edges.push(partitioner);
     }
 
@@ -115,6 +121,12 @@ impl<T: Record> DataStream<T> {
         let node = self.builder.borrow_mut().add_node(name.to_string(), kind, keyed, factory);
         self.connect_to(node);
         DataStream::new(Rc::clone(&self.builder), node)
+    }
+
+    /// Records the parameters of the operator producing this stream (see `NodeSpec::params`).
+    pub(crate) fn with_params(self, params: String) -> Self {
+        self.builder.borrow_mut().graph.nodes[self.node].params = params;
+        self
     }
 
     /// The records the operator producing this stream emitted to side output `tag`.

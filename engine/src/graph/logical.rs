@@ -74,6 +74,10 @@ pub struct NodeSpec {
     /// graph (`JobGraph::operator_ids`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// The operator's parameters as the API recorded them (a window's assigner and allowed
+    /// lateness, ...), for `explain` and the graph fingerprint; empty if it has none to show.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub params: String,
 }
 
 /// Watermark alignment of a source (Flink's `withWatermarkAlignment`): its subtasks and those of
@@ -100,6 +104,9 @@ pub struct EdgeSpec {
     pub output: usize,
     /// How records are spread over the consumer's subtasks.
     pub partitioning: Partitioning,
+    /// The Rust type of the records on the edge (what the codec of its frames is for).
+    #[serde(default)]
+    pub record_type: String,
 }
 
 /// The serializable logical graph of a job.

@@ -236,14 +236,16 @@ impl ExecutionPlan {
                 })
                 .collect();
             let from = if inputs.is_empty() { String::new() } else { format!("  <- {}", inputs.join(", ")) };
+            let params = if node.params.is_empty() { String::new() } else { format!(": {}", node.params) };
             let _ = writeln!(
                 text,
-                "  [{}] {} ({:?}, parallelism {}, id {}){}",
+                "  [{}] {} ({:?}, parallelism {}, id {}){}{}",
                 node.id,
                 node.name,
                 node.kind,
                 graph.parallelism_of(node.id),
                 ids[node.id],
+                params,
                 from
             );
         }
@@ -367,11 +369,12 @@ mod tests {
             idle_timeout_ms: None,
             watermark_alignment: None,
             uid: None,
+            params: String::new(),
         }
     }
 
     fn edge(from: usize, to: usize, partitioning: Partitioning) -> EdgeSpec {
-        EdgeSpec { from, to, partitioning, output: 0 }
+        EdgeSpec { from, to, partitioning, output: 0, record_type: String::new() }
     }
 
     fn graph(nodes: Vec<NodeSpec>, edges: Vec<EdgeSpec>) -> JobGraph {

@@ -21,7 +21,7 @@ use crate::operator::FrameOperator;
 use crate::state::StateError;
 
 /// Assigns each timestamp to the windows that contain it.
-pub trait WindowAssigner: Copy + Send + Sync + 'static {
+pub trait WindowAssigner: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// Appends the windows containing `timestamp` to `windows` (which the caller reuses).
     fn assign_into(&self, timestamp: i64, windows: &mut Vec<TimeWindow>);
 }
@@ -48,7 +48,7 @@ impl WindowAssigner for CumulateEventTimeWindows {
 }
 
 /// Builds the window operator for a kind of window and a window function.
-pub trait WindowOperatorKind<K, T: Record, F: WindowFunction<K, T>>: Copy + Send + Sync + 'static {
+pub trait WindowOperatorKind<K, T: Record, F: WindowFunction<K, T>>: Copy + std::fmt::Debug + Send + Sync + 'static {
     /// The operator, for one subtask.
     #[allow(clippy::too_many_arguments)]
     fn operator<KeyFn, TimestampFn>(
@@ -105,7 +105,7 @@ impl<K: Key, T: Record, F: MergingWindowFunction<K, T>> WindowOperatorKind<K, T,
     }
 }
 
-impl<K: Key, T: Record, F: WindowFunction<K, T>, Tr: Trigger<GlobalWindow> + Copy + crate::state::StateValue + Sync>
+impl<K: Key, T: Record, F: WindowFunction<K, T>, Tr: Trigger<GlobalWindow> + Copy + std::fmt::Debug + crate::state::StateValue + Sync>
     WindowOperatorKind<K, T, F> for TriggeredGlobalWindows<Tr>
 {
     fn operator<KeyFn, TimestampFn>(

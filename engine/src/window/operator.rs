@@ -73,6 +73,17 @@ pub enum LatePolicy<T> {
     EarliestOpenWindow,
 }
 
+impl<T> LatePolicy<T> {
+    /// What the policy does, in words (for plans and the graph fingerprint).
+    pub fn describe(&self) -> String {
+        match self {
+            LatePolicy::Drop => "dropped".to_string(),
+            LatePolicy::SideOutput(tag) => format!("to side output '{}'", tag.name()),
+            LatePolicy::EarliestOpenWindow => "added to the earliest open window".to_string(),
+        }
+    }
+}
+
 impl<T> Clone for LatePolicy<T> {
     fn clone(&self) -> Self {
         match self {
