@@ -98,6 +98,10 @@ pub struct EngineConfig {
     /// Start from this checkpoint or savepoint: a checkpoint store directory (its newest) or one
     /// `chk-<id>` / `svp-<id>` directory in it. Flink's `execution.savepoint.path`.
     pub restore_from: Option<std::path::PathBuf>,
+    /// Send every channel's frames and events between tasks of this process encoded, as a
+    /// channel between processes does (through an in-process link): checks that a job's records
+    /// cross processes intact before it runs on several. Slower; off by default.
+    pub encode_channels: bool,
 }
 
 impl EngineConfig {
@@ -135,6 +139,7 @@ impl Default for EngineConfig {
             restart_strategy: None,
             restore_from: None,
             state_backend: Default::default(),
+            encode_channels: false,
         }
     }
 }

@@ -27,8 +27,9 @@ pub fn records_per_frame<T>(records_max: usize, bytes_max: usize) -> usize {
 pub struct AnyFrame {
     records: usize,
     data: Box<dyn Any + Send>,
-    /// Encodes `data` (the one place that knows its type): unaligned checkpoints store frames.
-    encode: fn(&(dyn Any + Send)) -> Result<Vec<u8>, crate::base::CodecError>,
+    /// Encodes `data` into a buffer (the one place that knows its type): unaligned checkpoints
+    /// store frames, remote channels send them.
+    encode: fn(&(dyn Any + Send), &mut crate::channel::transport::FrameBuffer) -> Result<(), crate::base::CodecError>,
 }
 
 impl AnyFrame {
@@ -40,7 +41,16 @@ impl AnyFrame {
     /// The frame's records encoded with the codec (as a `Vec<T>`); read back with
     /// [`AnyFrame::decode`].
     pub fn encode(&self) -> Result<Vec<u8>, crate::base::CodecError> {
-        (self.encode)(&*self.data)
+        let mut buffer = crate::channel::transport::FrameBuffer::new();
+        self.encode_into(&mut buffer)?;
+        Ok(buffer.into_vec())
+    }
+
+    /// Encodes the frame as [`AnyFrame::encode`] does, replacing what `buffer` held (its
+    /// allocation is reused); the encoding starts aligned, so a receiver reads it in place.
+    pub fn encode_into(&self, buffer: &mut crate::channel::transport::FrameBuffer) -> Result<(), crate::base::CodecError> {
+        buffer.clear();
+        (self.encode)(&*self.data, buffer)
     }
 
     /// A frame of `T` from bytes [`AnyFrame::encode`] wrote.
@@ -70,8 +80,15 @@ impl AnyFrame {
     }
 }
 
-fn encode_frame<T: Record>(data: &(dyn Any + Send)) -> Result<Vec<u8>, crate::base::CodecError> {
-    crate::base::codec::encode(data.downcast_ref::<Vec<T>>().expect("a frame encodes its own type"))
+fn encode_frame<T: Record>(
+    data: &(dyn Any + Send),
+    buffer: &mut crate::channel::transport::FrameBuffer,
+) -> Result<(), crate::base::CodecError> {
+    let frame = data.downcast_ref::<Vec<T>>().expect("a frame encodes its own type");
+    let written = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(frame, std::mem::take(buffer))
+        .map_err(|error| crate::base::CodecError::new::<Vec<T>>(error.to_string()))?;
+    *buffer = written;
+    Ok(())
 }
 
 impl std::fmt::Debug for AnyFrame {

@@ -132,16 +132,24 @@ fn summarize(context: &WindowContext<'_, char>, records: &[Input], out: &mut Out
 }
 
 /// Runs `inputs` through `windows` with `lateness_ms` at parallelism 1 in frames of
-/// `frame_records`, keeping window state in `state_backend`; returns the firings and the late
-/// side output.
+/// `frame_records`, keeping window state in `state_backend`, with channels encoded as between
+/// processes if `encode_channels`; returns the firings and the late side output.
 fn run(
     inputs: &[Input],
     windows: Windows,
     lateness_ms: u64,
     frame_records: usize,
     state_backend: StateBackendConfig,
+    encode_channels: bool,
 ) -> (Vec<Firing>, Vec<LateRecord<Input>>) {
-    let config = EngineConfig { slots: 2, parallelism: 1, frame_records_max: frame_records, state_backend, ..EngineConfig::default() };
+    let config = EngineConfig {
+        slots: 2,
+        parallelism: 1,
+        frame_records_max: frame_records,
+        state_backend,
+        encode_channels,
+        ..EngineConfig::default()
+    };
     let env = StreamEnvironment::new(config);
     let late_tag = OutputTag::new("late");
     let (fired, late) = (CollectSink::new(), CollectSink::new());
@@ -254,20 +262,22 @@ fn check(file: &str) {
         read_csv(&conformance_dir().join("expected").join(file), header).iter().map(|row| row.join(",")).collect();
     let inputs = read_input(input);
     // Every case in memory; the windows kept in the disk backend too (sessions stay in memory).
-    let mut runs: Vec<(usize, Option<TempDir>)> = FRAME_SIZES.iter().map(|&frame_records| (frame_records, None)).collect();
+    // And once with every channel encoded as between processes, in frames of one record.
+    let mut runs: Vec<(usize, Option<TempDir>, bool)> = FRAME_SIZES.iter().map(|&frame_records| (frame_records, None, false)).collect();
+    runs.push((1, None, true));
     if !matches!(windows, Windows::Session) {
         runs.extend(
             DISK_FRAME_SIZES
                 .iter()
-                .map(|&frame_records| (frame_records, Some(TempDir::new(&format!("conformance-{case}-{frame_records}"))))),
+                .map(|&frame_records| (frame_records, Some(TempDir::new(&format!("conformance-{case}-{frame_records}"))), false)),
         );
     }
-    for (frame_records, disk) in runs {
+    for (frame_records, disk, encoded) in runs {
         let state_backend = match &disk {
             None => StateBackendConfig::Heap,
             Some(dir) => StateBackendConfig::Disk { dir: dir.0.clone(), cache_bytes: DISK_CACHE_BYTES_MIN },
         };
-        let (firings, late) = run(&inputs, windows, lateness_ms, frame_records, state_backend);
+        let (firings, late) = run(&inputs, windows, lateness_ms, frame_records, state_backend, encoded);
         let actual = match expected {
             Expected::Late => {
                 late.iter().map(|LateRecord { record: r, .. }| format!("{},{},{},{}", r.key, r.ts_ms, r.value, r.seq)).collect()
@@ -275,7 +285,8 @@ fn check(file: &str) {
             _ => firing_rows(&firings, expected),
         };
         let store = if disk.is_some() { "on disk" } else { "in memory" };
-        assert_same_rows(actual, expected_rows.clone(), &format!("{file} (frames of {frame_records} records, state {store})"));
+        let channels = if encoded { ", channels encoded" } else { "" };
+        assert_same_rows(actual, expected_rows.clone(), &format!("{file} (frames of {frame_records} records, state {store}{channels})"));
     }
 }
 

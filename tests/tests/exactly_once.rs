@@ -107,7 +107,9 @@ impl SinkCommitter for FaultyCommitter {
     }
 }
 
-fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Duration>, on_disk: bool, name: &str) {
+/// With `encoded`, every channel sends its frames and events encoded, as between processes
+/// (`EngineConfig::encode_channels`).
+fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Duration>, on_disk: bool, encoded: bool, name: &str) {
     let total = 40_000;
     let dir = TempDir::new(name);
     let topic = Topic::create(dir.0.join("out"), 2).unwrap();
@@ -132,6 +134,7 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
         },
         checkpoint_dir: Some(dir.0.join("checkpoints")),
         restart_strategy: Some(RestartStrategy::FixedDelay { attempts: 10, delay: Duration::from_millis(1) }),
+        encode_channels: encoded,
         ..EngineConfig::default()
     };
     let (job_faults, job_topic) = (Arc::clone(&faults), topic.clone());
@@ -166,6 +169,8 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
     assert_eq!(faults.before_commit_after.load(Ordering::SeqCst), 0, "fault before a commit was injected");
     assert!(!faults.during_recovery.load(Ordering::SeqCst), "fault during recovery was injected");
     assert_eq!(result.restarts, 4, "p={parallelism}: one restart per fault");
+    // The last attempt's channels: encoded only when asked for.
+    assert_eq!(result.channels.encoded_bytes > 0, encoded, "p={parallelism}: {:?}", result.channels);
 
     let mut ids = vec![0u32; total as usize];
     let mut counts: HashMap<u64, Vec<u64>> = HashMap::new();
@@ -187,29 +192,29 @@ fn run(parallelism: usize, mode: CheckpointingMode, aligned_timeout: Option<Dura
 
 #[test]
 fn aligned_exactly_once_through_failures_at_parallelism_1() {
-    run(1, CheckpointingMode::ExactlyOnce, None, false, "aligned-p1");
+    run(1, CheckpointingMode::ExactlyOnce, None, false, false, "aligned-p1");
 }
 
 #[test]
 fn aligned_exactly_once_through_failures_at_parallelism_2() {
-    run(2, CheckpointingMode::ExactlyOnce, None, false, "aligned-p2");
+    run(2, CheckpointingMode::ExactlyOnce, None, false, false, "aligned-p2");
 }
 
 #[test]
 fn unaligned_exactly_once_through_failures_at_parallelism_1() {
-    run(1, CheckpointingMode::Unaligned, None, false, "unaligned-p1");
+    run(1, CheckpointingMode::Unaligned, None, false, false, "unaligned-p1");
 }
 
 #[test]
 fn unaligned_exactly_once_through_failures_at_parallelism_2() {
-    run(2, CheckpointingMode::Unaligned, None, false, "unaligned-p2");
+    run(2, CheckpointingMode::Unaligned, None, false, false, "unaligned-p2");
 }
 
 /// Aligned checkpoints whose alignment times out at once: every gate that waits switches to
 /// unaligned.
 #[test]
 fn aligned_with_timeout_exactly_once_through_failures_at_parallelism_2() {
-    run(2, CheckpointingMode::ExactlyOnce, Some(Duration::ZERO), false, "timeout-p2");
+    run(2, CheckpointingMode::ExactlyOnce, Some(Duration::ZERO), false, false, "timeout-p2");
 }
 
 /// Backpressure holds frames on the channel (a stage after the shuffle stalls on its first
@@ -252,14 +257,26 @@ fn unaligned_checkpoints_store_the_frames_backpressure_holds() {
     assert_eq!(ids, (0..total).collect::<Vec<_>>());
 }
 
+/// Frames and events cross every channel encoded, as between processes; unaligned checkpoints
+/// store the frames the barrier overtakes.
+#[test]
+fn aligned_exactly_once_with_encoded_channels_at_parallelism_2() {
+    run(2, CheckpointingMode::ExactlyOnce, None, false, true, "encoded-aligned-p2");
+}
+
+#[test]
+fn unaligned_exactly_once_with_encoded_channels_at_parallelism_2() {
+    run(2, CheckpointingMode::Unaligned, None, false, true, "encoded-unaligned-p2");
+}
+
 #[test]
 fn aligned_exactly_once_on_the_disk_backend_at_parallelism_2() {
-    run(2, CheckpointingMode::ExactlyOnce, None, true, "disk-aligned-p2");
+    run(2, CheckpointingMode::ExactlyOnce, None, true, false, "disk-aligned-p2");
 }
 
 #[test]
 fn unaligned_exactly_once_on_the_disk_backend_at_parallelism_1() {
-    run(1, CheckpointingMode::Unaligned, None, true, "disk-unaligned-p1");
+    run(1, CheckpointingMode::Unaligned, None, true, false, "disk-unaligned-p1");
 }
 
 /// Async I/O through a failure: checkpoints store the requests in flight and the results not yet

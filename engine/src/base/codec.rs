@@ -87,7 +87,7 @@ pub struct CodecError {
 }
 
 impl CodecError {
-    fn new<T>(reason: String) -> CodecError {
+    pub(crate) fn new<T>(reason: String) -> CodecError {
         CodecError { type_name: std::any::type_name::<T>(), reason }
     }
 }

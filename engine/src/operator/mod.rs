@@ -688,6 +688,12 @@ impl OperatorChain {
         OperatorChain { operators }
     }
 
+    /// A frame of the chain's input type from its encoding (a frame from another process, or one
+    /// an unaligned checkpoint stored). Panics on a chain without operators (a source task's).
+    pub(crate) fn decode_input(&self, bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError> {
+        self.operators.first().expect("a task with inputs has operators").decode_input(bytes)
+    }
+
     /// Pushes a frame into the head of the chain.
     pub(crate) fn process(&mut self, frame: AnyFrame, output: &mut dyn FrameSink) -> Result<(), ChainFailure> {
         ChainRest { operators: &mut self.operators, output }.push(frame)

@@ -33,6 +33,7 @@ use super::task::{
 use crate::base::{OperatorFailure, SubtaskContext, UserError};
 use crate::channel::credit::{CreditSender, GateCredits};
 use crate::channel::partitioner::Partitioning;
+use crate::channel::transport::Endpoint;
 use crate::config::EngineConfig;
 use crate::error::JobError;
 use crate::graph::logical::{GraphFactories, JobGraph, NodeFactory, PartitionerSetup};
@@ -65,6 +66,9 @@ pub struct ChannelMetrics {
     pub gate_capacity_min: u32,
     /// Most frames waiting for credit on any one output channel at once.
     pub output_backlog_frames_peak: u32,
+    /// Bytes of frames encoded for consumers in other processes (or for every consumer, with
+    /// `EngineConfig::encode_channels`).
+    pub encoded_bytes: u64,
 }
 
 /// What a finished job reports.
@@ -458,6 +462,7 @@ fn build_subtask(
                 partitioner: factories.edges[input.edge](&setup),
                 senders: (0..channels).map(|_| CreditSender::new(config.exclusive_credits_per_channel)).collect(),
                 downstream: Vec::new(),
+                remote: Default::default(),
             }
         })
         .collect();
@@ -674,7 +679,7 @@ fn drive(
                 spawned += 1;
                 if spawned == total && failure.is_none() && ended.is_none() {
                     started_at = Some(Instant::now());
-                    start_all(plan, &actors);
+                    start_all(plan, &actors, deployment.config.encode_channels);
                 }
             }
             TaskReport::Finished { id, metrics: m, committables, source_position } => {
@@ -810,9 +815,18 @@ impl SettledSubtasks {
     }
 }
 
-/// Sends every actor its peers: the job starts.
-fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>]) {
-    let actor = |task: usize, subtask: usize| actors[task][subtask].clone().expect("all actors spawned");
+/// Sends every actor its peers: the job starts. With `encoded`, every channel goes through a
+/// loopback link that encodes frames and events as between processes.
+fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>], encoded: bool) {
+    let loopback = encoded.then(|| {
+        let link = crate::channel::transport::LoopbackLink::new();
+        link.connect(actors.iter().map(|task| task.iter().map(|a| a.clone().expect("all actors spawned")).collect()).collect());
+        link
+    });
+    let actor = |task: usize, subtask: usize| match &loopback {
+        Some(link) => Endpoint::Remote { link: Arc::clone(link) as Arc<dyn crate::channel::transport::RemoteLink>, task: (task, subtask) },
+        None => Endpoint::Local(actors[task][subtask].clone().expect("all actors spawned")),
+    };
     for task in &plan.tasks {
         for subtask in 0..task.parallelism {
             let outputs = task
@@ -841,7 +855,8 @@ fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>]
                     (actor(input.from_task, producer), output, channel)
                 })
                 .collect();
-            let _ = actor(task.id, subtask).send_message(TaskMessage::Start { outputs, inputs });
+            let own = actors[task.id][subtask].as_ref().expect("all actors spawned");
+            let _ = own.send_message(TaskMessage::Start { outputs, inputs });
         }
     }
 }
@@ -874,6 +889,7 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
                 channels.gate_capacity_min = channels.gate_capacity_min.min(subtask.gate_capacity);
             }
             channels.output_backlog_frames_peak = channels.output_backlog_frames_peak.max(subtask.output_backlog_frames_peak);
+            channels.encoded_bytes += subtask.encoded_bytes_out;
         }
     }
     if channels.gate_capacity_min == u32::MAX {

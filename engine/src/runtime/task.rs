@@ -22,6 +22,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use crate::base::OperatorFailure;
 use crate::channel::credit::{ChannelEvent, CreditSender, GateCredits};
 use crate::channel::partitioner::{ErasedPartitioner, FrameDispatch};
+use crate::channel::transport::{Endpoint, ReceivedFrame, SendFailed};
 use crate::frame::AnyFrame;
 use crate::operator::{ChainFailure, FrameSink, OperatorChain, OperatorCounts, TaskWaker};
 use crate::runtime::alignment::AlignmentMember;
@@ -33,9 +34,12 @@ pub(crate) enum TaskMessage {
     /// Connects the task to its peers and starts it: where each output channel goes (actor, gate
     /// channel there) and where each gate channel's credits go (actor, output channel there).
     /// Outputs are in `TaskState::outputs` order; an input names (producer, its output, channel).
-    Start { outputs: Vec<Vec<(ActorRef<TaskMessage>, usize)>>, inputs: Vec<(ActorRef<TaskMessage>, usize, usize)> },
+    Start { outputs: Vec<Vec<(Endpoint, usize)>>, inputs: Vec<(Endpoint, usize, usize)> },
     /// An event on gate channel `channel`, with the sender's backlog after it.
     Event { channel: usize, event: ChannelEvent, backlog: u32 },
+    /// A frame from a producer in another process on gate channel `channel`, still encoded, with
+    /// the sender's backlog after it.
+    RemoteFrame { channel: usize, frame: ReceivedFrame, backlog: u32 },
     /// Credits for channel `channel` of output `output`.
     Credit { output: usize, channel: usize, credits: u32 },
     /// Continue work left over from an earlier turn.
@@ -69,6 +73,8 @@ pub(crate) struct SubtaskMetrics {
     pub gate_capacity: u32,
     /// Most frames waiting for credit on one output channel at once.
     pub output_backlog_frames_peak: u32,
+    /// Bytes of frames encoded for consumers in other processes.
+    pub encoded_bytes_out: u64,
 }
 
 /// What tasks and slots tell the job driver.
@@ -289,7 +295,7 @@ pub(crate) struct InputGate {
     pub next_channel: usize,
     pub open_channels: usize,
     /// Per gate channel: the producer, its output index and its channel index there.
-    pub upstream: Vec<(ActorRef<TaskMessage>, usize, usize)>,
+    pub upstream: Vec<(Endpoint, usize, usize)>,
     /// Last watermark per channel; an ended channel holds `i64::MAX`.
     pub channel_watermarks: Vec<i64>,
     /// Channels whose sender declared itself idle: left out of the minimum.
@@ -386,7 +392,18 @@ pub(crate) struct TaskOutput {
     pub failure_position: usize,
     pub partitioner: Box<dyn ErasedPartitioner>,
     pub senders: Vec<CreditSender>,
-    pub downstream: Vec<(ActorRef<TaskMessage>, usize)>,
+    pub downstream: Vec<(Endpoint, usize)>,
+    /// What went to consumers in other processes.
+    pub remote: RemoteSends,
+}
+
+/// What one output sent to consumers in other processes.
+#[derive(Default)]
+pub(crate) struct RemoteSends {
+    /// Bytes of frames encoded for them.
+    pub encoded_bytes: u64,
+    /// The first event that could not reach one: the task fails with it.
+    pub failure: Option<SendFailed>,
 }
 
 impl TaskOutput {
@@ -396,24 +413,24 @@ impl TaskOutput {
 
     /// Sends an event on `channel` now, ahead of what waits for credit (an unaligned barrier).
     fn send_now(&mut self, channel: usize, event: ChannelEvent) {
-        let (actor, gate_channel) = &self.downstream[channel];
+        let (endpoint, gate_channel) = &self.downstream[channel];
         let backlog = self.senders[channel].backlog_frames();
-        let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
+        match endpoint.send_event(*gate_channel, event, backlog) {
+            Ok(bytes) => self.remote.encoded_bytes += bytes,
+            Err(failure) => {
+                self.remote.failure.get_or_insert(failure);
+            }
+        }
     }
 
     /// Sends what channel `channel` may send now.
     fn pump(&mut self, channel: usize) {
-        while let Some((event, backlog)) = self.senders[channel].next_sendable() {
-            let (actor, gate_channel) = &self.downstream[channel];
-            // A stopped consumer means the job is already failing or cancelled; its failure is
-            // reported by the consumer itself.
-            let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
-        }
+        pump_channel(&mut self.senders[channel], &self.downstream[channel], &mut self.remote);
     }
 
     /// Sends a watermark or idleness event on every channel, after the records gathered before it.
     fn broadcast(&mut self, event: impl Fn() -> ChannelEvent) {
-        let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice());
+        let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice(), &mut self.remote);
         self.partitioner.flush(&mut dispatch);
         for channel in 0..self.senders.len() {
             self.senders[channel].enqueue(event());
@@ -423,7 +440,7 @@ impl TaskOutput {
 
     /// Sends every partly filled frame.
     fn flush(&mut self) {
-        let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice());
+        let mut dispatch = Dispatch(self.senders.as_mut_slice(), self.downstream.as_slice(), &mut self.remote);
         self.partitioner.flush(&mut dispatch);
     }
 
@@ -436,17 +453,28 @@ impl TaskOutput {
     }
 }
 
+/// Sends what one output channel may send now; the first failure to reach a remote consumer is
+/// kept in `remote` (the task fails with it), and the channel's events go on being taken.
+#[inline]
+fn pump_channel(sender: &mut CreditSender, (endpoint, gate_channel): &(Endpoint, usize), remote: &mut RemoteSends) {
+    while let Some((event, backlog)) = sender.next_sendable() {
+        match endpoint.send_event(*gate_channel, event, backlog) {
+            Ok(bytes) => remote.encoded_bytes += bytes,
+            Err(error) => {
+                remote.failure.get_or_insert(error);
+            }
+        }
+    }
+}
+
 /// Hands routed frames to their channel and sends them if credit allows.
-struct Dispatch<'a>(&'a mut [CreditSender], &'a [(ActorRef<TaskMessage>, usize)]);
+struct Dispatch<'a>(&'a mut [CreditSender], &'a [(Endpoint, usize)], &'a mut RemoteSends);
 
 impl FrameDispatch for Dispatch<'_> {
     fn dispatch(&mut self, channel: usize, frame: AnyFrame) {
         let sender = &mut self.0[channel];
         sender.enqueue(ChannelEvent::Frame(frame));
-        while let Some((event, backlog)) = sender.next_sendable() {
-            let (actor, gate_channel) = &self.1[channel];
-            let _ = actor.send_message(TaskMessage::Event { channel: *gate_channel, event, backlog });
-        }
+        pump_channel(sender, &self.1[channel], self.2);
     }
 }
 
@@ -461,7 +489,7 @@ impl ChainTail<'_> {
         // Outputs nobody consumes are dropped, as Flink drops unconsumed side outputs.
         let Some(output) = self.0.iter_mut().find(|o| o.node_output == node_output) else { return Ok(()) };
         let position = output.failure_position;
-        let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice());
+        let mut dispatch = Dispatch(output.senders.as_mut_slice(), output.downstream.as_slice(), &mut output.remote);
         let partitioner = &mut output.partitioner;
         catch_unwind(AssertUnwindSafe(|| partitioner.route(frame, &mut dispatch)))
             .map_err(|payload| ChainFailure { position, failure: OperatorFailure::from_panic(payload) })
@@ -594,6 +622,25 @@ impl TaskState {
     }
 
     fn handle(&mut self, myself: &ActorRef<TaskMessage>, message: TaskMessage) {
+        // A frame from another process is validated and decoded here, once; then it is a frame
+        // like any other. Bytes that are not a frame of the input's type fail the task, naming
+        // the channel and its producer.
+        let message = match message {
+            TaskMessage::RemoteFrame { channel, frame, backlog } => match self.chain.decode_input(frame.0.bytes()) {
+                Ok(decoded) => TaskMessage::Event { channel, event: ChannelEvent::Frame(decoded), backlog },
+                Err(error) => {
+                    let producer = match &self.head {
+                        TaskHead::Gate(gate) => {
+                            gate.upstream.get(channel).map_or_else(|| "an unknown producer".to_string(), |(p, ..)| p.describe())
+                        }
+                        TaskHead::Source { .. } => "nobody (a source task has no inputs)".to_string(),
+                    };
+                    let reason = format!("a frame on input channel {channel} from {producer} does not decode: {error}");
+                    return self.fail(myself, ChainFailure { position: 0, failure: OperatorFailure::Failed(reason.into()) });
+                }
+            },
+            other => other,
+        };
         match message {
             TaskMessage::Start { outputs, inputs } => {
                 assert_eq!(outputs.len(), self.outputs.len(), "wiring gives every output its consumers");
@@ -616,6 +663,7 @@ impl TaskState {
                 self.waker = Some(waker);
                 self.started = true;
             }
+            TaskMessage::RemoteFrame { .. } => unreachable!("decoded above"),
             TaskMessage::Event { channel, event, backlog } => {
                 let TaskHead::Gate(gate) = &mut self.head else { panic!("source task {:?} received a channel event", self.id) };
                 if matches!(event, ChannelEvent::Frame(_)) {
@@ -803,11 +851,25 @@ impl TaskState {
                 Step::Failed(failure) => return self.fail(myself, failure),
             }
         }
+        let mut credit_failure = None;
         if let TaskHead::Gate(gate) = &mut self.head {
             for (channel, credits) in gate.credits.take_grants() {
-                let (actor, output, output_channel) = &gate.upstream[channel];
-                let _ = actor.send_message(TaskMessage::Credit { output: *output, channel: *output_channel, credits });
+                let (producer, output, output_channel) = &gate.upstream[channel];
+                if let Err(error) = producer.send_credit(*output, *output_channel, credits) {
+                    credit_failure.get_or_insert(format!("cannot give credit to input channel {channel}'s producer: {error}"));
+                }
             }
+        }
+        if let Some(reason) = credit_failure {
+            return self.fail(myself, ChainFailure { position: 0, failure: OperatorFailure::Failed(reason.into()) });
+        }
+        // A consumer in another process that cannot be reached fails the task (and the job),
+        // blaming the operator whose output it is.
+        if let Some((k, failure)) = self.outputs.iter_mut().enumerate().find_map(|(k, output)| output.remote.failure.take().map(|f| (k, f)))
+        {
+            let reason = format!("output {k} cannot reach its consumer: {failure}");
+            let position = self.chain_nodes.len().saturating_sub(1);
+            return self.fail(myself, ChainFailure { position, failure: OperatorFailure::Failed(reason.into()) });
         }
         match self.phase {
             Phase::Closing => self.schedule_linger(myself),
@@ -1174,6 +1236,7 @@ impl TaskState {
         metrics.node_counts.extend(self.chain.counts());
         metrics.output_backlog_frames_peak =
             self.outputs.iter().flat_map(|o| &o.senders).map(CreditSender::backlog_frames_peak).max().unwrap_or(0);
+        metrics.encoded_bytes_out = self.outputs.iter().map(|o| o.remote.encoded_bytes).sum();
         metrics
     }
 }
