@@ -49,7 +49,7 @@ pub const FLOATING_CREDITS_MAX: u32 = 65_536;
 pub const FRAMES_PER_TURN_LIMIT: usize = 1024;
 
 /// Tunables of the single-process runtime.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EngineConfig {
     /// Number of slots: worker threads, each pinned to a core, each running one single-threaded
     /// async runtime. Defaults to the number of cores.

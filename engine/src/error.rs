@@ -78,6 +78,18 @@ pub enum JobError {
         /// Why.
         reason: String,
     },
+    /// A worker refused to run the job: it built another graph (a graph fingerprint mismatch,
+    /// naming the operator that differs), does not know the job, or cannot take its settings.
+    /// Not retried: restarting cannot change what the worker built.
+    #[error("job '{job}': worker {worker} refused it: {reason}")]
+    Deploy {
+        /// The job.
+        job: String,
+        /// The worker's node id.
+        worker: u32,
+        /// Why.
+        reason: String,
+    },
     /// The runtime could not start or lost a slot (an engine fault, not the job's).
     #[error("job '{job}': runtime failure: {reason}")]
     Runtime {

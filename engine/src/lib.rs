@@ -46,6 +46,8 @@ pub use record::InlineStr;
 /// rkyv, re-exported: records, keys and state values derive its traits to get [`Codec`].
 pub use rkyv;
 pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode};
+/// Running a job across processes: the coordinator, workers, and what a transport provides.
+pub use runtime::cluster;
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreError};

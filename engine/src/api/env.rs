@@ -109,6 +109,11 @@ impl StreamEnvironment {
         graph
     }
 
+    /// The code behind the graph defined so far.
+    pub(crate) fn factories(&self) -> crate::graph::logical::GraphFactories {
+        self.builder.borrow().factories.clone()
+    }
+
     /// The execution plan of the job defined so far, after validating the settings and the graph
     /// as `execute` does.
     pub fn plan(&self) -> Result<ExecutionPlan, PlanError> {
@@ -125,7 +130,21 @@ impl StreamEnvironment {
     pub fn execute(&self, job: &str) -> Result<JobResult, JobError> {
         let (graph, plan) = self.graph_and_plan(job)?;
         let factories = self.builder.borrow().factories.clone();
-        run_job(job, graph, factories, plan, self.config.clone(), None)
+        run_job(job, graph, factories, plan, self.config.clone(), None, None)
+    }
+
+    /// Runs the job to completion on the workers of `cluster` (this process is its coordinator:
+    /// it drives the job, takes checkpoints and commits sinks, and runs no subtask). Every
+    /// worker must run this same program and define the job as the cluster's `JobSpec` says;
+    /// the engine configuration is this environment's, with `slots` set to the workers' total.
+    pub fn execute_on_cluster(&self, job: &str, cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>) -> Result<JobResult, JobError> {
+        let graph = self.job_graph();
+        let mut config = self.config.clone();
+        config.slots = cluster.total_slots();
+        config.validate().map_err(|source| JobError::Config { job: job.to_string(), source })?;
+        let plan = ExecutionPlan::build(&graph, config.slots).map_err(|source| JobError::Graph { job: job.to_string(), source })?;
+        let factories = self.factories();
+        run_job(job, graph, factories, plan, config, None, Some(cluster))
     }
 
     /// Starts the job on a thread of its own and returns a client to take savepoints, stop or
@@ -138,7 +157,7 @@ impl StreamEnvironment {
         let name = job.to_string();
         let driver = std::thread::Builder::new()
             .name(format!("tethys-job-{job}"))
-            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands)))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), None))
             .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
         Ok(JobClient { job: job.to_string(), control, driver })
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// Whether barriers are aligned (exactly-once state), unaligned (exactly-once state plus the
 /// in-flight records), or neither (at-least-once), as Flink's `CheckpointingMode` and
 /// unaligned checkpoints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum CheckpointingMode {
     /// A channel that delivered the barrier waits for the others. With
     /// `EngineConfig::aligned_checkpoint_timeout`, a checkpoint whose alignment takes longer

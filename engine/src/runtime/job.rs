@@ -26,6 +26,7 @@ use super::checkpoint::{BarrierAligner, CheckpointCoordinator, CheckpointStats};
 use super::keeper::CheckpointKeeper;
 use super::restart::RestartTracker;
 use super::snapshot::{JobSnapshot, RestoreState};
+use super::cluster::SubtaskHandle;
 use super::task::{
     InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
     TaskState,
@@ -111,18 +112,20 @@ impl JobResult {
 }
 
 /// Everything a slot thread needs to build its subtasks.
-struct Deployment {
-    job: String,
-    graph: JobGraph,
-    factories: GraphFactories,
-    plan: ExecutionPlan,
-    config: EngineConfig,
+pub(crate) struct Deployment {
+    pub(crate) job: String,
+    pub(crate) graph: JobGraph,
+    pub(crate) factories: GraphFactories,
+    pub(crate) plan: ExecutionPlan,
+    pub(crate) config: EngineConfig,
     /// Per aligned source node: its group, the group index of its subtask 0, its max drift (ms).
-    alignment: HashMap<usize, (Arc<AlignmentGroup>, usize, i64)>,
+    pub(crate) alignment: HashMap<usize, (Arc<AlignmentGroup>, usize, i64)>,
+    /// Where the subtasks run when they run on other processes (workers); `None`: here.
+    pub(crate) cluster: Option<Arc<super::cluster::ClusterCoordinator>>,
 }
 
 /// The watermark alignment groups of a job's sources: one seat per source subtask.
-fn alignment_groups(graph: &JobGraph) -> HashMap<usize, (Arc<AlignmentGroup>, usize, i64)> {
+pub(crate) fn alignment_groups(graph: &JobGraph) -> HashMap<usize, (Arc<AlignmentGroup>, usize, i64)> {
     let mut members: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for node in &graph.nodes {
         if let Some(alignment) = &node.watermark_alignment {
@@ -151,9 +154,10 @@ pub(crate) fn run_job(
     plan: ExecutionPlan,
     config: EngineConfig,
     control: Option<Receiver<ControlCommand>>,
+    cluster: Option<Arc<super::cluster::ClusterCoordinator>>,
 ) -> Result<JobResult, JobError> {
     let alignment = alignment_groups(&graph);
-    let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment });
+    let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment, cluster });
     let mut keeper = open_keeper(&deployment)?;
     let total = deployment.plan.subtask_count();
     let mut coordinator = CheckpointCoordinator::new(deployment.config.checkpoint_interval, total, keeper.newest_id() + 1);
@@ -188,6 +192,8 @@ pub(crate) fn run_job(
                 keeper.job_stopped(&deployment.graph).map_err(keeper_error)?;
                 return Err(error);
             }
+            // A worker that built another job builds it again on a restart.
+            Err(error @ JobError::Deploy { .. }) => return Err(error),
             Err(error) => {
                 let now = Instant::now();
                 failed_at = Some(now);
@@ -249,6 +255,38 @@ fn run_attempt(
     control: Option<&Receiver<ControlCommand>>,
 ) -> Result<JobResult, JobError> {
     let (reports_tx, reports) = channel();
+    if let Some(cluster) = &deployment.cluster {
+        // The subtasks run on the workers: they report through the cluster's inbox.
+        let attempt = cluster.deploy(deployment, keeper.latest().map(|snapshot| &**snapshot), reports_tx);
+        let outcome = drive(deployment, &reports, keeper, coordinator, control);
+        cluster.attempt_ended(attempt);
+        return outcome;
+    }
+    let threads = spawn_slots(deployment, restore, 0..deployment.plan.slots, &reports_tx);
+    drop(reports_tx);
+    let outcome = drive(deployment, &reports, keeper, coordinator, control);
+    // Every actor has stopped or been cancelled; the slot threads end once their actors have.
+    let mut panicked = None;
+    for thread in threads {
+        if thread.join().is_err() {
+            panicked = Some(runtime_error(&deployment.job, "a slot thread panicked".to_string()));
+        }
+    }
+    match (outcome, panicked) {
+        (Err(error), _) => Err(error),
+        (Ok(_), Some(error)) => Err(error),
+        (Ok(result), None) => Ok(result),
+    }
+}
+
+/// Starts one thread per slot in `slots` that has subtasks of the plan, each building, spawning
+/// and watching its subtasks; every report goes to `reports_tx`.
+pub(crate) fn spawn_slots(
+    deployment: &Arc<Deployment>,
+    restore: Option<Arc<RestoreState>>,
+    slots: std::ops::Range<usize>,
+    reports_tx: &Sender<TaskReport>,
+) -> Vec<std::thread::JoinHandle<()>> {
     let mut per_slot: Vec<Vec<SubtaskId>> = vec![Vec::new(); deployment.plan.slots];
     for task in &deployment.plan.tasks {
         for (subtask, &slot) in task.slots.iter().enumerate() {
@@ -258,7 +296,7 @@ fn run_attempt(
     let core_ids = if deployment.config.pin_slots { core_affinity::get_core_ids().unwrap_or_default() } else { Vec::new() };
     let mut threads = Vec::new();
     for (slot, subtasks) in per_slot.into_iter().enumerate() {
-        if subtasks.is_empty() {
+        if subtasks.is_empty() || !slots.contains(&slot) {
             continue;
         }
         let core = (!core_ids.is_empty()).then(|| core_ids[slot % core_ids.len()]);
@@ -288,20 +326,7 @@ fn run_attempt(
             }
         }
     }
-    drop(reports_tx);
-    let outcome = drive(deployment, &reports, keeper, coordinator, control);
-    // Every actor has stopped or been cancelled; the slot threads end once their actors have.
-    let mut panicked = None;
-    for thread in threads {
-        if thread.join().is_err() {
-            panicked = Some(runtime_error(&deployment.job, "a slot thread panicked".to_string()));
-        }
-    }
-    match (outcome, panicked) {
-        (Err(error), _) => Err(error),
-        (Ok(_), Some(error)) => Err(error),
-        (Ok(result), None) => Ok(result),
-    }
+    threads
 }
 
 fn runtime_error(job: &str, reason: String) -> JobError {
@@ -309,7 +334,7 @@ fn runtime_error(job: &str, reason: String) -> JobError {
 }
 
 /// Spawns the subtasks of one slot on a runtime pinned to `core`, and waits for their actors.
-fn run_slot(
+pub(crate) fn run_slot(
     deployment: &Deployment,
     restore: Option<&RestoreState>,
     core: Option<core_affinity::CoreId>,
@@ -345,7 +370,7 @@ fn run_slot(
             };
             match Actor::spawn(None, TaskActor, state).await {
                 Ok((actor, handle)) => {
-                    let _ = reports.send(TaskReport::Spawned { id, actor });
+                    let _ = reports.send(TaskReport::Spawned { id, actor: SubtaskHandle::Local(actor) });
                     let reports = reports.clone();
                     watchers.spawn(async move {
                         let _ = handle.await;
@@ -558,7 +583,7 @@ fn drive(
         .collect();
     // Source subtasks still reading: checkpoints are triggered while any is.
     let mut sources_running = sources.len();
-    let mut actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
+    let mut actors: Vec<Vec<Option<SubtaskHandle>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut metrics: Vec<Vec<Option<SubtaskMetrics>>> = plan.tasks.iter().map(|t| vec![None; t.parallelism]).collect();
     let mut failure: Option<JobError> = None;
     let mut ended: Option<Ended> = None;
@@ -593,17 +618,19 @@ fn drive(
             failure: cause,
         }
     };
-    let cancel_all = |actors: &Vec<Vec<Option<ActorRef<TaskMessage>>>>| {
-        for actor in actors.iter().flatten().flatten() {
-            let _ = actor.send_message(TaskMessage::Cancel);
+    let cancel_all = |actors: &Vec<Vec<Option<SubtaskHandle>>>| {
+        match &deployment.cluster {
+            // One message per worker cancels all its subtasks, spawned or not yet.
+            Some(cluster) => cluster.cancel_attempt(),
+            None => actors.iter().flatten().flatten().for_each(SubtaskHandle::cancel),
         }
     };
     let unaligned_mode = deployment.config.checkpointing_mode == super::checkpoint::CheckpointingMode::Unaligned;
     // Savepoints are always aligned: they may be restored at another parallelism.
-    let trigger = |id: u64, savepoint: bool, actors: &Vec<Vec<Option<ActorRef<TaskMessage>>>>| {
+    let trigger = |id: u64, savepoint: bool, actors: &Vec<Vec<Option<SubtaskHandle>>>| {
         for &(task, subtask) in &sources {
             if let Some(actor) = &actors[task][subtask] {
-                let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id, unaligned: unaligned_mode && !savepoint });
+                actor.trigger_checkpoint(id, unaligned_mode && !savepoint);
             }
         }
     };
@@ -673,13 +700,16 @@ fn drive(
         match report {
             TaskReport::Spawned { id, actor } => {
                 if failure.is_some() || ended.is_some() {
-                    let _ = actor.send_message(TaskMessage::Cancel);
+                    actor.cancel();
                 }
                 actors[id.0][id.1] = Some(actor);
                 spawned += 1;
                 if spawned == total && failure.is_none() && ended.is_none() {
                     started_at = Some(Instant::now());
-                    start_all(plan, &actors, deployment.config.encode_channels);
+                    match &deployment.cluster {
+                        Some(cluster) => cluster.start_all(plan),
+                        None => start_all(plan, &actors, deployment.config.encode_channels),
+                    }
                 }
             }
             TaskReport::Finished { id, metrics: m, committables, source_position } => {
@@ -743,6 +773,21 @@ fn drive(
                     cancel_all(&actors);
                 }
             }
+            TaskReport::DeployRefused { worker, reason } => {
+                // The worker spawned none of its subtasks: none of them will report.
+                if let Some(cluster) = &deployment.cluster {
+                    for id in cluster.subtasks_of(worker, plan) {
+                        settled.settle(id);
+                    }
+                }
+                if failure.is_none() && ended.is_none() {
+                    failure = Some(JobError::Deploy { job: job.clone(), worker, reason });
+                    cancel_all(&actors);
+                } else if matches!(failure, Some(JobError::Runtime { .. })) {
+                    // A refusal says more than the failures it caused.
+                    failure = Some(JobError::Deploy { job: job.clone(), worker, reason });
+                }
+            }
         }
         let Some(id) = completed else { continue };
         let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
@@ -770,7 +815,7 @@ fn drive(
         }
         for &(task, subtask) in &sources {
             if let Some(actor) = &actors[task][subtask] {
-                let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
+                actor.checkpoint_complete(id);
             }
         }
     }
@@ -817,7 +862,9 @@ impl SettledSubtasks {
 
 /// Sends every actor its peers: the job starts. With `encoded`, every channel goes through a
 /// loopback link that encodes frames and events as between processes.
-fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>], encoded: bool) {
+fn start_all(plan: &ExecutionPlan, handles: &[Vec<Option<SubtaskHandle>>], encoded: bool) {
+    let actors: Vec<Vec<Option<ActorRef<TaskMessage>>>> =
+        handles.iter().map(|task| task.iter().map(|handle| handle.as_ref().and_then(SubtaskHandle::local).cloned()).collect()).collect();
     let loopback = encoded.then(|| {
         let link = crate::channel::transport::LoopbackLink::new();
         link.connect(actors.iter().map(|task| task.iter().map(|a| a.clone().expect("all actors spawned")).collect()).collect());
@@ -840,25 +887,33 @@ fn start_all(plan: &ExecutionPlan, actors: &[Vec<Option<ActorRef<TaskMessage>>>]
                         .collect()
                 })
                 .collect();
-            let inputs = plan
-                .input_channels(task.id, subtask)
+            let inputs = input_peers(plan, task.id, subtask)
                 .into_iter()
-                .map(|(input_index, producer)| {
-                    let input = task.inputs[input_index];
-                    // The producer's output feeding this input, and its channel towards this subtask.
-                    let output = plan.tasks[input.from_task]
-                        .outputs
-                        .iter()
-                        .position(|o| o.to_task == task.id && o.input_index == input_index)
-                        .expect("every input is an output of its producer");
-                    let channel = if input.partitioning == Partitioning::Forward { 0 } else { subtask };
-                    (actor(input.from_task, producer), output, channel)
-                })
+                .map(|((producer_task, producer), output, channel)| (actor(producer_task, producer), output, channel))
                 .collect();
             let own = actors[task.id][subtask].as_ref().expect("all actors spawned");
             let _ = own.send_message(TaskMessage::Start { outputs, inputs });
         }
     }
+}
+
+/// Per gate channel of subtask `subtask` of task `task`: the producing subtask, its output
+/// feeding this input, and its channel there towards this subtask.
+pub(crate) fn input_peers(plan: &ExecutionPlan, task: usize, subtask: usize) -> Vec<(SubtaskId, usize, usize)> {
+    let consumer = &plan.tasks[task];
+    plan.input_channels(task, subtask)
+        .into_iter()
+        .map(|(input_index, producer)| {
+            let input = consumer.inputs[input_index];
+            let output = plan.tasks[input.from_task]
+                .outputs
+                .iter()
+                .position(|o| o.to_task == task && o.input_index == input_index)
+                .expect("every input is an output of its producer");
+            let channel = if input.partitioning == Partitioning::Forward { 0 } else { subtask };
+            ((input.from_task, producer), output, channel)
+        })
+        .collect()
 }
 
 fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duration, metrics: Vec<Vec<Option<SubtaskMetrics>>>) -> JobResult {
@@ -927,6 +982,7 @@ mod tests {
             factories: GraphFactories::default(),
             plan,
             config: EngineConfig::default(),
+            cluster: None,
         };
         let (reports_tx, reports) = channel();
         // One subtask failed to build and was reported; then its slot died with every subtask of

@@ -3,6 +3,7 @@
 
 pub(crate) mod alignment;
 pub mod checkpoint;
+pub mod cluster;
 pub(crate) mod job;
 pub(crate) mod keeper;
 pub mod restart;

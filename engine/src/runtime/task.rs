@@ -81,7 +81,12 @@ pub(crate) struct SubtaskMetrics {
 pub(crate) enum TaskReport {
     Spawned {
         id: SubtaskId,
-        actor: ActorRef<TaskMessage>,
+        actor: crate::runtime::cluster::SubtaskHandle,
+    },
+    /// A worker refused to run the attempt (another graph, an unknown job): not retried.
+    DeployRefused {
+        worker: u32,
+        reason: String,
     },
     Finished {
         id: SubtaskId,

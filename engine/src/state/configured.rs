@@ -14,7 +14,7 @@ use crate::base::{AggregateFunction, Key};
 use crate::key_group::KeyGroupRange;
 
 /// Where keyed state lives.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StateBackendConfig {
     /// In memory, per key group hash maps (Flink's `hashmap` backend).
     #[default]

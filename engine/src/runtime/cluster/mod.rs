@@ -1,0 +1,432 @@
+//! Running one job across processes: a coordinator that drives it and workers that run its
+//! subtasks, joined by a transport the engine only sees through [`ClusterNet`].
+//!
+//! **How a job reaches a worker.** A job's behaviour is code, so it does not travel. Every process
+//! of a job runs the same program, which knows the job by name ([`protocol::JobSpec`]: a name and
+//! arguments its [`JobRegistry`] turns into the same graph, as Flink's application mode and
+//! timely-dataflow do). The coordinator (node 0, the process the user started) builds the graph
+//! and plan, and sends each worker a `Deploy` with the job's name and arguments, the engine
+//! configuration, its graph fingerprint and the slots of the plan the worker owns (worker k owns
+//! the k-th run of `slots` consecutive slots). The worker builds the job itself, compares
+//! fingerprints (refusing with the first operator that differs: `JobError::Deploy`), builds its
+//! subtasks (restored from the checkpoint the coordinator sends along) and reports each spawned.
+//! Once all are, the coordinator sends each subtask its peers' addresses (`Start`); a worker
+//! connects a peer in its own process by actor reference and one elsewhere through a
+//! [`RemoteLink`](crate::channel::transport::RemoteLink) to that process.
+//!
+//! **Driving it.** The coordinator runs the same job driver as a job in one process (checkpoint
+//! coordinator, checkpoint store, restart strategy, sinks' committers); only where a subtask runs
+//! differs ([`SubtaskHandle`]). Workers turn their subtasks' reports into [`protocol::WireReport`]s
+//! (encoding keyed state there, off the task slots) and send them to the coordinator. Every
+//! restart is a new attempt: control and data messages carry it, and what belongs to an older one
+//! is dropped, so nothing of a failed attempt reaches the next.
+//!
+//! **Failures.** A worker whose connection closes fails the attempt (its subtasks are lost); a
+//! subtask that cannot reach a peer fails by itself; a worker that loses the coordinator cancels
+//! everything it runs. The restart strategy then decides, as in one process.
+
+// rkyv's derive adds resolver types for enum variants that cannot carry docs; every item written
+// here is documented.
+#[allow(missing_docs)]
+pub mod protocol;
+mod wire;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex, RwLock};
+
+use ractor::ActorRef;
+
+use self::protocol::{Address, DataStream, JobSpec, ToCoordinator, ToWorker};
+use crate::channel::transport::{LinkDown, ReceivedBytes, ReceivedFrame, RemoteLink, WireEvent};
+use crate::graph::fingerprint::GraphFingerprint;
+use crate::graph::plan::ExecutionPlan;
+use crate::runtime::job::Deployment;
+use crate::runtime::snapshot::JobSnapshot;
+use crate::runtime::task::{SubtaskId, TaskMessage, TaskReport};
+
+pub use self::worker::{JobRegistry, WorkerNode};
+
+/// A process of a job's cluster: 0 is the coordinator, workers are 1 and up.
+pub type NodeId = u32;
+
+/// The node the coordinator runs as.
+pub const COORDINATOR: NodeId = 0;
+
+/// The process's connections to the others, as the engine uses them (the `tethys-net` crate
+/// implements it over its mesh). Never blocks.
+pub trait ClusterNet: Send + Sync + 'static {
+    /// This process's node.
+    fn me(&self) -> NodeId;
+    /// A link for the data plane of attempt `attempt` to `node`.
+    fn data_link(&self, node: NodeId, attempt: u32) -> Result<Arc<dyn RemoteLink>, LinkDown>;
+    /// Sends an encoded control message ([`protocol::ToWorker`] or [`protocol::ToCoordinator`]).
+    fn send_control(&self, node: NodeId, message: Vec<u8>) -> Result<(), LinkDown>;
+}
+
+/// What a data-plane message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataKind {
+    /// An encoded frame; the aux word is the sender's backlog.
+    Frame,
+    /// An encoded [`WireEvent`]; the aux word is the sender's backlog.
+    Event,
+    /// Credits; the aux word is their number.
+    Credit,
+}
+
+/// Why a data-plane message reached no task.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Undeliverable {
+    /// It belongs to another attempt than the one running (a failed one): dropped.
+    #[error("a message of attempt {message} while attempt {running:?} runs")]
+    StaleAttempt {
+        /// The message's attempt (modulo 2^16).
+        message: u16,
+        /// The running attempt (modulo 2^16), if any.
+        running: Option<u16>,
+    },
+    /// No such subtask runs here.
+    #[error("no subtask {task}.{subtask} runs here")]
+    UnknownSubtask {
+        /// Task index.
+        task: u16,
+        /// Subtask index.
+        subtask: u16,
+    },
+    /// An event's bytes are not an event.
+    #[error(transparent)]
+    MalformedEvent(#[from] crate::channel::transport::MalformedEvent),
+    /// Credits that do not fit 32 bits.
+    #[error("a credit message grants {0} credits")]
+    BadCredit(u64),
+}
+
+/// The subtasks of the running attempt in this process, by id: where the data plane delivers.
+#[derive(Default)]
+pub struct LocalTasks {
+    table: RwLock<(Option<u32>, HashMap<SubtaskId, ActorRef<TaskMessage>>)>,
+}
+
+impl LocalTasks {
+    /// Forgets every subtask; `attempt` is the one running from now on.
+    pub(crate) fn reset(&self, attempt: Option<u32>) {
+        let mut table = self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *table = (attempt, HashMap::new());
+    }
+
+    /// Records a spawned subtask of `attempt` (ignored if another attempt runs now).
+    pub(crate) fn register(&self, attempt: u32, id: SubtaskId, actor: ActorRef<TaskMessage>) {
+        let mut table = self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if table.0 == Some(attempt) {
+            table.1.insert(id, actor);
+        }
+    }
+
+    /// The actor of subtask `id` of `attempt`, if it runs here.
+    pub(crate) fn actor(&self, attempt: u32, id: SubtaskId) -> Option<ActorRef<TaskMessage>> {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        (table.0 == Some(attempt)).then(|| table.1.get(&id).cloned()).flatten()
+    }
+
+    /// Every actor of the running attempt.
+    pub(crate) fn all(&self) -> Vec<ActorRef<TaskMessage>> {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        table.1.values().cloned().collect()
+    }
+
+    /// Every actor of `attempt`, if it is the running one.
+    pub(crate) fn all_of(&self, attempt: u32) -> Vec<ActorRef<TaskMessage>> {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if table.0 == Some(attempt) {
+            table.1.values().cloned().collect()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Delivers a data-plane message (see [`DataKind`]) to the subtask its stream names.
+    pub fn deliver(&self, kind: DataKind, stream: u64, aux: u64, payload: Box<dyn ReceivedBytes>) -> Result<(), Undeliverable> {
+        let stream = DataStream::unpack(stream);
+        let actor = {
+            let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let running = table.0.map(|attempt| attempt as u16);
+            if running != Some(stream.attempt) {
+                return Err(Undeliverable::StaleAttempt { message: stream.attempt, running });
+            }
+            table.1.get(&(stream.task as usize, stream.subtask as usize)).cloned()
+        };
+        let actor = actor.ok_or(Undeliverable::UnknownSubtask { task: stream.task, subtask: stream.subtask })?;
+        let channel = stream.port as usize;
+        let message = match kind {
+            DataKind::Frame => TaskMessage::RemoteFrame { channel, frame: ReceivedFrame(payload), backlog: aux as u32 },
+            DataKind::Event => {
+                let event = WireEvent::decode(payload.bytes())?.into_channel_event();
+                TaskMessage::Event { channel, event, backlog: aux as u32 }
+            }
+            DataKind::Credit => {
+                let credits = u32::try_from(aux).map_err(|_| Undeliverable::BadCredit(aux))?;
+                let (output, channel) = DataStream::credit_target(stream.port);
+                TaskMessage::Credit { output, channel, credits }
+            }
+        };
+        // A stopped actor belongs to an attempt that is ending: nothing to deliver to.
+        let _ = actor.send_message(message);
+        Ok(())
+    }
+}
+
+/// Where the driver reaches a subtask: an actor in this process, or a subtask on a worker.
+#[derive(Clone)]
+pub(crate) enum SubtaskHandle {
+    /// An actor in this process.
+    Local(ActorRef<TaskMessage>),
+    /// Subtask `id` of attempt `attempt` on worker `node`.
+    Remote { cluster: Arc<ClusterCoordinator>, node: NodeId, attempt: u32, id: SubtaskId },
+}
+
+impl SubtaskHandle {
+    /// The actor, if the subtask runs in this process.
+    pub(crate) fn local(&self) -> Option<&ActorRef<TaskMessage>> {
+        match self {
+            SubtaskHandle::Local(actor) => Some(actor),
+            SubtaskHandle::Remote { .. } => None,
+        }
+    }
+
+    /// Cancels the subtask (on a worker: every subtask of the attempt there).
+    pub(crate) fn cancel(&self) {
+        match self {
+            SubtaskHandle::Local(actor) => {
+                let _ = actor.send_message(TaskMessage::Cancel);
+            }
+            SubtaskHandle::Remote { cluster, node, attempt, .. } => cluster.send(*node, &ToWorker::Cancel { attempt: *attempt }),
+        }
+    }
+
+    /// Asks a source subtask to take checkpoint `id`.
+    pub(crate) fn trigger_checkpoint(&self, id: u64, unaligned: bool) {
+        match self {
+            SubtaskHandle::Local(actor) => {
+                let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id, unaligned });
+            }
+            SubtaskHandle::Remote { cluster, node, attempt, id: subtask } => cluster.send(
+                *node,
+                &ToWorker::TriggerCheckpoint { attempt: *attempt, subtask: wire_id(*subtask), id, unaligned },
+            ),
+        }
+    }
+
+    /// Tells a source subtask that checkpoint `id` completed.
+    pub(crate) fn checkpoint_complete(&self, id: u64) {
+        match self {
+            SubtaskHandle::Local(actor) => {
+                let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
+            }
+            SubtaskHandle::Remote { cluster, node, attempt, id: subtask } => {
+                cluster.send(*node, &ToWorker::CheckpointComplete { attempt: *attempt, subtask: wire_id(*subtask), id })
+            }
+        }
+    }
+}
+
+fn wire_id((task, subtask): SubtaskId) -> protocol::WireSubtask {
+    (task as u32, subtask as u32)
+}
+
+/// One worker of a job: its node and its number of slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSlots {
+    /// The worker's node.
+    pub node: NodeId,
+    /// Its slots.
+    pub slots: usize,
+}
+
+/// The coordinator's side of a job on workers: deploys attempts, routes the workers' reports
+/// into the job driver, and sends what the driver asks of remote subtasks.
+pub struct ClusterCoordinator {
+    net: Arc<dyn ClusterNet>,
+    job: JobSpec,
+    /// The workers, in slot order: worker k owns the slots after those of workers before it.
+    workers: Vec<WorkerSlots>,
+    /// The running attempt and where its reports go.
+    inbox: Mutex<Inbox>,
+}
+
+#[derive(Default)]
+struct Inbox {
+    /// The newest attempt deployed (0 before the first).
+    attempt: u32,
+    /// Where the running attempt's reports go; `None` between attempts.
+    reports: Option<Sender<TaskReport>>,
+    /// The running attempt's plan (to map slots to workers).
+    plan: Option<ExecutionPlan>,
+}
+
+impl ClusterCoordinator {
+    /// The coordinator of `job` on `workers` (in slot order), reaching them through `net`.
+    pub fn new(net: Arc<dyn ClusterNet>, job: JobSpec, workers: Vec<WorkerSlots>) -> Arc<ClusterCoordinator> {
+        assert!(workers.iter().all(|w| w.node != COORDINATOR && w.slots > 0), "workers are nodes 1 and up with slots");
+        Arc::new(ClusterCoordinator { net, job, workers, inbox: Mutex::new(Inbox::default()) })
+    }
+
+    /// The slots of all workers together: what the plan is built for.
+    pub fn total_slots(&self) -> usize {
+        self.workers.iter().map(|w| w.slots).sum()
+    }
+
+    /// The worker that owns `slot` of the plan.
+    fn node_of_slot(&self, slot: usize) -> NodeId {
+        let mut first = 0;
+        for worker in &self.workers {
+            if slot < first + worker.slots {
+                return worker.node;
+            }
+            first += worker.slots;
+        }
+        panic!("slot {slot} beyond the workers' {first} slots: the plan was built for more")
+    }
+
+    /// The subtasks of the plan that run on `node`.
+    pub(crate) fn subtasks_of(&self, node: NodeId, plan: &ExecutionPlan) -> Vec<SubtaskId> {
+        plan.tasks
+            .iter()
+            .flat_map(|task| task.slots.iter().enumerate().map(move |(subtask, &slot)| ((task.id, subtask), slot)))
+            .filter(|&(_, slot)| self.node_of_slot(slot) == node)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    fn address(&self, plan: &ExecutionPlan, (task, subtask): SubtaskId) -> Address {
+        Address { node: self.node_of_slot(plan.tasks[task].slots[subtask]), task: task as u32, subtask: subtask as u32 }
+    }
+
+    /// Sends a control message to a worker; a worker that cannot be reached is reported by the
+    /// transport (`on_peer_lost`), which fails the attempt.
+    fn send(&self, node: NodeId, message: &ToWorker) {
+        let bytes = protocol::encode(message).expect("control messages always encode");
+        let _ = self.net.send_control(node, bytes);
+    }
+
+    fn current_attempt(&self) -> u32 {
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempt
+    }
+
+    /// Deploys a new attempt of the job on every worker, restored from `restore`; its reports go
+    /// to `reports`. Returns the attempt.
+    pub(crate) fn deploy(self: &Arc<Self>, deployment: &Deployment, restore: Option<&JobSnapshot>, reports: Sender<TaskReport>) -> u32 {
+        let attempt = {
+            let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            inbox.attempt += 1;
+            inbox.reports = Some(reports);
+            inbox.plan = Some(deployment.plan.clone());
+            inbox.attempt
+        };
+        let config = serde_json::to_string(&deployment.config).expect("an engine configuration always serializes");
+        let fingerprint = serde_json::to_string(&GraphFingerprint::of(&deployment.graph)).expect("a fingerprint always serializes");
+        let restore = restore.map(|snapshot| crate::base::codec::encode(snapshot).expect("a checkpoint always encodes"));
+        let mut first = 0u32;
+        for worker in &self.workers {
+            let slots = (first, first + worker.slots as u32);
+            first = slots.1;
+            let message = ToWorker::Deploy {
+                attempt,
+                job: self.job.clone(),
+                config: config.clone(),
+                fingerprint: fingerprint.clone(),
+                slots,
+                restore: restore.clone(),
+            };
+            let bytes = protocol::encode(&message).expect("control messages always encode");
+            if let Err(error) = self.net.send_control(worker.node, bytes) {
+                self.worker_lost(worker.node, &error.to_string());
+            }
+        }
+        attempt
+    }
+
+    /// The attempt ended: later reports of it are dropped.
+    pub(crate) fn attempt_ended(&self, attempt: u32) {
+        let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if inbox.attempt == attempt {
+            inbox.reports = None;
+        }
+    }
+
+    /// Cancels the running attempt on every worker.
+    pub(crate) fn cancel_attempt(&self) {
+        let attempt = self.current_attempt();
+        for worker in &self.workers {
+            self.send(worker.node, &ToWorker::Cancel { attempt });
+        }
+    }
+
+    /// Sends every subtask of the running attempt its peers: the job starts.
+    pub(crate) fn start_all(&self, plan: &ExecutionPlan) {
+        let attempt = self.current_attempt();
+        for task in &plan.tasks {
+            for subtask in 0..task.parallelism {
+                let outputs = task
+                    .outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(k, spec)| {
+                        plan.output_channels(task.id, subtask, k)
+                            .into_iter()
+                            .map(|(consumer, gate)| (self.address(plan, (spec.to_task, consumer)), gate as u32))
+                            .collect()
+                    })
+                    .collect();
+                let inputs = crate::runtime::job::input_peers(plan, task.id, subtask)
+                    .into_iter()
+                    .map(|(producer, output, channel)| (self.address(plan, producer), output as u32, channel as u32))
+                    .collect();
+                let node = self.address(plan, (task.id, subtask)).node;
+                self.send(node, &ToWorker::Start { attempt, subtask: wire_id((task.id, subtask)), outputs, inputs });
+            }
+        }
+    }
+
+    /// Tells every worker the job is over.
+    pub fn shutdown_workers(&self) {
+        for worker in &self.workers {
+            self.send(worker.node, &ToWorker::Shutdown);
+        }
+    }
+
+    /// A control message from worker `from`.
+    pub fn on_control(self: &Arc<Self>, from: NodeId, bytes: &[u8]) {
+        let message = match protocol::decode::<ToCoordinator>(bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                self.worker_lost(from, &format!("sent a control message that does not decode: {error}"));
+                return;
+            }
+        };
+        let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (attempt, report) = match message {
+            ToCoordinator::DeployRefused { attempt, reason } => (attempt, TaskReport::DeployRefused { worker: from, reason }),
+            ToCoordinator::Report { attempt, report } => (attempt, wire::into_task_report(report, self, from, attempt)),
+        };
+        if attempt == inbox.attempt {
+            if let Some(reports) = &inbox.reports {
+                let _ = reports.send(report);
+            }
+        }
+    }
+
+    /// Worker `node` is gone (its connection closed): the running attempt loses its subtasks.
+    pub fn on_peer_lost(&self, node: NodeId, reason: &str) {
+        self.worker_lost(node, reason);
+    }
+
+    fn worker_lost(&self, node: NodeId, reason: &str) {
+        let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let (Some(reports), Some(plan)) = (&inbox.reports, &inbox.plan) {
+            let subtasks = self.subtasks_of(node, plan);
+            let _ = reports.send(TaskReport::SlotLost { subtasks, reason: format!("worker {node} is lost: {reason}") });
+        }
+    }
+}
