@@ -96,15 +96,32 @@ pub fn filter_predicate(bid: &Bid) -> bool {
 
 /// Adds `query` over `source` to `env`, ending in `sink`.
 pub fn define(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sink: DiscardSink) {
+    define_split(env, query, source, sink, false);
+}
+
+/// `define`; with `split`, the sink of the passthrough and filter queries is a task of its own
+/// (behind a rebalance instead of chained), so source and sink can run in different processes.
+pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sink: DiscardSink, split: bool) {
     let bids = env.source("bids", source);
     match query {
+        BidsQuery::Passthrough if split => {
+            bids.rebalance().sink("discard", sink);
+        }
         BidsQuery::Passthrough => {
             bids.sink("discard", sink);
         }
         BidsQuery::Filter => {
-            bids.filter(filter_predicate)
-                .map(|b: Bid| EuroBid { auction: b.auction, bidder: b.bidder, euro: b.price as f64 * 0.908, ts: b.ts })
-                .sink("discard", sink);
+            let euro = bids.filter(filter_predicate).map(|b: Bid| EuroBid {
+                auction: b.auction,
+                bidder: b.bidder,
+                euro: b.price as f64 * 0.908,
+                ts: b.ts,
+            });
+            if split {
+                euro.rebalance().sink("discard", sink);
+            } else {
+                euro.sink("discard", sink);
+            }
         }
         BidsQuery::Window => {
             // Source subtasks that drift apart hold windows open downstream; as a Flink job would,

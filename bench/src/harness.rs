@@ -14,8 +14,11 @@ use tethys_engine::source::bids::BidsSource;
 use tethys_engine::source::nexmark::NexmarkSource;
 use tethys_engine::{EngineConfig, JobError, StreamEnvironment};
 
+use tethys_net::launcher::{LocalCluster, LocalClusterSpec};
+
 use crate::bids::{self, BidsQuery};
 use crate::bursts::{self, BurstQuery};
+use crate::jobs;
 use crate::memory::peak_rss_bytes;
 use crate::nexmark::{self, NexmarkQuery};
 
@@ -71,6 +74,9 @@ pub struct BenchSpec {
     pub seed: u64,
     /// Engine settings (slots, parallelism, frame size, linger, credits).
     pub config: EngineConfig,
+    /// Worker processes to run the job on (a local cluster; this process coordinates and its
+    /// slots are split evenly among them); 0 runs it in this process.
+    pub workers: usize,
 }
 
 /// What one run measured.
@@ -143,19 +149,36 @@ impl fmt::Display for BenchReport {
 pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
     let env = StreamEnvironment::new(spec.config.clone());
     let sink = DiscardSink::new();
-    match spec.query {
-        Query::Bids(query) => bids::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
-        Query::Nexmark(query) => nexmark::define(&env, query, NexmarkSource::new(spec.events, spec.seed), sink.clone()),
-        Query::Burst(query) => bursts::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
-    }
-    let result = env.execute(&format!("bench-{}", spec.query))?;
+    let name = format!("bench-{}", spec.query);
+    let result = if spec.workers == 0 {
+        match spec.query {
+            Query::Bids(query) => bids::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
+            Query::Nexmark(query) => nexmark::define(&env, query, NexmarkSource::new(spec.events, spec.seed), sink.clone()),
+            Query::Burst(query) => bursts::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
+        }
+        env.execute(&name)?
+    } else {
+        // Source and sink of the stateless queries go to different processes.
+        let job = jobs::bench_spec(spec.query, spec.events, spec.seed, true);
+        let failed = |reason: String| JobError::Runtime { job: name.clone(), reason };
+        jobs::define(&job, &env).map_err(failed)?;
+        let slots_per_worker = spec.config.slots.div_ceil(spec.workers).max(1);
+        let cluster_spec = LocalClusterSpec::of_this_program(spec.workers, slots_per_worker).map_err(|error| failed(error.to_string()))?;
+        let cluster = LocalCluster::start(&cluster_spec, job).map_err(|error| failed(error.to_string()))?;
+        env.execute_on_cluster(&name, cluster.coordinator().cluster())?
+    };
+    // The sink counts where it runs: here, or on a worker (then its operator metrics say).
+    let sink_records = match spec.workers {
+        0 => sink.records(),
+        _ => result.operator("Sink: discard").map_or(0, |sink| sink.records_in),
+    };
     let seconds = result.elapsed.as_secs_f64().max(1e-9);
     Ok(BenchReport {
         query: spec.query.to_string(),
         parallelism: spec.config.parallelism,
         slots: spec.config.slots,
         events: spec.events,
-        sink_records: sink.records(),
+        sink_records,
         elapsed: result.elapsed,
         events_per_second: spec.events as f64 / seconds,
         peak_rss_bytes: peak_rss_bytes(),

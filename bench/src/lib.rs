@@ -8,6 +8,7 @@
 pub mod bids;
 pub mod bursts;
 pub mod harness;
+pub mod jobs;
 pub mod latency;
 pub mod memory;
 pub mod nexmark;

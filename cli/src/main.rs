@@ -23,6 +23,8 @@ enum Command {
     Bench(command::bench::BenchArgs),
     /// Measure end-to-end latency of the filter query at fixed input rates.
     Latency(command::latency::LatencyArgs),
+    /// Run a worker process of a cluster: join the mesh, run what the coordinator deploys.
+    Worker(command::worker::WorkerArgs),
     /// Run one benchmark in this process (used by `bench`).
     #[command(hide = true)]
     BenchRun(command::bench::BenchRunArgs),
@@ -36,6 +38,7 @@ fn main() {
         Command::Bench(args) => command::bench::run(args),
         Command::BenchRun(args) => command::bench::run_one(args),
         Command::Latency(args) => command::latency::run(args),
+        Command::Worker(args) => command::worker::run(args),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

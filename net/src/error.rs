@@ -110,6 +110,12 @@ pub enum NetError {
         /// What was wrong, and where.
         source: WireError,
     },
+    /// The process's network runtime could not start.
+    #[error("cannot start the network runtime: {source}")]
+    Runtime {
+        /// The OS error.
+        source: io::Error,
+    },
     /// Reading from or writing to an established connection failed.
     #[error("I/O error {operation} {peer} at {addr}: {source}")]
     Io {

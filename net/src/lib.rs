@@ -25,8 +25,10 @@
 #![deny(unsafe_code)]
 
 pub mod auth;
+pub mod cluster;
 pub mod conn;
 pub mod error;
+pub mod launcher;
 pub mod mesh;
 pub mod node;
 pub mod pool;

@@ -44,6 +44,11 @@ pub struct EngineArgs {
     /// `--state-backend disk`; default: the backend's, 96 MiB).
     #[arg(long)]
     pub state_cache_mb: Option<u64>,
+    /// Run each query on this many worker processes of a local cluster (the run's own process
+    /// coordinates; the slots are split among the workers; the passthrough and filter queries
+    /// put source and sink in different workers); 0 runs it in one process.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
 }
 
 /// Parses `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
@@ -125,6 +130,10 @@ impl EngineArgs {
         if let Some(dir) = &self.checkpoint_dir {
             flags.push("--checkpoint-dir".into());
             flags.push(dir.display().to_string());
+        }
+        if self.workers > 0 {
+            flags.push("--workers".into());
+            flags.push(self.workers.to_string());
         }
         flags
     }
@@ -218,6 +227,7 @@ pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
         events: args.engine.events,
         seed: args.engine.seed,
         config: args.engine.config(args.parallelism),
+        workers: args.engine.workers,
     };
     let report = run_bench(&spec);
     // A checkpoint directory the user did not name is this run's own.

@@ -137,7 +137,11 @@ impl StreamEnvironment {
     /// it drives the job, takes checkpoints and commits sinks, and runs no subtask). Every
     /// worker must run this same program and define the job as the cluster's `JobSpec` says;
     /// the engine configuration is this environment's, with `slots` set to the workers' total.
-    pub fn execute_on_cluster(&self, job: &str, cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>) -> Result<JobResult, JobError> {
+    pub fn execute_on_cluster(
+        &self,
+        job: &str,
+        cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>,
+    ) -> Result<JobResult, JobError> {
         let graph = self.job_graph();
         let mut config = self.config.clone();
         config.slots = cluster.total_slots();

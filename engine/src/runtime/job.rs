@@ -23,10 +23,10 @@ use serde::Serialize;
 
 use super::alignment::AlignmentGroup;
 use super::checkpoint::{BarrierAligner, CheckpointCoordinator, CheckpointStats};
+use super::cluster::SubtaskHandle;
 use super::keeper::CheckpointKeeper;
 use super::restart::RestartTracker;
 use super::snapshot::{JobSnapshot, RestoreState};
-use super::cluster::SubtaskHandle;
 use super::task::{
     InputGate, SourceWatermark, SubtaskId, SubtaskMetrics, TaskActor, TaskHead, TaskMessage, TaskOutput, TaskReport, TaskSettings,
     TaskState,

@@ -26,6 +26,16 @@ impl Listener {
         Ok(Listener { socket, local_addr })
     }
 
+    /// Listens on a socket already bound (e.g. to report its port before the mesh starts). Must be
+    /// called on a tokio runtime.
+    pub fn from_std(socket: std::net::TcpListener) -> Result<Listener, NetError> {
+        let unknown: SocketAddr = ([0, 0, 0, 0], 0).into();
+        let local_addr = socket.local_addr().map_err(|source| NetError::Bind { addr: unknown, source })?;
+        socket.set_nonblocking(true).map_err(|source| NetError::Bind { addr: local_addr, source })?;
+        let socket = TcpListener::from_std(socket).map_err(|source| NetError::Bind { addr: local_addr, source })?;
+        Ok(Listener { socket, local_addr })
+    }
+
     /// The address peers connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

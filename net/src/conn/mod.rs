@@ -63,6 +63,16 @@ pub enum CloseReason {
     Failed(NetError),
 }
 
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::ClosedLocally { reason } => write!(f, "closed here: {reason}"),
+            CloseReason::ClosedByPeer { reason } => write!(f, "closed by the peer: {reason}"),
+            CloseReason::Failed(error) => write!(f, "{error}"),
+        }
+    }
+}
+
 impl CloseReason {
     /// The error, if the connection failed.
     pub fn error(&self) -> Option<&NetError> {

@@ -211,10 +211,9 @@ impl SubtaskHandle {
             SubtaskHandle::Local(actor) => {
                 let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id, unaligned });
             }
-            SubtaskHandle::Remote { cluster, node, attempt, id: subtask } => cluster.send(
-                *node,
-                &ToWorker::TriggerCheckpoint { attempt: *attempt, subtask: wire_id(*subtask), id, unaligned },
-            ),
+            SubtaskHandle::Remote { cluster, node, attempt, id: subtask } => {
+                cluster.send(*node, &ToWorker::TriggerCheckpoint { attempt: *attempt, subtask: wire_id(*subtask), id, unaligned })
+            }
         }
     }
 

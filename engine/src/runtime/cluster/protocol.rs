@@ -244,10 +244,14 @@ pub struct StreamIdOverflow {
 impl DataStream {
     /// The stream of subtask `(task, subtask)` port `port` in attempt `attempt`.
     pub fn new(attempt: u32, task: usize, subtask: usize, port: usize) -> Result<DataStream, StreamIdOverflow> {
-        let fit = |what: &'static str, value: usize| {
-            u16::try_from(value).map_err(|_| StreamIdOverflow { what, value, max: u16::MAX as usize })
-        };
-        Ok(DataStream { attempt: attempt as u16, task: fit("task index", task)?, subtask: fit("subtask index", subtask)?, port: fit("channel", port)? })
+        let fit =
+            |what: &'static str, value: usize| u16::try_from(value).map_err(|_| StreamIdOverflow { what, value, max: u16::MAX as usize });
+        Ok(DataStream {
+            attempt: attempt as u16,
+            task: fit("task index", task)?,
+            subtask: fit("subtask index", subtask)?,
+            port: fit("channel", port)?,
+        })
     }
 
     /// The port of a credit for channel `channel` of output `output`.

@@ -43,7 +43,11 @@ pub(crate) fn into_wire_report(report: TaskReport) -> Result<WireReport, String>
                     .node_counts
                     .into_iter()
                     .map(|counts| {
-                        (counts.records_in, counts.records_out, counts.extra.into_iter().map(|(name, value)| (name.to_string(), value)).collect())
+                        (
+                            counts.records_in,
+                            counts.records_out,
+                            counts.extra.into_iter().map(|(name, value)| (name.to_string(), value)).collect(),
+                        )
                     })
                     .collect(),
                 gate_queued_frames_peak: metrics.gate_queued_frames_peak,

@@ -134,7 +134,9 @@ impl WorkerNode {
         let wired: Result<(Vec<Vec<(Endpoint, usize)>>, Vec<(Endpoint, usize, usize)>), String> = (|| {
             let outputs = outputs
                 .into_iter()
-                .map(|channels| channels.into_iter().map(|(address, gate)| Ok((endpoint(address)?, gate as usize))).collect::<Result<Vec<_>, String>>())
+                .map(|channels| {
+                    channels.into_iter().map(|(address, gate)| Ok((endpoint(address)?, gate as usize))).collect::<Result<Vec<_>, String>>()
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             let inputs = inputs
                 .into_iter()
@@ -168,7 +170,8 @@ impl WorkerNode {
         slots: (u32, u32),
         restore: Option<Vec<u8>>,
     ) -> Result<(), String> {
-        let config: EngineConfig = serde_json::from_str(config).map_err(|error| format!("the engine configuration does not parse: {error}"))?;
+        let config: EngineConfig =
+            serde_json::from_str(config).map_err(|error| format!("the engine configuration does not parse: {error}"))?;
         let env = StreamEnvironment::new(config.clone());
         (self.registry)(job, &env).map_err(|error| format!("cannot define job '{}' {:?}: {error}", job.name, job.args))?;
         let graph = env.job_graph();

@@ -1,0 +1,75 @@
+//! `tethys worker`: one worker process of a cluster. It listens, joins the mesh of the cluster's
+//! processes (node 0 is the coordinator), then builds and runs whatever the coordinator deploys,
+//! from the jobs this program knows, until the coordinator shuts it down or is lost. Logs go to
+//! standard error through `tracing` (`RUST_LOG`-style level with `--log`).
+
+use std::io::{BufRead, Write};
+use std::net::{SocketAddr, TcpListener};
+
+use clap::Args;
+use tethys_net::launcher::{parse_addresses, LISTENING_PREFIX, SECRET_ENV};
+use tethys_net::{ClusterSecret, MeshOptions};
+
+use super::CliError;
+
+/// Arguments of `tethys worker`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    /// This worker's node number (1 and up; 0 is the coordinator).
+    #[arg(long)]
+    pub node: u32,
+    /// Slots (cores) this worker offers; the coordinator's plan decides what runs in them.
+    #[arg(long, default_value_t = 1)]
+    pub slots: usize,
+    /// Address to listen on (port 0: any free port, printed as `listening <address>`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Every node's address, `0=<host:port>,1=<host:port>,...`.
+    #[arg(long, conflicts_with = "peers_from_stdin")]
+    pub peers: Option<String>,
+    /// Read the addresses (as for `--peers`) from one line of standard input, after printing
+    /// where this worker listens (what a launcher uses).
+    #[arg(long)]
+    pub peers_from_stdin: bool,
+    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
+    #[arg(long)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    pub log: tracing::Level,
+}
+
+/// Runs the worker until the coordinator is done with it.
+pub fn run(args: WorkerArgs) -> Result<(), CliError> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(args.log).with_target(false).init();
+    if args.node == 0 {
+        return Err("--node 0 is the coordinator; workers are 1 and up".into());
+    }
+    let secret_text = match &args.secret_file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?,
+        None => std::env::var(SECRET_ENV).map_err(|_| format!("no cluster secret: set {SECRET_ENV} or give --secret-file"))?,
+    };
+    let secret: ClusterSecret = secret_text.trim().parse().map_err(|e| format!("bad cluster secret: {e}"))?;
+    let listener = TcpListener::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    println!("{LISTENING_PREFIX}{local}");
+    std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
+    let peers_line = match (&args.peers, args.peers_from_stdin) {
+        (Some(peers), _) => peers.clone(),
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the peers from standard input: {e}"))?;
+            line
+        }
+        (None, false) => return Err("give --peers or --peers-from-stdin".into()),
+    };
+    let addresses = parse_addresses(&peers_line).map_err(|e| format!("bad peers: {e}"))?;
+    if !addresses.contains_key(&args.node) {
+        return Err(format!("the peers name no address for node {} (this worker)", args.node).into());
+    }
+    tracing::info!(node = args.node, slots = args.slots, %local, "worker listening");
+    let why =
+        tethys_net::cluster::run_worker(args.node, listener, &addresses, secret, tethys_bench::jobs::registry(), MeshOptions::default())?;
+    tracing::info!(node = args.node, %why, "worker done");
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The engine's cluster over the mesh: [`MeshNet`] gives the engine its links to the other
+//! processes (the engine's `ClusterNet`), [`EngineInbound`] hands what arrives to the engine's
+//! coordinator or worker, and [`run_worker`] and [`Coordinator`] are the two processes' entry
+//! points. [`LocalCluster`](crate::launcher::LocalCluster) starts worker processes on this machine.
+//!
+//! Data-plane messages name their destination subtask in the stream id (see the engine's
+//! `cluster::protocol::DataStream`); a frame's payload is its rkyv encoding, sent without a copy
+//! from the producer's buffer and received into a pooled aligned buffer that the consuming task
+//! decodes in place and then drops back into the pool.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use tethys_engine::channel::transport::{FrameBuffer, LinkDown, ReceivedBytes, RemoteLink, WireEvent};
+use tethys_engine::cluster::protocol::{DataStream, JobSpec};
+use tethys_engine::cluster::{ClusterCoordinator, ClusterNet, DataKind, JobRegistry, Undeliverable, WorkerNode, WorkerSlots};
+
+use crate::auth::ClusterSecret;
+use crate::conn::{CloseReason, Connection, Inbound, Listener};
+use crate::error::NetError;
+use crate::mesh::{Mesh, MeshOptions};
+use crate::node::NodeId;
+use crate::pool::PooledBuf;
+use crate::wire::{Message, MessageKind};
+
+/// The mesh as the engine's `ClusterNet`. The mesh is set once it is up; until then nothing is
+/// sent (a process sends nothing before its mesh is complete).
+pub struct MeshNet {
+    me: u32,
+    mesh: OnceLock<Mesh>,
+}
+
+impl MeshNet {
+    /// The links of node `me`, before its mesh is up.
+    pub fn new(me: u32) -> Arc<MeshNet> {
+        Arc::new(MeshNet { me, mesh: OnceLock::new() })
+    }
+
+    fn set_mesh(&self, mesh: Mesh) {
+        assert!(self.mesh.set(mesh).is_ok(), "a mesh is set once");
+    }
+
+    fn connection(&self, node: u32) -> Result<Connection, LinkDown> {
+        let down = |reason: &str| LinkDown { peer: format!("node {node}"), reason: reason.to_string() };
+        let mesh = self.mesh.wait();
+        mesh.connection(NodeId(node)).ok_or_else(|| down("not a peer of this process"))
+    }
+
+    /// Closes every connection, after what was queued on it (waiting up to `linger` for it to be
+    /// written, so a last message such as a shutdown is not lost with the process).
+    pub fn close(&self, reason: &str, linger: std::time::Duration) {
+        let Some(mesh) = self.mesh.get() else { return };
+        let connections: Vec<Connection> = mesh.connected_peers().into_iter().filter_map(|peer| mesh.connection(peer)).collect();
+        mesh.close(reason);
+        let deadline = std::time::Instant::now() + linger;
+        while std::time::Instant::now() < deadline && connections.iter().any(|c| c.stats().bytes_queued > 0) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+impl ClusterNet for MeshNet {
+    fn me(&self) -> u32 {
+        self.me
+    }
+
+    fn data_link(&self, node: u32, attempt: u32) -> Result<Arc<dyn RemoteLink>, LinkDown> {
+        let connection = self.connection(node)?;
+        let peer = format!("node {node} at {}", connection.peer_addr());
+        Ok(Arc::new(MeshLink { connection, attempt, peer }))
+    }
+
+    fn send_control(&self, node: u32, message: Vec<u8>) -> Result<(), LinkDown> {
+        let connection = self.connection(node)?;
+        connection
+            .send(MessageKind::Control, 0, 0, message)
+            .map_err(|error| LinkDown { peer: format!("node {node}"), reason: error.to_string() })
+    }
+}
+
+/// The data plane of one attempt towards one process.
+struct MeshLink {
+    connection: Connection,
+    attempt: u32,
+    peer: String,
+}
+
+impl MeshLink {
+    fn stream(&self, (task, subtask): (usize, usize), port: usize) -> Result<u64, LinkDown> {
+        DataStream::new(self.attempt, task, subtask, port)
+            .map(DataStream::pack)
+            .map_err(|error| LinkDown { peer: self.peer.clone(), reason: error.to_string() })
+    }
+
+    fn send(&self, kind: MessageKind, stream: u64, aux: u64, payload: impl Into<crate::conn::Payload>) -> Result<(), LinkDown> {
+        self.connection.send(kind, stream, aux, payload).map_err(|error| LinkDown { peer: self.peer.clone(), reason: error.to_string() })
+    }
+}
+
+impl RemoteLink for MeshLink {
+    fn peer(&self) -> String {
+        self.peer.clone()
+    }
+
+    fn frame_buffer(&self) -> FrameBuffer {
+        FrameBuffer::new()
+    }
+
+    fn send_frame(&self, to: (usize, usize), channel: usize, backlog: u32, frame: FrameBuffer) -> Result<(), LinkDown> {
+        let stream = self.stream(to, channel)?;
+        self.send(MessageKind::Data, stream, u64::from(backlog), frame)
+    }
+
+    fn send_event(&self, to: (usize, usize), channel: usize, backlog: u32, event: WireEvent) -> Result<(), LinkDown> {
+        let stream = self.stream(to, channel)?;
+        self.send(MessageKind::Event, stream, u64::from(backlog), event.encode().to_vec())
+    }
+
+    fn send_credit(&self, to: (usize, usize), output: usize, channel: usize, credits: u32) -> Result<(), LinkDown> {
+        let port =
+            DataStream::credit_port(output, channel).map_err(|error| LinkDown { peer: self.peer.clone(), reason: error.to_string() })?;
+        let stream = self.stream(to, port)?;
+        self.send(MessageKind::Credit, stream, u64::from(credits), ())
+    }
+}
+
+/// A received payload as the engine reads a frame from it (aligned; back to the pool on drop).
+struct PooledFrame(PooledBuf);
+
+impl ReceivedBytes for PooledFrame {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// Which side of the engine's cluster this process is.
+enum Role {
+    Worker(Arc<WorkerNode>),
+    Coordinator(Arc<ClusterCoordinator>),
+}
+
+/// What arrives from the mesh, handed to the engine.
+pub struct EngineInbound {
+    role: OnceLock<Role>,
+    net: Arc<MeshNet>,
+}
+
+impl EngineInbound {
+    fn new(net: Arc<MeshNet>) -> Arc<EngineInbound> {
+        Arc::new(EngineInbound { role: OnceLock::new(), net })
+    }
+
+    fn role(&self) -> &Role {
+        self.role.wait()
+    }
+}
+
+impl Inbound for EngineInbound {
+    fn on_message(&self, peer: NodeId, message: Message) {
+        let kind = match message.kind {
+            MessageKind::Data => DataKind::Frame,
+            MessageKind::Event => DataKind::Event,
+            MessageKind::Credit => DataKind::Credit,
+            MessageKind::Control => {
+                match self.role() {
+                    Role::Worker(worker) => worker.on_control(peer.0, &message.payload),
+                    Role::Coordinator(coordinator) => coordinator.on_control(peer.0, &message.payload),
+                }
+                return;
+            }
+            MessageKind::Close => return,
+        };
+        let Role::Worker(worker) = self.role() else {
+            // The coordinator runs no subtask: data sent to it is a peer's bug.
+            tracing::warn!(%peer, ?kind, "the coordinator received data-plane traffic; closing the connection");
+            if let Some(mesh) = self.net.mesh.get() {
+                if let Some(connection) = mesh.connection(peer) {
+                    connection.close("the coordinator runs no subtask");
+                }
+            }
+            return;
+        };
+        match worker.tasks().deliver(kind, message.stream, message.aux, Box::new(PooledFrame(message.payload))) {
+            Ok(()) | Err(Undeliverable::StaleAttempt { .. }) => {}
+            Err(error @ (Undeliverable::MalformedEvent(_) | Undeliverable::BadCredit(_))) => {
+                // Bad input from a peer: its connection goes, which fails what depends on it.
+                tracing::warn!(%peer, %error, "malformed data-plane message; closing the connection");
+                if let Some(connection) = self.net.mesh.get().and_then(|mesh| mesh.connection(peer)) {
+                    connection.close(&format!("malformed data-plane message: {error}"));
+                }
+            }
+            Err(error @ Undeliverable::UnknownSubtask { .. }) => {
+                // A subtask of the running attempt that already stopped (the attempt is ending).
+                tracing::debug!(%peer, %error, "data-plane message for a subtask not running here");
+            }
+        }
+    }
+
+    fn on_closed(&self, peer: NodeId, reason: CloseReason) {
+        let reason = reason.to_string();
+        match self.role.get() {
+            Some(Role::Worker(worker)) => worker.on_peer_lost(peer.0, &reason),
+            Some(Role::Coordinator(coordinator)) => coordinator.on_peer_lost(peer.0, &reason),
+            None => {}
+        }
+    }
+}
+
+/// How long a process that ends waits for its last messages to be written.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Where every process of a cluster listens: node 0 the coordinator, 1.. the workers.
+pub type Addresses = BTreeMap<u32, SocketAddr>;
+
+fn mesh_peers(addresses: &Addresses) -> BTreeMap<NodeId, SocketAddr> {
+    addresses.iter().map(|(&node, &addr)| (NodeId(node), addr)).collect()
+}
+
+/// The tokio runtime a process's connections run on: two threads, apart from the task slots.
+fn network_runtime(name: &str) -> Result<tokio::runtime::Runtime, NetError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|source| NetError::Runtime { source })
+}
+
+/// Runs worker `me` of a cluster until the coordinator shuts it down or is lost: joins the mesh
+/// (listening on `listener`, reaching the others at `addresses`), then builds and runs what the
+/// coordinator deploys with `registry`. Returns why it ended.
+pub fn run_worker(
+    me: u32,
+    listener: std::net::TcpListener,
+    addresses: &Addresses,
+    secret: ClusterSecret,
+    registry: JobRegistry,
+    options: MeshOptions,
+) -> Result<String, NetError> {
+    let runtime = network_runtime("tethys-net")?;
+    let net = MeshNet::new(me);
+    let inbound = EngineInbound::new(Arc::clone(&net));
+    let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry);
+    let _ = inbound.role.set(Role::Worker(Arc::clone(&worker)));
+    let mesh = runtime.block_on(async {
+        let listener = Listener::from_std(listener)?;
+        Mesh::start(NodeId(me), listener, mesh_peers(addresses), secret, inbound.clone(), options).await
+    })?;
+    tracing::info!(node = me, peers = ?mesh.connected_peers(), "worker joined its cluster");
+    net.set_mesh(mesh);
+    let why = worker.wait();
+    tracing::info!(node = me, why = %why, "worker stops");
+    net.close(&why, CLOSE_LINGER);
+    runtime.shutdown_timeout(CLOSE_LINGER);
+    Ok(why)
+}
+
+/// This process as the coordinator (node 0) of a cluster whose workers run `job`.
+pub struct Coordinator {
+    cluster: Arc<ClusterCoordinator>,
+    net: Arc<MeshNet>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Coordinator {
+    /// Joins the mesh as node 0 (listening on `listener`, the workers at `addresses`, each with
+    /// its slots in `workers`, in slot order).
+    pub fn start(
+        listener: std::net::TcpListener,
+        addresses: &Addresses,
+        secret: ClusterSecret,
+        job: JobSpec,
+        workers: Vec<WorkerSlots>,
+        options: MeshOptions,
+    ) -> Result<Coordinator, NetError> {
+        let runtime = network_runtime("tethys-net")?;
+        let net = MeshNet::new(0);
+        let inbound = EngineInbound::new(Arc::clone(&net));
+        let cluster = ClusterCoordinator::new(Arc::clone(&net) as Arc<dyn ClusterNet>, job, workers);
+        let _ = inbound.role.set(Role::Coordinator(Arc::clone(&cluster)));
+        let mesh = runtime.block_on(async {
+            let listener = Listener::from_std(listener)?;
+            Mesh::start(NodeId(0), listener, mesh_peers(addresses), secret, inbound.clone(), options).await
+        })?;
+        tracing::info!(peers = ?mesh.connected_peers(), "coordinator joined its cluster");
+        net.set_mesh(mesh);
+        Ok(Coordinator { cluster, net, runtime: Some(runtime) })
+    }
+
+    /// The engine's side of it: what `StreamEnvironment::execute_on_cluster` runs the job with.
+    pub fn cluster(&self) -> Arc<ClusterCoordinator> {
+        Arc::clone(&self.cluster)
+    }
+
+    /// The connection to a node, to look at its figures.
+    pub fn connection(&self, node: u32) -> Option<Connection> {
+        self.net.mesh.get().and_then(|mesh| mesh.connection(NodeId(node)))
+    }
+}
+
+impl Drop for Coordinator {
+    /// Tells the workers the job is over and closes the mesh.
+    fn drop(&mut self) {
+        self.cluster.shutdown_workers();
+        self.net.close("the coordinator is done", CLOSE_LINGER);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(CLOSE_LINGER);
+        }
+    }
+}
