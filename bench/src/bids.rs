@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::end::{EndWith, QueryEnd};
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::bids::{Bid, BidsSource};
 use tethys_engine::{StreamEnvironment, TumblingEventTimeWindows, WindowResult};
@@ -99,16 +100,17 @@ pub fn define(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sin
     define_split(env, query, source, sink, false);
 }
 
-/// `define`; with `split`, the sink of the passthrough and filter queries is a task of its own
-/// (behind a rebalance instead of chained), so source and sink can run in different processes.
-pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sink: DiscardSink, split: bool) {
+/// `define`, ending wherever `end` puts the results; with `split`, the end of the passthrough
+/// and filter queries is a task of its own (behind a rebalance instead of chained), so source
+/// and sink can run in different processes.
+pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, end: impl QueryEnd, split: bool) {
     let bids = env.source("bids", source);
     match query {
         BidsQuery::Passthrough if split => {
-            bids.rebalance().sink("discard", sink);
+            bids.rebalance().end_with(end);
         }
         BidsQuery::Passthrough => {
-            bids.sink("discard", sink);
+            bids.end_with(end);
         }
         BidsQuery::Filter => {
             let euro = bids.filter(filter_predicate).map(|b: Bid| EuroBid {
@@ -118,9 +120,9 @@ pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSourc
                 ts: b.ts,
             });
             if split {
-                euro.rebalance().sink("discard", sink);
+                euro.rebalance().end_with(end);
             } else {
-                euro.sink("discard", sink);
+                euro.end_with(end);
             }
         }
         BidsQuery::Window => {
@@ -130,7 +132,7 @@ pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSourc
                 .key_by(|b: &Bid| b.auction)
                 .window(TumblingEventTimeWindows::of(WINDOW_SIZE), |b: &Bid| b.ts)
                 .count()
-                .sink("discard", sink);
+                .end_with(end);
         }
         BidsQuery::Agg => {
             bids.key_by(|b: &Bid| b.bidder)
@@ -143,7 +145,7 @@ pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSourc
                         BidderStats { bidder, count: state.0, max_price: state.1 }
                     },
                 )
-                .sink("discard", sink);
+                .end_with(end);
         }
     }
 }

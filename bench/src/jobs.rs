@@ -8,12 +8,17 @@
 
 use std::sync::Arc;
 
+use tethys_engine::base::key::KeyHasher;
 use tethys_engine::cluster::protocol::JobSpec;
 use tethys_engine::cluster::JobRegistry;
+use tethys_engine::frame::Record;
 use tethys_engine::sink::discard::DiscardSink;
+use tethys_engine::sink::file::FileSink;
 use tethys_engine::source::bids::BidsSource;
 use tethys_engine::source::nexmark::NexmarkSource;
-use tethys_engine::StreamEnvironment;
+use tethys_engine::{DataStream, StreamEnvironment};
+
+use crate::end::QueryEnd;
 
 use crate::harness::Query;
 use crate::{bids, bursts, nexmark};
@@ -30,14 +35,21 @@ pub fn bench_spec(query: Query, events: u64, seed: u64, split: bool) -> JobSpec 
     JobSpec { name: BENCH_JOB.to_string(), args }
 }
 
-/// Defines the job `spec` names in `env`, ending in `sink`; says what is wrong with a spec it
-/// does not know.
+/// Defines the job `spec` names in `env`, ending in `sink` (a `bench` job) or in its digest
+/// topic (a `digest` job); says what is wrong with a spec it does not know.
 pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSink) -> Result<(), String> {
-    if spec.name != BENCH_JOB {
-        return Err(format!("unknown job '{}' (this program knows '{BENCH_JOB}')", spec.name));
-    }
-    let [query, events, seed, rest @ ..] = spec.args.as_slice() else {
-        return Err(format!("'{BENCH_JOB}' takes <query> <events> <seed> [split], not {:?}", spec.args));
+    let (digests, args) = match spec.name.as_str() {
+        BENCH_JOB => (None, spec.args.as_slice()),
+        DIGEST_JOB => {
+            let [dir, args @ ..] = spec.args.as_slice() else {
+                return Err(format!("'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split], not {:?}", spec.args));
+            };
+            (Some(DigestsTo { dir: dir.into() }), args)
+        }
+        other => return Err(format!("unknown job '{other}' (this program knows '{BENCH_JOB}' and '{DIGEST_JOB}')")),
+    };
+    let [query, events, seed, rest @ ..] = args else {
+        return Err(format!("'{}' takes <query> <events> <seed> [split] after its own arguments, not {:?}", spec.name, spec.args));
     };
     let query: Query = query.parse()?;
     let events: u64 = events.parse().map_err(|_| format!("'{events}' is not a number of events"))?;
@@ -47,12 +59,49 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
         [flag] if flag == "split" => true,
         other => return Err(format!("unexpected arguments {other:?} after the seed (only 'split')")),
     };
-    match query {
-        Query::Bids(query) => bids::define_split(env, query, BidsSource::new(events, seed), sink, split),
-        Query::Nexmark(query) => nexmark::define(env, query, NexmarkSource::new(events, seed), sink),
-        Query::Burst(query) => bursts::define(env, query, BidsSource::new(events, seed), sink),
+    match (query, digests) {
+        (Query::Bids(query), None) => bids::define_split(env, query, BidsSource::new(events, seed), sink, split),
+        (Query::Bids(query), Some(end)) => bids::define_split(env, query, BidsSource::new(events, seed), end, split),
+        (Query::Nexmark(query), None) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), sink),
+        (Query::Nexmark(query), Some(end)) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), end),
+        (Query::Burst(query), None) => bursts::define(env, query, BidsSource::new(events, seed), sink),
+        (Query::Burst(_), Some(_)) => return Err("the burst queries have no digest job".to_string()),
     }
     Ok(())
+}
+
+/// The name of the digest job: a query whose every result is written, exactly once, as a 64-bit
+/// digest of its encoding (one decimal number per line) into the part files of a directory, so
+/// two runs (in one process and on a cluster; with failures or without) compare as multisets.
+pub const DIGEST_JOB: &str = "digest";
+
+/// The spec of the digest job of benchmark `query` into the directory `dir`.
+pub fn digest_spec(dir: &std::path::Path, query: Query, events: u64, seed: u64, split: bool) -> JobSpec {
+    let mut spec = bench_spec(query, events, seed, split);
+    spec.name = DIGEST_JOB.to_string();
+    spec.args.insert(0, dir.display().to_string());
+    spec
+}
+
+/// Ends a query in files of digests (see `DIGEST_JOB`).
+struct DigestsTo {
+    dir: std::path::PathBuf,
+}
+
+/// The digest of a record: the engine's key hash over its codec encoding.
+pub fn digest<T: Record>(record: &T) -> u64 {
+    let bytes = tethys_engine::base::codec::encode(record).expect("a job's records encode");
+    let mut hasher = KeyHasher::default();
+    hasher.write_bytes(&bytes);
+    hasher.finish()
+}
+
+impl QueryEnd for DigestsTo {
+    fn end<T: Record + Clone>(self, stream: DataStream<T>) {
+        // Part files are committed by renaming them (two-phase): exact on a cluster too, as the
+        // rename happens in the coordinator and the files are the writers' own.
+        stream.map(|record: T| digest(&record)).name("digest").sink("digests", FileSink::lines(self.dir));
+    }
 }
 
 /// Defines the job `spec` names in `env` (its sink counts here, where it runs).

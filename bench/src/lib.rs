@@ -7,6 +7,7 @@
 
 pub mod bids;
 pub mod bursts;
+pub mod end;
 pub mod harness;
 pub mod jobs;
 pub mod latency;

@@ -16,6 +16,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::end::{EndWith, QueryEnd};
 use std::time::Duration;
 use tethys_engine::sink::discard::DiscardSink;
 
@@ -184,11 +185,16 @@ fn bid(event: NexmarkEvent) -> Option<NexmarkBid> {
 
 /// Adds `query` over `source` to `env`, ending in `sink`.
 pub fn define(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSource, sink: DiscardSink) {
+    define_into(env, query, source, sink);
+}
+
+/// `define`, ending wherever `end` puts the results.
+pub fn define_into(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSource, end: impl QueryEnd) {
     let events = env.source("nexmark", source);
     let bids = |events: DataStream<NexmarkEvent>| events.flat_map(bid).name("bids");
     match query {
         NexmarkQuery::Q0 => {
-            bids(events).sink("discard", sink);
+            bids(events).end_with(end);
         }
         NexmarkQuery::Q1 => {
             bids(events)
@@ -199,10 +205,10 @@ pub fn define(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSourc
                     date_time: b.date_time,
                     extra: b.extra,
                 })
-                .sink("discard", sink);
+                .end_with(end);
         }
         NexmarkQuery::Q2 => {
-            bids(events).filter(|b: &NexmarkBid| b.auction % 123 == 0).map(|b: NexmarkBid| (b.auction, b.price)).sink("discard", sink);
+            bids(events).filter(|b: &NexmarkBid| b.auction % 123 == 0).map(|b: NexmarkBid| (b.auction, b.price)).end_with(end);
         }
         NexmarkQuery::Q5 => {
             bids(events)
@@ -221,7 +227,7 @@ pub fn define(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSourc
                     }
                     Ok(())
                 })
-                .sink("discard", sink);
+                .end_with(end);
         }
         NexmarkQuery::Q7 => {
             bids(events)
@@ -229,7 +235,7 @@ pub fn define(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSourc
                 .window(TumblingEventTimeWindows::of(Q7_Q8_WINDOW), |b: &NexmarkBid| b.date_time)
                 .aggregate(HighestBids)
                 .flat_map(|highest: WindowResult<(), Vec<NexmarkBid>>| highest.value)
-                .sink("discard", sink);
+                .end_with(end);
         }
         NexmarkQuery::Q8 => {
             events
@@ -253,7 +259,7 @@ pub fn define(env: &StreamEnvironment, query: NexmarkQuery, source: NexmarkSourc
                     }
                     Ok(())
                 })
-                .sink("discard", sink);
+                .end_with(end);
         }
     }
 }

@@ -23,6 +23,8 @@ enum Command {
     Bench(command::bench::BenchArgs),
     /// Measure end-to-end latency of the filter query at fixed input rates.
     Latency(command::latency::LatencyArgs),
+    /// Run a job this program knows by name, in this process or on a local cluster of workers.
+    Run(command::run::RunArgs),
     /// Run a worker process of a cluster: join the mesh, run what the coordinator deploys.
     Worker(command::worker::WorkerArgs),
     /// Run one benchmark in this process (used by `bench`).
@@ -39,6 +41,7 @@ fn main() {
         Command::BenchRun(args) => command::bench::run_one(args),
         Command::Latency(args) => command::latency::run(args),
         Command::Worker(args) => command::worker::run(args),
+        Command::Run(args) => command::run::run(args),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

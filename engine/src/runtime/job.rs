@@ -157,7 +157,7 @@ pub(crate) fn run_job(
     cluster: Option<Arc<super::cluster::ClusterCoordinator>>,
 ) -> Result<JobResult, JobError> {
     let alignment = alignment_groups(&graph);
-    let deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment, cluster });
+    let mut deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment, cluster });
     let mut keeper = open_keeper(&deployment)?;
     let total = deployment.plan.subtask_count();
     let mut coordinator = CheckpointCoordinator::new(deployment.config.checkpoint_interval, total, keeper.newest_id() + 1);
@@ -165,6 +165,27 @@ pub(crate) fn run_job(
     // When the last failed attempt had stopped, to measure how long recovering took.
     let mut failed_at: Option<Instant> = None;
     loop {
+        // On a cluster that lost workers, the next attempt runs on those left: planned anew.
+        if let Some(cluster) = &deployment.cluster {
+            let slots = cluster.live_slots();
+            if slots == 0 {
+                return Err(runtime_error(job, "no worker is left to run the job".to_string()));
+            }
+            if slots != deployment.plan.slots {
+                let plan =
+                    ExecutionPlan::build(&deployment.graph, slots).map_err(|source| JobError::Graph { job: job.to_string(), source })?;
+                let d = &*deployment;
+                deployment = Arc::new(Deployment {
+                    job: d.job.clone(),
+                    graph: d.graph.clone(),
+                    factories: d.factories.clone(),
+                    plan,
+                    config: EngineConfig { slots, ..d.config.clone() },
+                    alignment: alignment_groups(&d.graph),
+                    cluster: d.cluster.clone(),
+                });
+            }
+        }
         let restore = match keeper.latest() {
             Some(snapshot) => Some(Arc::new(
                 RestoreState::prepare(snapshot, &deployment.graph).map_err(|source| JobError::Restore { job: job.to_string(), source })?,

@@ -103,10 +103,13 @@ pub enum Undeliverable {
     BadCredit(u64),
 }
 
+/// The running attempt (if any) and its subtasks in this process.
+type TaskTable = (Option<u32>, HashMap<SubtaskId, ActorRef<TaskMessage>>);
+
 /// The subtasks of the running attempt in this process, by id: where the data plane delivers.
 #[derive(Default)]
 pub struct LocalTasks {
-    table: RwLock<(Option<u32>, HashMap<SubtaskId, ActorRef<TaskMessage>>)>,
+    table: RwLock<TaskTable>,
 }
 
 impl LocalTasks {
@@ -234,6 +237,28 @@ fn wire_id((task, subtask): SubtaskId) -> protocol::WireSubtask {
     (task as u32, subtask as u32)
 }
 
+/// The worker of `workers` (in slot order) that owns `slot`.
+fn node_of_slot(workers: &[WorkerSlots], slot: usize) -> NodeId {
+    let mut first = 0;
+    for worker in workers {
+        if slot < first + worker.slots {
+            return worker.node;
+        }
+        first += worker.slots;
+    }
+    panic!("slot {slot} beyond the workers' {first} slots: the plan was built for more")
+}
+
+/// The subtasks of `plan` that run on `node` among `workers`.
+fn subtasks_on(workers: &[WorkerSlots], node: NodeId, plan: &ExecutionPlan) -> Vec<SubtaskId> {
+    plan.tasks
+        .iter()
+        .flat_map(|task| task.slots.iter().enumerate().map(move |(subtask, &slot)| ((task.id, subtask), slot)))
+        .filter(|&(_, slot)| node_of_slot(workers, slot) == node)
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// One worker of a job: its node and its number of slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerSlots {
@@ -248,7 +273,7 @@ pub struct WorkerSlots {
 pub struct ClusterCoordinator {
     net: Arc<dyn ClusterNet>,
     job: JobSpec,
-    /// The workers, in slot order: worker k owns the slots after those of workers before it.
+    /// Every worker the cluster started with, in slot order.
     workers: Vec<WorkerSlots>,
     /// The running attempt and where its reports go.
     inbox: Mutex<Inbox>,
@@ -262,6 +287,11 @@ struct Inbox {
     reports: Option<Sender<TaskReport>>,
     /// The running attempt's plan (to map slots to workers).
     plan: Option<ExecutionPlan>,
+    /// The workers of the running attempt, in slot order: worker k owns the slots after those
+    /// of the workers before it.
+    attempt_workers: Vec<WorkerSlots>,
+    /// Workers whose connection was lost: no later attempt uses them.
+    lost: std::collections::BTreeSet<NodeId>,
 }
 
 impl ClusterCoordinator {
@@ -271,31 +301,31 @@ impl ClusterCoordinator {
         Arc::new(ClusterCoordinator { net, job, workers, inbox: Mutex::new(Inbox::default()) })
     }
 
-    /// The slots of all workers together: what the plan is built for.
+    /// The slots of all workers together: what the first attempt's plan is built for.
     pub fn total_slots(&self) -> usize {
         self.workers.iter().map(|w| w.slots).sum()
     }
 
-    /// The worker that owns `slot` of the plan.
-    fn node_of_slot(&self, slot: usize) -> NodeId {
-        let mut first = 0;
-        for worker in &self.workers {
-            if slot < first + worker.slots {
-                return worker.node;
-            }
-            first += worker.slots;
-        }
-        panic!("slot {slot} beyond the workers' {first} slots: the plan was built for more")
+    /// The workers not lost, in slot order: where the next attempt runs.
+    pub(crate) fn live_workers(&self) -> Vec<WorkerSlots> {
+        let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.workers.iter().copied().filter(|worker| !inbox.lost.contains(&worker.node)).collect()
     }
 
-    /// The subtasks of the plan that run on `node`.
+    /// The slots of the workers not lost: what the next attempt's plan is built for.
+    pub(crate) fn live_slots(&self) -> usize {
+        self.live_workers().iter().map(|w| w.slots).sum()
+    }
+
+    /// The worker of the running attempt that owns `slot` of its plan.
+    fn node_of_slot(&self, slot: usize) -> NodeId {
+        let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        node_of_slot(&inbox.attempt_workers, slot)
+    }
+
+    /// The subtasks of the running attempt's plan that run on `node`.
     pub(crate) fn subtasks_of(&self, node: NodeId, plan: &ExecutionPlan) -> Vec<SubtaskId> {
-        plan.tasks
-            .iter()
-            .flat_map(|task| task.slots.iter().enumerate().map(move |(subtask, &slot)| ((task.id, subtask), slot)))
-            .filter(|&(_, slot)| self.node_of_slot(slot) == node)
-            .map(|(id, _)| id)
-            .collect()
+        subtasks_on(&self.attempt_workers(), node, plan)
     }
 
     fn address(&self, plan: &ExecutionPlan, (task, subtask): SubtaskId) -> Address {
@@ -309,6 +339,10 @@ impl ClusterCoordinator {
         let _ = self.net.send_control(node, bytes);
     }
 
+    fn attempt_workers(&self) -> Vec<WorkerSlots> {
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempt_workers.clone()
+    }
+
     fn current_attempt(&self) -> u32 {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempt
     }
@@ -316,18 +350,20 @@ impl ClusterCoordinator {
     /// Deploys a new attempt of the job on every worker, restored from `restore`; its reports go
     /// to `reports`. Returns the attempt.
     pub(crate) fn deploy(self: &Arc<Self>, deployment: &Deployment, restore: Option<&JobSnapshot>, reports: Sender<TaskReport>) -> u32 {
-        let attempt = {
+        let (attempt, workers) = {
             let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             inbox.attempt += 1;
             inbox.reports = Some(reports);
             inbox.plan = Some(deployment.plan.clone());
-            inbox.attempt
+            inbox.attempt_workers = self.workers.iter().copied().filter(|worker| !inbox.lost.contains(&worker.node)).collect();
+            (inbox.attempt, inbox.attempt_workers.clone())
         };
+        assert_eq!(workers.iter().map(|w| w.slots).sum::<usize>(), deployment.plan.slots, "the plan is built for the live workers' slots");
         let config = serde_json::to_string(&deployment.config).expect("an engine configuration always serializes");
         let fingerprint = serde_json::to_string(&GraphFingerprint::of(&deployment.graph)).expect("a fingerprint always serializes");
         let restore = restore.map(|snapshot| crate::base::codec::encode(snapshot).expect("a checkpoint always encodes"));
         let mut first = 0u32;
-        for worker in &self.workers {
+        for worker in &workers {
             let slots = (first, first + worker.slots as u32);
             first = slots.1;
             let message = ToWorker::Deploy {
@@ -357,7 +393,7 @@ impl ClusterCoordinator {
     /// Cancels the running attempt on every worker.
     pub(crate) fn cancel_attempt(&self) {
         let attempt = self.current_attempt();
-        for worker in &self.workers {
+        for worker in &self.attempt_workers() {
             self.send(worker.node, &ToWorker::Cancel { attempt });
         }
     }
@@ -422,9 +458,12 @@ impl ClusterCoordinator {
     }
 
     fn worker_lost(&self, node: NodeId, reason: &str) {
-        let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !inbox.lost.insert(node) {
+            return;
+        }
         if let (Some(reports), Some(plan)) = (&inbox.reports, &inbox.plan) {
-            let subtasks = self.subtasks_of(node, plan);
+            let subtasks = subtasks_on(&inbox.attempt_workers, node, plan);
             let _ = reports.send(TaskReport::SlotLost { subtasks, reason: format!("worker {node} is lost: {reason}") });
         }
     }

@@ -167,11 +167,14 @@ pub enum WireReport {
     },
 }
 
+/// One operator's counts crossing processes: records in, records out, its own counters.
+pub type WireCounts = (u64, u64, Vec<(String, u64)>);
+
 /// A subtask's counters crossing processes (the runtime's `SubtaskMetrics`).
 #[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct WireMetrics {
     /// Per node of the chain: records in, records out, operator-specific counters.
-    pub node_counts: Vec<(u64, u64, Vec<(String, u64)>)>,
+    pub node_counts: Vec<WireCounts>,
     /// Most frames queued at the gate at once.
     pub gate_queued_frames_peak: u32,
     /// The gate's capacity in frames.

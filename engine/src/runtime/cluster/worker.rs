@@ -14,6 +14,11 @@ use crate::runtime::snapshot::{JobSnapshot, RestoreState};
 use crate::runtime::task::{TaskMessage, TaskReport};
 use crate::StreamEnvironment;
 
+/// Whether every subtask of `plan` runs in the slots `slots` (the whole job on this worker).
+fn plan_is_local_to(plan: &crate::graph::plan::ExecutionPlan, slots: (u32, u32)) -> bool {
+    plan.tasks.iter().flat_map(|task| &task.slots).all(|&slot| (slots.0 as usize..slots.1 as usize).contains(&slot))
+}
+
 /// Defines a job by name and arguments in a `StreamEnvironment`: every process of a cluster runs
 /// the same program with the same registry, so a worker rebuilds exactly the coordinator's job.
 /// Returns why it cannot (an unknown name, bad arguments).
@@ -131,7 +136,8 @@ impl WorkerNode {
             let link = self.net.data_link(address.node, attempt).map_err(|error| error.to_string())?;
             Ok(Endpoint::Remote { link, task })
         };
-        let wired: Result<(Vec<Vec<(Endpoint, usize)>>, Vec<(Endpoint, usize, usize)>), String> = (|| {
+        type Wiring = (Vec<Vec<(Endpoint, usize)>>, Vec<(Endpoint, usize, usize)>);
+        let wired: Result<Wiring, String> = (|| {
             let outputs = outputs
                 .into_iter()
                 .map(|channels| {
@@ -187,7 +193,10 @@ impl WorkerNode {
                 Some(Arc::new(RestoreState::prepare(&snapshot, &graph).map_err(|error| error.to_string())?))
             }
         };
-        let alignment = alignment_groups(&graph);
+        // Watermark alignment groups live in one process: a group whose members run on several
+        // workers would wait for members it never hears from, so across workers it is off (each
+        // source subtask reads freely; results do not depend on it, only state size does).
+        let alignment = if plan_is_local_to(&plan, slots) { alignment_groups(&graph) } else { Default::default() };
         let factories = env.factories();
         let deployment = Arc::new(Deployment { job: job.name.clone(), graph, factories, plan, config, alignment, cluster: None });
         self.tasks.reset(Some(attempt));
