@@ -220,7 +220,7 @@ fn mesh_peers(addresses: &Addresses) -> BTreeMap<NodeId, SocketAddr> {
 /// The tokio runtime a process's connections run on: two threads, apart from the task slots.
 fn network_runtime(name: &str) -> Result<tokio::runtime::Runtime, NetError> {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .thread_name(name)
         .enable_all()
         .build()

@@ -49,6 +49,12 @@ pub struct EngineArgs {
     /// put source and sink in different workers); 0 runs it in one process.
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Buffers (credits) each channel's receiver reserves for it (default: the engine's, 2).
+    #[arg(long)]
+    pub exclusive_credits: Option<u32>,
+    /// Buffers each input gate lends to channels with a backlog (default: the engine's, 8).
+    #[arg(long)]
+    pub floating_credits: Option<u32>,
 }
 
 /// Parses `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
@@ -86,6 +92,12 @@ impl EngineArgs {
         }
         if let Some(linger_us) = self.linger_us {
             config.linger = Duration::from_micros(linger_us);
+        }
+        if let Some(credits) = self.exclusive_credits {
+            config.exclusive_credits_per_channel = credits;
+        }
+        if let Some(credits) = self.floating_credits {
+            config.floating_credits_per_gate = credits;
         }
         if self.state_backend == "disk" {
             let dir = std::env::temp_dir().join(format!("tethys-bench-state-{}", std::process::id()));
@@ -134,6 +146,12 @@ impl EngineArgs {
         if self.workers > 0 {
             flags.push("--workers".into());
             flags.push(self.workers.to_string());
+        }
+        for (flag, value) in [("--exclusive-credits", self.exclusive_credits), ("--floating-credits", self.floating_credits)] {
+            if let Some(value) = value {
+                flags.push(flag.into());
+                flags.push(value.to_string());
+            }
         }
         flags
     }

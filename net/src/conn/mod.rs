@@ -114,9 +114,9 @@ impl ConnectionOptions {
     /// Default of `close_linger`.
     pub const CLOSE_LINGER_DEFAULT: Duration = Duration::from_secs(2);
     /// Default of `read_chunk_bytes`.
-    pub const READ_CHUNK_BYTES_DEFAULT: usize = 64 << 10;
+    pub const READ_CHUNK_BYTES_DEFAULT: usize = 1 << 20;
     /// Default of `write_batch_bytes_max`.
-    pub const WRITE_BATCH_BYTES_MAX_DEFAULT: usize = 256 << 10;
+    pub const WRITE_BATCH_BYTES_MAX_DEFAULT: usize = 1 << 20;
     /// Default of `queued_bytes_max`.
     pub const QUEUED_BYTES_MAX_DEFAULT: u64 = 1 << 30;
 
