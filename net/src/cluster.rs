@@ -238,22 +238,55 @@ pub fn run_worker(
     registry: JobRegistry,
     options: MeshOptions,
 ) -> Result<String, NetError> {
-    let runtime = network_runtime("tethys-net")?;
-    let net = MeshNet::new(me);
-    let inbound = EngineInbound::new(Arc::clone(&net));
-    let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry);
-    let _ = inbound.role.set(Role::Worker(Arc::clone(&worker)));
-    let mesh = runtime.block_on(async {
-        let listener = Listener::from_std(listener)?;
-        Mesh::start(NodeId(me), listener, mesh_peers(addresses), secret, inbound.clone(), options).await
-    })?;
-    tracing::info!(node = me, peers = ?mesh.connected_peers(), "worker joined its cluster");
-    net.set_mesh(mesh);
-    let why = worker.wait();
-    tracing::info!(node = me, why = %why, "worker stops");
-    net.close(&why, CLOSE_LINGER);
-    runtime.shutdown_timeout(CLOSE_LINGER);
-    Ok(why)
+    Ok(Worker::start(me, listener, addresses, secret, registry, options)?.wait())
+}
+
+/// A worker of a cluster in this process (see [`run_worker`]).
+pub struct Worker {
+    me: u32,
+    worker: Arc<WorkerNode>,
+    net: Arc<MeshNet>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Worker {
+    /// Joins the mesh as worker `me`; returns once every connection is up.
+    pub fn start(
+        me: u32,
+        listener: std::net::TcpListener,
+        addresses: &Addresses,
+        secret: ClusterSecret,
+        registry: JobRegistry,
+        options: MeshOptions,
+    ) -> Result<Worker, NetError> {
+        let runtime = network_runtime("tethys-net")?;
+        let net = MeshNet::new(me);
+        let inbound = EngineInbound::new(Arc::clone(&net));
+        let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry);
+        let _ = inbound.role.set(Role::Worker(Arc::clone(&worker)));
+        let mesh = runtime.block_on(async {
+            let listener = Listener::from_std(listener)?;
+            Mesh::start(NodeId(me), listener, mesh_peers(addresses), secret, inbound.clone(), options).await
+        })?;
+        tracing::info!(node = me, peers = ?mesh.connected_peers(), "worker joined its cluster");
+        net.set_mesh(mesh);
+        Ok(Worker { me, worker, net, runtime })
+    }
+
+    /// The connection to a node, to look at its figures.
+    pub fn connection(&self, node: u32) -> Option<Connection> {
+        self.net.mesh.get().and_then(|mesh| mesh.connection(NodeId(node)))
+    }
+
+    /// Runs until the coordinator shuts the worker down or is lost; closes the connections and
+    /// returns why it ended.
+    pub fn wait(self) -> String {
+        let why = self.worker.wait();
+        tracing::info!(node = self.me, why = %why, "worker stops");
+        self.net.close(&why, CLOSE_LINGER);
+        self.runtime.shutdown_timeout(CLOSE_LINGER);
+        why
+    }
 }
 
 /// This process as the coordinator (node 0) of a cluster whose workers run `job`.
