@@ -17,6 +17,9 @@ use tethys_engine::source::bids::{Bid, BidsSource};
 use tethys_engine::UserError;
 use tethys_engine::{EngineConfig, JobError, StreamEnvironment, SubtaskContext};
 
+use tethys_engine::cluster::protocol::JobSpec;
+use tethys_net::launcher::InProcessCluster;
+
 use crate::bids::filter_predicate;
 
 /// Largest latency the histogram holds, in microseconds (a minute).
@@ -35,6 +38,10 @@ pub struct LatencySpec {
     pub config: EngineConfig,
     /// Watermark alignment of the source's subtasks with this max drift; `None`: off.
     pub alignment_max_drift: Option<Duration>,
+    /// Workers of a cluster in this process to run on (each its own node on 127.0.0.1, so the
+    /// source and the sink are on different workers and every record crosses a TCP connection
+    /// and its encoding: the latency of a hop between processes); 0: one process, no network.
+    pub workers: usize,
 }
 
 /// What one latency run measured.
@@ -134,18 +141,36 @@ pub fn run(spec: &LatencySpec) -> Result<LatencyReport, JobError> {
     let merged = Arc::new(Mutex::new(histogram));
     let env = StreamEnvironment::new(spec.config.clone());
     let events = (spec.events_per_second as f64 * spec.duration.as_secs_f64()) as u64;
-    let mut bids = env.source("bids", BidsSource::new(events, spec.seed).with_rate(spec.events_per_second));
-    if let Some(max_drift) = spec.alignment_max_drift {
-        bids = bids.watermark_alignment("bids", max_drift);
-    }
+    let (rate, seed, alignment) = (spec.events_per_second, spec.seed, spec.alignment_max_drift);
+    let sink_histogram = Arc::clone(&merged);
+    let define = move |env: &StreamEnvironment| {
+        let mut bids = env.source("bids", BidsSource::new(events, seed).with_rate(rate));
+        if let Some(max_drift) = alignment {
+            bids = bids.watermark_alignment("bids", max_drift);
+        }
+        bids.map(|bid: Bid| (bid, now_ns()))
+            .name("stamp")
+            .filter(|(bid, _): &(Bid, u64)| filter_predicate(bid))
+            .map(|(bid, created_ns): (Bid, u64)| StampedEuroBid { auction: bid.auction, euro: bid.price as f64 * 0.908, created_ns })
+            .rebalance()
+            .sink("latency", LatencySink { merged: Arc::clone(&sink_histogram) });
+    };
+    define(&env);
     now_ns(); // the epoch starts before the first record
-    bids.map(|bid: Bid| (bid, now_ns()))
-        .name("stamp")
-        .filter(|(bid, _): &(Bid, u64)| filter_predicate(bid))
-        .map(|(bid, created_ns): (Bid, u64)| StampedEuroBid { auction: bid.auction, euro: bid.price as f64 * 0.908, created_ns })
-        .rebalance()
-        .sink("latency", LatencySink { merged: Arc::clone(&merged) });
-    env.execute("latency-filter")?;
+    if spec.workers == 0 {
+        env.execute("latency-filter")?;
+    } else {
+        // Every node of the cluster is in this process: the sink's histogram is this one.
+        let job = JobSpec { name: "latency-filter".into(), args: Vec::new() };
+        let registry: tethys_engine::cluster::JobRegistry = Arc::new(move |_spec: &JobSpec, env: &StreamEnvironment| {
+            define(env);
+            Ok(())
+        });
+        let slots_per_worker = spec.config.slots.div_ceil(spec.workers).max(1);
+        let cluster = InProcessCluster::start(spec.workers, slots_per_worker, registry, job)
+            .map_err(|error| JobError::Runtime { job: "latency-filter".into(), reason: error.to_string() })?;
+        env.execute_on_cluster("latency-filter", cluster.coordinator().cluster())?;
+    }
     let histogram = merged.lock().unwrap_or_else(PoisonError::into_inner).clone();
     let at = |q: f64| Duration::from_micros(histogram.value_at_quantile(q));
     Ok(LatencyReport {
@@ -166,12 +191,19 @@ mod tests {
 
     #[test]
     fn every_passing_record_is_measured() {
+        for workers in [0, 2] {
+            every_passing_record_is_measured_on(workers);
+        }
+    }
+
+    fn every_passing_record_is_measured_on(workers: usize) {
         let spec = LatencySpec {
             events_per_second: 200_000,
             duration: Duration::from_millis(100),
             seed: 3,
-            config: EngineConfig { slots: 2, parallelism: 1, ..EngineConfig::default() },
+            config: EngineConfig { slots: 2, parallelism: 1, pin_slots: false, ..EngineConfig::default() },
             alignment_max_drift: None,
+            workers,
         };
         let report = run(&spec).unwrap();
         let source = BidsSource::new(20_000, 3);

@@ -271,3 +271,70 @@ mod tests {
         assert!(parse_addresses("0=127.0.0.1:1,0=127.0.0.1:2").unwrap_err().contains("twice"));
     }
 }
+
+/// A cluster whose coordinator and workers all run in this process, each its own node of the
+/// mesh on 127.0.0.1 (so every channel between workers crosses a real TCP connection): for tests
+/// and measurements whose jobs share memory with the caller (a histogram, a collecting sink).
+/// Dropping it shuts the workers down.
+pub struct InProcessCluster {
+    coordinator: Option<Coordinator>,
+    workers: Vec<crate::cluster::Worker>,
+}
+
+impl InProcessCluster {
+    /// Starts `workers` workers of `slots_per_worker` slots, building jobs with `registry`, and
+    /// their coordinator for `job`.
+    pub fn start(
+        workers: usize,
+        slots_per_worker: usize,
+        registry: tethys_engine::cluster::JobRegistry,
+        job: JobSpec,
+    ) -> Result<InProcessCluster, LaunchError> {
+        let secret: ClusterSecret = fresh_secret()?.parse().expect("a fresh secret is long enough");
+        let bind = || std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|source| LaunchError::Io { what: "bind a node", source });
+        let listeners: Vec<std::net::TcpListener> = (0..=workers).map(|_| bind()).collect::<Result<_, _>>()?;
+        let mut addresses = Addresses::new();
+        for (node, listener) in listeners.iter().enumerate() {
+            let addr = listener.local_addr().map_err(|source| LaunchError::Io { what: "bind a node", source })?;
+            addresses.insert(node as u32, addr);
+        }
+        let mut listeners = listeners.into_iter();
+        let coordinator_listener = listeners.next().expect("node 0");
+        // Every node waits in `start` for the others: the workers start on threads of their own.
+        let starting: Vec<std::thread::JoinHandle<Result<crate::cluster::Worker, NetError>>> = listeners
+            .enumerate()
+            .map(|(index, listener)| {
+                let (addresses, secret, registry) = (addresses.clone(), secret.clone(), registry.clone());
+                std::thread::spawn(move || {
+                    crate::cluster::Worker::start(index as u32 + 1, listener, &addresses, secret, registry, MeshOptions::default())
+                })
+            })
+            .collect();
+        let slots = (1..=workers as u32).map(|node| WorkerSlots { node, slots: slots_per_worker }).collect();
+        let coordinator = Coordinator::start(coordinator_listener, &addresses, secret, job, slots, MeshOptions::default());
+        let mut started = Vec::new();
+        for worker in starting {
+            started.push(worker.join().expect("a worker's start does not panic")?);
+        }
+        Ok(InProcessCluster { coordinator: Some(coordinator?), workers: started })
+    }
+
+    /// The coordinator.
+    pub fn coordinator(&self) -> &Coordinator {
+        self.coordinator.as_ref().expect("set once started")
+    }
+
+    /// Worker `node` (1 and up).
+    pub fn worker(&self, node: u32) -> &crate::cluster::Worker {
+        &self.workers[node as usize - 1]
+    }
+}
+
+impl Drop for InProcessCluster {
+    fn drop(&mut self) {
+        drop(self.coordinator.take());
+        for worker in self.workers.drain(..) {
+            worker.wait();
+        }
+    }
+}

@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tethys_engine::cluster::protocol::JobSpec;
-use tethys_engine::cluster::{JobRegistry, WorkerSlots};
+use tethys_engine::cluster::JobRegistry;
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::collection::CollectionSource;
 use tethys_engine::{EngineConfig, StreamEnvironment};
-use tethys_net::cluster::{Addresses, Coordinator, Worker};
-use tethys_net::{ClusterSecret, MeshOptions};
+use tethys_net::launcher::InProcessCluster;
 
 /// Records of each source.
 const RECORDS: u64 = 400_000;
@@ -68,24 +67,8 @@ fn registry(seen: Arc<Seen>) -> JobRegistry {
 #[test]
 fn a_slow_consumer_does_not_stall_another_channel_and_the_sender_stays_within_its_credits() {
     let seen = Arc::new(Seen::default());
-    let secret: ClusterSecret = "a secret of this test, long enough".parse().unwrap();
-    let listeners: Vec<std::net::TcpListener> = (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
-    let addresses: Addresses = listeners.iter().enumerate().map(|(node, l)| (node as u32, l.local_addr().unwrap())).collect();
     let job = JobSpec { name: "two-channels".into(), args: Vec::new() };
-    let mut listeners = listeners.into_iter();
-    let coordinator_listener = listeners.next().unwrap();
-    let workers: Vec<std::thread::JoinHandle<Worker>> = listeners
-        .enumerate()
-        .map(|(index, listener)| {
-            let (addresses, secret, registry) = (addresses.clone(), secret.clone(), registry(Arc::clone(&seen)));
-            std::thread::spawn(move || {
-                Worker::start(index as u32 + 1, listener, &addresses, secret, registry, MeshOptions::default()).unwrap()
-            })
-        })
-        .collect();
-    let slots = vec![WorkerSlots { node: 1, slots: 2 }, WorkerSlots { node: 2, slots: 2 }];
-    let coordinator = Coordinator::start(coordinator_listener, &addresses, secret, job.clone(), slots, MeshOptions::default()).unwrap();
-    let workers: Vec<Worker> = workers.into_iter().map(|w| w.join().unwrap()).collect();
+    let cluster = InProcessCluster::start(2, 2, registry(Arc::clone(&seen)), job.clone()).unwrap();
 
     let config = EngineConfig { parallelism: 1, pin_slots: false, ..EngineConfig::default() };
     let (exclusive, floating, frame_records) =
@@ -97,7 +80,7 @@ fn a_slow_consumer_does_not_stall_another_channel_and_the_sender_stays_within_it
 
     // Worker 1's connection to worker 2 carries both channels; its queued bytes are sampled
     // while the job runs.
-    let towards_consumers = workers[0].connection(2).unwrap();
+    let towards_consumers = cluster.worker(1).connection(2).unwrap();
     let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
         let running = Arc::clone(&running);
@@ -111,14 +94,11 @@ fn a_slow_consumer_does_not_stall_another_channel_and_the_sender_stays_within_it
         })
     };
     let started = Instant::now();
-    let result = env.execute_on_cluster("two-channels", coordinator.cluster()).unwrap();
+    let result = env.execute_on_cluster("two-channels", cluster.coordinator().cluster()).unwrap();
     running.store(false, Ordering::SeqCst);
     let most_queued = sampler.join().unwrap();
     let elapsed = started.elapsed();
-    drop(coordinator);
-    for worker in workers {
-        worker.wait();
-    }
+    drop(cluster);
 
     assert_eq!(seen.slow.load(Ordering::SeqCst), RECORDS);
     assert_eq!(seen.fast.load(Ordering::SeqCst), RECORDS);

@@ -28,6 +28,10 @@ pub struct LatencyArgs {
     /// milliseconds (Flink's watermark alignment). Off unless given, as in Flink.
     #[arg(long)]
     pub alignment_drift_ms: Option<u64>,
+    /// Run on this many workers of a cluster in this process (source and sink on different
+    /// workers, joined by a TCP connection on 127.0.0.1): the latency of a hop between processes.
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
 }
 
 /// Runs the latency measurement at each rate.
@@ -47,6 +51,7 @@ pub fn run(args: LatencyArgs) -> Result<(), CliError> {
             seed: 42,
             config,
             alignment_max_drift: args.alignment_drift_ms.map(Duration::from_millis),
+            workers: args.workers,
         };
         println!("{}", run_latency(&spec)?);
     }
