@@ -71,6 +71,12 @@ pub struct EngineConfig {
     pub exclusive_credits_per_channel: u32,
     /// Buffers shared by all channels of an input gate, handed to channels that announce a backlog.
     pub floating_credits_per_gate: u32,
+    /// Exclusive buffers of a channel whose sender runs in another process (at least
+    /// `exclusive_credits_per_channel`): its credits come back over the network, so more frames
+    /// in flight keep the sender busy (measured in bench/RESULTS.md: 2 + 8 buffers halve the
+    /// throughput of a filter query across two processes). Memory per such channel at the
+    /// receiver: this many frames.
+    pub remote_exclusive_credits_per_channel: u32,
     /// Frames a task processes per actor turn before it lets other tasks on its slot run.
     pub frames_per_turn_max: usize,
     /// Pin each slot's thread to a core (off in environments that forbid affinity).
@@ -129,6 +135,7 @@ impl Default for EngineConfig {
             watermark_interval: WATERMARK_INTERVAL_DEFAULT,
             exclusive_credits_per_channel: 2,
             floating_credits_per_gate: 8,
+            remote_exclusive_credits_per_channel: 8,
             frames_per_turn_max: 4,
             pin_slots: true,
             checkpoint_interval: None,
@@ -183,6 +190,12 @@ impl EngineConfig {
             "exclusive_credits_per_channel",
             self.exclusive_credits_per_channel,
             "1..=1024",
+        )?;
+        check(
+            (self.exclusive_credits_per_channel..=EXCLUSIVE_CREDITS_MAX).contains(&self.remote_exclusive_credits_per_channel),
+            "remote_exclusive_credits_per_channel",
+            self.remote_exclusive_credits_per_channel,
+            "exclusive_credits_per_channel..=1024",
         )?;
         check(
             self.floating_credits_per_gate <= FLOATING_CREDITS_MAX,

@@ -72,7 +72,7 @@ fn a_slow_consumer_does_not_stall_another_channel_and_the_sender_stays_within_it
 
     let config = EngineConfig { parallelism: 1, pin_slots: false, ..EngineConfig::default() };
     let (exclusive, floating, frame_records) =
-        (config.exclusive_credits_per_channel, config.floating_credits_per_gate, config.frame_records_max);
+        (config.remote_exclusive_credits_per_channel, config.floating_credits_per_gate, config.frame_records_max);
     let env = StreamEnvironment::new(config);
     registry(Arc::clone(&seen))(&job, &env).unwrap();
     let plan = env.plan().unwrap();
@@ -108,7 +108,8 @@ fn a_slow_consumer_does_not_stall_another_channel_and_the_sender_stays_within_it
         slow_then < RECORDS / 2,
         "the fast channel finished only after the slow consumer had {slow_then} of {RECORDS} records (job took {elapsed:?})"
     );
-    // Each consumer's gate has one channel: at most its exclusive and floating credits in frames
+    // Each consumer's gate has one channel, from the other process: at most its exclusive (for a
+    // remote channel) and floating credits in frames
     // in flight, each frame at most `frame_records` u64s (8 bytes each, and an archive's few more
     // bytes), plus the small event messages and message headers.
     let frame_bytes = frame_records as u64 * 8 + 64;

@@ -126,6 +126,8 @@ impl CreditSender {
 /// Buffers of one channel at the receiver.
 #[derive(Debug, Clone, Copy, Default)]
 struct ChannelBuffers {
+    /// Buffers reserved for the channel alone.
+    exclusive: u32,
     /// Buffers reserved for the channel: exclusive ones plus floating ones lent to it.
     assigned: u32,
     /// Frames received and not yet consumed.
@@ -139,7 +141,6 @@ struct ChannelBuffers {
 /// Receiver side of an input gate: exclusive buffers per channel and a floating pool.
 #[derive(Debug)]
 pub struct GateCredits {
-    exclusive: u32,
     floating_free: u32,
     channels: Vec<ChannelBuffers>,
     queued_frames: u32,
@@ -151,9 +152,8 @@ impl GateCredits {
     pub fn new(channels: usize, exclusive: u32, floating: u32) -> Self {
         assert!(exclusive >= 1, "a channel needs at least one exclusive buffer to make progress");
         GateCredits {
-            exclusive,
             floating_free: floating,
-            channels: vec![ChannelBuffers { assigned: exclusive, ..Default::default() }; channels],
+            channels: vec![ChannelBuffers { exclusive, assigned: exclusive, ..Default::default() }; channels],
             queued_frames: 0,
             queued_frames_peak: 0,
         }
@@ -175,8 +175,8 @@ impl GateCredits {
     /// Records that a frame of `channel` was consumed: its buffer goes back to the channel as a
     /// credit, or, if it was a floating buffer no longer needed, back to the pool.
     pub fn on_consumed(&mut self, channel: usize) {
-        let exclusive = self.exclusive;
         let buffers = &mut self.channels[channel];
+        let exclusive = buffers.exclusive;
         assert!(buffers.queued > 0, "channel {channel} consumed more frames than it received");
         buffers.queued -= 1;
         self.queued_frames -= 1;
@@ -210,6 +210,16 @@ impl GateCredits {
         }
     }
 
+    /// Reserves `extra` more exclusive buffers for `channel` (a channel from another process,
+    /// whose credits take a network round trip to come back, needs more in flight to keep its
+    /// sender busy); they are granted to the sender with the next grants.
+    pub fn add_exclusive(&mut self, channel: usize, extra: u32) {
+        let buffers = &mut self.channels[channel];
+        buffers.exclusive += extra;
+        buffers.assigned += extra;
+        buffers.to_grant += extra;
+    }
+
     /// Credits to send back now, per channel; resets them.
     pub fn take_grants(&mut self) -> impl Iterator<Item = (usize, u32)> + '_ {
         self.channels.iter_mut().enumerate().filter(|(_, b)| b.to_grant > 0).map(|(channel, b)| (channel, std::mem::take(&mut b.to_grant)))
@@ -222,9 +232,9 @@ impl GateCredits {
 
     /// The most frames the gate can ever hold.
     pub fn capacity(&self) -> u32 {
-        self.channels.len() as u32 * self.exclusive
+        self.channels.iter().map(|b| b.exclusive).sum::<u32>()
             + self.floating_free
-            + self.channels.iter().map(|b| b.assigned - self.exclusive).sum::<u32>()
+            + self.channels.iter().map(|b| b.assigned - b.exclusive).sum::<u32>()
     }
 }
 
@@ -234,6 +244,22 @@ mod tests {
 
     fn frame() -> ChannelEvent {
         ChannelEvent::Frame(AnyFrame::new(vec![0u8]))
+    }
+
+    #[test]
+    fn extra_exclusive_buffers_are_granted_and_kept_by_their_channel() {
+        let mut gate = GateCredits::new(2, 2, 4);
+        gate.add_exclusive(1, 6);
+        assert_eq!(gate.take_grants().collect::<Vec<_>>(), [(1, 6)]);
+        assert_eq!(gate.capacity(), 2 + 8 + 4);
+        // Its eight frames in, all consumed: each buffer goes back to it as a credit.
+        for _ in 0..8 {
+            gate.on_frame(1, 0);
+        }
+        for _ in 0..8 {
+            gate.on_consumed(1);
+        }
+        assert_eq!(gate.take_grants().collect::<Vec<_>>(), [(1, 8)]);
     }
 
     /// Drives one sender and one gate channel against each other: the sender produces as fast as it

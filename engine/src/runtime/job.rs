@@ -521,6 +521,7 @@ fn build_subtask(
         linger: config.linger,
         key_groups,
         aligned_checkpoint_timeout: config.aligned_checkpoint_timeout,
+        remote_extra_credits: config.remote_exclusive_credits_per_channel.saturating_sub(config.exclusive_credits_per_channel),
     };
     // In-flight frames of an unaligned checkpoint: replayed into the chain before any input.
     let mut replay = std::collections::VecDeque::new();

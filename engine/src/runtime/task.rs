@@ -208,6 +208,9 @@ pub(crate) struct TaskSettings {
     pub linger: Duration,
     /// The key groups this subtask owns (what its keyed operators snapshot).
     pub key_groups: crate::key_group::KeyGroupRange,
+    /// Exclusive buffers a gate channel whose producer runs in another process gets beyond the
+    /// others' (`EngineConfig::remote_exclusive_credits_per_channel`).
+    pub remote_extra_credits: u32,
     /// An aligned checkpoint whose alignment waits this long is taken unaligned.
     pub aligned_checkpoint_timeout: Option<Duration>,
 }
@@ -655,6 +658,12 @@ impl TaskState {
                 }
                 if let TaskHead::Gate(gate) = &mut self.head {
                     assert_eq!(inputs.len(), gate.open_channels, "wiring gives every gate channel a producer");
+                    // Channels from other processes get more buffers (granted with the first grants).
+                    for (channel, (producer, ..)) in inputs.iter().enumerate() {
+                        if matches!(producer, Endpoint::Remote { .. }) && self.settings.remote_extra_credits > 0 {
+                            gate.credits.add_exclusive(channel, self.settings.remote_extra_credits);
+                        }
+                    }
                     gate.upstream = inputs;
                 }
                 let actor = myself.clone();
@@ -695,7 +704,11 @@ impl TaskState {
             TaskMessage::Credit { output, channel, credits } => {
                 let output = &mut self.outputs[output];
                 output.senders[channel].add_credits(credits);
-                output.pump(channel);
+                // A consumer in another process may grant credits before this task's `Start`
+                // arrives (over another connection): nothing is queued to send yet then.
+                if !output.downstream.is_empty() {
+                    output.pump(channel);
+                }
             }
             TaskMessage::Resume => self.resume_scheduled = false,
             TaskMessage::Wake => self.wake_due = true,
