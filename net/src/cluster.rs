@@ -21,7 +21,7 @@ use crate::conn::{CloseReason, Connection, Inbound, Listener};
 use crate::error::NetError;
 use crate::mesh::{Mesh, MeshOptions};
 use crate::node::NodeId;
-use crate::pool::PooledBuf;
+use crate::pool::{BufferPool, PooledBuf};
 use crate::wire::{Message, MessageKind};
 
 /// The mesh as the engine's `ClusterNet`. The mesh is set once it is up; until then nothing is
@@ -29,12 +29,14 @@ use crate::wire::{Message, MessageKind};
 pub struct MeshNet {
     me: u32,
     mesh: OnceLock<Mesh>,
+    /// Buffers frames are encoded into: back here once the connection has written them.
+    frame_buffers: BufferPool,
 }
 
 impl MeshNet {
     /// The links of node `me`, before its mesh is up.
     pub fn new(me: u32) -> Arc<MeshNet> {
-        Arc::new(MeshNet { me, mesh: OnceLock::new() })
+        Arc::new(MeshNet { me, mesh: OnceLock::new(), frame_buffers: BufferPool::default() })
     }
 
     fn set_mesh(&self, mesh: Mesh) {
@@ -68,7 +70,7 @@ impl ClusterNet for MeshNet {
     fn data_link(&self, node: u32, attempt: u32) -> Result<Arc<dyn RemoteLink>, LinkDown> {
         let connection = self.connection(node)?;
         let peer = format!("node {node} at {}", connection.peer_addr());
-        Ok(Arc::new(MeshLink { connection, attempt, peer }))
+        Ok(Arc::new(MeshLink { connection, attempt, peer, frame_buffers: self.frame_buffers.clone() }))
     }
 
     fn send_control(&self, node: u32, message: Vec<u8>) -> Result<(), LinkDown> {
@@ -84,7 +86,12 @@ struct MeshLink {
     connection: Connection,
     attempt: u32,
     peer: String,
+    frame_buffers: BufferPool,
 }
+
+/// Room asked of a pooled buffer for a frame (an encoding grows it as needed; a buffer kept by
+/// the pool has what the frames before it needed).
+const FRAME_BUFFER_BYTES: usize = 64 << 10;
 
 impl MeshLink {
     fn stream(&self, (task, subtask): (usize, usize), port: usize) -> Result<u64, LinkDown> {
@@ -104,12 +111,13 @@ impl RemoteLink for MeshLink {
     }
 
     fn frame_buffer(&self) -> FrameBuffer {
-        FrameBuffer::new()
+        self.frame_buffers.take_vec(FRAME_BUFFER_BYTES)
     }
 
     fn send_frame(&self, to: (usize, usize), channel: usize, backlog: u32, frame: FrameBuffer) -> Result<(), LinkDown> {
         let stream = self.stream(to, channel)?;
-        self.send(MessageKind::Data, stream, u64::from(backlog), frame)
+        // Written without a copy; the buffer goes back to the pool once the writer is done with it.
+        self.send(MessageKind::Data, stream, u64::from(backlog), self.frame_buffers.adopt(frame))
     }
 
     fn send_event(&self, to: (usize, usize), channel: usize, backlog: u32, event: WireEvent) -> Result<(), LinkDown> {

@@ -1,4 +1,4 @@
-//! Pooled, 16-byte-aligned buffers for received payloads.
+//! Pooled, 16-byte-aligned buffers for received payloads, and for frames being sent.
 //!
 //! Every payload the decoder delivers lives in a [`PooledBuf`] whose bytes start at a 16-byte
 //! boundary, so the engine can validate and read rkyv archives in place, without copying them into
@@ -73,6 +73,19 @@ impl BufferPool {
             None => AlignedBytes::with_capacity(capacity_bytes),
         };
         debug_assert!(bytes.capacity() >= capacity_bytes);
+        PooledBuf { bytes, pool: Some(Arc::clone(&self.shared)) }
+    }
+
+    /// An empty aligned vector to write a payload into (e.g. a frame rkyv encodes), taken from the
+    /// pool when a free one has room for `capacity_bytes`; give it back with [`BufferPool::adopt`]
+    /// when handing it to a connection, and it returns once written.
+    pub fn take_vec(&self, capacity_bytes: usize) -> AlignedVec {
+        let mut buf = self.take(capacity_bytes.max(1));
+        std::mem::take(&mut buf.bytes)
+    }
+
+    /// `bytes` as a pooled payload: its allocation comes back to this pool when it is dropped.
+    pub fn adopt(&self, bytes: AlignedVec) -> PooledBuf {
         PooledBuf { bytes, pool: Some(Arc::clone(&self.shared)) }
     }
 
@@ -180,6 +193,22 @@ impl fmt::Debug for PooledBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_vector_taken_to_write_into_comes_back_when_its_payload_is_dropped() {
+        let pool = super::BufferPool::new(4, 1 << 20);
+        let mut vec = pool.take_vec(1_000);
+        vec.extend_from_slice(&[7u8; 3_000]);
+        let allocation = vec.as_ptr();
+        let payload = pool.adopt(vec);
+        assert_eq!(payload.as_slice().len(), 3_000);
+        assert_eq!(pool.free_buffers(), 0);
+        drop(payload);
+        assert_eq!(pool.free_buffers(), 1);
+        let again = pool.take_vec(2_000);
+        assert_eq!(again.as_ptr(), allocation, "the allocation is reused");
+        assert!(again.is_empty());
+    }
+
     use super::*;
 
     #[test]
