@@ -898,15 +898,10 @@ fn start_all(plan: &ExecutionPlan, handles: &[Vec<Option<SubtaskHandle>>], encod
     };
     for task in &plan.tasks {
         for subtask in 0..task.parallelism {
-            let outputs = task
-                .outputs
-                .iter()
-                .enumerate()
-                .map(|(k, spec)| {
-                    plan.output_channels(task.id, subtask, k)
-                        .into_iter()
-                        .map(|(consumer, gate)| (actor(spec.to_task, consumer), gate))
-                        .collect()
+            let outputs = output_peers(plan, task.id, subtask)
+                .into_iter()
+                .map(|channels| {
+                    channels.into_iter().map(|((consumer_task, consumer), gate)| (actor(consumer_task, consumer), gate)).collect()
                 })
                 .collect();
             let inputs = input_peers(plan, task.id, subtask)
@@ -917,6 +912,19 @@ fn start_all(plan: &ExecutionPlan, handles: &[Vec<Option<SubtaskHandle>>], encod
             let _ = own.send_message(TaskMessage::Start { outputs, inputs });
         }
     }
+}
+
+/// Per output of subtask `subtask` of task `task`, per channel: the consuming subtask and its gate
+/// channel there.
+pub(crate) fn output_peers(plan: &ExecutionPlan, task: usize, subtask: usize) -> Vec<Vec<(SubtaskId, usize)>> {
+    plan.tasks[task]
+        .outputs
+        .iter()
+        .enumerate()
+        .map(|(k, spec)| {
+            plan.output_channels(task, subtask, k).into_iter().map(|(consumer, gate)| ((spec.to_task, consumer), gate)).collect()
+        })
+        .collect()
 }
 
 /// Per gate channel of subtask `subtask` of task `task`: the producing subtask, its output

@@ -403,16 +403,9 @@ impl ClusterCoordinator {
         let attempt = self.current_attempt();
         for task in &plan.tasks {
             for subtask in 0..task.parallelism {
-                let outputs = task
-                    .outputs
-                    .iter()
-                    .enumerate()
-                    .map(|(k, spec)| {
-                        plan.output_channels(task.id, subtask, k)
-                            .into_iter()
-                            .map(|(consumer, gate)| (self.address(plan, (spec.to_task, consumer)), gate as u32))
-                            .collect()
-                    })
+                let outputs = crate::runtime::job::output_peers(plan, task.id, subtask)
+                    .into_iter()
+                    .map(|channels| channels.into_iter().map(|(consumer, gate)| (self.address(plan, consumer), gate as u32)).collect())
                     .collect();
                 let inputs = crate::runtime::job::input_peers(plan, task.id, subtask)
                     .into_iter()
