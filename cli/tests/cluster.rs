@@ -148,3 +148,29 @@ fn workers_pids(run: &std::process::Child) -> Vec<u32> {
     pids.sort_unstable();
     pids
 }
+
+/// With TLS switched on (every node given a certificate of the cluster's CA), the cluster runs
+/// the job to the results of one process.
+#[test]
+fn a_cluster_with_tls_gives_the_results_of_one_process() {
+    let certificates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../net/tests/tls");
+    let dir = TempDir::new("tls");
+    let out = dir.0.join("digests");
+    let output = tethys()
+        .args(["run", "--workers", "2", "--slots", "1", "--tls-cert"])
+        .arg(certificates.join("node.pem"))
+        .arg("--tls-key")
+        .arg(certificates.join("node.key"))
+        .arg("--tls-ca")
+        .arg(certificates.join("ca.pem"))
+        .arg("digest")
+        .arg(&out)
+        .args(["filter", "20000", "7", "split"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("tls=true"), "the workers run with TLS: {stderr}");
+    let (reference, _) = run_digest("tls", "filter", 20_000, 0, 1);
+    assert!(digests(&out) == reference, "the results over TLS differ from one process's");
+}

@@ -110,6 +110,14 @@ pub enum NetError {
         /// What was wrong, and where.
         source: WireError,
     },
+    /// The TLS handshake with a peer failed (no TLS there, or a certificate the CA did not sign).
+    #[error("TLS with {addr} failed: {source}")]
+    Tls {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// What rustls reported.
+        source: io::Error,
+    },
     /// The process's network runtime could not start.
     #[error("cannot start the network runtime: {source}")]
     Runtime {

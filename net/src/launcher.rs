@@ -81,13 +81,15 @@ pub struct LocalClusterSpec {
     pub slots_per_worker: usize,
     /// Environment variables set for every worker (besides the secret).
     pub env: Vec<(String, String)>,
+    /// TLS on every connection, with these files for every node (the coordinator's too).
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl LocalClusterSpec {
     /// `workers` workers of `slots_per_worker` slots each, running this program with `worker`.
     pub fn of_this_program(workers: usize, slots_per_worker: usize) -> Result<LocalClusterSpec, LaunchError> {
         let program = std::env::current_exe().map_err(|source| LaunchError::Io { what: "find this program", source })?;
-        Ok(LocalClusterSpec { program, worker_command: vec!["worker".to_string()], workers, slots_per_worker, env: Vec::new() })
+        Ok(LocalClusterSpec { program, worker_command: vec!["worker".to_string()], workers, slots_per_worker, env: Vec::new(), tls: None })
     }
 }
 
@@ -133,6 +135,7 @@ impl LocalCluster {
                     "127.0.0.1:0",
                     "--peers-from-stdin",
                 ])
+                .args(spec.tls.iter().flat_map(crate::tls::TlsFiles::worker_args))
                 .env(SECRET_ENV, &secret_text)
                 .envs(spec.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::piped())
@@ -176,7 +179,13 @@ impl LocalCluster {
             writeln!(stdin, "{peers_line}").map_err(|source| LaunchError::Io { what: "tell a worker its peers", source })?;
         }
         let workers = (1..=spec.workers as u32).map(|node| WorkerSlots { node, slots: spec.slots_per_worker }).collect();
-        let options = MeshOptions { establish_timeout: Duration::from_secs(30), ..MeshOptions::default() };
+        let mut options = MeshOptions { establish_timeout: Duration::from_secs(30), ..MeshOptions::default() };
+        if let Some(files) = &spec.tls {
+            let tls = files
+                .load()
+                .map_err(|error| LaunchError::Io { what: "load the TLS files", source: std::io::Error::other(error.to_string()) })?;
+            options.connection.tls = Some(tls);
+        }
         cluster.coordinator = Some(Coordinator::start(listener, &cluster.addresses, secret, job, workers, options)?);
         Ok(cluster)
     }
@@ -256,22 +265,6 @@ fn fresh_secret() -> Result<String, LaunchError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_round_trip_and_bad_lines_are_named() {
-        let mut addresses = Addresses::new();
-        addresses.insert(0, "127.0.0.1:4000".parse().unwrap());
-        addresses.insert(2, "127.0.0.1:4002".parse().unwrap());
-        assert_eq!(parse_addresses(&format_addresses(&addresses)).unwrap(), addresses);
-        assert!(parse_addresses("1=127.0.0.1:1").unwrap_err().contains("node 0"));
-        assert!(parse_addresses("0=nowhere").unwrap_err().contains("nowhere"));
-        assert!(parse_addresses("0=127.0.0.1:1,0=127.0.0.1:2").unwrap_err().contains("twice"));
-    }
-}
-
 /// A cluster whose coordinator and workers all run in this process, each its own node of the
 /// mesh on 127.0.0.1 (so every channel between workers crosses a real TCP connection): for tests
 /// and measurements whose jobs share memory with the caller (a histogram, a collecting sink).
@@ -290,6 +283,17 @@ impl InProcessCluster {
         registry: tethys_engine::cluster::JobRegistry,
         job: JobSpec,
     ) -> Result<InProcessCluster, LaunchError> {
+        InProcessCluster::start_with(workers, slots_per_worker, registry, job, MeshOptions::default())
+    }
+
+    /// `start`, every node's mesh with `options` (e.g. TLS in its connection options).
+    pub fn start_with(
+        workers: usize,
+        slots_per_worker: usize,
+        registry: tethys_engine::cluster::JobRegistry,
+        job: JobSpec,
+        options: MeshOptions,
+    ) -> Result<InProcessCluster, LaunchError> {
         let secret: ClusterSecret = fresh_secret()?.parse().expect("a fresh secret is long enough");
         let bind = || std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|source| LaunchError::Io { what: "bind a node", source });
         let listeners: Vec<std::net::TcpListener> = (0..=workers).map(|_| bind()).collect::<Result<_, _>>()?;
@@ -304,14 +308,12 @@ impl InProcessCluster {
         let starting: Vec<std::thread::JoinHandle<Result<crate::cluster::Worker, NetError>>> = listeners
             .enumerate()
             .map(|(index, listener)| {
-                let (addresses, secret, registry) = (addresses.clone(), secret.clone(), registry.clone());
-                std::thread::spawn(move || {
-                    crate::cluster::Worker::start(index as u32 + 1, listener, &addresses, secret, registry, MeshOptions::default())
-                })
+                let (addresses, secret, registry, options) = (addresses.clone(), secret.clone(), registry.clone(), options.clone());
+                std::thread::spawn(move || crate::cluster::Worker::start(index as u32 + 1, listener, &addresses, secret, registry, options))
             })
             .collect();
         let slots = (1..=workers as u32).map(|node| WorkerSlots { node, slots: slots_per_worker }).collect();
-        let coordinator = Coordinator::start(coordinator_listener, &addresses, secret, job, slots, MeshOptions::default());
+        let coordinator = Coordinator::start(coordinator_listener, &addresses, secret, job, slots, options);
         let mut started = Vec::new();
         for worker in starting {
             started.push(worker.join().expect("a worker's start does not panic")?);
@@ -336,5 +338,21 @@ impl Drop for InProcessCluster {
         for worker in self.workers.drain(..) {
             worker.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_round_trip_and_bad_lines_are_named() {
+        let mut addresses = Addresses::new();
+        addresses.insert(0, "127.0.0.1:4000".parse().unwrap());
+        addresses.insert(2, "127.0.0.1:4002".parse().unwrap());
+        assert_eq!(parse_addresses(&format_addresses(&addresses)).unwrap(), addresses);
+        assert!(parse_addresses("1=127.0.0.1:1").unwrap_err().contains("node 0"));
+        assert!(parse_addresses("0=nowhere").unwrap_err().contains("nowhere"));
+        assert!(parse_addresses("0=127.0.0.1:1,0=127.0.0.1:2").unwrap_err().contains("twice"));
     }
 }

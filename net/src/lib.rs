@@ -32,6 +32,7 @@ pub mod launcher;
 pub mod mesh;
 pub mod node;
 pub mod pool;
+pub mod tls;
 pub mod wire;
 
 pub use auth::{authenticate_acceptor, authenticate_dialer, AuthFailure, ClusterSecret, Refusal, SecretError};

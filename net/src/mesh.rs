@@ -321,7 +321,7 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// Authenticates and admits one incoming connection. A stranger, a refused peer or a failed
 /// handshake leaves no trace but its closed socket; no message of it is delivered.
 async fn admit(
-    mut stream: TcpStream,
+    stream: TcpStream,
     addr: SocketAddr,
     table: Arc<PeerTable>,
     secret: ClusterSecret,
@@ -336,9 +336,11 @@ async fn admit(
         }
         admission
     };
+    let tls = tokio::time::timeout(options.handshake_timeout, crate::tls::NetStream::accepted(stream, addr, options.tls.as_ref())).await;
+    let Ok(Ok(mut stream)) = tls else { return };
     let authenticated = authenticate_acceptor(&mut stream, addr, table.me, &secret, options.handshake_timeout, &mut reserve).await;
     match authenticated {
-        Ok(peer) => table.insert_connected(peer, Connection::start_tcp(stream, peer, addr, inbound, &options)),
+        Ok(peer) => table.insert_connected(peer, Connection::start_stream(stream, peer, addr, inbound, &options)),
         Err(_) => {
             if let Some(peer) = reserved {
                 table.release(peer);

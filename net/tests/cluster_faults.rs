@@ -29,7 +29,7 @@ fn registry(sink: CollectSink<u64>, seen: Arc<AtomicU64>) -> JobRegistry {
             .uid("ids")
             .rebalance()
             .map(move |id: u64| {
-                if seen.fetch_add(1, Ordering::SeqCst) % 2_000 == 0 {
+                if seen.fetch_add(1, Ordering::SeqCst).is_multiple_of(2_000) {
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 id

@@ -44,7 +44,7 @@ fn registry(seen: Arc<Seen>) -> JobRegistry {
             .rebalance()
             .map(move |x: u64| {
                 let n = slow_seen.slow.fetch_add(1, Ordering::SeqCst) + 1;
-                if n % SLOW_EVERY == 0 {
+                if n.is_multiple_of(SLOW_EVERY) {
                     std::thread::sleep(SLOW_SLEEP);
                 }
                 x

@@ -34,6 +34,16 @@ pub struct WorkerArgs {
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
+    /// This worker's TLS certificate chain (PEM); with --tls-key and --tls-ca, every connection
+    /// is mutual TLS (all nodes of the cluster must have it on).
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// This worker's TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The CA certificates (PEM) that signed every node's certificate.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_ca: Option<std::path::PathBuf>,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
@@ -41,7 +51,9 @@ pub struct WorkerArgs {
 
 /// Runs the worker until the coordinator is done with it.
 pub fn run(args: WorkerArgs) -> Result<(), CliError> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(args.log).with_target(false).init();
+    // Colours only on a terminal: a launcher or a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(args.log).with_target(false).with_ansi(ansi).init();
     if args.node == 0 {
         return Err("--node 0 is the coordinator; workers are 1 and up".into());
     }
@@ -67,9 +79,13 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
     if !addresses.contains_key(&args.node) {
         return Err(format!("the peers name no address for node {} (this worker)", args.node).into());
     }
-    tracing::info!(node = args.node, slots = args.slots, %local, "worker listening");
-    let why =
-        tethys_net::cluster::run_worker(args.node, listener, &addresses, secret, tethys_bench::jobs::registry(), MeshOptions::default())?;
+    let mut options = MeshOptions::default();
+    if let (Some(chain), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
+        let files = tethys_net::tls::TlsFiles { chain: chain.clone(), key: key.clone(), ca: ca.clone() };
+        options.connection.tls = Some(files.load()?);
+    }
+    tracing::info!(node = args.node, slots = args.slots, %local, tls = options.connection.tls.is_some(), "worker listening");
+    let why = tethys_net::cluster::run_worker(args.node, listener, &addresses, secret, tethys_bench::jobs::registry(), options)?;
     tracing::info!(node = args.node, %why, "worker done");
     Ok(())
 }

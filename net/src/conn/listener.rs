@@ -53,9 +53,13 @@ impl Listener {
         options: &ConnectionOptions,
     ) -> Result<Connection, NetError> {
         options.validate()?;
-        let (mut stream, addr) = self.accept_tcp().await?;
+        let (stream, addr) = self.accept_tcp().await?;
+        let tls = crate::tls::NetStream::accepted(stream, addr, options.tls.as_ref());
+        let mut stream = tokio::time::timeout(options.handshake_timeout, tls)
+            .await
+            .map_err(|_| NetError::HandshakeTimeout { addr, timeout: options.handshake_timeout })??;
         let peer = authenticate_acceptor(&mut stream, addr, me, secret, options.handshake_timeout, &mut |_| Ok(())).await?;
-        Ok(Connection::start_tcp(stream, peer, addr, inbound, options))
+        Ok(Connection::start_stream(stream, peer, addr, inbound, options))
     }
 
     /// The next TCP connection, Nagle off, not yet authenticated.

@@ -33,6 +33,7 @@ use crate::auth::{authenticate_dialer, ClusterSecret};
 use crate::error::NetError;
 use crate::node::NodeId;
 use crate::pool::BufferPool;
+use crate::tls::NetStream;
 use crate::wire::{check_payload_bytes, encode_header, FrameDecoder, Header, Limits, Message, MessageKind, PayloadTooLarge, HEADER_BYTES};
 
 /// What a connection delivers to: the engine's side of the connection. Both calls run on the
@@ -104,6 +105,8 @@ pub struct ConnectionOptions {
     /// `send` refuses a message that would queue more bytes than this: a safety net, as the engine
     /// bounds what it queues by credits.
     pub queued_bytes_max: u64,
+    /// Mutual TLS on every connection (see [`crate::tls`]); `None` (the default): plain TCP.
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ConnectionOptions {
@@ -148,6 +151,7 @@ impl Default for ConnectionOptions {
             read_chunk_bytes: Self::READ_CHUNK_BYTES_DEFAULT,
             write_batch_bytes_max: Self::WRITE_BATCH_BYTES_MAX_DEFAULT,
             queued_bytes_max: Self::QUEUED_BYTES_MAX_DEFAULT,
+            tls: None,
         }
     }
 }
@@ -299,31 +303,43 @@ impl Connection {
     ) -> Result<Connection, NetError> {
         options.validate()?;
         let connect = tokio::time::timeout(options.connect_timeout, TcpStream::connect(addr));
-        let mut stream = match connect.await {
+        let stream = match connect.await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => return Err(NetError::Connect { addr, source }),
             Err(_) => return Err(NetError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() }),
         };
         stream.set_nodelay(true).map_err(|source| NetError::Connect { addr, source })?;
+        let tls = NetStream::dialed(stream, addr, options.tls.as_ref());
+        let mut stream = tokio::time::timeout(options.handshake_timeout, tls)
+            .await
+            .map_err(|_| NetError::HandshakeTimeout { addr, timeout: options.handshake_timeout })??;
         let peer = authenticate_dialer(&mut stream, addr, me, expected_peer, secret, options.handshake_timeout).await?;
-        Ok(Connection::start_tcp(stream, peer, addr, inbound, options))
+        Ok(Connection::start_stream(stream, peer, addr, inbound, options))
     }
 
-    /// Starts the tasks of an authenticated TCP connection.
-    pub(crate) fn start_tcp(
-        stream: TcpStream,
+    /// Starts the tasks of an authenticated connection.
+    pub(crate) fn start_stream(
+        stream: NetStream,
         peer: NodeId,
         addr: SocketAddr,
         inbound: Arc<dyn Inbound>,
         options: &ConnectionOptions,
     ) -> Connection {
-        // Owned halves: no lock between reader and writer, unlike `tokio::io::split`.
-        let (read_half, write_half) = stream.into_split();
-        Connection::start_halves(read_half, write_half, peer, addr, inbound, options)
+        match stream {
+            NetStream::Plain(stream) => {
+                // Owned halves: no lock between reader and writer, unlike `tokio::io::split`.
+                let (read_half, write_half) = stream.into_split();
+                Connection::start_halves(read_half, write_half, peer, addr, inbound, options)
+            }
+            NetStream::Tls(stream) => {
+                let (read_half, write_half) = tokio::io::split(*stream);
+                Connection::start_halves(read_half, write_half, peer, addr, inbound, options)
+            }
+        }
     }
 
     /// Starts the tasks of an authenticated connection over any pair of read and write halves (a
-    /// TCP stream's now, a TLS stream's later).
+    /// TCP stream's or a TLS stream's).
     fn start_halves<R, W>(
         read_half: R,
         write_half: W,
