@@ -210,6 +210,12 @@ impl GateCredits {
         }
     }
 
+    /// Whether `channel` has a buffer for one more frame (a sender that sends without one breaks
+    /// flow control).
+    pub fn has_room(&self, channel: usize) -> bool {
+        self.channels.get(channel).is_some_and(|buffers| buffers.queued < buffers.assigned)
+    }
+
     /// Reserves `extra` more exclusive buffers for `channel` (a channel from another process,
     /// whose credits take a network round trip to come back, needs more in flight to keep its
     /// sender busy); they are granted to the sender with the next grants.
@@ -244,6 +250,16 @@ mod tests {
 
     fn frame() -> ChannelEvent {
         ChannelEvent::Frame(AnyFrame::new(vec![0u8]))
+    }
+
+    #[test]
+    fn room_is_the_buffers_a_channel_holds_and_an_unknown_channel_has_none() {
+        let mut gate = GateCredits::new(1, 2, 0);
+        assert!(gate.has_room(0));
+        gate.on_frame(0, 0);
+        gate.on_frame(0, 0);
+        assert!(!gate.has_room(0), "a third frame would be sent without credit");
+        assert!(!gate.has_room(1));
     }
 
     #[test]

@@ -679,7 +679,23 @@ impl TaskState {
             }
             TaskMessage::RemoteFrame { .. } => unreachable!("decoded above"),
             TaskMessage::Event { channel, event, backlog } => {
-                let TaskHead::Gate(gate) = &mut self.head else { panic!("source task {:?} received a channel event", self.id) };
+                // What a peer in another process sends is checked: a violation fails the task
+                // with an error naming it, never a panic.
+                let violation = match &self.head {
+                    TaskHead::Source { .. } => Some("a source task received a channel event".to_string()),
+                    TaskHead::Gate(gate) if channel >= gate.queues.len() => {
+                        Some(format!("an event for input channel {channel}, of {} channels", gate.queues.len()))
+                    }
+                    TaskHead::Gate(gate) if matches!(event, ChannelEvent::Frame(_)) && !gate.credits.has_room(channel) => {
+                        Some(format!("input channel {channel} sent a frame without credit"))
+                    }
+                    TaskHead::Gate(_) => None,
+                };
+                if let Some(violation) = violation {
+                    let reason = format!("flow-control protocol violated: {violation}");
+                    return self.fail(myself, ChainFailure { position: 0, failure: OperatorFailure::Failed(reason.into()) });
+                }
+                let TaskHead::Gate(gate) = &mut self.head else { unreachable!("checked above") };
                 if matches!(event, ChannelEvent::Frame(_)) {
                     gate.credits.on_frame(channel, backlog);
                 }
@@ -702,6 +718,11 @@ impl TaskState {
                 }
             }
             TaskMessage::Credit { output, channel, credits } => {
+                if self.outputs.get(output).is_none_or(|o| channel >= o.senders.len()) {
+                    let reason =
+                        format!("flow-control protocol violated: credits for channel {channel} of output {output}, which does not exist");
+                    return self.fail(myself, ChainFailure { position: 0, failure: OperatorFailure::Failed(reason.into()) });
+                }
                 let output = &mut self.outputs[output];
                 output.senders[channel].add_credits(credits);
                 // A consumer in another process may grant credits before this task's `Start`
