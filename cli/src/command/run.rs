@@ -39,16 +39,9 @@ pub struct RunArgs {
     /// Restarts allowed after failures (fixed delay of 10 ms).
     #[arg(long, default_value_t = 0)]
     pub restarts: u32,
-    /// With workers: mutual TLS on every connection, every node with this certificate chain (PEM);
-    /// give --tls-key and --tls-ca too.
-    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// The nodes' TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<std::path::PathBuf>,
-    /// The CA certificates (PEM) that signed the nodes' certificate.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_ca: Option<std::path::PathBuf>,
+    /// With workers: mutual TLS on every connection, every node with these files.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
 }
 
 /// Runs the job and prints its result.
@@ -70,9 +63,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         env.execute(&args.job)?
     } else {
         let mut cluster_spec = LocalClusterSpec::of_this_program(args.workers, args.slots.max(1))?;
-        if let (Some(chain), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
-            cluster_spec.tls = Some(tethys_net::tls::TlsFiles { chain: chain.clone(), key: key.clone(), ca: ca.clone() });
-        }
+        cluster_spec.tls = args.tls.files();
         let cluster = LocalCluster::start(&cluster_spec, spec)?;
         for node in 1..=args.workers as u32 {
             if let Some(pid) = cluster.pid(node) {

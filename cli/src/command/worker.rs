@@ -34,16 +34,9 @@ pub struct WorkerArgs {
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
-    /// This worker's TLS certificate chain (PEM); with --tls-key and --tls-ca, every connection
-    /// is mutual TLS (all nodes of the cluster must have it on).
-    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
-    pub tls_cert: Option<std::path::PathBuf>,
-    /// This worker's TLS private key (PEM).
-    #[arg(long, requires = "tls_cert")]
-    pub tls_key: Option<std::path::PathBuf>,
-    /// The CA certificates (PEM) that signed every node's certificate.
-    #[arg(long, requires = "tls_cert")]
-    pub tls_ca: Option<std::path::PathBuf>,
+    /// Mutual TLS on every connection (all nodes of the cluster must have it on).
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
@@ -80,8 +73,7 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
         return Err(format!("the peers name no address for node {} (this worker)", args.node).into());
     }
     let mut options = MeshOptions::default();
-    if let (Some(chain), Some(key), Some(ca)) = (&args.tls_cert, &args.tls_key, &args.tls_ca) {
-        let files = tethys_net::tls::TlsFiles { chain: chain.clone(), key: key.clone(), ca: ca.clone() };
+    if let Some(files) = args.tls.files() {
         options.connection.tls = Some(files.load()?);
     }
     tracing::info!(node = args.node, slots = args.slots, %local, tls = options.connection.tls.is_some(), "worker listening");
