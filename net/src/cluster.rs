@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 
-use tethys_engine::channel::transport::{FrameBuffer, LinkDown, ReceivedBytes, RemoteLink, WireEvent};
+use tethys_engine::channel::transport::{FrameBuffer, FrameBytes, LinkDown, OutgoingFrame, RemoteLink, WireEvent};
 use tethys_engine::cluster::protocol::{DataStream, JobSpec};
 use tethys_engine::cluster::{ClusterCoordinator, ClusterNet, DataKind, JobRegistry, Undeliverable, WorkerNode, WorkerSlots};
 
@@ -114,10 +114,15 @@ impl RemoteLink for MeshLink {
         self.frame_buffers.take_vec(FRAME_BUFFER_BYTES)
     }
 
-    fn send_frame(&self, to: (usize, usize), channel: usize, backlog: u32, frame: FrameBuffer) -> Result<(), LinkDown> {
+    fn send_frame(&self, to: (usize, usize), channel: usize, backlog: u32, frame: OutgoingFrame) -> Result<(), LinkDown> {
         let stream = self.stream(to, channel)?;
-        // Written without a copy; the buffer goes back to the pool once the writer is done with it.
-        self.send(MessageKind::Data, stream, u64::from(backlog), self.frame_buffers.adopt(frame))
+        // Written without a copy: an encoded frame's buffer goes back to the pool once the writer is
+        // done with it; plain records are written from the frame itself.
+        let payload = match frame {
+            OutgoingFrame::Encoded(buffer) => crate::conn::Payload::from(self.frame_buffers.adopt(buffer)),
+            OutgoingFrame::Plain { header, records } => crate::conn::Payload::Prefixed { prefix: header, body: Box::new(PlainBody(records)) },
+        };
+        self.send(MessageKind::Data, stream, u64::from(backlog), payload)
     }
 
     fn send_event(&self, to: (usize, usize), channel: usize, backlog: u32, event: WireEvent) -> Result<(), LinkDown> {
@@ -133,10 +138,22 @@ impl RemoteLink for MeshLink {
     }
 }
 
+// A plain frame's header is the payload's prefix, which keeps the records aligned when received.
+const _: () = assert!(tethys_engine::frame::plain::PLAIN_HEADER_BYTES == crate::conn::PAYLOAD_PREFIX_BYTES);
+
+/// The records of a plain frame as a payload's body.
+struct PlainBody(Box<dyn FrameBytes>);
+
+impl crate::conn::PayloadBody for PlainBody {
+    fn bytes(&self) -> &[u8] {
+        self.0.bytes()
+    }
+}
+
 /// A received payload as the engine reads a frame from it (aligned; back to the pool on drop).
 struct PooledFrame(PooledBuf);
 
-impl ReceivedBytes for PooledFrame {
+impl FrameBytes for PooledFrame {
     fn bytes(&self) -> &[u8] {
         &self.0
     }

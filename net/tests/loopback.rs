@@ -6,7 +6,9 @@ mod support;
 use std::sync::Arc;
 
 use support::{loopback, options, other_secret, payload_of, secret, Recorder};
-use tethys_net::{AuthFailure, CloseReason, Connection, Listener, MessageKind, NetError, NodeId, Payload, SendRefusal};
+use tethys_net::{
+    AuthFailure, CloseReason, Connection, Listener, MessageKind, NetError, NodeId, Payload, PayloadBody, SendRefusal, PAYLOAD_PREFIX_BYTES,
+};
 
 const DIALER: NodeId = NodeId(1);
 const ACCEPTOR: NodeId = NodeId(2);
@@ -103,6 +105,32 @@ async fn credit_and_control_messages_carry_aux_and_stream() {
     assert_eq!(got, [(MessageKind::Credit, 42, 16, vec![]), (MessageKind::Control, u64::MAX, 7, b"control bytes".to_vec())]);
 }
 
+struct Body(Vec<u8>);
+
+impl PayloadBody for Body {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefixed_payload_arrives_as_its_prefix_then_its_body_aligned() {
+    let (dialed, _dialer_inbound, _accepted, acceptor_inbound) = connected_pair().await;
+    // A body small enough to be staged beside its header, and one written from where it is.
+    let bodies = [vec![7u8; 100], (0..200_000u32).map(|at| at as u8).collect::<Vec<u8>>()];
+    for (sequence, body) in bodies.iter().enumerate() {
+        let prefix = [sequence as u8 + 1; PAYLOAD_PREFIX_BYTES];
+        dialed.send(MessageKind::Data, 9, sequence as u64, Payload::Prefixed { prefix, body: Box::new(Body(body.clone())) }).expect("send");
+    }
+    acceptor_inbound.wait_until("both payloads", |recorded| recorded.messages.len() == 2).await;
+    for (sequence, message) in acceptor_inbound.recorded().messages.iter().enumerate() {
+        let (prefix, body) = message.payload.split_at(PAYLOAD_PREFIX_BYTES);
+        assert_eq!(prefix, [sequence as u8 + 1; PAYLOAD_PREFIX_BYTES]);
+        assert_eq!(body, &bodies[sequence][..]);
+        assert!(message.aligned);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_tells_both_sides_and_refuses_later_sends() {
     let (dialed, dialer_inbound, accepted, acceptor_inbound) = connected_pair().await;
@@ -115,7 +143,7 @@ async fn close_tells_both_sides_and_refuses_later_sends() {
     assert!(at_dialer.contains("ClosedLocally"), "{at_dialer}");
     let refused = dialed.send(MessageKind::Data, 1, 1, b"after").expect_err("closed");
     assert_eq!(refused.refusal, SendRefusal::Closed);
-    assert_eq!(refused.into_payload().as_bytes(), b"after", "the payload is handed back");
+    assert_eq!(refused.into_payload().parts()[1], b"after", "the payload is handed back");
     assert!(accepted.is_closed(), "the peer's Close ends the connection there too");
     assert!(matches!(accepted.send(MessageKind::Data, 1, 1, ()).map_err(|error| error.refusal), Err(SendRefusal::Closed)));
 }

@@ -104,7 +104,7 @@ impl<T: Record> DataStream<T> {
             to,
             partitioning: self.partitioning,
             output: self.output,
-            record_type: std::any::type_name::<T>().to_string(),
+            record_type: crate::frame::plain::record_type_name::<T>(),
         });
         builder.factories.edges.push(partitioner);
     }

@@ -4,7 +4,8 @@
 //! (or producer's) actor, and a frame moves to it by ownership, never copied or encoded
 //! ([`Endpoint::Local`]). When the other end runs in another process it is reached through a
 //! [`RemoteLink`] to that process ([`Endpoint::Remote`]): a frame is encoded once, on the
-//! producer's slot, into an aligned buffer the link provides, and the receiving process validates
+//! producer's slot, into an aligned buffer the link provides (or, for plain records, written from
+//! its own memory behind a header: [`OutgoingFrame`]), and the receiving process validates
 //! it once and hands it to the consumer task, which reads its records out of the buffer
 //! ([`ReceivedFrame`]). Both ends keep the same credit protocol (`channel::credit`), so what a
 //! sender may have queued towards a remote consumer is bounded by the credits that consumer gave,
@@ -25,21 +26,74 @@ use crate::runtime::task::{SubtaskId, TaskMessage};
 /// A buffer a frame is encoded into for another process: aligned for reading in place.
 pub type FrameBuffer = AlignedVec<ARCHIVE_ALIGNMENT>;
 
-/// Bytes of a frame received from another process, aligned, as the transport keeps them (e.g. a
-/// pooled buffer that goes back to its pool when dropped).
-pub trait ReceivedBytes: Send + 'static {
-    /// The frame's encoding, starting at an address aligned to [`ARCHIVE_ALIGNMENT`].
+/// Bytes of a frame held by whoever holds them: received from another process, aligned, as the
+/// transport keeps them (e.g. a pooled buffer that goes back to its pool when dropped), or the
+/// records of a frame being sent, written from the frame's own memory.
+pub trait FrameBytes: Send + 'static {
+    /// The bytes; a received frame's start at an address aligned to [`ARCHIVE_ALIGNMENT`].
     fn bytes(&self) -> &[u8];
 }
 
-impl ReceivedBytes for FrameBuffer {
+/// A frame on its way to another process.
+pub enum OutgoingFrame {
+    /// Encoded (rkyv) into a buffer the link gave.
+    Encoded(FrameBuffer),
+    /// A frame of plain records (`frame::plain`): its header, then the records' own memory, which
+    /// the link writes from where it is. On the wire the two are one payload, as
+    /// `AnyFrame::encode` writes it.
+    Plain {
+        /// The frame's header.
+        header: [u8; crate::frame::plain::PLAIN_HEADER_BYTES],
+        /// The records.
+        records: Box<dyn FrameBytes>,
+    },
+}
+
+impl OutgoingFrame {
+    /// Bytes on the wire.
+    pub fn len(&self) -> usize {
+        match self {
+            OutgoingFrame::Encoded(buffer) => buffer.len(),
+            OutgoingFrame::Plain { header, records } => header.len() + records.bytes().len(),
+        }
+    }
+
+    /// Whether it has no bytes (never, for a frame).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The payload in one buffer, as the receiver gets it.
+    pub fn into_contiguous(self) -> FrameBuffer {
+        match self {
+            OutgoingFrame::Encoded(buffer) => buffer,
+            OutgoingFrame::Plain { header, records } => {
+                let mut buffer = FrameBuffer::with_capacity(header.len() + records.bytes().len());
+                buffer.extend_from_slice(&header);
+                buffer.extend_from_slice(records.bytes());
+                buffer
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for OutgoingFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OutgoingFrame::Encoded(buffer) => write!(f, "OutgoingFrame::Encoded({} bytes)", buffer.len()),
+            OutgoingFrame::Plain { records, .. } => write!(f, "OutgoingFrame::Plain({} bytes of records)", records.bytes().len()),
+        }
+    }
+}
+
+impl FrameBytes for FrameBuffer {
     fn bytes(&self) -> &[u8] {
         self.as_slice()
     }
 }
 
 /// A frame received from another process, not yet decoded.
-pub struct ReceivedFrame(pub Box<dyn ReceivedBytes>);
+pub struct ReceivedFrame(pub Box<dyn FrameBytes>);
 
 impl std::fmt::Debug for ReceivedFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -157,9 +211,9 @@ pub trait RemoteLink: Send + Sync + 'static {
     /// An empty buffer to encode a frame into (pooled by the link, so its allocation is reused).
     fn frame_buffer(&self) -> FrameBuffer;
 
-    /// Sends an encoded frame to gate channel `channel` of subtask `to` in the peer, with the
-    /// sender's backlog after it.
-    fn send_frame(&self, to: SubtaskId, channel: usize, backlog: u32, frame: FrameBuffer) -> Result<(), LinkDown>;
+    /// Sends a frame to gate channel `channel` of subtask `to` in the peer, with the sender's
+    /// backlog after it.
+    fn send_frame(&self, to: SubtaskId, channel: usize, backlog: u32, frame: OutgoingFrame) -> Result<(), LinkDown>;
 
     /// Sends an event to gate channel `channel` of subtask `to` in the peer.
     fn send_event(&self, to: SubtaskId, channel: usize, backlog: u32, event: WireEvent) -> Result<(), LinkDown>;
@@ -210,10 +264,9 @@ impl Endpoint {
             }
             Endpoint::Remote { link, task } => match event {
                 ChannelEvent::Frame(frame) => {
-                    let mut buffer = link.frame_buffer();
-                    frame.encode_into(&mut buffer)?;
-                    let bytes = buffer.len() as u64;
-                    link.send_frame(*task, channel, backlog, buffer)?;
+                    let outgoing = frame.into_outgoing(|| link.frame_buffer())?;
+                    let bytes = outgoing.len() as u64;
+                    link.send_frame(*task, channel, backlog, outgoing)?;
                     Ok(bytes)
                 }
                 other => {
@@ -269,8 +322,9 @@ impl RemoteLink for LoopbackLink {
         FrameBuffer::new()
     }
 
-    fn send_frame(&self, to: SubtaskId, channel: usize, backlog: u32, frame: FrameBuffer) -> Result<(), LinkDown> {
-        let _ = self.actor(to).send_message(TaskMessage::RemoteFrame { channel, frame: ReceivedFrame(Box::new(frame)), backlog });
+    fn send_frame(&self, to: SubtaskId, channel: usize, backlog: u32, frame: OutgoingFrame) -> Result<(), LinkDown> {
+        let frame = ReceivedFrame(Box::new(frame.into_contiguous()));
+        let _ = self.actor(to).send_message(TaskMessage::RemoteFrame { channel, frame, backlog });
         Ok(())
     }
 

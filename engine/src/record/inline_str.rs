@@ -3,7 +3,10 @@
 //! Why: a heap `String` per field per record halves throughput on the hot path (bench/WORKLOADS.md, the hand loop), and
 //! freeing a frame of them costs more again. Records of the bids and Nexmark workloads carry short
 //! strings, so they keep them inline; the record stays `Copy` and a frame of records is one
-//! contiguous allocation. Invariant: `bytes[..len]` is valid UTF-8 and `len <= N`.
+//! contiguous allocation. Invariant: `len <= N`, `bytes[..len]` is valid UTF-8 and the bytes past
+//! `len` are zero (so equal strings are equal bytes). With no padding and a check of any bytes
+//! against that invariant, a record of inline strings and numbers can travel as its own bytes
+//! (`frame::plain`).
 
 use std::fmt;
 
@@ -15,6 +18,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// (length within `N`, valid UTF-8), so bytes from outside never make an invalid string.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, rkyv::Archive, rkyv::Serialize)]
 #[rkyv(archived = ArchivedInlineStr)]
+#[repr(C)]
 pub struct InlineStr<const N: usize> {
     len: u8,
     bytes: [u8; N],
@@ -31,6 +35,49 @@ where
         let bytes = self.bytes.get(..len).ok_or_else(|| <D::Error as rkyv::rancor::Source>::new(InlineStrOverflow { len, capacity: N }))?;
         let text = std::str::from_utf8(bytes).map_err(<D::Error as rkyv::rancor::Source>::new)?;
         InlineStr::new(text).map_err(<D::Error as rkyv::rancor::Source>::new)
+    }
+}
+
+// SAFETY: every field is a `u8` or an array of them, so the type is aligned to 1 and has no
+// padding: every byte of a value is initialized.
+unsafe impl<const N: usize> bytemuck::NoUninit for InlineStr<N> {}
+
+/// Any bytes of an [`InlineStr`]'s size, before they are checked to be one.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct InlineStrBits<const N: usize> {
+    len: u8,
+    bytes: [u8; N],
+}
+
+// SAFETY: fields of bytes only (aligned to 1, no padding), so all-zero and every other bit
+// pattern are values.
+unsafe impl<const N: usize> bytemuck::Zeroable for InlineStrBits<N> {}
+// SAFETY: as above.
+unsafe impl<const N: usize> bytemuck::AnyBitPattern for InlineStrBits<N> {}
+
+// SAFETY: `InlineStrBits<N>` has `InlineStr<N>`'s fields in the same order under `repr(C)`, so the
+// same layout; `is_valid_bit_pattern` admits exactly the bytes the type's invariant allows.
+unsafe impl<const N: usize> bytemuck::CheckedBitPattern for InlineStr<N> {
+    type Bits = InlineStrBits<N>;
+
+    fn is_valid_bit_pattern(bits: &InlineStrBits<N>) -> bool {
+        let len = usize::from(bits.len);
+        if len > N {
+            return false;
+        }
+        // Frames of records check every string on arrival, so the common case is one pass over the
+        // whole array with no branch per byte (it vectorizes): every byte ASCII, every byte past
+        // `len` zero. Text that is not ASCII goes through `from_utf8`.
+        let (mut high_bits, mut past_len) = (0u8, 0u8);
+        for (at, &byte) in bits.bytes.iter().enumerate() {
+            high_bits |= byte;
+            past_len |= byte & u8::from(at >= len).wrapping_neg();
+        }
+        if past_len != 0 {
+            return false;
+        }
+        high_bits & 0x80 == 0 || std::str::from_utf8(&bits.bytes[..len]).is_ok()
     }
 }
 
@@ -188,5 +235,17 @@ mod tests {
         let mut invalid = encode(&InlineStr::<4>::new("ab").unwrap()).unwrap();
         invalid[1] = 0xff;
         assert!(decode::<InlineStr<4>>(&invalid).is_err());
+    }
+
+    #[test]
+    fn bytes_are_checked_against_the_invariant() {
+        use bytemuck::checked::try_from_bytes;
+        let s = InlineStr::<4>::new("hé").unwrap();
+        let bytes = bytemuck::bytes_of(&s).to_vec();
+        assert_eq!(bytes, [3, b'h', 0xc3, 0xa9, 0]);
+        assert_eq!(try_from_bytes::<InlineStr<4>>(&bytes), Ok(&s));
+        for bad in [[5, b'a', b'b', b'c', b'd'], [2, 0xc3, b'a', 0, 0], [1, b'a', b'b', 0, 0]] {
+            assert!(try_from_bytes::<InlineStr<4>>(&bad).is_err(), "{bad:?}");
+        }
     }
 }

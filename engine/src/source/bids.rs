@@ -14,7 +14,12 @@ use crate::base::{SubtaskContext, UserError};
 use crate::record::InlineStr;
 
 /// One bid of the bids workload.
+///
+/// Its fields are laid out without padding (`repr(C)`, 80 bytes), so frames of bids travel between
+/// processes as their bytes (`frame::plain`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(bytemuck::NoUninit, bytemuck::CheckedBitPattern)]
+#[repr(C)]
 pub struct Bid {
     /// Auction bid on, uniform in `[0, 10000]`.
     pub auction: i64,
@@ -24,13 +29,15 @@ pub struct Bid {
     pub price: i64,
     /// 8 random characters.
     pub channel: InlineStr<8>,
-    /// 24 random characters.
-    pub url: InlineStr<24>,
+    /// 24 random characters (room for 30, which fills the record without padding).
+    pub url: InlineStr<30>,
     /// Sequence number, `1..=N`.
     pub id: i64,
     /// Event time in milliseconds: equal to `id`.
     pub ts: i64,
 }
+
+const _: () = assert!(std::mem::size_of::<Bid>() == 80, "a bid is 80 bytes with no padding");
 
 /// Out-of-orderness bound of the workload's watermark: `watermark = ts - 1 s`.
 pub const BIDS_WATERMARK_DELAY_MS: i64 = 1000;
@@ -93,7 +100,7 @@ fn generate_bid(seed: u64, id: u64) -> Bid {
     for chunk in url.chunks_exact_mut(8) {
         chunk.copy_from_slice(&letters(rng.u64(..)));
     }
-    Bid { auction, bidder, price, channel, url: InlineStr::from_ascii(url), id: id as i64, ts: id as i64 }
+    Bid { auction, bidder, price, channel, url: InlineStr::from_ascii_slice(&url), id: id as i64, ts: id as i64 }
 }
 
 impl Source<Bid> for BidsSource {

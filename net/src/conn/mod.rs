@@ -17,7 +17,7 @@ mod reader;
 mod writer;
 
 pub use listener::Listener;
-pub use payload::Payload;
+pub use payload::{Payload, PayloadBody, PAYLOAD_PREFIX_BYTES};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

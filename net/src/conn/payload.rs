@@ -1,5 +1,6 @@
 //! [`Payload`]: the bytes of a message being sent, in whichever form the caller holds them, so
-//! sending never copies a payload just to change its type (an rkyv `AlignedVec` goes as it is).
+//! sending never copies a payload just to change its type (an rkyv `AlignedVec` goes as it is, a
+//! frame of records as its own memory behind a short header).
 
 use std::fmt;
 
@@ -19,23 +20,43 @@ pub enum Payload {
     Pooled(PooledBuf),
     /// Bytes that live for the whole program.
     Static(&'static [u8]),
+    /// A 16-byte prefix (e.g. a frame's header, so what follows stays 16-byte aligned in the
+    /// receiver's buffer) and a body held by its owner's type, written from where it is.
+    Prefixed {
+        /// The first bytes.
+        prefix: [u8; PAYLOAD_PREFIX_BYTES],
+        /// The rest.
+        body: Box<dyn PayloadBody>,
+    },
+}
+
+/// Bytes of [`Payload::Prefixed`].
+pub const PAYLOAD_PREFIX_BYTES: usize = 16;
+
+/// The body of a [`Payload::Prefixed`]: bytes kept by whatever holds them until written.
+pub trait PayloadBody: Send + 'static {
+    /// The bytes.
+    fn bytes(&self) -> &[u8];
 }
 
 impl Payload {
-    /// The bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    /// The bytes, in two parts to write one after the other: the prefix of a `Prefixed`
+    /// payload (empty for the others) and the rest.
+    pub fn parts(&self) -> [&[u8]; 2] {
         match self {
-            Payload::Empty => &[],
-            Payload::Bytes(bytes) => bytes,
-            Payload::Aligned(bytes) => bytes,
-            Payload::Pooled(bytes) => bytes,
-            Payload::Static(bytes) => bytes,
+            Payload::Empty => [&[], &[]],
+            Payload::Bytes(bytes) => [&[], bytes],
+            Payload::Aligned(bytes) => [&[], bytes],
+            Payload::Pooled(bytes) => [&[], bytes],
+            Payload::Static(bytes) => [&[], bytes],
+            Payload::Prefixed { prefix, body } => [prefix, body.bytes()],
         }
     }
 
     /// Length in bytes.
     pub fn len(&self) -> usize {
-        self.as_bytes().len()
+        let [prefix, rest] = self.parts();
+        prefix.len() + rest.len()
     }
 
     /// Whether there are no bytes.

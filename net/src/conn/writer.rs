@@ -69,9 +69,11 @@ impl WriteBatch {
         self.bytes += HEADER_BYTES + payload.len();
         self.messages += 1;
         self.staged.extend_from_slice(header);
-        if payload.len() <= self.staged_payload_bytes_max {
+        let [prefix, body] = payload.parts();
+        self.staged.extend_from_slice(prefix);
+        if body.len() <= self.staged_payload_bytes_max {
             // The payload is dropped here; a pooled one goes back to its pool.
-            self.staged.extend_from_slice(payload.as_bytes());
+            self.staged.extend_from_slice(body);
         } else {
             self.close_run();
             self.pieces.push(Piece::Held(self.held.len()));
@@ -93,7 +95,7 @@ impl WriteBatch {
             .iter()
             .map(|piece| match piece {
                 Piece::Staged(run) => IoSlice::new(&self.staged[run.clone()]),
-                Piece::Held(index) => IoSlice::new(self.held[*index].as_bytes()),
+                Piece::Held(index) => IoSlice::new(self.held[*index].parts()[1]),
             })
             .collect();
         debug_assert_eq!(slices.iter().map(|slice| slice.len()).sum::<usize>(), self.bytes);

@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ractor::ActorRef;
 
 use self::protocol::{Address, DataStream, JobSpec, ToCoordinator, ToWorker};
-use crate::channel::transport::{LinkDown, ReceivedBytes, ReceivedFrame, RemoteLink, WireEvent};
+use crate::channel::transport::{LinkDown, FrameBytes, ReceivedFrame, RemoteLink, WireEvent};
 use crate::graph::fingerprint::GraphFingerprint;
 use crate::graph::plan::ExecutionPlan;
 use crate::runtime::job::Deployment;
@@ -150,7 +150,7 @@ impl LocalTasks {
     }
 
     /// Delivers a data-plane message (see [`DataKind`]) to the subtask its stream names.
-    pub fn deliver(&self, kind: DataKind, stream: u64, aux: u64, payload: Box<dyn ReceivedBytes>) -> Result<(), Undeliverable> {
+    pub fn deliver(&self, kind: DataKind, stream: u64, aux: u64, payload: Box<dyn FrameBytes>) -> Result<(), Undeliverable> {
         let stream = DataStream::unpack(stream);
         let actor = {
             let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -7,7 +7,11 @@
 //! metrics. Only the typed code that built the job graph opens it again, so a type mismatch is a bug
 //! in graph construction and panics.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
+
+pub mod plain;
+
+pub use plain::{is_plain_record, register_plain_record, PlainRecord};
 
 /// Records a job may carry: owned data that can move to another core and be encoded with the
 /// engine's codec (rkyv: derive `Archive`, `Serialize`, `Deserialize`), so frames can be stored in
@@ -38,8 +42,8 @@ impl AnyFrame {
         AnyFrame { records: frame.len(), data: Box::new(frame), encode: encode_frame::<T> }
     }
 
-    /// The frame's records encoded with the codec (as a `Vec<T>`); read back with
-    /// [`AnyFrame::decode`].
+    /// The frame's records encoded with the codec (as a `Vec<T>`, or as their bytes for a
+    /// registered [`PlainRecord`]); read back with [`AnyFrame::decode`].
     pub fn encode(&self) -> Result<Vec<u8>, crate::base::CodecError> {
         let mut buffer = crate::channel::transport::FrameBuffer::new();
         self.encode_into(&mut buffer)?;
@@ -53,8 +57,25 @@ impl AnyFrame {
         (self.encode)(&*self.data, buffer)
     }
 
+    /// The frame as it goes to another process: its records' own memory behind a header for a
+    /// registered [`PlainRecord`], otherwise encoded into the buffer `buffer` gives.
+    pub(crate) fn into_outgoing(
+        self,
+        buffer: impl FnOnce() -> crate::channel::transport::FrameBuffer,
+    ) -> Result<crate::channel::transport::OutgoingFrame, crate::base::CodecError> {
+        if let Some(plain) = plain::plain_codec((*self.data).type_id()) {
+            return Ok((plain.into_outgoing)(self.data));
+        }
+        let mut buffer = buffer();
+        self.encode_into(&mut buffer)?;
+        Ok(crate::channel::transport::OutgoingFrame::Encoded(buffer))
+    }
+
     /// A frame of `T` from bytes [`AnyFrame::encode`] wrote.
     pub fn decode<T: Record>(bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError> {
+        if let Some(plain) = plain::plain_codec(TypeId::of::<Vec<T>>()) {
+            return (plain.decode)(bytes);
+        }
         crate::base::codec::decode::<Vec<T>>(bytes).map(AnyFrame::new)
     }
 
@@ -84,6 +105,10 @@ fn encode_frame<T: Record>(
     data: &(dyn Any + Send),
     buffer: &mut crate::channel::transport::FrameBuffer,
 ) -> Result<(), crate::base::CodecError> {
+    if let Some(plain) = plain::plain_codec(TypeId::of::<Vec<T>>()) {
+        (plain.encode)(data, buffer);
+        return Ok(());
+    }
     let frame = data.downcast_ref::<Vec<T>>().expect("a frame encodes its own type");
     let written = rkyv::api::high::to_bytes_in::<_, rkyv::rancor::Error>(frame, std::mem::take(buffer))
         .map_err(|error| crate::base::CodecError::new::<Vec<T>>(error.to_string()))?;
