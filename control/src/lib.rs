@@ -1,0 +1,9 @@
+//! Tethys's control plane: the job master, replicated with Raft.
+//!
+//! - `state`: the replicated state machine (workers and slots, jobs with their specs, artifacts,
+//!   status and deployments, completed checkpoints) and the commands that change it.
+//! - `scheduler`: where a job's slots go.
+#![warn(missing_docs)]
+
+pub mod scheduler;
+pub mod state;
