@@ -234,12 +234,12 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
                     return Err(Refusal::StaleAttempt { job: *job, current: record.attempt, asked: *attempt });
                 }
             }
-            let allowed = match (&record.status, to) {
-                (_, JobStatus::Cancelled | JobStatus::Failed { .. }) => true,
-                (JobStatus::Running, JobStatus::Failing { .. } | JobStatus::Finished) => true,
-                (JobStatus::Failing { .. }, JobStatus::Restarting) => true,
-                _ => false,
-            };
+            let allowed = matches!(
+                (&record.status, to),
+                (_, JobStatus::Cancelled | JobStatus::Failed { .. })
+                    | (JobStatus::Running, JobStatus::Failing { .. } | JobStatus::Finished)
+                    | (JobStatus::Failing { .. }, JobStatus::Restarting)
+            );
             if !allowed {
                 return Err(Refusal::BadTransition { job: *job, from: record.status.name().to_string(), to: to.name().to_string() });
             }
