@@ -3,7 +3,9 @@
 //! - `state`: the replicated state machine (workers and slots, jobs with their specs, artifacts,
 //!   status and deployments, completed checkpoints) and the commands that change it.
 //! - `scheduler`: where a job's slots go.
+//! - `raft`: the master group (openraft over a durable log in the storage crate).
 #![warn(missing_docs)]
 
+pub mod raft;
 pub mod scheduler;
 pub mod state;

@@ -21,5 +21,5 @@ pub use log::reader::{CommittedRecord, CommittedRecords};
 pub use log::record::{Record, RecordFault, RecordKind, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_LIMIT};
 pub use log::{Log, RecoveryReport, TxnId};
 
-#[cfg(test)]
-pub(crate) mod test_dir;
+#[doc(hidden)]
+pub mod test_dir;

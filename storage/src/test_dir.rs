@@ -1,4 +1,4 @@
-//! A temporary directory for unit tests, removed when dropped: a unique name under
+//! A temporary directory for tests (this crate's and those of crates above it), removed when dropped: a unique name under
 //! `std::env::temp_dir()` (process id, a counter, the clock), so parallel tests never share one.
 
 use std::path::{Path, PathBuf};
@@ -8,13 +8,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 static NEXT_DIR: AtomicU64 = AtomicU64::new(0);
 
 /// A directory that exists for the life of the value.
-pub(crate) struct TestDir {
+pub struct TestDir {
     path: PathBuf,
 }
 
 impl TestDir {
     /// Creates a fresh empty directory whose name starts with `label`.
-    pub(crate) fn new(label: &str) -> TestDir {
+    pub fn new(label: &str) -> TestDir {
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         let n = NEXT_DIR.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("tethys-storage-{label}-{}-{n}-{nanos}", std::process::id()));
@@ -23,7 +23,7 @@ impl TestDir {
     }
 
     /// The directory.
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 }

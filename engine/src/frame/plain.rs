@@ -113,7 +113,7 @@ fn encode_plain<T: PlainRecord>(data: &(dyn Any + Send), buffer: &mut FrameBuffe
 }
 
 /// A frame of plain records as the bytes a link writes.
-struct PlainRecords<T>(Box<Vec<T>>);
+struct PlainRecords<T>(Vec<T>);
 
 impl<T: PlainRecord> FrameBytes for PlainRecords<T> {
     fn bytes(&self) -> &[u8] {
@@ -123,7 +123,7 @@ impl<T: PlainRecord> FrameBytes for PlainRecords<T> {
 
 fn outgoing_plain<T: PlainRecord>(data: Box<dyn Any + Send>) -> OutgoingFrame {
     let frame = data.downcast::<Vec<T>>().unwrap_or_else(|_| panic!("a frame is sent as its own type"));
-    OutgoingFrame::Plain { header: header_of::<T>(frame.len()), records: Box::new(PlainRecords(frame)) }
+    OutgoingFrame::Plain { header: header_of::<T>(frame.len()), records: Box::new(PlainRecords(*frame)) }
 }
 
 fn decode_plain<T: PlainRecord>(bytes: &[u8]) -> Result<AnyFrame, CodecError> {

@@ -168,6 +168,9 @@ impl GraphFingerprint {
     /// Checks that `theirs`, the fingerprint `peer` (a name for messages, e.g. "worker 2")
     /// built, is this one; otherwise says what differs first: the build, the max parallelism,
     /// or the first operator, in node order, that differs, and how.
+    // The error is large (it names the operator and both values) and returned once, when a job is
+    // refused: boxing it would only make the callers' matching noisier.
+    #[allow(clippy::result_large_err)]
     pub fn check_same(&self, theirs: &GraphFingerprint, peer: &str) -> Result<(), FingerprintMismatch> {
         let peer = peer.to_string();
         if self.build != theirs.build {
