@@ -4,8 +4,10 @@
 //!   status and deployments, completed checkpoints) and the commands that change it.
 //! - `scheduler`: where a job's slots go.
 //! - `raft`: the master group (openraft over a durable log in the storage crate).
+//! - `rpc`: the gRPC API: Raft between master processes, the control service, a master as a server.
 #![warn(missing_docs)]
 
 pub mod raft;
+pub mod rpc;
 pub mod scheduler;
 pub mod state;

@@ -6,8 +6,11 @@
 //! proposed to the leader ([`Master::propose`]); a follower answers with where the leader is.
 //! What a command returns is what the state machine said when it applied the committed entry.
 
+// openraft's traits return its `StorageError` (over 200 bytes); our helpers return the same.
+#[allow(clippy::result_large_err)]
 pub mod log_store;
 pub mod network;
+#[allow(clippy::result_large_err)]
 pub mod state_machine;
 
 use std::collections::BTreeMap;
@@ -221,6 +224,18 @@ impl Master {
             }
             Err(error) => Err(MasterError::Failed { at: self.id, reason: error.to_string() }),
         }
+    }
+
+    /// Every member of the group (voters and learners) with its address, as this master knows.
+    pub fn member_addrs(&self) -> Vec<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.membership_config.nodes().map(|(id, node)| (*id, node.addr.clone())).collect()
+    }
+
+    /// The address of member `id`, as this master knows.
+    pub fn member_addr(&self, id: NodeId) -> Option<String> {
+        self.member_addrs().into_iter().find(|(member, _)| *member == id).map(|(_, addr)| addr)
     }
 
     /// The voting members of the group, as this master's applied state says.

@@ -1,0 +1,132 @@
+//! The masters' gRPC API (proto/control.proto): Raft between masters, and the control service for
+//! workers and the command line.
+//!
+//! Every call carries the cluster secret (`authorization: Bearer <secret>`); a call without it, or
+//! with another, is refused with `UNAUTHENTICATED` before it reaches a handler.
+
+pub mod raft_network;
+pub mod server;
+
+use std::sync::Arc;
+
+use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::{Request, Status};
+
+/// The generated messages and services.
+#[allow(missing_docs, clippy::all)]
+pub mod proto {
+    tonic::include_proto!("tethys.control");
+}
+
+/// Checks (on servers) or adds (on clients) the cluster secret of every call.
+#[derive(Clone)]
+pub struct SecretAuth {
+    header: Arc<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl SecretAuth {
+    /// Authentication with `secret` (printable ASCII).
+    pub fn new(secret: &str) -> Result<SecretAuth, String> {
+        let header =
+            MetadataValue::try_from(format!("Bearer {secret}")).map_err(|_| "the cluster secret must be printable ASCII".to_string())?;
+        Ok(SecretAuth { header: Arc::new(header) })
+    }
+
+    /// The interceptor of a server: refuses calls without this secret.
+    pub fn check(&self) -> CheckSecret {
+        CheckSecret { expected: Arc::clone(&self.header) }
+    }
+
+    /// The interceptor of a client: adds this secret to every call.
+    pub fn add(&self) -> AddSecret {
+        AddSecret { header: Arc::clone(&self.header), forwarded: false }
+    }
+
+    /// The interceptor of a follower forwarding calls to the leader: the secret, and a mark that
+    /// the call was forwarded (so it is never forwarded twice).
+    pub(crate) fn add_forwarded(&self) -> AddSecret {
+        AddSecret { header: Arc::clone(&self.header), forwarded: true }
+    }
+}
+
+/// The header on a call a follower forwarded.
+pub(crate) const FORWARDED_HEADER: &str = "x-tethys-forwarded";
+
+/// A server's check of the cluster secret.
+#[derive(Clone)]
+pub struct CheckSecret {
+    expected: Arc<MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Interceptor for CheckSecret {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let given = request.metadata().get("authorization").map(|value| value.as_bytes()).unwrap_or_default();
+        if constant_time_eq(given, self.expected.as_bytes()) {
+            Ok(request)
+        } else {
+            Err(Status::unauthenticated("missing or wrong cluster secret"))
+        }
+    }
+}
+
+/// A client's cluster secret on every call.
+#[derive(Clone)]
+pub struct AddSecret {
+    header: Arc<MetadataValue<tonic::metadata::Ascii>>,
+    forwarded: bool,
+}
+
+impl Interceptor for AddSecret {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        request.metadata_mut().insert("authorization", (*self.header).clone());
+        if self.forwarded {
+            request.metadata_mut().insert(FORWARDED_HEADER, MetadataValue::from_static("1"));
+        }
+        Ok(request)
+    }
+}
+
+/// Equality that takes the same time wherever the first difference is (the length may show).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
+}
+
+/// A channel to `addr` (host:port) that connects on first use and again after a failure.
+pub(crate) fn lazy_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|error| format!("bad address {addr}: {error}"))?;
+    Ok(endpoint
+        .connect_timeout(std::time::Duration::from_millis(500))
+        .timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_is_compared_whole() {
+        assert!(constant_time_eq(b"Bearer abc", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer abd", b"Bearer abc"));
+        assert!(!constant_time_eq(b"Bearer ab", b"Bearer abc"));
+        assert!(!constant_time_eq(b"", b"Bearer abc"));
+    }
+
+    #[test]
+    fn a_call_without_the_secret_is_refused() {
+        let auth = SecretAuth::new("s3cret").unwrap();
+        let mut check = auth.check();
+        assert_eq!(check.call(Request::new(())).unwrap_err().code(), tonic::Code::Unauthenticated);
+        let forwarded = auth.add_forwarded().call(Request::new(())).unwrap();
+        assert!(forwarded.metadata().contains_key(FORWARDED_HEADER));
+        let mut add = auth.add();
+        let signed = add.call(Request::new(())).unwrap();
+        assert!(check.call(signed).is_ok());
+        let other = SecretAuth::new("other").unwrap().add().call(Request::new(())).unwrap();
+        assert_eq!(check.call(other).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert!(SecretAuth::new("line\nbreak").is_err());
+    }
+}

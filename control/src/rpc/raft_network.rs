@@ -1,0 +1,116 @@
+//! Raft's messages between master processes over gRPC: openraft's requests and replies as JSON in
+//! a `RaftMessage`. A master that cannot be reached (refused, timed out, stopped) is `Unreachable`
+//! to openraft, which then backs off; an error the remote Raft returned comes back as it was.
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
+};
+use openraft::AnyError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use super::proto::raft_client::RaftClient;
+use super::proto::RaftMessage;
+use super::{AddSecret, SecretAuth};
+use crate::raft::{Node, NodeId, TypeConfig};
+
+type Client = RaftClient<InterceptedService<Channel, AddSecret>>;
+
+/// Connects a master to the others over gRPC.
+#[derive(Clone)]
+pub struct GrpcNetwork {
+    auth: SecretAuth,
+}
+
+impl GrpcNetwork {
+    /// A network whose calls carry the cluster secret of `auth`.
+    pub fn new(auth: SecretAuth) -> GrpcNetwork {
+        GrpcNetwork { auth }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
+    type Network = GrpcRaftClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient {
+        let client = super::lazy_channel(&node.addr).map(|channel| RaftClient::with_interceptor(channel, self.auth.add()));
+        GrpcRaftClient { target, addr: node.addr.clone(), client }
+    }
+}
+
+/// The connection of one master to another.
+pub struct GrpcRaftClient {
+    target: NodeId,
+    addr: String,
+    client: Result<Client, String>,
+}
+
+/// What a call failed with, as openraft's error of that call.
+fn unreachable<E: std::error::Error>(reason: String) -> RPCError<NodeId, Node, E> {
+    RPCError::Unreachable(Unreachable::from(AnyError::error(reason)))
+}
+
+impl GrpcRaftClient {
+    async fn call<Req, Resp, E>(
+        &mut self,
+        method: &'static str,
+        request: &Req,
+    ) -> Result<Resp, RPCError<NodeId, Node, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let (target, addr) = (self.target, self.addr.clone());
+        let client = self.client.as_mut().map_err(|reason| unreachable(format!("master {target}: {reason}")))?;
+        let json = serde_json::to_vec(request).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let message = tonic::Request::new(RaftMessage { json });
+        let reply = match method {
+            "append_entries" => client.append_entries(message).await,
+            "vote" => client.vote(message).await,
+            _ => client.install_snapshot(message).await,
+        };
+        let reply = reply.map_err(|status| match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled | tonic::Code::Unknown => {
+                unreachable(format!("master {target} at {addr}: {}", status.message()))
+            }
+            _ => RPCError::Network(NetworkError::from(AnyError::error(format!("master {target} at {addr}: {status}")))),
+        })?;
+        let result: Result<Resp, RaftError<NodeId, E>> =
+            serde_json::from_slice(&reply.into_inner().json).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        result.map_err(|error| match error {
+            RaftError::Fatal(fatal) => RPCError::Unreachable(Unreachable::new(&fatal)),
+            other => RPCError::RemoteError(RemoteError::new(target, other)),
+        })
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GrpcRaftClient {
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call("append_entries", &request).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        request: InstallSnapshotRequest<TypeConfig>,
+        _option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>> {
+        self.call("install_snapshot", &request).await
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest<NodeId>,
+        _option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
+        self.call("vote", &request).await
+    }
+}

@@ -1,0 +1,336 @@
+//! A master as a server: its Raft node, the gRPC services on one listener, and the leader's watch
+//! over workers' heartbeats.
+//!
+//! Any master answers a call. One that changes the state (registering a worker) or needs the
+//! leader's memory (a heartbeat) is forwarded by a follower to the leader it knows, once: a
+//! forwarded call that finds no leader fails with `UNAVAILABLE` and the caller retries. Heartbeats
+//! do not go through the log: the leader keeps when it last heard from each worker, and commits
+//! only a worker's loss, once it has heard nothing for `worker_timeout`. A new leader gives every
+//! worker a full timeout from its election before declaring any lost.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use super::proto::control_client::ControlClient;
+use super::proto::control_server::{Control, ControlServer};
+use super::proto::raft_server::{Raft as RaftService, RaftServer};
+use super::proto::{
+    ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest,
+    WorkerInfo,
+};
+use super::raft_network::GrpcNetwork;
+use super::{AddSecret, SecretAuth};
+use crate::raft::{Master, MasterConfig, MasterError, NodeId};
+use crate::state::{Command, Response as StateResponse, WorkerId};
+
+/// How a master process runs.
+#[derive(Debug, Clone)]
+pub struct MasterOptions {
+    /// Its id in the group.
+    pub id: NodeId,
+    /// Its directory (Raft log, vote, snapshot).
+    pub dir: PathBuf,
+    /// Every master of the group, itself included: id and gRPC address.
+    pub members: BTreeMap<NodeId, String>,
+    /// Whether this master forms the group (once, when the group is first created).
+    pub bootstrap: bool,
+    /// The cluster secret every call carries.
+    pub secret: String,
+    /// Raft timing.
+    pub raft: MasterConfig,
+    /// How often workers send heartbeats.
+    pub heartbeat_interval: Duration,
+    /// A worker not heard from for this long is lost.
+    pub worker_timeout: Duration,
+}
+
+impl MasterOptions {
+    /// Options with the default timing.
+    pub fn new(id: NodeId, dir: PathBuf, members: BTreeMap<NodeId, String>, secret: String) -> MasterOptions {
+        MasterOptions {
+            id,
+            dir,
+            members,
+            bootstrap: false,
+            secret,
+            raft: MasterConfig::default(),
+            heartbeat_interval: Duration::from_millis(200),
+            worker_timeout: Duration::from_millis(1500),
+        }
+    }
+}
+
+/// A running master process's server (see the module documentation).
+pub struct MasterNode {
+    master: Master,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MasterNode {
+    /// Starts the master of `options` serving on `listener`.
+    pub async fn start(options: MasterOptions, listener: tokio::net::TcpListener) -> Result<MasterNode, MasterError> {
+        let id = options.id;
+        let failed = |reason: String| MasterError::Failed { at: id, reason };
+        let auth = SecretAuth::new(&options.secret).map_err(failed)?;
+        let addr = listener.local_addr().map_err(|error| failed(error.to_string()))?;
+        let master = Master::start(id, &options.dir, &options.raft, GrpcNetwork::new(auth.clone())).await?;
+        let plane = Arc::new(ControlPlane {
+            master: master.clone(),
+            auth: auth.clone(),
+            heartbeat_interval: options.heartbeat_interval,
+            last_heard: Mutex::new(LastHeard::default()),
+            leader_clients: Mutex::new(HashMap::new()),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(RaftServer::with_interceptor(Arc::clone(&plane), auth.check()))
+            .add_service(ControlServer::with_interceptor(Arc::clone(&plane), auth.check()))
+            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
+                let _ = stopped.await;
+            });
+        let serving = tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(master = id, %error, "the gRPC server stopped");
+            }
+        });
+        if options.bootstrap {
+            master.initialize(options.members.clone()).await?;
+        }
+        let watching = tokio::spawn(watch_workers(Arc::clone(&plane), options.worker_timeout));
+        tracing::info!(master = id, %addr, "master serving");
+        Ok(MasterNode { master, addr, stop: Some(stop), tasks: vec![serving, watching] })
+    }
+
+    /// Its Raft member.
+    pub fn master(&self) -> &Master {
+        &self.master
+    }
+
+    /// Where it serves.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving and stops its Raft node.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.master.shutdown().await;
+    }
+}
+
+/// When the leader last heard from each worker, as of the term it leads in.
+#[derive(Default)]
+struct LastHeard {
+    term: u64,
+    since_election: Option<Instant>,
+    workers: HashMap<WorkerId, Instant>,
+}
+
+type ForwardClient = ControlClient<InterceptedService<Channel, AddSecret>>;
+
+struct ControlPlane {
+    master: Master,
+    auth: SecretAuth,
+    heartbeat_interval: Duration,
+    last_heard: Mutex<LastHeard>,
+    leader_clients: Mutex<HashMap<String, ForwardClient>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn status_of(error: MasterError) -> Status {
+    match error {
+        MasterError::NotLeader { .. } => Status::unavailable(error.to_string()),
+        MasterError::Failed { .. } => Status::internal(error.to_string()),
+    }
+}
+
+impl ControlPlane {
+    fn heard_from(&self, worker: WorkerId) {
+        self.last_heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).workers.insert(worker, Instant::now());
+    }
+
+    /// The client of the leader a follower forwards to, or why the call cannot be forwarded.
+    fn forward_to<T>(&self, request: &Request<T>, error: MasterError) -> Result<ForwardClient, Status> {
+        let MasterError::NotLeader { leader: Some((_, addr)), .. } = &error else {
+            return Err(status_of(error));
+        };
+        if request.metadata().contains_key(super::FORWARDED_HEADER) {
+            return Err(Status::unavailable(format!("{error}; the call was forwarded once already")));
+        }
+        let mut clients = self.leader_clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(addr) {
+            return Ok(client.clone());
+        }
+        let channel = super::lazy_channel(addr).map_err(Status::internal)?;
+        let client = ControlClient::with_interceptor(channel, self.auth.add_forwarded());
+        clients.insert(addr.clone(), client.clone());
+        Ok(client)
+    }
+
+    async fn raft_call<Req, Resp, E>(
+        &self,
+        message: RaftMessage,
+        call: impl AsyncFnOnce(Req) -> Result<Resp, E>,
+    ) -> Result<Response<RaftMessage>, Status>
+    where
+        Req: serde::de::DeserializeOwned,
+        Resp: serde::Serialize,
+        E: serde::Serialize,
+    {
+        let request: Req =
+            serde_json::from_slice(&message.json).map_err(|error| Status::invalid_argument(format!("bad Raft message: {error}")))?;
+        let result = call(request).await;
+        let json = serde_json::to_vec(&result).map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(RaftMessage { json }))
+    }
+}
+
+#[tonic::async_trait]
+impl RaftService for Arc<ControlPlane> {
+    async fn append_entries(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let raft = self.master.raft().clone();
+        self.raft_call(request.into_inner(), async move |rpc| raft.append_entries(rpc).await).await
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let raft = self.master.raft().clone();
+        self.raft_call(request.into_inner(), async move |rpc| raft.vote(rpc).await).await
+    }
+
+    async fn install_snapshot(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let raft = self.master.raft().clone();
+        self.raft_call(request.into_inner(), async move |rpc| raft.install_snapshot(rpc).await).await
+    }
+}
+
+#[tonic::async_trait]
+impl Control for Arc<ControlPlane> {
+    async fn register_worker(&self, request: Request<RegisterWorkerRequest>) -> Result<Response<RegisterWorkerReply>, Status> {
+        let ask = request.get_ref();
+        if ask.slots == 0 {
+            return Err(Status::invalid_argument("a worker must offer at least one slot"));
+        }
+        let command = Command::RegisterWorker {
+            control_addr: ask.control_addr.clone(),
+            data_addr: ask.data_addr.clone(),
+            slots: ask.slots,
+            at_ms: now_ms(),
+        };
+        match self.master.propose(command).await {
+            Ok(Ok(StateResponse::WorkerRegistered(worker))) => {
+                self.heard_from(worker);
+                tracing::info!(master = self.master.id(), %worker, addr = %ask.control_addr, slots = ask.slots, "worker registered");
+                Ok(Response::new(RegisterWorkerReply {
+                    worker_id: worker.0,
+                    heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u64,
+                    term: self.master.term(),
+                }))
+            }
+            Ok(other) => Err(Status::internal(format!("registering answered {other:?}"))),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.register_worker(request.into_inner()).await
+            }
+        }
+    }
+
+    async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatReply>, Status> {
+        if !self.master.is_leader() {
+            let error = MasterError::NotLeader {
+                at: self.master.id(),
+                leader: self.master.leader().and_then(|id| self.master.member_addr(id).map(|addr| (id, addr))),
+            };
+            let mut leader = self.forward_to(&request, error)?;
+            return leader.heartbeat(request.into_inner()).await;
+        }
+        let worker = WorkerId(request.get_ref().worker_id);
+        let known = self.master.read(|state| state.worker(worker).is_some_and(|record| record.alive));
+        if known {
+            self.heard_from(worker);
+        }
+        Ok(Response::new(HeartbeatReply { term: self.master.term(), known }))
+    }
+
+    async fn cluster(&self, _request: Request<ClusterRequest>) -> Result<Response<ClusterReply>, Status> {
+        let leader = self.master.leader();
+        let masters: Vec<MasterInfo> = self.master.member_addrs().into_iter().map(|(id, addr)| MasterInfo { id, addr }).collect();
+        let leader_addr =
+            leader.and_then(|id| masters.iter().find(|master| master.id == id)).map(|master| master.addr.clone()).unwrap_or_default();
+        let workers = self.master.read(|state| {
+            state
+                .workers()
+                .map(|worker| WorkerInfo {
+                    id: worker.id.0,
+                    control_addr: worker.control_addr.clone(),
+                    data_addr: worker.data_addr.clone(),
+                    slots: worker.slots,
+                    slots_used: state.used_slots(worker.id).len() as u32,
+                    alive: worker.alive,
+                })
+                .collect()
+        });
+        Ok(Response::new(ClusterReply {
+            leader_id: leader.unwrap_or(u64::MAX),
+            leader_addr,
+            term: self.master.term(),
+            masters,
+            workers,
+            answered_by: self.master.id(),
+        }))
+    }
+}
+
+/// The leader's watch: declares lost (through the log) every live worker it has not heard from for
+/// `worker_timeout`, counting from its election at the earliest.
+async fn watch_workers(plane: Arc<ControlPlane>, worker_timeout: Duration) {
+    let mut ticks = tokio::time::interval(plane.heartbeat_interval.min(worker_timeout / 4).max(Duration::from_millis(10)));
+    loop {
+        ticks.tick().await;
+        if !plane.master.is_leader() {
+            continue;
+        }
+        let term = plane.master.term();
+        let now = Instant::now();
+        let alive: Vec<WorkerId> =
+            plane.master.read(|state| state.workers().filter(|worker| worker.alive).map(|worker| worker.id).collect());
+        let silent: Vec<WorkerId> = {
+            let mut heard = plane.last_heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if heard.term != term {
+                // Elected in a new term: what an earlier leadership heard is stale, and workers get a
+                // full timeout from now.
+                *heard = LastHeard { term, since_election: Some(now), workers: HashMap::new() };
+            }
+            let since_election = heard.since_election.unwrap_or(now);
+            alive
+                .into_iter()
+                .filter(|worker| now.duration_since(*heard.workers.get(worker).unwrap_or(&since_election)) > worker_timeout)
+                .collect()
+        };
+        for worker in silent {
+            match plane.master.propose(Command::WorkerLost { worker }).await {
+                Ok(Ok(StateResponse::WorkerLost { failed_jobs })) => {
+                    tracing::warn!(master = plane.master.id(), %worker, ?failed_jobs, "worker lost: no heartbeat for {worker_timeout:?}");
+                }
+                Ok(other) => tracing::warn!(master = plane.master.id(), %worker, ?other, "declaring a worker lost"),
+                Err(error) => tracing::warn!(master = plane.master.id(), %worker, %error, "declaring a worker lost"),
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Three masters over gRPC on 127.0.0.1 (one test process): the leader and its term from any
+//! master, workers registered through a follower, heartbeats, a silent worker declared lost, a
+//! dead leader replaced, and calls without the cluster secret refused.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use tethys_control::raft::MasterConfig;
+use tethys_control::rpc::proto::control_client::ControlClient;
+use tethys_control::rpc::proto::{ClusterReply, ClusterRequest, HeartbeatRequest, RegisterWorkerRequest};
+use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_control::rpc::SecretAuth;
+use tethys_storage::test_dir::TestDir;
+
+const SECRET: &str = "test-secret";
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Cluster {
+    dirs: Vec<TestDir>,
+    addrs: BTreeMap<u64, String>,
+    nodes: BTreeMap<u64, MasterNode>,
+}
+
+fn options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>) -> MasterOptions {
+    let mut options = MasterOptions::new(id, dir.path().to_path_buf(), members.clone(), SECRET.to_string());
+    options.bootstrap = id == 0;
+    options.raft = MasterConfig {
+        heartbeat: Duration::from_millis(30),
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        snapshot_after_entries: 100,
+    };
+    options.heartbeat_interval = Duration::from_millis(50);
+    options.worker_timeout = Duration::from_millis(400);
+    options
+}
+
+impl Cluster {
+    async fn start() -> Cluster {
+        let mut listeners = BTreeMap::new();
+        for id in 0..3u64 {
+            listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let addrs: BTreeMap<u64, String> =
+            listeners.iter().map(|(id, listener)| (*id, listener.local_addr().unwrap().to_string())).collect();
+        let dirs: Vec<TestDir> = (0..3).map(|_| TestDir::new("grpc-master")).collect();
+        let mut nodes = BTreeMap::new();
+        for (id, listener) in listeners {
+            nodes.insert(id, MasterNode::start(options(id, &dirs[id as usize], &addrs), listener).await.unwrap());
+        }
+        Cluster { dirs, addrs, nodes }
+    }
+
+    fn client(
+        &self,
+        id: u64,
+        secret: &str,
+    ) -> ControlClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, tethys_control::rpc::AddSecret>> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", self.addrs[&id])).unwrap().connect_lazy();
+        ControlClient::with_interceptor(channel, SecretAuth::new(secret).unwrap().add())
+    }
+
+    /// The cluster as master `id` answers, once it knows a leader that is running.
+    async fn leader_seen_by(&self, id: u64) -> ClusterReply {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Ok(reply) = self.client(id, SECRET).cluster(ClusterRequest {}).await {
+                let reply = reply.into_inner();
+                if self.nodes.contains_key(&reply.leader_id) && self.nodes[&reply.leader_id].master().is_leader() {
+                    return reply;
+                }
+            }
+            assert!(Instant::now() < deadline, "master {id} knows no running leader within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn masters_over_grpc_lead_register_watch_workers_and_fail_over() {
+    let mut cluster = Cluster::start().await;
+    let seen = cluster.leader_seen_by(0).await;
+    let leader = seen.leader_id;
+    assert_eq!(seen.masters.len(), 3);
+    assert_eq!(seen.leader_addr, cluster.addrs[&leader]);
+    for id in 0..3 {
+        assert_eq!(cluster.leader_seen_by(id).await.leader_id, leader, "every master names the same leader");
+    }
+
+    // Registered through a follower, which forwards to the leader.
+    let follower = (0..3).find(|id| *id != leader).unwrap();
+    let mut workers = Vec::new();
+    for n in 0..2 {
+        let request = RegisterWorkerRequest { control_addr: format!("127.0.0.1:{}", 9000 + n), data_addr: "127.0.0.1:1".into(), slots: 2 };
+        let reply = cluster.client(follower, SECRET).register_worker(request).await.unwrap().into_inner();
+        assert_eq!(reply.heartbeat_interval_ms, 50);
+        workers.push(reply.worker_id);
+    }
+    assert_eq!(workers, vec![0, 1]);
+
+    // Worker 0 keeps beating (through any master); worker 1 falls silent and is declared lost.
+    let beating = {
+        let client = cluster.client(follower, SECRET);
+        tokio::spawn(async move {
+            loop {
+                let _ = client.clone().heartbeat(HeartbeatRequest { worker_id: 0 }).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+    };
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = cluster.client(leader, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner();
+        let alive: Vec<(u64, bool)> = reply.workers.iter().map(|worker| (worker.id, worker.alive)).collect();
+        if alive == [(0, true), (1, false)] {
+            break;
+        }
+        assert!(Instant::now() < deadline, "worker 1 was not declared lost: {alive:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let lost = cluster.client(leader, SECRET).heartbeat(HeartbeatRequest { worker_id: 1 }).await.unwrap().into_inner();
+    assert!(!lost.known, "a lost worker is told to register again");
+
+    // The leader dies; the other two elect one in a later term, which still knows the workers and
+    // does not declare the beating worker lost.
+    let old_term = seen.term;
+    cluster.nodes.remove(&leader).unwrap().stop().await;
+    let survivor = (0..3).find(|id| *id != leader).unwrap();
+    let after = cluster.leader_seen_by(survivor).await;
+    assert_ne!(after.leader_id, leader);
+    assert!(after.term > old_term);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let reply = cluster.client(after.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner();
+    let alive: Vec<(u64, bool)> = reply.workers.iter().map(|worker| (worker.id, worker.alive)).collect();
+    assert_eq!(alive, [(0, true), (1, false)], "the beating worker survives the leader change");
+    beating.abort();
+
+    // No secret, or another: refused.
+    let refused = cluster.client(survivor, "wrong").cluster(ClusterRequest {}).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let zero_slots = RegisterWorkerRequest { control_addr: "x".into(), data_addr: "y".into(), slots: 0 };
+    assert_eq!(cluster.client(survivor, SECRET).register_worker(zero_slots).await.unwrap_err().code(), tonic::Code::InvalidArgument);
+    for (_, node) in std::mem::take(&mut cluster.nodes) {
+        node.stop().await;
+    }
+    drop(cluster.dirs);
+}
