@@ -6,11 +6,8 @@
 //! proposed to the leader ([`Master::propose`]); a follower answers with where the leader is.
 //! What a command returns is what the state machine said when it applied the committed entry.
 
-// openraft's traits return its `StorageError` (over 200 bytes); our helpers return the same.
-#[allow(clippy::result_large_err)]
 pub mod log_store;
 pub mod network;
-#[allow(clippy::result_large_err)]
 pub mod state_machine;
 
 use std::collections::BTreeMap;
