@@ -27,6 +27,10 @@ enum Command {
     Run(command::run::RunArgs),
     /// Run a worker process of a cluster: join the mesh, run what the coordinator deploys.
     Worker(command::worker::WorkerArgs),
+    /// Run one master of the control plane (a Raft group of masters).
+    Master(command::master::MasterArgs),
+    /// Show the cluster as the masters see it: leader and term, masters, workers.
+    Cluster(command::cluster::ClusterArgs),
     /// Run one benchmark in this process (used by `bench`).
     #[command(hide = true)]
     BenchRun(command::bench::BenchRunArgs),
@@ -41,6 +45,8 @@ fn main() {
         Command::BenchRun(args) => command::bench::run_one(args),
         Command::Latency(args) => command::latency::run(args),
         Command::Worker(args) => command::worker::run(args),
+        Command::Master(args) => command::master::run(args),
+        Command::Cluster(args) => command::cluster::run(args),
         Command::Run(args) => command::run::run(args),
     };
     if let Err(error) = outcome {

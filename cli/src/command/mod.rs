@@ -1,11 +1,31 @@
 //! The subcommands of the `tethys` binary, one module each.
 
 pub mod bench;
+pub mod cluster;
 pub mod demo;
 pub mod latency;
+pub mod master;
 pub mod recovery_demo;
 pub mod run;
 pub mod worker;
+
+use tethys_net::launcher::SECRET_ENV;
+
+/// The cluster secret's text: from `file` when given, else from the environment variable
+/// TETHYS_CLUSTER_SECRET (never from a command line, where other users could read it).
+pub fn read_secret_text(file: Option<&std::path::Path>) -> Result<String, CliError> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?,
+        None => std::env::var(SECRET_ENV).map_err(|_| format!("no cluster secret: set {SECRET_ENV} or give --secret-file"))?,
+    };
+    Ok(text.trim().to_string())
+}
+
+/// Starts logging to standard error at `level` (colours only on a terminal).
+pub fn init_logs(level: tracing::Level) {
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).with_ansi(ansi).init();
+}
 
 /// The TLS files of a cluster node, given together or not at all (`worker` and `run`).
 #[derive(clap::Args, Debug, Clone)]

@@ -7,7 +7,7 @@ use std::io::{BufRead, Write};
 use std::net::{SocketAddr, TcpListener};
 
 use clap::Args;
-use tethys_net::launcher::{parse_addresses, LISTENING_PREFIX, SECRET_ENV};
+use tethys_net::launcher::{parse_addresses, LISTENING_PREFIX};
 use tethys_net::{ClusterSecret, MeshOptions};
 
 use super::CliError;
@@ -44,17 +44,12 @@ pub struct WorkerArgs {
 
 /// Runs the worker until the coordinator is done with it.
 pub fn run(args: WorkerArgs) -> Result<(), CliError> {
-    // Colours only on a terminal: a launcher or a log file gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(args.log).with_target(false).with_ansi(ansi).init();
+    super::init_logs(args.log);
     if args.node == 0 {
         return Err("--node 0 is the coordinator; workers are 1 and up".into());
     }
-    let secret_text = match &args.secret_file {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?,
-        None => std::env::var(SECRET_ENV).map_err(|_| format!("no cluster secret: set {SECRET_ENV} or give --secret-file"))?,
-    };
-    let secret: ClusterSecret = secret_text.trim().parse().map_err(|e| format!("bad cluster secret: {e}"))?;
+    let secret: ClusterSecret =
+        super::read_secret_text(args.secret_file.as_deref())?.parse().map_err(|e| format!("bad cluster secret: {e}"))?;
     let listener = TcpListener::bind(args.listen).map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
     println!("{LISTENING_PREFIX}{local}");

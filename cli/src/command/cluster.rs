@@ -1,0 +1,87 @@
+//! `tethys cluster`: what the masters say about the cluster: the leader and its term, the masters,
+//! the workers with their slots. It asks each given master in turn until one answers.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use tethys_control::rpc::proto::control_client::ControlClient;
+use tethys_control::rpc::proto::{ClusterReply, ClusterRequest};
+use tethys_control::rpc::SecretAuth;
+
+use super::CliError;
+
+/// Arguments of `tethys cluster`.
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Masters to ask, `host:port,...` (any one answers).
+    #[arg(long)]
+    pub masters: String,
+    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Print the answer as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Asks the masters, in order, until one answers.
+pub async fn ask_cluster(masters: &str, secret: &str) -> Result<ClusterReply, CliError> {
+    let auth = SecretAuth::new(secret)?;
+    let mut failures = Vec::new();
+    for addr in masters.split(',').map(str::trim).filter(|addr| !addr.is_empty()) {
+        let endpoint =
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad master address {addr}: {e}"))?;
+        let endpoint = endpoint.connect_timeout(std::time::Duration::from_millis(500)).timeout(std::time::Duration::from_secs(3));
+        match endpoint.connect().await {
+            Ok(channel) => match ControlClient::with_interceptor(channel, auth.add()).cluster(ClusterRequest {}).await {
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(status) => failures.push(format!("{addr}: {}", status.message())),
+            },
+            Err(error) => failures.push(format!("{addr}: {error}")),
+        }
+    }
+    Err(format!("no master answered ({})", failures.join("; ")).into())
+}
+
+/// The reply as text for people.
+pub fn describe(reply: &ClusterReply) -> String {
+    let mut text = String::new();
+    let leader = if reply.leader_addr.is_empty() {
+        "none known".to_string()
+    } else {
+        format!("master {} at {}", reply.leader_id, reply.leader_addr)
+    };
+    text.push_str(&format!("leader: {leader}, term {} (answered by master {})\n", reply.term, reply.answered_by));
+    text.push_str("masters:\n");
+    for master in &reply.masters {
+        let role = if master.id == reply.leader_id { " (leader)" } else { "" };
+        text.push_str(&format!("  {} {}{role}\n", master.id, master.addr));
+    }
+    text.push_str(&format!("workers: {}\n", reply.workers.len()));
+    for worker in &reply.workers {
+        let health = if worker.alive { "alive" } else { "lost" };
+        text.push_str(&format!("  {} {} {health}, {}/{} slots used\n", worker.id, worker.control_addr, worker.slots_used, worker.slots));
+    }
+    text
+}
+
+/// Prints what the masters say.
+pub fn run(args: ClusterArgs) -> Result<(), CliError> {
+    let secret = super::read_secret_text(args.secret_file.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let reply = runtime.block_on(ask_cluster(&args.masters, &secret))?;
+    if args.json {
+        let masters: Vec<serde_json::Value> = reply.masters.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr})).collect();
+        let workers: Vec<serde_json::Value> = reply
+            .workers
+            .iter()
+            .map(|w| serde_json::json!({"id": w.id, "control_addr": w.control_addr, "data_addr": w.data_addr, "slots": w.slots, "slots_used": w.slots_used, "alive": w.alive}))
+            .collect();
+        let leader = (!reply.leader_addr.is_empty()).then_some(reply.leader_id);
+        let json = serde_json::json!({"leader": leader, "leader_addr": reply.leader_addr, "term": reply.term, "answered_by": reply.answered_by, "masters": masters, "workers": workers});
+        println!("{json}");
+    } else {
+        print!("{}", describe(&reply));
+    }
+    Ok(())
+}

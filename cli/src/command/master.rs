@@ -1,0 +1,117 @@
+//! `tethys master`: one master of the control plane. It serves the gRPC API (Raft between
+//! masters, the control service for workers and the command line) on one address and keeps its
+//! Raft log, vote and snapshot in its directory, so a restarted master resumes where it was. The
+//! group is formed once, by the master started with `--bootstrap` on a fresh directory.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_net::launcher::LISTENING_PREFIX;
+
+use super::CliError;
+
+/// Arguments of `tethys master`.
+#[derive(Args, Debug)]
+pub struct MasterArgs {
+    /// This master's id in the group.
+    #[arg(long)]
+    pub id: u64,
+    /// Address to serve on (port 0: any free port, printed as `listening <address>`; then give
+    /// the members on standard input).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Every master of the group, this one included: `<id>=<host:port>,...`.
+    #[arg(long, conflicts_with = "members_from_stdin")]
+    pub members: Option<String>,
+    /// Read the members (as for `--members`) from one line of standard input, after printing
+    /// where this master listens (what a launcher uses).
+    #[arg(long)]
+    pub members_from_stdin: bool,
+    /// The master's directory: its Raft log, vote and snapshot.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Form the group (on one master, the first time; harmless on a group that exists).
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, default_value = "info")]
+    pub log: tracing::Level,
+}
+
+/// Parses `<id>=<host:port>,...`.
+pub fn parse_members(line: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut members = BTreeMap::new();
+    for entry in line.trim().split(',').filter(|entry| !entry.trim().is_empty()) {
+        let (id, addr) = entry.split_once('=').ok_or_else(|| format!("'{entry}' is not <id>=<host:port>"))?;
+        let id: u64 = id.trim().parse().map_err(|_| format!("'{id}' is not a master id"))?;
+        let addr: SocketAddr = addr.trim().parse().map_err(|_| format!("'{addr}' is not an address (host:port)"))?;
+        if members.insert(id, addr.to_string()).is_some() {
+            return Err(format!("master {id} is given twice"));
+        }
+    }
+    if members.is_empty() {
+        return Err("no masters given".to_string());
+    }
+    Ok(members)
+}
+
+/// Runs the master until it is killed or interrupted.
+pub fn run(args: MasterArgs) -> Result<(), CliError> {
+    super::init_logs(args.log);
+    let secret = super::read_secret_text(args.secret_file.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+        println!("{LISTENING_PREFIX}{local}");
+        std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
+        let members_line = match (&args.members, args.members_from_stdin) {
+            (Some(members), _) => members.clone(),
+            (None, true) => {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the members from standard input: {e}"))?;
+                line
+            }
+            (None, false) => return Err::<(), CliError>("give --members or --members-from-stdin".into()),
+        };
+        let members = parse_members(&members_line).map_err(|e| format!("bad members: {e}"))?;
+        match members.get(&args.id) {
+            Some(addr) if *addr == local.to_string() => {}
+            Some(addr) => return Err(format!("the members give master {} the address {addr}, but it listens on {local}", args.id).into()),
+            None => return Err(format!("the members name no address for master {} (this one)", args.id).into()),
+        }
+        let mut options = MasterOptions::new(args.id, args.dir.clone(), members, secret);
+        options.bootstrap = args.bootstrap;
+        let node = MasterNode::start(options, listener).await?;
+        tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
+        tracing::info!(master = args.id, "interrupted; stopping");
+        node.stop().await;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_ids_and_addresses() {
+        let members = parse_members("0=127.0.0.1:7000, 2=127.0.0.1:7002").unwrap();
+        assert_eq!(members, BTreeMap::from([(0, "127.0.0.1:7000".to_string()), (2, "127.0.0.1:7002".to_string())]));
+        assert!(parse_members("0=127.0.0.1:7000,0=127.0.0.1:7001").unwrap_err().contains("twice"));
+        assert!(parse_members("x=127.0.0.1:1").unwrap_err().contains("not a master id"));
+        assert!(parse_members("1=nowhere").unwrap_err().contains("not an address"));
+        assert!(parse_members("").is_err());
+    }
+}
