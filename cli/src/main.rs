@@ -31,6 +31,8 @@ enum Command {
     Master(command::master::MasterArgs),
     /// Show the cluster as the masters see it: leader and term, masters, workers.
     Cluster(command::cluster::ClusterArgs),
+    /// Measure leader failover: kill the masters' leader, time until a new one serves a write.
+    BenchFailover(command::failover::FailoverArgs),
     /// Run one benchmark in this process (used by `bench`).
     #[command(hide = true)]
     BenchRun(command::bench::BenchRunArgs),
@@ -47,6 +49,7 @@ fn main() {
         Command::Worker(args) => command::worker::run(args),
         Command::Master(args) => command::master::run(args),
         Command::Cluster(args) => command::cluster::run(args),
+        Command::BenchFailover(args) => command::failover::run(args),
         Command::Run(args) => command::run::run(args),
     };
     if let Err(error) = outcome {

@@ -2,10 +2,10 @@
 //! cluster` shows the leader and its term; the leader killed (SIGKILL), the other two elect a new
 //! one in a later term; the killed master, restarted on its directory, rejoins.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use tethys_control::launcher::LocalMasters;
 use tethys_storage::test_dir::TestDir;
 
 const SECRET: &str = "masters-test-secret";
@@ -17,77 +17,17 @@ fn tethys() -> Command {
     command
 }
 
-/// Master processes, killed when dropped.
+/// The master processes and the directory that holds theirs.
 struct Masters {
-    dirs: Vec<TestDir>,
-    addrs: Vec<String>,
-    processes: Vec<Option<Child>>,
-}
-
-impl Drop for Masters {
-    fn drop(&mut self) {
-        for child in self.processes.iter_mut().flatten() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn members_line(addrs: &[String]) -> String {
-    addrs.iter().enumerate().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
+    group: LocalMasters,
+    _root: TestDir,
 }
 
 impl Masters {
-    /// Starts three masters on free ports; master 0 forms the group.
     fn start() -> Masters {
-        let dirs: Vec<TestDir> = (0..3).map(|_| TestDir::new("master-process")).collect();
-        let mut children = Vec::new();
-        let mut addrs = Vec::new();
-        for (id, dir) in dirs.iter().enumerate() {
-            let mut command = tethys();
-            command.args(["master", "--id", &id.to_string(), "--members-from-stdin", "--log", "warn", "--dir"]).arg(dir.path());
-            if id == 0 {
-                command.arg("--bootstrap");
-            }
-            let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("start a master");
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-            addrs.push(line.trim().strip_prefix("listening ").expect("a master prints where it listens").to_string());
-            children.push(child);
-        }
-        let members = members_line(&addrs);
-        for child in &mut children {
-            writeln!(child.stdin.take().unwrap(), "{members}").unwrap();
-        }
-        Masters { dirs, addrs, processes: children.into_iter().map(Some).collect() }
-    }
-
-    /// Restarts master `id` on its directory and address.
-    fn restart(&mut self, id: usize) {
-        let child = tethys()
-            .args([
-                "master",
-                "--id",
-                &id.to_string(),
-                "--listen",
-                &self.addrs[id],
-                "--members",
-                &members_line(&self.addrs),
-                "--log",
-                "warn",
-                "--dir",
-            ])
-            .arg(self.dirs[id].path())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("restart a master");
-        self.processes[id] = Some(child);
-    }
-
-    fn kill(&mut self, id: usize) {
-        let mut child = self.processes[id].take().expect("running");
-        child.kill().unwrap();
-        child.wait().unwrap();
+        let root = TestDir::new("master-processes");
+        let group = LocalMasters::start(std::path::Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).expect("start three masters");
+        Masters { group, _root: root }
     }
 
     /// `tethys cluster --json` asked of `masters` (addresses), once it names a leader.
@@ -111,15 +51,16 @@ impl Masters {
 #[test]
 fn master_processes_elect_fail_over_and_rejoin() {
     let mut masters = Masters::start();
-    let all: Vec<&String> = masters.addrs.iter().collect();
+    let addrs: Vec<String> = masters.group.addrs().to_vec();
+    let all: Vec<&String> = addrs.iter().collect();
     let first = masters.cluster(&all);
     assert_eq!(first["masters"].as_array().unwrap().len(), 3);
     let leader = first["leader"].as_u64().unwrap() as usize;
-    assert_eq!(first["leader_addr"].as_str().unwrap(), masters.addrs[leader]);
+    assert_eq!(first["leader_addr"].as_str().unwrap(), addrs[leader]);
     let term = first["term"].as_u64().unwrap();
 
-    masters.kill(leader);
-    let survivors: Vec<String> = (0..3).filter(|id| *id != leader).map(|id| masters.addrs[id].clone()).collect();
+    masters.group.kill(leader).unwrap();
+    let survivors: Vec<String> = (0..3).filter(|id| *id != leader).map(|id| addrs[id].clone()).collect();
     let deadline = Instant::now() + WAIT;
     let second = loop {
         let reply = masters.cluster(&survivors.iter().collect::<Vec<_>>());
@@ -132,10 +73,10 @@ fn master_processes_elect_fail_over_and_rejoin() {
     assert!(second["term"].as_u64().unwrap() > term, "the new leader is in a later term: {second}");
     let new_leader = second["leader"].as_u64().unwrap();
 
-    masters.restart(leader);
+    masters.group.restart(leader).unwrap();
     let deadline = Instant::now() + WAIT;
     loop {
-        let reply = masters.cluster(&[&masters.addrs[leader]]);
+        let reply = masters.cluster(&[&addrs[leader]]);
         if reply["answered_by"].as_u64() == Some(leader as u64) && reply["leader"].as_u64() == Some(new_leader) {
             break;
         }
@@ -144,7 +85,7 @@ fn master_processes_elect_fail_over_and_rejoin() {
     }
 
     // The text form names the leader and every master.
-    let text = tethys().args(["cluster", "--masters", &masters.addrs[0]]).output().unwrap();
+    let text = tethys().args(["cluster", "--masters", &addrs[0]]).output().unwrap();
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains(&format!("leader: master {new_leader} at")), "{text}");
     assert!(text.matches("127.0.0.1:").count() >= 3, "{text}");
@@ -152,7 +93,7 @@ fn master_processes_elect_fail_over_and_rejoin() {
     // Without the secret, nothing.
     let refused = Command::new(env!("CARGO_BIN_EXE_tethys"))
         .env("TETHYS_CLUSTER_SECRET", "wrong")
-        .args(["cluster", "--masters", &masters.addrs[0]])
+        .args(["cluster", "--masters", &addrs[0]])
         .output()
         .unwrap();
     assert!(!refused.status.success());

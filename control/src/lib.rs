@@ -5,6 +5,7 @@
 //! - `scheduler`: where a job's slots go.
 //! - `raft`: the master group (openraft over a durable log in the storage crate).
 //! - `rpc`: the gRPC API: Raft between master processes, the control service, a master as a server.
+//! - `launcher`: master processes on this host, for tests, benchmarks and the demo.
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
@@ -14,3 +15,4 @@ pub mod raft;
 pub mod rpc;
 pub mod scheduler;
 pub mod state;
+pub mod launcher;

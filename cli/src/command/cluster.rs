@@ -51,7 +51,7 @@ pub fn describe(reply: &ClusterReply) -> String {
     } else {
         format!("master {} at {}", reply.leader_id, reply.leader_addr)
     };
-    text.push_str(&format!("leader: {leader}, term {} (answered by master {})\n", reply.term, reply.answered_by));
+    text.push_str(&format!("leader: {leader}, term {} (answered by master {}, applied up to entry {})\n", reply.term, reply.answered_by, reply.applied_index));
     text.push_str("masters:\n");
     for master in &reply.masters {
         let role = if master.id == reply.leader_id { " (leader)" } else { "" };
@@ -78,7 +78,7 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
             .map(|w| serde_json::json!({"id": w.id, "control_addr": w.control_addr, "data_addr": w.data_addr, "slots": w.slots, "slots_used": w.slots_used, "alive": w.alive}))
             .collect();
         let leader = (!reply.leader_addr.is_empty()).then_some(reply.leader_id);
-        let json = serde_json::json!({"leader": leader, "leader_addr": reply.leader_addr, "term": reply.term, "answered_by": reply.answered_by, "masters": masters, "workers": workers});
+        let json = serde_json::json!({"leader": leader, "leader_addr": reply.leader_addr, "term": reply.term, "answered_by": reply.answered_by, "applied_index": reply.applied_index, "masters": masters, "workers": workers});
         println!("{json}");
     } else {
         print!("{}", describe(&reply));

@@ -293,6 +293,7 @@ impl Control for Arc<ControlPlane> {
             masters,
             workers,
             answered_by: self.master.id(),
+            applied_index: self.master.applied_index(),
         }))
     }
 }

@@ -1,0 +1,97 @@
+//! `LocalMasters`: a group of master processes on 127.0.0.1, for tests, benchmarks and the demo.
+//!
+//! Each master is the given program (`tethys`) run as `master` with its own directory under a root
+//! the caller owns; the first forms the group. Masters listen on free ports and print where; the
+//! launcher then gives every master the whole list on standard input. The cluster secret reaches
+//! them in the environment (`TETHYS_CLUSTER_SECRET`), never on a command line. Dropping the value
+//! kills every master still running.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The environment variable that carries the cluster secret to the processes.
+pub const SECRET_ENV: &str = "TETHYS_CLUSTER_SECRET";
+
+/// Master processes on this host (see the module documentation).
+pub struct LocalMasters {
+    program: PathBuf,
+    secret: String,
+    dirs: Vec<PathBuf>,
+    addrs: Vec<String>,
+    processes: Vec<Option<Child>>,
+}
+
+impl LocalMasters {
+    /// Starts `count` masters of `program`, with directories `root/master-<id>`.
+    pub fn start(program: &Path, count: usize, secret: &str, root: &Path) -> std::io::Result<LocalMasters> {
+        let dirs: Vec<PathBuf> = (0..count).map(|id| root.join(format!("master-{id}"))).collect();
+        let mut masters = LocalMasters { program: program.to_path_buf(), secret: secret.to_string(), dirs, addrs: Vec::new(), processes: Vec::new() };
+        for id in 0..count {
+            let mut command = masters.command(id);
+            command.arg("--members-from-stdin");
+            if id == 0 {
+                command.arg("--bootstrap");
+            }
+            let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+            let mut line = String::new();
+            BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+            masters.processes.push(Some(child));
+            let addr = line.trim().strip_prefix("listening ").ok_or_else(|| std::io::Error::other(format!("master {id} printed {line:?}, not where it listens")))?;
+            masters.addrs.push(addr.to_string());
+        }
+        let members = masters.members_line();
+        for child in masters.processes.iter_mut().flatten() {
+            writeln!(child.stdin.take().expect("piped"), "{members}")?;
+        }
+        Ok(masters)
+    }
+
+    fn command(&self, id: usize) -> Command {
+        let mut command = Command::new(&self.program);
+        command.env(SECRET_ENV, &self.secret).args(["master", "--id", &id.to_string(), "--log", "warn", "--dir"]).arg(&self.dirs[id]);
+        command
+    }
+
+    /// `0=<addr>,1=<addr>,...`.
+    pub fn members_line(&self) -> String {
+        self.addrs.iter().enumerate().map(|(id, addr)| format!("{id}={addr}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// Each master's address, by id.
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// Whether master `id` runs.
+    pub fn is_running(&self, id: usize) -> bool {
+        self.processes[id].is_some()
+    }
+
+    /// Kills master `id` (SIGKILL) and waits for it to end.
+    pub fn kill(&mut self, id: usize) -> std::io::Result<()> {
+        if let Some(mut child) = self.processes[id].take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts master `id` again on its directory and address.
+    pub fn restart(&mut self, id: usize) -> std::io::Result<()> {
+        assert!(self.processes[id].is_none(), "master {id} still runs");
+        let mut command = self.command(id);
+        command.args(["--listen", &self.addrs[id], "--members", &self.members_line()]).stdout(Stdio::null());
+        self.processes[id] = Some(command.spawn()?);
+        Ok(())
+    }
+}
+
+impl Drop for LocalMasters {
+    fn drop(&mut self) {
+        for child in self.processes.iter_mut().flatten() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
