@@ -26,7 +26,8 @@ struct Masters {
 impl Masters {
     fn start() -> Masters {
         let root = TestDir::new("master-processes");
-        let group = LocalMasters::start(std::path::Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).expect("start three masters");
+        let group =
+            LocalMasters::start(std::path::Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).expect("start three masters");
         Masters { group, _root: root }
     }
 

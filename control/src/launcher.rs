@@ -26,7 +26,8 @@ impl LocalMasters {
     /// Starts `count` masters of `program`, with directories `root/master-<id>`.
     pub fn start(program: &Path, count: usize, secret: &str, root: &Path) -> std::io::Result<LocalMasters> {
         let dirs: Vec<PathBuf> = (0..count).map(|id| root.join(format!("master-{id}"))).collect();
-        let mut masters = LocalMasters { program: program.to_path_buf(), secret: secret.to_string(), dirs, addrs: Vec::new(), processes: Vec::new() };
+        let mut masters =
+            LocalMasters { program: program.to_path_buf(), secret: secret.to_string(), dirs, addrs: Vec::new(), processes: Vec::new() };
         for id in 0..count {
             let mut command = masters.command(id);
             command.arg("--members-from-stdin");
@@ -37,7 +38,10 @@ impl LocalMasters {
             let mut line = String::new();
             BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
             masters.processes.push(Some(child));
-            let addr = line.trim().strip_prefix("listening ").ok_or_else(|| std::io::Error::other(format!("master {id} printed {line:?}, not where it listens")))?;
+            let addr = line
+                .trim()
+                .strip_prefix("listening ")
+                .ok_or_else(|| std::io::Error::other(format!("master {id} printed {line:?}, not where it listens")))?;
             masters.addrs.push(addr.to_string());
         }
         let members = masters.members_line();

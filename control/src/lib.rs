@@ -11,8 +11,8 @@
 // helpers around them return the same types.
 #![allow(clippy::result_large_err)]
 
+pub mod launcher;
 pub mod raft;
 pub mod rpc;
 pub mod scheduler;
 pub mod state;
-pub mod launcher;

@@ -51,7 +51,10 @@ pub fn describe(reply: &ClusterReply) -> String {
     } else {
         format!("master {} at {}", reply.leader_id, reply.leader_addr)
     };
-    text.push_str(&format!("leader: {leader}, term {} (answered by master {}, applied up to entry {})\n", reply.term, reply.answered_by, reply.applied_index));
+    text.push_str(&format!(
+        "leader: {leader}, term {} (answered by master {}, applied up to entry {})\n",
+        reply.term, reply.answered_by, reply.applied_index
+    ));
     text.push_str("masters:\n");
     for master in &reply.masters {
         let role = if master.id == reply.leader_id { " (leader)" } else { "" };

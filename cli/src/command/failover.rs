@@ -87,7 +87,9 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
         // First when a survivor names another leader, then when a write is committed.
         let elected = loop {
             let named = survivors.iter().any(|addr| {
-                runtime.block_on(ask_cluster(addr, SECRET)).is_ok_and(|seen| seen.leader_id != leader as u64 && !seen.leader_addr.is_empty())
+                runtime
+                    .block_on(ask_cluster(addr, SECRET))
+                    .is_ok_and(|seen| seen.leader_id != leader as u64 && !seen.leader_addr.is_empty())
             });
             if named {
                 break killed.elapsed();
@@ -116,7 +118,13 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
     times.sort();
     let at = |quantile: f64| times[((times.len() as f64 * quantile).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1000.0;
     if !times.is_empty() {
-        println!("leader failover (kill to a write committed by the new leader), {} runs: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", times.len(), at(0.5), at(0.99), at(1.0));
+        println!(
+            "leader failover (kill to a write committed by the new leader), {} runs: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+            times.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
     }
     Ok(())
 }

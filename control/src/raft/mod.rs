@@ -8,6 +8,7 @@
 
 pub mod log_store;
 pub mod network;
+pub mod runtime;
 pub mod state_machine;
 
 use std::collections::BTreeMap;
@@ -36,7 +37,7 @@ openraft::declare_raft_types!(
         Node = Node,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = openraft::TokioRuntime,
+        AsyncRuntime = runtime::SeededTokio,
 );
 
 /// An entry of the masters' log.

@@ -1,7 +1,8 @@
 //! Raft's messages between masters in one process: a router that hands each request to the target
 //! master's `Raft`, for tests and the simulation. It can cut a master off (both directions), so a
 //! test makes a partition or a dead leader without killing anything; a cut or stopped master is
-//! `Unreachable`, as a dead peer over a network would be.
+//! `Unreachable`, as a dead peer over a network would be. With [`Faults`] it also loses a share of
+//! the requests (or their replies) and delays the others, drawn from a seeded generator.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -17,10 +18,21 @@ use super::{Node, NodeId, TypeConfig};
 
 type Raft = openraft::Raft<TypeConfig>;
 
+/// What the router does to messages.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// Share of requests lost, in `[0, 1]`; a lost request, or a lost reply, is `Unreachable`.
+    pub loss: f64,
+    /// Each message is delayed by up to this much.
+    pub max_delay: std::time::Duration,
+}
+
 #[derive(Default)]
 struct Routes {
     masters: BTreeMap<NodeId, Raft>,
     cut_off: BTreeSet<NodeId>,
+    faults: Faults,
+    random: Option<fastrand::Rng>,
 }
 
 /// Routes Raft messages between the masters of one process. Cloning shares it.
@@ -55,6 +67,42 @@ impl LocalRouter {
         }
     }
 
+    /// Loses and delays messages as `faults` say, drawing from a generator seeded with `seed`.
+    pub fn set_faults(&self, faults: Faults, seed: u64) {
+        let mut routes = self.lock();
+        routes.faults = faults;
+        routes.random = Some(fastrand::Rng::with_seed(seed));
+    }
+
+    /// Whether the next message is lost, and how long it is delayed.
+    fn draw_fault(&self) -> (bool, std::time::Duration) {
+        let mut routes = self.lock();
+        let faults = routes.faults;
+        let Some(random) = routes.random.as_mut() else { return (false, std::time::Duration::ZERO) };
+        let lost = random.f64() < faults.loss;
+        let delay = faults.max_delay.mul_f64(random.f64());
+        (lost, delay)
+    }
+
+    /// The reply of `to` on its way back to `from`: delayed, or lost, as a request is.
+    async fn reply<T, E: std::error::Error>(
+        &self,
+        to: NodeId,
+        from: NodeId,
+        reply: Result<T, RPCError<NodeId, Node, E>>,
+    ) -> Result<T, RPCError<NodeId, Node, E>> {
+        let (lost, delay) = self.draw_fault();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if lost {
+            return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(format!(
+                "the reply of master {to} to master {from} was lost"
+            )))));
+        }
+        reply
+    }
+
     /// The network of master `from`.
     pub fn network_of(&self, from: NodeId) -> LocalNetwork {
         LocalNetwork { router: self.clone(), from }
@@ -64,8 +112,18 @@ impl LocalRouter {
         self.routes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The target's `Raft`, if `from` can reach it.
-    fn route<E: std::error::Error>(&self, from: NodeId, to: NodeId) -> Result<Raft, RPCError<NodeId, Node, E>> {
+    /// The target's `Raft`, if `from` can reach it, after the message's delay; a lost message is
+    /// unreachable.
+    async fn route<E: std::error::Error>(&self, from: NodeId, to: NodeId) -> Result<Raft, RPCError<NodeId, Node, E>> {
+        let (lost, delay) = self.draw_fault();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if lost {
+            return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(format!(
+                "a message from master {from} to master {to} was lost"
+            )))));
+        }
         let routes = self.lock();
         if routes.cut_off.contains(&from) || routes.cut_off.contains(&to) {
             return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(format!("master {to} is cut off from master {from}")))));
@@ -117,8 +175,9 @@ impl RaftNetwork<TypeConfig> for LocalClient {
         request: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        let raft = self.router.route(self.from, self.to)?;
-        answer(self.to, raft.append_entries(request).await)
+        let raft = self.router.route(self.from, self.to).await?;
+        let reply = answer(self.to, raft.append_entries(request).await);
+        self.router.reply(self.to, self.from, reply).await
     }
 
     async fn install_snapshot(
@@ -126,8 +185,9 @@ impl RaftNetwork<TypeConfig> for LocalClient {
         request: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>> {
-        let raft = self.router.route(self.from, self.to)?;
-        answer(self.to, raft.install_snapshot(request).await)
+        let raft = self.router.route(self.from, self.to).await?;
+        let reply = answer(self.to, raft.install_snapshot(request).await);
+        self.router.reply(self.to, self.from, reply).await
     }
 
     async fn vote(
@@ -135,7 +195,8 @@ impl RaftNetwork<TypeConfig> for LocalClient {
         request: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        let raft = self.router.route(self.from, self.to)?;
-        answer(self.to, raft.vote(request).await)
+        let raft = self.router.route(self.from, self.to).await?;
+        let reply = answer(self.to, raft.vote(request).await);
+        self.router.reply(self.to, self.from, reply).await
     }
 }
