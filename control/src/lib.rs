@@ -6,11 +6,13 @@
 //! - `raft`: the master group (openraft over a durable log in the storage crate).
 //! - `rpc`: the gRPC API: Raft between master processes, the control service, a master as a server.
 //! - `launcher`: master processes on this host, for tests, benchmarks and the demo.
+//! - `agent`: a worker's side: registering, heartbeats across leader changes, the term it has seen.
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
 #![allow(clippy::result_large_err)]
 
+pub mod agent;
 pub mod launcher;
 pub mod raft;
 pub mod rpc;

@@ -144,3 +144,57 @@ async fn masters_over_grpc_lead_register_watch_workers_and_fail_over() {
     }
     drop(cluster.dirs);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_keep_beating_across_a_leader_change_and_a_dead_one_is_lost() {
+    use tethys_control::agent::{WorkerAgent, WorkerProfile};
+
+    let mut cluster = Cluster::start().await;
+    let first = cluster.leader_seen_by(0).await;
+    let masters: Vec<String> = cluster.addrs.values().cloned().collect();
+    let auth = SecretAuth::new(SECRET).unwrap();
+    let profile = |n: u32| WorkerProfile { control_addr: format!("127.0.0.1:{}", 9100 + n), data_addr: "127.0.0.1:1".into(), slots: 2 };
+    let staying = WorkerAgent::start(masters.clone(), auth.clone(), profile(0)).unwrap();
+    let leaving = WorkerAgent::start(masters, auth, profile(1)).unwrap();
+    let alive = |reply: &ClusterReply| reply.workers.iter().filter(|worker| worker.alive).count();
+    let deadline = Instant::now() + WAIT;
+    while alive(&cluster.client(first.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner()) < 2 {
+        assert!(Instant::now() < deadline, "the workers did not register");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(staying.state().worker_id().is_some() && staying.state().term() >= first.term);
+
+    // The leader dies: the workers find the new one through the others, and are not lost.
+    cluster.nodes.remove(&first.leader_id).unwrap().stop().await;
+    let survivor = (0..3).find(|id| *id != first.leader_id).unwrap();
+    let second = cluster.leader_seen_by(survivor).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let reply = cluster.client(second.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner();
+    assert_eq!(alive(&reply), 2, "{reply:?}");
+    assert_eq!((staying.state().registrations(), leaving.state().registrations()), (1, 1), "no worker had to register again");
+    let deadline = Instant::now() + WAIT;
+    while staying.state().term() < second.term {
+        assert!(Instant::now() < deadline, "the worker never saw the new term");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!staying.state().admits(first.term), "a command of the deposed leader's term is refused");
+
+    // A worker that stops beating is declared lost; the other stays.
+    let gone = leaving.state().worker_id().unwrap();
+    drop(leaving);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = cluster.client(second.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner();
+        let lost: Vec<u64> = reply.workers.iter().filter(|worker| !worker.alive).map(|worker| worker.id).collect();
+        if lost == [gone] {
+            assert_eq!(alive(&reply), 1);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the silent worker was not declared lost: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(staying);
+    for (_, node) in std::mem::take(&mut cluster.nodes) {
+        node.stop().await;
+    }
+}

@@ -1,0 +1,183 @@
+//! A worker's side of the control plane: it registers with the masters, sends heartbeats, and
+//! keeps doing so across leader changes.
+//!
+//! The agent talks to any master (a follower forwards to the leader), trying the masters in turn
+//! when one does not answer, so a dead leader costs it only the calls that fail until a new one is
+//! elected: the worker's tasks never wait on the masters. If the masters answer that they no longer
+//! know the worker (it was declared lost while cut off), it registers again and gets a new id. It
+//! keeps the highest Raft term it has seen: a command from a lower term comes from a deposed
+//! leader and is refused.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use crate::rpc::proto::control_client::ControlClient;
+use crate::rpc::proto::{HeartbeatRequest, RegisterWorkerRequest};
+use crate::rpc::{AddSecret, SecretAuth};
+
+/// What a worker tells the masters about itself.
+#[derive(Debug, Clone)]
+pub struct WorkerProfile {
+    /// Where masters reach it.
+    pub control_addr: String,
+    /// Where other workers reach it.
+    pub data_addr: String,
+    /// Slots it offers.
+    pub slots: u32,
+}
+
+/// What the agent knows, shared with the worker.
+#[derive(Debug, Default)]
+pub struct AgentState {
+    /// The worker's id plus one (0 until registered).
+    worker: AtomicU64,
+    /// The highest Raft term seen.
+    term: AtomicU64,
+    /// Registrations so far (more than one: the worker was lost and came back).
+    registrations: AtomicU64,
+}
+
+impl AgentState {
+    /// The worker's id, once registered.
+    pub fn worker_id(&self) -> Option<u64> {
+        self.worker.load(Ordering::Acquire).checked_sub(1)
+    }
+
+    /// The highest Raft term seen in the masters' answers.
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    /// How many times the worker registered.
+    pub fn registrations(&self) -> u64 {
+        self.registrations.load(Ordering::Acquire)
+    }
+
+    /// Whether a command stamped with `term` may be obeyed: not from a deposed leader.
+    pub fn admits(&self, term: u64) -> bool {
+        term >= self.term()
+    }
+
+    fn saw_term(&self, term: u64) {
+        self.term.fetch_max(term, Ordering::AcqRel);
+    }
+}
+
+type Client = ControlClient<InterceptedService<Channel, AddSecret>>;
+
+/// A running agent; dropping it stops the agent.
+pub struct WorkerAgent {
+    state: Arc<AgentState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WorkerAgent {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WorkerAgent {
+    /// Starts the agent of the worker `profile` on the current tokio runtime, reaching `masters`
+    /// (addresses) with the cluster secret of `auth`.
+    pub fn start(masters: Vec<String>, auth: SecretAuth, profile: WorkerProfile) -> Result<WorkerAgent, String> {
+        if masters.is_empty() {
+            return Err("no masters given".to_string());
+        }
+        let clients = masters
+            .iter()
+            .map(|addr| crate::rpc::lazy_channel(addr).map(|channel| (addr.clone(), ControlClient::with_interceptor(channel, auth.add()))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let state = Arc::new(AgentState::default());
+        let task = tokio::spawn(run(clients, profile, Arc::clone(&state)));
+        Ok(WorkerAgent { state, task })
+    }
+
+    /// What the agent knows.
+    pub fn state(&self) -> &Arc<AgentState> {
+        &self.state
+    }
+}
+
+/// Retries a call over the masters, starting with the one that answered last, until one answers.
+struct Masters {
+    clients: Vec<(String, Client)>,
+    next: usize,
+}
+
+impl Masters {
+    async fn call<T, F, Fut>(&mut self, what: &str, mut call: F) -> T
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            for _ in 0..self.clients.len() {
+                let (addr, client) = &self.clients[self.next];
+                match call(client.clone()).await {
+                    Ok(reply) => return reply.into_inner(),
+                    Err(status) => {
+                        tracing::debug!(master = %addr, code = ?status.code(), message = status.message(), "{what} failed; trying the next master");
+                        self.next = (self.next + 1) % self.clients.len();
+                    }
+                }
+            }
+            tracing::warn!("no master answered to {what}; retrying in {backoff:?}");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<AgentState>) {
+    let mut masters = Masters { clients, next: 0 };
+    loop {
+        let request = RegisterWorkerRequest {
+            control_addr: profile.control_addr.clone(),
+            data_addr: profile.data_addr.clone(),
+            slots: profile.slots,
+        };
+        let registered = masters.call("registering", |mut client| {
+            let request = request.clone();
+            async move { client.register_worker(request).await }
+        });
+        let registered = registered.await;
+        state.worker.store(registered.worker_id + 1, Ordering::Release);
+        state.registrations.fetch_add(1, Ordering::AcqRel);
+        state.saw_term(registered.term);
+        tracing::info!(worker = registered.worker_id, term = registered.term, "registered with the masters");
+        let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
+        loop {
+            tokio::time::sleep(interval).await;
+            let worker_id = registered.worker_id;
+            let reply =
+                masters.call("a heartbeat", |mut client| async move { client.heartbeat(HeartbeatRequest { worker_id }).await }).await;
+            state.saw_term(reply.term);
+            if !reply.known {
+                tracing::warn!(worker = worker_id, "the masters declared this worker lost; registering again");
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_of_lower_terms_are_refused() {
+        let state = AgentState::default();
+        assert_eq!(state.worker_id(), None);
+        state.saw_term(5);
+        state.saw_term(3);
+        assert_eq!(state.term(), 5);
+        assert!(state.admits(5) && state.admits(6));
+        assert!(!state.admits(4));
+    }
+}
