@@ -31,6 +31,9 @@ enum Command {
     Master(command::master::MasterArgs),
     /// Show the cluster as the masters see it: leader and term, masters, workers.
     Cluster(command::cluster::ClusterArgs),
+    /// Jobs through the masters: submit, list, status, cancel.
+    #[command(flatten)]
+    Jobs(command::jobs::JobCommand),
     /// Measure leader failover: kill the masters' leader, time until a new one serves a write.
     BenchFailover(command::failover::FailoverArgs),
     /// Run one benchmark in this process (used by `bench`).
@@ -50,6 +53,7 @@ fn main() {
         Command::Master(args) => command::master::run(args),
         Command::Cluster(args) => command::cluster::run(args),
         Command::BenchFailover(args) => command::failover::run(args),
+        Command::Jobs(command) => command::jobs::run(command),
         Command::Run(args) => command::run::run(args),
     };
     if let Err(error) = outcome {

@@ -91,6 +91,27 @@ fn master_processes_elect_fail_over_and_rejoin() {
     assert!(text.contains(&format!("leader: master {new_leader} at")), "{text}");
     assert!(text.matches("127.0.0.1:").count() >= 3, "{text}");
 
+    // Jobs: checked by the masters (a job this program defines, with arguments it accepts),
+    // listed and cancelled from any master.
+    let masters_list = addrs.join(",");
+    let unknown = tethys().args(["submit", "--masters", &masters_list, "nosuchjob"]).output().unwrap();
+    assert!(!unknown.status.success());
+    let unknown = String::from_utf8_lossy(&unknown.stderr);
+    assert!(unknown.contains("nosuchjob"), "the refusal names the job: {unknown}");
+    let submitted = tethys()
+        .args(["submit", "--json", "--masters", &masters_list, "--parallelism", "2", "bench", "filter", "1000", "7"])
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let job = serde_json::from_slice::<serde_json::Value>(&submitted.stdout).unwrap()["job"].as_u64().unwrap();
+    let listed = tethys().args(["list", "--json", "--masters", &addrs[leader]]).output().unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(listed[0]["id"].as_u64(), Some(job));
+    assert_eq!(listed[0]["status"], "created");
+    assert_eq!(listed[0]["parallelism"], 2);
+    let cancelled = tethys().args(["cancel", "--masters", &masters_list, &job.to_string()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&cancelled.stdout).contains("cancelled"), "{}", String::from_utf8_lossy(&cancelled.stdout));
+
     // Without the secret, nothing.
     let refused = Command::new(env!("CARGO_BIN_EXE_tethys"))
         .env("TETHYS_CLUSTER_SECRET", "wrong")

@@ -7,6 +7,7 @@
 //! - `rpc`: the gRPC API: Raft between master processes, the control service, a master as a server.
 //! - `launcher`: master processes on this host, for tests, benchmarks and the demo.
 //! - `agent`: a worker's side: registering, heartbeats across leader changes, the term it has seen.
+//! - `submit`: what the masters check of a submitted job before it reaches the log; a job as shown.
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
@@ -18,3 +19,4 @@ pub mod raft;
 pub mod rpc;
 pub mod scheduler;
 pub mod state;
+pub mod submit;

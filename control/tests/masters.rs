@@ -31,6 +31,12 @@ fn options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>) -> MasterOpt
     };
     options.heartbeat_interval = Duration::from_millis(50);
     options.worker_timeout = Duration::from_millis(400);
+    options.build_id = "test-build".to_string();
+    options.validator = Some(std::sync::Arc::new(|name: &str, args: &[String], _parallelism: u32| match (name, args.len()) {
+        ("count", 1) => Ok(()),
+        ("count", n) => Err(format!("count takes 1 argument, not {n}")),
+        (other, _) => Err(format!("this program defines no job {other:?}")),
+    }));
     options
 }
 
@@ -194,6 +200,68 @@ async fn workers_keep_beating_across_a_leader_change_and_a_dead_one_is_lost() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(staying);
+    for (_, node) in std::mem::take(&mut cluster.nodes) {
+        node.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_are_checked_before_the_log_listed_and_cancelled_from_any_master() {
+    use tethys_control::rpc::proto::{JobRequest, ListJobsRequest, SubmitJobRequest};
+
+    let mut cluster = Cluster::start().await;
+    let leader = cluster.leader_seen_by(0).await.leader_id;
+    let follower = (0..3).find(|id| *id != leader).unwrap();
+    let submit = |name: &str, args: Vec<&str>, parallelism: u32, build_id: &str| SubmitJobRequest {
+        name: name.into(),
+        args: args.into_iter().map(String::from).collect(),
+        parallelism,
+        slots: 0,
+        checkpoint_interval_ms: 100,
+        build_id: build_id.into(),
+    };
+    // Refused before the log, with the reason; through a follower as through the leader.
+    let cases = [
+        (submit("nope", vec!["x"], 1, ""), "defines no job \"nope\""),
+        (submit("count", vec![], 1, ""), "count takes 1 argument, not 0"),
+        (submit("count", vec!["x"], 0, ""), "parallelism 0"),
+        (submit("count", vec!["x"], 1, "another-build"), "another program"),
+        (submit("count", vec![&"x".repeat(5000)], 1, ""), "over the limit"),
+    ];
+    for (request, reason) in cases {
+        let status = cluster.client(follower, SECRET).submit_job(request).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(reason), "{} should say {reason}", status.message());
+    }
+    assert!(
+        cluster.client(leader, SECRET).list_jobs(ListJobsRequest {}).await.unwrap().into_inner().jobs.is_empty(),
+        "nothing refused reached the log"
+    );
+
+    let first = cluster.client(follower, SECRET).submit_job(submit("count", vec!["a"], 2, "test-build")).await.unwrap().into_inner().job_id;
+    let second = cluster.client(leader, SECRET).submit_job(submit("count", vec!["b"], 1, "")).await.unwrap().into_inner().job_id;
+    assert_eq!((first, second), (0, 1));
+    let info = cluster.client(leader, SECRET).job_status(JobRequest { job_id: first }).await.unwrap().into_inner();
+    assert_eq!(
+        (info.name.as_str(), info.args.clone(), info.status.as_str(), info.parallelism, info.slots),
+        ("count", vec!["a".to_string()], "created", 2, 2)
+    );
+    assert_eq!(info.build_id, "test-build");
+
+    let cancelled = cluster.client(follower, SECRET).cancel_job(JobRequest { job_id: first }).await.unwrap().into_inner();
+    assert_eq!(cancelled.status, "cancelled");
+    let again = cluster.client(follower, SECRET).cancel_job(JobRequest { job_id: first }).await.unwrap_err();
+    assert_eq!(again.code(), tonic::Code::FailedPrecondition);
+    assert!(again.message().contains("has ended"), "{}", again.message());
+    let unknown = cluster.client(leader, SECRET).job_status(JobRequest { job_id: 99 }).await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    // Committed: a new leader lists the same jobs, the cancelled one still cancelled.
+    cluster.nodes.remove(&leader).unwrap().stop().await;
+    let next = cluster.leader_seen_by(follower).await.leader_id;
+    let jobs = cluster.client(next, SECRET).list_jobs(ListJobsRequest {}).await.unwrap().into_inner().jobs;
+    let statuses: Vec<(u64, String)> = jobs.iter().map(|job| (job.id, job.status.clone())).collect();
+    assert_eq!(statuses, [(0, "cancelled".to_string()), (1, "created".to_string())]);
     for (_, node) in std::mem::take(&mut cluster.nodes) {
         node.stop().await;
     }

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use clap::Args;
 use tethys_control::rpc::proto::control_client::ControlClient;
 use tethys_control::rpc::proto::{ClusterReply, ClusterRequest};
-use tethys_control::rpc::SecretAuth;
+use tethys_control::rpc::{AddSecret, SecretAuth};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use super::CliError;
 
@@ -24,23 +26,37 @@ pub struct ClusterArgs {
     pub json: bool,
 }
 
-/// Asks the masters, in order, until one answers.
-pub async fn ask_cluster(masters: &str, secret: &str) -> Result<ClusterReply, CliError> {
+/// A client of one master, with the cluster secret on every call.
+pub type MasterClient = ControlClient<InterceptedService<Channel, AddSecret>>;
+
+/// Makes `call` on the masters (`host:port,...`), in order, until one answers; a refusal (a
+/// status other than unavailable) is the answer too, as the masters agree on it.
+pub async fn call_any<T, F, Fut>(masters: &str, secret: &str, mut call: F) -> Result<T, CliError>
+where
+    F: FnMut(MasterClient) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
     let auth = SecretAuth::new(secret)?;
     let mut failures = Vec::new();
     for addr in masters.split(',').map(str::trim).filter(|addr| !addr.is_empty()) {
         let endpoint =
             tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad master address {addr}: {e}"))?;
-        let endpoint = endpoint.connect_timeout(std::time::Duration::from_millis(500)).timeout(std::time::Duration::from_secs(3));
+        let endpoint = endpoint.connect_timeout(std::time::Duration::from_millis(500)).timeout(std::time::Duration::from_secs(5));
         match endpoint.connect().await {
-            Ok(channel) => match ControlClient::with_interceptor(channel, auth.add()).cluster(ClusterRequest {}).await {
+            Ok(channel) => match call(ControlClient::with_interceptor(channel, auth.add())).await {
                 Ok(reply) => return Ok(reply.into_inner()),
-                Err(status) => failures.push(format!("{addr}: {}", status.message())),
+                Err(status) if status.code() == tonic::Code::Unavailable => failures.push(format!("{addr}: {}", status.message())),
+                Err(status) => return Err(format!("master {addr}: {}", status.message()).into()),
             },
             Err(error) => failures.push(format!("{addr}: {error}")),
         }
     }
     Err(format!("no master answered ({})", failures.join("; ")).into())
+}
+
+/// Asks the masters, in order, until one answers.
+pub async fn ask_cluster(masters: &str, secret: &str) -> Result<ClusterReply, CliError> {
+    call_any(masters, secret, |mut client| async move { client.cluster(ClusterRequest {}).await }).await
 }
 
 /// The reply as text for people.

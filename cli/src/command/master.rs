@@ -62,6 +62,22 @@ pub fn parse_members(line: &str) -> Result<BTreeMap<u64, String>, String> {
     Ok(members)
 }
 
+/// Whether this program defines job `name` with `args` at `parallelism`: it builds the job's graph
+/// and plan, as a worker will.
+fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
+    let spec = tethys_engine::cluster::protocol::JobSpec { name: name.to_string(), args: args.to_vec() };
+    let config = tethys_engine::EngineConfig {
+        parallelism: parallelism as usize,
+        slots: parallelism as usize,
+        ..tethys_engine::EngineConfig::default()
+    };
+    config.validate().map_err(|error| error.to_string())?;
+    let env = tethys_engine::StreamEnvironment::new(config);
+    tethys_bench::jobs::define(&spec, &env)?;
+    tethys_engine::ExecutionPlan::build(&env.job_graph(), parallelism as usize).map_err(|error| error.to_string())?;
+    Ok(())
+}
+
 /// Runs the master until it is killed or interrupted.
 pub fn run(args: MasterArgs) -> Result<(), CliError> {
     super::init_logs(args.log);
@@ -93,6 +109,8 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         }
         let mut options = MasterOptions::new(args.id, args.dir.clone(), members, secret);
         options.bootstrap = args.bootstrap;
+        options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
+        options.validator = Some(std::sync::Arc::new(validate_job));
         let node = MasterNode::start(options, listener).await?;
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!(master = args.id, "interrupted; stopping");

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod cluster;
 pub mod demo;
 pub mod failover;
+pub mod jobs;
 pub mod latency;
 pub mod master;
 pub mod recovery_demo;

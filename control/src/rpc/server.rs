@@ -22,16 +22,17 @@ use super::proto::control_client::ControlClient;
 use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::{
-    ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest,
-    WorkerInfo,
+    ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobRequest, ListJobsReply, ListJobsRequest, MasterInfo,
+    RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, SecretAuth};
 use crate::raft::{Master, MasterConfig, MasterError, NodeId};
-use crate::state::{Command, Response as StateResponse, WorkerId};
+use crate::state::{Command, JobId, JobStatus, Refusal, Response as StateResponse, WorkerId};
+use crate::submit::{check_submission, job_info, JobValidator};
 
 /// How a master process runs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MasterOptions {
     /// Its id in the group.
     pub id: NodeId,
@@ -49,6 +50,10 @@ pub struct MasterOptions {
     pub heartbeat_interval: Duration,
     /// A worker not heard from for this long is lost.
     pub worker_timeout: Duration,
+    /// The build id of the program the masters run: jobs built by another are refused.
+    pub build_id: String,
+    /// Checks that the program defines a submitted job (none: only the spec's bounds are checked).
+    pub validator: Option<JobValidator>,
 }
 
 impl MasterOptions {
@@ -63,7 +68,25 @@ impl MasterOptions {
             raft: MasterConfig::default(),
             heartbeat_interval: Duration::from_millis(200),
             worker_timeout: Duration::from_millis(1500),
+            build_id: String::new(),
+            validator: None,
         }
+    }
+}
+
+impl std::fmt::Debug for MasterOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterOptions")
+            .field("id", &self.id)
+            .field("dir", &self.dir)
+            .field("members", &self.members)
+            .field("bootstrap", &self.bootstrap)
+            .field("raft", &self.raft)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("worker_timeout", &self.worker_timeout)
+            .field("build_id", &self.build_id)
+            .field("validator", &self.validator.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,6 +110,8 @@ impl MasterNode {
             master: master.clone(),
             auth: auth.clone(),
             heartbeat_interval: options.heartbeat_interval,
+            build_id: options.build_id.clone(),
+            validator: options.validator.clone(),
             last_heard: Mutex::new(LastHeard::default()),
             leader_clients: Mutex::new(HashMap::new()),
         });
@@ -146,6 +171,8 @@ struct ControlPlane {
     master: Master,
     auth: SecretAuth,
     heartbeat_interval: Duration,
+    build_id: String,
+    validator: Option<JobValidator>,
     last_heard: Mutex<LastHeard>,
     leader_clients: Mutex<HashMap<String, ForwardClient>>,
 }
@@ -268,6 +295,47 @@ impl Control for Arc<ControlPlane> {
         Ok(Response::new(HeartbeatReply { term: self.master.term(), known }))
     }
 
+    async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobReply>, Status> {
+        let (spec, artifact) =
+            check_submission(request.get_ref(), &self.build_id, self.validator.as_ref()).map_err(Status::invalid_argument)?;
+        let name = spec.name.clone();
+        match self.master.propose(Command::SubmitJob { spec, artifact, at_ms: now_ms() }).await {
+            Ok(Ok(StateResponse::JobSubmitted(job))) => {
+                tracing::info!(master = self.master.id(), %job, name, "job submitted");
+                Ok(Response::new(SubmitJobReply { job_id: job.0 }))
+            }
+            Ok(Ok(other)) => Err(Status::internal(format!("submitting answered {other:?}"))),
+            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.submit_job(request.into_inner()).await
+            }
+        }
+    }
+
+    async fn list_jobs(&self, _request: Request<ListJobsRequest>) -> Result<Response<ListJobsReply>, Status> {
+        Ok(Response::new(ListJobsReply { jobs: self.master.read(|state| state.jobs().map(job_info).collect()) }))
+    }
+
+    async fn job_status(&self, request: Request<JobRequest>) -> Result<Response<JobInfo>, Status> {
+        self.job(request.get_ref().job_id).map(Response::new)
+    }
+
+    async fn cancel_job(&self, request: Request<JobRequest>) -> Result<Response<JobInfo>, Status> {
+        let job = JobId(request.get_ref().job_id);
+        match self.master.propose(Command::Transition { job, attempt: None, to: JobStatus::Cancelled }).await {
+            Ok(Ok(_)) => {
+                tracing::info!(master = self.master.id(), %job, "job cancelled");
+                self.job(job.0).map(Response::new)
+            }
+            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.cancel_job(request.into_inner()).await
+            }
+        }
+    }
+
     async fn cluster(&self, _request: Request<ClusterRequest>) -> Result<Response<ClusterReply>, Status> {
         let leader = self.master.leader();
         let masters: Vec<MasterInfo> = self.master.member_addrs().into_iter().map(|(id, addr)| MasterInfo { id, addr }).collect();
@@ -295,6 +363,21 @@ impl Control for Arc<ControlPlane> {
             answered_by: self.master.id(),
             applied_index: self.master.applied_index(),
         }))
+    }
+}
+
+/// A refusal of the state machine as the API's status.
+fn refusal_status(refusal: Refusal) -> Status {
+    match refusal {
+        Refusal::UnknownJob(_) | Refusal::UnknownWorker(_) => Status::not_found(refusal.to_string()),
+        Refusal::BadSpec(_) => Status::invalid_argument(refusal.to_string()),
+        _ => Status::failed_precondition(refusal.to_string()),
+    }
+}
+
+impl ControlPlane {
+    fn job(&self, id: u64) -> Result<JobInfo, Status> {
+        self.master.read(|state| state.job(JobId(id)).map(job_info)).ok_or_else(|| Status::not_found(format!("job {id} does not exist")))
     }
 }
 

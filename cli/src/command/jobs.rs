@@ -1,0 +1,165 @@
+//! `tethys submit | list | status | cancel`: jobs through the masters' API. Any master answers; a
+//! follower forwards what changes the state to the leader. The masters check a submission before
+//! it reaches their log (a job this program defines with those arguments, a sane parallelism, the
+//! masters' own build) and say why they refuse one.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tethys_control::rpc::proto::{JobInfo, JobRequest, ListJobsRequest, SubmitJobRequest};
+
+use super::cluster::call_any;
+use super::CliError;
+
+/// Where the masters are, and the secret.
+#[derive(Args, Debug)]
+pub struct MastersArgs {
+    /// Masters to ask, `host:port,...` (any one answers).
+    #[arg(long)]
+    pub masters: String,
+    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
+    #[arg(long)]
+    pub secret_file: Option<PathBuf>,
+    /// Print answers as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `tethys submit`.
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    masters: MastersArgs,
+    /// Parallelism of the job's operators.
+    #[arg(long, default_value_t = 1)]
+    parallelism: u32,
+    /// Slots the job takes (default: its parallelism).
+    #[arg(long)]
+    slots: Option<u32>,
+    /// Checkpoint interval in milliseconds (none by default).
+    #[arg(long)]
+    checkpoint_interval_ms: Option<u64>,
+    /// The job's name in this program (e.g. `bench`, `digest`).
+    job: String,
+    /// The job's arguments.
+    args: Vec<String>,
+}
+
+/// The job commands.
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Submit a job to the masters.
+    Submit(SubmitArgs),
+    /// List the masters' jobs.
+    List(MastersArgs),
+    /// Show one job.
+    Status(JobArgs),
+    /// Cancel a job that has not ended.
+    Cancel(JobArgs),
+}
+
+/// A job by id.
+#[derive(Args, Debug)]
+pub struct JobArgs {
+    #[command(flatten)]
+    masters: MastersArgs,
+    /// The job's id.
+    job: u64,
+}
+
+fn describe(job: &JobInfo) -> String {
+    let reason = if job.reason.is_empty() { String::new() } else { format!(" ({})", job.reason) };
+    let checkpoint = if job.last_checkpoint == 0 { String::new() } else { format!(", last checkpoint {}", job.last_checkpoint) };
+    let placed = if job.placements.is_empty() {
+        String::new()
+    } else {
+        let slots: Vec<String> = job.placements.iter().map(|p| format!("{}:{}", p.worker_id, p.slot)).collect();
+        format!(", on worker:slot {}", slots.join(" "))
+    };
+    format!(
+        "job {} {} {}: {}{reason}, parallelism {}, {} slots, attempt {}{checkpoint}{placed}",
+        job.id,
+        job.name,
+        job.args.join(" "),
+        job.status,
+        job.parallelism,
+        job.slots,
+        job.attempt
+    )
+}
+
+fn json(job: &JobInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": job.id, "name": job.name, "args": job.args, "status": job.status, "reason": job.reason,
+        "parallelism": job.parallelism, "slots": job.slots, "attempt": job.attempt,
+        "last_checkpoint": job.last_checkpoint, "checkpoints_completed": job.checkpoints_completed,
+        "submitted_at_ms": job.submitted_at_ms, "build_id": job.build_id,
+        "placements": job.placements.iter().map(|p| serde_json::json!({"worker": p.worker_id, "slot": p.slot})).collect::<Vec<_>>(),
+    })
+}
+
+fn print_job(job: &JobInfo, as_json: bool) {
+    if as_json {
+        println!("{}", json(job));
+    } else {
+        println!("{}", describe(job));
+    }
+}
+
+/// Runs one job command.
+pub fn run(command: JobCommand) -> Result<(), CliError> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    match command {
+        JobCommand::Submit(args) => {
+            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let request = SubmitJobRequest {
+                name: args.job.clone(),
+                args: args.args.clone(),
+                parallelism: args.parallelism,
+                slots: args.slots.unwrap_or(0),
+                checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(0),
+                build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+            };
+            let reply = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| {
+                let request = request.clone();
+                async move { client.submit_job(request).await }
+            }))?;
+            if args.masters.json {
+                println!("{}", serde_json::json!({"job": reply.job_id}));
+            } else {
+                println!("submitted job {}", reply.job_id);
+            }
+        }
+        JobCommand::List(masters) => {
+            let secret = super::read_secret_text(masters.secret_file.as_deref())?;
+            let reply = runtime
+                .block_on(call_any(&masters.masters, &secret, |mut client| async move { client.list_jobs(ListJobsRequest {}).await }))?;
+            if masters.json {
+                println!("{}", serde_json::Value::Array(reply.jobs.iter().map(json).collect()));
+            } else if reply.jobs.is_empty() {
+                println!("no jobs");
+            } else {
+                for job in &reply.jobs {
+                    println!("{}", describe(job));
+                }
+            }
+        }
+        JobCommand::Status(args) => {
+            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let job_id = args.job;
+            let job = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| async move {
+                client.job_status(JobRequest { job_id }).await
+            }))?;
+            print_job(&job, args.masters.json);
+        }
+        JobCommand::Cancel(args) => {
+            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let job_id = args.job;
+            let job = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| async move {
+                client.cancel_job(JobRequest { job_id }).await
+            }))?;
+            print_job(&job, args.masters.json);
+        }
+    }
+    Ok(())
+}
