@@ -62,7 +62,7 @@ impl AgentState {
         term >= self.term()
     }
 
-    fn saw_term(&self, term: u64) {
+    pub(crate) fn saw_term(&self, term: u64) {
         self.term.fetch_max(term, Ordering::AcqRel);
     }
 }

@@ -18,16 +18,25 @@ pub struct LocalMasters {
     program: PathBuf,
     secret: String,
     dirs: Vec<PathBuf>,
+    checkpoint_root: PathBuf,
     addrs: Vec<String>,
     processes: Vec<Option<Child>>,
 }
 
 impl LocalMasters {
-    /// Starts `count` masters of `program`, with directories `root/master-<id>`.
+    /// Starts `count` masters of `program`, with directories `root/master-<id>` and the jobs'
+    /// checkpoints under `root/checkpoints`.
     pub fn start(program: &Path, count: usize, secret: &str, root: &Path) -> std::io::Result<LocalMasters> {
         let dirs: Vec<PathBuf> = (0..count).map(|id| root.join(format!("master-{id}"))).collect();
-        let mut masters =
-            LocalMasters { program: program.to_path_buf(), secret: secret.to_string(), dirs, addrs: Vec::new(), processes: Vec::new() };
+        let checkpoint_root = root.join("checkpoints");
+        let mut masters = LocalMasters {
+            program: program.to_path_buf(),
+            secret: secret.to_string(),
+            dirs,
+            checkpoint_root,
+            addrs: Vec::new(),
+            processes: Vec::new(),
+        };
         for id in 0..count {
             let mut command = masters.command(id);
             command.arg("--members-from-stdin");
@@ -54,6 +63,7 @@ impl LocalMasters {
     fn command(&self, id: usize) -> Command {
         let mut command = Command::new(&self.program);
         command.env(SECRET_ENV, &self.secret).args(["master", "--id", &id.to_string(), "--log", "warn", "--dir"]).arg(&self.dirs[id]);
+        command.arg("--checkpoint-root").arg(&self.checkpoint_root);
         command
     }
 

@@ -14,9 +14,11 @@
 #![allow(clippy::result_large_err)]
 
 pub mod agent;
+pub mod deployer;
 pub mod launcher;
 pub mod raft;
 pub mod rpc;
 pub mod scheduler;
 pub mod state;
 pub mod submit;
+pub mod worker_node;

@@ -120,7 +120,9 @@ impl RemoteLink for MeshLink {
         // done with it; plain records are written from the frame itself.
         let payload = match frame {
             OutgoingFrame::Encoded(buffer) => crate::conn::Payload::from(self.frame_buffers.adopt(buffer)),
-            OutgoingFrame::Plain { header, records } => crate::conn::Payload::Prefixed { prefix: header, body: Box::new(PlainBody(records)) },
+            OutgoingFrame::Plain { header, records } => {
+                crate::conn::Payload::Prefixed { prefix: header, body: Box::new(PlainBody(records)) }
+            }
         };
         self.send(MessageKind::Data, stream, u64::from(backlog), payload)
     }
@@ -303,6 +305,11 @@ impl Worker {
         self.net.mesh.get().and_then(|mesh| mesh.connection(NodeId(node)))
     }
 
+    /// A handle that ends this worker from another thread (see [`WorkerCloser`]).
+    pub fn closer(&self) -> WorkerCloser {
+        WorkerCloser { net: Arc::clone(&self.net) }
+    }
+
     /// Runs until the coordinator shuts the worker down or is lost; closes the connections and
     /// returns why it ended.
     pub fn wait(self) -> String {
@@ -311,6 +318,20 @@ impl Worker {
         self.net.close(&why, CLOSE_LINGER);
         self.runtime.shutdown_timeout(CLOSE_LINGER);
         why
+    }
+}
+
+/// Ends a worker from another thread: closes its connections, so it loses its coordinator, cancels
+/// its subtasks, and `Worker::wait` returns (e.g. when a newer leader fences an attempt off).
+#[derive(Clone)]
+pub struct WorkerCloser {
+    net: Arc<MeshNet>,
+}
+
+impl WorkerCloser {
+    /// Closes the worker's connections, saying `reason` to its peers.
+    pub fn close(&self, reason: &str) {
+        self.net.close(reason, CLOSE_LINGER);
     }
 }
 
@@ -354,6 +375,13 @@ impl Coordinator {
     /// The connection to a node, to look at its figures.
     pub fn connection(&self, node: u32) -> Option<Connection> {
         self.net.mesh.get().and_then(|mesh| mesh.connection(NodeId(node)))
+    }
+
+    /// Ends the job from another thread: tells the workers to stop and closes the connections, so
+    /// the job driver running on this coordinator fails its attempt and returns.
+    pub fn close(&self, reason: &str) {
+        self.cluster.shutdown_workers();
+        self.net.close(reason, CLOSE_LINGER);
     }
 }
 

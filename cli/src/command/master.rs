@@ -40,6 +40,10 @@ pub struct MasterArgs {
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<PathBuf>,
+    /// Where jobs keep their checkpoints (`<dir>/job-<id>`), on storage every master reaches, so a
+    /// job restarts from its newest checkpoint after a leader change (default: in memory only).
+    #[arg(long)]
+    pub checkpoint_root: Option<PathBuf>,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
@@ -111,6 +115,12 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         options.bootstrap = args.bootstrap;
         options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
         options.validator = Some(std::sync::Arc::new(validate_job));
+        options.deploy = Some(tethys_control::deployer::DeployOptions {
+            registry: tethys_bench::jobs::registry(),
+            checkpoint_root: args.checkpoint_root.clone(),
+            mesh: tethys_net::MeshOptions::default(),
+            restarts_max: 5,
+        });
         let node = MasterNode::start(options, listener).await?;
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!(master = args.id, "interrupted; stopping");

@@ -15,9 +15,14 @@ use super::CliError;
 /// Arguments of `tethys worker`.
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
-    /// This worker's node number (1 and up; 0 is the coordinator).
+    /// This worker's node number (1 and up; 0 is the coordinator), in a cluster its coordinator
+    /// started (`tethys run --workers`); not with `--masters`.
+    #[arg(long, required_unless_present = "masters", conflicts_with = "masters")]
+    pub node: Option<u32>,
+    /// Masters to register with, `host:port,...`: the worker then runs the attempts the leader
+    /// deploys on it (its control address is `--listen`).
     #[arg(long)]
-    pub node: u32,
+    pub masters: Option<String>,
     /// Slots (cores) this worker offers; the coordinator's plan decides what runs in them.
     #[arg(long, default_value_t = 1)]
     pub slots: usize,
@@ -42,10 +47,46 @@ pub struct WorkerArgs {
     pub log: tracing::Level,
 }
 
-/// Runs the worker until the coordinator is done with it.
+/// Runs the worker under the masters until it is killed or interrupted.
+fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
+    let secret = super::read_secret_text(args.secret_file.as_deref())?;
+    let mut mesh = MeshOptions::default();
+    if let Some(files) = args.tls.files() {
+        mesh.connection.tls = Some(files.load()?);
+    }
+    let options = tethys_control::worker_node::WorkerOptions {
+        masters: masters.split(',').map(|addr| addr.trim().to_string()).filter(|addr| !addr.is_empty()).collect(),
+        slots: args.slots as u32,
+        secret,
+        registry: tethys_bench::jobs::registry(),
+        mesh,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+        println!("{LISTENING_PREFIX}{local}");
+        std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
+        let worker = tethys_control::worker_node::WorkerProcess::start(options, listener).await?;
+        tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
+        tracing::info!("interrupted; stopping");
+        worker.stop();
+        Ok::<(), CliError>(())
+    })
+}
+
+/// Runs the worker until the coordinator (or, with `--masters`, an interrupt) ends it.
 pub fn run(args: WorkerArgs) -> Result<(), CliError> {
     super::init_logs(args.log);
-    if args.node == 0 {
+    if let Some(masters) = &args.masters {
+        return run_under_masters(&args, masters);
+    }
+    let node = args.node.expect("clap requires --node without --masters");
+    if node == 0 {
         return Err("--node 0 is the coordinator; workers are 1 and up".into());
     }
     let secret: ClusterSecret =
@@ -64,15 +105,15 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
         (None, false) => return Err("give --peers or --peers-from-stdin".into()),
     };
     let addresses = parse_addresses(&peers_line).map_err(|e| format!("bad peers: {e}"))?;
-    if !addresses.contains_key(&args.node) {
-        return Err(format!("the peers name no address for node {} (this worker)", args.node).into());
+    if !addresses.contains_key(&node) {
+        return Err(format!("the peers name no address for node {node} (this worker)").into());
     }
     let mut options = MeshOptions::default();
     if let Some(files) = args.tls.files() {
         options.connection.tls = Some(files.load()?);
     }
-    tracing::info!(node = args.node, slots = args.slots, %local, tls = options.connection.tls.is_some(), "worker listening");
-    let why = tethys_net::cluster::run_worker(args.node, listener, &addresses, secret, tethys_bench::jobs::registry(), options)?;
-    tracing::info!(node = args.node, %why, "worker done");
+    tracing::info!(node, slots = args.slots, %local, tls = options.connection.tls.is_some(), "worker listening");
+    let why = tethys_net::cluster::run_worker(node, listener, &addresses, secret, tethys_bench::jobs::registry(), options)?;
+    tracing::info!(node, %why, "worker done");
     Ok(())
 }

@@ -27,6 +27,7 @@ use super::proto::{
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, SecretAuth};
+use crate::deployer::{DeployOptions, Deployer};
 use crate::raft::{Master, MasterConfig, MasterError, NodeId};
 use crate::state::{Command, JobId, JobStatus, Refusal, Response as StateResponse, WorkerId};
 use crate::submit::{check_submission, job_info, JobValidator};
@@ -54,6 +55,8 @@ pub struct MasterOptions {
     pub build_id: String,
     /// Checks that the program defines a submitted job (none: only the spec's bounds are checked).
     pub validator: Option<JobValidator>,
+    /// How the leader runs jobs on workers (none: jobs are accepted but not deployed).
+    pub deploy: Option<DeployOptions>,
 }
 
 impl MasterOptions {
@@ -70,6 +73,7 @@ impl MasterOptions {
             worker_timeout: Duration::from_millis(1500),
             build_id: String::new(),
             validator: None,
+            deploy: None,
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::fmt::Debug for MasterOptions {
             .field("worker_timeout", &self.worker_timeout)
             .field("build_id", &self.build_id)
             .field("validator", &self.validator.is_some())
+            .field("deploy", &self.deploy.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -131,8 +136,13 @@ impl MasterNode {
             master.initialize(options.members.clone()).await?;
         }
         let watching = tokio::spawn(watch_workers(Arc::clone(&plane), options.worker_timeout));
+        let mut tasks = vec![serving, watching];
+        if let Some(deploy) = options.deploy.clone() {
+            let deployer = Deployer::new(master.clone(), &options.secret, addr.ip(), deploy).map_err(failed)?;
+            tasks.push(tokio::spawn(Arc::new(deployer).run()));
+        }
         tracing::info!(master = id, %addr, "master serving");
-        Ok(MasterNode { master, addr, stop: Some(stop), tasks: vec![serving, watching] })
+        Ok(MasterNode { master, addr, stop: Some(stop), tasks })
     }
 
     /// Its Raft member.

@@ -1,0 +1,153 @@
+//! Jobs deployed by the masters: three `tethys master` processes and two `tethys worker --masters`
+//! processes on 127.0.0.1; a job submitted with `tethys submit` runs on the workers, driven by the
+//! leader, and commits exactly the results it commits in one process. The leader killed while a
+//! job runs, the new leader restarts the job from its newest checkpoint, and the committed
+//! results are still exactly those of one process.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tethys_control::launcher::LocalMasters;
+use tethys_storage::test_dir::TestDir;
+
+const SECRET: &str = "jobs-test-secret";
+const WAIT: Duration = Duration::from_secs(120);
+
+fn tethys() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tethys"));
+    command.env("TETHYS_CLUSTER_SECRET", SECRET);
+    command
+}
+
+/// Worker processes, killed when dropped.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_workers(masters: &str, count: usize) -> Workers {
+    let mut workers = Workers(Vec::new());
+    for _ in 0..count {
+        let mut child =
+            tethys().args(["worker", "--masters", masters, "--slots", "2", "--log", "warn"]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("listening "), "{line}");
+        workers.0.push(child);
+    }
+    workers
+}
+
+fn json(command: &mut Command) -> serde_json::Value {
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{:?}: {}", command, String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// The digests committed into `dir`'s part files, sorted.
+fn digests(dir: &Path) -> Vec<u64> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_name().to_string_lossy().starts_with("part-") {
+            all.extend(std::fs::read_to_string(entry.path()).unwrap().lines().map(|line| line.parse::<u64>().unwrap()));
+        }
+    }
+    all.sort_unstable();
+    all
+}
+
+/// The digests of `query` run in one process.
+fn one_process(root: &Path, query: &str, events: &str) -> Vec<u64> {
+    let dir = root.join("one-process");
+    let output = tethys()
+        .args(["run", "--parallelism", "2", "--slots", "2", "digest"])
+        .arg(&dir)
+        .args([query, events, "7", "split"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    digests(&dir)
+}
+
+/// Waits until job `job` has `status`, failing on an unexpected end; its last answer.
+fn wait_status(masters: &str, job: u64, status: &str) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = tethys().args(["status", "--json", "--masters", masters, &job.to_string()]).output().unwrap();
+        if output.status.success() {
+            let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            if info["status"] == status {
+                return info;
+            }
+            assert!(info["status"] != "failed" && info["status"] != "cancelled", "job {job} ended {info}");
+        }
+        assert!(Instant::now() < deadline, "job {job} did not become {status} within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_workers(masters: &str, alive: usize) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = json(tethys().args(["cluster", "--json", "--masters", masters]));
+        let count = reply["workers"].as_array().unwrap().iter().filter(|worker| worker["alive"] == true).count();
+        if count == alive && !reply["leader"].is_null() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{alive} workers did not register: {reply}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_submitted_job_runs_on_the_workers_and_survives_its_leader() {
+    let root = TestDir::new("jobs");
+    let mut group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
+    let masters = group.addrs().join(",");
+    let _workers = start_workers(&masters, 2);
+    wait_workers(&masters, 2);
+
+    // A job to its end.
+    let first_dir = root.path().join("first");
+    let submitted = json(
+        tethys()
+            .args(["submit", "--json", "--masters", &masters, "--parallelism", "2", "--checkpoint-interval-ms", "100", "digest"])
+            .arg(&first_dir)
+            .args(["window", "200000", "7", "split"]),
+    );
+    let first = submitted["job"].as_u64().unwrap();
+    let info = wait_status(&masters, first, "finished");
+    assert_eq!(info["attempt"], 1, "{info}");
+    let expected = one_process(root.path(), "window", "200000");
+    assert!(!expected.is_empty());
+    assert_eq!(digests(&first_dir), expected, "the job on the workers commits what it commits in one process");
+
+    // The leader killed while a longer job runs: the new leader restarts it from its checkpoint,
+    // and what is committed is still exactly once.
+    let second_dir = root.path().join("second");
+    let submitted = json(
+        tethys()
+            .args(["submit", "--json", "--masters", &masters, "--parallelism", "2", "--checkpoint-interval-ms", "50", "digest"])
+            .arg(&second_dir)
+            .args(["window", "3000000", "7", "split"]),
+    );
+    let second = submitted["job"].as_u64().unwrap();
+    wait_status(&masters, second, "running");
+    std::thread::sleep(Duration::from_millis(300));
+    let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
+    group.kill(leader).unwrap();
+    let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
+    let info = wait_status(&survivors.join(","), second, "finished");
+    assert!(info["attempt"].as_u64().unwrap() >= 2, "the new leader ran a new attempt: {info}");
+    let root_two = root.path().join("expected-second");
+    std::fs::create_dir_all(&root_two).unwrap();
+    assert_eq!(digests(&second_dir), one_process(&root_two, "window", "3000000"), "exactly once across the leader's death");
+}

@@ -1,0 +1,308 @@
+//! The leader's deployer: it places jobs on workers and runs their attempts.
+//!
+//! Every tick, on the leader only, it looks at the replicated jobs:
+//! - a created or restarting job with no driver here is placed (`scheduler::place` on the live
+//!   workers' free slots), its next attempt committed as `Deploy` (with the leader's term), and a
+//!   *driver* thread started: it prepares the attempt on each placed worker (each binds a data
+//!   listener), starts it with every node's address, and runs the job's coordinator as node 0 of
+//!   that mesh, with the engine's own job driver (checkpoints, restarts within the attempt, sinks'
+//!   commits); the attempt's end is committed as `Finished` or `Failed`;
+//! - a running or failing job with no driver here lost its coordinator with an earlier leader: its
+//!   attempt is stopped on its workers and the job restarts, from the newest checkpoint in its
+//!   checkpoint directory when it has one (adopting the running attempt instead is the next step,
+//!   see ARCHITECTURE.md);
+//! - a job that ended (a user cancelled it) while its driver runs has its coordinator closed.
+//!
+//! A master that no longer leads closes the coordinators it runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tethys_engine::cluster::protocol::JobSpec as EngineJobSpec;
+use tethys_engine::cluster::{JobRegistry, WorkerSlots};
+use tethys_engine::{EngineConfig, RestartStrategy, StreamEnvironment};
+use tethys_net::cluster::Coordinator;
+use tethys_net::{ClusterSecret, MeshOptions};
+
+use crate::raft::Master;
+use crate::rpc::proto::worker_client::WorkerClient;
+use crate::rpc::proto::{PrepareAttemptRequest, StartAttemptRequest, StopAttemptRequest};
+use crate::rpc::SecretAuth;
+use crate::scheduler::place;
+use crate::state::{Command, Deployment, JobId, JobRecord, JobStatus, WorkerId};
+
+/// What the leader needs to run jobs.
+#[derive(Clone)]
+pub struct DeployOptions {
+    /// The jobs the program knows.
+    pub registry: JobRegistry,
+    /// Where jobs keep their checkpoints (`<root>/job-<id>`), on storage every master reaches; none:
+    /// jobs checkpoint in memory and restart from scratch after a leader change.
+    pub checkpoint_root: Option<PathBuf>,
+    /// The data plane's options.
+    pub mesh: MeshOptions,
+    /// Restarts a job may make after its first attempt failed, over its life.
+    pub restarts_max: u32,
+}
+
+/// A job's driver in this process.
+struct Driver {
+    attempt: u32,
+    /// The attempt's coordinator, once its mesh is up (to close it).
+    coordinator: Arc<Mutex<Option<Arc<Coordinator>>>>,
+}
+
+pub(crate) struct Deployer {
+    master: Master,
+    auth: SecretAuth,
+    secret: ClusterSecret,
+    host: IpAddr,
+    options: DeployOptions,
+    drivers: Arc<Mutex<HashMap<JobId, Driver>>>,
+    /// Jobs waiting for slots, with the reason last logged.
+    waiting: Mutex<HashMap<JobId, String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Deployer {
+    pub(crate) fn new(master: Master, secret_text: &str, host: IpAddr, options: DeployOptions) -> Result<Deployer, String> {
+        Ok(Deployer {
+            master,
+            auth: SecretAuth::new(secret_text)?,
+            secret: secret_text.parse().map_err(|error| format!("bad cluster secret: {error}"))?,
+            host,
+            options,
+            drivers: Arc::new(Mutex::new(HashMap::new())),
+            waiting: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs the deployer's ticks until the task is dropped.
+    pub(crate) async fn run(self: Arc<Self>) {
+        let mut ticks = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            ticks.tick().await;
+            if self.master.is_leader() {
+                self.tick().await;
+            } else {
+                for driver in lock(&self.drivers).values() {
+                    if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
+                        coordinator.close("this master no longer leads");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn tick(self: &Arc<Self>) {
+        let jobs: Vec<JobRecord> = self.master.read(|state| state.jobs().cloned().collect());
+        for job in jobs {
+            let driven = lock(&self.drivers).get(&job.id).map(|driver| driver.attempt);
+            match (&job.status, driven) {
+                (JobStatus::Created | JobStatus::Restarting, None) => self.deploy(&job).await,
+                (JobStatus::Running | JobStatus::Failing { .. }, None) => self.restart_orphan(&job).await,
+                (status, Some(_)) if status.is_terminal() => {
+                    if let Some(driver) = lock(&self.drivers).get(&job.id) {
+                        if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
+                            coordinator.close(&format!("the job is {}", status.name()));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn checkpoint_dir(&self, job: JobId) -> Option<PathBuf> {
+        self.options.checkpoint_root.as_ref().map(|root| root.join(format!("job-{}", job.0)))
+    }
+
+    async fn deploy(self: &Arc<Self>, job: &JobRecord) {
+        if job.attempt > self.options.restarts_max {
+            let reason = format!("{} attempts failed", job.attempt);
+            let _ = self
+                .master
+                .propose(Command::Transition { job: job.id, attempt: Some(job.attempt), to: JobStatus::Failed { reason } })
+                .await;
+            return;
+        }
+        let placements = match self.master.read(|state| place(job.spec.slots as usize, &state.free_slots())) {
+            Ok(placements) => placements,
+            Err(error) => {
+                let reason = error.to_string();
+                if lock(&self.waiting).insert(job.id, reason.clone()).as_ref() != Some(&reason) {
+                    tracing::warn!(job = %job.id, %reason, "the job waits for slots");
+                }
+                return;
+            }
+        };
+        lock(&self.waiting).remove(&job.id);
+        let attempt = job.attempt + 1;
+        let coordinator = Arc::new(Mutex::new(None));
+        lock(&self.drivers).insert(job.id, Driver { attempt, coordinator: Arc::clone(&coordinator) });
+        let deploy = Command::Deploy { job: job.id, attempt, placements, restore_from: None };
+        let deployment = match self.master.propose(deploy).await {
+            Ok(Ok(_)) => self.master.read(|state| state.job(job.id).and_then(|record| record.deployment.clone())),
+            outcome => {
+                tracing::warn!(job = %job.id, attempt, ?outcome, "deploying was not committed");
+                None
+            }
+        };
+        let Some(deployment) = deployment else {
+            lock(&self.drivers).remove(&job.id);
+            return;
+        };
+        let this = Arc::clone(self);
+        let job_id = job.id;
+        let job = job.clone();
+        let handle = tokio::runtime::Handle::current();
+        let spawned = std::thread::Builder::new().name(format!("tethys-driver-{}", job.id.0)).spawn(move || {
+            let outcome = this.drive(&job, &deployment, &coordinator, &handle);
+            let to = match outcome {
+                Ok(()) => JobStatus::Finished,
+                Err(reason) => JobStatus::Failing { reason },
+            };
+            tracing::info!(job = %job.id, attempt = deployment.attempt, status = to.name(), "attempt ended");
+            let failed = matches!(to, JobStatus::Failing { .. });
+            let _ = handle.block_on(this.master.propose(Command::Transition { job: job.id, attempt: Some(deployment.attempt), to }));
+            if failed {
+                // Its attempt is over: stop what may still run, then restart (a later tick deploys).
+                handle.block_on(this.stop_attempt(&job, &deployment, "the attempt failed"));
+                let _ = handle.block_on(this.master.propose(Command::Transition {
+                    job: job.id,
+                    attempt: Some(deployment.attempt),
+                    to: JobStatus::Restarting,
+                }));
+            }
+            lock(&this.drivers).remove(&job.id);
+        });
+        if let Err(error) = spawned {
+            tracing::error!(job = %job_id, %error, "cannot start the job's driver");
+            lock(&self.drivers).remove(&job_id);
+        }
+    }
+
+    /// A running or failing job whose coordinator is gone with an earlier leader: stop its
+    /// attempt and restart it.
+    async fn restart_orphan(&self, job: &JobRecord) {
+        if let Some(deployment) = &job.deployment {
+            self.stop_attempt(job, deployment, "its coordinator is gone (the leader changed)").await;
+        }
+        if matches!(job.status, JobStatus::Running) {
+            let reason = "its coordinator is gone (the leader changed)".to_string();
+            let _ = self
+                .master
+                .propose(Command::Transition { job: job.id, attempt: Some(job.attempt), to: JobStatus::Failing { reason } })
+                .await;
+        }
+        let _ = self.master.propose(Command::Transition { job: job.id, attempt: Some(job.attempt), to: JobStatus::Restarting }).await;
+    }
+
+    /// The workers of a deployment in node order (node `i + 1` is the `i`-th), with their slots.
+    fn nodes(deployment: &Deployment) -> Vec<(WorkerId, usize)> {
+        let mut nodes: Vec<(WorkerId, usize)> = Vec::new();
+        for placement in &deployment.placements {
+            match nodes.iter_mut().find(|(worker, _)| *worker == placement.worker) {
+                Some((_, slots)) => *slots += 1,
+                None => nodes.push((placement.worker, 1)),
+            }
+        }
+        nodes
+    }
+
+    async fn worker_client(
+        &self,
+        worker: WorkerId,
+    ) -> Result<WorkerClient<tonic::service::interceptor::InterceptedService<tonic::transport::Channel, crate::rpc::AddSecret>>, String>
+    {
+        let addr = self
+            .master
+            .read(|state| state.worker(worker).map(|record| record.control_addr.clone()))
+            .ok_or_else(|| format!("{worker} is unknown"))?;
+        let channel = crate::rpc::lazy_channel(&addr)?;
+        Ok(WorkerClient::with_interceptor(channel, self.auth.add()))
+    }
+
+    async fn stop_attempt(&self, job: &JobRecord, deployment: &Deployment, reason: &str) {
+        let term = self.master.term();
+        for (worker, _) in Self::nodes(deployment) {
+            if let Ok(mut client) = self.worker_client(worker).await {
+                let request = StopAttemptRequest { job_id: job.id.0, attempt: deployment.attempt, term, reason: reason.to_string() };
+                let _ = client.stop_attempt(request).await;
+            }
+        }
+    }
+
+    /// Runs one attempt to its end (see the module documentation).
+    fn drive(
+        &self,
+        job: &JobRecord,
+        deployment: &Deployment,
+        slot: &Mutex<Option<Arc<Coordinator>>>,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<(), String> {
+        let nodes = Self::nodes(deployment);
+        let (job_id, attempt, term) = (job.id.0, deployment.attempt, deployment.term);
+        let mut addresses: BTreeMap<u32, SocketAddr> = BTreeMap::new();
+        let listener = std::net::TcpListener::bind(SocketAddr::new(self.host, 0)).map_err(|error| format!("cannot listen: {error}"))?;
+        addresses.insert(0, listener.local_addr().map_err(|error| error.to_string())?);
+        handle.block_on(async {
+            for (index, (worker, _)) in nodes.iter().enumerate() {
+                let mut client = self.worker_client(*worker).await?;
+                let prepared = client
+                    .prepare_attempt(PrepareAttemptRequest { job_id, attempt, term })
+                    .await
+                    .map_err(|status| format!("{worker} did not prepare the attempt: {}", status.message()))?;
+                let addr: SocketAddr =
+                    prepared.into_inner().data_addr.parse().map_err(|error| format!("{worker} answered a bad address: {error}"))?;
+                addresses.insert(index as u32 + 1, addr);
+            }
+            let line = addresses.iter().map(|(node, addr)| format!("{node}={addr}")).collect::<Vec<_>>().join(",");
+            for (index, (worker, _)) in nodes.iter().enumerate() {
+                let mut client = self.worker_client(*worker).await?;
+                let request = StartAttemptRequest { job_id, attempt, term, node: index as u32 + 1, addresses: line.clone() };
+                client
+                    .start_attempt(request)
+                    .await
+                    .map_err(|status| format!("{worker} did not start the attempt: {}", status.message()))?;
+            }
+            Ok::<(), String>(())
+        })?;
+        let spec = EngineJobSpec { name: job.spec.name.clone(), args: job.spec.args.clone() };
+        let workers: Vec<WorkerSlots> =
+            nodes.iter().enumerate().map(|(index, (_, slots))| WorkerSlots { node: index as u32 + 1, slots: *slots }).collect();
+        let coordinator = Coordinator::start(listener, &addresses, self.secret.clone(), spec.clone(), workers, self.options.mesh.clone())
+            .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
+        let coordinator = Arc::new(coordinator);
+        *lock(slot) = Some(Arc::clone(&coordinator));
+        let checkpoint_dir = (job.spec.checkpoint_interval_ms > 0).then(|| self.checkpoint_dir(job.id)).flatten();
+        let restore_from = checkpoint_dir.as_ref().filter(|dir| has_checkpoint(dir)).cloned();
+        if let Some(dir) = &restore_from {
+            tracing::info!(job = %job.id, attempt, dir = %dir.display(), "restoring from the newest checkpoint");
+        }
+        let config = EngineConfig {
+            parallelism: job.spec.parallelism as usize,
+            slots: nodes.iter().map(|(_, slots)| slots).sum(),
+            checkpoint_interval: (job.spec.checkpoint_interval_ms > 0).then(|| Duration::from_millis(job.spec.checkpoint_interval_ms)),
+            checkpoint_dir,
+            restore_from,
+            restart_strategy: Some(RestartStrategy::FixedDelay { attempts: self.options.restarts_max, delay: Duration::from_millis(200) }),
+            ..EngineConfig::default()
+        };
+        let env = StreamEnvironment::new(config);
+        (self.options.registry)(&spec, &env)?;
+        let result = env.execute_on_cluster(&job.spec.name, coordinator.cluster());
+        *lock(slot) = None;
+        result.map(drop).map_err(|error| error.to_string())
+    }
+}
+
+fn has_checkpoint(dir: &std::path::Path) -> bool {
+    dir.is_dir() && tethys_storage::CheckpointStore::open(dir, 1).is_ok_and(|store| store.latest().is_some())
+}

@@ -1,0 +1,219 @@
+//! A worker process under the masters: its agent (registration and heartbeats) and its service to
+//! the leader, which runs the attempts of jobs the leader deploys on it.
+//!
+//! The leader prepares an attempt (the worker binds a data-plane listener for it and answers its
+//! address), then starts it with every node's address: the worker joins the attempt's mesh (the
+//! leader's coordinator is node 0) and builds and runs what the coordinator deploys, with the jobs
+//! its program knows (`JobRegistry`), until the coordinator ends it or is lost. Each call carries
+//! the leader's term; a term lower than one the worker has seen is refused, so a deposed leader
+//! can start nothing here.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use tethys_engine::cluster::JobRegistry;
+use tethys_net::cluster::WorkerCloser;
+use tethys_net::{ClusterSecret, MeshOptions};
+use tonic::{Request, Response, Status};
+
+use crate::agent::{AgentState, WorkerAgent, WorkerProfile};
+use crate::rpc::proto::worker_server::{Worker as WorkerRpc, WorkerServer};
+use crate::rpc::proto::{
+    AttemptInfo, InventoryReply, InventoryRequest, PrepareAttemptReply, PrepareAttemptRequest, StartAttemptReply, StartAttemptRequest,
+    StopAttemptReply, StopAttemptRequest,
+};
+use crate::rpc::SecretAuth;
+
+/// How a worker process runs.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// The masters' addresses.
+    pub masters: Vec<String>,
+    /// Slots it offers.
+    pub slots: u32,
+    /// The cluster secret (the control plane's calls and the data plane's connections).
+    pub secret: String,
+    /// The jobs its program knows.
+    pub registry: JobRegistry,
+    /// The data plane's options.
+    pub mesh: MeshOptions,
+}
+
+/// One attempt this worker runs.
+struct Running {
+    term: u64,
+    node: u32,
+    /// Set once the attempt's mesh is up.
+    closer: Option<WorkerCloser>,
+}
+
+type AttemptKey = (u64, u32);
+
+struct Attempts {
+    agent: Arc<AgentState>,
+    host: IpAddr,
+    secret: ClusterSecret,
+    registry: JobRegistry,
+    mesh: MeshOptions,
+    prepared: Mutex<HashMap<AttemptKey, std::net::TcpListener>>,
+    running: Arc<Mutex<HashMap<AttemptKey, Running>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Attempts {
+    /// Refuses a call from a deposed leader; otherwise remembers its term.
+    fn admit(&self, term: u64) -> Result<(), Status> {
+        if !self.agent.admits(term) {
+            return Err(Status::failed_precondition(format!(
+                "term {term} is older than term {} this worker has seen: the call comes from a deposed leader",
+                self.agent.term()
+            )));
+        }
+        self.agent.saw_term(term);
+        Ok(())
+    }
+
+    fn stop_all(&self, reason: &str) {
+        for running in lock(&self.running).values() {
+            if let Some(closer) = &running.closer {
+                closer.close(reason);
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl WorkerRpc for Arc<Attempts> {
+    async fn prepare_attempt(&self, request: Request<PrepareAttemptRequest>) -> Result<Response<PrepareAttemptReply>, Status> {
+        let ask = request.into_inner();
+        self.admit(ask.term)?;
+        let listener = std::net::TcpListener::bind(SocketAddr::new(self.host, 0))
+            .map_err(|error| Status::internal(format!("cannot listen: {error}")))?;
+        let addr = listener.local_addr().map_err(|error| Status::internal(error.to_string()))?;
+        lock(&self.prepared).insert((ask.job_id, ask.attempt), listener);
+        Ok(Response::new(PrepareAttemptReply { data_addr: addr.to_string() }))
+    }
+
+    async fn start_attempt(&self, request: Request<StartAttemptRequest>) -> Result<Response<StartAttemptReply>, Status> {
+        let ask = request.into_inner();
+        self.admit(ask.term)?;
+        let key = (ask.job_id, ask.attempt);
+        let listener = lock(&self.prepared)
+            .remove(&key)
+            .ok_or_else(|| Status::failed_precondition(format!("attempt {} of job {} was not prepared here", ask.attempt, ask.job_id)))?;
+        let addresses = tethys_net::launcher::parse_addresses(&ask.addresses)
+            .map_err(|error| Status::invalid_argument(format!("bad addresses: {error}")))?;
+        if !addresses.contains_key(&ask.node) || ask.node == 0 {
+            return Err(Status::invalid_argument(format!("node {} is not a worker of the addresses given", ask.node)));
+        }
+        lock(&self.running).insert(key, Running { term: ask.term, node: ask.node, closer: None });
+        let (running, secret, registry, mesh) =
+            (Arc::clone(&self.running), self.secret.clone(), Arc::clone(&self.registry), self.mesh.clone());
+        let spawned = std::thread::Builder::new().name(format!("tethys-job-{}-{}", ask.job_id, ask.attempt)).spawn(move || {
+            match tethys_net::cluster::Worker::start(ask.node, listener, &addresses, secret, registry, mesh) {
+                Ok(worker) => {
+                    if let Some(entry) = lock(&running).get_mut(&key) {
+                        entry.closer = Some(worker.closer());
+                    }
+                    let why = worker.wait();
+                    tracing::info!(job = ask.job_id, attempt = ask.attempt, %why, "attempt ended");
+                }
+                Err(error) => tracing::warn!(job = ask.job_id, attempt = ask.attempt, %error, "attempt could not join its cluster"),
+            }
+            lock(&running).remove(&key);
+        });
+        spawned.map_err(|error| Status::internal(format!("cannot start the attempt's thread: {error}")))?;
+        tracing::info!(job = ask.job_id, attempt = ask.attempt, node = ask.node, term = ask.term, "attempt started");
+        Ok(Response::new(StartAttemptReply {}))
+    }
+
+    async fn stop_attempt(&self, request: Request<StopAttemptRequest>) -> Result<Response<StopAttemptReply>, Status> {
+        let ask = request.into_inner();
+        self.admit(ask.term)?;
+        lock(&self.prepared).remove(&(ask.job_id, ask.attempt));
+        if let Some(closer) = lock(&self.running).get(&(ask.job_id, ask.attempt)).and_then(|running| running.closer.clone()) {
+            closer.close(&ask.reason);
+        }
+        Ok(Response::new(StopAttemptReply {}))
+    }
+
+    async fn inventory(&self, _request: Request<InventoryRequest>) -> Result<Response<InventoryReply>, Status> {
+        let mut attempts: Vec<AttemptInfo> = lock(&self.running)
+            .iter()
+            .map(|((job_id, attempt), running)| AttemptInfo { job_id: *job_id, attempt: *attempt, term: running.term, node: running.node })
+            .collect();
+        attempts.sort_by_key(|attempt| (attempt.job_id, attempt.attempt));
+        Ok(Response::new(InventoryReply { worker_id: self.agent.worker_id().unwrap_or(u64::MAX), attempts }))
+    }
+}
+
+/// A running worker process (see the module documentation).
+pub struct WorkerProcess {
+    agent: WorkerAgent,
+    attempts: Arc<Attempts>,
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl WorkerProcess {
+    /// Starts serving on `listener` (its address is the worker's control address; data listeners
+    /// bind on the same host) and registers with the masters.
+    pub async fn start(options: WorkerOptions, listener: tokio::net::TcpListener) -> Result<WorkerProcess, String> {
+        let auth = SecretAuth::new(&options.secret)?;
+        let secret: ClusterSecret = options.secret.parse().map_err(|error| format!("bad cluster secret: {error}"))?;
+        let addr = listener.local_addr().map_err(|error| format!("cannot read the listening address: {error}"))?;
+        let profile = WorkerProfile { control_addr: addr.to_string(), data_addr: addr.ip().to_string(), slots: options.slots };
+        let agent = WorkerAgent::start(options.masters.clone(), auth.clone(), profile)?;
+        let attempts = Arc::new(Attempts {
+            agent: Arc::clone(agent.state()),
+            host: addr.ip(),
+            secret,
+            registry: options.registry,
+            mesh: options.mesh,
+            prepared: Mutex::new(HashMap::new()),
+            running: Arc::new(Mutex::new(HashMap::new())),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(WorkerServer::with_interceptor(Arc::clone(&attempts), auth.check()))
+            .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
+                let _ = stopped.await;
+            });
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::error!(%error, "the worker's gRPC server stopped");
+            }
+        });
+        tracing::info!(%addr, slots = options.slots, "worker serving");
+        Ok(WorkerProcess { agent, attempts, addr, stop: Some(stop) })
+    }
+
+    /// Its control address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What its agent knows (its id, the term it has seen).
+    pub fn agent(&self) -> &Arc<AgentState> {
+        self.agent.state()
+    }
+
+    /// The attempts it runs: (job, attempt).
+    pub fn attempts(&self) -> Vec<(u64, u32)> {
+        let mut attempts: Vec<(u64, u32)> = lock(&self.attempts.running).keys().copied().collect();
+        attempts.sort();
+        attempts
+    }
+
+    /// Stops serving and ends every attempt it runs.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.attempts.stop_all("the worker stops");
+    }
+}
