@@ -1,8 +1,6 @@
 //! `tethys cluster`: what the masters say about the cluster: the leader and its term, the masters,
 //! the workers with their slots. It asks each given master in turn until one answers.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use tethys_control::rpc::proto::control_client::ControlClient;
 use tethys_control::rpc::proto::{ClusterReply, ClusterRequest};
@@ -15,15 +13,8 @@ use super::CliError;
 /// Arguments of `tethys cluster`.
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// Masters to ask, `host:port,...` (any one answers).
-    #[arg(long)]
-    pub masters: String,
-    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
-    #[arg(long)]
-    pub secret_file: Option<PathBuf>,
-    /// Print the answer as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    masters: super::MastersArgs,
 }
 
 /// A client of one master, with the cluster secret on every call.
@@ -86,6 +77,7 @@ pub fn describe(reply: &ClusterReply) -> String {
 
 /// Prints what the masters say.
 pub fn run(args: ClusterArgs) -> Result<(), CliError> {
+    let args = args.masters;
     let secret = super::read_secret_text(args.secret_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
     let reply = runtime.block_on(ask_cluster(&args.masters, &secret))?;

@@ -3,27 +3,11 @@
 //! it reaches their log (a job this program defines with those arguments, a sane parallelism, the
 //! masters' own build) and say why they refuse one.
 
-use std::path::PathBuf;
-
 use clap::{Args, Subcommand};
 use tethys_control::rpc::proto::{JobInfo, JobRequest, ListJobsRequest, SubmitJobRequest};
 
 use super::cluster::call_any;
-use super::CliError;
-
-/// Where the masters are, and the secret.
-#[derive(Args, Debug)]
-pub struct MastersArgs {
-    /// Masters to ask, `host:port,...` (any one answers).
-    #[arg(long)]
-    pub masters: String,
-    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
-    #[arg(long)]
-    pub secret_file: Option<PathBuf>,
-    /// Print answers as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
+use super::{CliError, MastersArgs};
 
 /// Arguments of `tethys submit`.
 #[derive(Args, Debug)]

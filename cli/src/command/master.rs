@@ -4,13 +4,12 @@
 //! group is formed once, by the master started with `--bootstrap` on a fresh directory.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
 use tethys_control::rpc::server::{MasterNode, MasterOptions};
-use tethys_net::launcher::LISTENING_PREFIX;
 
 use super::CliError;
 
@@ -86,16 +85,9 @@ fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), Str
 pub fn run(args: MasterArgs) -> Result<(), CliError> {
     super::init_logs(args.log);
     let secret = super::read_secret_text(args.secret_file.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    super::service_runtime()?.block_on(async {
+        let listener = super::listen_and_announce(args.listen).await?;
         let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-        println!("{LISTENING_PREFIX}{local}");
-        std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
         let members_line = match (&args.members, args.members_from_stdin) {
             (Some(members), _) => members.clone(),
             (None, true) => {

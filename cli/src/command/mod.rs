@@ -58,3 +58,36 @@ impl TlsArgs {
 
 /// An error reported to the user at the edge, with its context already in the text.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The runtime of a long-running service process (a master, a worker under the masters).
+pub fn service_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))?)
+}
+
+/// Listens on `addr` and prints `listening <address>` (what a launcher reads; port 0 takes any).
+pub async fn listen_and_announce(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CliError> {
+    use std::io::Write;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+    println!("{}{local}", tethys_net::launcher::LISTENING_PREFIX);
+    std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
+    Ok(listener)
+}
+
+/// Where the masters are, the secret, and the form of the answers (the commands that ask them).
+#[derive(clap::Args, Debug)]
+pub struct MastersArgs {
+    /// Masters to ask, `host:port,...` (any one answers).
+    #[arg(long)]
+    pub masters: String,
+    /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
+    #[arg(long)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// Print answers as JSON.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -61,16 +61,8 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
         registry: tethys_bench::jobs::registry(),
         mesh,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start a runtime: {e}"))?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
-        let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-        println!("{LISTENING_PREFIX}{local}");
-        std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
+    super::service_runtime()?.block_on(async {
+        let listener = super::listen_and_announce(args.listen).await?;
         let worker = tethys_control::worker_node::WorkerProcess::start(options, listener).await?;
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!("interrupted; stopping");
