@@ -126,6 +126,7 @@ fn a_submitted_job_runs_on_the_workers_and_survives_its_leader() {
     let first = submitted["job"].as_u64().unwrap();
     let info = wait_status(&masters, first, "finished");
     assert_eq!(info["attempt"], 1, "{info}");
+    assert!(info["checkpoints_completed"].as_u64().unwrap() > 0, "checkpoints complete through the masters: {info}");
     let expected = one_process(root.path(), "window", "200000");
     assert!(!expected.is_empty());
     assert_eq!(digests(&first_dir), expected, "the job on the workers commits what it commits in one process");
@@ -140,8 +141,12 @@ fn a_submitted_job_runs_on_the_workers_and_survives_its_leader() {
             .args(["window", "3000000", "7", "split"]),
     );
     let second = submitted["job"].as_u64().unwrap();
-    wait_status(&masters, second, "running");
-    std::thread::sleep(Duration::from_millis(300));
+    // Killed once the masters committed a checkpoint of it.
+    let deadline = Instant::now() + WAIT;
+    while wait_status(&masters, second, "running")["last_checkpoint"].as_u64() == Some(0) {
+        assert!(Instant::now() < deadline, "no checkpoint of the job was committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
     group.kill(leader).unwrap();
     let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();

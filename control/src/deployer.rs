@@ -6,10 +6,12 @@
 //!   *driver* thread started: it prepares the attempt on each placed worker (each binds a data
 //!   listener), starts it with every node's address, and runs the job's coordinator as node 0 of
 //!   that mesh, with the engine's own job driver (checkpoints, restarts within the attempt, sinks'
-//!   commits); the attempt's end is committed as `Finished` or `Failed`;
+//!   commits); a checkpoint completes, and sinks commit it, only once the masters committed it
+//!   (`CompleteCheckpoint`, through the engine's checkpoint gate); the attempt's end is committed
+//!   as `Finished` or `Failed`;
 //! - a running or failing job with no driver here lost its coordinator with an earlier leader: its
-//!   attempt is stopped on its workers and the job restarts, from the newest checkpoint in its
-//!   checkpoint directory when it has one (adopting the running attempt instead is the next step,
+//!   attempt is stopped on its workers and the job restarts, from the checkpoint the masters
+//!   recorded as complete (adopting the running attempt instead is the next step,
 //!   see ARCHITECTURE.md);
 //! - a job that ended (a user cancelled it) while its driver runs has its coordinator closed.
 //!
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use tethys_engine::cluster::protocol::JobSpec as EngineJobSpec;
 use tethys_engine::cluster::{JobRegistry, WorkerSlots};
-use tethys_engine::{EngineConfig, RestartStrategy, StreamEnvironment};
+use tethys_engine::{CheckpointDone, EngineConfig, RestartStrategy, StreamEnvironment};
 use tethys_net::cluster::Coordinator;
 use tethys_net::{ClusterSecret, MeshOptions};
 
@@ -32,7 +34,7 @@ use crate::rpc::proto::worker_client::WorkerClient;
 use crate::rpc::proto::{PrepareAttemptRequest, StartAttemptRequest, StopAttemptRequest};
 use crate::rpc::SecretAuth;
 use crate::scheduler::place;
-use crate::state::{Command, Deployment, JobId, JobRecord, JobStatus, WorkerId};
+use crate::state::{Command, CompletedCheckpoint, Deployment, JobId, JobRecord, JobStatus, WorkerId};
 
 /// What the leader needs to run jobs.
 #[derive(Clone)]
@@ -280,9 +282,27 @@ impl Deployer {
         let coordinator = Coordinator::start(listener, &addresses, self.secret.clone(), spec.clone(), workers, self.options.mesh.clone())
             .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
         let coordinator = Arc::new(coordinator);
+        // A checkpoint is complete once the masters committed it: only then do sinks commit, and a
+        // deposed leader's driver completes nothing.
+        let (master, job_id, gate_handle) = (self.master.clone(), job.id, handle.clone());
+        coordinator.cluster().set_checkpoint_gate(Arc::new(move |done: &CheckpointDone| {
+            let checkpoint = CompletedCheckpoint {
+                id: done.id,
+                attempt,
+                location: done.location.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+                completed_at_ms: now_ms(),
+            };
+            match gate_handle.block_on(master.propose(Command::CompleteCheckpoint { job: job_id, checkpoint })) {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(refusal)) => Err(format!("the masters refused it: {refusal}")),
+                Err(error) => Err(error.to_string()),
+            }
+        }));
         *lock(slot) = Some(Arc::clone(&coordinator));
         let checkpoint_dir = (job.spec.checkpoint_interval_ms > 0).then(|| self.checkpoint_dir(job.id)).flatten();
-        let restore_from = checkpoint_dir.as_ref().filter(|dir| has_checkpoint(dir)).cloned();
+        // The checkpoint the masters recorded as complete, else the store's newest.
+        let recorded = job.last_checkpoint.as_ref().map(|checkpoint| PathBuf::from(&checkpoint.location)).filter(|path| path.is_dir());
+        let restore_from = recorded.or_else(|| checkpoint_dir.as_ref().filter(|dir| has_checkpoint(dir)).cloned());
         if let Some(dir) = &restore_from {
             tracing::info!(job = %job.id, attempt, dir = %dir.display(), "restoring from the newest checkpoint");
         }
@@ -301,6 +321,10 @@ impl Deployer {
         *lock(slot) = None;
         result.map(drop).map_err(|error| error.to_string())
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn has_checkpoint(dir: &std::path::Path) -> bool {

@@ -49,6 +49,7 @@ pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode};
 /// Running a job across processes: the coordinator, workers, and what a transport provides.
 pub use runtime::cluster;
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
+pub use runtime::keeper::{CheckpointDone, CheckpointGate};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreError};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};

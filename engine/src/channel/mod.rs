@@ -5,5 +5,5 @@
 //! crate, later) keeps the same credit protocol and encodes frames at the process boundary.
 
 pub mod credit;
-pub mod transport;
 pub mod partitioner;
+pub mod transport;

@@ -192,8 +192,17 @@ mod tests {
     #[test]
     fn a_registered_user_type_travels_plain() {
         #[repr(C)]
-        #[derive(Debug, Clone, Copy, PartialEq, bytemuck::NoUninit, bytemuck::CheckedBitPattern)]
-        #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+        #[derive(
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            bytemuck::NoUninit,
+            bytemuck::CheckedBitPattern,
+            rkyv::Archive,
+            rkyv::Serialize,
+            rkyv::Deserialize,
+        )]
         struct Reading {
             sensor: u32,
             celsius: f32,

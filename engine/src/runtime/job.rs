@@ -263,7 +263,8 @@ fn open_keeper(deployment: &Deployment) -> Result<CheckpointKeeper, JobError> {
             committers.insert(*node, committer);
         }
     }
-    Ok(CheckpointKeeper::new(store, initial, committers))
+    let gate = deployment.cluster.as_ref().and_then(|cluster| cluster.checkpoint_gate());
+    Ok(CheckpointKeeper::new(store, initial, committers).with_gate(gate))
 }
 
 /// Runs one attempt of the job: spawns every subtask (restored from `restore`), drives them to

@@ -40,7 +40,24 @@ pub(crate) enum KeeperError {
     /// A sink's committer failed.
     #[error("sink '{sink}' could not commit: {source}")]
     Commit { sink: String, source: UserError },
+    /// The checkpoint gate did not let the checkpoint complete.
+    #[error("checkpoint {checkpoint} was not let complete: {reason}")]
+    Gate { checkpoint: u64, reason: String },
 }
+
+/// A checkpoint every subtask acknowledged and that is written, as a [`CheckpointGate`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointDone {
+    /// Its id.
+    pub id: u64,
+    /// Its directory in the checkpoint store, when the job has one.
+    pub location: Option<std::path::PathBuf>,
+}
+
+/// Decides whether a checkpoint is complete before any sink commits what it holds: e.g. the
+/// control plane commits it through its replicated log first, so a deposed leader's job driver
+/// can complete (and commit) nothing. An error fails the attempt and commits nothing.
+pub type CheckpointGate = Arc<dyn Fn(&CheckpointDone) -> Result<(), String> + Send + Sync>;
 
 /// Checkpoints and commits of one job, over all its attempts.
 pub(crate) struct CheckpointKeeper {
@@ -67,6 +84,8 @@ pub(crate) struct CheckpointKeeper {
     /// The checkpoint in progress and its acknowledgements so far.
     pending_id: Option<u64>,
     pending: Vec<(SubtaskId, TaskSnapshot)>,
+    /// Asked before a checkpoint completes, if set.
+    gate: Option<CheckpointGate>,
 }
 
 impl CheckpointKeeper {
@@ -86,7 +105,14 @@ impl CheckpointKeeper {
             written: None,
             pending_id: None,
             pending: Vec::new(),
+            gate: None,
         }
+    }
+
+    /// Asks `gate` before every checkpoint (not savepoint) completes.
+    pub(crate) fn with_gate(mut self, gate: Option<CheckpointGate>) -> CheckpointKeeper {
+        self.gate = gate;
+        self
     }
 
     /// The snapshot a (re)start restores from.
@@ -276,6 +302,7 @@ impl CheckpointKeeper {
             base_versions.and_then(|base| base.get(&key)).is_some_and(|version| versions.get(&key) == Some(version))
         };
         let mut savepoint = None;
+        let mut location = None;
         if let Some(dir) = savepoint_dir {
             let mut store = CheckpointStore::open(dir, 1).map_err(|error| write_error(error.into()))?;
             let (published, _) = snapshot.write(&mut store, CheckpointKind::Savepoint, base, &unchanged).map_err(write_error)?;
@@ -283,7 +310,11 @@ impl CheckpointKeeper {
         } else if let Some(store) = &mut self.store {
             let (published, written) = snapshot.write(store, CheckpointKind::Checkpoint, base, &unchanged).map_err(write_error)?;
             self.written_bytes = written;
+            location = Some(published.path.clone());
             self.written = Some((published, versions));
+        }
+        if let (Some(gate), None) = (&self.gate, savepoint_dir) {
+            gate(&CheckpointDone { id: checkpoint, location }).map_err(|reason| KeeperError::Gate { checkpoint, reason })?;
         }
         self.latest = Some(Arc::new(snapshot));
         self.commit(graph, |id| id <= checkpoint)?;

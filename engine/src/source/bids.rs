@@ -17,8 +17,20 @@ use crate::record::InlineStr;
 ///
 /// Its fields are laid out without padding (`repr(C)`, 80 bytes), so frames of bids travel between
 /// processes as their bytes (`frame::plain`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-#[derive(bytemuck::NoUninit, bytemuck::CheckedBitPattern)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+    bytemuck::NoUninit,
+    bytemuck::CheckedBitPattern,
+)]
 #[repr(C)]
 pub struct Bid {
     /// Auction bid on, uniform in `[0, 10000]`.

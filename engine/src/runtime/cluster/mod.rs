@@ -39,7 +39,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use ractor::ActorRef;
 
 use self::protocol::{Address, DataStream, JobSpec, ToCoordinator, ToWorker};
-use crate::channel::transport::{LinkDown, FrameBytes, ReceivedFrame, RemoteLink, WireEvent};
+use crate::channel::transport::{FrameBytes, LinkDown, ReceivedFrame, RemoteLink, WireEvent};
 use crate::graph::fingerprint::GraphFingerprint;
 use crate::graph::plan::ExecutionPlan;
 use crate::runtime::job::Deployment;
@@ -277,6 +277,8 @@ pub struct ClusterCoordinator {
     workers: Vec<WorkerSlots>,
     /// The running attempt and where its reports go.
     inbox: Mutex<Inbox>,
+    /// Asked before each checkpoint completes (the control plane's log), if set.
+    gate: Mutex<Option<crate::runtime::keeper::CheckpointGate>>,
 }
 
 #[derive(Default)]
@@ -298,7 +300,17 @@ impl ClusterCoordinator {
     /// The coordinator of `job` on `workers` (in slot order), reaching them through `net`.
     pub fn new(net: Arc<dyn ClusterNet>, job: JobSpec, workers: Vec<WorkerSlots>) -> Arc<ClusterCoordinator> {
         assert!(workers.iter().all(|w| w.node != COORDINATOR && w.slots > 0), "workers are nodes 1 and up with slots");
-        Arc::new(ClusterCoordinator { net, job, workers, inbox: Mutex::new(Inbox::default()) })
+        Arc::new(ClusterCoordinator { net, job, workers, inbox: Mutex::new(Inbox::default()), gate: Mutex::new(None) })
+    }
+
+    /// Makes every checkpoint of the job wait for `gate` before it completes and its sinks commit
+    /// (see `CheckpointGate`). Set before the job runs.
+    pub fn set_checkpoint_gate(&self, gate: crate::runtime::keeper::CheckpointGate) {
+        *self.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(gate);
+    }
+
+    pub(crate) fn checkpoint_gate(&self) -> Option<crate::runtime::keeper::CheckpointGate> {
+        self.gate.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The slots of all workers together: what the first attempt's plan is built for.
