@@ -324,11 +324,11 @@ impl Control for Arc<ControlPlane> {
     }
 
     async fn list_jobs(&self, _request: Request<ListJobsRequest>) -> Result<Response<ListJobsReply>, Status> {
-        Ok(Response::new(ListJobsReply { jobs: self.master.read(|state| state.jobs().map(job_info).collect()) }))
+        Ok(Response::new(ListJobsReply { jobs: self.read(|state| state.jobs().map(job_info).collect()).await }))
     }
 
     async fn job_status(&self, request: Request<JobRequest>) -> Result<Response<JobInfo>, Status> {
-        self.job(request.get_ref().job_id).map(Response::new)
+        self.job(request.get_ref().job_id).await.map(Response::new)
     }
 
     async fn cancel_job(&self, request: Request<JobRequest>) -> Result<Response<JobInfo>, Status> {
@@ -336,7 +336,7 @@ impl Control for Arc<ControlPlane> {
         match self.master.propose(Command::Transition { job, attempt: None, to: JobStatus::Cancelled }).await {
             Ok(Ok(_)) => {
                 tracing::info!(master = self.master.id(), %job, "job cancelled");
-                self.job(job.0).map(Response::new)
+                self.job(job.0).await.map(Response::new)
             }
             Ok(Err(refusal)) => Err(refusal_status(refusal)),
             Err(error) => {
@@ -386,8 +386,19 @@ fn refusal_status(refusal: Refusal) -> Status {
 }
 
 impl ControlPlane {
-    fn job(&self, id: u64) -> Result<JobInfo, Status> {
-        self.master.read(|state| state.job(JobId(id)).map(job_info)).ok_or_else(|| Status::not_found(format!("job {id} does not exist")))
+    /// Reads the state: on the leader, as of every command committed before the call; on a
+    /// follower, as far as it has applied (it may lag the leader by a heartbeat).
+    async fn read<R>(&self, read: impl Fn(&crate::state::ClusterState) -> R) -> R {
+        if self.master.is_leader() {
+            if let Ok(value) = self.master.read_linearizable(&read).await {
+                return value;
+            }
+        }
+        self.master.read(read)
+    }
+
+    async fn job(&self, id: u64) -> Result<JobInfo, Status> {
+        self.read(|state| state.job(JobId(id)).map(job_info)).await.ok_or_else(|| Status::not_found(format!("job {id} does not exist")))
     }
 }
 
