@@ -27,6 +27,8 @@ enum Command {
     Run(command::run::RunArgs),
     /// Run a worker process of a cluster: join the mesh, run what the coordinator deploys.
     Worker(command::worker::WorkerArgs),
+    /// The whole platform in this process: a master, workers, and an example job submitted through its API.
+    Up(command::up::UpArgs),
     /// Run one master of the control plane (a Raft group of masters).
     Master(command::master::MasterArgs),
     /// Show the cluster as the masters see it: leader and term, masters, workers.
@@ -51,6 +53,7 @@ fn main() {
         Command::Latency(args) => command::latency::run(args),
         Command::Worker(args) => command::worker::run(args),
         Command::Master(args) => command::master::run(args),
+        Command::Up(args) => command::up::run(args),
         Command::Cluster(args) => command::cluster::run(args),
         Command::BenchFailover(args) => command::failover::run(args),
         Command::Jobs(command) => command::jobs::run(command),

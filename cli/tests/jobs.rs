@@ -156,3 +156,14 @@ fn a_submitted_job_runs_on_the_workers_and_survives_its_leader() {
     std::fs::create_dir_all(&root_two).unwrap();
     assert_eq!(digests(&second_dir), one_process(&root_two, "window", "3000000"), "exactly once across the leader's death");
 }
+
+#[test]
+fn tethys_up_runs_an_example_job_through_the_masters_api() {
+    let output = tethys().args(["up", "--workers", "2", "bench", "filter", "200000", "3"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("leader: master 0"), "{stdout}");
+    assert!(stdout.contains("workers: 2"), "{stdout}");
+    assert!(stdout.contains("submitted job 0"), "{stdout}");
+    assert!(stdout.contains("job 0 finished"), "{stdout}");
+}

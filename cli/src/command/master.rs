@@ -67,7 +67,7 @@ pub fn parse_members(line: &str) -> Result<BTreeMap<u64, String>, String> {
 
 /// Whether this program defines job `name` with `args` at `parallelism`: it builds the job's graph
 /// and plan, as a worker will.
-fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
+pub fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
     let spec = tethys_engine::cluster::protocol::JobSpec { name: name.to_string(), args: args.to_vec() };
     let config = tethys_engine::EngineConfig {
         parallelism: parallelism as usize,

@@ -9,6 +9,7 @@ pub mod latency;
 pub mod master;
 pub mod recovery_demo;
 pub mod run;
+pub mod up;
 pub mod worker;
 
 use tethys_net::launcher::SECRET_ENV;

@@ -110,6 +110,10 @@ impl MasterNode {
         let failed = |reason: String| MasterError::Failed { at: id, reason };
         let auth = SecretAuth::new(&options.secret).map_err(failed)?;
         let addr = listener.local_addr().map_err(|error| failed(error.to_string()))?;
+        if options.deploy.is_some() {
+            // The data plane's secret has rules of its own: refuse it before anything starts.
+            options.secret.parse::<tethys_net::ClusterSecret>().map_err(|error| failed(format!("bad cluster secret: {error}")))?;
+        }
         let master = Master::start(id, &options.dir, &options.raft, GrpcNetwork::new(auth.clone())).await?;
         let plane = Arc::new(ControlPlane {
             master: master.clone(),

@@ -1,0 +1,129 @@
+//! `tethys up`: the whole platform in one process, as a new user first meets it: one master (a
+//! Raft group of one) and a few workers, each serving its gRPC API on 127.0.0.1 exactly as the
+//! separate processes do, and an example job submitted through that API, whose progress (status,
+//! attempt, checkpoints committed by the master) is shown until it ends. With `--keep` the
+//! cluster stays up afterwards, for `tethys cluster`, `submit`, `list` and `cancel` against it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use tethys_control::rpc::proto::{JobRequest, SubmitJobRequest};
+use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
+
+use super::cluster::{call_any, describe};
+use super::CliError;
+
+/// Arguments of `tethys up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// Workers to start.
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Slots per worker.
+    #[arg(long, default_value_t = 1)]
+    pub slots: u32,
+    /// The master's directory (default: a fresh one under the system's temporary directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Keep the cluster up after the example job, until interrupted.
+    #[arg(long)]
+    pub keep: bool,
+    /// The example job and its arguments (a job this program defines).
+    #[arg(default_values_t = ["bench".to_string(), "window".to_string(), "30000000".to_string(), "42".to_string()])]
+    pub job: Vec<String>,
+}
+
+const SECRET: &str = "tethys-up-local-cluster";
+
+/// Runs the embedded cluster and its example job.
+pub fn run(args: UpArgs) -> Result<(), CliError> {
+    super::init_logs(tracing::Level::WARN);
+    let dir = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tethys-up-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    super::service_runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen: {e}"))?;
+        let master_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?.to_string();
+        let mut options = MasterOptions::new(0, dir.join("master"), [(0, master_addr.clone())].into(), SECRET.to_string());
+        options.bootstrap = true;
+        options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
+        options.validator = Some(std::sync::Arc::new(super::master::validate_job));
+        options.deploy = Some(tethys_control::deployer::DeployOptions {
+            registry: tethys_bench::jobs::registry(),
+            checkpoint_root: Some(dir.join("checkpoints")),
+            mesh: tethys_net::MeshOptions::default(),
+            restarts_max: 5,
+        });
+        let master = MasterNode::start(options, listener).await?;
+        println!("master 0 at {master_addr} (directory {})", dir.display());
+        let mut workers = Vec::new();
+        for _ in 0..args.workers.max(1) {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen: {e}"))?;
+            let options = WorkerOptions {
+                masters: vec![master_addr.clone()],
+                slots: args.slots.max(1),
+                secret: SECRET.to_string(),
+                registry: tethys_bench::jobs::registry(),
+                mesh: tethys_net::MeshOptions::default(),
+            };
+            workers.push(WorkerProcess::start(options, listener).await?);
+        }
+        // Every worker registered.
+        let cluster = loop {
+            let cluster = super::cluster::ask_cluster(&master_addr, SECRET).await?;
+            if cluster.workers.iter().filter(|worker| worker.alive).count() == workers.len() {
+                break cluster;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        print!("{}", describe(&cluster));
+        let (name, job_args) = args.job.split_first().ok_or("no job given")?;
+        let parallelism = workers.len() as u32 * args.slots.max(1);
+        let request = SubmitJobRequest {
+            name: name.clone(),
+            args: job_args.to_vec(),
+            parallelism,
+            slots: parallelism,
+            checkpoint_interval_ms: 500,
+            build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+        };
+        let submitted = call_any(&master_addr, SECRET, |mut client| {
+            let request = request.clone();
+            async move { client.submit_job(request).await }
+        })
+        .await?;
+        let job_id = submitted.job_id;
+        println!("submitted job {job_id}: {} (parallelism {parallelism}, a checkpoint every 500 ms)", args.job.join(" "));
+        let mut last = String::new();
+        let info = loop {
+            let info = call_any(&master_addr, SECRET, |mut client| async move { client.job_status(JobRequest { job_id }).await }).await?;
+            let line = format!("  {} attempt {}, {} checkpoints committed", info.status, info.attempt, info.checkpoints_completed);
+            if line != last {
+                println!("{line}");
+                last = line;
+            }
+            if matches!(info.status.as_str(), "finished" | "failed" | "cancelled") {
+                break info;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        println!("job {job_id} {}{}", info.status, if info.reason.is_empty() { String::new() } else { format!(": {}", info.reason) });
+        if args.keep {
+            println!("the cluster stays up: TETHYS_CLUSTER_SECRET={SECRET} tethys cluster --masters {master_addr}; Ctrl-C stops it");
+            tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
+        }
+        for worker in workers {
+            worker.stop();
+        }
+        master.stop().await;
+        if args.dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if info.status == "finished" {
+            Ok(())
+        } else {
+            Err(format!("the example job ended {}", info.status).into())
+        }
+    })
+}
