@@ -29,7 +29,7 @@ pub struct FailoverArgs {
     pub dir: Option<PathBuf>,
 }
 
-const SECRET: &str = "bench-failover";
+const SECRET: &str = "bench-failover-secret";
 const GIVE_UP: Duration = Duration::from_secs(30);
 
 /// Registers a worker through the first of `addrs` that takes it; whether one committed it.

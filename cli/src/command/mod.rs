@@ -24,10 +24,21 @@ pub fn read_secret_text(file: Option<&std::path::Path>) -> Result<String, CliErr
     Ok(text.trim().to_string())
 }
 
-/// Starts logging to standard error at `level` (colours only on a terminal).
+/// Starts logging to standard error at `level` (colours only on a terminal). openraft's own
+/// events show from `debug` on: at the levels below it repeats an unreachable peer every half
+/// second, which the masters report once themselves.
 pub fn init_logs(level: tracing::Level) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_target(false).with_ansi(ansi).init();
+    let openraft = if level >= tracing::Level::DEBUG {
+        tracing_subscriber::filter::LevelFilter::from_level(level)
+    } else {
+        tracing_subscriber::filter::LevelFilter::OFF
+    };
+    let filter = tracing_subscriber::filter::Targets::new().with_default(level).with_target("openraft", openraft);
+    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
+    tracing_subscriber::registry().with(format).with(filter).init();
 }
 
 /// The TLS files of a cluster node, given together or not at all (`worker` and `run`).

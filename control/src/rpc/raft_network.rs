@@ -38,7 +38,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient {
         let client = super::lazy_channel(&node.addr).map(|channel| RaftClient::with_interceptor(channel, self.auth.add()));
-        GrpcRaftClient { target, addr: node.addr.clone(), client }
+        GrpcRaftClient { target, addr: node.addr.clone(), client, reachable: true }
     }
 }
 
@@ -47,6 +47,8 @@ pub struct GrpcRaftClient {
     target: NodeId,
     addr: String,
     client: Result<Client, String>,
+    /// Whether the last call reached the peer: a change is logged once, not every retry.
+    reachable: bool,
 }
 
 /// What a call failed with, as openraft's error of that call.
@@ -89,13 +91,30 @@ impl GrpcRaftClient {
     }
 }
 
+impl GrpcRaftClient {
+    /// Logs when the peer stops or starts answering.
+    fn note<T, E: std::error::Error>(&mut self, result: &Result<T, RPCError<NodeId, Node, E>>) {
+        let unreachable = matches!(result, Err(RPCError::Unreachable(_)));
+        if unreachable && self.reachable {
+            if let Err(error) = result {
+                tracing::warn!(peer = self.target, addr = %self.addr, %error, "master unreachable");
+            }
+        } else if !unreachable && !self.reachable {
+            tracing::info!(peer = self.target, addr = %self.addr, "master reachable again");
+        }
+        self.reachable = !unreachable;
+    }
+}
+
 impl RaftNetwork<TypeConfig> for GrpcRaftClient {
     async fn append_entries(
         &mut self,
         request: AppendEntriesRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.call("append_entries", &request).await
+        let result = self.call("append_entries", &request).await;
+        self.note(&result);
+        result
     }
 
     async fn install_snapshot(
@@ -103,7 +122,9 @@ impl RaftNetwork<TypeConfig> for GrpcRaftClient {
         request: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>> {
-        self.call("install_snapshot", &request).await
+        let result = self.call("install_snapshot", &request).await;
+        self.note(&result);
+        result
     }
 
     async fn vote(
@@ -111,6 +132,8 @@ impl RaftNetwork<TypeConfig> for GrpcRaftClient {
         request: VoteRequest<NodeId>,
         _option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
-        self.call("vote", &request).await
+        let result = self.call("vote", &request).await;
+        self.note(&result);
+        result
     }
 }

@@ -422,6 +422,7 @@ async fn watch_workers(plane: Arc<ControlPlane>, worker_timeout: Duration) {
         let silent: Vec<WorkerId> = {
             let mut heard = plane.last_heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             if heard.term != term {
+                tracing::info!(master = plane.master.id(), term, "leading");
                 // Elected in a new term: what an earlier leadership heard is stale, and workers get a
                 // full timeout from now.
                 *heard = LastHeard { term, since_election: Some(now), workers: HashMap::new() };
