@@ -255,8 +255,11 @@ impl Deployer {
         let listener = std::net::TcpListener::bind(SocketAddr::new(self.host, 0)).map_err(|error| format!("cannot listen: {error}"))?;
         addresses.insert(0, listener.local_addr().map_err(|error| error.to_string())?);
         handle.block_on(async {
-            for (index, (worker, _)) in nodes.iter().enumerate() {
-                let mut client = self.worker_client(*worker).await?;
+            let mut clients = Vec::with_capacity(nodes.len());
+            for (worker, _) in &nodes {
+                clients.push(self.worker_client(*worker).await?);
+            }
+            for (index, ((worker, _), client)) in nodes.iter().zip(&mut clients).enumerate() {
                 let prepared = client
                     .prepare_attempt(PrepareAttemptRequest { job_id, attempt, term })
                     .await
@@ -266,8 +269,7 @@ impl Deployer {
                 addresses.insert(index as u32 + 1, addr);
             }
             let line = addresses.iter().map(|(node, addr)| format!("{node}={addr}")).collect::<Vec<_>>().join(",");
-            for (index, (worker, _)) in nodes.iter().enumerate() {
-                let mut client = self.worker_client(*worker).await?;
+            for (index, ((worker, _), client)) in nodes.iter().zip(&mut clients).enumerate() {
                 let request = StartAttemptRequest { job_id, attempt, term, node: index as u32 + 1, addresses: line.clone() };
                 client
                     .start_attempt(request)
@@ -300,9 +302,18 @@ impl Deployer {
         }));
         *lock(slot) = Some(Arc::clone(&coordinator));
         let checkpoint_dir = (job.spec.checkpoint_interval_ms > 0).then(|| self.checkpoint_dir(job.id)).flatten();
-        // The checkpoint the masters recorded as complete, else the store's newest.
-        let recorded = job.last_checkpoint.as_ref().map(|checkpoint| PathBuf::from(&checkpoint.location)).filter(|path| path.is_dir());
-        let restore_from = recorded.or_else(|| checkpoint_dir.as_ref().filter(|dir| has_checkpoint(dir)).cloned());
+        // Only the checkpoint the masters recorded as complete: sinks committed up to it and no
+        // further, so starting from anything else (an older one, or nothing) would repeat output.
+        let restore_from = match &job.last_checkpoint {
+            Some(checkpoint) if PathBuf::from(&checkpoint.location).is_dir() => Some(PathBuf::from(&checkpoint.location)),
+            Some(checkpoint) => {
+                return Err(format!(
+                    "checkpoint {} the masters recorded is not at {:?}; the job cannot restart exactly once without it",
+                    checkpoint.id, checkpoint.location
+                ))
+            }
+            None => None,
+        };
         if let Some(dir) = &restore_from {
             tracing::info!(job = %job.id, attempt, dir = %dir.display(), "restoring from the newest checkpoint");
         }
@@ -325,8 +336,4 @@ impl Deployer {
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
-
-fn has_checkpoint(dir: &std::path::Path) -> bool {
-    dir.is_dir() && tethys_storage::CheckpointStore::open(dir, 1).is_ok_and(|store| store.latest().is_some())
 }
