@@ -66,6 +66,8 @@ pub(crate) struct Deployer {
     drivers: Arc<Mutex<HashMap<JobId, Driver>>>,
     /// Jobs waiting for slots, with the reason last logged.
     waiting: Mutex<HashMap<JobId, String>>,
+    /// Why each job's last attempt driven here failed.
+    last_failure: Arc<Mutex<HashMap<JobId, String>>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -82,6 +84,7 @@ impl Deployer {
             options,
             drivers: Arc::new(Mutex::new(HashMap::new())),
             waiting: Mutex::new(HashMap::new()),
+            last_failure: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -127,7 +130,8 @@ impl Deployer {
 
     async fn deploy(self: &Arc<Self>, job: &JobRecord) {
         if job.attempt > self.options.restarts_max {
-            let reason = format!("{} attempts failed", job.attempt);
+            let last = lock(&self.last_failure).remove(&job.id).map(|reason| format!("; the last: {reason}")).unwrap_or_default();
+            let reason = format!("{} attempts failed{last}", job.attempt);
             let _ = self
                 .master
                 .propose(Command::Transition { job: job.id, attempt: Some(job.attempt), to: JobStatus::Failed { reason } })
@@ -168,7 +172,10 @@ impl Deployer {
             let outcome = this.drive(&job, &deployment, &coordinator, &handle);
             let to = match outcome {
                 Ok(()) => JobStatus::Finished,
-                Err(reason) => JobStatus::Failing { reason },
+                Err(reason) => {
+                    lock(&this.last_failure).insert(job.id, reason.clone());
+                    JobStatus::Failing { reason }
+                }
             };
             tracing::info!(job = %job.id, attempt = deployment.attempt, status = to.name(), "attempt ended");
             let failed = matches!(to, JobStatus::Failing { .. });
