@@ -7,9 +7,12 @@
 //! `digest` job (`tethys_bench::jobs`): a benchmark query whose every result goes, exactly once,
 //! into part files as a digest of its encoding, so runs compare as multisets of results.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::digests;
 
 /// A directory of this test process, removed when dropped.
 struct TempDir(PathBuf);
@@ -31,19 +34,6 @@ impl Drop for TempDir {
 
 fn tethys() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tethys"))
-}
-
-/// The digests committed into `dir`'s part files (hidden in-progress files left out), sorted.
-fn digests(dir: &Path) -> Vec<u64> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            let text = std::fs::read_to_string(entry.path()).unwrap();
-            all.extend(text.lines().map(|line| line.parse::<u64>().unwrap()));
-        }
-    }
-    all.sort_unstable();
-    all
 }
 
 /// Runs `query` as the digest job on `workers` workers (0: in one process) at `parallelism`

@@ -4,10 +4,13 @@
 //! job runs, the new leader restarts the job from its newest checkpoint, and the committed
 //! results are still exactly those of one process.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::digests;
 
 use tethys_control::launcher::LocalMasters;
 use tethys_storage::test_dir::TestDir;
@@ -50,18 +53,6 @@ fn json(command: &mut Command) -> serde_json::Value {
     let output = command.output().unwrap();
     assert!(output.status.success(), "{:?}: {}", command, String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap()
-}
-
-/// The digests committed into `dir`'s part files, sorted.
-fn digests(dir: &Path) -> Vec<u64> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if entry.file_name().to_string_lossy().starts_with("part-") {
-            all.extend(std::fs::read_to_string(entry.path()).unwrap().lines().map(|line| line.parse::<u64>().unwrap()));
-        }
-    }
-    all.sort_unstable();
-    all
 }
 
 /// The digests of `query` run in one process.

@@ -10,8 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// The environment variable that carries the cluster secret to the processes.
-pub const SECRET_ENV: &str = "TETHYS_CLUSTER_SECRET";
+use tethys_net::launcher::{LISTENING_PREFIX, SECRET_ENV};
 
 /// Master processes on this host (see the module documentation).
 pub struct LocalMasters {
@@ -49,7 +48,7 @@ impl LocalMasters {
             masters.processes.push(Some(child));
             let addr = line
                 .trim()
-                .strip_prefix("listening ")
+                .strip_prefix(LISTENING_PREFIX)
                 .ok_or_else(|| std::io::Error::other(format!("master {id} printed {line:?}, not where it listens")))?;
             masters.addrs.push(addr.to_string());
         }

@@ -30,9 +30,8 @@ where
     let auth = SecretAuth::new(secret)?;
     let mut failures = Vec::new();
     for addr in masters.split(',').map(str::trim).filter(|addr| !addr.is_empty()) {
-        let endpoint =
-            tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|e| format!("bad master address {addr}: {e}"))?;
-        let endpoint = endpoint.connect_timeout(std::time::Duration::from_millis(500)).timeout(std::time::Duration::from_secs(5));
+        let endpoint = tethys_control::rpc::endpoint(addr, std::time::Duration::from_millis(500), std::time::Duration::from_secs(5))
+            .map_err(|e| format!("bad master address: {e}"))?;
         match endpoint.connect().await {
             Ok(channel) => match call(ControlClient::with_interceptor(channel, auth.add())).await {
                 Ok(reply) => return Ok(reply.into_inner()),

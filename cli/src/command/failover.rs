@@ -35,8 +35,7 @@ const GIVE_UP: Duration = Duration::from_secs(30);
 /// Registers a worker through the first of `addrs` that takes it; whether one committed it.
 async fn write_through_any(addrs: &[String], auth: &SecretAuth) -> bool {
     for addr in addrs {
-        let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{addr}")) else { continue };
-        let endpoint = endpoint.connect_timeout(Duration::from_millis(200)).timeout(Duration::from_millis(1000));
+        let Ok(endpoint) = tethys_control::rpc::endpoint(addr, Duration::from_millis(200), Duration::from_millis(1000)) else { continue };
         let Ok(channel) = endpoint.connect().await else { continue };
         let request = RegisterWorkerRequest { control_addr: "bench-failover".into(), data_addr: "none".into(), slots: 1 };
         if ControlClient::with_interceptor(channel, auth.add()).register_worker(request).await.is_ok() {

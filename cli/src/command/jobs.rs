@@ -90,6 +90,21 @@ fn print_job(job: &JobInfo, as_json: bool) {
     }
 }
 
+/// Shows job `args.job`, after cancelling it when `cancel`.
+fn status_or_cancel(runtime: &tokio::runtime::Runtime, args: JobArgs, cancel: bool) -> Result<(), CliError> {
+    let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+    let job_id = args.job;
+    let job = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| async move {
+        if cancel {
+            client.cancel_job(JobRequest { job_id }).await
+        } else {
+            client.job_status(JobRequest { job_id }).await
+        }
+    }))?;
+    print_job(&job, args.masters.json);
+    Ok(())
+}
+
 /// Runs one job command.
 pub fn run(command: JobCommand) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
@@ -128,22 +143,8 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
                 }
             }
         }
-        JobCommand::Status(args) => {
-            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
-            let job_id = args.job;
-            let job = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| async move {
-                client.job_status(JobRequest { job_id }).await
-            }))?;
-            print_job(&job, args.masters.json);
-        }
-        JobCommand::Cancel(args) => {
-            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
-            let job_id = args.job;
-            let job = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| async move {
-                client.cancel_job(JobRequest { job_id }).await
-            }))?;
-            print_job(&job, args.masters.json);
-        }
+        JobCommand::Status(args) => status_or_cancel(&runtime, args, false)?,
+        JobCommand::Cancel(args) => status_or_cancel(&runtime, args, true)?,
     }
     Ok(())
 }

@@ -67,7 +67,7 @@ pub fn parse_members(line: &str) -> Result<BTreeMap<u64, String>, String> {
 
 /// Whether this program defines job `name` with `args` at `parallelism`: it builds the job's graph
 /// and plan, as a worker will.
-pub fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
+fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
     let spec = tethys_engine::cluster::protocol::JobSpec { name: name.to_string(), args: args.to_vec() };
     let config = tethys_engine::EngineConfig {
         parallelism: parallelism as usize,
@@ -79,6 +79,19 @@ pub fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(),
     tethys_bench::jobs::define(&spec, &env)?;
     tethys_engine::ExecutionPlan::build(&env.job_graph(), parallelism as usize).map_err(|error| error.to_string())?;
     Ok(())
+}
+
+/// Makes a master check and deploy the jobs of this program (its build id, its validator, its
+/// registry), with their checkpoints under `checkpoint_root`.
+pub fn run_this_program(options: &mut MasterOptions, checkpoint_root: Option<PathBuf>) {
+    options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
+    options.validator = Some(std::sync::Arc::new(validate_job));
+    options.deploy = Some(tethys_control::deployer::DeployOptions {
+        registry: tethys_bench::jobs::registry(),
+        checkpoint_root,
+        mesh: tethys_net::MeshOptions::default(),
+        restarts_max: 5,
+    });
 }
 
 /// Runs the master until it is killed or interrupted.
@@ -105,14 +118,7 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         }
         let mut options = MasterOptions::new(args.id, args.dir.clone(), members, secret);
         options.bootstrap = args.bootstrap;
-        options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
-        options.validator = Some(std::sync::Arc::new(validate_job));
-        options.deploy = Some(tethys_control::deployer::DeployOptions {
-            registry: tethys_bench::jobs::registry(),
-            checkpoint_root: args.checkpoint_root.clone(),
-            mesh: tethys_net::MeshOptions::default(),
-            restarts_max: 5,
-        });
+        run_this_program(&mut options, args.checkpoint_root.clone());
         let node = MasterNode::start(options, listener).await?;
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!(master = args.id, "interrupted; stopping");

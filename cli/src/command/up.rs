@@ -47,14 +47,7 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
         let master_addr = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?.to_string();
         let mut options = MasterOptions::new(0, dir.join("master"), [(0, master_addr.clone())].into(), SECRET.to_string());
         options.bootstrap = true;
-        options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
-        options.validator = Some(std::sync::Arc::new(super::master::validate_job));
-        options.deploy = Some(tethys_control::deployer::DeployOptions {
-            registry: tethys_bench::jobs::registry(),
-            checkpoint_root: Some(dir.join("checkpoints")),
-            mesh: tethys_net::MeshOptions::default(),
-            restarts_max: 5,
-        });
+        super::master::run_this_program(&mut options, Some(dir.join("checkpoints")));
         let master = MasterNode::start(options, listener).await?;
         println!("master 0 at {master_addr} (directory {})", dir.display());
         let mut workers = Vec::new();

@@ -74,14 +74,23 @@ impl LocalRouter {
         routes.random = Some(fastrand::Rng::with_seed(seed));
     }
 
-    /// Whether the next message is lost, and how long it is delayed.
-    fn draw_fault(&self) -> (bool, std::time::Duration) {
-        let mut routes = self.lock();
-        let faults = routes.faults;
-        let Some(random) = routes.random.as_mut() else { return (false, std::time::Duration::ZERO) };
-        let lost = random.f64() < faults.loss;
-        let delay = faults.max_delay.mul_f64(random.f64());
-        (lost, delay)
+    /// Delays a message as the faults say; an error if it is lost (`what` names it).
+    async fn deliver<E: std::error::Error>(&self, what: impl FnOnce() -> String) -> Result<(), RPCError<NodeId, Node, E>> {
+        let (lost, delay) = {
+            let mut routes = self.lock();
+            let faults = routes.faults;
+            match routes.random.as_mut() {
+                Some(random) => (random.f64() < faults.loss, faults.max_delay.mul_f64(random.f64())),
+                None => (false, std::time::Duration::ZERO),
+            }
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if lost {
+            return Err(unreachable(format!("{} was lost", what())));
+        }
+        Ok(())
     }
 
     /// The reply of `to` on its way back to `from`: delayed, or lost, as a request is.
@@ -91,15 +100,7 @@ impl LocalRouter {
         from: NodeId,
         reply: Result<T, RPCError<NodeId, Node, E>>,
     ) -> Result<T, RPCError<NodeId, Node, E>> {
-        let (lost, delay) = self.draw_fault();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if lost {
-            return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(format!(
-                "the reply of master {to} to master {from} was lost"
-            )))));
-        }
+        self.deliver(|| format!("the reply of master {to} to master {from}")).await?;
         reply
     }
 
@@ -115,24 +116,12 @@ impl LocalRouter {
     /// The target's `Raft`, if `from` can reach it, after the message's delay; a lost message is
     /// unreachable.
     async fn route<E: std::error::Error>(&self, from: NodeId, to: NodeId) -> Result<Raft, RPCError<NodeId, Node, E>> {
-        let (lost, delay) = self.draw_fault();
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        if lost {
-            return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(format!(
-                "a message from master {from} to master {to} was lost"
-            )))));
-        }
+        self.deliver(|| format!("a message from master {from} to master {to}")).await?;
         let routes = self.lock();
         if routes.cut_off.contains(&from) || routes.cut_off.contains(&to) {
-            return Err(RPCError::Unreachable(Unreachable::from(AnyError::error(format!("master {to} is cut off from master {from}")))));
+            return Err(unreachable(format!("master {to} is cut off from master {from}")));
         }
-        routes
-            .masters
-            .get(&to)
-            .cloned()
-            .ok_or_else(|| RPCError::Unreachable(Unreachable::from(AnyError::error(format!("master {to} is not running")))))
+        routes.masters.get(&to).cloned().ok_or_else(|| unreachable(format!("master {to} is not running")))
     }
 }
 
@@ -158,8 +147,13 @@ pub struct LocalClient {
     to: NodeId,
 }
 
+/// A peer that cannot be reached, as openraft's error of any call (it then backs off).
+pub(crate) fn unreachable<E: std::error::Error>(reason: String) -> RPCError<NodeId, Node, E> {
+    RPCError::Unreachable(Unreachable::from(AnyError::error(reason)))
+}
+
 /// A stopped target reads as unreachable; any other error is the target's answer.
-fn answer<T, E: std::error::Error>(
+pub(crate) fn answer<T, E: std::error::Error>(
     to: NodeId,
     result: Result<T, RaftError<NodeId, E>>,
 ) -> Result<T, RPCError<NodeId, Node, RaftError<NodeId, E>>> {

@@ -8,6 +8,7 @@ pub mod raft_network;
 pub mod server;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -92,15 +93,17 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
 }
 
-/// A channel to `addr` (host:port) that connects on first use and again after a failure.
-pub(crate) fn lazy_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
+/// The endpoint of the master or worker at `addr` (host:port): plain HTTP/2, no Nagle delay,
+/// with the given connection and call timeouts.
+pub fn endpoint(addr: &str, connect_timeout: Duration, timeout: Duration) -> Result<tonic::transport::Endpoint, String> {
     let endpoint =
         tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|error| format!("bad address {addr}: {error}"))?;
-    Ok(endpoint
-        .connect_timeout(std::time::Duration::from_millis(500))
-        .timeout(std::time::Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect_lazy())
+    Ok(endpoint.connect_timeout(connect_timeout).timeout(timeout).tcp_nodelay(true))
+}
+
+/// A channel to `addr` (host:port) that connects on first use and again after a failure.
+pub(crate) fn lazy_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
+    Ok(endpoint(addr, Duration::from_millis(500), Duration::from_secs(5))?.connect_lazy())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! a `RaftMessage`. A master that cannot be reached (refused, timed out, stopped) is `Unreachable`
 //! to openraft, which then backs off; an error the remote Raft returned comes back as it was.
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest, VoteResponse,
@@ -16,6 +16,7 @@ use tonic::transport::Channel;
 use super::proto::raft_client::RaftClient;
 use super::proto::RaftMessage;
 use super::{AddSecret, SecretAuth};
+use crate::raft::network::{answer, unreachable};
 use crate::raft::{Node, NodeId, TypeConfig};
 
 type Client = RaftClient<InterceptedService<Channel, AddSecret>>;
@@ -51,11 +52,6 @@ pub struct GrpcRaftClient {
     reachable: bool,
 }
 
-/// What a call failed with, as openraft's error of that call.
-fn unreachable<E: std::error::Error>(reason: String) -> RPCError<NodeId, Node, E> {
-    RPCError::Unreachable(Unreachable::from(AnyError::error(reason)))
-}
-
 impl GrpcRaftClient {
     async fn call<Req, Resp, E>(
         &mut self,
@@ -84,10 +80,7 @@ impl GrpcRaftClient {
         })?;
         let result: Result<Resp, RaftError<NodeId, E>> =
             serde_json::from_slice(&reply.into_inner().json).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
-        result.map_err(|error| match error {
-            RaftError::Fatal(fatal) => RPCError::Unreachable(Unreachable::new(&fatal)),
-            other => RPCError::RemoteError(RemoteError::new(target, other)),
-        })
+        answer(target, result)
     }
 }
 
