@@ -147,9 +147,10 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
             async move { client.register_worker(request).await }
         });
         let registered = registered.await;
-        state.worker.store(registered.worker_id + 1, Ordering::Release);
-        state.registrations.fetch_add(1, Ordering::AcqRel);
+        // The id last: whoever sees it also sees the term and the count of this registration.
         state.saw_term(registered.term);
+        state.registrations.fetch_add(1, Ordering::AcqRel);
+        state.worker.store(registered.worker_id + 1, Ordering::Release);
         tracing::info!(worker = registered.worker_id, term = registered.term, "registered with the masters");
         let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
         loop {

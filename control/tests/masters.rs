@@ -14,6 +14,7 @@ use tethys_storage::test_dir::TestDir;
 
 const SECRET: &str = "test-secret";
 const WAIT: Duration = Duration::from_secs(15);
+const WORKER_TIMEOUT: Duration = Duration::from_millis(1500);
 
 struct Cluster {
     dirs: Vec<TestDir>,
@@ -30,7 +31,8 @@ fn options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>) -> MasterOpt
         snapshot_after_entries: 100,
     };
     options.heartbeat_interval = Duration::from_millis(50);
-    options.worker_timeout = Duration::from_millis(400);
+    // Long against the heartbeat, so a loaded 2-core machine does not lose a worker that beats.
+    options.worker_timeout = WORKER_TIMEOUT;
     options.build_id = "test-build".to_string();
     options.validator = Some(std::sync::Arc::new(|name: &str, args: &[String], _parallelism: u32| match (name, args.len()) {
         ("count", 1) => Ok(()),
@@ -164,17 +166,22 @@ async fn workers_keep_beating_across_a_leader_change_and_a_dead_one_is_lost() {
     let leaving = WorkerAgent::start(masters, auth, profile(1)).unwrap();
     let alive = |reply: &ClusterReply| reply.workers.iter().filter(|worker| worker.alive).count();
     let deadline = Instant::now() + WAIT;
-    while alive(&cluster.client(first.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner()) < 2 {
+    // The masters count a worker once its registration commits; the worker knows its id once the reply arrives.
+    let registered = |agent: &WorkerAgent| agent.state().worker_id().is_some();
+    while alive(&cluster.client(first.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner()) < 2
+        || !registered(&staying)
+        || !registered(&leaving)
+    {
         assert!(Instant::now() < deadline, "the workers did not register");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(staying.state().worker_id().is_some() && staying.state().term() >= first.term);
+    assert!(staying.state().term() >= first.term);
 
     // The leader dies: the workers find the new one through the others, and are not lost.
     cluster.nodes.remove(&first.leader_id).unwrap().stop().await;
     let survivor = (0..3).find(|id| *id != first.leader_id).unwrap();
     let second = cluster.leader_seen_by(survivor).await;
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(WORKER_TIMEOUT * 3 / 2).await;
     let reply = cluster.client(second.leader_id, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner();
     assert_eq!(alive(&reply), 2, "{reply:?}");
     assert_eq!((staying.state().registrations(), leaving.state().registrations()), (1, 1), "no worker had to register again");
