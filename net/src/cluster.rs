@@ -277,7 +277,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Joins the mesh as worker `me`; returns once every connection is up.
+    /// Joins the mesh as worker `me`; returns once every connection is up. Losing the
+    /// coordinator ends the worker.
     pub fn start(
         me: u32,
         listener: std::net::TcpListener,
@@ -286,10 +287,36 @@ impl Worker {
         registry: JobRegistry,
         options: MeshOptions,
     ) -> Result<Worker, NetError> {
+        Worker::start_as(me, listener, addresses, secret, registry, options, false)
+    }
+
+    /// As [`Worker::start`], for a worker whose subtasks outlive their coordinator: they run on
+    /// until a new coordinator (node 0 again, connecting anew) adopts them
+    /// ([`Coordinator::adopt`]), or the worker is closed ([`WorkerCloser`]).
+    pub fn start_adoptable(
+        me: u32,
+        listener: std::net::TcpListener,
+        addresses: &Addresses,
+        secret: ClusterSecret,
+        registry: JobRegistry,
+        options: MeshOptions,
+    ) -> Result<Worker, NetError> {
+        Worker::start_as(me, listener, addresses, secret, registry, options, true)
+    }
+
+    fn start_as(
+        me: u32,
+        listener: std::net::TcpListener,
+        addresses: &Addresses,
+        secret: ClusterSecret,
+        registry: JobRegistry,
+        options: MeshOptions,
+        outlives_coordinator: bool,
+    ) -> Result<Worker, NetError> {
         let runtime = network_runtime("tethys-net")?;
         let net = MeshNet::new(me);
         let inbound = EngineInbound::new(Arc::clone(&net));
-        let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry);
+        let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry, outlives_coordinator);
         let _ = inbound.role.set(Role::Worker(Arc::clone(&worker)));
         let mesh = runtime.block_on(async {
             let listener = Listener::from_std(listener)?;
@@ -307,7 +334,15 @@ impl Worker {
 
     /// A handle that ends this worker from another thread (see [`WorkerCloser`]).
     pub fn closer(&self) -> WorkerCloser {
-        WorkerCloser { net: Arc::clone(&self.net) }
+        WorkerCloser { net: Arc::clone(&self.net), worker: Arc::clone(&self.worker) }
+    }
+
+    /// Closes the connection to the coordinator, if one is open: a coordinator that no longer
+    /// drives the job (its leader was deposed but lives on) gives way to the one adopting it.
+    pub fn drop_coordinator(&self, reason: &str) {
+        if let Some(connection) = self.connection(0) {
+            connection.close(reason);
+        }
     }
 
     /// Runs until the coordinator shuts the worker down or is lost; closes the connections and
@@ -321,17 +356,26 @@ impl Worker {
     }
 }
 
-/// Ends a worker from another thread: closes its connections, so it loses its coordinator, cancels
-/// its subtasks, and `Worker::wait` returns (e.g. when a newer leader fences an attempt off).
+/// Ends a worker from another thread: cancels its subtasks and closes its connections, and
+/// `Worker::wait` returns (e.g. when a newer leader fences an attempt off).
 #[derive(Clone)]
 pub struct WorkerCloser {
     net: Arc<MeshNet>,
+    worker: Arc<WorkerNode>,
 }
 
 impl WorkerCloser {
-    /// Closes the worker's connections, saying `reason` to its peers.
+    /// Ends the worker, saying `reason` to its peers.
     pub fn close(&self, reason: &str) {
+        self.worker.end(reason);
         self.net.close(reason, CLOSE_LINGER);
+    }
+
+    /// See [`Worker::drop_coordinator`].
+    pub fn drop_coordinator(&self, reason: &str) {
+        if let Some(connection) = self.net.mesh.get().and_then(|mesh| mesh.connection(NodeId(0))) {
+            connection.close(reason);
+        }
     }
 }
 
@@ -340,6 +384,8 @@ pub struct Coordinator {
     cluster: Arc<ClusterCoordinator>,
     net: Arc<MeshNet>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// It gave the job up to another coordinator: the workers are not told to stop.
+    abandoned: std::sync::atomic::AtomicBool,
 }
 
 impl Coordinator {
@@ -353,10 +399,38 @@ impl Coordinator {
         workers: Vec<WorkerSlots>,
         options: MeshOptions,
     ) -> Result<Coordinator, NetError> {
+        Coordinator::start_as(listener, addresses, secret, job, workers, options, false)
+    }
+
+    /// As [`Coordinator::start`], for workers that run an attempt of `job` already, begun by a
+    /// coordinator that was lost (they were started with [`Worker::start_adoptable`]): the job
+    /// driver adopts it (see the engine's `ClusterCoordinator::adopting`).
+    pub fn adopt(
+        listener: std::net::TcpListener,
+        addresses: &Addresses,
+        secret: ClusterSecret,
+        job: JobSpec,
+        workers: Vec<WorkerSlots>,
+        options: MeshOptions,
+    ) -> Result<Coordinator, NetError> {
+        Coordinator::start_as(listener, addresses, secret, job, workers, options, true)
+    }
+
+    fn start_as(
+        listener: std::net::TcpListener,
+        addresses: &Addresses,
+        secret: ClusterSecret,
+        job: JobSpec,
+        workers: Vec<WorkerSlots>,
+        options: MeshOptions,
+        adopt: bool,
+    ) -> Result<Coordinator, NetError> {
         let runtime = network_runtime("tethys-net")?;
         let net = MeshNet::new(0);
         let inbound = EngineInbound::new(Arc::clone(&net));
-        let cluster = ClusterCoordinator::new(Arc::clone(&net) as Arc<dyn ClusterNet>, job, workers);
+        let net_dyn = Arc::clone(&net) as Arc<dyn ClusterNet>;
+        let cluster =
+            if adopt { ClusterCoordinator::adopting(net_dyn, job, workers) } else { ClusterCoordinator::new(net_dyn, job, workers) };
         let _ = inbound.role.set(Role::Coordinator(Arc::clone(&cluster)));
         let mesh = runtime.block_on(async {
             let listener = Listener::from_std(listener)?;
@@ -364,7 +438,7 @@ impl Coordinator {
         })?;
         tracing::info!(peers = ?mesh.connected_peers(), "coordinator joined its cluster");
         net.set_mesh(mesh);
-        Ok(Coordinator { cluster, net, runtime: Some(runtime) })
+        Ok(Coordinator { cluster, net, runtime: Some(runtime), abandoned: std::sync::atomic::AtomicBool::new(false) })
     }
 
     /// The engine's side of it: what `StreamEnvironment::execute_on_cluster` runs the job with.
@@ -383,12 +457,22 @@ impl Coordinator {
         self.cluster.shutdown_workers();
         self.net.close(reason, CLOSE_LINGER);
     }
+
+    /// Gives the job up without stopping it: closes the connections only, so workers started
+    /// with [`Worker::start_adoptable`] run on for another coordinator to adopt, and the job
+    /// driver on this one fails its attempt and returns (e.g. when its leader is deposed).
+    pub fn abandon(&self, reason: &str) {
+        self.abandoned.store(true, std::sync::atomic::Ordering::Release);
+        self.net.close(reason, std::time::Duration::ZERO);
+    }
 }
 
 impl Drop for Coordinator {
-    /// Tells the workers the job is over and closes the mesh.
+    /// Tells the workers the job is over (unless it was abandoned) and closes the mesh.
     fn drop(&mut self) {
-        self.cluster.shutdown_workers();
+        if !self.abandoned.load(std::sync::atomic::Ordering::Acquire) {
+            self.cluster.shutdown_workers();
+        }
         self.net.close("the coordinator is done", CLOSE_LINGER);
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(CLOSE_LINGER);

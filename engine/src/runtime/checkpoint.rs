@@ -229,6 +229,11 @@ impl CheckpointCoordinator {
         self.last_trigger = None;
     }
 
+    /// Checkpoint `id` was seen by the job (taken under an earlier driver): the next one is above it.
+    pub(crate) fn skip_past(&mut self, id: u64) {
+        self.next_id = self.next_id.max(id + 1);
+    }
+
     /// The id the next checkpoint will get.
     pub(crate) fn next_id(&self) -> u64 {
         self.next_id

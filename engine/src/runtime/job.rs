@@ -192,8 +192,13 @@ pub(crate) fn run_job(
             )),
             None => None,
         };
-        let outcome = keeper
-            .begin_attempt(&deployment.graph, restore.as_deref())
+        // An attempt adopted from a lost driver runs on: nothing it pre-committed is aborted.
+        let adopting = deployment.cluster.as_ref().is_some_and(|cluster| cluster.adoption_due());
+        let begun = match adopting {
+            true => keeper.begin_adopted(&deployment.graph, restore.as_deref()),
+            false => keeper.begin_attempt(&deployment.graph, restore.as_deref()),
+        };
+        let outcome = begun
             .map_err(|error| runtime_error(job, error.to_string()))
             .and_then(|()| run_attempt(&deployment, restore, &mut keeper, &mut coordinator, control.as_ref()));
         let keeper_error = |error: super::keeper::KeeperError| runtime_error(job, error.to_string());
@@ -279,9 +284,13 @@ fn run_attempt(
     let (reports_tx, reports) = channel();
     if let Some(cluster) = &deployment.cluster {
         // The subtasks run on the workers: they report through the cluster's inbox.
-        let attempt = cluster.deploy(deployment, keeper.latest().map(|snapshot| &**snapshot), reports_tx);
+        if cluster.adoption_due() {
+            cluster.adopt(deployment, reports_tx);
+        } else {
+            cluster.deploy(deployment, keeper.latest().map(|snapshot| &**snapshot), reports_tx);
+        }
         let outcome = drive(deployment, &reports, keeper, coordinator, control);
-        cluster.attempt_ended(attempt);
+        cluster.attempt_ended(cluster.current_attempt());
         return outcome;
     }
     let threads = spawn_slots(deployment, restore, 0..deployment.plan.slots, &reports_tx);
@@ -730,6 +739,8 @@ fn drive(
                 if spawned == total && failure.is_none() && ended.is_none() {
                     started_at = Some(Instant::now());
                     match &deployment.cluster {
+                        // An adopted attempt's subtasks run already.
+                        Some(cluster) if cluster.adopted() => {}
                         Some(cluster) => cluster.start_all(plan),
                         None => start_all(plan, &actors, deployment.config.encode_channels),
                     }
@@ -796,6 +807,7 @@ fn drive(
                     cancel_all(&actors);
                 }
             }
+            TaskReport::Adopted { newest_checkpoint } => coordinator.skip_past(newest_checkpoint),
             TaskReport::DeployRefused { worker, reason } => {
                 // The worker spawned none of its subtasks: none of them will report.
                 if let Some(cluster) = &deployment.cluster {
@@ -840,6 +852,9 @@ fn drive(
             if let Some(actor) = &actors[task][subtask] {
                 actor.checkpoint_complete(id);
             }
+        }
+        if let Some(cluster) = &deployment.cluster {
+            cluster.checkpoint_completed(id);
         }
     }
     let refusal = if failure.is_some() { "the job failed" } else { "the job ended" };

@@ -145,6 +145,26 @@ impl CheckpointKeeper {
         Ok(())
     }
 
+    /// This driver adopts an attempt that runs already (its old driver was lost), from `restore`,
+    /// the newest checkpoint known complete: commits what it holds again (a commit is
+    /// idempotent: the old driver may have committed it or not) and aborts nothing, since the
+    /// running subtasks' pre-commits after it are still to be committed. What the old driver
+    /// knew of acknowledged key groups is gone: the subtasks take their next checkpoint whole.
+    pub(crate) fn begin_adopted(&mut self, graph: &JobGraph, restore: Option<&RestoreState>) -> Result<(), KeeperError> {
+        self.pending_id = None;
+        self.pending.clear();
+        self.uncommitted.clear();
+        self.finished_sources.clear();
+        self.acked_groups.clear();
+        if let Some(restore) = restore {
+            for (&node, committer) in &mut self.committers {
+                let sink = || graph.nodes[node].name.clone();
+                committer.commit(restore.committables(node)).map_err(|source| KeeperError::Commit { sink: sink(), source })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checkpoint `checkpoint` was triggered: acknowledgements of an older one are void (their
     /// sinks' pre-commits are kept).
     pub(crate) fn checkpoint_triggered(&mut self, checkpoint: u64) {

@@ -57,6 +57,10 @@ pub(crate) enum TaskMessage {
     TriggerCheckpoint { id: u64, unaligned: bool },
     /// Checkpoint `id` completed.
     CheckpointComplete { id: u64 },
+    /// The job's driver changed (a new coordinator adopted the attempt) and knows nothing of the
+    /// checkpoints acknowledged before: the next checkpoint holds every key group, none refers
+    /// to an earlier one.
+    Rebase,
 }
 
 /// Identifies a subtask: (task index in the plan, subtask index).
@@ -87,6 +91,11 @@ pub(crate) enum TaskReport {
     DeployRefused {
         worker: u32,
         reason: String,
+    },
+    /// A worker now reports to this driver, which adopted its running attempt; its subtasks'
+    /// reports since the attempt began follow. Checkpoints up to `newest_checkpoint` were seen.
+    Adopted {
+        newest_checkpoint: u64,
     },
     Finished {
         id: SubtaskId,
@@ -592,6 +601,8 @@ pub(crate) struct TaskState {
     pub replay: VecDeque<AnyFrame>,
     /// The sinks' pre-commits after `finish`, sent with the `Finished` report.
     final_committables: Vec<(usize, crate::sink::Committable)>,
+    /// The next checkpoint snapshots every key group (see `TaskMessage::Rebase`).
+    full_snapshot_due: bool,
 }
 
 impl TaskState {
@@ -626,6 +637,7 @@ impl TaskState {
             checkpoint_due: None,
             recording: None,
             replay: VecDeque::new(),
+            full_snapshot_due: false,
         }
     }
 
@@ -758,6 +770,7 @@ impl TaskState {
                     self.checkpoint_due = Some((id, Duration::ZERO, unaligned));
                 }
             }
+            TaskMessage::Rebase => self.full_snapshot_due = true,
             TaskMessage::CheckpointComplete { id } => {
                 if let TaskHead::Source { reader, .. } = &mut self.head {
                     if let Err(payload) = catch_unwind(AssertUnwindSafe(|| reader.notify_checkpoint_complete(id))) {
@@ -1050,9 +1063,11 @@ impl TaskState {
             snapshot.source_position = reader.position();
         }
         let first_position = usize::from(matches!(self.head, TaskHead::Source { .. }));
+        let full = std::mem::take(&mut self.full_snapshot_due);
         for index in 0..self.chain.len() {
             if let Some(state) = self.chain.keyed_state(index) {
-                let changed = state.changed_key_groups();
+                // Asked even for a full snapshot: it restarts the tracking from this checkpoint.
+                let changed = state.changed_key_groups().filter(|_| !full);
                 let (mut groups, mut unchanged) = (Vec::new(), Vec::new());
                 for group in self.settings.key_groups.as_range() {
                     if changed.as_ref().is_some_and(|changed| changed.binary_search(&group).is_err()) {

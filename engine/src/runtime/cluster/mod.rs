@@ -279,6 +279,8 @@ pub struct ClusterCoordinator {
     inbox: Mutex<Inbox>,
     /// Asked before each checkpoint completes (the control plane's log), if set.
     gate: Mutex<Option<crate::runtime::keeper::CheckpointGate>>,
+    /// The job's first attempt is one the workers run already, to adopt (see [`Self::adopting`]).
+    adopt_first: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -294,13 +296,45 @@ struct Inbox {
     attempt_workers: Vec<WorkerSlots>,
     /// Workers whose connection was lost: no later attempt uses them.
     lost: std::collections::BTreeSet<NodeId>,
+    /// The running attempt is an adopted one; its number is learnt from the first worker that
+    /// answers (0 until then).
+    adopted: bool,
 }
 
 impl ClusterCoordinator {
     /// The coordinator of `job` on `workers` (in slot order), reaching them through `net`.
     pub fn new(net: Arc<dyn ClusterNet>, job: JobSpec, workers: Vec<WorkerSlots>) -> Arc<ClusterCoordinator> {
         assert!(workers.iter().all(|w| w.node != COORDINATOR && w.slots > 0), "workers are nodes 1 and up with slots");
-        Arc::new(ClusterCoordinator { net, job, workers, inbox: Mutex::new(Inbox::default()), gate: Mutex::new(None) })
+        Arc::new(ClusterCoordinator {
+            net,
+            job,
+            workers,
+            inbox: Mutex::new(Inbox::default()),
+            gate: Mutex::new(None),
+            adopt_first: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// The coordinator of `job` whose workers (in slot order) already run an attempt of it, begun
+    /// by a coordinator that was lost (the leader that drove it died): the job driver adopts that
+    /// attempt instead of deploying one. It asks each worker to report to it, learns what its
+    /// subtasks did meanwhile, and goes on checkpointing above every checkpoint they saw; nothing
+    /// restarts. A worker that cannot be adopted fails the attempt (`JobError::Deploy`), and the
+    /// job restarts from its checkpoint as after any failure.
+    pub fn adopting(net: Arc<dyn ClusterNet>, job: JobSpec, workers: Vec<WorkerSlots>) -> Arc<ClusterCoordinator> {
+        let cluster = ClusterCoordinator::new(net, job, workers);
+        cluster.adopt_first.store(true, std::sync::atomic::Ordering::Release);
+        cluster
+    }
+
+    /// Whether the next attempt is one to adopt (once: the attempts after it are deployed).
+    pub(crate) fn adoption_due(&self) -> bool {
+        self.adopt_first.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Whether the running attempt was adopted.
+    pub(crate) fn adopted(&self) -> bool {
+        self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).adopted
     }
 
     /// Makes every checkpoint of the job wait for `gate` before it completes and its sinks commit
@@ -355,7 +389,7 @@ impl ClusterCoordinator {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempt_workers.clone()
     }
 
-    fn current_attempt(&self) -> u32 {
+    pub(crate) fn current_attempt(&self) -> u32 {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempt
     }
 
@@ -365,6 +399,7 @@ impl ClusterCoordinator {
         let (attempt, workers) = {
             let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             inbox.attempt += 1;
+            inbox.adopted = false;
             inbox.reports = Some(reports);
             inbox.plan = Some(deployment.plan.clone());
             inbox.attempt_workers = self.workers.iter().copied().filter(|worker| !inbox.lost.contains(&worker.node)).collect();
@@ -392,6 +427,36 @@ impl ClusterCoordinator {
             }
         }
         attempt
+    }
+
+    /// Adopts the attempt every worker runs (see [`Self::adopting`]); its reports go to `reports`.
+    pub(crate) fn adopt(self: &Arc<Self>, deployment: &Deployment, reports: Sender<TaskReport>) {
+        assert!(self.adopt_first.swap(false, std::sync::atomic::Ordering::AcqRel), "an attempt is adopted once, first");
+        let workers = {
+            let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            inbox.adopted = true;
+            inbox.reports = Some(reports);
+            inbox.plan = Some(deployment.plan.clone());
+            inbox.attempt_workers = self.workers.clone();
+            inbox.attempt_workers.clone()
+        };
+        assert_eq!(workers.iter().map(|w| w.slots).sum::<usize>(), deployment.plan.slots, "the plan is built for the workers' slots");
+        let fingerprint = serde_json::to_string(&GraphFingerprint::of(&deployment.graph)).expect("a fingerprint always serializes");
+        for worker in &workers {
+            let bytes = protocol::encode(&ToWorker::Adopt { fingerprint: fingerprint.clone() }).expect("control messages always encode");
+            if let Err(error) = self.net.send_control(worker.node, bytes) {
+                self.worker_lost(worker.node, &error.to_string());
+            }
+        }
+    }
+
+    /// Checkpoint `id` completed: every worker of the running attempt may forget the
+    /// pre-commits it kept of it and of those before.
+    pub(crate) fn checkpoint_completed(&self, id: u64) {
+        let attempt = self.current_attempt();
+        for worker in &self.attempt_workers() {
+            self.send(worker.node, &ToWorker::CheckpointCompleted { attempt, id });
+        }
     }
 
     /// The attempt ended: later reports of it are dropped.
@@ -445,9 +510,25 @@ impl ClusterCoordinator {
                 return;
             }
         };
-        let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (attempt, report) = match message {
             ToCoordinator::DeployRefused { attempt, reason } => (attempt, TaskReport::DeployRefused { worker: from, reason }),
+            ToCoordinator::Adopted { attempt, newest_checkpoint } if inbox.adopted => {
+                if inbox.attempt == 0 {
+                    inbox.attempt = attempt;
+                }
+                if attempt == inbox.attempt {
+                    (attempt, TaskReport::Adopted { newest_checkpoint })
+                } else {
+                    // The old coordinator was redeploying: its workers run different attempts.
+                    let reason = format!("it runs attempt {attempt} while another worker runs attempt {}", inbox.attempt);
+                    (inbox.attempt, TaskReport::DeployRefused { worker: from, reason: format!("cannot be adopted: {reason}") })
+                }
+            }
+            ToCoordinator::AdoptRefused { reason } if inbox.adopted => {
+                (inbox.attempt, TaskReport::DeployRefused { worker: from, reason: format!("cannot be adopted: {reason}") })
+            }
+            ToCoordinator::Adopted { .. } | ToCoordinator::AdoptRefused { .. } => return, // not adopting (any more)
             ToCoordinator::Report { attempt, report } => (attempt, wire::into_task_report(report, self, from, attempt)),
         };
         if attempt == inbox.attempt {

@@ -84,6 +84,21 @@ pub enum ToWorker {
         /// The checkpoint.
         id: u64,
     },
+    /// Checkpoint `id` of the attempt completed (to every worker): what was acknowledged up to
+    /// it is committed, so the worker forgets what it kept of those acknowledgements.
+    CheckpointCompleted {
+        /// The attempt.
+        attempt: u32,
+        /// The checkpoint.
+        id: u64,
+    },
+    /// A new coordinator (the job's new driver, after the old one was lost) takes over the
+    /// attempt the worker runs, whichever it is: the worker answers `Adopted` and sends again
+    /// every report the old coordinator may have missed, or `AdoptRefused`.
+    Adopt {
+        /// The new coordinator's graph fingerprint, as JSON: it must be the running job's.
+        fingerprint: String,
+    },
     /// Cancel every subtask of the attempt.
     Cancel {
         /// The attempt.
@@ -100,6 +115,21 @@ pub enum ToCoordinator {
     DeployRefused {
         /// The attempt.
         attempt: u32,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The worker runs `attempt` and now reports to this coordinator; its reports since the
+    /// attempt began follow (each subtask's `Spawned`, and what it reported after), then the
+    /// pre-commits of acknowledged checkpoints not known complete. `newest_checkpoint` is the
+    /// highest checkpoint id the attempt has seen here: new checkpoints must be above it.
+    Adopted {
+        /// The attempt.
+        attempt: u32,
+        /// The highest checkpoint id triggered or acknowledged here.
+        newest_checkpoint: u64,
+    },
+    /// The worker cannot be adopted (it runs no attempt, or another job).
+    AdoptRefused {
         /// Why, in words.
         reason: String,
     },

@@ -101,7 +101,9 @@ pub(crate) fn into_wire_report(report: TaskReport) -> Result<WireReport, String>
             }
         }
         TaskReport::SlotLost { subtasks, reason } => WireReport::SlotLost { subtasks: subtasks.into_iter().map(wire_of).collect(), reason },
-        TaskReport::DeployRefused { .. } => unreachable!("a worker's own tasks never refuse a deployment"),
+        TaskReport::DeployRefused { .. } | TaskReport::Adopted { .. } => {
+            unreachable!("a worker's own tasks neither refuse a deployment nor adopt")
+        }
     })
 }
 

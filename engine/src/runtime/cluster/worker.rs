@@ -32,13 +32,51 @@ pub struct WorkerNode {
     tasks: Arc<LocalTasks>,
     /// Why the worker is done (shut down, or the coordinator lost), once it is.
     done: (Mutex<Option<String>>, Condvar),
+    /// Whether the subtasks run on when the coordinator is lost, for a new one to adopt.
+    outlives_coordinator: bool,
+    /// What a coordinator that adopts the running attempt is sent again.
+    log: Mutex<ReportLog>,
+}
+
+/// The running attempt's reports, kept for a coordinator that adopts it: every report but the
+/// acknowledgements (a few per subtask), and the sinks' pre-commits of acknowledgements not
+/// known complete. Sent reports are kept too: the old coordinator may have died before reading
+/// them.
+#[derive(Default)]
+struct ReportLog {
+    attempt: Option<u32>,
+    /// The running attempt's graph.
+    fingerprint: Option<GraphFingerprint>,
+    /// Encoded `ToCoordinator::Report`s, acknowledgements aside, in the order sent.
+    reports: Vec<Vec<u8>>,
+    /// Encoded acknowledgements holding only their pre-commits, by checkpoint.
+    pre_commits: Vec<(u64, Vec<u8>)>,
+    /// The highest checkpoint triggered or acknowledged here.
+    newest_checkpoint: u64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl WorkerNode {
     /// Worker `me`, reaching the others through `net`, building jobs with `registry`.
-    pub fn new(me: NodeId, net: Arc<dyn ClusterNet>, registry: JobRegistry) -> Arc<WorkerNode> {
+    ///
+    /// Losing the coordinator ends everything the worker runs, unless `outlives_coordinator`: then
+    /// its subtasks run on (sending each other data as before) until a new coordinator adopts
+    /// them (`ToWorker::Adopt`) or the worker is ended ([`Self::end`]), as under the control
+    /// plane, whose new leader adopts what the old one drove.
+    pub fn new(me: NodeId, net: Arc<dyn ClusterNet>, registry: JobRegistry, outlives_coordinator: bool) -> Arc<WorkerNode> {
         assert_ne!(me, COORDINATOR, "node 0 is the coordinator");
-        Arc::new(WorkerNode { me, net, registry, tasks: Arc::new(LocalTasks::default()), done: (Mutex::new(None), Condvar::new()) })
+        Arc::new(WorkerNode {
+            me,
+            net,
+            registry,
+            tasks: Arc::new(LocalTasks::default()),
+            done: (Mutex::new(None), Condvar::new()),
+            outlives_coordinator,
+            log: Mutex::new(ReportLog::default()),
+        })
     }
 
     /// Where the data plane delivers to this worker's subtasks.
@@ -63,19 +101,78 @@ impl WorkerNode {
 
     fn send(&self, message: &ToCoordinator) {
         let bytes = protocol::encode(message).expect("control messages always encode");
+        self.send_bytes(bytes);
+    }
+
+    fn send_bytes(&self, bytes: Vec<u8>) {
         // A coordinator that cannot be reached is reported by the transport (`on_peer_lost`).
         let _ = self.net.send_control(COORDINATOR, bytes);
     }
 
-    /// A peer's connection closed. Losing the coordinator ends everything this worker runs; a
-    /// lost worker peer fails the subtasks that send to it, by themselves.
-    pub fn on_peer_lost(&self, node: NodeId, reason: &str) {
-        if node == COORDINATOR {
-            for actor in self.tasks.all() {
-                let _ = actor.send_message(TaskMessage::Cancel);
+    /// Sends a subtask's report of `attempt`, keeping what an adopting coordinator needs of it.
+    fn report(&self, attempt: u32, report: WireReport) {
+        let mut log = lock(&self.log);
+        let keep = log.attempt == Some(attempt);
+        let acknowledgement = matches!(report, WireReport::CheckpointAck { .. });
+        if let (true, WireReport::CheckpointAck { id, checkpoint, snapshot, .. }) = (keep, &report) {
+            log.newest_checkpoint = log.newest_checkpoint.max(*checkpoint);
+            if !snapshot.committables.is_empty() {
+                let snapshot = protocol::WireSnapshot { committables: snapshot.committables.clone(), ..Default::default() };
+                let pre_commits = WireReport::CheckpointAck { id: *id, checkpoint: *checkpoint, alignment_nanos: 0, snapshot };
+                let bytes =
+                    protocol::encode(&ToCoordinator::Report { attempt, report: pre_commits }).expect("control messages always encode");
+                log.pre_commits.push((*checkpoint, bytes));
             }
-            self.tasks.reset(None);
-            self.finish(format!("lost the coordinator: {reason}"));
+        }
+        let bytes = protocol::encode(&ToCoordinator::Report { attempt, report }).expect("control messages always encode");
+        if keep && !acknowledgement {
+            log.reports.push(bytes.clone());
+        }
+        // Under the log's lock: an adopting coordinator gets the log, then what follows it, in order.
+        self.send_bytes(bytes);
+    }
+
+    /// Ends everything this worker runs and the worker itself, saying `why`.
+    pub fn end(&self, why: &str) {
+        for actor in self.tasks.all() {
+            let _ = actor.send_message(TaskMessage::Cancel);
+        }
+        self.tasks.reset(None);
+        self.finish(why.to_string());
+    }
+
+    /// A peer's connection closed. Losing the coordinator ends everything this worker runs, unless
+    /// the worker outlives it (see [`Self::new`]); a lost worker peer fails the subtasks that send
+    /// to it, by themselves.
+    pub fn on_peer_lost(&self, node: NodeId, reason: &str) {
+        if node != COORDINATOR {
+            return;
+        }
+        if self.outlives_coordinator {
+            return; // the subtasks run on until a new coordinator adopts them
+        }
+        self.end(&format!("lost the coordinator: {reason}"));
+    }
+
+    /// A new coordinator adopts the running attempt: its next checkpoint is whole (the new
+    /// coordinator knows no earlier acknowledgement), and it gets the attempt's reports again.
+    fn adopt(&self, fingerprint: &str) {
+        let log = lock(&self.log);
+        let refused = |reason: String| self.send(&ToCoordinator::AdoptRefused { reason });
+        let (Some(attempt), Some(ours)) = (log.attempt, &log.fingerprint) else { return refused("it runs no attempt".to_string()) };
+        let theirs: GraphFingerprint = match serde_json::from_str(fingerprint) {
+            Ok(theirs) => theirs,
+            Err(error) => return refused(format!("the coordinator's graph fingerprint does not parse: {error}")),
+        };
+        if let Err(error) = ours.check_same(&theirs, "the adopting coordinator") {
+            return refused(error.to_string());
+        }
+        for actor in self.tasks.all_of(attempt) {
+            let _ = actor.send_message(TaskMessage::Rebase);
+        }
+        self.send(&ToCoordinator::Adopted { attempt, newest_checkpoint: log.newest_checkpoint });
+        for bytes in log.reports.iter().chain(log.pre_commits.iter().map(|(_, bytes)| bytes)) {
+            self.send_bytes(bytes.clone());
         }
     }
 
@@ -107,6 +204,11 @@ impl WorkerNode {
             }
             ToWorker::Start { attempt, subtask, outputs, inputs } => self.start(attempt, subtask, outputs, inputs),
             ToWorker::TriggerCheckpoint { attempt, subtask, id, unaligned } => {
+                let mut log = lock(&self.log);
+                if log.attempt == Some(attempt) {
+                    log.newest_checkpoint = log.newest_checkpoint.max(id);
+                }
+                drop(log);
                 if let Some(actor) = self.tasks.actor(attempt, (subtask.0 as usize, subtask.1 as usize)) {
                     let _ = actor.send_message(TaskMessage::TriggerCheckpoint { id, unaligned });
                 }
@@ -116,6 +218,13 @@ impl WorkerNode {
                     let _ = actor.send_message(TaskMessage::CheckpointComplete { id });
                 }
             }
+            ToWorker::CheckpointCompleted { attempt, id } => {
+                let mut log = lock(&self.log);
+                if log.attempt == Some(attempt) {
+                    log.pre_commits.retain(|(checkpoint, _)| *checkpoint > id);
+                }
+            }
+            ToWorker::Adopt { fingerprint } => self.adopt(&fingerprint),
             ToWorker::Cancel { attempt } => {
                 for actor in self.tasks.all_of(attempt) {
                     let _ = actor.send_message(TaskMessage::Cancel);
@@ -158,7 +267,7 @@ impl WorkerNode {
                 let failure = crate::base::OperatorFailure::Failed(format!("cannot connect to its peers: {reason}").into());
                 let report = TaskReport::Failed { id: (subtask.0 as usize, subtask.1 as usize), position: 0, failure };
                 if let Ok(report) = wire::into_wire_report(report) {
-                    self.send(&ToCoordinator::Report { attempt, report });
+                    self.report(attempt, report);
                 }
                 let _ = actor.send_message(TaskMessage::Cancel);
             }
@@ -198,6 +307,7 @@ impl WorkerNode {
         // source subtask reads freely; results do not depend on it, only state size does).
         let alignment = if plan_is_local_to(&plan, slots) { alignment_groups(&graph) } else { Default::default() };
         let factories = env.factories();
+        *lock(&self.log) = ReportLog { attempt: Some(attempt), fingerprint: Some(GraphFingerprint::of(&graph)), ..Default::default() };
         let deployment = Arc::new(Deployment { job: job.name.clone(), graph, factories, plan, config, alignment, cluster: None });
         self.tasks.reset(Some(attempt));
         let (reports_tx, reports) = channel();
@@ -217,7 +327,7 @@ impl WorkerNode {
                     WireReport::SlotLost { subtasks: Vec::new(), reason }
                 }
             };
-            self.send(&ToCoordinator::Report { attempt, report });
+            self.report(attempt, report);
         }
         for thread in threads {
             let _ = thread.join();
