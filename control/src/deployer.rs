@@ -9,13 +9,21 @@
 //!   commits); a checkpoint completes, and sinks commit it, only once the masters committed it
 //!   (`CompleteCheckpoint`, through the engine's checkpoint gate); the attempt's end is committed
 //!   as `Finished` or `Failed`;
-//! - a running or failing job with no driver here lost its coordinator with an earlier leader: its
-//!   attempt is stopped on its workers and the job restarts, from the checkpoint the masters
-//!   recorded as complete (adopting the running attempt instead is the next step,
-//!   see ARCHITECTURE.md);
+//! - a running job with no driver here lost its coordinator with an earlier leader: this leader
+//!   **adopts** its attempt (reconciliation). Each worker of the deployment is asked to adopt it
+//!   (`AdoptAttempt`, with this leader's term: the worker drops the old coordinator's connection
+//!   if it still has one and answers its data address); if every one runs it as deployed, the
+//!   adoption is committed (`Adopt`) and a driver started whose coordinator joins the running
+//!   mesh as node 0 and takes the job over where it is (the engine's adopting coordinator: the
+//!   workers resend their reports, nothing restarts, checkpoints go on above the last). A worker
+//!   that does not run it as deployed (lost, restarted, another attempt) makes the job restart
+//!   instead, as does a failing job with no driver: its attempt is stopped on its workers and
+//!   the job restarts from the checkpoint the masters recorded as complete;
 //! - a job that ended (a user cancelled it) while its driver runs has its coordinator closed.
 //!
-//! A master that no longer leads closes the coordinators it runs.
+//! A master that no longer leads abandons the coordinators it runs (their connections close, the
+//! workers are not stopped), so the new leader can adopt what they drove; it commits nothing
+//! after (a deposed leader's proposals fail) and stops nothing on the workers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -31,7 +39,7 @@ use tethys_net::{ClusterSecret, MeshOptions};
 
 use crate::raft::Master;
 use crate::rpc::proto::worker_client::WorkerClient;
-use crate::rpc::proto::{PrepareAttemptRequest, StartAttemptRequest, StopAttemptRequest};
+use crate::rpc::proto::{AdoptAttemptRequest, PrepareAttemptRequest, StartAttemptRequest, StopAttemptRequest};
 use crate::rpc::SecretAuth;
 use crate::scheduler::place;
 use crate::state::{Command, CompletedCheckpoint, Deployment, JobId, JobRecord, JobStatus, WorkerId};
@@ -98,7 +106,7 @@ impl Deployer {
             } else {
                 for driver in lock(&self.drivers).values() {
                     if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
-                        coordinator.close("this master no longer leads");
+                        coordinator.abandon("this master no longer leads");
                     }
                 }
             }
@@ -111,7 +119,8 @@ impl Deployer {
             let driven = lock(&self.drivers).get(&job.id).map(|driver| driver.attempt);
             match (&job.status, driven) {
                 (JobStatus::Created | JobStatus::Restarting, None) => self.deploy(&job).await,
-                (JobStatus::Running | JobStatus::Failing { .. }, None) => self.restart_orphan(&job).await,
+                (JobStatus::Running, None) => self.adopt(&job).await,
+                (JobStatus::Failing { .. }, None) => self.restart_orphan(&job).await,
                 (status, Some(_)) if status.is_terminal() => {
                     if let Some(driver) = lock(&self.drivers).get(&job.id) {
                         if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
@@ -164,12 +173,24 @@ impl Deployer {
             lock(&self.drivers).remove(&job.id);
             return;
         };
+        self.spawn_driver(job, deployment, coordinator, None);
+    }
+
+    /// Starts the thread that drives `deployment` of `job` to its end (see `drive`) and commits
+    /// how it ended. `adopted`: the attempt runs already, its workers' data addresses by node.
+    fn spawn_driver(
+        self: &Arc<Self>,
+        job: &JobRecord,
+        deployment: Deployment,
+        coordinator: Arc<Mutex<Option<Arc<Coordinator>>>>,
+        adopted: Option<BTreeMap<u32, SocketAddr>>,
+    ) {
         let this = Arc::clone(self);
         let job_id = job.id;
         let job = job.clone();
         let handle = tokio::runtime::Handle::current();
         let spawned = std::thread::Builder::new().name(format!("tethys-driver-{}", job.id.0)).spawn(move || {
-            let outcome = this.drive(&job, &deployment, &coordinator, &handle);
+            let outcome = this.drive(&job, &deployment, &coordinator, &handle, adopted);
             let to = match outcome {
                 Ok(()) => JobStatus::Finished,
                 Err(reason) => {
@@ -179,8 +200,10 @@ impl Deployer {
             };
             tracing::info!(job = %job.id, attempt = deployment.attempt, status = to.name(), "attempt ended");
             let failed = matches!(to, JobStatus::Failing { .. });
-            let _ = handle.block_on(this.master.propose(Command::Transition { job: job.id, attempt: Some(deployment.attempt), to }));
-            if failed {
+            let committed =
+                handle.block_on(this.master.propose(Command::Transition { job: job.id, attempt: Some(deployment.attempt), to }));
+            // A deposed leader commits nothing and stops nothing: the new one adopts the attempt.
+            if failed && matches!(committed, Ok(Ok(_))) {
                 // Its attempt is over: stop what may still run, then restart (a later tick deploys).
                 handle.block_on(this.stop_attempt(&job, &deployment, "the attempt failed"));
                 let _ = handle.block_on(this.master.propose(Command::Transition {
@@ -195,6 +218,47 @@ impl Deployer {
             tracing::error!(job = %job_id, %error, "cannot start the job's driver");
             lock(&self.drivers).remove(&job_id);
         }
+    }
+
+    /// A running job whose coordinator died with an earlier leader: adopt its attempt where every
+    /// worker of its deployment still runs it; else restart it (see the module documentation).
+    async fn adopt(self: &Arc<Self>, job: &JobRecord) {
+        let Some(deployment) = job.deployment.clone() else { return self.restart_orphan(job).await };
+        let term = self.master.term();
+        let mut addresses = BTreeMap::new();
+        for (index, (worker, _)) in Self::nodes(&deployment).into_iter().enumerate() {
+            let node = index as u32 + 1;
+            let request = AdoptAttemptRequest { job_id: job.id.0, attempt: deployment.attempt, term, node };
+            let answer = match self.worker_client(worker).await {
+                Ok(mut client) => match tokio::time::timeout(WORKER_CALL_TIMEOUT, client.adopt_attempt(request)).await {
+                    Ok(Ok(reply)) => reply.into_inner().data_addr.parse::<SocketAddr>().map_err(|error| format!("a bad address: {error}")),
+                    Ok(Err(status)) => Err(status.message().to_string()),
+                    Err(_) => Err(format!("no answer within {WORKER_CALL_TIMEOUT:?}")),
+                },
+                Err(error) => Err(error),
+            };
+            match answer {
+                Ok(addr) => {
+                    addresses.insert(node, addr);
+                }
+                Err(reason) => {
+                    tracing::warn!(job = %job.id, attempt = deployment.attempt, %worker, %reason, "cannot adopt the running attempt; restarting the job");
+                    return self.restart_orphan(job).await;
+                }
+            }
+        }
+        match self.master.propose(Command::Adopt { job: job.id, attempt: deployment.attempt }).await {
+            Ok(Ok(_)) => {}
+            outcome => {
+                // Not leading any more, or the job moved on: a later tick looks again.
+                tracing::warn!(job = %job.id, attempt = deployment.attempt, ?outcome, "the adoption was not committed");
+                return;
+            }
+        }
+        tracing::info!(job = %job.id, attempt = deployment.attempt, term, "adopted the running attempt: nothing restarts");
+        let coordinator = Arc::new(Mutex::new(None));
+        lock(&self.drivers).insert(job.id, Driver { attempt: deployment.attempt, coordinator: Arc::clone(&coordinator) });
+        self.spawn_driver(job, deployment, coordinator, Some(addresses));
     }
 
     /// A running or failing job whose coordinator is gone with an earlier leader: stop its
@@ -248,20 +312,26 @@ impl Deployer {
         }
     }
 
-    /// Runs one attempt to its end (see the module documentation).
+    /// Runs one attempt to its end (see the module documentation); `adopted`: it runs already,
+    /// with its workers' data addresses by node.
     fn drive(
         &self,
         job: &JobRecord,
         deployment: &Deployment,
         slot: &Mutex<Option<Arc<Coordinator>>>,
         handle: &tokio::runtime::Handle,
+        adopted: Option<BTreeMap<u32, SocketAddr>>,
     ) -> Result<(), String> {
         let nodes = Self::nodes(deployment);
         let (job_id, attempt, term) = (job.id.0, deployment.attempt, deployment.term);
-        let mut addresses: BTreeMap<u32, SocketAddr> = BTreeMap::new();
+        let adopting = adopted.is_some();
+        let mut addresses: BTreeMap<u32, SocketAddr> = adopted.unwrap_or_default();
         let listener = std::net::TcpListener::bind(SocketAddr::new(self.host, 0)).map_err(|error| format!("cannot listen: {error}"))?;
         addresses.insert(0, listener.local_addr().map_err(|error| error.to_string())?);
         handle.block_on(async {
+            if adopting {
+                return Ok(());
+            }
             let mut clients = Vec::with_capacity(nodes.len());
             for (worker, _) in &nodes {
                 clients.push(self.worker_client(*worker).await?);
@@ -288,8 +358,12 @@ impl Deployer {
         let spec = EngineJobSpec { name: job.spec.name.clone(), args: job.spec.args.clone() };
         let workers: Vec<WorkerSlots> =
             nodes.iter().enumerate().map(|(index, (_, slots))| WorkerSlots { node: index as u32 + 1, slots: *slots }).collect();
-        let coordinator = Coordinator::start(listener, &addresses, self.secret.clone(), spec.clone(), workers, self.options.mesh.clone())
-            .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
+        let (secret, mesh) = (self.secret.clone(), self.options.mesh.clone());
+        let coordinator = match adopting {
+            true => Coordinator::adopt(listener, &addresses, secret, spec.clone(), workers, mesh),
+            false => Coordinator::start(listener, &addresses, secret, spec.clone(), workers, mesh),
+        }
+        .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
         let coordinator = Arc::new(coordinator);
         // A checkpoint is complete once the masters committed it: only then do sinks commit, and a
         // deposed leader's driver completes nothing.
@@ -340,6 +414,9 @@ impl Deployer {
         result.map(drop).map_err(|error| error.to_string())
     }
 }
+
+/// How long the leader waits for a worker's answer when adopting an attempt.
+const WORKER_CALL_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)

@@ -94,6 +94,7 @@ pub fn job_info(job: &JobRecord) -> JobInfo {
             .map(|placement| PlacementInfo { worker_id: placement.worker.0, slot: placement.slot })
             .collect(),
         build_id: job.artifact.build_id.clone(),
+        adoptions: job.adoptions,
     }
 }
 

@@ -20,8 +20,8 @@ use tonic::{Request, Response, Status};
 use crate::agent::{AgentState, WorkerAgent, WorkerProfile};
 use crate::rpc::proto::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::proto::{
-    AttemptInfo, InventoryReply, InventoryRequest, PrepareAttemptReply, PrepareAttemptRequest, StartAttemptReply, StartAttemptRequest,
-    StopAttemptReply, StopAttemptRequest,
+    AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, PrepareAttemptReply, PrepareAttemptRequest,
+    StartAttemptReply, StartAttemptRequest, StopAttemptReply, StopAttemptRequest,
 };
 use crate::rpc::SecretAuth;
 
@@ -42,8 +42,11 @@ pub struct WorkerOptions {
 
 /// One attempt this worker runs.
 struct Running {
+    /// The term of the leader that drives it (started or adopted it).
     term: u64,
     node: u32,
+    /// Its data-plane listener's address.
+    data_addr: SocketAddr,
     /// Set once the attempt's mesh is up.
     closer: Option<WorkerCloser>,
 }
@@ -110,11 +113,13 @@ impl WorkerRpc for Arc<Attempts> {
         if !addresses.contains_key(&ask.node) || ask.node == 0 {
             return Err(Status::invalid_argument(format!("node {} is not a worker of the addresses given", ask.node)));
         }
-        lock(&self.running).insert(key, Running { term: ask.term, node: ask.node, closer: None });
+        let data_addr = listener.local_addr().map_err(|error| Status::internal(error.to_string()))?;
+        lock(&self.running).insert(key, Running { term: ask.term, node: ask.node, data_addr, closer: None });
         let (running, secret, registry, mesh) =
             (Arc::clone(&self.running), self.secret.clone(), Arc::clone(&self.registry), self.mesh.clone());
         let spawned = std::thread::Builder::new().name(format!("tethys-job-{}-{}", ask.job_id, ask.attempt)).spawn(move || {
-            match tethys_net::cluster::Worker::start(ask.node, listener, &addresses, secret, registry, mesh) {
+            // Its subtasks outlive the coordinator: a new leader adopts them (`adopt_attempt`).
+            match tethys_net::cluster::Worker::start_adoptable(ask.node, listener, &addresses, secret, registry, mesh) {
                 Ok(worker) => {
                     if let Some(entry) = lock(&running).get_mut(&key) {
                         entry.closer = Some(worker.closer());
@@ -141,10 +146,39 @@ impl WorkerRpc for Arc<Attempts> {
         Ok(Response::new(StopAttemptReply {}))
     }
 
+    async fn adopt_attempt(&self, request: Request<AdoptAttemptRequest>) -> Result<Response<AdoptAttemptReply>, Status> {
+        let ask = request.into_inner();
+        self.admit(ask.term)?;
+        let mut running = lock(&self.running);
+        let attempt = running
+            .get_mut(&(ask.job_id, ask.attempt))
+            .ok_or_else(|| Status::not_found(format!("attempt {} of job {} does not run here", ask.attempt, ask.job_id)))?;
+        if attempt.node != ask.node {
+            return Err(Status::failed_precondition(format!(
+                "attempt {} of job {} runs here as node {}, not {}",
+                ask.attempt, ask.job_id, attempt.node, ask.node
+            )));
+        }
+        let Some(closer) = &attempt.closer else {
+            return Err(Status::failed_precondition(format!("attempt {} of job {} is still joining its mesh", ask.attempt, ask.job_id)));
+        };
+        // A deposed leader's coordinator may still hold its connection: it gives way.
+        closer.drop_coordinator("a new leader adopts the attempt");
+        attempt.term = ask.term;
+        tracing::info!(job = ask.job_id, attempt = ask.attempt, term = ask.term, "a new leader adopts the attempt");
+        Ok(Response::new(AdoptAttemptReply { data_addr: attempt.data_addr.to_string() }))
+    }
+
     async fn inventory(&self, _request: Request<InventoryRequest>) -> Result<Response<InventoryReply>, Status> {
         let mut attempts: Vec<AttemptInfo> = lock(&self.running)
             .iter()
-            .map(|((job_id, attempt), running)| AttemptInfo { job_id: *job_id, attempt: *attempt, term: running.term, node: running.node })
+            .map(|((job_id, attempt), running)| AttemptInfo {
+                job_id: *job_id,
+                attempt: *attempt,
+                term: running.term,
+                node: running.node,
+                data_addr: running.data_addr.to_string(),
+            })
             .collect();
         attempts.sort_by_key(|attempt| (attempt.job_id, attempt.attempt));
         Ok(Response::new(InventoryReply { worker_id: self.agent.worker_id().unwrap_or(u64::MAX), attempts }))

@@ -61,14 +61,15 @@ fn describe(job: &JobInfo) -> String {
         format!(", on worker:slot {}", slots.join(" "))
     };
     format!(
-        "job {} {} {}: {}{reason}, parallelism {}, {} slots, attempt {}{checkpoint}{placed}",
+        "job {} {} {}: {}{reason}, parallelism {}, {} slots, attempt {}{adopted}{checkpoint}{placed}",
         job.id,
         job.name,
         job.args.join(" "),
         job.status,
         job.parallelism,
         job.slots,
-        job.attempt
+        job.attempt,
+        adopted = if job.adoptions > 0 { format!(" (adopted by a new leader {} times)", job.adoptions) } else { String::new() },
     )
 }
 
@@ -77,7 +78,7 @@ fn json(job: &JobInfo) -> serde_json::Value {
         "id": job.id, "name": job.name, "args": job.args, "status": job.status, "reason": job.reason,
         "parallelism": job.parallelism, "slots": job.slots, "attempt": job.attempt,
         "last_checkpoint": job.last_checkpoint, "checkpoints_completed": job.checkpoints_completed,
-        "submitted_at_ms": job.submitted_at_ms, "build_id": job.build_id,
+        "submitted_at_ms": job.submitted_at_ms, "build_id": job.build_id, "adoptions": job.adoptions,
         "placements": job.placements.iter().map(|p| serde_json::json!({"worker": p.worker_id, "slot": p.slot})).collect::<Vec<_>>(),
     })
 }

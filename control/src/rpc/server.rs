@@ -225,6 +225,18 @@ impl ControlPlane {
         Ok(client)
     }
 
+    /// A follower's client to the leader for a read: reads are the leader's, so a client sees its
+    /// own writes whichever master it asks. None on the leader, for a call forwarded already, or
+    /// with no leader known (the follower then answers from its own state).
+    fn leader_for_read<T>(&self, request: &Request<T>) -> Option<ForwardClient> {
+        if self.master.is_leader() {
+            return None;
+        }
+        let leader = self.master.leader()?;
+        let addr = self.master.member_addrs().into_iter().find(|(id, _)| *id == leader)?.1;
+        self.forward_to(request, MasterError::NotLeader { at: self.master.id(), leader: Some((leader, addr)) }).ok()
+    }
+
     async fn raft_call<Req, Resp, E>(
         &self,
         message: RaftMessage,
@@ -327,11 +339,23 @@ impl Control for Arc<ControlPlane> {
         }
     }
 
-    async fn list_jobs(&self, _request: Request<ListJobsRequest>) -> Result<Response<ListJobsReply>, Status> {
+    async fn list_jobs(&self, request: Request<ListJobsRequest>) -> Result<Response<ListJobsReply>, Status> {
+        if let Some(mut leader) = self.leader_for_read(&request) {
+            if let Ok(reply) = leader.list_jobs(ListJobsRequest {}).await {
+                return Ok(reply);
+            }
+        }
         Ok(Response::new(ListJobsReply { jobs: self.read(|state| state.jobs().map(job_info).collect()).await }))
     }
 
     async fn job_status(&self, request: Request<JobRequest>) -> Result<Response<JobInfo>, Status> {
+        if let Some(mut leader) = self.leader_for_read(&request) {
+            match leader.job_status(request.get_ref().clone()).await {
+                Ok(reply) => return Ok(reply),
+                Err(status) if status.code() == tonic::Code::NotFound => return Err(status),
+                Err(_) => {} // the leader did not answer: this master's own state
+            }
+        }
         self.job(request.get_ref().job_id).await.map(Response::new)
     }
 

@@ -60,6 +60,14 @@ pub enum Command {
         /// The new status.
         to: JobStatus,
     },
+    /// A new leader adopted the running attempt of a job whose driver died with the old one: its
+    /// deployment is now driven under this entry's term, and nothing restarted.
+    Adopt {
+        /// The job.
+        job: JobId,
+        /// The attempt adopted: the job's current one.
+        attempt: u32,
+    },
     /// Every task of the job's current attempt acknowledged a checkpoint.
     CompleteCheckpoint {
         /// The job.
@@ -194,6 +202,7 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
                 last_checkpoint: None,
                 checkpoints_completed: 0,
                 submitted_at_ms: *at_ms,
+                adoptions: 0,
             };
             state.jobs_mut().insert(id, record);
             Ok(Response::JobSubmitted(id))
@@ -224,6 +233,19 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
             record.attempt = *attempt;
             record.deployment = Some(Deployment { attempt: *attempt, term, placements: placements.clone(), restore_from: *restore_from });
             record.status = JobStatus::Running;
+            Ok(Response::Done)
+        }
+        Command::Adopt { job, attempt } => {
+            let record = job_mut(state, *job)?;
+            refuse_if_ended(record, "running")?;
+            if *attempt != record.attempt {
+                return Err(Refusal::StaleAttempt { job: *job, current: record.attempt, asked: *attempt });
+            }
+            let (JobStatus::Running, Some(deployment)) = (&record.status, record.deployment.as_mut()) else {
+                return Err(Refusal::BadTransition { job: *job, from: record.status.name().to_string(), to: "adopted".to_string() });
+            };
+            deployment.term = term;
+            record.adoptions += 1;
             Ok(Response::Done)
         }
         Command::Transition { job, attempt, to } => {
@@ -359,6 +381,20 @@ mod tests {
     }
 
     #[test]
+    fn a_new_leader_adopts_only_the_running_attempt() {
+        let mut state = ClusterState::new();
+        let w = register(&mut state, 1);
+        let job = submit(&mut state, 1);
+        assert!(matches!(state.apply(1, &Command::Adopt { job, attempt: 0 }), Err(Refusal::BadTransition { .. })), "nothing runs");
+        apply_ok(&mut state, Command::Deploy { job, attempt: 1, placements: vec![on(w, 0)], restore_from: None });
+        assert!(matches!(state.apply(3, &Command::Adopt { job, attempt: 2 }), Err(Refusal::StaleAttempt { .. })));
+        assert_eq!(state.apply(3, &Command::Adopt { job, attempt: 1 }), Ok(Response::Done));
+        let record = state.job(job).unwrap();
+        assert_eq!((record.adoptions, record.attempt, record.deployment.as_ref().unwrap().term), (1, 1, 3));
+        assert_eq!(record.status, JobStatus::Running, "an adopted attempt runs on");
+    }
+
+    #[test]
     fn terminal_jobs_stay_terminal() {
         let mut state = ClusterState::new();
         let w = register(&mut state, 1);
@@ -470,7 +506,7 @@ mod tests {
                 let job = JobId(rng.u64(0..6));
                 let worker = WorkerId(rng.u64(0..6));
                 let placements = (0..rng.u32(1..4)).map(|_| on(WorkerId(rng.u64(0..6)), rng.u32(0..3))).collect();
-                let command = match rng.u8(0..7) {
+                let command = match rng.u8(0..8) {
                     0 => Command::RegisterWorker { control_addr: "c".into(), data_addr: "d".into(), slots: rng.u32(1..4), at_ms: 0 },
                     1 => Command::WorkerLost { worker },
                     2 => Command::SubmitJob { spec: spec(rng.u32(1..4)), artifact: artifact(), at_ms: 0 },
@@ -482,6 +518,7 @@ mod tests {
                             [rng.usize(0..4)]
                         .clone(),
                     },
+                    5 => Command::Adopt { job, attempt: rng.u32(0..4) },
                     _ => Command::CompleteCheckpoint {
                         job,
                         checkpoint: CompletedCheckpoint {

@@ -190,6 +190,9 @@ pub struct JobRecord {
     pub checkpoints_completed: u64,
     /// When it was submitted (leader's clock).
     pub submitted_at_ms: u64,
+    /// How many times a new leader adopted its running attempt (reconciliation, no restart).
+    #[serde(default)]
+    pub adoptions: u64,
 }
 
 /// The replicated state (see the module documentation).
