@@ -24,8 +24,8 @@ fn tethys() -> Command {
     command
 }
 
-/// Worker processes, killed when dropped.
-struct Workers(Vec<Child>);
+/// Worker processes with their control addresses, killed when dropped.
+struct Workers(Vec<Child>, Vec<String>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
@@ -37,7 +37,7 @@ impl Drop for Workers {
 }
 
 fn start_workers(masters: &str, count: usize) -> Workers {
-    let mut workers = Workers(Vec::new());
+    let mut workers = Workers(Vec::new(), Vec::new());
     for _ in 0..count {
         let mut child =
             tethys().args(["worker", "--masters", masters, "--slots", "2", "--log", "warn"]).stdout(Stdio::piped()).spawn().unwrap();
@@ -45,6 +45,7 @@ fn start_workers(masters: &str, count: usize) -> Workers {
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert!(line.starts_with("listening "), "{line}");
         workers.0.push(child);
+        workers.1.push(line.trim().trim_start_matches("listening ").to_string());
     }
     workers
 }
@@ -88,12 +89,15 @@ fn wait_status(masters: &str, job: u64, status: &str) -> serde_json::Value {
 fn wait_workers(masters: &str, alive: usize) {
     let deadline = Instant::now() + WAIT;
     loop {
-        let reply = json(tethys().args(["cluster", "--json", "--masters", masters]));
-        let count = reply["workers"].as_array().unwrap().iter().filter(|worker| worker["alive"] == true).count();
+        // A master still starting (on a loaded machine) may not answer in time: asked again.
+        let output = tethys().args(["cluster", "--json", "--masters", masters]).output().unwrap();
+        let reply: serde_json::Value =
+            if output.status.success() { serde_json::from_slice(&output.stdout).unwrap() } else { serde_json::Value::Null };
+        let count = reply["workers"].as_array().map_or(0, |workers| workers.iter().filter(|worker| worker["alive"] == true).count());
         if count == alive && !reply["leader"].is_null() {
             return;
         }
-        assert!(Instant::now() < deadline, "{alive} workers did not register: {reply}");
+        assert!(Instant::now() < deadline, "{alive} workers did not register: {reply} {}", String::from_utf8_lossy(&output.stderr));
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -157,4 +161,94 @@ fn tethys_up_runs_an_example_job_through_the_masters_api() {
     assert!(stdout.contains("workers: 2"), "{stdout}");
     assert!(stdout.contains("submitted job 0"), "{stdout}");
     assert!(stdout.contains("job 0 finished"), "{stdout}");
+}
+
+/// Submits the long digest job (checkpoints every 50 ms) writing to `dir`; its id.
+fn submit_long_job(masters: &str, dir: &Path) -> u64 {
+    let submitted = json(
+        tethys()
+            .args(["submit", "--json", "--masters", masters, "--parallelism", "2", "--checkpoint-interval-ms", "50", "digest"])
+            .arg(dir)
+            .args(["window", "3000000", "7", "split"]),
+    );
+    submitted["job"].as_u64().unwrap()
+}
+
+/// Waits until the masters committed a checkpoint of running job `job`; its status then.
+fn wait_checkpointed(masters: &str, job: u64) -> serde_json::Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let info = wait_status(masters, job, "running");
+        if info["last_checkpoint"].as_u64() != Some(0) {
+            return info;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of the job was committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_worker_killed_under_the_masters_has_its_job_restart_on_the_others() {
+    let root = TestDir::new("jobs-worker-killed");
+    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
+    let masters = group.addrs().join(",");
+    let mut workers = start_workers(&masters, 3);
+    wait_workers(&masters, 3);
+    let dir = root.path().join("out");
+    let job = submit_long_job(&masters, &dir);
+    let info = wait_checkpointed(&masters, job);
+
+    // One worker the job runs on dies: the masters declare it lost, and the job restarts from its
+    // checkpoint on the workers left.
+    let cluster = json(tethys().args(["cluster", "--json", "--masters", &masters]));
+    let victim_id = info["placements"][0]["worker"].as_u64().unwrap();
+    let victim_addr = cluster["workers"].as_array().unwrap().iter().find(|w| w["id"].as_u64() == Some(victim_id)).unwrap()["control_addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let victim = workers.1.iter().position(|addr| *addr == victim_addr).expect("the worker is one of ours");
+    workers.0[victim].kill().unwrap();
+    workers.0[victim].wait().unwrap();
+    let info = wait_status(&masters, job, "finished");
+    assert!(info["attempt"].as_u64().unwrap() >= 2, "the job ran a new attempt: {info}");
+    assert!(info["placements"].as_array().unwrap().iter().all(|p| p["worker"].as_u64() != Some(victim_id)), "{info}");
+    let expected = root.path().join("expected");
+    std::fs::create_dir_all(&expected).unwrap();
+    assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the worker's death");
+}
+
+#[test]
+fn a_paused_leader_is_replaced_its_job_adopted_and_it_rejoins_harmless() {
+    let root = TestDir::new("jobs-leader-paused");
+    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
+    let masters = group.addrs().join(",");
+    let _workers = start_workers(&masters, 2);
+    wait_workers(&masters, 2);
+    let dir = root.path().join("out");
+    let job = submit_long_job(&masters, &dir);
+    wait_checkpointed(&masters, job);
+
+    // The leader stops (SIGSTOP) with its connections open: the others elect a new leader, which
+    // adopts the job; the old one, continued, finds itself deposed and changes nothing.
+    let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
+    let pid = group.pid(leader).unwrap().to_string();
+    assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+    let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
+    let survivors = survivors.join(",");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = tethys().args(["status", "--json", "--masters", &survivors, &job.to_string()]).output().unwrap();
+        let info: Option<serde_json::Value> = output.status.success().then(|| serde_json::from_slice(&output.stdout).unwrap());
+        if info.as_ref().is_some_and(|info| info["adoptions"] == 1 || info["status"] == "finished") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new leader did not adopt the job: {info:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+    let info = wait_status(&masters, job, "finished");
+    assert_eq!((info["attempt"].as_u64(), info["adoptions"].as_u64()), (Some(1), Some(1)), "adopted, not restarted: {info}");
+    let expected = root.path().join("expected");
+    std::fs::create_dir_all(&expected).unwrap();
+    assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the paused leader");
 }

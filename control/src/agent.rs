@@ -69,6 +69,9 @@ impl AgentState {
 
 type Client = ControlClient<InterceptedService<Channel, AddSecret>>;
 
+/// How long a registration may take (it commits through the masters' log).
+const REGISTER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A running agent; dropping it stops the agent.
 pub struct WorkerAgent {
     state: Arc<AgentState>,
@@ -110,7 +113,9 @@ struct Masters {
 }
 
 impl Masters {
-    async fn call<T, F, Fut>(&mut self, what: &str, mut call: F) -> T
+    /// Each call may take `timeout`: a master that is paused or cut off, whose connection stays
+    /// open, is given up on after it, not only after the channel's own timeout.
+    async fn call<T, F, Fut>(&mut self, what: &str, timeout: Duration, mut call: F) -> T
     where
         F: FnMut(Client) -> Fut,
         Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -119,7 +124,8 @@ impl Masters {
         loop {
             for _ in 0..self.clients.len() {
                 let (addr, client) = &self.clients[self.next];
-                match call(client.clone()).await {
+                let answered = tokio::time::timeout(timeout, call(client.clone())).await;
+                match answered.unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded(format!("no answer within {timeout:?}")))) {
                     Ok(reply) => return reply.into_inner(),
                     Err(status) => {
                         tracing::debug!(master = %addr, code = ?status.code(), message = status.message(), "{what} failed; trying the next master");
@@ -142,7 +148,7 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
             data_addr: profile.data_addr.clone(),
             slots: profile.slots,
         };
-        let registered = masters.call("registering", |mut client| {
+        let registered = masters.call("registering", REGISTER_TIMEOUT, |mut client| {
             let request = request.clone();
             async move { client.register_worker(request).await }
         });
@@ -153,11 +159,14 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
         state.worker.store(registered.worker_id + 1, Ordering::Release);
         tracing::info!(worker = registered.worker_id, term = registered.term, "registered with the masters");
         let interval = Duration::from_millis(registered.heartbeat_interval_ms.max(10));
+        // Well within the time the masters wait before they declare the worker lost.
+        let heartbeat_timeout = (interval * 2).max(Duration::from_millis(100));
         loop {
             tokio::time::sleep(interval).await;
             let worker_id = registered.worker_id;
-            let reply =
-                masters.call("a heartbeat", |mut client| async move { client.heartbeat(HeartbeatRequest { worker_id }).await }).await;
+            let reply = masters
+                .call("a heartbeat", heartbeat_timeout, |mut client| async move { client.heartbeat(HeartbeatRequest { worker_id }).await })
+                .await;
             state.saw_term(reply.term);
             if !reply.known {
                 tracing::warn!(worker = worker_id, "the masters declared this worker lost; registering again");

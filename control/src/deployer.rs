@@ -121,6 +121,15 @@ impl Deployer {
                 (JobStatus::Created | JobStatus::Restarting, None) => self.deploy(&job).await,
                 (JobStatus::Running, None) => self.adopt(&job).await,
                 (JobStatus::Failing { .. }, None) => self.restart_orphan(&job).await,
+                (JobStatus::Restarting, Some(attempt)) if attempt == job.attempt => {
+                    // The masters failed the attempt under its driver (a worker of it was lost):
+                    // it ends, and a later tick deploys the next one.
+                    if let Some(driver) = lock(&self.drivers).get(&job.id) {
+                        if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
+                            coordinator.close("the masters failed the attempt: a worker of it was lost");
+                        }
+                    }
+                }
                 (status, Some(_)) if status.is_terminal() => {
                     if let Some(driver) = lock(&self.drivers).get(&job.id) {
                         if let Some(coordinator) = lock(&driver.coordinator).as_ref() {

@@ -81,6 +81,11 @@ impl LocalMasters {
         self.processes[id].is_some()
     }
 
+    /// Master `id`'s process id, while it runs (e.g. to pause it with SIGSTOP).
+    pub fn pid(&self, id: usize) -> Option<u32> {
+        self.processes[id].as_ref().map(Child::id)
+    }
+
     /// Kills master `id` (SIGKILL) and waits for it to end.
     pub fn kill(&mut self, id: usize) -> std::io::Result<()> {
         if let Some(mut child) = self.processes[id].take() {

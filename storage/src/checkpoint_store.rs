@@ -165,6 +165,8 @@ pub struct CheckpointStore {
     retained_checkpoints_max: usize,
     /// Published checkpoints and savepoints, ascending by id.
     completed: Vec<CompletedCheckpoint>,
+    /// Retention waits for [`CheckpointStore::retire`] instead of following each publish.
+    retention_deferred: bool,
 }
 
 impl CheckpointStore {
@@ -196,7 +198,7 @@ impl CheckpointStore {
         }
         completed.sort_by_key(|checkpoint| checkpoint.id);
         sync_dir(dir)?;
-        Ok(CheckpointStore { dir: dir.to_path_buf(), retained_checkpoints_max, completed })
+        Ok(CheckpointStore { dir: dir.to_path_buf(), retained_checkpoints_max, completed, retention_deferred: false })
     }
 
     /// The newest published checkpoint or savepoint: where a job restores from.
@@ -238,8 +240,15 @@ impl CheckpointStore {
         Ok(())
     }
 
+    /// Makes retention wait for [`CheckpointStore::retire`]: a published checkpoint retires none
+    /// by itself. For a job whose checkpoints complete only once confirmed elsewhere (the control
+    /// plane's log): until the newer one is confirmed, the older one is still the one to restore.
+    pub fn defer_retention(&mut self) {
+        self.retention_deferred = true;
+    }
+
     /// Removes the oldest checkpoints beyond the retained number; savepoints stay.
-    fn apply_retention(&mut self) -> Result<(), CheckpointStoreError> {
+    pub fn retire(&mut self) -> Result<(), CheckpointStoreError> {
         let checkpoints = self.completed.iter().filter(|c| c.kind == CheckpointKind::Checkpoint).count();
         let mut excess = checkpoints.saturating_sub(self.retained_checkpoints_max);
         while excess > 0 {
@@ -324,7 +333,9 @@ impl CheckpointWriter<'_> {
         sync_dir(&self.store.dir)?;
         let checkpoint = CompletedCheckpoint { id: self.id, kind: self.kind, path: published, files: self.files };
         self.store.completed.push(checkpoint.clone());
-        self.store.apply_retention()?;
+        if !self.store.retention_deferred {
+            self.store.retire()?;
+        }
         Ok(checkpoint)
     }
 }

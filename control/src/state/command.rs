@@ -275,8 +275,12 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
         Command::CompleteCheckpoint { job, checkpoint } => {
             let record = job_mut(state, *job)?;
             refuse_if_ended(record, "checkpointed")?;
-            if checkpoint.attempt != record.attempt || record.status != JobStatus::Running {
+            if checkpoint.attempt != record.attempt {
                 return Err(Refusal::StaleAttempt { job: *job, current: record.attempt, asked: checkpoint.attempt });
+            }
+            if record.status != JobStatus::Running {
+                let from = record.status.name().to_string();
+                return Err(Refusal::BadTransition { job: *job, from, to: "checkpointed".to_string() });
             }
             if let Some(last) = &record.last_checkpoint {
                 if checkpoint.id <= last.id {

@@ -111,6 +111,9 @@ impl CheckpointKeeper {
 
     /// Asks `gate` before every checkpoint (not savepoint) completes.
     pub(crate) fn with_gate(mut self, gate: Option<CheckpointGate>) -> CheckpointKeeper {
+        if let (Some(store), true) = (&mut self.store, gate.is_some()) {
+            store.defer_retention();
+        }
         self.gate = gate;
         self
     }
@@ -334,7 +337,19 @@ impl CheckpointKeeper {
             self.written = Some((published, versions));
         }
         if let (Some(gate), None) = (&self.gate, savepoint_dir) {
-            gate(&CheckpointDone { id: checkpoint, location }).map_err(|reason| KeeperError::Gate { checkpoint, reason })?;
+            let published = location.is_some();
+            if let Err(reason) = gate(&CheckpointDone { id: checkpoint, location }) {
+                // Not complete: gone from the store, which keeps the one confirmed before it.
+                if let (Some(store), true) = (&mut self.store, published) {
+                    self.written = None;
+                    let _ = store.delete(checkpoint);
+                }
+                return Err(KeeperError::Gate { checkpoint, reason });
+            }
+            if let (Some(store), true) = (&mut self.store, published) {
+                // Only now may the checkpoints before it retire.
+                store.retire().map_err(|error| write_error(error.into()))?;
+            }
         }
         self.latest = Some(Arc::new(snapshot));
         self.commit(graph, |id| id <= checkpoint)?;
