@@ -133,7 +133,12 @@ impl Masters {
                     }
                 }
             }
-            tracing::warn!("no master answered to {what}; retrying in {backoff:?}");
+            // An election takes a few hundred milliseconds: only a longer silence is worth a warning.
+            if backoff >= Duration::from_millis(400) {
+                tracing::warn!("no master answered to {what}; retrying in {backoff:?}");
+            } else {
+                tracing::debug!("no master answered to {what}; retrying in {backoff:?}");
+            }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
         }

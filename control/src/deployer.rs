@@ -238,21 +238,30 @@ impl Deployer {
         for (index, (worker, _)) in Self::nodes(&deployment).into_iter().enumerate() {
             let node = index as u32 + 1;
             let request = AdoptAttemptRequest { job_id: job.id.0, attempt: deployment.attempt, term, node };
+            // Whether the worker does not run the attempt as deployed (restart the job), or could
+            // not say now (ask again on a later tick: a worker that is gone is declared lost,
+            // which restarts the job; one that saw a newer term means this master is deposed).
             let answer = match self.worker_client(worker).await {
                 Ok(mut client) => match tokio::time::timeout(WORKER_CALL_TIMEOUT, client.adopt_attempt(request)).await {
-                    Ok(Ok(reply)) => reply.into_inner().data_addr.parse::<SocketAddr>().map_err(|error| format!("a bad address: {error}")),
-                    Ok(Err(status)) => Err(status.message().to_string()),
-                    Err(_) => Err(format!("no answer within {WORKER_CALL_TIMEOUT:?}")),
+                    Ok(Ok(reply)) => {
+                        reply.into_inner().data_addr.parse::<SocketAddr>().map_err(|error| (true, format!("a bad address: {error}")))
+                    }
+                    Ok(Err(status)) => Err((status.code() == tonic::Code::NotFound, status.message().to_string())),
+                    Err(_) => Err((false, format!("no answer within {WORKER_CALL_TIMEOUT:?}"))),
                 },
-                Err(error) => Err(error),
+                Err(error) => Err((true, error)),
             };
             match answer {
                 Ok(addr) => {
                     addresses.insert(node, addr);
                 }
-                Err(reason) => {
+                Err((true, reason)) => {
                     tracing::warn!(job = %job.id, attempt = deployment.attempt, %worker, %reason, "cannot adopt the running attempt; restarting the job");
                     return self.restart_orphan(job).await;
+                }
+                Err((false, reason)) => {
+                    tracing::debug!(job = %job.id, attempt = deployment.attempt, %worker, %reason, "cannot adopt the running attempt yet");
+                    return;
                 }
             }
         }

@@ -154,7 +154,8 @@ impl WorkerRpc for Arc<Attempts> {
             .get_mut(&(ask.job_id, ask.attempt))
             .ok_or_else(|| Status::not_found(format!("attempt {} of job {} does not run here", ask.attempt, ask.job_id)))?;
         if attempt.node != ask.node {
-            return Err(Status::failed_precondition(format!(
+            // Not the attempt the masters deployed here: as good as absent.
+            return Err(Status::not_found(format!(
                 "attempt {} of job {} runs here as node {}, not {}",
                 ask.attempt, ask.job_id, attempt.node, ask.node
             )));

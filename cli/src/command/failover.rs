@@ -5,6 +5,11 @@
 //! forwards it) is committed by a new leader: "kill to a new leader serving". The killed master
 //! is restarted on its directory and the next run waits until it follows again. It prints each
 //! run and the p50, p99 and maximum.
+//!
+//! With `--with-job`, two worker processes run a long job (the `digest` job, checkpointing every
+//! 100 ms) through every run, and each run also measures the reconciliation: from the kill to the
+//! new leader's adoption of the running attempt committed, and to the job's next checkpoint
+//! committed (the job back in business: its output commits again). The job must never restart.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use tethys_control::launcher::LocalMasters;
 use tethys_control::rpc::proto::control_client::ControlClient;
-use tethys_control::rpc::proto::RegisterWorkerRequest;
+use tethys_control::rpc::proto::{JobInfo, JobRequest, RegisterWorkerRequest, SubmitJobRequest};
 use tethys_control::rpc::SecretAuth;
 
 use super::cluster::ask_cluster;
@@ -27,6 +32,56 @@ pub struct FailoverArgs {
     /// Directory for the masters' state (default: a fresh one under the system's temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Also run a job on two workers and measure its adoption by each new leader.
+    #[arg(long)]
+    pub with_job: bool,
+}
+
+/// Worker processes of the measurement, killed when dropped.
+struct Workers(Vec<std::process::Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `count` workers of this program on the masters `addrs`.
+fn start_workers(program: &std::path::Path, addrs: &str, count: usize) -> Result<Workers, CliError> {
+    use std::io::BufRead;
+    let mut workers = Workers(Vec::new());
+    for _ in 0..count {
+        let mut child = std::process::Command::new(program)
+            .env(tethys_net::launcher::SECRET_ENV, SECRET)
+            .args(["worker", "--masters", addrs, "--slots", "2", "--log", "warn"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start a worker: {e}"))?;
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).map_err(|e| format!("a worker: {e}"))?;
+        workers.0.push(child);
+    }
+    Ok(workers)
+}
+
+/// The job of `--with-job`: its status through any of `addrs`.
+async fn job_status(addrs: &str, job: u64) -> Option<JobInfo> {
+    super::cluster::call_any(addrs, SECRET, |mut client| async move { client.job_status(JobRequest { job_id: job }).await }).await.ok()
+}
+
+/// Milliseconds of a duration, for the report.
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// p50, p99 and the maximum of `times`, in milliseconds.
+fn quantiles(times: &mut [Duration]) -> (f64, f64, f64) {
+    times.sort();
+    let at = |quantile: f64| ms(times[((times.len() as f64 * quantile).ceil() as usize).clamp(1, times.len()) - 1]);
+    (at(0.5), at(0.99), at(1.0))
 }
 
 const SECRET: &str = "bench-failover-secret";
@@ -59,6 +114,13 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
     let auth = SecretAuth::new(SECRET)?;
     let all = masters.addrs().to_vec();
     let mut times = Vec::new();
+    // With a job: its workers, its id, and per run the time to its adoption and next checkpoint.
+    let mut job = None;
+    let (mut adoptions, mut resumed) = (Vec::new(), Vec::new());
+    let _workers = match args.with_job {
+        true => Some(start_workers(&program, &all.join(","), 2)?),
+        false => None,
+    };
     for run in 0..args.runs {
         // Every master running follows one leader that serves writes.
         let started = Instant::now();
@@ -72,7 +134,37 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
                     })
                 });
                 if every_master_caught_up && runtime.block_on(write_through_any(&all, &auth)) {
-                    break reply.leader_id as usize;
+                    if !args.with_job {
+                        break reply.leader_id as usize;
+                    }
+                    // The job runs, with a checkpoint the masters committed.
+                    let id = match job {
+                        Some(id) => id,
+                        None => {
+                            let request = SubmitJobRequest {
+                                name: "digest".into(),
+                                args: vec![root.join("job-output").display().to_string(), "window".into(), "500000000".into(), "7".into()],
+                                parallelism: 2,
+                                slots: 0,
+                                checkpoint_interval_ms: 100,
+                                build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+                            };
+                            let submitted = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, |mut client| {
+                                let request = request.clone();
+                                async move { client.submit_job(request).await }
+                            }))?;
+                            job = Some(submitted.job_id);
+                            submitted.job_id
+                        }
+                    };
+                    if let Some(info) = runtime.block_on(job_status(&all.join(","), id)) {
+                        if info.status != "running" && info.status != "created" {
+                            return Err(format!("the job is {} ({}), attempt {}", info.status, info.reason, info.attempt).into());
+                        }
+                        if info.status == "running" && info.last_checkpoint > 0 {
+                            break reply.leader_id as usize;
+                        }
+                    }
                 }
             }
             if started.elapsed() > GIVE_UP {
@@ -80,6 +172,7 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        let before = job.and_then(|id| runtime.block_on(job_status(&all.join(","), id)));
         masters.kill(leader).map_err(|e| format!("cannot kill master {leader}: {e}"))?;
         let killed = Instant::now();
         let survivors: Vec<String> = all.iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
@@ -106,23 +199,66 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
         let took = killed.elapsed();
         println!(
             "run {run}: killed master {leader}; a new leader was named after {:.0} ms and served a write after {:.0} ms",
-            elected.as_secs_f64() * 1000.0,
-            took.as_secs_f64() * 1000.0
+            ms(elected),
+            ms(took)
         );
         times.push(took);
+        if let (Some(id), Some(before)) = (job, before) {
+            // The adoption committed, then a checkpoint above the one committed before the kill.
+            let (mut adopted, survivors) = (None, survivors.join(","));
+            loop {
+                let info = runtime.block_on(job_status(&survivors, id));
+                if let Some(info) = &info {
+                    if info.attempt != before.attempt || !matches!(info.status.as_str(), "running") {
+                        return Err(format!(
+                            "run {run}: the job was not adopted: {} attempt {} ({})",
+                            info.status, info.attempt, info.reason
+                        )
+                        .into());
+                    }
+                    if adopted.is_none() && info.adoptions > before.adoptions {
+                        adopted = Some(killed.elapsed());
+                    }
+                    if let (Some(adopted), true) = (adopted, info.last_checkpoint > before.last_checkpoint) {
+                        let checkpointed = killed.elapsed();
+                        println!(
+                            "run {run}: the job was adopted after {:.0} ms and committed a checkpoint after {:.0} ms",
+                            ms(adopted),
+                            ms(checkpointed)
+                        );
+                        adoptions.push(adopted);
+                        resumed.push(checkpointed);
+                        break;
+                    }
+                }
+                if killed.elapsed() > GIVE_UP {
+                    return Err(format!("run {run}: the job was not adopted within {GIVE_UP:?}: {info:?}").into());
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         masters.restart(leader).map_err(|e| format!("cannot restart master {leader}: {e}"))?;
+    }
+    if let Some(id) = job {
+        let _ = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, |mut client| async move {
+            client.cancel_job(JobRequest { job_id: id }).await
+        }));
     }
     drop(masters);
     let _ = std::fs::remove_dir_all(&root);
-    times.sort();
-    let at = |quantile: f64| times[((times.len() as f64 * quantile).ceil() as usize).clamp(1, times.len()) - 1].as_secs_f64() * 1000.0;
-    if !times.is_empty() {
+    let runs = times.len();
+    if runs > 0 {
+        let (p50, p99, max) = quantiles(&mut times);
         println!(
-            "leader failover (kill to a write committed by the new leader), {} runs: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
-            times.len(),
-            at(0.5),
-            at(0.99),
-            at(1.0)
+            "leader failover (kill to a write committed by the new leader), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
+        );
+    }
+    if !adoptions.is_empty() {
+        let (p50, p99, max) = quantiles(&mut adoptions);
+        println!("reconciliation (kill to the running job adopted), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
+        let (p50, p99, max) = quantiles(&mut resumed);
+        println!(
+            "job back in business (kill to its next checkpoint committed), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
         );
     }
     Ok(())
