@@ -39,6 +39,10 @@ pub struct AgentState {
     term: AtomicU64,
     /// Registrations so far (more than one: the worker was lost and came back).
     registrations: AtomicU64,
+    /// Heartbeats sent, each try at a master.
+    heartbeats_sent: AtomicU64,
+    /// Heartbeats no master answered.
+    heartbeats_failed: AtomicU64,
 }
 
 impl AgentState {
@@ -55,6 +59,16 @@ impl AgentState {
     /// How many times the worker registered.
     pub fn registrations(&self) -> u64 {
         self.registrations.load(Ordering::Acquire)
+    }
+
+    /// Heartbeats sent so far, each try at a master.
+    pub fn heartbeats_sent(&self) -> u64 {
+        self.heartbeats_sent.load(Ordering::Relaxed)
+    }
+
+    /// Heartbeats no master answered (a failed try; the next master is tried).
+    pub fn heartbeats_failed(&self) -> u64 {
+        self.heartbeats_failed.load(Ordering::Relaxed)
     }
 
     /// Whether a command stamped with `term` may be obeyed: not from a deposed leader.
@@ -170,7 +184,20 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
             tokio::time::sleep(interval).await;
             let worker_id = registered.worker_id;
             let reply = masters
-                .call("a heartbeat", heartbeat_timeout, |mut client| async move { client.heartbeat(HeartbeatRequest { worker_id }).await })
+                .call("a heartbeat", heartbeat_timeout * 2, |mut client| {
+                    let state = Arc::clone(&state);
+                    async move {
+                        state.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
+                        // Timed out here too, so a master that does not answer counts as a failure.
+                        let reply = tokio::time::timeout(heartbeat_timeout, client.heartbeat(HeartbeatRequest { worker_id }))
+                            .await
+                            .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded(format!("no answer within {heartbeat_timeout:?}"))));
+                        if reply.is_err() {
+                            state.heartbeats_failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        reply
+                    }
+                })
                 .await;
             state.saw_term(reply.term);
             if !reply.known {

@@ -8,6 +8,7 @@
 //! - `launcher`: master processes on this host, for tests, benchmarks and the demo.
 //! - `agent`: a worker's side: registering, heartbeats across leader changes, the term it has seen.
 //! - `submit`: what the masters check of a submitted job before it reaches the log; a job as shown.
+//! - `http`: the masters' HTTP/JSON API and `/metrics` (Prometheus) of masters and workers.
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
@@ -15,6 +16,7 @@
 
 pub mod agent;
 pub mod deployer;
+pub mod http;
 pub mod launcher;
 pub mod raft;
 pub mod rpc;

@@ -18,6 +18,8 @@ use tethys_net::{ClusterSecret, MeshOptions};
 use tonic::{Request, Response, Status};
 
 use crate::agent::{AgentState, WorkerAgent, WorkerProfile};
+use crate::http::metrics::WorkerGauges;
+use crate::http::HttpServer;
 use crate::rpc::proto::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::proto::{
     AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, PrepareAttemptReply, PrepareAttemptRequest,
@@ -191,6 +193,10 @@ pub struct WorkerProcess {
     agent: WorkerAgent,
     attempts: Arc<Attempts>,
     addr: SocketAddr,
+    slots: u32,
+    auth: SecretAuth,
+    /// `/metrics`, once served.
+    http: Option<HttpServer>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -224,7 +230,7 @@ impl WorkerProcess {
             }
         });
         tracing::info!(%addr, slots = options.slots, "worker serving");
-        Ok(WorkerProcess { agent, attempts, addr, stop: Some(stop) })
+        Ok(WorkerProcess { agent, attempts, addr, slots: options.slots, auth, http: None, stop: Some(stop) })
     }
 
     /// Its control address.
@@ -244,10 +250,36 @@ impl WorkerProcess {
         attempts
     }
 
+    /// Serves `/metrics` (the `http` module) on `listener` too, with the cluster secret; where.
+    pub fn serve_http(&mut self, listener: tokio::net::TcpListener) -> Result<SocketAddr, String> {
+        let (attempts, slots) = (Arc::clone(&self.attempts), self.slots);
+        let router = crate::http::metrics::worker_router(move || WorkerGauges {
+            worker_id: attempts.agent.worker_id(),
+            slots,
+            attempts_running: lock(&attempts.running).len(),
+            registrations: attempts.agent.registrations(),
+            heartbeats_sent: attempts.agent.heartbeats_sent(),
+            heartbeats_failed: attempts.agent.heartbeats_failed(),
+            term: attempts.agent.term(),
+        });
+        let server = HttpServer::start(listener, router, self.auth.clone()).map_err(|error| error.to_string())?;
+        let addr = server.addr();
+        self.http = Some(server);
+        Ok(addr)
+    }
+
+    /// Where it serves `/metrics`, if it does.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::addr)
+    }
+
     /// Stops serving and ends every attempt it runs.
     pub fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(http) = self.http.take() {
+            http.stop();
         }
         self.attempts.stop_all("the worker stops");
     }

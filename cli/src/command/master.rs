@@ -1,7 +1,9 @@
 //! `tethys master`: one master of the control plane. It serves the gRPC API (Raft between
 //! masters, the control service for workers and the command line) on one address and keeps its
 //! Raft log, vote and snapshot in its directory, so a restarted master resumes where it was. The
-//! group is formed once, by the master started with `--bootstrap` on a fresh directory.
+//! group is formed once, by the master started with `--bootstrap` on a fresh directory. With
+//! `--http` it serves the HTTP/JSON API and `/metrics` on a second address, printed as `http
+//! <address>` after the `listening` line.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -43,6 +45,10 @@ pub struct MasterArgs {
     /// job restarts from its newest checkpoint after a leader change (default: in memory only).
     #[arg(long)]
     pub checkpoint_root: Option<PathBuf>,
+    /// Serve the HTTP/JSON API and `/metrics` on this address too (port 0: any free port,
+    /// printed as `http <address>`); every request needs `Authorization: Bearer <secret>`.
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
@@ -101,6 +107,10 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
     super::service_runtime()?.block_on(async {
         let listener = super::listen_and_announce(args.listen).await?;
         let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let http = match args.http {
+            Some(addr) => Some(super::listen_http_and_announce(addr).await?),
+            None => None,
+        };
         let members_line = match (&args.members, args.members_from_stdin) {
             (Some(members), _) => members.clone(),
             (None, true) => {
@@ -119,7 +129,10 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         let mut options = MasterOptions::new(args.id, args.dir.clone(), members, secret);
         options.bootstrap = args.bootstrap;
         run_this_program(&mut options, args.checkpoint_root.clone());
-        let node = MasterNode::start(options, listener).await?;
+        let mut node = MasterNode::start(options, listener).await?;
+        if let Some(http) = http {
+            node.serve_http(http)?;
+        }
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!(master = args.id, "interrupted; stopping");
         node.stop().await;

@@ -82,10 +82,23 @@ pub fn service_runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Listens on `addr` and prints `listening <address>` (what a launcher reads; port 0 takes any).
 pub async fn listen_and_announce(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CliError> {
+    listen_and_print(addr, tethys_net::launcher::LISTENING_PREFIX).await
+}
+
+/// The start of the line that says where a process serves HTTP (`--http`), printed after the
+/// `listening` line: `http <address>`.
+pub const HTTP_PREFIX: &str = "http ";
+
+/// Listens for HTTP (the API and `/metrics`) on `addr` and prints `http <address>`.
+pub async fn listen_http_and_announce(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CliError> {
+    listen_and_print(addr, HTTP_PREFIX).await
+}
+
+async fn listen_and_print(addr: std::net::SocketAddr, prefix: &str) -> Result<tokio::net::TcpListener, CliError> {
     use std::io::Write;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
-    println!("{}{local}", tethys_net::launcher::LISTENING_PREFIX);
+    println!("{prefix}{local}");
     std::io::stdout().flush().map_err(|e| format!("cannot write to standard output: {e}"))?;
     Ok(listener)
 }

@@ -1,8 +1,10 @@
 //! `tethys up`: the whole platform in one process, as a new user first meets it: one master (a
 //! Raft group of one) and a few workers, each serving its gRPC API on 127.0.0.1 exactly as the
 //! separate processes do, and an example job submitted through that API, whose progress (status,
-//! attempt, checkpoints committed by the master) is shown until it ends. With `--keep` the
-//! cluster stays up afterwards, for `tethys cluster`, `submit`, `list` and `cancel` against it.
+//! attempt, checkpoints committed by the master) is shown until it ends. The master serves its
+//! HTTP/JSON API and `/metrics` too, on a free port of 127.0.0.1 (the URL is printed). With
+//! `--keep` the cluster stays up afterwards, for `tethys cluster`, `submit`, `list` and `cancel`
+//! (or the HTTP API) against it.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,8 +50,11 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
         let mut options = MasterOptions::new(0, dir.join("master"), [(0, master_addr.clone())].into(), SECRET.to_string());
         options.bootstrap = true;
         super::master::run_this_program(&mut options, Some(dir.join("checkpoints")));
-        let master = MasterNode::start(options, listener).await?;
+        let mut master = MasterNode::start(options, listener).await?;
         println!("master 0 at {master_addr} (directory {})", dir.display());
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen: {e}"))?;
+        let http_addr = master.serve_http(http)?;
+        println!("HTTP API and metrics at http://{http_addr}/api/cluster, /api/jobs, /metrics (header Authorization: Bearer {SECRET})");
         let mut workers = Vec::new();
         for _ in 0..args.workers.max(1) {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen: {e}"))?;

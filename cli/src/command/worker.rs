@@ -36,6 +36,10 @@ pub struct WorkerArgs {
     /// where this worker listens (what a launcher uses).
     #[arg(long)]
     pub peers_from_stdin: bool,
+    /// With `--masters`: serve `/metrics` on this address too (port 0: any free port, printed as
+    /// `http <address>`); every request needs `Authorization: Bearer <secret>`.
+    #[arg(long, requires = "masters")]
+    pub http: Option<SocketAddr>,
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
@@ -63,7 +67,14 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
     };
     super::service_runtime()?.block_on(async {
         let listener = super::listen_and_announce(args.listen).await?;
-        let worker = tethys_control::worker_node::WorkerProcess::start(options, listener).await?;
+        let http = match args.http {
+            Some(addr) => Some(super::listen_http_and_announce(addr).await?),
+            None => None,
+        };
+        let mut worker = tethys_control::worker_node::WorkerProcess::start(options, listener).await?;
+        if let Some(http) = http {
+            worker.serve_http(http)?;
+        }
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!("interrupted; stopping");
         worker.stop();

@@ -39,6 +39,12 @@ impl SecretAuth {
         CheckSecret { expected: Arc::clone(&self.header) }
     }
 
+    /// Whether `authorization` (a header's value) is `Bearer <this secret>`, compared in constant
+    /// time; for servers of other protocols (the HTTP API and `/metrics`).
+    pub fn accepts(&self, authorization: &[u8]) -> bool {
+        constant_time_eq(authorization, self.header.as_bytes())
+    }
+
     /// The interceptor of a client: adds this secret to every call.
     pub fn add(&self) -> AddSecret {
         AddSecret { header: Arc::clone(&self.header), forwarded: false }
@@ -128,6 +134,7 @@ mod tests {
         let mut add = auth.add();
         let signed = add.call(Request::new(())).unwrap();
         assert!(check.call(signed).is_ok());
+        assert!(auth.accepts(b"Bearer s3cret") && !auth.accepts(b"Bearer s3cre") && !auth.accepts(b"s3cret"));
         let other = SecretAuth::new("other").unwrap().add().call(Request::new(())).unwrap();
         assert_eq!(check.call(other).unwrap_err().code(), tonic::Code::Unauthenticated);
         assert!(SecretAuth::new("line\nbreak").is_err());

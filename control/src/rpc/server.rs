@@ -1,5 +1,6 @@
 //! A master as a server: its Raft node, the gRPC services on one listener, and the leader's watch
-//! over workers' heartbeats.
+//! over workers' heartbeats; on request (`MasterNode::serve_http`), the HTTP API and `/metrics` on
+//! another (the `http` module).
 //!
 //! Any master answers a call. One that changes the state (registering a worker) or needs the
 //! leader's memory (a heartbeat) is forwarded by a follower to the leader it knows, once: a
@@ -28,6 +29,8 @@ use super::proto::{
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, SecretAuth};
 use crate::deployer::{DeployOptions, Deployer};
+use crate::http::metrics::MasterCounters;
+use crate::http::HttpServer;
 use crate::raft::{Master, MasterConfig, MasterError, NodeId};
 use crate::state::{Command, JobId, JobStatus, Refusal, Response as StateResponse, WorkerId};
 use crate::submit::{check_submission, job_info, JobValidator};
@@ -99,6 +102,9 @@ impl std::fmt::Debug for MasterOptions {
 pub struct MasterNode {
     master: Master,
     addr: SocketAddr,
+    plane: Arc<ControlPlane>,
+    /// The HTTP API and `/metrics`, once served.
+    http: Option<HttpServer>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -123,6 +129,7 @@ impl MasterNode {
             validator: options.validator.clone(),
             last_heard: Mutex::new(LastHeard::default()),
             leader_clients: Mutex::new(HashMap::new()),
+            counters: MasterCounters::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -146,7 +153,7 @@ impl MasterNode {
             tasks.push(tokio::spawn(Arc::new(deployer).run()));
         }
         tracing::info!(master = id, %addr, "master serving");
-        Ok(MasterNode { master, addr, stop: Some(stop), tasks })
+        Ok(MasterNode { master, addr, plane, http: None, stop: Some(stop), tasks })
     }
 
     /// Its Raft member.
@@ -159,10 +166,30 @@ impl MasterNode {
         self.addr
     }
 
+    /// Serves the HTTP API and `/metrics` (the `http` module) on `listener` too, with the same
+    /// cluster secret; where.
+    pub fn serve_http(&mut self, listener: tokio::net::TcpListener) -> Result<SocketAddr, MasterError> {
+        let router = crate::http::api::router(Arc::clone(&self.plane))
+            .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone()));
+        let server = HttpServer::start(listener, router, self.plane.auth.clone())
+            .map_err(|error| MasterError::Failed { at: self.master.id(), reason: error.to_string() })?;
+        let addr = server.addr();
+        self.http = Some(server);
+        Ok(addr)
+    }
+
+    /// Where it serves HTTP, if it does.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::addr)
+    }
+
     /// Stops serving and stops its Raft node.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(http) = self.http.take() {
+            http.stop();
         }
         for task in &self.tasks {
             task.abort();
@@ -189,6 +216,8 @@ struct ControlPlane {
     validator: Option<JobValidator>,
     last_heard: Mutex<LastHeard>,
     leader_clients: Mutex<HashMap<String, ForwardClient>>,
+    /// What `/metrics` counts: submissions, forwarded calls.
+    counters: MasterCounters,
 }
 
 fn now_ms() -> u64 {
@@ -215,6 +244,7 @@ impl ControlPlane {
         if request.metadata().contains_key(super::FORWARDED_HEADER) {
             return Err(Status::unavailable(format!("{error}; the call was forwarded once already")));
         }
+        self.counters.forwarded();
         let mut clients = self.leader_clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = clients.get(addr) {
             return Ok(client.clone());
@@ -322,16 +352,22 @@ impl Control for Arc<ControlPlane> {
     }
 
     async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobReply>, Status> {
-        let (spec, artifact) =
-            check_submission(request.get_ref(), &self.build_id, self.validator.as_ref()).map_err(Status::invalid_argument)?;
+        let (spec, artifact) = check_submission(request.get_ref(), &self.build_id, self.validator.as_ref()).map_err(|reason| {
+            self.counters.submission_refused();
+            Status::invalid_argument(reason)
+        })?;
         let name = spec.name.clone();
         match self.master.propose(Command::SubmitJob { spec, artifact, at_ms: now_ms() }).await {
             Ok(Ok(StateResponse::JobSubmitted(job))) => {
+                self.counters.submission_accepted();
                 tracing::info!(master = self.master.id(), %job, name, "job submitted");
                 Ok(Response::new(SubmitJobReply { job_id: job.0 }))
             }
             Ok(Ok(other)) => Err(Status::internal(format!("submitting answered {other:?}"))),
-            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Ok(Err(refusal)) => {
+                self.counters.submission_refused();
+                Err(refusal_status(refusal))
+            }
             Err(error) => {
                 let mut leader = self.forward_to(&request, error)?;
                 leader.submit_job(request.into_inner()).await

@@ -1,0 +1,104 @@
+//! `tethys master --http` and `tethys worker --masters ... --http`: each prints where it serves
+//! HTTP after its `listening` line; the master answers the JSON API and both answer `/metrics`,
+//! with the cluster secret only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tethys_storage::test_dir::TestDir;
+
+const SECRET: &str = "http-cli-test-secret-0123";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn tethys(args: &[&str]) -> (Process, BufReader<ChildStdout>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tethys"))
+        .env("TETHYS_CLUSTER_SECRET", SECRET)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    (Process(child), stdout)
+}
+
+/// The address after `prefix` on the next line of `stdout`.
+fn announced(stdout: &mut BufReader<ChildStdout>, prefix: &str) -> String {
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    line.trim().strip_prefix(prefix).unwrap_or_else(|| panic!("{line:?} does not start with {prefix:?}")).to_string()
+}
+
+/// `GET path` at `addr` with the bearer `token`: the status and the body.
+fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// `GET path` at `addr` until `done` holds for the body.
+fn wait_for(addr: &str, path: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, body) = get(addr, path, SECRET);
+        if status == 200 && done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "GET {path} at {addr} never got there: {status} {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_master_and_a_worker_serve_http_where_they_say() {
+    let dir = TestDir::new("http-cli");
+    let master_dir = dir.path().join("master");
+    let master_dir = master_dir.to_str().unwrap();
+    let (mut master, mut out) = tethys(&[
+        "master",
+        "--id",
+        "0",
+        "--members-from-stdin",
+        "--bootstrap",
+        "--http",
+        "127.0.0.1:0",
+        "--log",
+        "warn",
+        "--dir",
+        master_dir,
+    ]);
+    let grpc = announced(&mut out, "listening ");
+    let http = announced(&mut out, "http ");
+    writeln!(master.0.stdin.take().unwrap(), "0={grpc}").unwrap();
+
+    let (status, body) = get(&http, "/api/cluster", "wrong");
+    assert_eq!(status, 401, "{body}");
+    let cluster = wait_for(&http, "/api/cluster", |body| body.contains("\"leader\":0"));
+    let cluster: serde_json::Value = serde_json::from_str(&cluster).unwrap();
+    assert_eq!(cluster["leader_addr"], grpc.as_str());
+
+    let (_worker, mut worker_out) = tethys(&["worker", "--masters", &grpc, "--slots", "2", "--http", "127.0.0.1:0", "--log", "warn"]);
+    announced(&mut worker_out, "listening ");
+    let worker_http = announced(&mut worker_out, "http ");
+    let metrics = wait_for(&worker_http, "/metrics", |body| body.contains("tethys_worker_id 0"));
+    assert!(metrics.contains("tethys_worker_slots 2"), "{metrics}");
+    let metrics = wait_for(&http, "/metrics", |body| body.contains("tethys_workers_alive 1"));
+    assert!(metrics.contains("tethys_is_leader 1") && metrics.contains("tethys_slots_total 2"), "{metrics}");
+    assert_eq!(get(&worker_http, "/metrics", "wrong").0, 401);
+}

@@ -1,0 +1,354 @@
+//! The masters' JSON API: the cluster and its jobs, as the `Control` service answers them.
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /api/cluster` | [`ClusterView`]: the leader and its term, the masters, the workers |
+//! | `GET /api/jobs` | [`JobList`]: every job, oldest first |
+//! | `GET /api/jobs/{id}` | [`JobView`], or 404 |
+//! | `POST /api/jobs` with a [`SubmitJob`] | 201 and [`Submitted`] (and `Location: /api/jobs/{id}`), or 400 with the reason the masters refused it |
+//! | `POST /api/jobs/{id}/cancel` | [`JobView`] as cancelled; 404 for an unknown job, 409 for one that has ended |
+//!
+//! Each handler calls the same method of `Control` a gRPC client reaches, on the master's own
+//! service, so what holds for gRPC holds here: any master answers reads from its state, and a
+//! follower forwards a submission or a cancellation to the leader (503 when it knows none).
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Request};
+
+use super::ApiError;
+use crate::rpc::proto::control_server::Control;
+use crate::rpc::proto::{ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, SubmitJobRequest};
+
+/// The cluster as the answering master knows it (`GET /api/cluster`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterView {
+    /// The leader's id; null when the answering master knows none.
+    pub leader: Option<u64>,
+    /// The leader's gRPC address; null when it knows none.
+    pub leader_addr: Option<String>,
+    /// The Raft term the answering master is in.
+    pub term: u64,
+    /// The master that answered.
+    pub answered_by: u64,
+    /// The index of the last log entry the answering master applied.
+    pub applied_index: u64,
+    /// Every master of the group.
+    pub masters: Vec<MasterView>,
+    /// Every registered worker, alive or lost, by id.
+    pub workers: Vec<WorkerView>,
+}
+
+/// A master of the group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MasterView {
+    /// Its id.
+    pub id: u64,
+    /// Its gRPC address.
+    pub addr: String,
+    /// Whether it is the leader the answering master knows.
+    pub leader: bool,
+}
+
+/// A registered worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    /// Its id (never reused).
+    pub id: u64,
+    /// Where masters reach it.
+    pub control_addr: String,
+    /// Where other workers reach it.
+    pub data_addr: String,
+    /// Slots it offers.
+    pub slots: u32,
+    /// Slots holding a subtask of a job.
+    pub slots_used: u32,
+    /// False once the leader declared it lost (no heartbeat in time).
+    pub alive: bool,
+}
+
+/// A job (`GET /api/jobs/{id}`, an entry of `GET /api/jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Its id.
+    pub id: u64,
+    /// Its name in the program's registry.
+    pub name: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// `created`, `running`, `failing`, `restarting`, `finished`, `failed` or `cancelled`.
+    pub status: String,
+    /// Why it is failing or failed; null otherwise.
+    pub reason: Option<String>,
+    /// Parallelism of its operators.
+    pub parallelism: u32,
+    /// Slots it takes.
+    pub slots: u32,
+    /// Its latest attempt (0 before its first deployment).
+    pub attempt: u32,
+    /// Its newest completed checkpoint; null before the first.
+    pub last_checkpoint: Option<u64>,
+    /// Checkpoints completed (committed by the masters) so far.
+    pub checkpoints_completed: u64,
+    /// When it was submitted (the leader's clock, milliseconds since the Unix epoch).
+    pub submitted_at_ms: u64,
+    /// The build id of the program it runs.
+    pub build_id: String,
+    /// Where its slots run, plan slot `i` at index `i` (empty while not deployed).
+    pub placements: Vec<PlacementView>,
+}
+
+/// Where one slot of a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementView {
+    /// The worker's id.
+    pub worker: u64,
+    /// The worker's slot.
+    pub slot: u32,
+}
+
+/// Every job (`GET /api/jobs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobList {
+    /// Oldest first.
+    pub jobs: Vec<JobView>,
+}
+
+/// A job to submit (the body of `POST /api/jobs`); unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    /// The job's name in the program's registry.
+    pub name: String,
+    /// Its arguments (default none).
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Parallelism of its operators (default 1).
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// Slots it takes (default: its parallelism).
+    #[serde(default)]
+    pub slots: Option<u32>,
+    /// Checkpoint interval in milliseconds (default: no checkpoints).
+    #[serde(default)]
+    pub checkpoint_interval_ms: Option<u64>,
+    /// The build id of the program it was written for (default: the masters' own build); a job of
+    /// another build is refused.
+    #[serde(default)]
+    pub build_id: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A job accepted (the answer to `POST /api/jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submitted {
+    /// Its id.
+    pub job: u64,
+}
+
+impl From<ClusterReply> for ClusterView {
+    fn from(reply: ClusterReply) -> ClusterView {
+        let known = !reply.leader_addr.is_empty();
+        let leader = known.then_some(reply.leader_id);
+        ClusterView {
+            leader,
+            leader_addr: known.then_some(reply.leader_addr),
+            term: reply.term,
+            answered_by: reply.answered_by,
+            applied_index: reply.applied_index,
+            masters: reply
+                .masters
+                .into_iter()
+                .map(|master| MasterView { leader: leader == Some(master.id), id: master.id, addr: master.addr })
+                .collect(),
+            workers: reply
+                .workers
+                .into_iter()
+                .map(|worker| WorkerView {
+                    id: worker.id,
+                    control_addr: worker.control_addr,
+                    data_addr: worker.data_addr,
+                    slots: worker.slots,
+                    slots_used: worker.slots_used,
+                    alive: worker.alive,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<JobInfo> for JobView {
+    fn from(job: JobInfo) -> JobView {
+        JobView {
+            id: job.id,
+            name: job.name,
+            args: job.args,
+            status: job.status,
+            reason: (!job.reason.is_empty()).then_some(job.reason),
+            parallelism: job.parallelism,
+            slots: job.slots,
+            attempt: job.attempt,
+            last_checkpoint: (job.last_checkpoint != 0).then_some(job.last_checkpoint),
+            checkpoints_completed: job.checkpoints_completed,
+            submitted_at_ms: job.submitted_at_ms,
+            build_id: job.build_id,
+            placements: job
+                .placements
+                .into_iter()
+                .map(|placement| PlacementView { worker: placement.worker_id, slot: placement.slot })
+                .collect(),
+        }
+    }
+}
+
+impl From<SubmitJob> for SubmitJobRequest {
+    fn from(job: SubmitJob) -> SubmitJobRequest {
+        SubmitJobRequest {
+            name: job.name,
+            args: job.args,
+            parallelism: job.parallelism,
+            slots: job.slots.unwrap_or(0),
+            checkpoint_interval_ms: job.checkpoint_interval_ms.unwrap_or(0),
+            // Empty: the masters' own build.
+            build_id: job.build_id.unwrap_or_default(),
+        }
+    }
+}
+
+/// The API's routes, answered by `control` (a master's `Control` service).
+pub fn router<C: Control + Clone>(control: C) -> Router {
+    Router::new()
+        .route("/api/cluster", get(cluster::<C>))
+        .route("/api/jobs", get(list_jobs::<C>).post(submit_job::<C>))
+        .route("/api/jobs/{id}", get(job_status::<C>))
+        .route("/api/jobs/{id}/cancel", post(cancel_job::<C>))
+        .with_state(control)
+}
+
+async fn cluster<C: Control>(State(control): State<C>) -> Result<Json<ClusterView>, ApiError> {
+    let reply = control.cluster(Request::new(ClusterRequest {})).await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+async fn list_jobs<C: Control>(State(control): State<C>) -> Result<Json<JobList>, ApiError> {
+    let reply = control.list_jobs(Request::new(ListJobsRequest {})).await?;
+    Ok(Json(JobList { jobs: reply.into_inner().jobs.into_iter().map(JobView::from).collect() }))
+}
+
+async fn job_status<C: Control>(State(control): State<C>, id: Result<Path<u64>, PathRejection>) -> Result<Json<JobView>, ApiError> {
+    let job_id = job_id(id)?;
+    let reply = control.job_status(Request::new(JobRequest { job_id })).await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+async fn cancel_job<C: Control>(State(control): State<C>, id: Result<Path<u64>, PathRejection>) -> Result<Json<JobView>, ApiError> {
+    let job_id = job_id(id)?;
+    let reply = control.cancel_job(Request::new(JobRequest { job_id })).await?;
+    Ok(Json(reply.into_inner().into()))
+}
+
+async fn submit_job<C: Control>(
+    State(control): State<C>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<Submitted>), ApiError> {
+    let job = parse_submission(&body.map_err(body_error)?)?;
+    let reply = control.submit_job(Request::new(job.into())).await?.into_inner();
+    let location = [(header::LOCATION, format!("/api/jobs/{}", reply.job_id))];
+    Ok((StatusCode::CREATED, location, Json(Submitted { job: reply.job_id })))
+}
+
+/// The job of a body, or 400 with what is wrong with its JSON.
+fn parse_submission(body: &[u8]) -> Result<SubmitJob, ApiError> {
+    serde_json::from_slice(body).map_err(|error| ApiError::new(Code::InvalidArgument, format!("bad job JSON: {error}")))
+}
+
+/// A body that could not be read: 413 when over the limit.
+fn body_error(rejection: BytesRejection) -> ApiError {
+    let status = rejection.status();
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE { Code::ResourceExhausted } else { Code::InvalidArgument };
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body is over the limit of {} bytes", super::BODY_BYTES_MAX)
+    } else {
+        rejection.body_text()
+    };
+    ApiError::with_status(status, code, message)
+}
+
+fn job_id(id: Result<Path<u64>, PathRejection>) -> Result<u64, ApiError> {
+    id.map(|Path(id)| id).map_err(|rejection| ApiError::new(Code::InvalidArgument, format!("bad job id: {}", rejection.body_text())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rpc::proto::{MasterInfo, PlacementInfo, WorkerInfo};
+
+    #[test]
+    fn a_submission_takes_defaults_and_refuses_what_it_does_not_know() {
+        let job = parse_submission(br#"{"name": "count", "args": ["a"]}"#).unwrap();
+        let request = SubmitJobRequest::from(job);
+        assert_eq!((request.parallelism, request.slots, request.checkpoint_interval_ms), (1, 0, 0));
+        assert_eq!(request.build_id, "", "empty: the masters' own build");
+        let full = r#"{"name":"count","args":[],"parallelism":3,"slots":4,"checkpoint_interval_ms":500,"build_id":"b1"}"#;
+        let request = SubmitJobRequest::from(parse_submission(full.as_bytes()).unwrap());
+        assert_eq!((request.parallelism, request.slots, request.checkpoint_interval_ms, request.build_id.as_str()), (3, 4, 500, "b1"));
+
+        for (body, says) in [
+            (&br#"{"name": "count", "paralelism": 2}"#[..], "unknown field `paralelism`"),
+            (br#"{"args": []}"#, "missing field `name`"),
+            (br#"{"name": "count""#, "EOF"),
+            (br#"{"name": "count", "parallelism": -1}"#, "invalid value"),
+        ] {
+            let error = parse_submission(body).unwrap_err();
+            assert_eq!(error.status, StatusCode::BAD_REQUEST);
+            assert!(error.message.contains(says), "{} should say {says}", error.message);
+        }
+    }
+
+    #[test]
+    fn replies_become_views() {
+        let reply = ClusterReply {
+            leader_id: 1,
+            leader_addr: "127.0.0.1:2".into(),
+            term: 4,
+            masters: vec![MasterInfo { id: 0, addr: "127.0.0.1:1".into() }, MasterInfo { id: 1, addr: "127.0.0.1:2".into() }],
+            workers: vec![WorkerInfo {
+                id: 7,
+                control_addr: "127.0.0.1:9".into(),
+                data_addr: "127.0.0.1".into(),
+                slots: 2,
+                slots_used: 1,
+                alive: true,
+            }],
+            answered_by: 0,
+            applied_index: 12,
+        };
+        let view = ClusterView::from(reply.clone());
+        assert_eq!((view.leader, view.leader_addr.as_deref(), view.term), (Some(1), Some("127.0.0.1:2"), 4));
+        assert_eq!(view.masters.iter().map(|master| master.leader).collect::<Vec<_>>(), [false, true]);
+        assert_eq!((view.workers[0].id, view.workers[0].slots_used, view.workers[0].alive), (7, 1, true));
+        let leaderless = ClusterView::from(ClusterReply { leader_id: u64::MAX, leader_addr: String::new(), ..reply });
+        assert_eq!((leaderless.leader, leaderless.leader_addr), (None, None));
+        assert!(leaderless.masters.iter().all(|master| !master.leader));
+
+        let job = JobInfo {
+            id: 3,
+            name: "count".into(),
+            status: "running".into(),
+            placements: vec![PlacementInfo { worker_id: 7, slot: 1 }],
+            ..JobInfo::default()
+        };
+        let view = JobView::from(job.clone());
+        assert_eq!((view.reason, view.last_checkpoint, view.placements), (None, None, vec![PlacementView { worker: 7, slot: 1 }]));
+        let failed = JobView::from(JobInfo { status: "failed".into(), reason: "lost".into(), last_checkpoint: 5, ..job });
+        assert_eq!((failed.reason.as_deref(), failed.last_checkpoint), (Some("lost"), Some(5)));
+    }
+}

@@ -1,0 +1,344 @@
+//! The HTTP side over real sockets on 127.0.0.1 (one test process): three masters, each serving
+//! the JSON API and `/metrics`; the cluster and jobs from a follower (which forwards submissions
+//! and cancellations to the leader), refusals with their HTTP statuses, the cluster secret on
+//! every request, and the metrics of masters and of a worker. Requests are written by hand
+//! (HTTP/1.1, `Connection: close`), so the test needs no HTTP client.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tethys_control::http::api::{ClusterView, JobList, JobView, Submitted};
+use tethys_control::raft::MasterConfig;
+use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_storage::test_dir::TestDir;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// The data plane's rules (a worker parses it too): at least 16 bytes.
+const SECRET: &str = "http-test-secret-0123456789";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An HTTP answer.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.body).unwrap_or_else(|error| panic!("{error}: {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+
+    /// The error body's code, after checking the body is an error and nothing else.
+    fn error_code(&self) -> String {
+        let body: Value = self.json();
+        let object = body.as_object().unwrap_or_else(|| panic!("not an object: {}", self.body));
+        assert_eq!(object.len(), 2, "an error and its code, nothing else: {}", self.body);
+        assert!(body["error"].is_string(), "{}", self.body);
+        body["code"].as_str().unwrap().to_string()
+    }
+}
+
+/// Sends one request to `addr` (with the bearer `token` when given) and reads the whole answer.
+async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Reply {
+    tokio::time::timeout(WAIT, exchange(addr, method, path, token, body))
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path} at {addr}: no answer within {WAIT:?}"))
+}
+
+async fn exchange(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    let body = body.unwrap_or_default();
+    head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()));
+    // Written beside the reading: a server refusing a large body answers before reading it all.
+    let writing = tokio::spawn(async move {
+        let _ = writer.write_all(head.as_bytes()).await;
+        let _ = writer.write_all(&body).await;
+        writer
+    });
+    let mut raw = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match reader.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+            // A server that closes with part of a refused body unread resets the connection after
+            // its answer.
+            Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
+            Err(error) => panic!("{method} {path}: {error}"),
+        }
+    }
+    drop(writing.await);
+    parse(&raw)
+}
+
+fn parse(raw: &[u8]) -> Reply {
+    let end = raw.windows(4).position(|window| window == b"\r\n\r\n").expect("a complete head");
+    let head = std::str::from_utf8(&raw[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .map(|line| {
+            let (key, value) = line.split_once(':').unwrap();
+            (key.trim().to_string(), value.trim().to_string())
+        })
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers.iter().any(|(key, value)| key.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked"));
+    if chunked {
+        let (mut rest, mut whole) = (&body[..], Vec::new());
+        loop {
+            let line_end = rest.windows(2).position(|window| window == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            whole.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = whole;
+    }
+    Reply { status, headers, body: String::from_utf8(body).unwrap() }
+}
+
+async fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, Some(SECRET), None).await
+}
+
+async fn post(addr: SocketAddr, path: &str, body: &str) -> Reply {
+    request(addr, "POST", path, Some(SECRET), Some(body.as_bytes().to_vec())).await
+}
+
+/// The value of the sample `name` (with its labels) in a `/metrics` text.
+fn sample(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>) -> MasterOptions {
+    let mut options = MasterOptions::new(id, dir.path().to_path_buf(), members.clone(), SECRET.to_string());
+    options.bootstrap = id == 0;
+    options.raft = MasterConfig {
+        heartbeat: Duration::from_millis(30),
+        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
+        snapshot_after_entries: 100,
+    };
+    options.heartbeat_interval = Duration::from_millis(50);
+    options.build_id = "test-build".to_string();
+    options.validator = Some(std::sync::Arc::new(|name: &str, args: &[String], _parallelism: u32| match (name, args.len()) {
+        ("count", 1) => Ok(()),
+        ("count", n) => Err(format!("count takes 1 argument, not {n}")),
+        (other, _) => Err(format!("this program defines no job {other:?}")),
+    }));
+    options
+}
+
+/// Masters on 127.0.0.1, each serving HTTP too.
+struct Cluster {
+    _dirs: Vec<TestDir>,
+    addrs: BTreeMap<u64, String>,
+    http: BTreeMap<u64, SocketAddr>,
+    nodes: BTreeMap<u64, MasterNode>,
+}
+
+impl Cluster {
+    async fn start(count: u64) -> Cluster {
+        let mut listeners = BTreeMap::new();
+        for id in 0..count {
+            listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        }
+        let addrs: BTreeMap<u64, String> =
+            listeners.iter().map(|(id, listener)| (*id, listener.local_addr().unwrap().to_string())).collect();
+        let dirs: Vec<TestDir> = (0..count).map(|_| TestDir::new("http-master")).collect();
+        let (mut nodes, mut http) = (BTreeMap::new(), BTreeMap::new());
+        for (id, listener) in listeners {
+            let mut node = MasterNode::start(options(id, &dirs[id as usize], &addrs), listener).await.unwrap();
+            let served = node.serve_http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+            assert_eq!(node.http_addr(), Some(served));
+            http.insert(id, served);
+            nodes.insert(id, node);
+        }
+        Cluster { _dirs: dirs, addrs, http, nodes }
+    }
+
+    /// The cluster as master `id` answers over HTTP, once it names a leader that leads.
+    async fn leader_seen_by(&self, id: u64) -> ClusterView {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let reply = get(self.http[&id], "/api/cluster").await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            let view: ClusterView = reply.json();
+            if let Some(leader) = view.leader {
+                if self.nodes[&leader].master().is_leader() {
+                    return view;
+                }
+            }
+            assert!(Instant::now() < deadline, "master {id} knows no leader within {WAIT:?}: {view:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn stop(mut self) {
+        for (_, node) in std::mem::take(&mut self.nodes) {
+            node.stop().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_api_answers_from_any_master_and_needs_the_secret() {
+    let cluster = Cluster::start(3).await;
+    let leader = cluster.leader_seen_by(0).await.leader.unwrap();
+    let follower = (0..3).find(|id| *id != leader).unwrap();
+    let (at_leader, at_follower) = (cluster.http[&leader], cluster.http[&follower]);
+
+    // Without the secret, or with another: 401 and no data, on every path.
+    for path in ["/api/cluster", "/api/jobs", "/api/jobs/0", "/metrics", "/nowhere"] {
+        for token in [None, Some("wrong"), Some("")] {
+            let refused = request(at_follower, "GET", path, token, None).await;
+            assert_eq!((refused.status, refused.error_code().as_str()), (401, "UNAUTHENTICATED"), "{path} with {token:?}");
+            assert_eq!(refused.header("www-authenticate"), Some("Bearer"));
+        }
+    }
+    let refused = request(at_follower, "POST", "/api/jobs", Some("wrong"), Some(br#"{"name":"count","args":["a"]}"#.to_vec())).await;
+    assert_eq!(refused.status, 401);
+
+    // A follower names the leader and every master.
+    let view: ClusterView = get(at_follower, "/api/cluster").await.json();
+    assert_eq!((view.leader, view.answered_by), (Some(leader), follower));
+    assert_eq!(view.leader_addr.as_deref(), Some(cluster.addrs[&leader].as_str()));
+    assert_eq!(view.masters.iter().map(|master| (master.id, master.leader)).collect::<Vec<_>>(), [0, 1, 2].map(|id| (id, id == leader)));
+    assert!(view.workers.is_empty());
+
+    // Submitted through the follower, which forwards to the leader; refusals with their reasons.
+    let accepted = post(at_follower, "/api/jobs", r#"{"name": "count", "args": ["a"], "parallelism": 2}"#).await;
+    assert_eq!(accepted.status, 201, "{}", accepted.body);
+    let first: Submitted = accepted.json();
+    assert_eq!(accepted.header("location"), Some(format!("/api/jobs/{}", first.job).as_str()));
+    let unknown = post(at_follower, "/api/jobs", r#"{"name": "nope", "args": ["x"]}"#).await;
+    assert_eq!((unknown.status, unknown.error_code().as_str()), (400, "INVALID_ARGUMENT"));
+    assert!(unknown.body.contains(r#"defines no job \"nope\""#), "{}", unknown.body);
+    let other_build = post(at_follower, "/api/jobs", r#"{"name": "count", "args": ["a"], "build_id": "another"}"#).await;
+    assert!(other_build.status == 400 && other_build.body.contains("another program"), "{}", other_build.body);
+    let malformed = post(at_follower, "/api/jobs", r#"{"name": "count", "args": ["a"],"#).await;
+    assert_eq!((malformed.status, malformed.error_code().as_str()), (400, "INVALID_ARGUMENT"));
+    assert!(malformed.body.contains("bad job JSON"), "{}", malformed.body);
+    let oversized = request(at_follower, "POST", "/api/jobs", Some(SECRET), Some(vec![b' '; (1 << 20) + 1])).await;
+    assert_eq!((oversized.status, oversized.error_code().as_str()), (413, "RESOURCE_EXHAUSTED"), "{}", oversized.body);
+    let second: Submitted = post(at_leader, "/api/jobs", r#"{"name": "count", "args": ["b"]}"#).await.json();
+    assert_eq!((first.job, second.job), (0, 1));
+
+    // Listed and shown (the leader reads what it committed).
+    let listed: JobList = get(at_leader, "/api/jobs").await.json();
+    let jobs: Vec<(u64, &str, &str)> = listed.jobs.iter().map(|job| (job.id, job.name.as_str(), job.status.as_str())).collect();
+    assert_eq!(jobs, [(0, "count", "created"), (1, "count", "created")]);
+    let job: JobView = get(at_leader, "/api/jobs/0").await.json();
+    assert_eq!((job.args, job.parallelism, job.slots, job.build_id.as_str()), (vec!["a".to_string()], 2, 2, "test-build"));
+    assert_eq!((job.reason, job.last_checkpoint), (None, None));
+
+    // Cancelled through the follower; a second time is a conflict; unknown jobs and paths are 404.
+    let cancelled = post(at_follower, "/api/jobs/0/cancel", "").await;
+    assert_eq!(cancelled.status, 200, "{}", cancelled.body);
+    assert_eq!(cancelled.json::<JobView>().status, "cancelled");
+    let again = post(at_follower, "/api/jobs/0/cancel", "").await;
+    assert_eq!((again.status, again.error_code().as_str()), (409, "FAILED_PRECONDITION"));
+    assert!(again.body.contains("has ended"), "{}", again.body);
+    let missing = get(at_follower, "/api/jobs/99").await;
+    assert_eq!((missing.status, missing.error_code().as_str()), (404, "NOT_FOUND"));
+    assert_eq!(post(at_leader, "/api/jobs/99/cancel", "").await.status, 404);
+    assert_eq!(get(at_follower, "/api/jobs/zero").await.status, 400);
+    assert_eq!(get(at_follower, "/api/nothing").await.status, 404);
+
+    // Metrics: every master's term, one leader, and jobs by status as each master applied them.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let mut texts = BTreeMap::new();
+        for (id, addr) in &cluster.http {
+            let reply = get(*addr, "/metrics").await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert!(reply.header("content-type").is_some_and(|kind| kind.starts_with("text/plain; version=0.0.4")));
+            texts.insert(*id, reply.body);
+        }
+        let leaders: Vec<u64> = texts.iter().filter(|(_, text)| sample(text, "tethys_is_leader") == Some(1)).map(|(id, _)| *id).collect();
+        let all_applied = texts.values().all(|text| {
+            sample(text, "tethys_jobs{status=\"created\"}") == Some(1) && sample(text, "tethys_jobs{status=\"cancelled\"}") == Some(1)
+        });
+        if all_applied {
+            assert_eq!(leaders, [leader], "exactly one master leads");
+            for text in texts.values() {
+                assert!(sample(text, "tethys_raft_term").is_some_and(|term| term >= 1), "{text}");
+                assert_eq!(sample(text, "tethys_jobs{status=\"running\"}"), Some(0), "{text}");
+                assert_eq!(sample(text, "tethys_raft_members"), Some(3), "{text}");
+                assert_eq!(sample(text, "tethys_workers_registered"), Some(0), "{text}");
+            }
+            let (led, followed) = (&texts[&leader], &texts[&follower]);
+            assert_eq!(sample(led, "tethys_submissions_total{outcome=\"accepted\"}"), Some(2), "{led}");
+            assert!(sample(followed, "tethys_submissions_total{outcome=\"refused\"}").is_some_and(|refused| refused >= 2), "{followed}");
+            assert!(sample(followed, "tethys_forwarded_calls_total").is_some_and(|forwarded| forwarded >= 2), "{followed}");
+            assert!(led.contains("# HELP tethys_jobs Jobs by status"), "{led}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the masters' metrics never showed both jobs: {texts:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_serves_its_metrics_with_its_registered_id() {
+    use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
+
+    let cluster = Cluster::start(1).await;
+    cluster.leader_seen_by(0).await;
+    let options = WorkerOptions {
+        masters: vec![cluster.addrs[&0].clone()],
+        slots: 2,
+        secret: SECRET.to_string(),
+        registry: tethys_bench::jobs::registry(),
+        mesh: tethys_net::MeshOptions::default(),
+    };
+    let mut worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let at_worker = worker.serve_http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
+    assert_eq!(worker.http_addr(), Some(at_worker));
+    let refused = request(at_worker, "GET", "/metrics", Some("wrong"), None).await;
+    assert_eq!((refused.status, refused.error_code().as_str()), (401, "UNAUTHENTICATED"));
+    assert!(!refused.body.contains("tethys_"), "{}", refused.body);
+
+    // Registered, and beating: its id is the one the masters gave it.
+    let deadline = Instant::now() + WAIT;
+    let text = loop {
+        let text = get(at_worker, "/metrics").await.body;
+        if sample(&text, "tethys_worker_heartbeats_total").is_some_and(|sent| sent >= 1) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the worker never beat: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let view: ClusterView = get(cluster.http[&0], "/api/cluster").await.json();
+    assert_eq!(view.workers.len(), 1, "{view:?}");
+    assert_eq!(sample(&text, "tethys_worker_id"), Some(view.workers[0].id), "{text}");
+    assert_eq!(Some(view.workers[0].id), worker.agent().worker_id());
+    assert_eq!(sample(&text, "tethys_worker_slots"), Some(2), "{text}");
+    assert_eq!(sample(&text, "tethys_worker_attempts_running"), Some(0), "{text}");
+    assert_eq!(sample(&text, "tethys_worker_registrations_total"), Some(1), "{text}");
+    assert!(sample(&text, "tethys_worker_term").is_some_and(|term| term >= 1), "{text}");
+    assert!(sample(&text, "tethys_worker_heartbeats_failed_total").is_some(), "{text}");
+
+    // The master counts it among its workers and slots.
+    let master = get(cluster.http[&0], "/metrics").await.body;
+    assert_eq!((sample(&master, "tethys_workers_alive"), sample(&master, "tethys_slots_total")), (Some(1), Some(2)), "{master}");
+    assert_eq!(sample(&master, "tethys_is_leader"), Some(1), "{master}");
+    worker.stop();
+    cluster.stop().await;
+}
