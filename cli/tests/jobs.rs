@@ -38,6 +38,11 @@ impl Drop for Workers {
 
 fn start_workers(masters: &str, count: usize) -> Workers {
     let mut workers = Workers(Vec::new(), Vec::new());
+    add_workers(&mut workers, masters, count);
+    workers
+}
+
+fn add_workers(workers: &mut Workers, masters: &str, count: usize) {
     for _ in 0..count {
         let mut child =
             tethys().args(["worker", "--masters", masters, "--slots", "2", "--log", "warn"]).stdout(Stdio::piped()).spawn().unwrap();
@@ -47,7 +52,6 @@ fn start_workers(masters: &str, count: usize) -> Workers {
         workers.0.push(child);
         workers.1.push(line.trim().trim_start_matches("listening ").to_string());
     }
-    workers
 }
 
 fn json(command: &mut Command) -> serde_json::Value {
@@ -251,4 +255,66 @@ fn a_paused_leader_is_replaced_its_job_adopted_and_it_rejoins_harmless() {
     let expected = root.path().join("expected");
     std::fs::create_dir_all(&expected).unwrap();
     assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the paused leader");
+}
+
+#[test]
+fn a_worker_cut_off_from_the_masters_is_declared_lost_and_its_job_moves_to_the_others() {
+    let root = TestDir::new("jobs-worker-cut-off");
+    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
+    let masters = group.addrs().join(",");
+    // The first worker reaches the masters only through fault proxies; the job starts on it and
+    // on a second worker, and a third joins after.
+    let proxies: Vec<tethys_chaos::ChaosProxy> =
+        group.addrs().iter().map(|addr| tethys_chaos::ChaosProxy::start(addr.parse().unwrap()).unwrap()).collect();
+    let proxied = proxies.iter().map(|proxy| proxy.addr().to_string()).collect::<Vec<_>>().join(",");
+    let mut workers = start_workers(&proxied, 1);
+    add_workers(&mut workers, &masters, 1);
+    wait_workers(&masters, 2);
+    let dir = root.path().join("out");
+    let job = submit_long_job(&masters, &dir);
+    let info = wait_checkpointed(&masters, job);
+    add_workers(&mut workers, &masters, 1);
+    wait_workers(&masters, 3);
+    let cluster = json(tethys().args(["cluster", "--json", "--masters", &masters]));
+    let cut_off = cluster["workers"].as_array().unwrap().iter().find(|w| w["control_addr"].as_str() == Some(&workers.1[0])).unwrap()["id"]
+        .as_u64()
+        .unwrap();
+    assert!(info["placements"].as_array().unwrap().iter().any(|p| p["worker"].as_u64() == Some(cut_off)), "{info}");
+
+    // Cut off: its heartbeats go nowhere, the masters declare it lost, and the job restarts from
+    // its checkpoint on the other two.
+    for proxy in &proxies {
+        proxy.refuse(true);
+        proxy.cut();
+    }
+    let info = wait_status(&masters, job, "finished");
+    assert!(info["attempt"].as_u64().unwrap() >= 2, "the job ran a new attempt: {info}");
+    assert!(info["placements"].as_array().unwrap().iter().all(|p| p["worker"].as_u64() != Some(cut_off)), "{info}");
+    let expected = root.path().join("expected");
+    std::fs::create_dir_all(&expected).unwrap();
+    assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the cut");
+
+    // Reconnected, it learns it was declared lost and registers again under a new id.
+    for proxy in &proxies {
+        proxy.refuse(false);
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let cluster = json(tethys().args(["cluster", "--json", "--masters", &masters]));
+        let records: Vec<(u64, bool)> = cluster["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["control_addr"].as_str() == Some(&workers.1[0]))
+            .map(|w| (w["id"].as_u64().unwrap(), w["alive"] == true))
+            .collect();
+        if records.len() == 2
+            && records.iter().any(|(id, alive)| *id == cut_off && !alive)
+            && records.iter().any(|(id, alive)| *id != cut_off && *alive)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker did not come back: {cluster}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -31,7 +31,7 @@ pub struct WorkerProfile {
 }
 
 /// What the agent knows, shared with the worker.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct AgentState {
     /// The worker's id plus one (0 until registered).
     worker: AtomicU64,
@@ -39,10 +39,22 @@ pub struct AgentState {
     term: AtomicU64,
     /// Registrations so far (more than one: the worker was lost and came back).
     registrations: AtomicU64,
+    /// Called when the masters answer that they declared this worker lost.
+    on_declared_lost: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Heartbeats sent, each try at a master.
     heartbeats_sent: AtomicU64,
     /// Heartbeats no master answered.
     heartbeats_failed: AtomicU64,
+}
+
+impl std::fmt::Debug for AgentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentState")
+            .field("worker", &self.worker_id())
+            .field("term", &self.term())
+            .field("registrations", &self.registrations())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AgentState {
@@ -74,6 +86,12 @@ impl AgentState {
     /// Whether a command stamped with `term` may be obeyed: not from a deposed leader.
     pub fn admits(&self, term: u64) -> bool {
         term >= self.term()
+    }
+
+    /// Calls `lost` whenever the masters answer that they declared this worker lost (they failed
+    /// every attempt placed on it, to run elsewhere): what it still runs must stop. Set once.
+    pub fn on_declared_lost(&self, lost: impl Fn() + Send + Sync + 'static) {
+        assert!(self.on_declared_lost.set(Box::new(lost)).is_ok(), "set once");
     }
 
     pub(crate) fn saw_term(&self, term: u64) {
@@ -201,7 +219,10 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
                 .await;
             state.saw_term(reply.term);
             if !reply.known {
-                tracing::warn!(worker = worker_id, "the masters declared this worker lost; registering again");
+                tracing::warn!(worker = worker_id, "the masters declared this worker lost; stopping what it ran and registering again");
+                if let Some(lost) = state.on_declared_lost.get() {
+                    lost();
+                }
                 break;
             }
         }

@@ -40,6 +40,15 @@ pub struct WorkerOptions {
     pub registry: JobRegistry,
     /// The data plane's options.
     pub mesh: MeshOptions,
+    /// How long an attempt runs on without a coordinator (its leader died) for a new leader to
+    /// adopt it; then it ends.
+    pub orphan_timeout: std::time::Duration,
+}
+
+impl WorkerOptions {
+    /// Default of `orphan_timeout`: far above an election and an adoption (a second or two), so
+    /// only a worker cut off from every master for long gives its subtasks up.
+    pub const ORPHAN_TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
 }
 
 /// One attempt this worker runs.
@@ -61,6 +70,7 @@ struct Attempts {
     secret: ClusterSecret,
     registry: JobRegistry,
     mesh: MeshOptions,
+    orphan_timeout: std::time::Duration,
     prepared: Mutex<HashMap<AttemptKey, std::net::TcpListener>>,
     running: Arc<Mutex<HashMap<AttemptKey, Running>>>,
 }
@@ -119,9 +129,10 @@ impl WorkerRpc for Arc<Attempts> {
         lock(&self.running).insert(key, Running { term: ask.term, node: ask.node, data_addr, closer: None });
         let (running, secret, registry, mesh) =
             (Arc::clone(&self.running), self.secret.clone(), Arc::clone(&self.registry), self.mesh.clone());
+        let orphan_timeout = self.orphan_timeout;
         let spawned = std::thread::Builder::new().name(format!("tethys-job-{}-{}", ask.job_id, ask.attempt)).spawn(move || {
             // Its subtasks outlive the coordinator: a new leader adopts them (`adopt_attempt`).
-            match tethys_net::cluster::Worker::start_adoptable(ask.node, listener, &addresses, secret, registry, mesh) {
+            match tethys_net::cluster::Worker::start_adoptable(ask.node, listener, &addresses, secret, registry, mesh, orphan_timeout) {
                 Ok(worker) => {
                     if let Some(entry) = lock(&running).get_mut(&key) {
                         entry.closer = Some(worker.closer());
@@ -215,8 +226,16 @@ impl WorkerProcess {
             secret,
             registry: options.registry,
             mesh: options.mesh,
+            orphan_timeout: options.orphan_timeout,
             prepared: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
+        });
+        // Declared lost, the worker's attempts were failed by the masters and run elsewhere now.
+        let lost = Arc::downgrade(&attempts);
+        agent.state().on_declared_lost(move || {
+            if let Some(attempts) = lost.upgrade() {
+                attempts.stop_all("the masters declared this worker lost");
+            }
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()

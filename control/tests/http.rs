@@ -307,6 +307,7 @@ async fn a_worker_serves_its_metrics_with_its_registered_id() {
         secret: SECRET.to_string(),
         registry: tethys_bench::jobs::registry(),
         mesh: tethys_net::MeshOptions::default(),
+        orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
     };
     let mut worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
     let at_worker = worker.serve_http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();

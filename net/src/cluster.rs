@@ -287,12 +287,13 @@ impl Worker {
         registry: JobRegistry,
         options: MeshOptions,
     ) -> Result<Worker, NetError> {
-        Worker::start_as(me, listener, addresses, secret, registry, options, false)
+        Worker::start_as(me, listener, addresses, secret, registry, options, None)
     }
 
     /// As [`Worker::start`], for a worker whose subtasks outlive their coordinator: they run on
     /// until a new coordinator (node 0 again, connecting anew) adopts them
-    /// ([`Coordinator::adopt`]), or the worker is closed ([`WorkerCloser`]).
+    /// ([`Coordinator::adopt`]), the worker is closed ([`WorkerCloser`]), or none adopted them
+    /// within `orphan_timeout`.
     pub fn start_adoptable(
         me: u32,
         listener: std::net::TcpListener,
@@ -300,8 +301,9 @@ impl Worker {
         secret: ClusterSecret,
         registry: JobRegistry,
         options: MeshOptions,
+        orphan_timeout: std::time::Duration,
     ) -> Result<Worker, NetError> {
-        Worker::start_as(me, listener, addresses, secret, registry, options, true)
+        Worker::start_as(me, listener, addresses, secret, registry, options, Some(orphan_timeout))
     }
 
     fn start_as(
@@ -311,12 +313,12 @@ impl Worker {
         secret: ClusterSecret,
         registry: JobRegistry,
         options: MeshOptions,
-        outlives_coordinator: bool,
+        orphan_timeout: Option<std::time::Duration>,
     ) -> Result<Worker, NetError> {
         let runtime = network_runtime("tethys-net")?;
         let net = MeshNet::new(me);
         let inbound = EngineInbound::new(Arc::clone(&net));
-        let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry, outlives_coordinator);
+        let worker = WorkerNode::new(me, Arc::clone(&net) as Arc<dyn ClusterNet>, registry, orphan_timeout);
         let _ = inbound.role.set(Role::Worker(Arc::clone(&worker)));
         let mesh = runtime.block_on(async {
             let listener = Listener::from_std(listener)?;

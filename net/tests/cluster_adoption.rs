@@ -80,7 +80,16 @@ fn a_new_coordinator_adopts_the_running_attempt_and_nothing_restarts() {
         .map(|(index, listener)| {
             let (addresses, secret, registry) = (addresses.clone(), secret.clone(), registry(sink.clone(), Arc::clone(&seen)));
             std::thread::spawn(move || {
-                Worker::start_adoptable(index as u32 + 1, listener, &addresses, secret, registry, MeshOptions::default()).unwrap()
+                Worker::start_adoptable(
+                    index as u32 + 1,
+                    listener,
+                    &addresses,
+                    secret,
+                    registry,
+                    MeshOptions::default(),
+                    Duration::from_secs(60),
+                )
+                .unwrap()
             })
         })
         .collect();

@@ -64,6 +64,7 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
                 secret: SECRET.to_string(),
                 registry: tethys_bench::jobs::registry(),
                 mesh: tethys_net::MeshOptions::default(),
+                orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
             };
             workers.push(WorkerProcess::start(options, listener).await?);
         }

@@ -40,6 +40,10 @@ pub struct WorkerArgs {
     /// `http <address>`); every request needs `Authorization: Bearer <secret>`.
     #[arg(long, requires = "masters")]
     pub http: Option<SocketAddr>,
+    /// Under --masters: how long an attempt whose leader died runs on for a new leader to adopt
+    /// it, in milliseconds; then it ends.
+    #[arg(long, requires = "masters", default_value_t = 60_000)]
+    pub orphan_timeout_ms: u64,
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
@@ -64,6 +68,7 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
         secret,
         registry: tethys_bench::jobs::registry(),
         mesh,
+        orphan_timeout: std::time::Duration::from_millis(args.orphan_timeout_ms),
     };
     super::service_runtime()?.block_on(async {
         let listener = super::listen_and_announce(args.listen).await?;

@@ -32,8 +32,12 @@ pub struct WorkerNode {
     tasks: Arc<LocalTasks>,
     /// Why the worker is done (shut down, or the coordinator lost), once it is.
     done: (Mutex<Option<String>>, Condvar),
-    /// Whether the subtasks run on when the coordinator is lost, for a new one to adopt.
-    outlives_coordinator: bool,
+    /// How long the subtasks run on when the coordinator is lost, for a new one to adopt them
+    /// (`None`: losing the coordinator ends them at once).
+    orphan_timeout: Option<std::time::Duration>,
+    /// Counts coordinator losses; with the loss not yet mended by an adoption, `orphaned` holds
+    /// its count.
+    orphaned: Mutex<(u64, Option<u64>)>,
     /// What a coordinator that adopts the running attempt is sent again.
     log: Mutex<ReportLog>,
 }
@@ -62,11 +66,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl WorkerNode {
     /// Worker `me`, reaching the others through `net`, building jobs with `registry`.
     ///
-    /// Losing the coordinator ends everything the worker runs, unless `outlives_coordinator`: then
-    /// its subtasks run on (sending each other data as before) until a new coordinator adopts
-    /// them (`ToWorker::Adopt`) or the worker is ended ([`Self::end`]), as under the control
-    /// plane, whose new leader adopts what the old one drove.
-    pub fn new(me: NodeId, net: Arc<dyn ClusterNet>, registry: JobRegistry, outlives_coordinator: bool) -> Arc<WorkerNode> {
+    /// Losing the coordinator ends everything the worker runs, unless `orphan_timeout` is given:
+    /// then its subtasks run on (sending each other data as before) until a new coordinator adopts
+    /// them (`ToWorker::Adopt`), the worker is ended ([`Self::end`]), or no coordinator adopted
+    /// them for that long; as under the control plane, whose new leader adopts what the old one
+    /// drove.
+    pub fn new(
+        me: NodeId,
+        net: Arc<dyn ClusterNet>,
+        registry: JobRegistry,
+        orphan_timeout: Option<std::time::Duration>,
+    ) -> Arc<WorkerNode> {
         assert_ne!(me, COORDINATOR, "node 0 is the coordinator");
         Arc::new(WorkerNode {
             me,
@@ -74,7 +84,8 @@ impl WorkerNode {
             registry,
             tasks: Arc::new(LocalTasks::default()),
             done: (Mutex::new(None), Condvar::new()),
-            outlives_coordinator,
+            orphan_timeout,
+            orphaned: Mutex::new((0, None)),
             log: Mutex::new(ReportLog::default()),
         })
     }
@@ -144,14 +155,28 @@ impl WorkerNode {
     /// A peer's connection closed. Losing the coordinator ends everything this worker runs, unless
     /// the worker outlives it (see [`Self::new`]); a lost worker peer fails the subtasks that send
     /// to it, by themselves.
-    pub fn on_peer_lost(&self, node: NodeId, reason: &str) {
+    pub fn on_peer_lost(self: &Arc<Self>, node: NodeId, reason: &str) {
         if node != COORDINATOR {
             return;
         }
-        if self.outlives_coordinator {
-            return; // the subtasks run on until a new coordinator adopts them
-        }
-        self.end(&format!("lost the coordinator: {reason}"));
+        let Some(timeout) = self.orphan_timeout else { return self.end(&format!("lost the coordinator: {reason}")) };
+        // The subtasks run on until a new coordinator adopts them, for `timeout` at most.
+        let loss = {
+            let mut orphaned = lock(&self.orphaned);
+            orphaned.0 += 1;
+            orphaned.1 = Some(orphaned.0);
+            orphaned.0
+        };
+        let worker = Arc::downgrade(self);
+        let reason = reason.to_string();
+        let _ = std::thread::Builder::new().name(format!("tethys-orphan-{}", self.me)).spawn(move || {
+            std::thread::sleep(timeout);
+            if let Some(worker) = worker.upgrade() {
+                if lock(&worker.orphaned).1 == Some(loss) {
+                    worker.end(&format!("lost the coordinator ({reason}) and no coordinator adopted its subtasks within {timeout:?}"));
+                }
+            }
+        });
     }
 
     /// A new coordinator adopts the running attempt: its next checkpoint is whole (the new
@@ -167,6 +192,7 @@ impl WorkerNode {
         if let Err(error) = ours.check_same(&theirs, "the adopting coordinator") {
             return refused(error.to_string());
         }
+        lock(&self.orphaned).1 = None;
         for actor in self.tasks.all_of(attempt) {
             let _ = actor.send_message(TaskMessage::Rebase);
         }
