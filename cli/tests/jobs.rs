@@ -318,3 +318,36 @@ fn a_worker_cut_off_from_the_masters_is_declared_lost_and_its_job_moves_to_the_o
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn savepoints_are_taken_through_any_master_and_a_job_stops_with_one() {
+    let root = TestDir::new("jobs-savepoint");
+    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
+    let masters = group.addrs().join(",");
+    let _workers = start_workers(&masters, 2);
+    wait_workers(&masters, 2);
+    let job = submit_long_job(&masters, &root.path().join("out"));
+    wait_checkpointed(&masters, job);
+
+    // A savepoint asked of a follower: the leader's driver takes it, the job goes on.
+    let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
+    let follower = group.addrs()[(leader + 1) % 3].clone();
+    let taken = json(tethys().args(["savepoint", "--json", "--masters", &follower, &job.to_string()]));
+    let path = taken["path"].as_str().unwrap().to_string();
+    assert!(Path::new(&path).join("MANIFEST").is_file() || Path::new(&path).is_dir(), "the savepoint is on disk: {taken}");
+    assert_eq!(taken["job"]["status"], "running", "{taken}");
+    assert_eq!(taken["job"]["last_savepoint"], path.as_str(), "{taken}");
+
+    // Stop with a savepoint: a newer one, and the job ends finished.
+    let stopped = json(tethys().args(["savepoint", "--json", "--stop", "--masters", &masters, &job.to_string()]));
+    let last = stopped["path"].as_str().unwrap().to_string();
+    assert_ne!(last, path);
+    assert!(Path::new(&last).is_dir(), "{stopped}");
+    let info = wait_status(&masters, job, "finished");
+    assert_eq!(info["last_savepoint"], last.as_str(), "{info}");
+
+    // A job that does not run takes no savepoint, and says so.
+    let refused = tethys().args(["savepoint", "--masters", &masters, &job.to_string()]).output().unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("not running"), "{}", String::from_utf8_lossy(&refused.stderr));
+}

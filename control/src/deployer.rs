@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use tethys_engine::cluster::protocol::JobSpec as EngineJobSpec;
 use tethys_engine::cluster::{JobRegistry, WorkerSlots};
-use tethys_engine::{CheckpointDone, EngineConfig, RestartStrategy, StreamEnvironment};
+use tethys_engine::{CheckpointDone, EngineConfig, JobControls, RestartStrategy, StreamEnvironment};
 use tethys_net::cluster::Coordinator;
 use tethys_net::{ClusterSecret, MeshOptions};
 
@@ -61,8 +61,16 @@ pub struct DeployOptions {
 /// A job's driver in this process.
 struct Driver {
     attempt: u32,
-    /// The attempt's coordinator, once its mesh is up (to close it).
+    /// The attempt's coordinator, once its mesh is up (to close it), and the job's controls once
+    /// it runs (to take savepoints).
+    slots: DriverSlots,
+}
+
+/// What a driver thread publishes of the attempt it drives.
+#[derive(Clone, Default)]
+struct DriverSlots {
     coordinator: Arc<Mutex<Option<Arc<Coordinator>>>>,
+    controls: Arc<Mutex<Option<JobControls>>>,
 }
 
 pub(crate) struct Deployer {
@@ -105,7 +113,7 @@ impl Deployer {
                 self.tick().await;
             } else {
                 for driver in lock(&self.drivers).values() {
-                    if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
+                    if let Some(coordinator) = lock(&driver.slots.coordinator).as_ref() {
                         coordinator.abandon("this master no longer leads");
                     }
                 }
@@ -125,14 +133,14 @@ impl Deployer {
                     // The masters failed the attempt under its driver (a worker of it was lost):
                     // it ends, and a later tick deploys the next one.
                     if let Some(driver) = lock(&self.drivers).get(&job.id) {
-                        if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
+                        if let Some(coordinator) = lock(&driver.slots.coordinator).as_ref() {
                             coordinator.close("the masters failed the attempt: a worker of it was lost");
                         }
                     }
                 }
                 (status, Some(_)) if status.is_terminal() => {
                     if let Some(driver) = lock(&self.drivers).get(&job.id) {
-                        if let Some(coordinator) = lock(&driver.coordinator).as_ref() {
+                        if let Some(coordinator) = lock(&driver.slots.coordinator).as_ref() {
                             coordinator.close(&format!("the job is {}", status.name()));
                         }
                     }
@@ -168,8 +176,8 @@ impl Deployer {
         };
         lock(&self.waiting).remove(&job.id);
         let attempt = job.attempt + 1;
-        let coordinator = Arc::new(Mutex::new(None));
-        lock(&self.drivers).insert(job.id, Driver { attempt, coordinator: Arc::clone(&coordinator) });
+        let slots = DriverSlots::default();
+        lock(&self.drivers).insert(job.id, Driver { attempt, slots: slots.clone() });
         let deploy = Command::Deploy { job: job.id, attempt, placements, restore_from: None };
         let deployment = match self.master.propose(deploy).await {
             Ok(Ok(_)) => self.master.read(|state| state.job(job.id).and_then(|record| record.deployment.clone())),
@@ -182,7 +190,7 @@ impl Deployer {
             lock(&self.drivers).remove(&job.id);
             return;
         };
-        self.spawn_driver(job, deployment, coordinator, None);
+        self.spawn_driver(job, deployment, slots, None);
     }
 
     /// Starts the thread that drives `deployment` of `job` to its end (see `drive`) and commits
@@ -191,7 +199,7 @@ impl Deployer {
         self: &Arc<Self>,
         job: &JobRecord,
         deployment: Deployment,
-        coordinator: Arc<Mutex<Option<Arc<Coordinator>>>>,
+        slots: DriverSlots,
         adopted: Option<BTreeMap<u32, SocketAddr>>,
     ) {
         let this = Arc::clone(self);
@@ -199,7 +207,7 @@ impl Deployer {
         let job = job.clone();
         let handle = tokio::runtime::Handle::current();
         let spawned = std::thread::Builder::new().name(format!("tethys-driver-{}", job.id.0)).spawn(move || {
-            let outcome = this.drive(&job, &deployment, &coordinator, &handle, adopted);
+            let outcome = this.drive(&job, &deployment, &slots, &handle, adopted);
             let to = match outcome {
                 Ok(()) => JobStatus::Finished,
                 Err(reason) => {
@@ -274,9 +282,9 @@ impl Deployer {
             }
         }
         tracing::info!(job = %job.id, attempt = deployment.attempt, term, "adopted the running attempt: nothing restarts");
-        let coordinator = Arc::new(Mutex::new(None));
-        lock(&self.drivers).insert(job.id, Driver { attempt: deployment.attempt, coordinator: Arc::clone(&coordinator) });
-        self.spawn_driver(job, deployment, coordinator, Some(addresses));
+        let slots = DriverSlots::default();
+        lock(&self.drivers).insert(job.id, Driver { attempt: deployment.attempt, slots: slots.clone() });
+        self.spawn_driver(job, deployment, slots, Some(addresses));
     }
 
     /// A running or failing job whose coordinator is gone with an earlier leader: stop its
@@ -336,7 +344,7 @@ impl Deployer {
         &self,
         job: &JobRecord,
         deployment: &Deployment,
-        slot: &Mutex<Option<Arc<Coordinator>>>,
+        slots: &DriverSlots,
         handle: &tokio::runtime::Handle,
         adopted: Option<BTreeMap<u32, SocketAddr>>,
     ) -> Result<(), String> {
@@ -399,7 +407,7 @@ impl Deployer {
                 Err(error) => Err(error.to_string()),
             }
         }));
-        *lock(slot) = Some(Arc::clone(&coordinator));
+        *lock(&slots.coordinator) = Some(Arc::clone(&coordinator));
         let checkpoint_dir = (job.spec.checkpoint_interval_ms > 0).then(|| self.checkpoint_dir(job.id)).flatten();
         // Only the checkpoint the masters recorded as complete: sinks committed up to it and no
         // further, so starting from anything else (an older one, or nothing) would repeat output.
@@ -427,9 +435,30 @@ impl Deployer {
         };
         let env = StreamEnvironment::new(config);
         (self.options.registry)(&spec, &env)?;
-        let result = env.execute_on_cluster(&job.spec.name, coordinator.cluster());
-        *lock(slot) = None;
+        let client = env.execute_on_cluster_async(&job.spec.name, coordinator.cluster()).map_err(|error| error.to_string())?;
+        *lock(&slots.controls) = Some(client.controls());
+        let result = client.wait();
+        *lock(&slots.controls) = None;
+        *lock(&slots.coordinator) = None;
         result.map(drop).map_err(|error| error.to_string())
+    }
+
+    /// Takes a savepoint of running job `job` into `dir` (default: `savepoints` in the job's
+    /// checkpoint directory) and, with `stop`, stops the job once it is complete. Its directory.
+    pub(crate) async fn savepoint(&self, job: JobId, stop: bool, dir: Option<PathBuf>) -> Result<String, tonic::Status> {
+        let controls = lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.slots.controls).clone());
+        let controls = controls.ok_or_else(|| tonic::Status::failed_precondition(format!("{job} is not running")))?;
+        let dir = match dir.or_else(|| self.checkpoint_dir(job).map(|dir| dir.join("savepoints"))) {
+            Some(dir) => dir,
+            None => {
+                return Err(tonic::Status::failed_precondition("the masters keep no checkpoints (--checkpoint-root): give a directory"))
+            }
+        };
+        let taken = tokio::task::spawn_blocking(move || controls.savepoint(dir, stop))
+            .await
+            .map_err(|error| tonic::Status::internal(format!("the savepoint's thread: {error}")))?;
+        let path = taken.map_err(|error| tonic::Status::failed_precondition(error.to_string()))?;
+        Ok(path.display().to_string())
     }
 }
 

@@ -95,6 +95,7 @@ pub fn job_info(job: &JobRecord) -> JobInfo {
             .collect(),
         build_id: job.artifact.build_id.clone(),
         adoptions: job.adoptions,
+        last_savepoint: job.last_savepoint.clone().unwrap_or_default(),
     }
 }
 

@@ -28,7 +28,7 @@ pub mod window;
 #[cfg(test)]
 pub(crate) mod test_dir;
 
-pub use api::env::{JobClient, PlanError, StreamEnvironment};
+pub use api::env::{JobClient, JobControls, PlanError, StreamEnvironment};
 pub use api::keyed::{KeyedStream, WindowedStream};
 pub use api::stream::{DataStream, DataStreamSink};
 pub use base::{AggregateFunction, Codec, CodecError, Key, MergingAggregateFunction, OperatorFailure, SubtaskContext, UserError};

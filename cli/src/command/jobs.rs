@@ -1,10 +1,10 @@
-//! `tethys submit | list | status | cancel`: jobs through the masters' API. Any master answers; a
+//! `tethys submit | list | status | cancel | savepoint`: jobs through the masters' API. Any master answers; a
 //! follower forwards what changes the state to the leader. The masters check a submission before
 //! it reaches their log (a job this program defines with those arguments, a sane parallelism, the
 //! masters' own build) and say why they refuse one.
 
 use clap::{Args, Subcommand};
-use tethys_control::rpc::proto::{JobInfo, JobRequest, ListJobsRequest, SubmitJobRequest};
+use tethys_control::rpc::proto::{JobInfo, JobRequest, ListJobsRequest, SavepointRequest, SubmitJobRequest};
 
 use super::cluster::call_any;
 use super::{CliError, MastersArgs};
@@ -40,6 +40,25 @@ pub enum JobCommand {
     Status(JobArgs),
     /// Cancel a job that has not ended.
     Cancel(JobArgs),
+    /// Take a savepoint of a running job (and with --stop, stop it after).
+    Savepoint(SavepointArgs),
+}
+
+/// Arguments of `tethys savepoint`.
+#[derive(Args, Debug)]
+pub struct SavepointArgs {
+    #[command(flatten)]
+    masters: MastersArgs,
+    /// Stop the job once the savepoint is complete (it ends finished; what its sinks wrote after
+    /// the savepoint is aborted).
+    #[arg(long)]
+    stop: bool,
+    /// Where the savepoint goes, on the leader's storage (default: the job's savepoints directory
+    /// under the masters' checkpoint root).
+    #[arg(long)]
+    dir: Option<String>,
+    /// The job's id.
+    job: u64,
 }
 
 /// A job by id.
@@ -78,7 +97,7 @@ fn json(job: &JobInfo) -> serde_json::Value {
         "id": job.id, "name": job.name, "args": job.args, "status": job.status, "reason": job.reason,
         "parallelism": job.parallelism, "slots": job.slots, "attempt": job.attempt,
         "last_checkpoint": job.last_checkpoint, "checkpoints_completed": job.checkpoints_completed,
-        "submitted_at_ms": job.submitted_at_ms, "build_id": job.build_id, "adoptions": job.adoptions,
+        "submitted_at_ms": job.submitted_at_ms, "build_id": job.build_id, "adoptions": job.adoptions, "last_savepoint": job.last_savepoint,
         "placements": job.placements.iter().map(|p| serde_json::json!({"worker": p.worker_id, "slot": p.slot})).collect::<Vec<_>>(),
     })
 }
@@ -146,6 +165,19 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
         }
         JobCommand::Status(args) => status_or_cancel(&runtime, args, false)?,
         JobCommand::Cancel(args) => status_or_cancel(&runtime, args, true)?,
+        JobCommand::Savepoint(args) => {
+            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let request = SavepointRequest { job_id: args.job, stop: args.stop, dir: args.dir.clone().unwrap_or_default() };
+            let reply = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| {
+                let request = request.clone();
+                async move { client.savepoint(request).await }
+            }))?;
+            if args.masters.json {
+                println!("{}", serde_json::json!({"path": reply.path, "job": reply.job.as_ref().map(json)}));
+            } else {
+                println!("savepoint of job {} at {}", args.job, reply.path);
+            }
+        }
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use tonic::{Code, Request};
 
 use super::ApiError;
 use crate::rpc::proto::control_server::Control;
-use crate::rpc::proto::{ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, SubmitJobRequest};
+use crate::rpc::proto::{ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, SavepointRequest, SubmitJobRequest};
 
 /// The cluster as the answering master knows it (`GET /api/cluster`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +101,29 @@ pub struct JobView {
     pub build_id: String,
     /// Where its slots run, plan slot `i` at index `i` (empty while not deployed).
     pub placements: Vec<PlacementView>,
+    /// How many times a new leader adopted its running attempt (no restart).
+    pub adoptions: u64,
+    /// The newest savepoint taken through the masters, if any.
+    pub last_savepoint: Option<String>,
+}
+
+/// `POST /api/jobs/{id}/savepoint`'s body (every field optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SavepointAsk {
+    /// Stop the job once the savepoint is complete.
+    pub stop: bool,
+    /// Where it goes on the leader's storage (default: the job's savepoints directory).
+    pub dir: Option<String>,
+}
+
+/// A savepoint taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavepointView {
+    /// Its directory.
+    pub path: String,
+    /// The job after it.
+    pub job: Option<JobView>,
 }
 
 /// Where one slot of a job runs.
@@ -200,6 +223,8 @@ impl From<JobInfo> for JobView {
             checkpoints_completed: job.checkpoints_completed,
             submitted_at_ms: job.submitted_at_ms,
             build_id: job.build_id,
+            adoptions: job.adoptions,
+            last_savepoint: (!job.last_savepoint.is_empty()).then_some(job.last_savepoint),
             placements: job
                 .placements
                 .into_iter()
@@ -230,6 +255,7 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
         .route("/api/jobs", get(list_jobs::<C>).post(submit_job::<C>))
         .route("/api/jobs/{id}", get(job_status::<C>))
         .route("/api/jobs/{id}/cancel", post(cancel_job::<C>))
+        .route("/api/jobs/{id}/savepoint", post(savepoint::<C>))
         .with_state(control)
 }
 
@@ -253,6 +279,23 @@ async fn cancel_job<C: Control>(State(control): State<C>, id: Result<Path<u64>, 
     let job_id = job_id(id)?;
     let reply = control.cancel_job(Request::new(JobRequest { job_id })).await?;
     Ok(Json(reply.into_inner().into()))
+}
+
+async fn savepoint<C: Control>(
+    State(control): State<C>,
+    id: Result<Path<u64>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<SavepointView>, ApiError> {
+    let job_id = job_id(id)?;
+    let body = body.map_err(body_error)?;
+    let ask: SavepointAsk = if body.is_empty() {
+        SavepointAsk::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| ApiError::new(Code::InvalidArgument, format!("bad savepoint JSON: {error}")))?
+    };
+    let request = SavepointRequest { job_id, stop: ask.stop, dir: ask.dir.unwrap_or_default() };
+    let reply = control.savepoint(Request::new(request)).await?.into_inner();
+    Ok(Json(SavepointView { path: reply.path, job: reply.job.map(JobView::from) }))
 }
 
 async fn submit_job<C: Control>(

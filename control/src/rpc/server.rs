@@ -24,7 +24,8 @@ use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::{
     ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobRequest, ListJobsReply, ListJobsRequest, MasterInfo,
-    RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo,
+    RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest,
+    WorkerInfo,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, SecretAuth};
@@ -121,7 +122,12 @@ impl MasterNode {
             options.secret.parse::<tethys_net::ClusterSecret>().map_err(|error| failed(format!("bad cluster secret: {error}")))?;
         }
         let master = Master::start(id, &options.dir, &options.raft, GrpcNetwork::new(auth.clone())).await?;
+        let deployer = match options.deploy.clone() {
+            Some(deploy) => Some(Arc::new(Deployer::new(master.clone(), &options.secret, addr.ip(), deploy).map_err(failed)?)),
+            None => None,
+        };
         let plane = Arc::new(ControlPlane {
+            deployer: deployer.clone(),
             master: master.clone(),
             auth: auth.clone(),
             heartbeat_interval: options.heartbeat_interval,
@@ -148,9 +154,8 @@ impl MasterNode {
         }
         let watching = tokio::spawn(watch_workers(Arc::clone(&plane), options.worker_timeout));
         let mut tasks = vec![serving, watching];
-        if let Some(deploy) = options.deploy.clone() {
-            let deployer = Deployer::new(master.clone(), &options.secret, addr.ip(), deploy).map_err(failed)?;
-            tasks.push(tokio::spawn(Arc::new(deployer).run()));
+        if let Some(deployer) = deployer {
+            tasks.push(tokio::spawn(deployer.run()));
         }
         tracing::info!(master = id, %addr, "master serving");
         Ok(MasterNode { master, addr, plane, http: None, stop: Some(stop), tasks })
@@ -210,6 +215,8 @@ type ForwardClient = ControlClient<InterceptedService<Channel, AddSecret>>;
 
 struct ControlPlane {
     master: Master,
+    /// The deployer, when this master runs jobs (it acts while this master leads).
+    deployer: Option<Arc<Deployer>>,
     auth: SecretAuth,
     heartbeat_interval: Duration,
     build_id: String,
@@ -408,6 +415,31 @@ impl Control for Arc<ControlPlane> {
                 leader.cancel_job(request.into_inner()).await
             }
         }
+    }
+
+    async fn savepoint(&self, request: Request<SavepointRequest>) -> Result<Response<SavepointReply>, Status> {
+        // The job's driver runs on the leader: a follower forwards.
+        if !self.master.is_leader() {
+            let leader = self
+                .master
+                .leader()
+                .and_then(|leader| self.master.member_addrs().into_iter().find(|(id, _)| *id == leader).map(|(id, addr)| (id, addr)));
+            let mut leader = self.forward_to(&request, MasterError::NotLeader { at: self.master.id(), leader })?;
+            return leader.savepoint(request.into_inner()).await;
+        }
+        let ask = request.into_inner();
+        let job = JobId(ask.job_id);
+        let deployer = self.deployer.as_ref().ok_or_else(|| Status::failed_precondition("these masters run no jobs (no deployment)"))?;
+        let dir = (!ask.dir.is_empty()).then(|| PathBuf::from(&ask.dir));
+        let path = deployer.savepoint(job, ask.stop, dir).await?;
+        match self.master.propose(Command::RecordSavepoint { job, location: path.clone() }).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(refusal)) => return Err(refusal_status(refusal)),
+            Err(error) => return Err(status_of(error)),
+        }
+        tracing::info!(master = self.master.id(), %job, path, stop = ask.stop, "savepoint taken");
+        let job = self.job(job.0).await?;
+        Ok(Response::new(SavepointReply { path, job: Some(job) }))
     }
 
     async fn cluster(&self, _request: Request<ClusterRequest>) -> Result<Response<ClusterReply>, Status> {

@@ -68,6 +68,13 @@ pub enum Command {
         /// The attempt adopted: the job's current one.
         attempt: u32,
     },
+    /// A savepoint of the job completed (taken on a user's request).
+    RecordSavepoint {
+        /// The job.
+        job: JobId,
+        /// The savepoint's directory.
+        location: String,
+    },
     /// Every task of the job's current attempt acknowledged a checkpoint.
     CompleteCheckpoint {
         /// The job.
@@ -203,6 +210,7 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
                 checkpoints_completed: 0,
                 submitted_at_ms: *at_ms,
                 adoptions: 0,
+                last_savepoint: None,
             };
             state.jobs_mut().insert(id, record);
             Ok(Response::JobSubmitted(id))
@@ -246,6 +254,10 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
             };
             deployment.term = term;
             record.adoptions += 1;
+            Ok(Response::Done)
+        }
+        Command::RecordSavepoint { job, location } => {
+            job_mut(state, *job)?.last_savepoint = Some(location.clone());
             Ok(Response::Done)
         }
         Command::Transition { job, attempt, to } => {

@@ -193,6 +193,9 @@ pub struct JobRecord {
     /// How many times a new leader adopted its running attempt (reconciliation, no restart).
     #[serde(default)]
     pub adoptions: u64,
+    /// The newest savepoint taken through the masters: its directory.
+    #[serde(default)]
+    pub last_savepoint: Option<String>,
 }
 
 /// The replicated state (see the module documentation).

@@ -151,6 +151,28 @@ impl StreamEnvironment {
         run_job(job, graph, factories, plan, config, None, Some(cluster))
     }
 
+    /// As [`execute_on_cluster`](Self::execute_on_cluster), on a thread of its own, with a client
+    /// to take savepoints, stop or cancel the job, and wait for its result.
+    pub fn execute_on_cluster_async(
+        &self,
+        job: &str,
+        cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>,
+    ) -> Result<JobClient, JobError> {
+        let graph = self.job_graph();
+        let mut config = self.config.clone();
+        config.slots = cluster.total_slots();
+        config.validate().map_err(|source| JobError::Config { job: job.to_string(), source })?;
+        let plan = ExecutionPlan::build(&graph, config.slots).map_err(|source| JobError::Graph { job: job.to_string(), source })?;
+        let factories = self.factories();
+        let (control, commands) = std::sync::mpsc::channel();
+        let name = job.to_string();
+        let driver = std::thread::Builder::new()
+            .name(format!("tethys-job-{job}"))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), Some(cluster)))
+            .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
+        Ok(JobClient { job: job.to_string(), control, driver })
+    }
+
     /// Starts the job on a thread of its own and returns a client to take savepoints, stop or
     /// cancel it, and wait for its result. Refuses what `execute` refuses before starting.
     pub fn execute_async(&self, job: &str) -> Result<JobClient, JobError> {
@@ -222,7 +244,27 @@ impl JobClient {
         self.driver.is_finished()
     }
 
+    /// A handle that takes savepoints of the job from other threads while one waits for it.
+    pub fn controls(&self) -> JobControls {
+        JobControls { job: self.job.clone(), control: self.control.clone() }
+    }
+
     fn savepoint(&self, dir: std::path::PathBuf, stop: bool) -> Result<std::path::PathBuf, JobError> {
+        self.controls().savepoint(dir, stop)
+    }
+}
+
+/// Takes savepoints of a running job (see [`JobClient::controls`]).
+#[derive(Clone)]
+pub struct JobControls {
+    job: String,
+    control: std::sync::mpsc::Sender<ControlCommand>,
+}
+
+impl JobControls {
+    /// Takes a savepoint into the checkpoint store at `dir` (created if needed) and returns its
+    /// directory once complete; with `stop`, the job then stops (its result names the savepoint).
+    pub fn savepoint(&self, dir: std::path::PathBuf, stop: bool) -> Result<std::path::PathBuf, JobError> {
         let failed = |reason: String| JobError::Savepoint { job: self.job.clone(), reason };
         let (reply, answer) = std::sync::mpsc::channel();
         self.control.send(ControlCommand::Savepoint { dir, stop, reply }).map_err(|_| failed("the job has ended".to_string()))?;
