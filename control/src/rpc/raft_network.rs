@@ -21,16 +21,21 @@ use crate::raft::{Node, NodeId, TypeConfig};
 
 type Client = RaftClient<InterceptedService<Channel, AddSecret>>;
 
+/// Whether each peer answered its last call, shared by every client of this master (openraft
+/// makes a new client per replication stream and per election): a change is logged once.
+type Reachability = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<NodeId, bool>>>;
+
 /// Connects a master to the others over gRPC.
 #[derive(Clone)]
 pub struct GrpcNetwork {
     auth: SecretAuth,
+    reachability: Reachability,
 }
 
 impl GrpcNetwork {
     /// A network whose calls carry the cluster secret of `auth`.
     pub fn new(auth: SecretAuth) -> GrpcNetwork {
-        GrpcNetwork { auth }
+        GrpcNetwork { auth, reachability: Reachability::default() }
     }
 }
 
@@ -39,7 +44,7 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient {
         let client = super::lazy_channel(&node.addr).map(|channel| RaftClient::with_interceptor(channel, self.auth.add()));
-        GrpcRaftClient { target, addr: node.addr.clone(), client, reachable: true }
+        GrpcRaftClient { target, addr: node.addr.clone(), client, reachability: std::sync::Arc::clone(&self.reachability) }
     }
 }
 
@@ -48,8 +53,8 @@ pub struct GrpcRaftClient {
     target: NodeId,
     addr: String,
     client: Result<Client, String>,
-    /// Whether the last call reached the peer: a change is logged once, not every retry.
-    reachable: bool,
+    /// Whether the last call reached each peer: a change is logged once, not every retry.
+    reachability: Reachability,
 }
 
 impl GrpcRaftClient {
@@ -88,14 +93,15 @@ impl GrpcRaftClient {
     /// Logs when the peer stops or starts answering.
     fn note<T, E: std::error::Error>(&mut self, result: &Result<T, RPCError<NodeId, Node, E>>) {
         let unreachable = matches!(result, Err(RPCError::Unreachable(_)));
-        if unreachable && self.reachable {
+        let reachable = self.reachability.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(self.target, !unreachable);
+        let reachable = reachable.unwrap_or(true);
+        if unreachable && reachable {
             if let Err(error) = result {
                 tracing::warn!(peer = self.target, addr = %self.addr, %error, "master unreachable");
             }
-        } else if !unreachable && !self.reachable {
+        } else if !unreachable && !reachable {
             tracing::info!(peer = self.target, addr = %self.addr, "master reachable again");
         }
-        self.reachable = !unreachable;
     }
 }
 
