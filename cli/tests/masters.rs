@@ -1,8 +1,12 @@
 //! Three `tethys master` processes on 127.0.0.1 form a group, as a user starts them; `tethys
 //! cluster` shows the leader and its term; the leader killed (SIGKILL), the other two elect a new
-//! one in a later term; the killed master, restarted on its directory, rejoins.
+//! one in a later term; the killed master, restarted on its directory, rejoins. A master and a
+//! worker with `--tls-cert/--tls-key/--tls-ca` run a job over mutual TLS, and answer only a client
+//! with a certificate of their CA.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tethys_control::launcher::LocalMasters;
@@ -120,4 +124,92 @@ fn master_processes_elect_fail_over_and_rejoin() {
         .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("cluster secret"), "{}", String::from_utf8_lossy(&refused.stderr));
+}
+
+/// A process, killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `tethys <args>` started, with the address it printed after `listening `.
+fn start(args: &[&str], tls: &[String]) -> (Process, String) {
+    let mut child = tethys().args(args).args(tls).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening ").unwrap_or_else(|| panic!("{line:?} is not where it listens")).to_string();
+    (Process(child), addr)
+}
+
+/// The TLS options of a process with the certificate `chain` and its `key`, trusting `ca`.
+fn tls_args(chain: &str, key: &str, ca: &str) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../net/tests/tls");
+    let file = |name: &str| -> String { dir.join(name).display().to_string() };
+    ["--tls-cert".to_string(), file(chain), "--tls-key".to_string(), file(key), "--tls-ca".to_string(), file(ca)].into()
+}
+
+#[test]
+fn a_master_and_a_worker_with_tls_answer_only_clients_with_a_certificate() {
+    let root = TestDir::new("masters-tls");
+    let dir: PathBuf = root.path().join("master");
+    let member = tls_args("node.pem", "node.key", "ca.pem");
+    let (mut master, addr) =
+        start(&["master", "--id", "0", "--members-from-stdin", "--bootstrap", "--log", "warn", "--dir", dir.to_str().unwrap()], &member);
+    writeln!(master.0.stdin.take().unwrap(), "0={addr}").unwrap();
+    let cluster = |tls: &[String]| tethys().args(["cluster", "--json", "--masters", &addr]).args(tls).output().unwrap();
+    // `tethys cluster` with the cluster's certificate until its answer passes `done`.
+    let wait_for = |what: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let output = cluster(&member);
+            if output.status.success() && done(&serde_json::from_slice(&output.stdout).unwrap()) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what} over TLS: {}", String::from_utf8_lossy(&output.stderr));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // With the cluster's certificate: a leader, and a worker registered over TLS.
+    wait_for("no leader", &|reply| reply["leader"] == 0);
+    let (_worker, _) = start(&["worker", "--masters", &addr, "--slots", "1", "--log", "warn"], &member);
+    wait_for("the worker did not register", &|reply| {
+        reply["workers"].as_array().is_some_and(|workers| workers.len() == 1 && workers[0]["alive"] == true)
+    });
+
+    // Without a certificate, with a stranger's, or with half the options: nothing.
+    for (what, tls) in [("no TLS", Vec::new()), ("a stranger's certificate", tls_args("stranger.pem", "stranger.key", "ca.pem"))] {
+        let refused = cluster(&tls);
+        assert!(!refused.status.success(), "{what}: {}", String::from_utf8_lossy(&refused.stdout));
+        assert!(refused.stdout.is_empty(), "{what}: {}", String::from_utf8_lossy(&refused.stdout));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(&addr) && !stderr.contains("cluster secret"), "{what}: refused at the connection: {stderr}");
+    }
+    let half = cluster(&member[..2]);
+    assert!(!half.status.success() && half.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&half.stderr).contains("--tls-key"), "{}", String::from_utf8_lossy(&half.stderr));
+
+    // A job runs: the leader drives the worker over TLS (its gRPC API and the data plane).
+    let submitted = tethys()
+        .args(["submit", "--json", "--masters", &addr, "--parallelism", "1", "bench", "filter", "5000", "7"])
+        .args(&member)
+        .output()
+        .unwrap();
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let job = serde_json::from_slice::<serde_json::Value>(&submitted.stdout).unwrap()["job"].as_u64().unwrap().to_string();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let output = tethys().args(["status", "--json", "--masters", &addr, &job]).args(&member).output().unwrap();
+        let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        if info["status"] == "finished" {
+            break;
+        }
+        assert!(info["status"] != "failed" && info["status"] != "cancelled", "the job ended {info}");
+        assert!(Instant::now() < deadline, "the job did not finish over TLS: {info} {}", String::from_utf8_lossy(&output.stderr));
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

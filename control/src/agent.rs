@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 
 use crate::rpc::proto::control_client::ControlClient;
 use crate::rpc::proto::{HeartbeatRequest, RegisterWorkerRequest};
-use crate::rpc::{AddSecret, SecretAuth};
+use crate::rpc::{AddSecret, GrpcTls, SecretAuth};
 
 /// What a worker tells the masters about itself.
 #[derive(Debug, Clone)]
@@ -118,14 +118,16 @@ impl Drop for WorkerAgent {
 
 impl WorkerAgent {
     /// Starts the agent of the worker `profile` on the current tokio runtime, reaching `masters`
-    /// (addresses) with the cluster secret of `auth`.
-    pub fn start(masters: Vec<String>, auth: SecretAuth, profile: WorkerProfile) -> Result<WorkerAgent, String> {
+    /// (addresses) with the cluster secret of `auth`, over mutual TLS with `tls`.
+    pub fn start(masters: Vec<String>, auth: SecretAuth, tls: Option<&GrpcTls>, profile: WorkerProfile) -> Result<WorkerAgent, String> {
         if masters.is_empty() {
             return Err("no masters given".to_string());
         }
         let clients = masters
             .iter()
-            .map(|addr| crate::rpc::lazy_channel(addr).map(|channel| (addr.clone(), ControlClient::with_interceptor(channel, auth.add()))))
+            .map(|addr| {
+                crate::rpc::lazy_channel(addr, tls).map(|channel| (addr.clone(), ControlClient::with_interceptor(channel, auth.add())))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let state = Arc::new(AgentState::default());
         let task = tokio::spawn(run(clients, profile, Arc::clone(&state)));

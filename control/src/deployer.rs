@@ -40,7 +40,7 @@ use tethys_net::{ClusterSecret, MeshOptions};
 use crate::raft::Master;
 use crate::rpc::proto::worker_client::WorkerClient;
 use crate::rpc::proto::{AdoptAttemptRequest, PrepareAttemptRequest, StartAttemptRequest, StopAttemptRequest};
-use crate::rpc::SecretAuth;
+use crate::rpc::{GrpcTls, SecretAuth};
 use crate::scheduler::place;
 use crate::state::{Command, CompletedCheckpoint, Deployment, JobId, JobRecord, JobStatus, WorkerId};
 
@@ -76,6 +76,8 @@ struct DriverSlots {
 pub(crate) struct Deployer {
     master: Master,
     auth: SecretAuth,
+    /// Mutual TLS to the workers' gRPC API, if on.
+    tls: Option<GrpcTls>,
     secret: ClusterSecret,
     host: IpAddr,
     options: DeployOptions,
@@ -91,10 +93,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Deployer {
-    pub(crate) fn new(master: Master, secret_text: &str, host: IpAddr, options: DeployOptions) -> Result<Deployer, String> {
+    pub(crate) fn new(
+        master: Master,
+        secret_text: &str,
+        tls: Option<GrpcTls>,
+        host: IpAddr,
+        options: DeployOptions,
+    ) -> Result<Deployer, String> {
         Ok(Deployer {
             master,
             auth: SecretAuth::new(secret_text)?,
+            tls,
             secret: secret_text.parse().map_err(|error| format!("bad cluster secret: {error}"))?,
             host,
             options,
@@ -324,7 +333,7 @@ impl Deployer {
             .master
             .read(|state| state.worker(worker).map(|record| record.control_addr.clone()))
             .ok_or_else(|| format!("{worker} is unknown"))?;
-        let channel = crate::rpc::lazy_channel(&addr)?;
+        let channel = crate::rpc::lazy_channel(&addr, self.tls.as_ref())?;
         Ok(WorkerClient::with_interceptor(channel, self.auth.add()))
     }
 

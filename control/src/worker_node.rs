@@ -25,7 +25,7 @@ use crate::rpc::proto::{
     AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, PrepareAttemptReply, PrepareAttemptRequest,
     StartAttemptReply, StartAttemptRequest, StopAttemptReply, StopAttemptRequest,
 };
-use crate::rpc::SecretAuth;
+use crate::rpc::{GrpcTls, SecretAuth};
 
 /// How a worker process runs.
 #[derive(Clone)]
@@ -36,6 +36,8 @@ pub struct WorkerOptions {
     pub slots: u32,
     /// The cluster secret (the control plane's calls and the data plane's connections).
     pub secret: String,
+    /// Mutual TLS on the gRPC API, served and dialled (to the masters); none: plain.
+    pub tls: Option<GrpcTls>,
     /// The jobs its program knows.
     pub registry: JobRegistry,
     /// The data plane's options.
@@ -219,7 +221,7 @@ impl WorkerProcess {
         let secret: ClusterSecret = options.secret.parse().map_err(|error| format!("bad cluster secret: {error}"))?;
         let addr = listener.local_addr().map_err(|error| format!("cannot read the listening address: {error}"))?;
         let profile = WorkerProfile { control_addr: addr.to_string(), data_addr: addr.ip().to_string(), slots: options.slots };
-        let agent = WorkerAgent::start(options.masters.clone(), auth.clone(), profile)?;
+        let agent = WorkerAgent::start(options.masters.clone(), auth.clone(), options.tls.as_ref(), profile)?;
         let attempts = Arc::new(Attempts {
             agent: Arc::clone(agent.state()),
             host: addr.ip(),
@@ -238,7 +240,7 @@ impl WorkerProcess {
             }
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
+        let server = crate::rpc::server_builder(options.tls.as_ref())?
             .add_service(WorkerServer::with_interceptor(Arc::clone(&attempts), auth.check()))
             .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
                 let _ = stopped.await;

@@ -305,6 +305,7 @@ async fn a_worker_serves_its_metrics_with_its_registered_id() {
         masters: vec![cluster.addrs[&0].clone()],
         slots: 2,
         secret: SECRET.to_string(),
+        tls: None,
         registry: tethys_bench::jobs::registry(),
         mesh: tethys_net::MeshOptions::default(),
         orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,

@@ -162,8 +162,8 @@ async fn workers_keep_beating_across_a_leader_change_and_a_dead_one_is_lost() {
     let masters: Vec<String> = cluster.addrs.values().cloned().collect();
     let auth = SecretAuth::new(SECRET).unwrap();
     let profile = |n: u32| WorkerProfile { control_addr: format!("127.0.0.1:{}", 9100 + n), data_addr: "127.0.0.1:1".into(), slots: 2 };
-    let staying = WorkerAgent::start(masters.clone(), auth.clone(), profile(0)).unwrap();
-    let leaving = WorkerAgent::start(masters, auth, profile(1)).unwrap();
+    let staying = WorkerAgent::start(masters.clone(), auth.clone(), None, profile(0)).unwrap();
+    let leaving = WorkerAgent::start(masters, auth, None, profile(1)).unwrap();
     let alive = |reply: &ClusterReply| reply.workers.iter().filter(|worker| worker.alive).count();
     let deadline = Instant::now() + WAIT;
     // The masters count a worker once its registration commits; the worker knows its id once the reply arrives.

@@ -4,7 +4,7 @@
 use clap::Args;
 use tethys_control::rpc::proto::control_client::ControlClient;
 use tethys_control::rpc::proto::{ClusterReply, ClusterRequest};
-use tethys_control::rpc::{AddSecret, SecretAuth};
+use tethys_control::rpc::{AddSecret, GrpcTls, SecretAuth};
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
@@ -21,8 +21,9 @@ pub struct ClusterArgs {
 pub type MasterClient = ControlClient<InterceptedService<Channel, AddSecret>>;
 
 /// Makes `call` on the masters (`host:port,...`), in order, until one answers; a refusal (a
-/// status other than unavailable) is the answer too, as the masters agree on it.
-pub async fn call_any<T, F, Fut>(masters: &str, secret: &str, mut call: F) -> Result<T, CliError>
+/// status other than unavailable) is the answer too, as the masters agree on it. Over mutual TLS
+/// with `tls`.
+pub async fn call_any<T, F, Fut>(masters: &str, secret: &str, tls: Option<&GrpcTls>, mut call: F) -> Result<T, CliError>
 where
     F: FnMut(MasterClient) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -30,13 +31,15 @@ where
     let auth = SecretAuth::new(secret)?;
     let mut failures = Vec::new();
     for addr in masters.split(',').map(str::trim).filter(|addr| !addr.is_empty()) {
-        let endpoint = tethys_control::rpc::endpoint(addr, std::time::Duration::from_millis(500), std::time::Duration::from_secs(5))
+        let endpoint = tethys_control::rpc::endpoint(addr, tls, std::time::Duration::from_millis(500), std::time::Duration::from_secs(5))
             .map_err(|e| format!("bad master address: {e}"))?;
         match endpoint.connect().await {
             Ok(channel) => match call(ControlClient::with_interceptor(channel, auth.add())).await {
                 Ok(reply) => return Ok(reply.into_inner()),
-                Err(status) if status.code() == tonic::Code::Unavailable => failures.push(format!("{addr}: {}", status.message())),
-                Err(status) => return Err(format!("master {addr}: {}", status.message()).into()),
+                Err(status) if status.code() == tonic::Code::Unavailable => {
+                    failures.push(format!("{addr}: {}", tethys_control::rpc::status_reason(&status)))
+                }
+                Err(status) => return Err(format!("master {addr}: {}", tethys_control::rpc::status_reason(&status)).into()),
             },
             Err(error) => failures.push(format!("{addr}: {error}")),
         }
@@ -45,8 +48,8 @@ where
 }
 
 /// Asks the masters, in order, until one answers.
-pub async fn ask_cluster(masters: &str, secret: &str) -> Result<ClusterReply, CliError> {
-    call_any(masters, secret, |mut client| async move { client.cluster(ClusterRequest {}).await }).await
+pub async fn ask_cluster(masters: &str, secret: &str, tls: Option<&GrpcTls>) -> Result<ClusterReply, CliError> {
+    call_any(masters, secret, tls, |mut client| async move { client.cluster(ClusterRequest {}).await }).await
 }
 
 /// The reply as text for people.
@@ -78,8 +81,9 @@ pub fn describe(reply: &ClusterReply) -> String {
 pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     let args = args.masters;
     let secret = super::read_secret_text(args.secret_file.as_deref())?;
+    let tls = args.tls.grpc()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
-    let reply = runtime.block_on(ask_cluster(&args.masters, &secret))?;
+    let reply = runtime.block_on(ask_cluster(&args.masters, &secret, tls.as_ref()))?;
     if args.json {
         let masters: Vec<serde_json::Value> = reply.masters.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr})).collect();
         let workers: Vec<serde_json::Value> = reply

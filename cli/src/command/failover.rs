@@ -69,7 +69,9 @@ fn start_workers(program: &std::path::Path, addrs: &str, count: usize) -> Result
 
 /// The job of `--with-job`: its status through any of `addrs`.
 async fn job_status(addrs: &str, job: u64) -> Option<JobInfo> {
-    super::cluster::call_any(addrs, SECRET, |mut client| async move { client.job_status(JobRequest { job_id: job }).await }).await.ok()
+    super::cluster::call_any(addrs, SECRET, None, |mut client| async move { client.job_status(JobRequest { job_id: job }).await })
+        .await
+        .ok()
 }
 
 /// Milliseconds of a duration, for the report.
@@ -90,7 +92,9 @@ const GIVE_UP: Duration = Duration::from_secs(30);
 /// Registers a worker through the first of `addrs` that takes it; whether one committed it.
 async fn write_through_any(addrs: &[String], auth: &SecretAuth) -> bool {
     for addr in addrs {
-        let Ok(endpoint) = tethys_control::rpc::endpoint(addr, Duration::from_millis(200), Duration::from_millis(1000)) else { continue };
+        let Ok(endpoint) = tethys_control::rpc::endpoint(addr, None, Duration::from_millis(200), Duration::from_millis(1000)) else {
+            continue;
+        };
         let Ok(channel) = endpoint.connect().await else { continue };
         let request = RegisterWorkerRequest { control_addr: "bench-failover".into(), data_addr: "none".into(), slots: 1 };
         if ControlClient::with_interceptor(channel, auth.add()).register_worker(request).await.is_ok() {
@@ -125,11 +129,11 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
         // Every master running follows one leader that serves writes.
         let started = Instant::now();
         let leader = loop {
-            if let Ok(reply) = runtime.block_on(ask_cluster(&all.join(","), SECRET)) {
+            if let Ok(reply) = runtime.block_on(ask_cluster(&all.join(","), SECRET, None)) {
                 // And has applied what the leader had: a master restarted in the run before has
                 // caught up (a lagging master cannot win an election, and only delays it).
                 let every_master_caught_up = all.iter().all(|addr| {
-                    runtime.block_on(ask_cluster(addr, SECRET)).is_ok_and(|seen| {
+                    runtime.block_on(ask_cluster(addr, SECRET, None)).is_ok_and(|seen| {
                         seen.leader_id == reply.leader_id && !seen.leader_addr.is_empty() && seen.applied_index >= reply.applied_index
                     })
                 });
@@ -149,7 +153,7 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
                                 checkpoint_interval_ms: 100,
                                 build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
                             };
-                            let submitted = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, |mut client| {
+                            let submitted = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, None, |mut client| {
                                 let request = request.clone();
                                 async move { client.submit_job(request).await }
                             }))?;
@@ -180,7 +184,7 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
         let elected = loop {
             let named = survivors.iter().any(|addr| {
                 runtime
-                    .block_on(ask_cluster(addr, SECRET))
+                    .block_on(ask_cluster(addr, SECRET, None))
                     .is_ok_and(|seen| seen.leader_id != leader as u64 && !seen.leader_addr.is_empty())
             });
             if named {
@@ -240,7 +244,7 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
         masters.restart(leader).map_err(|e| format!("cannot restart master {leader}: {e}"))?;
     }
     if let Some(id) = job {
-        let _ = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, |mut client| async move {
+        let _ = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, None, |mut client| async move {
             client.cancel_job(JobRequest { job_id: id }).await
         }));
     }

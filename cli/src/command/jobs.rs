@@ -113,8 +113,9 @@ fn print_job(job: &JobInfo, as_json: bool) {
 /// Shows job `args.job`, after cancelling it when `cancel`.
 fn status_or_cancel(runtime: &tokio::runtime::Runtime, args: JobArgs, cancel: bool) -> Result<(), CliError> {
     let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+    let tls = args.masters.tls.grpc()?;
     let job_id = args.job;
-    let job = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| async move {
+    let job = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| async move {
         if cancel {
             client.cancel_job(JobRequest { job_id }).await
         } else {
@@ -131,6 +132,7 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
     match command {
         JobCommand::Submit(args) => {
             let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let tls = args.masters.tls.grpc()?;
             let request = SubmitJobRequest {
                 name: args.job.clone(),
                 args: args.args.clone(),
@@ -139,7 +141,7 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
                 checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(0),
                 build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
             };
-            let reply = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| {
+            let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
                 let request = request.clone();
                 async move { client.submit_job(request).await }
             }))?;
@@ -151,8 +153,10 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
         }
         JobCommand::List(masters) => {
             let secret = super::read_secret_text(masters.secret_file.as_deref())?;
-            let reply = runtime
-                .block_on(call_any(&masters.masters, &secret, |mut client| async move { client.list_jobs(ListJobsRequest {}).await }))?;
+            let tls = masters.tls.grpc()?;
+            let reply = runtime.block_on(call_any(&masters.masters, &secret, tls.as_ref(), |mut client| async move {
+                client.list_jobs(ListJobsRequest {}).await
+            }))?;
             if masters.json {
                 println!("{}", serde_json::Value::Array(reply.jobs.iter().map(json).collect()));
             } else if reply.jobs.is_empty() {
@@ -167,8 +171,9 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
         JobCommand::Cancel(args) => status_or_cancel(&runtime, args, true)?,
         JobCommand::Savepoint(args) => {
             let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let tls = args.masters.tls.grpc()?;
             let request = SavepointRequest { job_id: args.job, stop: args.stop, dir: args.dir.clone().unwrap_or_default() };
-            let reply = runtime.block_on(call_any(&args.masters.masters, &secret, |mut client| {
+            let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
                 let request = request.clone();
                 async move { client.savepoint(request).await }
             }))?;

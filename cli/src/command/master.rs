@@ -3,7 +3,10 @@
 //! Raft log, vote and snapshot in its directory, so a restarted master resumes where it was. The
 //! group is formed once, by the master started with `--bootstrap` on a fresh directory. With
 //! `--http` it serves the HTTP/JSON API and `/metrics` on a second address, printed as `http
-//! <address>` after the `listening` line.
+//! <address>` after the `listening` line. With `--tls-cert`, `--tls-key` and `--tls-ca`, its gRPC
+//! API (served, and dialled to the other masters and the workers) and the data plane of the jobs it
+//! drives are mutual TLS: every master, worker and command-line client then needs a certificate of
+//! that CA.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -49,6 +52,9 @@ pub struct MasterArgs {
     /// printed as `http <address>`); every request needs `Authorization: Bearer <secret>`.
     #[arg(long)]
     pub http: Option<SocketAddr>,
+    /// Mutual TLS on the gRPC API and the data plane (every master and worker must have it on).
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
     /// Log level: error, warn, info, debug or trace.
     #[arg(long, default_value = "info")]
     pub log: tracing::Level,
@@ -104,6 +110,8 @@ pub fn run_this_program(options: &mut MasterOptions, checkpoint_root: Option<Pat
 pub fn run(args: MasterArgs) -> Result<(), CliError> {
     super::init_logs(args.log);
     let secret = super::read_secret_text(args.secret_file.as_deref())?;
+    let tls = args.tls.grpc()?;
+    let data_tls = args.tls.files().map(|files| files.load()).transpose()?;
     super::service_runtime()?.block_on(async {
         let listener = super::listen_and_announce(args.listen).await?;
         let local = listener.local_addr().map_err(|e| format!("cannot read the listening address: {e}"))?;
@@ -128,7 +136,12 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         }
         let mut options = MasterOptions::new(args.id, args.dir.clone(), members, secret);
         options.bootstrap = args.bootstrap;
+        options.tls = tls;
         run_this_program(&mut options, args.checkpoint_root.clone());
+        if let Some(deploy) = &mut options.deploy {
+            // The jobs' coordinators (node 0 of each attempt's mesh) meet the workers over TLS too.
+            deploy.mesh.connection.tls = data_tls;
+        }
         let mut node = MasterNode::start(options, listener).await?;
         if let Some(http) = http {
             node.serve_http(http)?;

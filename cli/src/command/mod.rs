@@ -41,17 +41,19 @@ pub fn init_logs(level: tracing::Level) {
     tracing_subscriber::registry().with(format).with(filter).init();
 }
 
-/// The TLS files of a cluster node, given together or not at all (`worker` and `run`).
+/// The TLS files of a cluster's process, given together or not at all: the data plane's
+/// connections (`worker`, `run`) and the gRPC API of the masters and workers (`master`, `worker
+/// --masters`, and the commands that ask the masters) are then mutual TLS.
 #[derive(clap::Args, Debug, Clone)]
 pub struct TlsArgs {
-    /// The node's TLS certificate chain (PEM); with --tls-key and --tls-ca, every connection is
-    /// mutual TLS.
+    /// This process's TLS certificate chain (PEM, naming `tethys-node`); with --tls-key and
+    /// --tls-ca, every connection is mutual TLS.
     #[arg(long, requires_all = ["tls_key", "tls_ca"])]
     pub tls_cert: Option<std::path::PathBuf>,
-    /// The node's TLS private key (PEM).
+    /// This process's TLS private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-    /// The CA certificates (PEM) that signed every node's certificate.
+    /// The CA certificates (PEM) that signed every process's certificate.
     #[arg(long, requires = "tls_cert")]
     pub tls_ca: Option<std::path::PathBuf>,
 }
@@ -65,6 +67,11 @@ impl TlsArgs {
             }
             _ => None,
         }
+    }
+
+    /// The gRPC API's TLS from the files, if TLS was asked for (a bad file is named).
+    pub fn grpc(&self) -> Result<Option<tethys_control::rpc::GrpcTls>, CliError> {
+        Ok(self.files().map(|files| tethys_control::rpc::GrpcTls::load(&files)).transpose()?)
     }
 }
 
@@ -115,4 +122,7 @@ pub struct MastersArgs {
     /// Print answers as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Mutual TLS to the masters (when they serve it).
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }

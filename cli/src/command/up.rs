@@ -62,6 +62,7 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
                 masters: vec![master_addr.clone()],
                 slots: args.slots.max(1),
                 secret: SECRET.to_string(),
+                tls: None,
                 registry: tethys_bench::jobs::registry(),
                 mesh: tethys_net::MeshOptions::default(),
                 orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
@@ -70,7 +71,7 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
         }
         // Every worker registered.
         let cluster = loop {
-            let cluster = super::cluster::ask_cluster(&master_addr, SECRET).await?;
+            let cluster = super::cluster::ask_cluster(&master_addr, SECRET, None).await?;
             if cluster.workers.iter().filter(|worker| worker.alive).count() == workers.len() {
                 break cluster;
             }
@@ -87,7 +88,7 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
             checkpoint_interval_ms: 500,
             build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
         };
-        let submitted = call_any(&master_addr, SECRET, |mut client| {
+        let submitted = call_any(&master_addr, SECRET, None, |mut client| {
             let request = request.clone();
             async move { client.submit_job(request).await }
         })
@@ -96,7 +97,8 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
         println!("submitted job {job_id}: {} (parallelism {parallelism}, a checkpoint every 500 ms)", args.job.join(" "));
         let mut last = String::new();
         let info = loop {
-            let info = call_any(&master_addr, SECRET, |mut client| async move { client.job_status(JobRequest { job_id }).await }).await?;
+            let info =
+                call_any(&master_addr, SECRET, None, |mut client| async move { client.job_status(JobRequest { job_id }).await }).await?;
             let line = format!("  {} attempt {}, {} checkpoints committed", info.status, info.attempt, info.checkpoints_completed);
             if line != last {
                 println!("{line}");

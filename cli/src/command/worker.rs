@@ -47,7 +47,8 @@ pub struct WorkerArgs {
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
-    /// Mutual TLS on every connection (all nodes of the cluster must have it on).
+    /// Mutual TLS on every connection (all nodes of the cluster must have it on): the data plane's,
+    /// and with `--masters` the gRPC API's (served, and dialled to the masters).
     #[command(flatten)]
     pub tls: super::TlsArgs,
     /// Log level: error, warn, info, debug or trace.
@@ -66,6 +67,7 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
         masters: masters.split(',').map(|addr| addr.trim().to_string()).filter(|addr| !addr.is_empty()).collect(),
         slots: args.slots as u32,
         secret,
+        tls: args.tls.grpc()?,
         registry: tethys_bench::jobs::registry(),
         mesh,
         orphan_timeout: std::time::Duration::from_millis(args.orphan_timeout_ms),

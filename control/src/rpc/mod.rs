@@ -2,10 +2,14 @@
 //! workers and the command line.
 //!
 //! Every call carries the cluster secret (`authorization: Bearer <secret>`); a call without it, or
-//! with another, is refused with `UNAUTHENTICATED` before it reaches a handler.
+//! with another, is refused with `UNAUTHENTICATED` before it reaches a handler. With a [`GrpcTls`]
+//! (`tls.rs`), every connection is mutual TLS as well; without, plain HTTP/2.
 
 pub mod raft_network;
 pub mod server;
+pub mod tls;
+
+pub use tls::GrpcTls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,17 +103,64 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
 }
 
-/// The endpoint of the master or worker at `addr` (host:port): plain HTTP/2, no Nagle delay,
-/// with the given connection and call timeouts.
-pub fn endpoint(addr: &str, connect_timeout: Duration, timeout: Duration) -> Result<tonic::transport::Endpoint, String> {
-    let endpoint =
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map_err(|error| format!("bad address {addr}: {error}"))?;
-    Ok(endpoint.connect_timeout(connect_timeout).timeout(timeout).tcp_nodelay(true))
+/// The endpoint of the master or worker at `addr` (host:port): HTTP/2, no Nagle delay, with the
+/// given connection (and TLS handshake) and call timeouts; mutual TLS (`https`) with `tls`, else
+/// plain.
+pub fn endpoint(
+    addr: &str,
+    tls: Option<&GrpcTls>,
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<tonic::transport::Endpoint, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+        .map_err(|error| format!("bad address {addr}: {error}"))?
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true);
+    match tls {
+        Some(tls) => endpoint.tls_config(tls.client_config(connect_timeout)).map_err(|error| format!("TLS to {addr}: {}", chain(&error))),
+        None => Ok(endpoint),
+    }
 }
 
-/// A channel to `addr` (host:port) that connects on first use and again after a failure.
-pub(crate) fn lazy_channel(addr: &str) -> Result<tonic::transport::Channel, String> {
-    Ok(endpoint(addr, Duration::from_millis(500), Duration::from_secs(5))?.connect_lazy())
+/// A channel to `addr` (host:port) that connects on first use and again after a failure; over
+/// mutual TLS with `tls`.
+pub(crate) fn lazy_channel(addr: &str, tls: Option<&GrpcTls>) -> Result<tonic::transport::Channel, String> {
+    Ok(endpoint(addr, tls, Duration::from_millis(500), Duration::from_secs(5))?.connect_lazy())
+}
+
+/// A server of the gRPC API: plain, or mutual TLS with `tls`.
+pub(crate) fn server_builder(tls: Option<&GrpcTls>) -> Result<tonic::transport::Server, String> {
+    let server = tonic::transport::Server::builder();
+    match tls {
+        Some(tls) => server.tls_config(tls.server_config()).map_err(|error| format!("cannot serve TLS: {}", chain(&error))),
+        None => Ok(server),
+    }
+}
+
+/// A failed call's message, and its causes when tonic's transport raised it (a TLS handshake
+/// refused: its "transport error" alone says nothing).
+pub fn status_reason(status: &Status) -> String {
+    with_causes(status.message().to_string(), std::error::Error::source(status))
+}
+
+/// An error and its causes (tonic's transport errors say little themselves).
+fn chain(error: &dyn std::error::Error) -> String {
+    with_causes(error.to_string(), error.source())
+}
+
+/// `text`, then each cause from `source` on, `: `-separated (a cause the text ends with already
+/// left out).
+fn with_causes(mut text: String, mut source: Option<&(dyn std::error::Error + 'static)>) -> String {
+    while let Some(error) = source {
+        let cause = error.to_string();
+        if !text.ends_with(&cause) {
+            text.push_str(&format!(": {cause}"));
+        }
+        source = error.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -138,5 +189,14 @@ mod tests {
         let other = SecretAuth::new("other").unwrap().add().call(Request::new(())).unwrap();
         assert_eq!(check.call(other).unwrap_err().code(), tonic::Code::Unauthenticated);
         assert!(SecretAuth::new("line\nbreak").is_err());
+    }
+
+    #[test]
+    fn a_transport_failure_names_its_causes() {
+        let mut status = Status::unknown("transport error");
+        let cause = std::io::Error::other("received fatal alert: UnknownCA");
+        status.set_source(Arc::new(std::io::Error::new(std::io::ErrorKind::InvalidData, cause)));
+        assert_eq!(status_reason(&status), "transport error: received fatal alert: UnknownCA");
+        assert_eq!(status_reason(&Status::unavailable("no leader")), "no leader");
     }
 }

@@ -15,7 +15,7 @@ use tonic::transport::Channel;
 
 use super::proto::raft_client::RaftClient;
 use super::proto::RaftMessage;
-use super::{AddSecret, SecretAuth};
+use super::{AddSecret, GrpcTls, SecretAuth};
 use crate::raft::network::{answer, unreachable};
 use crate::raft::{Node, NodeId, TypeConfig};
 
@@ -30,12 +30,13 @@ type Reachability = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<No
 pub struct GrpcNetwork {
     auth: SecretAuth,
     reachability: Reachability,
+    tls: Option<GrpcTls>,
 }
 
 impl GrpcNetwork {
-    /// A network whose calls carry the cluster secret of `auth`.
-    pub fn new(auth: SecretAuth) -> GrpcNetwork {
-        GrpcNetwork { auth, reachability: Reachability::default() }
+    /// A network whose calls carry the cluster secret of `auth`, over mutual TLS with `tls`.
+    pub fn new(auth: SecretAuth, tls: Option<GrpcTls>) -> GrpcNetwork {
+        GrpcNetwork { auth, reachability: Reachability::default(), tls }
     }
 }
 
@@ -43,7 +44,8 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
     type Network = GrpcRaftClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient {
-        let client = super::lazy_channel(&node.addr).map(|channel| RaftClient::with_interceptor(channel, self.auth.add()));
+        let client =
+            super::lazy_channel(&node.addr, self.tls.as_ref()).map(|channel| RaftClient::with_interceptor(channel, self.auth.add()));
         GrpcRaftClient { target, addr: node.addr.clone(), client, reachability: std::sync::Arc::clone(&self.reachability) }
     }
 }

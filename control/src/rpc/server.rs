@@ -28,7 +28,7 @@ use super::proto::{
     WorkerInfo,
 };
 use super::raft_network::GrpcNetwork;
-use super::{AddSecret, SecretAuth};
+use super::{AddSecret, GrpcTls, SecretAuth};
 use crate::deployer::{DeployOptions, Deployer};
 use crate::http::metrics::MasterCounters;
 use crate::http::HttpServer;
@@ -49,6 +49,8 @@ pub struct MasterOptions {
     pub bootstrap: bool,
     /// The cluster secret every call carries.
     pub secret: String,
+    /// Mutual TLS on the gRPC API, served and dialled (to masters and workers); none: plain.
+    pub tls: Option<GrpcTls>,
     /// Raft timing.
     pub raft: MasterConfig,
     /// How often workers send heartbeats.
@@ -72,6 +74,7 @@ impl MasterOptions {
             members,
             bootstrap: false,
             secret,
+            tls: None,
             raft: MasterConfig::default(),
             heartbeat_interval: Duration::from_millis(200),
             worker_timeout: Duration::from_millis(1500),
@@ -89,6 +92,7 @@ impl std::fmt::Debug for MasterOptions {
             .field("dir", &self.dir)
             .field("members", &self.members)
             .field("bootstrap", &self.bootstrap)
+            .field("tls", &self.tls.is_some())
             .field("raft", &self.raft)
             .field("heartbeat_interval", &self.heartbeat_interval)
             .field("worker_timeout", &self.worker_timeout)
@@ -121,15 +125,18 @@ impl MasterNode {
             // The data plane's secret has rules of its own: refuse it before anything starts.
             options.secret.parse::<tethys_net::ClusterSecret>().map_err(|error| failed(format!("bad cluster secret: {error}")))?;
         }
-        let master = Master::start(id, &options.dir, &options.raft, GrpcNetwork::new(auth.clone())).await?;
+        let master = Master::start(id, &options.dir, &options.raft, GrpcNetwork::new(auth.clone(), options.tls.clone())).await?;
         let deployer = match options.deploy.clone() {
-            Some(deploy) => Some(Arc::new(Deployer::new(master.clone(), &options.secret, addr.ip(), deploy).map_err(failed)?)),
+            Some(deploy) => {
+                Some(Arc::new(Deployer::new(master.clone(), &options.secret, options.tls.clone(), addr.ip(), deploy).map_err(failed)?))
+            }
             None => None,
         };
         let plane = Arc::new(ControlPlane {
             deployer: deployer.clone(),
             master: master.clone(),
             auth: auth.clone(),
+            tls: options.tls.clone(),
             heartbeat_interval: options.heartbeat_interval,
             build_id: options.build_id.clone(),
             validator: options.validator.clone(),
@@ -138,7 +145,8 @@ impl MasterNode {
             counters: MasterCounters::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
+        let server = super::server_builder(options.tls.as_ref())
+            .map_err(failed)?
             .add_service(RaftServer::with_interceptor(Arc::clone(&plane), auth.check()))
             .add_service(ControlServer::with_interceptor(Arc::clone(&plane), auth.check()))
             .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), async {
@@ -218,6 +226,7 @@ struct ControlPlane {
     /// The deployer, when this master runs jobs (it acts while this master leads).
     deployer: Option<Arc<Deployer>>,
     auth: SecretAuth,
+    tls: Option<GrpcTls>,
     heartbeat_interval: Duration,
     build_id: String,
     validator: Option<JobValidator>,
@@ -256,7 +265,7 @@ impl ControlPlane {
         if let Some(client) = clients.get(addr) {
             return Ok(client.clone());
         }
-        let channel = super::lazy_channel(addr).map_err(Status::internal)?;
+        let channel = super::lazy_channel(addr, self.tls.as_ref()).map_err(Status::internal)?;
         let client = ControlClient::with_interceptor(channel, self.auth.add_forwarded());
         clients.insert(addr.clone(), client.clone());
         Ok(client)
