@@ -1,8 +1,10 @@
 //! A job's coordinator lost in the middle of it (its connections closed, as when the leader that
 //! drove it dies): the workers' subtasks run on, a new coordinator adopts the running attempt, and
 //! the job ends with nothing restarted: every record went through the job once (the map counts
-//! them), and every id is in the exactly-once sink once. The new coordinator goes on
-//! checkpointing from the checkpoint the old one completed last, with ids above any it saw.
+//! them), and every running count of the keyed state is in the exactly-once sink once. The new
+//! coordinator goes on checkpointing from the checkpoint the old one completed last, with ids
+//! above any it saw; its first checkpoints hold the keyed state whole (it knows nothing the old
+//! one was acknowledged, so nothing may refer to it).
 //!
 //! The coordinators and both workers run in this test process, each its own mesh node on
 //! 127.0.0.1.
@@ -22,9 +24,11 @@ use tethys_net::{ClusterSecret, MeshOptions};
 use tethys_storage::test_dir::TestDir;
 
 const RECORDS: u64 = 200_000;
+const KEYS: u64 = 64;
 
-/// Ids through a slow keyed count (so the job outlasts a few checkpoints and has keyed state)
-/// into an exactly-once sink shared by the job's definitions in this process.
+/// Ids through a slow map (so the job outlasts a few checkpoints) and a running count per key
+/// (keyed state), as `key * RECORDS + count`, into an exactly-once sink shared by the job's
+/// definitions in this process.
 fn registry(sink: CollectSink<u64>, seen: Arc<AtomicU64>) -> JobRegistry {
     Arc::new(move |_spec: &JobSpec, env: &StreamEnvironment| {
         let seen = Arc::clone(&seen);
@@ -38,7 +42,12 @@ fn registry(sink: CollectSink<u64>, seen: Arc<AtomicU64>) -> JobRegistry {
                 id
             })
             .uid("slow")
-            .sink("ids", sink.clone())
+            .key_by(|id: &u64| id % KEYS)
+            .count()
+            .uid("count")
+            .map(|(key, count): (u64, u64)| key * RECORDS + count)
+            .uid("encode")
+            .sink("counts", sink.clone())
             .uid("sink");
         Ok(())
     })
@@ -150,10 +159,12 @@ fn a_new_coordinator_adopts_the_running_attempt_and_nothing_restarts() {
 
     assert_eq!(result.restarts, 0, "{result:?}");
     assert_eq!(seen.load(Ordering::SeqCst), RECORDS, "every record went through the map once: nothing was replayed");
-    let mut ids = sink.records();
-    ids.sort_unstable();
-    assert_eq!(ids.len() as u64, RECORDS, "every id committed once");
-    assert!(ids.iter().copied().eq(0..RECORDS), "every id committed exactly once");
+    // Each key counted its ids one by one, each count committed once: the state never went back.
+    let mut counts = sink.records();
+    counts.sort_unstable();
+    let expected = (0..KEYS).flat_map(|key| (1..=RECORDS / KEYS).map(move |count| key * RECORDS + count));
+    assert_eq!(counts.len() as u64, RECORDS, "every count committed once");
+    assert!(counts.iter().copied().eq(expected), "every key's counts 1..={} committed exactly once", RECORDS / KEYS);
     let newest = recorded.location.lock().unwrap().clone().map(|(id, _)| id);
     assert!(
         newest.is_some_and(|id| id > last_id),
