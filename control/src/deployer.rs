@@ -86,6 +86,15 @@ pub(crate) struct Deployer {
     waiting: Mutex<HashMap<JobId, String>>,
     /// Why each job's last attempt driven here failed.
     last_failure: Arc<Mutex<HashMap<JobId, String>>>,
+    /// When a job whose attempt failed may be deployed again: a failure's cause (a worker dead
+    /// but not yet declared lost) often outlives an immediate retry.
+    retry_at: Arc<Mutex<HashMap<JobId, std::time::Instant>>>,
+}
+
+/// The wait before a job's attempt `attempt + 1` when attempt `attempt` failed: 0.5 s, doubling,
+/// at most 5 s (so the masters' worker timeout passes before the restart budget is spent).
+fn restart_delay(attempt: u32) -> Duration {
+    (Duration::from_millis(500) * 2u32.saturating_pow(attempt.saturating_sub(1).min(8))).min(Duration::from_secs(5))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -110,6 +119,7 @@ impl Deployer {
             drivers: Arc::new(Mutex::new(HashMap::new())),
             waiting: Mutex::new(HashMap::new()),
             last_failure: Arc::new(Mutex::new(HashMap::new())),
+            retry_at: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -135,7 +145,12 @@ impl Deployer {
         for job in jobs {
             let driven = lock(&self.drivers).get(&job.id).map(|driver| driver.attempt);
             match (&job.status, driven) {
-                (JobStatus::Created | JobStatus::Restarting, None) => self.deploy(&job).await,
+                (JobStatus::Created | JobStatus::Restarting, None) => {
+                    let waiting = lock(&self.retry_at).get(&job.id).is_some_and(|at| std::time::Instant::now() < *at);
+                    if !waiting {
+                        self.deploy(&job).await;
+                    }
+                }
                 (JobStatus::Running, None) => self.adopt(&job).await,
                 (JobStatus::Failing { .. }, None) => self.restart_orphan(&job).await,
                 (JobStatus::Restarting, Some(attempt)) if attempt == job.attempt => {
@@ -230,7 +245,9 @@ impl Deployer {
                 handle.block_on(this.master.propose(Command::Transition { job: job.id, attempt: Some(deployment.attempt), to }));
             // A deposed leader commits nothing and stops nothing: the new one adopts the attempt.
             if failed && matches!(committed, Ok(Ok(_))) {
-                // Its attempt is over: stop what may still run, then restart (a later tick deploys).
+                // Its attempt is over: stop what may still run, then restart (a later tick deploys,
+                // after a delay that grows with the attempts).
+                lock(&this.retry_at).insert(job.id, std::time::Instant::now() + restart_delay(deployment.attempt));
                 handle.block_on(this.stop_attempt(&job, &deployment, "the attempt failed"));
                 let _ = handle.block_on(this.master.propose(Command::Transition {
                     job: job.id,
@@ -473,6 +490,16 @@ impl Deployer {
 
 /// How long the leader waits for a worker's answer when adopting an attempt.
 const WORKER_CALL_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn restarts_wait_longer_and_longer_up_to_a_bound() {
+        let delays: Vec<u128> = (1..=6).map(|attempt| super::restart_delay(attempt).as_millis()).collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        assert_eq!(super::restart_delay(u32::MAX).as_millis(), 5000);
+    }
+}
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)

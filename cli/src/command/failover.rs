@@ -35,10 +35,14 @@ pub struct FailoverArgs {
     /// Also run a job on two workers and measure its adoption by each new leader.
     #[arg(long)]
     pub with_job: bool,
+    /// Instead of leaders, kill a worker the job runs on, run after run, and measure until the
+    /// job runs again from its checkpoint on the others and commits its next checkpoint.
+    #[arg(long, conflicts_with = "with_job")]
+    pub kill_workers: bool,
 }
 
-/// Worker processes of the measurement, killed when dropped.
-struct Workers(Vec<std::process::Child>);
+/// Worker processes of the measurement with their control addresses, killed when dropped.
+struct Workers(Vec<std::process::Child>, Vec<String>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
@@ -51,8 +55,14 @@ impl Drop for Workers {
 
 /// Starts `count` workers of this program on the masters `addrs`.
 fn start_workers(program: &std::path::Path, addrs: &str, count: usize) -> Result<Workers, CliError> {
+    let mut workers = Workers(Vec::new(), Vec::new());
+    add_workers(&mut workers, program, addrs, count)?;
+    Ok(workers)
+}
+
+/// Starts `count` more workers.
+fn add_workers(workers: &mut Workers, program: &std::path::Path, addrs: &str, count: usize) -> Result<(), CliError> {
     use std::io::BufRead;
-    let mut workers = Workers(Vec::new());
     for _ in 0..count {
         let mut child = std::process::Command::new(program)
             .env(tethys_net::launcher::SECRET_ENV, SECRET)
@@ -63,8 +73,9 @@ fn start_workers(program: &std::path::Path, addrs: &str, count: usize) -> Result
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line).map_err(|e| format!("a worker: {e}"))?;
         workers.0.push(child);
+        workers.1.push(line.trim().trim_start_matches(tethys_net::launcher::LISTENING_PREFIX).to_string());
     }
-    Ok(workers)
+    Ok(())
 }
 
 /// The job of `--with-job`: its status through any of `addrs`.
@@ -106,6 +117,9 @@ async fn write_through_any(addrs: &[String], auth: &SecretAuth) -> bool {
 
 /// Runs the measurement.
 pub fn run(args: FailoverArgs) -> Result<(), CliError> {
+    if args.kill_workers {
+        return run_worker_kills(&args);
+    }
     let root = match &args.dir {
         Some(dir) => dir.clone(),
         None => std::env::temp_dir().join(format!("tethys-bench-failover-{}", std::process::id())),
@@ -145,14 +159,7 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
                     let id = match job {
                         Some(id) => id,
                         None => {
-                            let request = SubmitJobRequest {
-                                name: "digest".into(),
-                                args: vec![root.join("job-output").display().to_string(), "window".into(), "500000000".into(), "7".into()],
-                                parallelism: 2,
-                                slots: 0,
-                                checkpoint_interval_ms: 100,
-                                build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
-                            };
+                            let request = long_job(&root);
                             let submitted = runtime.block_on(super::cluster::call_any(&all.join(","), SECRET, None, |mut client| {
                                 let request = request.clone();
                                 async move { client.submit_job(request).await }
@@ -263,6 +270,119 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
         let (p50, p99, max) = quantiles(&mut resumed);
         println!(
             "job back in business (kill to its next checkpoint committed), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
+        );
+    }
+    Ok(())
+}
+
+/// The digest job of the measurements with a job: long (500 M events), a checkpoint every 100 ms.
+fn long_job(root: &std::path::Path) -> SubmitJobRequest {
+    SubmitJobRequest {
+        name: "digest".into(),
+        args: vec![root.join("job-output").display().to_string(), "window".into(), "500000000".into(), "7".into()],
+        parallelism: 2,
+        slots: 0,
+        checkpoint_interval_ms: 100,
+        build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+    }
+}
+
+/// `--kill-workers`: three masters, three workers, one job; per run a worker the job runs on is
+/// killed (SIGKILL) and replaced, and the time is taken until the job runs its next attempt and
+/// until that attempt commits a checkpoint.
+fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
+    let root = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tethys-bench-failover-{}", std::process::id())));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
+    let program = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let masters = LocalMasters::start(&program, 3, SECRET, &root).map_err(|e| format!("cannot start the masters: {e}"))?;
+    let all = masters.addrs().join(",");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let mut workers = start_workers(&program, &all, 3)?;
+    let started = Instant::now();
+    let job = loop {
+        let cluster = runtime.block_on(ask_cluster(&all, SECRET, None));
+        if cluster.is_ok_and(|cluster| cluster.workers.iter().filter(|worker| worker.alive).count() == 3) {
+            let request = long_job(&root);
+            let submitted = runtime.block_on(super::cluster::call_any(&all, SECRET, None, |mut client| {
+                let request = request.clone();
+                async move { client.submit_job(request).await }
+            }))?;
+            break submitted.job_id;
+        }
+        if started.elapsed() > GIVE_UP {
+            return Err("the workers did not register".to_string().into());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let (mut running, mut checkpointed) = (Vec::new(), Vec::new());
+    for run in 0..args.runs {
+        // The job runs with a checkpoint committed in its current attempt.
+        let waited = Instant::now();
+        let before = loop {
+            if let Some(info) = runtime.block_on(job_status(&all, job)) {
+                if info.status != "running" && info.status != "created" && info.status != "restarting" && info.status != "failing" {
+                    return Err(format!("the job is {} ({})", info.status, info.reason).into());
+                }
+                let cluster = runtime.block_on(ask_cluster(&all, SECRET, None)).ok();
+                let alive = cluster.as_ref().map_or(0, |cluster| cluster.workers.iter().filter(|worker| worker.alive).count());
+                if info.status == "running" && info.last_checkpoint > 0 && alive == 3 && !info.placements.is_empty() {
+                    break (info, cluster.expect("answered"));
+                }
+            }
+            if waited.elapsed() > GIVE_UP {
+                return Err(format!("run {run}: the job did not settle").into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let (info, cluster) = before;
+        let victim_id = info.placements[0].worker_id;
+        let victim_addr = cluster.workers.iter().find(|worker| worker.id == victim_id).map(|worker| worker.control_addr.clone());
+        let victim = workers.1.iter().position(|addr| Some(addr) == victim_addr.as_ref()).ok_or("the job's worker is not ours")?;
+        let _ = workers.0[victim].kill();
+        let _ = workers.0[victim].wait();
+        let killed = Instant::now();
+        let mut again = None;
+        loop {
+            if let Some(now) = runtime.block_on(job_status(&all, job)) {
+                if again.is_none() && now.status == "running" && now.attempt > info.attempt {
+                    again = Some(killed.elapsed());
+                }
+                if let (Some(again), true) = (again, now.attempt > info.attempt && now.last_checkpoint > info.last_checkpoint) {
+                    let done = killed.elapsed();
+                    println!(
+                        "run {run}: killed worker {victim_id}; the job ran again after {:.0} ms and committed a checkpoint after {:.0} ms",
+                        ms(again),
+                        ms(done)
+                    );
+                    running.push(again);
+                    checkpointed.push(done);
+                    break;
+                }
+                if now.status == "failed" || now.status == "finished" || now.status == "cancelled" {
+                    return Err(format!("run {run}: the job is {} ({})", now.status, now.reason).into());
+                }
+            }
+            if killed.elapsed() > GIVE_UP {
+                return Err(format!("run {run}: the job did not recover within {GIVE_UP:?}").into());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        add_workers(&mut workers, &program, &all, 1)?;
+    }
+    let _ = runtime.block_on(super::cluster::call_any(&all, SECRET, None, |mut client| async move {
+        client.cancel_job(JobRequest { job_id: job }).await
+    }));
+    drop(workers);
+    drop(masters);
+    let _ = std::fs::remove_dir_all(&root);
+    if !running.is_empty() {
+        let runs = running.len();
+        let (p50, p99, max) = quantiles(&mut running);
+        println!("worker loss (kill to the job running again from its checkpoint), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
+        let (p50, p99, max) = quantiles(&mut checkpointed);
+        println!(
+            "worker loss (kill to the job's next checkpoint committed), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
         );
     }
     Ok(())
