@@ -90,6 +90,16 @@ fn wait_status(masters: &str, job: u64, status: &str) -> serde_json::Value {
     }
 }
 
+/// Three masters under a fresh directory and `workers` workers, registered.
+fn start_cluster(name: &str, workers: usize) -> (TestDir, LocalMasters, String, Workers) {
+    let root = TestDir::new(name);
+    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
+    let masters = group.addrs().join(",");
+    let started = start_workers(&masters, workers);
+    wait_workers(&masters, workers);
+    (root, group, masters, started)
+}
+
 fn wait_workers(masters: &str, alive: usize) {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -108,11 +118,7 @@ fn wait_workers(masters: &str, alive: usize) {
 
 #[test]
 fn a_submitted_job_runs_on_the_workers_and_survives_its_leader() {
-    let root = TestDir::new("jobs");
-    let mut group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
-    let masters = group.addrs().join(",");
-    let _workers = start_workers(&masters, 2);
-    wait_workers(&masters, 2);
+    let (root, mut group, masters, _workers) = start_cluster("jobs", 2);
 
     // A job to its end.
     let first_dir = root.path().join("first");
@@ -193,11 +199,7 @@ fn wait_checkpointed(masters: &str, job: u64) -> serde_json::Value {
 
 #[test]
 fn a_worker_killed_under_the_masters_has_its_job_restart_on_the_others() {
-    let root = TestDir::new("jobs-worker-killed");
-    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
-    let masters = group.addrs().join(",");
-    let mut workers = start_workers(&masters, 3);
-    wait_workers(&masters, 3);
+    let (root, _group, masters, mut workers) = start_cluster("jobs-worker-killed", 3);
     let dir = root.path().join("out");
     let job = submit_long_job(&masters, &dir);
     let info = wait_checkpointed(&masters, job);
@@ -223,11 +225,7 @@ fn a_worker_killed_under_the_masters_has_its_job_restart_on_the_others() {
 
 #[test]
 fn a_paused_leader_is_replaced_its_job_adopted_and_it_rejoins_harmless() {
-    let root = TestDir::new("jobs-leader-paused");
-    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
-    let masters = group.addrs().join(",");
-    let _workers = start_workers(&masters, 2);
-    wait_workers(&masters, 2);
+    let (root, group, masters, _workers) = start_cluster("jobs-leader-paused", 2);
     let dir = root.path().join("out");
     let job = submit_long_job(&masters, &dir);
     wait_checkpointed(&masters, job);
@@ -321,11 +319,7 @@ fn a_worker_cut_off_from_the_masters_is_declared_lost_and_its_job_moves_to_the_o
 
 #[test]
 fn savepoints_are_taken_through_any_master_and_a_job_stops_with_one() {
-    let root = TestDir::new("jobs-savepoint");
-    let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
-    let masters = group.addrs().join(",");
-    let _workers = start_workers(&masters, 2);
-    wait_workers(&masters, 2);
+    let (root, group, masters, _workers) = start_cluster("jobs-savepoint", 2);
     let job = submit_long_job(&masters, &root.path().join("out"));
     wait_checkpointed(&masters, job);
 

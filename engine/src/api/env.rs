@@ -142,13 +142,22 @@ impl StreamEnvironment {
         job: &str,
         cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>,
     ) -> Result<JobResult, JobError> {
+        let (graph, plan, config) = self.cluster_plan(job, &cluster)?;
+        run_job(job, graph, self.factories(), plan, config, None, Some(cluster))
+    }
+
+    /// The graph, the plan and the configuration of the job on the workers of `cluster`.
+    fn cluster_plan(
+        &self,
+        job: &str,
+        cluster: &crate::runtime::cluster::ClusterCoordinator,
+    ) -> Result<(JobGraph, ExecutionPlan, crate::EngineConfig), JobError> {
         let graph = self.job_graph();
         let mut config = self.config.clone();
         config.slots = cluster.total_slots();
         config.validate().map_err(|source| JobError::Config { job: job.to_string(), source })?;
         let plan = ExecutionPlan::build(&graph, config.slots).map_err(|source| JobError::Graph { job: job.to_string(), source })?;
-        let factories = self.factories();
-        run_job(job, graph, factories, plan, config, None, Some(cluster))
+        Ok((graph, plan, config))
     }
 
     /// As [`execute_on_cluster`](Self::execute_on_cluster), on a thread of its own, with a client
@@ -158,11 +167,7 @@ impl StreamEnvironment {
         job: &str,
         cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>,
     ) -> Result<JobClient, JobError> {
-        let graph = self.job_graph();
-        let mut config = self.config.clone();
-        config.slots = cluster.total_slots();
-        config.validate().map_err(|source| JobError::Config { job: job.to_string(), source })?;
-        let plan = ExecutionPlan::build(&graph, config.slots).map_err(|source| JobError::Graph { job: job.to_string(), source })?;
+        let (graph, plan, config) = self.cluster_plan(job, &cluster)?;
         let factories = self.factories();
         let (control, commands) = std::sync::mpsc::channel();
         let name = job.to_string();
