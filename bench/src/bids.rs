@@ -104,7 +104,23 @@ pub fn define(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, sin
 /// and filter queries is a task of its own (behind a rebalance instead of chained), so source
 /// and sink can run in different processes.
 pub fn define_split(env: &StreamEnvironment, query: BidsQuery, source: BidsSource, end: impl QueryEnd, split: bool) {
+    define_with_sources(env, query, source, end, split, None)
+}
+
+/// As [`define_split`], with the source's parallelism fixed at `sources` (default: the job's).
+pub fn define_with_sources(
+    env: &StreamEnvironment,
+    query: BidsQuery,
+    source: BidsSource,
+    end: impl QueryEnd,
+    split: bool,
+    sources: Option<usize>,
+) {
     let bids = env.source("bids", source);
+    let bids = match sources {
+        Some(parallelism) => bids.parallelism(parallelism),
+        None => bids,
+    };
     match query {
         BidsQuery::Passthrough if split => {
             bids.rebalance().end_with(end);

@@ -54,14 +54,26 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
     let query: Query = query.parse()?;
     let events: u64 = events.parse().map_err(|_| format!("'{events}' is not a number of events"))?;
     let seed: u64 = seed.parse().map_err(|_| format!("'{seed}' is not a seed"))?;
-    let split = match rest {
-        [] => false,
-        [flag] if flag == "split" => true,
-        other => return Err(format!("unexpected arguments {other:?} after the seed (only 'split')")),
-    };
+    // Options after the seed: `split`, and `sources=N` (the bids source's parallelism, fixed: such
+    // a job can be rescaled, as a source keeps its parallelism across restores).
+    let (mut split, mut sources) = (false, None);
+    for option in rest {
+        match option.strip_prefix("sources=") {
+            _ if option == "split" => split = true,
+            Some(count) => {
+                let count: usize =
+                    count.parse().ok().filter(|count| *count > 0).ok_or_else(|| format!("'{option}': N must be a positive number"))?;
+                sources = Some(count);
+            }
+            None => return Err(format!("unexpected argument '{option}' after the seed (only 'split' and 'sources=N')")),
+        }
+    }
+    if sources.is_some() && !matches!(query, Query::Bids(_)) {
+        return Err("'sources=N' applies to the bids queries only".to_string());
+    }
     match (query, digests) {
-        (Query::Bids(query), None) => bids::define_split(env, query, BidsSource::new(events, seed), sink, split),
-        (Query::Bids(query), Some(end)) => bids::define_split(env, query, BidsSource::new(events, seed), end, split),
+        (Query::Bids(query), None) => bids::define_with_sources(env, query, BidsSource::new(events, seed), sink, split, sources),
+        (Query::Bids(query), Some(end)) => bids::define_with_sources(env, query, BidsSource::new(events, seed), end, split, sources),
         (Query::Nexmark(query), None) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), sink),
         (Query::Nexmark(query), Some(end)) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), end),
         (Query::Burst(query), None) => bursts::define(env, query, BidsSource::new(events, seed), sink),

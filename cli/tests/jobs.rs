@@ -345,3 +345,54 @@ fn savepoints_are_taken_through_any_master_and_a_job_stops_with_one() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("not running"), "{}", String::from_utf8_lossy(&refused.stderr));
 }
+
+#[test]
+fn a_job_is_rescaled_through_the_masters_from_a_savepoint_after_checks() {
+    let (root, _group, masters, _workers) = start_cluster("jobs-rescale", 3);
+    let submit = |dir: &Path, options: &[&str]| {
+        let submitted = json(
+            tethys()
+                .args(["submit", "--json", "--masters", &masters, "--parallelism", "2", "--checkpoint-interval-ms", "50", "digest"])
+                .arg(dir)
+                .args(["window", "3000000", "7", "split"])
+                .args(options),
+        );
+        submitted["job"].as_u64().unwrap().to_string()
+    };
+    let rescale = |job: &str, parallelism: &str| {
+        tethys().args(["rescale", "--json", "--masters", &masters, "--parallelism", parallelism, job]).output().unwrap()
+    };
+    // A job whose source keeps its parallelism (so its state restores at another), and one whose
+    // source runs at the job's parallelism.
+    let dir = root.path().join("out");
+    let job = submit(&dir, &["sources=1"]);
+    let fixed = submit(&root.path().join("other"), &[]);
+    wait_checkpointed(&masters, job.parse().unwrap());
+    wait_checkpointed(&masters, fixed.parse().unwrap());
+
+    // Refused before anything stops: more slots than the cluster has, a source that cannot change.
+    let too_big = rescale(&job, "9");
+    assert!(!too_big.status.success());
+    assert!(String::from_utf8_lossy(&too_big.stderr).contains("slots"), "{}", String::from_utf8_lossy(&too_big.stderr));
+    let refused = rescale(&fixed, "3");
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("keeps its parallelism"), "{}", String::from_utf8_lossy(&refused.stderr));
+    assert_eq!(wait_status(&masters, fixed.parse().unwrap(), "running")["attempt"], 1, "a refused rescale stops nothing");
+    assert!(tethys().args(["cancel", "--masters", &masters, &fixed]).output().unwrap().status.success());
+
+    // Rescaled: stopped with a savepoint, restarted from it at parallelism 3, exactly once.
+    let answer = rescale(&job, "3");
+    assert!(answer.status.success(), "{}", String::from_utf8_lossy(&answer.stderr));
+    let info = wait_status(&masters, job.parse().unwrap(), "finished");
+    assert_eq!((info["parallelism"].as_u64(), info["attempt"].as_u64()), (Some(3), Some(2)), "{info}");
+    assert!(info["last_savepoint"].as_str().is_some_and(|path| !path.is_empty()), "{info}");
+    let expected = root.path().join("expected");
+    let output = tethys()
+        .args(["run", "--parallelism", "2", "--slots", "2", "digest"])
+        .arg(&expected)
+        .args(["window", "3000000", "7", "split", "sources=1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(digests(&dir), digests(&expected), "exactly once across the rescale");
+}

@@ -71,6 +71,9 @@ struct Driver {
 struct DriverSlots {
     coordinator: Arc<Mutex<Option<Arc<Coordinator>>>>,
     controls: Arc<Mutex<Option<JobControls>>>,
+    /// A rescale in progress: the job stops with a savepoint to restart at this parallelism on
+    /// that many slots.
+    rescale_to: Arc<Mutex<Option<(u32, u32)>>>,
 }
 
 pub(crate) struct Deployer {
@@ -232,8 +235,19 @@ impl Deployer {
         let handle = tokio::runtime::Handle::current();
         let spawned = std::thread::Builder::new().name(format!("tethys-driver-{}", job.id.0)).spawn(move || {
             let outcome = this.drive(&job, &deployment, &slots, &handle, adopted);
+            // Stopped with a savepoint for a rescale: the job restarts from it at its new size.
+            if let (Ok(Some(savepoint)), Some((parallelism, job_slots))) = (&outcome, *lock(&slots.rescale_to)) {
+                let location = savepoint.display().to_string();
+                let id = savepoint_id(savepoint);
+                let savepoint = CompletedCheckpoint { id, attempt: deployment.attempt, location, completed_at_ms: now_ms() };
+                let rescale = Command::Rescale { job: job.id, attempt: deployment.attempt, parallelism, slots: job_slots, savepoint };
+                let committed = handle.block_on(this.master.propose(rescale));
+                tracing::info!(job = %job.id, parallelism, ?committed, "rescaling: the job restarts from its savepoint");
+                lock(&this.drivers).remove(&job.id);
+                return;
+            }
             let to = match outcome {
-                Ok(()) => JobStatus::Finished,
+                Ok(_) => JobStatus::Finished,
                 Err(reason) => {
                     lock(&this.last_failure).insert(job.id, reason.clone());
                     JobStatus::Failing { reason }
@@ -373,7 +387,7 @@ impl Deployer {
         slots: &DriverSlots,
         handle: &tokio::runtime::Handle,
         adopted: Option<BTreeMap<u32, SocketAddr>>,
-    ) -> Result<(), String> {
+    ) -> Result<Option<PathBuf>, String> {
         let nodes = Self::nodes(deployment);
         let (job_id, attempt, term) = (job.id.0, deployment.attempt, deployment.term);
         let adopting = adopted.is_some();
@@ -466,7 +480,72 @@ impl Deployer {
         let result = client.wait();
         *lock(&slots.controls) = None;
         *lock(&slots.coordinator) = None;
-        result.map(drop).map_err(|error| error.to_string())
+        result.map(|result| result.stopped_with_savepoint).map_err(|error| error.to_string())
+    }
+
+    /// Rescales running job `job` to `parallelism` (see the `Rescale` call): checks first, with
+    /// `validator` (the program defines the job so) and `free_slots` (of live workers), then stops
+    /// the job with a savepoint; its driver then commits the restart at the new size.
+    pub(crate) async fn rescale(
+        &self,
+        job: JobId,
+        parallelism: u32,
+        validator: Option<&crate::submit::JobValidator>,
+    ) -> Result<(), tonic::Status> {
+        use tonic::Status;
+        let record = self.master.read(|state| state.job(job).cloned()).ok_or_else(|| Status::not_found(format!("{job} does not exist")))?;
+        if record.status != JobStatus::Running {
+            return Err(Status::failed_precondition(format!("{job} is {}: only a running job is rescaled", record.status.name())));
+        }
+        if !(1..=crate::submit::PARALLELISM_MAX).contains(&parallelism) {
+            return Err(Status::invalid_argument(format!(
+                "parallelism {parallelism} is out of range 1..={}",
+                crate::submit::PARALLELISM_MAX
+            )));
+        }
+        if parallelism == record.spec.parallelism {
+            return Err(Status::invalid_argument(format!("{job} runs at parallelism {parallelism} already")));
+        }
+        // Slots as the job asked them: its parallelism, unless it asked for more.
+        let slots = if record.spec.slots == record.spec.parallelism { parallelism } else { record.spec.slots.max(parallelism) };
+        let (free, own) = self.master.read(|state| {
+            let free: usize = state.free_slots().iter().map(|(_, slots)| slots.len()).sum();
+            (free, record.deployment.as_ref().map_or(0, |deployment| deployment.placements.len()))
+        });
+        if free + own < slots as usize {
+            return Err(Status::failed_precondition(format!(
+                "{job} would need {slots} slots; the cluster has {} (its {own} and {free} free)",
+                free + own
+            )));
+        }
+        if let Some(validator) = validator {
+            validator(&record.spec.name, &record.spec.args, parallelism).map_err(Status::invalid_argument)?;
+        }
+        // Its newest checkpoint must restore into the job at the new parallelism (the savepoint
+        // will hold the same operators and sources).
+        if let Some(checkpoint) = &record.last_checkpoint {
+            let (registry, spec, path) = (Arc::clone(&self.options.registry), record.spec.clone(), PathBuf::from(&checkpoint.location));
+            let checked = tokio::task::spawn_blocking(move || {
+                let env = StreamEnvironment::new(EngineConfig {
+                    parallelism: parallelism as usize,
+                    slots: slots as usize,
+                    ..EngineConfig::default()
+                });
+                registry(&EngineJobSpec { name: spec.name.clone(), args: spec.args.clone() }, &env)?;
+                env.check_restore(&path)
+            })
+            .await
+            .map_err(|error| Status::internal(format!("the check's thread: {error}")))?;
+            checked.map_err(|reason| Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}")))?;
+        }
+        let rescale_to = lock(&self.drivers).get(&job).map(|driver| Arc::clone(&driver.slots.rescale_to));
+        let rescale_to = rescale_to.ok_or_else(|| Status::failed_precondition(format!("{job} is not running")))?;
+        *lock(&rescale_to) = Some((parallelism, slots));
+        if let Err(status) = self.savepoint(job, true, None).await {
+            *lock(&rescale_to) = None;
+            return Err(status);
+        }
+        Ok(())
     }
 
     /// Takes a savepoint of running job `job` into `dir` (default: `savepoints` in the job's
@@ -486,6 +565,13 @@ impl Deployer {
         let path = taken.map_err(|error| tonic::Status::failed_precondition(error.to_string()))?;
         Ok(path.display().to_string())
     }
+}
+
+/// The id of the savepoint in directory `path` (the checkpoint store names it by its id).
+fn savepoint_id(path: &std::path::Path) -> u64 {
+    let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
+    digits.parse().unwrap_or(0)
 }
 
 /// How long the leader waits for a worker's answer when adopting an attempt.

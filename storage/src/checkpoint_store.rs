@@ -201,6 +201,20 @@ impl CheckpointStore {
         Ok(CheckpointStore { dir: dir.to_path_buf(), retained_checkpoints_max, completed, retention_deferred: false })
     }
 
+    /// The published checkpoint or savepoint in directory `path` (a `chk-<id>` or `svp-<id>` of
+    /// a store), read without opening its store: nothing in the store is touched (opening it
+    /// removes what is being written, which a running job may be doing). `None` if `path` is not
+    /// named as one.
+    pub fn read_published(path: &Path) -> Result<Option<CompletedCheckpoint>, CheckpointStoreError> {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let parsed = [(CHECKPOINT_PREFIX, CheckpointKind::Checkpoint), (SAVEPOINT_PREFIX, CheckpointKind::Savepoint)]
+            .into_iter()
+            .find_map(|(prefix, kind)| name.strip_prefix(prefix).and_then(|id| id.parse::<u64>().ok()).map(|id| (id, kind)));
+        let Some((id, kind)) = parsed else { return Ok(None) };
+        let files = read_manifest(&path.join(MANIFEST_FILE), id)?;
+        Ok(Some(CompletedCheckpoint { id, kind, path: path.to_path_buf(), files }))
+    }
+
     /// The newest published checkpoint or savepoint: where a job restores from.
     pub fn latest(&self) -> Option<&CompletedCheckpoint> {
         self.completed.last()
@@ -408,6 +422,21 @@ mod tests {
         assert_eq!(latest.read("op-a.0").unwrap(), b"state of a");
         assert_eq!(latest.read("sources").unwrap(), b"");
         assert!(matches!(latest.read("op-b.0"), Err(CheckpointStoreError::NoSuchFile { id: 7, .. })));
+    }
+
+    #[test]
+    fn a_published_checkpoint_reads_alone_leaving_what_is_being_written() {
+        let dir = TestDir::new("checkpoint-read-alone");
+        let mut store = CheckpointStore::open(dir.path(), 2).unwrap();
+        let published = publish(&mut store, 3, CheckpointKind::Checkpoint, &[("op-a.0", b"a")]);
+        let mut writing = store.begin(4, CheckpointKind::Checkpoint).unwrap();
+        writing.put("op-a.0", b"being written").unwrap();
+        let read = CheckpointStore::read_published(&published.path).unwrap().unwrap();
+        assert_eq!((read.id, read.kind), (3, CheckpointKind::Checkpoint));
+        assert_eq!(read.read("op-a.0").unwrap(), b"a");
+        writing.put("op-b.0", b"still being written").unwrap();
+        assert_eq!(writing.publish().unwrap().id, 4, "reading did not disturb the checkpoint being written");
+        assert!(CheckpointStore::read_published(dir.path()).unwrap().is_none(), "a store's directory is not a checkpoint");
     }
 
     #[test]

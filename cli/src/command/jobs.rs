@@ -1,10 +1,10 @@
-//! `tethys submit | list | status | cancel | savepoint`: jobs through the masters' API. Any master answers; a
+//! `tethys submit | list | status | cancel | savepoint | rescale`: jobs through the masters' API. Any master answers; a
 //! follower forwards what changes the state to the leader. The masters check a submission before
 //! it reaches their log (a job this program defines with those arguments, a sane parallelism, the
 //! masters' own build) and say why they refuse one.
 
 use clap::{Args, Subcommand};
-use tethys_control::rpc::proto::{JobInfo, JobRequest, ListJobsRequest, SavepointRequest, SubmitJobRequest};
+use tethys_control::rpc::proto::{JobInfo, JobRequest, ListJobsRequest, RescaleRequest, SavepointRequest, SubmitJobRequest};
 
 use super::cluster::call_any;
 use super::{CliError, MastersArgs};
@@ -42,6 +42,20 @@ pub enum JobCommand {
     Cancel(JobArgs),
     /// Take a savepoint of a running job (and with --stop, stop it after).
     Savepoint(SavepointArgs),
+    /// Change a running job's parallelism (it stops with a savepoint and restarts from it).
+    Rescale(RescaleArgs),
+}
+
+/// Arguments of `tethys rescale`.
+#[derive(Args, Debug)]
+pub struct RescaleArgs {
+    #[command(flatten)]
+    masters: MastersArgs,
+    /// The new parallelism.
+    #[arg(long)]
+    parallelism: u32,
+    /// The job's id.
+    job: u64,
 }
 
 /// Arguments of `tethys savepoint`.
@@ -169,6 +183,20 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
         }
         JobCommand::Status(args) => status_or_cancel(&runtime, args, false)?,
         JobCommand::Cancel(args) => status_or_cancel(&runtime, args, true)?,
+        JobCommand::Rescale(args) => {
+            let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+            let tls = args.masters.tls.grpc()?;
+            let request = RescaleRequest { job_id: args.job, parallelism: args.parallelism };
+            let job = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
+                let request = request.clone();
+                async move { client.rescale(request).await }
+            }))?;
+            if args.masters.json {
+                println!("{}", json(&job));
+            } else {
+                println!("job {} stopped with a savepoint; it restarts at parallelism {}", args.job, args.parallelism);
+            }
+        }
         JobCommand::Savepoint(args) => {
             let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
             let tls = args.masters.tls.grpc()?;

@@ -23,7 +23,9 @@ use tonic::{Code, Request};
 
 use super::ApiError;
 use crate::rpc::proto::control_server::Control;
-use crate::rpc::proto::{ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, SavepointRequest, SubmitJobRequest};
+use crate::rpc::proto::{
+    ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, RescaleRequest, SavepointRequest, SubmitJobRequest,
+};
 
 /// The cluster as the answering master knows it (`GET /api/cluster`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +258,7 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
         .route("/api/jobs/{id}", get(job_status::<C>))
         .route("/api/jobs/{id}/cancel", post(cancel_job::<C>))
         .route("/api/jobs/{id}/savepoint", post(savepoint::<C>))
+        .route("/api/jobs/{id}/rescale", post(rescale::<C>))
         .with_state(control)
 }
 
@@ -296,6 +299,26 @@ async fn savepoint<C: Control>(
     let request = SavepointRequest { job_id, stop: ask.stop, dir: ask.dir.unwrap_or_default() };
     let reply = control.savepoint(Request::new(request)).await?.into_inner();
     Ok(Json(SavepointView { path: reply.path, job: reply.job.map(JobView::from) }))
+}
+
+/// `POST /api/jobs/{id}/rescale`'s body.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescaleAsk {
+    /// The new parallelism.
+    pub parallelism: u32,
+}
+
+async fn rescale<C: Control>(
+    State(control): State<C>,
+    id: Result<Path<u64>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<JobView>, ApiError> {
+    let job_id = job_id(id)?;
+    let ask: RescaleAsk = serde_json::from_slice(&body.map_err(body_error)?)
+        .map_err(|error| ApiError::new(Code::InvalidArgument, format!("bad rescale JSON: {error}")))?;
+    let reply = control.rescale(Request::new(RescaleRequest { job_id, parallelism: ask.parallelism })).await?;
+    Ok(Json(reply.into_inner().into()))
 }
 
 async fn submit_job<C: Control>(

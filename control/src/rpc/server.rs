@@ -24,8 +24,8 @@ use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::{
     ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobRequest, ListJobsReply, ListJobsRequest, MasterInfo,
-    RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest,
-    WorkerInfo,
+    RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply, SavepointRequest, SubmitJobReply,
+    SubmitJobRequest, WorkerInfo,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -449,6 +449,21 @@ impl Control for Arc<ControlPlane> {
         tracing::info!(master = self.master.id(), %job, path, stop = ask.stop, "savepoint taken");
         let job = self.job(job.0).await?;
         Ok(Response::new(SavepointReply { path, job: Some(job) }))
+    }
+
+    async fn rescale(&self, request: Request<RescaleRequest>) -> Result<Response<JobInfo>, Status> {
+        // The job's driver runs on the leader: a follower forwards.
+        if !self.master.is_leader() {
+            let leader = self.master.leader().and_then(|leader| self.master.member_addrs().into_iter().find(|(id, _)| *id == leader));
+            let mut leader = self.forward_to(&request, MasterError::NotLeader { at: self.master.id(), leader })?;
+            return leader.rescale(request.into_inner()).await;
+        }
+        let ask = request.into_inner();
+        let job = JobId(ask.job_id);
+        let deployer = self.deployer.as_ref().ok_or_else(|| Status::failed_precondition("these masters run no jobs (no deployment)"))?;
+        deployer.rescale(job, ask.parallelism, self.validator.as_ref()).await?;
+        tracing::info!(master = self.master.id(), %job, parallelism = ask.parallelism, "job stopped with a savepoint to rescale");
+        self.job(job.0).await.map(Response::new)
     }
 
     async fn cluster(&self, _request: Request<ClusterRequest>) -> Result<Response<ClusterReply>, Status> {

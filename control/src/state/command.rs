@@ -68,6 +68,20 @@ pub enum Command {
         /// The attempt adopted: the job's current one.
         attempt: u32,
     },
+    /// The job's attempt stopped with `savepoint` to run again at `parallelism` on `slots` slots:
+    /// it restarts from the savepoint.
+    Rescale {
+        /// The job.
+        job: JobId,
+        /// The attempt that stopped.
+        attempt: u32,
+        /// The new parallelism.
+        parallelism: u32,
+        /// The slots it takes now.
+        slots: u32,
+        /// Where it restarts from.
+        savepoint: CompletedCheckpoint,
+    },
     /// A savepoint of the job completed (taken on a user's request).
     RecordSavepoint {
         /// The job.
@@ -254,6 +268,30 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
             };
             deployment.term = term;
             record.adoptions += 1;
+            Ok(Response::Done)
+        }
+        Command::Rescale { job, attempt, parallelism, slots, savepoint } => {
+            let record = job_mut(state, *job)?;
+            refuse_if_ended(record, "restarting")?;
+            if *attempt != record.attempt {
+                return Err(Refusal::StaleAttempt { job: *job, current: record.attempt, asked: *attempt });
+            }
+            if record.status != JobStatus::Running {
+                return Err(Refusal::BadTransition { job: *job, from: record.status.name().to_string(), to: "rescaled".to_string() });
+            }
+            if *parallelism == 0 || *slots == 0 {
+                return Err(Refusal::BadSpec(format!("parallelism {parallelism} and slots {slots} must be at least 1")));
+            }
+            if record.last_checkpoint.as_ref().is_some_and(|last| savepoint.id <= last.id) {
+                let last = record.last_checkpoint.as_ref().map_or(0, |last| last.id);
+                return Err(Refusal::StaleCheckpoint { job: *job, id: savepoint.id, last });
+            }
+            record.spec.parallelism = *parallelism;
+            record.spec.slots = *slots;
+            record.last_checkpoint = Some(savepoint.clone());
+            record.last_savepoint = Some(savepoint.location.clone());
+            record.deployment = None;
+            record.status = JobStatus::Restarting;
             Ok(Response::Done)
         }
         Command::RecordSavepoint { job, location } => {
@@ -535,6 +573,13 @@ mod tests {
                         .clone(),
                     },
                     5 => Command::Adopt { job, attempt: rng.u32(0..4) },
+                    6 if rng.bool() => Command::Rescale {
+                        job,
+                        attempt: rng.u32(0..4),
+                        parallelism: rng.u32(0..4),
+                        slots: rng.u32(0..4),
+                        savepoint: CompletedCheckpoint { id: rng.u64(0..10), attempt: 0, location: "sp".into(), completed_at_ms: 0 },
+                    },
                     _ => Command::CompleteCheckpoint {
                         job,
                         checkpoint: CompletedCheckpoint {

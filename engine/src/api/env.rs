@@ -146,6 +146,15 @@ impl StreamEnvironment {
         run_job(job, graph, self.factories(), plan, config, None, Some(cluster))
     }
 
+    /// Whether this job (as defined now: e.g. at another parallelism) can start from the
+    /// checkpoint or savepoint at `path`; else why not (a source at another parallelism, state
+    /// of an operator it does not have, another maximum parallelism).
+    pub fn check_restore(&self, path: &std::path::Path) -> Result<(), String> {
+        let snapshot = crate::runtime::snapshot::JobSnapshot::read_path(path)
+            .map_err(|error| format!("cannot read the checkpoint at {}: {error}", path.display()))?;
+        crate::runtime::snapshot::RestoreState::prepare(&snapshot, &self.job_graph()).map(drop).map_err(|error| error.to_string())
+    }
+
     /// The graph, the plan and the configuration of the job on the workers of `cluster`.
     fn cluster_plan(
         &self,

@@ -147,15 +147,15 @@ impl JobSnapshot {
         Ok(snapshot)
     }
 
-    /// Reads what `path` names: one published `chk-<id>` / `svp-<id>` directory, or a checkpoint
-    /// store directory (its newest checkpoint or savepoint).
+    /// Reads what `path` names: one published `chk-<id>` / `svp-<id>` directory (read alone: its
+    /// store, which a running job may be writing, is not touched), or a checkpoint store
+    /// directory (its newest checkpoint or savepoint).
     pub fn read_path(path: &Path) -> Result<JobSnapshot, SnapshotError> {
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        let id = ["chk-", "svp-"].iter().find_map(|prefix| name.strip_prefix(prefix)).and_then(|id| id.parse::<u64>().ok());
-        if let (Some(id), Some(parent)) = (id, path.parent()) {
-            let store = CheckpointStore::open(parent, 1)?;
-            let checkpoint = store.get(id).ok_or_else(|| SnapshotError::NotFound(path.to_path_buf()))?;
-            return JobSnapshot::read(checkpoint);
+        let looks_published = path.join(tethys_storage::checkpoint_store::MANIFEST_FILE).is_file();
+        if looks_published {
+            if let Some(checkpoint) = CheckpointStore::read_published(path)? {
+                return JobSnapshot::read(&checkpoint);
+            }
         }
         JobSnapshot::read_latest(path)?.ok_or_else(|| SnapshotError::NotFound(path.to_path_buf()))
     }
