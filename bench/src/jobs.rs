@@ -1,10 +1,11 @@
 //! The jobs a cluster's processes know by name: what a coordinator and its workers (`tethys
 //! worker`) build from a `JobSpec`, the same in every process because they run the same program.
 //!
-//! `bench <query> <events> <seed> [split]`: a benchmark query over its generated input, ending in
-//! a discarding sink; `split` puts the sink of the passthrough and filter queries in a task of
-//! its own (a rebalance instead of a chain), so that on a cluster source and sink can run in
-//! different processes.
+//! `bench <query> <events> <seed> [split] [sources=N]`: a benchmark query over its generated
+//! input, ending in a discarding sink; `split` puts the sink of the passthrough and filter queries
+//! in a task of its own (a rebalance instead of a chain), so that on a cluster source and sink can
+//! run in different processes; `sources=N` fixes the bids source's parallelism at N (a source
+//! keeps its parallelism across restores, so only such a job can be rescaled).
 
 use std::sync::Arc;
 
@@ -42,14 +43,17 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
         BENCH_JOB => (None, spec.args.as_slice()),
         DIGEST_JOB => {
             let [dir, args @ ..] = spec.args.as_slice() else {
-                return Err(format!("'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split], not {:?}", spec.args));
+                return Err(format!("'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split] [sources=N], not {:?}", spec.args));
             };
             (Some(DigestsTo { dir: dir.into() }), args)
         }
         other => return Err(format!("unknown job '{other}' (this program knows '{BENCH_JOB}' and '{DIGEST_JOB}')")),
     };
     let [query, events, seed, rest @ ..] = args else {
-        return Err(format!("'{}' takes <query> <events> <seed> [split] after its own arguments, not {:?}", spec.name, spec.args));
+        return Err(format!(
+            "'{}' takes <query> <events> <seed> [split] [sources=N] after its own arguments, not {:?}",
+            spec.name, spec.args
+        ));
     };
     let query: Query = query.parse()?;
     let events: u64 = events.parse().map_err(|_| format!("'{events}' is not a number of events"))?;
