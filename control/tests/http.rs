@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tethys_control::http::api::{ClusterView, JobList, JobView, Submitted};
-use tethys_control::raft::MasterConfig;
-use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_control::rpc::server::MasterNode;
 use tethys_storage::test_dir::TestDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // The data plane's rules (a worker parses it too): at least 16 bytes.
+mod support;
+
 const SECRET: &str = "http-test-secret-0123456789";
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -126,24 +127,6 @@ fn sample(text: &str, name: &str) -> Option<u64> {
     text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>) -> MasterOptions {
-    let mut options = MasterOptions::new(id, dir.path().to_path_buf(), members.clone(), SECRET.to_string());
-    options.bootstrap = id == 0;
-    options.raft = MasterConfig {
-        heartbeat: Duration::from_millis(30),
-        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-        snapshot_after_entries: 100,
-    };
-    options.heartbeat_interval = Duration::from_millis(50);
-    options.build_id = "test-build".to_string();
-    options.validator = Some(std::sync::Arc::new(|name: &str, args: &[String], _parallelism: u32| match (name, args.len()) {
-        ("count", 1) => Ok(()),
-        ("count", n) => Err(format!("count takes 1 argument, not {n}")),
-        (other, _) => Err(format!("this program defines no job {other:?}")),
-    }));
-    options
-}
-
 /// Masters on 127.0.0.1, each serving HTTP too.
 struct Cluster {
     _dirs: Vec<TestDir>,
@@ -154,20 +137,12 @@ struct Cluster {
 
 impl Cluster {
     async fn start(count: u64) -> Cluster {
-        let mut listeners = BTreeMap::new();
-        for id in 0..count {
-            listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
-        }
-        let addrs: BTreeMap<u64, String> =
-            listeners.iter().map(|(id, listener)| (*id, listener.local_addr().unwrap().to_string())).collect();
-        let dirs: Vec<TestDir> = (0..count).map(|_| TestDir::new("http-master")).collect();
-        let (mut nodes, mut http) = (BTreeMap::new(), BTreeMap::new());
-        for (id, listener) in listeners {
-            let mut node = MasterNode::start(options(id, &dirs[id as usize], &addrs), listener).await.unwrap();
+        let support::Masters { dirs, addrs, mut nodes } = support::start_masters(count, "http-master", SECRET, |_| {}).await;
+        let mut http = BTreeMap::new();
+        for (id, node) in &mut nodes {
             let served = node.serve_http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
             assert_eq!(node.http_addr(), Some(served));
-            http.insert(id, served);
-            nodes.insert(id, node);
+            http.insert(*id, served);
         }
         Cluster { _dirs: dirs, addrs, http, nodes }
     }

@@ -5,12 +5,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use tethys_control::raft::MasterConfig;
 use tethys_control::rpc::proto::control_client::ControlClient;
 use tethys_control::rpc::proto::{ClusterReply, ClusterRequest, HeartbeatRequest, RegisterWorkerRequest};
-use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_control::rpc::server::MasterNode;
 use tethys_control::rpc::SecretAuth;
 use tethys_storage::test_dir::TestDir;
+
+mod support;
 
 const SECRET: &str = "test-secret";
 const WAIT: Duration = Duration::from_secs(15);
@@ -22,39 +23,11 @@ struct Cluster {
     nodes: BTreeMap<u64, MasterNode>,
 }
 
-fn options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>) -> MasterOptions {
-    let mut options = MasterOptions::new(id, dir.path().to_path_buf(), members.clone(), SECRET.to_string());
-    options.bootstrap = id == 0;
-    options.raft = MasterConfig {
-        heartbeat: Duration::from_millis(30),
-        election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-        snapshot_after_entries: 100,
-    };
-    options.heartbeat_interval = Duration::from_millis(50);
-    // Long against the heartbeat, so a loaded 2-core machine does not lose a worker that beats.
-    options.worker_timeout = WORKER_TIMEOUT;
-    options.build_id = "test-build".to_string();
-    options.validator = Some(std::sync::Arc::new(|name: &str, args: &[String], _parallelism: u32| match (name, args.len()) {
-        ("count", 1) => Ok(()),
-        ("count", n) => Err(format!("count takes 1 argument, not {n}")),
-        (other, _) => Err(format!("this program defines no job {other:?}")),
-    }));
-    options
-}
-
 impl Cluster {
     async fn start() -> Cluster {
-        let mut listeners = BTreeMap::new();
-        for id in 0..3u64 {
-            listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
-        }
-        let addrs: BTreeMap<u64, String> =
-            listeners.iter().map(|(id, listener)| (*id, listener.local_addr().unwrap().to_string())).collect();
-        let dirs: Vec<TestDir> = (0..3).map(|_| TestDir::new("grpc-master")).collect();
-        let mut nodes = BTreeMap::new();
-        for (id, listener) in listeners {
-            nodes.insert(id, MasterNode::start(options(id, &dirs[id as usize], &addrs), listener).await.unwrap());
-        }
+        // Long against the heartbeat, so a loaded 2-core machine does not lose a worker that beats.
+        let support::Masters { dirs, addrs, nodes } =
+            support::start_masters(3, "grpc-master", SECRET, |options| options.worker_timeout = WORKER_TIMEOUT).await;
         Cluster { dirs, addrs, nodes }
     }
 

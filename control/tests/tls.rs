@@ -8,17 +8,18 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tethys_control::raft::MasterConfig;
 use tethys_control::rpc::proto::control_client::ControlClient;
 use tethys_control::rpc::proto::worker_client::WorkerClient;
 use tethys_control::rpc::proto::{ClusterReply, ClusterRequest, InventoryRequest};
-use tethys_control::rpc::server::{MasterNode, MasterOptions};
+use tethys_control::rpc::server::MasterNode;
 use tethys_control::rpc::tls::TlsFiles;
 use tethys_control::rpc::{AddSecret, GrpcTls, SecretAuth};
 use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
 use tethys_storage::test_dir::TestDir;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
+
+mod support;
 
 const SECRET: &str = "tls-test-secret-0123";
 const WAIT: Duration = Duration::from_secs(15);
@@ -54,26 +55,8 @@ struct Cluster {
 
 impl Cluster {
     async fn start(count: u64) -> Cluster {
-        let mut listeners = BTreeMap::new();
-        for id in 0..count {
-            listeners.insert(id, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
-        }
-        let addrs: BTreeMap<u64, String> =
-            listeners.iter().map(|(id, listener)| (*id, listener.local_addr().unwrap().to_string())).collect();
-        let dirs: Vec<TestDir> = (0..count).map(|_| TestDir::new("tls-master")).collect();
-        let mut nodes = BTreeMap::new();
-        for (id, listener) in listeners {
-            let mut options = MasterOptions::new(id, dirs[id as usize].path().to_path_buf(), addrs.clone(), SECRET.to_string());
-            options.bootstrap = id == 0;
-            options.tls = Some(member());
-            options.raft = MasterConfig {
-                heartbeat: Duration::from_millis(30),
-                election_timeout: (Duration::from_millis(150), Duration::from_millis(300)),
-                snapshot_after_entries: 100,
-            };
-            options.heartbeat_interval = Duration::from_millis(50);
-            nodes.insert(id, MasterNode::start(options, listener).await.unwrap());
-        }
+        let support::Masters { dirs, addrs, nodes } =
+            support::start_masters(count, "tls-master", SECRET, |options| options.tls = Some(member())).await;
         Cluster { _dirs: dirs, addrs, nodes }
     }
 
