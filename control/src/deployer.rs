@@ -159,20 +159,21 @@ impl Deployer {
                 (JobStatus::Restarting, Some(attempt)) if attempt == job.attempt => {
                     // The masters failed the attempt under its driver (a worker of it was lost):
                     // it ends, and a later tick deploys the next one.
-                    if let Some(driver) = lock(&self.drivers).get(&job.id) {
-                        if let Some(coordinator) = lock(&driver.slots.coordinator).as_ref() {
-                            coordinator.close("the masters failed the attempt: a worker of it was lost");
-                        }
-                    }
+                    self.close_coordinator(job.id, "the masters failed the attempt: a worker of it was lost");
                 }
                 (status, Some(_)) if status.is_terminal() => {
-                    if let Some(driver) = lock(&self.drivers).get(&job.id) {
-                        if let Some(coordinator) = lock(&driver.slots.coordinator).as_ref() {
-                            coordinator.close(&format!("the job is {}", status.name()));
-                        }
-                    }
+                    self.close_coordinator(job.id, &format!("the job is {}", status.name()));
                 }
                 _ => {}
+            }
+        }
+    }
+
+    /// Ends the attempt job `job`'s driver here runs (its workers told to stop), if it runs one.
+    fn close_coordinator(&self, job: JobId, reason: &str) {
+        if let Some(driver) = lock(&self.drivers).get(&job) {
+            if let Some(coordinator) = lock(&driver.slots.coordinator).as_ref() {
+                coordinator.close(reason);
             }
         }
     }

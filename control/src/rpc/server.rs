@@ -278,9 +278,13 @@ impl ControlPlane {
         if self.master.is_leader() {
             return None;
         }
-        let leader = self.master.leader()?;
-        let addr = self.master.member_addrs().into_iter().find(|(id, _)| *id == leader)?.1;
-        self.forward_to(request, MasterError::NotLeader { at: self.master.id(), leader: Some((leader, addr)) }).ok()
+        self.forward_to(request, self.not_leader()).ok()
+    }
+
+    /// That this master does not lead, naming the leader it knows: what `forward_to` forwards by.
+    fn not_leader(&self) -> MasterError {
+        let leader = self.master.leader().and_then(|id| self.master.member_addr(id).map(|addr| (id, addr)));
+        MasterError::NotLeader { at: self.master.id(), leader }
     }
 
     async fn raft_call<Req, Resp, E>(
@@ -352,11 +356,7 @@ impl Control for Arc<ControlPlane> {
 
     async fn heartbeat(&self, request: Request<HeartbeatRequest>) -> Result<Response<HeartbeatReply>, Status> {
         if !self.master.is_leader() {
-            let error = MasterError::NotLeader {
-                at: self.master.id(),
-                leader: self.master.leader().and_then(|id| self.master.member_addr(id).map(|addr| (id, addr))),
-            };
-            let mut leader = self.forward_to(&request, error)?;
+            let mut leader = self.forward_to(&request, self.not_leader())?;
             return leader.heartbeat(request.into_inner()).await;
         }
         let worker = WorkerId(request.get_ref().worker_id);
@@ -429,11 +429,7 @@ impl Control for Arc<ControlPlane> {
     async fn savepoint(&self, request: Request<SavepointRequest>) -> Result<Response<SavepointReply>, Status> {
         // The job's driver runs on the leader: a follower forwards.
         if !self.master.is_leader() {
-            let leader = self
-                .master
-                .leader()
-                .and_then(|leader| self.master.member_addrs().into_iter().find(|(id, _)| *id == leader).map(|(id, addr)| (id, addr)));
-            let mut leader = self.forward_to(&request, MasterError::NotLeader { at: self.master.id(), leader })?;
+            let mut leader = self.forward_to(&request, self.not_leader())?;
             return leader.savepoint(request.into_inner()).await;
         }
         let ask = request.into_inner();
@@ -454,8 +450,7 @@ impl Control for Arc<ControlPlane> {
     async fn rescale(&self, request: Request<RescaleRequest>) -> Result<Response<JobInfo>, Status> {
         // The job's driver runs on the leader: a follower forwards.
         if !self.master.is_leader() {
-            let leader = self.master.leader().and_then(|leader| self.master.member_addrs().into_iter().find(|(id, _)| *id == leader));
-            let mut leader = self.forward_to(&request, MasterError::NotLeader { at: self.master.id(), leader })?;
+            let mut leader = self.forward_to(&request, self.not_leader())?;
             return leader.rescale(request.into_inner()).await;
         }
         let ask = request.into_inner();
