@@ -97,6 +97,9 @@ pub struct Master {
     applied: Arc<RwLock<AppliedState>>,
 }
 
+/// How long [`Master::propose`] waits for its command to be committed.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Master {
     /// Starts master `id` on its directory `dir` (its log, vote and snapshot; created if missing),
     /// reaching the others through `network`. A master that ran before resumes from what it stored.
@@ -148,8 +151,16 @@ impl Master {
 
     /// Proposes `command`; once committed and applied, what the state machine said (the response
     /// or why it refused). Only the leader accepts: any other master says where the leader is.
+    ///
+    /// A proposal that is not committed within [`PROPOSE_TIMEOUT`] fails with an unknown outcome
+    /// (it may be committed later): a leader cut off from the others, or deposed, may otherwise
+    /// hold it forever.
     pub async fn propose(&self, command: Command) -> Result<Applied, MasterError> {
-        match self.raft.client_write(command).await {
+        let written = tokio::time::timeout(PROPOSE_TIMEOUT, self.raft.client_write(command)).await.map_err(|_| MasterError::Failed {
+            at: self.id,
+            reason: format!("not committed within {PROPOSE_TIMEOUT:?} (it may be, later)"),
+        })?;
+        match written {
             Ok(written) => Ok(written.data),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
                 Err(MasterError::NotLeader { at: self.id, leader: forward.leader_id.zip(forward.leader_node.map(|node| node.addr)) })
@@ -161,6 +172,12 @@ impl Master {
     /// Reads the applied state (possibly behind the leader's; see [`Master::read_linearizable`]).
     pub fn read<R>(&self, read: impl FnOnce(&ClusterState) -> R) -> R {
         read(&self.applied.read().unwrap_or_else(|poisoned| poisoned.into_inner()).state)
+    }
+
+    /// The applied state with the index of the last entry in it, read together.
+    pub fn applied_state(&self) -> (u64, ClusterState) {
+        let applied = self.applied.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        (applied.last_applied.map_or(0, |log_id| log_id.index), applied.state.clone())
     }
 
     /// Reads the state as of every command committed before the call: only on the leader, which
@@ -191,6 +208,14 @@ impl Master {
     /// The index of the last entry this master applied.
     pub fn applied_index(&self) -> u64 {
         self.raft.metrics().borrow().last_applied.map_or(0, |log_id| log_id.index)
+    }
+
+    /// The term this master leads in, if it leads (as far as it knows). Calls that fence by term
+    /// carry this, never [`Master::term`]: a deposed leader has already seen its successor's term
+    /// and, sending that, would pass as the new leader.
+    pub fn leading_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics().borrow().clone();
+        (metrics.state == ServerState::Leader).then_some(metrics.current_term)
     }
 
     /// The Raft term this master is in.

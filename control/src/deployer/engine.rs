@@ -1,0 +1,145 @@
+//! The attempt driver of a master process: the job's coordinator runs in the leader, as node 0
+//! of the attempt's mesh on the data plane, with the engine's own job driver (checkpoints,
+//! restarts within the attempt, sinks' commits), on a thread of its own.
+//!
+//! A checkpoint completes, and sinks commit it, only once the masters committed it
+//! (`CompleteCheckpoint`, through the engine's checkpoint gate), so a deposed leader's
+//! coordinator completes nothing.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tethys_engine::cluster::protocol::JobSpec as EngineJobSpec;
+use tethys_engine::cluster::WorkerSlots;
+use tethys_engine::{CheckpointDone, EngineConfig, RestartStrategy, StreamEnvironment};
+use tethys_net::cluster::Coordinator;
+use tethys_net::ClusterSecret;
+
+use super::{deployment_nodes, launch, now_ms, AttemptControl, AttemptDriver, AttemptOutcome, AttemptRun, DeployOptions, WorkerCalls};
+use crate::raft::Master;
+use crate::state::{Command, CompletedCheckpoint};
+
+pub(super) struct EngineDriver {
+    pub(super) master: Master,
+    pub(super) calls: Arc<dyn WorkerCalls>,
+    pub(super) secret: ClusterSecret,
+    /// Where coordinators listen.
+    pub(super) host: IpAddr,
+    pub(super) options: DeployOptions,
+}
+
+impl AttemptControl for Coordinator {
+    fn close(&self, reason: &str) {
+        Coordinator::close(self, reason);
+    }
+
+    fn abandon(&self, reason: &str) {
+        Coordinator::abandon(self, reason);
+    }
+}
+
+impl AttemptDriver for EngineDriver {
+    fn drive(&self, run: AttemptRun) -> Pin<Box<dyn Future<Output = AttemptOutcome> + Send>> {
+        let this = EngineDriver {
+            master: self.master.clone(),
+            calls: Arc::clone(&self.calls),
+            secret: self.secret.clone(),
+            host: self.host,
+            options: self.options.clone(),
+        };
+        let handle = tokio::runtime::Handle::current();
+        let (done, outcome) = tokio::sync::oneshot::channel();
+        let name = format!("tethys-driver-{}", run.job.id.0);
+        let spawned = std::thread::Builder::new().name(name).spawn(move || {
+            let _ = done.send(this.drive_blocking(&run, &handle));
+        });
+        Box::pin(async move {
+            spawned.map_err(|error| format!("cannot start the job's driver: {error}"))?;
+            outcome.await.map_err(|_| "the job's driver ended without an outcome".to_string())?
+        })
+    }
+}
+
+impl EngineDriver {
+    /// Runs one attempt to its end, on the calling thread.
+    fn drive_blocking(&self, run: &AttemptRun, handle: &tokio::runtime::Handle) -> AttemptOutcome {
+        let (job, deployment) = (&run.job, &run.deployment);
+        let nodes = deployment_nodes(deployment);
+        let attempt = deployment.attempt;
+        let listener = std::net::TcpListener::bind(SocketAddr::new(self.host, 0)).map_err(|error| format!("cannot listen: {error}"))?;
+        let coordinator_addr = listener.local_addr().map_err(|error| error.to_string())?;
+        let addresses: BTreeMap<u32, SocketAddr> = match &run.adopted {
+            Some(adopted) => {
+                let mut addresses = adopted.clone();
+                addresses.insert(0, coordinator_addr);
+                addresses
+            }
+            None => handle.block_on(launch(self.calls.as_ref(), run, coordinator_addr))?,
+        };
+        let spec = EngineJobSpec { name: job.spec.name.clone(), args: job.spec.args.clone() };
+        let workers: Vec<WorkerSlots> =
+            nodes.iter().enumerate().map(|(index, (_, slots))| WorkerSlots { node: index as u32 + 1, slots: *slots }).collect();
+        let (secret, mesh) = (self.secret.clone(), self.options.mesh.clone());
+        let coordinator = match run.adopted.is_some() {
+            true => Coordinator::adopt(listener, &addresses, secret, spec.clone(), workers, mesh),
+            false => Coordinator::start(listener, &addresses, secret, spec.clone(), workers, mesh),
+        }
+        .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
+        let coordinator = Arc::new(coordinator);
+        let (master, job_id, gate_handle) = (self.master.clone(), job.id, handle.clone());
+        coordinator.cluster().set_checkpoint_gate(Arc::new(move |done: &CheckpointDone| {
+            let checkpoint = CompletedCheckpoint {
+                id: done.id,
+                attempt,
+                location: done.location.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+                completed_at_ms: now_ms(),
+            };
+            match gate_handle.block_on(master.propose(Command::CompleteCheckpoint { job: job_id, checkpoint })) {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(refusal)) => Err(format!("the masters refused it: {refusal}")),
+                Err(error) => Err(error.to_string()),
+            }
+        }));
+        run.handles.set_control(Some(Arc::clone(&coordinator) as Arc<dyn AttemptControl>));
+        let checkpoint_dir = (job.spec.checkpoint_interval_ms > 0)
+            .then(|| self.options.checkpoint_root.as_ref().map(|root| root.join(format!("job-{}", job.id.0))))
+            .flatten();
+        // Only the checkpoint the masters recorded as complete: sinks committed up to it and no
+        // further, so starting from anything else (an older one, or nothing) would repeat output.
+        let restore_from = match &job.last_checkpoint {
+            Some(checkpoint) if PathBuf::from(&checkpoint.location).is_dir() => Some(PathBuf::from(&checkpoint.location)),
+            Some(checkpoint) => {
+                return Err(format!(
+                    "checkpoint {} the masters recorded is not at {:?}; the job cannot restart exactly once without it",
+                    checkpoint.id, checkpoint.location
+                ))
+            }
+            None => None,
+        };
+        if let Some(dir) = &restore_from {
+            tracing::info!(job = %job.id, attempt, dir = %dir.display(), "restoring from the newest checkpoint");
+        }
+        let config = EngineConfig {
+            parallelism: job.spec.parallelism as usize,
+            slots: nodes.iter().map(|(_, slots)| slots).sum(),
+            checkpoint_interval: (job.spec.checkpoint_interval_ms > 0).then(|| Duration::from_millis(job.spec.checkpoint_interval_ms)),
+            checkpoint_dir,
+            restore_from,
+            restart_strategy: Some(RestartStrategy::FixedDelay { attempts: self.options.restarts_max, delay: Duration::from_millis(200) }),
+            ..EngineConfig::default()
+        };
+        let env = StreamEnvironment::new(config);
+        (self.options.registry)(&spec, &env)?;
+        let client = env.execute_on_cluster_async(&job.spec.name, coordinator.cluster()).map_err(|error| error.to_string())?;
+        run.handles.set_job_controls(Some(client.controls()));
+        let result = client.wait();
+        run.handles.set_job_controls(None);
+        run.handles.set_control(None);
+        result.map(|result| result.stopped_with_savepoint).map_err(|error| error.to_string())
+    }
+}
