@@ -36,7 +36,10 @@ pub mod tls;
 pub mod wire;
 
 pub use auth::{authenticate_acceptor, authenticate_dialer, AuthFailure, ClusterSecret, Refusal, SecretError};
-pub use conn::{CloseReason, Connection, ConnectionOptions, ConnectionStats, Inbound, Listener, Payload, PayloadBody, SendError, SendRefusal, PAYLOAD_PREFIX_BYTES};
+pub use conn::{
+    CloseReason, Connection, ConnectionOptions, ConnectionStats, Inbound, Listener, Payload, PayloadBody, SendError, SendRefusal,
+    PAYLOAD_PREFIX_BYTES,
+};
 pub use error::NetError;
 pub use mesh::{Mesh, MeshOptions};
 pub use node::NodeId;
