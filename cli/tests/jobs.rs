@@ -1,8 +1,8 @@
 //! Jobs deployed by the masters: three `tethys master` processes and two `tethys worker --masters`
 //! processes on 127.0.0.1; a job submitted with `tethys submit` runs on the workers, driven by the
 //! leader, and commits exactly the results it commits in one process. The leader killed while a
-//! job runs, the new leader adopts the running attempt (no restart), and the committed results
-//! are still exactly those of one process.
+//! job runs (also while a checkpoint waits for the masters' commit), the new leader adopts the
+//! running attempt (no restart), and the committed results are still exactly those of one process.
 
 mod support;
 
@@ -253,6 +253,57 @@ fn a_paused_leader_is_replaced_its_job_adopted_and_it_rejoins_harmless() {
     let expected = root.path().join("expected");
     std::fs::create_dir_all(&expected).unwrap();
     assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the paused leader");
+}
+
+/// Whether some subtask of the file sink writing to `dir` holds a pre-committed part (an
+/// in-progress file closed at a checkpoint, not yet renamed by its commit) beside the one it
+/// writes now: a checkpoint its sinks took part in and that is not committed.
+fn a_checkpoint_awaits_its_commit(dir: &Path) -> bool {
+    let mut in_progress: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // `.part-<subtask>-<sequence>.<extension>.inprogress`
+        if let Some(rest) = name.strip_prefix(".part-").filter(|_| name.ends_with(".inprogress")) {
+            let subtask = rest.split('-').next().unwrap_or_default().to_string();
+            *in_progress.entry(subtask).or_default() += 1;
+        }
+    }
+    in_progress.values().any(|files| *files >= 2)
+}
+
+#[test]
+fn the_leader_killed_while_a_checkpoint_waits_for_the_masters_its_job_is_adopted_exactly_once() {
+    let (root, mut group, masters, _workers) = start_cluster("jobs-leader-mid-checkpoint", 2);
+    let dir = root.path().join("out");
+    let job = submit_long_job(&masters, &dir);
+    wait_checkpointed(&masters, job);
+
+    // The followers stop (SIGSTOP): the leader can commit nothing, so the job's next checkpoint,
+    // taken by every subtask and pre-committed by the sinks, waits for the masters.
+    let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
+    let followers: Vec<String> = (0..3).filter(|id| *id != leader).map(|id| group.pid(id).unwrap().to_string()).collect();
+    for pid in &followers {
+        assert!(Command::new("kill").args(["-STOP", pid]).status().unwrap().success());
+    }
+    let deadline = Instant::now() + WAIT;
+    while !a_checkpoint_awaits_its_commit(&dir) {
+        assert!(Instant::now() < deadline, "no checkpoint came to wait for the masters");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    // In the middle of that checkpoint the leader dies; the followers go on and elect a new one,
+    // which adopts the attempt: the checkpoint that was never committed is neither lost nor
+    // committed twice.
+    group.kill(leader).unwrap();
+    for pid in &followers {
+        assert!(Command::new("kill").args(["-CONT", pid]).status().unwrap().success());
+    }
+    let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
+    let info = wait_status(&survivors.join(","), job, "finished");
+    assert_eq!((info["attempt"].as_u64(), info["adoptions"].as_u64()), (Some(1), Some(1)), "adopted, not restarted: {info}");
+    let expected = root.path().join("expected");
+    std::fs::create_dir_all(&expected).unwrap();
+    assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the leader's death mid-checkpoint");
 }
 
 #[test]
