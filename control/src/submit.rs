@@ -85,6 +85,7 @@ pub fn job_info(job: &JobRecord) -> JobInfo {
         slots: job.spec.slots,
         attempt: job.attempt,
         last_checkpoint: job.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.id),
+        last_checkpoint_attempt: job.last_checkpoint.as_ref().map_or(0, |checkpoint| checkpoint.attempt),
         checkpoints_completed: job.checkpoints_completed,
         submitted_at_ms: job.submitted_at_ms,
         placements: job

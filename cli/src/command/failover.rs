@@ -289,7 +289,11 @@ fn long_job(root: &std::path::Path) -> SubmitJobRequest {
 
 /// `--kill-workers`: three masters, three workers, one job; per run a worker the job runs on is
 /// killed (SIGKILL) and replaced, and the time is taken until the job runs its next attempt and
-/// until that attempt commits a checkpoint.
+/// until that attempt commits a checkpoint. A job takes as many restarts as the masters allow
+/// (`RESTARTS_PER_JOB`), then a new one is submitted.
+/// Restarts the masters give a job over its life.
+const RESTARTS_PER_JOB: usize = super::master::RESTARTS_MAX as usize;
+
 fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
     let root = args.dir.clone().unwrap_or_else(|| std::env::temp_dir().join(format!("tethys-bench-failover-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&root);
@@ -300,23 +304,37 @@ fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
     let mut workers = start_workers(&program, &all, 3)?;
     let started = Instant::now();
-    let job = loop {
+    loop {
         let cluster = runtime.block_on(ask_cluster(&all, SECRET, None));
         if cluster.is_ok_and(|cluster| cluster.workers.iter().filter(|worker| worker.alive).count() == 3) {
-            let request = long_job(&root);
-            let submitted = runtime.block_on(super::cluster::call_any(&all, SECRET, None, |mut client| {
-                let request = request.clone();
-                async move { client.submit_job(request).await }
-            }))?;
-            break submitted.job_id;
+            break;
         }
         if started.elapsed() > GIVE_UP {
             return Err("the workers did not register".to_string().into());
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+    let submit = || -> Result<u64, CliError> {
+        let request = long_job(&root);
+        let submitted = runtime.block_on(super::cluster::call_any(&all, SECRET, None, |mut client| {
+            let request = request.clone();
+            async move { client.submit_job(request).await }
+        }))?;
+        Ok(submitted.job_id)
     };
+    let cancel = |job: u64| {
+        let _ = runtime.block_on(super::cluster::call_any(&all, SECRET, None, |mut client| async move {
+            client.cancel_job(JobRequest { job_id: job }).await
+        }));
+    };
+    let mut job = submit()?;
     let (mut running, mut checkpointed) = (Vec::new(), Vec::new());
     for run in 0..args.runs {
+        // A job restarts at most `RESTARTS_PER_JOB` times over its life: then the next one.
+        if run > 0 && run % RESTARTS_PER_JOB == 0 {
+            cancel(job);
+            job = submit()?;
+        }
         // The job runs with a checkpoint committed in its current attempt.
         let waited = Instant::now();
         let before = loop {
@@ -326,7 +344,8 @@ fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
                 }
                 let cluster = runtime.block_on(ask_cluster(&all, SECRET, None)).ok();
                 let alive = cluster.as_ref().map_or(0, |cluster| cluster.workers.iter().filter(|worker| worker.alive).count());
-                if info.status == "running" && info.last_checkpoint > 0 && alive == 3 && !info.placements.is_empty() {
+                let its_own = info.last_checkpoint > 0 && info.last_checkpoint_attempt == info.attempt;
+                if info.status == "running" && its_own && alive == 3 && !info.placements.is_empty() {
                     break (info, cluster.expect("answered"));
                 }
             }
@@ -348,7 +367,9 @@ fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
                 if again.is_none() && now.status == "running" && now.attempt > info.attempt {
                     again = Some(killed.elapsed());
                 }
-                if let (Some(again), true) = (again, now.attempt > info.attempt && now.last_checkpoint > info.last_checkpoint) {
+                // A checkpoint of the new attempt (one the old took may still commit after the kill).
+                let its_own = now.attempt > info.attempt && now.last_checkpoint_attempt == now.attempt;
+                if let (Some(again), true) = (again, its_own) {
                     let done = killed.elapsed();
                     println!(
                         "run {run}: killed worker {victim_id}; the job ran again after {:.0} ms and committed a checkpoint after {:.0} ms",
@@ -370,9 +391,7 @@ fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
         }
         add_workers(&mut workers, &program, &all, 1)?;
     }
-    let _ = runtime.block_on(super::cluster::call_any(&all, SECRET, None, |mut client| async move {
-        client.cancel_job(JobRequest { job_id: job }).await
-    }));
+    cancel(job);
     drop(workers);
     drop(masters);
     let _ = std::fs::remove_dir_all(&root);

@@ -102,9 +102,12 @@ pub fn run_this_program(options: &mut MasterOptions, checkpoint_root: Option<Pat
         registry: tethys_bench::jobs::registry(),
         checkpoint_root,
         mesh: tethys_net::MeshOptions::default(),
-        restarts_max: 5,
+        restarts_max: RESTARTS_MAX,
     });
 }
+
+/// Restarts a job may make over its life (as Flink's fixed-delay strategy's attempts).
+pub const RESTARTS_MAX: u32 = 5;
 
 /// Runs the master until it is killed or interrupted.
 pub fn run(args: MasterArgs) -> Result<(), CliError> {

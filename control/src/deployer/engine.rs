@@ -24,6 +24,11 @@ use super::{deployment_nodes, launch, now_ms, AttemptControl, AttemptDriver, Att
 use crate::raft::Master;
 use crate::state::{Command, CompletedCheckpoint};
 
+/// How long the coordinator waits for the attempt's mesh. Its workers bound their listeners when
+/// they prepared it, so a peer that cannot be reached for this long is gone (it died, or dropped
+/// the attempt); the driver, which nothing can interrupt while it waits, fails the attempt then.
+const ATTEMPT_MESH_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub(super) struct EngineDriver {
     pub(super) master: Master,
     pub(super) calls: Arc<dyn WorkerCalls>,
@@ -84,7 +89,9 @@ impl EngineDriver {
         let spec = EngineJobSpec { name: job.spec.name.clone(), args: job.spec.args.clone() };
         let workers: Vec<WorkerSlots> =
             nodes.iter().enumerate().map(|(index, (_, slots))| WorkerSlots { node: index as u32 + 1, slots: *slots }).collect();
-        let (secret, mesh) = (self.secret.clone(), self.options.mesh.clone());
+        let secret = self.secret.clone();
+        let establish_timeout = self.options.mesh.establish_timeout.min(ATTEMPT_MESH_TIMEOUT);
+        let mesh = tethys_net::MeshOptions { establish_timeout, ..self.options.mesh.clone() };
         let coordinator = match run.adopted.is_some() {
             true => Coordinator::adopt(listener, &addresses, secret, spec.clone(), workers, mesh),
             false => Coordinator::start(listener, &addresses, secret, spec.clone(), workers, mesh),

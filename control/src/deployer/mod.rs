@@ -425,7 +425,10 @@ impl Deployer {
                     JobStatus::Failing { reason }
                 }
             };
-            tracing::info!(job = %job_id, attempt, status = to.name(), "attempt ended");
+            match &to {
+                JobStatus::Failing { reason } => tracing::warn!(job = %job_id, attempt, %reason, "attempt failed"),
+                _ => tracing::info!(job = %job_id, attempt, status = to.name(), "attempt ended"),
+            }
             let failed = matches!(to, JobStatus::Failing { .. });
             let committed = self.master.propose(Command::Transition { job: job_id, attempt: Some(attempt), to }).await;
             // A deposed leader commits nothing and stops nothing: the new one adopts the attempt.

@@ -95,6 +95,8 @@ pub struct JobView {
     pub attempt: u32,
     /// Its newest completed checkpoint; null before the first.
     pub last_checkpoint: Option<u64>,
+    /// The attempt that took its newest completed checkpoint; null before the first.
+    pub last_checkpoint_attempt: Option<u32>,
     /// Checkpoints completed (committed by the masters) so far.
     pub checkpoints_completed: u64,
     /// When it was submitted (the leader's clock, milliseconds since the Unix epoch).
@@ -222,6 +224,7 @@ impl From<JobInfo> for JobView {
             slots: job.slots,
             attempt: job.attempt,
             last_checkpoint: (job.last_checkpoint != 0).then_some(job.last_checkpoint),
+            last_checkpoint_attempt: (job.last_checkpoint != 0).then_some(job.last_checkpoint_attempt),
             checkpoints_completed: job.checkpoints_completed,
             submitted_at_ms: job.submitted_at_ms,
             build_id: job.build_id,

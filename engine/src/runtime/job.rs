@@ -165,9 +165,11 @@ pub(crate) fn run_job(
     // When the last failed attempt had stopped, to measure how long recovering took.
     let mut failed_at: Option<Instant> = None;
     loop {
-        // On a cluster that lost workers, the next attempt runs on those left: planned anew.
-        if let Some(cluster) = &deployment.cluster {
-            let slots = cluster.live_slots();
+        // On a cluster that lost workers, the next attempt runs on those left: planned anew, for
+        // the workers live now (one lost meanwhile fails the attempt at once).
+        let live_workers = deployment.cluster.as_ref().map(|cluster| cluster.live_workers()).unwrap_or_default();
+        if deployment.cluster.is_some() {
+            let slots: usize = live_workers.iter().map(|worker| worker.slots).sum();
             if slots == 0 {
                 return Err(runtime_error(job, "no worker is left to run the job".to_string()));
             }
@@ -200,7 +202,7 @@ pub(crate) fn run_job(
         };
         let outcome = begun
             .map_err(|error| runtime_error(job, error.to_string()))
-            .and_then(|()| run_attempt(&deployment, restore, &mut keeper, &mut coordinator, control.as_ref()));
+            .and_then(|()| run_attempt(&deployment, &live_workers, restore, &mut keeper, &mut coordinator, control.as_ref()));
         let keeper_error = |error: super::keeper::KeeperError| runtime_error(job, error.to_string());
         match outcome {
             Ok(mut result) => {
@@ -272,10 +274,11 @@ fn open_keeper(deployment: &Deployment) -> Result<CheckpointKeeper, JobError> {
     Ok(CheckpointKeeper::new(store, initial, committers).with_gate(gate))
 }
 
-/// Runs one attempt of the job: spawns every subtask (restored from `restore`), drives them to
-/// the end or the first failure.
+/// Runs one attempt of the job: spawns every subtask (restored from `restore`; on a cluster, on
+/// `workers`, which its plan is built for), drives them to the end or the first failure.
 fn run_attempt(
     deployment: &Arc<Deployment>,
+    workers: &[super::cluster::WorkerSlots],
     restore: Option<Arc<RestoreState>>,
     keeper: &mut CheckpointKeeper,
     coordinator: &mut CheckpointCoordinator,
@@ -287,7 +290,7 @@ fn run_attempt(
         if cluster.adoption_due() {
             cluster.adopt(deployment, reports_tx);
         } else {
-            cluster.deploy(deployment, keeper.latest().map(|snapshot| &**snapshot), reports_tx);
+            cluster.deploy(deployment, workers, keeper.latest().map(|snapshot| &**snapshot), reports_tx);
         }
         let outcome = drive(deployment, &reports, keeper, coordinator, control);
         cluster.attempt_ended(cluster.current_attempt());

@@ -358,11 +358,6 @@ impl ClusterCoordinator {
         self.workers.iter().copied().filter(|worker| !inbox.lost.contains(&worker.node)).collect()
     }
 
-    /// The slots of the workers not lost: what the next attempt's plan is built for.
-    pub(crate) fn live_slots(&self) -> usize {
-        self.live_workers().iter().map(|w| w.slots).sum()
-    }
-
     /// The worker of the running attempt that owns `slot` of its plan.
     fn node_of_slot(&self, slot: usize) -> NodeId {
         let inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -393,24 +388,37 @@ impl ClusterCoordinator {
         self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner).attempt
     }
 
-    /// Deploys a new attempt of the job on every worker, restored from `restore`; its reports go
-    /// to `reports`. Returns the attempt.
-    pub(crate) fn deploy(self: &Arc<Self>, deployment: &Deployment, restore: Option<&JobSnapshot>, reports: Sender<TaskReport>) -> u32 {
-        let (attempt, workers) = {
+    /// Deploys a new attempt of the job on `workers` (the live ones its plan was built for, in
+    /// slot order), restored from `restore`; its reports go to `reports`. A worker of them lost
+    /// since fails the attempt at once. Returns the attempt.
+    pub(crate) fn deploy(
+        self: &Arc<Self>,
+        deployment: &Deployment,
+        workers: &[WorkerSlots],
+        restore: Option<&JobSnapshot>,
+        reports: Sender<TaskReport>,
+    ) -> u32 {
+        assert_eq!(workers.iter().map(|w| w.slots).sum::<usize>(), deployment.plan.slots, "the plan is built for these workers' slots");
+        let attempt = {
             let mut inbox = self.inbox.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             inbox.attempt += 1;
             inbox.adopted = false;
-            inbox.reports = Some(reports);
             inbox.plan = Some(deployment.plan.clone());
-            inbox.attempt_workers = self.workers.iter().copied().filter(|worker| !inbox.lost.contains(&worker.node)).collect();
-            (inbox.attempt, inbox.attempt_workers.clone())
+            inbox.attempt_workers = workers.to_vec();
+            // Lost between planning and now: its subtasks are lost already.
+            for worker in workers.iter().filter(|worker| inbox.lost.contains(&worker.node)) {
+                let subtasks = subtasks_on(workers, worker.node, &deployment.plan);
+                let reason = format!("worker {} was lost as the attempt was deployed", worker.node);
+                let _ = reports.send(TaskReport::SlotLost { subtasks, reason });
+            }
+            inbox.reports = Some(reports);
+            inbox.attempt
         };
-        assert_eq!(workers.iter().map(|w| w.slots).sum::<usize>(), deployment.plan.slots, "the plan is built for the live workers' slots");
         let config = serde_json::to_string(&deployment.config).expect("an engine configuration always serializes");
         let fingerprint = serde_json::to_string(&GraphFingerprint::of(&deployment.graph)).expect("a fingerprint always serializes");
         let restore = restore.map(|snapshot| crate::base::codec::encode(snapshot).expect("a checkpoint always encodes"));
         let mut first = 0u32;
-        for worker in &workers {
+        for worker in workers {
             let slots = (first, first + worker.slots as u32);
             first = slots.1;
             let message = ToWorker::Deploy {
@@ -551,6 +559,72 @@ impl ClusterCoordinator {
         if let (Some(reports), Some(plan)) = (&inbox.reports, &inbox.plan) {
             let subtasks = subtasks_on(&inbox.attempt_workers, node, plan);
             let _ = reports.send(TaskReport::SlotLost { subtasks, reason: format!("worker {node} is lost: {reason}") });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc::channel;
+
+    use super::*;
+    use crate::graph::logical::GraphFactories;
+    use crate::runtime::job::alignment_groups;
+    use crate::sink::discard::DiscardSink;
+    use crate::{EngineConfig, StreamEnvironment};
+
+    /// A network that carries every control message and no data.
+    struct ControlOnly;
+
+    impl ClusterNet for ControlOnly {
+        fn me(&self) -> NodeId {
+            0
+        }
+
+        fn data_link(&self, node: NodeId, _attempt: u32) -> Result<Arc<dyn RemoteLink>, LinkDown> {
+            Err(LinkDown { peer: format!("node {node}"), reason: "no data plane here".into() })
+        }
+
+        fn send_control(&self, _node: NodeId, _message: Vec<u8>) -> Result<(), LinkDown> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_worker_lost_between_planning_and_deploying_fails_the_attempt_at_once() {
+        let workers = vec![WorkerSlots { node: 1, slots: 1 }, WorkerSlots { node: 2, slots: 1 }];
+        let cluster = ClusterCoordinator::new(Arc::new(ControlOnly), JobSpec { name: "lost".into(), args: vec![] }, workers);
+        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
+        env.from_collection(vec![1u64]).rebalance().sink("out", DiscardSink::new());
+        let graph = env.job_graph();
+        let plan = ExecutionPlan::build(&graph, 2).unwrap();
+        let deployment = Deployment {
+            job: "lost".into(),
+            alignment: alignment_groups(&graph),
+            graph,
+            factories: GraphFactories::default(),
+            plan,
+            config: EngineConfig::default(),
+            cluster: None,
+        };
+        // Planned for both workers; the second is lost before the attempt is deployed.
+        let planned = cluster.live_workers();
+        cluster.worker_lost(2, "killed");
+        let (reports_tx, reports) = channel();
+        cluster.deploy(&deployment, &planned, None, reports_tx);
+        let on = |node| subtasks_on(&planned, node, &deployment.plan);
+        match reports.try_recv() {
+            Ok(TaskReport::SlotLost { subtasks, reason }) => {
+                assert_eq!(subtasks, on(2));
+                assert!(reason.contains("worker 2"), "{reason}");
+            }
+            _ => panic!("the attempt must fail at once, its lost worker's subtasks reported"),
+        }
+        // The attempt's plan and workers agree: the other worker's loss finds its subtasks.
+        cluster.worker_lost(1, "killed");
+        match reports.try_recv() {
+            Ok(TaskReport::SlotLost { subtasks, .. }) => assert_eq!(subtasks, on(1)),
+            _ => panic!("the other worker's loss must be reported"),
         }
     }
 }
