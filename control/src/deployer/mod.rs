@@ -34,7 +34,7 @@
 mod engine;
 mod grpc;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -213,6 +213,11 @@ pub struct Deployer {
     /// When a job whose attempt failed may be deployed again: a failure's cause (a worker dead
     /// but not yet declared lost) often outlives an immediate retry.
     retry_at: Arc<Mutex<HashMap<JobId, Instant>>>,
+    /// Attempts this deployer asked their workers to stop.
+    stopped: Mutex<HashSet<(JobId, u32)>>,
+    /// Stops a worker has not acknowledged yet (the call was lost, or timed out), asked again
+    /// every tick while the worker lives: attempt, worker, why.
+    unstopped: Mutex<HashMap<(JobId, u32, WorkerId), String>>,
 }
 
 /// The wait before a job's attempt `attempt + 1` when attempt `attempt` failed: 0.5 s, doubling,
@@ -262,6 +267,8 @@ impl Deployer {
             waiting: Mutex::new(HashMap::new()),
             last_failure: Arc::new(Mutex::new(HashMap::new())),
             retry_at: Arc::new(Mutex::new(HashMap::new())),
+            stopped: Mutex::new(HashSet::new()),
+            unstopped: Mutex::new(HashMap::new()),
         }
     }
 
@@ -298,6 +305,7 @@ impl Deployer {
     }
 
     async fn tick(self: &Arc<Self>) {
+        self.retry_stops().await;
         let jobs: Vec<JobRecord> = self.master.read(|state| state.jobs().cloned().collect());
         for job in jobs {
             let driven = lock(&self.drivers).get(&job.id).map(|driver| driver.attempt);
@@ -355,6 +363,12 @@ impl Deployer {
             }
         };
         lock(&self.waiting).remove(&job.id);
+        if job.attempt > 0 && !lock(&self.stopped).contains(&(job.id, job.attempt)) {
+            // Its last attempt ended without this deployer stopping it (a worker of it was lost,
+            // or an earlier leader drove it): what may still run of it elsewhere stops now,
+            // rather than at the workers' orphan timeout.
+            self.stop_everywhere(job.id, job.attempt).await;
+        }
         let attempt = job.attempt + 1;
         let handles = AttemptHandles::default();
         lock(&self.drivers).insert(job.id, Driver { attempt, handles: handles.clone(), task: None });
@@ -513,12 +527,53 @@ impl Deployer {
         let _ = self.master.propose(Command::Transition { job: job.id, attempt: Some(job.attempt), to: JobStatus::Restarting }).await;
     }
 
+    /// Asks every live worker to stop attempt `attempt` of `job` (a worker that does not run it
+    /// ignores it).
+    async fn stop_everywhere(&self, job: JobId, attempt: u32) {
+        let workers: Vec<WorkerId> = self.master.read(|state| state.workers().filter(|w| w.alive).map(|w| w.id).collect());
+        let stops = workers.into_iter().map(|worker| (job, attempt, worker, "a newer attempt of the job starts".to_string()));
+        self.stop(stops.collect()).await;
+    }
+
     async fn stop_attempt(&self, job: &JobRecord, deployment: &Deployment, reason: &str) {
+        let workers = deployment_nodes(deployment).into_iter().map(|(worker, _)| worker);
+        self.stop(workers.map(|worker| (job.id, deployment.attempt, worker, reason.to_string())).collect()).await;
+    }
+
+    /// Asks each worker to stop its attempt, all at once, with this leader's term; a stop not
+    /// acknowledged is asked again on later ticks (`retry_stops`), so no attempt the masters
+    /// ended runs on until the workers' orphan timeout.
+    async fn stop(&self, stops: Vec<(JobId, u32, WorkerId, String)>) {
         let Some(term) = self.master.leading_term() else { return };
-        for (worker, _) in deployment_nodes(deployment) {
-            let request = StopAttemptRequest { job_id: job.id.0, attempt: deployment.attempt, term, reason: reason.to_string() };
-            let _ = tokio::time::timeout(WORKER_CALL_TIMEOUT, self.calls.stop_attempt(worker, request)).await;
+        let mut calls = tokio::task::JoinSet::new();
+        for (job, attempt, worker, reason) in stops {
+            lock(&self.stopped).insert((job, attempt));
+            let calls_to = Arc::clone(&self.calls);
+            let request = StopAttemptRequest { job_id: job.0, attempt, term, reason: reason.clone() };
+            calls.spawn(async move {
+                let answered = tokio::time::timeout(WORKER_CALL_TIMEOUT, calls_to.stop_attempt(worker, request)).await;
+                ((job, attempt, worker), reason, matches!(answered, Ok(Ok(_))))
+            });
         }
+        while let Some(Ok((key, reason, acknowledged))) = calls.join_next().await {
+            let mut unstopped = lock(&self.unstopped);
+            match acknowledged {
+                true => unstopped.remove(&key),
+                false => unstopped.insert(key, reason),
+            };
+        }
+    }
+
+    /// Asks again the stops not acknowledged yet, of workers still alive, for attempts the masters
+    /// do not run (any more: one a leader adopted meanwhile runs on).
+    async fn retry_stops(&self) {
+        let pending: Vec<((JobId, u32, WorkerId), String)> = lock(&self.unstopped).drain().collect();
+        let still_due = |state: &crate::state::ClusterState, (job, attempt, worker): &(JobId, u32, WorkerId)| {
+            let runs = state.job(*job).is_some_and(|record| record.attempt == *attempt && record.status == JobStatus::Running);
+            state.worker(*worker).is_some_and(|record| record.alive) && !runs
+        };
+        let stops: Vec<_> = self.master.read(|state| pending.into_iter().filter(|(key, _)| still_due(state, key)).collect());
+        self.stop(stops.into_iter().map(|((job, attempt, worker), reason)| (job, attempt, worker, reason)).collect()).await;
     }
     /// Rescales running job `job` to `parallelism` (see the `Rescale` call): checks first, with
     /// `validator` (the program defines the job so) and `free_slots` (of live workers), then stops

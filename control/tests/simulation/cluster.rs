@@ -24,7 +24,8 @@
 //! - **a leader change restarts nothing**: no attempt is stopped while every worker of it runs
 //!   it (an attempt fails only when a worker or a task of it ends);
 //! - **liveness**: once the faults stop, every job that has not ended runs again, driven by the
-//!   leader, on every worker of its deployment, and completes a checkpoint.
+//!   leader, on every worker of its deployment, and completes a checkpoint; no earlier attempt of
+//!   it runs anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -54,8 +55,9 @@ const SLOTS: u32 = 2;
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(60);
 /// How long an unreachable worker goes before the leader declares it lost.
 const WORKER_TIMEOUT: Duration = Duration::from_millis(600);
-/// How long an attempt runs on with no coordinator.
-const ORPHAN_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long an attempt runs on with no coordinator (the workers' default): longer than the run, so
+/// an attempt the masters moved on from must be stopped, not left to time out.
+const ORPHAN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Adoptions and restarts over every seed of this run, to show that both paths were taken.
 static ADOPTIONS: AtomicU64 = AtomicU64::new(0);
@@ -124,6 +126,8 @@ struct World {
     registrations_owed: usize,
     /// Slots of jobs being submitted.
     submitting: u32,
+    /// Workers the masters declared lost.
+    declared_lost: BTreeSet<WorkerId>,
     violations: Vec<String>,
 }
 
@@ -269,10 +273,11 @@ impl WorkerCalls for SimCalls {
         self.call(worker, |world, worker| {
             let key = (request.job_id, request.attempt);
             worker_mut(world, worker).admit(request.term)?;
-            eprintln!("STOP {key:?} {} at {:?} fully={}", request.reason, Instant::now(), world.fully_runs(key));
-            // Nothing here fails an attempt but a worker or a task of it ending: a leader change
-            // alone must stop nothing.
-            if world.fully_runs(key) && world.attempts.get(&key).is_some_and(|attempt| attempt.deployed) {
+            // Nothing here fails an attempt but a worker or a task of it ending, or the masters
+            // declaring a worker of it lost: a leader change alone must stop nothing.
+            let declared_lost =
+                world.attempts.get(&key).is_some_and(|attempt| attempt.nodes.values().any(|worker| world.declared_lost.contains(worker)));
+            if world.fully_runs(key) && world.attempts.get(&key).is_some_and(|attempt| attempt.deployed) && !declared_lost {
                 world.violations.push(format!(
                     "job {} attempt {}: stopped though every worker runs it and nothing of it failed ({})",
                     key.0, key.1, request.reason
@@ -294,13 +299,6 @@ impl WorkerCalls for SimCalls {
             if !runs || !world.attempts.get(&key).is_some_and(|attempt| attempt.deployed) {
                 return Err(Status::not_found(format!("attempt {} of job {} does not run here", key.1, key.0)));
             }
-            eprintln!(
-                "ADOPT {key:?} worker {worker} term {} node {} at {:?} coordinator {:?}",
-                request.term,
-                request.node,
-                Instant::now(),
-                world.attempts[&key].coordinator
-            );
             world.orphan(key, None);
             Ok(AdoptAttemptReply { data_addr: data_addr(worker) })
         })
@@ -354,13 +352,7 @@ struct SimDriver {
 impl AttemptDriver for SimDriver {
     fn drive(&self, run: AttemptRun) -> Pin<Box<dyn Future<Output = AttemptOutcome> + Send>> {
         let (world, master, calls) = (Arc::clone(&self.world), self.master.clone(), Arc::clone(&self.calls));
-        Box::pin(async move {
-            let key = (run.job.id.0, run.deployment.attempt);
-            let adopted = run.adopted.is_some();
-            let r = drive(world, master, calls, run).await;
-            eprintln!("DRIVE {key:?} adopted={adopted} at {:?} -> {r:?}", Instant::now());
-            r
-        })
+        Box::pin(drive(world, master, calls, run))
     }
 }
 
@@ -402,7 +394,6 @@ async fn drive(world: Arc<Mutex<World>>, master: Master, calls: Arc<SimCalls>, r
         }
         let attempt = world.attempts.get_mut(&key).unwrap();
         attempt.coordinator = Some(coordinator);
-        eprintln!("CONNECT {key:?} coordinator {coordinator} at {:?} term {}", Instant::now(), master.term());
         attempt.orphaned_at = None;
         if run.adopted.is_some() {
             // The adopting coordinator commits again the checkpoint the masters recorded.
@@ -577,6 +568,7 @@ impl Sim {
         // A worker the masters declared lost learns it when it reaches them: it stops what it
         // runs and registers anew.
         let declared_lost: Vec<WorkerId> = leader.read(|state| state.workers().filter(|w| !w.alive).map(|w| w.id).collect());
+        lock(&self.world).declared_lost.extend(declared_lost.iter().copied());
         for worker in declared_lost {
             let mut world = lock(&self.world);
             if let Some(sim) = world.workers.get_mut(&worker).filter(|sim| sim.alive && !sim.cut_off) {
@@ -591,6 +583,8 @@ impl Sim {
             if heard {
                 self.unheard.remove(&worker);
             } else if now.duration_since(*self.unheard.entry(worker).or_insert(now)) > WORKER_TIMEOUT {
+                // Known as lost from now: a leader may act on it before the next step looks.
+                lock(&self.world).declared_lost.insert(worker);
                 let leader = leader.clone();
                 tokio::spawn(async move {
                     let _ = leader.propose(Command::WorkerLost { worker }).await;
@@ -647,6 +641,7 @@ async fn simulate(seed: u64) {
         output_commits: BTreeMap::new(),
         registrations_owed: 0,
         submitting: 0,
+        declared_lost: BTreeSet::new(),
         violations: Vec::new(),
     };
     let world = Arc::new(Mutex::new(world));
@@ -735,7 +730,10 @@ async fn simulate(seed: u64) {
                     && world.fully_runs(key)
                     && world.attempts[&key].coordinator.is_some()
                     && job.checkpoints_completed > committed_before.get(&job.id).copied().unwrap_or(0);
-                !runs
+                // No earlier attempt of it runs on anything still.
+                let strays =
+                    world.workers.values().any(|worker| worker.runs.keys().any(|(id, attempt)| *id == job.id.0 && *attempt != job.attempt));
+                !runs || strays
             })
             .map(|job| format!("{} ({} attempt {})", job.id, job.status.name(), job.attempt))
             .collect::<Vec<_>>()
