@@ -16,7 +16,7 @@ use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::rpc::proto::control_client::ControlClient;
-use crate::rpc::proto::{HeartbeatRequest, RegisterWorkerRequest};
+use crate::rpc::proto::{AttemptRef, HeartbeatRequest, RegisterWorkerRequest};
 use crate::rpc::{AddSecret, GrpcTls, SecretAuth};
 
 /// What a worker tells the masters about itself.
@@ -41,6 +41,10 @@ pub struct AgentState {
     registrations: AtomicU64,
     /// Called when the masters answer that they declared this worker lost.
     on_declared_lost: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// The attempts the worker runs, reported with each heartbeat: (job, attempt).
+    running_attempts: std::sync::OnceLock<Box<dyn Fn() -> Vec<(u64, u32)> + Send + Sync>>,
+    /// Called with the attempts the masters answer they ended.
+    on_stale_attempts: std::sync::OnceLock<Box<dyn Fn(Vec<(u64, u32)>) + Send + Sync>>,
     /// Heartbeats sent, each try at a master.
     heartbeats_sent: AtomicU64,
     /// Heartbeats no master answered.
@@ -92,6 +96,18 @@ impl AgentState {
     /// every attempt placed on it, to run elsewhere): what it still runs must stop. Set once.
     pub fn on_declared_lost(&self, lost: impl Fn() + Send + Sync + 'static) {
         assert!(self.on_declared_lost.set(Box::new(lost)).is_ok(), "set once");
+    }
+
+    /// Reports the attempts the worker runs with every heartbeat (`running`), and stops those
+    /// the masters answer they ended (`stop`): an attempt whose stop never reached the worker,
+    /// or that a lost leader drove, ends at the next heartbeat rather than at the orphan timeout.
+    pub fn report_attempts(
+        &self,
+        running: impl Fn() -> Vec<(u64, u32)> + Send + Sync + 'static,
+        stop: impl Fn(Vec<(u64, u32)>) + Send + Sync + 'static,
+    ) {
+        assert!(self.running_attempts.set(Box::new(running)).is_ok(), "set once");
+        assert!(self.on_stale_attempts.set(Box::new(stop)).is_ok(), "set once");
     }
 
     pub(crate) fn saw_term(&self, term: u64) {
@@ -203,13 +219,19 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
         loop {
             tokio::time::sleep(interval).await;
             let worker_id = registered.worker_id;
+            let running: Vec<AttemptRef> = state
+                .running_attempts
+                .get()
+                .map(|running| running().into_iter().map(|(job_id, attempt)| AttemptRef { job_id, attempt }).collect())
+                .unwrap_or_default();
             let reply = masters
                 .call("a heartbeat", heartbeat_timeout * 2, |mut client| {
                     let state = Arc::clone(&state);
+                    let request = HeartbeatRequest { worker_id, running: running.clone() };
                     async move {
                         state.heartbeats_sent.fetch_add(1, Ordering::Relaxed);
                         // Timed out here too, so a master that does not answer counts as a failure.
-                        let reply = tokio::time::timeout(heartbeat_timeout, client.heartbeat(HeartbeatRequest { worker_id }))
+                        let reply = tokio::time::timeout(heartbeat_timeout, client.heartbeat(request))
                             .await
                             .unwrap_or_else(|_| Err(tonic::Status::deadline_exceeded(format!("no answer within {heartbeat_timeout:?}"))));
                         if reply.is_err() {
@@ -220,6 +242,9 @@ async fn run(clients: Vec<(String, Client)>, profile: WorkerProfile, state: Arc<
                 })
                 .await;
             state.saw_term(reply.term);
+            if let (false, Some(stop)) = (reply.stale.is_empty(), state.on_stale_attempts.get()) {
+                stop(reply.stale.iter().map(|stale| (stale.job_id, stale.attempt)).collect());
+            }
             if !reply.known {
                 tracing::warn!(worker = worker_id, "the masters declared this worker lost; stopping what it ran and registering again");
                 if let Some(lost) = state.on_declared_lost.get() {

@@ -239,6 +239,21 @@ impl WorkerProcess {
                 attempts.stop_all("the masters declared this worker lost");
             }
         });
+        // Its heartbeats report the attempts it runs; those the masters ended stop.
+        let (reported, stale) = (Arc::downgrade(&attempts), Arc::downgrade(&attempts));
+        agent.state().report_attempts(
+            move || reported.upgrade().map(|attempts| lock(&attempts.running).keys().copied().collect()).unwrap_or_default(),
+            move |ended| {
+                let Some(attempts) = stale.upgrade() else { return };
+                for key in ended {
+                    let closer = lock(&attempts.running).get(&key).and_then(|running| running.closer.clone());
+                    if let Some(closer) = closer {
+                        tracing::info!(job = key.0, attempt = key.1, "the masters ended this attempt; stopping it");
+                        closer.close("the masters ended this attempt");
+                    }
+                }
+            },
+        );
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = crate::rpc::server_builder(options.tls.as_ref())?
             .add_service(WorkerServer::with_interceptor(Arc::clone(&attempts), auth.check()))

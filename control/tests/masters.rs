@@ -83,7 +83,7 @@ async fn masters_over_grpc_lead_register_watch_workers_and_fail_over() {
         let client = cluster.client(follower, SECRET);
         tokio::spawn(async move {
             loop {
-                let _ = client.clone().heartbeat(HeartbeatRequest { worker_id: 0 }).await;
+                let _ = client.clone().heartbeat(HeartbeatRequest { worker_id: 0, running: vec![] }).await;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         })
@@ -98,7 +98,7 @@ async fn masters_over_grpc_lead_register_watch_workers_and_fail_over() {
         assert!(Instant::now() < deadline, "worker 1 was not declared lost: {alive:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let lost = cluster.client(leader, SECRET).heartbeat(HeartbeatRequest { worker_id: 1 }).await.unwrap().into_inner();
+    let lost = cluster.client(leader, SECRET).heartbeat(HeartbeatRequest { worker_id: 1, running: vec![] }).await.unwrap().into_inner();
     assert!(!lost.known, "a lost worker is told to register again");
 
     // The leader dies; the other two elect one in a later term, which still knows the workers and

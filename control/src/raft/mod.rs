@@ -218,6 +218,13 @@ impl Master {
         (metrics.state == ServerState::Leader).then_some(metrics.current_term)
     }
 
+    /// Whether the applied state holds every entry in this master's log (nothing appended is
+    /// waiting to be committed or applied): on a leader, it then reflects all that was committed.
+    pub fn applied_all_of_its_log(&self) -> bool {
+        let metrics = self.raft.metrics().borrow().clone();
+        metrics.last_applied.map(|log_id| log_id.index) == metrics.last_log_index
+    }
+
     /// The Raft term this master is in.
     pub fn term(&self) -> u64 {
         self.raft.metrics().borrow().current_term

@@ -23,8 +23,8 @@ use super::proto::control_client::ControlClient;
 use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::{
-    ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobRequest, ListJobsReply, ListJobsRequest, MasterInfo,
-    RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply, SavepointRequest, SubmitJobReply,
+    AttemptRef, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobRequest, ListJobsReply, ListJobsRequest,
+    MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply, SavepointRequest, SubmitJobReply,
     SubmitJobRequest, WorkerInfo,
 };
 use super::raft_network::GrpcNetwork;
@@ -364,7 +364,16 @@ impl Control for Arc<ControlPlane> {
         if known {
             self.heard_from(worker);
         }
-        Ok(Response::new(HeartbeatReply { term: self.master.term(), known }))
+        // Which of its attempts the masters ended, judged only on a state that holds every entry
+        // of this leader's log (a new leader still applying could otherwise stop an attempt it
+        // is about to adopt); else at a later heartbeat.
+        let running: Vec<(JobId, u32)> = request.get_ref().running.iter().map(|attempt| (JobId(attempt.job_id), attempt.attempt)).collect();
+        let stale = match running.is_empty() || !self.master.applied_all_of_its_log() {
+            true => Vec::new(),
+            false => self.master.read(|state| state.stale_attempts(&running)),
+        };
+        let stale = stale.into_iter().map(|(job, attempt)| AttemptRef { job_id: job.0, attempt }).collect();
+        Ok(Response::new(HeartbeatReply { term: self.master.term(), known, stale }))
     }
 
     async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobReply>, Status> {

@@ -435,6 +435,27 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_is_told_to_stop_only_attempts_the_masters_ended() {
+        let mut state = ClusterState::new();
+        let w = register(&mut state, 2);
+        let (job, other) = (submit(&mut state, 1), submit(&mut state, 1));
+        let unknown = JobId(99);
+        apply_ok(&mut state, Command::Deploy { job, attempt: 1, placements: vec![on(w, 0)], restore_from: None });
+        // Running attempt 1 stays; attempts not deployed yet (a lagging state) stay; an unknown
+        // job's attempt stops.
+        assert_eq!(state.stale_attempts(&[(job, 1), (job, 2), (other, 1), (unknown, 1)]), vec![(unknown, 1)]);
+        // Failing: being stopped by its leader, not by the heartbeat.
+        apply_ok(&mut state, Command::Transition { job, attempt: Some(1), to: JobStatus::Failing { reason: "lost".into() } });
+        assert!(state.stale_attempts(&[(job, 1)]).is_empty());
+        apply_ok(&mut state, Command::Transition { job, attempt: Some(1), to: JobStatus::Restarting });
+        assert_eq!(state.stale_attempts(&[(job, 1)]), vec![(job, 1)]);
+        apply_ok(&mut state, Command::Deploy { job, attempt: 2, placements: vec![on(w, 0)], restore_from: None });
+        assert_eq!(state.stale_attempts(&[(job, 1), (job, 2)]), vec![(job, 1)]);
+        apply_ok(&mut state, Command::Transition { job, attempt: None, to: JobStatus::Cancelled });
+        assert_eq!(state.stale_attempts(&[(job, 2)]), vec![(job, 2)]);
+    }
+
+    #[test]
     fn a_new_leader_adopts_only_the_running_attempt() {
         let mut state = ClusterState::new();
         let w = register(&mut state, 1);

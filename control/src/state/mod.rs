@@ -265,6 +265,18 @@ impl ClusterState {
             .collect()
     }
 
+    /// Of the attempts a worker runs, those the masters ended: the job is over or unknown, a newer
+    /// attempt of it was deployed, or it is restarting (its attempt failed). Never an attempt this
+    /// state has not seen deployed yet, so a state that lags the log only keeps more.
+    pub fn stale_attempts(&self, running: &[(JobId, u32)]) -> Vec<(JobId, u32)> {
+        let stale = |&(job, attempt): &(JobId, u32)| match self.job(job) {
+            None => true,
+            Some(record) if record.status.is_terminal() => true,
+            Some(record) => attempt < record.attempt || (attempt == record.attempt && record.status == JobStatus::Restarting),
+        };
+        running.iter().copied().filter(stale).collect()
+    }
+
     /// Applies one committed command carried by an entry of Raft term `term` (see the module
     /// documentation): the response, or why it was refused (the state is then unchanged).
     pub fn apply(&mut self, term: u64, command: &Command) -> Result<Response, Refusal> {

@@ -15,7 +15,8 @@
 //!   recovers from it (committing what its sinks had pending up to it); an attempt with no
 //!   coordinator for long ends (the orphan timeout);
 //! - workers crash (a new one registers in its place) and are cut off from the masters (their
-//!   data plane still works); a leader's monitor declares unreachable workers lost.
+//!   data plane still works); a leader's monitor declares unreachable workers lost; a worker's
+//!   heartbeat reports the attempts it runs, and it stops those the leader's state says ended.
 //!
 //! Checked, for every seed, beyond the master group's own invariants (one leader per term,
 //! terminal jobs stay terminal, no applied deployment lost, the same state everywhere):
@@ -25,7 +26,7 @@
 //!   it (an attempt fails only when a worker or a task of it ends);
 //! - **liveness**: once the faults stop, every job that has not ended runs again, driven by the
 //!   leader, on every worker of its deployment, and completes a checkpoint; no earlier attempt of
-//!   it runs anywhere.
+//!   it, and nothing of a job that ended, runs anywhere.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -128,6 +129,8 @@ struct World {
     submitting: u32,
     /// Workers the masters declared lost.
     declared_lost: BTreeSet<WorkerId>,
+    /// Jobs the masters hold as ended (finished, failed, cancelled).
+    ended_jobs: BTreeSet<u64>,
     violations: Vec<String>,
 }
 
@@ -162,6 +165,24 @@ impl World {
         if position > from {
             attempt.committed = position;
             self.output(key.0, from, position, &format!("attempt {} committing checkpoint {id}", key.1));
+        }
+    }
+
+    /// Worker `worker` stops attempt `key` (told by a leader, or by its heartbeat's answer).
+    fn stop_on(&mut self, worker: WorkerId, key: Key, reason: &str) {
+        // Nothing here fails an attempt but a worker or a task of it ending, the masters declaring
+        // a worker of it lost, or its job ending (a user cancelled it): a leader change alone
+        // must stop nothing.
+        let declared_lost =
+            self.attempts.get(&key).is_some_and(|attempt| attempt.nodes.values().any(|worker| self.declared_lost.contains(worker)));
+        let ended = self.ended_jobs.contains(&key.0);
+        if self.fully_runs(key) && self.attempts.get(&key).is_some_and(|attempt| attempt.deployed) && !declared_lost && !ended {
+            self.violations
+                .push(format!("job {} attempt {}: stopped though every worker runs it and nothing of it failed ({reason})", key.0, key.1));
+        }
+        if let Some(sim) = self.workers.get_mut(&worker) {
+            sim.prepared.remove(&key);
+            sim.runs.remove(&key);
         }
     }
 
@@ -271,21 +292,8 @@ impl WorkerCalls for SimCalls {
 
     async fn stop_attempt(&self, worker: WorkerId, request: StopAttemptRequest) -> Result<StopAttemptReply, Status> {
         self.call(worker, |world, worker| {
-            let key = (request.job_id, request.attempt);
             worker_mut(world, worker).admit(request.term)?;
-            // Nothing here fails an attempt but a worker or a task of it ending, or the masters
-            // declaring a worker of it lost: a leader change alone must stop nothing.
-            let declared_lost =
-                world.attempts.get(&key).is_some_and(|attempt| attempt.nodes.values().any(|worker| world.declared_lost.contains(worker)));
-            if world.fully_runs(key) && world.attempts.get(&key).is_some_and(|attempt| attempt.deployed) && !declared_lost {
-                world.violations.push(format!(
-                    "job {} attempt {}: stopped though every worker runs it and nothing of it failed ({})",
-                    key.0, key.1, request.reason
-                ));
-            }
-            let sim = worker_mut(world, worker);
-            sim.prepared.remove(&key);
-            sim.runs.remove(&key);
+            world.stop_on(worker, (request.job_id, request.attempt), &request.reason);
             Ok(StopAttemptReply {})
         })
         .await
@@ -431,6 +439,8 @@ async fn drive(world: Arc<Mutex<World>>, master: Master, calls: Arc<SimCalls>, r
                 world.commit(key, id);
             }
             if bounded.is_some_and(|bound| id >= bound) {
+                // Its input ended: its tasks finish on every worker.
+                world.end_attempt(key);
                 return Ok(None);
             }
         }
@@ -578,6 +588,23 @@ impl Sim {
                 world.registrations_owed += 1;
             }
         }
+        // Heartbeats: each reachable worker reports what it runs; what the masters ended stops.
+        let ended: Vec<u64> = leader.read(|state| state.jobs().filter(|job| job.status.is_terminal()).map(|job| job.id.0).collect());
+        lock(&self.world).ended_jobs.extend(ended);
+        if leader.applied_all_of_its_log() {
+            let reports: Vec<(WorkerId, Vec<(JobId, u32)>)> = {
+                let world = lock(&self.world);
+                let reachable = world.workers.iter().filter(|(_, sim)| sim.alive && !sim.cut_off);
+                reachable.map(|(id, sim)| (*id, sim.runs.keys().map(|(job, attempt)| (JobId(*job), *attempt)).collect())).collect()
+            };
+            for (worker, running) in reports {
+                let stale = leader.read(|state| state.stale_attempts(&running));
+                let mut world = lock(&self.world);
+                for (job, attempt) in stale {
+                    world.stop_on(worker, (job.0, attempt), "the masters ended this attempt (heartbeat)");
+                }
+            }
+        }
         for worker in registered {
             let heard = lock(&self.world).workers.get(&worker).is_some_and(|sim| sim.alive && !sim.cut_off);
             if heard {
@@ -642,6 +669,7 @@ async fn simulate(seed: u64) {
         registrations_owed: 0,
         submitting: 0,
         declared_lost: BTreeSet::new(),
+        ended_jobs: BTreeSet::new(),
         violations: Vec::new(),
     };
     let world = Arc::new(Mutex::new(world));
@@ -719,12 +747,16 @@ async fn simulate(seed: u64) {
         sim.group.observe();
         let Some(leader) = sim.group.leader().cloned() else { continue };
         let driving = sim.members[&leader.id()].deployer.driving();
-        let jobs: Vec<_> = leader.read(|state| state.jobs().filter(|job| !job.status.is_terminal()).cloned().collect());
+        let jobs: Vec<_> = leader.read(|state| state.jobs().cloned().collect());
         let world = lock(&sim.world);
         waiting = jobs
             .iter()
             .filter(|job| {
                 let key = (job.id.0, job.attempt);
+                if job.status.is_terminal() {
+                    // Ended: nothing of it runs anywhere.
+                    return world.workers.values().any(|worker| worker.runs.keys().any(|(id, _)| *id == job.id.0));
+                }
                 let runs = job.status == JobStatus::Running
                     && driving.contains(&(job.id, job.attempt))
                     && world.fully_runs(key)
