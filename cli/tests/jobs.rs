@@ -154,12 +154,23 @@ fn a_submitted_job_runs_on_the_workers_and_survives_its_leader() {
     }
     let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
     group.kill(leader).unwrap();
-    let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
-    let info = wait_status(&survivors.join(","), second, "finished");
-    assert_eq!((info["attempt"].as_u64(), info["adoptions"].as_u64()), (Some(1), Some(1)), "the new leader adopted the attempt: {info}");
-    let root_two = root.path().join("expected-second");
-    std::fs::create_dir_all(&root_two).unwrap();
-    assert_eq!(digests(&second_dir), one_process(&root_two, "window", "3000000"), "exactly once across the leader's death");
+    finished_adopted_exactly_once(&others(&group, leader), second, &second_dir, &root.path().join("expected-second"));
+}
+
+/// The masters of `group` but `leader`, as a `--masters` list.
+fn others(group: &LocalMasters, leader: usize) -> String {
+    let others: Vec<&str> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.as_str()).collect();
+    others.join(",")
+}
+
+/// Waits until the long job `job` (`submit_long_job`) finished, checks that it ran one attempt,
+/// adopted once by a new leader, and that its output in `dir` is what one process (run in
+/// `expected`) commits.
+fn finished_adopted_exactly_once(masters: &str, job: u64, dir: &Path, expected: &Path) {
+    let info = wait_status(masters, job, "finished");
+    assert_eq!((info["attempt"].as_u64(), info["adoptions"].as_u64()), (Some(1), Some(1)), "adopted, not restarted: {info}");
+    std::fs::create_dir_all(expected).unwrap();
+    assert_eq!(digests(dir), one_process(expected, "window", "3000000"), "exactly once across the leader's end");
 }
 
 #[test]
@@ -235,8 +246,7 @@ fn a_paused_leader_is_replaced_its_job_adopted_and_it_rejoins_harmless() {
     let leader = json(tethys().args(["cluster", "--json", "--masters", &masters]))["leader"].as_u64().unwrap() as usize;
     let pid = group.pid(leader).unwrap().to_string();
     assert!(Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
-    let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
-    let survivors = survivors.join(",");
+    let survivors = others(&group, leader);
     let deadline = Instant::now() + WAIT;
     loop {
         let output = tethys().args(["status", "--json", "--masters", &survivors, &job.to_string()]).output().unwrap();
@@ -248,11 +258,7 @@ fn a_paused_leader_is_replaced_its_job_adopted_and_it_rejoins_harmless() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
-    let info = wait_status(&masters, job, "finished");
-    assert_eq!((info["attempt"].as_u64(), info["adoptions"].as_u64()), (Some(1), Some(1)), "adopted, not restarted: {info}");
-    let expected = root.path().join("expected");
-    std::fs::create_dir_all(&expected).unwrap();
-    assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the paused leader");
+    finished_adopted_exactly_once(&masters, job, &dir, &root.path().join("expected"));
 }
 
 /// Whether some subtask of the file sink writing to `dir` holds a pre-committed part (an
@@ -298,12 +304,7 @@ fn the_leader_killed_while_a_checkpoint_waits_for_the_masters_its_job_is_adopted
     for pid in &followers {
         assert!(Command::new("kill").args(["-CONT", pid]).status().unwrap().success());
     }
-    let survivors: Vec<String> = group.addrs().iter().enumerate().filter(|(id, _)| *id != leader).map(|(_, addr)| addr.clone()).collect();
-    let info = wait_status(&survivors.join(","), job, "finished");
-    assert_eq!((info["attempt"].as_u64(), info["adoptions"].as_u64()), (Some(1), Some(1)), "adopted, not restarted: {info}");
-    let expected = root.path().join("expected");
-    std::fs::create_dir_all(&expected).unwrap();
-    assert_eq!(digests(&dir), one_process(&expected, "window", "3000000"), "exactly once across the leader's death mid-checkpoint");
+    finished_adopted_exactly_once(&others(&group, leader), job, &dir, &root.path().join("expected"));
 }
 
 #[test]

@@ -1011,28 +1011,34 @@ fn summarize(job: &str, graph: &JobGraph, plan: &ExecutionPlan, elapsed: Duratio
     }
 }
 
+/// For tests: a job of two subtasks per operator, a collection rebalanced into a discarding sink,
+/// planned on two slots, run here (no cluster).
+#[cfg(test)]
+pub(crate) fn two_slot_deployment(job: &str) -> Deployment {
+    let env = crate::StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
+    env.from_collection(vec![1u64]).rebalance().sink("out", crate::sink::discard::DiscardSink::new());
+    let graph = env.job_graph();
+    let plan = ExecutionPlan::build(&graph, 2).unwrap();
+    Deployment {
+        job: job.into(),
+        alignment: alignment_groups(&graph),
+        graph,
+        factories: GraphFactories::default(),
+        plan,
+        config: EngineConfig::default(),
+        cluster: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::discard::DiscardSink;
-    use crate::StreamEnvironment;
 
     #[test]
     fn a_lost_slot_fails_the_job_instead_of_leaving_the_driver_waiting() {
-        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
-        env.from_collection(vec![1u64]).rebalance().sink("out", DiscardSink::new());
-        let graph = env.job_graph();
-        let plan = ExecutionPlan::build(&graph, 2).unwrap();
+        let deployment = two_slot_deployment("lost");
+        let plan = &deployment.plan;
         let ids: Vec<SubtaskId> = plan.tasks.iter().flat_map(|t| (0..t.parallelism).map(move |s| (t.id, s))).collect();
-        let deployment = Deployment {
-            job: "lost".into(),
-            alignment: alignment_groups(&graph),
-            graph,
-            factories: GraphFactories::default(),
-            plan,
-            config: EngineConfig::default(),
-            cluster: None,
-        };
         let (reports_tx, reports) = channel();
         // One subtask failed to build and was reported; then its slot died with every subtask of
         // the job (the other slot's senders stay open, as its actors would hold them).

@@ -568,10 +568,6 @@ mod tests {
     use std::sync::mpsc::channel;
 
     use super::*;
-    use crate::graph::logical::GraphFactories;
-    use crate::runtime::job::alignment_groups;
-    use crate::sink::discard::DiscardSink;
-    use crate::{EngineConfig, StreamEnvironment};
 
     /// A network that carries every control message and no data.
     struct ControlOnly;
@@ -594,19 +590,7 @@ mod tests {
     fn a_worker_lost_between_planning_and_deploying_fails_the_attempt_at_once() {
         let workers = vec![WorkerSlots { node: 1, slots: 1 }, WorkerSlots { node: 2, slots: 1 }];
         let cluster = ClusterCoordinator::new(Arc::new(ControlOnly), JobSpec { name: "lost".into(), args: vec![] }, workers);
-        let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism: 2, ..EngineConfig::default() });
-        env.from_collection(vec![1u64]).rebalance().sink("out", DiscardSink::new());
-        let graph = env.job_graph();
-        let plan = ExecutionPlan::build(&graph, 2).unwrap();
-        let deployment = Deployment {
-            job: "lost".into(),
-            alignment: alignment_groups(&graph),
-            graph,
-            factories: GraphFactories::default(),
-            plan,
-            config: EngineConfig::default(),
-            cluster: None,
-        };
+        let deployment = crate::runtime::job::two_slot_deployment("lost");
         // Planned for both workers; the second is lost before the attempt is deployed.
         let planned = cluster.live_workers();
         cluster.worker_lost(2, "killed");
