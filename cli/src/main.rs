@@ -38,6 +38,9 @@ enum Command {
     Jobs(command::jobs::JobCommand),
     /// Measure leader failover: kill the masters' leader, time until a new one serves a write.
     BenchFailover(command::failover::FailoverArgs),
+    /// SQL tooling: check a script.
+    #[command(subcommand)]
+    Sql(command::sql::SqlCommand),
     /// Run one benchmark in this process (used by `bench`).
     #[command(hide = true)]
     BenchRun(command::bench::BenchRunArgs),
@@ -58,6 +61,7 @@ fn main() {
         Command::BenchFailover(args) => command::failover::run(args),
         Command::Jobs(command) => command::jobs::run(command),
         Command::Run(args) => command::run::run(args),
+        Command::Sql(command) => command::sql::run(command),
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

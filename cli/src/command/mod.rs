@@ -9,6 +9,7 @@ pub mod latency;
 pub mod master;
 pub mod recovery_demo;
 pub mod run;
+pub mod sql;
 pub mod up;
 pub mod worker;
 

@@ -1,0 +1,70 @@
+//! `tethys sql`: Tethys's SQL tooling on the command line.
+//!
+//! `tethys sql check FILE` parses a script (`-` reads standard input) and reports every error
+//! with its line, column and a caret under it, or what the script defines.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use tethys_sql::{parse_script, Statement};
+
+use super::CliError;
+
+/// `tethys sql ...`.
+#[derive(Subcommand, Debug)]
+pub enum SqlCommand {
+    /// Check a SQL script: every error with its line and column, or what it defines.
+    Check(CheckArgs),
+}
+
+/// Arguments of `tethys sql check`.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The script (`-`: standard input).
+    pub file: PathBuf,
+}
+
+/// Runs a `tethys sql` command.
+pub fn run(command: SqlCommand) -> Result<(), CliError> {
+    match command {
+        SqlCommand::Check(args) => check(&args),
+    }
+}
+
+fn check(args: &CheckArgs) -> Result<(), CliError> {
+    let sql = if args.file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|error| format!("cannot read standard input: {error}"))?
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|error| format!("cannot read {}: {error}", args.file.display()))?
+    };
+    match parse_script(&sql) {
+        Ok(statements) => {
+            for statement in &statements {
+                let at = statement.at.map(|at| format!("line {}", at.line)).unwrap_or_default();
+                match &statement.statement {
+                    Statement::CreateTable(table) => {
+                        let connector = table.option("connector").unwrap_or("no connector");
+                        println!("{at}: table {} ({} columns, {connector})", table.name, table.columns.len());
+                    }
+                    Statement::Other(other) => {
+                        let text = other.to_string();
+                        let first: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+                        println!("{at}: {first} ...");
+                    }
+                }
+            }
+            println!("ok: {} statements", statements.len());
+            Ok(())
+        }
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{}\n", error.render(&sql));
+            }
+            let count = match errors.len() {
+                1 => "1 error".to_string(),
+                n => format!("{n} errors"),
+            };
+            Err(format!("{}: {count}", args.file.display()).into())
+        }
+    }
+}

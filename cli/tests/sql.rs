@@ -1,0 +1,39 @@
+//! `tethys sql check` on scripts: what a good one defines, every error of a bad one with its
+//! place and a caret, and a failing exit status.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+fn check(script: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tethys"))
+        .args(["sql", "check", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_good_script_is_summed_up() {
+    let (ok, stdout, stderr) = check(
+        "CREATE TABLE bids (auction BIGINT, bid_time TIMESTAMP(3), WATERMARK FOR bid_time AS bid_time)\n\
+         WITH ('connector' = 'datagen');\nINSERT INTO out SELECT auction FROM bids;",
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("line 1: table bids (2 columns, datagen)"), "{stdout}");
+    assert!(stdout.contains("ok: 2 statements"), "{stdout}");
+}
+
+#[test]
+fn every_error_of_a_bad_script_is_shown_at_its_place() {
+    let (ok, _, stderr) = check("SELECT a FROM t WHERE;\nCREATE TABLE t (a INT,\n  WATERMARK FOR ts AS ts);");
+    assert!(!ok);
+    assert!(stderr.contains("--> line 1, column 22"), "{stderr}");
+    assert!(stderr.contains("the watermark's column ts is not a column of the table\n  --> line 3, column 3"), "{stderr}");
+    assert!(stderr.contains(" 3 |   WATERMARK FOR ts AS ts);\n   |   ^"), "{stderr}");
+    assert!(stderr.contains("2 errors"), "{stderr}");
+}

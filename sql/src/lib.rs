@@ -1,0 +1,20 @@
+//! Tethys's streaming SQL, in the Flink SQL dialect users know.
+//!
+//! - `script`: a script (statements separated by `;`) parsed into [`Statement`]s, each with where
+//!   it starts; queries, `INSERT`, `SET` and the rest as sqlparser parses them, Flink's
+//!   `CREATE TABLE` here.
+//! - `ddl`: `CREATE [TEMPORARY] TABLE` with typed and computed columns, `WATERMARK FOR col AS
+//!   expr`, `PRIMARY KEY (...) NOT ENFORCED` and `WITH ('key' = 'value', ...)` connector options.
+//! - `error`: what is wrong and where (line and column), shown with the line and a caret.
+//!
+//! Planning queries into job graphs, the catalog and the editor tooling (formatting, completion,
+//! fuzzy names) come next.
+#![warn(missing_docs)]
+
+pub mod ddl;
+pub mod error;
+pub mod script;
+
+pub use ddl::{ColumnDef, ColumnKind, TableDef, WatermarkDef};
+pub use error::{Position, SqlError};
+pub use script::{parse_script, Statement, StatementAt};
