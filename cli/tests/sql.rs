@@ -21,11 +21,12 @@ fn check(script: &str) -> (bool, String, String) {
 fn a_good_script_is_summed_up() {
     let (ok, stdout, stderr) = check(
         "CREATE TABLE bids (auction BIGINT, bid_time TIMESTAMP(3), WATERMARK FOR bid_time AS bid_time)\n\
-         WITH ('connector' = 'datagen');\nINSERT INTO out SELECT auction FROM bids;",
+         WITH ('connector' = 'datagen');\nCREATE TABLE out (auction BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO out SELECT auction FROM bids;",
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("line 1: table bids (2 columns, datagen)"), "{stdout}");
-    assert!(stdout.contains("ok: 2 statements"), "{stdout}");
+    assert!(stdout.contains("ok: 3 statements"), "{stdout}");
 }
 
 #[test]
@@ -36,4 +37,11 @@ fn every_error_of_a_bad_script_is_shown_at_its_place() {
     assert!(stderr.contains("the watermark's column ts is not a column of the table\n  --> line 3, column 3"), "{stderr}");
     assert!(stderr.contains(" 3 |   WATERMARK FOR ts AS ts);\n   |   ^"), "{stderr}");
     assert!(stderr.contains("2 errors"), "{stderr}");
+}
+
+#[test]
+fn a_misspelled_column_gets_the_nearest_name() {
+    let (ok, _, stderr) = check("CREATE TABLE bids (auction BIGINT, price INT);\nSELECT prise FROM bids;");
+    assert!(!ok);
+    assert!(stderr.contains("no column named prise of table bids; did you mean price?\n  --> line 2, column 8"), "{stderr}");
 }

@@ -5,16 +5,20 @@
 //!   `CREATE TABLE` here.
 //! - `ddl`: `CREATE [TEMPORARY] TABLE` with typed and computed columns, `WATERMARK FOR col AS
 //!   expr`, `PRIMARY KEY (...) NOT ENFORCED` and `WITH ('key' = 'value', ...)` connector options.
+//! - `check`: the script against what it defines: unknown tables and columns, with the nearest
+//!   defined name as a suggestion.
 //! - `error`: what is wrong and where (line and column), shown with the line and a caret.
 //!
-//! Planning queries into job graphs, the catalog and the editor tooling (formatting, completion,
-//! fuzzy names) come next.
+//! Planning queries into job graphs and the rest of the editor tooling (formatting, completion)
+//! come next.
 #![warn(missing_docs)]
 
+pub mod check;
 pub mod ddl;
 pub mod error;
 pub mod script;
 
+pub use check::{check_script, did_you_mean, Catalog};
 pub use ddl::{ColumnDef, ColumnKind, TableDef, WatermarkDef};
 pub use error::{Position, SqlError};
 pub use script::{parse_script, Statement, StatementAt};

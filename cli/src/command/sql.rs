@@ -1,12 +1,13 @@
 //! `tethys sql`: Tethys's SQL tooling on the command line.
 //!
-//! `tethys sql check FILE` parses a script (`-` reads standard input) and reports every error
-//! with its line, column and a caret under it, or what the script defines.
+//! `tethys sql check FILE` parses and checks a script (`-` reads standard input): every error
+//! with its line, column and a caret under it (a misspelled table or column with the nearest
+//! defined name), or what the script defines.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use tethys_sql::{parse_script, Statement};
+use tethys_sql::{check_script, Statement};
 
 use super::CliError;
 
@@ -37,8 +38,8 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
     } else {
         std::fs::read_to_string(&args.file).map_err(|error| format!("cannot read {}: {error}", args.file.display()))?
     };
-    match parse_script(&sql) {
-        Ok(statements) => {
+    match check_script(&sql) {
+        Ok((statements, _catalog)) => {
             for statement in &statements {
                 let at = statement.at.map(|at| format!("line {}", at.line)).unwrap_or_default();
                 match &statement.statement {
