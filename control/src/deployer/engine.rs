@@ -20,7 +20,10 @@ use tethys_engine::{CheckpointDone, EngineConfig, RestartStrategy, StreamEnviron
 use tethys_net::cluster::Coordinator;
 use tethys_net::ClusterSecret;
 
-use super::{deployment_nodes, launch, now_ms, AttemptControl, AttemptDriver, AttemptOutcome, AttemptRun, DeployOptions, WorkerCalls};
+use super::{
+    deployment_nodes, job_checkpoint_dir, launch, now_ms, AttemptControl, AttemptDriver, AttemptOutcome, AttemptRun, DeployOptions,
+    WorkerCalls,
+};
 use crate::raft::Master;
 use crate::state::{Command, CompletedCheckpoint};
 
@@ -113,9 +116,8 @@ impl EngineDriver {
             }
         }));
         run.handles.set_control(Some(Arc::clone(&coordinator) as Arc<dyn AttemptControl>));
-        let checkpoint_dir = (job.spec.checkpoint_interval_ms > 0)
-            .then(|| self.options.checkpoint_root.as_ref().map(|root| root.join(format!("job-{}", job.id.0))))
-            .flatten();
+        let checkpoint_dir =
+            (job.spec.checkpoint_interval_ms > 0).then(|| job_checkpoint_dir(self.options.checkpoint_root.as_deref(), job.id)).flatten();
         // Only the checkpoint the masters recorded as complete: sinks committed up to it and no
         // further, so starting from anything else (an older one, or nothing) would repeat output.
         let restore_from = match &job.last_checkpoint {

@@ -339,7 +339,7 @@ impl Deployer {
     }
 
     fn checkpoint_dir(&self, job: JobId) -> Option<PathBuf> {
-        self.checkpoint_root.as_ref().map(|root| root.join(format!("job-{}", job.0)))
+        job_checkpoint_dir(self.checkpoint_root.as_deref(), job)
     }
 
     async fn deploy(self: &Arc<Self>, job: &JobRecord) {
@@ -663,6 +663,11 @@ fn savepoint_id(path: &std::path::Path) -> u64 {
     let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
     let digits: String = name.chars().rev().take_while(char::is_ascii_digit).collect::<Vec<_>>().into_iter().rev().collect();
     digits.parse().unwrap_or(0)
+}
+
+/// Where job `job` keeps its checkpoints (and, by default, savepoints) under `root`.
+fn job_checkpoint_dir(root: Option<&std::path::Path>, job: JobId) -> Option<PathBuf> {
+    root.map(|root| root.join(format!("job-{}", job.0)))
 }
 
 /// The workers of a deployment in node order (node `i + 1` is the `i`-th), with their slots.

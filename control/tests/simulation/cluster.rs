@@ -83,6 +83,13 @@ impl SimWorker {
         SimWorker { alive: true, cut_off: false, term: 0, prepared: BTreeSet::new(), runs: BTreeMap::new() }
     }
 
+    /// It dies (or stops everything, declared lost): what it ran and prepared is gone.
+    fn die(&mut self) {
+        self.alive = false;
+        self.runs.clear();
+        self.prepared.clear();
+    }
+
     fn admit(&mut self, term: u64) -> Result<(), Status> {
         if term < self.term {
             return Err(Status::failed_precondition(format!("term {term} is older than term {}", self.term)));
@@ -582,9 +589,7 @@ impl Sim {
         for worker in declared_lost {
             let mut world = lock(&self.world);
             if let Some(sim) = world.workers.get_mut(&worker).filter(|sim| sim.alive && !sim.cut_off) {
-                sim.alive = false;
-                sim.runs.clear();
-                sim.prepared.clear();
+                sim.die();
                 world.registrations_owed += 1;
             }
         }
@@ -627,10 +632,7 @@ impl Sim {
             return;
         }
         let id = alive[world.random.usize(..alive.len())];
-        let worker = world.workers.get_mut(&id).unwrap();
-        worker.alive = false;
-        worker.runs.clear();
-        worker.prepared.clear();
+        world.workers.get_mut(&id).unwrap().die();
         drop(world);
         self.to_register.push(step + self.random.usize(10..40));
     }
