@@ -8,17 +8,19 @@
 //! - `check`: the script against what it defines: unknown tables and columns, with the nearest
 //!   defined name as a suggestion.
 //! - `error`: what is wrong and where (line and column), shown with the line and a caret.
+//! - `highlight`: a script's tokens by kind and place, for an editor's colours.
 //!
-//! Planning queries into job graphs and the rest of the editor tooling (formatting, completion)
-//! come next.
+//! Planning queries into job graphs, formatting and completion come next.
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod ddl;
 pub mod error;
+pub mod highlight;
 pub mod script;
 
 pub use check::{check_script, did_you_mean, Catalog};
 pub use ddl::{ColumnDef, ColumnKind, TableDef, WatermarkDef};
 pub use error::{Position, SqlError};
+pub use highlight::{highlight, Highlight, TokenKind};
 pub use script::{parse_script, Statement, StatementAt};
