@@ -72,7 +72,7 @@ pub fn check_script(sql: &str) -> Result<(Vec<StatementAt>, Catalog), Vec<SqlErr
                 if catalog.knows(&key) && !table.if_not_exists {
                     errors.push(SqlError::at(statement.at, format!("table {} is defined already", table.name)));
                 } else {
-                    catalog.tables.entry(key).or_insert_with(|| table.clone());
+                    catalog.tables.entry(key).or_insert_with(|| table.as_ref().clone());
                 }
             }
             Statement::Other(other) => {

@@ -78,7 +78,7 @@ pub enum ColumnKind {
         nullable: bool,
     },
     /// `name AS expr`: computed from the row's other columns.
-    Computed(Expr),
+    Computed(Box<Expr>),
 }
 
 /// `WATERMARK FOR column AS expr`: the column is the table's event time; the expression, of
@@ -138,7 +138,7 @@ pub(crate) fn parse_create_table(parser: &mut Parser, temporary: bool) -> Result
         } else {
             let name = parser.parse_identifier().map_err(SqlError::from_parser)?.value;
             let kind = if parser.parse_keyword(Keyword::AS) {
-                ColumnKind::Computed(parser.parse_expr().map_err(SqlError::from_parser)?)
+                ColumnKind::Computed(Box::new(parser.parse_expr().map_err(SqlError::from_parser)?))
             } else {
                 let data_type = parser.parse_data_type().map_err(SqlError::from_parser)?;
                 let nullable = if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {

@@ -13,7 +13,7 @@ use crate::error::{Position, SqlError};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Statement {
     /// Flink's `CREATE [TEMPORARY] TABLE`.
-    CreateTable(TableDef),
+    CreateTable(Box<TableDef>),
     /// Any other statement (`SELECT`, `INSERT INTO ... SELECT`, `CREATE VIEW`, `SET`, ...), as
     /// sqlparser parses it.
     Other(Box<sqlparser::ast::Statement>),
@@ -82,13 +82,13 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, SqlError> {
     if create && keyword(&second, Keyword::TABLE) {
         parser.next_token();
         parser.next_token();
-        return parse_create_table(parser, false).map(Statement::CreateTable);
+        return parse_create_table(parser, false).map(|table| Statement::CreateTable(Box::new(table)));
     }
     if create && keyword(&second, Keyword::TEMPORARY) && keyword(&third, Keyword::TABLE) {
         for _ in 0..3 {
             parser.next_token();
         }
-        return parse_create_table(parser, true).map(Statement::CreateTable);
+        return parse_create_table(parser, true).map(|table| Statement::CreateTable(Box::new(table)));
     }
     parser.parse_statement().map(|statement| Statement::Other(Box::new(statement))).map_err(SqlError::from_parser)
 }
@@ -111,7 +111,7 @@ INSERT INTO out SELECT auction, price FROM bids WHERE price > 10;";
 
     fn table(sql: &str) -> TableDef {
         match parse_script(sql).unwrap_or_else(|errors| panic!("{errors:?}")).remove(0).statement {
-            Statement::CreateTable(table) => table,
+            Statement::CreateTable(table) => *table,
             other => panic!("{other:?}"),
         }
     }
