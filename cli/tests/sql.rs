@@ -5,8 +5,14 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn check(script: &str) -> (bool, String, String) {
+    sql(&["check", "-"], script)
+}
+
+/// `tethys sql ARGS` with `script` on its standard input: success, standard output and error.
+fn sql(args: &[&str], script: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tethys"))
-        .args(["sql", "check", "-"])
+        .arg("sql")
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -44,4 +50,12 @@ fn a_misspelled_column_gets_the_nearest_name() {
     let (ok, _, stderr) = check("CREATE TABLE bids (auction BIGINT, price INT);\nSELECT prise FROM bids;");
     assert!(!ok);
     assert!(stderr.contains("no column named prise of table bids; did you mean price?\n  --> line 2, column 8"), "{stderr}");
+}
+
+#[test]
+fn completions_at_a_place_are_listed_best_first() {
+    let script = "CREATE TABLE bids (auction BIGINT, price INT) WITH ('connector' = 'datagen');\nSELECT pr FROM bids;";
+    let (ok, stdout, stderr) = sql(&["complete", "-", "--line", "2", "--column", "10"], script);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.lines().next(), Some("price\tColumn\tINT (bids)"), "{stdout}");
 }

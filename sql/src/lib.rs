@@ -7,20 +7,24 @@
 //!   expr`, `PRIMARY KEY (...) NOT ENFORCED` and `WITH ('key' = 'value', ...)` connector options.
 //! - `check`: the script against what it defines: unknown tables and columns, with the nearest
 //!   defined name as a suggestion.
+//! - `complete`: what may be typed at a cursor (tables, columns in scope with their types,
+//!   keywords), ranked by what is typed already.
 //! - `error`: what is wrong and where (line and column), shown with the line and a caret.
 //! - `highlight`: a script's tokens by kind and place, for an editor's colours.
 //!
-//! Planning queries into job graphs, formatting and completion come next.
+//! Planning queries into job graphs and formatting come next.
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod complete;
 pub mod ddl;
 pub mod error;
 pub mod highlight;
 pub mod script;
 
 pub use check::{check_script, did_you_mean, Catalog};
+pub use complete::{complete, Completion, CompletionKind};
 pub use ddl::{ColumnDef, ColumnKind, TableDef, WatermarkDef};
 pub use error::{Position, SqlError};
 pub use highlight::{highlight, Highlight, TokenKind};
-pub use script::{parse_script, Statement, StatementAt};
+pub use script::{parse_script, parse_script_partly, Statement, StatementAt};

@@ -30,8 +30,21 @@ pub struct StatementAt {
 
 /// Parses a script into its statements, or every error found (one per statement at most).
 pub fn parse_script(sql: &str) -> Result<Vec<StatementAt>, Vec<SqlError>> {
+    let (statements, errors) = parse_script_partly(sql);
+    match errors.is_empty() {
+        true => Ok(statements),
+        false => Err(errors),
+    }
+}
+
+/// Parses what it can of a script: the statements that parse, and the errors of those that do
+/// not (an editor's script is mostly right while one statement is being typed).
+pub fn parse_script_partly(sql: &str) -> (Vec<StatementAt>, Vec<SqlError>) {
     let dialect = GenericDialect {};
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(|error| vec![SqlError::from_parser(error)])?;
+    let mut parser = match Parser::new(&dialect).try_with_sql(sql) {
+        Ok(parser) => parser,
+        Err(error) => return (Vec::new(), vec![SqlError::from_parser(error)]),
+    };
     let (mut statements, mut errors) = (Vec::new(), Vec::new());
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -69,10 +82,7 @@ pub fn parse_script(sql: &str) -> Result<Vec<StatementAt>, Vec<SqlError>> {
             }
         }
     }
-    match errors.is_empty() {
-        true => Ok(statements),
-        false => Err(errors),
-    }
+    (statements, errors)
 }
 
 fn parse_statement(parser: &mut Parser) -> Result<Statement, SqlError> {

@@ -2,12 +2,13 @@
 //!
 //! `tethys sql check FILE` parses and checks a script (`-` reads standard input): every error
 //! with its line, column and a caret under it (a misspelled table or column with the nearest
-//! defined name), or what the script defines.
+//! defined name), or what the script defines. `tethys sql complete FILE --line L --column C`
+//! lists what may be typed there, best first.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use tethys_sql::{check_script, Statement};
+use tethys_sql::{check_script, complete, Position, Statement};
 
 use super::CliError;
 
@@ -16,6 +17,21 @@ use super::CliError;
 pub enum SqlCommand {
     /// Check a SQL script: every error with its line and column, or what it defines.
     Check(CheckArgs),
+    /// What may be typed at a place in a SQL script, best first: `label<TAB>kind<TAB>detail`.
+    Complete(CompleteArgs),
+}
+
+/// Arguments of `tethys sql complete`.
+#[derive(Args, Debug)]
+pub struct CompleteArgs {
+    /// The script (`-`: standard input).
+    pub file: PathBuf,
+    /// The cursor's line, from 1.
+    #[arg(long)]
+    pub line: u64,
+    /// The cursor's column, from 1 (the completion replaces the word that ends there).
+    #[arg(long)]
+    pub column: u64,
 }
 
 /// Arguments of `tethys sql check`.
@@ -29,15 +45,28 @@ pub struct CheckArgs {
 pub fn run(command: SqlCommand) -> Result<(), CliError> {
     match command {
         SqlCommand::Check(args) => check(&args),
+        SqlCommand::Complete(args) => {
+            let sql = read_script(&args.file)?;
+            if args.line == 0 || args.column == 0 {
+                return Err("--line and --column count from 1".into());
+            }
+            for completion in complete(&sql, Position { line: args.line, column: args.column }) {
+                println!("{}\t{:?}\t{}", completion.label, completion.kind, completion.detail);
+            }
+            Ok(())
+        }
     }
 }
 
+fn read_script(file: &std::path::Path) -> Result<String, CliError> {
+    if file.as_os_str() == "-" {
+        return Ok(std::io::read_to_string(std::io::stdin()).map_err(|error| format!("cannot read standard input: {error}"))?);
+    }
+    Ok(std::fs::read_to_string(file).map_err(|error| format!("cannot read {}: {error}", file.display()))?)
+}
+
 fn check(args: &CheckArgs) -> Result<(), CliError> {
-    let sql = if args.file.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).map_err(|error| format!("cannot read standard input: {error}"))?
-    } else {
-        std::fs::read_to_string(&args.file).map_err(|error| format!("cannot read {}: {error}", args.file.display()))?
-    };
+    let sql = read_script(&args.file)?;
     match check_script(&sql) {
         Ok((statements, _catalog)) => {
             for statement in &statements {
