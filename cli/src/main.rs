@@ -38,7 +38,7 @@ enum Command {
     Jobs(command::jobs::JobCommand),
     /// Measure leader failover: kill the masters' leader, time until a new one serves a write.
     BenchFailover(command::failover::FailoverArgs),
-    /// SQL tooling: check a script, complete at a place in it.
+    /// SQL tooling: check a script, complete at a place in it, format it.
     #[command(subcommand)]
     Sql(command::sql::SqlCommand),
     /// Run one benchmark in this process (used by `bench`).

@@ -59,3 +59,12 @@ fn completions_at_a_place_are_listed_best_first() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout.lines().next(), Some("price\tColumn\tINT (bids)"), "{stdout}");
 }
+
+#[test]
+fn a_script_is_formatted_with_its_comments() {
+    let (ok, stdout, stderr) = sql(&["fmt", "-"], "select a -- first\nfrom t where a>1");
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "SELECT a -- first\nFROM t\nWHERE a > 1\n");
+    let (ok, _, stderr) = sql(&["fmt", "-"], "select from where");
+    assert!(!ok && stderr.contains("is not formatted"), "{stderr}");
+}

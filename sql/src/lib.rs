@@ -10,15 +10,17 @@
 //! - `complete`: what may be typed at a cursor (tables, columns in scope with their types,
 //!   keywords), ranked by what is typed already.
 //! - `error`: what is wrong and where (line and column), shown with the line and a caret.
+//! - `format`: one-click formatting, comments kept, checked to mean the same.
 //! - `highlight`: a script's tokens by kind and place, for an editor's colours.
 //!
-//! Planning queries into job graphs and formatting come next.
+//! Planning queries into job graphs comes next.
 #![warn(missing_docs)]
 
 pub mod check;
 pub mod complete;
 pub mod ddl;
 pub mod error;
+pub mod format;
 pub mod highlight;
 pub mod script;
 
@@ -26,5 +28,6 @@ pub use check::{check_script, did_you_mean, Catalog};
 pub use complete::{complete, Completion, CompletionKind};
 pub use ddl::{ColumnDef, ColumnKind, TableDef, WatermarkDef};
 pub use error::{Position, SqlError};
+pub use format::format_script;
 pub use highlight::{highlight, Highlight, TokenKind};
 pub use script::{parse_script, parse_script_partly, Statement, StatementAt};

@@ -3,12 +3,12 @@
 //! `tethys sql check FILE` parses and checks a script (`-` reads standard input): every error
 //! with its line, column and a caret under it (a misspelled table or column with the nearest
 //! defined name), or what the script defines. `tethys sql complete FILE --line L --column C`
-//! lists what may be typed there, best first.
+//! lists what may be typed there, best first. `tethys sql fmt FILE [--write]` formats it.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use tethys_sql::{check_script, complete, Position, Statement};
+use tethys_sql::{check_script, complete, format_script, Position, Statement};
 
 use super::CliError;
 
@@ -19,6 +19,18 @@ pub enum SqlCommand {
     Check(CheckArgs),
     /// What may be typed at a place in a SQL script, best first: `label<TAB>kind<TAB>detail`.
     Complete(CompleteArgs),
+    /// Format a SQL script (comments kept): to standard output, or in place with --write.
+    Fmt(FmtArgs),
+}
+
+/// Arguments of `tethys sql fmt`.
+#[derive(Args, Debug)]
+pub struct FmtArgs {
+    /// The script (`-`: standard input).
+    pub file: PathBuf,
+    /// Write the formatted script back to the file instead of printing it.
+    #[arg(long)]
+    pub write: bool,
 }
 
 /// Arguments of `tethys sql complete`.
@@ -45,6 +57,19 @@ pub struct CheckArgs {
 pub fn run(command: SqlCommand) -> Result<(), CliError> {
     match command {
         SqlCommand::Check(args) => check(&args),
+        SqlCommand::Fmt(args) => {
+            let sql = read_script(&args.file)?;
+            let formatted = format_script(&sql).map_err(|errors| {
+                let shown: Vec<String> = errors.iter().map(|error| error.render(&sql)).collect();
+                format!("{} is not formatted:\n{}", args.file.display(), shown.join("\n\n"))
+            })?;
+            if args.write && args.file.as_os_str() != "-" {
+                std::fs::write(&args.file, formatted).map_err(|error| format!("cannot write {}: {error}", args.file.display()))?;
+            } else {
+                print!("{formatted}");
+            }
+            Ok(())
+        }
         SqlCommand::Complete(args) => {
             let sql = read_script(&args.file)?;
             if args.line == 0 || args.column == 0 {
