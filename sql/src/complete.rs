@@ -177,7 +177,7 @@ fn rank(candidates: Vec<Completion>, prefix: &str) -> Vec<Completion> {
                 return Some((0, 0, candidate));
             }
             let similarity = strsim::jaro_winkler(&typed, &label);
-            (typed.chars().count() >= 2 && similarity >= 0.8).then(|| (1, ((1.0 - similarity) * 1000.0) as u32, candidate))
+            (typed.chars().count() >= 2 && similarity >= 0.8).then_some((1, ((1.0 - similarity) * 1000.0) as u32, candidate))
         })
         .collect();
     scored.sort_by(|a, b| (a.0, a.1, a.2.kind, &a.2.label).cmp(&(b.0, b.1, b.2.kind, &b.2.label)));

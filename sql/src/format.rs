@@ -147,8 +147,8 @@ fn strip(statement: &crate::script::Statement) -> String {
 fn lay_out(tokens: &[Token]) -> String {
     let mut out = String::new();
     let mut depth = 0usize;
-    // The statement is a CREATE TABLE whose column list opens at depth 1.
     let mut statement_start = 0usize;
+    let mut creates_table = false;
     let mut columns_depth: Option<usize> = None;
     // The CREATE TABLE's column list was laid out (its WITH options stay on one line).
     let mut columns_done = false;
@@ -156,10 +156,11 @@ fn lay_out(tokens: &[Token]) -> String {
     for (index, token) in tokens.iter().enumerate() {
         let word = upper(token);
         let at_line_start = out.is_empty() || out.ends_with('\n');
-        let creates_table = {
-            let head: Vec<String> = tokens[statement_start..index].iter().filter_map(upper).take(3).collect();
-            head.first().is_some_and(|first| first == "CREATE") && head.iter().any(|word| word == "TABLE")
-        };
+        if index == statement_start {
+            // `CREATE [TEMPORARY] TABLE`: its column list is laid out one per line.
+            let head: Vec<String> = tokens[index..].iter().filter_map(upper).take(3).collect();
+            creates_table = head.first().is_some_and(|first| first == "CREATE") && head.iter().any(|word| word == "TABLE");
+        }
         // A new line before a clause at the statement's top level (not its first word, not the
         // second word of a two-word join).
         let clause = depth == 0
