@@ -259,9 +259,10 @@ impl CheckpointCoordinator {
         Some(id)
     }
 
-    /// The id of a checkpoint to trigger now, if one is due.
+    /// The id of a checkpoint to trigger now, if one is due (none once every subtask finished:
+    /// there is nothing left to take).
     pub(crate) fn trigger_if_due(&mut self, started: Instant, now: Instant) -> Option<u64> {
-        if self.next_due(started)? > now {
+        if self.next_due(started)? > now || self.finished.len() >= self.subtasks {
             return None;
         }
         self.trigger_now(now)
@@ -300,6 +301,11 @@ impl CheckpointCoordinator {
             return None;
         }
         let done = self.pending.take().expect("pending checked above");
+        if done.acknowledged.is_empty() {
+            // Every subtask finished before it took its part: it holds nothing, and completing
+            // it would make an empty checkpoint the newest.
+            return None;
+        }
         self.stats.completed += 1;
         self.stats.latest_id = Some(done.id);
         self.stats.latest_duration = done.triggered_at.elapsed();
@@ -378,6 +384,19 @@ mod tests {
         assert_eq!(coordinator.trigger_if_due(start, due + Duration::from_millis(20)), Some(2), "ids only grow");
         assert_eq!(coordinator.abort_pending(), Some(2));
         assert_eq!(coordinator.stats().aborted, 1);
+    }
+
+    #[test]
+    fn a_checkpoint_no_subtask_took_part_in_is_dropped_and_none_is_due_once_all_finished() {
+        let mut coordinator = CheckpointCoordinator::new(Some(Duration::from_millis(1)), 2, 1);
+        let started = Instant::now();
+        let later = started + Duration::from_millis(5);
+        let id = coordinator.trigger_if_due(started, later).unwrap();
+        assert_eq!(coordinator.subtask_finished((0, 0)), None);
+        assert_eq!(coordinator.subtask_finished((1, 0)), None, "both finished before taking part: nothing completes");
+        assert_eq!(coordinator.stats().completed, 0);
+        assert_eq!(coordinator.trigger_if_due(started, later + Duration::from_millis(5)), None, "nothing left to take");
+        assert!(coordinator.next_id() > id);
     }
 
     #[test]
