@@ -97,6 +97,15 @@ fn quantiles(times: &mut [Duration]) -> (f64, f64, f64) {
     (at(0.5), at(0.99), at(1.0))
 }
 
+/// Prints the quantiles of `times` (none: nothing) under `what`.
+fn report(what: &str, times: &mut [Duration]) {
+    if times.is_empty() {
+        return;
+    }
+    let (p50, p99, max) = quantiles(times);
+    println!("{what}, {} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms", times.len());
+}
+
 const SECRET: &str = "bench-failover-secret";
 const GIVE_UP: Duration = Duration::from_secs(30);
 
@@ -257,21 +266,9 @@ pub fn run(args: FailoverArgs) -> Result<(), CliError> {
     }
     drop(masters);
     let _ = std::fs::remove_dir_all(&root);
-    let runs = times.len();
-    if runs > 0 {
-        let (p50, p99, max) = quantiles(&mut times);
-        println!(
-            "leader failover (kill to a write committed by the new leader), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
-        );
-    }
-    if !adoptions.is_empty() {
-        let (p50, p99, max) = quantiles(&mut adoptions);
-        println!("reconciliation (kill to the running job adopted), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
-        let (p50, p99, max) = quantiles(&mut resumed);
-        println!(
-            "job back in business (kill to its next checkpoint committed), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
-        );
-    }
+    report("leader failover (kill to a write committed by the new leader)", &mut times);
+    report("reconciliation (kill to the running job adopted)", &mut adoptions);
+    report("job back in business (kill to its next checkpoint committed)", &mut resumed);
     Ok(())
 }
 
@@ -395,14 +392,7 @@ fn run_worker_kills(args: &FailoverArgs) -> Result<(), CliError> {
     drop(workers);
     drop(masters);
     let _ = std::fs::remove_dir_all(&root);
-    if !running.is_empty() {
-        let runs = running.len();
-        let (p50, p99, max) = quantiles(&mut running);
-        println!("worker loss (kill to the job running again from its checkpoint), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms");
-        let (p50, p99, max) = quantiles(&mut checkpointed);
-        println!(
-            "worker loss (kill to the job's next checkpoint committed), {runs} runs: p50 {p50:.0} ms, p99 {p99:.0} ms, max {max:.0} ms"
-        );
-    }
+    report("worker loss (kill to the job running again from its checkpoint)", &mut running);
+    report("worker loss (kill to the job's next checkpoint committed)", &mut checkpointed);
     Ok(())
 }

@@ -248,6 +248,11 @@ fn status_of(error: MasterError) -> Status {
 }
 
 impl ControlPlane {
+    /// The deployer, which runs jobs' drivers; an error when these masters run no jobs.
+    fn deployer(&self) -> Result<&Arc<Deployer>, Status> {
+        self.deployer.as_ref().ok_or_else(|| Status::failed_precondition("these masters run no jobs (no deployment)"))
+    }
+
     fn heard_from(&self, worker: WorkerId) {
         self.last_heard.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).workers.insert(worker, Instant::now());
     }
@@ -443,7 +448,7 @@ impl Control for Arc<ControlPlane> {
         }
         let ask = request.into_inner();
         let job = JobId(ask.job_id);
-        let deployer = self.deployer.as_ref().ok_or_else(|| Status::failed_precondition("these masters run no jobs (no deployment)"))?;
+        let deployer = self.deployer()?;
         let dir = (!ask.dir.is_empty()).then(|| PathBuf::from(&ask.dir));
         let path = deployer.savepoint(job, ask.stop, dir).await?;
         match self.master.propose(Command::RecordSavepoint { job, location: path.clone() }).await {
@@ -464,7 +469,7 @@ impl Control for Arc<ControlPlane> {
         }
         let ask = request.into_inner();
         let job = JobId(ask.job_id);
-        let deployer = self.deployer.as_ref().ok_or_else(|| Status::failed_precondition("these masters run no jobs (no deployment)"))?;
+        let deployer = self.deployer()?;
         deployer.rescale(job, ask.parallelism, self.validator.as_ref()).await?;
         tracing::info!(master = self.master.id(), %job, parallelism = ask.parallelism, "job stopped with a savepoint to rescale");
         self.job(job.0).await.map(Response::new)
