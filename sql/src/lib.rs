@@ -20,9 +20,14 @@ pub mod check;
 pub mod complete;
 pub mod ddl;
 pub mod error;
+pub mod expr;
 pub mod format;
+pub mod function;
 pub mod highlight;
 pub mod script;
+pub mod time;
+pub mod types;
+pub mod value;
 
 pub use check::{check_script, did_you_mean, Catalog};
 pub use complete::{complete, Completion, CompletionKind};
