@@ -13,18 +13,29 @@
 //! - `format`: one-click formatting, comments kept, checked to mean the same.
 //! - `highlight`: a script's tokens by kind and place, for an editor's colours.
 //!
-//! Planning queries into job graphs comes next.
+//! - `types`, `value`, `time`: SQL types, values and rows (the records of SQL jobs), dates.
+//! - `expr`, `function`, `aggregate`: typed expressions, scalar and aggregate functions.
+//! - `catalog`: tables (checked, typed) and views; `connector`: where rows come from and go.
+//! - `plan`: queries planned into relational plans; `job`: plans built into engine jobs.
+//! - `session`: a script's statements run in order (DDL, SET, SHOW, DESCRIBE, EXPLAIN, INSERT,
+//!   SELECT).
 #![warn(missing_docs)]
 
+pub mod aggregate;
+pub mod catalog;
 pub mod check;
 pub mod complete;
+pub mod connector;
 pub mod ddl;
 pub mod error;
 pub mod expr;
 pub mod format;
 pub mod function;
 pub mod highlight;
+pub mod job;
+pub mod plan;
 pub mod script;
+pub mod session;
 pub mod time;
 pub mod types;
 pub mod value;
@@ -36,3 +47,4 @@ pub use error::{Position, SqlError};
 pub use format::format_script;
 pub use highlight::{highlight, Highlight, TokenKind};
 pub use script::{parse_script, parse_script_partly, Statement, StatementAt};
+pub use session::{run_job, run_script, Outcome, SqlJob, SqlSession};

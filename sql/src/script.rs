@@ -4,7 +4,7 @@
 use sqlparser::dialect::GenericDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
-use sqlparser::tokenizer::Token;
+use sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::ddl::{parse_create_table, TableDef};
 use crate::error::{Position, SqlError};
@@ -41,10 +41,11 @@ pub fn parse_script(sql: &str) -> Result<Vec<StatementAt>, Vec<SqlError>> {
 /// not (an editor's script is mostly right while one statement is being typed).
 pub fn parse_script_partly(sql: &str) -> (Vec<StatementAt>, Vec<SqlError>) {
     let dialect = GenericDialect {};
-    let mut parser = match Parser::new(&dialect).try_with_sql(sql) {
-        Ok(parser) => parser,
-        Err(error) => return (Vec::new(), vec![SqlError::from_parser(error)]),
+    let tokens = match sqlparser::tokenizer::Tokenizer::new(&dialect, sql).tokenize_with_location() {
+        Ok(tokens) => table_arguments(tokens),
+        Err(error) => return (Vec::new(), vec![SqlError::from_parser(error.into())]),
     };
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let (mut statements, mut errors) = (Vec::new(), Vec::new());
     loop {
         while parser.consume_token(&Token::SemiColon) {}
@@ -101,6 +102,62 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, SqlError> {
         return parse_create_table(parser, true).map(|table| Statement::CreateTable(Box::new(table)));
     }
     parser.parse_statement().map(|statement| Statement::Other(Box::new(statement))).map_err(SqlError::from_parser)
+}
+
+/// Flink's table arguments of window functions, which sqlparser does not parse, in a form it
+/// does: `TUMBLE(TABLE t, ...)` becomes `TUMBLE(t, ...)`, and `SESSION(TABLE t PARTITION BY k,
+/// ...)` becomes `SESSION(t, PARTITION_BY(k), ...)` (the planner reads both). A `TABLE` is an
+/// argument when it follows `(`, `,` or `=>`.
+fn table_arguments(tokens: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
+    let significant = |token: &Token| !matches!(token, Token::Whitespace(_));
+    let is_word =
+        |token: &Token, word: &str| matches!(token, Token::Word(w) if w.value.eq_ignore_ascii_case(word) && w.quote_style.is_none());
+    let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
+    let mut i = 0;
+    while i < tokens.len() {
+        let token = &tokens[i];
+        let previous = out.iter().rev().find(|t| significant(&t.token)).map(|t| &t.token);
+        let after_separator = matches!(previous, Some(Token::LParen | Token::Comma | Token::RArrow));
+        let next = tokens[i + 1..].iter().position(|t| significant(&t.token)).map(|offset| i + 1 + offset);
+        let names_table = next.is_some_and(|n| matches!(tokens[n].token, Token::Word(_)));
+        if !(is_word(&token.token, "TABLE") && after_separator && names_table) {
+            out.push(token.clone());
+            i += 1;
+            continue;
+        }
+        // Drop `TABLE`; copy the table's name (dotted parts included).
+        i = next.expect("checked");
+        while i < tokens.len() && (matches!(tokens[i].token, Token::Word(_) | Token::Period)) {
+            out.push(tokens[i].clone());
+            i += 1;
+        }
+        let after = tokens[i..].iter().position(|t| significant(&t.token)).map(|offset| i + offset);
+        let by = after.and_then(|p| tokens[p + 1..].iter().position(|t| significant(&t.token)).map(|offset| p + 1 + offset));
+        if let (Some(p), Some(b)) = (after, by) {
+            if is_word(&tokens[p].token, "PARTITION") && is_word(&tokens[b].token, "BY") {
+                let span = tokens[p].span;
+                let make = |token: Token| TokenWithSpan { token, span };
+                out.push(make(Token::Comma));
+                out.push(make(Token::make_word("PARTITION_BY", None)));
+                out.push(make(Token::LParen));
+                i = b + 1;
+                let mut depth = 0usize;
+                while i < tokens.len() {
+                    match tokens[i].token {
+                        Token::LParen => depth += 1,
+                        Token::RParen if depth == 0 => break,
+                        Token::RParen => depth -= 1,
+                        Token::Comma if depth == 0 => break,
+                        _ => {}
+                    }
+                    out.push(tokens[i].clone());
+                    i += 1;
+                }
+                out.push(make(Token::RParen));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

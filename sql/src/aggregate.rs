@@ -1,0 +1,423 @@
+//! Aggregate functions of SQL (`COUNT`, `SUM`, `MIN`, `MAX`, `AVG`, `FIRST_VALUE`, `LAST_VALUE`,
+//! `LISTAGG`, with `DISTINCT` and `FILTER (WHERE ...)`): their result types, and accumulators
+//! that add rows and, for the changelog of a `GROUP BY`, take them back (retract).
+//!
+//! Accumulators are state values (they are checkpointed with the codec); a window aggregate's
+//! are merged when session windows merge.
+
+use std::cmp::Ordering;
+
+use crate::error::{Position, SqlError};
+use crate::expr::Scalar;
+use crate::function::EvalContext;
+use crate::types::SqlType;
+use crate::value::{Decimal, Row, Value};
+
+/// Which aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggKind {
+    /// `COUNT(*)`: rows.
+    CountStar,
+    /// `COUNT(x)`: rows where `x` is not NULL.
+    Count,
+    /// `SUM(x)`.
+    Sum,
+    /// `MIN(x)`.
+    Min,
+    /// `MAX(x)`.
+    Max,
+    /// `AVG(x)`.
+    Avg,
+    /// `FIRST_VALUE(x)`: the first non-NULL value.
+    FirstValue,
+    /// `LAST_VALUE(x)`: the last non-NULL value.
+    LastValue,
+    /// `LISTAGG(x[, separator])`: the values joined.
+    ListAgg,
+}
+
+impl AggKind {
+    /// The aggregate called `name`, if there is one.
+    pub fn of(name: &str, star: bool) -> Option<AggKind> {
+        Some(match name.to_uppercase().as_str() {
+            "COUNT" if star => AggKind::CountStar,
+            "COUNT" => AggKind::Count,
+            "SUM" => AggKind::Sum,
+            "MIN" => AggKind::Min,
+            "MAX" => AggKind::Max,
+            "AVG" => AggKind::Avg,
+            "FIRST_VALUE" => AggKind::FirstValue,
+            "LAST_VALUE" => AggKind::LastValue,
+            "LISTAGG" => AggKind::ListAgg,
+            _ => return None,
+        })
+    }
+
+    /// Its result type for an argument of type `input`, as Flink types it.
+    pub fn result_type(self, input: &SqlType, at: Option<Position>) -> Result<SqlType, SqlError> {
+        let numeric = |name: &str| {
+            if input.is_numeric() || *input == SqlType::Null {
+                Ok(())
+            } else {
+                Err(SqlError::at(at, format!("{name} needs a number, got {input}")))
+            }
+        };
+        Ok(match self {
+            AggKind::CountStar | AggKind::Count => SqlType::BigInt,
+            AggKind::Sum => {
+                numeric("SUM")?;
+                match input {
+                    SqlType::Decimal { scale, .. } => SqlType::Decimal { precision: 38, scale: *scale },
+                    t if t.is_integer() => SqlType::BigInt,
+                    _ => SqlType::Double,
+                }
+            }
+            AggKind::Avg => {
+                numeric("AVG")?;
+                match input {
+                    SqlType::Decimal { scale, .. } => SqlType::Decimal { precision: 38, scale: (*scale).max(6) },
+                    // As Flink: the average of integers is an integer of the same type.
+                    t if t.is_integer() => t.clone(),
+                    _ => SqlType::Double,
+                }
+            }
+            AggKind::Min | AggKind::Max | AggKind::FirstValue | AggKind::LastValue => input.clone(),
+            AggKind::ListAgg => SqlType::String,
+        })
+    }
+
+    /// Whether its accumulator can take rows back (what a `GROUP BY` over an updating input needs).
+    pub fn retracts(self) -> bool {
+        !matches!(self, AggKind::FirstValue | AggKind::LastValue)
+    }
+}
+
+/// One aggregate call of a query: `SUM(DISTINCT price) FILTER (WHERE price > 10)`, its argument
+/// and filter bound to the aggregate's input row.
+#[derive(Debug, Clone)]
+pub struct AggCall {
+    /// Which aggregate.
+    pub kind: AggKind,
+    /// Its argument (none for `COUNT(*)`).
+    pub argument: Option<Scalar>,
+    /// `LISTAGG`'s separator (default `,`).
+    pub separator: String,
+    /// Over distinct values only.
+    pub distinct: bool,
+    /// Only rows where this holds.
+    pub filter: Option<Scalar>,
+    /// The result type.
+    pub result_type: SqlType,
+    /// As written, for plans and errors.
+    pub text: String,
+}
+
+/// An accumulator: what an aggregate keeps between rows.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub enum Acc {
+    /// Rows counted.
+    Count(i64),
+    /// A sum (NULL before the first value) and how many values are in it, added minus
+    /// retracted (AVG divides by it; a sum of none is NULL).
+    Sum(Value, i64),
+    /// Values with how many times each is in (MIN, MAX, DISTINCT, LISTAGG), sorted by value:
+    /// retracting the smallest finds the next.
+    Values(Vec<(Value, i64)>),
+    /// Values in arrival order (LISTAGG, FIRST_VALUE, LAST_VALUE).
+    Ordered(Vec<Value>),
+}
+
+fn add_values(a: &Value, b: &Value, negate: bool) -> Value {
+    match (a, b) {
+        (Value::Null, b) if !negate => b.clone(),
+        (Value::Null, b) => negate_value(b),
+        (Value::Int(a), Value::Int(b)) => Value::Int(if negate { a.wrapping_sub(*b) } else { a.wrapping_add(*b) }),
+        (Value::Float(_), _) | (_, Value::Float(_)) => {
+            let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+            Value::Float(if negate { a - b } else { a + b })
+        }
+        (a, b) => {
+            let (a, b) = (a.as_decimal().unwrap_or(Decimal::from_i64(0)), b.as_decimal().unwrap_or(Decimal::from_i64(0)));
+            let result = if negate { a.checked_sub(b) } else { a.checked_add(b) };
+            result.map(Value::Decimal).unwrap_or(Value::Null)
+        }
+    }
+}
+
+fn negate_value(value: &Value) -> Value {
+    match value {
+        Value::Int(v) => Value::Int(v.wrapping_neg()),
+        Value::Float(v) => Value::Float(-v),
+        Value::Decimal(v) => Value::Decimal(Decimal::new(-v.unscaled, v.scale)),
+        other => other.clone(),
+    }
+}
+
+fn multiset_add(values: &mut Vec<(Value, i64)>, value: Value, delta: i64) {
+    match values.binary_search_by(|(candidate, _)| candidate.total_cmp(&value)) {
+        Ok(index) => {
+            values[index].1 += delta;
+            if values[index].1 <= 0 {
+                values.remove(index);
+            }
+        }
+        Err(index) if delta > 0 => values.insert(index, (value, delta)),
+        Err(_) => {}
+    }
+}
+
+impl AggCall {
+    /// A new, empty accumulator.
+    pub fn create(&self) -> Acc {
+        match (self.kind, self.distinct) {
+            (_, true) | (AggKind::Min | AggKind::Max, false) => Acc::Values(Vec::new()),
+            (AggKind::CountStar | AggKind::Count, false) => Acc::Count(0),
+            (AggKind::Sum | AggKind::Avg, false) => Acc::Sum(Value::Null, 0),
+            (AggKind::FirstValue | AggKind::LastValue | AggKind::ListAgg, false) => Acc::Ordered(Vec::new()),
+        }
+    }
+
+    /// Adds `row` to (or, when `retract`, takes it back from) the accumulator.
+    pub fn accumulate(&self, acc: &mut Acc, row: &[Value], retract: bool, context: &EvalContext) -> Result<(), String> {
+        if let Some(filter) = &self.filter {
+            if filter.eval(row, context)?.as_bool() != Some(true) {
+                return Ok(());
+            }
+        }
+        let value = match &self.argument {
+            Some(argument) => argument.eval(row, context)?,
+            None => Value::Bool(true),
+        };
+        if value.is_null() {
+            return Ok(());
+        }
+        let delta = if retract { -1 } else { 1 };
+        match acc {
+            Acc::Count(count) => *count += delta,
+            Acc::Sum(sum, count) => {
+                *sum = add_values(sum, &value, retract);
+                *count += delta;
+            }
+            Acc::Values(values) => multiset_add(values, value, delta),
+            Acc::Ordered(values) => {
+                if retract {
+                    if let Some(index) = values.iter().rposition(|candidate| *candidate == value) {
+                        values.remove(index);
+                    }
+                } else if self.kind != AggKind::FirstValue || values.is_empty() {
+                    if self.kind == AggKind::LastValue {
+                        values.clear();
+                    }
+                    values.push(value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Combines two accumulators (session windows merging; `earlier` covers earlier rows).
+    pub fn merge(&self, earlier: Acc, later: Acc) -> Acc {
+        match (earlier, later) {
+            (Acc::Count(a), Acc::Count(b)) => Acc::Count(a + b),
+            (Acc::Sum(a, m), Acc::Sum(b, n)) => Acc::Sum(add_values(&a, &b, false), m + n),
+            (Acc::Values(mut a), Acc::Values(b)) => {
+                for (value, count) in b {
+                    multiset_add(&mut a, value, count);
+                }
+                Acc::Values(a)
+            }
+            (Acc::Ordered(mut a), Acc::Ordered(b)) => match self.kind {
+                AggKind::FirstValue if !a.is_empty() => Acc::Ordered(a),
+                AggKind::LastValue if !b.is_empty() => Acc::Ordered(b),
+                _ => {
+                    a.extend(b);
+                    Acc::Ordered(a)
+                }
+            },
+            (a, _) => a,
+        }
+    }
+
+    /// The aggregate's value now.
+    pub fn result(&self, acc: &Acc) -> Value {
+        match acc {
+            Acc::Count(count) => Value::Int(*count),
+            Acc::Sum(_, 0) => Value::Null,
+            Acc::Sum(sum, count) => match self.kind {
+                AggKind::Avg => average(sum, *count, &self.result_type),
+                _ => sum.clone(),
+            },
+            Acc::Values(values) => match self.kind {
+                AggKind::Min => values.first().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
+                AggKind::Max => values.last().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
+                AggKind::Count | AggKind::CountStar => Value::Int(values.len() as i64),
+                AggKind::Sum | AggKind::Avg => {
+                    let mut sum = Value::Null;
+                    for (value, _) in values {
+                        sum = add_values(&sum, value, false);
+                    }
+                    match (self.kind, values.len()) {
+                        (_, 0) => Value::Null,
+                        (AggKind::Avg, n) => average(&sum, n as i64, &self.result_type),
+                        _ => sum,
+                    }
+                }
+                AggKind::FirstValue => values.first().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
+                AggKind::LastValue => values.last().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
+                AggKind::ListAgg => self.joined(values.iter().map(|(value, _)| value)),
+            },
+            Acc::Ordered(values) => match self.kind {
+                AggKind::FirstValue => values.first().cloned().unwrap_or(Value::Null),
+                AggKind::LastValue => values.last().cloned().unwrap_or(Value::Null),
+                _ => self.joined(values.iter()),
+            },
+        }
+    }
+
+    fn joined<'a>(&self, values: impl Iterator<Item = &'a Value>) -> Value {
+        let parts: Vec<String> = values.map(Value::to_string).collect();
+        if parts.is_empty() {
+            Value::Null
+        } else {
+            Value::Str(parts.join(&self.separator))
+        }
+    }
+}
+
+fn average(sum: &Value, count: i64, result_type: &SqlType) -> Value {
+    match (sum, result_type) {
+        (Value::Int(sum), _) => Value::Int(sum / count),
+        (Value::Float(sum), _) => Value::Float(sum / count as f64),
+        (Value::Decimal(sum), SqlType::Decimal { scale, .. }) => {
+            sum.checked_div(Decimal::from_i64(count), *scale).map(Value::Decimal).unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The aggregates of one query, fed whole rows: what a window operator or a group aggregate
+/// keeps per key (and window).
+#[derive(Debug, Clone)]
+pub struct Aggregates {
+    /// The calls, in the order of the query's result columns.
+    pub calls: Vec<AggCall>,
+    /// The evaluation context.
+    pub context: EvalContext,
+}
+
+/// Every call's accumulator, and how many rows are in (a group whose count falls to zero is
+/// deleted).
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Accumulators {
+    /// Rows added minus rows retracted.
+    pub rows: i64,
+    /// One per call.
+    pub accs: Vec<Acc>,
+}
+
+impl Aggregates {
+    /// Empty accumulators.
+    pub fn create(&self) -> Accumulators {
+        Accumulators { rows: 0, accs: self.calls.iter().map(AggCall::create).collect() }
+    }
+
+    /// Adds (or retracts) a row.
+    pub fn accumulate(&self, accumulators: &mut Accumulators, row: &Row) -> Result<(), String> {
+        let retract = !row.kind.is_accumulate();
+        accumulators.rows += if retract { -1 } else { 1 };
+        for (call, acc) in self.calls.iter().zip(&mut accumulators.accs) {
+            call.accumulate(acc, &row.values, retract, &self.context).map_err(|error| format!("{}: {error}", call.text))?;
+        }
+        Ok(())
+    }
+
+    /// The results, one per call.
+    pub fn results(&self, accumulators: &Accumulators) -> Vec<Value> {
+        self.calls.iter().zip(&accumulators.accs).map(|(call, acc)| call.result(acc)).collect()
+    }
+
+    /// Merges two sets of accumulators.
+    pub fn merge(&self, earlier: Accumulators, later: Accumulators) -> Accumulators {
+        Accumulators {
+            rows: earlier.rows + later.rows,
+            accs: self.calls.iter().zip(earlier.accs.into_iter().zip(later.accs)).map(|(call, (a, b))| call.merge(a, b)).collect(),
+        }
+    }
+}
+
+/// Orders values for sorting (the multiset and Top-N), NULLs first.
+pub fn order_values(a: &[Value], b: &[Value]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        match x.total_cmp(y) {
+            Ordering::Equal => continue,
+            unequal => return unequal,
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::RowKind;
+
+    fn call(kind: AggKind, distinct: bool, result_type: SqlType) -> AggCall {
+        AggCall {
+            kind,
+            argument: Some(Scalar::Column(0)),
+            separator: ",".into(),
+            distinct,
+            filter: None,
+            result_type,
+            text: format!("{kind:?}"),
+        }
+    }
+
+    fn run(call: &AggCall, changes: &[(RowKind, Value)]) -> Value {
+        let aggregates = Aggregates { calls: vec![call.clone()], context: EvalContext::default() };
+        let mut accs = aggregates.create();
+        for (kind, value) in changes {
+            aggregates.accumulate(&mut accs, &Row { kind: *kind, values: vec![value.clone()] }).unwrap();
+        }
+        aggregates.results(&accs).remove(0)
+    }
+
+    #[test]
+    fn sums_averages_and_extremes_take_rows_back() {
+        use RowKind::{Delete as D, Insert as I};
+        let ints = [(I, Value::Int(3)), (I, Value::Int(7)), (I, Value::Null), (I, Value::Int(5)), (D, Value::Int(7))];
+        assert_eq!(run(&call(AggKind::Sum, false, SqlType::BigInt), &ints), Value::Int(8));
+        assert_eq!(run(&call(AggKind::Count, false, SqlType::BigInt), &ints), Value::Int(2));
+        assert_eq!(run(&call(AggKind::Max, false, SqlType::Int), &ints), Value::Int(5));
+        assert_eq!(run(&call(AggKind::Min, false, SqlType::Int), &ints), Value::Int(3));
+        assert_eq!(run(&call(AggKind::Avg, false, SqlType::Int), &ints), Value::Int(4));
+        assert_eq!(run(&call(AggKind::Sum, false, SqlType::BigInt), &[(I, Value::Null)]), Value::Null);
+        let twice = [(I, Value::Int(2)), (I, Value::Int(2)), (I, Value::Int(3))];
+        assert_eq!(run(&call(AggKind::Count, true, SqlType::BigInt), &twice), Value::Int(2));
+        assert_eq!(run(&call(AggKind::Sum, true, SqlType::BigInt), &twice), Value::Int(5));
+        let decimals = [(I, Value::Decimal(Decimal::parse("1.50").unwrap())), (I, Value::Decimal(Decimal::parse("2.25").unwrap()))];
+        assert_eq!(run(&call(AggKind::Avg, false, SqlType::Decimal { precision: 38, scale: 6 }), &decimals).to_string(), "1.875000");
+    }
+
+    #[test]
+    fn merged_accumulators_equal_one_accumulator_over_all_rows() {
+        let aggregates = Aggregates {
+            calls: vec![
+                call(AggKind::Sum, false, SqlType::BigInt),
+                call(AggKind::Max, false, SqlType::Int),
+                call(AggKind::FirstValue, false, SqlType::Int),
+            ],
+            context: EvalContext::default(),
+        };
+        let feed = |values: &[i64]| {
+            let mut accs = aggregates.create();
+            for value in values {
+                aggregates.accumulate(&mut accs, &Row::insert(vec![Value::Int(*value)])).unwrap();
+            }
+            accs
+        };
+        let merged = aggregates.merge(feed(&[4, 1]), feed(&[9, 2]));
+        assert_eq!(aggregates.results(&merged), aggregates.results(&feed(&[4, 1, 9, 2])));
+        assert_eq!(merged.rows, 4);
+    }
+}

@@ -1,0 +1,270 @@
+//! The `filesystem` connector: a file or directory of rows, as CSV or JSON lines.
+//!
+//! ```sql
+//! CREATE TABLE clicks (user_id BIGINT, url STRING, ts TIMESTAMP(3))
+//! WITH ('connector' = 'filesystem', 'path' = 'data/clicks.csv', 'format' = 'csv')
+//! ```
+//!
+//! Options: `path` (a file, or a directory of files, read in name order), `format` (`csv` or
+//! `json`), `csv.field-delimiter` (default `,`), `csv.header` (Tethys's: the first line of
+//! each file names the columns and is skipped; default false, as Flink's CSV has none),
+//! `csv.null-literal` (text read as NULL; an empty field is NULL for every type but STRING).
+//! JSON lines are objects whose fields are matched to columns by name; a missing field is NULL.
+//! A row that does not parse fails the job with its file's name and the row, unless
+//! `csv.ignore-parse-errors` / `json.ignore-parse-errors` is true (then it is skipped).
+//!
+//! As a sink, `path` is a directory: each subtask writes part files, committed when a
+//! checkpoint completes or the job ends (exactly once); it takes inserts only.
+
+use std::fmt::Write as _;
+
+use tethys_engine::operator::{FrameOperator, Output};
+use tethys_engine::sink::file::FileSink;
+use tethys_engine::source::file::FileSource;
+use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment, UserError};
+
+use super::Options;
+use crate::catalog::SqlTable;
+use crate::error::SqlError;
+use crate::expr::cast_value;
+use crate::function::EvalContext;
+use crate::types::{Schema, SqlType};
+use crate::value::{format_double, Row, Value};
+
+/// A row's format in files.
+#[derive(Debug, Clone, PartialEq)]
+enum Format {
+    Csv { delimiter: u8, header: bool, null_literal: Option<String> },
+    Json,
+}
+
+fn format_of(table: &SqlTable, options: &mut Options<'_>) -> Result<(Format, bool), SqlError> {
+    let format = options.require("format", "csv")?;
+    match format {
+        "csv" => {
+            let delimiter = match options.get("csv.field-delimiter") {
+                None => b',',
+                Some(text) if text.len() == 1 => text.as_bytes()[0],
+                Some("\\t") => b'\t',
+                Some(text) => return Err(options.invalid("csv.field-delimiter", text, "one character")),
+            };
+            let header = options.parse("csv.header", false, "true or false")?;
+            let null_literal = options.get("csv.null-literal").map(str::to_string);
+            let ignore = options.parse("csv.ignore-parse-errors", false, "true or false")?;
+            Ok((Format::Csv { delimiter, header, null_literal }, ignore))
+        }
+        "json" => {
+            let ignore = options.parse("json.ignore-parse-errors", false, "true or false")?;
+            Ok((Format::Json, ignore))
+        }
+        other => Err(SqlError::at(options.at(), format!("table {}: format '{other}' is not known: use 'csv' or 'json'", table.name()))),
+    }
+}
+
+/// One text field as a value of `data_type`.
+fn parse_field(text: &str, data_type: &SqlType, null_literal: Option<&str>) -> Result<Value, String> {
+    if null_literal == Some(text) || (text.is_empty() && *data_type != SqlType::String) {
+        return Ok(Value::Null);
+    }
+    cast_value(Value::Str(text.to_string()), &SqlType::String, data_type, &EvalContext::default())
+}
+
+fn json_value(json: &serde_json::Value, data_type: &SqlType) -> Result<Value, String> {
+    use serde_json::Value as J;
+    Ok(match (json, data_type) {
+        (J::Null, _) => Value::Null,
+        (J::String(text), t) => parse_field(text, t, None)?,
+        (J::Bool(b), SqlType::Boolean) => Value::Bool(*b),
+        (J::Number(n), t) if t.is_integer() => Value::Int(n.as_i64().ok_or_else(|| format!("{n} is not an integer"))?),
+        (J::Number(n), SqlType::Float | SqlType::Double) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        (J::Number(n), t) => parse_field(&n.to_string(), t, None)?,
+        (J::Array(items), SqlType::Array(element)) => {
+            Value::Array(items.iter().map(|item| json_value(item, element)).collect::<Result<_, _>>()?)
+        }
+        (J::Object(map), SqlType::Map(key, value)) => {
+            Value::Map(map.iter().map(|(k, v)| Ok((parse_field(k, key, None)?, json_value(v, value)?))).collect::<Result<_, String>>()?)
+        }
+        (J::Object(map), SqlType::Row(fields)) => Value::Row(
+            fields.iter().map(|(name, t)| map.get(name).map_or(Ok(Value::Null), |v| json_value(v, t))).collect::<Result<_, _>>()?,
+        ),
+        (other, t) => return Err(format!("{other} is not a {t}")),
+    })
+}
+
+fn value_to_json(value: &Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match value {
+        Value::Null => J::Null,
+        Value::Bool(b) => J::Bool(*b),
+        Value::Int(v) => J::from(*v),
+        Value::Float(v) => serde_json::Number::from_f64(*v).map(J::Number).unwrap_or(J::Null),
+        Value::Decimal(d) => serde_json::from_str(&d.to_string()).unwrap_or(J::String(d.to_string())),
+        Value::Array(items) => J::Array(items.iter().map(value_to_json).collect()),
+        Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.to_string(), value_to_json(v))).collect()),
+        Value::Row(items) => J::Array(items.iter().map(value_to_json).collect()),
+        other => J::String(other.to_string()),
+    }
+}
+
+/// Parses file records into rows of the table's physical columns.
+struct ParseRows<In> {
+    schema: Schema,
+    format: Format,
+    ignore_errors: bool,
+    table: String,
+    _in: std::marker::PhantomData<fn(In)>,
+}
+
+impl<In> ParseRows<In> {
+    fn fail(&self, what: &str, error: String) -> Option<Result<(), UserError>> {
+        if self.ignore_errors {
+            None
+        } else {
+            Some(Err(format!("table {}: cannot read {what}: {error}", self.table).into()))
+        }
+    }
+}
+
+impl FrameOperator<Vec<String>, Row> for ParseRows<Vec<String>> {
+    fn process(&mut self, frame: Vec<Vec<String>>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
+        let Format::Csv { null_literal, .. } = &self.format else { unreachable!("CSV rows") };
+        for fields in frame {
+            if fields.len() != self.schema.fields.len() {
+                let error = format!("it has {} fields and the table {} columns", fields.len(), self.schema.fields.len());
+                if let Some(result) = self.fail(&format!("CSV row {fields:?}"), error) {
+                    return result;
+                }
+                continue;
+            }
+            let parsed: Result<Vec<Value>, String> = fields
+                .iter()
+                .zip(&self.schema.fields)
+                .map(|(text, field)| {
+                    parse_field(text, &field.data_type, null_literal.as_deref()).map_err(|error| format!("column {}: {error}", field.name))
+                })
+                .collect();
+            match parsed {
+                Ok(values) => out.emit(Row::insert(values)),
+                Err(error) => {
+                    if let Some(result) = self.fail(&format!("CSV row {fields:?}"), error) {
+                        return result;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FrameOperator<String, Row> for ParseRows<String> {
+    fn process(&mut self, frame: Vec<String>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
+        for line in frame {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let parsed = serde_json::from_str::<serde_json::Value>(&line).map_err(|error| error.to_string()).and_then(|json| match json {
+                serde_json::Value::Object(map) => self
+                    .schema
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        let found = map.iter().find(|(key, _)| key.eq_ignore_ascii_case(&field.name)).map(|(_, value)| value);
+                        found
+                            .map_or(Ok(Value::Null), |value| json_value(value, &field.data_type))
+                            .map_err(|error| format!("field {}: {error}", field.name))
+                    })
+                    .collect::<Result<Vec<_>, _>>(),
+                other => Err(format!("{other} is not a JSON object")),
+            });
+            match parsed {
+                Ok(values) => out.emit(Row::insert(values)),
+                Err(error) => {
+                    if let Some(result) = self.fail(&format!("JSON line {line}"), error) {
+                        return result;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStream<Row>, SqlError> {
+    let path = options.require("path", "data/input.csv")?;
+    let (format, ignore_errors) = format_of(table, options)?;
+    if !std::path::Path::new(path).exists() {
+        return Err(SqlError::at(options.at(), format!("table {}: path '{path}' does not exist", table.name())));
+    }
+    let name = format!("Source: {}", table.name());
+    let schema = table.physical.clone();
+    let table_name = table.name().to_string();
+    Ok(match &format {
+        Format::Csv { delimiter, header, .. } => {
+            let records = env.source(&name, FileSource::csv::<Vec<String>>(path).with_header(*header).with_delimiter(*delimiter));
+            let parse = ParseRows::<Vec<String>> {
+                schema,
+                format: format.clone(),
+                ignore_errors,
+                table: table_name,
+                _in: std::marker::PhantomData,
+            };
+            records.process("ParseCsv", move |_| clone_parse(&parse))
+        }
+        Format::Json => {
+            let parse =
+                ParseRows::<String> { schema, format: format.clone(), ignore_errors, table: table_name, _in: std::marker::PhantomData };
+            env.source(&name, FileSource::lines(path)).process("ParseJson", move |_| clone_parse(&parse))
+        }
+    })
+}
+
+fn clone_parse<In>(parse: &ParseRows<In>) -> ParseRows<In> {
+    ParseRows {
+        schema: parse.schema.clone(),
+        format: parse.format.clone(),
+        ignore_errors: parse.ignore_errors,
+        table: parse.table.clone(),
+        _in: std::marker::PhantomData,
+    }
+}
+
+/// A row as a line of the format.
+fn encode(row: &Row, format: &Format) -> String {
+    match format {
+        Format::Csv { delimiter, null_literal, .. } => {
+            let mut line = String::new();
+            for (i, value) in row.values.iter().enumerate() {
+                if i > 0 {
+                    line.push(*delimiter as char);
+                }
+                let text = match value {
+                    Value::Null => null_literal.clone().unwrap_or_default(),
+                    Value::Float(v) => format_double(*v),
+                    other => other.to_string(),
+                };
+                if text.contains([*delimiter as char, '"', '\n', '\r']) {
+                    let _ = write!(line, "\"{}\"", text.replace('"', "\"\""));
+                } else {
+                    line.push_str(&text);
+                }
+            }
+            line
+        }
+        Format::Json => String::new(),
+    }
+}
+
+pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Options<'_>, name: &str) -> Result<DataStreamSink, SqlError> {
+    let path = options.require("path", "out/")?.to_string();
+    let (format, _) = format_of(table, options)?;
+    let names: Vec<String> = table.physical.fields.iter().map(|field| field.name.clone()).collect();
+    let lines = stream.map(move |row: Row| match &format {
+        Format::Json => {
+            let object: serde_json::Map<String, serde_json::Value> =
+                names.iter().cloned().zip(row.values.iter().map(value_to_json)).collect();
+            serde_json::Value::Object(object).to_string()
+        }
+        csv => encode(&row, csv),
+    });
+    Ok(lines.sink(name, FileSink::lines::<String>(path)))
+}

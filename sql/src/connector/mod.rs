@@ -1,0 +1,174 @@
+//! Connectors: where a table's rows come from and go, chosen by its `'connector'` option and
+//! configured by the rest of its `WITH` options, each checked when the table is used (an unknown
+//! option is named with the nearest known one; a missing or malformed one says what it needs).
+//!
+//! | connector | reads | writes |
+//! |---|---|---|
+//! | `datagen` | random or sequence values per column, at a rate, bounded or not | |
+//! | `bids` | the engine's bids generator (auction, bidder, price, channel, url, id, ts) | |
+//! | `filesystem` | a file or directory of CSV or JSON lines | part files committed on checkpoints (exactly once) |
+//! | `print` | | each row on standard output, `+I[...]` |
+//! | `blackhole` | | nothing (for benchmarks) |
+
+pub mod bids;
+pub mod datagen;
+pub mod file;
+pub mod print;
+
+use std::collections::BTreeSet;
+
+use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment};
+
+use crate::catalog::SqlTable;
+use crate::check::did_you_mean;
+use crate::error::{Position, SqlError};
+use crate::value::Row;
+
+/// A table's `WITH` options being read: each read is remembered, and what is left unread at the
+/// end is an unknown option.
+pub struct Options<'a> {
+    table: &'a SqlTable,
+    read: BTreeSet<String>,
+    known: Vec<String>,
+}
+
+impl<'a> Options<'a> {
+    /// The options of `table`.
+    pub fn new(table: &'a SqlTable) -> Options<'a> {
+        Options { table, read: BTreeSet::from(["connector".to_string()]), known: vec!["connector".into()] }
+    }
+
+    /// Where the table is defined.
+    pub fn at(&self) -> Option<Position> {
+        self.table.at
+    }
+
+    /// The connector's name.
+    pub fn connector(&self) -> &str {
+        self.table.def.option("connector").unwrap_or_default()
+    }
+
+    /// Option `key`, if given.
+    pub fn get(&mut self, key: &str) -> Option<&'a str> {
+        self.read.insert(key.to_string());
+        self.known.push(key.to_string());
+        self.table.def.option(key)
+    }
+
+    /// Option `key`, which must be given.
+    pub fn require(&mut self, key: &str, example: &str) -> Result<&'a str, SqlError> {
+        self.get(key).ok_or_else(|| {
+            SqlError::at(
+                self.at(),
+                format!(
+                    "table {}: the {} connector needs option '{key}' (e.g. '{key}' = '{example}')",
+                    self.table.name(),
+                    self.connector()
+                ),
+            )
+        })
+    }
+
+    /// Option `key` parsed as `T`, or `default`.
+    pub fn parse<T: std::str::FromStr>(&mut self, key: &str, default: T, what: &str) -> Result<T, SqlError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(text) => text.trim().parse().map_err(|_| self.invalid(key, text, what)),
+        }
+    }
+
+    /// Option `key` parsed as `T`, if given.
+    pub fn parse_optional<T: std::str::FromStr>(&mut self, key: &str, what: &str) -> Result<Option<T>, SqlError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(text) => text.trim().parse().map(Some).map_err(|_| self.invalid(key, text, what)),
+        }
+    }
+
+    /// The error for option `key` whose value `text` is not `what`.
+    pub fn invalid(&self, key: &str, text: &str, what: &str) -> SqlError {
+        SqlError::at(self.at(), format!("table {}: option '{key}' = '{text}' is not {what}", self.table.name()))
+    }
+
+    /// Fails on any option not read (a misspelling gets the nearest known option).
+    pub fn finish(self) -> Result<(), SqlError> {
+        for (key, _) in &self.table.def.options {
+            if !self.read.contains(key) {
+                let hint = did_you_mean(key, self.known.iter().map(String::as_str))
+                    .map(|nearest| format!("; did you mean '{nearest}'?"))
+                    .unwrap_or_default();
+                return Err(SqlError::at(
+                    self.at(),
+                    format!("table {}: the {} connector has no option '{key}'{hint}", self.table.name(), self.connector()),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The connectors that read.
+pub const SOURCE_CONNECTORS: &[&str] = &["datagen", "bids", "filesystem"];
+/// The connectors that write.
+pub const SINK_CONNECTORS: &[&str] = &["print", "blackhole", "filesystem"];
+
+fn connector_of(table: &SqlTable, known: &[&str], role: &str) -> Result<String, SqlError> {
+    let Some(connector) = table.def.option("connector") else {
+        return Err(SqlError::at(table.at, format!("table {} has no 'connector' option: say where its rows {role}", table.name())));
+    };
+    if !known.contains(&connector) {
+        let all: Vec<&str> = SOURCE_CONNECTORS.iter().chain(SINK_CONNECTORS).copied().collect();
+        let hint = match did_you_mean(connector, all.iter().copied()) {
+            Some(nearest) => format!("; did you mean '{nearest}'?"),
+            None => format!(" (the connectors that {role}: {})", known.join(", ")),
+        };
+        let what = if all.contains(&connector) {
+            format!("the {connector} connector cannot {role}")
+        } else {
+            format!("no connector named '{connector}'")
+        };
+        return Err(SqlError::at(table.at, format!("table {}: {what}{hint}", table.name())));
+    }
+    Ok(connector.to_string())
+}
+
+/// Reads table `table`'s physical columns as rows, with `parallelism` subtasks.
+pub fn source(env: &StreamEnvironment, table: &SqlTable, parallelism: usize) -> Result<DataStream<Row>, SqlError> {
+    let connector = connector_of(table, SOURCE_CONNECTORS, "come from")?;
+    let mut options = Options::new(table);
+    let stream = match connector.as_str() {
+        "datagen" => datagen::source(env, table, &mut options)?,
+        "bids" => bids::source(env, table, &mut options)?,
+        _ => file::source(env, table, &mut options)?,
+    };
+    options.finish()?;
+    Ok(stream.parallelism(parallelism))
+}
+
+/// Writes `stream` (rows of `table`'s physical columns) to table `table`; `updating`: the rows
+/// are a changelog, which only some connectors take.
+pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, parallelism: usize) -> Result<DataStreamSink, SqlError> {
+    let connector = connector_of(table, SINK_CONNECTORS, "go to")?;
+    let mut options = Options::new(table);
+    if updating && connector == "filesystem" {
+        return Err(SqlError::at(
+            table.at,
+            format!(
+                "table {} ({connector}) takes only inserts, and the query produces updates (a GROUP BY over a stream): write it to a table whose connector takes updates (print, blackhole), or aggregate over windows",
+                table.name()
+            ),
+        ));
+    }
+    let name = format!("Sink: {}", table.name());
+    let sink = match connector.as_str() {
+        "print" => {
+            let identifier = options.get("print-identifier").map(str::to_string);
+            let standard_error = options.parse("standard-error", false, "true or false")?;
+            stream.sink(&name, print::RowPrintSink { identifier, standard_error })
+        }
+        "blackhole" => stream.sink(&name, tethys_engine::sink::discard::DiscardSink::new()),
+        _ => file::sink(stream, table, &mut options, &name)?,
+    };
+    options.finish()?;
+    Ok(sink.parallelism(parallelism))
+}

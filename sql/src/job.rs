@@ -1,0 +1,413 @@
+//! A plan made into the engine's job: each plan operator becomes DataStream operators over
+//! [`Row`]s, with operator names and uids derived from the plan's shape, so the same SQL text
+//! builds the same job graph in every process and a savepoint finds its state again.
+//!
+//! - `Scan`: the connector's source, a `Calc` for computed columns, the watermark;
+//! - `Calc`: one frame operator evaluating filter and projection;
+//! - `WindowTvf`: a flat map adding each row's windows;
+//! - `WindowAggregate`: the keys and aggregate arguments computed first (so aggregation cannot
+//!   fail), then `key_by` and the engine's window operator, which fires per key and window;
+//! - `GroupAggregate`: the same preparation, then a keyed process function holding the
+//!   accumulators and emitting `+I`, `-U`/`+U` and `-D`;
+//! - `Union`: the engine's union.
+
+use std::time::Duration;
+
+use tethys_engine::operator::{FrameOperator, Output};
+use tethys_engine::state::{StateBackend, StateDescriptor, ValueState};
+use tethys_engine::{
+    CumulateEventTimeWindows, DataStream, EventTimeSessionWindows, KeyedProcessFunction, ProcessContext, SlidingEventTimeWindows,
+    StreamEnvironment, TumblingEventTimeWindows, UserError, WatermarkStrategy, WindowResult,
+};
+
+use crate::aggregate::{Accumulators, AggCall, Aggregates};
+use crate::connector;
+use crate::error::SqlError;
+use crate::expr::Scalar;
+use crate::function::EvalContext;
+use crate::plan::{Plan, PlanNode, WindowKind, WindowSpec};
+use crate::value::{Row, RowKey, RowKind, Value};
+
+/// A row with its grouping key and event time, computed before a keyed operator.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct KeyedRow {
+    /// The grouping key.
+    pub key: RowKey,
+    /// The event time (windows), or 0.
+    pub time: i64,
+    /// The aggregate arguments and filters, as the aggregate calls read them.
+    pub row: Row,
+}
+
+/// Builds jobs from plans into one environment.
+pub struct JobBuilder<'a> {
+    env: &'a StreamEnvironment,
+    context: EvalContext,
+    parallelism: usize,
+    /// Operators built so far, to give each a distinct uid.
+    operators: usize,
+}
+
+/// Filter then projection, per frame.
+struct CalcOperator {
+    projection: Vec<Scalar>,
+    filter: Option<Scalar>,
+    context: EvalContext,
+    text: String,
+}
+
+impl CalcOperator {
+    fn apply(&self, row: Row) -> Result<Option<Row>, String> {
+        if let Some(filter) = &self.filter {
+            if filter.eval(&row.values, &self.context)?.as_bool() != Some(true) {
+                return Ok(None);
+            }
+        }
+        let values = self.projection.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(Row { kind: row.kind, values }))
+    }
+}
+
+impl FrameOperator<Row, Row> for CalcOperator {
+    fn process(&mut self, frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
+        for row in frame {
+            let shown = row.to_string();
+            match self.apply(row) {
+                Ok(Some(row)) => out.emit(row),
+                Ok(None) => {}
+                Err(error) => return Err(format!("{error}, in Calc({}) of row {shown}", self.text).into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Computes each row's key, event time and aggregate inputs.
+struct PrepareOperator {
+    keys: Vec<Scalar>,
+    inputs: Vec<Scalar>,
+    time_column: Option<usize>,
+    context: EvalContext,
+}
+
+impl FrameOperator<Row, KeyedRow> for PrepareOperator {
+    fn process(&mut self, frame: Vec<Row>, out: &mut Output<'_, KeyedRow>) -> Result<(), UserError> {
+        for row in frame {
+            let eval =
+                |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<Vec<_>, _>>();
+            let key = eval(&self.keys).map_err(|error| format!("{error}, in the grouping key of row {row}"))?;
+            let inputs = eval(&self.inputs).map_err(|error| format!("{error}, in an aggregate's argument of row {row}"))?;
+            let time = match self.time_column {
+                Some(column) => match row.values[column] {
+                    Value::Timestamp(ms) => ms,
+                    // A row without an event time is too late for every window.
+                    _ => i64::MIN,
+                },
+                None => 0,
+            };
+            out.emit(KeyedRow { key: RowKey(key), time, row: Row { kind: row.kind, values: inputs } });
+        }
+        Ok(())
+    }
+}
+
+/// The aggregate calls rewritten to read their prepared inputs: each argument and filter is
+/// computed once before the keyed operator (so aggregation reads columns and cannot fail).
+fn prepared_calls(calls: &[AggCall]) -> (Vec<Scalar>, Vec<AggCall>) {
+    let mut inputs = Vec::new();
+    let rewritten = calls
+        .iter()
+        .map(|call| {
+            let mut call = call.clone();
+            if let Some(argument) = call.argument.take() {
+                inputs.push(argument);
+                call.argument = Some(Scalar::Column(inputs.len() - 1));
+            }
+            if let Some(filter) = call.filter.take() {
+                inputs.push(filter);
+                call.filter = Some(Scalar::Column(inputs.len() - 1));
+            }
+            call
+        })
+        .collect();
+    (inputs, rewritten)
+}
+
+/// The engine's aggregate function over prepared rows.
+#[derive(Clone)]
+struct WindowAggregates(Aggregates);
+
+impl tethys_engine::AggregateFunction<KeyedRow, Accumulators, Vec<Value>> for WindowAggregates {
+    fn create_accumulator(&self) -> Accumulators {
+        self.0.create()
+    }
+
+    fn add(&self, accumulator: &mut Accumulators, value: KeyedRow) {
+        // Prepared inputs are columns: accumulating them does not fail.
+        let _ = self.0.accumulate(accumulator, &value.row);
+    }
+
+    fn get_result(&self, accumulator: &Accumulators) -> Vec<Value> {
+        self.0.results(accumulator)
+    }
+}
+
+impl tethys_engine::MergingAggregateFunction<KeyedRow, Accumulators, Vec<Value>> for WindowAggregates {
+    fn merge(&self, earlier: Accumulators, later: Accumulators) -> Accumulators {
+        self.0.merge(earlier, later)
+    }
+}
+
+/// What a group aggregate keeps per key: its accumulators and the values it emitted last.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct GroupState {
+    /// The accumulators.
+    pub accumulators: Accumulators,
+    /// The aggregate values last emitted (none before the first row).
+    pub emitted: Option<Vec<Value>>,
+}
+
+/// `GROUP BY` over an unbounded stream: per key, the accumulators; each row updates them and
+/// emits the change of the key's result row.
+struct GroupAggregateFunction {
+    aggregates: Aggregates,
+    state: Option<ValueState<GroupState>>,
+}
+
+impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
+    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+        self.state = Some(state.register_value(&StateDescriptor::new("group-aggregate"))?);
+        Ok(())
+    }
+
+    fn process_element(&mut self, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        let handle = self.state.expect("opened");
+        let mut state = handle.get(&mut ctx.keyed).unwrap_or_else(|| GroupState { accumulators: self.aggregates.create(), emitted: None });
+        self.aggregates.accumulate(&mut state.accumulators, &record.row)?;
+        let key = &record.key.0;
+        let row_of = |kind: RowKind, values: &[Value]| Row { kind, values: key.iter().cloned().chain(values.iter().cloned()).collect() };
+        if state.accumulators.rows <= 0 {
+            // Every row of the key was taken back: the key's row is deleted.
+            if let Some(emitted) = &state.emitted {
+                ctx.emit(row_of(RowKind::Delete, emitted));
+            }
+            handle.clear(&mut ctx.keyed);
+            return Ok(());
+        }
+        let results = self.aggregates.results(&state.accumulators);
+        match &state.emitted {
+            None => ctx.emit(row_of(RowKind::Insert, &results)),
+            Some(emitted) if *emitted != results => {
+                ctx.emit(row_of(RowKind::UpdateBefore, emitted));
+                ctx.emit(row_of(RowKind::UpdateAfter, &results));
+            }
+            Some(_) => {}
+        }
+        state.emitted = Some(results);
+        handle.update(&mut ctx.keyed, state);
+        Ok(())
+    }
+}
+
+/// The windows a row at `time` is in, for the window table function (not session).
+fn windows_of(kind: WindowKind, time: i64) -> Vec<(i64, i64)> {
+    let floor = |time: i64, step: i64, offset: i64| time - (time - offset).rem_euclid(step);
+    match kind {
+        WindowKind::Tumble { size_ms, offset_ms } => {
+            let start = floor(time, size_ms, offset_ms);
+            vec![(start, start + size_ms)]
+        }
+        WindowKind::Hop { slide_ms, size_ms, offset_ms } => {
+            let last = floor(time, slide_ms, offset_ms);
+            let mut windows = Vec::new();
+            let mut start = last;
+            while start > time - size_ms {
+                windows.push((start, start + size_ms));
+                start -= slide_ms;
+            }
+            windows.reverse();
+            windows
+        }
+        WindowKind::Cumulate { step_ms, max_size_ms, offset_ms } => {
+            let start = floor(time, max_size_ms, offset_ms);
+            let first_end = floor(time, step_ms, offset_ms) + step_ms;
+            (0..).map(|i| first_end + i * step_ms).take_while(|end| *end <= start + max_size_ms).map(|end| (start, end)).collect()
+        }
+        WindowKind::Session { .. } => unreachable!("sessions are only aggregated"),
+    }
+}
+
+impl<'a> JobBuilder<'a> {
+    /// A builder adding operators of `parallelism` subtasks to `env`.
+    pub fn new(env: &'a StreamEnvironment, context: EvalContext, parallelism: usize) -> JobBuilder<'a> {
+        JobBuilder { env, context, parallelism, operators: 0 }
+    }
+
+    fn uid(&mut self, kind: &str) -> String {
+        self.operators += 1;
+        format!("sql-{}-{kind}", self.operators)
+    }
+
+    /// The plan's rows as a stream.
+    pub fn build(&mut self, plan: &Plan) -> Result<DataStream<Row>, SqlError> {
+        Ok(match &plan.node {
+            PlanNode::Scan { table } => {
+                let mut stream = connector::source(self.env, table, self.parallelism)?;
+                if !table.computed.is_empty() {
+                    let width = table.physical.fields.len();
+                    let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(table.computed.iter().cloned()).collect();
+                    let text = format!("computed columns of {}", table.name());
+                    stream = self.calc(stream, projection, None, text);
+                }
+                if let Some(watermark) = table.watermark {
+                    let column = watermark.column;
+                    let strategy = WatermarkStrategy::for_bounded_out_of_orderness(
+                        Duration::from_millis(watermark.delay_ms as u64),
+                        move |row: &Row| match row.values[column] {
+                            Value::Timestamp(ms) => ms,
+                            _ => i64::MIN,
+                        },
+                    );
+                    let uid = self.uid("watermark");
+                    stream = stream.assign_timestamps_and_watermarks(strategy).uid(&uid);
+                }
+                stream
+            }
+            PlanNode::Calc { input, projection, filter, text } => {
+                let input = self.build(input)?;
+                self.calc(input, projection.clone(), filter.clone(), text.clone())
+            }
+            PlanNode::WindowTvf { input, window } => {
+                let input = self.build(input)?;
+                let (kind, column) = (window.kind, window.time_column);
+                let uid = self.uid("window-tvf");
+                input
+                    .flat_map(move |row: Row| {
+                        let time = match row.values[column] {
+                            Value::Timestamp(ms) => Some(ms),
+                            _ => None,
+                        };
+                        let windows = time.map(|time| windows_of(kind, time)).unwrap_or_default();
+                        windows.into_iter().map(move |(start, end)| {
+                            let mut values = row.values.clone();
+                            values.extend([Value::Timestamp(start), Value::Timestamp(end), Value::Timestamp(end - 1)]);
+                            Row { kind: row.kind, values }
+                        })
+                    })
+                    .uid(&uid)
+            }
+            PlanNode::WindowAggregate { input, window, keys, aggregates } => {
+                let input = self.build(input)?;
+                self.window_aggregate(input, window, keys, aggregates)?
+            }
+            PlanNode::GroupAggregate { input, keys, aggregates } => {
+                let input = self.build(input)?;
+                let (inputs, calls) = prepared_calls(aggregates);
+                let prepare = PrepareOperator { keys: keys.clone(), inputs, time_column: None, context: self.context.clone() };
+                let aggregates = Aggregates { calls, context: self.context.clone() };
+                let prepare_uid = self.uid("prepare");
+                let uid = self.uid("group-aggregate");
+                input
+                    .process("PrepareAggregate", move |_| clone_prepare(&prepare))
+                    .uid(&prepare_uid)
+                    .key_by(|row: &KeyedRow| row.key.clone())
+                    .process("GroupAggregate", move || GroupAggregateFunction { aggregates: aggregates.clone(), state: None })
+                    .uid(&uid)
+            }
+            PlanNode::Union { inputs } => {
+                let mut streams = inputs.iter().map(|input| self.build(input)).collect::<Result<Vec<_>, _>>()?.into_iter();
+                let first = streams.next().expect("a union has inputs");
+                first.union(streams)
+            }
+        })
+    }
+
+    fn calc(&mut self, input: DataStream<Row>, projection: Vec<Scalar>, filter: Option<Scalar>, text: String) -> DataStream<Row> {
+        let context = self.context.clone();
+        let uid = self.uid("calc");
+        input
+            .process("Calc", move |_| CalcOperator {
+                projection: projection.clone(),
+                filter: filter.clone(),
+                context: context.clone(),
+                text: text.clone(),
+            })
+            .uid(&uid)
+    }
+
+    fn window_aggregate(
+        &mut self,
+        input: DataStream<Row>,
+        window: &WindowSpec,
+        keys: &[Scalar],
+        aggregates: &[AggCall],
+    ) -> Result<DataStream<Row>, SqlError> {
+        let (inputs, calls) = prepared_calls(aggregates);
+        let prepare = PrepareOperator { keys: keys.to_vec(), inputs, time_column: Some(window.time_column), context: self.context.clone() };
+        let function = WindowAggregates(Aggregates { calls, context: self.context.clone() });
+        let prepare_uid = self.uid("prepare");
+        let uid = self.uid("window-aggregate");
+        let keyed =
+            input.process("PrepareAggregate", move |_| clone_prepare(&prepare)).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
+        let time = |row: &KeyedRow| row.time;
+        let ms = |ms: i64| Duration::from_millis(ms as u64);
+        let results: DataStream<WindowResult<RowKey, Vec<Value>>> = match window.kind {
+            WindowKind::Tumble { size_ms, offset_ms } => {
+                let assigner = TumblingEventTimeWindows::try_of(ms(size_ms)).map_err(window_error)?.with_offset(ms(offset_ms));
+                keyed.window(assigner, time).aggregate(function)
+            }
+            WindowKind::Hop { slide_ms, size_ms, offset_ms } => {
+                let assigner = SlidingEventTimeWindows::try_of(ms(size_ms), ms(slide_ms))
+                    .and_then(|assigner| assigner.try_with_offset(ms(offset_ms)))
+                    .map_err(window_error)?;
+                keyed.window(assigner, time).aggregate(function)
+            }
+            WindowKind::Cumulate { step_ms, max_size_ms, offset_ms } => {
+                let assigner =
+                    CumulateEventTimeWindows::try_of(ms(step_ms), ms(max_size_ms)).map_err(window_error)?.with_offset(ms(offset_ms));
+                keyed.window(assigner, time).aggregate(function)
+            }
+            WindowKind::Session { gap_ms } => {
+                let assigner = EventTimeSessionWindows::try_with_gap(ms(gap_ms)).map_err(window_error)?;
+                keyed.window(assigner, time).aggregate(function)
+            }
+        };
+        Ok(results.uid(&uid).map(|result: WindowResult<RowKey, Vec<Value>>| {
+            let mut values = result.key.0;
+            values.extend([
+                Value::Timestamp(result.window.start),
+                Value::Timestamp(result.window.end),
+                Value::Timestamp(result.window.end - 1),
+            ]);
+            values.extend(result.value);
+            Row { kind: if result.is_update { RowKind::UpdateAfter } else { RowKind::Insert }, values }
+        }))
+    }
+}
+
+fn clone_prepare(prepare: &PrepareOperator) -> PrepareOperator {
+    PrepareOperator {
+        keys: prepare.keys.clone(),
+        inputs: prepare.inputs.clone(),
+        time_column: prepare.time_column,
+        context: prepare.context.clone(),
+    }
+}
+
+fn window_error(error: tethys_engine::WindowError) -> SqlError {
+    SqlError::at(None, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_table_functions_assign_flink_s_windows() {
+        assert_eq!(windows_of(WindowKind::Tumble { size_ms: 10, offset_ms: 0 }, 13), vec![(10, 20)]);
+        assert_eq!(windows_of(WindowKind::Tumble { size_ms: 10, offset_ms: 0 }, -3), vec![(-10, 0)]);
+        assert_eq!(windows_of(WindowKind::Hop { slide_ms: 5, size_ms: 10, offset_ms: 0 }, 13), vec![(5, 15), (10, 20)]);
+        assert_eq!(windows_of(WindowKind::Cumulate { step_ms: 5, max_size_ms: 15, offset_ms: 0 }, 13), vec![(0, 15)]);
+        assert_eq!(windows_of(WindowKind::Cumulate { step_ms: 5, max_size_ms: 15, offset_ms: 0 }, 3), vec![(0, 5), (0, 10), (0, 15)]);
+    }
+}

@@ -1,0 +1,205 @@
+//! Query plans: what a query computes, as a tree of relational operators with their schemas,
+//! before it becomes a job graph (`crate::job`).
+//!
+//! - `Scan`: a table's rows (its connector, computed columns, watermark);
+//! - `Calc`: filter and projection in one step (Flink's Calc);
+//! - `WindowTvf`: `TUMBLE`/`HOP`/`CUMULATE` rows with their windows' columns;
+//! - `WindowAggregate`: a window table function grouped by `window_start, window_end` and keys,
+//!   one final row per window and key when the watermark passes its end;
+//! - `GroupAggregate`: `GROUP BY` over an unbounded stream, a changelog of updates;
+//! - `Union`: `UNION ALL`.
+//!
+//! A plan knows whether its rows are append-only or a changelog with updates (`updating`), so a
+//! sink that takes only appends refuses an updating query when it is planned.
+
+pub mod query;
+
+use std::fmt::Write;
+
+use crate::aggregate::AggCall;
+use crate::catalog::SqlTable;
+use crate::expr::Scalar;
+use crate::types::Schema;
+
+/// A window of a window table function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowKind {
+    /// `TUMBLE(data, DESCRIPTOR(t), size [, offset])`.
+    Tumble {
+        /// Size.
+        size_ms: i64,
+        /// Offset.
+        offset_ms: i64,
+    },
+    /// `HOP(data, DESCRIPTOR(t), slide, size [, offset])`.
+    Hop {
+        /// Slide.
+        slide_ms: i64,
+        /// Size.
+        size_ms: i64,
+        /// Offset.
+        offset_ms: i64,
+    },
+    /// `CUMULATE(data, DESCRIPTOR(t), step, max size [, offset])`.
+    Cumulate {
+        /// Step.
+        step_ms: i64,
+        /// Max size.
+        max_size_ms: i64,
+        /// Offset.
+        offset_ms: i64,
+    },
+    /// `SESSION(data [PARTITION BY keys], DESCRIPTOR(t), gap)`.
+    Session {
+        /// Gap.
+        gap_ms: i64,
+    },
+}
+
+impl WindowKind {
+    /// How it shows in a plan.
+    pub fn describe(&self) -> String {
+        match self {
+            WindowKind::Tumble { size_ms, offset_ms: 0 } => format!("TUMBLE(size={size_ms} ms)"),
+            WindowKind::Tumble { size_ms, offset_ms } => format!("TUMBLE(size={size_ms} ms, offset={offset_ms} ms)"),
+            WindowKind::Hop { slide_ms, size_ms, .. } => format!("HOP(slide={slide_ms} ms, size={size_ms} ms)"),
+            WindowKind::Cumulate { step_ms, max_size_ms, .. } => format!("CUMULATE(step={step_ms} ms, max size={max_size_ms} ms)"),
+            WindowKind::Session { gap_ms } => format!("SESSION(gap={gap_ms} ms)"),
+        }
+    }
+}
+
+/// A window table function's window and time column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowSpec {
+    /// The windows.
+    pub kind: WindowKind,
+    /// The event-time column of the input rows.
+    pub time_column: usize,
+    /// `SESSION`'s `PARTITION BY` columns of the input rows.
+    pub partition: Vec<usize>,
+}
+
+/// One operator of a plan.
+#[derive(Debug, Clone)]
+pub enum PlanNode {
+    /// A table's rows.
+    Scan {
+        /// The table.
+        table: Box<SqlTable>,
+    },
+    /// Filter, then projection.
+    Calc {
+        /// Its input.
+        input: Box<Plan>,
+        /// The output columns, over the input row.
+        projection: Vec<Scalar>,
+        /// Only rows where this is TRUE.
+        filter: Option<Scalar>,
+        /// The projection and filter as written, for `EXPLAIN`.
+        text: String,
+    },
+    /// Each row with its windows' columns (`window_start`, `window_end`, `window_time`
+    /// appended), one row per window it is in.
+    WindowTvf {
+        /// Its input.
+        input: Box<Plan>,
+        /// The windows.
+        window: WindowSpec,
+    },
+    /// Aggregates per window and key: rows `keys..., window_start, window_end, window_time,
+    /// aggregates...`.
+    WindowAggregate {
+        /// Its input.
+        input: Box<Plan>,
+        /// The windows.
+        window: WindowSpec,
+        /// The grouping keys, over the input row.
+        keys: Vec<Scalar>,
+        /// The aggregates, over the input row.
+        aggregates: Vec<AggCall>,
+    },
+    /// Aggregates per key over the whole stream, updated with each row: `keys...,
+    /// aggregates...` as a changelog.
+    GroupAggregate {
+        /// Its input.
+        input: Box<Plan>,
+        /// The grouping keys, over the input row.
+        keys: Vec<Scalar>,
+        /// The aggregates, over the input row.
+        aggregates: Vec<AggCall>,
+    },
+    /// `UNION ALL` of inputs with one schema.
+    Union {
+        /// The inputs.
+        inputs: Vec<Plan>,
+    },
+}
+
+/// A plan: an operator, its output schema, and whether its output has updates.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The operator.
+    pub node: PlanNode,
+    /// Its rows' columns.
+    pub schema: Schema,
+    /// Whether its rows are a changelog with updates and deletes (else inserts only).
+    pub updating: bool,
+}
+
+impl Plan {
+    /// The plan as an indented tree, one operator per line, as `EXPLAIN` shows it.
+    pub fn explain(&self) -> String {
+        let mut out = String::new();
+        self.explain_into(&mut out, 0);
+        out
+    }
+
+    fn explain_into(&self, out: &mut String, depth: usize) {
+        let indent = "  ".repeat(depth);
+        let columns = self.schema.names().collect::<Vec<_>>().join(", ");
+        let mode = if self.updating { " changelog" } else { "" };
+        let line = match &self.node {
+            PlanNode::Scan { table } => {
+                let connector = table.def.option("connector").unwrap_or("?");
+                let watermark = match &table.watermark {
+                    Some(watermark) => {
+                        format!(", watermark={} - {} ms", table.schema.fields[watermark.column].name, watermark.delay_ms)
+                    }
+                    None => String::new(),
+                };
+                format!("Scan(table={}, connector={connector}{watermark})", table.name())
+            }
+            PlanNode::Calc { text, .. } => format!("Calc({text})"),
+            PlanNode::WindowTvf { window, .. } => format!("WindowTableFunction({})", window.kind.describe()),
+            PlanNode::WindowAggregate { window, keys, aggregates, .. } => format!(
+                "WindowAggregate(window={}, keys={}, aggregates=[{}])",
+                window.kind.describe(),
+                keys.len(),
+                aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            PlanNode::GroupAggregate { keys, aggregates, .. } => format!(
+                "GroupAggregate(keys={}, aggregates=[{}])",
+                keys.len(),
+                aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            PlanNode::Union { .. } => "Union(all)".to_string(),
+        };
+        let _ = writeln!(out, "{indent}{line} -> [{columns}]{mode}");
+        for input in self.inputs() {
+            input.explain_into(out, depth + 1);
+        }
+    }
+
+    /// Its inputs.
+    pub fn inputs(&self) -> Vec<&Plan> {
+        match &self.node {
+            PlanNode::Scan { .. } => Vec::new(),
+            PlanNode::Calc { input, .. }
+            | PlanNode::WindowTvf { input, .. }
+            | PlanNode::WindowAggregate { input, .. }
+            | PlanNode::GroupAggregate { input, .. } => vec![input],
+            PlanNode::Union { inputs } => inputs.iter().collect(),
+        }
+    }
+}

@@ -1,0 +1,828 @@
+//! Planning a query (`SELECT ... FROM ... WHERE ... GROUP BY ... HAVING ...`, `UNION ALL`,
+//! `WITH`, subqueries and views in `FROM`, window table functions) into a [`Plan`].
+//!
+//! Aggregate queries are planned in three steps: the input (with `WHERE`), the aggregate (keys
+//! and aggregate calls bound to the input row), then a `Calc` over the aggregate's row for the
+//! select list and `HAVING`, in which each aggregate call and each grouped expression is read as
+//! a column of that row.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use sqlparser::ast::{
+    visit_expressions_mut, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
+    Ident, Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, TableFactor, TableWithJoins,
+};
+
+use super::{Plan, PlanNode, WindowKind, WindowSpec};
+use crate::aggregate::{AggCall, AggKind};
+use crate::catalog::SqlCatalog;
+use crate::error::{Position, SqlError};
+use crate::expr::{interval_ms, is_aggregate, position_of, Binder, Scalar, Scope, ScopeColumn, Typed};
+use crate::function::{EvalContext, FunctionRegistry};
+use crate::types::{Field, Schema, SqlType};
+
+/// Plans queries against a catalog.
+pub struct Planner<'a> {
+    catalog: &'a SqlCatalog,
+    functions: &'a FunctionRegistry,
+    context: EvalContext,
+    /// `WITH` queries in scope, by name without case.
+    ctes: BTreeMap<String, Plan>,
+}
+
+/// Where a statement's part is, for errors about it.
+fn ident_at(ident: &Ident) -> Option<Position> {
+    Position::of(ident.span.start)
+}
+
+/// The name a select item's column gets: its alias, the column it names, or `EXPR$i` as Flink.
+fn item_name(expr: &Expr, index: usize) -> String {
+    match expr {
+        Expr::Identifier(ident) => ident.value.clone(),
+        Expr::CompoundIdentifier(parts) => parts.last().map(|part| part.value.clone()).unwrap_or_default(),
+        Expr::Nested(inner) => item_name(inner, index),
+        _ => format!("EXPR${index}"),
+    }
+}
+
+fn window_columns(qualifier: Option<&str>) -> Vec<ScopeColumn> {
+    ["window_start", "window_end", "window_time"]
+        .iter()
+        .map(|name| ScopeColumn {
+            qualifier: qualifier.map(str::to_string),
+            field: Field { name: name.to_string(), data_type: SqlType::Timestamp, nullable: false, event_time: *name == "window_time" },
+            hidden: false,
+        })
+        .collect()
+}
+
+/// A relation of `FROM` planned: its plan and the columns its rows bring into scope.
+struct Relation {
+    plan: Plan,
+    scope: Scope,
+}
+
+fn unsupported(at: Option<Position>, what: &str) -> SqlError {
+    SqlError::at(at, format!("{what} is not supported yet"))
+}
+
+impl<'a> Planner<'a> {
+    /// A planner over `catalog`, calling `functions`.
+    pub fn new(catalog: &'a SqlCatalog, functions: &'a FunctionRegistry, context: EvalContext) -> Planner<'a> {
+        Planner { catalog, functions, context, ctes: BTreeMap::new() }
+    }
+
+    /// Plans a query.
+    pub fn plan_query(&mut self, query: &Query) -> Result<Plan, SqlError> {
+        let saved = self.ctes.clone();
+        let result = self.plan_query_inner(query);
+        self.ctes = saved;
+        result
+    }
+
+    fn plan_query_inner(&mut self, query: &Query) -> Result<Plan, SqlError> {
+        if let Some(with) = &query.with {
+            if with.recursive {
+                return Err(unsupported(Position::of(with.with_token.0.span.start), "WITH RECURSIVE"));
+            }
+            for cte in &with.cte_tables {
+                let plan = self.plan_query(&cte.query)?;
+                let plan = rename_columns(plan, &cte.alias.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?;
+                self.ctes.insert(cte.alias.name.value.to_lowercase(), plan);
+            }
+        }
+        if query.order_by.is_some() {
+            return Err(SqlError::at(
+                None,
+                "ORDER BY on an unbounded stream is not supported: rows are emitted as they are computed (use a window Top-N to rank)",
+            ));
+        }
+        if query.limit_clause.is_some() || query.fetch.is_some() {
+            return Err(unsupported(None, "LIMIT on a stream"));
+        }
+        self.plan_set_expr(&query.body)
+    }
+
+    fn plan_set_expr(&mut self, body: &SetExpr) -> Result<Plan, SqlError> {
+        match body {
+            SetExpr::Select(select) => self.plan_select(select),
+            SetExpr::Query(query) => self.plan_query(query),
+            SetExpr::SetOperation { op: SetOperator::Union, set_quantifier, left, right } => {
+                if !matches!(set_quantifier, SetQuantifier::All) {
+                    return Err(SqlError::at(
+                        None,
+                        "UNION without ALL removes duplicates, which an unbounded stream cannot do cheaply: write UNION ALL (or SELECT DISTINCT over it)",
+                    ));
+                }
+                let (left, right) = (self.plan_set_expr(left)?, self.plan_set_expr(right)?);
+                if left.schema.fields.len() != right.schema.fields.len() {
+                    return Err(SqlError::at(
+                        None,
+                        format!(
+                            "UNION ALL of {} and {} columns: both sides need the same columns",
+                            left.schema.fields.len(),
+                            right.schema.fields.len()
+                        ),
+                    ));
+                }
+                let mut fields = Vec::new();
+                for (l, r) in left.schema.fields.iter().zip(&right.schema.fields) {
+                    if l.data_type != r.data_type {
+                        return Err(SqlError::at(
+                            None,
+                            format!(
+                                "UNION ALL column {} is {} on the left and {} on the right: cast one side",
+                                l.name, l.data_type, r.data_type
+                            ),
+                        ));
+                    }
+                    fields.push(Field { nullable: l.nullable || r.nullable, event_time: l.event_time && r.event_time, ..l.clone() });
+                }
+                let updating = left.updating || right.updating;
+                let mut inputs = Vec::new();
+                for side in [left, right] {
+                    match side.node {
+                        PlanNode::Union { inputs: nested } => inputs.extend(nested),
+                        node => inputs.push(Plan { node, ..side }),
+                    }
+                }
+                Ok(Plan { node: PlanNode::Union { inputs }, schema: Schema::new(fields), updating })
+            }
+            SetExpr::SetOperation { op, .. } => Err(unsupported(None, &format!("{op} on streams"))),
+            SetExpr::Values(_) => Err(unsupported(None, "VALUES")),
+            other => Err(unsupported(None, &format!("query {other}"))),
+        }
+    }
+
+    fn plan_from(&mut self, from: &[TableWithJoins], at: Option<Position>) -> Result<Relation, SqlError> {
+        match from {
+            [] => Err(SqlError::at(at, "a query needs FROM: a table, view, subquery or window function")),
+            [single] => {
+                if let Some(join) = single.joins.first() {
+                    return Err(unsupported(position_of_factor(&join.relation), "JOIN"));
+                }
+                self.plan_factor(&single.relation)
+            }
+            [_, second, ..] => Err(unsupported(position_of_factor(&second.relation), "a comma join (FROM a, b)")),
+        }
+    }
+
+    fn plan_factor(&mut self, factor: &TableFactor) -> Result<Relation, SqlError> {
+        match factor {
+            TableFactor::Table { name, alias, args: None, .. } => {
+                let at = name.0.first().and_then(|part| part.as_ident()).and_then(ident_at);
+                let table_name = name.to_string();
+                let qualifier = alias
+                    .as_ref()
+                    .map(|alias| alias.name.value.clone())
+                    .unwrap_or_else(|| name.0.last().and_then(|part| part.as_ident()).map(|ident| ident.value.clone()).unwrap_or_default());
+                let plan = self.named_relation(&table_name, at)?;
+                let plan = match alias {
+                    Some(alias) if !alias.columns.is_empty() => {
+                        rename_columns(plan, &alias.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?
+                    }
+                    _ => plan,
+                };
+                let scope = Scope::of(&plan.schema, Some(&qualifier));
+                Ok(Relation { plan, scope })
+            }
+            TableFactor::Derived { subquery, alias, lateral, .. } => {
+                if *lateral {
+                    return Err(unsupported(None, "LATERAL"));
+                }
+                let plan = self.plan_query(subquery)?;
+                let plan = match alias {
+                    Some(alias) if !alias.columns.is_empty() => {
+                        rename_columns(plan, &alias.columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?
+                    }
+                    _ => plan,
+                };
+                let qualifier = alias.as_ref().map(|alias| alias.name.value.clone());
+                let scope = Scope::of(&plan.schema, qualifier.as_deref());
+                Ok(Relation { plan, scope })
+            }
+            TableFactor::TableFunction { expr, alias } => {
+                let qualifier = alias.as_ref().map(|alias| alias.name.value.clone());
+                self.plan_window_tvf(expr, qualifier.as_deref())
+            }
+            other => Err(unsupported(position_of_factor(other), &format!("FROM {other}"))),
+        }
+    }
+
+    /// A table, view or `WITH` query by name.
+    fn named_relation(&mut self, name: &str, at: Option<Position>) -> Result<Plan, SqlError> {
+        if let Some(plan) = self.ctes.get(&name.to_lowercase()) {
+            return Ok(plan.clone());
+        }
+        if let Some(table) = self.catalog.table(name) {
+            return Ok(Plan { node: PlanNode::Scan { table: Box::new(table.clone()) }, schema: table.schema.clone(), updating: false });
+        }
+        if let Some(view) = self.catalog.view(name) {
+            let view = view.clone();
+            let plan = Planner::new(self.catalog, self.functions, self.context.clone()).plan_query(&view.query)?;
+            return rename_columns(plan, &view.columns.iter().map(|c| Ident::new(c.clone())).collect::<Vec<_>>());
+        }
+        Err(self.catalog.unknown(name, at))
+    }
+
+    /// `TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL ...)` and its kin (the script parser turns
+    /// `TABLE t` into `t`, and `TABLE t PARTITION BY k` into `t, PARTITION_BY(k)`).
+    fn plan_window_tvf(&mut self, expr: &Expr, qualifier: Option<&str>) -> Result<Relation, SqlError> {
+        let at = position_of(expr);
+        let Expr::Function(function) = expr else {
+            return Err(SqlError::at(at, "TABLE(...) in FROM takes a window function: TUMBLE, HOP, CUMULATE or SESSION"));
+        };
+        let name = function.name.to_string().to_uppercase();
+        let FunctionArguments::List(list) = &function.args else {
+            return Err(SqlError::at(at, format!("{name} needs its arguments")));
+        };
+        // Positional or named (`DATA => TABLE t, TIMECOL => DESCRIPTOR(ts), SIZE => ...`).
+        let mut positional: Vec<&Expr> = Vec::new();
+        let mut named: BTreeMap<String, &Expr> = BTreeMap::new();
+        for argument in &list.args {
+            match argument {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => positional.push(expr),
+                FunctionArg::Named { name, arg: FunctionArgExpr::Expr(expr), .. } => {
+                    named.insert(name.value.to_uppercase(), expr);
+                }
+                _ => return Err(SqlError::at(at, format!("{name}: an argument is not an expression"))),
+            }
+        }
+        let mut partition = None;
+        if let Some(Expr::Function(second)) = positional.get(1) {
+            if second.name.to_string().eq_ignore_ascii_case("PARTITION_BY") {
+                partition = Some(positional.remove(1));
+            }
+        }
+        let parameters: &[&str] = match name.as_str() {
+            "TUMBLE" => &["DATA", "TIMECOL", "SIZE", "OFFSET"],
+            "HOP" => &["DATA", "TIMECOL", "SLIDE", "SIZE", "OFFSET"],
+            "CUMULATE" => &["DATA", "TIMECOL", "STEP", "SIZE", "OFFSET"],
+            "SESSION" => &["DATA", "TIMECOL", "GAP"],
+            _ => {
+                return Err(SqlError::at(at, format!("{name} is not a window function: use TUMBLE, HOP, CUMULATE or SESSION")));
+            }
+        };
+        let required = if name == "SESSION" { 3 } else { parameters.len() - 1 };
+        let mut arguments: Vec<Option<&Expr>> = parameters.iter().map(|parameter| named.remove(*parameter)).collect();
+        if !positional.is_empty() && arguments.iter().any(Option::is_some) {
+            return Err(SqlError::at(at, format!("{name}: give all arguments by position or all by name")));
+        }
+        if let Some(unknown) = named.keys().next() {
+            return Err(SqlError::at(at, format!("{name} has no parameter {unknown}; its parameters are {}", parameters.join(", "))));
+        }
+        if !positional.is_empty() {
+            if positional.len() > parameters.len() || positional.len() < required {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "{name} takes {required} to {} arguments ({}), got {}",
+                        parameters.len(),
+                        parameters.join(", "),
+                        positional.len()
+                    ),
+                ));
+            }
+            arguments = parameters.iter().enumerate().map(|(i, _)| positional.get(i).copied()).collect();
+        }
+        if let Some(missing) = arguments.iter().take(required).position(Option::is_none) {
+            return Err(SqlError::at(at, format!("{name} needs its {} argument", parameters[missing])));
+        }
+        let data = arguments[0].expect("checked");
+        let data_relation = match data {
+            Expr::Identifier(ident) => {
+                let plan = self.named_relation(&ident.value, ident_at(ident))?;
+                let scope = Scope::of(&plan.schema, Some(&ident.value));
+                Relation { plan, scope }
+            }
+            Expr::CompoundIdentifier(parts) => {
+                let table = parts.iter().map(|part| part.value.as_str()).collect::<Vec<_>>().join(".");
+                let plan = self.named_relation(&table, ident_at(&parts[0]))?;
+                let last = parts.last().map(|part| part.value.clone());
+                let scope = Scope::of(&plan.schema, last.as_deref());
+                Relation { plan, scope }
+            }
+            Expr::Subquery(query) => {
+                let plan = self.plan_query(query)?;
+                let scope = Scope::of(&plan.schema, None);
+                Relation { plan, scope }
+            }
+            other => return Err(SqlError::at(position_of(other), format!("{name}'s first argument is a table: TABLE name"))),
+        };
+        let time_expr = arguments[1].expect("checked");
+        let time_column = match time_expr {
+            Expr::Function(descriptor) if descriptor.name.to_string().eq_ignore_ascii_case("DESCRIPTOR") => {
+                let column = match &descriptor.args {
+                    FunctionArguments::List(list) if list.args.len() == 1 => match &list.args[0] {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Identifier(ident))) => ident.clone(),
+                        _ => return Err(SqlError::at(position_of(time_expr), "DESCRIPTOR names one column: DESCRIPTOR(ts)")),
+                    },
+                    _ => return Err(SqlError::at(position_of(time_expr), "DESCRIPTOR names one column: DESCRIPTOR(ts)")),
+                };
+                let index = data_relation.scope.resolve(None, &column.value, ident_at(&column))?;
+                let field = &data_relation.scope.columns[index].field;
+                if !field.event_time {
+                    return Err(SqlError::at(
+                        ident_at(&column),
+                        format!(
+                            "{name} needs an event-time column, and {} is not one: declare WATERMARK FOR {} in its table",
+                            field.name, field.name
+                        ),
+                    ));
+                }
+                index
+            }
+            other => return Err(SqlError::at(position_of(other), format!("{name}'s time column is given as DESCRIPTOR(column)"))),
+        };
+        let duration = |index: usize| -> Result<i64, SqlError> {
+            match arguments[index] {
+                None => Ok(0),
+                Some(Expr::Interval(interval)) => {
+                    let ms = interval_ms(interval, position_of(arguments[index].expect("some")))?;
+                    if ms <= 0 && parameters[index] != "OFFSET" {
+                        return Err(SqlError::at(
+                            position_of(arguments[index].expect("some")),
+                            format!("{name}'s {} must be positive", parameters[index]),
+                        ));
+                    }
+                    Ok(ms)
+                }
+                Some(other) => Err(SqlError::at(position_of(other), format!("{name}'s {} is an INTERVAL", parameters[index]))),
+            }
+        };
+        let kind = match name.as_str() {
+            "TUMBLE" => WindowKind::Tumble { size_ms: duration(2)?, offset_ms: duration(3)? },
+            "HOP" => {
+                let (slide_ms, size_ms) = (duration(2)?, duration(3)?);
+                if slide_ms > size_ms {
+                    return Err(SqlError::at(at, format!("HOP's slide ({slide_ms} ms) is larger than its size ({size_ms} ms)")));
+                }
+                WindowKind::Hop { slide_ms, size_ms, offset_ms: duration(4)? }
+            }
+            "CUMULATE" => {
+                let (step_ms, max_size_ms) = (duration(2)?, duration(3)?);
+                if max_size_ms % step_ms != 0 {
+                    return Err(SqlError::at(
+                        at,
+                        format!("CUMULATE's size ({max_size_ms} ms) must be a whole number of steps ({step_ms} ms)"),
+                    ));
+                }
+                WindowKind::Cumulate { step_ms, max_size_ms, offset_ms: duration(4)? }
+            }
+            _ => WindowKind::Session { gap_ms: duration(2)? },
+        };
+        let partition = match partition {
+            None => Vec::new(),
+            Some(Expr::Function(function)) => {
+                let mut columns = Vec::new();
+                if let FunctionArguments::List(list) = &function.args {
+                    for argument in &list.args {
+                        let FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) = argument else { continue };
+                        let exprs: Vec<&Expr> = match expr {
+                            Expr::Tuple(items) => items.iter().collect(),
+                            Expr::Nested(inner) => vec![inner.as_ref()],
+                            other => vec![other],
+                        };
+                        for expr in exprs {
+                            let Expr::Identifier(ident) = expr else {
+                                return Err(SqlError::at(position_of(expr), "SESSION is partitioned by columns"));
+                            };
+                            columns.push(data_relation.scope.resolve(None, &ident.value, ident_at(ident))?);
+                        }
+                    }
+                }
+                columns
+            }
+            Some(_) => Vec::new(),
+        };
+        if !partition.is_empty() && name != "SESSION" {
+            return Err(SqlError::at(at, format!("PARTITION BY is for SESSION windows, not {name}")));
+        }
+        let window = WindowSpec { kind, time_column, partition };
+        let mut scope = data_relation.scope.clone();
+        let qualifier = qualifier.map(str::to_string).or_else(|| scope.columns.first().and_then(|column| column.qualifier.clone()));
+        if let Some(qualifier) = &qualifier {
+            for column in &mut scope.columns {
+                column.qualifier = Some(qualifier.clone());
+            }
+        }
+        // The original time column stays a plain timestamp: window_time is the rows' event time.
+        scope.columns[time_column].field.event_time = false;
+        scope.columns.extend(window_columns(qualifier.as_deref()));
+        let plan =
+            Plan { node: PlanNode::WindowTvf { input: Box::new(data_relation.plan), window }, schema: scope.schema(), updating: false };
+        if plan.inputs()[0].updating {
+            return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
+        }
+        Ok(Relation { plan, scope })
+    }
+
+    fn plan_select(&mut self, select: &Select) -> Result<Plan, SqlError> {
+        let at = Position::of(select.select_token.0.span.start);
+        if select.having.is_some()
+            && matches!(&select.group_by, GroupByExpr::Expressions(exprs, _) if exprs.is_empty())
+            && !has_aggregate_items(select)
+        {
+            return Err(SqlError::at(at, "HAVING needs GROUP BY or aggregates"));
+        }
+        if select.qualify.is_some() {
+            return Err(unsupported(at, "QUALIFY"));
+        }
+        let relation = self.plan_from(&select.from, at)?;
+        let group_by: Vec<Expr> = match &select.group_by {
+            GroupByExpr::Expressions(exprs, modifiers) => {
+                if !modifiers.is_empty() {
+                    return Err(unsupported(at, "GROUP BY modifiers (ROLLUP, CUBE)"));
+                }
+                exprs.clone()
+            }
+            GroupByExpr::All(_) => return Err(unsupported(at, "GROUP BY ALL")),
+        };
+        let distinct = match &select.distinct {
+            None => false,
+            Some(sqlparser::ast::Distinct::Distinct) => true,
+            Some(other) => return Err(unsupported(at, &other.to_string())),
+        };
+        let aggregated = !group_by.is_empty() || has_aggregate_items(select) || select.having.is_some();
+        if aggregated {
+            let plan = self.plan_aggregate(select, relation, &group_by, at)?;
+            return if distinct { self.distinct(plan) } else { Ok(plan) };
+        }
+        // A plain projection and filter: over the window function's rows, or any input.
+        let binder = Binder::new(&relation.scope, self.functions);
+        let filter = select.selection.as_ref().map(|condition| binder.bind_condition(condition, "WHERE")).transpose()?;
+        let (projection, fields) = self.bind_items(&select.projection, &relation.scope)?;
+        if let PlanNode::WindowTvf { window, .. } = &relation.plan.node {
+            if matches!(window.kind, WindowKind::Session { .. }) {
+                return Err(SqlError::at(at, "SESSION windows are only for window aggregation: GROUP BY window_start, window_end"));
+            }
+        }
+        let text = calc_text(select);
+        let updating = relation.plan.updating;
+        let plan = Plan {
+            node: PlanNode::Calc {
+                input: Box::new(relation.plan),
+                projection: projection.into_iter().map(|bound| bound.scalar).collect(),
+                filter: filter.map(|bound| bound.scalar),
+                text,
+            },
+            schema: Schema::new(fields),
+            updating,
+        };
+        if distinct {
+            self.distinct(plan)
+        } else {
+            Ok(plan)
+        }
+    }
+
+    /// `SELECT DISTINCT`: a group aggregate keyed by every column, with no aggregates.
+    fn distinct(&self, plan: Plan) -> Result<Plan, SqlError> {
+        let keys = (0..plan.schema.fields.len()).map(Scalar::Column).collect();
+        let mut schema = plan.schema.clone();
+        schema.fields.iter_mut().for_each(|field| field.event_time = false);
+        Ok(Plan { node: PlanNode::GroupAggregate { input: Box::new(plan), keys, aggregates: Vec::new() }, schema, updating: true })
+    }
+
+    /// The select list bound over `scope`: one expression and field per column (`*` expanded).
+    fn bind_items(&self, items: &[SelectItem], scope: &Scope) -> Result<(Vec<Typed>, Vec<Field>), SqlError> {
+        let binder = Binder::new(scope, self.functions);
+        let (mut bound, mut fields) = (Vec::new(), Vec::new());
+        for item in items {
+            match item {
+                SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+                    let typed = binder.bind(expr)?;
+                    let name = match item {
+                        SelectItem::ExprWithAlias { alias, .. } => alias.value.clone(),
+                        _ => item_name(expr, fields.len()),
+                    };
+                    // A column passed through keeps being the event time.
+                    let event_time = matches!(typed.scalar, Scalar::Column(i) if scope.columns[i].field.event_time);
+                    fields.push(Field { name, data_type: typed.data_type.clone(), nullable: typed.nullable, event_time });
+                    bound.push(typed);
+                }
+                SelectItem::ExprWithAliases { .. } => return Err(unsupported(None, "several aliases for one expression")),
+                SelectItem::Wildcard(_) => {
+                    for (i, column) in scope.columns.iter().enumerate().filter(|(_, column)| !column.hidden) {
+                        fields.push(column.field.clone());
+                        bound.push(Typed {
+                            scalar: Scalar::Column(i),
+                            data_type: column.field.data_type.clone(),
+                            nullable: column.field.nullable,
+                        });
+                    }
+                }
+                SelectItem::QualifiedWildcard(kind, _) => {
+                    let qualifier = kind.to_string();
+                    let mut any = false;
+                    for (i, column) in scope.columns.iter().enumerate() {
+                        if column.hidden || !column.qualifier.as_deref().is_some_and(|q| q.eq_ignore_ascii_case(&qualifier)) {
+                            continue;
+                        }
+                        any = true;
+                        fields.push(column.field.clone());
+                        bound.push(Typed {
+                            scalar: Scalar::Column(i),
+                            data_type: column.field.data_type.clone(),
+                            nullable: column.field.nullable,
+                        });
+                    }
+                    if !any {
+                        return Err(SqlError::at(None, format!("{qualifier}.*: no table named {qualifier} in FROM")));
+                    }
+                }
+            }
+        }
+        Ok((bound, fields))
+    }
+
+    fn plan_aggregate(&mut self, select: &Select, relation: Relation, group_by: &[Expr], at: Option<Position>) -> Result<Plan, SqlError> {
+        // A window aggregate groups a window function's rows by window_start and window_end.
+        let is_window_column = |expr: &Expr, name: &str| -> bool {
+            let ident = match expr {
+                Expr::Identifier(ident) => ident,
+                Expr::CompoundIdentifier(parts) => parts.last().expect("parts"),
+                _ => return false,
+            };
+            ident.value.eq_ignore_ascii_case(name)
+        };
+        let windowed = matches!(relation.plan.node, PlanNode::WindowTvf { .. });
+        let window_qualifier = relation.scope.columns.last().and_then(|column| column.qualifier.clone());
+        let (input_plan, input_scope, window) = match relation.plan.node {
+            PlanNode::WindowTvf { input, window } => {
+                let has = |name: &str| group_by.iter().any(|expr| is_window_column(expr, name));
+                if !(has("window_start") && has("window_end")) {
+                    return Err(SqlError::at(
+                        at,
+                        "a window aggregation groups by both window_start and window_end of its window function: GROUP BY window_start, window_end, ...",
+                    ));
+                }
+                let mut scope = relation.scope.clone();
+                // The window columns are the aggregate's, not the input's.
+                scope.columns.truncate(scope.columns.len() - 3);
+                scope.columns[window.time_column].field.event_time = true;
+                (*input, scope, Some(window))
+            }
+            node => (Plan { node, ..relation.plan }, relation.scope, None),
+        };
+        let binder = Binder::new(&input_scope, self.functions);
+        let mut input = input_plan;
+        if let Some(condition) = &select.selection {
+            let bound = binder.bind_condition(condition, "WHERE").map_err(|error| {
+                if windowed
+                    && ["window_start", "window_end", "window_time"].iter().any(|name| error.message.contains(&format!("named {name}")))
+                {
+                    SqlError::at(error.at, "WHERE on window columns of a window aggregation is not supported yet: filter after aggregating")
+                } else {
+                    error
+                }
+            })?;
+            let width = input.schema.fields.len();
+            let updating = input.updating;
+            input = Plan {
+                schema: input.schema.clone(),
+                node: PlanNode::Calc {
+                    input: Box::new(input),
+                    projection: (0..width).map(Scalar::Column).collect(),
+                    filter: Some(bound.scalar),
+                    text: format!("where={condition}"),
+                },
+                updating,
+            };
+        }
+        if window.is_some() && input.updating {
+            return Err(SqlError::at(at, "a window aggregation takes an append-only input, and its input has updates"));
+        }
+        // Keys (window_start / window_end aside).
+        let mut keys: Vec<(Expr, Typed)> = Vec::new();
+        for expr in group_by {
+            if window.is_some() && (is_window_column(expr, "window_start") || is_window_column(expr, "window_end")) {
+                continue;
+            }
+            if window.is_some() && is_window_column(expr, "window_time") {
+                return Err(SqlError::at(position_of(expr), "GROUP BY window_time is not supported: group by window_start, window_end"));
+            }
+            keys.push((expr.clone(), binder.bind(expr)?));
+        }
+        // Aggregate calls, taken out of the select list and HAVING.
+        let mut items = select.projection.clone();
+        let mut having = select.having.clone();
+        let mut calls: Vec<(String, AggCall)> = Vec::new();
+        let mut extract = |expr: &mut Expr| -> ControlFlow<SqlError> {
+            let Expr::Function(function) = expr else { return ControlFlow::Continue(()) };
+            let name = function.name.to_string();
+            if !is_aggregate(&name) {
+                return ControlFlow::Continue(());
+            }
+            let text = expr.to_string();
+            let index = match calls.iter().position(|(seen, _)| *seen == text) {
+                Some(index) => index,
+                None => match self.aggregate_call(expr, &binder) {
+                    Ok(call) => {
+                        calls.push((text, call));
+                        calls.len() - 1
+                    }
+                    Err(error) => return ControlFlow::Break(error),
+                },
+            };
+            *expr = Expr::Identifier(Ident::new(format!("$agg{index}")));
+            ControlFlow::Continue(())
+        };
+        if let ControlFlow::Break(error) = visit_expressions_mut(&mut items, &mut extract) {
+            return Err(error);
+        }
+        if let Some(having) = &mut having {
+            if let ControlFlow::Break(error) = visit_expressions_mut(having, &mut extract) {
+                return Err(error);
+            }
+        }
+        // Grouped expressions that are not plain columns are read as the key's column.
+        let mut replace_keys = |expr: &mut Expr| -> ControlFlow<SqlError> {
+            if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                return ControlFlow::Continue(());
+            }
+            if let Some(index) = keys.iter().position(|(key, _)| key == expr) {
+                *expr = Expr::Identifier(Ident::new(format!("$key{index}")));
+            }
+            ControlFlow::Continue(())
+        };
+        let _ = visit_expressions_mut(&mut items, &mut replace_keys);
+        if let Some(having) = &mut having {
+            let _ = visit_expressions_mut(having, &mut replace_keys);
+        }
+        // The aggregate's row: keys, the window's columns, the aggregates.
+        let mut scope = Scope::default();
+        for (i, (expr, typed)) in keys.iter().enumerate() {
+            let (qualifier, name) = match (&typed.scalar, expr) {
+                (Scalar::Column(index), _) => {
+                    (input_scope.columns[*index].qualifier.clone(), input_scope.columns[*index].field.name.clone())
+                }
+                _ => (None, format!("$key{i}")),
+            };
+            scope.columns.push(ScopeColumn {
+                qualifier,
+                field: Field { name, data_type: typed.data_type.clone(), nullable: typed.nullable, event_time: false },
+                hidden: false,
+            });
+        }
+        if window.is_some() {
+            scope.columns.extend(window_columns(window_qualifier.as_deref()));
+        }
+        for (i, (_, call)) in calls.iter().enumerate() {
+            scope.columns.push(ScopeColumn {
+                qualifier: None,
+                field: Field { name: format!("$agg{i}"), data_type: call.result_type.clone(), nullable: true, event_time: false },
+                hidden: true,
+            });
+        }
+        let aggregate_schema = scope.schema();
+        let key_scalars: Vec<Scalar> = keys.into_iter().map(|(_, typed)| typed.scalar).collect();
+        let aggregates: Vec<AggCall> = calls.into_iter().map(|(_, call)| call).collect();
+        let aggregate = match window {
+            Some(window) => Plan {
+                node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_scalars, aggregates },
+                schema: aggregate_schema,
+                updating: false,
+            },
+            None => Plan {
+                node: PlanNode::GroupAggregate { input: Box::new(input), keys: key_scalars, aggregates },
+                schema: aggregate_schema,
+                updating: true,
+            },
+        };
+        // The select list and HAVING over the aggregate's row.
+        let explain_ungrouped = |error: SqlError| -> SqlError {
+            if let Some(name) =
+                error.message.strip_prefix("no column named ").map(|rest| rest.split(';').next().unwrap_or(rest).to_string())
+            {
+                if input_scope.columns.iter().any(|column| column.field.name.eq_ignore_ascii_case(name.rsplit('.').next().unwrap_or(&name)))
+                {
+                    return SqlError::at(error.at, format!("{name} is neither grouped nor aggregated: add it to GROUP BY or aggregate it"));
+                }
+            }
+            error
+        };
+        let (projection, fields) = self.bind_items(&items, &scope).map_err(explain_ungrouped)?;
+        let filter = match &having {
+            Some(having) => Some(Binder::new(&scope, self.functions).bind_condition(having, "HAVING").map_err(explain_ungrouped)?.scalar),
+            None => None,
+        };
+        let identity = filter.is_none()
+            && projection.len() == aggregate.schema.fields.len()
+            && projection.iter().enumerate().all(|(i, bound)| matches!(bound.scalar, Scalar::Column(c) if c == i))
+            && fields.iter().zip(&aggregate.schema.fields).all(|(a, b)| a.name == b.name);
+        if identity {
+            return Ok(aggregate);
+        }
+        let updating = aggregate.updating;
+        Ok(Plan {
+            node: PlanNode::Calc {
+                input: Box::new(aggregate),
+                projection: projection.into_iter().map(|bound| bound.scalar).collect(),
+                filter,
+                text: calc_text_of(&items, having.as_ref()),
+            },
+            schema: Schema::new(fields),
+            updating,
+        })
+    }
+
+    fn aggregate_call(&self, expr: &Expr, binder: &Binder<'_>) -> Result<AggCall, SqlError> {
+        let at = position_of(expr);
+        let Expr::Function(function) = expr else { unreachable!("called on functions") };
+        let name = function.name.to_string().to_uppercase();
+        if function.over.is_some() {
+            return Err(unsupported(at, "OVER aggregation"));
+        }
+        let (arguments, distinct) = match &function.args {
+            FunctionArguments::List(list) => {
+                if list.clauses.iter().any(|clause| !matches!(clause, FunctionArgumentClause::IgnoreOrRespectNulls(_))) {
+                    return Err(unsupported(at, &format!("{name} with ORDER BY or other clauses")));
+                }
+                (list.args.clone(), matches!(list.duplicate_treatment, Some(DuplicateTreatment::Distinct)))
+            }
+            FunctionArguments::None => (Vec::new(), false),
+            FunctionArguments::Subquery(_) => return Err(SqlError::at(at, "a subquery is not an aggregate's argument")),
+        };
+        let star = matches!(arguments.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]);
+        let kind = AggKind::of(&name, star).ok_or_else(|| unsupported(at, &format!("aggregate {name}")))?;
+        let exprs: Vec<&Expr> = arguments
+            .iter()
+            .filter_map(|argument| match argument {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+                _ => None,
+            })
+            .collect();
+        let nested = exprs.iter().any(|expr| expr.to_string().contains("$agg"));
+        if nested {
+            return Err(SqlError::at(at, "aggregate calls cannot be nested"));
+        }
+        let (argument, input_type) = match (kind, exprs.as_slice()) {
+            (AggKind::CountStar, []) => (None, SqlType::BigInt),
+            (AggKind::ListAgg, [value] | [value, _]) | (_, [value]) => {
+                let bound = binder.bind(value)?;
+                (Some(bound.scalar), bound.data_type)
+            }
+            _ => return Err(SqlError::at(at, format!("{name} takes one argument"))),
+        };
+        let separator = match (kind, exprs.get(1)) {
+            (AggKind::ListAgg, Some(Expr::Value(value))) => match &value.value {
+                sqlparser::ast::Value::SingleQuotedString(text) => text.clone(),
+                other => return Err(SqlError::at(at, format!("LISTAGG's separator is a string literal, got {other}"))),
+            },
+            _ => ",".to_string(),
+        };
+        let filter = match &function.filter {
+            Some(condition) => Some(binder.bind_condition(condition, "FILTER (WHERE ...)")?.scalar),
+            None => None,
+        };
+        let result_type = kind.result_type(&input_type, at)?;
+        Ok(AggCall { kind, argument, separator, distinct, filter, result_type, text: expr.to_string() })
+    }
+}
+
+fn has_aggregate_items(select: &Select) -> bool {
+    let mut items = select.projection.clone();
+    let mut found = false;
+    let _ = visit_expressions_mut(&mut items, |expr| {
+        if let Expr::Function(function) = expr {
+            if is_aggregate(&function.name.to_string()) && function.over.is_none() {
+                found = true;
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn calc_text(select: &Select) -> String {
+    calc_text_of(&select.projection, select.selection.as_ref())
+}
+
+fn calc_text_of(items: &[SelectItem], filter: Option<&Expr>) -> String {
+    let select = items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    match filter {
+        Some(filter) => format!("select=[{select}], where={filter}"),
+        None => format!("select=[{select}]"),
+    }
+}
+
+fn position_of_factor(factor: &TableFactor) -> Option<Position> {
+    use sqlparser::ast::Spanned;
+    Position::of(factor.span().start)
+}
+
+/// The plan with its columns renamed (`AS t (a, b)`, `CREATE VIEW v (a, b)`); no names keeps it.
+fn rename_columns(mut plan: Plan, names: &[Ident]) -> Result<Plan, SqlError> {
+    if names.is_empty() {
+        return Ok(plan);
+    }
+    if names.len() != plan.schema.fields.len() {
+        return Err(SqlError::at(ident_at(&names[0]), format!("{} column names for {} columns", names.len(), plan.schema.fields.len())));
+    }
+    for (field, name) in plan.schema.fields.iter_mut().zip(names) {
+        field.name = name.value.clone();
+    }
+    Ok(plan)
+}

@@ -1,0 +1,393 @@
+//! A SQL session: runs a script's statements in order, as Flink's SQL client does.
+//!
+//! `CREATE TABLE` / `CREATE VIEW` / `DROP` change the catalog; `SET 'key' = 'value'` changes
+//! settings (`parallelism.default`, `table.local-time-zone`, `pipeline.name`,
+//! `execution.checkpointing.interval`); `SHOW TABLES`, `SHOW FUNCTIONS`, `DESCRIBE t` answer
+//! with a table; `EXPLAIN` shows a query's plan; `INSERT INTO t SELECT ...` and a bare `SELECT`
+//! become jobs ([`SqlJob`]) the caller runs on the engine: an insert writes to its table's
+//! connector, a select hands its rows to the caller.
+
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use sqlparser::ast::{ObjectType, Query, Statement as Ast};
+use tethys_engine::{EngineConfig, StreamEnvironment};
+
+use crate::catalog::{SqlCatalog, SqlTable, SqlView};
+use crate::connector;
+use crate::connector::print::RowChannelSink;
+use crate::error::{Position, SqlError};
+use crate::expr::Scalar;
+use crate::function::{EvalContext, FunctionRegistry};
+use crate::job::JobBuilder;
+use crate::plan::query::Planner;
+use crate::plan::{Plan, PlanNode};
+use crate::script::{parse_script, Statement, StatementAt};
+use crate::time::Zone;
+use crate::types::{Schema, SqlType};
+use crate::value::Row;
+
+/// A job a statement defined, ready to run on the engine.
+pub struct SqlJob {
+    /// Its name (`pipeline.name`, or the statement's kind and sink).
+    pub name: String,
+    /// The job, defined.
+    pub env: StreamEnvironment,
+    /// For a `SELECT`: its columns and the receiver of its rows.
+    pub results: Option<(Schema, mpsc::Receiver<Row>)>,
+    /// Its plan, as `EXPLAIN` shows it.
+    pub plan: String,
+}
+
+/// What a statement did.
+pub enum Outcome {
+    /// A change of the catalog or settings, said in words.
+    Done(String),
+    /// An answer as a table (`SHOW`, `DESCRIBE`).
+    Table {
+        /// Column names.
+        header: Vec<String>,
+        /// Rows of text.
+        rows: Vec<Vec<String>>,
+    },
+    /// `EXPLAIN`'s plan.
+    Explain(String),
+    /// A job to run.
+    Job(Box<SqlJob>),
+}
+
+/// The settings a session knows, with what each takes.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("parallelism.default", "subtasks per operator (default 1)"),
+    ("table.local-time-zone", "the zone of TIMESTAMP_LTZ values and local dates (default UTC)"),
+    ("pipeline.name", "the name of the next jobs"),
+    ("execution.checkpointing.interval", "how often to checkpoint ('10 s'; default: never)"),
+    ("execution.checkpointing.dir", "where checkpoints go (default: a directory of the job)"),
+];
+
+/// A SQL session: its catalog, functions and settings.
+pub struct SqlSession {
+    catalog: SqlCatalog,
+    functions: FunctionRegistry,
+    settings: BTreeMap<String, String>,
+}
+
+impl Default for SqlSession {
+    fn default() -> Self {
+        SqlSession::new(FunctionRegistry::default())
+    }
+}
+
+impl SqlSession {
+    /// A session calling `functions` (the built-ins, and any registered from Rust).
+    pub fn new(functions: FunctionRegistry) -> SqlSession {
+        SqlSession { catalog: SqlCatalog::default(), functions, settings: BTreeMap::new() }
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &SqlCatalog {
+        &self.catalog
+    }
+
+    /// The functions.
+    pub fn functions(&self) -> &FunctionRegistry {
+        &self.functions
+    }
+
+    /// Setting `key`, if set.
+    pub fn setting(&self, key: &str) -> Option<&str> {
+        self.settings.get(key).map(String::as_str)
+    }
+
+    fn context(&self) -> EvalContext {
+        EvalContext { zone: self.setting("table.local-time-zone").and_then(Zone::parse).unwrap_or_default() }
+    }
+
+    fn parallelism(&self) -> usize {
+        self.setting("parallelism.default").and_then(|text| text.parse().ok()).unwrap_or(1)
+    }
+
+    /// Runs every statement of `sql` in order, stopping at the first that fails.
+    pub fn execute_script(&mut self, sql: &str) -> Result<Vec<Outcome>, SqlError> {
+        let statements = parse_script(sql).map_err(|mut errors| errors.remove(0))?;
+        statements.iter().map(|statement| self.execute(statement)).collect()
+    }
+
+    /// Runs one statement.
+    pub fn execute(&mut self, statement: &StatementAt) -> Result<Outcome, SqlError> {
+        let at = statement.at;
+        match &statement.statement {
+            Statement::CreateTable(def) => {
+                let table = SqlTable::new((**def).clone(), at, &self.functions)?;
+                let name = table.name().to_string();
+                self.catalog.add_table(table)?;
+                Ok(Outcome::Done(format!("table {name} created")))
+            }
+            Statement::Other(ast) => self.execute_ast(ast, at),
+        }
+    }
+
+    fn execute_ast(&mut self, ast: &Ast, at: Option<Position>) -> Result<Outcome, SqlError> {
+        match ast {
+            Ast::CreateView(view) => {
+                let name = view.name.to_string();
+                let columns: Vec<String> = view.columns.iter().map(|column| column.name.value.clone()).collect();
+                let sql_view = SqlView { name: name.clone(), query: (*view.query).clone(), columns };
+                // Plan it now, so a broken view is refused where it is defined.
+                let mut check = self.catalog.clone();
+                check.add_view(sql_view.clone(), at, true)?;
+                Planner::new(&check, &self.functions, self.context()).plan_query(&view.query)?;
+                self.catalog.add_view(sql_view, at, view.or_replace)?;
+                Ok(Outcome::Done(format!("view {name} created")))
+            }
+            Ast::Drop { object_type: ObjectType::Table | ObjectType::View, names, if_exists, .. } => {
+                for name in names {
+                    if !self.catalog.drop(&name.to_string()) && !if_exists {
+                        return Err(self.catalog.unknown(&name.to_string(), at));
+                    }
+                }
+                Ok(Outcome::Done(format!("{} dropped", names.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))))
+            }
+            Ast::Set(sqlparser::ast::Set::SingleAssignment { variable, values, .. }) => {
+                let key =
+                    variable.0.iter().filter_map(|part| part.as_ident()).map(|ident| ident.value.clone()).collect::<Vec<_>>().join(".");
+                let value = match values.as_slice() {
+                    [sqlparser::ast::Expr::Value(value)] => match &value.value {
+                        sqlparser::ast::Value::SingleQuotedString(text) | sqlparser::ast::Value::Number(text, _) => text.clone(),
+                        other => other.to_string(),
+                    },
+                    other => other.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+                };
+                self.set(&key, &value, at)?;
+                Ok(Outcome::Done(format!("{key} = {value}")))
+            }
+            Ast::ShowTables { .. } => {
+                let rows = self
+                    .catalog
+                    .tables()
+                    .map(|table| vec![table.name().to_string(), "TABLE".into(), table.def.option("connector").unwrap_or("").to_string()])
+                    .chain(self.catalog.views().map(|view| vec![view.name.clone(), "VIEW".into(), String::new()]))
+                    .collect();
+                Ok(Outcome::Table { header: vec!["name".into(), "kind".into(), "connector".into()], rows })
+            }
+            Ast::ShowFunctions { .. } => {
+                let rows =
+                    self.functions.scalars().map(|function| vec![function.name().to_string(), function.signature().to_string()]).collect();
+                Ok(Outcome::Table { header: vec!["name".into(), "signature".into()], rows })
+            }
+            Ast::ExplainTable { table_name, .. } => {
+                let name = table_name.to_string();
+                let schema = match self.catalog.table(&name) {
+                    Some(table) => table.schema.clone(),
+                    None => self.plan_named(&name, at)?.schema,
+                };
+                let key = self.catalog.table(&name).map(|table| table.def.primary_key.clone()).unwrap_or_default();
+                let rows = schema
+                    .fields
+                    .iter()
+                    .map(|field| {
+                        let in_key = key.iter().any(|column| column.eq_ignore_ascii_case(&field.name));
+                        let shown_type =
+                            if field.event_time { format!("{} *ROWTIME*", field.data_type) } else { field.data_type.to_string() };
+                        vec![
+                            field.name.clone(),
+                            shown_type,
+                            field.nullable.to_string().to_uppercase(),
+                            if in_key { "PRI".into() } else { String::new() },
+                        ]
+                    })
+                    .collect();
+                Ok(Outcome::Table { header: vec!["name".into(), "type".into(), "null".into(), "key".into()], rows })
+            }
+            Ast::Explain { statement, .. } => {
+                let plan = match statement.as_ref() {
+                    Ast::Query(query) => self.plan(query)?,
+                    Ast::Insert(insert) => self.plan_insert(insert, at)?.1,
+                    other => return Err(SqlError::at(at, format!("EXPLAIN shows a query or an INSERT, not {other}"))),
+                };
+                Ok(Outcome::Explain(format!("== Plan ==\n{}", plan.explain())))
+            }
+            Ast::Query(query) => {
+                let plan = self.plan(query)?;
+                let env = self.environment()?;
+                let mut builder = JobBuilder::new(&env, self.context(), self.parallelism());
+                let stream = builder.build(&plan)?;
+                let (sink, receiver) = RowChannelSink::new();
+                stream.sink("Sink: results", sink).parallelism(1);
+                let name = self.setting("pipeline.name").unwrap_or("SELECT").to_string();
+                Ok(Outcome::Job(Box::new(SqlJob { name, env, results: Some((plan.schema.clone(), receiver)), plan: plan.explain() })))
+            }
+            Ast::Insert(insert) => {
+                let (table, plan) = self.plan_insert(insert, at)?;
+                let env = self.environment()?;
+                let mut builder = JobBuilder::new(&env, self.context(), self.parallelism());
+                let stream = builder.build(&plan)?;
+                connector::sink(stream, &table, plan.updating, self.parallelism())?;
+                let name = self.setting("pipeline.name").map(str::to_string).unwrap_or_else(|| format!("INSERT INTO {}", table.name()));
+                Ok(Outcome::Job(Box::new(SqlJob { name, env, results: None, plan: plan.explain() })))
+            }
+            other => Err(SqlError::at(at, format!("statement {} is not supported", first_words(&other.to_string())))),
+        }
+    }
+
+    fn set(&mut self, key: &str, value: &str, at: Option<Position>) -> Result<(), SqlError> {
+        let valid = match key {
+            "parallelism.default" => value.parse::<usize>().is_ok_and(|p| (1..=256).contains(&p)),
+            "table.local-time-zone" => Zone::parse(value).is_some(),
+            "execution.checkpointing.interval" => connector::datagen::parse_duration_ms(value).is_some_and(|ms| ms > 0),
+            "pipeline.name" | "execution.checkpointing.dir" => true,
+            _ => {
+                let hint = crate::check::did_you_mean(key, SETTINGS.iter().map(|(name, _)| *name))
+                    .map(|nearest| format!("; did you mean '{nearest}'?"))
+                    .unwrap_or_default();
+                return Err(SqlError::at(at, format!("no setting '{key}'{hint}")));
+            }
+        };
+        if !valid {
+            let what = SETTINGS.iter().find(|(name, _)| *name == key).map(|(_, what)| *what).unwrap_or("");
+            return Err(SqlError::at(at, format!("'{value}' is not a value of '{key}': {what}")));
+        }
+        self.settings.insert(key.to_string(), value.to_string());
+        Ok(())
+    }
+
+    fn environment(&self) -> Result<StreamEnvironment, SqlError> {
+        let parallelism = self.parallelism();
+        let mut config = EngineConfig { slots: parallelism, parallelism, ..EngineConfig::default() };
+        if let Some(interval) = self.setting("execution.checkpointing.interval") {
+            config.checkpoint_interval = connector::datagen::parse_duration_ms(interval).map(|ms| Duration::from_millis(ms as u64));
+        }
+        if let Some(dir) = self.setting("execution.checkpointing.dir") {
+            config.checkpoint_dir = Some(dir.into());
+        }
+        Ok(StreamEnvironment::new(config))
+    }
+
+    /// Plans a query.
+    pub fn plan(&self, query: &Query) -> Result<Plan, SqlError> {
+        Planner::new(&self.catalog, &self.functions, self.context()).plan_query(query)
+    }
+
+    fn plan_named(&self, name: &str, at: Option<Position>) -> Result<Plan, SqlError> {
+        match self.catalog.view(name) {
+            Some(view) => self.plan(&view.query),
+            None => Err(self.catalog.unknown(name, at)),
+        }
+    }
+
+    /// The sink table and the plan of `INSERT INTO table SELECT ...`, its rows cast to the
+    /// table's column types where they widen.
+    fn plan_insert(&self, insert: &sqlparser::ast::Insert, at: Option<Position>) -> Result<(SqlTable, Plan), SqlError> {
+        let name = insert.table.to_string();
+        let Some(table) = self.catalog.table(&name).cloned() else {
+            return Err(if self.catalog.view(&name).is_some() {
+                SqlError::at(at, format!("{name} is a view: INSERT INTO a table"))
+            } else {
+                self.catalog.unknown(&name, at)
+            });
+        };
+        if !insert.columns.is_empty() {
+            return Err(SqlError::at(at, "INSERT INTO with a column list is not supported yet: select every column in order"));
+        }
+        if insert.overwrite {
+            return Err(SqlError::at(at, "INSERT OVERWRITE is for batch jobs: a stream appends"));
+        }
+        let Some(source) = &insert.source else { return Err(SqlError::at(at, "INSERT INTO needs a query")) };
+        let plan = self.plan(source)?;
+        let wanted = &table.physical;
+        if plan.schema.fields.len() != wanted.fields.len() {
+            return Err(SqlError::at(
+                at,
+                format!(
+                    "the query has {} columns and table {} has {} ({}): select one value per column",
+                    plan.schema.fields.len(),
+                    table.name(),
+                    wanted.fields.len(),
+                    wanted.names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let mut projection = Vec::new();
+        let mut casts = false;
+        for (i, (got, want)) in plan.schema.fields.iter().zip(&wanted.fields).enumerate() {
+            if got.data_type == want.data_type || got.data_type == SqlType::Null {
+                projection.push(Scalar::Column(i));
+                continue;
+            }
+            let widens = SqlType::common(&got.data_type, &want.data_type).is_some_and(|common| common == want.data_type)
+                || (got.data_type.is_timestamp() && want.data_type.is_timestamp());
+            if !widens {
+                return Err(SqlError::at(
+                    at,
+                    format!(
+                        "column {} of the query ({}) is {}, and column {} of table {} is {}: CAST it",
+                        i + 1,
+                        got.name,
+                        got.data_type,
+                        want.name,
+                        table.name(),
+                        want.data_type
+                    ),
+                ));
+            }
+            casts = true;
+            projection.push(Scalar::Cast(Box::new(Scalar::Column(i)), got.data_type.clone(), want.data_type.clone(), false));
+        }
+        let plan = if casts {
+            let updating = plan.updating;
+            Plan {
+                schema: wanted.clone(),
+                node: PlanNode::Calc { input: Box::new(plan), projection, filter: None, text: format!("casts to {}", table.name()) },
+                updating,
+            }
+        } else {
+            plan
+        };
+        Ok((table, plan))
+    }
+}
+
+fn first_words(text: &str) -> String {
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs a job to its end (bounded sources), handing a select's rows to `on_row` as they come.
+pub fn run_job(job: SqlJob, mut on_row: impl FnMut(&Row)) -> Result<tethys_engine::JobResult, String> {
+    let client = job.env.execute_async(&job.name).map_err(|error| error.to_string())?;
+    if let Some((_, receiver)) = &job.results {
+        loop {
+            match receiver.recv_timeout(Duration::from_millis(20)) {
+                Ok(row) => on_row(&row),
+                Err(mpsc::RecvTimeoutError::Timeout) if client.is_finished() => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let result = client.wait().map_err(|error| error.to_string());
+        while let Ok(row) = receiver.try_recv() {
+            on_row(&row);
+        }
+        return result;
+    }
+    client.wait().map_err(|error| error.to_string())
+}
+
+/// Runs a script on the engine and returns what its queries printed, as Flink prints rows
+/// (`+I[...]`), one list per `SELECT`; inserts run to their end. For tests and examples: every
+/// source must be bounded.
+pub fn run_script(sql: &str) -> Result<Vec<Vec<String>>, String> {
+    let mut session = SqlSession::default();
+    let mut results = Vec::new();
+    for outcome in session.execute_script(sql).map_err(|error| error.render(sql))? {
+        if let Outcome::Job(job) = outcome {
+            let select = job.results.is_some();
+            let mut rows = Vec::new();
+            run_job(*job, |row| rows.push(row.to_string()))?;
+            if select {
+                results.push(rows);
+            }
+        }
+    }
+    Ok(results)
+}
