@@ -68,3 +68,34 @@ fn a_script_is_formatted_with_its_comments() {
     let (ok, _, stderr) = sql(&["fmt", "-"], "select from where");
     assert!(!ok && stderr.contains("is not formatted"), "{stderr}");
 }
+
+#[test]
+fn a_script_runs_on_the_embedded_engine_and_shows_its_query_s_changelog() {
+    let (ok, stdout, stderr) = sql(
+        &["run", "-"],
+        "CREATE TABLE orders (id BIGINT, product INT) WITH ('connector' = 'datagen', \
+         'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '6', \
+         'fields.product.min' = '1', 'fields.product.max' = '1', 'rows-per-second' = '0');\n\
+         CREATE TABLE out (product INT, n BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'out');\n\
+         SHOW TABLES;\n\
+         INSERT INTO out SELECT product, COUNT(*) FROM orders GROUP BY product;\n\
+         SELECT id * 10 AS tens FROM orders WHERE id > 4;",
+    );
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("[INFO] table orders created"), "{stderr}");
+    assert!(stdout.contains("| orders | TABLE | datagen   |"), "{stdout}");
+    // The query's rows in a changelog table.
+    assert!(stdout.contains("|           op |         tens |"), "{stdout}");
+    assert!(stdout.contains("|           +I |           50 |") && stdout.contains("|           +I |           60 |"), "{stdout}");
+    assert!(stdout.contains("2 rows"), "{stdout}");
+    // The insert's sink printed its changelog: one product counted up to six.
+    assert!(stdout.contains("out> +I[1, 1]") && stdout.contains("out> +U[1, 6]"), "{stdout}");
+    assert!(stderr.contains("11 rows written"), "{stderr}");
+}
+
+#[test]
+fn a_script_that_fails_to_plan_says_where() {
+    let (ok, _, stderr) = sql(&["run", "-"], "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nSELECT b FROM t;");
+    assert!(!ok);
+    assert!(stderr.contains("no column named b; did you mean a?") && stderr.contains("--> line 2, column 8"), "{stderr}");
+}

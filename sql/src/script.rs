@@ -66,7 +66,10 @@ pub fn parse_script_partly(sql: &str) -> (Vec<StatementAt>, Vec<SqlError>) {
                     format!("expected ';' or the end of the script after the statement, found {}", next.token),
                 ));
             }
-            Err(error) => {
+            Err(mut error) => {
+                if error.at.is_none() && error.message.ends_with("found: EOF") {
+                    error.at = end_of(sql);
+                }
                 errors.push(error);
                 // The parser may have taken the `;` ending the statement to find it wrong.
                 parser.prev_token();
@@ -102,6 +105,14 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, SqlError> {
         return parse_create_table(parser, true).map(|table| Statement::CreateTable(Box::new(table)));
     }
     parser.parse_statement().map(|statement| Statement::Other(Box::new(statement))).map_err(SqlError::from_parser)
+}
+
+/// The position just after the script's last character (where "found: EOF" is).
+fn end_of(sql: &str) -> Option<Position> {
+    let trimmed = sql.trim_end();
+    let line = trimmed.lines().count().max(1) as u64;
+    let column = trimmed.lines().last().map(|last| last.chars().count() as u64 + 1).unwrap_or(1);
+    Some(Position { line, column })
 }
 
 /// Flink's table arguments of window functions, which sqlparser does not parse, in a form it

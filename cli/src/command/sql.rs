@@ -4,11 +4,14 @@
 //! with its line, column and a caret under it (a misspelled table or column with the nearest
 //! defined name), or what the script defines. `tethys sql complete FILE --line L --column C`
 //! lists what may be typed there, best first. `tethys sql fmt FILE [--write]` formats it.
+//! `tethys sql run FILE` runs it on the embedded engine: definitions and settings in order,
+//! each `INSERT` as a job, each `SELECT`'s rows shown as a changelog table as they come (the
+//! first `--max-rows`, then a sample each second), until every job ends or `--duration` passes.
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use tethys_sql::{check_script, complete, format_script, Position, Statement};
+use tethys_sql::{check_script, complete, format_script, Outcome, Position, SqlJob, SqlSession, Statement};
 
 use super::CliError;
 
@@ -21,6 +24,21 @@ pub enum SqlCommand {
     Complete(CompleteArgs),
     /// Format a SQL script (comments kept): to standard output, or in place with --write.
     Fmt(FmtArgs),
+    /// Run a SQL script on the embedded engine, showing each query's rows as they come.
+    Run(RunArgs),
+}
+
+/// Arguments of `tethys sql run`.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The script (`-`: standard input).
+    pub file: PathBuf,
+    /// Rows of a query shown one by one; after them, a sample and the count each second.
+    #[arg(long, default_value_t = 200)]
+    pub max_rows: u64,
+    /// Stop every job after this many seconds (for unbounded sources); default: run until they end.
+    #[arg(long)]
+    pub duration: Option<f64>,
 }
 
 /// Arguments of `tethys sql fmt`.
@@ -57,6 +75,7 @@ pub struct CheckArgs {
 pub fn run(command: SqlCommand) -> Result<(), CliError> {
     match command {
         SqlCommand::Check(args) => check(&args),
+        SqlCommand::Run(args) => run_script(&args),
         SqlCommand::Fmt(args) => {
             let sql = read_script(&args.file)?;
             let formatted = format_script(&sql).map_err(|errors| {
@@ -122,4 +141,113 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
             Err(format!("{}: {count}", args.file.display()).into())
         }
     }
+}
+
+/// A text table: a header row, a rule, the rows; columns as wide as their widest cell.
+fn text_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|cell| cell.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    let rule = format!("+{}+", widths.iter().map(|width| "-".repeat(width + 2)).collect::<Vec<_>>().join("+"));
+    let mut out = vec![rule.clone(), line(header), rule.clone()];
+    out.extend(rows.iter().map(|row| line(row)));
+    out.push(rule);
+    out.join("\n")
+}
+
+fn run_script(args: &RunArgs) -> Result<(), CliError> {
+    let sql = read_script(&args.file)?;
+    let statements = tethys_sql::parse_script(&sql).map_err(|errors| {
+        let shown: Vec<String> = errors.iter().map(|error| error.render(&sql)).collect();
+        format!("{}:\n{}", args.file.display(), shown.join("\n\n"))
+    })?;
+    let deadline = args.duration.map(|seconds| std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds));
+    let mut session = SqlSession::default();
+    let mut inserts = Vec::new();
+    for statement in &statements {
+        match session.execute(statement).map_err(|error| error.render(&sql))? {
+            Outcome::Done(message) => eprintln!("[INFO] {message}"),
+            Outcome::Table { header, rows } => println!("{}", text_table(&header, &rows)),
+            Outcome::Explain(plan) => println!("{plan}"),
+            Outcome::Job(job) if job.results.is_some() => show_query(*job, args.max_rows, deadline)?,
+            Outcome::Job(job) => {
+                eprintln!("[INFO] job {} started", job.name);
+                let name = job.name.clone();
+                let client = job.env.execute_async(&job.name).map_err(|error| format!("job {name}: {error}"))?;
+                inserts.push((name, client));
+            }
+        }
+    }
+    for (name, client) in inserts {
+        while !client.is_finished() && deadline.is_none_or(|deadline| std::time::Instant::now() < deadline) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let result = if client.is_finished() { client.wait() } else { client.cancel() };
+        let result = result.map_err(|error| format!("job {name}: {error}"))?;
+        let written: u64 =
+            result.operators.iter().filter(|operator| operator.name.starts_with("Sink: ")).map(|operator| operator.records_in).sum();
+        eprintln!("[INFO] job {name} ended after {:.1} s: {written} rows written", result.elapsed.as_secs_f64());
+    }
+    Ok(())
+}
+
+/// Shows a query's rows as a changelog table while its job runs.
+fn show_query(job: SqlJob, max_rows: u64, deadline: Option<std::time::Instant>) -> Result<(), CliError> {
+    let (schema, receiver) = job.results.as_ref().expect("a query's job has results");
+    let header: Vec<String> = std::iter::once("op".to_string()).chain(schema.names().map(str::to_string)).collect();
+    let cells = |row: &tethys_sql::value::Row| -> Vec<String> {
+        std::iter::once(row.kind.short().to_string()).chain(row.values.iter().map(ToString::to_string)).collect()
+    };
+    let widths: Vec<usize> = header.iter().map(|name| name.len().max(12)).collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:>width$}")).collect();
+        format!("| {} |", padded.join(" | "))
+    };
+    let rule = format!("+{}+", widths.iter().map(|width| "-".repeat(width + 2)).collect::<Vec<_>>().join("+"));
+    println!("{rule}\n{}\n{rule}", line(header.clone()));
+    let client = job.env.execute_async(&job.name).map_err(|error| format!("query: {error}"))?;
+    let (mut shown, mut seen, mut last_sample) = (0u64, 0u64, std::time::Instant::now());
+    let mut latest = None;
+    loop {
+        match receiver.recv_timeout(std::time::Duration::from_millis(50)) {
+            Ok(row) => {
+                seen += 1;
+                if shown < max_rows {
+                    println!("{}", line(cells(&row)));
+                    shown += 1;
+                } else {
+                    latest = Some(row);
+                }
+            }
+            Err(_) if client.is_finished() => break,
+            Err(_) => {}
+        }
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            break;
+        }
+        if latest.is_some() && last_sample.elapsed() >= std::time::Duration::from_secs(1) {
+            let row = latest.take().expect("checked");
+            println!("{}   (sample; {seen} rows so far)", line(cells(&row)));
+            last_sample = std::time::Instant::now();
+        }
+    }
+    let result = if client.is_finished() { client.wait() } else { client.cancel() };
+    while let Ok(row) = receiver.try_recv() {
+        seen += 1;
+        if shown < max_rows {
+            println!("{}", line(cells(&row)));
+            shown += 1;
+        }
+    }
+    println!("{rule}");
+    result.map_err(|error| format!("query: {error}"))?;
+    println!("{seen} rows{}", if seen > shown { format!(" ({shown} shown)") } else { String::new() });
+    Ok(())
 }
