@@ -449,36 +449,9 @@ impl fmt::Display for Value {
             Value::Time(ms) => write!(f, "{}", format_time(*ms)),
             Value::Timestamp(ms) => write!(f, "{}", format_timestamp(*ms)),
             Value::Interval(ms) => write!(f, "{}", crate::time::format_interval(*ms)),
-            Value::Array(values) => {
-                write!(f, "[")?;
-                for (i, value) in values.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{value}")?;
-                }
-                write!(f, "]")
-            }
-            Value::Map(entries) => {
-                write!(f, "{{")?;
-                for (i, (key, value)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{key}={value}")?;
-                }
-                write!(f, "}}")
-            }
-            Value::Row(values) => {
-                write!(f, "(")?;
-                for (i, value) in values.iter().enumerate() {
-                    if i > 0 {
-                        write!(f, ", ")?;
-                    }
-                    write!(f, "{value}")?;
-                }
-                write!(f, ")")
-            }
+            Value::Array(values) => write_list(f, "[", values.iter().map(|value| value.to_string()), "]"),
+            Value::Map(entries) => write_list(f, "{", entries.iter().map(|(key, value)| format!("{key}={value}")), "}"),
+            Value::Row(values) => write_list(f, "(", values.iter().map(|value| value.to_string()), ")"),
         }
     }
 }
@@ -562,15 +535,14 @@ impl Row {
 impl fmt::Display for Row {
     /// As Flink's print sink: `+I[1, foo]`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}[", self.kind.short())?;
-        for (i, value) in self.values.iter().enumerate() {
-            if i > 0 {
-                write!(f, ", ")?;
-            }
-            write!(f, "{value}")?;
-        }
-        write!(f, "]")
+        write!(f, "{}", self.kind.short())?;
+        write_list(f, "[", self.values.iter().map(|value| value.to_string()), "]")
     }
+}
+
+/// `open` the items separated by `, ` `close`.
+fn write_list(f: &mut fmt::Formatter<'_>, open: &str, items: impl Iterator<Item = String>, close: &str) -> fmt::Result {
+    write!(f, "{open}{}{close}", items.collect::<Vec<_>>().join(", "))
 }
 
 /// The values a keyed operator groups rows by.
