@@ -64,6 +64,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("pipeline.name", "the name of the next jobs"),
     ("execution.checkpointing.interval", "how often to checkpoint ('10 s'; default: never)"),
     ("execution.checkpointing.dir", "where checkpoints go (default: a directory of the job)"),
+    ("table.exec.state.ttl", "how long a regular join or GROUP BY keeps a key nobody touched ('1 h'; default: forever)"),
 ];
 
 /// A SQL session: its catalog, functions and settings.
@@ -104,6 +105,18 @@ impl SqlSession {
         EvalContext { zone: self.setting("table.local-time-zone").and_then(Zone::parse).unwrap_or_default() }
     }
 
+    fn state_ttl_ms(&self) -> Option<i64> {
+        self.setting("table.exec.state.ttl").and_then(connector::datagen::parse_duration_ms)
+    }
+
+    fn planner(&self) -> Planner<'_> {
+        Planner::new(&self.catalog, &self.functions, self.context()).with_state_ttl(self.state_ttl_ms())
+    }
+
+    fn job_builder<'e>(&self, env: &'e StreamEnvironment) -> JobBuilder<'e> {
+        JobBuilder::new(env, self.context(), self.parallelism()).with_state_ttl(self.state_ttl_ms())
+    }
+
     fn parallelism(&self) -> usize {
         self.setting("parallelism.default").and_then(|text| text.parse().ok()).unwrap_or(1)
     }
@@ -137,7 +150,7 @@ impl SqlSession {
                 // Plan it now, so a broken view is refused where it is defined.
                 let mut check = self.catalog.clone();
                 check.add_view(sql_view.clone(), at, true)?;
-                Planner::new(&check, &self.functions, self.context()).plan_query(&view.query)?;
+                Planner::new(&check, &self.functions, self.context()).with_state_ttl(self.state_ttl_ms()).plan_query(&view.query)?;
                 self.catalog.add_view(sql_view, at, view.or_replace)?;
                 Ok(Outcome::Done(format!("view {name} created")))
             }
@@ -211,7 +224,7 @@ impl SqlSession {
             Ast::Query(query) => {
                 let plan = self.plan(query)?;
                 let env = self.environment()?;
-                let mut builder = JobBuilder::new(&env, self.context(), self.parallelism());
+                let mut builder = self.job_builder(&env);
                 let stream = builder.build(&plan)?;
                 let (sink, receiver) = RowChannelSink::new();
                 stream.sink("Sink: results", sink).parallelism(1);
@@ -221,7 +234,7 @@ impl SqlSession {
             Ast::Insert(insert) => {
                 let (table, plan) = self.plan_insert(insert, at)?;
                 let env = self.environment()?;
-                let mut builder = JobBuilder::new(&env, self.context(), self.parallelism());
+                let mut builder = self.job_builder(&env);
                 let stream = builder.build(&plan)?;
                 connector::sink(stream, &table, plan.updating, self.parallelism())?;
                 let name = self.setting("pipeline.name").map(str::to_string).unwrap_or_else(|| format!("INSERT INTO {}", table.name()));
@@ -235,7 +248,9 @@ impl SqlSession {
         let valid = match key {
             "parallelism.default" => value.parse::<usize>().is_ok_and(|p| (1..=256).contains(&p)),
             "table.local-time-zone" => Zone::parse(value).is_some(),
-            "execution.checkpointing.interval" => connector::datagen::parse_duration_ms(value).is_some_and(|ms| ms > 0),
+            "execution.checkpointing.interval" | "table.exec.state.ttl" => {
+                connector::datagen::parse_duration_ms(value).is_some_and(|ms| ms > 0)
+            }
             "pipeline.name" | "execution.checkpointing.dir" => true,
             _ => {
                 let hint = crate::check::did_you_mean(key, SETTINGS.iter().map(|(name, _)| *name))
@@ -266,7 +281,7 @@ impl SqlSession {
 
     /// Plans a query.
     pub fn plan(&self, query: &Query) -> Result<Plan, SqlError> {
-        Planner::new(&self.catalog, &self.functions, self.context()).plan_query(query)
+        self.planner().plan_query(query)
     }
 
     fn plan_named(&self, name: &str, at: Option<Position>) -> Result<Plan, SqlError> {

@@ -94,3 +94,14 @@ fn settings_are_checked() {
     assert!(error_of("SET 'parallelism.defualt' = '2'").contains("no setting 'parallelism.defualt'; did you mean 'parallelism.default'?"));
     assert!(error_of("SET 'parallelism.default' = 'many'").contains("'many' is not a value of 'parallelism.default'"));
 }
+
+#[test]
+fn a_join_needs_keys_and_windows_on_both_sides() {
+    let error = error_of("SELECT o.id FROM orders o JOIN plain p ON o.id > p.id");
+    assert!(error.contains("a join of streams needs an equality of a left and a right expression in ON"), "{error}");
+    let error = error_of(
+        "SELECT o.id FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) o \
+         JOIN TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) p ON o.id = p.id",
+    );
+    assert!(error.contains("joins on both window_start and window_end"), "{error}");
+}

@@ -432,6 +432,57 @@ impl Scalar {
         })
     }
 
+    /// The same expression reading column `f(i)` where it read column `i` (to move an
+    /// expression onto another row layout, e.g. one side of a join).
+    pub fn map_columns(&self, f: &impl Fn(usize) -> usize) -> Scalar {
+        let map = |scalar: &Scalar| Box::new(scalar.map_columns(f));
+        let list = |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.map_columns(f)).collect::<Vec<_>>();
+        match self {
+            Scalar::Column(index) => Scalar::Column(f(*index)),
+            Scalar::Literal(value) => Scalar::Literal(value.clone()),
+            Scalar::Not(inner) => Scalar::Not(map(inner)),
+            Scalar::Negate(inner) => Scalar::Negate(map(inner)),
+            Scalar::Arith(op, numeric, a, b) => Scalar::Arith(*op, *numeric, map(a), map(b)),
+            Scalar::Compare(op, a, b) => Scalar::Compare(*op, map(a), map(b)),
+            Scalar::And(a, b) => Scalar::And(map(a), map(b)),
+            Scalar::Or(a, b) => Scalar::Or(map(a), map(b)),
+            Scalar::IsNull(inner, negated) => Scalar::IsNull(map(inner), *negated),
+            Scalar::IsBool(inner, wanted, negated) => Scalar::IsBool(map(inner), *wanted, *negated),
+            Scalar::IsDistinct(a, b, negated) => Scalar::IsDistinct(map(a), map(b), *negated),
+            Scalar::In(inner, items, negated) => Scalar::In(map(inner), list(items), *negated),
+            Scalar::Like(a, b, negated, escape) => Scalar::Like(map(a), map(b), *negated, *escape),
+            Scalar::Case(branches, otherwise) => Scalar::Case(
+                branches.iter().map(|(condition, result)| (condition.map_columns(f), result.map_columns(f))).collect(),
+                map(otherwise),
+            ),
+            Scalar::Cast(inner, from, to, safe) => Scalar::Cast(map(inner), from.clone(), to.clone(), *safe),
+            Scalar::Call(function, arguments) => Scalar::Call(function.clone(), list(arguments)),
+            Scalar::Coalesce(arguments) => Scalar::Coalesce(list(arguments)),
+            Scalar::Index(a, b) => Scalar::Index(map(a), map(b)),
+            Scalar::Field(inner, index) => Scalar::Field(map(inner), *index),
+            Scalar::Array(items) => Scalar::Array(list(items)),
+            Scalar::Map(entries) => Scalar::Map(entries.iter().map(|(k, v)| (k.map_columns(f), v.map_columns(f))).collect()),
+            Scalar::Row(items) => Scalar::Row(list(items)),
+        }
+    }
+
+    /// Its conjuncts: `a AND b AND c` as `[a, b, c]`.
+    pub fn conjuncts(self) -> Vec<Scalar> {
+        match self {
+            Scalar::And(a, b) => {
+                let mut all = a.conjuncts();
+                all.extend(b.conjuncts());
+                all
+            }
+            other => vec![other],
+        }
+    }
+
+    /// The conjunction of `conjuncts` (none: `None`).
+    pub fn all_of(conjuncts: Vec<Scalar>) -> Option<Scalar> {
+        conjuncts.into_iter().reduce(|a, b| Scalar::And(Box::new(a), Box::new(b)))
+    }
+
     /// The column indexes it reads.
     pub fn columns(&self, out: &mut Vec<usize>) {
         match self {

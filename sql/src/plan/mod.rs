@@ -7,11 +7,14 @@
 //! - `WindowAggregate`: a window table function grouped by `window_start, window_end` and keys,
 //!   one final row per window and key when the watermark passes its end;
 //! - `GroupAggregate`: `GROUP BY` over an unbounded stream, a changelog of updates;
+//! - `Join`: two inputs paired on equal keys: regular (rows kept, outer joins retracting),
+//!   interval (event times within a bound) or window (both inputs windowed);
 //! - `Union`: `UNION ALL`.
 //!
 //! A plan knows whether its rows are append-only or a changelog with updates (`updating`), so a
 //! sink that takes only appends refuses an updating query when it is planned.
 
+pub mod join;
 pub mod query;
 
 use std::fmt::Write;
@@ -80,6 +83,62 @@ pub struct WindowSpec {
     pub partition: Vec<usize>,
 }
 
+/// Which rows of a join are kept without a partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    /// Only pairs.
+    Inner,
+    /// Every left row (padded with NULLs).
+    Left,
+    /// Every right row.
+    Right,
+    /// Every row of both.
+    Full,
+}
+
+impl JoinKind {
+    /// Whether rows of the left input without a partner are kept.
+    pub fn keeps_left(self) -> bool {
+        matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether rows of the right input without a partner are kept.
+    pub fn keeps_right(self) -> bool {
+        matches!(self, JoinKind::Right | JoinKind::Full)
+    }
+}
+
+/// How a join keeps rows and when it emits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum JoinStrategy {
+    /// Every row is kept (or for the state TTL), and each row emits its pairs at once; outer
+    /// rows are retracted when a partner comes.
+    Regular {
+        /// `table.exec.state.ttl`: rows unused for this long are dropped.
+        ttl_ms: Option<i64>,
+    },
+    /// Rows are paired when their event times are within `[lower, upper]` of each other
+    /// (right time minus left time), and dropped once the watermark passes that.
+    Interval {
+        /// The left event-time column.
+        left_time: usize,
+        /// The right event-time column (in the right row).
+        right_time: usize,
+        /// The least right minus left time.
+        lower_ms: i64,
+        /// The most right minus left time.
+        upper_ms: i64,
+    },
+    /// Both inputs are windowed (their keys include window_start and window_end); a window's
+    /// pairs are emitted when the watermark passes its end.
+    Window {
+        /// The left rows' window_end column.
+        left_end: usize,
+        /// The right rows' window_end column.
+        right_end: usize,
+    },
+}
+
 /// One operator of a plan.
 #[derive(Debug, Clone)]
 pub enum PlanNode {
@@ -128,6 +187,23 @@ pub enum PlanNode {
         keys: Vec<Scalar>,
         /// The aggregates, over the input row.
         aggregates: Vec<AggCall>,
+    },
+    /// Rows of two inputs paired on equal keys (and a residual condition).
+    Join {
+        /// The left input.
+        left: Box<Plan>,
+        /// The right input.
+        right: Box<Plan>,
+        /// Inner or outer.
+        kind: JoinKind,
+        /// The left rows' key, equal to the right rows'.
+        left_keys: Vec<Scalar>,
+        /// The right rows' key.
+        right_keys: Vec<Scalar>,
+        /// The rest of the condition, over the joined row (left columns, then right ones).
+        residual: Option<Scalar>,
+        /// How rows meet: kept (regular), within a time bound (interval) or per window.
+        strategy: JoinStrategy,
     },
     /// `UNION ALL` of inputs with one schema.
     Union {
@@ -184,6 +260,16 @@ impl Plan {
                 aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
             ),
             PlanNode::Union { .. } => "Union(all)".to_string(),
+            PlanNode::Join { kind, left_keys, residual, strategy, .. } => {
+                let how = match strategy {
+                    JoinStrategy::Regular { ttl_ms: None } => "regular".to_string(),
+                    JoinStrategy::Regular { ttl_ms: Some(ttl) } => format!("regular, state ttl {ttl} ms"),
+                    JoinStrategy::Interval { lower_ms, upper_ms, .. } => format!("interval [{lower_ms}, {upper_ms}] ms"),
+                    JoinStrategy::Window { .. } => "window".to_string(),
+                };
+                let residual = if residual.is_some() { ", with residual condition" } else { "" };
+                format!("Join({kind:?}, {how}, keys={}{residual})", left_keys.len())
+            }
         };
         let _ = writeln!(out, "{indent}{line} -> [{columns}]{mode}");
         for input in self.inputs() {
@@ -200,6 +286,7 @@ impl Plan {
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. } => vec![input],
             PlanNode::Union { inputs } => inputs.iter().collect(),
+            PlanNode::Join { left, right, .. } => vec![left, right],
         }
     }
 }

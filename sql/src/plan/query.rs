@@ -14,11 +14,11 @@ use sqlparser::ast::{
     Ident, Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, TableFactor, TableWithJoins,
 };
 
-use super::{Plan, PlanNode, WindowKind, WindowSpec};
+use super::{JoinKind, Plan, PlanNode, WindowKind, WindowSpec};
 use crate::aggregate::{AggCall, AggKind};
 use crate::catalog::SqlCatalog;
 use crate::error::{Position, SqlError};
-use crate::expr::{interval_ms, is_aggregate, position_of, Binder, Scalar, Scope, ScopeColumn, Typed};
+use crate::expr::{interval_ms, is_aggregate, position_of, Binder, Compare, Scalar, Scope, ScopeColumn, Typed};
 use crate::function::{EvalContext, FunctionRegistry};
 use crate::types::{Field, Schema, SqlType};
 
@@ -29,6 +29,8 @@ pub struct Planner<'a> {
     context: EvalContext,
     /// `WITH` queries in scope, by name without case.
     ctes: BTreeMap<String, Plan>,
+    /// `table.exec.state.ttl`: how long regular joins and group aggregates keep an idle key.
+    state_ttl_ms: Option<i64>,
 }
 
 /// Where a statement's part is, for errors about it.
@@ -70,7 +72,13 @@ fn unsupported(at: Option<Position>, what: &str) -> SqlError {
 impl<'a> Planner<'a> {
     /// A planner over `catalog`, calling `functions`.
     pub fn new(catalog: &'a SqlCatalog, functions: &'a FunctionRegistry, context: EvalContext) -> Planner<'a> {
-        Planner { catalog, functions, context, ctes: BTreeMap::new() }
+        Planner { catalog, functions, context, ctes: BTreeMap::new(), state_ttl_ms: None }
+    }
+
+    /// Regular joins and group aggregates keep an idle key's state this long.
+    pub fn with_state_ttl(mut self, ttl_ms: Option<i64>) -> Self {
+        self.state_ttl_ms = ttl_ms;
+        self
     }
 
     /// Plans a query.
@@ -159,10 +167,11 @@ impl<'a> Planner<'a> {
         match from {
             [] => Err(SqlError::at(at, "a query needs FROM: a table, view, subquery or window function")),
             [single] => {
-                if let Some(join) = single.joins.first() {
-                    return Err(unsupported(position_of_factor(&join.relation), "JOIN"));
+                let mut relation = self.plan_factor(&single.relation)?;
+                for join in &single.joins {
+                    relation = self.plan_join(relation, join)?;
                 }
-                self.plan_factor(&single.relation)
+                Ok(relation)
             }
             [_, second, ..] => Err(unsupported(position_of_factor(&second.relation), "a comma join (FROM a, b)")),
         }
@@ -210,6 +219,41 @@ impl<'a> Planner<'a> {
         }
     }
 
+    fn plan_join(&mut self, left: Relation, join: &sqlparser::ast::Join) -> Result<Relation, SqlError> {
+        use sqlparser::ast::{JoinConstraint, JoinOperator};
+        let at = position_of_factor(&join.relation);
+        let right = self.plan_factor(&join.relation)?;
+        let (kind, constraint) = match &join.join_operator {
+            JoinOperator::Join(constraint) | JoinOperator::Inner(constraint) => (JoinKind::Inner, constraint),
+            JoinOperator::Left(constraint) | JoinOperator::LeftOuter(constraint) => (JoinKind::Left, constraint),
+            JoinOperator::Right(constraint) | JoinOperator::RightOuter(constraint) => (JoinKind::Right, constraint),
+            JoinOperator::FullOuter(constraint) => (JoinKind::Full, constraint),
+            other => return Err(unsupported(at, &format!("{other:?} joins").replace("(None)", ""))),
+        };
+        let mut scope = left.scope.clone();
+        scope.columns.extend(right.scope.columns.iter().cloned());
+        let condition = match constraint {
+            JoinConstraint::On(expr) => Binder::new(&scope, self.functions).bind_condition(expr, "ON")?.scalar,
+            JoinConstraint::Using(columns) => {
+                let width = left.scope.columns.len();
+                let mut conjuncts = Vec::new();
+                for column in columns {
+                    let name = column.to_string();
+                    let l = left.scope.resolve(None, &name, at)?;
+                    let r = right.scope.resolve(None, &name, at)?;
+                    conjuncts.push(Scalar::Compare(Compare::Eq, Box::new(Scalar::Column(l)), Box::new(Scalar::Column(width + r))));
+                }
+                Scalar::all_of(conjuncts).ok_or_else(|| SqlError::at(at, "USING names no column"))?
+            }
+            _ => return Err(SqlError::at(at, "a join of streams needs ON (or USING) with the keys to join on")),
+        };
+        let plan = super::join::plan_join(left.plan, &left.scope, right.plan, kind, condition, self.state_ttl_ms, at)?;
+        for (column, field) in scope.columns.iter_mut().zip(&plan.schema.fields) {
+            column.field = field.clone();
+        }
+        Ok(Relation { plan, scope })
+    }
+
     /// A table, view or `WITH` query by name.
     fn named_relation(&mut self, name: &str, at: Option<Position>) -> Result<Plan, SqlError> {
         if let Some(plan) = self.ctes.get(&name.to_lowercase()) {
@@ -220,7 +264,9 @@ impl<'a> Planner<'a> {
         }
         if let Some(view) = self.catalog.view(name) {
             let view = view.clone();
-            let plan = Planner::new(self.catalog, self.functions, self.context.clone()).plan_query(&view.query)?;
+            let plan = Planner::new(self.catalog, self.functions, self.context.clone())
+                .with_state_ttl(self.state_ttl_ms)
+                .plan_query(&view.query)?;
             return rename_columns(plan, &view.columns.iter().map(|c| Ident::new(c.clone())).collect::<Vec<_>>());
         }
         Err(self.catalog.unknown(name, at))

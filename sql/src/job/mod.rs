@@ -25,8 +25,11 @@ use crate::connector;
 use crate::error::SqlError;
 use crate::expr::Scalar;
 use crate::function::EvalContext;
-use crate::plan::{Plan, PlanNode, WindowKind, WindowSpec};
+use crate::plan::{JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec};
+
+mod join;
 use crate::value::{Row, RowKey, RowKind, Value};
+use join::{JoinFunction, SidedRow};
 
 /// A row with its grouping key and event time, computed before a keyed operator.
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -46,6 +49,8 @@ pub struct JobBuilder<'a> {
     parallelism: usize,
     /// Operators built so far, to give each a distinct uid.
     operators: usize,
+    /// How long a group aggregate keeps a key nobody touched.
+    state_ttl_ms: Option<i64>,
 }
 
 /// Filter then projection, per frame.
@@ -171,12 +176,17 @@ pub struct GroupState {
 /// emits the change of the key's result row.
 struct GroupAggregateFunction {
     aggregates: Aggregates,
+    ttl_ms: Option<i64>,
     state: Option<ValueState<GroupState>>,
 }
 
 impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
     fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
-        self.state = Some(state.register_value(&StateDescriptor::new("group-aggregate"))?);
+        let mut descriptor = StateDescriptor::new("group-aggregate");
+        if let Some(ttl_ms) = self.ttl_ms {
+            descriptor = descriptor.with_ttl(tethys_engine::state::StateTtlConfig::new(Duration::from_millis(ttl_ms.max(1) as u64)));
+        }
+        self.state = Some(state.register_value(&descriptor)?);
         Ok(())
     }
 
@@ -240,7 +250,13 @@ fn windows_of(kind: WindowKind, time: i64) -> Vec<(i64, i64)> {
 impl<'a> JobBuilder<'a> {
     /// A builder adding operators of `parallelism` subtasks to `env`.
     pub fn new(env: &'a StreamEnvironment, context: EvalContext, parallelism: usize) -> JobBuilder<'a> {
-        JobBuilder { env, context, parallelism, operators: 0 }
+        JobBuilder { env, context, parallelism, operators: 0, state_ttl_ms: None }
+    }
+
+    /// Group aggregates forget a key nobody touched for `ttl_ms` (`table.exec.state.ttl`).
+    pub fn with_state_ttl(mut self, ttl_ms: Option<i64>) -> Self {
+        self.state_ttl_ms = ttl_ms;
+        self
     }
 
     fn uid(&mut self, kind: &str) -> String {
@@ -307,12 +323,76 @@ impl<'a> JobBuilder<'a> {
                 let aggregates = Aggregates { calls, context: self.context.clone() };
                 let prepare_uid = self.uid("prepare");
                 let uid = self.uid("group-aggregate");
+                let ttl_ms = self.state_ttl_ms;
                 input
                     .process("PrepareAggregate", move |_| clone_prepare(&prepare))
                     .uid(&prepare_uid)
                     .key_by(|row: &KeyedRow| row.key.clone())
-                    .process("GroupAggregate", move || GroupAggregateFunction { aggregates: aggregates.clone(), state: None })
+                    .process("GroupAggregate", move || GroupAggregateFunction { aggregates: aggregates.clone(), ttl_ms, state: None })
                     .uid(&uid)
+            }
+            PlanNode::Join { left, right, kind, left_keys, right_keys, residual, strategy } => {
+                let (left_width, right_width) = (left.schema.fields.len(), right.schema.fields.len());
+                let (left, right) = (self.build(left)?, self.build(right)?);
+                let left_time = match strategy {
+                    JoinStrategy::Interval { left_time, .. } => Some(*left_time),
+                    JoinStrategy::Window { left_end, .. } => Some(*left_end),
+                    JoinStrategy::Regular { .. } => None,
+                };
+                let right_time = match strategy {
+                    JoinStrategy::Interval { right_time, .. } => Some(*right_time),
+                    JoinStrategy::Window { right_end, .. } => Some(*right_end),
+                    JoinStrategy::Regular { .. } => None,
+                };
+                let left = self.prepare(left, left_keys.clone(), (0..left_width).map(Scalar::Column).collect(), left_time);
+                let right = self.prepare(right, right_keys.clone(), (0..right_width).map(Scalar::Column).collect(), right_time);
+                let uid = self.uid("join");
+                let joined = match *strategy {
+                    JoinStrategy::Interval { lower_ms, upper_ms, .. } => left
+                        .join(right)
+                        .on(|row: &KeyedRow| row.key.clone(), |row: &KeyedRow| row.key.clone())
+                        .interval(
+                            lower_ms,
+                            upper_ms,
+                            |row| row.time,
+                            |row| row.time,
+                            |l: &KeyedRow, r: &KeyedRow| Row::insert(l.row.values.iter().chain(&r.row.values).cloned().collect()),
+                        )
+                        .uid(&uid),
+                    JoinStrategy::Regular { .. } | JoinStrategy::Window { .. } => {
+                        let ttl_ms = match strategy {
+                            JoinStrategy::Regular { ttl_ms } => *ttl_ms,
+                            _ => None,
+                        };
+                        let window = matches!(strategy, JoinStrategy::Window { .. });
+                        let left = left.map(|keyed: KeyedRow| SidedRow { left: true, keyed });
+                        let right = right.map(|keyed: KeyedRow| SidedRow { left: false, keyed });
+                        let (kind, residual, context) = (*kind, residual.clone(), self.context.clone());
+                        return Ok(left
+                            .union([right])
+                            .key_by(|row: &SidedRow| row.keyed.key.clone())
+                            .process("Join", move || JoinFunction {
+                                kind,
+                                residual: residual.clone(),
+                                left_width,
+                                right_width,
+                                window,
+                                ttl_ms,
+                                context: context.clone(),
+                                state: None,
+                            })
+                            .uid(&uid));
+                    }
+                };
+                match residual {
+                    Some(residual) => self.calc(
+                        joined,
+                        (0..left_width + right_width).map(Scalar::Column).collect(),
+                        Some(residual.clone()),
+                        "join condition".into(),
+                    ),
+                    None => joined,
+                }
             }
             PlanNode::Union { inputs } => {
                 let mut streams = inputs.iter().map(|input| self.build(input)).collect::<Result<Vec<_>, _>>()?.into_iter();
@@ -320,6 +400,19 @@ impl<'a> JobBuilder<'a> {
                 first.union(streams)
             }
         })
+    }
+
+    /// Each row with its key and time computed, ready for a keyed operator.
+    fn prepare(
+        &mut self,
+        input: DataStream<Row>,
+        keys: Vec<Scalar>,
+        inputs: Vec<Scalar>,
+        time_column: Option<usize>,
+    ) -> DataStream<KeyedRow> {
+        let prepare = PrepareOperator { keys, inputs, time_column, context: self.context.clone() };
+        let uid = self.uid("prepare");
+        input.process("PrepareKeys", move |_| clone_prepare(&prepare)).uid(&uid)
     }
 
     fn calc(&mut self, input: DataStream<Row>, projection: Vec<Scalar>, filter: Option<Scalar>, text: String) -> DataStream<Row> {

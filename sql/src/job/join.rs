@@ -1,0 +1,282 @@
+//! Joins as keyed operators: both inputs keyed by their join keys and unioned (each row tagged
+//! with its side), so a key's rows of both sides meet in one subtask.
+//!
+//! A regular join keeps each side's rows per key (with how many partners each has) and emits a
+//! row's pairs when it comes: `+I` for an added row, `-D` for a retracted one; an outer side's
+//! row without partners is emitted padded with NULLs, and retracted when its first partner comes
+//! (as Flink's streaming join). A window join keeps a window's rows until the watermark passes
+//! its end, then emits its pairs (and unpaired outer rows) and forgets them. Interval joins use
+//! the engine's interval join operator.
+
+use std::time::Duration;
+
+use tethys_engine::state::{StateBackend, StateDescriptor, StateTtlConfig, TimeDomain, ValueState};
+use tethys_engine::{KeyedProcessFunction, ProcessContext, UserError};
+
+use super::KeyedRow;
+use crate::expr::Scalar;
+use crate::function::EvalContext;
+use crate::plan::JoinKind;
+use crate::value::{Row, RowKey, RowKind, Value};
+
+/// A row of one side of a join, keyed.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct SidedRow {
+    /// From the left input (else the right).
+    pub left: bool,
+    /// The row with its key (and, for window joins, its window's end as its time).
+    pub keyed: KeyedRow,
+}
+
+/// A kept row: its values, how many times it is in, how many partners it has.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct StoredRow {
+    /// The row's values.
+    pub values: Vec<Value>,
+    /// Copies of it kept.
+    pub count: i64,
+    /// Rows of the other side it pairs with.
+    pub partners: i64,
+}
+
+/// A key's kept rows of both sides.
+#[derive(Debug, Clone, Default, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct JoinState {
+    /// Left rows.
+    pub left: Vec<StoredRow>,
+    /// Right rows.
+    pub right: Vec<StoredRow>,
+}
+
+/// The regular and window join.
+pub(super) struct JoinFunction {
+    pub kind: JoinKind,
+    pub residual: Option<Scalar>,
+    pub left_width: usize,
+    pub right_width: usize,
+    /// Window join: rows wait for their window's end.
+    pub window: bool,
+    pub ttl_ms: Option<i64>,
+    pub context: EvalContext,
+    pub state: Option<ValueState<JoinState>>,
+}
+
+impl JoinFunction {
+    fn joined(&self, left: Option<&[Value]>, right: Option<&[Value]>, kind: RowKind) -> Row {
+        let nulls = |width| std::iter::repeat_n(Value::Null, width);
+        let mut values = Vec::with_capacity(self.left_width + self.right_width);
+        match left {
+            Some(left) => values.extend_from_slice(left),
+            None => values.extend(nulls(self.left_width)),
+        }
+        match right {
+            Some(right) => values.extend_from_slice(right),
+            None => values.extend(nulls(self.right_width)),
+        }
+        Row { kind, values }
+    }
+
+    fn pairs(&self, left: &[Value], right: &[Value]) -> Result<bool, String> {
+        match &self.residual {
+            None => Ok(true),
+            Some(residual) => {
+                let row = self.joined(Some(left), Some(right), RowKind::Insert);
+                Ok(residual.eval(&row.values, &self.context)?.as_bool() == Some(true))
+            }
+        }
+    }
+
+    /// A row of one side added or retracted: its pairs with the other side's rows.
+    fn regular(&self, state: &mut JoinState, from_left: bool, row: Row, out: &mut impl FnMut(Row)) -> Result<(), String> {
+        let accumulate = row.kind.is_accumulate();
+        let (keeps_own, keeps_other) =
+            if from_left { (self.kind.keeps_left(), self.kind.keeps_right()) } else { (self.kind.keeps_right(), self.kind.keeps_left()) };
+        let (own, other) = if from_left { (&mut state.left, &mut state.right) } else { (&mut state.right, &mut state.left) };
+        let position = own.iter().position(|stored| stored.values == row.values);
+        if !accumulate && position.is_none() {
+            // A retraction of a row never seen (its state expired): nothing to take back.
+            return Ok(());
+        }
+        let pair = |own_values: &[Value], other_values: &[Value], kind| {
+            if from_left {
+                self.joined(Some(own_values), Some(other_values), kind)
+            } else {
+                self.joined(Some(other_values), Some(own_values), kind)
+            }
+        };
+        let padded = |values: &[Value], own_side: bool, kind| {
+            let is_left = own_side == from_left;
+            if is_left {
+                self.joined(Some(values), None, kind)
+            } else {
+                self.joined(None, Some(values), kind)
+            }
+        };
+        let mut partners = 0;
+        for stored in other.iter_mut() {
+            let matched = if from_left { self.pairs(&row.values, &stored.values)? } else { self.pairs(&stored.values, &row.values)? };
+            if !matched {
+                continue;
+            }
+            partners += stored.count;
+            if accumulate {
+                if keeps_other && stored.partners == 0 {
+                    for _ in 0..stored.count {
+                        out(padded(&stored.values, false, RowKind::Delete));
+                    }
+                }
+                stored.partners += 1;
+                for _ in 0..stored.count {
+                    out(pair(&row.values, &stored.values, RowKind::Insert));
+                }
+            } else {
+                for _ in 0..stored.count {
+                    out(pair(&row.values, &stored.values, RowKind::Delete));
+                }
+                stored.partners -= 1;
+                if keeps_other && stored.partners == 0 {
+                    for _ in 0..stored.count {
+                        out(padded(&stored.values, false, RowKind::Insert));
+                    }
+                }
+            }
+        }
+        if keeps_own && partners == 0 {
+            out(padded(&row.values, true, if accumulate { RowKind::Insert } else { RowKind::Delete }));
+        }
+        match (accumulate, position) {
+            (true, Some(index)) => own[index].count += 1,
+            (true, None) => own.push(StoredRow { values: row.values, count: 1, partners }),
+            (false, Some(index)) => {
+                own[index].count -= 1;
+                if own[index].count == 0 {
+                    own.remove(index);
+                }
+            }
+            (false, None) => unreachable!("checked above"),
+        }
+        Ok(())
+    }
+
+    /// A window ended: its pairs, and its unpaired outer rows.
+    fn fire_window(&self, state: &mut JoinState, out: &mut impl FnMut(Row)) -> Result<(), String> {
+        for left in state.left.iter_mut() {
+            for right in state.right.iter_mut() {
+                if self.pairs(&left.values, &right.values)? {
+                    left.partners += 1;
+                    right.partners += 1;
+                    out(self.joined(Some(&left.values), Some(&right.values), RowKind::Insert));
+                }
+            }
+        }
+        if self.kind.keeps_left() {
+            state.left.iter().filter(|row| row.partners == 0).for_each(|row| out(self.joined(Some(&row.values), None, RowKind::Insert)));
+        }
+        if self.kind.keeps_right() {
+            state.right.iter().filter(|row| row.partners == 0).for_each(|row| out(self.joined(None, Some(&row.values), RowKind::Insert)));
+        }
+        Ok(())
+    }
+}
+
+impl KeyedProcessFunction<RowKey, SidedRow, Row> for JoinFunction {
+    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+        let mut descriptor = StateDescriptor::new("join");
+        if let Some(ttl_ms) = self.ttl_ms {
+            descriptor = descriptor.with_ttl(StateTtlConfig::new(Duration::from_millis(ttl_ms.max(1) as u64)));
+        }
+        self.state = Some(state.register_value(&descriptor)?);
+        Ok(())
+    }
+
+    fn process_element(&mut self, record: SidedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        let handle = self.state.expect("opened");
+        let mut state = handle.get(&mut ctx.keyed).unwrap_or_default();
+        if self.window {
+            if record.keyed.time - 1 < ctx.current_watermark() {
+                // Its window has fired already: a late row, dropped as Flink drops it.
+                return Ok(());
+            }
+            let side = if record.left { &mut state.left } else { &mut state.right };
+            match side.iter_mut().find(|stored| stored.values == record.keyed.row.values) {
+                Some(stored) => stored.count += 1,
+                None => side.push(StoredRow { values: record.keyed.row.values, count: 1, partners: 0 }),
+            }
+            ctx.register_event_time_timer(record.keyed.time - 1);
+        } else {
+            let mut emitted = Vec::new();
+            self.regular(&mut state, record.left, record.keyed.row, &mut |row| emitted.push(row))?;
+            emitted.into_iter().for_each(|row| ctx.emit(row));
+        }
+        if state.left.is_empty() && state.right.is_empty() {
+            handle.clear(&mut ctx.keyed);
+        } else {
+            handle.update(&mut ctx.keyed, state);
+        }
+        Ok(())
+    }
+
+    fn on_timer(&mut self, _timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        debug_assert_eq!(domain, TimeDomain::EventTime);
+        let handle = self.state.expect("opened");
+        let Some(mut state) = handle.get(&mut ctx.keyed) else { return Ok(()) };
+        // Window rows expand each stored copy.
+        state.left = expand(state.left);
+        state.right = expand(state.right);
+        let mut emitted = Vec::new();
+        self.fire_window(&mut state, &mut |row| emitted.push(row))?;
+        emitted.into_iter().for_each(|row| ctx.emit(row));
+        handle.clear(&mut ctx.keyed);
+        Ok(())
+    }
+}
+
+fn expand(rows: Vec<StoredRow>) -> Vec<StoredRow> {
+    rows.into_iter().flat_map(|row| (0..row.count).map(move |_| StoredRow { values: row.values.clone(), count: 1, partners: 0 })).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn join(kind: JoinKind) -> JoinFunction {
+        JoinFunction {
+            kind,
+            residual: None,
+            left_width: 1,
+            right_width: 1,
+            window: false,
+            ttl_ms: None,
+            context: EvalContext::default(),
+            state: None,
+        }
+    }
+
+    fn feed(function: &JoinFunction, changes: &[(bool, RowKind, i64)]) -> Vec<String> {
+        let mut state = JoinState::default();
+        let mut out = Vec::new();
+        for (left, kind, value) in changes {
+            function
+                .regular(&mut state, *left, Row { kind: *kind, values: vec![Value::Int(*value)] }, &mut |row| out.push(row.to_string()))
+                .unwrap();
+        }
+        out
+    }
+
+    #[test]
+    fn an_inner_join_pairs_and_retracts() {
+        let out = feed(
+            &join(JoinKind::Inner),
+            &[(true, RowKind::Insert, 1), (false, RowKind::Insert, 2), (false, RowKind::Insert, 3), (true, RowKind::Delete, 1)],
+        );
+        assert_eq!(out, ["+I[1, 2]", "+I[1, 3]", "-D[1, 2]", "-D[1, 3]"]);
+    }
+
+    #[test]
+    fn a_left_join_pads_then_retracts_the_padding_when_a_partner_comes() {
+        let out = feed(&join(JoinKind::Left), &[(true, RowKind::Insert, 1), (false, RowKind::Insert, 2), (false, RowKind::Delete, 2)]);
+        assert_eq!(out, ["+I[1, <NULL>]", "-D[1, <NULL>]", "+I[1, 2]", "-D[1, 2]", "+I[1, <NULL>]"]);
+        let out = feed(&join(JoinKind::Full), &[(false, RowKind::Insert, 2), (true, RowKind::Insert, 1)]);
+        assert_eq!(out, ["+I[<NULL>, 2]", "-D[<NULL>, 2]", "+I[1, 2]"]);
+    }
+}
