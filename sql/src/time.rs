@@ -2,20 +2,58 @@
 //! back (the proleptic Gregorian calendar), parsed and printed as Flink writes them
 //! (`2024-03-01`, `10:15:00`, `2024-03-01 10:15:00.000`).
 
-/// A time zone: UTC or a fixed offset from it (`+08:00`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// A time zone: UTC, a fixed offset from it (`+08:00`), or a zone of the IANA database by name
+/// (`Asia/Shanghai`, `America/New_York`) with its daylight-saving rules.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Zone {
     /// UTC.
     #[default]
     Utc,
     /// A fixed offset east of UTC, in seconds.
     Offset(i32),
+    /// A zone of the IANA time zone database.
+    Named(NamedZone),
+}
+
+/// A zone of the IANA time zone database (its copy bundled into the program, so that zones
+/// resolve alike on every machine).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedZone {
+    name: String,
+    rules: jiff::tz::TimeZone,
+}
+
+impl NamedZone {
+    /// Its name as the database spells it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+fn time_zone_database() -> &'static jiff::tz::TimeZoneDatabase {
+    static DATABASE: std::sync::OnceLock<jiff::tz::TimeZoneDatabase> = std::sync::OnceLock::new();
+    DATABASE.get_or_init(jiff::tz::TimeZoneDatabase::bundled)
+}
+
+/// The instant of `ms` milliseconds since the epoch, within what jiff represents.
+fn instant(ms: i64) -> jiff::Timestamp {
+    let (min, max) = (jiff::Timestamp::MIN.as_millisecond(), jiff::Timestamp::MAX.as_millisecond());
+    jiff::Timestamp::from_millisecond(ms.clamp(min, max)).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 impl Zone {
-    /// `UTC`, `Z`, `GMT`, or an offset `+08:00` / `-0530` / `UTC+8`.
+    /// `UTC`, `Z`, `GMT`, an offset `+08:00` / `-0530` / `UTC+8`, or an IANA zone name
+    /// (`Europe/Berlin`, without case).
     pub fn parse(name: &str) -> Option<Zone> {
         let name = name.trim();
+        Zone::parse_fixed(name).or_else(|| {
+            let rules = time_zone_database().get(name).ok()?;
+            let name = rules.iana_name().unwrap_or(name).to_string();
+            Some(Zone::Named(NamedZone { name, rules }))
+        })
+    }
+
+    fn parse_fixed(name: &str) -> Option<Zone> {
         let rest = ["UTC", "GMT", "Z"].iter().find_map(|prefix| name.strip_prefix(prefix)).unwrap_or(name);
         if rest.is_empty() {
             return Some(Zone::Utc);
@@ -35,10 +73,43 @@ impl Zone {
     }
 
     /// Milliseconds to add to a UTC instant for the local time of this zone.
-    pub fn offset_ms(&self, _utc_ms: i64) -> i64 {
+    pub fn offset_ms(&self, utc_ms: i64) -> i64 {
         match self {
             Zone::Utc => 0,
             Zone::Offset(seconds) => i64::from(*seconds) * 1000,
+            Zone::Named(zone) => i64::from(zone.rules.to_offset(instant(utc_ms)).seconds()) * 1000,
+        }
+    }
+
+    /// The instant (milliseconds since the epoch) of a local date and time of this zone, also
+    /// given in milliseconds since the epoch. A local time skipped by a daylight-saving change
+    /// moves forward by the change and a repeated one takes the earlier offset, as Java's
+    /// `ZonedDateTime.of` does (and so Flink).
+    pub fn utc_of_local(&self, local_ms: i64) -> i64 {
+        match self {
+            Zone::Utc | Zone::Offset(_) => local_ms - self.offset_ms(local_ms),
+            Zone::Named(zone) => {
+                let civil = jiff::tz::TimeZone::UTC.to_datetime(instant(local_ms));
+                match zone.rules.to_ambiguous_timestamp(civil).compatible() {
+                    Ok(utc) => utc.as_millisecond(),
+                    Err(_) => local_ms - self.offset_ms(local_ms),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Zone {
+    /// `UTC`, `+08:00`, or the IANA name.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Zone::Utc => write!(f, "UTC"),
+            Zone::Offset(seconds) => {
+                let sign = if *seconds < 0 { '-' } else { '+' };
+                let seconds = seconds.unsigned_abs();
+                write!(f, "{sign}{:02}:{:02}", seconds / 3600, seconds / 60 % 60)
+            }
+            Zone::Named(zone) => write!(f, "{}", zone.name),
         }
     }
 }
@@ -82,7 +153,8 @@ pub fn days_in_month(year: i64, month: u32) -> u32 {
     }
 }
 
-fn is_valid_date(year: i64, month: u32, day: u32) -> bool {
+/// Whether a calendar date exists.
+pub fn is_valid_date(year: i64, month: u32, day: u32) -> bool {
     (1..=12).contains(&month) && day >= 1 && day <= days_in_month(year, month)
 }
 
@@ -186,6 +258,32 @@ mod tests {
         }
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+
+    #[test]
+    fn zones_are_offsets_or_iana_names_with_daylight_saving() {
+        assert_eq!(Zone::parse("UTC"), Some(Zone::Utc));
+        assert_eq!(Zone::parse("GMT+8"), Some(Zone::Offset(8 * 3600)));
+        assert_eq!(Zone::parse("-05:30"), Some(Zone::Offset(-(5 * 3600 + 30 * 60))));
+        assert_eq!(Zone::parse("Mars/Olympus"), None);
+        let new_york = Zone::parse("america/new_york").expect("a bundled zone");
+        assert_eq!(new_york.to_string(), "America/New_York");
+        let winter = parse_timestamp("2024-01-15 12:00:00").unwrap();
+        let summer = parse_timestamp("2024-07-15 12:00:00").unwrap();
+        assert_eq!(new_york.offset_ms(winter), -5 * 3_600_000);
+        assert_eq!(new_york.offset_ms(summer), -4 * 3_600_000);
+        assert_eq!(new_york.utc_of_local(summer), summer + 4 * 3_600_000);
+        // 02:30 on 2024-03-10 does not exist in New York: it is 03:30 EDT. 01:30 on 2024-11-03
+        // happens twice: the first (EDT) is taken.
+        assert_eq!(format_timestamp(new_york.utc_of_local(parse_timestamp("2024-03-10 02:30:00").unwrap())), "2024-03-10 07:30:00.000");
+        assert_eq!(format_timestamp(new_york.utc_of_local(parse_timestamp("2024-11-03 01:30:00").unwrap())), "2024-11-03 05:30:00.000");
+        assert_eq!(Zone::parse("Asia/Kolkata").unwrap().offset_ms(0), 19_800_000);
+        assert_eq!(Zone::Offset(-19_800).to_string(), "-05:30");
+        assert_eq!(Zone::default(), Zone::Utc);
+        assert_eq!(Zone::Utc.utc_of_local(1000), 1000);
+        // Far outside jiff's range, the zone's rules at its ends apply.
+        let _ = new_york.offset_ms(i64::MAX);
+        let _ = new_york.utc_of_local(i64::MIN);
     }
 
     #[test]

@@ -860,6 +860,11 @@ impl<'a> Binder<'a> {
                 self.call_named("SUBSTRING", &arguments, at)
             }
             Expr::Position { expr: needle, r#in } => self.call_named("POSITION", &[(**needle).clone(), (**r#in).clone()], at),
+            Expr::Overlay { expr: inner, overlay_what, overlay_from, overlay_for } => {
+                let mut arguments = vec![(**inner).clone(), (**overlay_what).clone(), (**overlay_from).clone()];
+                arguments.extend(overlay_for.as_deref().cloned());
+                self.call_named("OVERLAY", &arguments, at)
+            }
             Expr::Trim { trim_where, trim_what, expr: inner, .. } => {
                 let name = match trim_where {
                     Some(sqlparser::ast::TrimWhereField::Leading) => "LTRIM",
@@ -1124,8 +1129,16 @@ impl<'a> Binder<'a> {
             SqlError::at(at, format!("no function named {name}{hint}"))
         })?;
         let types: Vec<SqlType> = arguments.iter().map(|argument| argument.data_type.clone()).collect();
-        let data_type = function
-            .return_type(&types)
+        // Constant arguments let a function plan the call (ROUND's places, a pattern compiled once).
+        let constants: Vec<Option<Value>> = arguments
+            .iter()
+            .map(|argument| match &argument.scalar {
+                Scalar::Literal(value) => Some(value.clone()),
+                _ => None,
+            })
+            .collect();
+        let (data_type, function) = function
+            .plan(&types, &constants)
             .map_err(|message| SqlError::at(at, format!("{}: {message} (signature: {})", function.name(), function.signature())))?;
         Ok(Typed::new(Scalar::Call(function, arguments.into_iter().map(|argument| argument.scalar).collect()), data_type, true))
     }
@@ -1178,6 +1191,16 @@ impl<'a> Binder<'a> {
                 let bound = arguments.iter().map(|argument| self.bind(argument)).collect::<Result<Vec<_>, _>>()?;
                 let fields = bound.iter().enumerate().map(|(i, argument)| (format!("EXPR${i}"), argument.data_type.clone())).collect();
                 Ok(Typed::new(Scalar::Row(bound.into_iter().map(|argument| argument.scalar).collect()), SqlType::Row(fields), false))
+            }
+            "TIMESTAMPADD" | "TIMESTAMPDIFF" => {
+                // The unit is a keyword, TIMESTAMPADD(HOUR, 1, t): passed on by name, as EXTRACT's.
+                let mut arguments: Vec<Expr> = arguments.iter().map(|argument| (*argument).clone()).collect();
+                if let Some(Expr::Identifier(unit)) = arguments.first() {
+                    if unit.quote_style.is_none() {
+                        arguments[0] = Expr::value(AstValue::SingleQuotedString(unit.value.to_uppercase()));
+                    }
+                }
+                self.call_named(&upper, &arguments, at)
             }
             "MAP" => {
                 if !arguments.len().is_multiple_of(2) {

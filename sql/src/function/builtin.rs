@@ -1,57 +1,32 @@
-//! The built-in scalar functions, each with its signature, description and example.
+//! The built-in scalar functions, gathered from their topic modules: each with its signature,
+//! description and an example that the tests evaluate.
 
-use super::{arity, expect, ScalarFunction};
-use crate::types::SqlType;
-use crate::value::Value;
+use super::{collection, conditional, hash, json, math, net, regexp, string, temporal, ScalarFunction};
 
-fn text(value: &Value) -> Result<&str, String> {
-    value.as_str().ok_or_else(|| format!("expected text, got {value}"))
+/// The built-in functions by topic: each topic's title and its functions.
+pub fn topics() -> Vec<(&'static str, Vec<ScalarFunction>)> {
+    vec![
+        ("String functions", string::functions()),
+        ("Regular expressions", regexp::functions()),
+        ("Math functions", math::functions()),
+        ("Conditional functions", conditional::functions()),
+        ("Date and time functions", temporal::functions()),
+        ("JSON functions", json::functions()),
+        ("Hash functions", hash::functions()),
+        ("URL and IP functions", net::functions()),
+        ("Array and map functions", collection::functions()),
+    ]
 }
 
 /// Every built-in scalar function.
 pub fn functions() -> Vec<ScalarFunction> {
-    vec![
-        ScalarFunction::new(
-            "UPPER",
-            "UPPER(s STRING) -> STRING",
-            |args| {
-                arity(args, 1..=1)?;
-                expect(args, 0, "STRING", SqlType::is_string)?;
-                Ok(SqlType::String)
-            },
-            |args, _| Ok(Value::Str(text(&args[0])?.to_uppercase())),
-        )
-        .describe("The text in capitals.")
-        .example("UPPER('tethys')", "TETHYS"),
-        ScalarFunction::new(
-            "LOWER",
-            "LOWER(s STRING) -> STRING",
-            |args| {
-                arity(args, 1..=1)?;
-                expect(args, 0, "STRING", SqlType::is_string)?;
-                Ok(SqlType::String)
-            },
-            |args, _| Ok(Value::Str(text(&args[0])?.to_lowercase())),
-        )
-        .describe("The text in small letters.")
-        .example("LOWER('Tethys')", "tethys"),
-        ScalarFunction::new(
-            "CHAR_LENGTH",
-            "CHAR_LENGTH(s STRING) -> INT",
-            |args| {
-                arity(args, 1..=1)?;
-                expect(args, 0, "STRING", SqlType::is_string)?;
-                Ok(SqlType::Int)
-            },
-            |args, _| Ok(Value::Int(text(&args[0])?.chars().count() as i64)),
-        )
-        .describe("The number of characters of the text.")
-        .example("CHAR_LENGTH('héllo')", "5"),
-    ]
+    topics().into_iter().flat_map(|(_, functions)| functions).collect()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use crate::expr::eval_constant;
     use crate::function::FunctionRegistry;
 
@@ -64,5 +39,17 @@ mod tests {
             let value = eval_constant(call, &registry).unwrap_or_else(|error| panic!("{call}: {error}"));
             assert_eq!(value.to_string(), expected, "{call}");
         }
+    }
+
+    #[test]
+    fn every_function_has_one_name_and_a_signature_that_names_it() {
+        let mut names = HashSet::new();
+        for function in super::functions() {
+            assert!(names.insert(function.name().to_string()), "{} is defined twice", function.name());
+            assert!(function.signature().starts_with(&format!("{}(", function.name())), "{}", function.signature());
+            assert!(function.signature().contains(" -> "), "{} has no result type", function.signature());
+            assert!(function.description().ends_with('.'), "{}: a description is a sentence", function.name());
+        }
+        assert!(names.len() >= 48, "{} built-in functions", names.len());
     }
 }
