@@ -105,3 +105,13 @@ fn a_join_needs_keys_and_windows_on_both_sides() {
     );
     assert!(error.contains("joins on both window_start and window_end"), "{error}");
 }
+
+#[test]
+fn window_functions_are_checked() {
+    let error = error_of("SELECT id, ROW_NUMBER() OVER (PARTITION BY customer ORDER BY ts) AS rn FROM orders");
+    assert!(error.contains("filter on it in the enclosing query (WHERE row_num <= N)"), "{error}");
+    let error = error_of("SELECT SUM(amount) OVER (PARTITION BY customer ORDER BY amount) FROM orders");
+    assert!(error.contains("an OVER aggregate is ordered by the input's event-time column"), "{error}");
+    let error = error_of("SELECT ROW_NUMBER() OVER (PARTITION BY customer) FROM orders");
+    assert!(error.contains("ROW_NUMBER() OVER needs ORDER BY"), "{error}");
+}

@@ -94,4 +94,9 @@ golden!(
     join_full,
     join_interval,
     join_window,
+    topn,
+    dedup,
+    window_topn,
+    over_rows,
+    over_range,
 );

@@ -28,8 +28,12 @@ use crate::function::EvalContext;
 use crate::plan::{JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec};
 
 mod join;
+mod over;
+mod rank;
 use crate::value::{Row, RowKey, RowKind, Value};
 use join::{JoinFunction, SidedRow};
+use over::OverFunction;
+use rank::RankFunction;
 
 /// A row with its grouping key and event time, computed before a keyed operator.
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -393,6 +397,51 @@ impl<'a> JobBuilder<'a> {
                     ),
                     None => joined,
                 }
+            }
+            PlanNode::Rank { input, partition, order, limit, window_end } => {
+                let Some(limit) = *limit else {
+                    return Err(SqlError::at(
+                        None,
+                        "ROW_NUMBER() keeps the first rows per partition: filter on it in the enclosing query (WHERE row_num <= N)",
+                    ));
+                };
+                let width = input.schema.fields.len();
+                let stream = self.build(input)?;
+                let inputs = (0..width).map(Scalar::Column).chain(order.iter().map(|(scalar, _)| scalar.clone())).collect();
+                let prepared = self.prepare(stream, partition.clone(), inputs, *window_end);
+                let descending: Vec<bool> = order.iter().map(|(_, descending)| *descending).collect();
+                let (window, uid) = (window_end.is_some(), self.uid("rank"));
+                prepared
+                    .key_by(|row: &KeyedRow| row.key.clone())
+                    .process("Rank", move || RankFunction {
+                        width,
+                        descending: descending.clone(),
+                        limit: limit as usize,
+                        window,
+                        state: None,
+                    })
+                    .uid(&uid)
+            }
+            PlanNode::Over { input, partition, time_column, frame, aggregates } => {
+                let width = input.schema.fields.len();
+                let stream = self.build(input)?;
+                let (inputs, calls) = prepared_calls(aggregates);
+                let calls: Vec<AggCall> = calls
+                    .into_iter()
+                    .map(|mut call| {
+                        call.argument = call.argument.map(|argument| argument.map_columns(&|c| c + width));
+                        call.filter = call.filter.map(|filter| filter.map_columns(&|c| c + width));
+                        call
+                    })
+                    .collect();
+                let inputs = (0..width).map(Scalar::Column).chain(inputs).collect();
+                let prepared = self.prepare(stream, partition.clone(), inputs, Some(*time_column));
+                let aggregates = Aggregates { calls, context: self.context.clone() };
+                let (frame, uid) = (*frame, self.uid("over"));
+                prepared
+                    .key_by(|row: &KeyedRow| row.key.clone())
+                    .process("OverAggregate", move || OverFunction { width, frame, aggregates: aggregates.clone(), state: None })
+                    .uid(&uid)
             }
             PlanNode::Union { inputs } => {
                 let mut streams = inputs.iter().map(|input| self.build(input)).collect::<Result<Vec<_>, _>>()?.into_iter();

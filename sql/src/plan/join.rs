@@ -63,12 +63,13 @@ fn time_bound(conjunct: &Scalar, left_time: usize, right_time: usize) -> Option<
 
 /// The window_start and window_end columns of a windowed plan (a window function's rows, or a
 /// projection or filter of them keeping both columns) and its windows.
-fn windowed_columns(plan: &Plan) -> Option<(usize, usize, crate::plan::WindowKind)> {
+pub(super) fn windowed_columns(plan: &Plan) -> Option<(usize, usize, crate::plan::WindowKind)> {
     match &plan.node {
         PlanNode::WindowTvf { window, .. } => {
             let width = plan.schema.fields.len();
             Some((width - 3, width - 2, window.kind))
         }
+        PlanNode::WindowAggregate { keys, window, .. } => Some((keys.len(), keys.len() + 1, window.kind)),
         PlanNode::Calc { input, projection, .. } => {
             let (start, end, kind) = windowed_columns(input)?;
             let find = |column: usize| projection.iter().position(|scalar| matches!(scalar, Scalar::Column(c) if *c == column));

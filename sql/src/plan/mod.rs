@@ -9,12 +9,15 @@
 //! - `GroupAggregate`: `GROUP BY` over an unbounded stream, a changelog of updates;
 //! - `Join`: two inputs paired on equal keys: regular (rows kept, outer joins retracting),
 //!   interval (event times within a bound) or window (both inputs windowed);
+//! - `Rank`: Top-N and deduplication with `ROW_NUMBER()`, per window or over the stream;
+//! - `Over`: aggregates over a frame of preceding rows in event-time order;
 //! - `Union`: `UNION ALL`.
 //!
 //! A plan knows whether its rows are append-only or a changelog with updates (`updating`), so a
 //! sink that takes only appends refuses an updating query when it is planned.
 
 pub mod join;
+pub mod over;
 pub mod query;
 
 use std::fmt::Write;
@@ -139,6 +142,16 @@ pub enum JoinStrategy {
     },
 }
 
+/// The rows an OVER aggregate's row sees, before it and itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// `ROWS BETWEEN n PRECEDING AND CURRENT ROW` (`None`: unbounded).
+    Rows(Option<i64>),
+    /// `RANGE BETWEEN INTERVAL ... PRECEDING AND CURRENT ROW` in ms (`None`: unbounded); rows of
+    /// the same time are each other's peers.
+    Range(Option<i64>),
+}
+
 /// One operator of a plan.
 #[derive(Debug, Clone)]
 pub enum PlanNode {
@@ -205,6 +218,35 @@ pub enum PlanNode {
         /// How rows meet: kept (regular), within a time bound (interval) or per window.
         strategy: JoinStrategy,
     },
+    /// `ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to the first `limit` rows per
+    /// partition (Top-N; deduplication when it is 1): the input's rows with their row number.
+    Rank {
+        /// Its input.
+        input: Box<Plan>,
+        /// The partition keys, over the input row.
+        partition: Vec<Scalar>,
+        /// The order: expression and whether descending.
+        order: Vec<(Scalar, bool)>,
+        /// How many rows per partition (the enclosing query's `WHERE rn <= N`).
+        limit: Option<i64>,
+        /// Window Top-N: the input's window_end column (partitioned by the window), ranked once
+        /// when the watermark passes the window's end.
+        window_end: Option<usize>,
+    },
+    /// Aggregates `OVER (PARTITION BY ... ORDER BY time ROWS|RANGE ... PRECEDING)`: each row with
+    /// the aggregates of its frame, in event-time order.
+    Over {
+        /// Its input.
+        input: Box<Plan>,
+        /// The partition keys, over the input row.
+        partition: Vec<Scalar>,
+        /// The event-time column ordering the rows.
+        time_column: usize,
+        /// The frame.
+        frame: OverFrame,
+        /// The aggregates, over the input row.
+        aggregates: Vec<AggCall>,
+    },
     /// `UNION ALL` of inputs with one schema.
     Union {
         /// The inputs.
@@ -260,6 +302,18 @@ impl Plan {
                 aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
             ),
             PlanNode::Union { .. } => "Union(all)".to_string(),
+            PlanNode::Rank { partition, order, limit, window_end, .. } => format!(
+                "{}Rank(ROW_NUMBER, partition keys={}, order keys={}, limit={})",
+                if window_end.is_some() { "Window" } else { "" },
+                partition.len(),
+                order.len(),
+                limit.map_or("none".to_string(), |limit| limit.to_string())
+            ),
+            PlanNode::Over { frame, aggregates, partition, .. } => format!(
+                "OverAggregate(partition keys={}, frame={frame:?}, aggregates=[{}])",
+                partition.len(),
+                aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
+            ),
             PlanNode::Join { kind, left_keys, residual, strategy, .. } => {
                 let how = match strategy {
                     JoinStrategy::Regular { ttl_ms: None } => "regular".to_string(),
@@ -284,7 +338,9 @@ impl Plan {
             PlanNode::Calc { input, .. }
             | PlanNode::WindowTvf { input, .. }
             | PlanNode::WindowAggregate { input, .. }
-            | PlanNode::GroupAggregate { input, .. } => vec![input],
+            | PlanNode::GroupAggregate { input, .. }
+            | PlanNode::Rank { input, .. }
+            | PlanNode::Over { input, .. } => vec![input],
             PlanNode::Union { inputs } => inputs.iter().collect(),
             PlanNode::Join { left, right, .. } => vec![left, right],
         }

@@ -496,21 +496,58 @@ impl<'a> Planner<'a> {
             return if distinct { self.distinct(plan) } else { Ok(plan) };
         }
         // A plain projection and filter: over the window function's rows, or any input.
-        let binder = Binder::new(&relation.scope, self.functions);
-        let filter = select.selection.as_ref().map(|condition| binder.bind_condition(condition, "WHERE")).transpose()?;
-        let (projection, fields) = self.bind_items(&select.projection, &relation.scope)?;
         if let PlanNode::WindowTvf { window, .. } = &relation.plan.node {
             if matches!(window.kind, WindowKind::Session { .. }) {
                 return Err(SqlError::at(at, "SESSION windows are only for window aggregation: GROUP BY window_start, window_end"));
             }
         }
+        let binder = Binder::new(&relation.scope, self.functions);
+        let mut filter =
+            select.selection.as_ref().map(|condition| binder.bind_condition(condition, "WHERE")).transpose()?.map(|bound| bound.scalar);
+        let mut items = select.projection.clone();
+        let (mut input, scope) = match super::over::take_window_calls(&mut items)? {
+            Some((spec, calls)) => {
+                // WHERE filters the rows before window functions see them.
+                let input = match filter.take() {
+                    Some(condition) => {
+                        let width = relation.plan.schema.fields.len();
+                        let updating = relation.plan.updating;
+                        Plan {
+                            schema: relation.plan.schema.clone(),
+                            node: PlanNode::Calc {
+                                input: Box::new(relation.plan),
+                                projection: (0..width).map(Scalar::Column).collect(),
+                                filter: Some(condition),
+                                text: format!("where={}", select.selection.as_ref().expect("a filter")),
+                            },
+                            updating,
+                        }
+                    }
+                    None => relation.plan,
+                };
+                super::over::plan_window_calls(input, &relation.scope, &spec, &calls, &binder, |call| self.aggregate_call(call, &binder))?
+            }
+            None => (relation.plan, relation.scope),
+        };
+        // A filter on a rank's row number is its limit (Top-N).
+        if let Some(column) = super::over::open_rank_column(&input) {
+            let (limit, rest) = super::over::take_rank_limit(filter, column);
+            if let Some(limit) = limit {
+                if limit < 1 {
+                    return Err(SqlError::at(at, format!("a Top-N keeps at least one row, and the filter keeps {limit}")));
+                }
+                super::over::set_rank_limit(&mut input, limit);
+            }
+            filter = rest;
+        }
+        let (projection, fields) = self.bind_items(&items, &scope)?;
         let text = calc_text(select);
-        let updating = relation.plan.updating;
+        let updating = input.updating;
         let plan = Plan {
             node: PlanNode::Calc {
-                input: Box::new(relation.plan),
+                input: Box::new(input),
                 projection: projection.into_iter().map(|bound| bound.scalar).collect(),
-                filter: filter.map(|bound| bound.scalar),
+                filter,
                 text,
             },
             schema: Schema::new(fields),
@@ -658,6 +695,9 @@ impl<'a> Planner<'a> {
         let mut extract = |expr: &mut Expr| -> ControlFlow<SqlError> {
             let Expr::Function(function) = expr else { return ControlFlow::Continue(()) };
             let name = function.name.to_string();
+            if function.over.is_some() {
+                return ControlFlow::Break(unsupported(position_of(expr), "a window function (OVER) in a GROUP BY query"));
+            }
             if !is_aggregate(&name) {
                 return ControlFlow::Continue(());
             }
@@ -778,9 +818,6 @@ impl<'a> Planner<'a> {
         let at = position_of(expr);
         let Expr::Function(function) = expr else { unreachable!("called on functions") };
         let name = function.name.to_string().to_uppercase();
-        if function.over.is_some() {
-            return Err(unsupported(at, "OVER aggregation"));
-        }
         let (arguments, distinct) = match &function.args {
             FunctionArguments::List(list) => {
                 if list.clauses.iter().any(|clause| !matches!(clause, FunctionArgumentClause::IgnoreOrRespectNulls(_))) {

@@ -1,0 +1,113 @@
+//! Top-N and deduplication (`ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...)` kept to the
+//! first N rows), keyed by the partition.
+//!
+//! Over the stream, a partition keeps its top N rows; each row that enters them emits the
+//! changes of the ranks it moved (`-U`/`+U` for a rank whose row changed, `+I` for a new rank,
+//! `-D` for a row pushed out), as Flink's Top-N with its row number. Per window, a window's top
+//! N rows are kept until the watermark passes its end, then emitted once as inserts.
+
+use tethys_engine::state::{StateBackend, StateDescriptor, TimeDomain, ValueState};
+use tethys_engine::{KeyedProcessFunction, ProcessContext, UserError};
+
+use super::KeyedRow;
+use crate::value::{Row, RowKey, RowKind, Value};
+
+/// A partition's top rows, best first: each the input row's values, then its sort key.
+#[derive(Debug, Clone, Default, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct TopRows {
+    /// The rows.
+    pub rows: Vec<Vec<Value>>,
+}
+
+pub(super) struct RankFunction {
+    /// Columns of the input row; the sort key follows them.
+    pub width: usize,
+    /// Per sort key column: descending.
+    pub descending: Vec<bool>,
+    pub limit: usize,
+    /// Ranked once per window, when the watermark passes its end.
+    pub window: bool,
+    pub state: Option<ValueState<TopRows>>,
+}
+
+impl RankFunction {
+    fn compare(&self, a: &[Value], b: &[Value]) -> std::cmp::Ordering {
+        for (i, descending) in self.descending.iter().enumerate() {
+            let ordering = a[self.width + i].total_cmp(&b[self.width + i]);
+            let ordering = if *descending { ordering.reverse() } else { ordering };
+            if ordering.is_ne() {
+                return ordering;
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+
+    /// `rows` with `row` in its place (after rows ranking equal), cut to the limit; `false` if
+    /// it did not enter.
+    fn insert(&self, rows: &mut Vec<Vec<Value>>, row: Vec<Value>) -> bool {
+        let position = rows.partition_point(|existing| self.compare(existing, &row).is_le());
+        if position >= self.limit {
+            return false;
+        }
+        rows.insert(position, row);
+        rows.truncate(self.limit);
+        true
+    }
+
+    fn ranked(&self, values: &[Value], rank: usize, kind: RowKind) -> Row {
+        let mut out = values[..self.width].to_vec();
+        out.push(Value::Int(rank as i64 + 1));
+        Row { kind, values: out }
+    }
+}
+
+impl KeyedProcessFunction<RowKey, KeyedRow, Row> for RankFunction {
+    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+        self.state = Some(state.register_value(&StateDescriptor::new("top-n"))?);
+        Ok(())
+    }
+
+    fn process_element(&mut self, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        let handle = self.state.expect("opened");
+        let mut top = handle.get(&mut ctx.keyed).unwrap_or_default();
+        if self.window {
+            if record.time - 1 < ctx.current_watermark() {
+                return Ok(());
+            }
+            if self.insert(&mut top.rows, record.row.values) {
+                handle.update(&mut ctx.keyed, top);
+            }
+            ctx.register_event_time_timer(record.time - 1);
+            return Ok(());
+        }
+        let before = top.rows.clone();
+        if !self.insert(&mut top.rows, record.row.values) {
+            return Ok(());
+        }
+        for rank in 0..self.limit {
+            match (before.get(rank), top.rows.get(rank)) {
+                (Some(old), Some(new)) if old != new => {
+                    ctx.emit(self.ranked(old, rank, RowKind::UpdateBefore));
+                    ctx.emit(self.ranked(new, rank, RowKind::UpdateAfter));
+                }
+                (None, Some(new)) => ctx.emit(self.ranked(new, rank, RowKind::Insert)),
+                (Some(old), None) => ctx.emit(self.ranked(old, rank, RowKind::Delete)),
+                _ => {}
+            }
+        }
+        handle.update(&mut ctx.keyed, top);
+        Ok(())
+    }
+
+    fn on_timer(&mut self, _timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        debug_assert_eq!(domain, TimeDomain::EventTime);
+        let handle = self.state.expect("opened");
+        if let Some(top) = handle.get(&mut ctx.keyed) {
+            for (rank, row) in top.rows.iter().enumerate() {
+                ctx.emit(self.ranked(row, rank, RowKind::Insert));
+            }
+            handle.clear(&mut ctx.keyed);
+        }
+        Ok(())
+    }
+}
