@@ -32,6 +32,8 @@ pub enum Query {
     /// A job emitting bursts behind a slow consumer (memory against the credit bound); not in
     /// `all()`: its throughput is the slow stage's.
     Burst(BurstQuery),
+    /// A Nexmark query in SQL (`bench/nexmark-sql/qN.sql`), by number: `sql-qN`.
+    NexmarkSql(u8),
 }
 
 impl Query {
@@ -47,6 +49,7 @@ impl fmt::Display for Query {
             Query::Bids(query) => query.fmt(f),
             Query::Nexmark(query) => query.fmt(f),
             Query::Burst(query) => query.fmt(f),
+            Query::NexmarkSql(number) => write!(f, "sql-q{number}"),
         }
     }
 }
@@ -59,7 +62,14 @@ impl std::str::FromStr for Query {
             .map(Query::Bids)
             .or_else(|_| s.parse::<NexmarkQuery>().map(Query::Nexmark))
             .or_else(|_| s.parse::<BurstQuery>().map(Query::Burst))
-            .map_err(|_| format!("unknown query '{s}' (passthrough, filter, window, agg, q0, q1, q2)"))
+            .or_else(|_| match s.strip_prefix("sql-q").and_then(|number| number.parse::<u8>().ok()) {
+                Some(number) if crate::nexmark_sql::query(number).is_some() => Ok(Query::NexmarkSql(number)),
+                _ => Err(()),
+            })
+            .map_err(|_| {
+                let sql: Vec<String> = crate::nexmark_sql::QUERIES.iter().map(|(number, _)| format!("sql-q{number}")).collect();
+                format!("unknown query '{s}' (passthrough, filter, window, agg, q0, q1, q2, q5, q7, q8, {})", sql.join(", "))
+            })
     }
 }
 
@@ -155,6 +165,12 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
             Query::Bids(query) => bids::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
             Query::Nexmark(query) => nexmark::define(&env, query, NexmarkSource::new(spec.events, spec.seed), sink.clone()),
             Query::Burst(query) => bursts::define(&env, query, BidsSource::new(spec.events, spec.seed), sink.clone()),
+            Query::NexmarkSql(number) => {
+                let failed = |reason: String| JobError::Runtime { job: name.clone(), reason };
+                let session = crate::nexmark_sql::session(spec.events, spec.seed, spec.config.clone()).map_err(failed)?;
+                let job = crate::nexmark_sql::job(&session, number, sink.clone()).map_err(failed)?;
+                return finish(spec, &sink, job.env.execute(&name)?);
+            }
         }
         env.execute(&name)?
     } else {
@@ -167,7 +183,12 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
         let cluster = LocalCluster::start(&cluster_spec, job).map_err(|error| failed(error.to_string()))?;
         env.execute_on_cluster(&name, cluster.coordinator().cluster())?
     };
-    // The sink counts where it runs: here, or on a worker (then its operator metrics say).
+    finish(spec, &sink, result)
+}
+
+/// The report of a finished run; the sink counts where it runs: here, or on a worker (then its
+/// operator metrics say).
+fn finish(spec: &BenchSpec, sink: &DiscardSink, result: tethys_engine::JobResult) -> Result<BenchReport, JobError> {
     let sink_records = match spec.workers {
         0 => sink.records(),
         _ => result.operator("Sink: discard").map_or(0, |sink| sink.records_in),

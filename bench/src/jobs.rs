@@ -82,6 +82,18 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
         (Query::Nexmark(query), Some(end)) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), end),
         (Query::Burst(query), None) => bursts::define(env, query, BidsSource::new(events, seed), sink),
         (Query::Burst(_), Some(_)) => return Err("the burst queries have no digest job".to_string()),
+        (Query::NexmarkSql(number), end) => {
+            // Every process rebuilds the job from the query's SQL text.
+            let session = crate::nexmark_sql::session(events, seed, env.config().clone())?;
+            let text = crate::nexmark_sql::query(number).ok_or_else(|| format!("no Nexmark query q{number} in SQL"))?;
+            let (stream, _) = session.query_stream(env, text).map_err(|error| error.render(text))?;
+            match end {
+                Some(end) => end.end(stream),
+                None => {
+                    stream.sink("discard", sink);
+                }
+            }
+        }
     }
     Ok(())
 }

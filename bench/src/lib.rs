@@ -1,5 +1,5 @@
 //! Tethys benchmarks: the bids workload queries and Nexmark queries of `bench/WORKLOADS.md` as
-//! DataStream jobs, and the harness that runs them and reports events per second, elapsed time and
+//! DataStream jobs (Nexmark also in SQL, `nexmark_sql`), and the harness that runs them and reports events per second, elapsed time and
 //! peak memory. The `tethys bench` command drives it; criterion micro-benchmarks live in the
 //! engine's `benches/`.
 
@@ -13,3 +13,4 @@ pub mod jobs;
 pub mod latency;
 pub mod memory;
 pub mod nexmark;
+pub mod nexmark_sql;

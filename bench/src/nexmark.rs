@@ -176,7 +176,7 @@ fn person_or_auction(event: NexmarkEvent) -> Option<JoinSide<Person, Auction>> {
 }
 
 /// The bid of an event, if it is one.
-fn bid(event: NexmarkEvent) -> Option<NexmarkBid> {
+pub(crate) fn bid(event: NexmarkEvent) -> Option<NexmarkBid> {
     match event {
         NexmarkEvent::Bid(bid) => Some(bid),
         _ => None,
@@ -264,53 +264,54 @@ pub fn define_into(env: &StreamEnvironment, query: NexmarkQuery, source: Nexmark
     }
 }
 
+/// Counts of q5, q7 and q8 results computed directly from the generated events.
+#[cfg(test)]
+pub(crate) fn windowed_expectations(events: u64, seed: u64) -> (u64, u64, u64) {
+    let generator = NexmarkSource::new(events, seed).generator().unwrap();
+    let all: Vec<NexmarkEvent> = (0..events).map(|n| generator.event(n)).collect();
+    let sliding = SlidingEventTimeWindows::of(Q5_WINDOW, Q5_SLIDE);
+    let tumbling = TumblingEventTimeWindows::of(Q7_Q8_WINDOW);
+    let mut counts: std::collections::HashMap<(TimeWindow, i64), u64> = Default::default();
+    let mut highest: std::collections::HashMap<TimeWindow, (i64, u64)> = Default::default();
+    let mut persons: std::collections::HashMap<(i64, TimeWindow), ()> = Default::default();
+    let mut sellers: std::collections::HashSet<(i64, TimeWindow)> = Default::default();
+    for event in &all {
+        match event {
+            NexmarkEvent::Bid(b) => {
+                for window in sliding.assign(b.date_time) {
+                    *counts.entry((window, b.auction)).or_default() += 1;
+                }
+                let entry = highest.entry(tumbling.assign(b.date_time)).or_insert((i64::MIN, 0));
+                if b.price > entry.0 {
+                    *entry = (b.price, 0);
+                }
+                if b.price == entry.0 {
+                    entry.1 += 1;
+                }
+            }
+            NexmarkEvent::Person(p) => {
+                persons.insert((p.id, tumbling.assign(p.date_time)), ());
+            }
+            NexmarkEvent::Auction(a) => {
+                sellers.insert((a.seller, tumbling.assign(a.date_time)));
+            }
+        }
+    }
+    let mut most: std::collections::HashMap<TimeWindow, u64> = Default::default();
+    for (&(window, _), &count) in &counts {
+        let m = most.entry(window).or_default();
+        *m = (*m).max(count);
+    }
+    let q5 = counts.iter().filter(|((window, _), count)| most[window] == **count).count() as u64;
+    let q7 = highest.values().map(|(_, ties)| ties).sum();
+    let q8 = persons.keys().filter(|key| sellers.contains(key)).count() as u64;
+    (q5, q7, q8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tethys_engine::EngineConfig;
-
-    /// Counts of q5, q7 and q8 results computed directly from the generated events.
-    fn windowed_expectations(events: u64, seed: u64) -> (u64, u64, u64) {
-        let generator = NexmarkSource::new(events, seed).generator().unwrap();
-        let all: Vec<NexmarkEvent> = (0..events).map(|n| generator.event(n)).collect();
-        let sliding = SlidingEventTimeWindows::of(Q5_WINDOW, Q5_SLIDE);
-        let tumbling = TumblingEventTimeWindows::of(Q7_Q8_WINDOW);
-        let mut counts: std::collections::HashMap<(TimeWindow, i64), u64> = Default::default();
-        let mut highest: std::collections::HashMap<TimeWindow, (i64, u64)> = Default::default();
-        let mut persons: std::collections::HashMap<(i64, TimeWindow), ()> = Default::default();
-        let mut sellers: std::collections::HashSet<(i64, TimeWindow)> = Default::default();
-        for event in &all {
-            match event {
-                NexmarkEvent::Bid(b) => {
-                    for window in sliding.assign(b.date_time) {
-                        *counts.entry((window, b.auction)).or_default() += 1;
-                    }
-                    let entry = highest.entry(tumbling.assign(b.date_time)).or_insert((i64::MIN, 0));
-                    if b.price > entry.0 {
-                        *entry = (b.price, 0);
-                    }
-                    if b.price == entry.0 {
-                        entry.1 += 1;
-                    }
-                }
-                NexmarkEvent::Person(p) => {
-                    persons.insert((p.id, tumbling.assign(p.date_time)), ());
-                }
-                NexmarkEvent::Auction(a) => {
-                    sellers.insert((a.seller, tumbling.assign(a.date_time)));
-                }
-            }
-        }
-        let mut most: std::collections::HashMap<TimeWindow, u64> = Default::default();
-        for (&(window, _), &count) in &counts {
-            let m = most.entry(window).or_default();
-            *m = (*m).max(count);
-        }
-        let q5 = counts.iter().filter(|((window, _), count)| most[window] == **count).count() as u64;
-        let q7 = highest.values().map(|(_, ties)| ties).sum();
-        let q8 = persons.keys().filter(|key| sellers.contains(key)).count() as u64;
-        (q5, q7, q8)
-    }
 
     #[test]
     fn windowed_queries_match_results_computed_from_the_events() {

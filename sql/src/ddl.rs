@@ -101,6 +101,96 @@ fn is_word(token: &Token, word: &str) -> bool {
     matches!(token, Token::Word(found) if found.value.eq_ignore_ascii_case(word) && found.quote_style.is_none())
 }
 
+/// A closing `>` of a nested type, where the tokenizer may have read `>>` as one token: the
+/// second half is kept for the enclosing type.
+fn expect_closing_angle(parser: &mut Parser, pending: &mut u32) -> Result<(), SqlError> {
+    if *pending > 0 {
+        *pending -= 1;
+        return Ok(());
+    }
+    match parser.next_token().token {
+        Token::Gt => Ok(()),
+        Token::ShiftRight => {
+            *pending += 1;
+            Ok(())
+        }
+        other => Err(SqlError::at(here(parser), format!("expected > to close the type, found {other}"))),
+    }
+}
+
+fn parse_type_nested(parser: &mut Parser, pending: &mut u32) -> Result<DataType, SqlError> {
+    use sqlparser::ast::{ArrayElemTypeDef, MapBracketKind, StructBracketKind, StructField};
+    let token = parser.peek_token().token;
+    let keyword = |word: &str| is_word(&token, word);
+    let angle_next = || matches!(parser.peek_nth_token(1).token, Token::Lt);
+    if (keyword("ROW") || keyword("STRUCT")) && (angle_next() || matches!(parser.peek_nth_token(1).token, Token::LParen)) {
+        parser.next_token();
+        let angle = parser.consume_token(&Token::Lt);
+        if !angle {
+            parser.expect_token(&Token::LParen).map_err(SqlError::from_parser)?;
+        }
+        let mut fields = Vec::new();
+        loop {
+            let name = parser.parse_identifier().map_err(SqlError::from_parser)?;
+            let field_type = parse_type_nested(parser, pending)?;
+            // A field's comment ('...') is allowed and dropped.
+            if let Token::SingleQuotedString(_) = parser.peek_token().token {
+                parser.next_token();
+            }
+            fields.push(StructField { field_name: Some(name), field_type, options: None });
+            if *pending > 0 || !parser.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        if angle {
+            expect_closing_angle(parser, pending)?;
+        } else {
+            parser.expect_token(&Token::RParen).map_err(SqlError::from_parser)?;
+        }
+        return Ok(DataType::Struct(fields, if angle { StructBracketKind::AngleBrackets } else { StructBracketKind::Parentheses }));
+    }
+    if (keyword("MAP")) && angle_next() {
+        parser.next_token();
+        parser.next_token();
+        let key = parse_type_nested(parser, pending)?;
+        parser.expect_token(&Token::Comma).map_err(SqlError::from_parser)?;
+        let value = parse_type_nested(parser, pending)?;
+        expect_closing_angle(parser, pending)?;
+        return Ok(DataType::Map(Box::new(key), Box::new(value), MapBracketKind::AngleBrackets));
+    }
+    if (keyword("ARRAY") || keyword("MULTISET")) && angle_next() {
+        parser.next_token();
+        parser.next_token();
+        let element = parse_type_nested(parser, pending)?;
+        expect_closing_angle(parser, pending)?;
+        return Ok(DataType::Array(ArrayElemTypeDef::AngleBracket(Box::new(element))));
+    }
+    // `TIMESTAMP[(p)] WITH LOCAL TIME ZONE`, which sqlparser does not take.
+    if keyword("TIMESTAMP") {
+        let with_at = if matches!(parser.peek_nth_token(1).token, Token::LParen) { 4 } else { 1 };
+        let local = |n: usize| is_word(&parser.peek_nth_token(n).token, if n == with_at { "WITH" } else { "LOCAL" });
+        if local(with_at) && local(with_at + 1) {
+            for _ in 0..with_at {
+                parser.next_token();
+            }
+            parser.expect_keywords(&[Keyword::WITH, Keyword::LOCAL, Keyword::TIME, Keyword::ZONE]).map_err(SqlError::from_parser)?;
+            return Ok(DataType::Custom(sqlparser::ast::ObjectName::from(vec![sqlparser::ast::Ident::new("TIMESTAMP_LTZ")]), Vec::new()));
+        }
+    }
+    parser.parse_data_type().map_err(SqlError::from_parser)
+}
+
+/// A column's type in Flink's notation: sqlparser's types, and `ROW<name type, ...>` (or
+/// `ROW(...)`), `MAP<k, v>`, `ARRAY<t>` nested in any way, `TIMESTAMP(p) WITH LOCAL TIME ZONE`.
+pub(crate) fn parse_column_type(parser: &mut Parser) -> Result<DataType, SqlError> {
+    let mut pending = 0;
+    let data_type = parse_type_nested(parser, &mut pending)?;
+    if pending > 0 {
+        return Err(SqlError::at(here(parser), "a > too many closes the type"));
+    }
+    Ok(data_type)
+}
+
 /// Parses a `CREATE TABLE` after its `CREATE [TEMPORARY] TABLE` words (`temporary`: the second
 /// was there) up to the end of the statement, and checks it.
 pub(crate) fn parse_create_table(parser: &mut Parser, temporary: bool) -> Result<TableDef, SqlError> {
@@ -140,7 +230,7 @@ pub(crate) fn parse_create_table(parser: &mut Parser, temporary: bool) -> Result
             let kind = if parser.parse_keyword(Keyword::AS) {
                 ColumnKind::Computed(Box::new(parser.parse_expr().map_err(SqlError::from_parser)?))
             } else {
-                let data_type = parser.parse_data_type().map_err(SqlError::from_parser)?;
+                let data_type = parse_column_type(parser)?;
                 let nullable = if parser.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
                     false
                 } else {

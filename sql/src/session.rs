@@ -72,6 +72,8 @@ pub struct SqlSession {
     catalog: SqlCatalog,
     functions: FunctionRegistry,
     settings: BTreeMap<String, String>,
+    /// The engine settings jobs start from (parallelism and checkpoints set by `SET` win).
+    config: EngineConfig,
 }
 
 impl Default for SqlSession {
@@ -83,7 +85,15 @@ impl Default for SqlSession {
 impl SqlSession {
     /// A session calling `functions` (the built-ins, and any registered from Rust).
     pub fn new(functions: FunctionRegistry) -> SqlSession {
-        SqlSession { catalog: SqlCatalog::default(), functions, settings: BTreeMap::new() }
+        // One subtask per operator unless set, as Flink's SQL client (rows keep their order).
+        let config = EngineConfig { parallelism: 1, ..EngineConfig::default() };
+        SqlSession { catalog: SqlCatalog::default(), functions, settings: BTreeMap::new(), config }
+    }
+
+    /// Jobs start from `config` (its parallelism unless `parallelism.default` is set).
+    pub fn with_engine_config(mut self, config: EngineConfig) -> SqlSession {
+        self.config = config;
+        self
     }
 
     /// The catalog.
@@ -118,7 +128,7 @@ impl SqlSession {
     }
 
     fn parallelism(&self) -> usize {
-        self.setting("parallelism.default").and_then(|text| text.parse().ok()).unwrap_or(1)
+        self.setting("parallelism.default").and_then(|text| text.parse().ok()).unwrap_or(self.config.parallelism.max(1))
     }
 
     /// Runs every statement of `sql` in order, stopping at the first that fails.
@@ -244,6 +254,35 @@ impl SqlSession {
         }
     }
 
+    /// A job running query `sql` (one `SELECT`) into `sink`: how a program (a benchmark, a
+    /// test) takes a query's rows where it wants them.
+    pub fn query_into(&self, sql: &str, sink: impl tethys_engine::sink::Sink<Row>) -> Result<SqlJob, SqlError> {
+        let env = self.environment()?;
+        let (stream, plan) = self.query_stream(&env, sql)?;
+        stream.sink("Sink: query", sink);
+        let name = self.setting("pipeline.name").unwrap_or("SELECT").to_string();
+        Ok(SqlJob { name, env, results: None, plan: plan.explain() })
+    }
+
+    /// Query `sql` (one `SELECT`) defined in `env` (a job being defined, the same in every
+    /// process that rebuilds it from the text), its rows as a stream to end as the caller
+    /// wants, and its plan.
+    pub fn query_stream(&self, env: &StreamEnvironment, sql: &str) -> Result<(tethys_engine::DataStream<Row>, Plan), SqlError> {
+        let statements = parse_script(sql).map_err(|mut errors| errors.remove(0))?;
+        let [statement] = statements.as_slice() else {
+            return Err(SqlError::at(None, format!("one query expected, got {} statements", statements.len())));
+        };
+        let Statement::Other(ast) = &statement.statement else {
+            return Err(SqlError::at(statement.at, "a query (SELECT ...) expected"));
+        };
+        let Ast::Query(query) = ast.as_ref() else {
+            return Err(SqlError::at(statement.at, "a query (SELECT ...) expected"));
+        };
+        let plan = self.plan(query)?;
+        let stream = self.job_builder(env).build(&plan)?;
+        Ok((stream, plan))
+    }
+
     fn set(&mut self, key: &str, value: &str, at: Option<Position>) -> Result<(), SqlError> {
         let valid = match key {
             "parallelism.default" => value.parse::<usize>().is_ok_and(|p| (1..=256).contains(&p)),
@@ -269,7 +308,7 @@ impl SqlSession {
 
     fn environment(&self) -> Result<StreamEnvironment, SqlError> {
         let parallelism = self.parallelism();
-        let mut config = EngineConfig { slots: parallelism, parallelism, ..EngineConfig::default() };
+        let mut config = EngineConfig { slots: self.config.slots.max(parallelism), parallelism, ..self.config.clone() };
         if let Some(interval) = self.setting("execution.checkpointing.interval") {
             config.checkpoint_interval = connector::datagen::parse_duration_ms(interval).map(|ms| Duration::from_millis(ms as u64));
         }

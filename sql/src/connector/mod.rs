@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `datagen` | random or sequence values per column, at a rate, bounded or not | |
 //! | `bids` | the engine's bids generator (auction, bidder, price, channel, url, id, ts) | |
+//! | `nexmark` | the Nexmark generator as nexmark-flink's table (event_type, person, auction, bid rows) | |
 //! | `filesystem` | a file or directory of CSV or JSON lines | part files committed on checkpoints (exactly once) |
 //! | `print` | | each row on standard output, `+I[...]` |
 //! | `blackhole` | | nothing (for benchmarks) |
@@ -13,6 +14,7 @@
 pub mod bids;
 pub mod datagen;
 pub mod file;
+pub mod nexmark;
 pub mod print;
 
 use std::collections::BTreeSet;
@@ -108,7 +110,7 @@ impl<'a> Options<'a> {
 }
 
 /// The connectors that read.
-pub const SOURCE_CONNECTORS: &[&str] = &["datagen", "bids", "filesystem"];
+pub const SOURCE_CONNECTORS: &[&str] = &["datagen", "bids", "nexmark", "filesystem"];
 /// The connectors that write.
 pub const SINK_CONNECTORS: &[&str] = &["print", "blackhole", "filesystem"];
 
@@ -139,6 +141,7 @@ pub fn source(env: &StreamEnvironment, table: &SqlTable, parallelism: usize) -> 
     let stream = match connector.as_str() {
         "datagen" => datagen::source(env, table, &mut options)?,
         "bids" => bids::source(env, table, &mut options)?,
+        "nexmark" => nexmark::source(env, table, &mut options)?,
         _ => file::source(env, table, &mut options)?,
     };
     options.finish()?;

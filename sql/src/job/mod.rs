@@ -96,6 +96,8 @@ struct PrepareOperator {
     keys: Vec<Scalar>,
     inputs: Vec<Scalar>,
     time_column: Option<usize>,
+    /// Added to the time column's value.
+    time_offset_ms: i64,
     context: EvalContext,
 }
 
@@ -108,7 +110,7 @@ impl FrameOperator<Row, KeyedRow> for PrepareOperator {
             let inputs = eval(&self.inputs).map_err(|error| format!("{error}, in an aggregate's argument of row {row}"))?;
             let time = match self.time_column {
                 Some(column) => match row.values[column] {
-                    Value::Timestamp(ms) => ms,
+                    Value::Timestamp(ms) => ms + self.time_offset_ms,
                     // A row without an event time is too late for every window.
                     _ => i64::MIN,
                 },
@@ -316,14 +318,15 @@ impl<'a> JobBuilder<'a> {
                     })
                     .uid(&uid)
             }
-            PlanNode::WindowAggregate { input, window, keys, aggregates } => {
+            PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
                 let input = self.build(input)?;
-                self.window_aggregate(input, window, keys, aggregates)?
+                self.window_aggregate(input, window, keys, aggregates, *window_keys)?
             }
             PlanNode::GroupAggregate { input, keys, aggregates } => {
                 let input = self.build(input)?;
                 let (inputs, calls) = prepared_calls(aggregates);
-                let prepare = PrepareOperator { keys: keys.clone(), inputs, time_column: None, context: self.context.clone() };
+                let prepare =
+                    PrepareOperator { keys: keys.clone(), inputs, time_column: None, time_offset_ms: 0, context: self.context.clone() };
                 let aggregates = Aggregates { calls, context: self.context.clone() };
                 let prepare_uid = self.uid("prepare");
                 let uid = self.uid("group-aggregate");
@@ -459,7 +462,7 @@ impl<'a> JobBuilder<'a> {
         inputs: Vec<Scalar>,
         time_column: Option<usize>,
     ) -> DataStream<KeyedRow> {
-        let prepare = PrepareOperator { keys, inputs, time_column, context: self.context.clone() };
+        let prepare = PrepareOperator { keys, inputs, time_column, time_offset_ms: 0, context: self.context.clone() };
         let uid = self.uid("prepare");
         input.process("PrepareKeys", move |_| clone_prepare(&prepare)).uid(&uid)
     }
@@ -477,15 +480,24 @@ impl<'a> JobBuilder<'a> {
             .uid(&uid)
     }
 
+    /// A window aggregate; `window_keys`: the key columns holding each row's window (rows
+    /// windowed again), which the results show as their windows.
     fn window_aggregate(
         &mut self,
         input: DataStream<Row>,
         window: &WindowSpec,
         keys: &[Scalar],
         aggregates: &[AggCall],
+        window_keys: Option<(usize, usize)>,
     ) -> Result<DataStream<Row>, SqlError> {
         let (inputs, calls) = prepared_calls(aggregates);
-        let prepare = PrepareOperator { keys: keys.to_vec(), inputs, time_column: Some(window.time_column), context: self.context.clone() };
+        let prepare = PrepareOperator {
+            keys: keys.to_vec(),
+            inputs,
+            time_column: Some(window.time_column),
+            time_offset_ms: window.time_offset_ms,
+            context: self.context.clone(),
+        };
         let function = WindowAggregates(Aggregates { calls, context: self.context.clone() });
         let prepare_uid = self.uid("prepare");
         let uid = self.uid("window-aggregate");
@@ -514,13 +526,17 @@ impl<'a> JobBuilder<'a> {
                 keyed.window(assigner, time).aggregate(function)
             }
         };
-        Ok(results.uid(&uid).map(|result: WindowResult<RowKey, Vec<Value>>| {
+        Ok(results.uid(&uid).map(move |result: WindowResult<RowKey, Vec<Value>>| {
+            let (start, end) = match window_keys {
+                Some((start, end)) => (result.key.0[start].clone(), result.key.0[end].clone()),
+                None => (Value::Timestamp(result.window.start), Value::Timestamp(result.window.end)),
+            };
+            let time = match &end {
+                Value::Timestamp(end) => Value::Timestamp(end - 1),
+                _ => Value::Null,
+            };
             let mut values = result.key.0;
-            values.extend([
-                Value::Timestamp(result.window.start),
-                Value::Timestamp(result.window.end),
-                Value::Timestamp(result.window.end - 1),
-            ]);
+            values.extend([start, end, time]);
             values.extend(result.value);
             Row { kind: if result.is_update { RowKind::UpdateAfter } else { RowKind::Insert }, values }
         }))
@@ -532,6 +548,7 @@ fn clone_prepare(prepare: &PrepareOperator) -> PrepareOperator {
         keys: prepare.keys.clone(),
         inputs: prepare.inputs.clone(),
         time_column: prepare.time_column,
+        time_offset_ms: prepare.time_offset_ms,
         context: prepare.context.clone(),
     }
 }

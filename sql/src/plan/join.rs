@@ -69,6 +69,8 @@ pub(super) fn windowed_columns(plan: &Plan) -> Option<(usize, usize, crate::plan
             let width = plan.schema.fields.len();
             Some((width - 3, width - 2, window.kind))
         }
+        // Rows windowed again keep the windows they had.
+        PlanNode::WindowAggregate { window_keys: Some((start, end)), input, .. } => Some((*start, *end, windowed_columns(input)?.2)),
         PlanNode::WindowAggregate { keys, window, .. } => Some((keys.len(), keys.len() + 1, window.kind)),
         PlanNode::Calc { input, projection, .. } => {
             let (start, end, kind) = windowed_columns(input)?;
@@ -181,7 +183,8 @@ pub(super) fn plan_join(
                 _ => JoinStrategy::Regular { ttl_ms },
             }
         }
-        _ => return Err(SqlError::at(at, "a window function joins another window function: window both sides")),
+        // One side windowed: the windows are plain columns to the other side.
+        _ => JoinStrategy::Regular { ttl_ms },
     };
     if matches!(strategy, JoinStrategy::Window { .. }) && (left.updating || right.updating) {
         return Err(SqlError::at(at, "a window join takes append-only inputs"));

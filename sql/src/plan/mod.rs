@@ -84,6 +84,9 @@ pub struct WindowSpec {
     pub time_column: usize,
     /// `SESSION`'s `PARTITION BY` columns of the input rows.
     pub partition: Vec<usize>,
+    /// Added to the time column's value for the row's event time (-1 when a window's end is
+    /// the time of rows windowed again: a window holds times up to its end, exclusive).
+    pub time_offset_ms: i64,
 }
 
 /// Which rows of a join are kept without a partner.
@@ -190,6 +193,9 @@ pub enum PlanNode {
         keys: Vec<Scalar>,
         /// The aggregates, over the input row.
         aggregates: Vec<AggCall>,
+        /// Windowing again rows already windowed (grouped by their window_start and
+        /// window_end): the key columns holding them, which are the result's windows.
+        window_keys: Option<(usize, usize)>,
     },
     /// Aggregates per key over the whole stream, updated with each row: `keys...,
     /// aggregates...` as a changelog.

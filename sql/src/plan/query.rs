@@ -173,7 +173,7 @@ impl<'a> Planner<'a> {
                 }
                 Ok(relation)
             }
-            [_, second, ..] => Err(unsupported(position_of_factor(&second.relation), "a comma join (FROM a, b)")),
+            [_, second, ..] => Err(unsupported(position_of_factor(&second.relation), "a comma join here")),
         }
     }
 
@@ -247,11 +247,76 @@ impl<'a> Planner<'a> {
             }
             _ => return Err(SqlError::at(at, "a join of streams needs ON (or USING) with the keys to join on")),
         };
+        self.join_relations(left, right, kind, condition, at)
+    }
+
+    /// `left` and `right` joined on `condition` (bound over both scopes side by side).
+    fn join_relations(
+        &self,
+        left: Relation,
+        right: Relation,
+        kind: JoinKind,
+        condition: Scalar,
+        at: Option<Position>,
+    ) -> Result<Relation, SqlError> {
+        let mut scope = left.scope.clone();
+        scope.columns.extend(right.scope.columns.iter().cloned());
         let plan = super::join::plan_join(left.plan, &left.scope, right.plan, kind, condition, self.state_ttl_ms, at)?;
         for (column, field) in scope.columns.iter_mut().zip(&plan.schema.fields) {
             column.field = field.clone();
         }
         Ok(Relation { plan, scope })
+    }
+
+    /// `FROM a, b, ... WHERE ...`: inner joins, each on the conjuncts of WHERE that its tables
+    /// answer; the conjuncts left over are returned as the rest of WHERE.
+    fn plan_comma_join(
+        &mut self,
+        from: &[TableWithJoins],
+        selection: Option<&Expr>,
+        at: Option<Position>,
+    ) -> Result<(Relation, Option<Expr>), SqlError> {
+        fn conjuncts(expr: &Expr, out: &mut Vec<Expr>) {
+            match expr {
+                Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::And, right } => {
+                    conjuncts(left, out);
+                    conjuncts(right, out);
+                }
+                Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: sqlparser::ast::BinaryOperator::And, .. }) => {
+                    conjuncts(inner, out)
+                }
+                other => out.push(other.clone()),
+            }
+        }
+        let mut remaining = Vec::new();
+        if let Some(selection) = selection {
+            conjuncts(selection, &mut remaining);
+        }
+        let mut relation = self.plan_from(&from[..1], at)?;
+        for table in &from[1..] {
+            let right = self.plan_from(std::slice::from_ref(table), at)?;
+            let mut scope = relation.scope.clone();
+            scope.columns.extend(right.scope.columns.iter().cloned());
+            let binder = Binder::new(&scope, self.functions);
+            let mut condition = Vec::new();
+            let mut unused = Vec::new();
+            for conjunct in remaining {
+                match binder.bind_condition(&conjunct, "WHERE") {
+                    Ok(bound) => condition.push(bound.scalar),
+                    Err(_) => unused.push(conjunct),
+                }
+            }
+            remaining = unused;
+            let condition = Scalar::all_of(condition)
+                .ok_or_else(|| SqlError::at(at, "FROM a, b joins streams on WHERE a.key = b.key: no condition joins these tables"))?;
+            relation = self.join_relations(relation, right, JoinKind::Inner, condition, at)?;
+        }
+        let rest = remaining.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: sqlparser::ast::BinaryOperator::And,
+            right: Box::new(b),
+        });
+        Ok((relation, rest))
     }
 
     /// A table, view or `WITH` query by name.
@@ -445,7 +510,7 @@ impl<'a> Planner<'a> {
         if !partition.is_empty() && name != "SESSION" {
             return Err(SqlError::at(at, format!("PARTITION BY is for SESSION windows, not {name}")));
         }
-        let window = WindowSpec { kind, time_column, partition };
+        let window = WindowSpec { kind, time_column, partition, time_offset_ms: 0 };
         let mut scope = data_relation.scope.clone();
         let qualifier = qualifier.map(str::to_string).or_else(|| scope.columns.first().and_then(|column| column.qualifier.clone()));
         if let Some(qualifier) = &qualifier {
@@ -475,7 +540,13 @@ impl<'a> Planner<'a> {
         if select.qualify.is_some() {
             return Err(unsupported(at, "QUALIFY"));
         }
-        let relation = self.plan_from(&select.from, at)?;
+        let (relation, select) = if select.from.len() > 1 {
+            let (relation, rest) = self.plan_comma_join(&select.from, select.selection.as_ref(), at)?;
+            (relation, std::borrow::Cow::Owned(Select { selection: rest, ..select.clone() }))
+        } else {
+            (self.plan_from(&select.from, at)?, std::borrow::Cow::Borrowed(select))
+        };
+        let select: &Select = &select;
         let group_by: Vec<Expr> = match &select.group_by {
             GroupByExpr::Expressions(exprs, modifiers) => {
                 if !modifiers.is_empty() {
@@ -597,7 +668,8 @@ impl<'a> Planner<'a> {
                     }
                 }
                 SelectItem::QualifiedWildcard(kind, _) => {
-                    let qualifier = kind.to_string();
+                    let written = kind.to_string();
+                    let qualifier = written.strip_suffix(".*").unwrap_or(&written).to_string();
                     let mut any = false;
                     for (i, column) in scope.columns.iter().enumerate() {
                         if column.hidden || !column.qualifier.as_deref().is_some_and(|q| q.eq_ignore_ascii_case(&qualifier)) {
@@ -688,6 +760,32 @@ impl<'a> Planner<'a> {
             }
             keys.push((expr.clone(), binder.bind(expr)?));
         }
+        // Rows windowed already (a window aggregate's), grouped by their window_start and
+        // window_end: windowed again, each row's window the one it has (as Flink cascades window
+        // aggregates). A tumbling window one window-end step long, on the window's last
+        // millisecond, holds exactly the rows of one window.
+        let mut window = window;
+        let mut window_keys = None;
+        if window.is_none() && !input.updating {
+            if let Some((start, end, kind)) = super::join::windowed_columns(&input) {
+                let key_of = |column: usize| keys.iter().position(|(_, typed)| matches!(typed.scalar, Scalar::Column(c) if c == column));
+                let step = match kind {
+                    WindowKind::Tumble { size_ms, offset_ms } => Some((size_ms, offset_ms)),
+                    WindowKind::Hop { slide_ms, offset_ms, .. } => Some((slide_ms, offset_ms)),
+                    WindowKind::Cumulate { step_ms, offset_ms, .. } => Some((step_ms, offset_ms)),
+                    WindowKind::Session { .. } => None,
+                };
+                if let (Some(start_key), Some(end_key), Some((size_ms, offset_ms))) = (key_of(start), key_of(end), step) {
+                    window = Some(WindowSpec {
+                        kind: WindowKind::Tumble { size_ms, offset_ms },
+                        time_column: end,
+                        partition: Vec::new(),
+                        time_offset_ms: -1,
+                    });
+                    window_keys = Some((start_key, end_key));
+                }
+            }
+        }
         // Aggregate calls, taken out of the select list and HAVING.
         let mut items = select.projection.clone();
         let mut having = select.having.clone();
@@ -752,7 +850,14 @@ impl<'a> Planner<'a> {
                 hidden: false,
             });
         }
-        if window.is_some() {
+        if window_keys.is_some() {
+            // The windows are the grouped columns; the aggregate's own are hidden.
+            for mut column in window_columns(None) {
+                column.field.name = format!("${}", column.field.name);
+                column.hidden = true;
+                scope.columns.push(column);
+            }
+        } else if window.is_some() {
             scope.columns.extend(window_columns(window_qualifier.as_deref()));
         }
         for (i, (_, call)) in calls.iter().enumerate() {
@@ -767,7 +872,7 @@ impl<'a> Planner<'a> {
         let aggregates: Vec<AggCall> = calls.into_iter().map(|(_, call)| call).collect();
         let aggregate = match window {
             Some(window) => Plan {
-                node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_scalars, aggregates },
+                node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_scalars, aggregates, window_keys },
                 schema: aggregate_schema,
                 updating: false,
             },

@@ -1,0 +1,192 @@
+//! The `nexmark` connector: the engine's Nexmark generator as the table nexmark-flink declares,
+//! one row per event with the event's kind and one `ROW` column per kind (the others NULL).
+//!
+//! ```sql
+//! CREATE TABLE datagen (
+//!   event_type INT,
+//!   person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR,
+//!              state VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
+//!   auction ROW<id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT,
+//!               dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR>,
+//!   bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR,
+//!           dateTime TIMESTAMP(3), extra VARCHAR>,
+//!   dateTime AS CASE WHEN event_type = 0 THEN person.dateTime
+//!                    WHEN event_type = 1 THEN auction.dateTime ELSE bid.dateTime END,
+//!   WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+//! ) WITH ('connector' = 'nexmark', 'events.num' = '1000000');
+//! ```
+//!
+//! The table may declare any of these columns and row fields, in any order (names compared
+//! without case). Options, as nexmark-flink's: `events.num` (default: unbounded),
+//! `first-event.rate` (events per second of event time, default 10000), `person.proportion`,
+//! `auction.proportion`, `bid.proportion` (1, 3, 46), and Tethys's `seed` (default 0).
+
+use tethys_engine::source::nexmark::{Auction, NexmarkBid, NexmarkConfig, NexmarkEvent, NexmarkSource, Person};
+use tethys_engine::{DataStream, StreamEnvironment};
+
+use super::Options;
+use crate::catalog::SqlTable;
+use crate::error::SqlError;
+use crate::types::SqlType;
+use crate::value::{Row, Value};
+
+const PERSON_FIELDS: &[(&str, SqlType)] = &[
+    ("id", SqlType::BigInt),
+    ("name", SqlType::String),
+    ("emailAddress", SqlType::String),
+    ("creditCard", SqlType::String),
+    ("city", SqlType::String),
+    ("state", SqlType::String),
+    ("dateTime", SqlType::Timestamp),
+    ("extra", SqlType::String),
+];
+
+const AUCTION_FIELDS: &[(&str, SqlType)] = &[
+    ("id", SqlType::BigInt),
+    ("itemName", SqlType::String),
+    ("description", SqlType::String),
+    ("initialBid", SqlType::BigInt),
+    ("reserve", SqlType::BigInt),
+    ("dateTime", SqlType::Timestamp),
+    ("expires", SqlType::Timestamp),
+    ("seller", SqlType::BigInt),
+    ("category", SqlType::BigInt),
+    ("extra", SqlType::String),
+];
+
+const BID_FIELDS: &[(&str, SqlType)] = &[
+    ("auction", SqlType::BigInt),
+    ("bidder", SqlType::BigInt),
+    ("price", SqlType::BigInt),
+    ("channel", SqlType::String),
+    ("url", SqlType::String),
+    ("dateTime", SqlType::Timestamp),
+    ("extra", SqlType::String),
+];
+
+fn text(value: &str) -> Value {
+    Value::Str(value.to_string())
+}
+
+fn person_field(person: &Person, field: usize) -> Value {
+    match field {
+        0 => Value::Int(person.id),
+        1 => text(person.name.as_str()),
+        2 => text(person.email_address.as_str()),
+        3 => text(person.credit_card.as_str()),
+        4 => text(person.city.as_str()),
+        5 => text(person.state.as_str()),
+        6 => Value::Timestamp(person.date_time),
+        _ => text(person.extra.as_str()),
+    }
+}
+
+fn auction_field(auction: &Auction, field: usize) -> Value {
+    match field {
+        0 => Value::Int(auction.id),
+        1 => text(auction.item_name.as_str()),
+        2 => text(auction.description.as_str()),
+        3 => Value::Int(auction.initial_bid),
+        4 => Value::Int(auction.reserve),
+        5 => Value::Timestamp(auction.date_time),
+        6 => Value::Timestamp(auction.expires),
+        7 => Value::Int(auction.seller),
+        8 => Value::Int(auction.category),
+        _ => text(auction.extra.as_str()),
+    }
+}
+
+fn bid_field(bid: &NexmarkBid, field: usize) -> Value {
+    match field {
+        0 => Value::Int(bid.auction),
+        1 => Value::Int(bid.bidder),
+        2 => Value::Int(bid.price),
+        3 => text(bid.channel.as_str()),
+        4 => text(bid.url.as_str()),
+        5 => Value::Timestamp(bid.date_time),
+        _ => text(bid.extra.as_str()),
+    }
+}
+
+/// What a declared column holds.
+#[derive(Debug, Clone)]
+enum Column {
+    EventType,
+    Person(Vec<usize>),
+    Auction(Vec<usize>),
+    Bid(Vec<usize>),
+}
+
+/// The generator's field indexes for a declared `ROW<...>` column of the kind with `fields`.
+fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&str, SqlType)]) -> Result<Vec<usize>, String> {
+    let SqlType::Row(declared) = declared else {
+        return Err(format!("column {column} of table {} is {declared}, and the nexmark connector gives a ROW<...>", table.name()));
+    };
+    declared
+        .iter()
+        .map(|(name, data_type)| {
+            let index = fields.iter().position(|(field, _)| field.eq_ignore_ascii_case(name)).ok_or_else(|| {
+                let names = fields.iter().map(|(field, _)| *field).collect::<Vec<_>>().join(", ");
+                format!("{column}.{name} is no field of a nexmark {column} (its fields: {names})")
+            })?;
+            let wanted = &fields[index].1;
+            let fits = data_type == wanted
+                || (wanted.is_integer() && data_type.is_integer())
+                || (wanted.is_timestamp() && data_type.is_timestamp());
+            if !fits {
+                return Err(format!("{column}.{name} is {wanted} in nexmark, not {data_type}"));
+            }
+            Ok(index)
+        })
+        .collect()
+}
+
+pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStream<Row>, SqlError> {
+    let events: Option<u64> = options.parse_optional("events.num", "a number of events")?;
+    let seed: u64 = options.parse("seed", 0, "a number")?;
+    let defaults = NexmarkConfig::default();
+    let config = NexmarkConfig {
+        first_event_rate_per_second: options.parse("first-event.rate", defaults.first_event_rate_per_second, "events per second")?,
+        person_proportion: options.parse("person.proportion", defaults.person_proportion, "a whole number")?,
+        auction_proportion: options.parse("auction.proportion", defaults.auction_proportion, "a whole number")?,
+        bid_proportion: options.parse("bid.proportion", defaults.bid_proportion, "a whole number")?,
+        ..defaults
+    };
+    config.validate().map_err(|error| SqlError::at(options.at(), format!("table {}: {error}", table.name())))?;
+    let mut columns = Vec::new();
+    for field in &table.physical.fields {
+        let column = match field.name.to_lowercase().as_str() {
+            "event_type" if field.data_type.is_integer() => Column::EventType,
+            "person" => Column::Person(row_fields(table, "person", &field.data_type, PERSON_FIELDS).map_err(|e| SqlError::at(options.at(), e))?),
+            "auction" => Column::Auction(row_fields(table, "auction", &field.data_type, AUCTION_FIELDS).map_err(|e| SqlError::at(options.at(), e))?),
+            "bid" => Column::Bid(row_fields(table, "bid", &field.data_type, BID_FIELDS).map_err(|e| SqlError::at(options.at(), e))?),
+            _ => {
+                return Err(SqlError::at(
+                    options.at(),
+                    format!("table {}: the nexmark connector has no column {} {} (its columns: event_type INT, person ROW<...>, auction ROW<...>, bid ROW<...>)", table.name(), field.name, field.data_type),
+                ))
+            }
+        };
+        columns.push(column);
+    }
+    let generator = NexmarkSource { events, seed, config };
+    Ok(env.source(&format!("Source: {}", table.name()), generator).map(move |event: NexmarkEvent| {
+        let values = columns
+            .iter()
+            .map(|column| match (column, &event) {
+                (Column::EventType, NexmarkEvent::Person(_)) => Value::Int(0),
+                (Column::EventType, NexmarkEvent::Auction(_)) => Value::Int(1),
+                (Column::EventType, NexmarkEvent::Bid(_)) => Value::Int(2),
+                (Column::Person(fields), NexmarkEvent::Person(person)) => {
+                    Value::Row(fields.iter().map(|&f| person_field(person, f)).collect())
+                }
+                (Column::Auction(fields), NexmarkEvent::Auction(auction)) => {
+                    Value::Row(fields.iter().map(|&f| auction_field(auction, f)).collect())
+                }
+                (Column::Bid(fields), NexmarkEvent::Bid(bid)) => Value::Row(fields.iter().map(|&f| bid_field(bid, f)).collect()),
+                _ => Value::Null,
+            })
+            .collect();
+        Row::insert(values)
+    }))
+}
