@@ -99,3 +99,25 @@ fn a_script_that_fails_to_plan_says_where() {
     assert!(!ok);
     assert!(stderr.contains("no column named b; did you mean a?") && stderr.contains("--> line 2, column 8"), "{stderr}");
 }
+
+#[test]
+fn check_plans_every_statement_and_shows_a_type_error_at_its_place() {
+    let (ok, _, stderr) = check(
+        "CREATE TABLE bids (auction BIGINT, bidder STRING) WITH ('connector' = 'datagen');\n\
+         SELECT auction + bidder FROM bids;\nSELECT UPPR(bidder) FROM bids;",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("operator + does not take BIGINT and STRING\n  --> line 2, column 8"), "{stderr}");
+    assert!(stderr.contains(" 2 | SELECT auction + bidder FROM bids;\n   |        ^"), "{stderr}");
+    assert!(stderr.contains("no function named UPPR; did you mean UPPER?\n  --> line 3, column 8"), "{stderr}");
+    assert!(stderr.contains("2 errors"), "{stderr}");
+}
+
+#[test]
+fn a_function_is_completed_with_its_signature() {
+    let script = "CREATE TABLE bids (auction BIGINT, bidder STRING) WITH ('connector' = 'datagen');\nSELECT UPP FROM bids;";
+    let (ok, stdout, stderr) = sql(&["complete", "-", "--line", "2", "--column", "11"], script);
+    assert!(ok, "{stderr}");
+    let upper = stdout.lines().find(|line| line.starts_with("UPPER\t")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(upper.starts_with("UPPER\tFunction\tUPPER(s STRING) -> STRING\t"), "{upper}");
+}

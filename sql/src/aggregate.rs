@@ -92,6 +92,39 @@ impl AggKind {
     }
 }
 
+/// The aggregate functions a query may call, as users see them: name, signature and what it
+/// computes (for completion and documentation). Each takes `DISTINCT` and `FILTER (WHERE ...)`.
+pub const AGGREGATE_SIGNATURES: &[(&str, &str, &str)] = &[
+    ("COUNT", "COUNT(* | [DISTINCT] x ANY) -> BIGINT", "The number of rows (COUNT(*)), or of rows where x is not NULL."),
+    (
+        "SUM",
+        "SUM([DISTINCT] x NUMERIC) -> NUMERIC",
+        "The sum of the non-NULL values of x (BIGINT for integers, DECIMAL(38, s) for decimals, DOUBLE otherwise); NULL when there are none.",
+    ),
+    ("MIN", "MIN(x ANY) -> ANY", "The smallest non-NULL value of x, of x's type."),
+    ("MAX", "MAX(x ANY) -> ANY", "The largest non-NULL value of x, of x's type."),
+    (
+        "AVG",
+        "AVG([DISTINCT] x NUMERIC) -> NUMERIC",
+        "The average of the non-NULL values of x (an integer for integers, as Flink; DECIMAL(38, s) for decimals, DOUBLE otherwise).",
+    ),
+    (
+        "FIRST_VALUE",
+        "FIRST_VALUE(x ANY) -> ANY",
+        "The first non-NULL value of x to arrive. It cannot take rows back: not over an updating input.",
+    ),
+    (
+        "LAST_VALUE",
+        "LAST_VALUE(x ANY) -> ANY",
+        "The last non-NULL value of x to arrive. It cannot take rows back: not over an updating input.",
+    ),
+    (
+        "LISTAGG",
+        "LISTAGG([DISTINCT] x STRING [, separator STRING]) -> STRING",
+        "The non-NULL values of x joined by separator (a string literal; ',' by default), in arrival order.",
+    ),
+];
+
 /// One aggregate call of a query: `SUM(DISTINCT price) FILTER (WHERE price > 10)`, its argument
 /// and filter bound to the aggregate's input row.
 #[derive(Debug, Clone)]
@@ -360,6 +393,14 @@ pub fn order_values(a: &[Value], b: &[Value]) -> Ordering {
 mod tests {
     use super::*;
     use crate::value::RowKind;
+
+    #[test]
+    fn every_aggregate_shown_to_users_is_one_a_query_calls() {
+        for (name, signature, description) in AGGREGATE_SIGNATURES {
+            assert!(AggKind::of(name, false).is_some() && crate::expr::is_aggregate(name), "{name}");
+            assert!(signature.starts_with(&format!("{name}(")) && !description.is_empty(), "{name}");
+        }
+    }
 
     fn call(kind: AggKind, distinct: bool, result_type: SqlType) -> AggCall {
         AggCall {

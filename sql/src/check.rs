@@ -1,19 +1,35 @@
-//! Checking a script against what it defines: every table a statement reads or writes must be
-//! defined (by `CREATE TABLE` or `CREATE VIEW` before it), every column a simple query names
-//! must be one of its table's; a misspelled name gets the nearest defined one as a suggestion.
+//! Checking a script without running it: every statement is planned as `tethys sql run` would
+//! plan it, and every error found is reported with its place.
 //!
-//! Columns are checked in queries over one table (`SELECT ... FROM t WHERE ...`, with no
-//! subquery); joins, window functions and views are checked once the planner knows their
-//! schemas.
+//! First the names: every table a statement reads or writes must be defined (by `CREATE TABLE`
+//! or `CREATE VIEW` before it), every column a simple query names must be one of its table's; a
+//! misspelled name gets the nearest defined one as a suggestion. Columns are checked here in
+//! queries over one table (`SELECT ... FROM t WHERE ...`, with no subquery), every misspelled
+//! one at once.
+//!
+//! Then each statement runs in a [`SqlSession`], in order: a definition changes its catalog, a
+//! `SET` its settings, and an `INSERT` or `SELECT` is planned and built into an engine job that
+//! is never started (building a job only defines its graph; the filesystem connector checks that
+//! its path exists). So every planning error is found: types, unknown functions, misplaced
+//! aggregates, windows over columns without watermarks, updates into append-only sinks, bad
+//! connector options. A statement whose names are wrong reports those only (its planning error
+//! would repeat the first of them). A statement that fails leaves the catalog as it stands, and
+//! checking goes on with the next; a statement that reads a table or view whose definition
+//! failed (or which a statement that did not parse may have defined) is not reported again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
-use sqlparser::ast::{visit_expressions, visit_relations, Expr, ObjectName, SelectItem, SetExpr, TableFactor};
+use sqlparser::ast::{
+    visit_expressions, visit_relations, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, SelectItem, SetExpr,
+    TableFactor, Visit, Visitor,
+};
 
 use crate::ddl::TableDef;
 use crate::error::{Position, SqlError};
-use crate::script::{parse_script, Statement, StatementAt};
+use crate::function::FunctionRegistry;
+use crate::script::{parse_script_partly, Statement, StatementAt};
+use crate::session::{Outcome, SqlSession};
 
 /// The tables and views a script defines, by name (without case).
 #[derive(Debug, Clone, Default)]
@@ -60,33 +76,137 @@ fn name_at(name: &ObjectName) -> Option<Position> {
     name.0.first().and_then(|part| part.as_ident()).and_then(|ident| Position::of(ident.span.start))
 }
 
-/// Parses and checks a script: its statements and what it defines, or every error found.
+/// Parses and checks a script, calling the built-in functions: its statements and what it
+/// defines, or every error found, in the order of the script.
 pub fn check_script(sql: &str) -> Result<(Vec<StatementAt>, Catalog), Vec<SqlError>> {
-    let statements = parse_script(sql)?;
+    check_script_with(sql, &FunctionRegistry::default())
+}
+
+/// Parses and checks a script whose queries call `functions`: its statements and what it
+/// defines, or every error found, in the order of the script. Nothing runs.
+pub fn check_script_with(sql: &str, functions: &FunctionRegistry) -> Result<(Vec<StatementAt>, Catalog), Vec<SqlError>> {
+    let (statements, parse_errors) = parse_script_partly(sql);
+    let first_unparsed = parse_errors.iter().map(|error| error.at.unwrap_or(Position { line: 0, column: 0 })).min();
+    let mut errors: Vec<SqlError> = parse_errors;
     let mut catalog = Catalog::default();
-    let mut errors = Vec::new();
+    let mut session = SqlSession::new(functions.clone());
+    // Tables and views whose definition failed.
+    let mut undefined: BTreeSet<String> = BTreeSet::new();
     for statement in &statements {
+        let mut found = Vec::new();
         match &statement.statement {
             Statement::CreateTable(table) => {
                 let key = table.name.to_lowercase();
                 if catalog.knows(&key) && !table.if_not_exists {
-                    errors.push(SqlError::at(statement.at, format!("table {} is defined already", table.name)));
+                    found.push(SqlError::at(statement.at, format!("table {} is defined already", table.name)));
                 } else {
                     catalog.tables.entry(key).or_insert_with(|| table.as_ref().clone());
                 }
             }
             Statement::Other(other) => {
-                check_statement(other, &catalog, &mut errors);
+                check_statement(other, &catalog, &mut found);
                 if let sqlparser::ast::Statement::CreateView(view) = other.as_ref() {
                     let name = view.name.to_string();
                     catalog.views.insert(name.to_lowercase(), name);
                 }
             }
         }
+        // Whether what it reads may be missing because of an error reported already.
+        let after_unparsed = first_unparsed.is_some_and(|unparsed| statement.at.is_none_or(|at| at > unparsed));
+        let doubtful = referenced(statement).iter().any(|name| {
+            let known = session.catalog().table(name).is_some() || session.catalog().view(name).is_some();
+            !known && (after_unparsed || undefined.contains(name))
+        });
+        let planned = match session.execute(statement) {
+            // The job is defined, not started: it is checked as starting it would check it.
+            Ok(Outcome::Job(job)) => {
+                job.env.plan().map(drop).map_err(|error| SqlError::at(statement.at, format!("the job cannot run: {error}")))
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                undefined.extend(defined(statement));
+                Err(SqlError { at: error.at.or(statement.at), ..error })
+            }
+        };
+        if doubtful {
+            continue;
+        }
+        if found.is_empty() {
+            found.extend(planned.err());
+        }
+        errors.extend(found);
     }
-    match errors.is_empty() {
+    // In the order of their places (a table's bad options are where it is defined), each once
+    // (two jobs reading that table find them twice).
+    errors.sort_by_key(|error| (error.at.is_none(), error.at));
+    let mut distinct: Vec<SqlError> = Vec::new();
+    for error in errors {
+        if !distinct.contains(&error) {
+            distinct.push(error);
+        }
+    }
+    match distinct.is_empty() {
         true => Ok((statements, catalog)),
-        false => Err(errors),
+        false => Err(distinct),
+    }
+}
+
+/// The tables and views a statement reads or writes (without case), not those its `WITH`
+/// defines.
+fn referenced(statement: &StatementAt) -> BTreeSet<String> {
+    struct Names(BTreeSet<String>);
+    impl Visitor for Names {
+        type Break = ();
+
+        fn pre_visit_relation(&mut self, relation: &ObjectName) -> ControlFlow<()> {
+            self.0.insert(relation.to_string().to_lowercase());
+            ControlFlow::Continue(())
+        }
+
+        // A window function's table: `TABLE(TUMBLE(t, ...))` as the script parser passes it.
+        fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<()> {
+            if let TableFactor::TableFunction { expr: Expr::Function(function), .. } = factor {
+                if let FunctionArguments::List(list) = &function.args {
+                    for argument in &list.args {
+                        let (FunctionArg::Unnamed(FunctionArgExpr::Expr(expr))
+                        | FunctionArg::Named { arg: FunctionArgExpr::Expr(expr), .. }) = argument
+                        else {
+                            continue;
+                        };
+                        if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                            self.0.insert(expr.to_string().to_lowercase());
+                        }
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let Statement::Other(ast) = &statement.statement else { return BTreeSet::new() };
+    let mut names = Names(BTreeSet::new());
+    let _ = match ast.as_ref() {
+        sqlparser::ast::Statement::CreateView(view) => view.query.visit(&mut names),
+        other => other.visit(&mut names),
+    };
+    if let sqlparser::ast::Statement::Drop { names: dropped, .. } = ast.as_ref() {
+        names.0.extend(dropped.iter().map(|name| name.to_string().to_lowercase()));
+    }
+    if let sqlparser::ast::Statement::Query(query) = ast.as_ref() {
+        for cte in query.with.iter().flat_map(|with| &with.cte_tables) {
+            names.0.remove(&cte.alias.name.value.to_lowercase());
+        }
+    }
+    names.0
+}
+
+/// The table or view a statement defines (without case), if it defines one.
+fn defined(statement: &StatementAt) -> Option<String> {
+    match &statement.statement {
+        Statement::CreateTable(table) => Some(table.name.to_lowercase()),
+        Statement::Other(ast) => match ast.as_ref() {
+            sqlparser::ast::Statement::CreateView(view) => Some(view.name.to_string().to_lowercase()),
+            _ => None,
+        },
     }
 }
 
@@ -186,7 +306,7 @@ mod tests {
     #[test]
     fn a_script_whose_names_are_all_defined_passes() {
         let script =
-            format!("{TABLES}INSERT INTO out SELECT auction, price * 2 AS doubled FROM bids WHERE price > 10 AND bids.bidder <> 'x';");
+            format!("{TABLES}INSERT INTO out SELECT auction, CAST(price * 2 AS DECIMAL(10, 2)) AS doubled FROM bids WHERE price > 10 AND bids.bidder <> 'x';");
         let (statements, catalog) = check_script(&script).unwrap();
         assert_eq!(statements.len(), 3);
         assert_eq!(catalog.tables().count(), 2);
@@ -210,6 +330,50 @@ mod tests {
         );
         assert_eq!(errors("SELECT nothing_like_it FROM bids;"), ["line 3, column 8: no column named nothing_like_it of table bids"]);
         assert_eq!(errors("CREATE TABLE bids (a INT);"), ["line 3, column 1: table bids is defined already"]);
+    }
+
+    #[test]
+    fn every_statement_is_planned_and_each_failing_one_reported_where_it_fails() {
+        let found = errors("SELECT auction + bidder FROM bids;\nSELECT UPPR(bidder) FROM bids;\nSELECT auction FROM bids;");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0], "line 3, column 8: operator + does not take BIGINT and STRING");
+        assert!(found[1].starts_with("line 4, column 8: no function named UPPR; did you mean UPPER?"), "{found:?}");
+    }
+
+    #[test]
+    fn planning_errors_of_every_kind_are_found_without_running_anything() {
+        let script = format!(
+            "{TABLES}CREATE TABLE clicks (url STRING, ts TIMESTAMP(3)) WITH ('connector' = 'datagen', 'rows-per-secnd' = '5');\n\
+             CREATE TABLE files (auction BIGINT, n BIGINT) WITH ('connector' = 'filesystem', 'path' = 'out/', 'format' = 'csv');\n\
+             SELECT auction FROM bids WHERE COUNT(*) > 1;\n\
+             SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE clicks, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end;\n\
+             INSERT INTO files SELECT auction, COUNT(*) FROM bids GROUP BY auction;\n\
+             INSERT INTO out SELECT auction, price FROM bids;\n\
+             SELECT url FROM clicks;"
+        );
+        let found: Vec<String> = check_script(&script).expect_err("refused").iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 4, "{found:?}");
+        // The bad option, and the sink that takes no updates, are where their tables are defined.
+        assert!(found[0].starts_with("line 3, column 1: table clicks: the datagen connector has no option 'rows-per-secnd'"), "{found:?}");
+        assert!(found[1].starts_with("line 4, column 1: table files (filesystem) takes only inserts"), "{found:?}");
+        assert_eq!(found[2], "line 5, column 32: aggregate function COUNT is not allowed here");
+        assert!(found[3].starts_with("line 6, column 74: TUMBLE needs an event-time column, and ts is not one"), "{found:?}");
+    }
+
+    #[test]
+    fn a_failed_definition_is_reported_once_and_checking_goes_on() {
+        let found = errors(
+            "CREATE TABLE broken (a INT, b AS NO_SUCH(a)) WITH ('connector' = 'datagen');\n\
+             CREATE VIEW v AS SELECT a FROM broken;\nSELECT * FROM v;\nSELECT a FROM broken;\nSELECT prise FROM bids;",
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("line 3, ") && found[0].contains("NO_SUCH"), "{found:?}");
+        assert!(found[1].starts_with("line 7, column 8: no column named prise"), "{found:?}");
+        // Nor is a name that a statement that did not parse may define.
+        let found =
+            errors("CREATE TABLE later (a INT WITH ('connector' = 'datagen');\nSELECT a FROM later;\nSELECT UPPR(bidder) FROM bids;");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].starts_with("line 3, ") && found[1].starts_with("line 5, column 8: no function named UPPR"), "{found:?}");
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //!   `CREATE TABLE` here.
 //! - `ddl`: `CREATE [TEMPORARY] TABLE` with typed and computed columns, `WATERMARK FOR col AS
 //!   expr`, `PRIMARY KEY (...) NOT ENFORCED` and `WITH ('key' = 'value', ...)` connector options.
-//! - `check`: the script against what it defines: unknown tables and columns, with the nearest
-//!   defined name as a suggestion.
+//! - `check`: the script checked without running it: unknown tables and columns, with the
+//!   nearest defined name as a suggestion, then every statement planned in a session (types,
+//!   functions, aggregates, watermarks, sinks, connector options), every error reported.
 //! - `complete`: what may be typed at a cursor (tables, columns in scope with their types,
-//!   keywords), ranked by what is typed already.
+//!   functions with their signatures, window functions, keywords), ranked by what is typed
+//!   already.
 //! - `error`: what is wrong and where (line and column), shown with the line and a caret.
 //! - `format`: one-click formatting, comments kept, checked to mean the same.
 //! - `highlight`: a script's tokens by kind and place, for an editor's colours.
@@ -40,8 +42,8 @@ pub mod time;
 pub mod types;
 pub mod value;
 
-pub use check::{check_script, did_you_mean, Catalog};
-pub use complete::{complete, Completion, CompletionKind};
+pub use check::{check_script, check_script_with, did_you_mean, Catalog};
+pub use complete::{complete, complete_with, Completion, CompletionKind};
 pub use ddl::{ColumnDef, ColumnKind, TableDef, WatermarkDef};
 pub use error::{Position, SqlError};
 pub use format::format_script;

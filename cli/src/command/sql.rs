@@ -1,9 +1,11 @@
 //! `tethys sql`: Tethys's SQL tooling on the command line.
 //!
-//! `tethys sql check FILE` parses and checks a script (`-` reads standard input): every error
-//! with its line, column and a caret under it (a misspelled table or column with the nearest
-//! defined name), or what the script defines. `tethys sql complete FILE --line L --column C`
-//! lists what may be typed there, best first. `tethys sql fmt FILE [--write]` formats it.
+//! `tethys sql check FILE` parses and checks a script (`-` reads standard input), planning every
+//! statement as `run` would without running a job: every error with its line, column and a caret
+//! under it (a misspelled table, column or function with the nearest defined name; a type error;
+//! a window over a column without a watermark...), or what the script defines. `tethys sql
+//! complete FILE --line L --column C` lists what may be typed there, best first (a function with
+//! its signature and what it does). `tethys sql fmt FILE [--write]` formats it.
 //! `tethys sql run FILE` runs it on the embedded engine: definitions and settings in order,
 //! each `INSERT` as a job, each `SELECT`'s rows shown as a changelog table as they come (the
 //! first `--max-rows`, then a sample each second), until every job ends or `--duration` passes.
@@ -18,9 +20,10 @@ use super::CliError;
 /// `tethys sql ...`.
 #[derive(Subcommand, Debug)]
 pub enum SqlCommand {
-    /// Check a SQL script: every error with its line and column, or what it defines.
+    /// Check a SQL script without running it: every error with its line and column, or what it defines.
     Check(CheckArgs),
-    /// What may be typed at a place in a SQL script, best first: `label<TAB>kind<TAB>detail`.
+    /// What may be typed at a place in a SQL script, best first: `label<TAB>kind<TAB>detail`, then
+    /// `<TAB>documentation` where there is some (what a function does).
     Complete(CompleteArgs),
     /// Format a SQL script (comments kept): to standard output, or in place with --write.
     Fmt(FmtArgs),
@@ -95,7 +98,12 @@ pub fn run(command: SqlCommand) -> Result<(), CliError> {
                 return Err("--line and --column count from 1".into());
             }
             for completion in complete(&sql, Position { line: args.line, column: args.column }) {
-                println!("{}\t{:?}\t{}", completion.label, completion.kind, completion.detail);
+                let one_line = |text: &str| text.replace(['\t', '\n'], " ");
+                let mut line = format!("{}\t{:?}\t{}", completion.label, completion.kind, one_line(&completion.detail));
+                if !completion.documentation.is_empty() {
+                    line = format!("{line}\t{}", one_line(&completion.documentation));
+                }
+                println!("{line}");
             }
             Ok(())
         }
