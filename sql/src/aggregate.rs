@@ -6,6 +6,7 @@
 //! are merged when session windows merge.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use crate::error::{Position, SqlError};
 use crate::expr::Scalar;
@@ -143,6 +144,9 @@ pub struct AggCall {
     pub result_type: SqlType,
     /// As written, for plans and errors.
     pub text: String,
+    /// Its input has updates: its accumulator must take rows back (MIN and MAX then keep every
+    /// value, not only the extreme).
+    pub retracts: bool,
 }
 
 /// An accumulator: what an aggregate keeps between rows.
@@ -153,9 +157,11 @@ pub enum Acc {
     /// A sum (NULL before the first value) and how many values are in it, added minus
     /// retracted (AVG divides by it; a sum of none is NULL).
     Sum(Value, i64),
-    /// Values with how many times each is in (MIN, MAX, DISTINCT, LISTAGG), sorted by value:
-    /// retracting the smallest finds the next.
-    Values(Vec<(Value, i64)>),
+    /// Values with how many times each is in (DISTINCT; MIN and MAX over an input with
+    /// updates), sorted by value: retracting the smallest finds the next.
+    Values(#[rkyv(with = rkyv::with::AsVec)] BTreeMap<Sorted, i64>),
+    /// The least or greatest value so far (MIN and MAX over inserts only); NULL before any.
+    Extreme(Value),
     /// Values in arrival order (LISTAGG, FIRST_VALUE, LAST_VALUE).
     Ordered(Vec<Value>),
 }
@@ -181,21 +187,48 @@ fn negate_value(value: &Value) -> Value {
     match value {
         Value::Int(v) => Value::Int(v.wrapping_neg()),
         Value::Float(v) => Value::Float(-v),
-        Value::Decimal(v) => Value::Decimal(Decimal::new(-v.unscaled, v.scale)),
+        Value::Decimal(v) => Value::Decimal(Decimal::new(-v.unscaled(), v.scale)),
         other => other.clone(),
     }
 }
 
-fn multiset_add(values: &mut Vec<(Value, i64)>, value: Value, delta: i64) {
-    match values.binary_search_by(|(candidate, _)| candidate.total_cmp(&value)) {
-        Ok(index) => {
-            values[index].1 += delta;
-            if values[index].1 <= 0 {
-                values.remove(index);
+/// A value ordered as a sort orders it (`Value::total_cmp`), as a key of sorted multisets.
+#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct Sorted(pub Value);
+
+impl PartialEq for Sorted {
+    fn eq(&self, other: &Sorted) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+
+impl Eq for Sorted {}
+
+impl PartialOrd for Sorted {
+    fn partial_cmp(&self, other: &Sorted) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Sorted {
+    fn cmp(&self, other: &Sorted) -> Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+fn multiset_add(values: &mut BTreeMap<Sorted, i64>, value: Value, delta: i64) {
+    let key = Sorted(value);
+    match values.get_mut(&key) {
+        Some(count) => {
+            *count += delta;
+            if *count <= 0 {
+                values.remove(&key);
             }
         }
-        Err(index) if delta > 0 => values.insert(index, (value, delta)),
-        Err(_) => {}
+        None if delta > 0 => {
+            values.insert(key, delta);
+        }
+        None => {}
     }
 }
 
@@ -203,7 +236,9 @@ impl AggCall {
     /// A new, empty accumulator.
     pub fn create(&self) -> Acc {
         match (self.kind, self.distinct) {
-            (_, true) | (AggKind::Min | AggKind::Max, false) => Acc::Values(Vec::new()),
+            (_, true) => Acc::Values(BTreeMap::new()),
+            (AggKind::Min | AggKind::Max, false) if self.retracts => Acc::Values(BTreeMap::new()),
+            (AggKind::Min | AggKind::Max, false) => Acc::Extreme(Value::Null),
             (AggKind::CountStar | AggKind::Count, false) => Acc::Count(0),
             (AggKind::Sum | AggKind::Avg, false) => Acc::Sum(Value::Null, 0),
             (AggKind::FirstValue | AggKind::LastValue | AggKind::ListAgg, false) => Acc::Ordered(Vec::new()),
@@ -232,6 +267,16 @@ impl AggCall {
                 *count += delta;
             }
             Acc::Values(values) => multiset_add(values, value, delta),
+            Acc::Extreme(extreme) => {
+                debug_assert!(!retract, "an extreme is kept over inserts only");
+                let better = match self.kind {
+                    AggKind::Min => value.total_cmp(extreme).is_lt(),
+                    _ => value.total_cmp(extreme).is_gt(),
+                };
+                if extreme.is_null() || better {
+                    *extreme = value;
+                }
+            }
             Acc::Ordered(values) => {
                 if retract {
                     if let Some(index) = values.iter().rposition(|candidate| *candidate == value) {
@@ -253,9 +298,18 @@ impl AggCall {
         match (earlier, later) {
             (Acc::Count(a), Acc::Count(b)) => Acc::Count(a + b),
             (Acc::Sum(a, m), Acc::Sum(b, n)) => Acc::Sum(add_values(&a, &b, false), m + n),
+            (Acc::Extreme(a), Acc::Extreme(b)) => {
+                let keep_a = match (self.kind, a.is_null(), b.is_null()) {
+                    (_, _, true) => true,
+                    (_, true, false) => false,
+                    (AggKind::Min, _, _) => a.total_cmp(&b).is_le(),
+                    _ => a.total_cmp(&b).is_ge(),
+                };
+                Acc::Extreme(if keep_a { a } else { b })
+            }
             (Acc::Values(mut a), Acc::Values(b)) => {
                 for (value, count) in b {
-                    multiset_add(&mut a, value, count);
+                    multiset_add(&mut a, value.0, count);
                 }
                 Acc::Values(a)
             }
@@ -280,14 +334,15 @@ impl AggCall {
                 AggKind::Avg => average(sum, *count, &self.result_type),
                 _ => sum.clone(),
             },
+            Acc::Extreme(extreme) => extreme.clone(),
             Acc::Values(values) => match self.kind {
-                AggKind::Min => values.first().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
-                AggKind::Max => values.last().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
+                AggKind::Min | AggKind::FirstValue => values.keys().next().map(|value| value.0.clone()).unwrap_or(Value::Null),
+                AggKind::Max | AggKind::LastValue => values.keys().next_back().map(|value| value.0.clone()).unwrap_or(Value::Null),
                 AggKind::Count | AggKind::CountStar => Value::Int(values.len() as i64),
                 AggKind::Sum | AggKind::Avg => {
                     let mut sum = Value::Null;
-                    for (value, _) in values {
-                        sum = add_values(&sum, value, false);
+                    for value in values.keys() {
+                        sum = add_values(&sum, &value.0, false);
                     }
                     match (self.kind, values.len()) {
                         (_, 0) => Value::Null,
@@ -295,9 +350,7 @@ impl AggCall {
                         _ => sum,
                     }
                 }
-                AggKind::FirstValue => values.first().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
-                AggKind::LastValue => values.last().map(|(value, _)| value.clone()).unwrap_or(Value::Null),
-                AggKind::ListAgg => self.joined(values.iter().map(|(value, _)| value)),
+                AggKind::ListAgg => self.joined(values.keys().map(|value| &value.0)),
             },
             Acc::Ordered(values) => match self.kind {
                 AggKind::FirstValue => values.first().cloned().unwrap_or(Value::Null),
@@ -411,6 +464,7 @@ mod tests {
             filter: None,
             result_type,
             text: format!("{kind:?}"),
+            retracts: true,
         }
     }
 

@@ -318,9 +318,9 @@ impl SqlSession {
         Ok(StreamEnvironment::new(config))
     }
 
-    /// Plans a query.
+    /// Plans a query (the plan rules applied).
     pub fn plan(&self, query: &Query) -> Result<Plan, SqlError> {
-        self.planner().plan_query(query)
+        Ok(crate::plan::rules::optimize(self.planner().plan_query(query)?))
     }
 
     fn plan_named(&self, name: &str, at: Option<Position>) -> Result<Plan, SqlError> {
@@ -390,11 +390,11 @@ impl SqlSession {
         }
         let plan = if casts {
             let updating = plan.updating;
-            Plan {
+            crate::plan::rules::optimize(Plan {
                 schema: wanted.clone(),
                 node: PlanNode::Calc { input: Box::new(plan), projection, filter: None, text: format!("casts to {}", table.name()) },
                 updating,
-            }
+            })
         } else {
             plan
         };

@@ -24,6 +24,7 @@ use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment};
 use crate::catalog::SqlTable;
 use crate::check::did_you_mean;
 use crate::error::{Position, SqlError};
+use crate::plan::ScanPushDown;
 use crate::value::Row;
 
 /// A table's `WITH` options being read: each read is remembered, and what is left unread at the
@@ -134,14 +135,20 @@ fn connector_of(table: &SqlTable, known: &[&str], role: &str) -> Result<String, 
     Ok(connector.to_string())
 }
 
-/// Reads table `table`'s physical columns as rows, with `parallelism` subtasks.
-pub fn source(env: &StreamEnvironment, table: &SqlTable, parallelism: usize) -> Result<DataStream<Row>, SqlError> {
+/// Reads table `table`'s physical columns as rows, with `parallelism` subtasks; `pushed`: what
+/// the query needs of them (a connector may leave the rest NULL, and skip rows its filter drops).
+pub fn source(
+    env: &StreamEnvironment,
+    table: &SqlTable,
+    pushed: Option<&ScanPushDown>,
+    parallelism: usize,
+) -> Result<DataStream<Row>, SqlError> {
     let connector = connector_of(table, SOURCE_CONNECTORS, "come from")?;
     let mut options = Options::new(table);
     let stream = match connector.as_str() {
         "datagen" => datagen::source(env, table, &mut options)?,
         "bids" => bids::source(env, table, &mut options)?,
-        "nexmark" => nexmark::source(env, table, &mut options)?,
+        "nexmark" => nexmark::source(env, table, &mut options, pushed)?,
         _ => file::source(env, table, &mut options)?,
     };
     options.finish()?;

@@ -27,6 +27,8 @@ use tethys_engine::{DataStream, StreamEnvironment};
 use super::Options;
 use crate::catalog::SqlTable;
 use crate::error::SqlError;
+use crate::expr::{Compare, Scalar};
+use crate::plan::ScanPushDown;
 use crate::types::SqlType;
 use crate::value::{Row, Value};
 
@@ -108,17 +110,35 @@ fn bid_field(bid: &NexmarkBid, field: usize) -> Value {
     }
 }
 
-/// What a declared column holds.
+/// What a declared column holds: the event type, or a kind's row with, per declared field,
+/// the generator's field (`None`: not read by the query, left NULL).
 #[derive(Debug, Clone)]
 enum Column {
     EventType,
-    Person(Vec<usize>),
-    Auction(Vec<usize>),
-    Bid(Vec<usize>),
+    Person(Vec<Option<usize>>),
+    Auction(Vec<Option<usize>>),
+    Bid(Vec<Option<usize>>),
+    /// Not read by the query.
+    Unread,
+}
+
+/// The one event kind a pushed-down filter keeps (`event_type = k`), if it says so.
+fn kind_of_filter(pushed: &ScanPushDown, event_type: usize) -> Option<i64> {
+    pushed.filter.iter().find_map(|conjunct| match conjunct {
+        Scalar::Compare(Compare::Eq, a, b) => match (a.as_ref(), b.as_ref()) {
+            (Scalar::Column(c), Scalar::Literal(Value::Int(k))) | (Scalar::Literal(Value::Int(k)), Scalar::Column(c))
+                if *c == event_type =>
+            {
+                Some(*k)
+            }
+            _ => None,
+        },
+        _ => None,
+    })
 }
 
 /// The generator's field indexes for a declared `ROW<...>` column of the kind with `fields`.
-fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&str, SqlType)]) -> Result<Vec<usize>, String> {
+fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&str, SqlType)]) -> Result<Vec<Option<usize>>, String> {
     let SqlType::Row(declared) = declared else {
         return Err(format!("column {column} of table {} is {declared}, and the nexmark connector gives a ROW<...>", table.name()));
     };
@@ -136,12 +156,17 @@ fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&st
             if !fits {
                 return Err(format!("{column}.{name} is {wanted} in nexmark, not {data_type}"));
             }
-            Ok(index)
+            Ok(Some(index))
         })
         .collect()
 }
 
-pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStream<Row>, SqlError> {
+pub(super) fn source(
+    env: &StreamEnvironment,
+    table: &SqlTable,
+    options: &mut Options<'_>,
+    pushed: Option<&ScanPushDown>,
+) -> Result<DataStream<Row>, SqlError> {
     let events: Option<u64> = options.parse_optional("events.num", "a number of events")?;
     let seed: u64 = options.parse("seed", 0, "a number")?;
     let defaults = NexmarkConfig::default();
@@ -154,7 +179,8 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
     };
     config.validate().map_err(|error| SqlError::at(options.at(), format!("table {}: {error}", table.name())))?;
     let mut columns = Vec::new();
-    for field in &table.physical.fields {
+    let mut kind = None;
+    for (index, field) in table.physical.fields.iter().enumerate() {
         let column = match field.name.to_lowercase().as_str() {
             "event_type" if field.data_type.is_integer() => Column::EventType,
             "person" => Column::Person(row_fields(table, "person", &field.data_type, PERSON_FIELDS).map_err(|e| SqlError::at(options.at(), e))?),
@@ -167,26 +193,59 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
                 ))
             }
         };
+        // What the query reads of the column: the rest is left NULL.
+        let column = match (column, pushed) {
+            (Column::EventType, Some(pushed)) => {
+                kind = kind_of_filter(pushed, index);
+                if pushed.columns[index] {
+                    Column::EventType
+                } else {
+                    Column::Unread
+                }
+            }
+            (_, Some(pushed)) if !pushed.columns[index] => Column::Unread,
+            (Column::Person(fields), Some(pushed)) => Column::Person(read_fields(fields, pushed, index)),
+            (Column::Auction(fields), Some(pushed)) => Column::Auction(read_fields(fields, pushed, index)),
+            (Column::Bid(fields), Some(pushed)) => Column::Bid(read_fields(fields, pushed, index)),
+            (column, _) => column,
+        };
         columns.push(column);
     }
     let generator = NexmarkSource { events, seed, config };
-    Ok(env.source(&format!("Source: {}", table.name()), generator).map(move |event: NexmarkEvent| {
+    let row = move |event: &NexmarkEvent| {
+        let fields = |fields: &[Option<usize>], get: &dyn Fn(usize) -> Value| {
+            Value::Row(fields.iter().map(|field| field.map_or(Value::Null, get)).collect())
+        };
         let values = columns
             .iter()
-            .map(|column| match (column, &event) {
+            .map(|column| match (column, event) {
                 (Column::EventType, NexmarkEvent::Person(_)) => Value::Int(0),
                 (Column::EventType, NexmarkEvent::Auction(_)) => Value::Int(1),
                 (Column::EventType, NexmarkEvent::Bid(_)) => Value::Int(2),
-                (Column::Person(fields), NexmarkEvent::Person(person)) => {
-                    Value::Row(fields.iter().map(|&f| person_field(person, f)).collect())
-                }
-                (Column::Auction(fields), NexmarkEvent::Auction(auction)) => {
-                    Value::Row(fields.iter().map(|&f| auction_field(auction, f)).collect())
-                }
-                (Column::Bid(fields), NexmarkEvent::Bid(bid)) => Value::Row(fields.iter().map(|&f| bid_field(bid, f)).collect()),
+                (Column::Person(read), NexmarkEvent::Person(person)) => fields(read, &|f| person_field(person, f)),
+                (Column::Auction(read), NexmarkEvent::Auction(auction)) => fields(read, &|f| auction_field(auction, f)),
+                (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
                 _ => Value::Null,
             })
             .collect();
         Row::insert(values)
-    }))
+    };
+    let events = env.source(&format!("Source: {}", table.name()), generator);
+    Ok(match kind {
+        // Events of other kinds are dropped before they become rows.
+        Some(kind) => events.flat_map(move |event: NexmarkEvent| {
+            let event_kind = match event {
+                NexmarkEvent::Person(_) => 0,
+                NexmarkEvent::Auction(_) => 1,
+                NexmarkEvent::Bid(_) => 2,
+            };
+            (event_kind == kind).then(|| row(&event))
+        }),
+        None => events.map(move |event: NexmarkEvent| row(&event)),
+    })
+}
+
+/// The generator's fields of a ROW column that the query reads (`None` for those it does not).
+fn read_fields(fields: Vec<Option<usize>>, pushed: &ScanPushDown, column: usize) -> Vec<Option<usize>> {
+    fields.into_iter().enumerate().map(|(i, field)| field.filter(|_| pushed.reads_field(column, i))).collect()
 }

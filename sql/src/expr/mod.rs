@@ -298,7 +298,7 @@ impl Scalar {
             Scalar::Negate(inner) => match inner.eval(row, context)? {
                 Value::Int(value) => Value::Int(value.wrapping_neg()),
                 Value::Float(value) => Value::Float(-value),
-                Value::Decimal(value) => Value::Decimal(Decimal::new(-value.unscaled, value.scale)),
+                Value::Decimal(value) => Value::Decimal(Decimal::new(-value.unscaled(), value.scale)),
                 Value::Interval(value) => Value::Interval(-value),
                 _ => Value::Null,
             },
@@ -417,9 +417,16 @@ impl Scalar {
                     .unwrap_or(Value::Null),
                 _ => Value::Null,
             },
-            Scalar::Field(inner, index) => match inner.eval(row, context)? {
-                Value::Row(mut values) if *index < values.len() => values.swap_remove(*index),
-                _ => Value::Null,
+            // A field of a column is read in place, not by copying the whole row.
+            Scalar::Field(inner, index) => match inner.as_ref() {
+                Scalar::Column(column) => match &row[*column] {
+                    Value::Row(values) => values.get(*index).cloned().unwrap_or(Value::Null),
+                    _ => Value::Null,
+                },
+                inner => match inner.eval(row, context)? {
+                    Value::Row(mut values) if *index < values.len() => values.swap_remove(*index),
+                    _ => Value::Null,
+                },
             },
             Scalar::Array(elements) => Value::Array(elements.iter().map(|e| e.eval(row, context)).collect::<Result<_, _>>()?),
             Scalar::Map(entries) => Value::Map(
@@ -435,10 +442,16 @@ impl Scalar {
     /// The same expression reading column `f(i)` where it read column `i` (to move an
     /// expression onto another row layout, e.g. one side of a join).
     pub fn map_columns(&self, f: &impl Fn(usize) -> usize) -> Scalar {
-        let map = |scalar: &Scalar| Box::new(scalar.map_columns(f));
-        let list = |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.map_columns(f)).collect::<Vec<_>>();
+        self.substitute(&|index| Scalar::Column(f(index)))
+    }
+
+    /// The same expression with each column `i` it reads replaced by expression `f(i)` (to
+    /// fuse a projection into the one below it).
+    pub fn substitute(&self, f: &impl Fn(usize) -> Scalar) -> Scalar {
+        let map = |scalar: &Scalar| Box::new(scalar.substitute(f));
+        let list = |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.substitute(f)).collect::<Vec<_>>();
         match self {
-            Scalar::Column(index) => Scalar::Column(f(*index)),
+            Scalar::Column(index) => f(*index),
             Scalar::Literal(value) => Scalar::Literal(value.clone()),
             Scalar::Not(inner) => Scalar::Not(map(inner)),
             Scalar::Negate(inner) => Scalar::Negate(map(inner)),
@@ -452,7 +465,7 @@ impl Scalar {
             Scalar::In(inner, items, negated) => Scalar::In(map(inner), list(items), *negated),
             Scalar::Like(a, b, negated, escape) => Scalar::Like(map(a), map(b), *negated, *escape),
             Scalar::Case(branches, otherwise) => Scalar::Case(
-                branches.iter().map(|(condition, result)| (condition.map_columns(f), result.map_columns(f))).collect(),
+                branches.iter().map(|(condition, result)| (condition.substitute(f), result.substitute(f))).collect(),
                 map(otherwise),
             ),
             Scalar::Cast(inner, from, to, safe) => Scalar::Cast(map(inner), from.clone(), to.clone(), *safe),
@@ -461,8 +474,34 @@ impl Scalar {
             Scalar::Index(a, b) => Scalar::Index(map(a), map(b)),
             Scalar::Field(inner, index) => Scalar::Field(map(inner), *index),
             Scalar::Array(items) => Scalar::Array(list(items)),
-            Scalar::Map(entries) => Scalar::Map(entries.iter().map(|(k, v)| (k.map_columns(f), v.map_columns(f))).collect()),
+            Scalar::Map(entries) => Scalar::Map(entries.iter().map(|(k, v)| (k.substitute(f), v.substitute(f))).collect()),
             Scalar::Row(items) => Scalar::Row(list(items)),
+        }
+    }
+
+    /// The expressions it is made of, one level down.
+    pub fn children(&self) -> Vec<&Scalar> {
+        match self {
+            Scalar::Column(_) | Scalar::Literal(_) => Vec::new(),
+            Scalar::Not(inner)
+            | Scalar::Negate(inner)
+            | Scalar::IsNull(inner, _)
+            | Scalar::IsBool(inner, _, _)
+            | Scalar::Field(inner, _)
+            | Scalar::Cast(inner, ..) => vec![inner],
+            Scalar::Arith(_, _, a, b)
+            | Scalar::Compare(_, a, b)
+            | Scalar::And(a, b)
+            | Scalar::Or(a, b)
+            | Scalar::IsDistinct(a, b, _)
+            | Scalar::Like(a, b, _, _)
+            | Scalar::Index(a, b) => vec![a, b],
+            Scalar::In(inner, list, _) => std::iter::once(inner.as_ref()).chain(list).collect(),
+            Scalar::Case(branches, otherwise) => {
+                branches.iter().flat_map(|(condition, result)| [condition, result]).chain(std::iter::once(otherwise.as_ref())).collect()
+            }
+            Scalar::Call(_, list) | Scalar::Coalesce(list) | Scalar::Array(list) | Scalar::Row(list) => list.iter().collect(),
+            Scalar::Map(entries) => entries.iter().flat_map(|(k, v)| [k, v]).collect(),
         }
     }
 
@@ -560,7 +599,7 @@ fn arithmetic(op: Arith, numeric: Numeric, left: &Value, right: &Value) -> Resul
                 Arith::Mod => {
                     let scale = a.scale.max(b.scale);
                     match (a.rescale(scale), b.rescale(scale)) {
-                        (Some(a), Some(b)) if b.unscaled != 0 => Some(Decimal::new(a.unscaled % b.unscaled, scale)),
+                        (Some(a), Some(b)) if b.unscaled() != 0 => Some(Decimal::new(a.unscaled() % b.unscaled(), scale)),
                         _ => None,
                     }
                 }
@@ -662,7 +701,7 @@ fn number_literal(text: &str, at: Option<Position>) -> Result<Typed, SqlError> {
     }
     if !text.contains(['e', 'E']) {
         if let Some(decimal) = Decimal::parse(text) {
-            let digits = decimal.unscaled.unsigned_abs().to_string().len() as u8;
+            let digits = decimal.unscaled().unsigned_abs().to_string().len() as u8;
             let precision = digits.max(decimal.scale).max(1);
             if precision <= DECIMAL_PRECISION_MAX {
                 return Ok(Typed::new(

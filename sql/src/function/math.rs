@@ -69,7 +69,7 @@ fn round_decimal(value: Decimal, places: i32, scale: u8, rounding: Rounding) -> 
         value
     } else {
         let shift = (i32::from(value.scale) - places) as u32;
-        let digits = shift_right(value.unscaled, shift, rounding);
+        let digits = shift_right(value.unscaled(), shift, rounding);
         if places >= 0 {
             Decimal::new(digits, places as u8)
         } else {
@@ -181,9 +181,9 @@ fn ceil_floor(name: &str, ceil: bool) -> ScalarFunction {
                 Value::Int(value) => Value::Int(*value),
                 Value::Float(value) => Value::Float(if ceil { value.ceil() } else { value.floor() }),
                 Value::Decimal(value) => {
-                    let truncated = shift_right(value.unscaled, u32::from(value.scale), Rounding::Down);
-                    let exact = truncated * ten_to(value.scale) == value.unscaled;
-                    let adjust = match (exact, ceil, value.unscaled > 0) {
+                    let truncated = shift_right(value.unscaled(), u32::from(value.scale), Rounding::Down);
+                    let exact = truncated * ten_to(value.scale) == value.unscaled();
+                    let adjust = match (exact, ceil, value.unscaled() > 0) {
                         (false, true, true) => 1,
                         (false, false, false) => -1,
                         _ => 0,
@@ -248,10 +248,10 @@ fn modulo() -> ScalarFunction {
                 let (Some(a), Some(b)) = (a.rescale(scale), b.rescale(scale)) else {
                     return Ok(Value::Null);
                 };
-                if b.unscaled == 0 {
+                if b.unscaled() == 0 {
                     return Err("division by zero".into());
                 }
-                Ok(Value::Decimal(Decimal::new(a.unscaled % b.unscaled, scale)))
+                Ok(Value::Decimal(Decimal::new(a.unscaled() % b.unscaled(), scale)))
             }
         });
         Ok((data_type, eval))
@@ -276,7 +276,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 Ok(match &args[0] {
                     Value::Int(value) => Value::Int(value.wrapping_abs()),
                     Value::Float(value) => Value::Float(value.abs()),
-                    Value::Decimal(value) => Value::Decimal(Decimal::new(value.unscaled.abs(), value.scale)),
+                    Value::Decimal(value) => Value::Decimal(Decimal::new(value.unscaled().abs(), value.scale)),
                     other => return Err(format!("expected a number, got {other}")),
                 })
             },
@@ -339,7 +339,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                     Value::Int(value) => Value::Int(value.signum()),
                     Value::Float(value) if *value == 0.0 || value.is_nan() => Value::Float(*value),
                     Value::Float(value) => Value::Float(value.signum()),
-                    Value::Decimal(value) => Value::Decimal(Decimal::new(value.unscaled.signum() * ten_to(value.scale), value.scale)),
+                    Value::Decimal(value) => Value::Decimal(Decimal::new(value.unscaled().signum() * ten_to(value.scale), value.scale)),
                     other => return Err(format!("expected a number, got {other}")),
                 })
             },

@@ -191,28 +191,30 @@ impl KeyedProcessFunction<RowKey, SidedRow, Row> for JoinFunction {
 
     fn process_element(&mut self, record: SidedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
         let handle = self.state.expect("opened");
-        let mut state = handle.get(&mut ctx.keyed).unwrap_or_default();
         if self.window {
             if record.keyed.time - 1 < ctx.current_watermark() {
                 // Its window has fired already: a late row, dropped as Flink drops it.
                 return Ok(());
             }
-            let side = if record.left { &mut state.left } else { &mut state.right };
-            match side.iter_mut().find(|stored| stored.values == record.keyed.row.values) {
-                Some(stored) => stored.count += 1,
-                None => side.push(StoredRow { values: record.keyed.row.values, count: 1, partners: 0 }),
-            }
+            // Kept as it comes, changed in place: a window's rows are paired when it fires.
+            handle.modify(&mut ctx.keyed, |slot| {
+                let state = slot.get_or_insert_with(JoinState::default);
+                let side = if record.left { &mut state.left } else { &mut state.right };
+                side.push(StoredRow { values: record.keyed.row.values, count: 1, partners: 0 });
+            });
             ctx.register_event_time_timer(record.keyed.time - 1);
-        } else {
-            let mut emitted = Vec::new();
-            self.regular(&mut state, record.left, record.keyed.row, &mut |row| emitted.push(row))?;
-            emitted.into_iter().for_each(|row| ctx.emit(row));
+            return Ok(());
         }
-        if state.left.is_empty() && state.right.is_empty() {
-            handle.clear(&mut ctx.keyed);
-        } else {
-            handle.update(&mut ctx.keyed, state);
-        }
+        let mut emitted = Vec::new();
+        handle.modify(&mut ctx.keyed, |slot| -> Result<(), String> {
+            let state = slot.get_or_insert_with(JoinState::default);
+            self.regular(state, record.left, record.keyed.row, &mut |row| emitted.push(row))?;
+            if state.left.is_empty() && state.right.is_empty() {
+                *slot = None;
+            }
+            Ok(())
+        })?;
+        emitted.into_iter().for_each(|row| ctx.emit(row));
         Ok(())
     }
 
@@ -220,19 +222,12 @@ impl KeyedProcessFunction<RowKey, SidedRow, Row> for JoinFunction {
         debug_assert_eq!(domain, TimeDomain::EventTime);
         let handle = self.state.expect("opened");
         let Some(mut state) = handle.get(&mut ctx.keyed) else { return Ok(()) };
-        // Window rows expand each stored copy.
-        state.left = expand(state.left);
-        state.right = expand(state.right);
         let mut emitted = Vec::new();
         self.fire_window(&mut state, &mut |row| emitted.push(row))?;
         emitted.into_iter().for_each(|row| ctx.emit(row));
         handle.clear(&mut ctx.keyed);
         Ok(())
     }
-}
-
-fn expand(rows: Vec<StoredRow>) -> Vec<StoredRow> {
-    rows.into_iter().flat_map(|row| (0..row.count).map(move |_| StoredRow { values: row.values.clone(), count: 1, partners: 0 })).collect()
 }
 
 #[cfg(test)]

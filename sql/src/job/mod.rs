@@ -60,31 +60,64 @@ pub struct JobBuilder<'a> {
 /// Filter then projection, per frame.
 struct CalcOperator {
     projection: Vec<Scalar>,
+    /// Per output column: the input column it is, when no other output column reads that
+    /// input column (so its value is moved, not copied).
+    moves: Vec<Option<usize>>,
     filter: Option<Scalar>,
     context: EvalContext,
     text: String,
 }
 
 impl CalcOperator {
-    fn apply(&self, row: Row) -> Result<Option<Row>, String> {
+    fn new(projection: Vec<Scalar>, filter: Option<Scalar>, context: EvalContext, text: String) -> CalcOperator {
+        let mut reads = std::collections::HashMap::<usize, usize>::new();
+        for scalar in &projection {
+            let mut columns = Vec::new();
+            scalar.columns(&mut columns);
+            for column in columns {
+                *reads.entry(column).or_default() += 1;
+            }
+        }
+        let moves = projection
+            .iter()
+            .map(|scalar| match scalar {
+                Scalar::Column(column) if reads[column] == 1 => Some(*column),
+                _ => None,
+            })
+            .collect();
+        CalcOperator { projection, moves, filter, context, text }
+    }
+
+    fn apply(&self, row: &mut Row) -> Result<Option<Row>, String> {
         if let Some(filter) = &self.filter {
             if filter.eval(&row.values, &self.context)?.as_bool() != Some(true) {
                 return Ok(None);
             }
         }
-        let values = self.projection.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<Vec<_>, _>>()?;
+        // Computed columns first (they read the row), then the moved ones.
+        let mut values = Vec::with_capacity(self.projection.len());
+        for (scalar, moved) in self.projection.iter().zip(&self.moves) {
+            values.push(match moved {
+                Some(_) => Value::Null,
+                None => scalar.eval(&row.values, &self.context)?,
+            });
+        }
+        for (value, moved) in values.iter_mut().zip(&self.moves) {
+            if let Some(column) = moved {
+                *value = std::mem::replace(&mut row.values[*column], Value::Null);
+            }
+        }
         Ok(Some(Row { kind: row.kind, values }))
     }
 }
 
 impl FrameOperator<Row, Row> for CalcOperator {
     fn process(&mut self, frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
-        for row in frame {
-            let shown = row.to_string();
-            match self.apply(row) {
+        for mut row in frame {
+            match self.apply(&mut row) {
                 Ok(Some(row)) => out.emit(row),
                 Ok(None) => {}
-                Err(error) => return Err(format!("{error}, in Calc({}) of row {shown}", self.text).into()),
+                Err(error) => return Err(format!("{error}, in Calc({}) of row {row}", self.text).into()),
             }
         }
         Ok(())
@@ -198,29 +231,34 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
 
     fn process_element(&mut self, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
         let handle = self.state.expect("opened");
-        let mut state = handle.get(&mut ctx.keyed).unwrap_or_else(|| GroupState { accumulators: self.aggregates.create(), emitted: None });
-        self.aggregates.accumulate(&mut state.accumulators, &record.row)?;
         let key = &record.key.0;
         let row_of = |kind: RowKind, values: &[Value]| Row { kind, values: key.iter().cloned().chain(values.iter().cloned()).collect() };
-        if state.accumulators.rows <= 0 {
-            // Every row of the key was taken back: the key's row is deleted.
-            if let Some(emitted) = &state.emitted {
-                ctx.emit(row_of(RowKind::Delete, emitted));
+        let mut emitted_rows = Vec::new();
+        // The key's state is changed in place (one lookup, no copy of the accumulators).
+        handle.modify(&mut ctx.keyed, |slot| -> Result<(), String> {
+            let state = slot.get_or_insert_with(|| GroupState { accumulators: self.aggregates.create(), emitted: None });
+            self.aggregates.accumulate(&mut state.accumulators, &record.row)?;
+            if state.accumulators.rows <= 0 {
+                // Every row of the key was taken back: the key's row is deleted.
+                if let Some(emitted) = &state.emitted {
+                    emitted_rows.push(row_of(RowKind::Delete, emitted));
+                }
+                *slot = None;
+                return Ok(());
             }
-            handle.clear(&mut ctx.keyed);
-            return Ok(());
-        }
-        let results = self.aggregates.results(&state.accumulators);
-        match &state.emitted {
-            None => ctx.emit(row_of(RowKind::Insert, &results)),
-            Some(emitted) if *emitted != results => {
-                ctx.emit(row_of(RowKind::UpdateBefore, emitted));
-                ctx.emit(row_of(RowKind::UpdateAfter, &results));
+            let results = self.aggregates.results(&state.accumulators);
+            match &state.emitted {
+                None => emitted_rows.push(row_of(RowKind::Insert, &results)),
+                Some(emitted) if *emitted != results => {
+                    emitted_rows.push(row_of(RowKind::UpdateBefore, emitted));
+                    emitted_rows.push(row_of(RowKind::UpdateAfter, &results));
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
-        }
-        state.emitted = Some(results);
-        handle.update(&mut ctx.keyed, state);
+            state.emitted = Some(results);
+            Ok(())
+        })?;
+        emitted_rows.into_iter().for_each(|row| ctx.emit(row));
         Ok(())
     }
 }
@@ -273,11 +311,16 @@ impl<'a> JobBuilder<'a> {
     /// The plan's rows as a stream.
     pub fn build(&mut self, plan: &Plan) -> Result<DataStream<Row>, SqlError> {
         Ok(match &plan.node {
-            PlanNode::Scan { table } => {
-                let mut stream = connector::source(self.env, table, self.parallelism)?;
+            PlanNode::Scan { table, pushed } => {
+                let mut stream = connector::source(self.env, table, pushed.as_ref(), self.parallelism)?;
                 if !table.computed.is_empty() {
                     let width = table.physical.fields.len();
-                    let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(table.computed.iter().cloned()).collect();
+                    // Computed columns nobody reads are not computed.
+                    let computed = table.computed.iter().enumerate().map(|(i, scalar)| match pushed {
+                        Some(pushed) if !pushed.computed[i] => Scalar::Literal(Value::Null),
+                        _ => scalar.clone(),
+                    });
+                    let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(computed).collect();
                     let text = format!("computed columns of {}", table.name());
                     stream = self.calc(stream, projection, None, text);
                 }
@@ -470,14 +513,7 @@ impl<'a> JobBuilder<'a> {
     fn calc(&mut self, input: DataStream<Row>, projection: Vec<Scalar>, filter: Option<Scalar>, text: String) -> DataStream<Row> {
         let context = self.context.clone();
         let uid = self.uid("calc");
-        input
-            .process("Calc", move |_| CalcOperator {
-                projection: projection.clone(),
-                filter: filter.clone(),
-                context: context.clone(),
-                text: text.clone(),
-            })
-            .uid(&uid)
+        input.process("Calc", move |_| CalcOperator::new(projection.clone(), filter.clone(), context.clone(), text.clone())).uid(&uid)
     }
 
     /// A window aggregate; `window_keys`: the key columns holding each row's window (rows

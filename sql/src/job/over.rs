@@ -102,9 +102,7 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for OverFunction {
             return Ok(());
         }
         let handle = self.state.expect("opened");
-        let mut state = handle.get(&mut ctx.keyed).unwrap_or_default();
-        state.pending.push((record.time, record.row.values));
-        handle.update(&mut ctx.keyed, state);
+        handle.modify(&mut ctx.keyed, |slot| slot.get_or_insert_with(OverState::default).pending.push((record.time, record.row.values)));
         ctx.register_event_time_timer(record.time);
         Ok(())
     }

@@ -19,6 +19,7 @@
 pub mod join;
 pub mod over;
 pub mod query;
+pub mod rules;
 
 use std::fmt::Write;
 
@@ -87,6 +88,28 @@ pub struct WindowSpec {
     /// Added to the time column's value for the row's event time (-1 when a window's end is
     /// the time of rows windowed again: a window holds times up to its end, exclusive).
     pub time_offset_ms: i64,
+}
+
+/// What a scan's consumers need, pushed down to its connector: a connector may leave the other
+/// columns (and fields of `ROW` columns) NULL, and may skip rows the filter drops (the filter
+/// is applied above the scan too).
+#[derive(Debug, Clone, Default)]
+pub struct ScanPushDown {
+    /// Per physical column: whether it is read.
+    pub columns: Vec<bool>,
+    /// Per physical column of a `ROW` type read only by its fields: which fields are read.
+    pub fields: Vec<Option<Vec<bool>>>,
+    /// Conjuncts of the filter above that read physical columns only.
+    pub filter: Vec<Scalar>,
+    /// Per computed column: whether it is read.
+    pub computed: Vec<bool>,
+}
+
+impl ScanPushDown {
+    /// Whether field `field` of physical column `column` is read.
+    pub fn reads_field(&self, column: usize, field: usize) -> bool {
+        self.columns[column] && self.fields[column].as_ref().is_none_or(|fields| fields.get(field).copied().unwrap_or(true))
+    }
 }
 
 /// Which rows of a join are kept without a partner.
@@ -162,6 +185,8 @@ pub enum PlanNode {
     Scan {
         /// The table.
         table: Box<SqlTable>,
+        /// What the operators above need of its rows (all of them when `None`).
+        pushed: Option<ScanPushDown>,
     },
     /// Filter, then projection.
     Calc {
@@ -284,7 +309,7 @@ impl Plan {
         let columns = self.schema.names().collect::<Vec<_>>().join(", ");
         let mode = if self.updating { " changelog" } else { "" };
         let line = match &self.node {
-            PlanNode::Scan { table } => {
+            PlanNode::Scan { table, pushed } => {
                 let connector = table.def.option("connector").unwrap_or("?");
                 let watermark = match &table.watermark {
                     Some(watermark) => {
@@ -292,7 +317,30 @@ impl Plan {
                     }
                     None => String::new(),
                 };
-                format!("Scan(table={}, connector={connector}{watermark})", table.name())
+                let pushed = match pushed {
+                    Some(pushed) => {
+                        let read: Vec<String> = table
+                            .physical
+                            .fields
+                            .iter()
+                            .enumerate()
+                            .filter(|(i, _)| pushed.columns[*i])
+                            .map(|(i, field)| match (&pushed.fields[i], &field.data_type) {
+                                (Some(fields), crate::types::SqlType::Row(names)) => {
+                                    let names: Vec<&str> =
+                                        names.iter().zip(fields).filter(|(_, read)| **read).map(|((name, _), _)| name.as_str()).collect();
+                                    format!("{}.{{{}}}", field.name, names.join(", "))
+                                }
+                                _ => field.name.clone(),
+                            })
+                            .collect();
+                        let filter =
+                            if pushed.filter.is_empty() { String::new() } else { format!(", {} filter conjuncts", pushed.filter.len()) };
+                        format!(", reads=[{}]{filter}", read.join(", "))
+                    }
+                    None => String::new(),
+                };
+                format!("Scan(table={}, connector={connector}{watermark}{pushed})", table.name())
             }
             PlanNode::Calc { text, .. } => format!("Calc({text})"),
             PlanNode::WindowTvf { window, .. } => format!("WindowTableFunction({})", window.kind.describe()),

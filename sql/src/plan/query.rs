@@ -325,7 +325,11 @@ impl<'a> Planner<'a> {
             return Ok(plan.clone());
         }
         if let Some(table) = self.catalog.table(name) {
-            return Ok(Plan { node: PlanNode::Scan { table: Box::new(table.clone()) }, schema: table.schema.clone(), updating: false });
+            return Ok(Plan {
+                node: PlanNode::Scan { table: Box::new(table.clone()), pushed: None },
+                schema: table.schema.clone(),
+                updating: false,
+            });
         }
         if let Some(view) = self.catalog.view(name) {
             let view = view.clone();
@@ -877,7 +881,11 @@ impl<'a> Planner<'a> {
                 updating: false,
             },
             None => Plan {
-                node: PlanNode::GroupAggregate { input: Box::new(input), keys: key_scalars, aggregates },
+                node: PlanNode::GroupAggregate {
+                    aggregates: aggregates.into_iter().map(|call| AggCall { retracts: input.updating, ..call }).collect(),
+                    input: Box::new(input),
+                    keys: key_scalars,
+                },
                 schema: aggregate_schema,
                 updating: true,
             },
@@ -966,7 +974,7 @@ impl<'a> Planner<'a> {
             None => None,
         };
         let result_type = kind.result_type(&input_type, at)?;
-        Ok(AggCall { kind, argument, separator, distinct, filter, result_type, text: expr.to_string() })
+        Ok(AggCall { kind, argument, separator, distinct, filter, result_type, text: expr.to_string(), retracts: false })
     }
 }
 
