@@ -303,14 +303,14 @@ impl Scalar {
                 _ => Value::Null,
             },
             Scalar::Arith(op, numeric, left, right) => {
-                let (left, right) = (left.eval(row, context)?, right.eval(row, context)?);
+                let (left, right) = (left.operand(row, context)?, right.operand(row, context)?);
                 if left.is_null() || right.is_null() {
                     return Ok(Value::Null);
                 }
                 arithmetic(*op, *numeric, &left, &right)?
             }
             Scalar::Compare(compare, left, right) => {
-                let (left, right) = (left.eval(row, context)?, right.eval(row, context)?);
+                let (left, right) = (left.operand(row, context)?, right.operand(row, context)?);
                 match left.sql_cmp(&right) {
                     Some(ordering) => Value::Bool(compare.holds(ordering)),
                     None => Value::Null,
@@ -338,7 +338,7 @@ impl Scalar {
                     _ => Value::Null,
                 }
             }
-            Scalar::IsNull(inner, negated) => Value::Bool(inner.eval(row, context)?.is_null() != *negated),
+            Scalar::IsNull(inner, negated) => Value::Bool(inner.operand(row, context)?.is_null() != *negated),
             Scalar::IsBool(inner, wanted, negated) => Value::Bool((truth(&inner.eval(row, context)?) == Some(*wanted)) != *negated),
             Scalar::IsDistinct(left, right, negated) => {
                 let (left, right) = (left.eval(row, context)?, right.eval(row, context)?);
@@ -436,6 +436,24 @@ impl Scalar {
                     .collect::<Result<_, String>>()?,
             ),
             Scalar::Row(fields) => Value::Row(fields.iter().map(|e| e.eval(row, context)).collect::<Result<_, _>>()?),
+        })
+    }
+
+    /// Its value for an operator to read: a column, a constant or a column's field borrowed
+    /// where it is (no copy of a text or a row), anything else computed.
+    fn operand<'a>(&'a self, row: &'a [Value], context: &EvalContext) -> Result<std::borrow::Cow<'a, Value>, String> {
+        use std::borrow::Cow;
+        Ok(match self {
+            Scalar::Column(index) => Cow::Borrowed(&row[*index]),
+            Scalar::Literal(value) => Cow::Borrowed(value),
+            Scalar::Field(inner, field) => match inner.as_ref() {
+                Scalar::Column(column) => match &row[*column] {
+                    Value::Row(values) => values.get(*field).map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+                    _ => Cow::Owned(Value::Null),
+                },
+                _ => Cow::Owned(self.eval(row, context)?),
+            },
+            _ => Cow::Owned(self.eval(row, context)?),
         })
     }
 

@@ -11,6 +11,7 @@
 //!   accumulators and emitting `+I`, `-U`/`+U` and `-D`;
 //! - `Union`: the engine's union.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tethys_engine::operator::{FrameOperator, Output};
@@ -57,12 +58,33 @@ pub struct JobBuilder<'a> {
     state_ttl_ms: Option<i64>,
 }
 
+/// An output column taken from the input row rather than computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Move {
+    /// Input column `c`.
+    Column(usize),
+    /// Field `f` of input ROW column `c`.
+    Field(usize, usize),
+}
+
+/// How often each column, and each field of a column, is read by `scalar`.
+fn count_reads(scalar: &Scalar, whole: &mut HashMap<usize, usize>, fields: &mut HashMap<(usize, usize), usize>) {
+    match scalar {
+        Scalar::Column(column) => *whole.entry(*column).or_default() += 1,
+        Scalar::Field(inner, field) => match inner.as_ref() {
+            Scalar::Column(column) => *fields.entry((*column, *field)).or_default() += 1,
+            inner => count_reads(inner, whole, fields),
+        },
+        other => other.children().into_iter().for_each(|child| count_reads(child, whole, fields)),
+    }
+}
+
 /// Filter then projection, per frame.
 struct CalcOperator {
     projection: Vec<Scalar>,
-    /// Per output column: the input column it is, when no other output column reads that
-    /// input column (so its value is moved, not copied).
-    moves: Vec<Option<usize>>,
+    /// Per output column: the input column (or field of one) it is, when nothing else reads
+    /// it (so its value is moved, not copied).
+    moves: Vec<Option<Move>>,
     filter: Option<Scalar>,
     context: EvalContext,
     text: String,
@@ -70,18 +92,19 @@ struct CalcOperator {
 
 impl CalcOperator {
     fn new(projection: Vec<Scalar>, filter: Option<Scalar>, context: EvalContext, text: String) -> CalcOperator {
-        let mut reads = std::collections::HashMap::<usize, usize>::new();
-        for scalar in &projection {
-            let mut columns = Vec::new();
-            scalar.columns(&mut columns);
-            for column in columns {
-                *reads.entry(column).or_default() += 1;
-            }
-        }
+        let (mut whole, mut fields) = (HashMap::new(), HashMap::new());
+        projection.iter().for_each(|scalar| count_reads(scalar, &mut whole, &mut fields));
+        let field_reads = |column: usize| fields.keys().filter(|(c, _)| *c == column).count();
         let moves = projection
             .iter()
             .map(|scalar| match scalar {
-                Scalar::Column(column) if reads[column] == 1 => Some(*column),
+                Scalar::Column(column) if whole[column] == 1 && field_reads(*column) == 0 => Some(Move::Column(*column)),
+                Scalar::Field(inner, field) => match inner.as_ref() {
+                    Scalar::Column(column) if fields[&(*column, *field)] == 1 && !whole.contains_key(column) => {
+                        Some(Move::Field(*column, *field))
+                    }
+                    _ => None,
+                },
                 _ => None,
             })
             .collect();
@@ -103,8 +126,16 @@ impl CalcOperator {
             });
         }
         for (value, moved) in values.iter_mut().zip(&self.moves) {
-            if let Some(column) = moved {
-                *value = std::mem::replace(&mut row.values[*column], Value::Null);
+            match moved {
+                Some(Move::Column(column)) => *value = std::mem::replace(&mut row.values[*column], Value::Null),
+                Some(Move::Field(column, field)) => {
+                    if let Value::Row(fields) = &mut row.values[*column] {
+                        if let Some(taken) = fields.get_mut(*field) {
+                            *value = std::mem::replace(taken, Value::Null);
+                        }
+                    }
+                }
+                None => {}
             }
         }
         Ok(Some(Row { kind: row.kind, values }))
