@@ -224,12 +224,24 @@ impl SqlSession {
                 Ok(Outcome::Table { header: vec!["name".into(), "type".into(), "null".into(), "key".into()], rows })
             }
             Ast::Explain { statement, .. } => {
+                // The plan, then the job graph it is built into (operators, chaining, parallelism).
+                let env = self.environment()?;
                 let plan = match statement.as_ref() {
-                    Ast::Query(query) => self.plan(query)?,
-                    Ast::Insert(insert) => self.plan_insert(insert, at)?.1,
+                    Ast::Query(query) => {
+                        let plan = self.plan(query)?;
+                        self.job_builder(&env).build(&plan)?.sink("results", tethys_engine::sink::discard::DiscardSink::new());
+                        plan
+                    }
+                    Ast::Insert(insert) => {
+                        let (table, plan) = self.plan_insert(insert, at)?;
+                        let stream = self.job_builder(&env).build(&plan)?;
+                        connector::sink(stream, &table, plan.updating, self.parallelism())?;
+                        plan
+                    }
                     other => return Err(SqlError::at(at, format!("EXPLAIN shows a query or an INSERT, not {other}"))),
                 };
-                Ok(Outcome::Explain(format!("== Plan ==\n{}", plan.explain())))
+                let graph = env.explain().map_err(|error| SqlError::at(at, error.to_string()))?;
+                Ok(Outcome::Explain(format!("== Plan ==\n{}\n== Job graph ==\n{graph}", plan.explain())))
             }
             Ast::Query(query) => {
                 let plan = self.plan(query)?;
@@ -237,7 +249,7 @@ impl SqlSession {
                 let mut builder = self.job_builder(&env);
                 let stream = builder.build(&plan)?;
                 let (sink, receiver) = RowChannelSink::new();
-                stream.sink("Sink: results", sink).parallelism(1);
+                stream.sink("results", sink).parallelism(1);
                 let name = self.setting("pipeline.name").unwrap_or("SELECT").to_string();
                 Ok(Outcome::Job(Box::new(SqlJob { name, env, results: Some((plan.schema.clone(), receiver)), plan: plan.explain() })))
             }
@@ -259,7 +271,7 @@ impl SqlSession {
     pub fn query_into(&self, sql: &str, sink: impl tethys_engine::sink::Sink<Row>) -> Result<SqlJob, SqlError> {
         let env = self.environment()?;
         let (stream, plan) = self.query_stream(&env, sql)?;
-        stream.sink("Sink: query", sink);
+        stream.sink("query", sink);
         let name = self.setting("pipeline.name").unwrap_or("SELECT").to_string();
         Ok(SqlJob { name, env, results: None, plan: plan.explain() })
     }

@@ -73,7 +73,5 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
     if let Some(rate) = rate {
         generator = generator.with_rate(rate);
     }
-    Ok(env
-        .source(&format!("Source: {}", table.name()), generator)
-        .map(move |bid: Bid| Row::insert(columns.iter().map(|&column| value(&bid, column)).collect())))
+    Ok(env.source(table.name(), generator).map(move |bid: Bid| Row::insert(columns.iter().map(|&column| value(&bid, column)).collect())))
 }

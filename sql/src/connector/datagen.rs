@@ -132,7 +132,7 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
         columns.push(Column { data_type: field.data_type.clone(), generator, null_rate });
     }
     let source = DatagenSource { columns, rows, rows_per_second: (rows_per_second > 0.0).then_some(rows_per_second), seed };
-    Ok(env.source(&format!("Source: {}", table.name()), source))
+    Ok(env.source(table.name(), source))
 }
 
 /// `'5 s'`, `'10s'`, `'1 min'`, `'2 h'`, `'100 ms'`, `'1 d'` or a number of milliseconds.

@@ -195,7 +195,7 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
     if !std::path::Path::new(path).exists() {
         return Err(SqlError::at(options.at(), format!("table {}: path '{path}' does not exist", table.name())));
     }
-    let name = format!("Source: {}", table.name());
+    let name = table.name().to_string();
     let schema = table.physical.clone();
     let table_name = table.name().to_string();
     Ok(match &format {

@@ -169,7 +169,7 @@ pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, paralleli
             ),
         ));
     }
-    let name = format!("Sink: {}", table.name());
+    let name = table.name().to_string();
     let sink = match connector.as_str() {
         "print" => {
             let identifier = options.get("print-identifier").map(str::to_string);

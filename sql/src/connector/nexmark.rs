@@ -230,7 +230,7 @@ pub(super) fn source(
             .collect();
         Row::insert(values)
     };
-    let events = env.source(&format!("Source: {}", table.name()), generator);
+    let events = env.source(table.name(), generator);
     Ok(match kind {
         // Events of other kinds are dropped before they become rows.
         Some(kind) => events.flat_map(move |event: NexmarkEvent| {

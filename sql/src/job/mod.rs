@@ -52,8 +52,8 @@ pub struct JobBuilder<'a> {
     env: &'a StreamEnvironment,
     context: EvalContext,
     parallelism: usize,
-    /// Operators built so far, to give each a distinct uid.
-    operators: usize,
+    /// Operator ids given so far, with how many times each was wanted.
+    uids: HashMap<String, usize>,
     /// How long a group aggregate keeps a key nobody touched.
     state_ttl_ms: Option<i64>,
 }
@@ -325,7 +325,7 @@ fn windows_of(kind: WindowKind, time: i64) -> Vec<(i64, i64)> {
 impl<'a> JobBuilder<'a> {
     /// A builder adding operators of `parallelism` subtasks to `env`.
     pub fn new(env: &'a StreamEnvironment, context: EvalContext, parallelism: usize) -> JobBuilder<'a> {
-        JobBuilder { env, context, parallelism, operators: 0, state_ttl_ms: None }
+        JobBuilder { env, context, parallelism, uids: HashMap::new(), state_ttl_ms: None }
     }
 
     /// Group aggregates forget a key nobody touched for `ttl_ms` (`table.exec.state.ttl`).
@@ -334,13 +334,24 @@ impl<'a> JobBuilder<'a> {
         self
     }
 
-    fn uid(&mut self, kind: &str) -> String {
-        self.operators += 1;
-        format!("sql-{}-{kind}", self.operators)
+    /// A stable operator id: the operator's kind and a hash of the plan it computes (tables,
+    /// windows, keys, aggregates; not projections and filters), so the same query gets the same
+    /// ids in every process and after a change that leaves this operator's input alone (a
+    /// savepoint's state is found again); the second operator of one kind and plan gets `-2`.
+    fn uid(&mut self, kind: &str, signature: &str) -> String {
+        let base = format!("sql-{kind}-{:016x}", tethys_engine::base::key::key_hash(signature));
+        let seen = self.uids.entry(base.clone()).or_insert(0);
+        *seen += 1;
+        if *seen == 1 {
+            base
+        } else {
+            format!("{base}-{seen}")
+        }
     }
 
     /// The plan's rows as a stream.
     pub fn build(&mut self, plan: &Plan) -> Result<DataStream<Row>, SqlError> {
+        let sig = signature(plan);
         Ok(match &plan.node {
             PlanNode::Scan { table, pushed } => {
                 let mut stream = connector::source(self.env, table, pushed.as_ref(), self.parallelism)?;
@@ -353,7 +364,7 @@ impl<'a> JobBuilder<'a> {
                     });
                     let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(computed).collect();
                     let text = format!("computed columns of {}", table.name());
-                    stream = self.calc(stream, projection, None, text);
+                    stream = self.calc(stream, projection, None, text, &sig);
                 }
                 if let Some(watermark) = table.watermark {
                     let column = watermark.column;
@@ -364,19 +375,19 @@ impl<'a> JobBuilder<'a> {
                             _ => i64::MIN,
                         },
                     );
-                    let uid = self.uid("watermark");
+                    let uid = self.uid("watermark", &sig);
                     stream = stream.assign_timestamps_and_watermarks(strategy).uid(&uid);
                 }
                 stream
             }
             PlanNode::Calc { input, projection, filter, text } => {
                 let input = self.build(input)?;
-                self.calc(input, projection.clone(), filter.clone(), text.clone())
+                self.calc(input, projection.clone(), filter.clone(), text.clone(), &sig)
             }
             PlanNode::WindowTvf { input, window } => {
                 let input = self.build(input)?;
                 let (kind, column) = (window.kind, window.time_column);
-                let uid = self.uid("window-tvf");
+                let uid = self.uid("window-tvf", &sig);
                 input
                     .flat_map(move |row: Row| {
                         let time = match row.values[column] {
@@ -394,7 +405,7 @@ impl<'a> JobBuilder<'a> {
             }
             PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
                 let input = self.build(input)?;
-                self.window_aggregate(input, window, keys, aggregates, *window_keys)?
+                self.window_aggregate(input, window, keys, aggregates, *window_keys, &sig)?
             }
             PlanNode::GroupAggregate { input, keys, aggregates } => {
                 let input = self.build(input)?;
@@ -402,8 +413,8 @@ impl<'a> JobBuilder<'a> {
                 let prepare =
                     PrepareOperator { keys: keys.clone(), inputs, time_column: None, time_offset_ms: 0, context: self.context.clone() };
                 let aggregates = Aggregates { calls, context: self.context.clone() };
-                let prepare_uid = self.uid("prepare");
-                let uid = self.uid("group-aggregate");
+                let prepare_uid = self.uid("prepare", &sig);
+                let uid = self.uid("group-aggregate", &sig);
                 let ttl_ms = self.state_ttl_ms;
                 input
                     .process("PrepareAggregate", move |_| clone_prepare(&prepare))
@@ -425,9 +436,9 @@ impl<'a> JobBuilder<'a> {
                     JoinStrategy::Window { right_end, .. } => Some(*right_end),
                     JoinStrategy::Regular { .. } => None,
                 };
-                let left = self.prepare(left, left_keys.clone(), (0..left_width).map(Scalar::Column).collect(), left_time);
-                let right = self.prepare(right, right_keys.clone(), (0..right_width).map(Scalar::Column).collect(), right_time);
-                let uid = self.uid("join");
+                let left = self.prepare(left, left_keys.clone(), (0..left_width).map(Scalar::Column).collect(), left_time, &sig);
+                let right = self.prepare(right, right_keys.clone(), (0..right_width).map(Scalar::Column).collect(), right_time, &sig);
+                let uid = self.uid("join", &sig);
                 let joined = match *strategy {
                     JoinStrategy::Interval { lower_ms, upper_ms, .. } => left
                         .join(right)
@@ -471,6 +482,7 @@ impl<'a> JobBuilder<'a> {
                         (0..left_width + right_width).map(Scalar::Column).collect(),
                         Some(residual.clone()),
                         "join condition".into(),
+                        &sig,
                     ),
                     None => joined,
                 }
@@ -485,9 +497,9 @@ impl<'a> JobBuilder<'a> {
                 let width = input.schema.fields.len();
                 let stream = self.build(input)?;
                 let inputs = (0..width).map(Scalar::Column).chain(order.iter().map(|(scalar, _)| scalar.clone())).collect();
-                let prepared = self.prepare(stream, partition.clone(), inputs, *window_end);
+                let prepared = self.prepare(stream, partition.clone(), inputs, *window_end, &sig);
                 let descending: Vec<bool> = order.iter().map(|(_, descending)| *descending).collect();
-                let (window, uid) = (window_end.is_some(), self.uid("rank"));
+                let (window, uid) = (window_end.is_some(), self.uid("rank", &sig));
                 prepared
                     .key_by(|row: &KeyedRow| row.key.clone())
                     .process("Rank", move || RankFunction {
@@ -512,9 +524,9 @@ impl<'a> JobBuilder<'a> {
                     })
                     .collect();
                 let inputs = (0..width).map(Scalar::Column).chain(inputs).collect();
-                let prepared = self.prepare(stream, partition.clone(), inputs, Some(*time_column));
+                let prepared = self.prepare(stream, partition.clone(), inputs, Some(*time_column), &sig);
                 let aggregates = Aggregates { calls, context: self.context.clone() };
-                let (frame, uid) = (*frame, self.uid("over"));
+                let (frame, uid) = (*frame, self.uid("over", &sig));
                 prepared
                     .key_by(|row: &KeyedRow| row.key.clone())
                     .process("OverAggregate", move || OverFunction { width, frame, aggregates: aggregates.clone(), state: None })
@@ -535,15 +547,23 @@ impl<'a> JobBuilder<'a> {
         keys: Vec<Scalar>,
         inputs: Vec<Scalar>,
         time_column: Option<usize>,
+        sig: &str,
     ) -> DataStream<KeyedRow> {
         let prepare = PrepareOperator { keys, inputs, time_column, time_offset_ms: 0, context: self.context.clone() };
-        let uid = self.uid("prepare");
+        let uid = self.uid("prepare", sig);
         input.process("PrepareKeys", move |_| clone_prepare(&prepare)).uid(&uid)
     }
 
-    fn calc(&mut self, input: DataStream<Row>, projection: Vec<Scalar>, filter: Option<Scalar>, text: String) -> DataStream<Row> {
+    fn calc(
+        &mut self,
+        input: DataStream<Row>,
+        projection: Vec<Scalar>,
+        filter: Option<Scalar>,
+        text: String,
+        sig: &str,
+    ) -> DataStream<Row> {
         let context = self.context.clone();
-        let uid = self.uid("calc");
+        let uid = self.uid("calc", sig);
         input.process("Calc", move |_| CalcOperator::new(projection.clone(), filter.clone(), context.clone(), text.clone())).uid(&uid)
     }
 
@@ -556,6 +576,7 @@ impl<'a> JobBuilder<'a> {
         keys: &[Scalar],
         aggregates: &[AggCall],
         window_keys: Option<(usize, usize)>,
+        sig: &str,
     ) -> Result<DataStream<Row>, SqlError> {
         let (inputs, calls) = prepared_calls(aggregates);
         let prepare = PrepareOperator {
@@ -566,8 +587,8 @@ impl<'a> JobBuilder<'a> {
             context: self.context.clone(),
         };
         let function = WindowAggregates(Aggregates { calls, context: self.context.clone() });
-        let prepare_uid = self.uid("prepare");
-        let uid = self.uid("window-aggregate");
+        let prepare_uid = self.uid("prepare", sig);
+        let uid = self.uid("window-aggregate", sig);
         let keyed =
             input.process("PrepareAggregate", move |_| clone_prepare(&prepare)).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
         let time = |row: &KeyedRow| row.time;
@@ -610,6 +631,32 @@ impl<'a> JobBuilder<'a> {
     }
 }
 
+/// What a plan computes, for its operators' ids: tables, windows, keys, aggregates, joins,
+/// ranks, with projections and filters left out (so adding or changing one keeps the ids of
+/// the stateful operators around it).
+fn signature(plan: &Plan) -> String {
+    let texts = |calls: &[AggCall]| calls.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(",");
+    match &plan.node {
+        PlanNode::Scan { table, .. } => format!("scan({})", table.name().to_lowercase()),
+        PlanNode::Calc { input, .. } => signature(input),
+        PlanNode::WindowTvf { input, window } => format!("tvf({:?},{})", window.kind, signature(input)),
+        PlanNode::WindowAggregate { input, window, keys, aggregates, .. } => {
+            format!("window-aggregate({:?},{},[{}],{})", window.kind, keys.len(), texts(aggregates), signature(input))
+        }
+        PlanNode::GroupAggregate { input, keys, aggregates } => {
+            format!("group-aggregate({},[{}],{})", keys.len(), texts(aggregates), signature(input))
+        }
+        PlanNode::Join { left, right, kind, left_keys, .. } => {
+            format!("join({kind:?},{},{},{})", left_keys.len(), signature(left), signature(right))
+        }
+        PlanNode::Rank { input, partition, order, limit, .. } => {
+            format!("rank({},{},{limit:?},{})", partition.len(), order.len(), signature(input))
+        }
+        PlanNode::Over { input, frame, aggregates, .. } => format!("over({frame:?},[{}],{})", texts(aggregates), signature(input)),
+        PlanNode::Union { inputs } => format!("union({})", inputs.iter().map(signature).collect::<Vec<_>>().join(",")),
+    }
+}
+
 fn clone_prepare(prepare: &PrepareOperator) -> PrepareOperator {
     PrepareOperator {
         keys: prepare.keys.clone(),
@@ -627,6 +674,32 @@ fn window_error(error: tethys_engine::WindowError) -> SqlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The operator ids of an EXPLAINed query's job graph, by operator name.
+    fn ids(query: &str) -> Vec<String> {
+        let mut session = crate::session::SqlSession::default();
+        let script = format!(
+            "CREATE TABLE t (a INT, b INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts) WITH ('connector' = 'datagen');\nEXPLAIN {query}"
+        );
+        let outcomes = session.execute_script(&script).unwrap();
+        let Some(crate::session::Outcome::Explain(text)) = outcomes.last() else { panic!("an explanation") };
+        text.lines().filter_map(|line| line.split(", id ").nth(1)).map(|id| id.split(')').next().unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn stateful_operators_keep_their_ids_when_a_filter_or_projection_changes() {
+        let plain = ids("SELECT a, COUNT(*) FROM t GROUP BY a");
+        let filtered = ids("SELECT a, COUNT(*) * 2 AS twice FROM t WHERE b > 5 GROUP BY a");
+        let aggregate = |ids: &[String]| ids.iter().find(|id| id.starts_with("sql-group-aggregate-")).cloned().unwrap();
+        assert_eq!(aggregate(&plain), aggregate(&filtered));
+        // Another aggregate is another operator.
+        assert_ne!(aggregate(&plain), aggregate(&ids("SELECT a, SUM(b) FROM t GROUP BY a")));
+        // The same query twice in one job: two ids.
+        let twice = ids("SELECT a, COUNT(*) FROM t GROUP BY a UNION ALL SELECT a, COUNT(*) FROM t GROUP BY a");
+        let aggregates: Vec<&String> = twice.iter().filter(|id| id.starts_with("sql-group-aggregate-")).collect();
+        assert_eq!(aggregates.len(), 2);
+        assert_ne!(aggregates[0], aggregates[1]);
+    }
 
     #[test]
     fn window_table_functions_assign_flink_s_windows() {
