@@ -35,6 +35,43 @@ pub enum AggKind {
     LastValue,
     /// `LISTAGG(x[, separator])`: the values joined.
     ListAgg,
+    /// A user-defined aggregate (the call's `user`).
+    User,
+}
+
+/// An aggregate function written in Rust and registered with
+/// [`FunctionRegistry::register_aggregate`](crate::function::FunctionRegistry::register_aggregate):
+/// its accumulator is a [`Value`] (a `ROW` or `ARRAY` for several parts), so it is checkpointed
+/// with the rows' codec.
+pub trait UserAggregate: Send + Sync + 'static {
+    /// Its name (calls match it without case).
+    fn name(&self) -> &str;
+    /// Its signature as shown to users (`RANGE_OF(x NUMERIC) -> NUMERIC`).
+    fn signature(&self) -> &str;
+    /// Its result type for an argument of type `input`, or why the argument does not fit.
+    fn result_type(&self, input: &SqlType) -> Result<SqlType, String>;
+    /// A new, empty accumulator.
+    fn create(&self) -> Value;
+    /// Adds a (non-NULL) value.
+    fn add(&self, accumulator: &mut Value, value: &Value);
+    /// Takes a value back (a GROUP BY over updates); `Err` if the aggregate cannot.
+    fn retract(&self, _accumulator: &mut Value, _value: &Value) -> Result<(), String> {
+        Err(format!("{} cannot take rows back, and its input has updates", self.name()))
+    }
+    /// Combines two accumulators (session windows merging).
+    fn merge(&self, earlier: Value, later: Value) -> Value;
+    /// The result for an accumulator.
+    fn result(&self, accumulator: &Value) -> Value;
+}
+
+/// A user-defined aggregate, shared by the calls of it.
+#[derive(Clone)]
+pub struct UserAggregateRef(pub std::sync::Arc<dyn UserAggregate>);
+
+impl std::fmt::Debug for UserAggregateRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0.signature())
+    }
 }
 
 impl AggKind {
@@ -84,6 +121,7 @@ impl AggKind {
             }
             AggKind::Min | AggKind::Max | AggKind::FirstValue | AggKind::LastValue => input.clone(),
             AggKind::ListAgg => SqlType::String,
+            AggKind::User => return Err(SqlError::at(at, "a user-defined aggregate types itself")),
         })
     }
 
@@ -147,6 +185,8 @@ pub struct AggCall {
     /// Its input has updates: its accumulator must take rows back (MIN and MAX then keep every
     /// value, not only the extreme).
     pub retracts: bool,
+    /// The user-defined aggregate, for `AggKind::User`.
+    pub user: Option<UserAggregateRef>,
 }
 
 /// An accumulator: what an aggregate keeps between rows.
@@ -164,6 +204,8 @@ pub enum Acc {
     Extreme(Value),
     /// Values in arrival order (LISTAGG, FIRST_VALUE, LAST_VALUE).
     Ordered(Vec<Value>),
+    /// A user-defined aggregate's accumulator.
+    User(Value),
 }
 
 fn add_values(a: &Value, b: &Value, negate: bool) -> Value {
@@ -235,7 +277,11 @@ fn multiset_add(values: &mut BTreeMap<Sorted, i64>, value: Value, delta: i64) {
 impl AggCall {
     /// A new, empty accumulator.
     pub fn create(&self) -> Acc {
+        if let Some(user) = &self.user {
+            return Acc::User(user.0.create());
+        }
         match (self.kind, self.distinct) {
+            (AggKind::User, _) => unreachable!("a user aggregate's call has it"),
             (_, true) => Acc::Values(BTreeMap::new()),
             (AggKind::Min | AggKind::Max, false) if self.retracts => Acc::Values(BTreeMap::new()),
             (AggKind::Min | AggKind::Max, false) => Acc::Extreme(Value::Null),
@@ -267,6 +313,14 @@ impl AggCall {
                 *count += delta;
             }
             Acc::Values(values) => multiset_add(values, value, delta),
+            Acc::User(accumulator) => {
+                let user = &self.user.as_ref().expect("a user aggregate's call has it").0;
+                if retract {
+                    user.retract(accumulator, &value)?;
+                } else {
+                    user.add(accumulator, &value);
+                }
+            }
             Acc::Extreme(extreme) => {
                 debug_assert!(!retract, "an extreme is kept over inserts only");
                 let better = match self.kind {
@@ -298,6 +352,7 @@ impl AggCall {
         match (earlier, later) {
             (Acc::Count(a), Acc::Count(b)) => Acc::Count(a + b),
             (Acc::Sum(a, m), Acc::Sum(b, n)) => Acc::Sum(add_values(&a, &b, false), m + n),
+            (Acc::User(a), Acc::User(b)) => Acc::User(self.user.as_ref().expect("a user aggregate's call has it").0.merge(a, b)),
             (Acc::Extreme(a), Acc::Extreme(b)) => {
                 let keep_a = match (self.kind, a.is_null(), b.is_null()) {
                     (_, _, true) => true,
@@ -335,6 +390,7 @@ impl AggCall {
                 _ => sum.clone(),
             },
             Acc::Extreme(extreme) => extreme.clone(),
+            Acc::User(accumulator) => self.user.as_ref().expect("a user aggregate's call has it").0.result(accumulator),
             Acc::Values(values) => match self.kind {
                 AggKind::Min | AggKind::FirstValue => values.keys().next().map(|value| value.0.clone()).unwrap_or(Value::Null),
                 AggKind::Max | AggKind::LastValue => values.keys().next_back().map(|value| value.0.clone()).unwrap_or(Value::Null),
@@ -351,6 +407,7 @@ impl AggCall {
                     }
                 }
                 AggKind::ListAgg => self.joined(values.keys().map(|value| &value.0)),
+                AggKind::User => unreachable!("a user aggregate keeps its own accumulator"),
             },
             Acc::Ordered(values) => match self.kind {
                 AggKind::FirstValue => values.first().cloned().unwrap_or(Value::Null),
@@ -465,6 +522,7 @@ mod tests {
             result_type,
             text: format!("{kind:?}"),
             retracts: true,
+            user: None,
         }
     }
 

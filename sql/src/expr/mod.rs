@@ -1202,7 +1202,7 @@ impl<'a> Binder<'a> {
 
     fn function(&self, function: &sqlparser::ast::Function, at: Option<Position>) -> Result<Typed, SqlError> {
         let name = function.name.to_string();
-        if is_aggregate(&name) {
+        if self.functions.is_aggregate(&name) {
             return Err(SqlError::at(at, format!("aggregate function {name} is not allowed here")));
         }
         if function.over.is_some() {

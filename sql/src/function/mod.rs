@@ -216,12 +216,13 @@ impl ScalarFunction {
 #[derive(Debug, Clone)]
 pub struct FunctionRegistry {
     scalars: BTreeMap<String, Arc<ScalarFunction>>,
+    aggregates: BTreeMap<String, crate::aggregate::UserAggregateRef>,
 }
 
 impl Default for FunctionRegistry {
     /// The built-in functions.
     fn default() -> Self {
-        let mut registry = FunctionRegistry { scalars: BTreeMap::new() };
+        let mut registry = FunctionRegistry { scalars: BTreeMap::new(), aggregates: BTreeMap::new() };
         for function in builtin::functions() {
             registry.register(function);
         }
@@ -233,6 +234,27 @@ impl FunctionRegistry {
     /// Adds (or replaces) a scalar function.
     pub fn register(&mut self, function: ScalarFunction) {
         self.scalars.insert(function.name.clone(), Arc::new(function));
+    }
+
+    /// Adds (or replaces) a user-defined aggregate function.
+    pub fn register_aggregate(&mut self, aggregate: impl crate::aggregate::UserAggregate) {
+        let name = aggregate.name().to_uppercase();
+        self.aggregates.insert(name, crate::aggregate::UserAggregateRef(Arc::new(aggregate)));
+    }
+
+    /// User-defined aggregate `name` (without case), if there is one.
+    pub fn aggregate(&self, name: &str) -> Option<&crate::aggregate::UserAggregateRef> {
+        self.aggregates.get(&name.to_uppercase())
+    }
+
+    /// Whether `name` is an aggregate function: a built-in one or one registered.
+    pub fn is_aggregate(&self, name: &str) -> bool {
+        crate::expr::is_aggregate(name) || self.aggregate(name).is_some()
+    }
+
+    /// Every user-defined aggregate, by name.
+    pub fn aggregates(&self) -> impl Iterator<Item = &crate::aggregate::UserAggregateRef> {
+        self.aggregates.values()
     }
 
     /// Scalar function `name` (without case), if there is one.

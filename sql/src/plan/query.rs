@@ -18,7 +18,7 @@ use super::{JoinKind, Plan, PlanNode, WindowKind, WindowSpec};
 use crate::aggregate::{AggCall, AggKind};
 use crate::catalog::SqlCatalog;
 use crate::error::{Position, SqlError};
-use crate::expr::{interval_ms, is_aggregate, position_of, Binder, Compare, Scalar, Scope, ScopeColumn, Typed};
+use crate::expr::{interval_ms, position_of, Binder, Compare, Scalar, Scope, ScopeColumn, Typed};
 use crate::function::{EvalContext, FunctionRegistry};
 use crate::types::{Field, Schema, SqlType};
 
@@ -537,7 +537,7 @@ impl<'a> Planner<'a> {
         let at = Position::of(select.select_token.0.span.start);
         if select.having.is_some()
             && matches!(&select.group_by, GroupByExpr::Expressions(exprs, _) if exprs.is_empty())
-            && !has_aggregate_items(select)
+            && !has_aggregate_items(select, self.functions)
         {
             return Err(SqlError::at(at, "HAVING needs GROUP BY or aggregates"));
         }
@@ -565,7 +565,7 @@ impl<'a> Planner<'a> {
             Some(sqlparser::ast::Distinct::Distinct) => true,
             Some(other) => return Err(unsupported(at, &other.to_string())),
         };
-        let aggregated = !group_by.is_empty() || has_aggregate_items(select) || select.having.is_some();
+        let aggregated = !group_by.is_empty() || has_aggregate_items(select, self.functions) || select.having.is_some();
         if aggregated {
             let plan = self.plan_aggregate(select, relation, &group_by, at)?;
             return if distinct { self.distinct(plan) } else { Ok(plan) };
@@ -800,7 +800,7 @@ impl<'a> Planner<'a> {
             if function.over.is_some() {
                 return ControlFlow::Break(unsupported(position_of(expr), "a window function (OVER) in a GROUP BY query"));
             }
-            if !is_aggregate(&name) {
+            if !self.functions.is_aggregate(&name) {
                 return ControlFlow::Continue(());
             }
             let text = expr.to_string();
@@ -942,7 +942,11 @@ impl<'a> Planner<'a> {
             FunctionArguments::Subquery(_) => return Err(SqlError::at(at, "a subquery is not an aggregate's argument")),
         };
         let star = matches!(arguments.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]);
-        let kind = AggKind::of(&name, star).ok_or_else(|| unsupported(at, &format!("aggregate {name}")))?;
+        let user = self.functions.aggregate(&name).cloned();
+        let kind = match &user {
+            Some(_) => AggKind::User,
+            None => AggKind::of(&name, star).ok_or_else(|| unsupported(at, &format!("aggregate {name}")))?,
+        };
         let exprs: Vec<&Expr> = arguments
             .iter()
             .filter_map(|argument| match argument {
@@ -973,17 +977,23 @@ impl<'a> Planner<'a> {
             Some(condition) => Some(binder.bind_condition(condition, "FILTER (WHERE ...)")?.scalar),
             None => None,
         };
-        let result_type = kind.result_type(&input_type, at)?;
-        Ok(AggCall { kind, argument, separator, distinct, filter, result_type, text: expr.to_string(), retracts: false })
+        let result_type = match &user {
+            Some(user) => user
+                .0
+                .result_type(&input_type)
+                .map_err(|message| SqlError::at(at, format!("{name}: {message} (signature: {})", user.0.signature())))?,
+            None => kind.result_type(&input_type, at)?,
+        };
+        Ok(AggCall { kind, argument, separator, distinct, filter, result_type, text: expr.to_string(), retracts: false, user })
     }
 }
 
-fn has_aggregate_items(select: &Select) -> bool {
+fn has_aggregate_items(select: &Select, functions: &FunctionRegistry) -> bool {
     let mut items = select.projection.clone();
     let mut found = false;
     let _ = visit_expressions_mut(&mut items, |expr| {
         if let Expr::Function(function) = expr {
-            if is_aggregate(&function.name.to_string()) && function.over.is_none() {
+            if functions.is_aggregate(&function.name.to_string()) && function.over.is_none() {
                 found = true;
             }
         }
