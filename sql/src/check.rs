@@ -110,6 +110,13 @@ pub fn check_script_with(sql: &str, functions: &FunctionRegistry) -> Result<(Vec
                     catalog.views.insert(name.to_lowercase(), name);
                 }
             }
+            Statement::StatementSet(inserts) => {
+                for insert in inserts {
+                    if let Statement::Other(other) = &insert.statement {
+                        check_statement(other, &catalog, &mut found);
+                    }
+                }
+            }
         }
         // Whether what it reads may be missing because of an error reported already.
         let after_unparsed = first_unparsed.is_some_and(|unparsed| statement.at.is_none_or(|at| at > unparsed));
@@ -182,6 +189,9 @@ fn referenced(statement: &StatementAt) -> BTreeSet<String> {
             ControlFlow::Continue(())
         }
     }
+    if let Statement::StatementSet(inserts) = &statement.statement {
+        return inserts.iter().flat_map(referenced).collect();
+    }
     let Statement::Other(ast) = &statement.statement else { return BTreeSet::new() };
     let mut names = Names(BTreeSet::new());
     let _ = match ast.as_ref() {
@@ -207,6 +217,7 @@ fn defined(statement: &StatementAt) -> Option<String> {
             sqlparser::ast::Statement::CreateView(view) => Some(view.name.to_string().to_lowercase()),
             _ => None,
         },
+        Statement::StatementSet(_) => None,
     }
 }
 

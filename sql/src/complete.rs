@@ -156,7 +156,7 @@ pub fn complete_with(sql: &str, cursor: Position, functions: &FunctionRegistry) 
         .iter()
         .filter_map(|statement| match &statement.statement {
             Statement::CreateTable(table) => Some(table.as_ref()),
-            Statement::Other(_) => None,
+            Statement::Other(_) | Statement::StatementSet(_) => None,
         })
         .collect();
     let table_named = |name: &str| tables.iter().copied().find(|table| table.name.eq_ignore_ascii_case(name));

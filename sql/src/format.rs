@@ -136,6 +136,9 @@ pub fn format_script(sql: &str) -> Result<String, Vec<SqlError>> {
 fn strip(statement: &crate::script::Statement) -> String {
     match statement {
         crate::script::Statement::Other(other) => other.to_string(),
+        crate::script::Statement::StatementSet(inserts) => {
+            inserts.iter().map(|insert| strip(&insert.statement)).collect::<Vec<_>>().join("; ")
+        }
         crate::script::Statement::CreateTable(table) => {
             let columns: Vec<String> = table.columns.iter().map(|column| format!("{} {:?}", column.name, column.kind)).collect();
             let watermark = table.watermark.as_ref().map(|watermark| format!("{} {}", watermark.column, watermark.strategy));

@@ -17,6 +17,9 @@ pub enum Statement {
     /// Any other statement (`SELECT`, `INSERT INTO ... SELECT`, `CREATE VIEW`, `SET`, ...), as
     /// sqlparser parses it.
     Other(Box<sqlparser::ast::Statement>),
+    /// `EXECUTE STATEMENT SET BEGIN INSERT ...; INSERT ...; END` (or `BEGIN STATEMENT SET; ...
+    /// END`): inserts run as one job, sharing its sources.
+    StatementSet(Vec<StatementAt>),
 }
 
 /// A statement and where it begins.
@@ -93,6 +96,43 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, SqlError> {
     let [first, second, third] = parser.peek_tokens();
     let create = matches!(&first, Token::Word(word) if word.keyword == Keyword::CREATE);
     let keyword = |token: &Token, expected: Keyword| matches!(token, Token::Word(word) if word.keyword == expected);
+    let word = |token: &Token, expected: &str| matches!(token, Token::Word(word) if word.value.eq_ignore_ascii_case(expected) && word.quote_style.is_none());
+    // `EXECUTE STATEMENT SET BEGIN ... END` and `BEGIN STATEMENT SET; ... END`.
+    let execute_set = word(&first, "EXECUTE") && word(&second, "STATEMENT") && word(&third, "SET");
+    let begin_set = word(&first, "BEGIN") && word(&second, "STATEMENT") && word(&third, "SET");
+    if execute_set || begin_set {
+        for _ in 0..3 {
+            parser.next_token();
+        }
+        if execute_set {
+            let at = here(parser);
+            if !parser.parse_keyword(Keyword::BEGIN) {
+                return Err(SqlError::at(at, "EXECUTE STATEMENT SET is followed by BEGIN"));
+            }
+        } else {
+            parser.expect_token(&Token::SemiColon).map_err(SqlError::from_parser)?;
+        }
+        let mut inserts = Vec::new();
+        loop {
+            while parser.consume_token(&Token::SemiColon) {}
+            let at = here(parser);
+            if parser.parse_keyword(Keyword::END) {
+                break;
+            }
+            if parser.peek_token().token == Token::EOF {
+                return Err(SqlError::at(at, "the statement set has no END"));
+            }
+            let statement = parser.parse_statement().map_err(SqlError::from_parser)?;
+            if !matches!(statement, sqlparser::ast::Statement::Insert(_)) {
+                return Err(SqlError::at(at, "a statement set holds INSERT INTO statements only"));
+            }
+            inserts.push(StatementAt { statement: Statement::Other(Box::new(statement)), at });
+        }
+        if inserts.is_empty() {
+            return Err(SqlError::at(here(parser), "the statement set holds no INSERT"));
+        }
+        return Ok(Statement::StatementSet(inserts));
+    }
     if create && keyword(&second, Keyword::TABLE) {
         parser.next_token();
         parser.next_token();
@@ -105,6 +145,10 @@ fn parse_statement(parser: &mut Parser) -> Result<Statement, SqlError> {
         return parse_create_table(parser, true).map(|table| Statement::CreateTable(Box::new(table)));
     }
     parser.parse_statement().map(|statement| Statement::Other(Box::new(statement))).map_err(SqlError::from_parser)
+}
+
+fn here(parser: &Parser) -> Option<Position> {
+    Position::of(parser.peek_token().span.start)
 }
 
 /// The position just after the script's last character (where "found: EOF" is).

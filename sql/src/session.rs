@@ -148,6 +148,23 @@ impl SqlSession {
                 Ok(Outcome::Done(format!("table {name} created")))
             }
             Statement::Other(ast) => self.execute_ast(ast, at),
+            Statement::StatementSet(inserts) => {
+                // One job: every insert's plan built into one environment.
+                let env = self.environment()?;
+                let mut builder = self.job_builder(&env);
+                let mut plans = Vec::new();
+                for insert in inserts {
+                    let Statement::Other(ast) = &insert.statement else { unreachable!("a statement set holds inserts") };
+                    let Ast::Insert(ast) = ast.as_ref() else { unreachable!("a statement set holds inserts") };
+                    let (table, plan) = self.plan_insert(ast, insert.at)?;
+                    let stream = builder.build(&plan)?;
+                    connector::sink(stream, &table, plan.updating, self.parallelism())
+                        .map_err(|error| SqlError { at: error.at.or(insert.at), ..error })?;
+                    plans.push(plan.explain());
+                }
+                let name = self.setting("pipeline.name").unwrap_or("STATEMENT SET").to_string();
+                Ok(Outcome::Job(Box::new(SqlJob { name, env, results: None, plan: plans.join("\n") })))
+            }
         }
     }
 

@@ -128,6 +128,7 @@ fn check(args: &CheckArgs) -> Result<(), CliError> {
                         let connector = table.option("connector").unwrap_or("no connector");
                         println!("{at}: table {} ({} columns, {connector})", table.name, table.columns.len());
                     }
+                    Statement::StatementSet(inserts) => println!("{at}: a statement set of {} inserts", inserts.len()),
                     Statement::Other(other) => {
                         let text = other.to_string();
                         let first: String = text.split_whitespace().take(2).collect::<Vec<_>>().join(" ");

@@ -259,10 +259,14 @@ pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Opti
     let (format, _) = format_of(table, options)?;
     let names: Vec<String> = table.physical.fields.iter().map(|field| field.name.clone()).collect();
     let lines = stream.map(move |row: Row| match &format {
+        // Fields in the table's column order, as Flink writes them.
         Format::Json => {
-            let object: serde_json::Map<String, serde_json::Value> =
-                names.iter().cloned().zip(row.values.iter().map(value_to_json)).collect();
-            serde_json::Value::Object(object).to_string()
+            let fields: Vec<String> = names
+                .iter()
+                .zip(&row.values)
+                .map(|(name, value)| format!("{}:{}", serde_json::Value::String(name.clone()), value_to_json(value)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
         }
         csv => encode(&row, csv),
     });
