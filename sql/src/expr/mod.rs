@@ -1286,6 +1286,16 @@ impl<'a> Binder<'a> {
     }
 }
 
+/// A constant expression's value as printed, or `error: ...`: what the tests of expressions and
+/// functions compare.
+#[cfg(test)]
+pub(crate) fn eval_text(sql: &str) -> String {
+    match eval_constant(sql, &FunctionRegistry::default()) {
+        Ok(value) => value.to_string(),
+        Err(error) => format!("error: {error}"),
+    }
+}
+
 /// The value of a constant expression (no columns), e.g. `UPPER('ab')`: for examples and tests.
 pub fn eval_constant(sql: &str, functions: &FunctionRegistry) -> Result<Value, String> {
     let dialect = sqlparser::dialect::GenericDialect {};
@@ -1300,14 +1310,8 @@ pub fn eval_constant(sql: &str, functions: &FunctionRegistry) -> Result<Value, S
 
 #[cfg(test)]
 mod tests {
+    use super::eval_text as eval;
     use super::*;
-
-    fn eval(sql: &str) -> String {
-        match eval_constant(sql, &FunctionRegistry::default()) {
-            Ok(value) => value.to_string(),
-            Err(error) => format!("error: {error}"),
-        }
-    }
 
     #[test]
     fn arithmetic_types_and_values_follow_flink() {

@@ -234,15 +234,7 @@ pub fn functions() -> Vec<ScalarFunction> {
 
 #[cfg(test)]
 mod tests {
-    use crate::expr::eval_constant;
-    use crate::function::FunctionRegistry;
-
-    fn eval(sql: &str) -> String {
-        match eval_constant(sql, &FunctionRegistry::default()) {
-            Ok(value) => value.to_string(),
-            Err(error) => format!("error: {error}"),
-        }
-    }
+    use crate::expr::eval_text as eval;
 
     #[test]
     fn arrays_and_maps() {

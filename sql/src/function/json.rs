@@ -453,15 +453,7 @@ pub fn functions() -> Vec<ScalarFunction> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::eval_constant;
-    use crate::function::FunctionRegistry;
-
-    fn eval(sql: &str) -> String {
-        match eval_constant(sql, &FunctionRegistry::default()) {
-            Ok(value) => value.to_string(),
-            Err(error) => format!("error: {error}"),
-        }
-    }
+    use crate::expr::eval_text as eval;
 
     const DOC: &str = r#"'{"id": 7, "price": 1.50, "tags": ["a", "b"], "owner": {"name": "Ann", "x y": true, "zip": null}, "big": 1e20}'"#;
 

@@ -430,16 +430,9 @@ pub fn functions() -> Vec<ScalarFunction> {
 
 #[cfg(test)]
 mod tests {
-    use crate::expr::eval_constant;
+    use crate::expr::eval_text as eval;
     use crate::function::FunctionRegistry;
     use crate::types::SqlType;
-
-    fn eval(sql: &str) -> String {
-        match eval_constant(sql, &FunctionRegistry::default()) {
-            Ok(value) => value.to_string(),
-            Err(error) => format!("error: {error}"),
-        }
-    }
 
     fn type_of(sql: &str) -> SqlType {
         let dialect = sqlparser::dialect::GenericDialect {};

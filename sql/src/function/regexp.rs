@@ -272,15 +272,8 @@ pub fn functions() -> Vec<ScalarFunction> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::eval_constant;
+    use crate::expr::eval_text as eval;
     use crate::function::FunctionRegistry;
-
-    fn eval(sql: &str) -> String {
-        match eval_constant(sql, &FunctionRegistry::default()) {
-            Ok(value) => value.to_string(),
-            Err(error) => format!("error: {error}"),
-        }
-    }
 
     #[test]
     fn patterns_are_compiled_once_per_thread() {

@@ -562,15 +562,7 @@ pub fn functions() -> Vec<ScalarFunction> {
 
 #[cfg(test)]
 mod tests {
-    use crate::expr::eval_constant;
-    use crate::function::FunctionRegistry;
-
-    fn eval(sql: &str) -> String {
-        match eval_constant(sql, &FunctionRegistry::default()) {
-            Ok(value) => value.to_string(),
-            Err(error) => format!("error: {error}"),
-        }
-    }
+    use crate::expr::eval_text as eval;
 
     #[test]
     fn padding_cuts_or_fills_to_the_length() {
