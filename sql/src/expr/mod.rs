@@ -316,28 +316,8 @@ impl Scalar {
                     None => Value::Null,
                 }
             }
-            Scalar::And(left, right) => {
-                let left = truth(&left.eval(row, context)?);
-                if left == Some(false) {
-                    return Ok(Value::Bool(false));
-                }
-                match (left, truth(&right.eval(row, context)?)) {
-                    (_, Some(false)) => Value::Bool(false),
-                    (Some(true), Some(true)) => Value::Bool(true),
-                    _ => Value::Null,
-                }
-            }
-            Scalar::Or(left, right) => {
-                let left = truth(&left.eval(row, context)?);
-                if left == Some(true) {
-                    return Ok(Value::Bool(true));
-                }
-                match (left, truth(&right.eval(row, context)?)) {
-                    (_, Some(true)) => Value::Bool(true),
-                    (Some(false), Some(false)) => Value::Bool(false),
-                    _ => Value::Null,
-                }
-            }
+            Scalar::And(left, right) => connective(left, right, false, row, context)?,
+            Scalar::Or(left, right) => connective(left, right, true, row, context)?,
             Scalar::IsNull(inner, negated) => Value::Bool(inner.operand(row, context)?.is_null() != *negated),
             Scalar::IsBool(inner, wanted, negated) => Value::Bool((truth(&inner.eval(row, context)?) == Some(*wanted)) != *negated),
             Scalar::IsDistinct(left, right, negated) => {
@@ -581,6 +561,21 @@ impl Scalar {
             }),
         }
     }
+}
+
+/// AND (`decisive` FALSE) or OR (`decisive` TRUE) in three-valued logic: the decisive value on
+/// either side decides (the right side is not computed when the left one decides), two other
+/// truth values give the other one, and anything else is NULL.
+fn connective(left: &Scalar, right: &Scalar, decisive: bool, row: &[Value], context: &EvalContext) -> Result<Value, String> {
+    let left = truth(&left.eval(row, context)?);
+    if left == Some(decisive) {
+        return Ok(Value::Bool(decisive));
+    }
+    Ok(match (left, truth(&right.eval(row, context)?)) {
+        (_, Some(right)) if right == decisive => Value::Bool(decisive),
+        (Some(_), Some(_)) => Value::Bool(!decisive),
+        _ => Value::Null,
+    })
 }
 
 fn arithmetic(op: Arith, numeric: Numeric, left: &Value, right: &Value) -> Result<Value, String> {
