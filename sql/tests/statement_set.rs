@@ -60,6 +60,11 @@ fn a_statement_set_writes_each_insert_into_its_table_in_one_job() {
     assert_eq!(jobs.len(), 1, "one job for the set");
     run_job(*jobs.into_iter().next().unwrap(), |_| {}).unwrap();
     assert_eq!(lines_in(&big), ["1,alice", "4,carol"]);
+    // Part files are named for their format.
+    let named = |dir: &Path, extension: &str| {
+        std::fs::read_dir(dir).unwrap().all(|entry| entry.unwrap().path().extension().is_some_and(|found| found == extension))
+    };
+    assert!(named(&big, "csv") && named(&small, "json"));
     assert_eq!(lines_in(&small), [r#"{"id":2,"amount":3.25}"#, r#"{"id":5,"amount":1.75}"#, r#"{"id":6,"amount":4.5}"#]);
 }
 

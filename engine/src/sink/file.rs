@@ -211,6 +211,15 @@ impl<T> FileSink<T> {
         self
     }
 
+    /// Names part files with `extension` instead of their format's (`csv` for lines that are
+    /// CSV rows already encoded). Only line sinks use it; the other formats ignore it.
+    pub fn with_extension(mut self, extension: &'static str) -> Self {
+        if let Encoder::Text { extension: current, .. } = &mut self.encoder {
+            *current = extension;
+        }
+        self
+    }
+
     /// The output directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -258,6 +258,10 @@ pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Opti
     let path = options.require("path", "out/")?.to_string();
     let (format, _) = format_of(table, options)?;
     let names: Vec<String> = table.physical.fields.iter().map(|field| field.name.clone()).collect();
+    let extension = match format {
+        Format::Csv { .. } => "csv",
+        Format::Json => "json",
+    };
     let lines = stream.map(move |row: Row| match &format {
         // Fields in the table's column order, as Flink writes them.
         Format::Json => {
@@ -270,5 +274,5 @@ pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Opti
         }
         csv => encode(&row, csv),
     });
-    Ok(lines.sink(name, FileSink::lines::<String>(path)))
+    Ok(lines.sink(name, FileSink::lines::<String>(path).with_extension(extension)))
 }
