@@ -8,6 +8,7 @@
 //! | `bids` | the engine's bids generator (auction, bidder, price, channel, url, id, ts) | |
 //! | `nexmark` | the Nexmark generator as nexmark-flink's table (event_type, person, auction, bid rows) | |
 //! | `filesystem` | a file or directory of CSV or JSON lines | part files committed on checkpoints (exactly once) |
+//! | `topic` | an embedded topic's committed rows (with their changes), a subtask per partition | rows with their changes, exactly once (transactions) |
 //! | `print` | | each row on standard output, `+I[...]` |
 //! | `blackhole` | | nothing (for benchmarks) |
 
@@ -16,6 +17,7 @@ pub mod datagen;
 pub mod file;
 pub mod nexmark;
 pub mod print;
+pub mod topic;
 
 use std::collections::BTreeSet;
 
@@ -111,9 +113,9 @@ impl<'a> Options<'a> {
 }
 
 /// The connectors that read.
-pub const SOURCE_CONNECTORS: &[&str] = &["datagen", "bids", "nexmark", "filesystem"];
+pub const SOURCE_CONNECTORS: &[&str] = &["datagen", "bids", "nexmark", "filesystem", "topic"];
 /// The connectors that write.
-pub const SINK_CONNECTORS: &[&str] = &["print", "blackhole", "filesystem"];
+pub const SINK_CONNECTORS: &[&str] = &["print", "blackhole", "filesystem", "topic"];
 
 fn connector_of(table: &SqlTable, known: &[&str], role: &str) -> Result<String, SqlError> {
     let Some(connector) = table.def.option("connector") else {
@@ -149,6 +151,12 @@ pub fn source(
         "datagen" => datagen::source(env, table, &mut options)?,
         "bids" => bids::source(env, table, &mut options)?,
         "nexmark" => nexmark::source(env, table, &mut options, pushed)?,
+        "topic" => {
+            // One subtask per partition, whatever the job's parallelism.
+            let (stream, _) = topic::source(env, table, &mut options)?;
+            options.finish()?;
+            return Ok(stream);
+        }
         _ => file::source(env, table, &mut options)?,
     };
     options.finish()?;
@@ -164,7 +172,7 @@ pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, paralleli
         return Err(SqlError::at(
             table.at,
             format!(
-                "table {} ({connector}) takes only inserts, and the query produces updates (a GROUP BY over a stream): write it to a table whose connector takes updates (print, blackhole), or aggregate over windows",
+                "table {} ({connector}) takes only inserts, and the query produces updates (a GROUP BY over a stream): write it to a table whose connector takes updates (topic, print, blackhole), or aggregate over windows",
                 table.name()
             ),
         ));
@@ -177,6 +185,7 @@ pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, paralleli
             stream.sink(&name, print::RowPrintSink { identifier, standard_error })
         }
         "blackhole" => stream.sink(&name, tethys_engine::sink::discard::DiscardSink::new()),
+        "topic" => topic::sink(stream, table, &mut options)?,
         _ => file::sink(stream, table, &mut options, &name)?,
     };
     options.finish()?;

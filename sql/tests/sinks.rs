@@ -1,5 +1,6 @@
-//! `EXECUTE STATEMENT SET`: several inserts as one job, each into its own files, written exactly
-//! once; and its refusals.
+//! Writing and reading back: `EXECUTE STATEMENT SET` (several inserts as one job, each into its
+//! own files, written exactly once) and its refusals; a changelog written to an embedded topic
+//! and read back with its changes.
 
 use std::path::{Path, PathBuf};
 
@@ -75,4 +76,60 @@ fn a_statement_set_holds_inserts_only_and_ends() {
     assert!(error.message.contains("a statement set holds INSERT INTO statements only"), "{error}");
     let error = session.execute_script("BEGIN STATEMENT SET; INSERT INTO t SELECT 1;").err().expect("refused");
     assert!(error.message.contains("the statement set has no END"), "{error}");
+}
+
+/// Runs every job of `script` in order, returning the rows of its queries.
+fn run_all(session: &mut SqlSession, script: &str) -> Vec<String> {
+    let mut rows = Vec::new();
+    for outcome in session.execute_script(script).unwrap_or_else(|error| panic!("{}", error.render(script))) {
+        if let Outcome::Job(job) = outcome {
+            run_job(*job, |row| rows.push(row.to_string())).unwrap();
+        }
+    }
+    rows
+}
+
+#[test]
+fn a_changelog_written_to_a_topic_is_read_back_with_its_changes() {
+    let scratch = Scratch::new("topic");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data/orders.csv");
+    let topic = scratch.0.join("counts");
+    let tables = format!(
+        "CREATE TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         CREATE TABLE counts (customer STRING, n BIGINT) WITH ('connector' = 'topic', 'path' = '{}', 'partitions' = '2');",
+        data.display(),
+        topic.display()
+    );
+    let mut session = SqlSession::default();
+    run_all(&mut session, &format!("{tables}\nINSERT INTO counts SELECT customer, COUNT(*) FROM orders GROUP BY customer;"));
+    // Read back (a subtask per partition): the changes, which add up to the counts.
+    let mut rows = run_all(&mut session, "SELECT customer, n FROM counts;");
+    rows.sort();
+    assert_eq!(
+        rows,
+        [
+            "+I[alice, 1]",
+            "+I[bob, 1]",
+            "+I[carol, 1]",
+            "+U[alice, 2]",
+            "+U[alice, 3]",
+            "+U[bob, 2]",
+            "-U[alice, 1]",
+            "-U[alice, 2]",
+            "-U[bob, 1]",
+        ]
+    );
+    // An aggregate over the topic's changelog retracts what the updates take back.
+    let totals = run_all(&mut session, "SELECT SUM(n) AS orders FROM counts;");
+    assert_eq!(totals.last().map(String::as_str), Some("+U[6]"), "{totals:?}");
+    // A table of another width over the same topic is refused when read.
+    let mut other = SqlSession::default();
+    other
+        .execute_script(&format!("CREATE TABLE wrong (customer STRING) WITH ('connector' = 'topic', 'path' = '{}');", topic.display()))
+        .unwrap();
+    let outcomes = other.execute_script("SELECT customer FROM wrong;").unwrap();
+    let Some(Outcome::Job(job)) = outcomes.into_iter().next() else { panic!("a job") };
+    let error = run_job(*job, |_| {}).unwrap_err();
+    assert!(error.contains("a row of the topic has 2 columns and the table 1"), "{error}");
 }
