@@ -890,7 +890,7 @@ impl<'a> Binder<'a> {
                 };
                 Ok(Typed::new(Scalar::Like(Box::new(value), Box::new(pattern_scalar), *negated, escape), SqlType::Boolean, nullable))
             }
-            Expr::Case { operand, conditions, else_result, .. } => self.case(operand.as_deref(), conditions, else_result.as_deref(), at),
+            Expr::Case { operand, conditions, else_result, .. } => self.case(operand.as_deref(), conditions, else_result.as_deref()),
             Expr::Cast { kind, expr: inner, data_type, .. } => {
                 let bound = self.bind(inner)?;
                 let to = SqlType::from_ast(data_type).map_err(|message| SqlError::at(at, message))?;
@@ -1133,7 +1133,6 @@ impl<'a> Binder<'a> {
         operand: Option<&Expr>,
         conditions: &[sqlparser::ast::CaseWhen],
         otherwise: Option<&Expr>,
-        at: Option<Position>,
     ) -> Result<Typed, SqlError> {
         let operand = operand.map(|operand| self.bind(operand)).transpose()?;
         let mut branches = Vec::new();
@@ -1162,7 +1161,6 @@ impl<'a> Binder<'a> {
             })?;
             nullable |= result.nullable;
         }
-        let _ = at;
         let branches =
             branches.into_iter().zip(results).map(|(condition, (result, _))| (condition, self.coerce(result, &data_type))).collect();
         let otherwise = self.coerce(otherwise_bound, &data_type);
