@@ -99,4 +99,6 @@ golden!(
     window_topn,
     over_rows,
     over_range,
+    group_window,
+    group_window_session,
 );

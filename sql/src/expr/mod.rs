@@ -1128,12 +1128,7 @@ impl<'a> Binder<'a> {
         }
     }
 
-    fn case(
-        &self,
-        operand: Option<&Expr>,
-        conditions: &[sqlparser::ast::CaseWhen],
-        otherwise: Option<&Expr>,
-    ) -> Result<Typed, SqlError> {
+    fn case(&self, operand: Option<&Expr>, conditions: &[sqlparser::ast::CaseWhen], otherwise: Option<&Expr>) -> Result<Typed, SqlError> {
         let operand = operand.map(|operand| self.bind(operand)).transpose()?;
         let mut branches = Vec::new();
         let mut results = Vec::new();

@@ -515,22 +515,96 @@ impl<'a> Planner<'a> {
             return Err(SqlError::at(at, format!("PARTITION BY is for SESSION windows, not {name}")));
         }
         let window = WindowSpec { kind, time_column, partition, time_offset_ms: 0 };
-        let mut scope = data_relation.scope.clone();
-        let qualifier = qualifier.map(str::to_string).or_else(|| scope.columns.first().and_then(|column| column.qualifier.clone()));
-        if let Some(qualifier) = &qualifier {
-            for column in &mut scope.columns {
-                column.qualifier = Some(qualifier.clone());
-            }
-        }
-        // The original time column stays a plain timestamp: window_time is the rows' event time.
-        scope.columns[time_column].field.event_time = false;
-        scope.columns.extend(window_columns(qualifier.as_deref()));
-        let plan =
-            Plan { node: PlanNode::WindowTvf { input: Box::new(data_relation.plan), window }, schema: scope.schema(), updating: false };
-        if plan.inputs()[0].updating {
+        if data_relation.plan.updating {
             return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
         }
-        Ok(Relation { plan, scope })
+        Ok(windowed_relation(data_relation, window, qualifier))
+    }
+
+    /// `GROUP BY TUMBLE(ts, INTERVAL ...)` (and HOP, SESSION), Flink's group window syntax: the
+    /// input windowed as the window table function would (so the window aggregation plans as
+    /// for one), the group keys with `window_start, window_end` in the window's place, and
+    /// `TUMBLE_START(...)`, `_END`, `_ROWTIME` read as `window_start`, `window_end`, `window_time`.
+    fn group_window(&self, relation: Relation, group_by: &mut Vec<Expr>, select: &mut Select) -> Result<Relation, SqlError> {
+        let position = group_by.iter().position(|expr| {
+            matches!(expr, Expr::Function(f) if ["TUMBLE", "HOP", "SESSION"].iter().any(|name| f.name.to_string().eq_ignore_ascii_case(name)))
+        });
+        let Some(position) = position else { return Ok(relation) };
+        let call = group_by.remove(position);
+        let at = position_of(&call);
+        let Expr::Function(function) = &call else { unreachable!("found a function") };
+        let name = function.name.to_string().to_uppercase();
+        let arguments: Vec<&Expr> = match &function.args {
+            FunctionArguments::List(list) => list
+                .args
+                .iter()
+                .filter_map(|argument| match argument {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let interval = |index: usize| match arguments.get(index) {
+            Some(Expr::Interval(interval)) => interval_ms(interval, at),
+            _ => Err(SqlError::at(at, format!("{name}(time, ...) takes INTERVALs after its time column"))),
+        };
+        let kind = match (name.as_str(), arguments.len()) {
+            ("TUMBLE", 2) => WindowKind::Tumble { size_ms: interval(1)?, offset_ms: 0 },
+            ("HOP", 3) => WindowKind::Hop { slide_ms: interval(1)?, size_ms: interval(2)?, offset_ms: 0 },
+            ("SESSION", 2) => WindowKind::Session { gap_ms: interval(1)? },
+            _ => {
+                return Err(SqlError::at(
+                    at,
+                    format!("{name} as a group window takes its time column and its intervals: {name}(ts, INTERVAL ...)"),
+                ))
+            }
+        };
+        let time_column = match arguments.first() {
+            Some(Expr::Identifier(ident)) => relation.scope.resolve(None, &ident.value, ident_at(ident))?,
+            Some(Expr::CompoundIdentifier(parts)) if parts.len() == 2 => {
+                relation.scope.resolve(Some(&parts[0].value), &parts[1].value, ident_at(&parts[1]))?
+            }
+            _ => return Err(SqlError::at(at, format!("{name}'s first argument is the event-time column"))),
+        };
+        if !relation.scope.columns[time_column].field.event_time {
+            let column = &relation.scope.columns[time_column].field.name;
+            return Err(SqlError::at(
+                at,
+                format!("{name} needs an event-time column, and {column} is not one: declare WATERMARK FOR {column} in its table"),
+            ));
+        }
+        if relation.plan.updating {
+            return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
+        }
+        group_by.insert(position, Expr::Identifier(Ident::new("window_end")));
+        group_by.insert(position, Expr::Identifier(Ident::new("window_start")));
+        let auxiliary = |expr: &mut Expr| -> ControlFlow<SqlError> {
+            let Expr::Function(function) = expr else { return ControlFlow::Continue(()) };
+            let called = function.name.to_string().to_uppercase();
+            let Some((window, part)) = called.split_once('_') else { return ControlFlow::Continue(()) };
+            if !["TUMBLE", "HOP", "SESSION"].contains(&window) {
+                return ControlFlow::Continue(());
+            }
+            let column = match part {
+                "START" => "window_start",
+                "END" => "window_end",
+                "ROWTIME" => "window_time",
+                _ => return ControlFlow::Break(unsupported(position_of(expr), &called)),
+            };
+            *expr = Expr::Identifier(Ident::new(column));
+            ControlFlow::Continue(())
+        };
+        if let ControlFlow::Break(error) = visit_expressions_mut(&mut select.projection, auxiliary) {
+            return Err(error);
+        }
+        if let Some(having) = &mut select.having {
+            if let ControlFlow::Break(error) = visit_expressions_mut(having, auxiliary) {
+                return Err(error);
+            }
+        }
+        let qualifier = relation.scope.columns.first().and_then(|column| column.qualifier.clone());
+        Ok(windowed_relation(relation, WindowSpec { kind, time_column, partition: Vec::new(), time_offset_ms: 0 }, qualifier.as_deref()))
     }
 
     fn plan_select(&mut self, select: &Select) -> Result<Plan, SqlError> {
@@ -567,7 +641,9 @@ impl<'a> Planner<'a> {
         };
         let aggregated = !group_by.is_empty() || has_aggregate_items(select, self.functions) || select.having.is_some();
         if aggregated {
-            let plan = self.plan_aggregate(select, relation, &group_by, at)?;
+            let (mut group_by, mut select) = (group_by, select.clone());
+            let relation = self.group_window(relation, &mut group_by, &mut select)?;
+            let plan = self.plan_aggregate(&select, relation, &group_by, at)?;
             return if distinct { self.distinct(plan) } else { Ok(plan) };
         }
         // A plain projection and filter: over the window function's rows, or any input.
@@ -986,6 +1062,23 @@ impl<'a> Planner<'a> {
         };
         Ok(AggCall { kind, argument, separator, distinct, filter, result_type, text: expr.to_string(), retracts: false, user })
     }
+}
+
+/// `data`'s rows with the window columns of `window` appended, as a window table function's.
+fn windowed_relation(data_relation: Relation, window: WindowSpec, qualifier: Option<&str>) -> Relation {
+    let time_column = window.time_column;
+    let mut scope = data_relation.scope.clone();
+    let qualifier = qualifier.map(str::to_string).or_else(|| scope.columns.first().and_then(|column| column.qualifier.clone()));
+    if let Some(qualifier) = &qualifier {
+        for column in &mut scope.columns {
+            column.qualifier = Some(qualifier.clone());
+        }
+    }
+    // The original time column stays a plain timestamp: window_time is the rows' event time.
+    scope.columns[time_column].field.event_time = false;
+    scope.columns.extend(window_columns(qualifier.as_deref()));
+    let plan = Plan { node: PlanNode::WindowTvf { input: Box::new(data_relation.plan), window }, schema: scope.schema(), updating: false };
+    Relation { plan, scope }
 }
 
 fn has_aggregate_items(select: &Select, functions: &FunctionRegistry) -> bool {

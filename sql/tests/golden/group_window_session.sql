@@ -1,0 +1,4 @@
+-- sorted
+SELECT customer, SESSION_START(ts, INTERVAL '8' SECOND) AS s, SESSION_END(ts, INTERVAL '8' SECOND) AS e, COUNT(*) AS n
+FROM orders
+GROUP BY customer, SESSION(ts, INTERVAL '8' SECOND);
