@@ -1,6 +1,6 @@
 //! Writing and reading back: `EXECUTE STATEMENT SET` (several inserts as one job, each into its
 //! own files, written exactly once) and its refusals; a changelog written to an embedded topic
-//! and read back with its changes.
+//! and read back with its changes; JSON lines with nested values read by column name.
 
 use std::path::{Path, PathBuf};
 
@@ -132,4 +132,41 @@ fn a_changelog_written_to_a_topic_is_read_back_with_its_changes() {
     let Some(Outcome::Job(job)) = outcomes.into_iter().next() else { panic!("a job") };
     let error = run_job(*job, |_| {}).unwrap_err();
     assert!(error.contains("a row of the topic has 2 columns and the table 1"), "{error}");
+}
+
+#[test]
+fn json_lines_with_nested_values_are_read_by_column_name() {
+    let scratch = Scratch::new("json-source");
+    let path = scratch.0.join("events.jsonl");
+    std::fs::write(
+        &path,
+        concat!(
+            r#"{"id": 1, "user": {"name": "ana", "age": 31}, "tags": ["a", "b"], "scores": {"x": 1.5}, "price": "12.30", "at": "2024-01-01 10:00:00"}"#,
+            "\n",
+            r#"{"ID": 2, "user": {"name": "bo"}, "tags": [], "price": 0.5, "extra": true}"#,
+            "\n\n",
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "CREATE TABLE events (id BIGINT, `user` ROW<name STRING, age INT>, tags ARRAY<STRING>, scores MAP<STRING, DOUBLE>,
+           price DECIMAL(10, 2), at TIMESTAMP(3))
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         SELECT id, `user`.name, `user`.age, CARDINALITY(tags), scores['x'], price * 2, at FROM events;",
+        path.display()
+    );
+    let mut session = SqlSession::default();
+    let rows = run_all(&mut session, &script);
+    assert_eq!(
+        rows,
+        ["+I[1, ana, 31, 2, 1.5, 24.60, 2024-01-01 10:00:00.000]", "+I[2, bo, <NULL>, 0, <NULL>, 1.00, <NULL>]"],
+        "fields by name without case, missing ones NULL, unknown ones ignored, blank lines skipped"
+    );
+    // A line that is not an object fails the job with the line, unless told to skip it.
+    std::fs::write(&path, "[1, 2]\n").unwrap();
+    let mut session = SqlSession::default();
+    let outcomes = session.execute_script(&script).unwrap();
+    let Some(Outcome::Job(job)) = outcomes.into_iter().last() else { panic!("a job") };
+    let error = run_job(*job, |_| {}).unwrap_err();
+    assert!(error.contains("cannot read JSON line [1, 2]") && error.contains("is not a JSON object"), "{error}");
 }
