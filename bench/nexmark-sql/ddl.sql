@@ -1,5 +1,7 @@
 -- The Nexmark events as nexmark-flink declares them, and one view per kind of event.
--- ${EVENTS} and ${SEED} are replaced by the harness (tethys bench-run nexmark-sql-qN EVENTS SEED).
+-- ${EVENTS} and ${SEED} are replaced by the harness (tethys bench-run --query sql-qN --events N).
+-- GROUP BY aggregates in two phases, as nexmark-flink configures Flink (local-global aggregation).
+SET 'table.optimizer.agg-phase-strategy' = 'TWO_PHASE';
 CREATE TABLE datagen (
   event_type INT,
   person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR,

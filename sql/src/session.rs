@@ -65,6 +65,10 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("execution.checkpointing.interval", "how often to checkpoint ('10 s'; default: never)"),
     ("execution.checkpointing.dir", "where checkpoints go (default: a directory of the job)"),
     ("table.exec.state.ttl", "how long a regular join or GROUP BY keeps a key nobody touched ('1 h'; default: forever)"),
+    (
+        "table.optimizer.agg-phase-strategy",
+        "TWO_PHASE: a GROUP BY over inserts aggregates each frame's rows per key before the shuffle (fewer, coarser updates); ONE_PHASE (default)",
+    ),
 ];
 
 /// A SQL session: its catalog, functions and settings.
@@ -119,8 +123,14 @@ impl SqlSession {
         self.setting("table.exec.state.ttl").and_then(connector::datagen::parse_duration_ms)
     }
 
+    fn two_phase(&self) -> bool {
+        self.setting("table.optimizer.agg-phase-strategy").is_some_and(|strategy| strategy.eq_ignore_ascii_case("TWO_PHASE"))
+    }
+
     fn planner(&self) -> Planner<'_> {
-        Planner::new(&self.catalog, &self.functions, self.context()).with_state_ttl(self.state_ttl_ms())
+        Planner::new(&self.catalog, &self.functions, self.context())
+            .with_state_ttl(self.state_ttl_ms())
+            .with_two_phase_aggregation(self.two_phase())
     }
 
     fn job_builder<'e>(&self, env: &'e StreamEnvironment) -> JobBuilder<'e> {
@@ -177,7 +187,10 @@ impl SqlSession {
                 // Plan it now, so a broken view is refused where it is defined.
                 let mut check = self.catalog.clone();
                 check.add_view(sql_view.clone(), at, true)?;
-                Planner::new(&check, &self.functions, self.context()).with_state_ttl(self.state_ttl_ms()).plan_query(&view.query)?;
+                Planner::new(&check, &self.functions, self.context())
+                    .with_state_ttl(self.state_ttl_ms())
+                    .with_two_phase_aggregation(self.two_phase())
+                    .plan_query(&view.query)?;
                 self.catalog.add_view(sql_view, at, view.or_replace)?;
                 Ok(Outcome::Done(format!("view {name} created")))
             }
@@ -320,6 +333,9 @@ impl SqlSession {
                 connector::datagen::parse_duration_ms(value).is_some_and(|ms| ms > 0)
             }
             "pipeline.name" | "execution.checkpointing.dir" => true,
+            "table.optimizer.agg-phase-strategy" => {
+                ["TWO_PHASE", "ONE_PHASE", "AUTO"].iter().any(|strategy| strategy.eq_ignore_ascii_case(value))
+            }
             _ => {
                 let hint = crate::check::did_you_mean(key, SETTINGS.iter().map(|(name, _)| *name))
                     .map(|nearest| format!("; did you mean '{nearest}'?"))

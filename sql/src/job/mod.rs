@@ -242,16 +242,49 @@ pub struct GroupState {
     pub emitted: Option<Vec<Value>>,
 }
 
-/// `GROUP BY` over an unbounded stream: per key, the accumulators; each row updates them and
-/// emits the change of the key's result row.
+/// `GROUP BY` over an unbounded stream: per key, the accumulators; each row (or, in two phases,
+/// each partial aggregate) updates them and emits the change of the key's result row.
 struct GroupAggregateFunction {
     aggregates: Aggregates,
     ttl_ms: Option<i64>,
     state: Option<ValueState<GroupState>>,
 }
 
-impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
-    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+/// A frame's rows of one key aggregated before the shuffle (the local phase of a two-phase
+/// aggregate): the global phase merges it into the key's accumulators.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct PartialAggregate {
+    /// The grouping key.
+    pub key: RowKey,
+    /// The accumulators of the frame's rows of the key.
+    pub accumulators: Accumulators,
+}
+
+/// The local phase of a two-phase aggregate: each frame's rows aggregated per key, one partial
+/// per key and frame (nothing is held between frames, so checkpoints need no state here). A
+/// key with many rows per frame (skew) sends one record over the shuffle instead of many.
+struct LocalAggregate {
+    aggregates: Aggregates,
+}
+
+impl FrameOperator<KeyedRow, PartialAggregate> for LocalAggregate {
+    fn process(&mut self, frame: Vec<KeyedRow>, out: &mut Output<'_, PartialAggregate>) -> Result<(), UserError> {
+        let mut index: HashMap<RowKey, usize> = HashMap::new();
+        let mut partials: Vec<PartialAggregate> = Vec::new();
+        for record in frame {
+            let slot = *index.entry(record.key.clone()).or_insert_with(|| {
+                partials.push(PartialAggregate { key: record.key.clone(), accumulators: self.aggregates.create() });
+                partials.len() - 1
+            });
+            self.aggregates.accumulate(&mut partials[slot].accumulators, &record.row)?;
+        }
+        out.emit_frame(partials);
+        Ok(())
+    }
+}
+
+impl GroupAggregateFunction {
+    fn open_state(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
         let mut descriptor = StateDescriptor::new("group-aggregate");
         if let Some(ttl_ms) = self.ttl_ms {
             descriptor = descriptor.with_ttl(tethys_engine::state::StateTtlConfig::new(Duration::from_millis(ttl_ms.max(1) as u64)));
@@ -260,15 +293,20 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
         Ok(())
     }
 
-    fn process_element(&mut self, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+    /// Changes the key's accumulators with `change` and emits how its result row changed.
+    fn update(
+        &self,
+        key: &RowKey,
+        ctx: &mut ProcessContext<'_, '_, RowKey, Row>,
+        change: impl FnOnce(&mut Accumulators) -> Result<(), String>,
+    ) -> Result<(), UserError> {
         let handle = self.state.expect("opened");
-        let key = &record.key.0;
-        let row_of = |kind: RowKind, values: &[Value]| Row { kind, values: key.iter().cloned().chain(values.iter().cloned()).collect() };
+        let row_of = |kind: RowKind, values: &[Value]| Row { kind, values: key.0.iter().cloned().chain(values.iter().cloned()).collect() };
         let mut emitted_rows = Vec::new();
         // The key's state is changed in place (one lookup, no copy of the accumulators).
         handle.modify(&mut ctx.keyed, |slot| -> Result<(), String> {
             let state = slot.get_or_insert_with(|| GroupState { accumulators: self.aggregates.create(), emitted: None });
-            self.aggregates.accumulate(&mut state.accumulators, &record.row)?;
+            change(&mut state.accumulators)?;
             if state.accumulators.rows <= 0 {
                 // Every row of the key was taken back: the key's row is deleted.
                 if let Some(emitted) = &state.emitted {
@@ -291,6 +329,30 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
         })?;
         emitted_rows.into_iter().for_each(|row| ctx.emit(row));
         Ok(())
+    }
+}
+
+impl KeyedProcessFunction<RowKey, PartialAggregate, Row> for GroupAggregateFunction {
+    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+        self.open_state(state)
+    }
+
+    fn process_element(&mut self, record: PartialAggregate, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        let PartialAggregate { key, accumulators } = record;
+        self.update(&key, ctx, |state| {
+            *state = self.aggregates.merge(std::mem::replace(state, self.aggregates.create()), accumulators);
+            Ok(())
+        })
+    }
+}
+
+impl KeyedProcessFunction<RowKey, KeyedRow, Row> for GroupAggregateFunction {
+    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+        self.open_state(state)
+    }
+
+    fn process_element(&mut self, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        self.update(&record.key, ctx, |state| self.aggregates.accumulate(state, &record.row))
     }
 }
 
@@ -407,7 +469,7 @@ impl<'a> JobBuilder<'a> {
                 let input = self.build(input)?;
                 self.window_aggregate(input, window, keys, aggregates, *window_keys, &sig)?
             }
-            PlanNode::GroupAggregate { input, keys, aggregates } => {
+            PlanNode::GroupAggregate { input, keys, aggregates, two_phase } => {
                 let input = self.build(input)?;
                 let (inputs, calls) = prepared_calls(aggregates);
                 let prepare =
@@ -416,12 +478,20 @@ impl<'a> JobBuilder<'a> {
                 let prepare_uid = self.uid("prepare", &sig);
                 let uid = self.uid("group-aggregate", &sig);
                 let ttl_ms = self.state_ttl_ms;
-                input
-                    .process("PrepareAggregate", move |_| clone_prepare(&prepare))
-                    .uid(&prepare_uid)
-                    .key_by(|row: &KeyedRow| row.key.clone())
-                    .process("GroupAggregate", move || GroupAggregateFunction { aggregates: aggregates.clone(), ttl_ms, state: None })
-                    .uid(&uid)
+                let prepared = input.process("PrepareAggregate", move |_| clone_prepare(&prepare)).uid(&prepare_uid);
+                let global = aggregates.clone();
+                let make = move || GroupAggregateFunction { aggregates: global.clone(), ttl_ms, state: None };
+                if *two_phase {
+                    let local_uid = self.uid("local-aggregate", &sig);
+                    prepared
+                        .process("LocalAggregate", move |_| LocalAggregate { aggregates: aggregates.clone() })
+                        .uid(&local_uid)
+                        .key_by(|partial: &PartialAggregate| partial.key.clone())
+                        .process("GlobalAggregate", make)
+                        .uid(&uid)
+                } else {
+                    prepared.key_by(|row: &KeyedRow| row.key.clone()).process("GroupAggregate", make).uid(&uid)
+                }
             }
             PlanNode::Join { left, right, kind, left_keys, right_keys, residual, strategy } => {
                 let (left_width, right_width) = (left.schema.fields.len(), right.schema.fields.len());
@@ -643,7 +713,7 @@ fn signature(plan: &Plan) -> String {
         PlanNode::WindowAggregate { input, window, keys, aggregates, .. } => {
             format!("window-aggregate({:?},{},[{}],{})", window.kind, keys.len(), texts(aggregates), signature(input))
         }
-        PlanNode::GroupAggregate { input, keys, aggregates } => {
+        PlanNode::GroupAggregate { input, keys, aggregates, .. } => {
             format!("group-aggregate({},[{}],{})", keys.len(), texts(aggregates), signature(input))
         }
         PlanNode::Join { left, right, kind, left_keys, .. } => {

@@ -231,6 +231,9 @@ pub enum PlanNode {
         keys: Vec<Scalar>,
         /// The aggregates, over the input row.
         aggregates: Vec<AggCall>,
+        /// Aggregated in two phases: each subtask's rows per key and frame before the shuffle
+        /// (`table.optimizer.agg-phase-strategy` = `TWO_PHASE`; inserts-only inputs).
+        two_phase: bool,
     },
     /// Rows of two inputs paired on equal keys (and a residual condition).
     Join {
@@ -350,8 +353,9 @@ impl Plan {
                 keys.len(),
                 aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
             ),
-            PlanNode::GroupAggregate { keys, aggregates, .. } => format!(
-                "GroupAggregate(keys={}, aggregates=[{}])",
+            PlanNode::GroupAggregate { keys, aggregates, two_phase, .. } => format!(
+                "{}GroupAggregate(keys={}, aggregates=[{}])",
+                if *two_phase { "LocalGlobal" } else { "" },
                 keys.len(),
                 aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
             ),

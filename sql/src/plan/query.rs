@@ -31,6 +31,8 @@ pub struct Planner<'a> {
     ctes: BTreeMap<String, Plan>,
     /// `table.exec.state.ttl`: how long regular joins and group aggregates keep an idle key.
     state_ttl_ms: Option<i64>,
+    /// `table.optimizer.agg-phase-strategy` = `TWO_PHASE`: group aggregates in two phases.
+    two_phase: bool,
 }
 
 /// Where a statement's part is, for errors about it.
@@ -72,7 +74,13 @@ fn unsupported(at: Option<Position>, what: &str) -> SqlError {
 impl<'a> Planner<'a> {
     /// A planner over `catalog`, calling `functions`.
     pub fn new(catalog: &'a SqlCatalog, functions: &'a FunctionRegistry, context: EvalContext) -> Planner<'a> {
-        Planner { catalog, functions, context, ctes: BTreeMap::new(), state_ttl_ms: None }
+        Planner { catalog, functions, context, ctes: BTreeMap::new(), state_ttl_ms: None, two_phase: false }
+    }
+
+    /// Group aggregates over inserts aggregate each frame's rows per key before the shuffle.
+    pub fn with_two_phase_aggregation(mut self, two_phase: bool) -> Self {
+        self.two_phase = two_phase;
+        self
     }
 
     /// Regular joins and group aggregates keep an idle key's state this long.
@@ -335,6 +343,7 @@ impl<'a> Planner<'a> {
             let view = view.clone();
             let plan = Planner::new(self.catalog, self.functions, self.context.clone())
                 .with_state_ttl(self.state_ttl_ms)
+                .with_two_phase_aggregation(self.two_phase)
                 .plan_query(&view.query)?;
             return rename_columns(plan, &view.columns.iter().map(|c| Ident::new(c.clone())).collect::<Vec<_>>());
         }
@@ -716,7 +725,11 @@ impl<'a> Planner<'a> {
         let keys = (0..plan.schema.fields.len()).map(Scalar::Column).collect();
         let mut schema = plan.schema.clone();
         schema.fields.iter_mut().for_each(|field| field.event_time = false);
-        Ok(Plan { node: PlanNode::GroupAggregate { input: Box::new(plan), keys, aggregates: Vec::new() }, schema, updating: true })
+        Ok(Plan {
+            node: PlanNode::GroupAggregate { input: Box::new(plan), keys, aggregates: Vec::new(), two_phase: false },
+            schema,
+            updating: true,
+        })
     }
 
     /// The select list bound over `scope`: one expression and field per column (`*` expanded).
@@ -959,6 +972,8 @@ impl<'a> Planner<'a> {
             None => Plan {
                 node: PlanNode::GroupAggregate {
                     aggregates: aggregates.into_iter().map(|call| AggCall { retracts: input.updating, ..call }).collect(),
+                    // Partial accumulators merge exactly only over inserts.
+                    two_phase: self.two_phase && !input.updating,
                     input: Box::new(input),
                     keys: key_scalars,
                 },

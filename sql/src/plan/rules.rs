@@ -103,8 +103,8 @@ pub fn optimize(plan: Plan) -> Plan {
         PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
             PlanNode::WindowAggregate { input: Box::new(optimize(*input)), window, keys, aggregates, window_keys }
         }
-        PlanNode::GroupAggregate { input, keys, aggregates } => {
-            PlanNode::GroupAggregate { input: Box::new(optimize(*input)), keys, aggregates }
+        PlanNode::GroupAggregate { input, keys, aggregates, two_phase } => {
+            PlanNode::GroupAggregate { input: Box::new(optimize(*input)), keys, aggregates, two_phase }
         }
         PlanNode::Join { left, right, kind, left_keys, right_keys, residual, strategy } => PlanNode::Join {
             left: Box::new(optimize(*left)),
