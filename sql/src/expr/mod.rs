@@ -524,41 +524,7 @@ impl Scalar {
     pub fn columns(&self, out: &mut Vec<usize>) {
         match self {
             Scalar::Column(index) => out.push(*index),
-            Scalar::Literal(_) => {}
-            Scalar::Not(inner)
-            | Scalar::Negate(inner)
-            | Scalar::IsNull(inner, _)
-            | Scalar::IsBool(inner, _, _)
-            | Scalar::Field(inner, _) => inner.columns(out),
-            Scalar::Cast(inner, ..) => inner.columns(out),
-            Scalar::Arith(_, _, a, b)
-            | Scalar::Compare(_, a, b)
-            | Scalar::And(a, b)
-            | Scalar::Or(a, b)
-            | Scalar::IsDistinct(a, b, _)
-            | Scalar::Like(a, b, _, _)
-            | Scalar::Index(a, b) => {
-                a.columns(out);
-                b.columns(out);
-            }
-            Scalar::In(inner, list, _) => {
-                inner.columns(out);
-                list.iter().for_each(|e| e.columns(out));
-            }
-            Scalar::Case(branches, otherwise) => {
-                for (condition, result) in branches {
-                    condition.columns(out);
-                    result.columns(out);
-                }
-                otherwise.columns(out);
-            }
-            Scalar::Call(_, list) | Scalar::Coalesce(list) | Scalar::Array(list) | Scalar::Row(list) => {
-                list.iter().for_each(|e| e.columns(out))
-            }
-            Scalar::Map(entries) => entries.iter().for_each(|(k, v)| {
-                k.columns(out);
-                v.columns(out);
-            }),
+            other => other.children().into_iter().for_each(|child| child.columns(out)),
         }
     }
 }
