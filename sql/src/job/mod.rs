@@ -156,6 +156,7 @@ impl FrameOperator<Row, Row> for CalcOperator {
 }
 
 /// Computes each row's key, event time and aggregate inputs.
+#[derive(Clone)]
 struct PrepareOperator {
     keys: Vec<Scalar>,
     inputs: Vec<Scalar>,
@@ -478,7 +479,7 @@ impl<'a> JobBuilder<'a> {
                 let prepare_uid = self.uid("prepare", &sig);
                 let uid = self.uid("group-aggregate", &sig);
                 let ttl_ms = self.state_ttl_ms;
-                let prepared = input.process("PrepareAggregate", move |_| clone_prepare(&prepare)).uid(&prepare_uid);
+                let prepared = input.process("PrepareAggregate", move |_| prepare.clone()).uid(&prepare_uid);
                 let global = aggregates.clone();
                 let make = move || GroupAggregateFunction { aggregates: global.clone(), ttl_ms, state: None };
                 if *two_phase {
@@ -621,7 +622,7 @@ impl<'a> JobBuilder<'a> {
     ) -> DataStream<KeyedRow> {
         let prepare = PrepareOperator { keys, inputs, time_column, time_offset_ms: 0, context: self.context.clone() };
         let uid = self.uid("prepare", sig);
-        input.process("PrepareKeys", move |_| clone_prepare(&prepare)).uid(&uid)
+        input.process("PrepareKeys", move |_| prepare.clone()).uid(&uid)
     }
 
     fn calc(
@@ -659,8 +660,7 @@ impl<'a> JobBuilder<'a> {
         let function = WindowAggregates(Aggregates { calls, context: self.context.clone() });
         let prepare_uid = self.uid("prepare", sig);
         let uid = self.uid("window-aggregate", sig);
-        let keyed =
-            input.process("PrepareAggregate", move |_| clone_prepare(&prepare)).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
+        let keyed = input.process("PrepareAggregate", move |_| prepare.clone()).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
         let time = |row: &KeyedRow| row.time;
         let ms = |ms: i64| Duration::from_millis(ms as u64);
         let results: DataStream<WindowResult<RowKey, Vec<Value>>> = match window.kind {
@@ -724,16 +724,6 @@ fn signature(plan: &Plan) -> String {
         }
         PlanNode::Over { input, frame, aggregates, .. } => format!("over({frame:?},[{}],{})", texts(aggregates), signature(input)),
         PlanNode::Union { inputs } => format!("union({})", inputs.iter().map(signature).collect::<Vec<_>>().join(",")),
-    }
-}
-
-fn clone_prepare(prepare: &PrepareOperator) -> PrepareOperator {
-    PrepareOperator {
-        keys: prepare.keys.clone(),
-        inputs: prepare.inputs.clone(),
-        time_column: prepare.time_column,
-        time_offset_ms: prepare.time_offset_ms,
-        context: prepare.context.clone(),
     }
 }
 
