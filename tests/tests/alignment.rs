@@ -1,7 +1,7 @@
 //! Watermark alignment: off by default, so a diamond whose branches carry different watermarks
 //! finishes; opt-in per group of sources, where a fast source waits for the slow ones to within
-//! the max drift; and a group never blocks forever on a member that finished or went idle. Every
-//! job runs with a deadline.
+//! the max drift, also when they run on different worker processes; and a group never blocks
+//! forever on a member that finished or went idle. Every job runs with a deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -14,7 +14,11 @@ use tethys_engine::{
     EngineConfig, FrameOperator, JobResult, Output, OutputTag, SubtaskContext, TumblingEventTimeWindows, UserError, WatermarkStrategy,
     WindowResult,
 };
-use tethys_tests::{execute_with_config_within_deadline, execute_within_deadline};
+use tethys_engine::cluster::protocol::JobSpec;
+use tethys_engine::cluster::JobRegistry;
+use tethys_engine::StreamEnvironment;
+use tethys_net::launcher::InProcessCluster;
+use tethys_tests::{execute_with_config_within_deadline, execute_within_deadline, JOB_DEADLINE};
 
 /// Sends every other pair of records (`value / 2` odd) to a side output, the rest on: each
 /// subtask of the collection (which deals records round-robin) feeds both branches.
@@ -139,22 +143,49 @@ const DRIFT_MS: i64 = 1_000;
 /// Event time one poll of the fast reader covers.
 const FAST_SPAN_MS: i64 = 100;
 
-/// A fast source (100 ms of event time per poll) and a slow one (1 ms per poll) in one group,
-/// unioned into a sink; returns the fast reader's largest lead over the slow one.
+/// Defines a fast source (100 ms of event time per poll) and a slow one (1 ms per poll), in one
+/// group if `aligned`, unioned into a sink.
+fn define_fast_and_slow(env: &StreamEnvironment, slow: Paced, aligned: bool) {
+    let fast = Paced { index: 0, per_poll: FAST_SPAN_MS, end_ms: 20_000, idle_from_ms: None, watch: Arc::clone(&slow.watch) };
+    let mut fast = env.source("fast", fast).parallelism(1);
+    let mut slow = env.source("slow", slow).parallelism(1).idle_timeout(Duration::from_millis(20));
+    if aligned {
+        fast = fast.watermark_alignment("g", Duration::from_millis(DRIFT_MS as u64));
+        slow = slow.watermark_alignment("g", Duration::from_millis(DRIFT_MS as u64));
+    }
+    fast.union([slow]).sink("discard", DiscardSink::new());
+}
+
+/// Runs [`define_fast_and_slow`] in one process; returns the fast reader's largest lead over the
+/// slow one.
 fn run_fast_and_slow(job: &'static str, slow: Paced, aligned: bool) -> (JobResult, i64) {
     let watch = Arc::clone(&slow.watch);
-    let fast = Paced { index: 0, per_poll: FAST_SPAN_MS, end_ms: 20_000, idle_from_ms: None, watch: Arc::clone(&watch) };
-    let result = execute_within_deadline(job, move |env| {
-        let mut fast = env.source("fast", fast).parallelism(1);
-        let mut slow = env.source("slow", slow).parallelism(1).idle_timeout(Duration::from_millis(20));
-        if aligned {
-            fast = fast.watermark_alignment("g", Duration::from_millis(DRIFT_MS as u64));
-            slow = slow.watermark_alignment("g", Duration::from_millis(DRIFT_MS as u64));
-        }
-        fast.union([slow]).sink("discard", DiscardSink::new());
-    })
-    .unwrap();
+    let result = execute_within_deadline(job, move |env| define_fast_and_slow(env, slow, aligned)).unwrap();
     (result, watch.lead_max_ms.load(Ordering::SeqCst))
+}
+
+/// Runs [`define_fast_and_slow`] on two workers, each its own mesh node on 127.0.0.1 with one
+/// slot: the fast source on worker 1, the slow one on worker 2. Returns the job's result and the
+/// fast reader's largest lead.
+fn run_fast_and_slow_on_two_workers(slow: Paced, aligned: bool) -> (JobResult, i64) {
+    let watch = Arc::clone(&slow.watch);
+    let registry: JobRegistry = Arc::new(move |spec: &JobSpec, env: &StreamEnvironment| {
+        define_fast_and_slow(env, slow.clone(), aligned);
+        if spec.name == "fast-and-slow" { Ok(()) } else { Err(format!("unknown job {}", spec.name)) }
+    });
+    let job = JobSpec { name: "fast-and-slow".into(), args: Vec::new() };
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let cluster = InProcessCluster::start(2, 1, Arc::clone(&registry), job.clone()).unwrap();
+        let env = StreamEnvironment::new(EngineConfig { parallelism: 1, pin_slots: false, ..EngineConfig::default() });
+        registry(&job, &env).unwrap();
+        let plan = env.plan().unwrap();
+        let slots: Vec<&[usize]> = plan.tasks.iter().map(|task| task.slots.as_slice()).collect();
+        assert_eq!(&slots[..2], &[&[0][..], &[1][..]], "the fast source on worker 1's slot, the slow one on worker 2's");
+        let _ = done_tx.send(env.execute_on_cluster("fast-and-slow", cluster.coordinator().cluster()));
+    });
+    let result = done.recv_timeout(JOB_DEADLINE).unwrap_or_else(|_| panic!("the job still runs after {JOB_DEADLINE:?}: it hangs"));
+    (result.unwrap(), watch.lead_max_ms.load(Ordering::SeqCst))
 }
 
 #[test]
@@ -170,6 +201,33 @@ fn sources_of_one_group_stay_within_the_max_drift() {
     // Off unless asked for: the same sources unaligned drift far apart.
     let (_, unaligned_lead_ms) = run_fast_and_slow("unaligned", slow(Watch::new()), false);
     assert!(unaligned_lead_ms > DRIFT_MS + FAST_SPAN_MS, "without alignment the fast source led by only {unaligned_lead_ms} ms");
+}
+
+#[test]
+fn sources_on_two_worker_processes_stay_within_the_max_drift() {
+    let slow = |watch| Paced { index: 1, per_poll: 1, end_ms: 20_000, idle_from_ms: None, watch };
+    let (result, lead_max_ms) = run_fast_and_slow_on_two_workers(slow(Watch::new()), true);
+    assert_eq!(result.operator("Source: fast").unwrap().records_out, 20_000);
+    assert_eq!(result.operator("Source: slow").unwrap().records_out, 20_000);
+    // The same bound as in one process: the fast source's worker knows the slow seat as it was a
+    // moment ago, never ahead of it, so a late copy only makes the fast source wait longer.
+    assert!(lead_max_ms <= DRIFT_MS + FAST_SPAN_MS, "fast led slow by {lead_max_ms} ms; max drift {DRIFT_MS} ms");
+    assert!(lead_max_ms > 0, "the fast source did lead");
+
+    let (_, unaligned_lead_ms) = run_fast_and_slow_on_two_workers(slow(Watch::new()), false);
+    assert!(unaligned_lead_ms > DRIFT_MS + FAST_SPAN_MS, "without alignment the fast source led by only {unaligned_lead_ms} ms");
+}
+
+#[test]
+fn a_source_on_another_worker_that_goes_idle_or_finishes_does_not_hold_its_group_back() {
+    let idles = Paced { index: 1, per_poll: 1, end_ms: 20_000, idle_from_ms: Some(500), watch: Watch::new() };
+    let (result, _) = run_fast_and_slow_on_two_workers(idles, true);
+    assert_eq!(result.operator("Source: fast").unwrap().records_out, 20_000);
+    assert_eq!(result.operator("Source: slow").unwrap().records_out, 500);
+    let finishes = Paced { index: 1, per_poll: 1, end_ms: 500, idle_from_ms: None, watch: Watch::new() };
+    let (result, _) = run_fast_and_slow_on_two_workers(finishes, true);
+    assert_eq!(result.operator("Source: fast").unwrap().records_out, 20_000);
+    assert_eq!(result.operator("Source: slow").unwrap().records_out, 500);
 }
 
 #[test]

@@ -17,14 +17,22 @@
 //! Alignment acts only at sources, never on channels between tasks: pausing a channel of a shared
 //! upstream (a diamond, where one task feeds two branches that meet again) can stall the very
 //! task the laggard waits for. The decision (`must_wait`, `group_minimum`) is pure; the table of
-//! watermarks is the in-process transport, one atomic per source subtask. Across processes a
-//! control plane would carry the reports and announce each group's minimum instead.
+//! watermarks is the in-process transport, one atomic per source subtask.
+//!
+//! **Across processes** every process of a job holds the whole table. A change a member makes to
+//! its own seat is told to the group's relay ([`AlignmentGroup::set_relay`]): a worker sends it,
+//! coalesced, to the coordinator, which passes it on to the other workers, where it is applied to
+//! their copy ([`AlignmentGroup::apply`]) and wakes whom it releases there. A seat's watermark only
+//! moves forward, so a late or repeated message never moves a copy back.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// What a waiting member leaves to be woken with: sends its task a message.
 pub(crate) type AlignmentWake = Box<dyn FnOnce() + Send>;
+
+/// Told the seat of each change a member in this process makes to it (see the module doc).
+pub(crate) type AlignmentRelay = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// A member's watermark before it reported one: it holds the group at the start.
 const UNREPORTED: i64 = i64::MIN;
@@ -65,6 +73,8 @@ pub(crate) struct AlignmentGroup {
     /// before a waiter checks the watermarks and read after a report stores one (both SeqCst),
     /// so either the waiter sees the report or the reporter sees the waiter: no lost wake-up.
     waiting_count: AtomicUsize,
+    /// Where changes made in this process go, when the group spans processes.
+    relay: OnceLock<AlignmentRelay>,
 }
 
 impl std::fmt::Debug for AlignmentGroup {
@@ -83,7 +93,44 @@ impl AlignmentGroup {
             max_drifts_ms: (0..members).map(|_| AtomicI64::new(0)).collect(),
             waiting: Mutex::new((0..members).map(|_| None).collect()),
             waiting_count: AtomicUsize::new(0),
+            relay: OnceLock::new(),
         })
+    }
+
+    /// The group's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its number of seats (source subtasks).
+    pub(crate) fn seats(&self) -> usize {
+        self.watermarks.len()
+    }
+
+    /// Sends every change a member of this process makes to its seat to `relay` (set once, before
+    /// the members run).
+    pub(crate) fn set_relay(&self, relay: AlignmentRelay) {
+        assert!(self.relay.set(relay).is_ok(), "alignment group '{}' has one relay", self.name);
+    }
+
+    /// What seat `index` holds now.
+    pub(crate) fn seat(&self, index: usize) -> MemberReport {
+        MemberReport { watermark: self.watermarks[index].load(Ordering::SeqCst), idle: self.idle[index].load(Ordering::SeqCst) }
+    }
+
+    /// Applies what the member of seat `index`, in another process, reported (its watermark never
+    /// goes back), and wakes the members here it releases. Not relayed again.
+    pub(crate) fn apply(&self, index: usize, report: MemberReport) {
+        assert!(index < self.seats(), "seat {index} of alignment group '{}' with {} seats", self.name, self.seats());
+        self.watermarks[index].fetch_max(report.watermark, Ordering::SeqCst);
+        self.idle[index].store(report.idle, Ordering::SeqCst);
+        self.wake_released();
+    }
+
+    fn relay(&self, index: usize) {
+        if let Some(relay) = self.relay.get() {
+            relay(index);
+        }
     }
 
     /// The seat of member `index` that may wait at most `max_drift_ms` ahead of the group.
@@ -142,13 +189,16 @@ impl AlignmentMember {
     pub(crate) fn report(&self, watermark: i64) {
         let previous = self.group.watermarks[self.index].fetch_max(watermark, Ordering::SeqCst);
         if watermark > previous {
+            self.group.relay(self.index);
             self.wake_released();
         }
     }
 
     /// Declares the member idle (it leaves the minimum) or active again.
     pub(crate) fn set_idle(&self, idle: bool) {
-        self.group.idle[self.index].store(idle, Ordering::SeqCst);
+        if self.group.idle[self.index].swap(idle, Ordering::SeqCst) != idle {
+            self.group.relay(self.index);
+        }
         self.wake_released();
     }
 
@@ -262,5 +312,39 @@ mod tests {
         laggard.finish();
         assert_eq!(woken.load(Ordering::SeqCst), 2, "released by the laggard's end");
         assert_eq!(group.waiting_count.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn copies_in_two_processes_agree_through_the_relay() {
+        // Seat 0 runs "here", seat 1 "there"; each copy relays its own member's changes to the
+        // other, as the coordinator passes them on.
+        let (here, there) = (AlignmentGroup::new("g", 2), AlignmentGroup::new("g", 2));
+        let relayed = |from: &Arc<AlignmentGroup>, to: &Arc<AlignmentGroup>| -> AlignmentRelay {
+            let (from, to) = (Arc::downgrade(from), Arc::clone(to));
+            Arc::new(move |seat| {
+                let report = from.upgrade().expect("alive while its members report").seat(seat);
+                to.apply(seat, report);
+            })
+        };
+        here.set_relay(relayed(&here, &there));
+        there.set_relay(relayed(&there, &here));
+        let (leader, laggard) = (here.member(0, 100), there.member(1, 100));
+        let woken = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&woken);
+        leader.report(500);
+        assert!(leader.must_wait(), "the laggard elsewhere has not reported: it holds the start");
+        assert!(leader.wait(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })));
+        laggard.report(450);
+        assert_eq!(woken.load(Ordering::SeqCst), 1, "the laggard's report, applied here, released the leader");
+        assert_eq!(there.seat(0), MemberReport { watermark: 500, idle: false }, "the leader's seat reached the other copy");
+        leader.report(2_000);
+        laggard.set_idle(true);
+        assert!(!leader.must_wait(), "an idle laggard elsewhere holds nothing back");
+        here.apply(1, MemberReport { watermark: 100, idle: true });
+        assert_eq!(here.seat(1).watermark, 450, "a late report never moves a seat back");
+        laggard.finish();
+        assert_eq!(here.seat(1).watermark, FINISHED);
     }
 }

@@ -29,6 +29,7 @@
 // here is documented.
 #[allow(missing_docs)]
 pub mod protocol;
+mod alignment;
 mod wire;
 pub mod worker;
 
@@ -537,6 +538,16 @@ impl ClusterCoordinator {
                 (inbox.attempt, TaskReport::DeployRefused { worker: from, reason: format!("cannot be adopted: {reason}") })
             }
             ToCoordinator::Adopted { .. } | ToCoordinator::AdoptRefused { .. } => return, // not adopting (any more)
+            ToCoordinator::Alignment { attempt, seats } => {
+                // Passed on to the attempt's other workers: the only ones that hold other seats.
+                if attempt == inbox.attempt {
+                    let bytes = protocol::encode(&ToWorker::Alignment { attempt, seats }).expect("control messages always encode");
+                    for worker in inbox.attempt_workers.iter().filter(|worker| worker.node != from) {
+                        let _ = self.net.send_control(worker.node, bytes.clone());
+                    }
+                }
+                return;
+            }
             ToCoordinator::Report { attempt, report } => (attempt, wire::into_task_report(report, self, from, attempt)),
         };
         if attempt == inbox.attempt {

@@ -99,6 +99,13 @@ pub enum ToWorker {
         /// The new coordinator's graph fingerprint, as JSON: it must be the running job's.
         fingerprint: String,
     },
+    /// Seats of watermark alignment groups as their members on other workers last reported them.
+    Alignment {
+        /// The attempt.
+        attempt: u32,
+        /// The seats.
+        seats: Vec<AlignmentSeat>,
+    },
     /// Cancel every subtask of the attempt.
     Cancel {
         /// The attempt.
@@ -106,6 +113,19 @@ pub enum ToWorker {
     },
     /// The job is over: the worker process may exit.
     Shutdown,
+}
+
+/// One source subtask's seat in a watermark alignment group (see `runtime/alignment.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct AlignmentSeat {
+    /// The group's name.
+    pub group: String,
+    /// The seat: the source subtask's index among the group's members.
+    pub seat: u32,
+    /// Its watermark (`i64::MIN` before the first, `i64::MAX` once finished).
+    pub watermark: i64,
+    /// Whether it declared itself idle.
+    pub idle: bool,
 }
 
 /// What a worker tells the coordinator.
@@ -132,6 +152,14 @@ pub enum ToCoordinator {
     AdoptRefused {
         /// Why, in words.
         reason: String,
+    },
+    /// Seats of watermark alignment groups whose members run here, as they are now: the
+    /// coordinator passes them on to the attempt's other workers.
+    Alignment {
+        /// The attempt.
+        attempt: u32,
+        /// The seats.
+        seats: Vec<AlignmentSeat>,
     },
     /// A report of one of the attempt's subtasks.
     Report {

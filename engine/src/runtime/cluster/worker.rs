@@ -4,6 +4,7 @@
 use std::sync::mpsc::channel;
 use std::sync::{Arc, Condvar, Mutex};
 
+use super::alignment::SharedAlignment;
 use super::protocol::{self, Address, JobSpec, ToCoordinator, ToWorker, WireReport};
 use super::{wire, ClusterNet, LocalTasks, NodeId, COORDINATOR};
 use crate::channel::transport::Endpoint;
@@ -40,6 +41,8 @@ pub struct WorkerNode {
     orphaned: Mutex<(u64, Option<u64>)>,
     /// What a coordinator that adopts the running attempt is sent again.
     log: Mutex<ReportLog>,
+    /// The running attempt's watermark alignment groups, when their members span workers.
+    alignment: Mutex<Option<Arc<SharedAlignment>>>,
 }
 
 /// The running attempt's reports, kept for a coordinator that adopts it: every report but the
@@ -87,6 +90,7 @@ impl WorkerNode {
             orphan_timeout,
             orphaned: Mutex::new((0, None)),
             log: Mutex::new(ReportLog::default()),
+            alignment: Mutex::new(None),
         })
     }
 
@@ -193,6 +197,9 @@ impl WorkerNode {
             return refused(error.to_string());
         }
         lock(&self.orphaned).1 = None;
+        if let Some(alignment) = lock(&self.alignment).as_ref().filter(|shared| shared.attempt() == attempt) {
+            alignment.resend();
+        }
         for actor in self.tasks.all_of(attempt) {
             let _ = actor.send_message(TaskMessage::Rebase);
         }
@@ -251,6 +258,11 @@ impl WorkerNode {
                 }
             }
             ToWorker::Adopt { fingerprint } => self.adopt(&fingerprint),
+            ToWorker::Alignment { attempt, seats } => {
+                if let Some(alignment) = lock(&self.alignment).as_ref().filter(|shared| shared.attempt() == attempt) {
+                    alignment.apply(&seats);
+                }
+            }
             ToWorker::Cancel { attempt } => {
                 for actor in self.tasks.all_of(attempt) {
                     let _ = actor.send_message(TaskMessage::Cancel);
@@ -328,10 +340,20 @@ impl WorkerNode {
                 Some(Arc::new(RestoreState::prepare(&snapshot, &graph).map_err(|error| error.to_string())?))
             }
         };
-        // Watermark alignment groups live in one process: a group whose members run on several
-        // workers would wait for members it never hears from, so across workers it is off (each
-        // source subtask reads freely; results do not depend on it, only state size does).
-        let alignment = if plan_is_local_to(&plan, slots) { alignment_groups(&graph) } else { Default::default() };
+        // Alignment groups whose members run on other workers too share their seats with them.
+        let alignment = alignment_groups(&graph);
+        let shared_alignment = if plan_is_local_to(&plan, slots) {
+            None
+        } else {
+            let net = Arc::clone(&self.net);
+            let send = Box::new(move |bytes| {
+                let _ = net.send_control(COORDINATOR, bytes);
+            });
+            SharedAlignment::start(attempt, &alignment, send).map_err(|error| format!("cannot start a thread: {error}"))?
+        };
+        if let Some(previous) = std::mem::replace(&mut *lock(&self.alignment), shared_alignment.clone()) {
+            previous.end();
+        }
         let factories = env.factories();
         *lock(&self.log) = ReportLog { attempt: Some(attempt), fingerprint: Some(GraphFingerprint::of(&graph)), ..Default::default() };
         let deployment = Arc::new(Deployment { job: job.name.clone(), graph, factories, plan, config, alignment, cluster: None });
@@ -357,6 +379,9 @@ impl WorkerNode {
         }
         for thread in threads {
             let _ = thread.join();
+        }
+        if let Some(shared) = shared_alignment {
+            shared.end();
         }
         Ok(())
     }
