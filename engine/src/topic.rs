@@ -10,7 +10,8 @@
 //! A [`Log`] allows one writer per directory, and every reader needs the writer's view of open and
 //! aborted transactions, so **one process holds one handle per topic**: a process-wide registry
 //! maps the topic's canonical path to its handle (a `Mutex<Log>` per partition), and opening a
-//! topic that is open already returns the same handle. The logs close when the last [`Topic`]
+//! topic that is open already returns the same handle. Each log locks its directory, so another
+//! process opening the topic meanwhile is refused ([`TopicError::InUse`]) instead of writing over it. The logs close when the last [`Topic`]
 //! value is dropped; an `open` racing with that waits until they are closed, so two `Log`s never
 //! write one directory.
 
@@ -82,6 +83,16 @@ pub enum TopicError {
         path: PathBuf,
         /// The operating system's error.
         source: io::Error,
+    },
+    /// Another process has the topic open: an embedded topic is served by one process at a time.
+    #[error(
+        "topic {} is open in another process: an embedded topic is read and written by one process at a time \
+         (a job whose processes would share it runs in one process)",
+        .path.display()
+    )]
+    InUse {
+        /// The topic's directory.
+        path: PathBuf,
     },
     /// The log of a partition failed.
     #[error("topic {} partition {partition}: {source}", .topic.display())]
@@ -375,10 +386,10 @@ fn partition_dir(topic: &Path, partition: usize) -> PathBuf {
 }
 
 fn open_log(topic: &Path, partition: usize) -> Result<Mutex<Log>, TopicError> {
-    let log = Log::open(partition_dir(topic, partition), LogConfig::default()).map_err(|source| TopicError::Log {
-        topic: topic.to_path_buf(),
-        partition,
-        source,
+    let log = Log::open(partition_dir(topic, partition), LogConfig::default()).map_err(|source| match source {
+        // This process holds one handle per topic (the registry), so the holder is another.
+        LogError::InUse { .. } => TopicError::InUse { path: topic.to_path_buf() },
+        source => TopicError::Log { topic: topic.to_path_buf(), partition, source },
     })?;
     Ok(Mutex::new(log))
 }
@@ -422,6 +433,20 @@ mod tests {
         drop(created);
         let opened = Topic::open(&path).unwrap();
         assert_eq!(opened.partitions(), 3);
+    }
+
+    #[test]
+    fn a_topic_another_process_holds_is_refused_by_name() {
+        let dir = TestDir::new("topic-in-use");
+        let path = dir.path().join("orders");
+        drop(Topic::create(&path, 2).unwrap());
+        // Another process's handle on the topic holds its partitions' logs as this one does.
+        let held_elsewhere = Log::open(path.join("partition-1"), LogConfig::default()).unwrap();
+        let error = Topic::open(&path).unwrap_err();
+        assert!(matches!(&error, TopicError::InUse { path: refused } if *refused == canonical(&path).unwrap()), "{error}");
+        assert!(error.to_string().contains("open in another process"), "{error}");
+        drop(held_elsewhere);
+        assert_eq!(Topic::open(&path).unwrap().partitions(), 2, "free again once the other lets go");
     }
 
     #[test]

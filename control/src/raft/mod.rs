@@ -109,6 +109,14 @@ impl Master {
     {
         let failed = |reason: String| MasterError::Failed { at: id, reason };
         std::fs::create_dir_all(dir).map_err(|error| failed(format!("creating {}: {error}", dir.display())))?;
+        // A master restarted in this process (tests, simulations) may find its predecessor's tasks
+        // still letting go of the log; another process holding it is refused by the open below.
+        for _ in 0..100 {
+            if !tethys_storage::Log::in_use(dir.join("log")) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let log_store = log_store::LogStore::open(&dir.join("log")).map_err(|error| failed(error.to_string()))?;
         let state_machine = state_machine::StateMachineStore::open(dir).map_err(|error| failed(error.to_string()))?;
         let applied = state_machine.applied();

@@ -15,6 +15,12 @@ pub enum LogError {
     /// The configuration is out of range.
     #[error(transparent)]
     Config(#[from] LogConfigError),
+    /// Another `Log` (in this process or another) has the directory open: a log has one writer.
+    #[error("log {} is open already, in this process or another (it has one writer at a time)", .dir.display())]
+    InUse {
+        /// The log's directory.
+        dir: PathBuf,
+    },
     /// An I/O call failed.
     #[error("log I/O: {operation} {path}: {source}")]
     Io {

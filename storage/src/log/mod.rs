@@ -67,7 +67,13 @@ pub struct Log {
     txns: TxnTable,
     recovery: RecoveryReport,
     poisoned: bool,
+    /// Holds the exclusive lock on the directory's [`LOCK_FILE`] while the log is open.
+    _lock: File,
 }
+
+/// The file in a log's directory that an open log holds an exclusive lock on: a second `Log` on
+/// the directory (in this process or another) is refused instead of writing over the first.
+pub const LOCK_FILE: &str = "LOCK";
 
 impl Log {
     /// Opens the log in `dir` (created if missing), recovering the last segment: a torn tail is cut
@@ -76,6 +82,7 @@ impl Log {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(LogError::io("create directory", &dir))?;
+        let lock = lock_dir(&dir)?;
         let mut bases = list_segment_bases(&dir)?;
         if bases.is_empty() {
             create_segment_file(&dir, 0)?;
@@ -100,7 +107,18 @@ impl Log {
             txns,
             recovery,
             poisoned: false,
+            _lock: lock,
         })
+    }
+
+    /// Whether a `Log` (in this process or another) has `dir` open now.
+    pub fn in_use(dir: impl AsRef<Path>) -> bool {
+        let path = dir.as_ref().join(LOCK_FILE);
+        match OpenOptions::new().write(true).open(&path) {
+            // Locked and unlocked again at once (the file closes).
+            Ok(file) => matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock)),
+            Err(_) => false,
+        }
     }
 
     /// Appends a record outside any transaction and returns its offset. It is durable, and visible
@@ -320,6 +338,17 @@ impl Log {
 }
 
 /// Base offsets of the segment files in `dir`, ascending.
+/// Takes the exclusive lock on `dir`'s lock file, or says the log is open elsewhere.
+fn lock_dir(dir: &Path) -> Result<File, LogError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(LogError::io("open", &path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LogError::InUse { dir: dir.to_path_buf() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(LogError::Io { operation: "lock", path, source }),
+    }
+}
+
 fn list_segment_bases(dir: &Path) -> Result<Vec<u64>, LogError> {
     let mut bases = Vec::new();
     for entry in fs::read_dir(dir).map_err(LogError::io("list directory", dir))? {

@@ -15,7 +15,8 @@ fn committed(log: &Log, from: u64) -> Vec<(u64, Vec<u8>)> {
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<PathBuf> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|path| !path.ends_with(LOCK_FILE)).collect();
     files.sort();
     files
 }
@@ -274,4 +275,22 @@ fn an_unsynced_commit_marker_lost_in_a_crash_leaves_the_transaction_open() {
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     assert_eq!(log.open_transactions(), vec![TxnId(4)]);
     assert!(committed(&log, 0).is_empty());
+}
+
+#[test]
+fn a_second_log_on_an_open_directory_is_refused_until_the_first_closes() {
+    let dir = TestDir::new("log-in-use");
+    let mut first = Log::open(dir.path(), LogConfig::default()).unwrap();
+    first.append(b"one").unwrap();
+    first.sync().unwrap();
+    match Log::open(dir.path(), LogConfig::default()) {
+        Err(LogError::InUse { dir: refused }) => assert_eq!(refused, dir.path()),
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("two logs on one directory would write over each other"),
+    }
+    assert!(Log::in_use(dir.path()));
+    drop(first);
+    assert!(!Log::in_use(dir.path()));
+    let reopened = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(committed(&reopened, 0), vec![(0, b"one".to_vec())], "the lock file is no segment");
 }
