@@ -3,6 +3,11 @@
 
 mod command;
 
+/// Rows of SQL jobs and records with heap parts are allocated on one slot's thread and freed on
+/// another's; mimalloc's thread-local free lists make that cheap (bench/RESULTS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Tethys: real-time stream processing.
