@@ -155,6 +155,29 @@ impl FrameOperator<Row, Row> for CalcOperator {
     }
 }
 
+/// Appends a table's computed columns to each of its rows (they read only its physical columns).
+struct ComputedColumns {
+    computed: Vec<Scalar>,
+    context: EvalContext,
+    text: String,
+}
+
+impl FrameOperator<Row, Row> for ComputedColumns {
+    fn process(&mut self, mut frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
+        for row in &mut frame {
+            row.values.reserve_exact(self.computed.len());
+            for scalar in &self.computed {
+                match scalar.eval(&row.values, &self.context) {
+                    Ok(value) => row.values.push(value),
+                    Err(error) => return Err(format!("{error}, in Calc({}) of row {row}", self.text).into()),
+                }
+            }
+        }
+        out.emit_frame(frame);
+        Ok(())
+    }
+}
+
 /// Computes each row's key, event time and aggregate inputs.
 #[derive(Clone)]
 struct PrepareOperator {
@@ -425,9 +448,20 @@ impl<'a> JobBuilder<'a> {
                         Some(pushed) if !pushed.computed[i] => Scalar::Literal(Value::Null),
                         _ => scalar.clone(),
                     });
-                    let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(computed).collect();
+                    let computed: Vec<Scalar> = computed.collect();
                     let text = format!("computed columns of {}", table.name());
-                    stream = self.calc(stream, projection, None, text, &sig);
+                    let mut read = Vec::new();
+                    computed.iter().for_each(|scalar| scalar.columns(&mut read));
+                    if read.iter().all(|&column| column < width) {
+                        // Appended to each row in place: no new row per row.
+                        let (context, uid) = (self.context.clone(), self.uid("calc", &sig));
+                        stream = stream
+                            .process("Calc", move |_| ComputedColumns { computed: computed.clone(), context: context.clone(), text: text.clone() })
+                            .uid(&uid);
+                    } else {
+                        let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(computed).collect();
+                        stream = self.calc(stream, projection, None, text, &sig);
+                    }
                 }
                 if let Some(watermark) = table.watermark {
                     let column = watermark.column;
@@ -458,10 +492,21 @@ impl<'a> JobBuilder<'a> {
                             _ => None,
                         };
                         let windows = time.map(|time| windows_of(kind, time)).unwrap_or_default();
-                        windows.into_iter().map(move |(start, end)| {
-                            let mut values = row.values.clone();
+                        let last = windows.len().saturating_sub(1);
+                        let mut row = Some(row);
+                        windows.into_iter().enumerate().map(move |(n, (start, end))| {
+                            // Copied for each window but the last, which takes the row itself.
+                            let whole = row.as_ref().expect("taken by the last window only");
+                            let kind = whole.kind;
+                            let mut values = if n == last {
+                                row.take().expect("taken once").values
+                            } else {
+                                let mut values = Vec::with_capacity(whole.values.len() + 3);
+                                values.extend_from_slice(&whole.values);
+                                values
+                            };
                             values.extend([Value::Timestamp(start), Value::Timestamp(end), Value::Timestamp(end - 1)]);
-                            Row { kind: row.kind, values }
+                            Row { kind, values }
                         })
                     })
                     .uid(&uid)
