@@ -294,7 +294,7 @@ impl AggCall {
     /// Adds `row` to (or, when `retract`, takes it back from) the accumulator.
     pub fn accumulate(&self, acc: &mut Acc, row: &[Value], retract: bool, context: &EvalContext) -> Result<(), String> {
         if let Some(filter) = &self.filter {
-            if filter.eval(row, context)?.as_bool() != Some(true) {
+            if filter.test(row, context)? != Some(true) {
                 return Ok(());
             }
         }

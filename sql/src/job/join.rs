@@ -81,7 +81,7 @@ impl JoinFunction {
             None => Ok(true),
             Some(residual) => {
                 let row = self.joined(Some(left), Some(right), RowKind::Insert);
-                Ok(residual.eval(&row.values, &self.context)?.as_bool() == Some(true))
+                Ok(residual.test(&row.values, &self.context)? == Some(true))
             }
         }
     }

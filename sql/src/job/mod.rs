@@ -113,7 +113,7 @@ impl CalcOperator {
 
     fn apply(&self, row: &mut Row) -> Result<Option<Row>, String> {
         if let Some(filter) = &self.filter {
-            if filter.eval(&row.values, &self.context)?.as_bool() != Some(true) {
+            if filter.test(&row.values, &self.context)? != Some(true) {
                 return Ok(None);
             }
         }
