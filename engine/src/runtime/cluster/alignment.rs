@@ -19,8 +19,8 @@ use crate::runtime::alignment::{AlignmentGroup, MemberReport};
 /// How long a worker gathers changes to its seats before it sends them. Short, because sources
 /// whose event time runs fast against the max drift take turns at the pace of these messages:
 /// the bids window query at p=2 on two workers (a 2 s drift is 2,000 bids of one subtask) ran
-/// at 1.6 M events/s with 2 ms, 4.9 M/s with 500 us and 8.1 M/s with 100 us, beside 10.3 M/s
-/// unaligned (bench/RESULTS.md). At most one message per interval per worker.
+/// at 1.6 M events/s with 2 ms, 4.9 M/s with 500 us and 6.5-8.1 M/s with 100 us, beside
+/// 9.4-10.9 M/s unaligned (bench/RESULTS.md). At most one message per interval per worker.
 pub(crate) const UPDATE_INTERVAL: Duration = Duration::from_micros(100);
 
 /// How often a worker sends every seat of its members again.
