@@ -52,7 +52,8 @@ fn run_digest(name: &str, query: &str, events: u64, workers: usize, parallelism:
     (digests(&topic), stdout)
 }
 
-/// Each query at a parallelism where its results do not depend on how its inputs interleave:
+/// Each query (DataStream and SQL) at a parallelism where its results do not depend on how its
+/// inputs interleave:
 /// the rolling aggregate emits every intermediate result, so it reads from one source subtask.
 #[test]
 fn queries_on_two_and_three_workers_give_the_results_of_one_process() {
@@ -63,6 +64,10 @@ fn queries_on_two_and_three_workers_give_the_results_of_one_process() {
         ("agg", 20_000, 1),
         ("q5", 30_000, 2),
         ("q8", 30_000, 2),
+        // SQL jobs: every process rebuilds the job from the query's text.
+        ("sql-q0", 20_000, 2),
+        ("sql-q5", 30_000, 2),
+        ("sql-q7", 30_000, 2),
     ];
     for (query, events, parallelism) in queries {
         let (reference, _) = run_digest("same", query, events, 0, parallelism);
