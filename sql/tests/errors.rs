@@ -115,3 +115,18 @@ fn window_functions_are_checked() {
     let error = error_of("SELECT ROW_NUMBER() OVER (PARTITION BY customer) FROM orders");
     assert!(error.contains("ROW_NUMBER() OVER needs ORDER BY"), "{error}");
 }
+
+#[test]
+fn order_by_and_limit_are_checked() {
+    let error = error_of("SELECT id FROM orders ORDER BY amount");
+    assert!(error.contains("ORDER BY on an unbounded stream needs a LIMIT"), "{error}");
+    assert!(error.contains("line 1, column 32"), "at the ORDER BY's first expression: {error}");
+    let error = error_of("SELECT id FROM orders ORDER BY 3 LIMIT 2");
+    assert!(error.contains("ORDER BY 3: the query has columns 1 to 1"), "{error}");
+    let error = error_of("SELECT id FROM orders LIMIT 0");
+    assert!(error.contains("LIMIT 0: a positive number of rows"), "{error}");
+    let error = error_of("SELECT id FROM orders LIMIT 2 OFFSET 1");
+    assert!(error.contains("OFFSET"), "{error}");
+    let error = error_of("SELECT id FROM orders ORDER BY nope LIMIT 2");
+    assert!(error.contains("nope"), "an unknown column is named: {error}");
+}

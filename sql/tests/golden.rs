@@ -101,4 +101,6 @@ golden!(
     over_range,
     group_window,
     group_window_session,
+    order_by_limit,
+    limit,
 );

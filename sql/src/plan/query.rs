@@ -11,7 +11,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     visit_expressions_mut, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArgumentClause, FunctionArguments, GroupByExpr,
-    Ident, Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, TableFactor, TableWithJoins,
+    Ident, LimitClause, OrderBy, OrderByExpr, OrderByKind, Query, Select, SelectItem, SetExpr, SetOperator, SetQuantifier, TableFactor,
+    TableWithJoins,
 };
 
 use super::{JoinKind, Plan, PlanNode, WindowKind, WindowSpec};
@@ -67,6 +68,18 @@ struct Relation {
     scope: Scope,
 }
 
+/// A `LIMIT`'s count: a positive integer literal.
+fn row_count(limit: &Expr) -> Result<i64, SqlError> {
+    let count = match limit {
+        Expr::Value(value) => match &value.value {
+            sqlparser::ast::Value::Number(text, _) => text.parse::<i64>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    count.filter(|count| *count > 0).ok_or_else(|| SqlError::at(position_of(limit), format!("LIMIT {limit}: a positive number of rows")))
+}
+
 fn unsupported(at: Option<Position>, what: &str) -> SqlError {
     SqlError::at(at, format!("{what} is not supported yet"))
 }
@@ -108,16 +121,82 @@ impl<'a> Planner<'a> {
                 self.ctes.insert(cte.alias.name.value.to_lowercase(), plan);
             }
         }
-        if query.order_by.is_some() {
-            return Err(SqlError::at(
-                None,
-                "ORDER BY on an unbounded stream is not supported: rows are emitted as they are computed (use a window Top-N to rank)",
-            ));
+        if query.fetch.is_some() {
+            return Err(unsupported(None, "FETCH FIRST on a stream (write LIMIT n)"));
         }
-        if query.limit_clause.is_some() || query.fetch.is_some() {
-            return Err(unsupported(None, "LIMIT on a stream"));
+        let limit = match &query.limit_clause {
+            None => None,
+            Some(LimitClause::LimitOffset { limit: Some(limit), offset: None, limit_by }) if limit_by.is_empty() => {
+                Some(row_count(limit)?)
+            }
+            Some(LimitClause::LimitOffset { limit: None, .. }) => return Err(unsupported(None, "LIMIT ALL")),
+            Some(_) => return Err(unsupported(None, "OFFSET on a stream (only LIMIT n)")),
+        };
+        let order = match &query.order_by {
+            None => Vec::new(),
+            Some(OrderBy { kind: OrderByKind::Expressions(items), .. }) => items.clone(),
+            Some(_) => return Err(unsupported(None, "ORDER BY ALL")),
+        };
+        let plan = self.plan_set_expr(&query.body)?;
+        match limit {
+            Some(limit) => self.top_n(plan, &order, limit),
+            None if order.is_empty() => Ok(plan),
+            None => Err(SqlError::at(
+                position_of(&order[0].expr),
+                "ORDER BY on an unbounded stream needs a LIMIT: its first rows are kept and updated as rows come (a Top-N); \
+                 without one the whole stream would be sorted",
+            )),
         }
-        self.plan_set_expr(&query.body)
+    }
+
+    /// `ORDER BY ... LIMIT n` (or `LIMIT n` alone: the first n rows) over `input`, as Flink plans
+    /// it: a Top-N without partition keys, on one subtask, whose result is updated as rows come
+    /// (with `LIMIT` alone it only grows). The order may name output columns, aliases or ordinals.
+    fn top_n(&mut self, input: Plan, order_by: &[OrderByExpr], limit: i64) -> Result<Plan, SqlError> {
+        if input.updating {
+            return Err(SqlError::at(None, "ORDER BY ... LIMIT over an input with updates is not supported yet"));
+        }
+        let width = input.schema.fields.len();
+        let scope = Scope::of(&input.schema, None);
+        let binder = Binder::new(&scope, self.functions);
+        let mut order = Vec::new();
+        for item in order_by {
+            let descending = matches!(item.options.sort, Some(sqlparser::ast::OrderBySort::Desc));
+            let scalar = match &item.expr {
+                Expr::Value(value) => match &value.value {
+                    sqlparser::ast::Value::Number(text, _) => match text.parse::<usize>() {
+                        Ok(ordinal) if (1..=width).contains(&ordinal) => Scalar::Column(ordinal - 1),
+                        _ => {
+                            return Err(SqlError::at(
+                                position_of(&item.expr),
+                                format!("ORDER BY {text}: the query has columns 1 to {width}"),
+                            ))
+                        }
+                    },
+                    _ => binder.bind(&item.expr)?.scalar,
+                },
+                expr => binder.bind(expr)?.scalar,
+            };
+            order.push((scalar, descending));
+        }
+        let mut ranked_schema = input.schema.clone();
+        ranked_schema.fields.iter_mut().for_each(|field| field.event_time = false);
+        let mut schema = ranked_schema.clone();
+        ranked_schema.fields.push(Field { name: "$rank".into(), data_type: SqlType::BigInt, nullable: false, event_time: false });
+        // Without an order a row never moves: the first n rows are inserted and stay.
+        let updating = !order.is_empty();
+        let text = format!("{} LIMIT {limit}", if order.is_empty() { "first rows" } else { "ORDER BY" });
+        let rank = Plan {
+            node: PlanNode::Rank { input: Box::new(input), partition: Vec::new(), order, limit: Some(limit), window_end: None },
+            schema: ranked_schema,
+            updating,
+        };
+        schema.fields.truncate(width);
+        Ok(Plan {
+            node: PlanNode::Calc { input: Box::new(rank), projection: (0..width).map(Scalar::Column).collect(), filter: None, text },
+            schema,
+            updating,
+        })
     }
 
     fn plan_set_expr(&mut self, body: &SetExpr) -> Result<Plan, SqlError> {
