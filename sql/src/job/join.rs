@@ -33,7 +33,8 @@ pub struct SidedRow {
 pub struct StoredRow {
     /// The row's values.
     pub values: Vec<Value>,
-    /// Copies of it kept.
+    /// Copies of it kept (an added row is a new entry, so this is above 1 only in state restored
+    /// from a checkpoint of a version that merged equal rows).
     pub count: i64,
     /// Rows of the other side it pairs with.
     pub partners: i64,
@@ -92,7 +93,10 @@ impl JoinFunction {
         let (keeps_own, keeps_other) =
             if from_left { (self.kind.keeps_left(), self.kind.keeps_right()) } else { (self.kind.keeps_right(), self.kind.keeps_left()) };
         let (own, other) = if from_left { (&mut state.left, &mut state.right) } else { (&mut state.right, &mut state.left) };
-        let position = own.iter().position(|stored| stored.values == row.values);
+        // Only a retraction looks for its row: an added row is kept as one more entry (equal rows
+        // may be kept apart; each counts the same), so an append-only side of many rows per key
+        // costs no scan of them per row.
+        let position = if accumulate { None } else { own.iter().position(|stored| stored.values == row.values) };
         if !accumulate && position.is_none() {
             // A retraction of a row never seen (its state expired): nothing to take back.
             return Ok(());
@@ -145,8 +149,7 @@ impl JoinFunction {
             out(padded(&row.values, true, if accumulate { RowKind::Insert } else { RowKind::Delete }));
         }
         match (accumulate, position) {
-            (true, Some(index)) => own[index].count += 1,
-            (true, None) => own.push(StoredRow { values: row.values, count: 1, partners }),
+            (true, _) => own.push(StoredRow { values: row.values, count: 1, partners }),
             (false, Some(index)) => {
                 own[index].count -= 1;
                 if own[index].count == 0 {
