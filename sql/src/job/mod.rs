@@ -603,7 +603,7 @@ impl<'a> JobBuilder<'a> {
                     None => joined,
                 }
             }
-            PlanNode::Rank { input, partition, order, limit, window_end } => {
+            PlanNode::Rank { input, partition, order, limit, window_end, numbered } => {
                 let Some(limit) = *limit else {
                     return Err(SqlError::at(
                         None,
@@ -615,7 +615,7 @@ impl<'a> JobBuilder<'a> {
                 let inputs = (0..width).map(Scalar::Column).chain(order.iter().map(|(scalar, _)| scalar.clone())).collect();
                 let prepared = self.prepare(stream, partition.clone(), inputs, *window_end, &sig);
                 let descending: Vec<bool> = order.iter().map(|(_, descending)| *descending).collect();
-                let (window, uid) = (window_end.is_some(), self.uid("rank", &sig));
+                let (window, numbered, uid) = (window_end.is_some(), *numbered, self.uid("rank", &sig));
                 prepared
                     .key_by(|row: &KeyedRow| row.key.clone())
                     .process("Rank", move || RankFunction {
@@ -623,6 +623,7 @@ impl<'a> JobBuilder<'a> {
                         descending: descending.clone(),
                         limit: limit as usize,
                         window,
+                        numbered,
                         state: None,
                     })
                     .uid(&uid)

@@ -3,7 +3,9 @@
 //!
 //! Over the stream, a partition keeps its top N rows; each row that enters them emits the
 //! changes of the ranks it moved (`-U`/`+U` for a rank whose row changed, `+I` for a new rank,
-//! `-D` for a row pushed out), as Flink's Top-N with its row number. Per window, a window's top
+//! `-D` for a row pushed out), as Flink's Top-N with its row number; when the row number is not
+//! read (`ORDER BY ... LIMIT n`), only `+I` of the entering row and `-D` of the one it pushed
+//! out, as Flink's Top-N without it. Per window, a window's top
 //! N rows are kept until the watermark passes its end, then emitted once as inserts.
 
 use tethys_engine::state::{StateBackend, StateDescriptor, TimeDomain, ValueState};
@@ -27,6 +29,9 @@ pub(super) struct RankFunction {
     pub limit: usize,
     /// Ranked once per window, when the watermark passes its end.
     pub window: bool,
+    /// Whether the row number is read: without it a row entering the top emits `+I` of itself
+    /// and `-D` of the row it pushed out, as Flink's Top-N without row number does.
+    pub numbered: bool,
     pub state: Option<ValueState<TopRows>>,
 }
 
@@ -42,16 +47,23 @@ impl RankFunction {
         std::cmp::Ordering::Equal
     }
 
-    /// `rows` with `row` in its place (after rows ranking equal), cut to the limit; `false` if
-    /// it did not enter.
-    fn insert(&self, rows: &mut Vec<Vec<Value>>, row: Vec<Value>) -> bool {
+    /// `rows` with `row` in its place (after rows ranking equal), cut to the limit: the place,
+    /// or `None` if it did not enter.
+    fn insert(&self, rows: &mut Vec<Vec<Value>>, row: Vec<Value>) -> Option<usize> {
+        let position = self.place(rows, row)?;
+        rows.truncate(self.limit);
+        Some(position)
+    }
+
+    /// `rows` with `row` in its place, one beyond the limit if it was full: the place, or `None`
+    /// if it did not enter.
+    fn place(&self, rows: &mut Vec<Vec<Value>>, row: Vec<Value>) -> Option<usize> {
         let position = rows.partition_point(|existing| self.compare(existing, &row).is_le());
         if position >= self.limit {
-            return false;
+            return None;
         }
         rows.insert(position, row);
-        rows.truncate(self.limit);
-        true
+        Some(position)
     }
 
     fn ranked(&self, values: &[Value], rank: usize, kind: RowKind) -> Row {
@@ -74,14 +86,24 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for RankFunction {
             if record.time - 1 < ctx.current_watermark() {
                 return Ok(());
             }
-            if self.insert(&mut top.rows, record.row.values) {
+            if self.insert(&mut top.rows, record.row.values).is_some() {
                 handle.update(&mut ctx.keyed, top);
             }
             ctx.register_event_time_timer(record.time - 1);
             return Ok(());
         }
+        if !self.numbered {
+            let Some(rank) = self.place(&mut top.rows, record.row.values) else { return Ok(()) };
+            if top.rows.len() > self.limit {
+                let pushed_out = top.rows.pop().expect("beyond the limit");
+                ctx.emit(self.ranked(&pushed_out, self.limit - 1, RowKind::Delete));
+            }
+            ctx.emit(self.ranked(&top.rows[rank], rank, RowKind::Insert));
+            handle.update(&mut ctx.keyed, top);
+            return Ok(());
+        }
         let before = top.rows.clone();
-        if !self.insert(&mut top.rows, record.row.values) {
+        if self.insert(&mut top.rows, record.row.values).is_none() {
             return Ok(());
         }
         for rank in 0..self.limit {

@@ -266,6 +266,9 @@ pub enum PlanNode {
         /// Window Top-N: the input's window_end column (partitioned by the window), ranked once
         /// when the watermark passes the window's end.
         window_end: Option<usize>,
+        /// Whether the row number is read above: without it a row entering the top emits
+        /// itself and the row it pushed out, not the change of every rank it moved.
+        numbered: bool,
     },
     /// Aggregates `OVER (PARTITION BY ... ORDER BY time ROWS|RANGE ... PRECEDING)`: each row with
     /// the aggregates of its frame, in event-time order.

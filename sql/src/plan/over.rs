@@ -100,7 +100,7 @@ pub(super) fn plan_window_calls(
             schema.fields.iter_mut().zip(&input.schema.fields).for_each(|(field, input)| field.event_time = input.event_time);
         }
         let updating = window_end.is_none();
-        Plan { node: PlanNode::Rank { input: Box::new(input), partition, order, limit: None, window_end }, schema, updating }
+        Plan { node: PlanNode::Rank { input: Box::new(input), partition, order, limit: None, window_end, numbered: true }, schema, updating }
     } else {
         let time_column = match order.as_slice() {
             [(Scalar::Column(column), false)] if scope.columns[*column].field.event_time => *column,

@@ -187,7 +187,14 @@ impl<'a> Planner<'a> {
         let updating = !order.is_empty();
         let text = format!("{} LIMIT {limit}", if order.is_empty() { "first rows" } else { "ORDER BY" });
         let rank = Plan {
-            node: PlanNode::Rank { input: Box::new(input), partition: Vec::new(), order, limit: Some(limit), window_end: None },
+            node: PlanNode::Rank {
+                input: Box::new(input),
+                partition: Vec::new(),
+                order,
+                limit: Some(limit),
+                window_end: None,
+                numbered: false,
+            },
             schema: ranked_schema,
             updating,
         };

@@ -124,8 +124,8 @@ pub fn optimize(plan: Plan) -> Plan {
             residual,
             strategy,
         },
-        PlanNode::Rank { input, partition, order, limit, window_end } => {
-            PlanNode::Rank { input: Box::new(optimize(*input)), partition, order, limit, window_end }
+        PlanNode::Rank { input, partition, order, limit, window_end, numbered } => {
+            PlanNode::Rank { input: Box::new(optimize(*input)), partition, order, limit, window_end, numbered }
         }
         PlanNode::Over { input, partition, time_column, frame, aggregates } => {
             PlanNode::Over { input: Box::new(optimize(*input)), partition, time_column, frame, aggregates }
