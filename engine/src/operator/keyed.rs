@@ -83,6 +83,28 @@ impl<K: Key, S: Clone> KeyedStateMap<K, S> {
         (group, result)
     }
 
+    /// `update_in_group` for a borrowed key, copied only when it gets state (a record added to
+    /// several windows of one key copies its key for the windows new to it alone).
+    #[inline]
+    pub(crate) fn update_borrowed<R>(&mut self, key: &K, init: impl FnOnce() -> S, update: impl FnOnce(&K, &mut S) -> R) -> (usize, R)
+    where
+        K: Clone,
+    {
+        let group = assign_key_group(key, self.max_parallelism);
+        assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
+        if let Some(changes) = &mut self.changes {
+            changes.mark(group);
+        }
+        let map = self.groups.get_mut(group - self.range.start);
+        if let Some(state) = map.get_mut(key) {
+            return (group, update(key, state));
+        }
+        let mut state = init();
+        let result = update(key, &mut state);
+        map.insert(key.clone(), state);
+        (group, result)
+    }
+
     /// The state of `key`, if it has any.
     pub(crate) fn get(&self, key: &K) -> Option<&S> {
         let group = assign_key_group(key, self.max_parallelism);

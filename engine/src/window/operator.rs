@@ -250,9 +250,9 @@ where
         let Some((&last, others)) = windows.split_last() else { return Ok(()) };
         let key = (self.key_fn)(&record);
         for &window in others {
-            self.add(key.clone(), window, record.clone(), out)?;
+            self.add(&key, window, record.clone(), out)?;
         }
-        self.add(key, last, record, out)
+        self.add(&key, last, record, out)
     }
 
     /// The position of `window` in the deque, opened (fired if the watermark is already past it)
@@ -271,32 +271,32 @@ where
 
     /// Adds `record` to `window` under `key`; emits at once if the window has already fired.
     #[inline]
-    fn add(&mut self, key: K, window: TimeWindow, record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+    fn add(&mut self, key: &K, window: TimeWindow, record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
         let position = self.open(window);
         let (function, watermark) = (&self.function, self.watermark);
         let open = &mut self.windows[position];
         if let WindowStore::Disk { backend, contents } = &mut self.store {
-            let group = assign_key_group(&key, self.max_parallelism);
+            let group = assign_key_group(key, self.max_parallelism);
             assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
             let scoped = ScopedKey::in_key_group(&open.window, group);
-            let existing = backend.map_read(*contents, scoped, &key, |state| state.cloned());
+            let existing = backend.map_read(*contents, scoped, key, |state| state.cloned());
             let existed = existing.is_some();
             let mut state = existing.unwrap_or_else(|| function.create());
             function.add(&mut state, record);
             // Late but within allowed lateness: fire again for this key.
-            let emitted = if open.fired { function.emit(&key, window, &state, existed, watermark, out) } else { Ok(()) };
-            backend.map_put(*contents, scoped, key, state);
+            let emitted = if open.fired { function.emit(key, window, &state, existed, watermark, out) } else { Ok(()) };
+            backend.map_put(*contents, scoped, key.clone(), state);
             self.changes.mark(group);
             return emitted;
         }
         if !open.fired {
-            let (group, ()) = open.state.update_in_group(key, || function.create(), |_, s| function.add(s, record));
+            let (group, ()) = open.state.update_borrowed(key, || function.create(), |_, s| function.add(s, record));
             self.changes.mark(group);
             return Ok(());
         }
         // Late but within allowed lateness: update and fire again for this key.
-        let existed = open.state.contains(&key);
-        let (group, emitted) = open.state.update_in_group(
+        let existed = open.state.contains(key);
+        let (group, emitted) = open.state.update_borrowed(
             key,
             || function.create(),
             |key, s| {
