@@ -296,13 +296,14 @@ impl Scalar {
         match self {
             Scalar::Column(index) => Ok(row[*index].clone()),
             Scalar::Literal(value) => Ok(value.clone()),
-            Scalar::Field(inner, index) if matches!(inner.as_ref(), Scalar::Column(_)) => {
-                let Scalar::Column(column) = inner.as_ref() else { unreachable!("matched above") };
-                Ok(match &row[*column] {
+            // A field of a column is read in place, not by copying the whole row.
+            Scalar::Field(inner, index) => match inner.as_ref() {
+                Scalar::Column(column) => Ok(match &row[*column] {
                     Value::Row(values) => values.get(*index).cloned().unwrap_or(Value::Null),
                     _ => Value::Null,
-                })
-            }
+                }),
+                _ => self.eval_other(row, context),
+            },
             Scalar::Compare(..) | Scalar::And(..) | Scalar::Or(..) => Ok(self.test(row, context)?.map_or(Value::Null, Value::Bool)),
             Scalar::Case(branches, otherwise) => {
                 for (condition, result) in branches {
@@ -330,11 +331,13 @@ impl Scalar {
         }
     }
 
+    /// The kinds `eval` leaves to it (a field of anything but a column, and all the rest).
     #[inline(never)]
     fn eval_other(&self, row: &[Value], context: &EvalContext) -> Result<Value, String> {
         Ok(match self {
-            Scalar::Column(index) => row[*index].clone(),
-            Scalar::Literal(value) => value.clone(),
+            Scalar::Column(_) | Scalar::Literal(_) | Scalar::Compare(..) | Scalar::And(..) | Scalar::Or(..) | Scalar::Case(..) => {
+                unreachable!("evaluated by eval itself")
+            }
             Scalar::Not(inner) => match inner.eval(row, context)? {
                 Value::Bool(value) => Value::Bool(!value),
                 _ => Value::Null,
@@ -353,15 +356,6 @@ impl Scalar {
                 }
                 arithmetic(*op, *numeric, &left, &right)?
             }
-            Scalar::Compare(compare, left, right) => {
-                let (left, right) = (left.operand(row, context)?, right.operand(row, context)?);
-                match left.sql_cmp(&right) {
-                    Some(ordering) => Value::Bool(compare.holds(ordering)),
-                    None => Value::Null,
-                }
-            }
-            Scalar::And(left, right) => connective(left, right, false, row, context)?.map_or(Value::Null, Value::Bool),
-            Scalar::Or(left, right) => connective(left, right, true, row, context)?.map_or(Value::Null, Value::Bool),
             Scalar::IsNull(inner, negated) => Value::Bool(inner.operand(row, context)?.is_null() != *negated),
             Scalar::IsBool(inner, wanted, negated) => Value::Bool((truth(&inner.eval(row, context)?) == Some(*wanted)) != *negated),
             Scalar::IsDistinct(left, right, negated) => {
@@ -399,14 +393,6 @@ impl Scalar {
                     _ => Value::Null,
                 }
             }
-            Scalar::Case(branches, otherwise) => {
-                for (condition, result) in branches {
-                    if truth(&condition.eval(row, context)?) == Some(true) {
-                        return result.eval(row, context);
-                    }
-                }
-                otherwise.eval(row, context)?
-            }
             Scalar::Cast(inner, from, to, safe) => {
                 let value = inner.eval(row, context)?;
                 match cast_value(value, from, to, context) {
@@ -441,16 +427,10 @@ impl Scalar {
                     .unwrap_or(Value::Null),
                 _ => Value::Null,
             },
-            // A field of a column is read in place, not by copying the whole row.
-            Scalar::Field(inner, index) => match inner.as_ref() {
-                Scalar::Column(column) => match &row[*column] {
-                    Value::Row(values) => values.get(*index).cloned().unwrap_or(Value::Null),
-                    _ => Value::Null,
-                },
-                inner => match inner.eval(row, context)? {
-                    Value::Row(mut values) if *index < values.len() => values.swap_remove(*index),
-                    _ => Value::Null,
-                },
+            // A field of a column is read in place by `eval`; of anything else, taken out of it.
+            Scalar::Field(inner, index) => match inner.eval(row, context)? {
+                Value::Row(mut values) if *index < values.len() => values.swap_remove(*index),
+                _ => Value::Null,
             },
             Scalar::Array(elements) => Value::Array(elements.iter().map(|e| e.eval(row, context)).collect::<Result<_, _>>()?),
             Scalar::Map(entries) => Value::Map(

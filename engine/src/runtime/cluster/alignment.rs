@@ -106,7 +106,8 @@ impl SharedAlignment {
     /// Applies seats other workers' members changed; a seat of an unknown group or beyond its
     /// group, or one a member here owns, is ignored.
     pub(crate) fn apply(&self, seats: &[AlignmentSeat]) {
-        let own = lock(&self.pending).own.clone();
+        // Held while applying: a member here changing its seat meanwhile only waits to mark it.
+        let own = &lock(&self.pending).own;
         for seat in seats {
             let Ok(index) = self.groups.binary_search_by(|group| group.name().cmp(seat.group.as_str())) else { continue };
             let position = seat.seat as usize;
