@@ -450,18 +450,16 @@ impl<'a> JobBuilder<'a> {
                     });
                     let computed: Vec<Scalar> = computed.collect();
                     let text = format!("computed columns of {}", table.name());
+                    // The catalog binds them over the physical columns, which pushing the values
+                    // of earlier ones onto the row leaves where they are.
                     let mut read = Vec::new();
                     computed.iter().for_each(|scalar| scalar.columns(&mut read));
-                    if read.iter().all(|&column| column < width) {
-                        // Appended to each row in place: no new row per row.
-                        let (context, uid) = (self.context.clone(), self.uid("calc", &sig));
-                        stream = stream
-                            .process("Calc", move |_| ComputedColumns { computed: computed.clone(), context: context.clone(), text: text.clone() })
-                            .uid(&uid);
-                    } else {
-                        let projection: Vec<Scalar> = (0..width).map(Scalar::Column).chain(computed).collect();
-                        stream = self.calc(stream, projection, None, text, &sig);
-                    }
+                    assert!(read.iter().all(|&column| column < width), "computed columns of {} read only its physical ones", table.name());
+                    // Appended to each row in place: no new row per row.
+                    let (context, uid) = (self.context.clone(), self.uid("calc", &sig));
+                    stream = stream
+                        .process("Calc", move |_| ComputedColumns { computed: computed.clone(), context: context.clone(), text: text.clone() })
+                        .uid(&uid);
                 }
                 if let Some(watermark) = table.watermark {
                     let column = watermark.column;
@@ -492,17 +490,16 @@ impl<'a> JobBuilder<'a> {
                             _ => None,
                         };
                         let windows = time.map(|time| windows_of(kind, time)).unwrap_or_default();
-                        let last = windows.len().saturating_sub(1);
-                        let mut row = Some(row);
+                        let (kind, last) = (row.kind, windows.len().saturating_sub(1));
+                        let mut row = Some(row.values);
                         windows.into_iter().enumerate().map(move |(n, (start, end))| {
                             // Copied for each window but the last, which takes the row itself.
-                            let whole = row.as_ref().expect("taken by the last window only");
-                            let kind = whole.kind;
                             let mut values = if n == last {
-                                row.take().expect("taken once").values
+                                row.take().expect("the last window takes the row once")
                             } else {
-                                let mut values = Vec::with_capacity(whole.values.len() + 3);
-                                values.extend_from_slice(&whole.values);
+                                let whole = row.as_deref().expect("taken by the last window only");
+                                let mut values = Vec::with_capacity(whole.len() + 3);
+                                values.extend_from_slice(whole);
                                 values
                             };
                             values.extend([Value::Timestamp(start), Value::Timestamp(end), Value::Timestamp(end - 1)]);
