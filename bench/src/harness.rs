@@ -87,6 +87,8 @@ pub struct BenchSpec {
     /// Worker processes to run the job on (a local cluster; this process coordinates and its
     /// slots are split evenly among them); 0 runs it in this process.
     pub workers: usize,
+    /// With workers: their connections move bytes through shared memory (else TCP only).
+    pub shared_memory: bool,
 }
 
 /// What one run measured.
@@ -179,7 +181,9 @@ pub fn run(spec: &BenchSpec) -> Result<BenchReport, JobError> {
         let failed = |reason: String| JobError::Runtime { job: name.clone(), reason };
         jobs::define(&job, &env).map_err(failed)?;
         let slots_per_worker = spec.config.slots.div_ceil(spec.workers).max(1);
-        let cluster_spec = LocalClusterSpec::of_this_program(spec.workers, slots_per_worker).map_err(|error| failed(error.to_string()))?;
+        let mut cluster_spec =
+            LocalClusterSpec::of_this_program(spec.workers, slots_per_worker).map_err(|error| failed(error.to_string()))?;
+        cluster_spec.shared_memory = spec.shared_memory;
         let cluster = LocalCluster::start(&cluster_spec, job).map_err(|error| failed(error.to_string()))?;
         env.execute_on_cluster(&name, cluster.coordinator().cluster())?
     };

@@ -110,6 +110,14 @@ pub enum NetError {
         /// What was wrong, and where.
         source: WireError,
     },
+    /// The transport offer after the handshake (shared memory or TCP) was not understood.
+    #[error("transport offer with {addr} failed: {problem}")]
+    SharedMemory {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// What was wrong.
+        problem: String,
+    },
     /// The TLS handshake with a peer failed (no TLS there, or a certificate the CA did not sign).
     #[error("TLS with {addr} failed: {source}")]
     Tls {

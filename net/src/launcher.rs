@@ -83,13 +83,16 @@ pub struct LocalClusterSpec {
     pub env: Vec<(String, String)>,
     /// TLS on every connection, with these files for every node (the coordinator's too).
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Connections between the cluster's processes move their bytes through shared memory (they
+    /// all run on this host; see `ConnectionOptions::shared_memory_ring_bytes`); false: TCP only.
+    pub shared_memory: bool,
 }
 
 impl LocalClusterSpec {
     /// `workers` workers of `slots_per_worker` slots each, running this program with `worker`.
     pub fn of_this_program(workers: usize, slots_per_worker: usize) -> Result<LocalClusterSpec, LaunchError> {
         let program = std::env::current_exe().map_err(|source| LaunchError::Io { what: "find this program", source })?;
-        Ok(LocalClusterSpec { program, worker_command: vec!["worker".to_string()], workers, slots_per_worker, env: Vec::new(), tls: None })
+        Ok(LocalClusterSpec { program, worker_command: vec!["worker".to_string()], workers, slots_per_worker, env: Vec::new(), tls: None, shared_memory: true })
     }
 }
 
@@ -136,6 +139,7 @@ impl LocalCluster {
                     "--peers-from-stdin",
                 ])
                 .args(spec.tls.iter().flat_map(crate::tls::TlsFiles::worker_args))
+                .args((!spec.shared_memory).then_some("--no-shared-memory"))
                 .env(SECRET_ENV, &secret_text)
                 .envs(spec.env.iter().map(|(k, v)| (k, v)))
                 .stdin(Stdio::piped())
@@ -185,6 +189,9 @@ impl LocalCluster {
                 .load()
                 .map_err(|error| LaunchError::Io { what: "load the TLS files", source: std::io::Error::other(error.to_string()) })?;
             options.connection.tls = Some(tls);
+        }
+        if !spec.shared_memory {
+            options.connection.shared_memory_ring_bytes = 0;
         }
         cluster.coordinator = Some(Coordinator::start(listener, &cluster.addresses, secret, job, workers, options)?);
         Ok(cluster)

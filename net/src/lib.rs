@@ -19,7 +19,11 @@
 //!   before allocation) or a truncated message closes the connection with a [`WireError`] naming
 //!   the byte offset.
 //!
-//! TLS comes later; the connection tasks are generic over the byte stream so it can wrap TCP.
+//! - **Shared memory on one host** (`shm`): two processes of one host that connect without TLS
+//!   move their bytes through rings in a mapped file; the TCP connection then carries only
+//!   doorbells, and everything above the byte stream is the same.
+//!
+//! TLS ([`tls`]) wraps the TCP stream when a cluster has certificates.
 
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
@@ -32,6 +36,7 @@ pub mod launcher;
 pub mod mesh;
 pub mod node;
 pub mod pool;
+mod shm;
 pub mod tls;
 pub mod wire;
 
@@ -44,6 +49,7 @@ pub use error::NetError;
 pub use mesh::{Mesh, MeshOptions};
 pub use node::NodeId;
 pub use pool::{BufferPool, PooledBuf, PAYLOAD_ALIGNMENT};
+pub use shm::OFFER_TCP_ONLY;
 pub use wire::{
     encode_header, write_message, FrameDecoder, Header, Limits, Message, MessageKind, PayloadTooLarge, WireError, HEADER_BYTES,
 };

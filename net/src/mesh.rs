@@ -339,8 +339,12 @@ async fn admit(
     let tls = tokio::time::timeout(options.handshake_timeout, crate::tls::NetStream::accepted(stream, addr, options.tls.as_ref())).await;
     let Ok(Ok(mut stream)) = tls else { return };
     let authenticated = authenticate_acceptor(&mut stream, addr, table.me, &secret, options.handshake_timeout, &mut reserve).await;
-    match authenticated {
-        Ok(peer) => table.insert_connected(peer, Connection::start_stream(stream, peer, addr, inbound, &options)),
+    let established = match authenticated {
+        Ok(peer) => Connection::establish(stream, crate::conn::Side::Acceptor, peer, addr, inbound, &options).await.map(|c| (peer, c)),
+        Err(error) => Err(error),
+    };
+    match established {
+        Ok((peer, connection)) => table.insert_connected(peer, connection),
         Err(_) => {
             if let Some(peer) = reserved {
                 table.release(peer);

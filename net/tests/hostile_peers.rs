@@ -28,6 +28,8 @@ async fn rogue_connection() -> (TcpStream, JoinHandle<Result<Connection, NetErro
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let peer = authenticate_dialer(&mut stream, addr, ROGUE, None, &secret(), options().handshake_timeout).await.expect("handshake");
     assert_eq!(peer, ACCEPTOR);
+    // The transport offer that ends the handshake: TCP, so the test's bytes reach the decoder.
+    stream.write_all(tethys_net::OFFER_TCP_ONLY).await.expect("offer");
     (stream, accepting, inbound)
 }
 

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use support::{loopback, options, other_secret, payload_of, secret, Recorder};
 use tethys_net::{
-    AuthFailure, CloseReason, Connection, Listener, MessageKind, NetError, NodeId, Payload, PayloadBody, SendRefusal, PAYLOAD_PREFIX_BYTES,
+    AuthFailure, CloseReason, Connection, ConnectionOptions, Listener, MessageKind, NetError, NodeId, Payload, PayloadBody, SendRefusal,
+    PAYLOAD_PREFIX_BYTES,
 };
 
 const DIALER: NodeId = NodeId(1);
@@ -15,14 +16,19 @@ const ACCEPTOR: NodeId = NodeId(2);
 
 /// A connected pair: (dialer's connection, its recorder, acceptor's connection, its recorder).
 async fn connected_pair() -> (Connection, Arc<Recorder>, Connection, Arc<Recorder>) {
+    connected_pair_with(options()).await
+}
+
+/// `connected_pair` with the given options on both sides.
+async fn connected_pair_with(options: ConnectionOptions) -> (Connection, Arc<Recorder>, Connection, Arc<Recorder>) {
     let listener = Listener::bind(loopback()).await.expect("bind");
     let addr = listener.local_addr();
     let (dialer_inbound, acceptor_inbound) = (Recorder::new(), Recorder::new());
     let accepting = {
-        let inbound = acceptor_inbound.clone();
-        tokio::spawn(async move { listener.accept(ACCEPTOR, &secret(), inbound, &options()).await })
+        let (inbound, options) = (acceptor_inbound.clone(), options.clone());
+        tokio::spawn(async move { listener.accept(ACCEPTOR, &secret(), inbound, &options).await })
     };
-    let dialed = Connection::dial(addr, DIALER, &secret(), dialer_inbound.clone(), &options()).await.expect("dial");
+    let dialed = Connection::dial(addr, DIALER, &secret(), dialer_inbound.clone(), &options).await.expect("dial");
     let accepted = accepting.await.expect("accept task").expect("accept");
     assert_eq!((dialed.peer(), accepted.peer()), (ACCEPTOR, DIALER));
     (dialed, dialer_inbound, accepted, acceptor_inbound)
@@ -60,9 +66,21 @@ fn check_streams(recorder: &Recorder, from: NodeId) {
     assert!(next_sequence.iter().all(|count| *count == MESSAGES_PER_STREAM));
 }
 
+/// Over shared memory (the default between processes of one host), and over TCP.
+fn both_transports() -> [(ConnectionOptions, bool); 2] {
+    [(options(), true), (ConnectionOptions { shared_memory_ring_bytes: 0, ..options() }, false)]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_messages_arrive_in_order_per_stream_intact_and_aligned() {
-    let (dialed, dialer_inbound, accepted, acceptor_inbound) = connected_pair().await;
+    for (options, shared_memory) in both_transports() {
+        thousands_of_messages_over(options, shared_memory).await;
+    }
+}
+
+async fn thousands_of_messages_over(options: ConnectionOptions, shared_memory: bool) {
+    let (dialed, dialer_inbound, accepted, acceptor_inbound) = connected_pair_with(options).await;
+    assert_eq!((dialed.through_shared_memory(), accepted.through_shared_memory()), (shared_memory, shared_memory));
     let total = (STREAMS * MESSAGES_PER_STREAM) as usize;
     // Both directions at once.
     send_streams(&dialed);
@@ -77,6 +95,41 @@ async fn thousands_of_messages_arrive_in_order_per_stream_intact_and_aligned() {
     assert_eq!(sent.bytes_queued, 0, "everything delivered was written");
     assert_eq!(sent.bytes_sent, received.bytes_received);
     assert!(sent.bytes_sent > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_sending_through_a_small_ring_keep_each_streams_order() {
+    // A 64 KiB ring: messages of up to 20 KB from four threads at once fill it, so sends go both
+    // ways (written by the sending thread, or queued for the writer task, which waits for room),
+    // and must still arrive in order per stream.
+    let small_ring = ConnectionOptions { shared_memory_ring_bytes: 64 << 10, ..options() };
+    let (dialed, _dialer_inbound, accepted, acceptor_inbound) = connected_pair_with(small_ring).await;
+    assert!(dialed.through_shared_memory());
+    const PER_THREAD: u64 = 2_000;
+    let senders: Vec<_> = (0..4u64)
+        .map(|stream| {
+            let dialed = dialed.clone();
+            std::thread::spawn(move || {
+                for sequence in 0..PER_THREAD {
+                    let len = ((sequence * 7919 + stream * 31) % 20_000) as usize;
+                    dialed.send(MessageKind::Data, stream, sequence, payload_of(stream, sequence, len)).expect("send");
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.join().expect("sender thread");
+    }
+    acceptor_inbound.wait_until("every thread's messages", |recorded| recorded.messages.len() == 4 * PER_THREAD as usize).await;
+    let recorded = acceptor_inbound.recorded();
+    let mut next = [0u64; 4];
+    for message in &recorded.messages {
+        assert_eq!(message.aux, next[message.stream as usize], "stream {} out of order", message.stream);
+        assert_eq!(message.payload, payload_of(message.stream, message.aux, message.payload.len()));
+        next[message.stream as usize] += 1;
+    }
+    drop(recorded);
+    assert_eq!(dialed.stats().bytes_sent, accepted.stats().bytes_received);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -39,6 +39,8 @@ async fn nodes_with_the_clusters_certificates_talk_over_mutual_tls() {
     };
     let dialed = Connection::dial(addr, NodeId(1), &secret(), dialer_inbound.clone(), &tls_options(false)).await.expect("dial over TLS");
     let accepted = accepting.await.unwrap().expect("accept over TLS");
+    // Shared memory would go around the encryption: a TLS connection keeps its bytes in TLS.
+    assert!(!dialed.through_shared_memory() && !accepted.through_shared_memory());
     for sequence in 0..200u64 {
         dialed.send(MessageKind::Data, 3, sequence, payload_of(3, sequence, 5_000)).unwrap();
         accepted.send(MessageKind::Event, 4, sequence, payload_of(4, sequence, 10)).unwrap();

@@ -49,12 +49,19 @@ pub struct EngineArgs {
     /// put source and sink in different workers); 0 runs it in one process.
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// With `--workers`: keep the connections between the processes on TCP instead of shared memory.
+    #[arg(long)]
+    pub no_shared_memory: bool,
     /// Buffers (credits) each channel's receiver reserves for it (default: the engine's, 2).
     #[arg(long)]
     pub exclusive_credits: Option<u32>,
     /// Buffers each input gate lends to channels with a backlog (default: the engine's, 8).
     #[arg(long)]
     pub floating_credits: Option<u32>,
+    /// Buffers each channel whose producer runs in another process reserves for it (default:
+    /// the engine's, 8; at least `--exclusive-credits`).
+    #[arg(long)]
+    pub remote_exclusive_credits: Option<u32>,
 }
 
 /// Parses `<n>ms`, `<n>s` or `<n>m` (at least 1 ms).
@@ -95,6 +102,9 @@ impl EngineArgs {
         }
         if let Some(credits) = self.exclusive_credits {
             config.exclusive_credits_per_channel = credits;
+        }
+        if let Some(credits) = self.remote_exclusive_credits {
+            config.remote_exclusive_credits_per_channel = credits;
         }
         if let Some(credits) = self.floating_credits {
             config.floating_credits_per_gate = credits;
@@ -147,7 +157,15 @@ impl EngineArgs {
             flags.push("--workers".into());
             flags.push(self.workers.to_string());
         }
-        for (flag, value) in [("--exclusive-credits", self.exclusive_credits), ("--floating-credits", self.floating_credits)] {
+        if self.no_shared_memory {
+            flags.push("--no-shared-memory".into());
+        }
+        let credits = [
+            ("--exclusive-credits", self.exclusive_credits),
+            ("--floating-credits", self.floating_credits),
+            ("--remote-exclusive-credits", self.remote_exclusive_credits),
+        ];
+        for (flag, value) in credits {
             if let Some(value) = value {
                 flags.push(flag.into());
                 flags.push(value.to_string());
@@ -246,6 +264,7 @@ pub fn run_one(args: BenchRunArgs) -> Result<(), CliError> {
         seed: args.engine.seed,
         config: args.engine.config(args.parallelism),
         workers: args.engine.workers,
+        shared_memory: !args.engine.no_shared_memory,
     };
     let report = run_bench(&spec);
     // A checkpoint directory the user did not name is this run's own.

@@ -47,6 +47,10 @@ pub struct WorkerArgs {
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
+    /// Keep every connection on TCP, even with a process of this host (by default such a
+    /// connection moves its bytes through shared memory, and TCP carries only its wake-ups).
+    #[arg(long)]
+    pub no_shared_memory: bool,
     /// Mutual TLS on every connection (all nodes of the cluster must have it on): the data plane's,
     /// and with `--masters` the gRPC API's (served, and dialled to the masters).
     #[command(flatten)]
@@ -62,6 +66,9 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
     let mut mesh = MeshOptions::default();
     if let Some(files) = args.tls.files() {
         mesh.connection.tls = Some(files.load()?);
+    }
+    if args.no_shared_memory {
+        mesh.connection.shared_memory_ring_bytes = 0;
     }
     let options = tethys_control::worker_node::WorkerOptions {
         masters: masters.split(',').map(|addr| addr.trim().to_string()).filter(|addr| !addr.is_empty()).collect(),
@@ -121,6 +128,9 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
     let mut options = MeshOptions::default();
     if let Some(files) = args.tls.files() {
         options.connection.tls = Some(files.load()?);
+    }
+    if args.no_shared_memory {
+        options.connection.shared_memory_ring_bytes = 0;
     }
     tracing::info!(node, slots = args.slots, %local, tls = options.connection.tls.is_some(), "worker listening");
     let why = tethys_net::cluster::run_worker(node, listener, &addresses, secret, tethys_bench::jobs::registry(), options)?;

@@ -59,7 +59,7 @@ impl Listener {
             .await
             .map_err(|_| NetError::HandshakeTimeout { addr, timeout: options.handshake_timeout })??;
         let peer = authenticate_acceptor(&mut stream, addr, me, secret, options.handshake_timeout, &mut |_| Ok(())).await?;
-        Ok(Connection::start_stream(stream, peer, addr, inbound, options))
+        Connection::establish(stream, super::Side::Acceptor, peer, addr, inbound, options).await
     }
 
     /// The next TCP connection, Nagle off, not yet authenticated.

@@ -21,11 +21,11 @@ pub use payload::{Payload, PayloadBody, PAYLOAD_PREFIX_BYTES};
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncBufRead, AsyncWrite, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify};
 
@@ -107,6 +107,10 @@ pub struct ConnectionOptions {
     pub queued_bytes_max: u64,
     /// Mutual TLS on every connection (see [`crate::tls`]); `None` (the default): plain TCP.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Bytes of each direction's ring when a connection between two processes of one host moves
+    /// its bytes through shared memory (see `shm`); 0: always TCP. A dialer offers shared memory
+    /// when this is not 0 and there is no TLS; an acceptor takes the offer when this is not 0.
+    pub shared_memory_ring_bytes: usize,
 }
 
 impl ConnectionOptions {
@@ -122,6 +126,8 @@ impl ConnectionOptions {
     pub const WRITE_BATCH_BYTES_MAX_DEFAULT: usize = 1 << 20;
     /// Default of `queued_bytes_max`.
     pub const QUEUED_BYTES_MAX_DEFAULT: u64 = 1 << 30;
+    /// Default of `shared_memory_ring_bytes`: more than a channel's credits of full frames.
+    pub const SHARED_MEMORY_RING_BYTES_DEFAULT: usize = 2 << 20;
 
     /// Checks every option.
     pub fn validate(&self) -> Result<(), NetError> {
@@ -135,6 +141,13 @@ impl ConnectionOptions {
         ];
         if let Some((field, _)) = positive.iter().find(|(_, zero)| *zero) {
             return Err(NetError::Options { field, problem: "must be greater than zero" });
+        }
+        let ring = self.shared_memory_ring_bytes;
+        if ring != 0 && (!ring.is_power_of_two() || !(crate::shm::RING_BYTES_MIN..=crate::shm::RING_BYTES_MAX).contains(&ring)) {
+            return Err(NetError::Options {
+                field: "shared_memory_ring_bytes",
+                problem: "must be 0 (off) or a power of two from 64 KiB to 1 GiB",
+            });
         }
         Ok(())
     }
@@ -152,6 +165,7 @@ impl Default for ConnectionOptions {
             write_batch_bytes_max: Self::WRITE_BATCH_BYTES_MAX_DEFAULT,
             queued_bytes_max: Self::QUEUED_BYTES_MAX_DEFAULT,
             tls: None,
+            shared_memory_ring_bytes: Self::SHARED_MEMORY_RING_BYTES_DEFAULT,
         }
     }
 }
@@ -209,6 +223,15 @@ impl SendError {
     pub fn into_payload(self) -> Payload {
         self.payload
     }
+}
+
+/// Which end of the connection this process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// Dialed it.
+    Dialer,
+    /// Accepted it.
+    Acceptor,
 }
 
 /// What the writer task takes from its queue.
@@ -277,6 +300,8 @@ pub struct Connection {
     close_linger: Duration,
     /// The runtime of the connection's tasks, so `close` can start its linger timer from any thread.
     runtime: tokio::runtime::Handle,
+    /// Over shared memory: the ring, which `send` writes itself when nothing is queued.
+    direct: Option<Weak<Mutex<crate::shm::ShmWriteHalf>>>,
 }
 
 impl Connection {
@@ -314,32 +339,53 @@ impl Connection {
             .await
             .map_err(|_| NetError::HandshakeTimeout { addr, timeout: options.handshake_timeout })??;
         let peer = authenticate_dialer(&mut stream, addr, me, expected_peer, secret, options.handshake_timeout).await?;
-        Ok(Connection::start_stream(stream, peer, addr, inbound, options))
+        Connection::establish(stream, Side::Dialer, peer, addr, inbound, options).await
     }
 
-    /// Starts the tasks of an authenticated connection.
-    pub(crate) fn start_stream(
+    /// Settles the transport of an authenticated connection (over plain TCP, the dialer offers
+    /// shared memory and the acceptor answers; see `shm`) and starts its tasks.
+    pub(crate) async fn establish(
         stream: NetStream,
+        side: Side,
         peer: NodeId,
         addr: SocketAddr,
         inbound: Arc<dyn Inbound>,
         options: &ConnectionOptions,
-    ) -> Connection {
-        match stream {
-            NetStream::Plain(stream) => {
-                // Owned halves: no lock between reader and writer, unlike `tokio::io::split`.
-                let (read_half, write_half) = stream.into_split();
-                Connection::start_halves(read_half, write_half, peer, addr, inbound, options)
-            }
+    ) -> Result<Connection, NetError> {
+        let timeout = options.handshake_timeout;
+        let ring_bytes = options.shared_memory_ring_bytes;
+        let mut stream = match stream {
             NetStream::Tls(stream) => {
                 let (read_half, write_half) = tokio::io::split(*stream);
-                Connection::start_halves(read_half, write_half, peer, addr, inbound, options)
+                let read_half = BufReader::with_capacity(options.read_chunk_bytes, read_half);
+                return Ok(Connection::start_halves(read_half, write_half, peer, addr, inbound, options));
+            }
+            NetStream::Plain(stream) => stream,
+        };
+        let mapping = match side {
+            Side::Dialer => crate::shm::offer(&mut stream, addr, ring_bytes, timeout).await?,
+            Side::Acceptor => crate::shm::answer(&mut stream, addr, ring_bytes != 0, timeout).await?,
+        };
+        match mapping {
+            Some(mapping) => {
+                tracing::debug!(%peer, %addr, ring_bytes, "connection through shared memory");
+                let (read_half, write_half) = crate::shm::split(stream, mapping);
+                let direct = write_half.direct();
+                let mut connection = Connection::start_halves(read_half, write_half, peer, addr, inbound, options);
+                connection.direct = Some(direct);
+                Ok(connection)
+            }
+            None => {
+                // Owned halves: no lock between reader and writer, unlike `tokio::io::split`.
+                let (read_half, write_half) = stream.into_split();
+                let read_half = BufReader::with_capacity(options.read_chunk_bytes, read_half);
+                Ok(Connection::start_halves(read_half, write_half, peer, addr, inbound, options))
             }
         }
     }
 
     /// Starts the tasks of an authenticated connection over any pair of read and write halves (a
-    /// TCP stream's or a TLS stream's).
+    /// TCP stream's, a TLS stream's, or a shared-memory link's).
     fn start_halves<R, W>(
         read_half: R,
         write_half: W,
@@ -349,7 +395,7 @@ impl Connection {
         options: &ConnectionOptions,
     ) -> Connection
     where
-        R: AsyncRead + Unpin + Send + 'static,
+        R: AsyncBufRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let shared = Arc::new(ConnectionShared {
@@ -367,7 +413,7 @@ impl Connection {
         });
         let (outgoing, queue) = mpsc::unbounded_channel();
         let decoder = FrameDecoder::new(options.limits, options.pool.clone());
-        let reader = reader::run_reader(read_half, Arc::clone(&shared), inbound, decoder, options.read_chunk_bytes, options.close_linger);
+        let reader = reader::run_reader(read_half, Arc::clone(&shared), inbound, decoder, options.close_linger);
         tokio::spawn(reader);
         tokio::spawn(writer::run_writer(write_half, queue, Arc::clone(&shared), options.write_batch_bytes_max));
         Connection {
@@ -377,7 +423,39 @@ impl Connection {
             queued_bytes_max: options.queued_bytes_max,
             close_linger: options.close_linger,
             runtime: tokio::runtime::Handle::current(),
+            direct: None,
         }
+    }
+
+    /// Over shared memory, writes the message into the ring from this thread when the writer task
+    /// has nothing queued or in hand (else the message would overtake those) and the ring has room
+    /// for all of it: no queueing, no wake-up of the writer task. False: queue it.
+    fn send_direct(&self, header: &[u8; HEADER_BYTES], payload: &Payload) -> bool {
+        let Some(ring) = self.direct.as_ref() else { return false };
+        // The writer task subtracts what it wrote only after writing it (release), so nothing it
+        // holds is unwritten when this reads zero; holding the ring's lock keeps it from starting
+        // a write meanwhile.
+        if self.shared.bytes_queued.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let Some(ring) = ring.upgrade() else { return false };
+        let Ok(mut ring) = ring.try_lock() else { return false };
+        if self.shared.bytes_queued.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let [prefix, body] = payload.parts();
+        if !ring.try_write_whole(&[header, prefix, body]) {
+            return false;
+        }
+        self.shared.bytes_sent.fetch_add((HEADER_BYTES + payload.len()) as u64, Ordering::Relaxed);
+        self.shared.messages_sent.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether the connection moves its bytes through shared memory (a peer process of this host,
+    /// no TLS) rather than through TCP.
+    pub fn through_shared_memory(&self) -> bool {
+        self.direct.is_some()
     }
 
     /// The authenticated peer.
@@ -411,13 +489,16 @@ impl Connection {
         if self.is_closed() {
             return refuse(SendRefusal::Closed, payload);
         }
+        let header = encode_header(&Header { kind, payload_bytes, stream, aux });
+        if self.send_direct(&header, &payload) {
+            return Ok(());
+        }
         let message_bytes = (HEADER_BYTES + payload.len()) as u64;
         let queued_bytes = self.shared.bytes_queued.fetch_add(message_bytes, Ordering::Relaxed) + message_bytes;
         if queued_bytes > self.queued_bytes_max {
             self.shared.bytes_queued.fetch_sub(message_bytes, Ordering::Relaxed);
             return refuse(SendRefusal::QueueFull { queued_bytes, queued_bytes_max: self.queued_bytes_max }, payload);
         }
-        let header = encode_header(&Header { kind, payload_bytes, stream, aux });
         match self.outgoing.send(Outgoing::Message { header, payload }) {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendError(outgoing)) => {

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use super::{CloseReason, ConnectionShared, Inbound};
 use crate::error::NetError;
@@ -44,37 +44,35 @@ impl Drop for ClosedNotice {
     }
 }
 
-pub(super) async fn run_reader<R: AsyncRead + Unpin>(
+pub(super) async fn run_reader<R: AsyncBufRead + Unpin>(
     mut reader: R,
     shared: Arc<ConnectionShared>,
     inbound: Arc<dyn Inbound>,
     mut decoder: FrameDecoder,
-    read_chunk_bytes: usize,
     close_linger: Duration,
 ) {
     let (peer, addr) = (shared.peer, shared.addr);
     let mut notice = ClosedNotice { inbound: Arc::clone(&inbound), peer, addr, delivered: false };
-    let mut chunk = vec![0u8; read_chunk_bytes];
     // The reason this task saw, if it saw the end first.
     let seen_end: Option<CloseReason> = 'reading: loop {
         let read = tokio::select! {
             biased;
             () = shared.reader_stop.notified() => break 'reading None,
-            read = reader.read(&mut chunk) => read,
+            read = reader.fill_buf() => read,
         };
-        let received = match read {
-            Ok(0) => {
+        let mut input = match read {
+            Ok([]) => {
                 let reason = match decoder.finish() {
                     Ok(()) => NetError::PeerHungUp { peer, addr },
                     Err(source) => NetError::Wire { peer, addr, source },
                 };
                 break 'reading Some(CloseReason::Failed(reason));
             }
-            Ok(received) => received,
+            Ok(input) => input,
             Err(source) => break 'reading Some(CloseReason::Failed(NetError::Io { peer, addr, operation: "reading from", source })),
         };
+        let received = input.len();
         shared.bytes_received.fetch_add(received as u64, Ordering::Relaxed);
-        let mut input = &chunk[..received];
         loop {
             match decoder.next_message(&mut input) {
                 Ok(Some(message)) if message.kind == MessageKind::Close => {
@@ -89,6 +87,8 @@ pub(super) async fn run_reader<R: AsyncRead + Unpin>(
                 Err(source) => break 'reading Some(CloseReason::Failed(NetError::Wire { peer, addr, source })),
             }
         }
+        // The decoder took all of it (a message cut at the end waits inside it for the rest).
+        reader.consume(received);
     };
     if let Some(reason) = seen_end {
         // Whatever ends the connection here also stops the writer: nothing more is worth sending.
@@ -106,10 +106,12 @@ pub(super) async fn run_reader<R: AsyncRead + Unpin>(
         // does not reset the connection before the peer has read our Close.
         let drain = async {
             loop {
-                match reader.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(received) => shared.bytes_received.fetch_add(received as u64, Ordering::Relaxed),
+                let received = match reader.fill_buf().await {
+                    Ok([]) | Err(_) => break,
+                    Ok(input) => input.len(),
                 };
+                shared.bytes_received.fetch_add(received as u64, Ordering::Relaxed);
+                reader.consume(received);
             }
         };
         let _ = tokio::time::timeout(close_linger, drain).await;

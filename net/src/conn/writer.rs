@@ -167,7 +167,8 @@ pub(super) async fn run_writer<W: AsyncWrite + Unpin>(
                 shared.end(CloseReason::Failed(error), true);
                 break;
             }
-            shared.bytes_queued.fetch_sub(batch.bytes as u64, Ordering::Relaxed);
+            // After the write: a direct sender (shared memory) goes first only when this is zero.
+            shared.bytes_queued.fetch_sub(batch.bytes as u64, Ordering::Release);
             shared.bytes_sent.fetch_add(batch.bytes as u64, Ordering::Relaxed);
             shared.messages_sent.fetch_add(batch.messages as u64, Ordering::Relaxed);
             batch.clear();
