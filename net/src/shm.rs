@@ -387,6 +387,8 @@ struct Link {
     stop_pump: Notify,
     /// The connection's runtime (a doorbell may be rung from any thread).
     runtime: tokio::runtime::Handle,
+    /// How long the reader watches an empty ring before it parks.
+    reader_poll: Duration,
 }
 
 // SAFETY: `Ring`'s pointers point into `mapping`, which the link owns (see `Mapping`).
@@ -468,8 +470,9 @@ async fn pump(link: Arc<Link>) {
 }
 
 /// Starts a connection's use of `mapping` over its `socket`: the halves for its reader and writer
-/// tasks (and a doorbell pump on the current runtime).
-pub(crate) fn split(socket: TcpStream, mapping: Mapping) -> (ShmReadHalf, ShmWriter) {
+/// tasks (and a doorbell pump on the current runtime). The reader watches an empty ring for up to
+/// `reader_poll` before it parks.
+pub(crate) fn split(socket: TcpStream, mapping: Mapping, reader_poll: Duration) -> (ShmReadHalf, ShmWriter) {
     let outbound = mapping.ring(mapping.end.outbound_ring());
     let inbound = mapping.ring(1 - mapping.end.outbound_ring());
     let link = Arc::new(Link {
@@ -483,6 +486,7 @@ pub(crate) fn split(socket: TcpStream, mapping: Mapping) -> (ShmReadHalf, ShmWri
         halves: AtomicUsize::new(2),
         stop_pump: Notify::new(),
         runtime: tokio::runtime::Handle::current(),
+        reader_poll,
     });
     debug_assert_eq!(link.mapping.ring_bytes, link.inbound.capacity);
     tokio::spawn(pump(Arc::clone(&link)));
@@ -491,7 +495,26 @@ pub(crate) fn split(socket: TcpStream, mapping: Mapping) -> (ShmReadHalf, ShmWri
     let tail = link.inbound.tail().load(Ordering::Acquire);
     let head = link.outbound.head().load(Ordering::Acquire);
     let writer = ShmWriteHalf { link: Arc::clone(&link), head, closed: false };
-    (ShmReadHalf { link, tail }, ShmWriter(Arc::new(Mutex::new(writer))))
+    (ShmReadHalf { link, tail, gaps: EmptyGaps::new() }, ShmWriter(Arc::new(Mutex::new(writer))))
+}
+
+/// Watches the ring's head for up to `poll` before the reader parks: true if it moved. Between
+/// looks the thread yields, so a runnable thread of this core goes first.
+fn poll_for_head(ring: &Ring, tail: u64, poll: Duration) -> bool {
+    if poll.is_zero() {
+        return false;
+    }
+    let until = std::time::Instant::now() + poll;
+    while std::time::Instant::now() < until {
+        for _ in 0..64 {
+            if ring.head().load(Ordering::Acquire) != tail {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        std::thread::yield_now();
+    }
+    false
 }
 
 /// The reading half: bytes of the inbound ring, read in place.
@@ -499,6 +522,43 @@ pub(crate) struct ShmReadHalf {
     link: Arc<Link>,
     /// Our copy of the inbound ring's tail (only we move it).
     tail: u64,
+    gaps: EmptyGaps,
+}
+
+/// How long the inbound ring stays empty between bursts: watching it pays only when bytes come
+/// back sooner than the watch lasts (a busy data channel), not on a connection that carries a
+/// credit now and then or frames far apart.
+struct EmptyGaps {
+    /// When the reader last found the ring empty, if it has not had bytes since.
+    empty_since: Option<std::time::Instant>,
+    /// A moving average of the gaps (starts long: no watching until gaps were seen short).
+    typical: Duration,
+}
+
+impl EmptyGaps {
+    const START: Duration = Duration::from_millis(1);
+
+    fn new() -> EmptyGaps {
+        EmptyGaps { empty_since: None, typical: Self::START }
+    }
+
+    fn on_bytes(&mut self) {
+        if let Some(since) = self.empty_since.take() {
+            self.typical = (self.typical * 7 + since.elapsed()) / 8;
+        }
+    }
+
+    /// How long to watch the empty ring now, within `budget`: twice the typical gap if that fits.
+    fn watch(&mut self, budget: Duration) -> Duration {
+        self.empty_since.get_or_insert_with(std::time::Instant::now);
+        if self.typical.saturating_mul(2) <= budget {
+            self.typical * 2
+        } else if self.typical <= budget {
+            budget
+        } else {
+            Duration::ZERO
+        }
+    }
 }
 
 impl AsyncBufRead for ShmReadHalf {
@@ -514,6 +574,7 @@ impl AsyncBufRead for ShmReadHalf {
                 Err(error) => return Poll::Ready(Err(error)),
             };
             if filled > 0 {
+                this.gaps.on_bytes();
                 let start = (this.tail as usize) & (ring.capacity - 1);
                 let len = filled.min(ring.capacity - start).min(FILL_BYTES_MAX);
                 // SAFETY: `[tail, tail + filled)` was published by the writer (the acquire load of
@@ -524,6 +585,10 @@ impl AsyncBufRead for ShmReadHalf {
             }
             if ended {
                 return Poll::Ready(Ok(&[]));
+            }
+            let watch = this.gaps.watch(this.link.reader_poll);
+            if poll_for_head(&ring, this.tail, watch) {
+                continue;
             }
             this.link.reader_waker.register(cx.waker());
             ring.reader_parked().store(1, Ordering::SeqCst);
@@ -743,6 +808,23 @@ mod tests {
         (offered.unwrap(), answered.unwrap(), dialed, accepted)
     }
 
+    #[test]
+    fn the_reader_watches_only_after_short_gaps_and_never_beyond_its_budget() {
+        let budget = Duration::from_micros(100);
+        let mut gaps = EmptyGaps::new();
+        assert_eq!(gaps.watch(budget), Duration::ZERO, "no watching before a short gap was seen");
+        for _ in 0..64 {
+            gaps.empty_since = Some(std::time::Instant::now());
+            gaps.on_bytes();
+        }
+        let watch = gaps.watch(budget);
+        assert!(watch > Duration::ZERO && watch <= budget, "short gaps: watch {watch:?} within the budget");
+        gaps.empty_since = Some(std::time::Instant::now() - Duration::from_secs(10));
+        gaps.on_bytes();
+        assert_eq!(gaps.watch(budget), Duration::ZERO, "after a long gap it sleeps at once");
+        assert_eq!(EmptyGaps::new().watch(Duration::ZERO), Duration::ZERO);
+    }
+
     #[tokio::test]
     async fn an_accepted_offer_maps_the_file_on_both_sides_and_removes_its_name() {
         let (dialer, acceptor, _, _) = linked_pair(RING_BYTES_MIN, true).await;
@@ -791,8 +873,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bytes_cross_in_order_through_a_small_ring_with_wraparound_and_parking() {
         let (dialer, acceptor, dialed, accepted) = linked_pair(RING_BYTES_MIN, true).await;
-        let (_dialer_read, mut dialer_write) = split(dialed, dialer.unwrap());
-        let (mut acceptor_read, _acceptor_write) = split(accepted, acceptor.unwrap());
+        let (_dialer_read, mut dialer_write) = split(dialed, dialer.unwrap(), Duration::ZERO);
+        let (mut acceptor_read, _acceptor_write) = split(accepted, acceptor.unwrap(), Duration::ZERO);
         // 40 ring sizes of a pattern, in writes of odd sizes: the writer waits for room, the
         // reader for bytes, and every run crosses the ring's end somewhere.
         let total = 40 * RING_BYTES_MIN;
@@ -845,7 +927,7 @@ mod tests {
         ring.head().store(words.len() as u64, Ordering::Release);
         drop(dialer);
         drop(dialed);
-        let (mut acceptor_read, mut acceptor_write) = split(accepted, acceptor.unwrap());
+        let (mut acceptor_read, mut acceptor_write) = split(accepted, acceptor.unwrap(), Duration::ZERO);
         let mut received = Vec::new();
         tokio::time::timeout(TIMEOUT, acceptor_read.read_to_end(&mut received)).await.expect("ends").expect("an end, as a hang-up");
         assert_eq!(received, words);
@@ -867,7 +949,7 @@ mod tests {
         let dialer = dialer.unwrap();
         // The dialer claims far more bytes than its ring holds.
         dialer.ring(0).head().store(10 * RING_BYTES_MIN as u64, Ordering::Release);
-        let (mut acceptor_read, _acceptor_write) = split(accepted, acceptor.unwrap());
+        let (mut acceptor_read, _acceptor_write) = split(accepted, acceptor.unwrap(), Duration::ZERO);
         let error = acceptor_read.fill_buf().await.expect_err("a corrupt ring");
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
         assert!(error.to_string().contains("corrupt"), "{error}");

@@ -111,6 +111,12 @@ pub struct ConnectionOptions {
     /// its bytes through shared memory (see `shm`); 0: always TCP. A dialer offers shared memory
     /// when this is not 0 and there is no TLS; an acceptor takes the offer when this is not 0.
     pub shared_memory_ring_bytes: usize,
+    /// Over shared memory: the longest the reader keeps watching its empty ring before it sleeps
+    /// (and must be woken through the socket). It watches only when bytes have lately come back
+    /// sooner than that (twice the typical gap, within this), so a busy channel needs no wake-up
+    /// per frame (on two cores of a virtual machine that is most of the gain, RESULTS.md) and a
+    /// quiet connection costs nothing; 0: never watch.
+    pub shared_memory_poll: Duration,
 }
 
 impl ConnectionOptions {
@@ -128,6 +134,8 @@ impl ConnectionOptions {
     pub const QUEUED_BYTES_MAX_DEFAULT: u64 = 1 << 30;
     /// Default of `shared_memory_ring_bytes`: more than a channel's credits of full frames.
     pub const SHARED_MEMORY_RING_BYTES_DEFAULT: usize = 2 << 20;
+    /// Default of `shared_memory_poll`.
+    pub const SHARED_MEMORY_POLL_DEFAULT: Duration = Duration::from_micros(100);
 
     /// Checks every option.
     pub fn validate(&self) -> Result<(), NetError> {
@@ -166,6 +174,7 @@ impl Default for ConnectionOptions {
             queued_bytes_max: Self::QUEUED_BYTES_MAX_DEFAULT,
             tls: None,
             shared_memory_ring_bytes: Self::SHARED_MEMORY_RING_BYTES_DEFAULT,
+            shared_memory_poll: Self::SHARED_MEMORY_POLL_DEFAULT,
         }
     }
 }
@@ -369,7 +378,7 @@ impl Connection {
         match mapping {
             Some(mapping) => {
                 tracing::debug!(%peer, %addr, ring_bytes, "connection through shared memory");
-                let (read_half, write_half) = crate::shm::split(stream, mapping);
+                let (read_half, write_half) = crate::shm::split(stream, mapping, options.shared_memory_poll);
                 let direct = write_half.direct();
                 let mut connection = Connection::start_halves(read_half, write_half, peer, addr, inbound, options);
                 connection.direct = Some(direct);
