@@ -56,6 +56,18 @@ fn a_window_needs_an_event_time_column() {
 }
 
 #[test]
+fn a_window_over_an_outer_interval_joins_time_is_refused() {
+    // Rows without a partner leave an outer interval join after the watermark passed them: its
+    // time columns are no longer event time.
+    let error = error_of(
+        "CREATE VIEW joined AS SELECT a.id, a.ts FROM orders a LEFT JOIN orders b
+           ON a.id = b.id AND b.ts BETWEEN a.ts AND a.ts + INTERVAL '1' SECOND;
+         SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE joined, DESCRIPTOR(ts), INTERVAL '1' MINUTE)) GROUP BY window_start, window_end",
+    );
+    assert!(error.contains("TUMBLE needs an event-time column, and ts is not one"), "{error}");
+}
+
+#[test]
 fn an_updating_query_is_refused_by_an_append_only_sink() {
     let error = error_of("INSERT INTO out_files SELECT customer, COUNT(*) FROM orders GROUP BY customer");
     assert!(error.contains("takes only inserts, and the query produces updates"), "{error}");

@@ -93,6 +93,8 @@ golden!(
     join_left,
     join_full,
     join_interval,
+    join_interval_left,
+    join_interval_full,
     join_window,
     topn,
     dedup,

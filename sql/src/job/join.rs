@@ -5,8 +5,9 @@
 //! row's pairs when it comes: `+I` for an added row, `-D` for a retracted one; an outer side's
 //! row without partners is emitted padded with NULLs, and retracted when its first partner comes
 //! (as Flink's streaming join). A window join keeps a window's rows until the watermark passes
-//! its end, then emits its pairs (and unpaired outer rows) and forgets them. Interval joins use
-//! the engine's interval join operator.
+//! its end, then emits its pairs (and unpaired outer rows) and forgets them. Inner interval joins
+//! use the engine's interval join operator; outer ones [`IntervalJoinFunction`], which keeps each
+//! row until no partner can come and then emits it padded with NULLs if it never had one.
 
 use std::time::Duration;
 
@@ -49,20 +50,27 @@ pub struct JoinState {
     pub right: Vec<StoredRow>,
 }
 
-/// The regular and window join.
-pub(super) struct JoinFunction {
+/// What every join operator pairs and how it lays out a joined row.
+#[derive(Clone)]
+pub(super) struct JoinRows {
     pub kind: JoinKind,
+    /// The condition beyond the keys' equality (an interval join's time bounds included).
     pub residual: Option<Scalar>,
     pub left_width: usize,
     pub right_width: usize,
+    pub context: EvalContext,
+}
+
+/// The regular and window join.
+pub(super) struct JoinFunction {
+    pub rows: JoinRows,
     /// Window join: rows wait for their window's end.
     pub window: bool,
     pub ttl_ms: Option<i64>,
-    pub context: EvalContext,
     pub state: Option<ValueState<JoinState>>,
 }
 
-impl JoinFunction {
+impl JoinRows {
     fn joined(&self, left: Option<&[Value]>, right: Option<&[Value]>, kind: RowKind) -> Row {
         let nulls = |width| std::iter::repeat_n(Value::Null, width);
         let mut values = Vec::with_capacity(self.left_width + self.right_width);
@@ -87,11 +95,32 @@ impl JoinFunction {
         }
     }
 
+    /// A row of one side alone, the other side's columns NULL.
+    fn padded(&self, from_left: bool, values: &[Value], kind: RowKind) -> Row {
+        if from_left {
+            self.joined(Some(values), None, kind)
+        } else {
+            self.joined(None, Some(values), kind)
+        }
+    }
+
+    /// Whether a row of the left (or right) side alone is emitted when it has no partner.
+    fn keeps(&self, left: bool) -> bool {
+        if left {
+            self.kind.keeps_left()
+        } else {
+            self.kind.keeps_right()
+        }
+    }
+}
+
+impl JoinFunction {
+
     /// A row of one side added or retracted: its pairs with the other side's rows.
     fn regular(&self, state: &mut JoinState, from_left: bool, row: Row, out: &mut impl FnMut(Row)) -> Result<(), String> {
         let accumulate = row.kind.is_accumulate();
         let (keeps_own, keeps_other) =
-            if from_left { (self.kind.keeps_left(), self.kind.keeps_right()) } else { (self.kind.keeps_right(), self.kind.keeps_left()) };
+            if from_left { (self.rows.kind.keeps_left(), self.rows.kind.keeps_right()) } else { (self.rows.kind.keeps_right(), self.rows.kind.keeps_left()) };
         let (own, other) = if from_left { (&mut state.left, &mut state.right) } else { (&mut state.right, &mut state.left) };
         // Only a retraction looks for its row: an added row is kept as one more entry (equal rows
         // may be kept apart; each counts the same), so an append-only side of many rows per key
@@ -103,22 +132,22 @@ impl JoinFunction {
         }
         let pair = |own_values: &[Value], other_values: &[Value], kind| {
             if from_left {
-                self.joined(Some(own_values), Some(other_values), kind)
+                self.rows.joined(Some(own_values), Some(other_values), kind)
             } else {
-                self.joined(Some(other_values), Some(own_values), kind)
+                self.rows.joined(Some(other_values), Some(own_values), kind)
             }
         };
         let padded = |values: &[Value], own_side: bool, kind| {
             let is_left = own_side == from_left;
             if is_left {
-                self.joined(Some(values), None, kind)
+                self.rows.joined(Some(values), None, kind)
             } else {
-                self.joined(None, Some(values), kind)
+                self.rows.joined(None, Some(values), kind)
             }
         };
         let mut partners = 0;
         for stored in other.iter_mut() {
-            let matched = if from_left { self.pairs(&row.values, &stored.values)? } else { self.pairs(&stored.values, &row.values)? };
+            let matched = if from_left { self.rows.pairs(&row.values, &stored.values)? } else { self.rows.pairs(&stored.values, &row.values)? };
             if !matched {
                 continue;
             }
@@ -165,19 +194,146 @@ impl JoinFunction {
     fn fire_window(&self, state: &mut JoinState, out: &mut impl FnMut(Row)) -> Result<(), String> {
         for left in state.left.iter_mut() {
             for right in state.right.iter_mut() {
-                if self.pairs(&left.values, &right.values)? {
+                if self.rows.pairs(&left.values, &right.values)? {
                     left.partners += 1;
                     right.partners += 1;
-                    out(self.joined(Some(&left.values), Some(&right.values), RowKind::Insert));
+                    out(self.rows.joined(Some(&left.values), Some(&right.values), RowKind::Insert));
                 }
             }
         }
-        if self.kind.keeps_left() {
-            state.left.iter().filter(|row| row.partners == 0).for_each(|row| out(self.joined(Some(&row.values), None, RowKind::Insert)));
+        if self.rows.kind.keeps_left() {
+            state.left.iter().filter(|row| row.partners == 0).for_each(|row| out(self.rows.joined(Some(&row.values), None, RowKind::Insert)));
         }
-        if self.kind.keeps_right() {
-            state.right.iter().filter(|row| row.partners == 0).for_each(|row| out(self.joined(None, Some(&row.values), RowKind::Insert)));
+        if self.rows.kind.keeps_right() {
+            state.right.iter().filter(|row| row.partners == 0).for_each(|row| out(self.rows.joined(None, Some(&row.values), RowKind::Insert)));
         }
+        Ok(())
+    }
+}
+
+/// A kept row of an interval join: its values, its time, the partners it has had.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct TimedRow {
+    /// The row's values.
+    pub values: Vec<Value>,
+    /// Its time (event time, milliseconds).
+    pub time: i64,
+    /// Rows of the other side it paired with.
+    pub partners: i64,
+}
+
+/// A key's kept rows of both sides of an interval join.
+#[derive(Debug, Clone, Default, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct IntervalJoinState {
+    /// Left rows.
+    pub left: Vec<TimedRow>,
+    /// Right rows.
+    pub right: Vec<TimedRow>,
+}
+
+/// An outer interval join: right time minus left time within `[lower_ms, upper_ms]` (the
+/// residual checks that, with the rest of the condition). A row is kept until the watermark
+/// passes the last time a partner of it could have (left: its time + upper; right: its time -
+/// lower), then forgotten, and emitted padded with NULLs if it is of an outer side and never
+/// paired. A row that comes after that point still pairs with the rows kept, is not kept, and is
+/// padded at once if it paired with none (as Flink's time-interval join). Append-only inputs, so
+/// the output is append-only.
+pub(super) struct IntervalJoinFunction {
+    pub rows: JoinRows,
+    pub lower_ms: i64,
+    pub upper_ms: i64,
+    pub state: Option<ValueState<IntervalJoinState>>,
+}
+
+impl IntervalJoinFunction {
+    /// The time after which no partner of a row of the left (or right) side at `time` can come.
+    fn expiry(&self, left: bool, time: i64) -> i64 {
+        if left {
+            time.saturating_add(self.upper_ms)
+        } else {
+            time.saturating_sub(self.lower_ms)
+        }
+    }
+
+    /// Pairs a row with the other side's kept rows; keeps it unless `expired`.
+    fn add(&self, state: &mut IntervalJoinState, left: bool, values: Vec<Value>, time: i64, expired: bool) -> Result<Vec<Row>, String> {
+        let mut emitted = Vec::new();
+        let other = if left { &mut state.right } else { &mut state.left };
+        let mut partners = 0;
+        for stored in other.iter_mut() {
+            let (left_values, right_values) = if left { (&values, &stored.values) } else { (&stored.values, &values) };
+            if self.rows.pairs(left_values, right_values)? {
+                stored.partners += 1;
+                partners += 1;
+                emitted.push(self.rows.joined(Some(left_values), Some(right_values), RowKind::Insert));
+            }
+        }
+        if !expired {
+            let own = if left { &mut state.left } else { &mut state.right };
+            own.push(TimedRow { values, time, partners });
+        } else if partners == 0 && self.rows.keeps(left) {
+            emitted.push(self.rows.padded(left, &values, RowKind::Insert));
+        }
+        Ok(emitted)
+    }
+
+    /// Forgets the rows no partner can come for any more by `watermark`, padding unpaired outer ones.
+    fn expire(&self, state: &mut IntervalJoinState, watermark: i64) -> Vec<Row> {
+        let mut emitted = Vec::new();
+        for left in [true, false] {
+            let rows = if left { &mut state.left } else { &mut state.right };
+            rows.retain(|row| {
+                if self.expiry(left, row.time) > watermark {
+                    return true;
+                }
+                if row.partners == 0 && self.rows.keeps(left) {
+                    emitted.push(self.rows.padded(left, &row.values, RowKind::Insert));
+                }
+                false
+            });
+        }
+        emitted
+    }
+}
+
+impl KeyedProcessFunction<RowKey, SidedRow, Row> for IntervalJoinFunction {
+    fn open(&mut self, state: &mut tethys_engine::state::KeyedStateBackend<RowKey>) -> Result<(), UserError> {
+        self.state = Some(state.register_value(&StateDescriptor::new("interval-join"))?);
+        Ok(())
+    }
+
+    fn process_element(&mut self, record: SidedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        let handle = self.state.expect("opened");
+        let SidedRow { left, keyed } = record;
+        let expiry = self.expiry(left, keyed.time);
+        let expired = expiry <= ctx.current_watermark();
+        let emitted = handle.modify(&mut ctx.keyed, |slot| -> Result<Vec<Row>, String> {
+            let state = slot.get_or_insert_with(IntervalJoinState::default);
+            let emitted = self.add(state, left, keyed.row.values, keyed.time, expired)?;
+            if state.left.is_empty() && state.right.is_empty() {
+                *slot = None;
+            }
+            Ok(emitted)
+        })?;
+        if !expired {
+            ctx.register_event_time_timer(expiry);
+        }
+        emitted.into_iter().for_each(|row| ctx.emit(row));
+        Ok(())
+    }
+
+    fn on_timer(&mut self, timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
+        debug_assert_eq!(domain, TimeDomain::EventTime);
+        let handle = self.state.expect("opened");
+        let emitted = handle.modify(&mut ctx.keyed, |slot| {
+            let Some(state) = slot.as_mut() else { return Vec::new() };
+            let emitted = self.expire(state, timestamp);
+            if state.left.is_empty() && state.right.is_empty() {
+                *slot = None;
+            }
+            emitted
+        });
+        emitted.into_iter().for_each(|row| ctx.emit(row));
         Ok(())
     }
 }
@@ -239,13 +395,9 @@ mod tests {
 
     fn join(kind: JoinKind) -> JoinFunction {
         JoinFunction {
-            kind,
-            residual: None,
-            left_width: 1,
-            right_width: 1,
+            rows: JoinRows { kind, residual: None, left_width: 1, right_width: 1, context: EvalContext::default() },
             window: false,
             ttl_ms: None,
-            context: EvalContext::default(),
             state: None,
         }
     }
@@ -259,6 +411,51 @@ mod tests {
                 .unwrap();
         }
         out
+    }
+
+    fn interval(kind: JoinKind) -> IntervalJoinFunction {
+        // Right time minus left time in [0, 5]: the residual says so, over the rows [value, time].
+        let time_ok = {
+            use crate::expr::{Arith, Compare, Numeric};
+            let (left_time, right_time) = (Box::new(Scalar::Column(1)), Box::new(Scalar::Column(3)));
+            let left_time_plus_5 = Scalar::Arith(Arith::Add, Numeric::Int, left_time.clone(), Box::new(Scalar::Literal(Value::Int(5))));
+            Scalar::all_of(vec![
+                Scalar::Compare(Compare::GtEq, right_time.clone(), left_time),
+                Scalar::Compare(Compare::LtEq, right_time, Box::new(left_time_plus_5)),
+            ])
+        };
+        let rows = JoinRows { kind, residual: time_ok, left_width: 2, right_width: 2, context: EvalContext::default() };
+        IntervalJoinFunction { rows, lower_ms: 0, upper_ms: 5, state: None }
+    }
+
+    #[test]
+    fn an_outer_interval_join_pads_a_row_once_no_partner_can_come() {
+        let join = interval(JoinKind::Full);
+        let mut state = IntervalJoinState::default();
+        let row = |value: i64, time: i64| vec![Value::Int(value), Value::Int(time)];
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |state: &mut IntervalJoinState, left, values, time, expired| {
+            out.extend(join.add(state, left, values, time, expired).unwrap().iter().map(Row::to_string));
+        };
+        add(&mut state, true, row(1, 10), 10, false);
+        add(&mut state, false, row(1, 12), 12, false);
+        add(&mut state, true, row(2, 20), 20, false);
+        // A right row past its time (the watermark is beyond 30 - 0): paired with what is kept,
+        // else padded at once and not kept.
+        add(&mut state, false, row(3, 30), 30, true);
+        assert_eq!(out, ["+I[1, 10, 1, 12]", "+I[<NULL>, <NULL>, 3, 30]"]);
+        assert_eq!((state.left.len(), state.right.len()), (2, 1));
+        // At 15 the left row of 10 (its partners until 10 + 5) and the right row of 12 (until 12)
+        // go, both paired; at 25 the left row of 20 goes, padded.
+        assert!(join.expire(&mut state, 15).is_empty());
+        assert_eq!((state.left.len(), state.right.len()), (1, 0));
+        let padded: Vec<String> = join.expire(&mut state, 25).iter().map(Row::to_string).collect();
+        assert_eq!(padded, ["+I[2, 20, <NULL>, <NULL>]"]);
+        assert_eq!(state, IntervalJoinState::default());
+        // An inner side is never padded.
+        let mut state = IntervalJoinState::default();
+        let left_join = interval(JoinKind::Left);
+        assert!(left_join.add(&mut state, false, row(9, 9), 9, true).unwrap().is_empty());
     }
 
     #[test]

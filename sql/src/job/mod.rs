@@ -26,13 +26,13 @@ use crate::connector;
 use crate::error::SqlError;
 use crate::expr::Scalar;
 use crate::function::EvalContext;
-use crate::plan::{JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec};
+use crate::plan::{JoinKind, JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec};
 
 mod join;
 mod over;
 mod rank;
 use crate::value::{Row, RowKey, RowKind, Value};
-use join::{JoinFunction, SidedRow};
+use join::{IntervalJoinFunction, JoinFunction, JoinRows, SidedRow};
 use over::OverFunction;
 use rank::RankFunction;
 
@@ -552,7 +552,18 @@ impl<'a> JobBuilder<'a> {
                 let left = self.prepare(left, left_keys.clone(), (0..left_width).map(Scalar::Column).collect(), left_time, &sig);
                 let right = self.prepare(right, right_keys.clone(), (0..right_width).map(Scalar::Column).collect(), right_time, &sig);
                 let uid = self.uid("join", &sig);
+                let rows = JoinRows { kind: *kind, residual: residual.clone(), left_width, right_width, context: self.context.clone() };
+                let sided = |left: DataStream<KeyedRow>, right: DataStream<KeyedRow>| {
+                    let left = left.map(|keyed: KeyedRow| SidedRow { left: true, keyed });
+                    let right = right.map(|keyed: KeyedRow| SidedRow { left: false, keyed });
+                    left.union([right]).key_by(|row: &SidedRow| row.keyed.key.clone())
+                };
                 let joined = match *strategy {
+                    JoinStrategy::Interval { lower_ms, upper_ms, .. } if *kind != JoinKind::Inner => {
+                        return Ok(sided(left, right)
+                            .process("IntervalJoin", move || IntervalJoinFunction { rows: rows.clone(), lower_ms, upper_ms, state: None })
+                            .uid(&uid));
+                    }
                     JoinStrategy::Interval { lower_ms, upper_ms, .. } => left
                         .join(right)
                         .on(|row: &KeyedRow| row.key.clone(), |row: &KeyedRow| row.key.clone())
@@ -570,22 +581,8 @@ impl<'a> JobBuilder<'a> {
                             _ => None,
                         };
                         let window = matches!(strategy, JoinStrategy::Window { .. });
-                        let left = left.map(|keyed: KeyedRow| SidedRow { left: true, keyed });
-                        let right = right.map(|keyed: KeyedRow| SidedRow { left: false, keyed });
-                        let (kind, residual, context) = (*kind, residual.clone(), self.context.clone());
-                        return Ok(left
-                            .union([right])
-                            .key_by(|row: &SidedRow| row.keyed.key.clone())
-                            .process("Join", move || JoinFunction {
-                                kind,
-                                residual: residual.clone(),
-                                left_width,
-                                right_width,
-                                window,
-                                ttl_ms,
-                                context: context.clone(),
-                                state: None,
-                            })
+                        return Ok(sided(left, right)
+                            .process("Join", move || JoinFunction { rows: rows.clone(), window, ttl_ms, state: None })
                             .uid(&uid));
                     }
                 };

@@ -175,9 +175,6 @@ pub(super) fn plan_join(
                             format!("the join's time bounds are empty: right minus left time in [{lower_ms}, {upper_ms}] ms"),
                         ));
                     }
-                    if kind != JoinKind::Inner {
-                        return Err(SqlError::at(at, "outer interval joins are not supported yet: write an inner join"));
-                    }
                     JoinStrategy::Interval { left_time, right_time, lower_ms, upper_ms }
                 }
                 _ => JoinStrategy::Regular { ttl_ms },
@@ -189,7 +186,13 @@ pub(super) fn plan_join(
     if matches!(strategy, JoinStrategy::Window { .. }) && (left.updating || right.updating) {
         return Err(SqlError::at(at, "a window join takes append-only inputs"));
     }
-    let keeps_time = !matches!(strategy, JoinStrategy::Regular { .. });
+    // An outer interval join emits a row without partner once the watermark is past it, so its
+    // time columns are no longer event time (a window on them would drop those rows as late).
+    let keeps_time = match strategy {
+        JoinStrategy::Regular { .. } => false,
+        JoinStrategy::Interval { .. } => kind == JoinKind::Inner,
+        JoinStrategy::Window { .. } => true,
+    };
     let mut fields = Vec::new();
     for (field, nullable) in
         left.schema.fields.iter().map(|f| (f, kind.keeps_right())).chain(right.schema.fields.iter().map(|f| (f, kind.keeps_left())))
