@@ -25,6 +25,7 @@ pub const QUERIES: &[(u8, &str)] = &[
     (9, include_str!("../nexmark-sql/q9.sql")),
     (10, include_str!("../nexmark-sql/q10.sql")),
     (11, include_str!("../nexmark-sql/q11.sql")),
+    (12, include_str!("../nexmark-sql/q12.sql")),
     (14, include_str!("../nexmark-sql/q14.sql")),
     (15, include_str!("../nexmark-sql/q15.sql")),
     (16, include_str!("../nexmark-sql/q16.sql")),

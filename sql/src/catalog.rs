@@ -50,7 +50,7 @@ impl SqlTable {
         for column in &def.columns {
             if let ColumnKind::Physical { data_type, nullable } = &column.kind {
                 let data_type = SqlType::from_ast(data_type).map_err(|message| SqlError::at(column.at, message))?;
-                physical.push(Field { name: column.name.clone(), data_type, nullable: *nullable, event_time: false });
+                physical.push(Field { name: column.name.clone(), data_type, nullable: *nullable, event_time: false, proc_time: false });
                 positions.push(column.at);
             }
         }
@@ -62,7 +62,9 @@ impl SqlTable {
         for column in &def.columns {
             if let ColumnKind::Computed(expr) = &column.kind {
                 let bound = binder.bind(expr)?;
-                fields.push(Field { name: column.name.clone(), data_type: bound.data_type, nullable: bound.nullable, event_time: false });
+                // `PROCTIME()` makes the column the table's processing-time attribute.
+                let proc_time = matches!(&bound.scalar, Scalar::Call(function, _) if function.name() == "PROCTIME");
+                fields.push(Field { name: column.name.clone(), data_type: bound.data_type, nullable: bound.nullable, event_time: false, proc_time });
                 computed.push(bound.scalar);
             }
         }

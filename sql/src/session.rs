@@ -241,8 +241,11 @@ impl SqlSession {
                     .iter()
                     .map(|field| {
                         let in_key = key.iter().any(|column| column.eq_ignore_ascii_case(&field.name));
-                        let shown_type =
-                            if field.event_time { format!("{} *ROWTIME*", field.data_type) } else { field.data_type.to_string() };
+                        let shown_type = match (field.event_time, field.proc_time) {
+                            (true, _) => format!("{} *ROWTIME*", field.data_type),
+                            (false, true) => format!("{} *PROCTIME*", field.data_type),
+                            (false, false) => field.data_type.to_string(),
+                        };
                         vec![
                             field.name.clone(),
                             shown_type,

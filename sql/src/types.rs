@@ -238,12 +238,15 @@ pub struct Field {
     /// Whether it is the stream's event time (a time attribute with a watermark): windows and
     /// interval joins need one.
     pub event_time: bool,
+    /// Whether it is a processing-time attribute (a `PROCTIME()` column): windows over it assign
+    /// rows and fire by the wall clock of the operator that windows them.
+    pub proc_time: bool,
 }
 
 impl Field {
     /// A nullable column that is not an event time.
     pub fn new(name: impl Into<String>, data_type: SqlType) -> Field {
-        Field { name: name.into(), data_type, nullable: true, event_time: false }
+        Field { name: name.into(), data_type, nullable: true, event_time: false, proc_time: false }
     }
 }
 
@@ -255,6 +258,9 @@ impl fmt::Display for Field {
         }
         if self.event_time {
             write!(f, " *ROWTIME*")?;
+        }
+        if self.proc_time {
+            write!(f, " *PROCTIME*")?;
         }
         Ok(())
     }

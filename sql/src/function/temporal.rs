@@ -655,6 +655,7 @@ pub fn functions() -> Vec<ScalarFunction> {
         timestamp_add(),
         timestamp_diff(),
         now,
+        current("PROCTIME", SqlType::TimestampLtz, "The current instant. As a computed column (`proc AS PROCTIME()`) it is the table's processing-time attribute: TUMBLE, HOP and CUMULATE over it window rows by the wall clock of the operator that aggregates them, and fire when that clock passes a window's end.", "YEAR(PROCTIME()) >= 2024"),
         current_timestamp,
         current(
             "LOCALTIMESTAMP",

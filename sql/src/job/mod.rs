@@ -30,10 +30,12 @@ use crate::plan::{JoinKind, JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec
 
 mod join;
 mod over;
+mod proc_window;
 mod rank;
 use crate::value::{Row, RowKey, RowKind, Value};
 use join::{IntervalJoinFunction, JoinFunction, JoinRows, SidedRow};
 use over::OverFunction;
+use proc_window::ProcTimeWindowAggregate;
 use rank::RankFunction;
 
 /// A row with its grouping key and event time, computed before a keyed operator.
@@ -697,10 +699,17 @@ impl<'a> JobBuilder<'a> {
             time_offset_ms: window.time_offset_ms,
             context: self.context.clone(),
         };
-        let function = WindowAggregates(Aggregates { calls, context: self.context.clone() });
+        let aggregates = Aggregates { calls, context: self.context.clone() };
         let prepare_uid = self.uid("prepare", sig);
         let uid = self.uid("window-aggregate", sig);
         let keyed = input.process("PrepareAggregate", move |_| prepare.clone()).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
+        if window.processing_time {
+            debug_assert!(window_keys.is_none(), "windows cascade over event time only");
+            let kind = window.kind;
+            let make = move || ProcTimeWindowAggregate { aggregates: aggregates.clone(), kind, state: None };
+            return Ok(keyed.process("ProcTimeWindowAggregate", make).uid(&uid));
+        }
+        let function = WindowAggregates(aggregates);
         let time = |row: &KeyedRow| row.time;
         let ms = |ms: i64| Duration::from_millis(ms as u64);
         let results: DataStream<WindowResult<RowKey, Vec<Value>>> = match window.kind {

@@ -88,6 +88,9 @@ pub struct WindowSpec {
     /// Added to the time column's value for the row's event time (-1 when a window's end is
     /// the time of rows windowed again: a window holds times up to its end, exclusive).
     pub time_offset_ms: i64,
+    /// The time column is a processing-time attribute: rows are windowed by the wall clock of
+    /// the aggregating operator and windows fire when it passes their end.
+    pub processing_time: bool,
 }
 
 /// What a scan's consumers need, pushed down to its connector: a connector may leave the other
@@ -351,8 +354,9 @@ impl Plan {
             PlanNode::Calc { text, .. } => format!("Calc({text})"),
             PlanNode::WindowTvf { window, .. } => format!("WindowTableFunction({})", window.kind.describe()),
             PlanNode::WindowAggregate { window, keys, aggregates, .. } => format!(
-                "WindowAggregate(window={}, keys={}, aggregates=[{}])",
+                "WindowAggregate(window={}{}, keys={}, aggregates=[{}])",
                 window.kind.describe(),
+                if window.processing_time { " over processing time" } else { "" },
                 keys.len(),
                 aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
             ),

@@ -129,7 +129,7 @@ pub(super) fn plan_window_calls(
 }
 
 fn hidden_column(name: &str, data_type: SqlType, nullable: bool) -> ScopeColumn {
-    ScopeColumn { qualifier: None, field: Field { name: name.into(), data_type, nullable, event_time: false }, hidden: true }
+    ScopeColumn { qualifier: None, field: Field { name: name.into(), data_type, nullable, event_time: false, proc_time: false }, hidden: true }
 }
 
 fn frame_of(spec: &WindowSpec) -> Result<OverFrame, SqlError> {

@@ -56,7 +56,13 @@ fn window_columns(qualifier: Option<&str>) -> Vec<ScopeColumn> {
         .iter()
         .map(|name| ScopeColumn {
             qualifier: qualifier.map(str::to_string),
-            field: Field { name: name.to_string(), data_type: SqlType::Timestamp, nullable: false, event_time: *name == "window_time" },
+            field: Field {
+                name: name.to_string(),
+                data_type: SqlType::Timestamp,
+                nullable: false,
+                event_time: *name == "window_time",
+                proc_time: false,
+            },
             hidden: false,
         })
         .collect()
@@ -182,7 +188,7 @@ impl<'a> Planner<'a> {
         let mut ranked_schema = input.schema.clone();
         ranked_schema.fields.iter_mut().for_each(|field| field.event_time = false);
         let mut schema = ranked_schema.clone();
-        ranked_schema.fields.push(Field { name: "$rank".into(), data_type: SqlType::BigInt, nullable: false, event_time: false });
+        ranked_schema.fields.push(Field { name: "$rank".into(), data_type: SqlType::BigInt, nullable: false, event_time: false, proc_time: false });
         // Without an order a row never moves: the first n rows are inserted and stay.
         let updating = !order.is_empty();
         let text = format!("{} LIMIT {limit}", if order.is_empty() { "first rows" } else { "ORDER BY" });
@@ -239,7 +245,12 @@ impl<'a> Planner<'a> {
                             ),
                         ));
                     }
-                    fields.push(Field { nullable: l.nullable || r.nullable, event_time: l.event_time && r.event_time, ..l.clone() });
+                    fields.push(Field {
+                        nullable: l.nullable || r.nullable,
+                        event_time: l.event_time && r.event_time,
+                        proc_time: l.proc_time && r.proc_time,
+                        ..l.clone()
+                    });
                 }
                 let updating = left.updating || right.updating;
                 let mut inputs = Vec::new();
@@ -532,11 +543,12 @@ impl<'a> Planner<'a> {
                 };
                 let index = data_relation.scope.resolve(None, &column.value, ident_at(&column))?;
                 let field = &data_relation.scope.columns[index].field;
-                if !field.event_time {
+                if !field.event_time && !field.proc_time {
                     return Err(SqlError::at(
                         ident_at(&column),
                         format!(
-                            "{name} needs an event-time column, and {} is not one: declare WATERMARK FOR {} in its table",
+                            "{name} needs an event-time column, and {} is not one: declare WATERMARK FOR {} in its table \
+                             (or window by processing time over a column AS PROCTIME())",
                             field.name, field.name
                         ),
                     ));
@@ -609,7 +621,11 @@ impl<'a> Planner<'a> {
         if !partition.is_empty() && name != "SESSION" {
             return Err(SqlError::at(at, format!("PARTITION BY is for SESSION windows, not {name}")));
         }
-        let window = WindowSpec { kind, time_column, partition, time_offset_ms: 0 };
+        let processing_time = data_relation.scope.columns[time_column].field.proc_time;
+        if processing_time && matches!(kind, WindowKind::Session { .. }) {
+            return Err(SqlError::at(at, "SESSION windows need an event-time column; processing-time sessions are not supported"));
+        }
+        let window = WindowSpec { kind, time_column, partition, time_offset_ms: 0, processing_time };
         if data_relation.plan.updating {
             return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
         }
@@ -662,12 +678,17 @@ impl<'a> Planner<'a> {
             }
             _ => return Err(SqlError::at(at, format!("{name}'s first argument is the event-time column"))),
         };
-        if !relation.scope.columns[time_column].field.event_time {
-            let column = &relation.scope.columns[time_column].field.name;
+        let time_field = &relation.scope.columns[time_column].field;
+        if !time_field.event_time && !time_field.proc_time {
+            let column = &time_field.name;
             return Err(SqlError::at(
                 at,
                 format!("{name} needs an event-time column, and {column} is not one: declare WATERMARK FOR {column} in its table"),
             ));
+        }
+        let processing_time = time_field.proc_time;
+        if processing_time && matches!(kind, WindowKind::Session { .. }) {
+            return Err(SqlError::at(at, "SESSION windows need an event-time column; processing-time sessions are not supported"));
         }
         if relation.plan.updating {
             return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
@@ -699,7 +720,8 @@ impl<'a> Planner<'a> {
             }
         }
         let qualifier = relation.scope.columns.first().and_then(|column| column.qualifier.clone());
-        Ok(windowed_relation(relation, WindowSpec { kind, time_column, partition: Vec::new(), time_offset_ms: 0 }, qualifier.as_deref()))
+        let window = WindowSpec { kind, time_column, partition: Vec::new(), time_offset_ms: 0, processing_time };
+        Ok(windowed_relation(relation, window, qualifier.as_deref()))
     }
 
     fn plan_select(&mut self, select: &Select) -> Result<Plan, SqlError> {
@@ -831,8 +853,14 @@ impl<'a> Planner<'a> {
                         _ => item_name(expr, fields.len()),
                     };
                     // A column passed through keeps being the event time.
-                    let event_time = matches!(typed.scalar, Scalar::Column(i) if scope.columns[i].field.event_time);
-                    fields.push(Field { name, data_type: typed.data_type.clone(), nullable: typed.nullable, event_time });
+                    let passed = match typed.scalar {
+                        Scalar::Column(i) => Some(&scope.columns[i].field),
+                        _ => None,
+                    };
+                    // `PROCTIME()` in a select list makes a processing-time attribute, as in a table.
+                    let made = matches!(&typed.scalar, Scalar::Call(function, _) if function.name() == "PROCTIME");
+                    let (event_time, proc_time) = passed.map_or((false, made), |field| (field.event_time, field.proc_time));
+                    fields.push(Field { name, data_type: typed.data_type.clone(), nullable: typed.nullable, event_time, proc_time });
                     bound.push(typed);
                 }
                 SelectItem::ExprWithAliases { .. } => return Err(unsupported(None, "several aliases for one expression")),
@@ -895,7 +923,12 @@ impl<'a> Planner<'a> {
                 let mut scope = relation.scope.clone();
                 // The window columns are the aggregate's, not the input's.
                 scope.columns.truncate(scope.columns.len() - 3);
-                scope.columns[window.time_column].field.event_time = true;
+                let time_field = &mut scope.columns[window.time_column].field;
+                if window.processing_time {
+                    time_field.proc_time = true;
+                } else {
+                    time_field.event_time = true;
+                }
                 (*input, scope, Some(window))
             }
             node => (Plan { node, ..relation.plan }, relation.scope, None),
@@ -960,6 +993,7 @@ impl<'a> Planner<'a> {
                         time_column: end,
                         partition: Vec::new(),
                         time_offset_ms: -1,
+                        processing_time: false,
                     });
                     window_keys = Some((start_key, end_key));
                 }
@@ -1025,7 +1059,7 @@ impl<'a> Planner<'a> {
             };
             scope.columns.push(ScopeColumn {
                 qualifier,
-                field: Field { name, data_type: typed.data_type.clone(), nullable: typed.nullable, event_time: false },
+                field: Field { name, data_type: typed.data_type.clone(), nullable: typed.nullable, event_time: false, proc_time: false },
                 hidden: false,
             });
         }
@@ -1036,13 +1070,18 @@ impl<'a> Planner<'a> {
                 column.hidden = true;
                 scope.columns.push(column);
             }
-        } else if window.is_some() {
-            scope.columns.extend(window_columns(window_qualifier.as_deref()));
+        } else if let Some(window) = &window {
+            // A processing-time window's results carry no event time.
+            let processing_time = window.processing_time;
+            scope.columns.extend(window_columns(window_qualifier.as_deref()).into_iter().map(|mut column| {
+                column.field.event_time &= !processing_time;
+                column
+            }));
         }
         for (i, (_, call)) in calls.iter().enumerate() {
             scope.columns.push(ScopeColumn {
                 qualifier: None,
-                field: Field { name: format!("$agg{i}"), data_type: call.result_type.clone(), nullable: true, event_time: false },
+                field: Field { name: format!("$agg{i}"), data_type: call.result_type.clone(), nullable: true, event_time: false, proc_time: false },
                 hidden: true,
             });
         }
@@ -1175,9 +1214,15 @@ fn windowed_relation(data_relation: Relation, window: WindowSpec, qualifier: Opt
             column.qualifier = Some(qualifier.clone());
         }
     }
-    // The original time column stays a plain timestamp: window_time is the rows' event time.
+    // The original time column stays a plain timestamp: window_time is the rows' event time
+    // (of event-time windows; processing-time windows' columns are plain timestamps).
     scope.columns[time_column].field.event_time = false;
-    scope.columns.extend(window_columns(qualifier.as_deref()));
+    scope.columns[time_column].field.proc_time = false;
+    let processing_time = window.processing_time;
+    scope.columns.extend(window_columns(qualifier.as_deref()).into_iter().map(|mut column| {
+        column.field.event_time &= !processing_time;
+        column
+    }));
     let plan = Plan { node: PlanNode::WindowTvf { input: Box::new(data_relation.plan), window }, schema: scope.schema(), updating: false };
     Relation { plan, scope }
 }
