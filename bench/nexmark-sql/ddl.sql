@@ -27,3 +27,8 @@ FROM datagen WHERE event_type = 1;
 CREATE VIEW bid AS
 SELECT bid.auction, bid.bidder, bid.price, bid.channel, bid.url, dateTime, bid.extra
 FROM datagen WHERE event_type = 2;
+
+-- q13's side input: keys 0 to 9999, each with its value, in a file the bench writes
+-- (`tethys_bench::nexmark_sql::side_input_file`).
+CREATE TABLE side_input (key BIGINT, `value` VARCHAR)
+WITH ('connector' = 'filesystem', 'path' = '${SIDE_INPUT}', 'format' = 'csv');

@@ -26,6 +26,7 @@ pub const QUERIES: &[(u8, &str)] = &[
     (10, include_str!("../nexmark-sql/q10.sql")),
     (11, include_str!("../nexmark-sql/q11.sql")),
     (12, include_str!("../nexmark-sql/q12.sql")),
+    (13, include_str!("../nexmark-sql/q13.sql")),
     (14, include_str!("../nexmark-sql/q14.sql")),
     (15, include_str!("../nexmark-sql/q15.sql")),
     (16, include_str!("../nexmark-sql/q16.sql")),
@@ -70,9 +71,30 @@ pub fn session(events: u64, seed: u64, config: EngineConfig) -> Result<SqlSessio
     let mut functions = tethys_sql::function::FunctionRegistry::default();
     functions.register(count_char());
     let mut session = SqlSession::new(functions).with_engine_config(config);
-    let ddl = DDL.replace("${EVENTS}", &events.to_string()).replace("${SEED}", &seed.to_string());
+    let side_input = side_input_file()?;
+    let ddl = DDL
+        .replace("${EVENTS}", &events.to_string())
+        .replace("${SEED}", &seed.to_string())
+        .replace("${SIDE_INPUT}", &side_input.to_string_lossy());
     session.execute_script(&ddl).map_err(|error| error.render(&ddl))?;
     Ok(session)
+}
+
+/// Rows of q13's side input: keys 0 to 9999.
+pub const SIDE_INPUT_ROWS: u64 = 10_000;
+
+/// q13's side input (`key,value` lines, the value the key's text), written once into the system's
+/// temporary directory (whole, then renamed into place, so a reader never sees part of it).
+pub fn side_input_file() -> Result<std::path::PathBuf, String> {
+    let path = std::env::temp_dir().join(format!("tethys-nexmark-side-input-{SIDE_INPUT_ROWS}.csv"));
+    let text: String = (0..SIDE_INPUT_ROWS).map(|key| format!("{key},{key}\n")).collect();
+    if std::fs::read_to_string(&path).is_ok_and(|existing| existing == text) {
+        return Ok(path);
+    }
+    let partial = path.with_extension(format!("{}.partial", std::process::id()));
+    let written = std::fs::write(&partial, &text).and_then(|()| std::fs::rename(&partial, &path));
+    written.map_err(|error| format!("cannot write q13's side input {}: {error}", path.display()))?;
+    Ok(path)
 }
 
 /// Query `number` as a job over `session`'s table, into `sink`.
@@ -116,7 +138,9 @@ mod tests {
         let bids: Vec<_> = (0..events).filter_map(|n| crate::nexmark::bid(generator.event(n))).collect();
         let q2 = bids.iter().filter(|b| b.auction % 123 == 0).count() as u64;
         for parallelism in [1, 2] {
-            for (number, expected) in [(0, bids.len() as u64), (1, bids.len() as u64), (2, q2), (5, q5), (7, q7), (8, q8)] {
+            // q13: every bid's auction (mod 10000) has one row in the side input.
+            let cases = [(0, bids.len() as u64), (1, bids.len() as u64), (2, q2), (5, q5), (7, q7), (8, q8), (13, bids.len() as u64)];
+            for (number, expected) in cases {
                 assert_eq!(sql_count(number, events, seed, parallelism), expected, "q{number} p={parallelism}");
             }
         }

@@ -13,7 +13,7 @@
 //! matches when it starts with the typed word, or, ranked after those, when it is near it (a
 //! misspelling); among equal matches columns come first, then functions, tables, keywords.
 
-use sqlparser::dialect::GenericDialect;
+use crate::dialect::TethysDialect;
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use crate::aggregate::AGGREGATE_SIGNATURES;
@@ -133,7 +133,7 @@ pub fn complete(sql: &str, cursor: Position) -> Vec<Completion> {
 /// The completions at `cursor` in `sql`, best first, offering the scalar functions of
 /// `functions`.
 pub fn complete_with(sql: &str, cursor: Position, functions: &FunctionRegistry) -> Vec<Completion> {
-    let dialect = GenericDialect {};
+    let dialect = TethysDialect;
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else { return Vec::new() };
     let tokens: Vec<TokenWithSpan> = tokens.into_iter().filter(|token| !matches!(token.token, Token::Whitespace(_) | Token::EOF)).collect();
     let before = |token: &TokenWithSpan| Position::of(token.span.end).is_some_and(|end| end <= cursor);

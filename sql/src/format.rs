@@ -6,7 +6,7 @@
 //! statements apart. It is idempotent, and it checks itself: the formatted script must parse to
 //! the same statements, else it is refused.
 
-use sqlparser::dialect::GenericDialect;
+use crate::dialect::TethysDialect;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
 use crate::error::{Position, SqlError};
@@ -61,6 +61,7 @@ const KEYWORDS: &[&str] = &[
     "MONTH",
     "NOT",
     "NULL",
+    "OF",
     "ON",
     "OR",
     "ORDER",
@@ -75,6 +76,7 @@ const KEYWORDS: &[&str] = &[
     "SET",
     "SHOW",
     "STATEMENT",
+    "SYSTEM_TIME",
     "TABLE",
     "TABLES",
     "TEMPORARY",
@@ -111,7 +113,7 @@ fn upper(token: &Token) -> Option<String> {
 /// when the formatted text would not parse to the same statements.
 pub fn format_script(sql: &str) -> Result<String, Vec<SqlError>> {
     let before = parse_script(sql)?;
-    let dialect = GenericDialect {};
+    let dialect = TethysDialect;
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|error| vec![SqlError::at(Position::of(error.location), error.message)])?;
@@ -273,6 +275,14 @@ mod tests {
         assert!(formatted.contains("\nFROM bids b\nLEFT JOIN people p ON b.bidder = p.id\nWHERE p.name IS NOT NULL"), "{formatted}");
         assert!(formatted.contains("IN (SELECT max(price) FROM bids)"), "a subquery stays on its line: {formatted}");
         assert!(formatted.ends_with("LIMIT 10;\n\n-- the end\n"), "{formatted}");
+        assert_eq!(format_script(&formatted).unwrap(), formatted);
+    }
+
+    #[test]
+    fn a_lookup_join_keeps_its_table_version() {
+        let script = "select o.id, c.tier from orders o left join customers for system_time as of o.proc as c on o.customer = c.name";
+        let formatted = format_script(script).unwrap();
+        assert!(formatted.contains("LEFT JOIN customers FOR SYSTEM_TIME AS OF o.proc AS c ON o.customer = c.name"), "{formatted}");
         assert_eq!(format_script(&formatted).unwrap(), formatted);
     }
 

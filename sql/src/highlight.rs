@@ -3,7 +3,7 @@
 //! Comments and every other token are kept (the tokenizer works on any text, also one that does
 //! not parse), so an editor can colour a script while it is being typed.
 
-use sqlparser::dialect::GenericDialect;
+use crate::dialect::TethysDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
 
@@ -40,7 +40,7 @@ pub struct Highlight {
 /// The tokens of `sql` an editor colours (whitespace left out), in order; an error only where
 /// the text cannot be split into tokens (an unterminated string or comment).
 pub fn highlight(sql: &str) -> Result<Vec<Highlight>, SqlError> {
-    let dialect = GenericDialect {};
+    let dialect = TethysDialect;
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|error| SqlError::at(Position::of(error.location), error.message))?;

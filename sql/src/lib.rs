@@ -29,6 +29,7 @@ pub mod check;
 pub mod complete;
 pub mod connector;
 pub mod ddl;
+pub mod dialect;
 pub mod error;
 pub mod expr;
 pub mod format;

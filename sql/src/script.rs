@@ -1,7 +1,7 @@
 //! A SQL script: statements separated by `;`, parsed one by one. A statement that does not parse
 //! is reported and skipped to the next `;`, so a script shows every error at once.
 
-use sqlparser::dialect::GenericDialect;
+use crate::dialect::TethysDialect;
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, TokenWithSpan};
@@ -43,7 +43,7 @@ pub fn parse_script(sql: &str) -> Result<Vec<StatementAt>, Vec<SqlError>> {
 /// Parses what it can of a script: the statements that parse, and the errors of those that do
 /// not (an editor's script is mostly right while one statement is being typed).
 pub fn parse_script_partly(sql: &str) -> (Vec<StatementAt>, Vec<SqlError>) {
-    let dialect = GenericDialect {};
+    let dialect = TethysDialect;
     let tokens = match sqlparser::tokenizer::Tokenizer::new(&dialect, sql).tokenize_with_location() {
         Ok(tokens) => table_arguments(tokens),
         Err(error) => return (Vec::new(), vec![SqlError::from_parser(error.into())]),

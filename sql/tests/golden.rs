@@ -105,4 +105,5 @@ golden!(
     group_window_session,
     order_by_limit,
     limit,
+    lookup_join,
 );

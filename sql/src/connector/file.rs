@@ -123,27 +123,47 @@ impl<In> ParseRows<In> {
             Some(Err(format!("table {}: cannot read {what}: {error}", self.table).into()))
         }
     }
+
+    /// A CSV record's fields as the table's values.
+    fn csv_values(&self, fields: &[String]) -> Result<Vec<Value>, String> {
+        let Format::Csv { null_literal, .. } = &self.format else { unreachable!("CSV rows") };
+        if fields.len() != self.schema.fields.len() {
+            return Err(format!("it has {} fields and the table {} columns", fields.len(), self.schema.fields.len()));
+        }
+        fields
+            .iter()
+            .zip(&self.schema.fields)
+            .map(|(text, field)| {
+                parse_field(text, &field.data_type, null_literal.as_deref()).map_err(|error| format!("column {}: {error}", field.name))
+            })
+            .collect()
+    }
+
+    /// A JSON line's object as the table's values (a blank line: none).
+    fn json_values(&self, line: &str) -> Result<Option<Vec<Value>>, String> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        match serde_json::from_str::<serde_json::Value>(line).map_err(|error| error.to_string())? {
+            serde_json::Value::Object(map) => self
+                .schema
+                .fields
+                .iter()
+                .map(|field| {
+                    let found = map.iter().find(|(key, _)| key.eq_ignore_ascii_case(&field.name)).map(|(_, value)| value);
+                    found.map_or(Ok(Value::Null), |value| json_value(value, &field.data_type)).map_err(|error| format!("field {}: {error}", field.name))
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            other => Err(format!("{other} is not a JSON object")),
+        }
+    }
 }
 
 impl FrameOperator<Vec<String>, Row> for ParseRows<Vec<String>> {
     fn process(&mut self, frame: Vec<Vec<String>>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
-        let Format::Csv { null_literal, .. } = &self.format else { unreachable!("CSV rows") };
         for fields in frame {
-            if fields.len() != self.schema.fields.len() {
-                let error = format!("it has {} fields and the table {} columns", fields.len(), self.schema.fields.len());
-                if let Some(result) = self.fail(&format!("CSV row {fields:?}"), error) {
-                    return result;
-                }
-                continue;
-            }
-            let parsed: Result<Vec<Value>, String> = fields
-                .iter()
-                .zip(&self.schema.fields)
-                .map(|(text, field)| {
-                    parse_field(text, &field.data_type, null_literal.as_deref()).map_err(|error| format!("column {}: {error}", field.name))
-                })
-                .collect();
-            match parsed {
+            match self.csv_values(&fields) {
                 Ok(values) => out.emit(Row::insert(values)),
                 Err(error) => {
                     if let Some(result) = self.fail(&format!("CSV row {fields:?}"), error) {
@@ -159,25 +179,9 @@ impl FrameOperator<Vec<String>, Row> for ParseRows<Vec<String>> {
 impl FrameOperator<String, Row> for ParseRows<String> {
     fn process(&mut self, frame: Vec<String>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
         for line in frame {
-            if line.trim().is_empty() {
-                continue;
-            }
-            let parsed = serde_json::from_str::<serde_json::Value>(&line).map_err(|error| error.to_string()).and_then(|json| match json {
-                serde_json::Value::Object(map) => self
-                    .schema
-                    .fields
-                    .iter()
-                    .map(|field| {
-                        let found = map.iter().find(|(key, _)| key.eq_ignore_ascii_case(&field.name)).map(|(_, value)| value);
-                        found
-                            .map_or(Ok(Value::Null), |value| json_value(value, &field.data_type))
-                            .map_err(|error| format!("field {}: {error}", field.name))
-                    })
-                    .collect::<Result<Vec<_>, _>>(),
-                other => Err(format!("{other} is not a JSON object")),
-            });
-            match parsed {
-                Ok(values) => out.emit(Row::insert(values)),
+            match self.json_values(&line) {
+                Ok(Some(values)) => out.emit(Row::insert(values)),
+                Ok(None) => {}
                 Err(error) => {
                     if let Some(result) = self.fail(&format!("JSON line {line}"), error) {
                         return result;
@@ -187,6 +191,61 @@ impl FrameOperator<String, Row> for ParseRows<String> {
         }
         Ok(())
     }
+}
+
+/// Reads every row of a table now, whole (a lookup join's table, when its job is built): its
+/// file, or the files of its directory in name order.
+pub(super) fn read_all(table: &SqlTable, options: &mut Options<'_>) -> Result<Vec<Row>, SqlError> {
+    let path = options.require("path", "data/input.csv")?;
+    let (format, ignore_errors) = format_of(table, options)?;
+    let at = options.at();
+    let failed = |what: String| SqlError::at(at, format!("table {}: {what}", table.name()));
+    let path = std::path::Path::new(path);
+    let mut files = Vec::new();
+    if path.is_dir() {
+        let entries = std::fs::read_dir(path).map_err(|error| failed(format!("cannot list '{}': {error}", path.display())))?;
+        files.extend(entries.flatten().map(|entry| entry.path()).filter(|file| file.is_file()));
+        files.sort();
+    } else if path.is_file() {
+        files.push(path.to_path_buf());
+    } else {
+        return Err(failed(format!("path '{}' does not exist", path.display())));
+    }
+    let parse = ParseRows::<()> { schema: table.physical.clone(), format: format.clone(), ignore_errors, table: table.name().to_string(), _in: std::marker::PhantomData };
+    let mut rows = Vec::new();
+    let mut keep = |parsed: Result<Option<Vec<Value>>, String>, what: &dyn Fn() -> String| -> Result<(), SqlError> {
+        match parsed {
+            Ok(Some(values)) => rows.push(Row::insert(values)),
+            Ok(None) => {}
+            Err(error) if !ignore_errors => return Err(failed(format!("cannot read {}: {error}", what()))),
+            Err(_) => {}
+        }
+        Ok(())
+    };
+    for file in &files {
+        let cannot_read = |error: &dyn std::fmt::Display| failed(format!("cannot read '{}': {error}", file.display()));
+        match &format {
+            Format::Csv { delimiter, header, .. } => {
+                let mut reader = csv::ReaderBuilder::new()
+                    .has_headers(*header)
+                    .delimiter(*delimiter)
+                    .flexible(true)
+                    .from_path(file)
+                    .map_err(|error| cannot_read(&error))?;
+                for record in reader.records() {
+                    let fields: Vec<String> = record.map_err(|error| cannot_read(&error))?.iter().map(str::to_string).collect();
+                    keep(parse.csv_values(&fields).map(Some), &|| format!("CSV row {fields:?}"))?;
+                }
+            }
+            Format::Json => {
+                let text = std::fs::read_to_string(file).map_err(|error| cannot_read(&error))?;
+                for line in text.lines() {
+                    keep(parse.json_values(line), &|| format!("JSON line {line}"))?;
+                }
+            }
+        }
+    }
+    Ok(rows)
 }
 
 pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStream<Row>, SqlError> {

@@ -163,6 +163,22 @@ pub fn source(
     Ok(stream.parallelism(parallelism))
 }
 
+/// Every row of table `table` (its physical columns), read now: the table of a lookup join,
+/// which must be a `filesystem` table.
+pub fn lookup_rows(table: &SqlTable) -> Result<Vec<Row>, SqlError> {
+    let connector = table.def.option("connector").unwrap_or("?");
+    if connector != "filesystem" {
+        return Err(SqlError::at(
+            table.at,
+            format!("table {} ({connector}) cannot be looked up: a lookup join reads a 'filesystem' table, whole, when the job starts", table.name()),
+        ));
+    }
+    let mut options = Options::new(table);
+    let rows = file::read_all(table, &mut options)?;
+    options.finish()?;
+    Ok(rows)
+}
+
 /// Writes `stream` (rows of `table`'s physical columns) to table `table`; `updating`: the rows
 /// are a changelog, which only some connectors take.
 pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, parallelism: usize) -> Result<DataStreamSink, SqlError> {

@@ -1277,7 +1277,7 @@ pub(crate) fn eval_text(sql: &str) -> String {
 
 /// The value of a constant expression (no columns), e.g. `UPPER('ab')`: for examples and tests.
 pub fn eval_constant(sql: &str, functions: &FunctionRegistry) -> Result<Value, String> {
-    let dialect = sqlparser::dialect::GenericDialect {};
+    let dialect = crate::dialect::TethysDialect;
     let expr = sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(sql)
         .and_then(|mut parser| parser.parse_expr())
@@ -1347,7 +1347,7 @@ mod tests {
             Scope::of(&Schema::new(vec![Field::new("price", SqlType::BigInt), Field::new("channel", SqlType::String)]), Some("bids"));
         let functions = FunctionRegistry::default();
         let bind = |sql: &str| {
-            let dialect = sqlparser::dialect::GenericDialect {};
+            let dialect = crate::dialect::TethysDialect;
             let expr = sqlparser::parser::Parser::new(&dialect).try_with_sql(sql).unwrap().parse_expr().unwrap();
             Binder::new(&scope, &functions).bind(&expr).map(|bound| bound.data_type).map_err(|error| error.to_string())
         };

@@ -435,7 +435,7 @@ mod tests {
     use crate::types::SqlType;
 
     fn type_of(sql: &str) -> SqlType {
-        let dialect = sqlparser::dialect::GenericDialect {};
+        let dialect = crate::dialect::TethysDialect;
         let expr = sqlparser::parser::Parser::new(&dialect).try_with_sql(sql).unwrap().parse_expr().unwrap();
         let (scope, functions) = (crate::expr::Scope::default(), FunctionRegistry::default());
         crate::expr::Binder::new(&scope, &functions).bind(&expr).unwrap().data_type

@@ -675,7 +675,7 @@ mod tests {
     use crate::function::FunctionRegistry;
 
     fn eval_in(sql: &str, zone: &str) -> String {
-        let dialect = sqlparser::dialect::GenericDialect {};
+        let dialect = crate::dialect::TethysDialect;
         let expr = sqlparser::parser::Parser::new(&dialect).try_with_sql(sql).unwrap().parse_expr().unwrap();
         let (scope, functions) = (Scope::default(), FunctionRegistry::default());
         let bound = match Binder::new(&scope, &functions).bind(&expr) {

@@ -29,6 +29,7 @@ use crate::function::EvalContext;
 use crate::plan::{JoinKind, JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec};
 
 mod join;
+mod lookup;
 mod over;
 mod proc_window;
 mod rank;
@@ -645,6 +646,19 @@ impl<'a> JobBuilder<'a> {
                     .process("OverAggregate", move || OverFunction { width, frame, aggregates: aggregates.clone(), state: None })
                     .uid(&uid)
             }
+            PlanNode::LookupJoin { input, table, kind, left_keys, right_keys, residual } => {
+                let rows = crate::connector::lookup_rows(table)?;
+                let operator = lookup::LookupJoinOperator {
+                    table: std::sync::Arc::new(lookup::index(rows, right_keys)),
+                    left_keys: left_keys.clone(),
+                    keep_unmatched: *kind == JoinKind::Left,
+                    table_width: table.physical.fields.len(),
+                    residual: residual.clone(),
+                    context: self.context.clone(),
+                };
+                let uid = self.uid("lookup-join", &sig);
+                self.build(input)?.process("LookupJoin", move |_| operator.clone()).uid(&uid)
+            }
             PlanNode::Union { inputs } => {
                 let mut streams = inputs.iter().map(|input| self.build(input)).collect::<Result<Vec<_>, _>>()?.into_iter();
                 let first = streams.next().expect("a union has inputs");
@@ -773,6 +787,9 @@ fn signature(plan: &Plan) -> String {
         }
         PlanNode::Over { input, frame, aggregates, .. } => format!("over({frame:?},[{}],{})", texts(aggregates), signature(input)),
         PlanNode::Union { inputs } => format!("union({})", inputs.iter().map(signature).collect::<Vec<_>>().join(",")),
+        PlanNode::LookupJoin { input, table, kind, left_keys, .. } => {
+            format!("lookup-join({kind:?},{},{},{})", table.name().to_lowercase(), left_keys.len(), signature(input))
+        }
     }
 }
 

@@ -287,6 +287,23 @@ pub enum PlanNode {
         /// The aggregates, over the input row.
         aggregates: Vec<AggCall>,
     },
+    /// A lookup join (`JOIN t FOR SYSTEM_TIME AS OF s.proc`): each input row joined with the rows
+    /// of `table` whose `right_keys` columns equal its `left_keys`, as they are when the job
+    /// starts (the table is read whole then). Inner or left.
+    LookupJoin {
+        /// The stream.
+        input: Box<Plan>,
+        /// The table looked up.
+        table: Box<SqlTable>,
+        /// Inner or left.
+        kind: JoinKind,
+        /// The stream's side of each key equality (over the input row).
+        left_keys: Vec<Scalar>,
+        /// The table's key columns (over its physical row).
+        right_keys: Vec<usize>,
+        /// The rest of the condition, over the joined row.
+        residual: Option<Scalar>,
+    },
     /// `UNION ALL` of inputs with one schema.
     Union {
         /// The inputs.
@@ -367,6 +384,9 @@ impl Plan {
                 aggregates.iter().map(|call| call.text.as_str()).collect::<Vec<_>>().join(", ")
             ),
             PlanNode::Union { .. } => "Union(all)".to_string(),
+            PlanNode::LookupJoin { table, kind, left_keys, .. } => {
+                format!("LookupJoin(table={}, kind={kind:?}, keys={})", table.name(), left_keys.len())
+            }
             PlanNode::Rank { partition, order, limit, window_end, .. } => format!(
                 "{}Rank(ROW_NUMBER, partition keys={}, order keys={}, limit={})",
                 if window_end.is_some() { "Window" } else { "" },
@@ -405,7 +425,8 @@ impl Plan {
             | PlanNode::WindowAggregate { input, .. }
             | PlanNode::GroupAggregate { input, .. }
             | PlanNode::Rank { input, .. }
-            | PlanNode::Over { input, .. } => vec![input],
+            | PlanNode::Over { input, .. }
+            | PlanNode::LookupJoin { input, .. } => vec![input],
             PlanNode::Union { inputs } => inputs.iter().collect(),
             PlanNode::Join { left, right, .. } => vec![left, right],
         }

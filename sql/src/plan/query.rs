@@ -327,6 +327,9 @@ impl<'a> Planner<'a> {
     fn plan_join(&mut self, left: Relation, join: &sqlparser::ast::Join) -> Result<Relation, SqlError> {
         use sqlparser::ast::{JoinConstraint, JoinOperator};
         let at = position_of_factor(&join.relation);
+        if let TableFactor::Table { version: Some(sqlparser::ast::TableVersion::ForSystemTimeAsOf(as_of)), .. } = &join.relation {
+            return self.plan_lookup_join(left, join, as_of, at);
+        }
         let right = self.plan_factor(&join.relation)?;
         let (kind, constraint) = match &join.join_operator {
             JoinOperator::Join(constraint) | JoinOperator::Inner(constraint) => (JoinKind::Inner, constraint),
@@ -353,6 +356,93 @@ impl<'a> Planner<'a> {
             _ => return Err(SqlError::at(at, "a join of streams needs ON (or USING) with the keys to join on")),
         };
         self.join_relations(left, right, kind, condition, at)
+    }
+
+    /// `JOIN t FOR SYSTEM_TIME AS OF s.proc ON ...`: the stream joined with a table looked up by
+    /// its keys (inner or left), the table as it is when the job starts.
+    fn plan_lookup_join(
+        &mut self,
+        left: Relation,
+        join: &sqlparser::ast::Join,
+        as_of: &Expr,
+        at: Option<Position>,
+    ) -> Result<Relation, SqlError> {
+        use sqlparser::ast::{JoinConstraint, JoinOperator};
+        let kind = match &join.join_operator {
+            JoinOperator::Join(_) | JoinOperator::Inner(_) => JoinKind::Inner,
+            JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => JoinKind::Left,
+            _ => return Err(SqlError::at(at, "a lookup join is an inner or a left join")),
+        };
+        let as_of_at = position_of(as_of);
+        let time = Binder::new(&left.scope, self.functions).bind(as_of)?;
+        if !matches!(time.scalar, Scalar::Column(column) if left.scope.columns[column].field.proc_time) {
+            return Err(SqlError::at(
+                as_of_at,
+                "FOR SYSTEM_TIME AS OF takes the stream's processing-time column (one AS PROCTIME()): \
+                 a lookup join reads the table as it is now; joins as of event time are not supported",
+            ));
+        }
+        let right = self.plan_factor(&join.relation)?;
+        let PlanNode::Scan { table, .. } = &right.plan.node else {
+            return Err(SqlError::at(at, "a lookup join looks up a table (CREATE TABLE ... WITH ('connector' = 'filesystem', ...)), not a view"));
+        };
+        if !table.computed.is_empty() {
+            return Err(SqlError::at(at, format!("table {} has computed columns: a lookup join reads a table's own columns", table.name())));
+        }
+        let table = table.clone();
+        let constraint = match &join.join_operator {
+            JoinOperator::Join(constraint)
+            | JoinOperator::Inner(constraint)
+            | JoinOperator::Left(constraint)
+            | JoinOperator::LeftOuter(constraint) => constraint,
+            _ => unreachable!("checked above"),
+        };
+        let JoinConstraint::On(on) = constraint else {
+            return Err(SqlError::at(at, "a lookup join needs ON with the table's key columns: ON s.key = t.key"));
+        };
+        let width = left.scope.columns.len();
+        let mut scope = left.scope.clone();
+        scope.columns.extend(right.scope.columns.iter().cloned());
+        let condition = Binder::new(&scope, self.functions).bind_condition(on, "ON")?.scalar;
+        let (mut left_keys, mut right_keys, mut residual) = (Vec::new(), Vec::new(), Vec::new());
+        for conjunct in condition.conjuncts() {
+            if let Scalar::Compare(Compare::Eq, a, b) = &conjunct {
+                let of_left = |scalar: &Scalar| {
+                    let mut columns = Vec::new();
+                    scalar.columns(&mut columns);
+                    !columns.is_empty() && columns.iter().all(|&column| column < width)
+                };
+                let key = match (a.as_ref(), b.as_ref()) {
+                    (Scalar::Column(column), other) | (other, Scalar::Column(column)) if *column >= width && of_left(other) => {
+                        Some((other.clone(), column - width))
+                    }
+                    _ => None,
+                };
+                if let Some((left_key, right_column)) = key {
+                    left_keys.push(left_key);
+                    right_keys.push(right_column);
+                    continue;
+                }
+            }
+            residual.push(conjunct);
+        }
+        if left_keys.is_empty() {
+            return Err(SqlError::at(at, "a lookup join needs an equality of a table column and the stream's expression in ON: ON s.key = t.key"));
+        }
+        let mut fields = left.plan.schema.fields.clone();
+        for column in &right.scope.columns {
+            let mut field = column.field.clone();
+            field.nullable |= kind == JoinKind::Left;
+            field.event_time = false;
+            field.proc_time = false;
+            fields.push(field);
+        }
+        for (column, field) in scope.columns.iter_mut().zip(&fields) {
+            column.field = field.clone();
+        }
+        let updating = left.plan.updating;
+        let node = PlanNode::LookupJoin { input: Box::new(left.plan), table, kind, left_keys, right_keys, residual: Scalar::all_of(residual) };
+        Ok(Relation { plan: Plan { node, schema: Schema::new(fields), updating }, scope })
     }
 
     /// `left` and `right` joined on `condition` (bound over both scopes side by side).

@@ -131,6 +131,9 @@ pub fn optimize(plan: Plan) -> Plan {
             PlanNode::Over { input: Box::new(optimize(*input)), partition, time_column, frame, aggregates }
         }
         PlanNode::Union { inputs } => PlanNode::Union { inputs: inputs.into_iter().map(optimize).collect() },
+        PlanNode::LookupJoin { input, table, kind, left_keys, right_keys, residual } => {
+            PlanNode::LookupJoin { input: Box::new(optimize(*input)), table, kind, left_keys, right_keys, residual }
+        }
     };
     Plan { node, schema, updating }
 }

@@ -1,0 +1,96 @@
+//! The lookup join: each row of the stream joined with the rows of a table that match its keys.
+//! The table is read whole when the job is built (every process of the job reads it), indexed by
+//! its key columns, and shared by the operator's subtasks; so a row sees the table as it was when
+//! the job started, as Flink's `filesystem` lookup source with its cache does.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tethys_engine::operator::{FrameOperator, Output};
+use tethys_engine::UserError;
+
+use crate::expr::Scalar;
+use crate::function::EvalContext;
+use crate::value::{Row, RowKey, Value};
+
+/// A table's rows by the values of its key columns (rows with a NULL key are left out: they
+/// never equal anything).
+pub(super) fn index(rows: Vec<Row>, key_columns: &[usize]) -> HashMap<RowKey, Vec<Vec<Value>>> {
+    let mut index: HashMap<RowKey, Vec<Vec<Value>>> = HashMap::new();
+    for row in rows {
+        let key: Vec<Value> = key_columns.iter().map(|&column| row.values[column].clone()).collect();
+        if key.iter().any(|value| matches!(value, Value::Null)) {
+            continue;
+        }
+        index.entry(RowKey(key)).or_default().push(row.values);
+    }
+    index
+}
+
+/// Joins each row with its matches in the table.
+#[derive(Clone)]
+pub(super) struct LookupJoinOperator {
+    pub table: Arc<HashMap<RowKey, Vec<Vec<Value>>>>,
+    pub left_keys: Vec<Scalar>,
+    /// Left join: a row without a match comes out with the table's columns NULL.
+    pub keep_unmatched: bool,
+    pub table_width: usize,
+    pub residual: Option<Scalar>,
+    pub context: EvalContext,
+}
+
+impl LookupJoinOperator {
+    fn join(&self, row: Row, out: &mut Output<'_, Row>) -> Result<(), String> {
+        let key: Vec<Value> = self.left_keys.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<_, _>>()?;
+        let matches = match key.iter().any(|value| matches!(value, Value::Null)) {
+            true => None,
+            false => self.table.get(&RowKey(key)),
+        };
+        let mut matched = false;
+        for table_row in matches.into_iter().flatten() {
+            let mut values = Vec::with_capacity(row.values.len() + self.table_width);
+            values.extend_from_slice(&row.values);
+            values.extend_from_slice(table_row);
+            if let Some(residual) = &self.residual {
+                if residual.test(&values, &self.context)? != Some(true) {
+                    continue;
+                }
+            }
+            matched = true;
+            out.emit(Row { kind: row.kind, values });
+        }
+        if !matched && self.keep_unmatched {
+            let mut values = row.values;
+            values.extend(std::iter::repeat_n(Value::Null, self.table_width));
+            out.emit(Row { kind: row.kind, values });
+        }
+        Ok(())
+    }
+}
+
+impl FrameOperator<Row, Row> for LookupJoinOperator {
+    fn process(&mut self, frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
+        for row in frame {
+            let shown = row.to_string();
+            self.join(row, out).map_err(|error| format!("{error}, in LookupJoin of row {shown}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_with_a_null_key_are_not_indexed_and_equal_keys_gather() {
+        let rows = vec![
+            Row::insert(vec![Value::Int(1), Value::Int(10)]),
+            Row::insert(vec![Value::Int(1), Value::Int(11)]),
+            Row::insert(vec![Value::Null, Value::Int(12)]),
+        ];
+        let index = index(rows, &[0]);
+        assert_eq!(index.len(), 1);
+        assert_eq!(index[&RowKey(vec![Value::Int(1)])].len(), 2);
+    }
+}
