@@ -41,7 +41,13 @@ pub(super) struct LookupJoinOperator {
 
 impl LookupJoinOperator {
     fn join(&self, row: Row, out: &mut Output<'_, Row>) -> Result<(), String> {
-        let key: Vec<Value> = self.left_keys.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<_, _>>()?;
+        let failed = |error: String, row: &Row| format!("{error}, in LookupJoin of row {row}");
+        let key: Vec<Value> = self
+            .left_keys
+            .iter()
+            .map(|scalar| scalar.eval(&row.values, &self.context))
+            .collect::<Result<_, _>>()
+            .map_err(|error| failed(error, &row))?;
         let matches = match key.iter().any(|value| matches!(value, Value::Null)) {
             true => None,
             false => self.table.get(&RowKey(key)),
@@ -52,7 +58,7 @@ impl LookupJoinOperator {
             values.extend_from_slice(&row.values);
             values.extend_from_slice(table_row);
             if let Some(residual) = &self.residual {
-                if residual.test(&values, &self.context)? != Some(true) {
+                if residual.test(&values, &self.context).map_err(|error| failed(error, &row))? != Some(true) {
                     continue;
                 }
             }
@@ -71,8 +77,7 @@ impl LookupJoinOperator {
 impl FrameOperator<Row, Row> for LookupJoinOperator {
     fn process(&mut self, frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
         for row in frame {
-            let shown = row.to_string();
-            self.join(row, out).map_err(|error| format!("{error}, in LookupJoin of row {shown}"))?;
+            self.join(row, out)?;
         }
         Ok(())
     }
