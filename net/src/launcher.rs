@@ -92,7 +92,15 @@ impl LocalClusterSpec {
     /// `workers` workers of `slots_per_worker` slots each, running this program with `worker`.
     pub fn of_this_program(workers: usize, slots_per_worker: usize) -> Result<LocalClusterSpec, LaunchError> {
         let program = std::env::current_exe().map_err(|source| LaunchError::Io { what: "find this program", source })?;
-        Ok(LocalClusterSpec { program, worker_command: vec!["worker".to_string()], workers, slots_per_worker, env: Vec::new(), tls: None, shared_memory: true })
+        Ok(LocalClusterSpec {
+            program,
+            worker_command: vec!["worker".to_string()],
+            workers,
+            slots_per_worker,
+            env: Vec::new(),
+            tls: None,
+            shared_memory: true,
+        })
     }
 }
 

@@ -203,7 +203,12 @@ fn open_mapping(path: &Path, token: &[u8; TOKEN_BYTES]) -> io::Result<Mapping> {
 /// The dialer's side of the offer, right after the handshake: offers a mapping of `ring_bytes` per
 /// ring (none when 0, or when the file cannot be made) and returns it if the acceptor mapped it.
 /// The file's name is removed before returning, whatever the answer.
-pub(crate) async fn offer(stream: &mut TcpStream, addr: SocketAddr, ring_bytes: usize, timeout: Duration) -> Result<Option<Mapping>, NetError> {
+pub(crate) async fn offer(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    ring_bytes: usize,
+    timeout: Duration,
+) -> Result<Option<Mapping>, NetError> {
     let created = match ring_bytes {
         0 => None,
         _ => match create_mapping(ring_bytes) {
@@ -242,7 +247,12 @@ pub(crate) async fn offer(stream: &mut TcpStream, addr: SocketAddr, ring_bytes: 
 }
 
 /// The acceptor's side: reads the dialer's offer and maps it when `enabled` and possible.
-pub(crate) async fn answer(stream: &mut TcpStream, addr: SocketAddr, enabled: bool, timeout: Duration) -> Result<Option<Mapping>, NetError> {
+pub(crate) async fn answer(
+    stream: &mut TcpStream,
+    addr: SocketAddr,
+    enabled: bool,
+    timeout: Duration,
+) -> Result<Option<Mapping>, NetError> {
     let mut kind = [0u8; 1];
     read_exact(stream, addr, &mut kind, timeout).await?;
     match kind[0] {
@@ -803,8 +813,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         let (mut dialed, (mut accepted, _)) = (dialed.unwrap(), accepted.unwrap());
-        let (offered, answered) =
-            tokio::join!(offer(&mut dialed, addr, ring_bytes, TIMEOUT), answer(&mut accepted, addr, accept, TIMEOUT));
+        let (offered, answered) = tokio::join!(offer(&mut dialed, addr, ring_bytes, TIMEOUT), answer(&mut accepted, addr, accept, TIMEOUT));
         (offered.unwrap(), answered.unwrap(), dialed, accepted)
     }
 
@@ -831,7 +840,11 @@ mod tests {
         let (dialer, acceptor) = (dialer.expect("mapped"), acceptor.expect("mapped"));
         assert_eq!((dialer.ring_bytes, acceptor.ring_bytes), (RING_BYTES_MIN, RING_BYTES_MIN));
         let leftovers = std::fs::read_dir("/dev/shm")
-            .map(|dir| dir.flatten().filter(|entry| entry.file_name().to_string_lossy().contains(&format!("tethys-net-{}-", std::process::id()))).count())
+            .map(|dir| {
+                dir.flatten()
+                    .filter(|entry| entry.file_name().to_string_lossy().contains(&format!("tethys-net-{}-", std::process::id())))
+                    .count()
+            })
             .unwrap_or(0);
         assert_eq!(leftovers, 0, "the offer's file has no name left once answered");
     }

@@ -64,7 +64,13 @@ impl SqlTable {
                 let bound = binder.bind(expr)?;
                 // `PROCTIME()` makes the column the table's processing-time attribute.
                 let proc_time = matches!(&bound.scalar, Scalar::Call(function, _) if function.name() == "PROCTIME");
-                fields.push(Field { name: column.name.clone(), data_type: bound.data_type, nullable: bound.nullable, event_time: false, proc_time });
+                fields.push(Field {
+                    name: column.name.clone(),
+                    data_type: bound.data_type,
+                    nullable: bound.nullable,
+                    event_time: false,
+                    proc_time,
+                });
                 computed.push(bound.scalar);
             }
         }

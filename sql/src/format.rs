@@ -90,13 +90,14 @@ const KEYWORDS: &[&str] = &[
     "WATERMARK",
     "WHEN",
     "WHERE",
+    "WINDOW",
     "WITH",
     "YEAR",
 ];
 
 /// Words that begin a clause of their own line (at a statement's top level).
 const CLAUSES: &[&str] =
-    &["SELECT", "FROM", "WHERE", "GROUP", "HAVING", "ORDER", "LIMIT", "UNION", "JOIN", "LEFT", "RIGHT", "INNER", "FULL", "CROSS"];
+    &["SELECT", "FROM", "WHERE", "GROUP", "HAVING", "WINDOW", "ORDER", "LIMIT", "UNION", "JOIN", "LEFT", "RIGHT", "INNER", "FULL", "CROSS"];
 
 /// Words after which `(` is not a call's: a space stays between them.
 const SPACED_BEFORE_PAREN: &[&str] =
@@ -283,6 +284,14 @@ mod tests {
         let script = "select o.id, c.tier from orders o left join customers for system_time as of o.proc as c on o.customer = c.name";
         let formatted = format_script(script).unwrap();
         assert!(formatted.contains("LEFT JOIN customers FOR SYSTEM_TIME AS OF o.proc AS c ON o.customer = c.name"), "{formatted}");
+        assert_eq!(format_script(&formatted).unwrap(), formatted);
+    }
+
+    #[test]
+    fn a_named_window_is_kept() {
+        let script = "select sum(amount) over w as s from orders window w as (partition by customer order by ts)";
+        let formatted = format_script(script).unwrap();
+        assert!(formatted.contains("WINDOW w AS (PARTITION BY customer ORDER BY ts)"), "{formatted}");
         assert_eq!(format_script(&formatted).unwrap(), formatted);
     }
 

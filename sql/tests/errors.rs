@@ -81,6 +81,14 @@ fn a_lookup_join_needs_processing_time_a_file_table_and_its_keys() {
 }
 
 #[test]
+fn an_over_window_named_nowhere_gets_the_nearest_name() {
+    let error = error_of("SELECT SUM(amount) OVER win FROM orders WINDOW w1n AS (PARTITION BY customer ORDER BY ts)");
+    assert!(error.contains("no window named win in this select's WINDOW clause; did you mean w1n?"), "{error}");
+    let circular = error_of("SELECT SUM(amount) OVER a FROM orders WINDOW a AS b, b AS a");
+    assert!(circular.contains("is defined by itself"), "{circular}");
+}
+
+#[test]
 fn an_updating_query_is_refused_by_an_append_only_sink() {
     let error = error_of("INSERT INTO out_files SELECT customer, COUNT(*) FROM orders GROUP BY customer");
     assert!(error.contains("takes only inserts, and the query produces updates"), "{error}");

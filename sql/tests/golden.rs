@@ -101,6 +101,7 @@ golden!(
     window_topn,
     over_rows,
     over_range,
+    over_named_window,
     group_window,
     group_window_session,
     order_by_limit,

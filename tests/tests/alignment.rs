@@ -7,16 +7,16 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tethys_engine::cluster::protocol::JobSpec;
+use tethys_engine::cluster::JobRegistry;
 use tethys_engine::sink::collect::CollectSink;
 use tethys_engine::sink::discard::DiscardSink;
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
+use tethys_engine::StreamEnvironment;
 use tethys_engine::{
     EngineConfig, FrameOperator, JobResult, Output, OutputTag, SubtaskContext, TumblingEventTimeWindows, UserError, WatermarkStrategy,
     WindowResult,
 };
-use tethys_engine::cluster::protocol::JobSpec;
-use tethys_engine::cluster::JobRegistry;
-use tethys_engine::StreamEnvironment;
 use tethys_net::launcher::InProcessCluster;
 use tethys_tests::{execute_with_config_within_deadline, execute_within_deadline, JOB_DEADLINE};
 
@@ -171,7 +171,11 @@ fn run_fast_and_slow_on_two_workers(slow: Paced, aligned: bool) -> (JobResult, i
     let watch = Arc::clone(&slow.watch);
     let registry: JobRegistry = Arc::new(move |spec: &JobSpec, env: &StreamEnvironment| {
         define_fast_and_slow(env, slow.clone(), aligned);
-        if spec.name == "fast-and-slow" { Ok(()) } else { Err(format!("unknown job {}", spec.name)) }
+        if spec.name == "fast-and-slow" {
+            Ok(())
+        } else {
+            Err(format!("unknown job {}", spec.name))
+        }
     });
     let job = JobSpec { name: "fast-and-slow".into(), args: Vec::new() };
     let (done_tx, done) = std::sync::mpsc::channel();

@@ -151,7 +151,9 @@ impl<In> ParseRows<In> {
                 .iter()
                 .map(|field| {
                     let found = map.iter().find(|(key, _)| key.eq_ignore_ascii_case(&field.name)).map(|(_, value)| value);
-                    found.map_or(Ok(Value::Null), |value| json_value(value, &field.data_type)).map_err(|error| format!("field {}: {error}", field.name))
+                    found
+                        .map_or(Ok(Value::Null), |value| json_value(value, &field.data_type))
+                        .map_err(|error| format!("field {}: {error}", field.name))
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
@@ -211,7 +213,13 @@ pub(super) fn read_all(table: &SqlTable, options: &mut Options<'_>) -> Result<Ve
     } else {
         return Err(failed(format!("path '{}' does not exist", path.display())));
     }
-    let parse = ParseRows::<()> { schema: table.physical.clone(), format: format.clone(), ignore_errors, table: table.name().to_string(), _in: std::marker::PhantomData };
+    let parse = ParseRows::<()> {
+        schema: table.physical.clone(),
+        format: format.clone(),
+        ignore_errors,
+        table: table.name().to_string(),
+        _in: std::marker::PhantomData,
+    };
     let mut rows = Vec::new();
     let mut keep = |parsed: Result<Option<Vec<Value>>, String>, what: &dyn Fn() -> String| -> Result<(), SqlError> {
         match parsed {

@@ -170,7 +170,10 @@ pub fn lookup_rows(table: &SqlTable) -> Result<Vec<Row>, SqlError> {
     if connector != "filesystem" {
         return Err(SqlError::at(
             table.at,
-            format!("table {} ({connector}) cannot be looked up: a lookup join reads a 'filesystem' table, whole, when the job starts", table.name()),
+            format!(
+                "table {} ({connector}) cannot be looked up: a lookup join reads a 'filesystem' table, whole, when the job starts",
+                table.name()
+            ),
         ));
     }
     let mut options = Options::new(table);

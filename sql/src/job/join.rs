@@ -115,12 +115,14 @@ impl JoinRows {
 }
 
 impl JoinFunction {
-
     /// A row of one side added or retracted: its pairs with the other side's rows.
     fn regular(&self, state: &mut JoinState, from_left: bool, row: Row, out: &mut impl FnMut(Row)) -> Result<(), String> {
         let accumulate = row.kind.is_accumulate();
-        let (keeps_own, keeps_other) =
-            if from_left { (self.rows.kind.keeps_left(), self.rows.kind.keeps_right()) } else { (self.rows.kind.keeps_right(), self.rows.kind.keeps_left()) };
+        let (keeps_own, keeps_other) = if from_left {
+            (self.rows.kind.keeps_left(), self.rows.kind.keeps_right())
+        } else {
+            (self.rows.kind.keeps_right(), self.rows.kind.keeps_left())
+        };
         let (own, other) = if from_left { (&mut state.left, &mut state.right) } else { (&mut state.right, &mut state.left) };
         // Only a retraction looks for its row: an added row is kept as one more entry (equal rows
         // may be kept apart; each counts the same), so an append-only side of many rows per key
@@ -147,7 +149,8 @@ impl JoinFunction {
         };
         let mut partners = 0;
         for stored in other.iter_mut() {
-            let matched = if from_left { self.rows.pairs(&row.values, &stored.values)? } else { self.rows.pairs(&stored.values, &row.values)? };
+            let matched =
+                if from_left { self.rows.pairs(&row.values, &stored.values)? } else { self.rows.pairs(&stored.values, &row.values)? };
             if !matched {
                 continue;
             }
@@ -202,10 +205,18 @@ impl JoinFunction {
             }
         }
         if self.rows.kind.keeps_left() {
-            state.left.iter().filter(|row| row.partners == 0).for_each(|row| out(self.rows.joined(Some(&row.values), None, RowKind::Insert)));
+            state
+                .left
+                .iter()
+                .filter(|row| row.partners == 0)
+                .for_each(|row| out(self.rows.joined(Some(&row.values), None, RowKind::Insert)));
         }
         if self.rows.kind.keeps_right() {
-            state.right.iter().filter(|row| row.partners == 0).for_each(|row| out(self.rows.joined(None, Some(&row.values), RowKind::Insert)));
+            state
+                .right
+                .iter()
+                .filter(|row| row.partners == 0)
+                .for_each(|row| out(self.rows.joined(None, Some(&row.values), RowKind::Insert)));
         }
         Ok(())
     }

@@ -461,7 +461,11 @@ impl<'a> JobBuilder<'a> {
                     // Appended to each row in place: no new row per row.
                     let (context, uid) = (self.context.clone(), self.uid("calc", &sig));
                     stream = stream
-                        .process("Calc", move |_| ComputedColumns { computed: computed.clone(), context: context.clone(), text: text.clone() })
+                        .process("Calc", move |_| ComputedColumns {
+                            computed: computed.clone(),
+                            context: context.clone(),
+                            text: text.clone(),
+                        })
                         .uid(&uid);
                 }
                 if let Some(watermark) = table.watermark {

@@ -133,7 +133,8 @@ mod tests {
             user: None,
         };
         let aggregates = Aggregates { calls: vec![count], context: Default::default() };
-        let function = ProcTimeWindowAggregate { aggregates, kind: WindowKind::Hop { slide_ms: 5, size_ms: 10, offset_ms: 0 }, state: None };
+        let function =
+            ProcTimeWindowAggregate { aggregates, kind: WindowKind::Hop { slide_ms: 5, size_ms: 10, offset_ms: 0 }, state: None };
         let mut open = OpenWindows::default();
         let row = Row::insert(Vec::new());
         assert_eq!(function.add(&mut open, &row, 12).unwrap(), [15, 20]);

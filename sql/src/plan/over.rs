@@ -11,7 +11,8 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions_mut, Expr, Ident, OrderBySort, SelectItem, WindowFrameBound, WindowFrameUnits, WindowSpec, WindowType,
+    visit_expressions_mut, Expr, Ident, NamedWindowDefinition, NamedWindowExpr, OrderBySort, SelectItem, WindowFrameBound,
+    WindowFrameUnits, WindowSpec, WindowType,
 };
 
 use super::join::windowed_columns;
@@ -22,9 +23,34 @@ use crate::expr::{interval_ms, position_of, Binder, Compare, Scalar, Scope, Scop
 use crate::types::{Field, SqlType};
 use crate::value::Value;
 
+/// The window named `name` by the select's `WINDOW name AS (...)` clause (one may name another).
+fn named_window(name: &Ident, named: &[NamedWindowDefinition], at: Option<crate::error::Position>) -> Result<WindowSpec, SqlError> {
+    let mut name = name;
+    // A chain of names is at most as long as the clause; a longer one goes round.
+    for _ in 0..=named.len() {
+        let Some(NamedWindowDefinition(_, expr)) =
+            named.iter().find(|NamedWindowDefinition(defined, _)| defined.value.eq_ignore_ascii_case(&name.value))
+        else {
+            let known: Vec<String> = named.iter().map(|NamedWindowDefinition(defined, _)| defined.value.clone()).collect();
+            let hint = crate::check::did_you_mean(&name.value, known.iter().map(String::as_str))
+                .map(|nearest| format!("; did you mean {nearest}?"))
+                .unwrap_or_default();
+            return Err(SqlError::at(at, format!("no window named {name} in this select's WINDOW clause{hint}")));
+        };
+        match expr {
+            NamedWindowExpr::WindowSpec(spec) => return Ok(spec.clone()),
+            NamedWindowExpr::NamedWindow(next) => name = next,
+        }
+    }
+    Err(SqlError::at(at, format!("window {name} is defined by itself in the WINDOW clause")))
+}
+
 /// The select list's window function calls, taken out (each replaced by `$over{i}`), with the
-/// spec they share.
-pub(super) fn take_window_calls(items: &mut Vec<SelectItem>) -> Result<Option<(WindowSpec, Vec<Expr>)>, SqlError> {
+/// spec they share; `OVER w` reads `w` from the select's `WINDOW` clause, `named`.
+pub(super) fn take_window_calls(
+    items: &mut Vec<SelectItem>,
+    named: &[NamedWindowDefinition],
+) -> Result<Option<(WindowSpec, Vec<Expr>)>, SqlError> {
     let mut calls: Vec<Expr> = Vec::new();
     let mut spec: Option<WindowSpec> = None;
     let flow = visit_expressions_mut(items, |expr| {
@@ -33,9 +59,10 @@ pub(super) fn take_window_calls(items: &mut Vec<SelectItem>) -> Result<Option<(W
         let Some(over) = &function.over else { return ControlFlow::Continue(()) };
         let this = match over {
             WindowType::WindowSpec(this) => this.clone(),
-            WindowType::NamedWindow(name) => {
-                return ControlFlow::Break(SqlError::at(at, format!("named windows ({name}) are not supported yet")))
-            }
+            WindowType::NamedWindow(name) => match named_window(name, named, at) {
+                Ok(spec) => spec,
+                Err(error) => return ControlFlow::Break(error),
+            },
         };
         match &spec {
             Some(seen) if *seen != this => {
@@ -100,7 +127,11 @@ pub(super) fn plan_window_calls(
             schema.fields.iter_mut().zip(&input.schema.fields).for_each(|(field, input)| field.event_time = input.event_time);
         }
         let updating = window_end.is_none();
-        Plan { node: PlanNode::Rank { input: Box::new(input), partition, order, limit: None, window_end, numbered: true }, schema, updating }
+        Plan {
+            node: PlanNode::Rank { input: Box::new(input), partition, order, limit: None, window_end, numbered: true },
+            schema,
+            updating,
+        }
     } else {
         let time_column = match order.as_slice() {
             [(Scalar::Column(column), false)] if scope.columns[*column].field.event_time => *column,
@@ -129,7 +160,11 @@ pub(super) fn plan_window_calls(
 }
 
 fn hidden_column(name: &str, data_type: SqlType, nullable: bool) -> ScopeColumn {
-    ScopeColumn { qualifier: None, field: Field { name: name.into(), data_type, nullable, event_time: false, proc_time: false }, hidden: true }
+    ScopeColumn {
+        qualifier: None,
+        field: Field { name: name.into(), data_type, nullable, event_time: false, proc_time: false },
+        hidden: true,
+    }
 }
 
 fn frame_of(spec: &WindowSpec) -> Result<OverFrame, SqlError> {

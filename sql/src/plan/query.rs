@@ -132,9 +132,7 @@ impl<'a> Planner<'a> {
         }
         let limit = match &query.limit_clause {
             None => None,
-            Some(LimitClause::LimitOffset { limit: Some(limit), offset: None, limit_by }) if limit_by.is_empty() => {
-                Some(row_count(limit)?)
-            }
+            Some(LimitClause::LimitOffset { limit: Some(limit), offset: None, limit_by }) if limit_by.is_empty() => Some(row_count(limit)?),
             Some(LimitClause::LimitOffset { limit: None, .. }) => return Err(unsupported(None, "LIMIT ALL")),
             Some(_) => return Err(unsupported(None, "OFFSET on a stream (only LIMIT n)")),
         };
@@ -188,7 +186,13 @@ impl<'a> Planner<'a> {
         let mut ranked_schema = input.schema.clone();
         ranked_schema.fields.iter_mut().for_each(|field| field.event_time = false);
         let mut schema = ranked_schema.clone();
-        ranked_schema.fields.push(Field { name: "$rank".into(), data_type: SqlType::BigInt, nullable: false, event_time: false, proc_time: false });
+        ranked_schema.fields.push(Field {
+            name: "$rank".into(),
+            data_type: SqlType::BigInt,
+            nullable: false,
+            event_time: false,
+            proc_time: false,
+        });
         // Without an order a row never moves: the first n rows are inserted and stay.
         let updating = !order.is_empty();
         let text = format!("{} LIMIT {limit}", if order.is_empty() { "first rows" } else { "ORDER BY" });
@@ -384,10 +388,16 @@ impl<'a> Planner<'a> {
         }
         let right = self.plan_factor(&join.relation)?;
         let PlanNode::Scan { table, .. } = &right.plan.node else {
-            return Err(SqlError::at(at, "a lookup join looks up a table (CREATE TABLE ... WITH ('connector' = 'filesystem', ...)), not a view"));
+            return Err(SqlError::at(
+                at,
+                "a lookup join looks up a table (CREATE TABLE ... WITH ('connector' = 'filesystem', ...)), not a view",
+            ));
         };
         if !table.computed.is_empty() {
-            return Err(SqlError::at(at, format!("table {} has computed columns: a lookup join reads a table's own columns", table.name())));
+            return Err(SqlError::at(
+                at,
+                format!("table {} has computed columns: a lookup join reads a table's own columns", table.name()),
+            ));
         }
         let table = table.clone();
         let constraint = match &join.join_operator {
@@ -427,7 +437,10 @@ impl<'a> Planner<'a> {
             residual.push(conjunct);
         }
         if left_keys.is_empty() {
-            return Err(SqlError::at(at, "a lookup join needs an equality of a table column and the stream's expression in ON: ON s.key = t.key"));
+            return Err(SqlError::at(
+                at,
+                "a lookup join needs an equality of a table column and the stream's expression in ON: ON s.key = t.key",
+            ));
         }
         let mut fields = left.plan.schema.fields.clone();
         for column in &right.scope.columns {
@@ -441,7 +454,8 @@ impl<'a> Planner<'a> {
             column.field = field.clone();
         }
         let updating = left.plan.updating;
-        let node = PlanNode::LookupJoin { input: Box::new(left.plan), table, kind, left_keys, right_keys, residual: Scalar::all_of(residual) };
+        let node =
+            PlanNode::LookupJoin { input: Box::new(left.plan), table, kind, left_keys, right_keys, residual: Scalar::all_of(residual) };
         Ok(Relation { plan: Plan { node, schema: Schema::new(fields), updating }, scope })
     }
 
@@ -863,7 +877,7 @@ impl<'a> Planner<'a> {
         let mut filter =
             select.selection.as_ref().map(|condition| binder.bind_condition(condition, "WHERE")).transpose()?.map(|bound| bound.scalar);
         let mut items = select.projection.clone();
-        let (mut input, scope) = match super::over::take_window_calls(&mut items)? {
+        let (mut input, scope) = match super::over::take_window_calls(&mut items, &select.named_window)? {
             Some((spec, calls)) => {
                 // WHERE filters the rows before window functions see them.
                 let input = match filter.take() {
@@ -1171,7 +1185,13 @@ impl<'a> Planner<'a> {
         for (i, (_, call)) in calls.iter().enumerate() {
             scope.columns.push(ScopeColumn {
                 qualifier: None,
-                field: Field { name: format!("$agg{i}"), data_type: call.result_type.clone(), nullable: true, event_time: false, proc_time: false },
+                field: Field {
+                    name: format!("$agg{i}"),
+                    data_type: call.result_type.clone(),
+                    nullable: true,
+                    event_time: false,
+                    proc_time: false,
+                },
                 hidden: true,
             });
         }

@@ -15,8 +15,7 @@ fn committed(log: &Log, from: u64) -> Vec<(u64, Vec<u8>)> {
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> =
-        fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|path| !path.ends_with(LOCK_FILE)).collect();
+    let mut files: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|path| !path.ends_with(LOCK_FILE)).collect();
     files.sort();
     files
 }

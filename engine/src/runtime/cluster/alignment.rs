@@ -84,9 +84,7 @@ impl SharedAlignment {
             }));
         }
         let sender = Arc::clone(&shared);
-        std::thread::Builder::new()
-            .name(format!("tethys-alignment-{attempt}"))
-            .spawn(move || sender.send_changes(send))?;
+        std::thread::Builder::new().name(format!("tethys-alignment-{attempt}")).spawn(move || sender.send_changes(send))?;
         Ok(Some(shared))
     }
 

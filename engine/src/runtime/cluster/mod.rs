@@ -27,9 +27,9 @@
 
 // rkyv's derive adds resolver types for enum variants that cannot carry docs; every item written
 // here is documented.
+mod alignment;
 #[allow(missing_docs)]
 pub mod protocol;
-mod alignment;
 mod wire;
 pub mod worker;
 
