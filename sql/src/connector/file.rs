@@ -195,65 +195,73 @@ impl FrameOperator<String, Row> for ParseRows<String> {
     }
 }
 
-/// Reads every row of a table now, whole (a lookup join's table, when its job is built): its
-/// file, or the files of its directory in name order.
-pub(super) fn read_all(table: &SqlTable, options: &mut Options<'_>) -> Result<Vec<Row>, SqlError> {
-    let path = options.require("path", "data/input.csv")?;
-    let (format, ignore_errors) = format_of(table, options)?;
-    let at = options.at();
-    let failed = |what: String| SqlError::at(at, format!("table {}: {what}", table.name()));
-    let path = std::path::Path::new(path);
-    let mut files = Vec::new();
-    if path.is_dir() {
-        let entries = std::fs::read_dir(path).map_err(|error| failed(format!("cannot list '{}': {error}", path.display())))?;
-        files.extend(entries.flatten().map(|entry| entry.path()).filter(|file| file.is_file()));
-        files.sort();
-    } else if path.is_file() {
-        files.push(path.to_path_buf());
-    } else {
-        return Err(failed(format!("path '{}' does not exist", path.display())));
-    }
-    let parse = ParseRows::<()> {
-        schema: table.physical.clone(),
-        format: format.clone(),
-        ignore_errors,
-        table: table.name().to_string(),
-        _in: std::marker::PhantomData,
-    };
-    let mut rows = Vec::new();
-    let mut keep = |parsed: Result<Option<Vec<Value>>, String>, what: &dyn Fn() -> String| -> Result<(), SqlError> {
-        match parsed {
-            Ok(Some(values)) => rows.push(Row::insert(values)),
-            Ok(None) => {}
-            Err(error) if !ignore_errors => return Err(failed(format!("cannot read {}: {error}", what()))),
-            Err(_) => {}
+/// A table read whole when asked (a lookup join's): its file, or the files of its directory in
+/// name order.
+pub struct FileRows {
+    path: std::path::PathBuf,
+    parse: ParseRows<()>,
+}
+
+impl FileRows {
+    /// Checks a table's options and that its path exists; reads nothing yet.
+    pub(super) fn of(table: &SqlTable, options: &mut Options<'_>) -> Result<FileRows, SqlError> {
+        let path = std::path::PathBuf::from(options.require("path", "data/input.csv")?);
+        let (format, ignore_errors) = format_of(table, options)?;
+        if !path.exists() {
+            return Err(SqlError::at(options.at(), format!("table {}: path '{}' does not exist", table.name(), path.display())));
         }
-        Ok(())
-    };
-    for file in &files {
-        let cannot_read = |error: &dyn std::fmt::Display| failed(format!("cannot read '{}': {error}", file.display()));
-        match &format {
-            Format::Csv { delimiter, header, .. } => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(*header)
-                    .delimiter(*delimiter)
-                    .flexible(true)
-                    .from_path(file)
-                    .map_err(|error| cannot_read(&error))?;
-                for record in reader.records() {
-                    let fields: Vec<String> = record.map_err(|error| cannot_read(&error))?.iter().map(str::to_string).collect();
-                    keep(parse.csv_values(&fields).map(Some), &|| format!("CSV row {fields:?}"))?;
+        let (name, schema) = (table.name().to_string(), table.physical.clone());
+        Ok(FileRows { path, parse: ParseRows { schema, format, ignore_errors, table: name, _in: std::marker::PhantomData } })
+    }
+
+    /// Every row, read now.
+    pub fn read(&self) -> Result<Vec<Row>, String> {
+        let parse = &self.parse;
+        let failed = |what: String| format!("table {}: {what}", parse.table);
+        let mut files = Vec::new();
+        if self.path.is_dir() {
+            let entries =
+                std::fs::read_dir(&self.path).map_err(|error| failed(format!("cannot list '{}': {error}", self.path.display())))?;
+            files.extend(entries.flatten().map(|entry| entry.path()).filter(|file| file.is_file()));
+            files.sort();
+        } else {
+            files.push(self.path.clone());
+        }
+        let mut rows = Vec::new();
+        let mut keep = |parsed: Result<Option<Vec<Value>>, String>, what: &dyn Fn() -> String| -> Result<(), String> {
+            match parsed {
+                Ok(Some(values)) => rows.push(Row::insert(values)),
+                Ok(None) => {}
+                Err(error) if !parse.ignore_errors => return Err(failed(format!("cannot read {}: {error}", what()))),
+                Err(_) => {}
+            }
+            Ok(())
+        };
+        for file in &files {
+            let cannot_read = |error: &dyn std::fmt::Display| failed(format!("cannot read '{}': {error}", file.display()));
+            match &parse.format {
+                Format::Csv { delimiter, header, .. } => {
+                    let mut reader = csv::ReaderBuilder::new()
+                        .has_headers(*header)
+                        .delimiter(*delimiter)
+                        .flexible(true)
+                        .from_path(file)
+                        .map_err(|error| cannot_read(&error))?;
+                    for record in reader.records() {
+                        let fields: Vec<String> = record.map_err(|error| cannot_read(&error))?.iter().map(str::to_string).collect();
+                        keep(parse.csv_values(&fields).map(Some), &|| format!("CSV row {fields:?}"))?;
+                    }
+                }
+                Format::Json => {
+                    let text = std::fs::read_to_string(file).map_err(|error| cannot_read(&error))?;
+                    for line in text.lines() {
+                        keep(parse.json_values(line), &|| format!("JSON line {line}"))?;
+                    }
                 }
             }
-            Format::Json => {
-                let text = std::fs::read_to_string(file).map_err(|error| cannot_read(&error))?;
-                for line in text.lines() {
-                    keep(parse.json_values(line), &|| format!("JSON line {line}"))?;
-                }
-            }
         }
+        Ok(rows)
     }
-    Ok(rows)
 }
 
 pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStream<Row>, SqlError> {

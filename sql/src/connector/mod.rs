@@ -163,9 +163,9 @@ pub fn source(
     Ok(stream.parallelism(parallelism))
 }
 
-/// Every row of table `table` (its physical columns), read now: the table of a lookup join,
-/// which must be a `filesystem` table.
-pub fn lookup_rows(table: &SqlTable) -> Result<Vec<Row>, SqlError> {
+/// Table `table` as a lookup join reads it (its physical columns, whole, when asked), its options
+/// checked now: it must be a `filesystem` table.
+pub fn lookup_table(table: &SqlTable) -> Result<file::FileRows, SqlError> {
     let connector = table.def.option("connector").unwrap_or("?");
     if connector != "filesystem" {
         return Err(SqlError::at(
@@ -177,7 +177,7 @@ pub fn lookup_rows(table: &SqlTable) -> Result<Vec<Row>, SqlError> {
         ));
     }
     let mut options = Options::new(table);
-    let rows = file::read_all(table, &mut options)?;
+    let rows = file::FileRows::of(table, &mut options)?;
     options.finish()?;
     Ok(rows)
 }

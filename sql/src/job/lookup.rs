@@ -1,22 +1,27 @@
 //! The lookup join: each row of the stream joined with the rows of a table that match its keys.
-//! The table is read whole when the job is built (every process of the job reads it), indexed by
-//! its key columns, and shared by the operator's subtasks; so a row sees the table as it was when
-//! the job started, as Flink's `filesystem` lookup source with its cache does.
+//! The table is read whole by the first subtask of a process that gets a row (its options were
+//! checked when the job was built), indexed by its key columns, and shared by the subtasks of
+//! that process; so a row sees the table as it was when the job started, as Flink's `filesystem`
+//! lookup source with its cache does.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tethys_engine::operator::{FrameOperator, Output};
 use tethys_engine::UserError;
 
+use crate::connector::file::FileRows;
 use crate::expr::Scalar;
 use crate::function::EvalContext;
 use crate::value::{Row, RowKey, Value};
 
+/// A table's rows (their values) by the values of its key columns.
+pub(super) type Index = HashMap<RowKey, Vec<Vec<Value>>>;
+
 /// A table's rows by the values of its key columns (rows with a NULL key are left out: they
 /// never equal anything).
-pub(super) fn index(rows: Vec<Row>, key_columns: &[usize]) -> HashMap<RowKey, Vec<Vec<Value>>> {
-    let mut index: HashMap<RowKey, Vec<Vec<Value>>> = HashMap::new();
+pub(super) fn index(rows: Vec<Row>, key_columns: &[usize]) -> Index {
+    let mut index = Index::new();
     for row in rows {
         let key: Vec<Value> = key_columns.iter().map(|&column| row.values[column].clone()).collect();
         if key.iter().any(|value| matches!(value, Value::Null)) {
@@ -27,10 +32,23 @@ pub(super) fn index(rows: Vec<Row>, key_columns: &[usize]) -> HashMap<RowKey, Ve
     index
 }
 
+/// The looked-up table, read and indexed once, when first needed.
+pub(super) struct LookupTable {
+    pub rows: FileRows,
+    pub key_columns: Vec<usize>,
+    pub index: OnceLock<Result<Index, String>>,
+}
+
+impl LookupTable {
+    fn index(&self) -> Result<&Index, String> {
+        self.index.get_or_init(|| self.rows.read().map(|rows| index(rows, &self.key_columns))).as_ref().map_err(Clone::clone)
+    }
+}
+
 /// Joins each row with its matches in the table.
 #[derive(Clone)]
 pub(super) struct LookupJoinOperator {
-    pub table: Arc<HashMap<RowKey, Vec<Vec<Value>>>>,
+    pub table: Arc<LookupTable>,
     pub left_keys: Vec<Scalar>,
     /// Left join: a row without a match comes out with the table's columns NULL.
     pub keep_unmatched: bool,
@@ -50,7 +68,7 @@ impl LookupJoinOperator {
             .map_err(|error| failed(error, &row))?;
         let matches = match key.iter().any(|value| matches!(value, Value::Null)) {
             true => None,
-            false => self.table.get(&RowKey(key)),
+            false => self.table.index()?.get(&RowKey(key)),
         };
         let mut matched = false;
         for table_row in matches.into_iter().flatten() {

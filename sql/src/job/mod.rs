@@ -651,9 +651,13 @@ impl<'a> JobBuilder<'a> {
                     .uid(&uid)
             }
             PlanNode::LookupJoin { input, table, kind, left_keys, right_keys, residual } => {
-                let rows = crate::connector::lookup_rows(table)?;
+                let rows = crate::connector::lookup_table(table)?;
                 let operator = lookup::LookupJoinOperator {
-                    table: std::sync::Arc::new(lookup::index(rows, right_keys)),
+                    table: std::sync::Arc::new(lookup::LookupTable {
+                        rows,
+                        key_columns: right_keys.clone(),
+                        index: std::sync::OnceLock::new(),
+                    }),
                     left_keys: left_keys.clone(),
                     keep_unmatched: *kind == JoinKind::Left,
                     table_width: table.physical.fields.len(),

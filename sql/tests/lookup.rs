@@ -1,0 +1,53 @@
+//! Lookup joins at run time: the table is read when the first row needs it, and a table that
+//! cannot be read fails the job naming the table and the row, without crashing.
+
+fn script(lookup_csv: &str) -> (TempDir, String) {
+    let dir = TempDir::new();
+    let path = dir.path.join("tiers.csv");
+    std::fs::write(&path, lookup_csv).unwrap();
+    let script = format!(
+        "CREATE TABLE orders (id BIGINT, customer STRING, proc AS PROCTIME())
+           WITH ('connector' = 'datagen', 'number-of-rows' = '5', 'fields.id.kind' = 'sequence', 'fields.id.start' = '1',
+                 'fields.id.end' = '5', 'fields.customer.length' = '1');
+         CREATE TABLE tiers (id BIGINT, tier STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         SELECT o.id, t.tier FROM orders o JOIN tiers FOR SYSTEM_TIME AS OF o.proc AS t ON o.id = t.id;",
+        path.display()
+    );
+    (dir, script)
+}
+
+/// A fresh directory under the system's temporary one, removed when dropped.
+struct TempDir {
+    path: std::path::PathBuf,
+}
+
+impl TempDir {
+    fn new() -> TempDir {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let path = std::env::temp_dir().join(format!("tethys-lookup-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir { path }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[test]
+fn every_row_finds_its_match_in_the_file() {
+    let (_dir, script) = script("1,gold\n2,silver\n3,bronze\n4,gold\n5,iron\n");
+    let mut rows = tethys_sql::run_script(&script).unwrap().remove(0);
+    rows.sort();
+    assert_eq!(rows, ["+I[1, gold]", "+I[2, silver]", "+I[3, bronze]", "+I[4, gold]", "+I[5, iron]"]);
+}
+
+#[test]
+fn a_table_that_does_not_parse_fails_the_job_naming_it_and_the_row() {
+    let (_dir, script) = script("1,gold\nnot a number,silver\n");
+    let error = tethys_sql::run_script(&script).expect_err("the job fails");
+    assert!(error.contains("table tiers: cannot read CSV row"), "{error}");
+    assert!(error.contains("not a number"), "{error}");
+}
