@@ -19,6 +19,7 @@ const KEYWORDS: &[&str] = &[
     "AND",
     "AS",
     "ASC",
+    "BEGIN",
     "BETWEEN",
     "BY",
     "CASE",
@@ -155,6 +156,8 @@ fn lay_out(tokens: &[Token]) -> String {
     let mut depth = 0usize;
     let mut statement_start = 0usize;
     let mut creates_table = false;
+    // The statement is `EXECUTE STATEMENT SET BEGIN ... END`.
+    let mut executes_set = false;
     let mut columns_depth: Option<usize> = None;
     // The CREATE TABLE's column list was laid out (its WITH options stay on one line).
     let mut columns_done = false;
@@ -166,13 +169,18 @@ fn lay_out(tokens: &[Token]) -> String {
             // `CREATE [TEMPORARY] TABLE`: its column list is laid out one per line.
             let head: Vec<String> = tokens[index..].iter().filter_map(upper).take(3).collect();
             creates_table = head.first().is_some_and(|first| first == "CREATE") && head.iter().any(|word| word == "TABLE");
+            executes_set = head == ["EXECUTE", "STATEMENT", "SET"];
         }
         // A new line before a clause at the statement's top level (not its first word, not the
         // second word of a two-word join).
+        // `EXECUTE STATEMENT SET` then `BEGIN` on a line of its own, and each statement of the set
+        // laid out as one of its own.
+        let begins_set = executes_set && depth == 0 && word.as_deref() == Some("BEGIN");
         let clause = depth == 0
             && index > statement_start
             && word.as_deref().is_some_and(|word| CLAUSES.contains(&word))
             && !(word.as_deref() == Some("JOIN") && previous.and_then(upper).is_some_and(|before| CLAUSES.contains(&before.as_str())));
+        let clause = clause || begins_set;
         if clause && !at_line_start {
             out.push('\n');
         }
@@ -234,6 +242,11 @@ fn lay_out(tokens: &[Token]) -> String {
                 None => out.push_str(&token.to_string()),
             },
         }
+        if begins_set {
+            out.push('\n');
+            executes_set = false;
+            statement_start = index + 1;
+        }
         // After a new line inside a CREATE TABLE's columns, the next token is indented already.
         if out.ends_with("\n  ") {
             previous = Some(&Token::LParen);
@@ -285,6 +298,20 @@ mod tests {
         let formatted = format_script(script).unwrap();
         assert!(formatted.contains("LEFT JOIN customers FOR SYSTEM_TIME AS OF o.proc AS c ON o.customer = c.name"), "{formatted}");
         assert_eq!(format_script(&formatted).unwrap(), formatted);
+    }
+
+    #[test]
+    fn a_statement_set_puts_begin_and_each_insert_on_lines_of_their_own() {
+        let script = "execute statement set begin insert into a select x from t; insert into b select y from t where y > 1; end;";
+        let formatted = format_script(script).unwrap();
+        assert_eq!(
+            formatted,
+            "EXECUTE STATEMENT SET\nBEGIN\nINSERT INTO a\nSELECT x\nFROM t;\n\nINSERT INTO b\nSELECT y\nFROM t\nWHERE y > 1;\n\nEND;\n"
+        );
+        assert_eq!(format_script(&formatted).unwrap(), formatted);
+        let other_form = format_script("begin statement set; insert into a select x from t; end;").unwrap();
+        assert!(other_form.starts_with("BEGIN STATEMENT SET;\n\nINSERT INTO a\n"), "{other_form}");
+        assert_eq!(format_script(&other_form).unwrap(), other_form);
     }
 
     #[test]
