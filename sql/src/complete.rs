@@ -177,7 +177,8 @@ pub fn complete_with(sql: &str, cursor: Position, functions: &FunctionRegistry) 
         let window = enclosing_call(&context[..open - 1]);
         let table = window.and_then(|open_window| data_argument(&context[open_window + 1..open - 1])).and_then(|name| table_named(&name));
         if let Some(table) = table {
-            candidates.extend(columns_of(table).map(|column| (u8::from(!is_event_time(table, &column.label)), column)));
+            let is_time = |column: &str| is_event_time(table, column) || is_proc_time(table, column);
+            candidates.extend(columns_of(table).map(|column| (u8::from(!is_time(&column.label)), column)));
         }
     } else if previous == Some(&Token::LParen) && call_name.as_deref() == Some("TABLE") {
         // `FROM TABLE(`: the window functions.
@@ -345,6 +346,14 @@ fn is_event_time(table: &TableDef, column: &str) -> bool {
     table.watermark.as_ref().is_some_and(|watermark| watermark.column.eq_ignore_ascii_case(column))
 }
 
+/// Whether `column` is `table`'s processing time (computed `AS PROCTIME()`).
+fn is_proc_time(table: &TableDef, column: &str) -> bool {
+    table.columns.iter().any(|defined| {
+        defined.name.eq_ignore_ascii_case(column)
+            && matches!(&defined.kind, ColumnKind::Computed(expr) if expr.to_string().eq_ignore_ascii_case("PROCTIME()"))
+    })
+}
+
 fn table_completion(table: &TableDef) -> Completion {
     let detail = table.option("connector").map_or_else(|| "table".to_string(), |connector| format!("table ({connector})"));
     Completion::new(table.name.clone(), CompletionKind::Table, detail)
@@ -352,7 +361,11 @@ fn table_completion(table: &TableDef) -> Completion {
 
 fn columns_of(table: &TableDef) -> impl Iterator<Item = Completion> + '_ {
     table.columns.iter().map(move |column| {
-        let rowtime = if is_event_time(table, &column.name) { " *ROWTIME*" } else { "" };
+        let rowtime = match (is_event_time(table, &column.name), is_proc_time(table, &column.name)) {
+            (true, _) => " *ROWTIME*",
+            (false, true) => " *PROCTIME*",
+            (false, false) => "",
+        };
         let detail = match &column.kind {
             ColumnKind::Physical { data_type, .. } => format!("{data_type}{rowtime} ({})", table.name),
             ColumnKind::Computed(expr) => format!("AS {expr}{rowtime} ({})", table.name),
@@ -512,6 +525,16 @@ mod tests {
         assert_eq!(tumble[0].detail, "TUMBLE(TABLE t, DESCRIPTOR(ts), size INTERVAL [, offset INTERVAL])");
         // Its table argument is a table.
         assert_eq!(labels("SELECT * FROM TABLE(TUMBLE(TABLE cl|"), ["clicks"]);
+    }
+
+    #[test]
+    fn a_descriptor_offers_a_processing_time_column_first_too() {
+        let sql = "CREATE TABLE visits (page STRING, proc AS PROCTIME()) WITH ('connector' = 'datagen');\n\
+                   SELECT * FROM TABLE(TUMBLE(TABLE visits, DESCRIPTOR(";
+        let found = complete(sql, Position { line: 2, column: 53 });
+        let labels: Vec<&str> = found.iter().map(|completion| completion.label.as_str()).collect();
+        assert_eq!(labels, ["proc", "page"]);
+        assert!(found[0].detail.contains("*PROCTIME*"), "{:?}", found[0]);
     }
 
     #[test]
