@@ -5,7 +5,8 @@
 //! created in `/dev/shm` (or the temporary directory), named by a random token written inside it.
 //! The acceptor maps it if it can (it is on the same host, the file is what the offer says, and its
 //! own options allow it) and answers yes or no; the dialer then removes the file's name, so nothing
-//! is left behind whatever happens later. With a yes, each direction's bytes go through its own
+//! is left behind whatever happens later (and the file of a dialer killed before that is removed by
+//! the next offer made on the host). With a yes, each direction's bytes go through its own
 //! single-producer, single-consumer ring in that mapping (the dialer writes ring 0, the acceptor
 //! ring 1), and the TCP connection stays to carry one-byte doorbells only: a reader that found its
 //! ring empty (or a writer that found it full) says so in the mapping and sleeps; the other side,
@@ -143,8 +144,9 @@ fn create_mapping(ring_bytes: usize) -> io::Result<(Mapping, PathBuf, [u8; TOKEN
     getrandom::fill(&mut token).map_err(io::Error::other)?;
     let shm = Path::new("/dev/shm");
     let dir = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
+    remove_files_of_dead_processes(&dir);
     let name: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
-    let path = dir.join(format!("tethys-net-{}-{name}", std::process::id()));
+    let path = dir.join(format!("{FILE_PREFIX}{}-{name}", std::process::id()));
     let mut open = OpenOptions::new();
     open.read(true).write(true).create_new(true);
     #[cfg(unix)]
@@ -166,6 +168,27 @@ fn create_mapping(ring_bytes: usize) -> io::Result<(Mapping, PathBuf, [u8; TOKEN
         Err(error) => {
             let _ = std::fs::remove_file(&path);
             Err(error)
+        }
+    }
+}
+
+/// The start of an offer file's name; then the creating process's id, `-`, the token.
+const FILE_PREFIX: &str = "tethys-net-";
+
+/// Removes the offer files left by processes no longer running (a dialer killed between creating
+/// its file and the answer, when the name is removed). Needs `/proc` to tell; without, keeps all.
+fn remove_files_of_dead_processes(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name.to_str().and_then(|name| name.strip_prefix(FILE_PREFIX)).and_then(|rest| rest.split_once('-')).map(|(pid, _)| pid);
+        if let Some(pid) = pid.filter(|pid| pid.parse::<u32>().is_ok()) {
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
         }
     }
 }
@@ -842,11 +865,27 @@ mod tests {
         let leftovers = std::fs::read_dir("/dev/shm")
             .map(|dir| {
                 dir.flatten()
-                    .filter(|entry| entry.file_name().to_string_lossy().contains(&format!("tethys-net-{}-", std::process::id())))
+                    .filter(|entry| entry.file_name().to_string_lossy().contains(&format!("{FILE_PREFIX}{}-", std::process::id())))
                     .count()
             })
             .unwrap_or(0);
         assert_eq!(leftovers, 0, "the offer's file has no name left once answered");
+    }
+
+    #[test]
+    fn files_left_by_dead_processes_are_removed_and_others_kept() {
+        let dir = std::env::temp_dir().join(format!("tethys-shm-leftovers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // No process has id 4294967295 (above any pid limit); this test's process is alive.
+        let dead = dir.join(format!("{FILE_PREFIX}4294967295-00ff"));
+        let alive = dir.join(format!("{FILE_PREFIX}{}-00ff", std::process::id()));
+        let other = dir.join("someone-elses-file");
+        for file in [&dead, &alive, &other] {
+            std::fs::write(file, b"x").unwrap();
+        }
+        remove_files_of_dead_processes(&dir);
+        assert_eq!((dead.exists(), alive.exists(), other.exists()), (false, true, true));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[tokio::test]
