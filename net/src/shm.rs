@@ -38,6 +38,7 @@ use tokio::io::{AsyncBufRead, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
+use crate::conn::Side;
 use crate::error::NetError;
 
 /// What a dialer sends after the handshake when it offers no shared memory: its connection stays
@@ -79,21 +80,12 @@ const WRITER_PARKED_AT: usize = 192;
 const WRITER_CLOSED_AT: usize = 256;
 const HEADER_PAGE_BYTES: usize = 4096;
 
-/// Which end of the mapping this process is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum End {
-    /// Created the mapping and offered it; writes ring 0.
-    Dialer,
-    /// Mapped the offered file; writes ring 1.
-    Acceptor,
-}
-
-impl End {
-    fn outbound_ring(self) -> usize {
-        match self {
-            End::Dialer => 0,
-            End::Acceptor => 1,
-        }
+/// The ring a side of the connection writes: the dialer (who created the mapping) ring 0, the
+/// acceptor ring 1.
+fn outbound_ring(side: Side) -> usize {
+    match side {
+        Side::Dialer => 0,
+        Side::Acceptor => 1,
     }
 }
 
@@ -103,7 +95,7 @@ pub(crate) struct Mapping {
     _map: MmapMut,
     base: *mut u8,
     ring_bytes: usize,
-    end: End,
+    side: Side,
 }
 
 // SAFETY: the mapping is only reached through atomics (indices and flags) and through byte copies
@@ -118,10 +110,10 @@ impl Mapping {
         HEADER_PAGE_BYTES + 2 * ring_bytes
     }
 
-    fn from_map(mut map: MmapMut, ring_bytes: usize, end: End) -> Mapping {
+    fn from_map(mut map: MmapMut, ring_bytes: usize, side: Side) -> Mapping {
         debug_assert_eq!(map.len(), Mapping::file_bytes(ring_bytes));
         let base = map.as_mut_ptr();
-        Mapping { _map: map, base, ring_bytes, end }
+        Mapping { _map: map, base, ring_bytes, side }
     }
 
     /// Ring `index` (0 or 1).
@@ -161,7 +153,7 @@ fn create_mapping(ring_bytes: usize) -> io::Result<(Mapping, PathBuf, [u8; TOKEN
         map[VERSION_AT..VERSION_AT + 4].copy_from_slice(&LAYOUT_VERSION.to_le_bytes());
         map[RING_BYTES_AT..RING_BYTES_AT + 8].copy_from_slice(&(ring_bytes as u64).to_le_bytes());
         map[TOKEN_AT..TOKEN_AT + TOKEN_BYTES].copy_from_slice(&token);
-        Ok(Mapping::from_map(map, ring_bytes, End::Dialer))
+        Ok(Mapping::from_map(map, ring_bytes, Side::Dialer))
     })();
     match created {
         Ok(mapping) => Ok((mapping, path, token)),
@@ -220,7 +212,7 @@ fn open_mapping(path: &Path, token: &[u8; TOKEN_BYTES]) -> io::Result<Mapping> {
     if !ring_ok || file_bytes != Mapping::file_bytes(ring_bytes as usize) as u64 {
         return Err(invalid(format!("{} has rings of {ring_bytes} bytes in {file_bytes} bytes", path.display())));
     }
-    Ok(Mapping::from_map(map, ring_bytes as usize, End::Acceptor))
+    Ok(Mapping::from_map(map, ring_bytes as usize, Side::Acceptor))
 }
 
 /// The dialer's side of the offer, right after the handshake: offers a mapping of `ring_bytes` per
@@ -506,8 +498,8 @@ async fn pump(link: Arc<Link>) {
 /// tasks (and a doorbell pump on the current runtime). The reader watches an empty ring for up to
 /// `reader_poll` before it parks.
 pub(crate) fn split(socket: TcpStream, mapping: Mapping, reader_poll: Duration) -> (ShmReadHalf, ShmWriter) {
-    let outbound = mapping.ring(mapping.end.outbound_ring());
-    let inbound = mapping.ring(1 - mapping.end.outbound_ring());
+    let outbound = mapping.ring(outbound_ring(mapping.side));
+    let inbound = mapping.ring(1 - outbound_ring(mapping.side));
     let link = Arc::new(Link {
         mapping,
         outbound,
