@@ -46,6 +46,8 @@ struct Column {
 #[derive(Debug, Clone)]
 pub struct DatagenSource {
     columns: Vec<Column>,
+    /// The table's columns, computed ones included (they are appended to each row later).
+    width: usize,
     rows: Option<u64>,
     rows_per_second: Option<f64>,
     seed: u64,
@@ -131,7 +133,13 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
         };
         columns.push(Column { data_type: field.data_type.clone(), generator, null_rate });
     }
-    let source = DatagenSource { columns, rows, rows_per_second: (rows_per_second > 0.0).then_some(rows_per_second), seed };
+    let source = DatagenSource {
+        columns,
+        width: table.schema.fields.len(),
+        rows,
+        rows_per_second: (rows_per_second > 0.0).then_some(rows_per_second),
+        seed,
+    };
     Ok(env.source(table.name(), source))
 }
 
@@ -163,57 +171,53 @@ const ALPHANUMERIC: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX
 
 impl DatagenSource {
     fn row(&self, number: u64, now_ms: i64) -> Row {
-        let values = self
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(index, column)| {
-                let mut rng = fastrand::Rng::with_seed(mix(self.seed, number, index));
-                if column.null_rate > 0.0 && rng.f64() < column.null_rate {
-                    return Value::Null;
-                }
-                match &column.generator {
-                    ColumnGenerator::Sequence { start, .. } => {
-                        let value = start + number as i64;
-                        match &column.data_type {
-                            SqlType::String => Value::Str(value.to_string()),
-                            SqlType::Decimal { scale, .. } => {
-                                Value::Decimal(Decimal::from_i64(value).rescale(*scale).unwrap_or(Decimal::from_i64(value)))
-                            }
-                            _ => Value::Int(value),
+        let mut values = Vec::with_capacity(self.width);
+        values.extend(self.columns.iter().enumerate().map(|(index, column)| {
+            let mut rng = fastrand::Rng::with_seed(mix(self.seed, number, index));
+            if column.null_rate > 0.0 && rng.f64() < column.null_rate {
+                return Value::Null;
+            }
+            match &column.generator {
+                ColumnGenerator::Sequence { start, .. } => {
+                    let value = start + number as i64;
+                    match &column.data_type {
+                        SqlType::String => Value::Str(value.to_string()),
+                        SqlType::Decimal { scale, .. } => {
+                            Value::Decimal(Decimal::from_i64(value).rescale(*scale).unwrap_or(Decimal::from_i64(value)))
                         }
+                        _ => Value::Int(value),
                     }
-                    ColumnGenerator::Random { min, max, length, max_past_ms } => {
-                        let uniform = min + rng.f64() * (max - min);
-                        match &column.data_type {
-                            SqlType::Boolean => Value::Bool(rng.bool()),
-                            t if t.is_integer() => {
-                                let (min, max) = (*min as i128, *max as i128);
-                                let span = (max - min + 1) as u128;
-                                Value::Int((min + (u128::from(rng.u64(..)) % span) as i128) as i64)
-                            }
-                            SqlType::Decimal { scale, .. } => {
-                                Value::Decimal(Decimal::from_f64(uniform, *scale).unwrap_or(Decimal::from_i64(0)))
-                            }
-                            SqlType::Float | SqlType::Double => Value::Float(uniform),
-                            SqlType::String => {
-                                Value::Str((0..*length).map(|_| ALPHANUMERIC[rng.usize(..ALPHANUMERIC.len())] as char).collect())
-                            }
-                            SqlType::Bytes => Value::Bytes((0..*length).map(|_| rng.u8(..)).collect()),
-                            other => {
-                                let past = if *max_past_ms > 0 { rng.i64(0..=*max_past_ms) } else { 0 };
-                                let ms = now_ms - past;
-                                match other {
-                                    SqlType::Date => Value::Date(ms.div_euclid(MS_PER_DAY) as i32),
-                                    SqlType::Time => Value::Time(ms.rem_euclid(MS_PER_DAY) as i32),
-                                    _ => Value::Timestamp(ms),
-                                }
+                }
+                ColumnGenerator::Random { min, max, length, max_past_ms } => {
+                    let uniform = min + rng.f64() * (max - min);
+                    match &column.data_type {
+                        SqlType::Boolean => Value::Bool(rng.bool()),
+                        t if t.is_integer() => {
+                            let (min, max) = (*min as i128, *max as i128);
+                            let span = (max - min + 1) as u128;
+                            Value::Int((min + (u128::from(rng.u64(..)) % span) as i128) as i64)
+                        }
+                        SqlType::Decimal { scale, .. } => {
+                            Value::Decimal(Decimal::from_f64(uniform, *scale).unwrap_or(Decimal::from_i64(0)))
+                        }
+                        SqlType::Float | SqlType::Double => Value::Float(uniform),
+                        SqlType::String => {
+                            Value::Str((0..*length).map(|_| ALPHANUMERIC[rng.usize(..ALPHANUMERIC.len())] as char).collect())
+                        }
+                        SqlType::Bytes => Value::Bytes((0..*length).map(|_| rng.u8(..)).collect()),
+                        other => {
+                            let past = if *max_past_ms > 0 { rng.i64(0..=*max_past_ms) } else { 0 };
+                            let ms = now_ms - past;
+                            match other {
+                                SqlType::Date => Value::Date(ms.div_euclid(MS_PER_DAY) as i32),
+                                SqlType::Time => Value::Time(ms.rem_euclid(MS_PER_DAY) as i32),
+                                _ => Value::Timestamp(ms),
                             }
                         }
                     }
                 }
-            })
-            .collect();
+            }
+        }));
         Row::insert(values)
     }
 }

@@ -27,7 +27,7 @@ use crate::catalog::SqlTable;
 use crate::check::did_you_mean;
 use crate::error::{Position, SqlError};
 use crate::plan::ScanPushDown;
-use crate::value::Row;
+use crate::value::{Row, Value};
 
 /// A table's `WITH` options being read: each read is remembered, and what is left unread at the
 /// end is an unknown option.
@@ -161,6 +161,16 @@ pub fn source(
     };
     options.finish()?;
     Ok(stream.parallelism(parallelism))
+}
+
+/// The physical columns of `table` whose value its source, told `pushed`, fixes for every row it
+/// reads (a filter it applies itself, e.g. `event_type = 2` of the nexmark table): expressions
+/// over the scan may take them as constants.
+pub fn fixed_columns(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usize, Value)> {
+    match table.def.option("connector") {
+        Some("nexmark") => nexmark::fixed_columns(table, pushed),
+        _ => Vec::new(),
+    }
 }
 
 /// Table `table` as a lookup join reads it (its physical columns, whole, when asked), its options

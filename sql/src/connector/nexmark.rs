@@ -122,9 +122,9 @@ enum Column {
     Unread,
 }
 
-/// The one event kind a pushed-down filter keeps (`event_type = k`), if it says so.
-fn kind_of_filter(pushed: &ScanPushDown, event_type: usize) -> Option<i64> {
-    pushed.filter.iter().find_map(|conjunct| match conjunct {
+/// The event kind `conjunct` keeps if it is `event_type = k` (column `event_type` of the table).
+fn kind_of_conjunct(conjunct: &Scalar, event_type: usize) -> Option<i64> {
+    match conjunct {
         Scalar::Compare(Compare::Eq, a, b) => match (a.as_ref(), b.as_ref()) {
             (Scalar::Column(c), Scalar::Literal(Value::Int(k))) | (Scalar::Literal(Value::Int(k)), Scalar::Column(c))
                 if *c == event_type =>
@@ -134,7 +134,20 @@ fn kind_of_filter(pushed: &ScanPushDown, event_type: usize) -> Option<i64> {
             _ => None,
         },
         _ => None,
-    })
+    }
+}
+
+/// The one event kind a pushed-down filter keeps (`event_type = k`), if it says so.
+fn kind_of_filter(pushed: &ScanPushDown, event_type: usize) -> Option<i64> {
+    pushed.filter.iter().find_map(|conjunct| kind_of_conjunct(conjunct, event_type))
+}
+
+/// The physical columns whose value the source fixes, told `pushed`: `event_type` when the
+/// pushed filter keeps one kind of event (`event_type = k`), as `source` then drops the others.
+pub(super) fn fixed_columns(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usize, Value)> {
+    let event_type =
+        table.physical.fields.iter().position(|field| field.name.eq_ignore_ascii_case("event_type") && field.data_type.is_integer());
+    event_type.and_then(|column| Some((column, Value::Int(kind_of_filter(pushed, column)?)))).into_iter().collect()
 }
 
 /// The generator's field indexes for a declared `ROW<...>` column of the kind with `fields`.
@@ -212,22 +225,22 @@ pub(super) fn source(
         columns.push(column);
     }
     let generator = NexmarkSource { events, seed, config };
+    // Room for the computed columns appended after the physical ones.
+    let width = table.schema.fields.len();
     let row = move |event: &NexmarkEvent| {
         let fields = |fields: &[Option<usize>], get: &dyn Fn(usize) -> Value| {
             Value::Row(fields.iter().map(|field| field.map_or(Value::Null, get)).collect())
         };
-        let values = columns
-            .iter()
-            .map(|column| match (column, event) {
-                (Column::EventType, NexmarkEvent::Person(_)) => Value::Int(0),
-                (Column::EventType, NexmarkEvent::Auction(_)) => Value::Int(1),
-                (Column::EventType, NexmarkEvent::Bid(_)) => Value::Int(2),
-                (Column::Person(read), NexmarkEvent::Person(person)) => fields(read, &|f| person_field(person, f)),
-                (Column::Auction(read), NexmarkEvent::Auction(auction)) => fields(read, &|f| auction_field(auction, f)),
-                (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
-                _ => Value::Null,
-            })
-            .collect();
+        let mut values = Vec::with_capacity(width);
+        values.extend(columns.iter().map(|column| match (column, event) {
+            (Column::EventType, NexmarkEvent::Person(_)) => Value::Int(0),
+            (Column::EventType, NexmarkEvent::Auction(_)) => Value::Int(1),
+            (Column::EventType, NexmarkEvent::Bid(_)) => Value::Int(2),
+            (Column::Person(read), NexmarkEvent::Person(person)) => fields(read, &|f| person_field(person, f)),
+            (Column::Auction(read), NexmarkEvent::Auction(auction)) => fields(read, &|f| auction_field(auction, f)),
+            (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
+            _ => Value::Null,
+        }));
         Row::insert(values)
     };
     let events = env.source(table.name(), generator);

@@ -501,6 +501,55 @@ impl Scalar {
         }
     }
 
+    /// The same expression with its constant parts computed once (Flink's expression reduction):
+    /// an operator, comparison, connective, CAST or COALESCE whose operands are all constants
+    /// becomes its value, and a CASE loses the branches whose condition is a constant that is not
+    /// TRUE (and ends at one that is). Function calls are left alone (some are not deterministic),
+    /// and so is a part whose computation fails: it fails per row, with the row named.
+    pub fn folded(self, context: &EvalContext) -> Scalar {
+        let fold = |scalar: Box<Scalar>| Box::new(scalar.folded(context));
+        let folded = match self {
+            Scalar::Not(inner) => Scalar::Not(fold(inner)),
+            Scalar::Negate(inner) => Scalar::Negate(fold(inner)),
+            Scalar::Arith(op, numeric, left, right) => Scalar::Arith(op, numeric, fold(left), fold(right)),
+            Scalar::Compare(compare, left, right) => Scalar::Compare(compare, fold(left), fold(right)),
+            Scalar::And(left, right) => Scalar::And(fold(left), fold(right)),
+            Scalar::Or(left, right) => Scalar::Or(fold(left), fold(right)),
+            Scalar::IsNull(inner, negated) => Scalar::IsNull(fold(inner), negated),
+            Scalar::IsBool(inner, wanted, negated) => Scalar::IsBool(fold(inner), wanted, negated),
+            Scalar::IsDistinct(left, right, negated) => Scalar::IsDistinct(fold(left), fold(right), negated),
+            Scalar::Cast(inner, from, to, try_cast) => Scalar::Cast(fold(inner), from, to, try_cast),
+            Scalar::Coalesce(list) => Scalar::Coalesce(list.into_iter().map(|scalar| scalar.folded(context)).collect()),
+            Scalar::Case(branches, otherwise) => {
+                let mut kept = Vec::with_capacity(branches.len());
+                for (condition, result) in branches {
+                    let (condition, result) = (condition.folded(context), result.folded(context));
+                    match &condition {
+                        Scalar::Literal(Value::Bool(true)) if kept.is_empty() => return result,
+                        Scalar::Literal(Value::Bool(true)) => {
+                            // Every row that gets here takes it: it is the CASE's ELSE.
+                            return Scalar::Case(kept, Box::new(result));
+                        }
+                        Scalar::Literal(_) => {}
+                        _ => kept.push((condition, result)),
+                    }
+                }
+                let otherwise = otherwise.folded(context);
+                if kept.is_empty() {
+                    return otherwise;
+                }
+                Scalar::Case(kept, Box::new(otherwise))
+            }
+            other => return other,
+        };
+        if folded.children().iter().all(|child| matches!(child, Scalar::Literal(_))) {
+            if let Ok(value) = folded.eval(&[], context) {
+                return Scalar::Literal(value);
+            }
+        }
+        folded
+    }
+
     /// The expressions it is made of, one level down.
     pub fn children(&self) -> Vec<&Scalar> {
         match self {
@@ -1291,6 +1340,57 @@ pub fn eval_constant(sql: &str, functions: &FunctionRegistry) -> Result<Value, S
 mod tests {
     use super::eval_text as eval;
     use super::*;
+
+    fn column(index: usize) -> Box<Scalar> {
+        Box::new(Scalar::Column(index))
+    }
+
+    fn int(value: i64) -> Box<Scalar> {
+        Box::new(Scalar::Literal(Value::Int(value)))
+    }
+
+    #[test]
+    fn folding_computes_constant_parts_and_prunes_case_branches() {
+        let context = EvalContext::default();
+        // nexmark's computed dateTime with event_type (column 0) fixed at 2: the third column.
+        let case = |event_type: Box<Scalar>| {
+            Scalar::Case(
+                vec![
+                    (Scalar::Compare(Compare::Eq, event_type.clone(), int(0)), Scalar::Column(1)),
+                    (Scalar::Compare(Compare::Eq, event_type, int(1)), Scalar::Column(2)),
+                ],
+                column(3),
+            )
+        };
+        assert!(matches!(case(int(2)).folded(&context), Scalar::Column(3)));
+        assert!(matches!(case(int(1)).folded(&context), Scalar::Column(2)));
+        // Not constant: kept whole.
+        assert!(matches!(case(column(0)).folded(&context), Scalar::Case(branches, _) if branches.len() == 2));
+        // A constant branch after a row-dependent one becomes the ELSE.
+        let mixed = Scalar::Case(
+            vec![
+                (Scalar::Compare(Compare::Eq, column(0), int(0)), Scalar::Column(1)),
+                (Scalar::Compare(Compare::Lt, int(1), int(2)), Scalar::Column(2)),
+                (Scalar::Compare(Compare::Eq, column(0), int(5)), Scalar::Column(4)),
+            ],
+            column(3),
+        );
+        match mixed.folded(&context) {
+            Scalar::Case(branches, otherwise) => {
+                assert_eq!(branches.len(), 1);
+                assert!(matches!(*otherwise, Scalar::Column(2)));
+            }
+            other => panic!("expected a CASE, got {other:?}"),
+        }
+        // Operators over constants are computed; AND over a column is not.
+        let sum = Scalar::Arith(Arith::Add, Numeric::Int, int(40), int(2));
+        assert!(matches!(sum.folded(&context), Scalar::Literal(Value::Int(42))));
+        let and = Scalar::And(Box::new(Scalar::Compare(Compare::Eq, int(2), int(2))), Box::new(Scalar::IsNull(column(0), false)));
+        assert!(matches!(and.folded(&context), Scalar::And(left, _) if matches!(*left, Scalar::Literal(Value::Bool(true)))));
+        // A part that fails stays, to fail per row with the row named.
+        let division = Scalar::Arith(Arith::Div, Numeric::Int, int(1), int(0));
+        assert!(matches!(division.folded(&context), Scalar::Arith(..)));
+    }
 
     #[test]
     fn arithmetic_types_and_values_follow_flink() {

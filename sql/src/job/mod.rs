@@ -91,6 +91,9 @@ struct CalcOperator {
     filter: Option<Scalar>,
     context: EvalContext,
     text: String,
+    /// The output row being built, reused from row to row (its values then move into the input
+    /// row's own vector: a row through a Calc allocates nothing of its own).
+    scratch: Vec<Value>,
 }
 
 impl CalcOperator {
@@ -111,17 +114,21 @@ impl CalcOperator {
                 _ => None,
             })
             .collect();
-        CalcOperator { projection, moves, filter, context, text }
+        let scratch = Vec::with_capacity(projection.len());
+        CalcOperator { projection, moves, filter, context, text, scratch }
     }
 
-    fn apply(&self, row: &mut Row) -> Result<Option<Row>, String> {
+    /// Whether the row passes the filter; if it does, the row becomes the projection's row (in
+    /// its own vector). On an error the row is as it came.
+    fn apply(&mut self, row: &mut Row) -> Result<bool, String> {
         if let Some(filter) = &self.filter {
             if filter.test(&row.values, &self.context)? != Some(true) {
-                return Ok(None);
+                return Ok(false);
             }
         }
         // Computed columns first (they read the row), then the moved ones.
-        let mut values = Vec::with_capacity(self.projection.len());
+        let values = &mut self.scratch;
+        values.clear();
         for (scalar, moved) in self.projection.iter().zip(&self.moves) {
             values.push(match moved {
                 Some(_) => Value::Null,
@@ -141,21 +148,46 @@ impl CalcOperator {
                 None => {}
             }
         }
-        Ok(Some(Row { kind: row.kind, values }))
+        row.values.clear();
+        row.values.append(values);
+        Ok(true)
     }
 }
 
 impl FrameOperator<Row, Row> for CalcOperator {
-    fn process(&mut self, frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
-        for mut row in frame {
-            match self.apply(&mut row) {
-                Ok(Some(row)) => out.emit(row),
-                Ok(None) => {}
-                Err(error) => return Err(format!("{error}, in Calc({}) of row {row}", self.text).into()),
+    fn process(&mut self, mut frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
+        let mut failure = None;
+        frame.retain_mut(|row| {
+            if failure.is_some() {
+                return false;
             }
+            self.apply(row).unwrap_or_else(|error| {
+                failure = Some(format!("{error}, in Calc({}) of row {row}", self.text));
+                false
+            })
+        });
+        if let Some(failure) = failure {
+            return Err(failure.into());
         }
+        out.emit_frame(frame);
         Ok(())
     }
+}
+
+/// `scalar`, over a scan of `table` told `pushed`, with the columns the source fixes as constants,
+/// and folded.
+fn with_fixed_columns(
+    scalar: &Scalar,
+    table: &crate::catalog::SqlTable,
+    pushed: &crate::plan::ScanPushDown,
+    context: &EvalContext,
+) -> Scalar {
+    let fixed = connector::fixed_columns(table, pushed);
+    let constant = |column: usize| match fixed.iter().find(|(fixed, _)| *fixed == column) {
+        Some((_, value)) => Scalar::Literal(value.clone()),
+        None => Scalar::Column(column),
+    };
+    scalar.substitute(&constant).folded(context)
 }
 
 /// Appends a table's computed columns to each of its rows (they read only its physical columns).
@@ -449,7 +481,8 @@ impl<'a> JobBuilder<'a> {
                     // Computed columns nobody reads are not computed.
                     let computed = table.computed.iter().enumerate().map(|(i, scalar)| match pushed {
                         Some(pushed) if !pushed.computed[i] => Scalar::Literal(Value::Null),
-                        _ => scalar.clone(),
+                        Some(pushed) => with_fixed_columns(scalar, table, pushed, &self.context),
+                        None => scalar.clone(),
                     });
                     let computed: Vec<Scalar> = computed.collect();
                     let text = format!("computed columns of {}", table.name());
@@ -483,8 +516,25 @@ impl<'a> JobBuilder<'a> {
                 stream
             }
             PlanNode::Calc { input, projection, filter, text } => {
+                let (projection, filter) = match &input.node {
+                    // Columns the source below fixes are constants here: a conjunct the source
+                    // applies itself is TRUE, and is not tested again.
+                    PlanNode::Scan { table, pushed: Some(pushed) } => (
+                        projection.iter().map(|scalar| with_fixed_columns(scalar, table, pushed, &self.context)).collect(),
+                        filter.as_ref().and_then(|filter| {
+                            let conjuncts = with_fixed_columns(filter, table, pushed, &self.context).conjuncts();
+                            Scalar::all_of(
+                                conjuncts.into_iter().filter(|conjunct| !matches!(conjunct, Scalar::Literal(Value::Bool(true)))).collect(),
+                            )
+                        }),
+                    ),
+                    _ => (
+                        projection.iter().map(|scalar| scalar.clone().folded(&self.context)).collect(),
+                        filter.clone().map(|filter| filter.folded(&self.context)),
+                    ),
+                };
                 let input = self.build(input)?;
-                self.calc(input, projection.clone(), filter.clone(), text.clone(), &sig)
+                self.calc(input, projection, filter, text.clone(), &sig)
             }
             PlanNode::WindowTvf { input, window } => {
                 let input = self.build(input)?;
