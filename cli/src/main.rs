@@ -46,6 +46,8 @@ enum Command {
     /// SQL tooling: check a script, complete at a place in it, format it.
     #[command(subcommand)]
     Sql(command::sql::SqlCommand),
+    /// Print the masters' HTTP API as an OpenAPI document (what `/api/openapi.json` serves).
+    Openapi,
     /// Run one benchmark in this process (used by `bench`).
     #[command(hide = true)]
     BenchRun(command::bench::BenchRunArgs),
@@ -67,6 +69,10 @@ fn main() {
         Command::Jobs(command) => command::jobs::run(command),
         Command::Run(args) => command::run::run(args),
         Command::Sql(command) => command::sql::run(command),
+        Command::Openapi => {
+            println!("{}", tethys_control::http::openapi::document());
+            Ok(())
+        }
     };
     if let Err(error) = outcome {
         eprintln!("error: {error}");

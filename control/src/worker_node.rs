@@ -298,7 +298,7 @@ impl WorkerProcess {
             heartbeats_failed: attempts.agent.heartbeats_failed(),
             term: attempts.agent.term(),
         });
-        let server = HttpServer::start(listener, router, self.auth.clone()).map_err(|error| error.to_string())?;
+        let server = HttpServer::start(listener, router, self.auth.clone(), None).map_err(|error| error.to_string())?;
         let addr = server.addr();
         self.http = Some(server);
         Ok(addr)

@@ -49,18 +49,38 @@ impl Reply {
 
 /// Sends one request to `addr` (with the bearer `token` when given) and reads the whole answer.
 async fn request(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Reply {
-    tokio::time::timeout(WAIT, exchange(addr, method, path, token, body))
+    request_with_cookie(addr, method, path, token, None, body).await
+}
+
+/// As `request`, with a `Cookie` header when given.
+async fn request_with_cookie(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    cookie: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Reply {
+    tokio::time::timeout(WAIT, exchange(addr, method, path, token, cookie, body))
         .await
         .unwrap_or_else(|_| panic!("{method} {path} at {addr}: no answer within {WAIT:?}"))
 }
 
-async fn exchange(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Reply {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut reader, mut writer) = stream.into_split();
+fn request_head(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, cookie: Option<&str>) -> String {
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(token) = token {
         head.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
+    if let Some(cookie) = cookie {
+        head.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
+    head
+}
+
+async fn exchange(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, cookie: Option<&str>, body: Option<Vec<u8>>) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let mut head = request_head(addr, method, path, token, cookie);
     let body = body.unwrap_or_default();
     head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()));
     // Written beside the reading: a server refusing a large body answers before reading it all.
@@ -318,4 +338,82 @@ async fn a_worker_serves_its_metrics_with_its_registered_id() {
     assert_eq!(sample(&master, "tethys_is_leader"), Some(1), "{master}");
     worker.stop();
     cluster.stop().await;
+}
+
+/// The data of the first event named `name` that `GET path` streams (server-sent events).
+async fn first_event(addr: SocketAddr, path: &str, cookie: &str, name: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = request_head(addr, "GET", path, None, Some(cookie)) + "Accept: text/event-stream\r\n\r\n";
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let reading = async {
+        let (mut raw, mut buffer) = (Vec::new(), [0u8; 8192]);
+        loop {
+            let n = reader.read(&mut buffer).await.unwrap();
+            assert!(n > 0, "the stream ended: {}", String::from_utf8_lossy(&raw));
+            raw.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&raw).into_owned();
+            assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+            // Chunked: each event arrives whole in a chunk; its lines are what matters here.
+            let marker = format!("event: {name}\n");
+            if let Some(at) = text.find(&marker) {
+                let rest = &text[at + marker.len()..];
+                if let Some(end) = rest.find("\n\n") {
+                    return rest[..end].lines().filter_map(|line| line.strip_prefix("data: ")).collect::<Vec<_>>().join("\n");
+                }
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, reading).await.unwrap_or_else(|_| panic!("no {name} event from {path} within {WAIT:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_logs_in_with_a_cookie_and_streams_the_cluster() {
+    let support::Masters { dirs: _dirs, mut nodes, .. } = support::start_masters(1, "console-master", SECRET, |_| {}).await;
+    let node = nodes.get_mut(&0).unwrap();
+    let pages: tethys_control::http::Pages =
+        std::sync::Arc::new(|path: &str| axum::response::IntoResponse::into_response(format!("the console's page for {path}")));
+    let at = node.serve_http_with(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(), Some(pages)).unwrap();
+
+    // The console's pages and the API's description need no token; the API and metrics do,
+    // unknown API paths included.
+    let page = request(at, "GET", "/jobs/3", None, None).await;
+    assert_eq!((page.status, page.body.as_str()), (200, "the console's page for /jobs/3"));
+    let document = request(at, "GET", "/api/openapi.json", None, None).await;
+    assert_eq!(document.status, 200);
+    assert!(document.json::<Value>()["paths"]["/api/jobs/{id}/rescale"].is_object(), "{}", document.body);
+    for path in ["/api/cluster", "/api/events", "/api/nowhere", "/metrics"] {
+        let refused = request(at, "GET", path, None, None).await;
+        assert_eq!((refused.status, refused.error_code().as_str()), (401, "UNAUTHENTICATED"), "{path}");
+    }
+    assert_eq!(get(at, "/api/nowhere").await.status, 404);
+
+    // A wrong token gets no cookie; the right one gets a cookie that opens the API.
+    let wrong = request(at, "POST", "/api/login", None, Some(br#"{"token": "not-the-secret"}"#.to_vec())).await;
+    assert_eq!((wrong.status, wrong.header("set-cookie")), (401, None));
+    let bad = request(at, "POST", "/api/login", None, Some(br#"{"secret": "x"}"#.to_vec())).await;
+    assert_eq!((bad.status, bad.error_code().as_str()), (400, "INVALID_ARGUMENT"));
+    let login = request(at, "POST", "/api/login", None, Some(format!(r#"{{"token": "{SECRET}"}}"#).into_bytes())).await;
+    assert_eq!(login.status, 204, "{}", login.body);
+    let set_cookie = login.header("set-cookie").expect("a session cookie").to_string();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"), "{set_cookie}");
+    assert!(!set_cookie.contains(SECRET), "the cookie is not the secret: {set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let cluster = request_with_cookie(at, "GET", "/api/cluster", None, Some(&cookie), None).await;
+    assert_eq!(cluster.status, 200, "{}", cluster.body);
+    let forged = request_with_cookie(at, "GET", "/api/cluster", None, Some("tethys_session=00"), None).await;
+    assert_eq!(forged.status, 401);
+
+    // Live data: a snapshot of the cluster and its jobs, at once.
+    let snapshot: tethys_control::http::events::Snapshot =
+        serde_json::from_str(&first_event(at, "/api/events", &cookie, "snapshot").await).unwrap();
+    assert_eq!((snapshot.cluster.answered_by, snapshot.cluster.masters.len()), (0, 1));
+    assert!(snapshot.jobs.is_empty());
+
+    let logout = request_with_cookie(at, "POST", "/api/logout", None, Some(&cookie), None).await;
+    assert_eq!(logout.status, 204);
+    assert!(logout.header("set-cookie").unwrap().contains("Max-Age=0"));
+    for (_, node) in nodes {
+        node.stop().await;
+    }
 }

@@ -147,7 +147,7 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         }
         let mut node = MasterNode::start(options, listener).await?;
         if let Some(http) = http {
-            node.serve_http(http)?;
+            node.serve_http_with(http, Some(super::console_pages()))?;
         }
         tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
         tracing::info!(master = args.id, "interrupted; stopping");

@@ -97,6 +97,11 @@ pub async fn listen_and_announce(addr: std::net::SocketAddr) -> Result<tokio::ne
 /// `listening` line: `http <address>`.
 pub const HTTP_PREFIX: &str = "http ";
 
+/// The web console's pages, as the masters' HTTP server serves them.
+pub fn console_pages() -> tethys_control::http::Pages {
+    std::sync::Arc::new(tethys_console::page)
+}
+
 /// Listens for HTTP (the API and `/metrics`) on `addr` and prints `http <address>`.
 pub async fn listen_http_and_announce(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, CliError> {
     listen_and_print(addr, HTTP_PREFIX).await

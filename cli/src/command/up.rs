@@ -53,7 +53,8 @@ pub fn run(args: UpArgs) -> Result<(), CliError> {
         let mut master = MasterNode::start(options, listener).await?;
         println!("master 0 at {master_addr} (directory {})", dir.display());
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| format!("cannot listen: {e}"))?;
-        let http_addr = master.serve_http(http)?;
+        let http_addr = master.serve_http_with(http, Some(super::console_pages()))?;
+        println!("console at http://{http_addr}/ (token: {SECRET})");
         println!("HTTP API and metrics at http://{http_addr}/api/cluster, /api/jobs, /metrics (header Authorization: Bearer {SECRET})");
         let mut workers = Vec::new();
         for _ in 0..args.workers.max(1) {

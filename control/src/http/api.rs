@@ -28,7 +28,7 @@ use crate::rpc::proto::{
 };
 
 /// The cluster as the answering master knows it (`GET /api/cluster`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClusterView {
     /// The leader's id; null when the answering master knows none.
     pub leader: Option<u64>,
@@ -47,7 +47,7 @@ pub struct ClusterView {
 }
 
 /// A master of the group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MasterView {
     /// Its id.
     pub id: u64,
@@ -58,7 +58,7 @@ pub struct MasterView {
 }
 
 /// A registered worker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkerView {
     /// Its id (never reused).
     pub id: u64,
@@ -75,7 +75,7 @@ pub struct WorkerView {
 }
 
 /// A job (`GET /api/jobs/{id}`, an entry of `GET /api/jobs`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     /// Its id.
     pub id: u64,
@@ -112,7 +112,7 @@ pub struct JobView {
 }
 
 /// `POST /api/jobs/{id}/savepoint`'s body (every field optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SavepointAsk {
     /// Stop the job once the savepoint is complete.
@@ -122,7 +122,7 @@ pub struct SavepointAsk {
 }
 
 /// A savepoint taken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SavepointView {
     /// Its directory.
     pub path: String,
@@ -131,7 +131,7 @@ pub struct SavepointView {
 }
 
 /// Where one slot of a job runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PlacementView {
     /// The worker's id.
     pub worker: u64,
@@ -140,14 +140,14 @@ pub struct PlacementView {
 }
 
 /// Every job (`GET /api/jobs`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
     /// Oldest first.
     pub jobs: Vec<JobView>,
 }
 
 /// A job to submit (the body of `POST /api/jobs`); unknown fields are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
     /// The job's name in the program's registry.
@@ -175,7 +175,7 @@ fn one() -> u32 {
 }
 
 /// A job accepted (the answer to `POST /api/jobs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Submitted {
     /// Its id.
     pub job: u64,
@@ -265,28 +265,49 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
         .with_state(control)
 }
 
+#[utoipa::path(get, path = "/api/cluster", tag = "cluster",
+    responses((status = 200, description = "The cluster as the answering master knows it", body = ClusterView),
+              (status = 401, description = "No or a wrong token", body = super::openapi::ErrorBody)))]
 async fn cluster<C: Control>(State(control): State<C>) -> Result<Json<ClusterView>, ApiError> {
     let reply = control.cluster(Request::new(ClusterRequest {})).await?;
     Ok(Json(reply.into_inner().into()))
 }
 
+#[utoipa::path(get, path = "/api/jobs", tag = "jobs",
+    responses((status = 200, description = "Every job, oldest first", body = JobList),
+              (status = 401, description = "No or a wrong token", body = super::openapi::ErrorBody)))]
 async fn list_jobs<C: Control>(State(control): State<C>) -> Result<Json<JobList>, ApiError> {
     let reply = control.list_jobs(Request::new(ListJobsRequest {})).await?;
     Ok(Json(JobList { jobs: reply.into_inner().jobs.into_iter().map(JobView::from).collect() }))
 }
 
+#[utoipa::path(get, path = "/api/jobs/{id}", tag = "jobs", params(("id" = u64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job", body = JobView),
+              (status = 400, description = "A job id that is no number", body = super::openapi::ErrorBody),
+              (status = 404, description = "No such job", body = super::openapi::ErrorBody)))]
 async fn job_status<C: Control>(State(control): State<C>, id: Result<Path<u64>, PathRejection>) -> Result<Json<JobView>, ApiError> {
     let job_id = job_id(id)?;
     let reply = control.job_status(Request::new(JobRequest { job_id })).await?;
     Ok(Json(reply.into_inner().into()))
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/cancel", tag = "jobs", params(("id" = u64, Path, description = "The job's id")),
+    responses((status = 200, description = "The job, cancelled", body = JobView),
+              (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+              (status = 409, description = "The job has ended", body = super::openapi::ErrorBody),
+              (status = 503, description = "No leader known", body = super::openapi::ErrorBody)))]
 async fn cancel_job<C: Control>(State(control): State<C>, id: Result<Path<u64>, PathRejection>) -> Result<Json<JobView>, ApiError> {
     let job_id = job_id(id)?;
     let reply = control.cancel_job(Request::new(JobRequest { job_id })).await?;
     Ok(Json(reply.into_inner().into()))
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/savepoint", tag = "jobs", params(("id" = u64, Path, description = "The job's id")),
+    request_body(content = Option<SavepointAsk>, description = "Optional: stop the job after it, and where it goes"),
+    responses((status = 200, description = "The savepoint taken, and the job after it", body = SavepointView),
+              (status = 400, description = "A bad body", body = super::openapi::ErrorBody),
+              (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+              (status = 409, description = "The job is not running", body = super::openapi::ErrorBody)))]
 async fn savepoint<C: Control>(
     State(control): State<C>,
     id: Result<Path<u64>, PathRejection>,
@@ -305,13 +326,19 @@ async fn savepoint<C: Control>(
 }
 
 /// `POST /api/jobs/{id}/rescale`'s body.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RescaleAsk {
     /// The new parallelism.
     pub parallelism: u32,
 }
 
+#[utoipa::path(post, path = "/api/jobs/{id}/rescale", tag = "jobs", params(("id" = u64, Path, description = "The job's id")),
+    request_body = RescaleAsk,
+    responses((status = 200, description = "The job, restarted at the new parallelism from a savepoint", body = JobView),
+              (status = 400, description = "A bad body or parallelism", body = super::openapi::ErrorBody),
+              (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+              (status = 409, description = "The job is not running", body = super::openapi::ErrorBody)))]
 async fn rescale<C: Control>(
     State(control): State<C>,
     id: Result<Path<u64>, PathRejection>,
@@ -324,6 +351,11 @@ async fn rescale<C: Control>(
     Ok(Json(reply.into_inner().into()))
 }
 
+#[utoipa::path(post, path = "/api/jobs", tag = "jobs", request_body = SubmitJob,
+    responses((status = 201, description = "Accepted; `Location` is the job's path", body = Submitted),
+              (status = 400, description = "A bad body, or a job the masters refuse (unknown name, parallelism, build)", body = super::openapi::ErrorBody),
+              (status = 413, description = "A body over 1 MiB", body = super::openapi::ErrorBody),
+              (status = 503, description = "No leader known", body = super::openapi::ErrorBody)))]
 async fn submit_job<C: Control>(
     State(control): State<C>,
     body: Result<Bytes, BytesRejection>,
@@ -340,7 +372,7 @@ fn parse_submission(body: &[u8]) -> Result<SubmitJob, ApiError> {
 }
 
 /// A body that could not be read: 413 when over the limit.
-fn body_error(rejection: BytesRejection) -> ApiError {
+pub(super) fn body_error(rejection: BytesRejection) -> ApiError {
     let status = rejection.status();
     let code = if status == StatusCode::PAYLOAD_TOO_LARGE { Code::ResourceExhausted } else { Code::InvalidArgument };
     let message = if status == StatusCode::PAYLOAD_TOO_LARGE {

@@ -10,14 +10,21 @@
 //!   heartbeats, the term it has seen). Gauges are read from the state when scraped; counters
 //!   count where their events happen.
 //!
-//! Every request, `/metrics` and unknown paths included, carries the cluster secret as gRPC calls
-//! do (`Authorization: Bearer <secret>`, compared in constant time); without it the answer is 401
-//! and no data. Bodies over [`BODY_BYTES_MAX`] are refused (413). An error is JSON,
+//! Every request under `/api/` and `/metrics` carries the cluster secret as gRPC calls do
+//! (`Authorization: Bearer <secret>`, compared in constant time), or the session cookie that
+//! `POST /api/login` gives for it (the console's way, as a browser's `EventSource` sends no
+//! header); without either the answer is 401 and no data. Only `POST /api/login` and
+//! `POST /api/logout` need neither. Other paths are the console's pages when the server has a
+//! console ([`Pages`]: its own files, which hold no data), and need the secret when it has none.
+//! Bodies over [`BODY_BYTES_MAX`] are refused (413). An error is JSON,
 //! `{"error": "<message>", "code": "<gRPC code name>"}`, with the HTTP status of its gRPC code
 //! ([`http_status`]).
 
 pub mod api;
+pub mod events;
 pub mod metrics;
+pub mod openapi;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,14 +58,32 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Serves `router` on `listener`, with the cluster secret of `auth` required on every request
-    /// and bodies bounded by [`BODY_BYTES_MAX`].
-    pub fn start(listener: tokio::net::TcpListener, router: Router, auth: SecretAuth) -> Result<HttpServer, HttpError> {
+    /// Serves `router` on `listener`, with the cluster secret of `auth` required as the module
+    /// says, the console's `pages` (if any) on the paths outside the API, and bodies bounded by
+    /// [`BODY_BYTES_MAX`].
+    pub fn start(
+        listener: tokio::net::TcpListener,
+        router: Router,
+        auth: SecretAuth,
+        pages: Option<Pages>,
+    ) -> Result<HttpServer, HttpError> {
         let addr = listener.local_addr().map_err(HttpError::Listener)?;
+        let access = Arc::new(Access { session: session::Session::new(&auth), auth, console: pages.is_some() });
+        let fallback = move |request: Request| {
+            let pages = pages.clone();
+            async move {
+                let path = request.uri().path();
+                match pages {
+                    Some(pages) if !is_protected(path) => pages(path),
+                    _ => ApiError::new(Code::NotFound, "no such path").into_response(),
+                }
+            }
+        };
         let router = router
-            .fallback(|| async { ApiError::new(Code::NotFound, "no such path") })
+            .merge(session::router(Arc::clone(&access)))
+            .fallback(fallback)
             .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
-            .layer(axum::middleware::from_fn_with_state(Arc::new(auth), require_secret));
+            .layer(axum::middleware::from_fn_with_state(access, require_secret));
         let task = tokio::spawn(async move {
             if let Err(error) = axum::serve(listener, router).await {
                 tracing::error!(%addr, %error, "the HTTP server stopped");
@@ -87,10 +112,30 @@ impl Drop for HttpServer {
     }
 }
 
-/// Refuses a request without the cluster secret, before it reaches a handler.
-async fn require_secret(State(auth): State<Arc<SecretAuth>>, request: Request, next: Next) -> Response {
+/// The console's pages: the answer for a path outside the API (a file of the console, or its
+/// page for any other path, which the page routes itself).
+pub type Pages = Arc<dyn Fn(&str) -> Response + Send + Sync>;
+
+/// Who may reach what.
+struct Access {
+    auth: SecretAuth,
+    session: session::Session,
+    /// Whether paths outside the API are the console's pages (public) rather than unknown.
+    console: bool,
+}
+
+/// Whether `path` is the API's or the metrics' (it needs the secret whatever else is served).
+fn is_protected(path: &str) -> bool {
+    path == "/api" || path.starts_with("/api/") || path == "/metrics"
+}
+
+/// Refuses a request without the cluster secret (or the session cookie) where one is needed,
+/// before it reaches a handler.
+async fn require_secret(State(access): State<Arc<Access>>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let open = session::is_open(path) || (access.console && !is_protected(path));
     let given = request.headers().get(header::AUTHORIZATION).map(|value| value.as_bytes()).unwrap_or_default();
-    if auth.accepts(given) {
+    if open || access.auth.accepts(given) || access.session.carried_by(request.headers()) {
         next.run(request).await
     } else {
         let mut refused = ApiError::new(Code::Unauthenticated, "missing or wrong cluster secret").into_response();

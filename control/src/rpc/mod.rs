@@ -49,6 +49,11 @@ impl SecretAuth {
         constant_time_eq(authorization, self.header.as_bytes())
     }
 
+    /// The secret itself (to derive other credentials from it, e.g. the console's session).
+    pub(crate) fn secret(&self) -> &[u8] {
+        &self.header.as_bytes()["Bearer ".len()..]
+    }
+
     /// The interceptor of a client: adds this secret to every call.
     pub fn add(&self) -> AddSecret {
         AddSecret { header: Arc::clone(&self.header), forwarded: false }
@@ -99,7 +104,7 @@ impl Interceptor for AddSecret {
 }
 
 /// Equality that takes the same time wherever the first difference is (the length may show).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |difference, (x, y)| difference | (x ^ y)) == 0
 }
 

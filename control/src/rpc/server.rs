@@ -182,9 +182,20 @@ impl MasterNode {
     /// Serves the HTTP API and `/metrics` (the `http` module) on `listener` too, with the same
     /// cluster secret; where.
     pub fn serve_http(&mut self, listener: tokio::net::TcpListener) -> Result<SocketAddr, MasterError> {
+        self.serve_http_with(listener, None)
+    }
+
+    /// As [`MasterNode::serve_http`], with the console's `pages` on the paths outside the API.
+    pub fn serve_http_with(
+        &mut self,
+        listener: tokio::net::TcpListener,
+        pages: Option<crate::http::Pages>,
+    ) -> Result<SocketAddr, MasterError> {
         let router = crate::http::api::router(Arc::clone(&self.plane))
+            .merge(crate::http::events::router(Arc::clone(&self.plane)))
+            .merge(crate::http::openapi::router())
             .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone()));
-        let server = HttpServer::start(listener, router, self.plane.auth.clone())
+        let server = HttpServer::start(listener, router, self.plane.auth.clone(), pages)
             .map_err(|error| MasterError::Failed { at: self.master.id(), reason: error.to_string() })?;
         let addr = server.addr();
         self.http = Some(server);
