@@ -1,11 +1,12 @@
 //! The jobs a cluster's processes know by name: what a coordinator and its workers (`tethys
 //! worker`) build from a `JobSpec`, the same in every process because they run the same program.
 //!
-//! `bench <query> <events> <seed> [split] [sources=N]`: a benchmark query over its generated
+//! `bench <query> <events> <seed> [split] [sources=N] [rate=N]`: a benchmark query over its generated
 //! input, ending in a discarding sink; `split` puts the sink of the passthrough and filter queries
 //! in a task of its own (a rebalance instead of a chain), so that on a cluster source and sink can
 //! run in different processes; `sources=N` fixes the bids source's parallelism at N (a source
-//! keeps its parallelism across restores, so only such a job can be rescaled).
+//! keeps its parallelism across restores, so only such a job can be rescaled); `rate=N` holds
+//! the bids source to N bids per second over all its subtasks (a live job, as the demo's).
 
 use std::sync::Arc;
 
@@ -43,7 +44,10 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
         BENCH_JOB => (None, spec.args.as_slice()),
         DIGEST_JOB => {
             let [dir, args @ ..] = spec.args.as_slice() else {
-                return Err(format!("'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split] [sources=N], not {:?}", spec.args));
+                return Err(format!(
+                    "'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split] [sources=N] [rate=N], not {:?}",
+                    spec.args
+                ));
             };
             (Some(DigestsTo { dir: dir.into() }), args)
         }
@@ -51,33 +55,40 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
     };
     let [query, events, seed, rest @ ..] = args else {
         return Err(format!(
-            "'{}' takes <query> <events> <seed> [split] [sources=N] after its own arguments, not {:?}",
+            "'{}' takes <query> <events> <seed> [split] [sources=N] [rate=N] after its own arguments, not {:?}",
             spec.name, spec.args
         ));
     };
     let query: Query = query.parse()?;
     let events: u64 = events.parse().map_err(|_| format!("'{events}' is not a number of events"))?;
     let seed: u64 = seed.parse().map_err(|_| format!("'{seed}' is not a seed"))?;
-    // Options after the seed: `split`, and `sources=N` (the bids source's parallelism, fixed: such
-    // a job can be rescaled, as a source keeps its parallelism across restores).
-    let (mut split, mut sources) = (false, None);
+    // Options after the seed: `split`, `sources=N` (the bids source's parallelism, fixed: such a
+    // job can be rescaled, as a source keeps its parallelism across restores), `rate=N`.
+    let (mut split, mut sources, mut rate) = (false, None, None);
     for option in rest {
-        match option.strip_prefix("sources=") {
-            _ if option == "split" => split = true,
-            Some(count) => {
-                let count: usize =
-                    count.parse().ok().filter(|count| *count > 0).ok_or_else(|| format!("'{option}': N must be a positive number"))?;
-                sources = Some(count);
-            }
-            None => return Err(format!("unexpected argument '{option}' after the seed (only 'split' and 'sources=N')")),
+        let positive =
+            |text: &str| text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("'{option}': N must be a positive number"));
+        if option == "split" {
+            split = true;
+        } else if let Some(count) = option.strip_prefix("sources=") {
+            sources = Some(positive(count)? as usize);
+        } else if let Some(per_second) = option.strip_prefix("rate=") {
+            rate = Some(positive(per_second)?);
+        } else {
+            return Err(format!("unexpected argument '{option}' after the seed (only 'split', 'sources=N' and 'rate=N')"));
         }
     }
-    if sources.is_some() && !matches!(query, Query::Bids(_)) {
-        return Err("'sources=N' applies to the bids queries only".to_string());
+    if (sources.is_some() || rate.is_some()) && !matches!(query, Query::Bids(_)) {
+        return Err("'sources=N' and 'rate=N' apply to the bids queries only".to_string());
     }
+    // At most `rate` bids per second over all source subtasks (a live job rather than a benchmark).
+    let bids = match rate {
+        Some(rate) => BidsSource::new(events, seed).with_rate(rate),
+        None => BidsSource::new(events, seed),
+    };
     match (query, digests) {
-        (Query::Bids(query), None) => bids::define_with_sources(env, query, BidsSource::new(events, seed), sink, split, sources),
-        (Query::Bids(query), Some(end)) => bids::define_with_sources(env, query, BidsSource::new(events, seed), end, split, sources),
+        (Query::Bids(query), None) => bids::define_with_sources(env, query, bids, sink, split, sources),
+        (Query::Bids(query), Some(end)) => bids::define_with_sources(env, query, bids, end, split, sources),
         (Query::Nexmark(query), None) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), sink),
         (Query::Nexmark(query), Some(end)) => nexmark::define_into(env, query, NexmarkSource::new(events, seed), end),
         (Query::Burst(query), None) => bursts::define(env, query, BidsSource::new(events, seed), sink),

@@ -116,8 +116,10 @@ pub struct JobView {
 #[serde(deny_unknown_fields, default)]
 pub struct SavepointAsk {
     /// Stop the job once the savepoint is complete.
+    #[serde(default)]
     pub stop: bool,
     /// Where it goes on the leader's storage (default: the job's savepoints directory).
+    #[serde(default)]
     pub dir: Option<String>,
 }
 

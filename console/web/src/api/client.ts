@@ -1,0 +1,68 @@
+// The masters' HTTP API, typed from its OpenAPI document (schema.d.ts is generated from
+// console/openapi.json by `npm run gen`). Every console action is one of these calls.
+import type { components } from "./schema";
+
+type Schemas = components["schemas"];
+export type ClusterView = Schemas["ClusterView"];
+export type WorkerView = Schemas["WorkerView"];
+export type MasterView = Schemas["MasterView"];
+export type JobView = Schemas["JobView"];
+export type JobList = Schemas["JobList"];
+export type SubmitJob = Schemas["SubmitJob"];
+export type Submitted = Schemas["Submitted"];
+export type SavepointAsk = Schemas["SavepointAsk"];
+export type SavepointView = Schemas["SavepointView"];
+export type RescaleAsk = Schemas["RescaleAsk"];
+export type Snapshot = Schemas["Snapshot"];
+export type ErrorBody = Schemas["ErrorBody"];
+export type Login = Schemas["Login"];
+
+/** A refusal of the API: its HTTP status, gRPC code name and message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Called when the API answers 401: the session is gone. */
+let onUnauthorized: () => void = () => {};
+export function whenUnauthorized(handler: () => void) {
+  onUnauthorized = handler;
+}
+
+async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const error: ErrorBody = await response.json().catch(() => ({ error: response.statusText, code: "UNKNOWN" }));
+    if (response.status === 401 && path !== "/api/login") onUnauthorized();
+    throw new ApiError(response.status, error.code, error.error);
+  }
+  if (response.status === 204) return undefined as T;
+  return (await response.json()) as T;
+}
+
+export const api = {
+  login: (login: Login) => call<void>("POST", "/api/login", login),
+  logout: () => call<void>("POST", "/api/logout"),
+  cluster: () => call<ClusterView>("GET", "/api/cluster"),
+  jobs: () => call<JobList>("GET", "/api/jobs"),
+  job: (id: number) => call<JobView>("GET", `/api/jobs/${id}`),
+  submit: (job: SubmitJob) => call<Submitted>("POST", "/api/jobs", job),
+  cancel: (id: number) => call<JobView>("POST", `/api/jobs/${id}/cancel`),
+  savepoint: (id: number, ask: SavepointAsk) => call<SavepointView>("POST", `/api/jobs/${id}/savepoint`, ask),
+  rescale: (id: number, ask: RescaleAsk) => call<JobView>("POST", `/api/jobs/${id}/rescale`, ask),
+};
+
+/** Whether a job's status is final. */
+export function hasEnded(job: JobView): boolean {
+  return job.status === "finished" || job.status === "failed" || job.status === "cancelled";
+}

@@ -1,0 +1,91 @@
+import { useState } from "preact/hooks";
+import { api, type SubmitJob } from "../api/client";
+import { useLive } from "../live";
+import { navigate } from "../router";
+import { capacityFor } from "./Job";
+
+/** Deploy a job: its name and arguments in the program, parallelism and options; the resources
+ * it takes are shown against the cluster's before anything is submitted. */
+export function DeployPage({ copy }: { copy?: number }) {
+  const { snapshot } = useLive();
+  const source = copy === undefined ? undefined : snapshot?.jobs.find((job) => job.id === copy);
+  const [name, setName] = useState(source?.name ?? "");
+  const [args, setArgs] = useState(source?.args.join(" ") ?? "");
+  const [parallelism, setParallelism] = useState(String(source?.parallelism ?? 1));
+  const [slots, setSlots] = useState("");
+  const [checkpointMs, setCheckpointMs] = useState("1000");
+  const [error, setError] = useState<string>();
+  const [busy, setBusy] = useState(false);
+  if (!snapshot) return <p>Waiting for the cluster…</p>;
+
+  const p = Number(parallelism);
+  const s = slots === "" ? p : Number(slots);
+  const interval = checkpointMs === "" ? undefined : Number(checkpointMs);
+  const capacity = capacityFor(snapshot.cluster);
+  const alive = snapshot.cluster.workers.filter((worker) => worker.alive);
+  // Workers filled in order of their free slots, as many as the job's slots need.
+  const used: { worker: number; slots: number }[] = [];
+  let left = s;
+  for (const worker of [...alive].sort((a, b) => b.slots - b.slots_used - (a.slots - a.slots_used))) {
+    const take = Math.min(left, worker.slots - worker.slots_used);
+    if (take > 0) used.push({ worker: worker.id, slots: take });
+    left -= take;
+  }
+  const problem =
+    name.trim() === ""
+      ? "Name the job (a job the program defines, e.g. bench window 30000000 42: name bench, arguments window 30000000 42)."
+      : !Number.isInteger(p) || p < 1
+        ? "The parallelism is a whole number, at least 1."
+        : !Number.isInteger(s) || s < 1
+          ? "The slots are a whole number, at least 1."
+          : interval !== undefined && (!Number.isInteger(interval) || interval < 1)
+            ? "The checkpoint interval is a whole number of milliseconds, or empty for none."
+            : s > capacity
+              ? `It needs ${s} slots and the cluster has ${capacity} free.`
+              : undefined;
+
+  const deploy = async (event: Event) => {
+    event.preventDefault();
+    if (problem) return;
+    setBusy(true);
+    setError(undefined);
+    const job: SubmitJob = {
+      name: name.trim(),
+      args: args.trim() === "" ? [] : args.trim().split(/\s+/),
+      parallelism: p,
+      slots: slots === "" ? undefined : s,
+      checkpoint_interval_ms: interval,
+    };
+    try {
+      const submitted = await api.submit(job);
+      navigate(`/jobs/${submitted.job}`);
+    } catch (e) {
+      setError((e as Error).message);
+      setBusy(false);
+    }
+  };
+  return (
+    <section>
+      <h1>Deploy a job</h1>
+      <form class="deploy" onSubmit={deploy}>
+        <label>Job<input id="deploy-name" value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="bench" /></label>
+        <label>Arguments<input id="deploy-args" value={args} onInput={(e) => setArgs(e.currentTarget.value)} placeholder="window 30000000 42" /></label>
+        <label>Parallelism<input id="deploy-parallelism" type="number" min={1} value={parallelism} onInput={(e) => setParallelism(e.currentTarget.value)} /></label>
+        <label>Slots<input id="deploy-slots" type="number" min={1} value={slots} placeholder={`${Number.isInteger(p) ? p : ""} (its parallelism)`} onInput={(e) => setSlots(e.currentTarget.value)} /></label>
+        <label>Checkpoint every (ms)<input id="deploy-checkpoint" type="number" min={1} value={checkpointMs} placeholder="none" onInput={(e) => setCheckpointMs(e.currentTarget.value)} /></label>
+        <div id="resources" class="resources">
+          <h2>Resources</h2>
+          <p>
+            Slots: <strong>{Number.isInteger(s) ? s : "?"}</strong> of {capacity} free on {alive.length} live worker{alive.length === 1 ? "" : "s"}.
+          </p>
+          {problem === undefined && (
+            <p>Workers used: {used.map((entry) => `worker ${entry.worker} (${entry.slots} slot${entry.slots === 1 ? "" : "s"})`).join(", ")}.</p>
+          )}
+          {problem && <p class="error" id="deploy-problem">{problem}</p>}
+        </div>
+        {error && <p class="error" role="alert">{error}</p>}
+        <button id="deploy" type="submit" disabled={busy || problem !== undefined}>Deploy</button>
+      </form>
+    </section>
+  );
+}
