@@ -1,12 +1,13 @@
 //! The jobs a cluster's processes know by name: what a coordinator and its workers (`tethys
 //! worker`) build from a `JobSpec`, the same in every process because they run the same program.
 //!
-//! `bench <query> <events> <seed> [split] [sources=N] [rate=N]`: a benchmark query over its generated
+//! `bench <query> <events> <seed> [split] [sources=N] [rate=N] [slow=N]`: a benchmark query over its generated
 //! input, ending in a discarding sink; `split` puts the sink of the passthrough and filter queries
 //! in a task of its own (a rebalance instead of a chain), so that on a cluster source and sink can
 //! run in different processes; `sources=N` fixes the bids source's parallelism at N (a source
 //! keeps its parallelism across restores, so only such a job can be rescaled); `rate=N` holds
-//! the bids source to N bids per second over all its subtasks (a live job, as the demo's).
+//! the bids source to N bids per second over all its subtasks (a live job, as the demo's);
+//! `slow=N` makes the discarding sink take N microseconds per frame (a job that backpressures).
 
 use std::sync::Arc;
 
@@ -45,7 +46,7 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
         DIGEST_JOB => {
             let [dir, args @ ..] = spec.args.as_slice() else {
                 return Err(format!(
-                    "'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split] [sources=N] [rate=N], not {:?}",
+                    "'{DIGEST_JOB}' takes <output dir> <query> <events> <seed> [split] [sources=N] [rate=N] [slow=N], not {:?}",
                     spec.args
                 ));
             };
@@ -55,7 +56,7 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
     };
     let [query, events, seed, rest @ ..] = args else {
         return Err(format!(
-            "'{}' takes <query> <events> <seed> [split] [sources=N] [rate=N] after its own arguments, not {:?}",
+            "'{}' takes <query> <events> <seed> [split] [sources=N] [rate=N] [slow=N] after its own arguments, not {:?}",
             spec.name, spec.args
         ));
     };
@@ -64,7 +65,7 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
     let seed: u64 = seed.parse().map_err(|_| format!("'{seed}' is not a seed"))?;
     // Options after the seed: `split`, `sources=N` (the bids source's parallelism, fixed: such a
     // job can be rescaled, as a source keeps its parallelism across restores), `rate=N`.
-    let (mut split, mut sources, mut rate) = (false, None, None);
+    let (mut split, mut sources, mut rate, mut slow) = (false, None, None, None);
     for option in rest {
         let positive =
             |text: &str| text.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| format!("'{option}': N must be a positive number"));
@@ -74,10 +75,17 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
             sources = Some(positive(count)? as usize);
         } else if let Some(per_second) = option.strip_prefix("rate=") {
             rate = Some(positive(per_second)?);
+        } else if let Some(micros) = option.strip_prefix("slow=") {
+            slow = Some(std::time::Duration::from_micros(positive(micros)?));
         } else {
-            return Err(format!("unexpected argument '{option}' after the seed (only 'split', 'sources=N' and 'rate=N')"));
+            return Err(format!("unexpected argument '{option}' after the seed (only 'split', 'sources=N', 'rate=N' and 'slow=N')"));
         }
     }
+    // A sink that takes `slow` per frame: the job backpressures (to see it in the console).
+    let sink = match slow {
+        Some(delay) => sink.with_frame_delay(delay),
+        None => sink,
+    };
     if (sources.is_some() || rate.is_some()) && !matches!(query, Query::Bids(_)) {
         return Err("'sources=N' and 'rate=N' apply to the bids queries only".to_string());
     }

@@ -45,15 +45,38 @@ fn missing(web: &Path) -> Option<String> {
     None
 }
 
+/// The console's `web` folder, or `None` (and why, printed) when the browser tests cannot run here.
+fn browser_checks() -> Option<PathBuf> {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../console/web");
+    match missing(&web) {
+        None => Some(web),
+        Some(reason) => {
+            assert!(std::env::var_os("TETHYS_CONSOLE_REQUIRED").is_none(), "the console's browser test cannot run: {reason}");
+            eprintln!("skipped: {reason}");
+            None
+        }
+    }
+}
+
+/// Runs `script` (in console/web/e2e) with `env`; screenshots into target/console-screenshots.
+fn run_browser_checks(web: &Path, script: &str, env: &[(&str, String)]) -> PathBuf {
+    let screenshots = web.join("../../target/console-screenshots");
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let mut command = Command::new("node");
+    command.arg(format!("e2e/{script}")).current_dir(web).env("SCREENSHOTS", &screenshots).env("CHROMIUM", chromium());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let run = command.output().unwrap();
+    let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    assert!(run.status.success(), "the browser checks of {script} failed (screenshots in {}):\n{output}", screenshots.display());
+    eprintln!("{output}");
+    screenshots
+}
+
 #[test]
 fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let web = root.join("console/web");
-    if let Some(reason) = missing(&web) {
-        assert!(std::env::var_os("TETHYS_CONSOLE_REQUIRED").is_none(), "the console's browser test cannot run: {reason}");
-        eprintln!("skipped: {reason}");
-        return;
-    }
+    let Some(web) = browser_checks() else { return };
     let mut child = Command::new(env!("CARGO_BIN_EXE_tethys"))
         .args(["demo", "--seconds", "600", "--workers", "2", "--slots", "2", "--rate", "20000"])
         .stdout(Stdio::piped())
@@ -81,21 +104,76 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     std::thread::spawn(move || stdout.for_each(drop));
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
 
-    let screenshots = root.join("target/console-screenshots");
-    std::fs::create_dir_all(&screenshots).unwrap();
-    let run = Command::new("node")
-        .arg("e2e/console.mjs")
-        .current_dir(&web)
-        .env("URL", &url)
-        .env("TOKEN", &token)
-        .env("SCREENSHOTS", &screenshots)
-        .env("CHROMIUM", chromium())
-        .output()
-        .unwrap();
+    let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url), ("TOKEN", token)]);
     drop(demo);
-    let output = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
-    assert!(run.status.success(), "the browser checks failed (screenshots in {}):\n{output}", screenshots.display());
     for page in ["01-login", "02-jobs", "03-deploy", "04-job", "05-rescaled", "06-cluster", "07-cancelled"] {
+        assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
+    }
+}
+
+const SECRET: &str = "console-failover-secret-0123";
+
+fn tethys(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tethys"));
+    command.env("TETHYS_CLUSTER_SECRET", SECRET).args(args);
+    command
+}
+
+/// `tethys cluster --json` of `masters`, once it names a leader and `ready` holds.
+fn cluster_when(masters: &str, ready: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let output = tethys(&["cluster", "--json", "--masters", masters]).output().unwrap();
+        if output.status.success() {
+            let reply: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            if !reply["leader"].is_null() && ready(&reply) {
+                return reply;
+            }
+        }
+        assert!(Instant::now() < deadline, "the cluster was not ready in time: {}", String::from_utf8_lossy(&output.stderr));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_console_keeps_working_through_a_leader_change_of_three_masters() {
+    let Some(web) = browser_checks() else { return };
+    let root = tethys_storage::test_dir::TestDir::new("console-failover");
+    let program = Path::new(env!("CARGO_BIN_EXE_tethys"));
+    let mut group = tethys_control::launcher::LocalMasters::start_serving_http(program, 3, SECRET, root.path()).expect("three masters");
+    let masters = group.addrs().join(",");
+    let _worker = Process(tethys(&["worker", "--masters", &masters, "--slots", "2"]).stdout(Stdio::null()).spawn().unwrap());
+    cluster_when(&masters, |cluster| cluster["workers"].as_array().is_some_and(|workers| !workers.is_empty()));
+    let submitted = tethys(&[
+        "submit",
+        "--masters",
+        &masters,
+        "--parallelism",
+        "1",
+        "--checkpoint-interval-ms",
+        "500",
+        "bench",
+        "window",
+        "1000000000000",
+        "42",
+        "sources=1",
+        "rate=20000",
+    ])
+    .output()
+    .unwrap();
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let leader = cluster_when(&masters, |_| true)["leader"].as_u64().unwrap() as usize;
+    let follower = (leader + 1) % 3;
+    let url = format!("http://{}/", group.http_addrs()[follower]);
+    let leader_pid = group.pid(leader).unwrap();
+    let screenshots = run_browser_checks(
+        &web,
+        "failover.mjs",
+        &[("URL", url), ("TOKEN", SECRET.to_string()), ("LEADER", leader.to_string()), ("LEADER_PID", leader_pid.to_string())],
+    );
+    // The script killed it; the launcher reaps it.
+    group.kill(leader).unwrap();
+    for page in ["11-cluster-before", "12-cluster-after", "13-jobs-after"] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
 }

@@ -12,6 +12,10 @@ use std::process::{Child, Command, Stdio};
 
 use tethys_net::launcher::{LISTENING_PREFIX, SECRET_ENV};
 
+/// What a master prints before where it serves HTTP (`tethys master --http`), on the line after
+/// the one saying where it listens.
+pub const HTTP_PREFIX: &str = "http ";
+
 /// Master processes on this host (see the module documentation).
 pub struct LocalMasters {
     program: PathBuf,
@@ -19,6 +23,8 @@ pub struct LocalMasters {
     dirs: Vec<PathBuf>,
     checkpoint_root: PathBuf,
     addrs: Vec<String>,
+    /// Where each master serves HTTP (the API, `/metrics` and the console), when they do.
+    http: Vec<String>,
     processes: Vec<Option<Child>>,
 }
 
@@ -26,6 +32,16 @@ impl LocalMasters {
     /// Starts `count` masters of `program`, with directories `root/master-<id>` and the jobs'
     /// checkpoints under `root/checkpoints`.
     pub fn start(program: &Path, count: usize, secret: &str, root: &Path) -> std::io::Result<LocalMasters> {
+        LocalMasters::launch(program, count, secret, root, false)
+    }
+
+    /// As [`LocalMasters::start`], each master also serving HTTP (its API, `/metrics` and the
+    /// console) on a free port of 127.0.0.1 ([`LocalMasters::http_addrs`]).
+    pub fn start_serving_http(program: &Path, count: usize, secret: &str, root: &Path) -> std::io::Result<LocalMasters> {
+        LocalMasters::launch(program, count, secret, root, true)
+    }
+
+    fn launch(program: &Path, count: usize, secret: &str, root: &Path, serve_http: bool) -> std::io::Result<LocalMasters> {
         let dirs: Vec<PathBuf> = (0..count).map(|id| root.join(format!("master-{id}"))).collect();
         let checkpoint_root = root.join("checkpoints");
         let mut masters = LocalMasters {
@@ -34,6 +50,7 @@ impl LocalMasters {
             dirs,
             checkpoint_root,
             addrs: Vec::new(),
+            http: Vec::new(),
             processes: Vec::new(),
         };
         for id in 0..count {
@@ -42,15 +59,27 @@ impl LocalMasters {
             if id == 0 {
                 command.arg("--bootstrap");
             }
+            if serve_http {
+                command.args(["--http", "127.0.0.1:0"]);
+            }
             let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-            let mut line = String::new();
-            BufReader::new(child.stdout.take().expect("piped")).read_line(&mut line)?;
+            let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+            let mut announced = |prefix: &str, what: &str| -> std::io::Result<String> {
+                let mut line = String::new();
+                stdout.read_line(&mut line)?;
+                let addr = line
+                    .trim()
+                    .strip_prefix(prefix)
+                    .ok_or_else(|| std::io::Error::other(format!("master {id} printed {line:?}, not {what}")))?;
+                Ok(addr.to_string())
+            };
+            let addr = announced(LISTENING_PREFIX, "where it listens");
+            let http = if serve_http { Some(announced(HTTP_PREFIX, "where it serves HTTP")) } else { None };
             masters.processes.push(Some(child));
-            let addr = line
-                .trim()
-                .strip_prefix(LISTENING_PREFIX)
-                .ok_or_else(|| std::io::Error::other(format!("master {id} printed {line:?}, not where it listens")))?;
-            masters.addrs.push(addr.to_string());
+            masters.addrs.push(addr?);
+            if let Some(http) = http {
+                masters.http.push(http?);
+            }
         }
         let members = masters.members_line();
         for child in masters.processes.iter_mut().flatten() {
@@ -74,6 +103,12 @@ impl LocalMasters {
     /// Each master's address, by id.
     pub fn addrs(&self) -> &[String] {
         &self.addrs
+    }
+
+    /// Where each master serves HTTP, by id (empty unless started by
+    /// [`LocalMasters::start_serving_http`]).
+    pub fn http_addrs(&self) -> &[String] {
+        &self.http
     }
 
     /// Whether master `id` runs.
@@ -100,6 +135,9 @@ impl LocalMasters {
         assert!(self.processes[id].is_none(), "master {id} still runs");
         let mut command = self.command(id);
         command.args(["--listen", &self.addrs[id], "--members", &self.members_line()]).stdout(Stdio::null());
+        if let Some(http) = self.http.get(id) {
+            command.args(["--http", http]);
+        }
         self.processes[id] = Some(command.spawn()?);
         Ok(())
     }

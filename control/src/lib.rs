@@ -9,6 +9,7 @@
 //! - `agent`: a worker's side: registering, heartbeats across leader changes, the term it has seen.
 //! - `submit`: what the masters check of a submitted job before it reaches the log; a job as shown.
 //! - `http`: the masters' HTTP/JSON API and `/metrics` (Prometheus) of masters and workers.
+//! - `live`: a running job's tasks with live figures and the bottleneck, as the leader samples them.
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
@@ -18,6 +19,7 @@ pub mod agent;
 pub mod deployer;
 pub mod http;
 pub mod launcher;
+pub mod live;
 pub mod raft;
 pub mod rpc;
 pub mod scheduler;

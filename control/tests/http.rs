@@ -254,6 +254,12 @@ async fn the_http_api_answers_from_any_master_and_needs_the_secret() {
     assert_eq!(post(at_leader, "/api/jobs/99/cancel", "").await.status, 404);
     assert_eq!(get(at_follower, "/api/jobs/zero").await.status, 400);
     assert_eq!(get(at_follower, "/api/nothing").await.status, 404);
+    // Live figures are a running job's (the follower asks the leader): none for one that ended,
+    // none for one that does not exist.
+    let ended = get(at_follower, "/api/jobs/0/live").await;
+    assert_eq!((ended.status, ended.error_code().as_str()), (409, "FAILED_PRECONDITION"), "{}", ended.body);
+    assert!(ended.body.contains("only a running job"), "{}", ended.body);
+    assert_eq!(get(at_follower, "/api/jobs/99/live").await.status, 404);
 
     // Metrics: every master's term, one leader, and jobs by status as each master applied them.
     let deadline = Instant::now() + WAIT;

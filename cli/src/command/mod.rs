@@ -95,7 +95,7 @@ pub async fn listen_and_announce(addr: std::net::SocketAddr) -> Result<tokio::ne
 
 /// The start of the line that says where a process serves HTTP (`--http`), printed after the
 /// `listening` line: `http <address>`.
-pub const HTTP_PREFIX: &str = "http ";
+pub use tethys_control::launcher::HTTP_PREFIX;
 
 /// The web console's pages, as the masters' HTTP server serves them.
 pub fn console_pages() -> tethys_control::http::Pages {

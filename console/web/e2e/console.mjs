@@ -1,55 +1,32 @@
 // The console in headless Chromium against a running `tethys demo` (cli/tests/console.rs starts
 // it): log in, see the example job live, deploy a job with the resource preview, take a
-// savepoint, rescale it from 1 to 2, see the cluster, cancel. A screenshot of each page goes to
+// savepoint, rescale it from 1 to 2, see the cluster, cancel; then a job with a slow sink, whose
+// graph marks the bottleneck. A screenshot of each page goes to
 // $SCREENSHOTS. Exits non-zero, naming the step, when a step fails.
-import { chromium } from "playwright-core";
+import { run } from "./browser.mjs";
 
-const { URL: base, TOKEN: token, SCREENSHOTS: shots = "/tmp", CHROMIUM = "/usr/bin/chromium" } = process.env;
+const { URL: base, TOKEN: token } = process.env;
 if (!base || !token) throw new Error("URL and TOKEN are required");
-const STEP_MS = 60_000;
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
-page.setDefaultTimeout(STEP_MS);
-const errors = [];
-page.on("pageerror", (error) => errors.push(String(error)));
-let step = "start";
-const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
-const textOf = async (selector) => (await page.textContent(selector))?.trim();
-const waitText = (selector, predicate, what) =>
-  page.waitForFunction(
-    ([selector, source]) => {
-      const element = document.querySelector(selector);
-      return element !== null && new Function("text", `return (${source})(text)`)(element.textContent.trim());
-    },
-    [selector, predicate.toString()],
-    { timeout: STEP_MS, polling: 200 },
-  ).catch(async (error) => {
-    throw new Error(`${what}: ${selector} shows ${JSON.stringify(await page.textContent(selector).catch(() => null))} (${error.message.split("\n")[0]})`);
-  });
-
-try {
-  step = "a page without a session leads to the login";
+await run(async (page, { shot, waitText, step }) => {
+  step("a page without a session leads to the login");
   await page.goto(`${base}jobs`);
   await page.waitForSelector("#token");
   await shot("01-login");
 
-  step = "a wrong token is refused";
+  step("a wrong token is refused");
   await page.fill("#token", "not-the-token");
   await page.click("button[type=submit]");
   await page.waitForSelector("[role=alert]");
 
-  step = "the right token logs in and the example job is live";
+  step("the right token logs in and the example job is live");
   await page.fill("#token", token);
   await page.click("button[type=submit]");
   await page.waitForSelector("#jobs tbody tr[data-job] .badge.running");
   await waitText("#connection", (text) => text.startsWith("live"), "the live connection");
   await shot("02-jobs");
 
-  step = "deploy a job, with the resources it takes shown first";
+  step("deploy a job, with the resources it takes shown first");
   await page.click("#deploy-a-job");
   await page.fill("#deploy-name", "bench");
   await page.fill("#deploy-args", "window 1000000000000 7 sources=1 rate=20000");
@@ -64,12 +41,12 @@ try {
   await waitText("#job-status", (text) => text === "running", "the deployed job runs");
   await shot("04-job");
 
-  step = "take a savepoint";
+  step("take a savepoint");
   await page.click("#savepoint");
   await waitText("#outcome", (text) => text.startsWith("savepoint taken"), "the savepoint");
   await waitText("#last-savepoint", (text) => text !== "none", "the job's last savepoint");
 
-  step = "rescale from 1 to 2 (checked against capacity first)";
+  step("rescale from 1 to 2 (checked against capacity first)");
   await page.fill("#rescale-parallelism", "1000");
   await page.waitForSelector("#rescale:disabled");
   await page.fill("#rescale-parallelism", "2");
@@ -79,24 +56,35 @@ try {
   await waitText("#job-status", (text) => text === "running", "the rescaled job runs");
   await shot("05-rescaled");
 
-  step = "the cluster page names the leader and the workers' slots";
+  step("the cluster page names the leader and the workers' slots");
   await page.click("header >> text=Cluster");
   await waitText("#leader", (text) => text === "Leader: master 0", "the leader");
   await shot("06-cluster");
 
-  step = "cancel the deployed job";
+  step("cancel the deployed job");
   await page.goto(`${base}jobs/${job}`);
   await waitText("#job-status", (text) => text === "running", "the job page after a reload (the session cookie)");
   await page.click("#cancel");
   await waitText("#job-status", (text) => text === "cancelled", "the cancellation");
   await shot("07-cancelled");
 
-  if (errors.length > 0) throw new Error(`errors in the page: ${errors.join("; ")}`);
-  console.log(`console checks passed; screenshots in ${shots}`);
-} catch (error) {
-  await shot("failed").catch(() => {});
-  console.error(`FAILED at "${step}": ${error.message}`);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+  step("a job with a slow sink: its graph shows the backpressure and marks the bottleneck");
+  await page.goto(`${base}deploy`);
+  await page.fill("#deploy-name", "bench");
+  await page.fill("#deploy-args", "filter 1000000000000 7 split slow=3000");
+  await page.fill("#deploy-parallelism", "1");
+  await waitText("#resources", (text) => text.includes("Workers used: worker"), "the resource preview");
+  await page.click("#deploy");
+  await page.waitForURL(/\/jobs\/\d+$/);
+  await waitText("#job-status", (text) => text === "running", "the slow job runs");
+  await page.waitForSelector("#job-graph .vertex");
+  await waitText("#bottleneck", (text) => text.startsWith("Bottleneck: task 1 (Sink"), "the bottleneck marked");
+  await page.waitForSelector("#job-graph .vertex.bottleneck[data-task='1']");
+  await page.waitForSelector("#job-graph .vertex.backpressured[data-task='0']");
+  await page.waitForSelector("#job-graph .edge.starved");
+  await page.waitForSelector("#subtasks .subtask-row");
+  await page.locator("#job-graph").scrollIntoViewIfNeeded();
+  await shot("08-bottleneck");
+  await page.click("#cancel");
+  await waitText("#job-status", (text) => text === "cancelled", "the slow job's cancellation");
+});

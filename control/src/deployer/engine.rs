@@ -146,9 +146,51 @@ impl EngineDriver {
         (self.options.registry)(&spec, &env)?;
         let client = env.execute_on_cluster_async(&job.spec.name, coordinator.cluster()).map_err(|error| error.to_string())?;
         run.handles.set_job_controls(Some(client.controls()));
+        // Its live figures, sampled every second while it runs (for GET /api/jobs/{id}/live).
+        let sampling = match env.plan() {
+            Ok(plan) => {
+                let live = crate::live::JobLive::new(job.id.0, attempt, &env.job_graph(), &plan, coordinator.cluster().live_board());
+                run.handles.set_live(Some(Arc::clone(&live)));
+                Some(Sampler::start(live))
+            }
+            Err(_) => None,
+        };
         let result = client.wait();
+        drop(sampling);
+        run.handles.set_live(None);
         run.handles.set_job_controls(None);
         run.handles.set_control(None);
         result.map(|result| result.stopped_with_savepoint).map_err(|error| error.to_string())
+    }
+}
+
+/// A thread that samples a running attempt's live figures every `SAMPLE_INTERVAL`, until dropped.
+struct Sampler {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Sampler {
+    fn start(live: Arc<crate::live::JobLive>) -> Sampler {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("tethys-live-sampler".into())
+            .spawn(move || {
+                live.sample();
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(crate::live::SAMPLE_INTERVAL) {
+                    live.sample();
+                }
+            })
+            .ok();
+        Sampler { stop: Some(stop), thread }
+    }
+}
+
+impl Drop for Sampler {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

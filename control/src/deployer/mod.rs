@@ -131,6 +131,8 @@ pub struct AttemptHandles {
     rescale_to: Arc<Mutex<Option<(u32, u32)>>>,
     /// Asked to close (the reason) or abandon, maybe before the control was published.
     ended: Arc<Mutex<Option<Ending>>>,
+    /// The running attempt's live figures, once its coordinator runs.
+    live: Arc<Mutex<Option<Arc<crate::live::JobLive>>>>,
 }
 
 #[derive(Clone)]
@@ -151,6 +153,11 @@ impl AttemptHandles {
             }
         }
         *lock(&self.control) = control;
+    }
+
+    /// Publishes the running attempt's live figures, or none once it ended.
+    pub fn set_live(&self, live: Option<Arc<crate::live::JobLive>>) {
+        *lock(&self.live) = live;
     }
 
     /// Publishes the running job's controls (savepoints), or none once it ended.
@@ -641,6 +648,11 @@ impl Deployer {
 
     /// Takes a savepoint of running job `job` into `dir` (default: `savepoints` in the job's
     /// checkpoint directory) and, with `stop`, stops the job once it is complete. Its directory.
+    /// The live figures of job `job`'s running attempt, if this leader drives one.
+    pub(crate) fn live(&self, job: JobId) -> Option<Arc<crate::live::JobLive>> {
+        lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.live).clone())
+    }
+
     pub(crate) async fn savepoint(&self, job: JobId, stop: bool, dir: Option<PathBuf>) -> Result<String, tonic::Status> {
         let controls = lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.controls).clone());
         let controls = controls.ok_or_else(|| tonic::Status::failed_precondition(format!("{job} is not running")))?;

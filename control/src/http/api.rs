@@ -7,6 +7,9 @@
 //! | `GET /api/jobs/{id}` | [`JobView`], or 404 |
 //! | `POST /api/jobs` with a [`SubmitJob`] | 201 and [`Submitted`] (and `Location: /api/jobs/{id}`), or 400 with the reason the masters refused it |
 //! | `POST /api/jobs/{id}/cancel` | [`JobView`] as cancelled; 404 for an unknown job, 409 for one that has ended |
+//! | `POST /api/jobs/{id}/savepoint` | [`SavepointView`]; with `{"stop": true}` the job stops after it |
+//! | `POST /api/jobs/{id}/rescale` | [`JobView`] restarted at the new parallelism from a savepoint |
+//! | `GET /api/jobs/{id}/live` | `JobLiveView` (`crate::live`): tasks, edges, live figures, history, the bottleneck; 409 unless running |
 //!
 //! Each handler calls the same method of `Control` a gRPC client reaches, on the master's own
 //! service, so what holds for gRPC holds here: any master answers reads from its state, and a
@@ -264,6 +267,7 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
         .route("/api/jobs/{id}/cancel", post(cancel_job::<C>))
         .route("/api/jobs/{id}/savepoint", post(savepoint::<C>))
         .route("/api/jobs/{id}/rescale", post(rescale::<C>))
+        .route("/api/jobs/{id}/live", get(job_live::<C>))
         .with_state(control)
 }
 
@@ -325,6 +329,22 @@ async fn savepoint<C: Control>(
     let request = SavepointRequest { job_id, stop: ask.stop, dir: ask.dir.unwrap_or_default() };
     let reply = control.savepoint(Request::new(request)).await?.into_inner();
     Ok(Json(SavepointView { path: reply.path, job: reply.job.map(JobView::from) }))
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}/live", tag = "live", params(("id" = u64, Path, description = "The job's id")),
+    responses((status = 200, description = "The running job's tasks and edges with live figures, the last minutes of them, and the bottleneck", body = crate::live::JobLiveView),
+              (status = 404, description = "No such job", body = super::openapi::ErrorBody),
+              (status = 409, description = "The job is not running", body = super::openapi::ErrorBody),
+              (status = 503, description = "No leader known", body = super::openapi::ErrorBody)))]
+async fn job_live<C: Control>(
+    State(control): State<C>,
+    id: Result<Path<u64>, PathRejection>,
+) -> Result<Json<crate::live::JobLiveView>, ApiError> {
+    let job_id = job_id(id)?;
+    let reply = control.job_live(Request::new(JobRequest { job_id })).await?.into_inner();
+    let view = serde_json::from_str(&reply.json)
+        .map_err(|error| ApiError::new(Code::Internal, format!("the leader's live view does not parse: {error}")))?;
+    Ok(Json(view))
 }
 
 /// `POST /api/jobs/{id}/rescale`'s body.

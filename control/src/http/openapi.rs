@@ -35,6 +35,7 @@ pub struct ErrorBody {
         super::api::cancel_job,
         super::api::savepoint,
         super::api::rescale,
+        super::api::job_live,
         super::events::events,
         super::session::login,
         super::session::logout,

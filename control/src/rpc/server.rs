@@ -23,9 +23,9 @@ use super::proto::control_client::ControlClient;
 use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::{
-    AttemptRef, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobRequest, ListJobsReply, ListJobsRequest,
-    MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply, SavepointRequest, SubmitJobReply,
-    SubmitJobRequest, WorkerInfo,
+    AttemptRef, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest, ListJobsReply,
+    ListJobsRequest, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply, SavepointRequest,
+    SubmitJobReply, SubmitJobRequest, WorkerInfo,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -484,6 +484,24 @@ impl Control for Arc<ControlPlane> {
         deployer.rescale(job, ask.parallelism, self.validator.as_ref()).await?;
         tracing::info!(master = self.master.id(), %job, parallelism = ask.parallelism, "job stopped with a savepoint to rescale");
         self.job(job.0).await.map(Response::new)
+    }
+
+    async fn job_live(&self, request: Request<JobRequest>) -> Result<Response<JobLiveReply>, Status> {
+        // The job's driver runs on the leader: a follower forwards.
+        if !self.master.is_leader() {
+            let mut leader = self.forward_to(&request, self.not_leader())?;
+            return leader.job_live(request.into_inner()).await;
+        }
+        let job = self.job(request.get_ref().job_id).await?;
+        if job.status != "running" {
+            return Err(Status::failed_precondition(format!("job {} is {}: only a running job has live figures", job.id, job.status)));
+        }
+        let live = self
+            .deployer()?
+            .live(JobId(job.id))
+            .ok_or_else(|| Status::failed_precondition(format!("job {} runs, and its first figures are not in yet", job.id)))?;
+        let json = serde_json::to_string(&live.view()).map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(JobLiveReply { json }))
     }
 
     async fn cluster(&self, _request: Request<ClusterRequest>) -> Result<Response<ClusterReply>, Status> {

@@ -130,7 +130,7 @@ impl StreamEnvironment {
     pub fn execute(&self, job: &str) -> Result<JobResult, JobError> {
         let (graph, plan) = self.graph_and_plan(job)?;
         let factories = self.builder.borrow().factories.clone();
-        run_job(job, graph, factories, plan, self.config.clone(), None, None)
+        run_job(job, graph, factories, plan, self.config.clone(), None, None, crate::runtime::live::LiveBoard::new())
     }
 
     /// Runs the job to completion on the workers of `cluster` (this process is its coordinator:
@@ -143,7 +143,8 @@ impl StreamEnvironment {
         cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>,
     ) -> Result<JobResult, JobError> {
         let (graph, plan, config) = self.cluster_plan(job, &cluster)?;
-        run_job(job, graph, self.factories(), plan, config, None, Some(cluster))
+        let live = cluster.live_board();
+        run_job(job, graph, self.factories(), plan, config, None, Some(cluster), live)
     }
 
     /// Whether this job (as defined now: e.g. at another parallelism) can start from the
@@ -180,11 +181,13 @@ impl StreamEnvironment {
         let factories = self.factories();
         let (control, commands) = std::sync::mpsc::channel();
         let name = job.to_string();
+        let live = cluster.live_board();
+        let board = std::sync::Arc::clone(&live);
         let driver = std::thread::Builder::new()
             .name(format!("tethys-job-{job}"))
-            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), Some(cluster)))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), Some(cluster), board))
             .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
-        Ok(JobClient { job: job.to_string(), control, driver })
+        Ok(JobClient { job: job.to_string(), control, driver, live })
     }
 
     /// Starts the job on a thread of its own and returns a client to take savepoints, stop or
@@ -195,11 +198,13 @@ impl StreamEnvironment {
         let config = self.config.clone();
         let (control, commands) = std::sync::mpsc::channel();
         let name = job.to_string();
+        let live = crate::runtime::live::LiveBoard::new();
+        let board = std::sync::Arc::clone(&live);
         let driver = std::thread::Builder::new()
             .name(format!("tethys-job-{job}"))
-            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), None))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), None, board))
             .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
-        Ok(JobClient { job: job.to_string(), control, driver })
+        Ok(JobClient { job: job.to_string(), control, driver, live })
     }
 
     fn graph_and_plan(&self, job: &str) -> Result<(JobGraph, ExecutionPlan), JobError> {
@@ -223,9 +228,15 @@ pub struct JobClient {
     job: String,
     control: std::sync::mpsc::Sender<ControlCommand>,
     driver: std::thread::JoinHandle<Result<JobResult, JobError>>,
+    live: std::sync::Arc<crate::runtime::live::LiveBoard>,
 }
 
 impl JobClient {
+    /// The live figures of the job's subtasks (on a cluster, as its workers last sent them).
+    pub fn live(&self) -> Vec<crate::runtime::live::SubtaskLive> {
+        self.live.readings()
+    }
+
     /// Takes a savepoint into the checkpoint store at `dir` (created if needed) and returns the
     /// savepoint's directory once it is complete; the job goes on. Start a job from it with
     /// `EngineConfig::restore_from`, at any parallelism of its keyed operators.

@@ -122,6 +122,10 @@ pub(crate) struct Deployment {
     pub(crate) alignment: HashMap<usize, (Arc<AlignmentGroup>, usize, i64)>,
     /// Where the subtasks run when they run on other processes (workers); `None`: here.
     pub(crate) cluster: Option<Arc<super::cluster::ClusterCoordinator>>,
+    /// Where this process's subtasks publish their live figures.
+    pub(crate) live: Arc<super::live::LiveBoard>,
+    /// The attempt being run (its subtasks' readings carry it).
+    pub(crate) attempt: std::sync::atomic::AtomicU32,
 }
 
 /// The watermark alignment groups of a job's sources: one seat per source subtask.
@@ -155,9 +159,21 @@ pub(crate) fn run_job(
     config: EngineConfig,
     control: Option<Receiver<ControlCommand>>,
     cluster: Option<Arc<super::cluster::ClusterCoordinator>>,
+    live: Arc<super::live::LiveBoard>,
 ) -> Result<JobResult, JobError> {
     let alignment = alignment_groups(&graph);
-    let mut deployment = Arc::new(Deployment { job: job.to_string(), graph, factories, plan, config, alignment, cluster });
+    let mut deployment = Arc::new(Deployment {
+        job: job.to_string(),
+        graph,
+        factories,
+        plan,
+        config,
+        alignment,
+        cluster,
+        live,
+        attempt: Default::default(),
+    });
+    let mut attempt = 0;
     let mut keeper = open_keeper(&deployment)?;
     let total = deployment.plan.subtask_count();
     let mut coordinator = CheckpointCoordinator::new(deployment.config.checkpoint_interval, total, keeper.newest_id() + 1);
@@ -185,8 +201,17 @@ pub(crate) fn run_job(
                     config: EngineConfig { slots, ..d.config.clone() },
                     alignment: alignment_groups(&d.graph),
                     cluster: d.cluster.clone(),
+                    live: Arc::clone(&d.live),
+                    attempt: Default::default(),
                 });
             }
+        }
+        // Readings of subtasks of this process carry their attempt; older ones are forgotten (on
+        // a cluster the coordinator's board follows its own attempts).
+        attempt += 1;
+        deployment.attempt.store(attempt, std::sync::atomic::Ordering::Relaxed);
+        if deployment.cluster.is_none() {
+            deployment.live.retain_attempt(attempt);
         }
         let restore = match keeper.latest() {
             Some(snapshot) => Some(Arc::new(
@@ -549,6 +574,8 @@ fn build_subtask(
     }
     let mut state = TaskState::new(id, head, (OperatorChain::new(operators), chain_nodes), outputs, settings, reports);
     state.replay = replay;
+    let attempt = deployment.attempt.load(std::sync::atomic::Ordering::Relaxed);
+    state.live = Some(super::live::LiveRecorder::new(Arc::clone(&deployment.live), attempt));
     Ok(state)
 }
 
@@ -1027,6 +1054,8 @@ pub(crate) fn two_slot_deployment(job: &str) -> Deployment {
         plan,
         config: EngineConfig::default(),
         cluster: None,
+        live: super::live::LiveBoard::new(),
+        attempt: Default::default(),
     }
 }
 

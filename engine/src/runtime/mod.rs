@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cluster;
 pub(crate) mod job;
 pub(crate) mod keeper;
+pub mod live;
 pub mod restart;
 pub mod snapshot;
 pub(crate) mod task;

@@ -568,6 +568,8 @@ enum Step {
 /// The state of one task actor.
 pub(crate) struct TaskState {
     pub id: SubtaskId,
+    /// Its clock and where it publishes its live figures (`None` in unit tests of the task).
+    pub live: Option<super::live::LiveRecorder>,
     pub head: TaskHead,
     pub chain: OperatorChain,
     /// The node of each operator of the chain (what checkpoints name their state by).
@@ -617,6 +619,7 @@ impl TaskState {
         let (chain, chain_nodes) = chain;
         TaskState {
             id,
+            live: None,
             head,
             chain,
             chain_nodes,
@@ -1276,6 +1279,31 @@ impl TaskState {
         myself.send_after(self.settings.linger, || TaskMessage::Linger);
     }
 
+    /// Its live figures' counts (the recorder adds the times).
+    fn live_reading(&self, ended: bool) -> super::live::SubtaskLive {
+        let counts = self.chain.counts();
+        let mut operators: Vec<(u64, u64)> = counts.iter().map(|count| (count.records_in, count.records_out)).collect();
+        let (records_in, watermark) = match &self.head {
+            TaskHead::Source { records_out, watermark, .. } => {
+                operators.insert(0, (0, *records_out));
+                (*records_out, (watermark.emitted != i64::MIN).then_some(watermark.emitted))
+            }
+            TaskHead::Gate(gate) => {
+                (operators.first().map_or(0, |(records_in, _)| *records_in), (gate.watermark != i64::MIN).then_some(gate.watermark))
+            }
+        };
+        super::live::SubtaskLive {
+            task: self.id.0 as u32,
+            subtask: self.id.1 as u32,
+            records_in,
+            records_out: operators.last().map_or(0, |(_, records_out)| *records_out),
+            operators,
+            watermark,
+            ended,
+            ..Default::default()
+        }
+    }
+
     fn metrics(&self) -> SubtaskMetrics {
         let mut metrics = SubtaskMetrics::default();
         match &self.head {
@@ -1308,7 +1336,23 @@ impl Actor for TaskActor {
     }
 
     async fn handle(&self, myself: ActorRef<TaskMessage>, message: TaskMessage, state: &mut TaskState) -> Result<(), ActorProcessingErr> {
+        let began = Instant::now();
+        if let Some(live) = &mut state.live {
+            live.begin(began);
+        }
         state.handle(&myself, message);
+        if state.live.is_some() {
+            let now = Instant::now();
+            let ended = state.phase == Phase::Done;
+            let blocked = !ended && state.is_output_blocked();
+            let due = state.live.as_mut().is_some_and(|live| live.end(began, now, blocked));
+            if due || ended {
+                let reading = state.live_reading(ended);
+                if let Some(live) = &mut state.live {
+                    live.publish(now, reading);
+                }
+            }
+        }
         Ok(())
     }
 }

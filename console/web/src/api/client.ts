@@ -16,6 +16,10 @@ export type RescaleAsk = Schemas["RescaleAsk"];
 export type Snapshot = Schemas["Snapshot"];
 export type ErrorBody = Schemas["ErrorBody"];
 export type Login = Schemas["Login"];
+export type JobLiveView = Schemas["JobLiveView"];
+export type TaskView = Schemas["TaskView"];
+export type EdgeView = Schemas["EdgeView"];
+export type SubtaskView = Schemas["SubtaskView"];
 
 /** A refusal of the API: its HTTP status, gRPC code name and message. */
 export class ApiError extends Error {
@@ -60,6 +64,7 @@ export const api = {
   cancel: (id: number) => call<JobView>("POST", `/api/jobs/${id}/cancel`),
   savepoint: (id: number, ask: SavepointAsk) => call<SavepointView>("POST", `/api/jobs/${id}/savepoint`, ask),
   rescale: (id: number, ask: RescaleAsk) => call<JobView>("POST", `/api/jobs/${id}/rescale`, ask),
+  live: (id: number) => call<JobLiveView>("GET", `/api/jobs/${id}/live`),
 };
 
 /** Whether a job's status is final. */

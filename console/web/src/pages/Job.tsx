@@ -3,6 +3,7 @@ import { api, hasEnded, type ClusterView, type JobView } from "../api/client";
 import { clock, duration } from "../format";
 import { useLive } from "../live";
 import { href, navigate } from "../router";
+import { JobGraph } from "./JobGraph";
 
 /** Slots free on live workers, plus those `job` holds now (a rescale gives them back first). */
 export function capacityFor(cluster: ClusterView, job?: JobView): number {
@@ -94,6 +95,8 @@ export function JobPage({ id }: { id: number }) {
         {parallelism !== "" && rescaleProblem && <span class="error">{rescaleProblem}</span>}
       </form>
       {outcome && <p id="outcome" class={outcome.ok ? "outcome" : "error"} role="status">{outcome.text}</p>}
+      <h2>Graph</h2>
+      <JobGraph id={job.id} running={job.status === "running"} />
       <h2>Where it runs</h2>
       <table>
         <thead><tr><th>plan slot</th><th>worker</th><th>worker slot</th><th>worker health</th></tr></thead>

@@ -282,6 +282,8 @@ pub struct ClusterCoordinator {
     gate: Mutex<Option<crate::runtime::keeper::CheckpointGate>>,
     /// The job's first attempt is one the workers run already, to adopt (see [`Self::adopting`]).
     adopt_first: std::sync::atomic::AtomicBool,
+    /// The live figures of the job's subtasks, as their workers last sent them.
+    live: Arc<crate::runtime::live::LiveBoard>,
 }
 
 #[derive(Default)]
@@ -313,7 +315,13 @@ impl ClusterCoordinator {
             inbox: Mutex::new(Inbox::default()),
             gate: Mutex::new(None),
             adopt_first: std::sync::atomic::AtomicBool::new(false),
+            live: crate::runtime::live::LiveBoard::new(),
         })
+    }
+
+    /// The live figures of the job's subtasks, as their workers send them (about every second).
+    pub fn live_board(&self) -> Arc<crate::runtime::live::LiveBoard> {
+        Arc::clone(&self.live)
     }
 
     /// The coordinator of `job` whose workers (in slot order) already run an attempt of it, begun
@@ -545,6 +553,13 @@ impl ClusterCoordinator {
                     for worker in inbox.attempt_workers.iter().filter(|worker| worker.node != from) {
                         let _ = self.net.send_control(worker.node, bytes.clone());
                     }
+                }
+                return;
+            }
+            ToCoordinator::Live { attempt, readings } => {
+                if attempt == inbox.attempt {
+                    self.live.retain_attempt(attempt);
+                    readings.into_iter().filter(|reading| reading.attempt == attempt).for_each(|reading| self.live.publish(reading));
                 }
                 return;
             }

@@ -161,6 +161,13 @@ pub enum ToCoordinator {
         /// The seats.
         seats: Vec<AlignmentSeat>,
     },
+    /// The live figures of the attempt's subtasks on this worker, sent about every second.
+    Live {
+        /// The attempt.
+        attempt: u32,
+        /// One reading per subtask.
+        readings: Vec<crate::runtime::live::SubtaskLive>,
+    },
     /// A report of one of the attempt's subtasks.
     Report {
         /// The attempt.

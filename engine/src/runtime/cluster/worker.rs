@@ -7,6 +7,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use super::alignment::SharedAlignment;
 use super::protocol::{self, Address, JobSpec, ToCoordinator, ToWorker, WireReport};
 use super::{wire, ClusterNet, LocalTasks, NodeId, COORDINATOR};
+
+/// How often a worker sends its subtasks' live figures to the coordinator.
+pub const LIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 use crate::channel::transport::Endpoint;
 use crate::config::EngineConfig;
 use crate::graph::fingerprint::GraphFingerprint;
@@ -125,6 +128,18 @@ impl WorkerNode {
     }
 
     /// Sends a subtask's report of `attempt`, keeping what an adopting coordinator needs of it.
+    /// Sends the live figures of this worker's subtasks of `attempt` to the coordinator.
+    fn send_live(&self, attempt: u32, live: &crate::runtime::live::LiveBoard) {
+        let readings = live.readings();
+        if readings.is_empty() {
+            return;
+        }
+        let bytes = protocol::encode(&ToCoordinator::Live { attempt, readings }).expect("control messages always encode");
+        // Under the log's lock, as reports are: an adopting coordinator gets the log first.
+        let _log = lock(&self.log);
+        self.send_bytes(bytes);
+    }
+
     fn report(&self, attempt: u32, report: WireReport) {
         let mut log = lock(&self.log);
         let keep = log.attempt == Some(attempt);
@@ -356,13 +371,36 @@ impl WorkerNode {
         }
         let factories = env.factories();
         *lock(&self.log) = ReportLog { attempt: Some(attempt), fingerprint: Some(GraphFingerprint::of(&graph)), ..Default::default() };
-        let deployment = Arc::new(Deployment { job: job.name.clone(), graph, factories, plan, config, alignment, cluster: None });
+        let live = crate::runtime::live::LiveBoard::new();
+        let deployment = Arc::new(Deployment {
+            job: job.name.clone(),
+            graph,
+            factories,
+            plan,
+            config,
+            alignment,
+            cluster: None,
+            live: Arc::clone(&live),
+            attempt: attempt.into(),
+        });
         self.tasks.reset(Some(attempt));
         let (reports_tx, reports) = channel();
         let threads = spawn_slots(&deployment, restore, slots.0 as usize..slots.1 as usize, &reports_tx);
         drop(reports_tx);
-        // Until every slot thread has ended: their actors have all stopped.
-        for report in reports {
+        // Until every slot thread has ended: their actors have all stopped. Meanwhile the live
+        // figures of this worker's subtasks go to the coordinator every `LIVE_INTERVAL`.
+        let mut live_sent = std::time::Instant::now();
+        loop {
+            let report = match reports.recv_timeout(LIVE_INTERVAL) {
+                Ok(report) => Some(report),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            };
+            if live_sent.elapsed() >= LIVE_INTERVAL {
+                self.send_live(attempt, &live);
+                live_sent = std::time::Instant::now();
+            }
+            let Some(report) = report else { continue };
             if let TaskReport::Spawned { id, actor } = &report {
                 if let Some(actor) = actor.local() {
                     self.tasks.register(attempt, *id, actor.clone());
@@ -377,6 +415,7 @@ impl WorkerNode {
             };
             self.report(attempt, report);
         }
+        self.send_live(attempt, &live);
         for thread in threads {
             let _ = thread.join();
         }

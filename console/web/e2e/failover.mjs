@@ -1,0 +1,39 @@
+// The console through a leader change (cli/tests/console.rs starts three master processes, a
+// worker and a job): logged in at a follower's console, the cluster page names the leader; the
+// leader is killed ($LEADER_PID, SIGKILL); within seconds the page names the new one, and the
+// job is still listed running. Screenshots go to $SCREENSHOTS.
+import { login, run } from "./browser.mjs";
+
+const { URL: base, TOKEN: token, LEADER, LEADER_PID } = process.env;
+if (!base || !token || LEADER === undefined || !LEADER_PID) throw new Error("URL, TOKEN, LEADER and LEADER_PID are required");
+
+await run(async (page, { shot, waitText, step }) => {
+  step("log in at a follower's console; the job runs");
+  await login(page, base, token);
+  await page.waitForSelector("#jobs tbody tr[data-job] .badge.running");
+
+  step("the cluster page names the leader");
+  await page.click("header >> text=Cluster");
+  await page.waitForFunction((leader) => document.querySelector("#leader")?.textContent === `Leader: master ${leader}`, LEADER, { polling: 200 });
+  await shot("11-cluster-before");
+
+  step("kill the leader: the page names a new one");
+  const killedAt = Date.now();
+  process.kill(Number(LEADER_PID), "SIGKILL");
+  await page.waitForFunction(
+    (old) => {
+      const text = document.querySelector("#leader")?.textContent ?? "";
+      return /^Leader: master \d+$/.test(text) && text !== `Leader: master ${old}`;
+    },
+    LEADER,
+    { timeout: 60_000, polling: 200 },
+  );
+  console.log(`new leader shown ${Date.now() - killedAt} ms after the kill: ${await page.textContent("#leader")}`);
+  await waitText("#connection", (text) => text.startsWith("live"), "the live connection after the change");
+  await shot("12-cluster-after");
+
+  step("the job is still running under the new leader");
+  await page.click("header >> text=Jobs");
+  await page.waitForSelector("#jobs tbody tr[data-job] .badge.running");
+  await shot("13-jobs-after");
+});

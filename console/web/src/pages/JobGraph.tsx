@@ -1,0 +1,194 @@
+// A running job's graph: its tasks (chains of operators) left to right by depth, with live
+// figures, edges coloured where the producer waits for credit, the bottleneck marked, and a
+// virtualised table of the chosen task's subtasks (it stays fast at thousands of subtasks).
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, ApiError, type JobLiveView, type SubtaskView, type TaskView } from "../api/client";
+
+const WIDTH = 250;
+const HEIGHT = 118;
+const GAP_X = 100;
+const GAP_Y = 30;
+
+/** The live view of job `id`, polled every second while `running`. */
+function useJobLive(id: number, running: boolean) {
+  const [view, setView] = useState<JobLiveView>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    if (!running) return;
+    let stopped = false;
+    const poll = async () => {
+      try {
+        const next = await api.live(id);
+        if (!stopped) {
+          setView(next);
+          setError(undefined);
+        }
+      } catch (e) {
+        if (!stopped) setError(e instanceof ApiError && e.status === 409 ? undefined : (e as Error).message);
+      }
+    };
+    poll();
+    const timer = setInterval(poll, 1000);
+    return () => {
+      stopped = true;
+      clearInterval(timer);
+    };
+  }, [id, running]);
+  return { view, error };
+}
+
+function rate(perSecond: number): string {
+  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(2)}M/s`;
+  if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)}K/s`;
+  return `${perSecond.toFixed(0)}/s`;
+}
+
+function percent(share: number): string {
+  return `${Math.round(share * 100)}%`;
+}
+
+/** Each task's column: its longest distance from a source. */
+function depths(view: JobLiveView): number[] {
+  const depth = view.tasks.map(() => 0);
+  // Tasks are in topological order, so one pass in order settles every depth.
+  for (const task of view.tasks) {
+    for (const edge of view.edges.filter((e) => e.to === task.id)) depth[task.id] = Math.max(depth[task.id], depth[edge.from] + 1);
+  }
+  return depth;
+}
+
+function Sparkline({ task }: { task: TaskView }) {
+  const points = task.history.slice(-60);
+  if (points.length < 2) return null;
+  const max = Math.max(1, ...points.map((p) => p.records_in_per_s));
+  const path = points.map((p, i) => `${(i / (points.length - 1)) * (WIDTH - 20)},${20 - (p.records_in_per_s / max) * 18}`).join(" ");
+  return <polyline points={path} fill="none" stroke="#2556c4" stroke-width="1.2" transform={`translate(10, ${HEIGHT - 26})`} />;
+}
+
+/** The graph, the bottleneck and the chosen task's subtasks. */
+export function JobGraph({ id, running }: { id: number; running: boolean }) {
+  const { view, error } = useJobLive(id, running);
+  const [chosen, setChosen] = useState<number>();
+  if (!running) return <p class="muted">The graph and its live figures show while the job runs.</p>;
+  if (error) return <p class="error">{error}</p>;
+  if (!view) return <p class="muted">Waiting for the first figures…</p>;
+  const depth = depths(view);
+  const rows: number[] = [];
+  const place = view.tasks.map((task) => {
+    const column = depth[task.id];
+    const row = rows[column] ?? 0;
+    rows[column] = row + 1;
+    return { x: 20 + column * (WIDTH + GAP_X), y: 20 + row * (HEIGHT + GAP_Y) };
+  });
+  const width = 40 + (Math.max(...depth) + 1) * (WIDTH + GAP_X) - GAP_X;
+  const height = 40 + Math.max(...rows) * (HEIGHT + GAP_Y) - GAP_Y;
+  const bottleneck = view.bottleneck ?? undefined;
+  const selected = view.tasks.find((task) => task.id === (chosen ?? bottleneck ?? 0));
+  return (
+    <div id="job-graph">
+      <p class="summary">
+        {bottleneck !== undefined ? (
+          <span id="bottleneck" class="error">
+            Bottleneck: task {bottleneck} ({view.tasks[bottleneck].operators.join(" → ")}): busy {percent(view.tasks[bottleneck].busy)} while the tasks
+            feeding it wait for its credit.
+          </span>
+        ) : (
+          <span id="bottleneck" class="muted">No bottleneck: no task waits on another.</span>
+        )}
+      </p>
+      <svg width={width} height={height} class="graph">
+        <defs>
+          <marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">
+            <path d="M 0 0 L 10 5 L 0 10 z" fill="#778" />
+          </marker>
+        </defs>
+        {view.edges.map((edge) => {
+          const from = place[edge.from];
+          const to = place[edge.to];
+          const [x1, y1, x2, y2] = [from.x + WIDTH, from.y + HEIGHT / 2, to.x, to.y + HEIGHT / 2];
+          return (
+            <g class={`edge${edge.starved ? " starved" : ""}`} data-from={edge.from} data-to={edge.to}>
+              <line x1={x1} y1={y1} x2={x2} y2={y2} marker-end="url(#arrow)" />
+              <text x={(x1 + x2) / 2} y={(y1 + y2) / 2 - 6} text-anchor="middle">
+                {edge.partitioning}
+              </text>
+              <title>{edge.starved ? `task ${edge.from} waits for task ${edge.to}'s credit` : `${edge.partitioning}: task ${edge.from} to task ${edge.to}`}</title>
+            </g>
+          );
+        })}
+        {view.tasks.map((task) => {
+          const { x, y } = place[task.id];
+          const classes = ["vertex", task.busy >= 0.5 ? "busy" : "", task.backpressured >= 0.5 ? "backpressured" : "", task.id === bottleneck ? "bottleneck" : ""];
+          return (
+            <g class={classes.join(" ")} transform={`translate(${x}, ${y})`} data-task={task.id} onClick={() => setChosen(task.id)}>
+              <rect width={WIDTH} height={HEIGHT} rx="6" />
+              <text x="10" y="18" class="title">
+                {task.operators.join(" → ").slice(0, 34)}
+              </text>
+              <text x="10" y="36">
+                ×{task.parallelism} · in {rate(task.records_in_per_s)} · out {rate(task.records_out_per_s)}
+              </text>
+              <text x="10" y="54">
+                busy {percent(task.busy)} · backpressured {percent(task.backpressured)}
+              </text>
+              <text x="10" y="72">
+                {task.watermark_lag_ms !== null && task.watermark_lag_ms !== undefined
+                  ? `watermark lag ${(task.watermark_lag_ms / 1000).toFixed(1)} s`
+                  : task.watermark !== null && task.watermark !== undefined
+                    ? `watermark ${(task.watermark / 1000).toFixed(1)} s`
+                    : "no watermark"}
+                {task.skew ? ` · skew ${task.skew.toFixed(2)}` : ""}
+              </text>
+              {task.id === bottleneck && (
+                <text x={WIDTH - 10} y="18" text-anchor="end" class="mark">
+                  BOTTLENECK
+                </text>
+              )}
+              <Sparkline task={task} />
+            </g>
+          );
+        })}
+      </svg>
+      <p class="legend muted">
+        Tasks shaded red are busy; a dashed amber border: backpressured (waiting for credit); a red edge: its producer waits for the
+        consumer's credit. Click a task for its subtasks.
+      </p>
+      {selected && <Subtasks task={selected} />}
+    </div>
+  );
+}
+
+const ROW = 28;
+const VISIBLE = 12;
+
+/** The subtasks of a task, only the rows in view rendered. */
+function Subtasks({ task }: { task: TaskView }) {
+  const [top, setTop] = useState(0);
+  const box = useRef<HTMLDivElement>(null);
+  const first = Math.max(0, Math.floor(top / ROW) - 2);
+  const shown: SubtaskView[] = task.subtasks.slice(first, first + VISIBLE + 4);
+  return (
+    <div>
+      <h3>
+        Task {task.id}: {task.operators.join(" → ")} ({task.subtasks.length} subtasks)
+      </h3>
+      <div class="subtask-head">
+        <span>subtask</span><span>in/s</span><span>out/s</span><span>busy</span><span>backpressured</span><span>watermark</span>
+      </div>
+      <div id="subtasks" ref={box} class="subtasks" style={{ height: `${Math.min(task.subtasks.length, VISIBLE) * ROW}px` }} onScroll={(e) => setTop(e.currentTarget.scrollTop)}>
+        <div style={{ height: `${task.subtasks.length * ROW}px`, position: "relative" }}>
+          {shown.map((subtask, i) => (
+            <div class="subtask-row" style={{ top: `${(first + i) * ROW}px`, height: `${ROW}px` }}>
+              <span>{subtask.subtask}</span>
+              <span>{rate(subtask.records_in_per_s)}</span>
+              <span>{rate(subtask.records_out_per_s)}</span>
+              <span>{percent(subtask.busy)}</span>
+              <span>{percent(subtask.backpressured)}</span>
+              <span>{subtask.watermark ?? "—"}</span>
+            </div>
+          ))}
+        </div>
+      </div>
+    </div>
+  );
+}

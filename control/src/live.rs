@@ -1,0 +1,363 @@
+//! A running job as people operating it see it: its tasks (chains of operators) and the edges
+//! between them, with live figures per task (records in and out per second, the share of time
+//! busy and backpressured, watermark lag, skew across subtasks), the bottleneck marked, and the
+//! last minutes of each task's figures. The leader samples the job's live board (what workers
+//! send its coordinator) every [`SAMPLE_INTERVAL`]; `GET /api/jobs/{id}/live` shows it.
+//!
+//! The bottleneck, as Flink users find it by hand: the first task, in the plan's order, that is
+//! busy ([`BUSY`] or more of its time) and not backpressured itself, while a task feeding it is
+//! backpressured: the others wait on it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tethys_engine::{ExecutionPlan, JobGraph, LiveBoard, SubtaskLive};
+
+/// How often the leader samples a running job.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Samples kept: five minutes.
+pub const HISTORY_SAMPLES: usize = 300;
+/// A task busy for this share of its time or more is busy.
+pub const BUSY: f64 = 0.5;
+/// A watermark further behind the wall clock than this (30 days) is not wall-clock time (a
+/// generator's event time that starts at 0): no lag is shown for it.
+const LAG_PLAUSIBLE_MS: i64 = 30 * 24 * 3600 * 1000;
+/// A task backpressured for this share of its time or more is backpressured.
+pub const BACKPRESSURED: f64 = 0.5;
+
+/// A job's tasks and their figures now (`GET /api/jobs/{id}/live`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobLiveView {
+    /// The job.
+    pub job: u64,
+    /// The attempt the figures are of.
+    pub attempt: u32,
+    /// When the last sample was taken (milliseconds since the Unix epoch); 0 before the first.
+    pub sampled_at_ms: u64,
+    /// Its tasks, in the plan's (topological) order.
+    pub tasks: Vec<TaskView>,
+    /// The edges between tasks.
+    pub edges: Vec<EdgeView>,
+    /// The task the others wait on, if one is (see the module's documentation).
+    pub bottleneck: Option<u32>,
+}
+
+/// A task: a chain of operators and its figures over the last sampling interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskView {
+    /// Its index in the plan.
+    pub id: u32,
+    /// Its operators' names, head first.
+    pub operators: Vec<String>,
+    /// Its subtasks.
+    pub parallelism: u32,
+    /// Records taken in per second, over all subtasks.
+    pub records_in_per_s: f64,
+    /// Records sent out per second, over all subtasks.
+    pub records_out_per_s: f64,
+    /// Share of time busy (0 to 1), the mean over subtasks.
+    pub busy: f64,
+    /// Share of time waiting for credit with output ready (0 to 1), the mean over subtasks.
+    pub backpressured: f64,
+    /// Its watermark: the lowest of its subtasks' (milliseconds of event time); null before one.
+    pub watermark: Option<i64>,
+    /// How far its watermark is behind the wall clock, in milliseconds; null without one, or when
+    /// its event time is not wall-clock time (more than 30 days behind).
+    pub watermark_lag_ms: Option<i64>,
+    /// The busiest subtask's records in per second over the mean (1: even; null when idle).
+    pub skew: Option<f64>,
+    /// Records taken in and sent out since the attempt started, over all subtasks.
+    pub records_in: u64,
+    /// Records sent out since the attempt started.
+    pub records_out: u64,
+    /// Each subtask's figures over the last interval.
+    pub subtasks: Vec<SubtaskView>,
+    /// The last minutes, oldest first: one point per sample.
+    pub history: Vec<TaskPoint>,
+}
+
+/// One subtask's figures over the last interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubtaskView {
+    /// Its index.
+    pub subtask: u32,
+    /// Records taken in per second.
+    pub records_in_per_s: f64,
+    /// Records sent out per second.
+    pub records_out_per_s: f64,
+    /// Share of time busy.
+    pub busy: f64,
+    /// Share of time backpressured.
+    pub backpressured: f64,
+    /// Its watermark.
+    pub watermark: Option<i64>,
+    /// Whether it has ended.
+    pub ended: bool,
+}
+
+/// A task's figures at one sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskPoint {
+    /// When (milliseconds since the Unix epoch).
+    pub at_ms: u64,
+    /// Records in per second over the interval before it.
+    pub records_in_per_s: f64,
+    /// Records out per second.
+    pub records_out_per_s: f64,
+    /// Share of time busy.
+    pub busy: f64,
+    /// Share of time backpressured.
+    pub backpressured: f64,
+}
+
+/// An edge: records of task `from` go to task `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct EdgeView {
+    /// The producing task.
+    pub from: u32,
+    /// The consuming task.
+    pub to: u32,
+    /// How records are spread: forward, rebalance, hash, broadcast, ...
+    pub partitioning: String,
+    /// Whether the producer waits for the consumer's credit (it is backpressured).
+    pub starved: bool,
+}
+
+/// One sample: every subtask's reading at a moment.
+struct Sample {
+    at_ms: u64,
+    readings: Vec<SubtaskLive>,
+}
+
+/// A running attempt's figures as the leader samples them.
+pub struct JobLive {
+    job: u64,
+    attempt: u32,
+    tasks: Vec<(Vec<String>, u32)>,
+    edges: Vec<(u32, u32, String)>,
+    board: Arc<LiveBoard>,
+    samples: Mutex<VecDeque<Sample>>,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+}
+
+impl JobLive {
+    /// The figures of `attempt` of job `job`, planned as `plan`, read from `board`.
+    pub fn new(job: u64, attempt: u32, graph: &JobGraph, plan: &ExecutionPlan, board: Arc<LiveBoard>) -> Arc<JobLive> {
+        let tasks = plan
+            .tasks
+            .iter()
+            .map(|task| (task.nodes.iter().map(|&node| graph.nodes[node].name.clone()).collect(), task.parallelism as u32))
+            .collect();
+        let edges = plan
+            .tasks
+            .iter()
+            .flat_map(|task| {
+                task.inputs
+                    .iter()
+                    .map(move |input| (input.from_task as u32, task.id as u32, format!("{:?}", input.partitioning).to_lowercase()))
+            })
+            .collect();
+        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::new(VecDeque::new()) })
+    }
+
+    /// Takes a sample of the board now.
+    pub fn sample(&self) {
+        self.push(Sample { at_ms: now_ms(), readings: self.board.readings() });
+    }
+
+    fn push(&self, sample: Sample) {
+        let mut samples = self.samples.lock().expect("the samples' lock is not poisoned");
+        if samples.len() == HISTORY_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back(sample);
+    }
+
+    /// The view now.
+    pub fn view(&self) -> JobLiveView {
+        let samples = self.samples.lock().expect("the samples' lock is not poisoned");
+        let now = now_ms();
+        let latest = samples.back();
+        let previous = samples.len().checked_sub(2).and_then(|index| samples.get(index));
+        let mut tasks: Vec<TaskView> = self
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(id, (operators, parallelism))| {
+                let id = id as u32;
+                let subtasks = latest.map_or_else(Vec::new, |latest| subtask_views(id, latest, previous));
+                let history = samples
+                    .iter()
+                    .zip(samples.iter().skip(1))
+                    .map(|(before, after)| {
+                        let views = subtask_views(id, after, Some(before));
+                        let (records_in_per_s, records_out_per_s, busy, backpressured) = totals(&views);
+                        TaskPoint { at_ms: after.at_ms, records_in_per_s, records_out_per_s, busy, backpressured }
+                    })
+                    .collect();
+                let (records_in_per_s, records_out_per_s, busy, backpressured) = totals(&subtasks);
+                let of_task = |sample: &Sample| sample.readings.iter().filter(|r| r.task == id).cloned().collect::<Vec<_>>();
+                let readings = latest.map(of_task).unwrap_or_default();
+                let watermark =
+                    readings.iter().map(|reading| reading.watermark).collect::<Option<Vec<_>>>().and_then(|all| all.into_iter().min());
+                let mean_in = records_in_per_s / subtasks.len().max(1) as f64;
+                let busiest = subtasks.iter().map(|subtask| subtask.records_in_per_s).fold(0.0, f64::max);
+                TaskView {
+                    id,
+                    operators: operators.clone(),
+                    parallelism: *parallelism,
+                    records_in_per_s,
+                    records_out_per_s,
+                    busy,
+                    backpressured,
+                    watermark,
+                    watermark_lag_ms: watermark.map(|w| now as i64 - w).filter(|lag| (0..LAG_PLAUSIBLE_MS).contains(lag)),
+                    skew: (mean_in > 0.0).then(|| busiest / mean_in),
+                    records_in: readings.iter().map(|reading| reading.records_in).sum(),
+                    records_out: readings.iter().map(|reading| reading.records_out).sum(),
+                    subtasks,
+                    history,
+                }
+            })
+            .collect();
+        let edges: Vec<EdgeView> = self
+            .edges
+            .iter()
+            .map(|(from, to, partitioning)| EdgeView {
+                from: *from,
+                to: *to,
+                partitioning: partitioning.clone(),
+                starved: tasks[*from as usize].backpressured >= BACKPRESSURED,
+            })
+            .collect();
+        let bottleneck = bottleneck(&tasks, &edges);
+        tasks.shrink_to_fit();
+        JobLiveView {
+            job: self.job,
+            attempt: self.attempt,
+            sampled_at_ms: latest.map_or(0, |latest| latest.at_ms),
+            tasks,
+            edges,
+            bottleneck,
+        }
+    }
+}
+
+/// The figures of task `task`'s subtasks between `before` and `after` (since they started when
+/// there is no `before`, or the subtask is new in `after`).
+fn subtask_views(task: u32, after: &Sample, before: Option<&Sample>) -> Vec<SubtaskView> {
+    after
+        .readings
+        .iter()
+        .filter(|reading| reading.task == task)
+        .map(|now| {
+            let earlier = before
+                .and_then(|before| before.readings.iter().find(|r| r.task == task && r.subtask == now.subtask && r.attempt == now.attempt))
+                .filter(|earlier| earlier.elapsed_ns < now.elapsed_ns);
+            let zero = SubtaskLive::default();
+            let earlier = earlier.unwrap_or(&zero);
+            let elapsed = now.elapsed_ns.saturating_sub(earlier.elapsed_ns).max(1);
+            let per_second = |now: u64, then: u64| now.saturating_sub(then) as f64 * 1e9 / elapsed as f64;
+            let share = |now: u64, then: u64| (now.saturating_sub(then) as f64 / elapsed as f64).min(1.0);
+            SubtaskView {
+                subtask: now.subtask,
+                records_in_per_s: per_second(now.records_in, earlier.records_in),
+                records_out_per_s: per_second(now.records_out, earlier.records_out),
+                busy: share(now.busy_ns, earlier.busy_ns),
+                backpressured: share(now.backpressured_ns, earlier.backpressured_ns),
+                watermark: now.watermark,
+                ended: now.ended,
+            }
+        })
+        .collect()
+}
+
+/// Sums of rates and means of shares over subtasks.
+fn totals(subtasks: &[SubtaskView]) -> (f64, f64, f64, f64) {
+    let count = subtasks.len().max(1) as f64;
+    (
+        subtasks.iter().map(|s| s.records_in_per_s).sum(),
+        subtasks.iter().map(|s| s.records_out_per_s).sum(),
+        subtasks.iter().map(|s| s.busy).sum::<f64>() / count,
+        subtasks.iter().map(|s| s.backpressured).sum::<f64>() / count,
+    )
+}
+
+/// The first task (in plan order) that is busy and not backpressured while a task feeding it is
+/// backpressured.
+pub fn bottleneck(tasks: &[TaskView], edges: &[EdgeView]) -> Option<u32> {
+    tasks
+        .iter()
+        .find(|task| {
+            task.busy >= BUSY
+                && task.backpressured < BACKPRESSURED
+                && edges.iter().any(|edge| edge.to == task.id && tasks[edge.from as usize].backpressured >= BACKPRESSURED)
+        })
+        .map(|task| task.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(task: u32, elapsed_s: u64, records: u64, busy_s: f64, backpressured_s: f64) -> SubtaskLive {
+        SubtaskLive {
+            task,
+            attempt: 1,
+            records_in: records,
+            records_out: records,
+            elapsed_ns: elapsed_s * 1_000_000_000,
+            busy_ns: (busy_s * 1e9) as u64,
+            backpressured_ns: (backpressured_s * 1e9) as u64,
+            watermark: Some(1_000),
+            ..Default::default()
+        }
+    }
+
+    fn job(graph_tasks: usize) -> JobLive {
+        JobLive {
+            job: 7,
+            attempt: 1,
+            tasks: (0..graph_tasks).map(|task| (vec![format!("task {task}")], 1)).collect(),
+            edges: (1..graph_tasks).map(|task| (task as u32 - 1, task as u32, "rebalance".to_string())).collect(),
+            board: LiveBoard::new(),
+            samples: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    #[test]
+    fn rates_and_shares_are_over_the_last_interval_and_the_waited_on_task_is_the_bottleneck() {
+        let live = job(3);
+        // Source -> map -> slow sink: from second 1 to 3 the source is backpressured 90% of the
+        // time, the map 80%, the sink busy 95%.
+        live.push(Sample {
+            at_ms: 1_000,
+            readings: vec![reading(0, 1, 1_000, 0.5, 0.0), reading(1, 1, 1_000, 0.5, 0.0), reading(2, 1, 1_000, 0.5, 0.0)],
+        });
+        live.push(Sample {
+            at_ms: 3_000,
+            readings: vec![reading(0, 3, 3_000, 0.6, 1.8), reading(1, 3, 3_000, 0.7, 1.6), reading(2, 3, 3_000, 2.4, 0.0)],
+        });
+        let view = live.view();
+        assert_eq!(view.tasks[0].records_in_per_s, 1_000.0);
+        assert!((view.tasks[0].backpressured - 0.9).abs() < 1e-9);
+        assert!((view.tasks[2].busy - 0.95).abs() < 1e-9);
+        assert_eq!(view.bottleneck, Some(2));
+        assert_eq!(view.edges.iter().map(|edge| edge.starved).collect::<Vec<_>>(), [true, true]);
+        assert_eq!(view.tasks[2].history.len(), 1);
+        assert_eq!((view.tasks[2].records_in, view.tasks[2].skew), (3_000, Some(1.0)));
+    }
+
+    #[test]
+    fn no_task_is_the_bottleneck_when_nobody_waits() {
+        let live = job(2);
+        live.push(Sample { at_ms: 1_000, readings: vec![reading(0, 1, 10, 0.9, 0.0), reading(1, 1, 10, 0.9, 0.0)] });
+        assert_eq!(live.view().bottleneck, None, "busy, but nothing feeding it waits");
+        assert!(job(2).view().tasks.iter().all(|task| task.subtasks.is_empty() && task.history.is_empty()), "no sample yet");
+    }
+}
