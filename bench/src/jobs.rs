@@ -1,6 +1,8 @@
 //! The jobs a cluster's processes know by name: what a coordinator and its workers (`tethys
 //! worker`) build from a `JobSpec`, the same in every process because they run the same program.
 //!
+//! `sql <script>`: the job of a SQL script (see [`SQL_JOB`]).
+//!
 //! `bench <query> <events> <seed> [split] [sources=N] [rate=N] [slow=N]`: a benchmark query over its generated
 //! input, ending in a discarding sink; `split` puts the sink of the passthrough and filter queries
 //! in a task of its own (a rebalance instead of a chain), so that on a cluster source and sink can
@@ -52,7 +54,8 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
             };
             (Some(DigestsTo { dir: dir.into() }), args)
         }
-        other => return Err(format!("unknown job '{other}' (this program knows '{BENCH_JOB}' and '{DIGEST_JOB}')")),
+        SQL_JOB => return define_sql(spec, env),
+        other => return Err(format!("unknown job '{other}' (this program knows '{BENCH_JOB}', '{DIGEST_JOB}' and '{SQL_JOB}')")),
     };
     let [query, events, seed, rest @ ..] = args else {
         return Err(format!(
@@ -121,6 +124,19 @@ pub fn define_with_sink(spec: &JobSpec, env: &StreamEnvironment, sink: DiscardSi
 /// digest of its encoding (one decimal number per line) into the part files of a directory, so
 /// two runs (in one process and on a cluster; with failures or without) compare as multisets.
 pub const DIGEST_JOB: &str = "digest";
+
+/// The job of a SQL script (`sql <script>`): its definitions run in order and its one job
+/// statement (INSERT INTO, a statement set, or a SELECT) is the job; every process builds it
+/// from the same text.
+pub const SQL_JOB: &str = "sql";
+
+fn define_sql(spec: &JobSpec, env: &StreamEnvironment) -> Result<(), String> {
+    let [script] = spec.args.as_slice() else {
+        return Err(format!("'{SQL_JOB}' takes one argument, the SQL script, not {} arguments", spec.args.len()));
+    };
+    let mut session = tethys_sql::session::SqlSession::default();
+    session.define_job(env, script).map(drop).map_err(|error| error.render(script))
+}
 
 /// The spec of the digest job of benchmark `query` into the directory `dir`.
 pub fn digest_spec(dir: &std::path::Path, query: Query, events: u64, seed: u64, split: bool) -> JobSpec {

@@ -1,7 +1,8 @@
 //! The web console in a real browser against the real binary: `tethys demo` (the embedded
 //! cluster with the console and its example job), driven by `console/web/e2e/console.mjs` in
 //! headless Chromium (playwright-core, the machine's Chromium): log in, see the example job live,
-//! deploy a job with the resource preview, savepoint, rescale 1 -> 2, the cluster page, cancel.
+//! deploy a job with the resource preview, savepoint, rescale 1 -> 2, the cluster page, cancel; a
+//! job with a slow sink whose graph marks the bottleneck; a SQL job refused at its error, then run.
 //! Screenshots of each page go to `target/console-screenshots/`.
 //!
 //! It needs the front end built (`npm ci && npm run build` in console/web, before cargo builds
@@ -106,7 +107,18 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
 
     let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url), ("TOKEN", token)]);
     drop(demo);
-    for page in ["01-login", "02-jobs", "03-deploy", "04-job", "05-rescaled", "06-cluster", "07-cancelled"] {
+    for page in [
+        "01-login",
+        "02-jobs",
+        "03-deploy",
+        "04-job",
+        "05-rescaled",
+        "06-cluster",
+        "07-cancelled",
+        "08-bottleneck",
+        "09-sql-error",
+        "10-sql-job",
+    ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }
 }

@@ -2,7 +2,7 @@
 //! shown to clients.
 //!
 //! A submission is refused, with the reason, when its spec is oversized (a name over 256 bytes,
-//! more than 64 arguments, an argument over 4 KiB), its parallelism or slots are 0 or over 4096,
+//! more than 64 arguments, an argument over 64 KiB: a SQL job's script is one), its parallelism or slots are 0 or over 4096,
 //! it was built by another program than the masters' (its build id differs), or the program's
 //! registry does not define it with those arguments at that parallelism (the [`JobValidator`]).
 //! Only what passes is proposed, so the log never holds a job that cannot be built.
@@ -17,7 +17,7 @@ pub const NAME_BYTES_MAX: usize = 256;
 /// Most arguments of a job.
 pub const ARGS_MAX: usize = 64;
 /// Most bytes of one argument.
-pub const ARG_BYTES_MAX: usize = 4096;
+pub const ARG_BYTES_MAX: usize = 64 * 1024;
 /// Most subtasks per operator, and most slots, of one job.
 pub const PARALLELISM_MAX: u32 = 4096;
 
@@ -132,7 +132,10 @@ mod tests {
         assert!(refused(SubmitJobRequest { name: String::new(), ..request() }, None).contains("no name"));
         assert!(refused(SubmitJobRequest { name: "x".repeat(300), ..request() }, None).contains("300 bytes"));
         assert!(refused(SubmitJobRequest { args: vec!["a".into(); 65], ..request() }, None).contains("65 arguments"));
-        assert!(refused(SubmitJobRequest { args: vec!["a".repeat(5000)], ..request() }, None).contains("argument 0 is 5000 bytes"));
+        let over = ARG_BYTES_MAX + 1;
+        assert!(
+            refused(SubmitJobRequest { args: vec!["a".repeat(over)], ..request() }, None).contains(&format!("argument 0 is {over} bytes"))
+        );
         assert!(refused(SubmitJobRequest { parallelism: 0, ..request() }, None).contains("parallelism 0"));
         assert!(refused(SubmitJobRequest { parallelism: 5000, ..request() }, None).contains("parallelism 5000"));
         assert!(refused(SubmitJobRequest { slots: 9999, ..request() }, None).contains("9999 slots"));

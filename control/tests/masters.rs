@@ -206,7 +206,7 @@ async fn jobs_are_checked_before_the_log_listed_and_cancelled_from_any_master() 
         (submit("count", vec![], 1, ""), "count takes 1 argument, not 0"),
         (submit("count", vec!["x"], 0, ""), "parallelism 0"),
         (submit("count", vec!["x"], 1, "another-build"), "another program"),
-        (submit("count", vec![&"x".repeat(5000)], 1, ""), "over the limit"),
+        (submit("count", vec![&"x".repeat(tethys_control::submit::ARG_BYTES_MAX + 1)], 1, ""), "over the limit"),
     ];
     for (request, reason) in cases {
         let status = cluster.client(follower, SECRET).submit_job(request).await.unwrap_err();

@@ -161,17 +161,7 @@ impl SqlSession {
             Statement::StatementSet(inserts) => {
                 // One job: every insert's plan built into one environment.
                 let env = self.environment()?;
-                let mut builder = self.job_builder(&env);
-                let mut plans = Vec::new();
-                for insert in inserts {
-                    let Statement::Other(ast) = &insert.statement else { unreachable!("a statement set holds inserts") };
-                    let Ast::Insert(ast) = ast.as_ref() else { unreachable!("a statement set holds inserts") };
-                    let (table, plan) = self.plan_insert(ast, insert.at)?;
-                    let stream = builder.build(&plan)?;
-                    connector::sink(stream, &table, plan.updating, self.parallelism())
-                        .map_err(|error| SqlError { at: error.at.or(insert.at), ..error })?;
-                    plans.push(plan.explain());
-                }
+                let plans = self.statement_set_into(&env, inserts)?;
                 let name = self.setting("pipeline.name").unwrap_or("STATEMENT SET").to_string();
                 Ok(Outcome::Job(Box::new(SqlJob { name, env, results: None, plan: plans.join("\n") })))
             }
@@ -297,6 +287,85 @@ impl SqlSession {
             }
             other => Err(SqlError::at(at, format!("statement {} is not supported", first_words(&other.to_string())))),
         }
+    }
+
+    /// Defines in `env` the job of `script`, as every process of a cluster does from the same
+    /// text: its definitions and settings run in order, and its one job statement (an `INSERT
+    /// INTO`, a statement set, or a `SELECT`, whose rows are then counted and dropped) is built
+    /// into `env`. The job's parallelism is `env`'s (a `SET 'parallelism.default'` in the script
+    /// does not change it: the cluster sized the job's slots by it). Returns the job's name.
+    pub fn define_job(&mut self, env: &StreamEnvironment, script: &str) -> Result<String, SqlError> {
+        self.config = env.config().clone();
+        let statements = parse_script(script).map_err(|mut errors| errors.remove(0))?;
+        let mut name = None;
+        for statement in &statements {
+            let job = match &statement.statement {
+                Statement::StatementSet(inserts) => {
+                    self.statement_set_into(env, inserts)?;
+                    Some("STATEMENT SET".to_string())
+                }
+                Statement::Other(ast) => match ast.as_ref() {
+                    Ast::Insert(insert) => {
+                        let table = self.insert_into(&mut self.job_builder(env), insert, statement.at)?;
+                        Some(format!("INSERT INTO {}", table.name()))
+                    }
+                    Ast::Query(query) => {
+                        let plan = self.plan(query)?;
+                        self.job_builder(env).build(&plan)?.sink("results", tethys_engine::sink::discard::DiscardSink::new());
+                        Some("SELECT".to_string())
+                    }
+                    _ => None,
+                },
+                Statement::CreateTable(_) => None,
+            };
+            match (job, &name) {
+                (Some(_), Some(_)) => {
+                    return Err(SqlError::at(
+                        statement.at,
+                        "a SQL job has one job statement (an INSERT INTO, a statement set or a SELECT), and this is a second; join INSERTs in EXECUTE STATEMENT SET BEGIN ... END",
+                    ))
+                }
+                (Some(job), None) => name = Some(job),
+                (None, _) => {
+                    self.execute(statement)?;
+                    // The cluster sized the job by its own parallelism.
+                    self.settings.remove("parallelism.default");
+                }
+            }
+        }
+        let name =
+            name.ok_or_else(|| SqlError::at(None, "the script defines no job: end it with an INSERT INTO, a statement set or a SELECT"))?;
+        Ok(self.setting("pipeline.name").map_or(name, str::to_string))
+    }
+
+    /// Builds `insert` with `builder`: its query's plan and the sink of its table (returned).
+    fn insert_into(
+        &self,
+        builder: &mut JobBuilder<'_>,
+        insert: &sqlparser::ast::Insert,
+        at: Option<Position>,
+    ) -> Result<SqlTable, SqlError> {
+        let (table, plan) = self.plan_insert(insert, at)?;
+        let stream = builder.build(&plan)?;
+        connector::sink(stream, &table, plan.updating, self.parallelism()).map_err(|error| SqlError { at: error.at.or(at), ..error })?;
+        Ok(table)
+    }
+
+    /// Builds every insert of a statement set into `env` with one builder (so their operators'
+    /// ids differ); their plans' text.
+    fn statement_set_into(&self, env: &StreamEnvironment, inserts: &[StatementAt]) -> Result<Vec<String>, SqlError> {
+        let mut builder = self.job_builder(env);
+        let mut plans = Vec::new();
+        for insert in inserts {
+            let Statement::Other(ast) = &insert.statement else { unreachable!("a statement set holds inserts") };
+            let Ast::Insert(ast) = ast.as_ref() else { unreachable!("a statement set holds inserts") };
+            let (table, plan) = self.plan_insert(ast, insert.at)?;
+            let stream = builder.build(&plan)?;
+            connector::sink(stream, &table, plan.updating, self.parallelism())
+                .map_err(|error| SqlError { at: error.at.or(insert.at), ..error })?;
+            plans.push(plan.explain());
+        }
+        Ok(plans)
     }
 
     /// A job running query `sql` (one `SELECT`) into `sink`: how a program (a benchmark, a

@@ -1,7 +1,7 @@
 // The console in headless Chromium against a running `tethys demo` (cli/tests/console.rs starts
 // it): log in, see the example job live, deploy a job with the resource preview, take a
 // savepoint, rescale it from 1 to 2, see the cluster, cancel; then a job with a slow sink, whose
-// graph marks the bottleneck. A screenshot of each page goes to
+// graph marks the bottleneck; then a SQL job, refused with its error's place, then deployed. A screenshot of each page goes to
 // $SCREENSHOTS. Exits non-zero, naming the step, when a step fails.
 import { run } from "./browser.mjs";
 
@@ -87,4 +87,22 @@ await run(async (page, { shot, waitText, step }) => {
   await shot("08-bottleneck");
   await page.click("#cancel");
   await waitText("#job-status", (text) => text === "cancelled", "the slow job's cancellation");
+
+  step("a SQL job: a mistake is refused at its line and column, then it deploys and runs");
+  await page.goto(`${base}deploy`);
+  await page.click("#mode-sql");
+  await page.click("#sql-example");
+  const example = await page.inputValue("#deploy-sql");
+  await page.fill("#deploy-sql", example.replace("TABLE(TUMBLE(TABLE orders", "TABLE(TUMBLE(TABLE ordrs"));
+  await page.click("#deploy");
+  await waitText("#deploy-error", (text) => text.includes("ordrs") && text.includes("^") && text.includes("orders"), "the script's error");
+  await shot("09-sql-error");
+  await page.fill("#deploy-sql", example);
+  await page.click("#deploy");
+  await page.waitForURL(/\/jobs\/\d+$/);
+  await waitText("#job-status", (text) => text === "running", "the SQL job runs");
+  await page.waitForSelector("#job-graph .vertex");
+  await shot("10-sql-job");
+  await page.click("#cancel");
+  await waitText("#job-status", (text) => text === "cancelled", "the SQL job's cancellation");
 });

@@ -4,13 +4,32 @@ import { useLive } from "../live";
 import { navigate } from "../router";
 import { capacityFor } from "./Job";
 
+/** A SQL job to start from: orders from a generator, totals per 5-second window. */
+const EXAMPLE_SQL = `CREATE TABLE orders (
+  id BIGINT,
+  amount DOUBLE,
+  ts TIMESTAMP(3),
+  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
+) WITH ('connector' = 'datagen', 'rows-per-second' = '2000', 'fields.amount.min' = '1', 'fields.amount.max' = '100');
+
+CREATE TABLE totals (window_end TIMESTAMP(3), orders BIGINT, total DOUBLE) WITH ('connector' = 'blackhole');
+
+INSERT INTO totals
+SELECT window_end, COUNT(*), SUM(amount)
+FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND))
+GROUP BY window_start, window_end;
+`;
+
 /** Deploy a job: its name and arguments in the program, parallelism and options; the resources
  * it takes are shown against the cluster's before anything is submitted. */
 export function DeployPage({ copy }: { copy?: number }) {
   const { snapshot } = useLive();
   const source = copy === undefined ? undefined : snapshot?.jobs.find((job) => job.id === copy);
-  const [name, setName] = useState(source?.name ?? "");
-  const [args, setArgs] = useState(source?.args.join(" ") ?? "");
+  const copiedSql = source?.name === "sql" ? source.args[0] : undefined;
+  const [mode, setMode] = useState<"program" | "sql">(copiedSql !== undefined ? "sql" : "program");
+  const [sql, setSql] = useState(copiedSql ?? "");
+  const [name, setName] = useState(copiedSql === undefined ? (source?.name ?? "") : "");
+  const [args, setArgs] = useState(copiedSql === undefined ? (source?.args.join(" ") ?? "") : "");
   const [parallelism, setParallelism] = useState(String(source?.parallelism ?? 1));
   const [slots, setSlots] = useState("");
   const [checkpointMs, setCheckpointMs] = useState("1000");
@@ -32,8 +51,10 @@ export function DeployPage({ copy }: { copy?: number }) {
     left -= take;
   }
   const problem =
-    name.trim() === ""
+    mode === "program" && name.trim() === ""
       ? "Name the job (a job the program defines, e.g. bench window 30000000 42: name bench, arguments window 30000000 42)."
+      : mode === "sql" && sql.trim() === ""
+        ? "Write the SQL script: its tables, then one INSERT INTO (or a statement set, or a SELECT)."
       : !Number.isInteger(p) || p < 1
         ? "The parallelism is a whole number, at least 1."
         : !Number.isInteger(s) || s < 1
@@ -50,8 +71,8 @@ export function DeployPage({ copy }: { copy?: number }) {
     setBusy(true);
     setError(undefined);
     const job: SubmitJob = {
-      name: name.trim(),
-      args: args.trim() === "" ? [] : args.trim().split(/\s+/),
+      name: mode === "sql" ? "sql" : name.trim(),
+      args: mode === "sql" ? [sql] : args.trim() === "" ? [] : args.trim().split(/\s+/),
       parallelism: p,
       slots: slots === "" ? undefined : s,
       checkpoint_interval_ms: interval,
@@ -68,8 +89,31 @@ export function DeployPage({ copy }: { copy?: number }) {
     <section>
       <h1>Deploy a job</h1>
       <form class="deploy" onSubmit={deploy}>
-        <label>Job<input id="deploy-name" value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="bench" /></label>
-        <label>Arguments<input id="deploy-args" value={args} onInput={(e) => setArgs(e.currentTarget.value)} placeholder="window 30000000 42" /></label>
+        <div class="toolbar" role="radiogroup">
+          <label class="inline">
+            <input type="radio" id="mode-program" checked={mode === "program"} onChange={() => setMode("program")} /> A job of the program
+          </label>
+          <label class="inline">
+            <input type="radio" id="mode-sql" checked={mode === "sql"} onChange={() => setMode("sql")} /> A SQL job
+          </label>
+        </div>
+        {mode === "program" ? (
+          <>
+            <label>Job<input id="deploy-name" value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="bench" /></label>
+            <label>Arguments<input id="deploy-args" value={args} onInput={(e) => setArgs(e.currentTarget.value)} placeholder="window 30000000 42" /></label>
+          </>
+        ) : (
+          <>
+            <label>
+              SQL script (tables, then one INSERT INTO, statement set or SELECT)
+              <textarea id="deploy-sql" rows={12} spellcheck={false} value={sql} onInput={(e) => setSql(e.currentTarget.value)} />
+            </label>
+            <div class="toolbar">
+              <button type="button" id="sql-example" onClick={() => setSql(EXAMPLE_SQL)}>Use the example</button>
+              <span class="hint">The masters check the script before they accept it, and name the line and column of what is wrong.</span>
+            </div>
+          </>
+        )}
         <label>Parallelism<input id="deploy-parallelism" type="number" min={1} value={parallelism} onInput={(e) => setParallelism(e.currentTarget.value)} /></label>
         <label>Slots<input id="deploy-slots" type="number" min={1} value={slots} placeholder={`${Number.isInteger(p) ? p : ""} (its parallelism)`} onInput={(e) => setSlots(e.currentTarget.value)} /></label>
         <label>Checkpoint every (ms)<input id="deploy-checkpoint" type="number" min={1} value={checkpointMs} placeholder="none" onInput={(e) => setCheckpointMs(e.currentTarget.value)} /></label>
@@ -83,7 +127,7 @@ export function DeployPage({ copy }: { copy?: number }) {
           )}
           {problem && <p class="error" id="deploy-problem">{problem}</p>}
         </div>
-        {error && <p class="error" role="alert">{error}</p>}
+        {error && <pre id="deploy-error" class="error" role="alert">{error}</pre>}
         <button id="deploy" type="submit" disabled={busy || problem !== undefined}>Deploy</button>
       </form>
     </section>
