@@ -653,6 +653,12 @@ impl Deployer {
         lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.live).clone())
     }
 
+    /// The live views of every running attempt this leader drives.
+    pub(crate) fn live_views(&self) -> Vec<crate::live::JobLiveView> {
+        let lives: Vec<_> = lock(&self.drivers).values().filter_map(|driver| lock(&driver.handles.live).clone()).collect();
+        lives.iter().map(|live| live.view()).collect()
+    }
+
     pub(crate) async fn savepoint(&self, job: JobId, stop: bool, dir: Option<PathBuf>) -> Result<String, tonic::Status> {
         let controls = lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.controls).clone());
         let controls = controls.ok_or_else(|| tonic::Status::failed_precondition(format!("{job} is not running")))?;

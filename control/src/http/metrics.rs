@@ -221,13 +221,51 @@ fn text(metrics: Result<String, ApiError>) -> axum::response::Response {
     }
 }
 
-/// `GET /metrics` of a master.
-pub fn master_router(master: Master, counters: MasterCounters) -> Router {
-    let scrape = async |State((master, counters)): State<(Master, MasterCounters)>| {
+/// The live views of the jobs this master drives (the leader's), read when scraped.
+pub type LiveViews = Arc<dyn Fn() -> Vec<crate::live::JobLiveView> + Send + Sync>;
+
+/// The running jobs' tasks (what `GET /api/jobs/{id}/live` shows), labelled by job, task and the
+/// task's operators: records in and out per second, busy and backpressured shares, watermark lag,
+/// and each job's bottleneck task (-1 for none).
+pub fn task_metrics(views: &[crate::live::JobLiveView]) -> Result<String, ApiError> {
+    use prometheus_client::metrics::family::Family;
+    use prometheus_client::metrics::gauge::Gauge as FloatGauge;
+    type Labels = Vec<(&'static str, String)>;
+    let mut registry = Registry::with_prefix("tethys_task");
+    let family = || Family::<Labels, FloatGauge<f64, std::sync::atomic::AtomicU64>>::default();
+    let (records_in, records_out, busy, backpressured, lag) = (family(), family(), family(), family(), family());
+    let bottleneck = Family::<Labels, Gauge>::default();
+    for view in views {
+        bottleneck.get_or_create(&vec![("job", view.job.to_string())]).set(view.bottleneck.map_or(-1, i64::from));
+        for task in &view.tasks {
+            let labels = vec![("job", view.job.to_string()), ("task", task.id.to_string()), ("operators", task.operators.join(" -> "))];
+            records_in.get_or_create(&labels).set(task.records_in_per_s);
+            records_out.get_or_create(&labels).set(task.records_out_per_s);
+            busy.get_or_create(&labels).set(task.busy);
+            backpressured.get_or_create(&labels).set(task.backpressured);
+            if let Some(ms) = task.watermark_lag_ms {
+                lag.get_or_create(&labels).set(ms as f64);
+            }
+        }
+    }
+    registry.register("records_in_per_second", "Records a task takes in per second, over its subtasks", records_in);
+    registry.register("records_out_per_second", "Records a task sends out per second, over its subtasks", records_out);
+    registry.register("busy_ratio", "Share of time a task's subtasks are busy (0 to 1)", busy);
+    registry.register("backpressured_ratio", "Share of time a task's subtasks wait for credit (0 to 1)", backpressured);
+    registry.register("watermark_lag_milliseconds", "How far a task's watermark is behind the wall clock", lag);
+    registry.register("bottleneck", "The task of a job the others wait on, -1 for none", bottleneck);
+    encode(&registry)
+}
+
+/// `GET /metrics` of a master; `live`: the running jobs it drives, for their tasks' figures.
+pub fn master_router(master: Master, counters: MasterCounters, live: LiveViews) -> Router {
+    let scrape = async |State((master, counters, live)): State<(Master, MasterCounters, LiveViews)>| {
         let raft = RaftGauges::of(&master);
-        text(master.read(|state| master_metrics(raft, state, &counters)))
+        // Two registries (their prefixes differ), one after the other in the text format.
+        let metrics = master.read(|state| master_metrics(raft, state, &counters)).and_then(|text| Ok(text + &task_metrics(&live())?));
+        text(metrics)
     };
-    Router::new().route("/metrics", get(scrape)).with_state((master, counters))
+    Router::new().route("/metrics", get(scrape)).with_state((master, counters, live))
 }
 
 /// `GET /metrics` of a worker, with what `read` says when scraped.
@@ -245,6 +283,112 @@ mod tests {
     /// The value of the sample `name` (with its labels) in `text`.
     fn sample(text: &str, name: &str) -> Option<String> {
         text.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(' ').map(str::to_string))
+    }
+
+    /// Every metric the Grafana dashboard (docs/grafana/tethys.json) queries is in docs/metrics.md,
+    /// and every metric documented there is one a master or worker shows.
+    #[test]
+    fn the_dashboard_and_the_documentation_name_metrics_that_exist() {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+        let documented = std::fs::read_to_string(docs.join("metrics.md")).unwrap();
+        let dashboard = std::fs::read_to_string(docs.join("grafana/tethys.json")).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+        let names = |text: &str| {
+            let mut names = std::collections::BTreeSet::new();
+            for (start, _) in text.match_indices("tethys_") {
+                let name: String = text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                // A prefix in prose (`tethys_task_*`) names no metric.
+                if !name.ends_with('_') {
+                    names.insert(name);
+                }
+            }
+            names
+        };
+        let exprs: Vec<String> = dashboard["panels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|panel| panel["targets"].as_array().unwrap().clone())
+            .map(|target| target["expr"].as_str().unwrap().to_string())
+            .collect();
+        assert!(!exprs.is_empty());
+        let documented_names = names(&documented);
+        for name in exprs.iter().flat_map(|expr| names(expr)) {
+            assert!(documented_names.contains(&name), "the dashboard queries {name}, which docs/metrics.md does not document");
+        }
+        // What the code shows: a master with a worker, a job and a running task, and a worker.
+        let mut state = ClusterState::new();
+        state.apply(1, &Command::RegisterWorker { control_addr: "w".into(), data_addr: "d".into(), slots: 2, at_ms: 1 }).unwrap();
+        let spec = JobSpec { name: "count".into(), args: vec![], parallelism: 1, slots: 1, checkpoint_interval_ms: 0 };
+        state.apply(1, &Command::SubmitJob { spec, artifact: Artifact { build_id: "b".into() }, at_ms: 1 }).unwrap();
+        let counters = MasterCounters::default();
+        counters.submission_accepted();
+        counters.forwarded();
+        let raft = RaftGauges { term: 1, leader: true, last_log_index: 1, last_applied_index: 1, members: 1 };
+        let task = crate::live::TaskView {
+            id: 0,
+            operators: vec!["Source".into()],
+            parallelism: 1,
+            records_in_per_s: 1.0,
+            records_out_per_s: 1.0,
+            busy: 0.5,
+            backpressured: 0.5,
+            watermark: Some(1),
+            watermark_lag_ms: Some(1),
+            skew: None,
+            records_in: 1,
+            records_out: 1,
+            subtasks: Vec::new(),
+            history: Vec::new(),
+        };
+        let view =
+            crate::live::JobLiveView { job: 0, attempt: 1, sampled_at_ms: 1, tasks: vec![task], edges: Vec::new(), bottleneck: None };
+        let shown = master_metrics(raft, &state, &counters).unwrap()
+            + &task_metrics(&[view]).unwrap()
+            + &worker_metrics(&WorkerGauges { worker_id: Some(1), ..WorkerGauges::default() }).unwrap();
+        let shown_names = names(&shown);
+        for name in documented_names {
+            assert!(shown_names.contains(&name), "docs/metrics.md documents {name}, which no master or worker shows");
+        }
+    }
+
+    #[test]
+    fn running_tasks_show_their_rates_shares_and_the_bottleneck() {
+        use crate::live::{JobLiveView, TaskView};
+        let task = |id: u32, busy: f64, backpressured: f64| TaskView {
+            id,
+            operators: vec![format!("op{id}"), "Map".into()],
+            parallelism: 2,
+            records_in_per_s: 1500.0,
+            records_out_per_s: 750.5,
+            busy,
+            backpressured,
+            watermark: Some(10),
+            watermark_lag_ms: (id == 1).then_some(2500),
+            skew: Some(1.0),
+            records_in: 0,
+            records_out: 0,
+            subtasks: Vec::new(),
+            history: Vec::new(),
+        };
+        let view = JobLiveView {
+            job: 4,
+            attempt: 1,
+            sampled_at_ms: 1,
+            tasks: vec![task(0, 0.1, 0.9), task(1, 0.95, 0.0)],
+            edges: Vec::new(),
+            bottleneck: Some(1),
+        };
+        let text = task_metrics(&[view]).unwrap();
+        let labels = |task: u32| format!("{{job=\"4\",task=\"{task}\",operators=\"op{task} -> Map\"}}");
+        assert_eq!(sample(&text, &format!("tethys_task_records_in_per_second{}", labels(0))).as_deref(), Some("1500.0"));
+        assert_eq!(sample(&text, &format!("tethys_task_records_out_per_second{}", labels(1))).as_deref(), Some("750.5"));
+        assert_eq!(sample(&text, &format!("tethys_task_backpressured_ratio{}", labels(0))).as_deref(), Some("0.9"));
+        assert_eq!(sample(&text, &format!("tethys_task_watermark_lag_milliseconds{}", labels(1))).as_deref(), Some("2500.0"));
+        assert_eq!(sample(&text, &format!("tethys_task_watermark_lag_milliseconds{}", labels(0))), None);
+        assert_eq!(sample(&text, "tethys_task_bottleneck{job=\"4\"}").as_deref(), Some("1"));
+        let empty = task_metrics(&[]).unwrap();
+        assert!(!empty.contains("tethys_task_records_in_per_second{"), "{empty}");
     }
 
     #[test]

@@ -194,7 +194,7 @@ impl MasterNode {
         let router = crate::http::api::router(Arc::clone(&self.plane))
             .merge(crate::http::events::router(Arc::clone(&self.plane)))
             .merge(crate::http::openapi::router())
-            .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone()));
+            .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone(), self.plane.live_views()));
         let server = HttpServer::start(listener, router, self.plane.auth.clone(), pages)
             .map_err(|error| MasterError::Failed { at: self.master.id(), reason: error.to_string() })?;
         let addr = server.addr();
@@ -260,6 +260,12 @@ fn status_of(error: MasterError) -> Status {
 
 impl ControlPlane {
     /// The deployer, which runs jobs' drivers; an error when these masters run no jobs.
+    /// The live views of the running jobs this master drives (none unless it leads).
+    fn live_views(&self) -> crate::http::metrics::LiveViews {
+        let deployer = self.deployer.clone();
+        Arc::new(move || deployer.as_ref().map(|deployer| deployer.live_views()).unwrap_or_default())
+    }
+
     fn deployer(&self) -> Result<&Arc<Deployer>, Status> {
         self.deployer.as_ref().ok_or_else(|| Status::failed_precondition("these masters run no jobs (no deployment)"))
     }
