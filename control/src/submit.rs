@@ -112,6 +112,7 @@ mod tests {
             slots: 0,
             checkpoint_interval_ms: 100,
             build_id: String::new(),
+            restore_from: String::new(),
         }
     }
 

@@ -281,6 +281,7 @@ fn long_job(root: &std::path::Path) -> SubmitJobRequest {
         slots: 0,
         checkpoint_interval_ms: 100,
         build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+        restore_from: String::new(),
     }
 }
 

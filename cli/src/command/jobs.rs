@@ -23,7 +23,11 @@ pub struct SubmitArgs {
     /// Checkpoint interval in milliseconds (none by default).
     #[arg(long)]
     checkpoint_interval_ms: Option<u64>,
-    /// The job's name in this program (e.g. `bench`, `digest`).
+    /// Start from this savepoint (or retained checkpoint) directory, e.g. what `tethys savepoint`
+    /// printed (the masters check that it restores into the job).
+    #[arg(long)]
+    from_savepoint: Option<std::path::PathBuf>,
+    /// The job's name in this program (e.g. `bench`, `digest`, `sql`).
     job: String,
     /// The job's arguments.
     args: Vec<String>,
@@ -154,6 +158,7 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
                 slots: args.slots.unwrap_or(0),
                 checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(0),
                 build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+                restore_from: args.from_savepoint.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
             };
             let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
                 let request = request.clone();

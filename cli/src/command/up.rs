@@ -97,6 +97,7 @@ impl Platform {
             slots,
             checkpoint_interval_ms: 500,
             build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+            restore_from: String::new(),
         };
         let submitted = call_any(&self.master_addr, SECRET, None, |mut client| {
             let request = request.clone();

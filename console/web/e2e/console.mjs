@@ -1,6 +1,7 @@
 // The console in headless Chromium against a running `tethys demo` (cli/tests/console.rs starts
 // it): log in, see the example job live, deploy a job with the resource preview, take a
-// savepoint, rescale it from 1 to 2, see the cluster, cancel; then a job with a slow sink, whose
+// savepoint, rescale it from 1 to 2, see the cluster, stop it with a savepoint and start a copy
+// from that savepoint, cancel; then a job with a slow sink, whose
 // graph marks the bottleneck; then a SQL job, refused with its error's place, then deployed. A screenshot of each page goes to
 // $SCREENSHOTS. Exits non-zero, naming the step, when a step fails.
 import { run } from "./browser.mjs";
@@ -61,9 +62,21 @@ await run(async (page, { shot, waitText, step }) => {
   await waitText("#leader", (text) => text === "Leader: master 0", "the leader");
   await shot("06-cluster");
 
-  step("cancel the deployed job");
+  step("stop the deployed job with a savepoint, and start a copy of it from that savepoint");
   await page.goto(`${base}jobs/${job}`);
   await waitText("#job-status", (text) => text === "running", "the job page after a reload (the session cookie)");
+  await page.click("#stop-with-savepoint");
+  await waitText("#job-status", (text) => text === "finished", "the stop with a savepoint");
+  const savepoint = (await page.textContent("#last-savepoint")).trim();
+  await page.click("text=Copy");
+  await page.waitForURL(/\/deploy\?copy=\d+$/);
+  await page.waitForFunction((path) => document.querySelector("#deploy-savepoint")?.value === path, savepoint, { polling: 200 });
+  await page.fill("#deploy-parallelism", "2");
+  await page.click("#deploy");
+  await page.waitForURL(/\/jobs\/\d+$/);
+  await waitText("#job-status", (text) => text === "running", "the job started from the savepoint");
+
+  step("cancel the job started from the savepoint");
   await page.click("#cancel");
   await waitText("#job-status", (text) => text === "cancelled", "the cancellation");
   await shot("07-cancelled");

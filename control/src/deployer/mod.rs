@@ -56,7 +56,7 @@ use crate::rpc::proto::{
 };
 use crate::rpc::GrpcTls;
 use crate::scheduler::place;
-use crate::state::{Command, CompletedCheckpoint, Deployment, JobId, JobRecord, JobStatus, WorkerId};
+use crate::state::{Command, CompletedCheckpoint, Deployment, JobId, JobRecord, JobSpec, JobStatus, WorkerId};
 
 /// What the leader needs to run jobs.
 #[derive(Clone)]
@@ -621,20 +621,11 @@ impl Deployer {
         }
         // Its newest checkpoint must restore into the job at the new parallelism (the savepoint
         // will hold the same operators and sources).
-        if let (Some(checkpoint), Some(registry)) = (&record.last_checkpoint, &self.registry) {
-            let (registry, spec, path) = (Arc::clone(registry), record.spec.clone(), PathBuf::from(&checkpoint.location));
-            let checked = tokio::task::spawn_blocking(move || {
-                let env = StreamEnvironment::new(EngineConfig {
-                    parallelism: parallelism as usize,
-                    slots: slots as usize,
-                    ..EngineConfig::default()
-                });
-                registry(&EngineJobSpec { name: spec.name.clone(), args: spec.args.clone() }, &env)?;
-                env.check_restore(&path)
-            })
-            .await
-            .map_err(|error| Status::internal(format!("the check's thread: {error}")))?;
-            checked.map_err(|reason| Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}")))?;
+        if let Some(checkpoint) = &record.last_checkpoint {
+            let rescaled = JobSpec { parallelism, slots, ..record.spec.clone() };
+            self.check_restore(&rescaled, &checkpoint.location)
+                .await
+                .map_err(|reason| Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}")))?;
         }
         let rescale_to = lock(&self.drivers).get(&job).map(|driver| Arc::clone(&driver.handles.rescale_to));
         let rescale_to = rescale_to.ok_or_else(|| Status::failed_precondition(format!("{job} is not running")))?;
@@ -648,6 +639,29 @@ impl Deployer {
 
     /// Takes a savepoint of running job `job` into `dir` (default: `savepoints` in the job's
     /// checkpoint directory) and, with `stop`, stops the job once it is complete. Its directory.
+    /// Whether the job of `spec` (as the program defines it, at its parallelism) can start from
+    /// the checkpoint or savepoint at `location`; else why not. Without the program's registry
+    /// (masters that run no jobs), only that the location is a directory.
+    pub(crate) async fn check_restore(&self, spec: &JobSpec, location: &str) -> Result<(), String> {
+        let path = PathBuf::from(location);
+        if !path.is_dir() {
+            return Err(format!("{location} is not a directory the masters can read"));
+        }
+        let Some(registry) = &self.registry else { return Ok(()) };
+        let (registry, spec) = (Arc::clone(registry), spec.clone());
+        tokio::task::spawn_blocking(move || {
+            let env = StreamEnvironment::new(EngineConfig {
+                parallelism: spec.parallelism as usize,
+                slots: spec.slots as usize,
+                ..EngineConfig::default()
+            });
+            registry(&EngineJobSpec { name: spec.name.clone(), args: spec.args.clone() }, &env)?;
+            env.check_restore(&path)
+        })
+        .await
+        .map_err(|error| format!("the check's thread: {error}"))?
+    }
+
     /// The live figures of job `job`'s running attempt, if this leader drives one.
     pub(crate) fn live(&self, job: JobId) -> Option<Arc<crate::live::JobLive>> {
         lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.live).clone())

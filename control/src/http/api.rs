@@ -173,6 +173,10 @@ pub struct SubmitJob {
     /// another build is refused.
     #[serde(default)]
     pub build_id: Option<String>,
+    /// A savepoint (or retained checkpoint) directory to start from, e.g. a job's
+    /// `last_savepoint` (default: from the start); refused unless it restores into the job.
+    #[serde(default)]
+    pub restore_from: Option<String>,
 }
 
 fn one() -> u32 {
@@ -254,6 +258,7 @@ impl From<SubmitJob> for SubmitJobRequest {
             checkpoint_interval_ms: job.checkpoint_interval_ms.unwrap_or(0),
             // Empty: the masters' own build.
             build_id: job.build_id.unwrap_or_default(),
+            restore_from: job.restore_from.unwrap_or_default(),
         }
     }
 }

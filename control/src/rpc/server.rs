@@ -404,7 +404,17 @@ impl Control for Arc<ControlPlane> {
             Status::invalid_argument(reason)
         })?;
         let name = spec.name.clone();
-        match self.master.propose(Command::SubmitJob { spec, artifact, at_ms: now_ms() }).await {
+        let savepoint = request.get_ref().restore_from.clone();
+        let command = if savepoint.is_empty() {
+            Command::SubmitJob { spec, artifact, at_ms: now_ms() }
+        } else {
+            if let Err(reason) = self.deployer()?.check_restore(&spec, &savepoint).await {
+                self.counters.submission_refused();
+                return Err(Status::invalid_argument(format!("the job cannot start from {savepoint}: {reason}")));
+            }
+            Command::SubmitJobFromSavepoint { spec, artifact, at_ms: now_ms(), savepoint }
+        };
+        match self.master.propose(command).await {
             Ok(Ok(StateResponse::JobSubmitted(job))) => {
                 self.counters.submission_accepted();
                 tracing::info!(master = self.master.id(), %job, name, "job submitted");

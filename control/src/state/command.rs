@@ -39,6 +39,19 @@ pub enum Command {
         /// Leader's clock.
         at_ms: u64,
     },
+    /// A job is submitted to start from a savepoint (or a retained checkpoint) at `savepoint`,
+    /// which the API checked restores into it: its first attempt restores it, as a restart
+    /// restores the newest checkpoint.
+    SubmitJobFromSavepoint {
+        /// What to run.
+        spec: JobSpec,
+        /// The program.
+        artifact: Artifact,
+        /// Leader's clock.
+        at_ms: u64,
+        /// The savepoint's directory.
+        savepoint: String,
+    },
     /// The next attempt of a created or restarting job is placed on workers.
     Deploy {
         /// The job.
@@ -207,6 +220,15 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
                 }
             }
             Ok(Response::WorkerLost { failed_jobs })
+        }
+        Command::SubmitJobFromSavepoint { spec, artifact, at_ms, savepoint } => {
+            let submitted = apply(state, term, &Command::SubmitJob { spec: spec.clone(), artifact: artifact.clone(), at_ms: *at_ms })?;
+            if let Response::JobSubmitted(id) = &submitted {
+                // Recorded as checkpoint 0 of attempt 0: the job's own checkpoints come after it.
+                let checkpoint = CompletedCheckpoint { id: 0, attempt: 0, location: savepoint.clone(), completed_at_ms: *at_ms };
+                state.jobs_mut().get_mut(id).expect("just submitted").last_checkpoint = Some(checkpoint);
+            }
+            Ok(submitted)
         }
         Command::SubmitJob { spec, artifact, at_ms } => {
             if spec.slots == 0 || spec.parallelism == 0 {
@@ -539,6 +561,24 @@ mod tests {
         assert_eq!(register(&mut state, 1), WorkerId(3));
         let onto_lost = Command::Deploy { job: on_both, attempt: 2, placements: vec![on(w0, 0), on(w1, 0)], restore_from: None };
         assert!(state.apply(1, &onto_lost).unwrap_err().to_string().contains("lost"));
+    }
+
+    #[test]
+    fn a_job_submitted_from_a_savepoint_restores_it_first_and_checkpoints_after_it() {
+        let mut state = ClusterState::new();
+        let w = register(&mut state, 1);
+        let from = Command::SubmitJobFromSavepoint { spec: spec(1), artifact: artifact(), at_ms: 5, savepoint: "svp/7".into() };
+        let Response::JobSubmitted(job) = apply_ok(&mut state, from) else { panic!("not submitted") };
+        let record = state.job(job).unwrap();
+        assert_eq!(
+            (record.status.clone(), record.last_checkpoint.as_ref().map(|c| (c.id, c.location.as_str()))),
+            (JobStatus::Created, Some((0, "svp/7")))
+        );
+        apply_ok(&mut state, Command::Deploy { job, attempt: 1, placements: vec![on(w, 0)], restore_from: Some(0) });
+        let checkpoint = CompletedCheckpoint { id: 1, attempt: 1, location: "cp/1".into(), completed_at_ms: 6 };
+        apply_ok(&mut state, Command::CompleteCheckpoint { job, checkpoint });
+        let bad = Command::SubmitJobFromSavepoint { spec: spec(0), artifact: artifact(), at_ms: 5, savepoint: "svp/7".into() };
+        assert!(state.apply(1, &bad).is_err(), "the spec is checked as for any submission");
     }
 
     #[test]

@@ -33,6 +33,7 @@ export function DeployPage({ copy }: { copy?: number }) {
   const [parallelism, setParallelism] = useState(String(source?.parallelism ?? 1));
   const [slots, setSlots] = useState("");
   const [checkpointMs, setCheckpointMs] = useState("1000");
+  const [savepoint, setSavepoint] = useState(source?.last_savepoint ?? "");
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   if (!snapshot) return <p>Waiting for the cluster…</p>;
@@ -76,6 +77,7 @@ export function DeployPage({ copy }: { copy?: number }) {
       parallelism: p,
       slots: slots === "" ? undefined : s,
       checkpoint_interval_ms: interval,
+      restore_from: savepoint.trim() === "" ? undefined : savepoint.trim(),
     };
     try {
       const submitted = await api.submit(job);
@@ -116,6 +118,10 @@ export function DeployPage({ copy }: { copy?: number }) {
         )}
         <label>Parallelism<input id="deploy-parallelism" type="number" min={1} value={parallelism} onInput={(e) => setParallelism(e.currentTarget.value)} /></label>
         <label>Slots<input id="deploy-slots" type="number" min={1} value={slots} placeholder={`${Number.isInteger(p) ? p : ""} (its parallelism)`} onInput={(e) => setSlots(e.currentTarget.value)} /></label>
+        <label>
+          Start from savepoint (a directory; empty: from the start)
+          <input id="deploy-savepoint" value={savepoint} placeholder="none" onInput={(e) => setSavepoint(e.currentTarget.value)} />
+        </label>
         <label>Checkpoint every (ms)<input id="deploy-checkpoint" type="number" min={1} value={checkpointMs} placeholder="none" onInput={(e) => setCheckpointMs(e.currentTarget.value)} /></label>
         <div id="resources" class="resources">
           <h2>Resources</h2>
