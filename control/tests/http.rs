@@ -260,6 +260,20 @@ async fn the_http_api_answers_from_any_master_and_needs_the_secret() {
     assert_eq!((ended.status, ended.error_code().as_str()), (409, "FAILED_PRECONDITION"), "{}", ended.body);
     assert!(ended.body.contains("only a running job"), "{}", ended.body);
     assert_eq!(get(at_follower, "/api/jobs/99/live").await.status, 404);
+    // Bad bodies and ids of the job actions: 400, naming what is wrong, before any call.
+    for (path, body, says) in [
+        ("/api/jobs/0/rescale", "", "bad rescale JSON"),
+        ("/api/jobs/0/rescale", r#"{"parallelism": -2}"#, "bad rescale JSON"),
+        ("/api/jobs/0/rescale", r#"{"parallelism": 2, "force": true}"#, "unknown field `force`"),
+        ("/api/jobs/0/savepoint", r#"{"stop": "yes"}"#, "bad savepoint JSON"),
+        ("/api/jobs/0/savepoint", r#"{"directory": "/tmp"}"#, "unknown field `directory`"),
+        ("/api/jobs/x/savepoint", "", "bad job id"),
+        ("/api/jobs/x/rescale", r#"{"parallelism": 2}"#, "bad job id"),
+    ] {
+        let refused = post(at_follower, path, body).await;
+        assert_eq!((refused.status, refused.error_code().as_str()), (400, "INVALID_ARGUMENT"), "{path} {body}: {}", refused.body);
+        assert!(refused.body.contains(says), "{path} {body} should say {says}: {}", refused.body);
+    }
 
     // Metrics: every master's term, one leader, and jobs by status as each master applied them.
     let deadline = Instant::now() + WAIT;
