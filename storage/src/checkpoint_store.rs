@@ -31,6 +31,9 @@ pub const CHECKPOINT_FILE_NAME_BYTES_MAX: usize = 200;
 
 const MANIFEST_HEADER: &str = "tethys-checkpoint 1";
 const IN_PROGRESS_PREFIX: &str = "inprogress-";
+/// A published checkpoint being removed is first renamed so: a crash in the middle of removing its
+/// files leaves a directory `open` removes, never a `chk-` directory missing some of them.
+const REMOVING_PREFIX: &str = "removing-";
 const CHECKPOINT_PREFIX: &str = "chk-";
 const SAVEPOINT_PREFIX: &str = "svp-";
 
@@ -183,7 +186,7 @@ impl CheckpointStore {
             let entry = entry.map_err(io_error("list", dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with(IN_PROGRESS_PREFIX) {
+            if name.starts_with(IN_PROGRESS_PREFIX) || name.starts_with(REMOVING_PREFIX) {
                 fs::remove_dir_all(&path).map_err(io_error("remove unpublished", &path))?;
                 continue;
             }
@@ -248,8 +251,7 @@ impl CheckpointStore {
     pub fn delete(&mut self, id: u64) -> Result<(), CheckpointStoreError> {
         if let Some(position) = self.completed.iter().position(|checkpoint| checkpoint.id == id) {
             let checkpoint = self.completed.remove(position);
-            fs::remove_dir_all(&checkpoint.path).map_err(io_error("remove", &checkpoint.path))?;
-            sync_dir(&self.dir)?;
+            self.remove_published(&checkpoint.path)?;
         }
         Ok(())
     }
@@ -268,10 +270,20 @@ impl CheckpointStore {
         while excess > 0 {
             let oldest = self.completed.iter().position(|c| c.kind == CheckpointKind::Checkpoint).expect("an excess checkpoint exists");
             let checkpoint = self.completed.remove(oldest);
-            fs::remove_dir_all(&checkpoint.path).map_err(io_error("remove retired", &checkpoint.path))?;
+            self.remove_published(&checkpoint.path)?;
             excess -= 1;
         }
-        sync_dir(&self.dir)
+        Ok(())
+    }
+
+    /// Removes a published checkpoint's directory: renamed out of the store's names first (the
+    /// commit point of a removal, as the rename to `chk-` is of a publication), then deleted.
+    fn remove_published(&self, path: &Path) -> Result<(), CheckpointStoreError> {
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let removing = self.dir.join(format!("{REMOVING_PREFIX}{name}"));
+        fs::rename(path, &removing).map_err(io_error("retire", path))?;
+        sync_dir(&self.dir)?;
+        fs::remove_dir_all(&removing).map_err(io_error("remove retired", &removing))
     }
 }
 
@@ -437,6 +449,24 @@ mod tests {
         writing.put("op-b.0", b"still being written").unwrap();
         assert_eq!(writing.publish().unwrap().id, 4, "reading did not disturb the checkpoint being written");
         assert!(CheckpointStore::read_published(dir.path()).unwrap().is_none(), "a store's directory is not a checkpoint");
+    }
+
+    #[test]
+    fn a_removal_cut_short_leaves_no_damaged_checkpoint() {
+        let dir = TestDir::new("checkpoint-removal-crash");
+        let mut store = CheckpointStore::open(dir.path(), 1).unwrap();
+        let first = publish(&mut store, 1, CheckpointKind::Checkpoint, &[("a", b"1"), ("b", b"1")]);
+        publish(&mut store, 2, CheckpointKind::Checkpoint, &[("a", b"2")]);
+        let names = || fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
+        assert!(!first.path.exists() && names().iter().all(|name| !name.starts_with(REMOVING_PREFIX)), "retired whole: {:?}", names());
+        // A process killed half-way through removing checkpoint 2: renamed, its manifest gone.
+        let published = store.latest().unwrap().path.clone();
+        let removing = dir.path().join(format!("{REMOVING_PREFIX}{}", published.file_name().unwrap().to_string_lossy()));
+        fs::rename(&published, &removing).unwrap();
+        fs::remove_file(removing.join(MANIFEST_FILE)).unwrap();
+        let reopened = CheckpointStore::open(dir.path(), 1).unwrap();
+        assert!(reopened.latest().is_none(), "the removed checkpoint is gone, not damaged");
+        assert!(!removing.exists(), "{:?}", names());
     }
 
     #[test]
