@@ -42,6 +42,53 @@ pub struct JobLiveView {
     pub edges: Vec<EdgeView>,
     /// The task the others wait on, if one is (see the module's documentation).
     pub bottleneck: Option<u32>,
+    /// The checkpoints this leader completed for the job, oldest first (at most
+    /// [`CHECKPOINTS_KEPT`]).
+    pub checkpoints: Vec<CheckpointView>,
+}
+
+/// A completed checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckpointView {
+    /// Its id.
+    pub id: u64,
+    /// The attempt that took it.
+    pub attempt: u32,
+    /// When the masters committed it (milliseconds since the Unix epoch).
+    pub completed_at_ms: u64,
+    /// From its trigger to the last subtask's acknowledgement, in milliseconds.
+    pub duration_ms: u64,
+    /// Encoded size of the keyed state it holds, in bytes.
+    pub state_bytes: u64,
+    /// Bytes it wrote (incremental: only the key groups that changed).
+    pub written_bytes: u64,
+    /// Its directory, when the job keeps checkpoints on storage.
+    pub location: Option<String>,
+}
+
+/// Checkpoints kept per job.
+pub const CHECKPOINTS_KEPT: usize = 100;
+
+/// The checkpoints a job's driver completed on this leader.
+#[derive(Debug, Default)]
+pub struct CheckpointHistory {
+    completed: Mutex<VecDeque<CheckpointView>>,
+}
+
+impl CheckpointHistory {
+    /// Keeps `checkpoint`, dropping the oldest beyond [`CHECKPOINTS_KEPT`].
+    pub fn record(&self, checkpoint: CheckpointView) {
+        let mut completed = self.completed.lock().expect("the history's lock is not poisoned");
+        if completed.len() == CHECKPOINTS_KEPT {
+            completed.pop_front();
+        }
+        completed.push_back(checkpoint);
+    }
+
+    /// Every kept checkpoint, oldest first.
+    pub fn all(&self) -> Vec<CheckpointView> {
+        self.completed.lock().expect("the history's lock is not poisoned").iter().cloned().collect()
+    }
 }
 
 /// A task: a chain of operators and its figures over the last sampling interval.
@@ -139,6 +186,7 @@ pub struct JobLive {
     edges: Vec<(u32, u32, String)>,
     board: Arc<LiveBoard>,
     samples: Mutex<VecDeque<Sample>>,
+    checkpoints: Arc<CheckpointHistory>,
 }
 
 fn now_ms() -> u64 {
@@ -147,7 +195,14 @@ fn now_ms() -> u64 {
 
 impl JobLive {
     /// The figures of `attempt` of job `job`, planned as `plan`, read from `board`.
-    pub fn new(job: u64, attempt: u32, graph: &JobGraph, plan: &ExecutionPlan, board: Arc<LiveBoard>) -> Arc<JobLive> {
+    pub fn new(
+        job: u64,
+        attempt: u32,
+        graph: &JobGraph,
+        plan: &ExecutionPlan,
+        board: Arc<LiveBoard>,
+        checkpoints: Arc<CheckpointHistory>,
+    ) -> Arc<JobLive> {
         let tasks = plan
             .tasks
             .iter()
@@ -162,7 +217,7 @@ impl JobLive {
                     .map(move |input| (input.from_task as u32, task.id as u32, format!("{:?}", input.partitioning).to_lowercase()))
             })
             .collect();
-        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::new(VecDeque::new()) })
+        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::new(VecDeque::new()), checkpoints })
     }
 
     /// Takes a sample of the board now.
@@ -244,6 +299,7 @@ impl JobLive {
             tasks,
             edges,
             bottleneck,
+            checkpoints: self.checkpoints.all(),
         }
     }
 }
@@ -327,6 +383,7 @@ mod tests {
             edges: (1..graph_tasks).map(|task| (task as u32 - 1, task as u32, "rebalance".to_string())).collect(),
             board: LiveBoard::new(),
             samples: Mutex::new(VecDeque::new()),
+            checkpoints: Arc::default(),
         }
     }
 
@@ -351,6 +408,26 @@ mod tests {
         assert_eq!(view.edges.iter().map(|edge| edge.starved).collect::<Vec<_>>(), [true, true]);
         assert_eq!(view.tasks[2].history.len(), 1);
         assert_eq!((view.tasks[2].records_in, view.tasks[2].skew), (3_000, Some(1.0)));
+    }
+
+    #[test]
+    fn the_checkpoint_history_keeps_the_newest() {
+        let history = CheckpointHistory::default();
+        for id in 1..=(CHECKPOINTS_KEPT as u64 + 5) {
+            history.record(CheckpointView {
+                id,
+                attempt: 1,
+                completed_at_ms: id,
+                duration_ms: 3,
+                state_bytes: 10,
+                written_bytes: 4,
+                location: None,
+            });
+        }
+        let kept = history.all();
+        assert_eq!((kept.len(), kept[0].id, kept.last().unwrap().id), (CHECKPOINTS_KEPT, 6, CHECKPOINTS_KEPT as u64 + 5));
+        let live = JobLive { checkpoints: Arc::new(history), ..job(1) };
+        assert_eq!(live.view().checkpoints.len(), CHECKPOINTS_KEPT);
     }
 
     #[test]

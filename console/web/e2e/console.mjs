@@ -40,6 +40,7 @@ await run(async (page, { shot, waitText, step }) => {
   await page.waitForURL(/\/jobs\/\d+$/);
   const job = Number(new URL(page.url()).pathname.split("/").pop());
   await waitText("#job-status", (text) => text === "running", "the deployed job runs");
+  await page.waitForSelector("#checkpoints tbody tr");
   await shot("04-job");
 
   step("take a savepoint");

@@ -102,6 +102,8 @@ impl EngineDriver {
         .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
         let coordinator = Arc::new(coordinator);
         let (master, job_id, gate_handle) = (self.master.clone(), job.id, handle.clone());
+        let history = Arc::new(crate::live::CheckpointHistory::default());
+        let completed = Arc::clone(&history);
         coordinator.cluster().set_checkpoint_gate(Arc::new(move |done: &CheckpointDone| {
             let checkpoint = CompletedCheckpoint {
                 id: done.id,
@@ -109,8 +111,20 @@ impl EngineDriver {
                 location: done.location.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
                 completed_at_ms: now_ms(),
             };
+            let completed_at_ms = checkpoint.completed_at_ms;
             match gate_handle.block_on(master.propose(Command::CompleteCheckpoint { job: job_id, checkpoint })) {
-                Ok(Ok(_)) => Ok(()),
+                Ok(Ok(_)) => {
+                    completed.record(crate::live::CheckpointView {
+                        id: done.id,
+                        attempt,
+                        completed_at_ms,
+                        duration_ms: done.duration.as_millis() as u64,
+                        state_bytes: done.state_bytes,
+                        written_bytes: done.written_bytes,
+                        location: done.location.as_ref().map(|path| path.display().to_string()),
+                    });
+                    Ok(())
+                }
                 Ok(Err(refusal)) => Err(format!("the masters refused it: {refusal}")),
                 Err(error) => Err(error.to_string()),
             }
@@ -149,7 +163,8 @@ impl EngineDriver {
         // Its live figures, sampled every second while it runs (for GET /api/jobs/{id}/live).
         let sampling = match env.plan() {
             Ok(plan) => {
-                let live = crate::live::JobLive::new(job.id.0, attempt, &env.job_graph(), &plan, coordinator.cluster().live_board());
+                let live =
+                    crate::live::JobLive::new(job.id.0, attempt, &env.job_graph(), &plan, coordinator.cluster().live_board(), history);
                 run.handles.set_live(Some(Arc::clone(&live)));
                 Some(Sampler::start(live))
             }

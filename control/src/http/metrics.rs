@@ -341,8 +341,15 @@ mod tests {
             subtasks: Vec::new(),
             history: Vec::new(),
         };
-        let view =
-            crate::live::JobLiveView { job: 0, attempt: 1, sampled_at_ms: 1, tasks: vec![task], edges: Vec::new(), bottleneck: None };
+        let view = crate::live::JobLiveView {
+            job: 0,
+            attempt: 1,
+            sampled_at_ms: 1,
+            tasks: vec![task],
+            edges: Vec::new(),
+            bottleneck: None,
+            checkpoints: Vec::new(),
+        };
         let shown = master_metrics(raft, &state, &counters).unwrap()
             + &task_metrics(&[view]).unwrap()
             + &worker_metrics(&WorkerGauges { worker_id: Some(1), ..WorkerGauges::default() }).unwrap();
@@ -378,6 +385,7 @@ mod tests {
             tasks: vec![task(0, 0.1, 0.9), task(1, 0.95, 0.0)],
             edges: Vec::new(),
             bottleneck: Some(1),
+            checkpoints: Vec::new(),
         };
         let text = task_metrics(&[view]).unwrap();
         let labels = |task: u32| format!("{{job=\"4\",task=\"{task}\",operators=\"op{task} -> Map\"}}");

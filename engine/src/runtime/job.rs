@@ -856,7 +856,8 @@ fn drive(
         }
         let Some(id) = completed else { continue };
         let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
-        match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path())) {
+        let duration = coordinator.stats().latest_duration;
+        match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path()), duration) {
             Ok((bytes, in_flight_bytes, path)) => {
                 coordinator.record_size(bytes, in_flight_bytes, keeper.written_bytes);
                 if let (Some((_, _, stop, reply)), Some(path)) = (savepoint, path) {

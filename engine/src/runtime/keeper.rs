@@ -52,6 +52,12 @@ pub struct CheckpointDone {
     pub id: u64,
     /// Its directory in the checkpoint store, when the job has one.
     pub location: Option<std::path::PathBuf>,
+    /// From its trigger to the last subtask's acknowledgement.
+    pub duration: std::time::Duration,
+    /// Encoded size of the keyed state it holds, in bytes.
+    pub state_bytes: u64,
+    /// Bytes it wrote to the store (incremental: only the key groups that changed).
+    pub written_bytes: u64,
 }
 
 /// Decides whether a checkpoint is complete before any sink commits what it holds: e.g. the
@@ -248,6 +254,7 @@ impl CheckpointKeeper {
         graph: &JobGraph,
         plan: &ExecutionPlan,
         savepoint_dir: Option<&std::path::Path>,
+        duration: std::time::Duration,
     ) -> Result<(u64, u64, Option<std::path::PathBuf>), KeeperError> {
         debug_assert_eq!(self.pending_id, Some(checkpoint), "only the checkpoint in progress completes");
         self.pending_id = None;
@@ -326,6 +333,7 @@ impl CheckpointKeeper {
         };
         let mut savepoint = None;
         let mut location = None;
+        let mut written_bytes = 0;
         if let Some(dir) = savepoint_dir {
             let mut store = CheckpointStore::open(dir, 1).map_err(|error| write_error(error.into()))?;
             let (published, _) = snapshot.write(&mut store, CheckpointKind::Savepoint, base, &unchanged).map_err(write_error)?;
@@ -333,12 +341,13 @@ impl CheckpointKeeper {
         } else if let Some(store) = &mut self.store {
             let (published, written) = snapshot.write(store, CheckpointKind::Checkpoint, base, &unchanged).map_err(write_error)?;
             self.written_bytes = written;
+            written_bytes = written;
             location = Some(published.path.clone());
             self.written = Some((published, versions));
         }
         if let (Some(gate), None) = (&self.gate, savepoint_dir) {
             let published = location.is_some();
-            if let Err(reason) = gate(&CheckpointDone { id: checkpoint, location }) {
+            if let Err(reason) = gate(&CheckpointDone { id: checkpoint, location, duration, state_bytes: bytes, written_bytes }) {
                 // Not complete: gone from the store, which keeps the one confirmed before it.
                 if let (Some(store), true) = (&mut self.store, published) {
                     self.written = None;

@@ -154,6 +154,54 @@ export function JobGraph({ id, running }: { id: number; running: boolean }) {
         consumer's credit. Click a task for its subtasks.
       </p>
       {selected && <Subtasks task={selected} />}
+      <Checkpoints view={view} />
+    </div>
+  );
+}
+
+function bytes(count: number): string {
+  if (count >= 1 << 30) return `${(count / (1 << 30)).toFixed(2)} GiB`;
+  if (count >= 1 << 20) return `${(count / (1 << 20)).toFixed(1)} MiB`;
+  if (count >= 1 << 10) return `${(count / (1 << 10)).toFixed(1)} KiB`;
+  return `${count} B`;
+}
+
+/** The checkpoints this leader completed: durations as bars, the newest in a table. */
+function Checkpoints({ view }: { view: JobLiveView }) {
+  const checkpoints = view.checkpoints;
+  if (checkpoints.length === 0) return <p class="muted">No checkpoint completed yet (or the job takes none).</p>;
+  const longest = Math.max(1, ...checkpoints.map((c) => c.duration_ms));
+  const bar = 8;
+  return (
+    <div id="checkpoints">
+      <h3>Checkpoints ({checkpoints.length} kept)</h3>
+      <svg width={checkpoints.length * (bar + 2) + 10} height={70} class="checkpoint-bars">
+        {checkpoints.map((c, i) => {
+          const height = Math.max(2, (c.duration_ms / longest) * 60);
+          return (
+            <rect x={5 + i * (bar + 2)} y={65 - height} width={bar} height={height}>
+              <title>{`#${c.id}: ${c.duration_ms} ms, ${bytes(c.state_bytes)} of state, ${bytes(c.written_bytes)} written`}</title>
+            </rect>
+          );
+        })}
+      </svg>
+      <table>
+        <thead>
+          <tr><th>id</th><th>attempt</th><th>completed</th><th>duration</th><th>state</th><th>written</th></tr>
+        </thead>
+        <tbody>
+          {checkpoints.slice(-8).reverse().map((c) => (
+            <tr key={c.id}>
+              <td>{c.id}</td>
+              <td>{c.attempt}</td>
+              <td>{new Date(c.completed_at_ms).toLocaleTimeString()}</td>
+              <td>{c.duration_ms} ms</td>
+              <td>{bytes(c.state_bytes)}</td>
+              <td>{bytes(c.written_bytes)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }
