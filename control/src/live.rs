@@ -172,10 +172,21 @@ pub struct EdgeView {
     pub starved: bool,
 }
 
-/// One sample: every subtask's reading at a moment.
+/// One sample: every subtask's reading at a moment, by task and subtask.
 struct Sample {
     at_ms: u64,
     readings: Vec<SubtaskLive>,
+}
+
+/// What is kept of the samples: the last two whole (for the subtasks' figures over the last
+/// interval), and each task's figures at every sample of the last minutes, computed once when
+/// the sample is taken.
+#[derive(Default)]
+struct Samples {
+    latest: Option<Sample>,
+    previous: Option<Sample>,
+    /// Per sample (oldest first), one point per task.
+    points: VecDeque<Vec<TaskPoint>>,
 }
 
 /// A running attempt's figures as the leader samples them.
@@ -185,7 +196,7 @@ pub struct JobLive {
     tasks: Vec<(Vec<String>, u32)>,
     edges: Vec<(u32, u32, String)>,
     board: Arc<LiveBoard>,
-    samples: Mutex<VecDeque<Sample>>,
+    samples: Mutex<Samples>,
     checkpoints: Arc<CheckpointHistory>,
 }
 
@@ -217,7 +228,7 @@ impl JobLive {
                     .map(move |input| (input.from_task as u32, task.id as u32, format!("{:?}", input.partitioning).to_lowercase()))
             })
             .collect();
-        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::new(VecDeque::new()), checkpoints })
+        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::default(), checkpoints })
     }
 
     /// Takes a sample of the board now.
@@ -226,38 +237,38 @@ impl JobLive {
     }
 
     fn push(&self, sample: Sample) {
+        debug_assert!(sample.readings.is_sorted_by_key(|r| (r.task, r.subtask)), "a board's readings come by task and subtask");
         let mut samples = self.samples.lock().expect("the samples' lock is not poisoned");
-        if samples.len() == HISTORY_SAMPLES {
-            samples.pop_front();
+        if let Some(before) = &samples.latest {
+            let points = (0..self.tasks.len() as u32)
+                .map(|task| {
+                    let (records_in_per_s, records_out_per_s, busy, backpressured) = totals(&subtask_views(task, &sample, Some(before)));
+                    TaskPoint { at_ms: sample.at_ms, records_in_per_s, records_out_per_s, busy, backpressured }
+                })
+                .collect();
+            if samples.points.len() == HISTORY_SAMPLES {
+                samples.points.pop_front();
+            }
+            samples.points.push_back(points);
         }
-        samples.push_back(sample);
+        samples.previous = samples.latest.replace(sample);
     }
 
     /// The view now.
     pub fn view(&self) -> JobLiveView {
         let samples = self.samples.lock().expect("the samples' lock is not poisoned");
         let now = now_ms();
-        let latest = samples.back();
-        let previous = samples.len().checked_sub(2).and_then(|index| samples.get(index));
-        let mut tasks: Vec<TaskView> = self
+        let (latest, previous) = (samples.latest.as_ref(), samples.previous.as_ref());
+        let tasks: Vec<TaskView> = self
             .tasks
             .iter()
             .enumerate()
             .map(|(id, (operators, parallelism))| {
                 let id = id as u32;
                 let subtasks = latest.map_or_else(Vec::new, |latest| subtask_views(id, latest, previous));
-                let history = samples
-                    .iter()
-                    .zip(samples.iter().skip(1))
-                    .map(|(before, after)| {
-                        let views = subtask_views(id, after, Some(before));
-                        let (records_in_per_s, records_out_per_s, busy, backpressured) = totals(&views);
-                        TaskPoint { at_ms: after.at_ms, records_in_per_s, records_out_per_s, busy, backpressured }
-                    })
-                    .collect();
+                let history = samples.points.iter().map(|points| points[id as usize].clone()).collect();
                 let (records_in_per_s, records_out_per_s, busy, backpressured) = totals(&subtasks);
-                let of_task = |sample: &Sample| sample.readings.iter().filter(|r| r.task == id).cloned().collect::<Vec<_>>();
-                let readings = latest.map(of_task).unwrap_or_default();
+                let readings = latest.map_or(&[][..], |latest| of_task(latest, id));
                 let watermark =
                     readings.iter().map(|reading| reading.watermark).collect::<Option<Vec<_>>>().and_then(|all| all.into_iter().min());
                 let mean_in = records_in_per_s / subtasks.len().max(1) as f64;
@@ -291,7 +302,6 @@ impl JobLive {
             })
             .collect();
         let bottleneck = bottleneck(&tasks, &edges);
-        tasks.shrink_to_fit();
         JobLiveView {
             job: self.job,
             attempt: self.attempt,
@@ -305,16 +315,17 @@ impl JobLive {
 }
 
 /// The figures of task `task`'s subtasks between `before` and `after` (since they started when
-/// there is no `before`, or the subtask is new in `after`).
+/// there is no `before`, or the subtask is new in `after` or of another attempt).
 fn subtask_views(task: u32, after: &Sample, before: Option<&Sample>) -> Vec<SubtaskView> {
-    after
-        .readings
+    of_task(after, task)
         .iter()
-        .filter(|reading| reading.task == task)
         .map(|now| {
             let earlier = before
-                .and_then(|before| before.readings.iter().find(|r| r.task == task && r.subtask == now.subtask && r.attempt == now.attempt))
-                .filter(|earlier| earlier.elapsed_ns < now.elapsed_ns);
+                .and_then(|before| {
+                    let at = before.readings.binary_search_by_key(&(task, now.subtask), |r| (r.task, r.subtask)).ok()?;
+                    Some(&before.readings[at])
+                })
+                .filter(|earlier| earlier.attempt == now.attempt && earlier.elapsed_ns < now.elapsed_ns);
             let zero = SubtaskLive::default();
             let earlier = earlier.unwrap_or(&zero);
             let elapsed = now.elapsed_ns.saturating_sub(earlier.elapsed_ns).max(1);
@@ -331,6 +342,13 @@ fn subtask_views(task: u32, after: &Sample, before: Option<&Sample>) -> Vec<Subt
             }
         })
         .collect()
+}
+
+/// The readings of task `task` in `sample` (found by search: they come by task and subtask).
+fn of_task(sample: &Sample, task: u32) -> &[SubtaskLive] {
+    let start = sample.readings.partition_point(|reading| reading.task < task);
+    let end = sample.readings.partition_point(|reading| reading.task <= task);
+    &sample.readings[start..end]
 }
 
 /// Sums of rates and means of shares over subtasks.
@@ -382,7 +400,7 @@ mod tests {
             tasks: (0..graph_tasks).map(|task| (vec![format!("task {task}")], 1)).collect(),
             edges: (1..graph_tasks).map(|task| (task as u32 - 1, task as u32, "rebalance".to_string())).collect(),
             board: LiveBoard::new(),
-            samples: Mutex::new(VecDeque::new()),
+            samples: Mutex::default(),
             checkpoints: Arc::default(),
         }
     }
@@ -408,6 +426,25 @@ mod tests {
         assert_eq!(view.edges.iter().map(|edge| edge.starved).collect::<Vec<_>>(), [true, true]);
         assert_eq!(view.tasks[2].history.len(), 1);
         assert_eq!((view.tasks[2].records_in, view.tasks[2].skew), (3_000, Some(1.0)));
+    }
+
+    #[test]
+    fn thousands_of_subtasks_each_get_their_own_figures() {
+        let live = job(2);
+        for second in 1..=5u64 {
+            let readings = (0..2u32)
+                .flat_map(|task| {
+                    (0..2_000u32)
+                        .map(move |subtask| SubtaskLive { subtask, ..reading(task, second, second * u64::from(subtask), 0.0, 0.0) })
+                })
+                .collect();
+            live.push(Sample { at_ms: second * 1_000, readings });
+        }
+        let view = live.view();
+        assert_eq!((view.tasks[1].subtasks.len(), view.tasks[1].history.len()), (2_000, 4));
+        // Subtask k takes k records more each second.
+        assert_eq!(view.tasks[1].subtasks[1_999].records_in_per_s, 1_999.0);
+        assert_eq!(view.tasks[0].subtasks[7].records_in_per_s, 7.0);
     }
 
     #[test]
