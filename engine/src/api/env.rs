@@ -16,7 +16,7 @@ use crate::error::JobError;
 use crate::frame::Record;
 use crate::graph::logical::{GraphFactories, JobGraph, NodeFactory, NodeSpec, OperatorKind};
 use crate::graph::plan::{ExecutionPlan, GraphError};
-use crate::runtime::job::{run_job, ControlCommand, JobResult};
+use crate::runtime::job::{run_job, ControlCommand, JobResult, RunsOn};
 use crate::source::collection::CollectionSource;
 use crate::source::{Source, TypedSourceReader};
 
@@ -130,7 +130,7 @@ impl StreamEnvironment {
     pub fn execute(&self, job: &str) -> Result<JobResult, JobError> {
         let (graph, plan) = self.graph_and_plan(job)?;
         let factories = self.builder.borrow().factories.clone();
-        run_job(job, graph, factories, plan, self.config.clone(), None, None, crate::runtime::live::LiveBoard::new())
+        run_job(job, graph, factories, plan, self.config.clone(), None, RunsOn::Here(crate::runtime::live::LiveBoard::new()))
     }
 
     /// Runs the job to completion on the workers of `cluster` (this process is its coordinator:
@@ -143,8 +143,7 @@ impl StreamEnvironment {
         cluster: std::sync::Arc<crate::runtime::cluster::ClusterCoordinator>,
     ) -> Result<JobResult, JobError> {
         let (graph, plan, config) = self.cluster_plan(job, &cluster)?;
-        let live = cluster.live_board();
-        run_job(job, graph, self.factories(), plan, config, None, Some(cluster), live)
+        run_job(job, graph, self.factories(), plan, config, None, RunsOn::Cluster(cluster))
     }
 
     /// Whether this job (as defined now: e.g. at another parallelism) can start from the
@@ -182,10 +181,9 @@ impl StreamEnvironment {
         let (control, commands) = std::sync::mpsc::channel();
         let name = job.to_string();
         let live = cluster.live_board();
-        let board = std::sync::Arc::clone(&live);
         let driver = std::thread::Builder::new()
             .name(format!("tethys-job-{job}"))
-            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), Some(cluster), board))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), RunsOn::Cluster(cluster)))
             .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
         Ok(JobClient { job: job.to_string(), control, driver, live })
     }
@@ -202,7 +200,7 @@ impl StreamEnvironment {
         let board = std::sync::Arc::clone(&live);
         let driver = std::thread::Builder::new()
             .name(format!("tethys-job-{job}"))
-            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), None, board))
+            .spawn(move || run_job(&name, graph, factories, plan, config, Some(commands), RunsOn::Here(board)))
             .map_err(|error| JobError::Runtime { job: job.to_string(), reason: format!("cannot start the job's thread: {error}") })?;
         Ok(JobClient { job: job.to_string(), control, driver, live })
     }

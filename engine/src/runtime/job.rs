@@ -149,6 +149,14 @@ pub(crate) fn alignment_groups(graph: &JobGraph) -> HashMap<usize, (Arc<Alignmen
     seats
 }
 
+/// Where a job's subtasks run.
+pub(crate) enum RunsOn {
+    /// In this process, publishing their live figures on this board.
+    Here(Arc<super::live::LiveBoard>),
+    /// On the workers of a cluster (whose coordinator's board holds their figures).
+    Cluster(Arc<super::cluster::ClusterCoordinator>),
+}
+
 /// Runs a planned job to completion, restarting it from its newest checkpoint after a failure
 /// as the restart strategy allows.
 pub(crate) fn run_job(
@@ -158,9 +166,15 @@ pub(crate) fn run_job(
     plan: ExecutionPlan,
     config: EngineConfig,
     control: Option<Receiver<ControlCommand>>,
-    cluster: Option<Arc<super::cluster::ClusterCoordinator>>,
-    live: Arc<super::live::LiveBoard>,
+    runs_on: RunsOn,
 ) -> Result<JobResult, JobError> {
+    let (cluster, live) = match runs_on {
+        RunsOn::Here(live) => (None, live),
+        RunsOn::Cluster(cluster) => {
+            let live = cluster.live_board();
+            (Some(cluster), live)
+        }
+    };
     let alignment = alignment_groups(&graph);
     let mut deployment = Arc::new(Deployment {
         job: job.to_string(),
