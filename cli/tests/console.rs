@@ -29,6 +29,21 @@ fn chromium() -> PathBuf {
     std::env::var_os("CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from)
 }
 
+/// Interrupts `process` (SIGINT, as Ctrl-C: the demo stops its cluster and removes its
+/// directory) and waits for it to end; kills it if it has not within 30 s.
+fn stop_gracefully(mut process: Process) {
+    let _ = Command::new("kill").args(["-INT", &process.0.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = process.0.try_wait() {
+            assert!(status.success(), "the demo ended badly after Ctrl-C: {status}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the demo did not stop within 30 s of Ctrl-C");
+}
+
 /// Why the browser test cannot run here, if it cannot.
 fn missing(web: &Path) -> Option<String> {
     if !web.join("../dist/index.html").exists() {
@@ -106,7 +121,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
 
     let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url), ("TOKEN", token)]);
-    drop(demo);
+    stop_gracefully(demo);
     for page in [
         "01-login",
         "02-jobs",

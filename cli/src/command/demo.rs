@@ -83,14 +83,16 @@ fn run_platform(args: DemoArgs) -> Result<(), CliError> {
         println!(
             "HTTP API: http://{http}/api/jobs (header Authorization: Bearer {SECRET}); its description: http://{http}/api/openapi.json"
         );
+        // Ctrl-C (SIGINT) stops it either way, and the cluster's directory is removed.
+        let interrupted = tokio::signal::ctrl_c();
         match args.seconds {
             Some(seconds) => {
-                println!("Stopping in {seconds} s.");
-                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                println!("Stopping in {seconds} s, or at Ctrl-C.");
+                let _ = tokio::time::timeout(Duration::from_secs(seconds), interrupted).await;
             }
             None => {
                 println!("Ctrl-C stops it.");
-                tokio::signal::ctrl_c().await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
+                interrupted.await.map_err(|e| format!("cannot wait for a signal: {e}"))?;
             }
         }
         platform.stop(true).await;
