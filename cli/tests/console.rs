@@ -133,6 +133,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "08-bottleneck",
         "09-sql-error",
         "10-sql-job",
+        "11-exceptions",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }

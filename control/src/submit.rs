@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use crate::rpc::proto::{JobInfo, PlacementInfo, SubmitJobRequest};
+use crate::rpc::proto::{AttemptFailureInfo, JobInfo, PlacementInfo, SubmitJobRequest};
 use crate::state::{Artifact, JobRecord, JobSpec, JobStatus};
 
 /// Most bytes of a job's name.
@@ -97,6 +97,11 @@ pub fn job_info(job: &JobRecord) -> JobInfo {
         build_id: job.artifact.build_id.clone(),
         adoptions: job.adoptions,
         last_savepoint: job.last_savepoint.clone().unwrap_or_default(),
+        failures: job
+            .failures
+            .iter()
+            .map(|failure| AttemptFailureInfo { attempt: failure.attempt, reason: failure.reason.clone() })
+            .collect(),
     }
 }
 

@@ -119,4 +119,14 @@ await run(async (page, { shot, waitText, step }) => {
   await shot("10-sql-job");
   await page.click("#cancel");
   await waitText("#job-status", (text) => text === "cancelled", "the SQL job's cancellation");
+
+  step("a job whose sink cannot write: its failed attempts are listed with what failed");
+  await page.goto(`${base}deploy`);
+  await page.fill("#deploy-name", "digest");
+  await page.fill("#deploy-args", "/proc/tethys-cannot-write-here window 100000 1");
+  await page.click("#deploy");
+  await page.waitForURL(/\/jobs\/\d+$/);
+  await waitText("#exceptions tbody", (text) => text.includes("tethys-cannot-write-here"), "the failure listed");
+  await shot("11-exceptions");
+  await page.click("#cancel").catch(() => {});
 });

@@ -112,6 +112,17 @@ pub struct JobView {
     pub adoptions: u64,
     /// The newest savepoint taken through the masters, if any.
     pub last_savepoint: Option<String>,
+    /// Why its attempts failed, oldest first (the newest 20).
+    pub failures: Vec<FailureView>,
+}
+
+/// Why an attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FailureView {
+    /// The attempt.
+    pub attempt: u32,
+    /// What the engine said: the operator and subtask, and the error.
+    pub reason: String,
 }
 
 /// `POST /api/jobs/{id}/savepoint`'s body (every field optional).
@@ -239,6 +250,7 @@ impl From<JobInfo> for JobView {
             build_id: job.build_id,
             adoptions: job.adoptions,
             last_savepoint: (!job.last_savepoint.is_empty()).then_some(job.last_savepoint),
+            failures: job.failures.into_iter().map(|failure| FailureView { attempt: failure.attempt, reason: failure.reason }).collect(),
             placements: job
                 .placements
                 .into_iter()

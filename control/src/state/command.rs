@@ -247,6 +247,7 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
                 submitted_at_ms: *at_ms,
                 adoptions: 0,
                 last_savepoint: None,
+                failures: Vec::new(),
             };
             state.jobs_mut().insert(id, record);
             Ok(Response::JobSubmitted(id))
@@ -340,6 +341,18 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
             if !matches!(to, JobStatus::Failing { .. }) {
                 // Failing keeps the slots until its tasks are stopped; every other status frees them.
                 record.deployment = None;
+            }
+            // An attempt's failure, once: failing for good right after failing says it again.
+            let failure = match (&record.status, to) {
+                (JobStatus::Failing { reason: before }, JobStatus::Failed { reason }) if before == reason => None,
+                (_, JobStatus::Failing { reason } | JobStatus::Failed { reason }) => Some(reason.clone()),
+                _ => None,
+            };
+            if let Some(reason) = failure {
+                if record.failures.len() == super::FAILURES_KEPT {
+                    record.failures.remove(0);
+                }
+                record.failures.push(super::AttemptFailure { attempt: record.attempt, reason });
             }
             record.status = to.clone();
             Ok(Response::Done)
@@ -579,6 +592,22 @@ mod tests {
         apply_ok(&mut state, Command::CompleteCheckpoint { job, checkpoint });
         let bad = Command::SubmitJobFromSavepoint { spec: spec(0), artifact: artifact(), at_ms: 5, savepoint: "svp/7".into() };
         assert!(state.apply(1, &bad).is_err(), "the spec is checked as for any submission");
+    }
+
+    #[test]
+    fn each_failed_attempt_is_remembered_once() {
+        let mut state = ClusterState::new();
+        let w = register(&mut state, 1);
+        let job = submit(&mut state, 1);
+        let failing = |reason: &str| JobStatus::Failing { reason: reason.into() };
+        apply_ok(&mut state, Command::Deploy { job, attempt: 1, placements: vec![on(w, 0)], restore_from: None });
+        apply_ok(&mut state, Command::Transition { job, attempt: Some(1), to: failing("operator Map subtask 0: boom") });
+        apply_ok(&mut state, Command::Transition { job, attempt: Some(1), to: JobStatus::Restarting });
+        apply_ok(&mut state, Command::Deploy { job, attempt: 2, placements: vec![on(w, 0)], restore_from: None });
+        apply_ok(&mut state, Command::Transition { job, attempt: Some(2), to: failing("worker 0 lost") });
+        apply_ok(&mut state, Command::Transition { job, attempt: Some(2), to: JobStatus::Failed { reason: "worker 0 lost".into() } });
+        let failures: Vec<(u32, &str)> = state.job(job).unwrap().failures.iter().map(|f| (f.attempt, f.reason.as_str())).collect();
+        assert_eq!(failures, [(1, "operator Map subtask 0: boom"), (2, "worker 0 lost")]);
     }
 
     #[test]

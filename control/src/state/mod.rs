@@ -196,6 +196,21 @@ pub struct JobRecord {
     /// The newest savepoint taken through the masters: its directory.
     #[serde(default)]
     pub last_savepoint: Option<String>,
+    /// Why its attempts failed, oldest first (the newest [`FAILURES_KEPT`]).
+    #[serde(default)]
+    pub failures: Vec<AttemptFailure>,
+}
+
+/// Failures kept per job.
+pub const FAILURES_KEPT: usize = 20;
+
+/// Why an attempt of a job failed (what the engine said: the operator and subtask, and the error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptFailure {
+    /// The attempt.
+    pub attempt: u32,
+    /// Why.
+    pub reason: String,
 }
 
 /// The replicated state (see the module documentation).

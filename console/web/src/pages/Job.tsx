@@ -112,6 +112,24 @@ export function JobPage({ id }: { id: number }) {
         </tbody>
       </table>
       {job.placements.length === 0 && <p class="muted">Not deployed.</p>}
+      <h2>Exceptions</h2>
+      {job.failures.length === 0 ? (
+        <p class="muted">No attempt failed.</p>
+      ) : (
+        <table id="exceptions">
+          <thead>
+            <tr><th>attempt</th><th>what failed (operator and subtask, and the error)</th></tr>
+          </thead>
+          <tbody>
+            {[...job.failures].reverse().map((failure) => (
+              <tr>
+                <td>{failure.attempt}</td>
+                <td class="reason">{failure.reason}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
       <h2>Timeline</h2>
       <ul class="timeline">
         {timeline.filter((entry) => entry.job === job.id || entry.job === undefined).map((entry) => (
