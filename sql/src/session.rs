@@ -306,7 +306,7 @@ impl SqlSession {
                 }
                 Statement::Other(ast) => match ast.as_ref() {
                     Ast::Insert(insert) => {
-                        let table = self.insert_into(&mut self.job_builder(env), insert, statement.at)?;
+                        let (table, _) = self.insert_into(&mut self.job_builder(env), insert, statement.at)?;
                         Some(format!("INSERT INTO {}", table.name()))
                     }
                     Ast::Query(query) => {
@@ -338,17 +338,17 @@ impl SqlSession {
         Ok(self.setting("pipeline.name").map_or(name, str::to_string))
     }
 
-    /// Builds `insert` with `builder`: its query's plan and the sink of its table (returned).
+    /// Builds `insert` with `builder`: its query's plan and the sink of its table (both returned).
     fn insert_into(
         &self,
         builder: &mut JobBuilder<'_>,
         insert: &sqlparser::ast::Insert,
         at: Option<Position>,
-    ) -> Result<SqlTable, SqlError> {
+    ) -> Result<(SqlTable, Plan), SqlError> {
         let (table, plan) = self.plan_insert(insert, at)?;
         let stream = builder.build(&plan)?;
         connector::sink(stream, &table, plan.updating, self.parallelism()).map_err(|error| SqlError { at: error.at.or(at), ..error })?;
-        Ok(table)
+        Ok((table, plan))
     }
 
     /// Builds every insert of a statement set into `env` with one builder (so their operators'
@@ -359,10 +359,7 @@ impl SqlSession {
         for insert in inserts {
             let Statement::Other(ast) = &insert.statement else { unreachable!("a statement set holds inserts") };
             let Ast::Insert(ast) = ast.as_ref() else { unreachable!("a statement set holds inserts") };
-            let (table, plan) = self.plan_insert(ast, insert.at)?;
-            let stream = builder.build(&plan)?;
-            connector::sink(stream, &table, plan.updating, self.parallelism())
-                .map_err(|error| SqlError { at: error.at.or(insert.at), ..error })?;
+            let (_, plan) = self.insert_into(&mut builder, ast, insert.at)?;
             plans.push(plan.explain());
         }
         Ok(plans)
