@@ -38,6 +38,8 @@ enum Command {
     Master(command::master::MasterArgs),
     /// Show the cluster as the masters see it: leader and term, masters, workers.
     Cluster(command::cluster::ClusterArgs),
+    /// Search a worker's recent log (the masters fetch it from the worker).
+    Logs(command::cluster::LogsArgs),
     /// Jobs through the masters: submit, list, status, cancel.
     #[command(flatten)]
     Jobs(command::jobs::JobCommand),
@@ -65,6 +67,7 @@ fn main() {
         Command::Master(args) => command::master::run(args),
         Command::Up(args) => command::up::run(args),
         Command::Cluster(args) => command::cluster::run(args),
+        Command::Logs(args) => command::cluster::logs(args),
         Command::BenchFailover(args) => command::failover::run(args),
         Command::Jobs(command) => command::jobs::run(command),
         Command::Run(args) => command::run::run(args),

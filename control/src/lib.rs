@@ -10,6 +10,7 @@
 //! - `submit`: what the masters check of a submitted job before it reaches the log; a job as shown.
 //! - `http`: the masters' HTTP/JSON API and `/metrics` (Prometheus) of masters and workers.
 //! - `live`: a running job's tasks with live figures and the bottleneck, as the leader samples them.
+//! - `logs`: a process's recent log in memory, searched through the API (a worker's log in the console).
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
@@ -20,6 +21,7 @@ pub mod deployer;
 pub mod http;
 pub mod launcher;
 pub mod live;
+pub mod logs;
 pub mod raft;
 pub mod rpc;
 pub mod scheduler;

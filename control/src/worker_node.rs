@@ -22,8 +22,8 @@ use crate::http::metrics::WorkerGauges;
 use crate::http::HttpServer;
 use crate::rpc::proto::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::proto::{
-    AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, PrepareAttemptReply, PrepareAttemptRequest,
-    StartAttemptReply, StartAttemptRequest, StopAttemptReply, StopAttemptRequest,
+    AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, LogsReply, LogsRequest, PrepareAttemptReply,
+    PrepareAttemptRequest, StartAttemptReply, StartAttemptRequest, StopAttemptReply, StopAttemptRequest,
 };
 use crate::rpc::{GrpcTls, SecretAuth};
 
@@ -198,6 +198,14 @@ impl WorkerRpc for Arc<Attempts> {
             .collect();
         attempts.sort_by_key(|attempt| (attempt.job_id, attempt.attempt));
         Ok(Response::new(InventoryReply { worker_id: self.agent.worker_id().unwrap_or(u64::MAX), attempts }))
+    }
+
+    async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsReply>, Status> {
+        let Some(book) = crate::logs::LogBook::installed() else {
+            return Ok(Response::new(LogsReply::default()));
+        };
+        let reply = book.search(request.get_ref()).map_err(|error| Status::invalid_argument(error.to_string()))?;
+        Ok(Response::new(reply))
     }
 }
 

@@ -360,6 +360,84 @@ async fn a_worker_serves_its_metrics_with_its_registered_id() {
     cluster.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workers_log_is_searched_through_any_master() {
+    use tethys_control::http::api::LogsView;
+    use tethys_control::logs::LogBook;
+    use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    // This test process keeps its log, as the `tethys` binary does.
+    let _ = tracing_subscriber::registry()
+        .with(LogBook::install(LogBook::new(1000)).with_filter(tracing_subscriber::filter::LevelFilter::INFO))
+        .try_init();
+    let cluster = Cluster::start(2).await;
+    let leader = cluster.leader_seen_by(0).await.leader.unwrap();
+    let follower = 1 - leader;
+    let options = WorkerOptions {
+        masters: vec![cluster.addrs[&0].clone(), cluster.addrs[&1].clone()],
+        slots: 1,
+        secret: SECRET.to_string(),
+        tls: None,
+        registry: tethys_bench::jobs::registry(),
+        mesh: tethys_net::MeshOptions::default(),
+        orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
+    };
+    let worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    let id = loop {
+        if let Some(id) = worker.agent().worker_id() {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the worker never registered");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    tracing::warn!(job = 77, "a line to find: disk nearly full");
+
+    let found: LogsView = get(cluster.http[&follower], &format!("/api/workers/{id}/logs?q=NEARLY%20full&limit=10")).await.json();
+    assert!(found.kept);
+    assert_eq!(found.worker, id);
+    assert_eq!(found.lines.len(), 1, "{found:?}");
+    let line = &found.lines[0];
+    assert_eq!((line.level.as_str(), line.message.as_str(), line.fields.as_str()), ("WARN", "a line to find: disk nearly full", "job=77"));
+    let serving: LogsView = get(cluster.http[&leader], &format!("/api/workers/{id}/logs?q=worker%20serving")).await.json();
+    assert!(!serving.lines.is_empty(), "the worker's own start is logged: {serving:?}");
+    let warnings: LogsView = get(cluster.http[&leader], &format!("/api/workers/{id}/logs?level=warn")).await.json();
+    assert!(warnings.lines.iter().all(|line| line.level == "WARN" || line.level == "ERROR"), "{warnings:?}");
+    let after: LogsView = get(cluster.http[&leader], &format!("/api/workers/{id}/logs?after={}", found.next_seq)).await.json();
+    assert!(after.lines.iter().all(|line| line.seq >= found.next_seq), "only newer lines: {after:?}");
+
+    // Bad input: an unknown worker, level or parameter, a bad id; no token.
+    let unknown = get(cluster.http[&leader], "/api/workers/999/logs").await;
+    assert_eq!((unknown.status, unknown.error_code().as_str()), (404, "NOT_FOUND"), "{}", unknown.body);
+    let level = get(cluster.http[&leader], &format!("/api/workers/{id}/logs?level=loud")).await;
+    assert_eq!(level.status, 400, "{}", level.body);
+    assert!(level.body.contains("unknown log level `loud`"), "{}", level.body);
+    let parameter = get(cluster.http[&leader], &format!("/api/workers/{id}/logs?grep=x")).await;
+    assert_eq!(parameter.status, 400, "{}", parameter.body);
+    assert!(parameter.body.contains("grep"), "{}", parameter.body);
+    assert_eq!(get(cluster.http[&leader], "/api/workers/x/logs").await.status, 400);
+    let refused = request(cluster.http[&leader], "GET", &format!("/api/workers/{id}/logs"), None, None).await;
+    assert_eq!(refused.status, 401);
+    assert!(!refused.body.contains("nearly full"), "{}", refused.body);
+
+    // A worker that no longer answers: 503, saying which.
+    worker.stop();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let gone = get(cluster.http[&leader], &format!("/api/workers/{id}/logs")).await;
+        if gone.status == 503 {
+            assert!(gone.body.contains(&format!("worker {id}")) || gone.body.contains(&format!("worker-{id}")), "{}", gone.body);
+            break;
+        }
+        assert!(Instant::now() < deadline, "a stopped worker still answers: {}", gone.body);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.stop().await;
+}
+
 /// The data of the first event named `name` that `GET path` streams (server-sent events).
 async fn first_event(addr: SocketAddr, path: &str, cookie: &str, name: &str) -> String {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();

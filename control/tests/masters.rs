@@ -115,6 +115,28 @@ async fn masters_over_grpc_lead_register_watch_workers_and_fail_over() {
     assert_eq!(alive, [(0, true), (1, false)], "the beating worker survives the leader change");
     beating.abort();
 
+    // Every master probes the others: a follower says the dead master is unreachable, and the
+    // survivors are up and know the new leader and its term.
+    let other = (0..3).find(|id| *id != leader && *id != after.leader_id).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = cluster.client(other, SECRET).cluster(ClusterRequest {}).await.unwrap().into_inner();
+        let health: Vec<(u64, bool, Option<u64>, u64)> =
+            reply.masters.iter().map(|master| (master.id, master.reachable, master.leader_id, master.term)).collect();
+        let dead_is_down = health.iter().any(|(id, reachable, _, _)| *id == leader && !reachable);
+        let survivors_up = health
+            .iter()
+            .filter(|(id, ..)| *id != leader)
+            .all(|(_, reachable, knows, term)| *reachable && *knows == Some(after.leader_id) && *term == after.term);
+        if dead_is_down && survivors_up {
+            let dead = reply.masters.iter().find(|master| master.id == leader).unwrap();
+            assert!(!dead.error.is_empty(), "why it is unreachable is said");
+            break;
+        }
+        assert!(Instant::now() < deadline, "master {other} does not see master {leader} down and the others up: {health:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // No secret, or another: refused.
     let refused = cluster.client(survivor, "wrong").cluster(ClusterRequest {}).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unauthenticated);

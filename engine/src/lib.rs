@@ -45,7 +45,7 @@ pub use operator::{FrameOperator, Output, OutputTag, TaskWaker};
 pub use record::InlineStr;
 /// rkyv, re-exported: records, keys and state values derive its traits to get [`Codec`].
 pub use rkyv;
-pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode};
+pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode, SubtaskCheckpoint};
 /// Running a job across processes: the coordinator, workers, and what a transport provides.
 pub use runtime::cluster;
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};

@@ -67,7 +67,12 @@ pub fn describe(reply: &ClusterReply) -> String {
     text.push_str("masters:\n");
     for master in &reply.masters {
         let role = if master.id == reply.leader_id { " (leader)" } else { "" };
-        text.push_str(&format!("  {} {}{role}\n", master.id, master.addr));
+        let health = match (master.reachable, master.seen_ms_ago) {
+            (true, _) => format!("up, term {}, applied up to entry {}", master.term, master.applied_index),
+            (false, Some(ago)) => format!("UNREACHABLE (last reached {:.1} s ago: {})", ago as f64 / 1000.0, master.error),
+            (false, None) => format!("UNREACHABLE ({})", master.error),
+        };
+        text.push_str(&format!("  {} {}{role}: {health}\n", master.id, master.addr));
     }
     text.push_str(&format!("workers: {}\n", reply.workers.len()));
     for worker in &reply.workers {
@@ -85,7 +90,11 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
     let reply = runtime.block_on(ask_cluster(&args.masters, &secret, tls.as_ref()))?;
     if args.json {
-        let masters: Vec<serde_json::Value> = reply.masters.iter().map(|m| serde_json::json!({"id": m.id, "addr": m.addr})).collect();
+        let masters: Vec<serde_json::Value> = reply
+            .masters
+            .iter()
+            .map(|m| serde_json::json!({"id": m.id, "addr": m.addr, "reachable": m.reachable, "seen_ms_ago": m.seen_ms_ago, "term": m.term, "knows_leader": m.leader_id, "applied_index": m.applied_index, "error": (!m.error.is_empty()).then_some(&m.error)}))
+            .collect();
         let workers: Vec<serde_json::Value> = reply
             .workers
             .iter()
@@ -98,4 +107,82 @@ pub fn run(args: ClusterArgs) -> Result<(), CliError> {
         print!("{}", describe(&reply));
     }
     Ok(())
+}
+
+/// Arguments of `tethys logs`.
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The worker whose log to search (its id, as `tethys cluster` lists it).
+    #[arg(long)]
+    worker: u64,
+    /// Only lines holding this text (level, module, message or fields), ignoring case.
+    #[arg(long)]
+    grep: Option<String>,
+    /// Only lines at this level or more severe: error, warn, info, debug, trace.
+    #[arg(long)]
+    level: Option<String>,
+    /// At most this many of the newest matching lines.
+    #[arg(long, default_value_t = tethys_control::logs::LOG_LINES_DEFAULT)]
+    limit: u32,
+    /// Keep printing new lines as they come, every second, until interrupted.
+    #[arg(long)]
+    follow: bool,
+    #[command(flatten)]
+    masters: super::MastersArgs,
+}
+
+/// Prints a worker's recent log, as the masters fetch it from the worker.
+pub fn logs(args: LogsArgs) -> Result<(), CliError> {
+    use tethys_control::rpc::proto::{LogsRequest, WorkerLogsRequest};
+    let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+    let tls = args.masters.tls.grpc()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let mut after_seq = 0;
+    loop {
+        let query = LogsRequest {
+            contains: args.grep.clone().unwrap_or_default(),
+            min_level: args.level.clone().unwrap_or_default(),
+            after_seq,
+            limit: args.limit,
+        };
+        let request = WorkerLogsRequest { worker_id: args.worker, query: Some(query) };
+        let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
+            let request = request.clone();
+            async move { client.worker_logs(request).await }
+        }))?;
+        if !reply.kept {
+            return Err(format!("worker {}'s process keeps no log", args.worker).into());
+        }
+        for line in &reply.lines {
+            if args.masters.json {
+                let json = serde_json::json!({"seq": line.seq, "time_ms": line.time_ms, "level": line.level, "target": line.target, "message": line.message, "fields": line.fields});
+                println!("{json}");
+            } else {
+                let fields = if line.fields.is_empty() { String::new() } else { format!(" {}", line.fields) };
+                println!("{} {:>5} {}: {}{fields}", clock(line.time_ms), line.level, line.target, line.message);
+            }
+        }
+        if !args.follow {
+            return Ok(());
+        }
+        after_seq = reply.next_seq.saturating_sub(1);
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// `time_ms` (since the Unix epoch) as the UTC time of day, `HH:MM:SS.mmm`.
+fn clock(time_ms: u64) -> String {
+    let of_day = time_ms % 86_400_000;
+    let (hours, minutes, seconds, millis) = (of_day / 3_600_000, of_day / 60_000 % 60, of_day / 1000 % 60, of_day % 1000);
+    format!("{hours:02}:{minutes:02}:{seconds:02}.{millis:03}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_time_shows_as_its_utc_time_of_day() {
+        assert_eq!(super::clock(0), "00:00:00.000");
+        // 2026-12-01 17:50:45.123 UTC.
+        assert_eq!(super::clock(1_796_147_445_123), "17:50:45.123");
+    }
 }

@@ -13,6 +13,7 @@ pub mod sql;
 pub mod up;
 pub mod worker;
 
+use tethys_control::logs::LogBook;
 use tethys_net::launcher::SECRET_ENV;
 
 /// The cluster secret's text: from `file` when given, else from the environment variable
@@ -25,7 +26,8 @@ pub fn read_secret_text(file: Option<&std::path::Path>) -> Result<String, CliErr
     Ok(text.trim().to_string())
 }
 
-/// Starts logging to standard error at `level` (colours only on a terminal). openraft's own
+/// Starts logging to standard error at `level` (colours only on a terminal), and into the process's
+/// log book (`tethys_control::logs`) at info or finer. openraft's own
 /// events show from `debug` on: at the levels below it repeats an unreachable peer every half
 /// second, which the masters report once themselves.
 pub fn init_logs(level: tracing::Level) {
@@ -37,9 +39,15 @@ pub fn init_logs(level: tracing::Level) {
     } else {
         tracing_subscriber::filter::LevelFilter::OFF
     };
+    use tracing_subscriber::Layer;
     let filter = tracing_subscriber::filter::Targets::new().with_default(level).with_target("openraft", openraft);
-    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
-    tracing_subscriber::registry().with(format).with(filter).init();
+    let format = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi).with_filter(filter);
+    // The process's log book (searched from the console and `tethys logs`) keeps info and up even
+    // when standard error shows less.
+    let kept = level.max(tracing::Level::INFO);
+    let book_filter = tracing_subscriber::filter::Targets::new().with_default(kept).with_target("openraft", openraft);
+    let book = LogBook::install(LogBook::new(tethys_control::logs::LOG_LINES_KEPT)).with_filter(book_filter);
+    tracing_subscriber::registry().with(format).with(book).init();
 }
 
 /// The TLS files of a cluster's process, given together or not at all: the data plane's

@@ -2,7 +2,8 @@
 // it): log in, see the example job live, deploy a job with the resource preview, take a
 // savepoint, rescale it from 1 to 2, see the cluster, stop it with a savepoint and start a copy
 // from that savepoint, cancel; then a job with a slow sink, whose
-// graph marks the bottleneck; then a SQL job, refused with its error's place, then deployed. A screenshot of each page goes to
+// graph marks the bottleneck; then a SQL job, refused with its error's place, then deployed; a
+// failing job's exceptions, and the workers' log searched for it. A screenshot of each page goes to
 // $SCREENSHOTS. Exits non-zero, naming the step, when a step fails.
 import { run } from "./browser.mjs";
 
@@ -128,5 +129,16 @@ await run(async (page, { shot, waitText, step }) => {
   await page.waitForURL(/\/jobs\/\d+$/);
   await waitText("#exceptions tbody", (text) => text.includes("tethys-cannot-write-here"), "the failure listed");
   await shot("11-exceptions");
+  const failing = /\/jobs\/(\d+)$/.exec(page.url())[1];
   await page.click("#cancel").catch(() => {});
+
+  step("a worker's log, searched for that job from its page");
+  await page.goto(`${base}logs?q=${encodeURIComponent(`job=${failing}`)}`);
+  await waitText("#logs tbody", (text) => text.includes("attempt started"), "the job's attempts in the worker's log");
+  const rows = await page.$$eval("#logs tbody tr", (trs) => trs.map((tr) => tr.textContent ?? ""));
+  if (!rows.every((row) => row.includes(`job=${failing}`))) throw new Error(`a line of another job: ${rows.join(" | ")}`);
+  await page.fill("#log-search", "worker serving");
+  await page.click("text=Search");
+  await waitText("#log-count", (text) => /^[1-9]\d* lines? holding “worker serving”/.test(text), "a new search");
+  await shot("12-logs");
 });

@@ -1,7 +1,7 @@
 // The console through a leader change (cli/tests/console.rs starts three master processes, a
 // worker and a job): logged in at a follower's console, the cluster page names the leader; the
-// leader is killed ($LEADER_PID, SIGKILL); within seconds the page names the new one, and the
-// job is still listed running. Screenshots go to $SCREENSHOTS.
+// leader is killed ($LEADER_PID, SIGKILL); within seconds the page names the new one and shows
+// the killed master unreachable, and the job is still listed running. Screenshots go to $SCREENSHOTS.
 import { login, run } from "./browser.mjs";
 
 const { URL: base, TOKEN: token, LEADER, LEADER_PID } = process.env;
@@ -29,6 +29,8 @@ await run(async (page, { shot, waitText, step }) => {
     { timeout: 60_000, polling: 200 },
   );
   console.log(`new leader shown ${Date.now() - killedAt} ms after the kill: ${await page.textContent("#leader")}`);
+  await page.waitForSelector(`tr[data-master="${LEADER}"] .health .badge.failed`, { timeout: 30_000 });
+  console.log(`the killed master shown unreachable ${Date.now() - killedAt} ms after the kill`);
   await waitText("#connection", (text) => text.startsWith("live"), "the live connection after the change");
   await shot("12-cluster-after");
 

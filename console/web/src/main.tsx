@@ -7,6 +7,7 @@ import { DeployPage } from "./pages/Deploy";
 import { JobPage } from "./pages/Job";
 import { JobsPage } from "./pages/Jobs";
 import { LoginPage } from "./pages/Login";
+import { LogsPage } from "./pages/Logs";
 import { href, navigate, usePath } from "./router";
 
 whenUnauthorized(() => {
@@ -23,6 +24,7 @@ function Shell({ path }: { path: string }) {
   let page;
   if (job) page = <JobPage id={Number(job[1])} />;
   else if (route === "/cluster") page = <ClusterPage />;
+  else if (route === "/logs") page = <LogsPage key={`${query.get("worker") ?? ""}|${query.get("q") ?? ""}`} worker={query.get("worker")} q={query.get("q") ?? ""} />;
   else if (route === "/deploy") page = <DeployPage key={copy ?? ""} copy={copy === null ? undefined : Number(copy)} />;
   else page = <JobsPage />;
   const logout = async () => {
@@ -39,6 +41,7 @@ function Shell({ path }: { path: string }) {
           <a class={route.startsWith("/jobs") || route === "/" ? "active" : ""} {...href("/jobs")}>Jobs</a>
           <a class={route === "/deploy" ? "active" : ""} {...href("/deploy")}>Deploy</a>
           <a class={route === "/cluster" ? "active" : ""} {...href("/cluster")}>Cluster</a>
+          <a class={route === "/logs" ? "active" : ""} {...href("/logs")}>Logs</a>
         </nav>
         <span id="connection" class={`connection ${connection}`} title="Live data from /api/events">
           {connection === "live" ? `live · leader ${leader ?? "unknown"}` : connection}

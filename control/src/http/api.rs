@@ -10,14 +10,16 @@
 //! | `POST /api/jobs/{id}/savepoint` | [`SavepointView`]; with `{"stop": true}` the job stops after it |
 //! | `POST /api/jobs/{id}/rescale` | [`JobView`] restarted at the new parallelism from a savepoint |
 //! | `GET /api/jobs/{id}/live` | `JobLiveView` (`crate::live`): tasks, edges, live figures, history, the bottleneck; 409 unless running |
+//! | `GET /api/workers/{id}/logs?q=&level=&after=&limit=` | [`LogsView`]: the newest matching lines of the worker's log; 404 for an unknown worker, 503 when it does not answer |
 //!
 //! Each handler calls the same method of `Control` a gRPC client reaches, on the master's own
 //! service, so what holds for gRPC holds here: any master answers reads from its state, and a
 //! follower forwards a submission or a cancellation to the leader (503 when it knows none).
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,7 +29,8 @@ use tonic::{Code, Request};
 use super::ApiError;
 use crate::rpc::proto::control_server::Control;
 use crate::rpc::proto::{
-    ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, RescaleRequest, SavepointRequest, SubmitJobRequest,
+    ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, LogsRequest, RescaleRequest, SavepointRequest, SubmitJobRequest,
+    WorkerLogsRequest,
 };
 
 /// The cluster as the answering master knows it (`GET /api/cluster`).
@@ -58,6 +61,18 @@ pub struct MasterView {
     pub addr: String,
     /// Whether it is the leader the answering master knows.
     pub leader: bool,
+    /// Whether the answering master reached it in its last probe (every second; itself: always).
+    pub reachable: bool,
+    /// Milliseconds since the answering master last reached it; null when it never has.
+    pub seen_ms_ago: Option<u64>,
+    /// Its term, as it said when last reached.
+    pub term: u64,
+    /// The leader it knew when last reached; null: none.
+    pub knows_leader: Option<u64>,
+    /// The index of the last log entry it applied, when last reached.
+    pub applied_index: u64,
+    /// Why the last probe failed, if it did.
+    pub error: Option<String>,
 }
 
 /// A registered worker.
@@ -214,7 +229,17 @@ impl From<ClusterReply> for ClusterView {
             masters: reply
                 .masters
                 .into_iter()
-                .map(|master| MasterView { leader: leader == Some(master.id), id: master.id, addr: master.addr })
+                .map(|master| MasterView {
+                    leader: leader == Some(master.id),
+                    id: master.id,
+                    addr: master.addr,
+                    reachable: master.reachable,
+                    seen_ms_ago: master.seen_ms_ago,
+                    term: master.term,
+                    knows_leader: master.leader_id,
+                    applied_index: master.applied_index,
+                    error: (!master.error.is_empty()).then_some(master.error),
+                })
                 .collect(),
             workers: reply
                 .workers
@@ -285,6 +310,7 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
         .route("/api/jobs/{id}/savepoint", post(savepoint::<C>))
         .route("/api/jobs/{id}/rescale", post(rescale::<C>))
         .route("/api/jobs/{id}/live", get(job_live::<C>))
+        .route("/api/workers/{id}/logs", get(worker_logs::<C>))
         .with_state(control)
 }
 
@@ -362,6 +388,97 @@ async fn job_live<C: Control>(
     let view = serde_json::from_str(&reply.json)
         .map_err(|error| ApiError::new(Code::Internal, format!("the leader's live view does not parse: {error}")))?;
     Ok(Json(view))
+}
+
+/// `GET /api/workers/{id}/logs`'s query: what to search for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogsQuery {
+    /// Text the line holds (level, module, message or fields), ignoring case.
+    pub q: Option<String>,
+    /// The least severe level shown: error, warn, info, debug or trace.
+    pub level: Option<String>,
+    /// Only lines after this sequence number (the `next_seq` of an earlier answer, to follow).
+    pub after: Option<u64>,
+    /// At most this many of the newest matching lines (default 200, at most 5,000).
+    pub limit: Option<u32>,
+}
+
+/// A worker's log lines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogsView {
+    /// The worker.
+    pub worker: u64,
+    /// The matching lines, oldest first.
+    pub lines: Vec<LogLineView>,
+    /// The sequence number the worker's next line gets: `after` to follow from.
+    pub next_seq: u64,
+    /// Lines the worker dropped so far to keep its log bounded.
+    pub dropped: u64,
+    /// False when the worker's process keeps no log.
+    pub kept: bool,
+}
+
+/// A line of a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LogLineView {
+    /// Its place in the process's log, from 1.
+    pub seq: u64,
+    /// When it was logged (milliseconds since the Unix epoch).
+    pub time_ms: u64,
+    /// ERROR, WARN, INFO, DEBUG or TRACE.
+    pub level: String,
+    /// The module that logged it.
+    pub target: String,
+    /// Its message.
+    pub message: String,
+    /// Its other fields, `name=value` space-separated.
+    pub fields: String,
+}
+
+#[utoipa::path(get, path = "/api/workers/{id}/logs", tag = "cluster",
+    params(("id" = u64, Path, description = "The worker's id"), LogsQuery),
+    responses((status = 200, description = "The newest matching lines of the worker's log, oldest first", body = LogsView),
+              (status = 400, description = "A bad id, level or query", body = super::openapi::ErrorBody),
+              (status = 404, description = "No such worker", body = super::openapi::ErrorBody),
+              (status = 503, description = "The worker did not answer", body = super::openapi::ErrorBody)))]
+async fn worker_logs<C: Control>(
+    State(control): State<C>,
+    id: Result<Path<u64>, PathRejection>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Json<LogsView>, ApiError> {
+    let worker_id = id.map_err(|rejection| ApiError::new(Code::InvalidArgument, format!("bad worker id: {}", rejection.body_text())))?.0;
+    let Query(query) =
+        query.map_err(|rejection| ApiError::new(Code::InvalidArgument, format!("bad log query: {}", rejection.body_text())))?;
+    let request = WorkerLogsRequest {
+        worker_id,
+        query: Some(LogsRequest {
+            contains: query.q.unwrap_or_default(),
+            min_level: query.level.unwrap_or_default(),
+            after_seq: query.after.unwrap_or(0),
+            limit: query.limit.unwrap_or(0),
+        }),
+    };
+    let reply = control.worker_logs(Request::new(request)).await?.into_inner();
+    Ok(Json(LogsView {
+        worker: worker_id,
+        lines: reply
+            .lines
+            .into_iter()
+            .map(|line| LogLineView {
+                seq: line.seq,
+                time_ms: line.time_ms,
+                level: line.level,
+                target: line.target,
+                message: line.message,
+                fields: line.fields,
+            })
+            .collect(),
+        next_seq: reply.next_seq,
+        dropped: reply.dropped,
+        kept: reply.kept,
+    }))
 }
 
 /// `POST /api/jobs/{id}/rescale`'s body.
@@ -459,7 +576,10 @@ mod tests {
             leader_id: 1,
             leader_addr: "127.0.0.1:2".into(),
             term: 4,
-            masters: vec![MasterInfo { id: 0, addr: "127.0.0.1:1".into() }, MasterInfo { id: 1, addr: "127.0.0.1:2".into() }],
+            masters: vec![
+                MasterInfo { id: 0, addr: "127.0.0.1:1".into(), reachable: true, ..MasterInfo::default() },
+                MasterInfo { id: 1, addr: "127.0.0.1:2".into(), error: "connection refused".into(), ..MasterInfo::default() },
+            ],
             workers: vec![WorkerInfo {
                 id: 7,
                 control_addr: "127.0.0.1:9".into(),
@@ -474,6 +594,8 @@ mod tests {
         let view = ClusterView::from(reply.clone());
         assert_eq!((view.leader, view.leader_addr.as_deref(), view.term), (Some(1), Some("127.0.0.1:2"), 4));
         assert_eq!(view.masters.iter().map(|master| master.leader).collect::<Vec<_>>(), [false, true]);
+        assert_eq!(view.masters.iter().map(|master| master.reachable).collect::<Vec<_>>(), [true, false]);
+        assert_eq!((view.masters[0].error.as_deref(), view.masters[1].error.as_deref()), (None, Some("connection refused")));
         assert_eq!((view.workers[0].id, view.workers[0].slots_used, view.workers[0].alive), (7, 1, true));
         let leaderless = ClusterView::from(ClusterReply { leader_id: u64::MAX, leader_addr: String::new(), ..reply });
         assert_eq!((leaderless.leader, leaderless.leader_addr), (None, None));

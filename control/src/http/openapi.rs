@@ -36,6 +36,7 @@ pub struct ErrorBody {
         super::api::savepoint,
         super::api::rescale,
         super::api::job_live,
+        super::api::worker_logs,
         super::events::events,
         super::session::login,
         super::session::logout,

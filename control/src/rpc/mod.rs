@@ -5,6 +5,7 @@
 //! with another, is refused with `UNAUTHENTICATED` before it reaches a handler. With a [`GrpcTls`]
 //! (`tls.rs`), every connection is mutual TLS as well; without, plain HTTP/2.
 
+pub mod probe;
 pub mod raft_network;
 pub mod server;
 pub mod tls;

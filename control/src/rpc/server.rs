@@ -22,10 +22,11 @@ use tonic::{Request, Response, Status};
 use super::proto::control_client::ControlClient;
 use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
+use super::proto::worker_client::WorkerClient;
 use super::proto::{
     AttemptRef, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest, ListJobsReply,
-    ListJobsRequest, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply, SavepointRequest,
-    SubmitJobReply, SubmitJobRequest, WorkerInfo,
+    ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply,
+    SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -143,6 +144,7 @@ impl MasterNode {
             last_heard: Mutex::new(LastHeard::default()),
             leader_clients: Mutex::new(HashMap::new()),
             counters: MasterCounters::default(),
+            peers: Arc::new(super::probe::Peers::default()),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = super::server_builder(options.tls.as_ref())
@@ -161,7 +163,9 @@ impl MasterNode {
             master.initialize(options.members.clone()).await?;
         }
         let watching = tokio::spawn(watch_workers(Arc::clone(&plane), options.worker_timeout));
-        let mut tasks = vec![serving, watching];
+        let probing =
+            tokio::spawn(super::probe::probe_masters(master.clone(), Arc::clone(&plane.peers), auth.clone(), options.tls.clone()));
+        let mut tasks = vec![serving, watching, probing];
         if let Some(deployer) = deployer {
             tasks.push(tokio::spawn(deployer.run()));
         }
@@ -222,6 +226,9 @@ impl MasterNode {
     }
 }
 
+/// How long a master waits for a worker's log.
+const WORKER_LOGS_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// When the leader last heard from each worker, as of the term it leads in.
 #[derive(Default)]
 struct LastHeard {
@@ -245,6 +252,8 @@ struct ControlPlane {
     leader_clients: Mutex<HashMap<String, ForwardClient>>,
     /// What `/metrics` counts: submissions, forwarded calls.
     counters: MasterCounters,
+    /// What this master last heard from the others.
+    peers: Arc<super::probe::Peers>,
 }
 
 fn now_ms() -> u64 {
@@ -520,9 +529,44 @@ impl Control for Arc<ControlPlane> {
         Ok(Response::new(JobLiveReply { json }))
     }
 
+    async fn worker_logs(&self, request: Request<WorkerLogsRequest>) -> Result<Response<LogsReply>, Status> {
+        let ask = request.into_inner();
+        let worker = WorkerId(ask.worker_id);
+        let addr = self
+            .master
+            .read(|state| state.worker(worker).map(|record| record.control_addr.clone()))
+            .ok_or_else(|| Status::not_found(format!("{worker} is unknown")))?;
+        let channel = super::lazy_channel(&addr, self.tls.as_ref()).map_err(Status::unavailable)?;
+        let mut client = WorkerClient::with_interceptor(channel, self.auth.add());
+        let query = ask.query.unwrap_or_default();
+        match tokio::time::timeout(WORKER_LOGS_TIMEOUT, client.logs(query)).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => Err(status),
+            Ok(Err(status)) => Err(Status::unavailable(format!("{worker} at {addr} did not answer: {}", super::status_reason(&status)))),
+            Err(_) => Err(Status::unavailable(format!("{worker} at {addr} did not answer within {WORKER_LOGS_TIMEOUT:?}"))),
+        }
+    }
+
     async fn cluster(&self, _request: Request<ClusterRequest>) -> Result<Response<ClusterReply>, Status> {
         let leader = self.master.leader();
-        let masters: Vec<MasterInfo> = self.master.member_addrs().into_iter().map(|(id, addr)| MasterInfo { id, addr }).collect();
+        let masters: Vec<MasterInfo> = self
+            .master
+            .member_addrs()
+            .into_iter()
+            .map(|(id, addr)| match id == self.master.id() {
+                true => MasterInfo {
+                    id,
+                    addr,
+                    reachable: true,
+                    seen_ms_ago: Some(0),
+                    term: self.master.term(),
+                    leader_id: leader,
+                    applied_index: self.master.applied_index(),
+                    error: String::new(),
+                },
+                false => self.peers.info(id, addr),
+            })
+            .collect();
         let leader_addr =
             leader.and_then(|id| masters.iter().find(|master| master.id == id)).map(|master| master.addr.clone()).unwrap_or_default();
         let workers = self.master.read(|state| {

@@ -181,6 +181,24 @@ pub struct CheckpointStats {
     pub sync_max: Duration,
 }
 
+/// When one subtask took its part of a checkpoint: what a per-subtask timeline (a Gantt chart of
+/// the checkpoint) shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SubtaskCheckpoint {
+    /// The task (its index in the plan).
+    pub task: u32,
+    /// The subtask of that task.
+    pub subtask: u32,
+    /// From the checkpoint's trigger to this subtask's acknowledgement reaching the coordinator.
+    pub acknowledged_after: Duration,
+    /// How long its gate waited from the first barrier to the last (aligned checkpoints).
+    pub alignment: Duration,
+    /// How long it spent on its slot taking its snapshot.
+    pub sync: Duration,
+    /// Key groups of state it snapshot.
+    pub key_groups: u64,
+}
+
 /// Triggers checkpoints at an interval (and savepoints on demand) and completes them when every
 /// subtask acknowledged.
 #[derive(Debug)]
@@ -194,6 +212,8 @@ pub(crate) struct CheckpointCoordinator {
     last_trigger: Option<Instant>,
     pending: Option<PendingCheckpoint>,
     stats: CheckpointStats,
+    /// Each subtask's part of the newest completed checkpoint, in the order they acknowledged.
+    latest_subtasks: Vec<SubtaskCheckpoint>,
 }
 
 #[derive(Debug)]
@@ -202,6 +222,7 @@ struct PendingCheckpoint {
     triggered_at: Instant,
     acknowledged: std::collections::HashSet<(usize, usize)>,
     key_groups: u64,
+    subtasks: Vec<SubtaskCheckpoint>,
 }
 
 impl CheckpointCoordinator {
@@ -218,6 +239,7 @@ impl CheckpointCoordinator {
             last_trigger: None,
             pending: None,
             stats: CheckpointStats::default(),
+            latest_subtasks: Vec::new(),
         }
     }
 
@@ -255,7 +277,8 @@ impl CheckpointCoordinator {
         let id = self.next_id;
         self.next_id += 1;
         self.last_trigger = Some(now);
-        self.pending = Some(PendingCheckpoint { id, triggered_at: now, acknowledged: Default::default(), key_groups: 0 });
+        self.pending =
+            Some(PendingCheckpoint { id, triggered_at: now, acknowledged: Default::default(), key_groups: 0, subtasks: Vec::new() });
         Some(id)
     }
 
@@ -284,6 +307,14 @@ impl CheckpointCoordinator {
         let first = pending.acknowledged.insert(subtask);
         debug_assert!(first, "checkpoint {id} acknowledged twice by subtask {subtask:?}");
         pending.key_groups += key_groups;
+        pending.subtasks.push(SubtaskCheckpoint {
+            task: subtask.0 as u32,
+            subtask: subtask.1 as u32,
+            acknowledged_after: pending.triggered_at.elapsed(),
+            alignment,
+            sync,
+            key_groups,
+        });
         self.complete_if_done()
     }
 
@@ -310,6 +341,7 @@ impl CheckpointCoordinator {
         self.stats.latest_id = Some(done.id);
         self.stats.latest_duration = done.triggered_at.elapsed();
         self.stats.latest_key_groups = done.key_groups;
+        self.latest_subtasks = done.subtasks;
         Some(done.id)
     }
 
@@ -325,6 +357,11 @@ impl CheckpointCoordinator {
         self.stats.latest_state_bytes = state_bytes;
         self.stats.latest_written_bytes = written_bytes;
         self.stats.in_flight_bytes_max = self.stats.in_flight_bytes_max.max(in_flight_bytes);
+    }
+
+    /// Each subtask's part of the newest completed checkpoint, in the order they acknowledged.
+    pub(crate) fn latest_subtasks(&self) -> &[SubtaskCheckpoint] {
+        &self.latest_subtasks
     }
 
     pub(crate) fn stats(&self) -> CheckpointStats {
@@ -378,6 +415,10 @@ mod tests {
         assert_eq!(coordinator.acknowledge(1, (0, 0), 3, Duration::from_millis(2), Duration::ZERO), None);
         assert_eq!(coordinator.acknowledge(7, (0, 1), 0, Duration::ZERO, Duration::ZERO), None, "not the pending one");
         assert_eq!(coordinator.acknowledge(1, (0, 1), 4, Duration::ZERO, Duration::ZERO), Some(1));
+        let parts = coordinator.latest_subtasks();
+        assert_eq!(parts.iter().map(|part| (part.task, part.subtask, part.key_groups)).collect::<Vec<_>>(), [(0, 0, 3), (0, 1, 4)]);
+        assert_eq!(parts[0].alignment, Duration::from_millis(2));
+        assert!(parts[0].acknowledged_after <= parts[1].acknowledged_after, "in the order they acknowledged");
         let stats = coordinator.stats();
         assert_eq!((stats.completed, stats.latest_id, stats.latest_key_groups), (1, Some(1), 7));
         assert_eq!(stats.alignment_max, Duration::from_millis(2));

@@ -871,7 +871,8 @@ fn drive(
         let Some(id) = completed else { continue };
         let savepoint = savepoint_active.take_if(|(active, ..)| *active == id);
         let duration = coordinator.stats().latest_duration;
-        match keeper.complete(id, graph, plan, savepoint.as_ref().map(|(_, dir, ..)| dir.as_path()), duration) {
+        let savepoint_dir = savepoint.as_ref().map(|(_, dir, ..)| dir.as_path());
+        match keeper.complete(id, graph, plan, savepoint_dir, duration, coordinator.latest_subtasks()) {
             Ok((bytes, in_flight_bytes, path)) => {
                 coordinator.record_size(bytes, in_flight_bytes, keeper.written_bytes);
                 if let (Some((_, _, stop, reply)), Some(path)) = (savepoint, path) {

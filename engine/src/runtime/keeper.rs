@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::checkpoint::SubtaskCheckpoint;
 use super::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreState, SnapshotError};
 use super::task::{SubtaskId, TaskSnapshot};
 use crate::base::UserError;
@@ -58,6 +59,8 @@ pub struct CheckpointDone {
     pub state_bytes: u64,
     /// Bytes it wrote to the store (incremental: only the key groups that changed).
     pub written_bytes: u64,
+    /// Each subtask's part, in the order they acknowledged.
+    pub subtasks: Vec<SubtaskCheckpoint>,
 }
 
 /// Decides whether a checkpoint is complete before any sink commits what it holds: e.g. the
@@ -255,6 +258,7 @@ impl CheckpointKeeper {
         plan: &ExecutionPlan,
         savepoint_dir: Option<&std::path::Path>,
         duration: std::time::Duration,
+        subtasks: &[SubtaskCheckpoint],
     ) -> Result<(u64, u64, Option<std::path::PathBuf>), KeeperError> {
         debug_assert_eq!(self.pending_id, Some(checkpoint), "only the checkpoint in progress completes");
         self.pending_id = None;
@@ -347,7 +351,9 @@ impl CheckpointKeeper {
         }
         if let (Some(gate), None) = (&self.gate, savepoint_dir) {
             let published = location.is_some();
-            if let Err(reason) = gate(&CheckpointDone { id: checkpoint, location, duration, state_bytes: bytes, written_bytes }) {
+            let done =
+                CheckpointDone { id: checkpoint, location, duration, state_bytes: bytes, written_bytes, subtasks: subtasks.to_vec() };
+            if let Err(reason) = gate(&done) {
                 // Not complete: gone from the store, which keeps the one confirmed before it.
                 if let (Some(store), true) = (&mut self.store, published) {
                     self.written = None;

@@ -20,6 +20,16 @@ export type JobLiveView = Schemas["JobLiveView"];
 export type TaskView = Schemas["TaskView"];
 export type EdgeView = Schemas["EdgeView"];
 export type SubtaskView = Schemas["SubtaskView"];
+export type LogsView = Schemas["LogsView"];
+export type LogLineView = Schemas["LogLineView"];
+
+/** A search of a worker's log (`GET /api/workers/{id}/logs`). */
+export interface LogsQuery {
+  q?: string;
+  level?: string;
+  after?: number;
+  limit?: number;
+}
 
 /** A refusal of the API: its HTTP status, gRPC code name and message. */
 export class ApiError extends Error {
@@ -65,6 +75,15 @@ export const api = {
   savepoint: (id: number, ask: SavepointAsk) => call<SavepointView>("POST", `/api/jobs/${id}/savepoint`, ask),
   rescale: (id: number, ask: RescaleAsk) => call<JobView>("POST", `/api/jobs/${id}/rescale`, ask),
   live: (id: number) => call<JobLiveView>("GET", `/api/jobs/${id}/live`),
+  logs: (worker: number, query: LogsQuery) => {
+    const params = new URLSearchParams();
+    if (query.q) params.set("q", query.q);
+    if (query.level) params.set("level", query.level);
+    if (query.after !== undefined) params.set("after", String(query.after));
+    if (query.limit !== undefined) params.set("limit", String(query.limit));
+    const search = params.toString();
+    return call<LogsView>("GET", `/api/workers/${worker}/logs${search ? `?${search}` : ""}`);
+  },
 };
 
 /** Whether a job's status is final. */

@@ -1,4 +1,5 @@
 import { useLive } from "../live";
+import { href } from "../router";
 
 /** Masters with the leader and its term; workers with their slots and health. */
 export function ClusterPage() {
@@ -17,14 +18,24 @@ export function ClusterPage() {
       <h2>Masters</h2>
       <table>
         <thead>
-          <tr><th>id</th><th>address</th><th>role</th></tr>
+          <tr><th>id</th><th>address</th><th>role</th><th>health</th><th>term</th><th>applied</th><th>last reached</th></tr>
         </thead>
         <tbody>
           {cluster.masters.map((master) => (
-            <tr key={master.id}>
+            <tr key={master.id} class={master.reachable ? "" : "down"} data-master={master.id}>
               <td>{master.id}</td>
               <td>{master.addr}</td>
-              <td>{master.leader ? <span class="badge running">leader</span> : "follower"}</td>
+              <td>{master.leader ? <span class="badge running">leader</span> : master.reachable ? "follower" : "—"}</td>
+              <td class="health">
+                {master.reachable ? (
+                  <span class="badge running">up</span>
+                ) : (
+                  <span class="badge failed" title={master.error ?? ""}>unreachable</span>
+                )}
+              </td>
+              <td>{master.term}</td>
+              <td>{master.applied_index}</td>
+              <td>{lastReached(master.seen_ms_ago, master.id === cluster.answered_by)}</td>
             </tr>
           ))}
         </tbody>
@@ -38,7 +49,7 @@ export function ClusterPage() {
           {cluster.workers.map((worker) => (
             <tr key={worker.id}>
               <td>{worker.id}</td>
-              <td>{worker.control_addr}</td>
+              <td>{worker.control_addr} · <a class="logs-link" {...href(`/logs?worker=${worker.id}`)}>logs</a></td>
               <td>{worker.data_addr}</td>
               <td>{worker.slots_used} / {worker.slots - worker.slots_used}</td>
               <td>{worker.alive ? <span class="badge running">alive</span> : <span class="badge failed">lost</span>}</td>
@@ -48,4 +59,11 @@ export function ClusterPage() {
       </table>
     </section>
   );
+}
+
+/** When the answering master last reached a master: "itself", "now", "12 s ago", or "never". */
+function lastReached(ms: number | null | undefined, itself: boolean): string {
+  if (itself) return "answered";
+  if (ms === null || ms === undefined) return "never";
+  return ms < 1500 ? "now" : `${Math.round(ms / 1000)} s ago`;
 }

@@ -104,7 +104,7 @@ export function JobPage({ id }: { id: number }) {
           {job.placements.map((placement, slot) => (
             <tr key={slot}>
               <td>{slot}</td>
-              <td>{placement.worker}</td>
+              <td>{placement.worker} · <a {...href(`/logs?worker=${placement.worker}&q=${encodeURIComponent(`job=${job.id}`)}`)}>logs</a></td>
               <td>{placement.slot}</td>
               <td>{workers.get(placement.worker)?.alive === false ? <span class="badge failed">lost</span> : "alive"}</td>
             </tr>
