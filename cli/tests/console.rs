@@ -120,7 +120,9 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     std::thread::spawn(move || stdout.for_each(drop));
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
 
-    let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url), ("TOKEN", token)]);
+    let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
+    // The assets' sizes and the first views' times, printed (bench/RESULTS.md records them).
+    run_browser_checks(&web, "load.mjs", &[("URL", url), ("TOKEN", token)]);
     stop_gracefully(demo);
     for page in [
         "01-login",
@@ -134,6 +136,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "09-sql-error",
         "10-sql-job",
         "11-exceptions",
+        "12-logs",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }

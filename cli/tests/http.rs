@@ -1,6 +1,7 @@
 //! `tethys master --http` and `tethys worker --masters ... --http`: each prints where it serves
 //! HTTP after its `listening` line; the master answers the JSON API and both answer `/metrics`,
-//! with the cluster secret only.
+//! with the cluster secret only; a job's checkpoints with their subtasks' parts, and the
+//! worker's log searched through the master.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -45,6 +46,23 @@ fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_string())
+}
+
+/// `POST path` at `addr` with the bearer `token` and a JSON `body`: the status and the body.
+fn post(addr: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
     let mut raw = String::new();
     stream.read_to_string(&mut raw).unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").unwrap();
@@ -101,4 +119,42 @@ fn a_master_and_a_worker_serve_http_where_they_say() {
     let metrics = wait_for(&http, "/metrics", |body| body.contains("tethys_workers_alive 1"));
     assert!(metrics.contains("tethys_is_leader 1") && metrics.contains("tethys_slots_total 2"), "{metrics}");
     assert_eq!(get(&worker_http, "/metrics", "wrong").0, 401);
+
+    // A checkpointing job: each checkpoint's subtasks' parts, for the console's timeline.
+    let submit = r#"{"name": "bench", "args": ["window", "1000000000000", "42", "sources=1", "rate=20000"], "parallelism": 2, "checkpoint_interval_ms": 200}"#;
+    let (status, body) = post(&http, "/api/jobs", SECRET, submit);
+    assert_eq!(status, 201, "{body}");
+    let job = serde_json::from_str::<serde_json::Value>(&body).unwrap()["job"].as_u64().unwrap();
+    let live = wait_for(&http, &format!("/api/jobs/{job}/live"), |body| body.contains("\"checkpoints\":[{"));
+    let live: serde_json::Value = serde_json::from_str(&live).unwrap();
+    let checkpoint = live["checkpoints"].as_array().unwrap().last().unwrap().clone();
+    let id = checkpoint["id"].as_u64().unwrap();
+    let (status, body) = get(&http, &format!("/api/jobs/{job}/checkpoints/{id}"), SECRET);
+    assert_eq!(status, 200, "{body}");
+    let details: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let parts = details["subtasks"].as_array().unwrap();
+    let tasks = live["tasks"].as_array().unwrap();
+    let subtasks: u64 = tasks.iter().map(|task| task["parallelism"].as_u64().unwrap()).sum();
+    assert_eq!(parts.len() as u64, subtasks, "every subtask took its part: {body}");
+    assert_eq!(details["checkpoint"]["subtasks"].as_u64(), Some(subtasks));
+    for part in parts {
+        let (acked, sync) = (part["acknowledged_ms"].as_f64().unwrap(), part["sync_ms"].as_f64().unwrap());
+        assert!(sync >= 0.0 && acked >= sync, "acknowledged after its snapshot: {part}");
+        assert!(part["task"].as_u64().unwrap() < tasks.len() as u64, "{part}");
+    }
+    assert!(
+        checkpoint["duration_ms"].as_f64().unwrap() + 1.0
+            >= parts.iter().map(|p| p["acknowledged_ms"].as_f64().unwrap()).fold(0.0, f64::max)
+    );
+    let (status, body) = get(&http, &format!("/api/jobs/{job}/checkpoints/999999"), SECRET);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("checkpoint 999999"), "{body}");
+    assert_eq!(get(&http, &format!("/api/jobs/{job}/checkpoints/x"), SECRET).0, 400);
+    assert_eq!(get(&http, &format!("/api/jobs/{job}/checkpoints/{id}"), "wrong").0, 401);
+
+    // The worker process keeps its log: the masters fetch it, searched.
+    let logs = wait_for(&http, "/api/workers/0/logs?q=attempt%20started", |body| body.contains(&format!("job={job}")));
+    let logs: serde_json::Value = serde_json::from_str(&logs).unwrap();
+    assert_eq!(logs["kept"], true);
+    assert!(logs["lines"].as_array().unwrap().iter().all(|line| line["message"].as_str().unwrap().contains("attempt started")), "{logs}");
 }

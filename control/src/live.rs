@@ -48,7 +48,7 @@ pub struct JobLiveView {
 }
 
 /// A completed checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CheckpointView {
     /// Its id.
     pub id: u64,
@@ -64,30 +64,138 @@ pub struct CheckpointView {
     pub written_bytes: u64,
     /// Its directory, when the job keeps checkpoints on storage.
     pub location: Option<String>,
+    /// Subtasks that took a part in it.
+    #[serde(default)]
+    pub subtasks: u32,
+    /// The longest any subtask's gate waited for its last barrier, in milliseconds.
+    #[serde(default)]
+    pub alignment_max_ms: f64,
+    /// The longest any subtask spent taking its snapshot on its slot, in milliseconds.
+    #[serde(default)]
+    pub sync_max_ms: f64,
+}
+
+/// One subtask's part of a checkpoint: a bar of its timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubtaskCheckpointView {
+    /// Its task (index in the plan).
+    pub task: u32,
+    /// The subtask.
+    pub subtask: u32,
+    /// From the checkpoint's trigger to its acknowledgement reaching the coordinator, in milliseconds.
+    pub acknowledged_ms: f64,
+    /// How long its gate waited from the first barrier to the last, in milliseconds (it ended
+    /// when the snapshot began).
+    pub alignment_ms: f64,
+    /// How long it spent taking its snapshot on its slot, in milliseconds (just before its
+    /// acknowledgement).
+    pub sync_ms: f64,
+    /// Key groups of state it snapshot.
+    pub key_groups: u64,
+}
+
+/// A checkpoint with each subtask's part (`GET /api/jobs/{id}/checkpoints/{checkpoint}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CheckpointDetails {
+    /// The checkpoint.
+    pub checkpoint: CheckpointView,
+    /// Its subtasks' parts, in the order they acknowledged.
+    pub subtasks: Vec<SubtaskCheckpointView>,
 }
 
 /// Checkpoints kept per job.
 pub const CHECKPOINTS_KEPT: usize = 100;
+/// Checkpoints (the newest) whose subtasks' parts are kept.
+pub const CHECKPOINT_DETAILS_KEPT: usize = 20;
 
-/// The checkpoints a job's driver completed on this leader.
+/// The checkpoints a job completed, as this master saw them (its drivers', or mirrored from the
+/// leader), with each subtask's part for the newest [`CHECKPOINT_DETAILS_KEPT`].
 #[derive(Debug, Default)]
 pub struct CheckpointHistory {
-    completed: Mutex<VecDeque<CheckpointView>>,
+    completed: Mutex<VecDeque<(CheckpointView, Option<Arc<Vec<SubtaskCheckpointView>>>)>>,
 }
 
 impl CheckpointHistory {
-    /// Keeps `checkpoint`, dropping the oldest beyond [`CHECKPOINTS_KEPT`].
-    pub fn record(&self, checkpoint: CheckpointView) {
+    /// Keeps `checkpoint` with its subtasks' parts (none: not known here), dropping the oldest
+    /// beyond [`CHECKPOINTS_KEPT`], and the parts of those beyond [`CHECKPOINT_DETAILS_KEPT`].
+    pub fn record(&self, checkpoint: CheckpointView, subtasks: Option<Vec<SubtaskCheckpointView>>) {
         let mut completed = self.completed.lock().expect("the history's lock is not poisoned");
         if completed.len() == CHECKPOINTS_KEPT {
             completed.pop_front();
         }
-        completed.push_back(checkpoint);
+        completed.push_back((checkpoint, subtasks.map(Arc::new)));
+        let older = completed.len().saturating_sub(CHECKPOINT_DETAILS_KEPT);
+        if let Some((_, details)) = completed.get_mut(older.wrapping_sub(1)) {
+            *details = None;
+        }
     }
 
     /// Every kept checkpoint, oldest first.
     pub fn all(&self) -> Vec<CheckpointView> {
-        self.completed.lock().expect("the history's lock is not poisoned").iter().cloned().collect()
+        self.completed.lock().expect("the history's lock is not poisoned").iter().map(|(view, _)| view.clone()).collect()
+    }
+
+    /// Checkpoint `id` with its subtasks' parts, if both are kept.
+    pub fn details(&self, id: u64) -> Option<CheckpointDetails> {
+        let completed = self.completed.lock().expect("the history's lock is not poisoned");
+        let (checkpoint, subtasks) = completed.iter().rev().find(|(view, _)| view.id == id)?;
+        Some(CheckpointDetails { checkpoint: checkpoint.clone(), subtasks: subtasks.as_ref()?.as_ref().clone() })
+    }
+
+    /// The newest kept checkpoint's id.
+    fn newest(&self) -> Option<u64> {
+        self.completed.lock().expect("the history's lock is not poisoned").back().map(|(view, _)| view.id)
+    }
+}
+
+/// What a master keeps of a job across its attempts: the last minutes of each task's figures and
+/// the completed checkpoints. The leader fills it as it samples; followers mirror the leader's
+/// (`absorb`), so a new leader's views go on from the old one's history.
+#[derive(Debug, Default)]
+pub struct JobHistory {
+    /// Per sample (oldest first), one point per task.
+    points: Mutex<VecDeque<Vec<TaskPoint>>>,
+    checkpoints: CheckpointHistory,
+}
+
+impl JobHistory {
+    /// Its completed checkpoints.
+    pub fn checkpoints(&self) -> &CheckpointHistory {
+        &self.checkpoints
+    }
+
+    fn push_points(&self, points: Vec<TaskPoint>) {
+        let mut kept = self.points.lock().expect("the history's lock is not poisoned");
+        if kept.len() == HISTORY_SAMPLES {
+            kept.pop_front();
+        }
+        kept.push_back(points);
+    }
+
+    /// Task `task`'s points, oldest first.
+    fn task_points(&self, task: usize) -> Vec<TaskPoint> {
+        let kept = self.points.lock().expect("the history's lock is not poisoned");
+        kept.iter().filter_map(|points| points.get(task).cloned()).collect()
+    }
+
+    /// Takes in what `view` (the leader's) holds that this history does not: samples after its
+    /// newest, checkpoints after its newest.
+    pub fn absorb(&self, view: &JobLiveView) {
+        let newest_ms =
+            self.points.lock().expect("the history's lock is not poisoned").back().and_then(|points| points.first()).map(|p| p.at_ms);
+        let samples = view.tasks.iter().map(|task| task.history.len()).min().unwrap_or(0);
+        for sample in 0..samples {
+            let points: Vec<TaskPoint> = view.tasks.iter().map(|task| task.history[sample].clone()).collect();
+            if newest_ms.is_none_or(|newest| points[0].at_ms > newest) {
+                self.push_points(points);
+            }
+        }
+        let newest_checkpoint = self.checkpoints.newest();
+        for checkpoint in &view.checkpoints {
+            if newest_checkpoint.is_none_or(|newest| checkpoint.id > newest) {
+                self.checkpoints.record(checkpoint.clone(), None);
+            }
+        }
     }
 }
 
@@ -179,14 +287,12 @@ struct Sample {
 }
 
 /// What is kept of the samples: the last two whole (for the subtasks' figures over the last
-/// interval), and each task's figures at every sample of the last minutes, computed once when
-/// the sample is taken.
+/// interval); each task's figures at every sample, computed once when the sample is taken, go to
+/// the job's history.
 #[derive(Default)]
 struct Samples {
     latest: Option<Sample>,
     previous: Option<Sample>,
-    /// Per sample (oldest first), one point per task.
-    points: VecDeque<Vec<TaskPoint>>,
 }
 
 /// A running attempt's figures as the leader samples them.
@@ -197,7 +303,7 @@ pub struct JobLive {
     edges: Vec<(u32, u32, String)>,
     board: Arc<LiveBoard>,
     samples: Mutex<Samples>,
-    checkpoints: Arc<CheckpointHistory>,
+    history: Arc<JobHistory>,
 }
 
 fn now_ms() -> u64 {
@@ -205,14 +311,15 @@ fn now_ms() -> u64 {
 }
 
 impl JobLive {
-    /// The figures of `attempt` of job `job`, planned as `plan`, read from `board`.
+    /// The figures of `attempt` of job `job`, planned as `plan`, read from `board`, going on from
+    /// (and into) the job's `history`.
     pub fn new(
         job: u64,
         attempt: u32,
         graph: &JobGraph,
         plan: &ExecutionPlan,
         board: Arc<LiveBoard>,
-        checkpoints: Arc<CheckpointHistory>,
+        history: Arc<JobHistory>,
     ) -> Arc<JobLive> {
         let tasks = plan
             .tasks
@@ -228,7 +335,7 @@ impl JobLive {
                     .map(move |input| (input.from_task as u32, task.id as u32, format!("{:?}", input.partitioning).to_lowercase()))
             })
             .collect();
-        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::default(), checkpoints })
+        Arc::new(JobLive { job, attempt, tasks, edges, board, samples: Mutex::default(), history })
     }
 
     /// Takes a sample of the board now.
@@ -246,10 +353,7 @@ impl JobLive {
                     TaskPoint { at_ms: sample.at_ms, records_in_per_s, records_out_per_s, busy, backpressured }
                 })
                 .collect();
-            if samples.points.len() == HISTORY_SAMPLES {
-                samples.points.pop_front();
-            }
-            samples.points.push_back(points);
+            self.history.push_points(points);
         }
         samples.previous = samples.latest.replace(sample);
     }
@@ -266,7 +370,7 @@ impl JobLive {
             .map(|(id, (operators, parallelism))| {
                 let id = id as u32;
                 let subtasks = latest.map_or_else(Vec::new, |latest| subtask_views(id, latest, previous));
-                let history = samples.points.iter().map(|points| points[id as usize].clone()).collect();
+                let history = self.history.task_points(id as usize);
                 let (records_in_per_s, records_out_per_s, busy, backpressured) = totals(&subtasks);
                 let readings = latest.map_or(&[][..], |latest| of_task(latest, id));
                 let watermark =
@@ -309,7 +413,7 @@ impl JobLive {
             tasks,
             edges,
             bottleneck,
-            checkpoints: self.checkpoints.all(),
+            checkpoints: self.history.checkpoints.all(),
         }
     }
 }
@@ -401,8 +505,27 @@ mod tests {
             edges: (1..graph_tasks).map(|task| (task as u32 - 1, task as u32, "rebalance".to_string())).collect(),
             board: LiveBoard::new(),
             samples: Mutex::default(),
-            checkpoints: Arc::default(),
+            history: Arc::default(),
         }
+    }
+
+    fn checkpoint(id: u64) -> CheckpointView {
+        CheckpointView {
+            id,
+            attempt: 1,
+            completed_at_ms: id,
+            duration_ms: 3,
+            state_bytes: 10,
+            written_bytes: 4,
+            location: None,
+            subtasks: 1,
+            alignment_max_ms: 0.5,
+            sync_max_ms: 0.25,
+        }
+    }
+
+    fn part(subtask: u32) -> SubtaskCheckpointView {
+        SubtaskCheckpointView { task: 0, subtask, acknowledged_ms: 2.0, alignment_ms: 0.5, sync_ms: 0.25, key_groups: 3 }
     }
 
     #[test]
@@ -448,23 +571,54 @@ mod tests {
     }
 
     #[test]
-    fn the_checkpoint_history_keeps_the_newest() {
-        let history = CheckpointHistory::default();
-        for id in 1..=(CHECKPOINTS_KEPT as u64 + 5) {
-            history.record(CheckpointView {
-                id,
-                attempt: 1,
-                completed_at_ms: id,
-                duration_ms: 3,
-                state_bytes: 10,
-                written_bytes: 4,
-                location: None,
+    fn the_checkpoint_history_keeps_the_newest_and_the_subtasks_parts_of_the_newest_few() {
+        let history = JobHistory::default();
+        let newest = CHECKPOINTS_KEPT as u64 + 5;
+        for id in 1..=newest {
+            history.checkpoints.record(checkpoint(id), Some(vec![part(0), part(1)]));
+        }
+        let kept = history.checkpoints.all();
+        assert_eq!((kept.len(), kept[0].id, kept.last().unwrap().id), (CHECKPOINTS_KEPT, 6, newest));
+        let details = history.checkpoints.details(newest).unwrap();
+        assert_eq!((details.checkpoint.id, details.subtasks.len()), (newest, 2));
+        let oldest_detailed = newest - CHECKPOINT_DETAILS_KEPT as u64 + 1;
+        assert!(history.checkpoints.details(oldest_detailed).is_some());
+        assert_eq!(history.checkpoints.details(oldest_detailed - 1), None, "only the newest keep their parts");
+        assert_eq!(history.checkpoints.details(2), None, "gone");
+        let live = JobLive { history: Arc::new(history), ..job(1) };
+        assert_eq!(live.view().checkpoints.len(), CHECKPOINTS_KEPT);
+    }
+
+    #[test]
+    fn a_jobs_history_goes_on_across_attempts_and_is_mirrored_from_the_leaders_views() {
+        // Attempt 1 samples three times; attempt 2 (a restart, or a new leader) goes on in the same history.
+        let history = Arc::new(JobHistory::default());
+        let first = JobLive { history: Arc::clone(&history), ..job(2) };
+        for second in 1..=3 {
+            first.push(Sample {
+                at_ms: second * 1_000,
+                readings: vec![reading(0, second, 10 * second, 0.5, 0.0), reading(1, second, 10 * second, 0.5, 0.0)],
             });
         }
-        let kept = history.all();
-        assert_eq!((kept.len(), kept[0].id, kept.last().unwrap().id), (CHECKPOINTS_KEPT, 6, CHECKPOINTS_KEPT as u64 + 5));
-        let live = JobLive { checkpoints: Arc::new(history), ..job(1) };
-        assert_eq!(live.view().checkpoints.len(), CHECKPOINTS_KEPT);
+        history.checkpoints.record(checkpoint(1), Some(vec![part(0)]));
+        let second = JobLive { attempt: 2, history: Arc::clone(&history), ..job(2) };
+        second.push(Sample { at_ms: 5_000, readings: vec![reading(0, 1, 10, 0.5, 0.0), reading(1, 1, 10, 0.5, 0.0)] });
+        second.push(Sample { at_ms: 6_000, readings: vec![reading(0, 2, 20, 0.5, 0.0), reading(1, 2, 20, 0.5, 0.0)] });
+        let view = second.view();
+        assert_eq!(view.attempt, 2);
+        let at: Vec<u64> = view.tasks[1].history.iter().map(|point| point.at_ms).collect();
+        assert_eq!(at, [2_000, 3_000, 6_000], "the first attempt's points, then the second's");
+        assert_eq!(view.checkpoints.iter().map(|c| c.id).collect::<Vec<_>>(), [1]);
+
+        // A follower mirrors the leader's views: it takes what is new each time, once.
+        let mirror = JobHistory::default();
+        mirror.absorb(&first.view());
+        mirror.absorb(&view);
+        mirror.absorb(&view);
+        assert_eq!(mirror.task_points(1).iter().map(|point| point.at_ms).collect::<Vec<_>>(), at);
+        assert_eq!(mirror.task_points(0).len(), 3);
+        assert_eq!(mirror.checkpoints.all().iter().map(|c| c.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(mirror.checkpoints.details(1), None, "the parts stay with the leader that took it");
     }
 
     #[test]

@@ -42,6 +42,10 @@ await run(async (page, { shot, waitText, step }) => {
   const job = Number(new URL(page.url()).pathname.split("/").pop());
   await waitText("#job-status", (text) => text === "running", "the deployed job runs");
   await page.waitForSelector("#checkpoints tbody tr");
+  await page.waitForSelector("#checkpoint-timeline .timeline-row");
+  await page.click("#checkpoints tbody tr:last-child");
+  const chosen = await page.getAttribute("#checkpoints tbody tr:last-child", "data-checkpoint");
+  await page.waitForFunction((id) => document.querySelector("#checkpoint-timeline h3")?.textContent?.startsWith(`Checkpoint ${id}:`), chosen);
   await shot("04-job");
 
   step("take a savepoint");

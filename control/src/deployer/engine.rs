@@ -102,7 +102,7 @@ impl EngineDriver {
         .map_err(|error| format!("the attempt's cluster did not form: {error}"))?;
         let coordinator = Arc::new(coordinator);
         let (master, job_id, gate_handle) = (self.master.clone(), job.id, handle.clone());
-        let history = Arc::new(crate::live::CheckpointHistory::default());
+        let history = Arc::clone(&run.history);
         let completed = Arc::clone(&history);
         coordinator.cluster().set_checkpoint_gate(Arc::new(move |done: &CheckpointDone| {
             let checkpoint = CompletedCheckpoint {
@@ -114,7 +114,20 @@ impl EngineDriver {
             let completed_at_ms = checkpoint.completed_at_ms;
             match gate_handle.block_on(master.propose(Command::CompleteCheckpoint { job: job_id, checkpoint })) {
                 Ok(Ok(_)) => {
-                    completed.record(crate::live::CheckpointView {
+                    let millis = |duration: Duration| duration.as_secs_f64() * 1e3;
+                    let parts: Vec<crate::live::SubtaskCheckpointView> = done
+                        .subtasks
+                        .iter()
+                        .map(|part| crate::live::SubtaskCheckpointView {
+                            task: part.task,
+                            subtask: part.subtask,
+                            acknowledged_ms: millis(part.acknowledged_after),
+                            alignment_ms: millis(part.alignment),
+                            sync_ms: millis(part.sync),
+                            key_groups: part.key_groups,
+                        })
+                        .collect();
+                    let checkpoint = crate::live::CheckpointView {
                         id: done.id,
                         attempt,
                         completed_at_ms,
@@ -122,7 +135,11 @@ impl EngineDriver {
                         state_bytes: done.state_bytes,
                         written_bytes: done.written_bytes,
                         location: done.location.as_ref().map(|path| path.display().to_string()),
-                    });
+                        subtasks: parts.len() as u32,
+                        alignment_max_ms: parts.iter().map(|part| part.alignment_ms).fold(0.0, f64::max),
+                        sync_max_ms: parts.iter().map(|part| part.sync_ms).fold(0.0, f64::max),
+                    };
+                    completed.checkpoints().record(checkpoint, Some(parts));
                     Ok(())
                 }
                 Ok(Err(refusal)) => Err(format!("the masters refused it: {refusal}")),

@@ -112,6 +112,8 @@ pub struct AttemptRun {
     pub adopted: Option<BTreeMap<u32, SocketAddr>>,
     /// Where the driver publishes what controls the attempt.
     pub handles: AttemptHandles,
+    /// What this master keeps of the job across attempts: the driver's figures and checkpoints go there.
+    pub history: Arc<crate::live::JobHistory>,
 }
 
 /// Runs attempts: starts them on their workers (or joins them, adopted), coordinates them, and
@@ -213,6 +215,8 @@ pub struct Deployer {
     /// The jobs the program knows, to check a rescale before anything stops.
     registry: Option<JobRegistry>,
     drivers: Arc<Mutex<HashMap<JobId, Driver>>>,
+    /// What this master keeps of each job that has not ended, across attempts and leaders.
+    histories: Mutex<HashMap<JobId, Arc<crate::live::JobHistory>>>,
     /// Jobs waiting for slots, with the reason last logged.
     waiting: Mutex<HashMap<JobId, String>>,
     /// Why each job's last attempt driven here failed.
@@ -271,6 +275,7 @@ impl Deployer {
             checkpoint_root: None,
             registry: None,
             drivers: Arc::new(Mutex::new(HashMap::new())),
+            histories: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
             last_failure: Arc::new(Mutex::new(HashMap::new())),
             retry_at: Arc::new(Mutex::new(HashMap::new())),
@@ -410,7 +415,8 @@ impl Deployer {
     ) {
         let this = Arc::clone(self);
         let (job_id, attempt) = (job.id, deployment.attempt);
-        let run = AttemptRun { job: job.clone(), deployment: deployment.clone(), term, adopted, handles: handles.clone() };
+        let history = self.history(job_id);
+        let run = AttemptRun { job: job.clone(), deployment: deployment.clone(), term, adopted, handles: handles.clone(), history };
         let driving = self.driver.drive(run);
         let task = tokio::spawn(async move {
             let outcome = driving.await;
@@ -665,6 +671,25 @@ impl Deployer {
     /// The live figures of job `job`'s running attempt, if this leader drives one.
     pub(crate) fn live(&self, job: JobId) -> Option<Arc<crate::live::JobLive>> {
         lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.live).clone())
+    }
+
+    /// What this master keeps of `job` (kept from now on, until the job ends).
+    pub(crate) fn history(&self, job: JobId) -> Arc<crate::live::JobHistory> {
+        Arc::clone(lock(&self.histories).entry(job).or_default())
+    }
+
+    /// Forgets the histories of jobs that ended or are gone.
+    pub(crate) fn forget_ended_histories(&self) {
+        let ended: Vec<JobId> = {
+            let histories = lock(&self.histories);
+            self.master.read(|state| {
+                histories.keys().copied().filter(|job| state.job(*job).is_none_or(|record| record.status.is_terminal())).collect()
+            })
+        };
+        let mut histories = lock(&self.histories);
+        for job in ended {
+            histories.remove(&job);
+        }
     }
 
     /// The live views of every running attempt this leader drives.

@@ -10,6 +10,7 @@
 //! | `POST /api/jobs/{id}/savepoint` | [`SavepointView`]; with `{"stop": true}` the job stops after it |
 //! | `POST /api/jobs/{id}/rescale` | [`JobView`] restarted at the new parallelism from a savepoint |
 //! | `GET /api/jobs/{id}/live` | `JobLiveView` (`crate::live`): tasks, edges, live figures, history, the bottleneck; 409 unless running |
+//! | `GET /api/jobs/{id}/checkpoints/{checkpoint}` | `CheckpointDetails` (`crate::live`): a completed checkpoint with each subtask's part (the newest 20) |
 //! | `GET /api/workers/{id}/logs?q=&level=&after=&limit=` | [`LogsView`]: the newest matching lines of the worker's log; 404 for an unknown worker, 503 when it does not answer |
 //!
 //! Each handler calls the same method of `Control` a gRPC client reaches, on the master's own
@@ -29,8 +30,8 @@ use tonic::{Code, Request};
 use super::ApiError;
 use crate::rpc::proto::control_server::Control;
 use crate::rpc::proto::{
-    ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, LogsRequest, RescaleRequest, SavepointRequest, SubmitJobRequest,
-    WorkerLogsRequest,
+    CheckpointRequest, ClusterReply, ClusterRequest, JobInfo, JobRequest, ListJobsRequest, LogsRequest, RescaleRequest, SavepointRequest,
+    SubmitJobRequest, WorkerLogsRequest,
 };
 
 /// The cluster as the answering master knows it (`GET /api/cluster`).
@@ -310,6 +311,7 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
         .route("/api/jobs/{id}/savepoint", post(savepoint::<C>))
         .route("/api/jobs/{id}/rescale", post(rescale::<C>))
         .route("/api/jobs/{id}/live", get(job_live::<C>))
+        .route("/api/jobs/{id}/checkpoints/{checkpoint}", get(checkpoint_details::<C>))
         .route("/api/workers/{id}/logs", get(worker_logs::<C>))
         .with_state(control)
 }
@@ -388,6 +390,24 @@ async fn job_live<C: Control>(
     let view = serde_json::from_str(&reply.json)
         .map_err(|error| ApiError::new(Code::Internal, format!("the leader's live view does not parse: {error}")))?;
     Ok(Json(view))
+}
+
+#[utoipa::path(get, path = "/api/jobs/{id}/checkpoints/{checkpoint}", tag = "live",
+    params(("id" = u64, Path, description = "The job's id"), ("checkpoint" = u64, Path, description = "The checkpoint's id")),
+    responses((status = 200, description = "The checkpoint with each subtask's part (acknowledgement, alignment, snapshot), for a per-subtask timeline", body = crate::live::CheckpointDetails),
+              (status = 400, description = "A bad id", body = super::openapi::ErrorBody),
+              (status = 404, description = "No such job, or the checkpoint's parts are not kept (only the newest 20 the leader completed)", body = super::openapi::ErrorBody),
+              (status = 503, description = "No leader known", body = super::openapi::ErrorBody)))]
+async fn checkpoint_details<C: Control>(
+    State(control): State<C>,
+    ids: Result<Path<(u64, u64)>, PathRejection>,
+) -> Result<Json<crate::live::CheckpointDetails>, ApiError> {
+    let Path((job_id, checkpoint_id)) =
+        ids.map_err(|rejection| ApiError::new(Code::InvalidArgument, format!("bad job or checkpoint id: {}", rejection.body_text())))?;
+    let reply = control.checkpoint_details(Request::new(CheckpointRequest { job_id, checkpoint_id })).await?.into_inner();
+    let details = serde_json::from_str(&reply.json)
+        .map_err(|error| ApiError::new(Code::Internal, format!("the leader's checkpoint does not parse: {error}")))?;
+    Ok(Json(details))
 }
 
 /// `GET /api/workers/{id}/logs`'s query: what to search for.

@@ -37,6 +37,7 @@ pub struct ErrorBody {
         super::api::rescale,
         super::api::job_live,
         super::api::worker_logs,
+        super::api::checkpoint_details,
         super::events::events,
         super::session::login,
         super::session::logout,

@@ -24,9 +24,9 @@ use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::worker_client::WorkerClient;
 use super::proto::{
-    AttemptRef, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest, ListJobsReply,
-    ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SavepointReply,
-    SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
+    AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest,
+    ListJobsReply, ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest,
+    SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -165,7 +165,8 @@ impl MasterNode {
         let watching = tokio::spawn(watch_workers(Arc::clone(&plane), options.worker_timeout));
         let probing =
             tokio::spawn(super::probe::probe_masters(master.clone(), Arc::clone(&plane.peers), auth.clone(), options.tls.clone()));
-        let mut tasks = vec![serving, watching, probing];
+        let mirroring = tokio::spawn(mirror_histories(Arc::clone(&plane)));
+        let mut tasks = vec![serving, watching, probing, mirroring];
         if let Some(deployer) = deployer {
             tasks.push(tokio::spawn(deployer.run()));
         }
@@ -223,6 +224,36 @@ impl MasterNode {
             task.abort();
         }
         self.master.shutdown().await;
+    }
+}
+
+/// How often a follower mirrors the leader's history of each running job.
+const MIRROR_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A follower's copy of what the leader keeps of each running job (its figures' last minutes,
+/// its checkpoints), taken every [`MIRROR_INTERVAL`]: if this master becomes the leader, the
+/// jobs' views go on from that history. Every master forgets the histories of ended jobs.
+async fn mirror_histories(plane: Arc<ControlPlane>) {
+    let Some(deployer) = plane.deployer.clone() else { return };
+    let mut ticks = tokio::time::interval(MIRROR_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        deployer.forget_ended_histories();
+        if plane.master.is_leader() {
+            continue;
+        }
+        let Some(leader) = plane.leader_client() else { continue };
+        let running: Vec<u64> =
+            plane.master.read(|state| state.jobs().filter(|job| job.status == JobStatus::Running).map(|job| job.id.0).collect());
+        for job_id in running {
+            let asked = tokio::time::timeout(MIRROR_INTERVAL, leader.clone().job_live(JobRequest { job_id })).await;
+            let Ok(Ok(reply)) = asked else { continue };
+            match serde_json::from_str::<crate::live::JobLiveView>(&reply.get_ref().json) {
+                Ok(view) => deployer.history(JobId(job_id)).absorb(&view),
+                Err(error) => tracing::warn!(job = job_id, %error, "the leader's live view does not parse"),
+            }
+        }
     }
 }
 
@@ -300,6 +331,23 @@ impl ControlPlane {
         let client = ControlClient::with_interceptor(channel, self.auth.add_forwarded());
         clients.insert(addr.clone(), client.clone());
         Ok(client)
+    }
+
+    /// A client of the leader this master knows (none: it leads, or knows no leader), for this
+    /// master's own calls.
+    fn leader_client(&self) -> Option<ForwardClient> {
+        let MasterError::NotLeader { leader: Some((_, addr)), .. } = self.not_leader() else { return None };
+        if self.master.is_leader() {
+            return None;
+        }
+        let mut clients = self.leader_clients.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = clients.get(&addr) {
+            return Some(client.clone());
+        }
+        let channel = super::lazy_channel(&addr, self.tls.as_ref()).ok()?;
+        let client = ControlClient::with_interceptor(channel, self.auth.add_forwarded());
+        clients.insert(addr, client.clone());
+        Some(client)
     }
 
     /// A follower's client to the leader for a read: reads are the leader's, so a client sees its
@@ -526,6 +574,25 @@ impl Control for Arc<ControlPlane> {
             .live(JobId(job.id))
             .ok_or_else(|| Status::failed_precondition(format!("job {} runs, and its first figures are not in yet", job.id)))?;
         let json = serde_json::to_string(&live.view()).map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(JobLiveReply { json }))
+    }
+
+    async fn checkpoint_details(&self, request: Request<CheckpointRequest>) -> Result<Response<JobLiveReply>, Status> {
+        if !self.master.is_leader() {
+            let mut leader = self.forward_to(&request, self.not_leader())?;
+            return leader.checkpoint_details(request.into_inner()).await;
+        }
+        let ask = request.into_inner();
+        let job = self.job(ask.job_id).await?;
+        let details = self.deployer()?.history(JobId(job.id)).checkpoints().details(ask.checkpoint_id).ok_or_else(|| {
+            Status::not_found(format!(
+                "checkpoint {} of job {} is not kept with its subtasks' parts here (the leader keeps the newest {} it completed)",
+                ask.checkpoint_id,
+                job.id,
+                crate::live::CHECKPOINT_DETAILS_KEPT
+            ))
+        })?;
+        let json = serde_json::to_string(&details).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(JobLiveReply { json }))
     }
 

@@ -21,6 +21,8 @@ export type TaskView = Schemas["TaskView"];
 export type EdgeView = Schemas["EdgeView"];
 export type SubtaskView = Schemas["SubtaskView"];
 export type LogsView = Schemas["LogsView"];
+export type CheckpointDetails = Schemas["CheckpointDetails"];
+export type SubtaskCheckpointView = Schemas["SubtaskCheckpointView"];
 export type LogLineView = Schemas["LogLineView"];
 
 /** A search of a worker's log (`GET /api/workers/{id}/logs`). */
@@ -75,6 +77,7 @@ export const api = {
   savepoint: (id: number, ask: SavepointAsk) => call<SavepointView>("POST", `/api/jobs/${id}/savepoint`, ask),
   rescale: (id: number, ask: RescaleAsk) => call<JobView>("POST", `/api/jobs/${id}/rescale`, ask),
   live: (id: number) => call<JobLiveView>("GET", `/api/jobs/${id}/live`),
+  checkpoint: (id: number, checkpoint: number) => call<CheckpointDetails>("GET", `/api/jobs/${id}/checkpoints/${checkpoint}`),
   logs: (worker: number, query: LogsQuery) => {
     const params = new URLSearchParams();
     if (query.q) params.set("q", query.q);

@@ -2,7 +2,7 @@
 // figures, edges coloured where the producer waits for credit, the bottleneck marked, and a
 // virtualised table of the chosen task's subtasks (it stays fast at thousands of subtasks).
 import { useEffect, useRef, useState } from "preact/hooks";
-import { api, ApiError, type JobLiveView, type SubtaskView, type TaskView } from "../api/client";
+import { api, ApiError, type CheckpointDetails, type JobLiveView, type SubtaskView, type TaskView } from "../api/client";
 
 const WIDTH = 250;
 const HEIGHT = 118;
@@ -166,10 +166,13 @@ function bytes(count: number): string {
   return `${count} B`;
 }
 
-/** The checkpoints this leader completed: durations as bars, the newest in a table. */
+/** The checkpoints the masters kept: durations as bars, the newest in a table; a chosen one's
+ * subtasks on a timeline. */
 function Checkpoints({ view }: { view: JobLiveView }) {
   const checkpoints = view.checkpoints;
+  const [chosen, setChosen] = useState<number>();
   if (checkpoints.length === 0) return <p class="muted">No checkpoint completed yet (or the job takes none).</p>;
+  const shown = chosen ?? checkpoints[checkpoints.length - 1].id;
   const longest = Math.max(1, ...checkpoints.map((c) => c.duration_ms));
   const bar = 8;
   return (
@@ -187,21 +190,84 @@ function Checkpoints({ view }: { view: JobLiveView }) {
       </svg>
       <table>
         <thead>
-          <tr><th>id</th><th>attempt</th><th>completed</th><th>duration</th><th>state</th><th>written</th></tr>
+          <tr><th>id</th><th>attempt</th><th>completed</th><th>duration</th><th>alignment (max)</th><th>snapshot (max)</th><th>state</th><th>written</th></tr>
         </thead>
         <tbody>
           {checkpoints.slice(-8).reverse().map((c) => (
-            <tr key={c.id}>
+            <tr key={c.id} class={c.id === shown ? "chosen clickable" : "clickable"} data-checkpoint={c.id} onClick={() => setChosen(c.id)}>
               <td>{c.id}</td>
               <td>{c.attempt}</td>
               <td>{new Date(c.completed_at_ms).toLocaleTimeString()}</td>
               <td>{c.duration_ms} ms</td>
+              <td>{(c.alignment_max_ms ?? 0).toFixed(1)} ms</td>
+              <td>{(c.sync_max_ms ?? 0).toFixed(1)} ms</td>
               <td>{bytes(c.state_bytes)}</td>
               <td>{bytes(c.written_bytes)}</td>
             </tr>
           ))}
         </tbody>
       </table>
+      <CheckpointTimeline job={view.job} checkpoint={shown} tasks={view.tasks} />
+    </div>
+  );
+}
+
+/** Rows a timeline draws at most: the slowest subtasks. */
+const TIMELINE_ROWS = 400;
+const TIMELINE_ROW = 14;
+
+/** Checkpoint `checkpoint`'s subtasks on a timeline from its trigger: the barrier on its way
+ * (grey), the alignment (orange) and the snapshot (blue), ending at the acknowledgement. */
+function CheckpointTimeline({ job, checkpoint, tasks }: { job: number; checkpoint: number; tasks: TaskView[] }) {
+  const [details, setDetails] = useState<CheckpointDetails>();
+  const [error, setError] = useState<string>();
+  useEffect(() => {
+    let stopped = false;
+    api.checkpoint(job, checkpoint).then(
+      (found) => !stopped && (setDetails(found), setError(undefined)),
+      (e) => !stopped && (setDetails(undefined), setError((e as Error).message)),
+    );
+    return () => {
+      stopped = true;
+    };
+  }, [job, checkpoint]);
+  if (error) return <p class="muted" id="checkpoint-timeline-missing">Checkpoint {checkpoint}: {error}</p>;
+  if (!details || details.checkpoint.id !== checkpoint) return <p class="muted">Loading checkpoint {checkpoint}…</p>;
+  const parts = [...details.subtasks].sort((a, b) => b.acknowledged_ms - a.acknowledged_ms).slice(0, TIMELINE_ROWS);
+  parts.sort((a, b) => a.task - b.task || a.subtask - b.subtask);
+  const end = Math.max(1, details.checkpoint.duration_ms, ...parts.map((part) => part.acknowledged_ms));
+  const [label, width] = [170, 560];
+  const x = (ms: number) => label + (Math.max(0, ms) / end) * width;
+  const name = (task: number) => tasks[task]?.operators[0] ?? `task ${task}`;
+  return (
+    <div id="checkpoint-timeline">
+      <h3>
+        Checkpoint {checkpoint}: {details.subtasks.length} subtasks over {end.toFixed(1)} ms
+        {details.subtasks.length > parts.length ? ` (the ${parts.length} slowest shown)` : ""}
+      </h3>
+      <div class="timeline-box">
+        <svg width={label + width + 20} height={parts.length * TIMELINE_ROW + 24} class="timeline">
+          {parts.map((part, row) => {
+            const y = row * TIMELINE_ROW;
+            const snapshotAt = part.acknowledged_ms - part.sync_ms;
+            const alignedFrom = snapshotAt - part.alignment_ms;
+            return (
+              <g key={`${part.task}.${part.subtask}`} class="timeline-row">
+                <text x={0} y={y + 11}>{`${name(part.task)} #${part.subtask}`.slice(0, 26)}</text>
+                <rect class="transit" x={x(0)} y={y + 2} width={Math.max(0, x(alignedFrom) - x(0))} height={10} />
+                <rect class="alignment" x={x(alignedFrom)} y={y + 2} width={Math.max(1, x(snapshotAt) - x(alignedFrom))} height={10} />
+                <rect class="sync" x={x(snapshotAt)} y={y + 2} width={Math.max(1, x(part.acknowledged_ms) - x(snapshotAt))} height={10} />
+                <title>{`task ${part.task} subtask ${part.subtask}: acknowledged at ${part.acknowledged_ms.toFixed(2)} ms, aligned ${part.alignment_ms.toFixed(2)} ms, snapshot ${part.sync_ms.toFixed(2)} ms, ${part.key_groups} key groups`}</title>
+              </g>
+            );
+          })}
+          <text x={label} y={parts.length * TIMELINE_ROW + 18}>0 ms</text>
+          <text x={label + width} y={parts.length * TIMELINE_ROW + 18} text-anchor="end">{`${end.toFixed(1)} ms`}</text>
+        </svg>
+      </div>
+      <p class="legend">
+        <span class="swatch transit" /> barrier on its way <span class="swatch alignment" /> alignment <span class="swatch sync" /> snapshot
+      </p>
     </div>
   );
 }
