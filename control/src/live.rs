@@ -112,8 +112,11 @@ pub const CHECKPOINT_DETAILS_KEPT: usize = 20;
 /// leader), with each subtask's part for the newest [`CHECKPOINT_DETAILS_KEPT`].
 #[derive(Debug, Default)]
 pub struct CheckpointHistory {
-    completed: Mutex<VecDeque<(CheckpointView, Option<Arc<Vec<SubtaskCheckpointView>>>)>>,
+    completed: Mutex<VecDeque<KeptCheckpoint>>,
 }
+
+/// A kept checkpoint, and its subtasks' parts while they are kept.
+type KeptCheckpoint = (CheckpointView, Option<Arc<Vec<SubtaskCheckpointView>>>);
 
 impl CheckpointHistory {
     /// Keeps `checkpoint` with its subtasks' parts (none: not known here), dropping the oldest

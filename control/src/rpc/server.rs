@@ -500,7 +500,7 @@ impl Control for Arc<ControlPlane> {
 
     async fn job_status(&self, request: Request<JobRequest>) -> Result<Response<JobInfo>, Status> {
         if let Some(mut leader) = self.leader_for_read(&request) {
-            match leader.job_status(request.get_ref().clone()).await {
+            match leader.job_status(*request.get_ref()).await {
                 Ok(reply) => return Ok(reply),
                 Err(status) if status.code() == tonic::Code::NotFound => return Err(status),
                 Err(_) => {} // the leader did not answer: this master's own state
