@@ -48,6 +48,8 @@ enum Command {
     /// SQL tooling: check a script, complete at a place in it, format it.
     #[command(subcommand)]
     Sql(command::sql::SqlCommand),
+    /// Run SQL test cases (TOML: a script, inputs, expected rows) and show the rows that differ.
+    Test(command::test::TestArgs),
     /// Print the masters' HTTP API as an OpenAPI document (what `/api/openapi.json` serves).
     Openapi,
     /// Run one benchmark in this process (used by `bench`).
@@ -72,6 +74,7 @@ fn main() {
         Command::Jobs(command) => command::jobs::run(command),
         Command::Run(args) => command::run::run(args),
         Command::Sql(command) => command::sql::run(command),
+        Command::Test(args) => command::test::run(args),
         Command::Openapi => {
             println!("{}", tethys_control::http::openapi::document());
             Ok(())

@@ -2,7 +2,9 @@
 //! cluster with the console and its example job), driven by `console/web/e2e/console.mjs` in
 //! headless Chromium (playwright-core, the machine's Chromium): log in, see the example job live,
 //! deploy a job with the resource preview, savepoint, rescale 1 -> 2, the cluster page, cancel; a
-//! job with a slow sink whose graph marks the bottleneck; a SQL job refused at its error, then run.
+//! job with a slow sink whose graph marks the bottleneck; a SQL job refused at its error, then run;
+//! the SQL workbench (`workbench.mjs`): a typo underlined and fixed, completion, format, explain,
+//! test runs on generated and uploaded rows beside the expected ones, deploy.
 //! Screenshots of each page go to `target/console-screenshots/`.
 //!
 //! It needs the front end built (`npm ci && npm run build` in console/web, before cargo builds
@@ -121,6 +123,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
 
     let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
+    run_browser_checks(&web, "workbench.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
     // The assets' sizes and the first views' times, printed (bench/RESULTS.md records them).
     run_browser_checks(&web, "load.mjs", &[("URL", url), ("TOKEN", token)]);
     stop_gracefully(demo);
@@ -137,6 +140,12 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "10-sql-job",
         "11-exceptions",
         "12-logs",
+        "20-workbench-typo",
+        "21-workbench-completion",
+        "22-workbench-explain",
+        "23-workbench-generated",
+        "24-workbench-diff",
+        "25-workbench-deployed",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }

@@ -121,3 +121,48 @@ fn a_function_is_completed_with_its_signature() {
     let upper = stdout.lines().find(|line| line.starts_with("UPPER\t")).unwrap_or_else(|| panic!("{stdout}"));
     assert!(upper.starts_with("UPPER\tFunction\tUPPER(s STRING) -> STRING\t"), "{upper}");
 }
+
+/// `tethys test ARGS`: success, standard output and error.
+fn tethys_test(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_tethys")).arg("test").args(args).output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn examples() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sql/tests")
+}
+
+#[test]
+fn tethys_test_runs_the_example_cases() {
+    let (ok, stdout, stderr) = tethys_test(&[examples().to_str().unwrap()]);
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("PASS orders per window, and running totals"), "{stdout}");
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+}
+
+#[test]
+fn tethys_test_fails_with_exactly_the_rows_that_differ() {
+    let dir = tethys_storage::test_dir::TestDir::new("tethys-test-cli");
+    let case = std::fs::read_to_string(examples().join("orders.toml")).unwrap().replace("+U[alice, 3, 18.25]", "+U[alice, 3, 99.00]");
+    std::fs::write(dir.path().join("wrong.toml"), case).unwrap();
+    for file in ["orders.sql", "orders.csv"] {
+        std::fs::copy(examples().join(file), dir.path().join(file)).unwrap();
+    }
+    let (ok, stdout, stderr) = tethys_test(&[dir.path().join("wrong.toml").to_str().unwrap()]);
+    assert!(!ok, "{stdout}");
+    assert!(stderr.contains("1 of 1 test cases failed"), "{stderr}");
+    assert!(stdout.contains("FAIL orders per window, and running totals"), "{stdout}");
+    assert!(stdout.contains("running (compared as Changelog):"), "{stdout}");
+    assert!(stdout.contains("- +U[alice, 3, 99.00]    (expected line 7)"), "{stdout}");
+    assert!(stdout.contains("+ +U[alice, 3, 18.25]    (produced row 7)"), "{stdout}");
+    assert!(!stdout.contains("per_window (compared"), "the other sink passed: {stdout}");
+
+    // A case that cannot run says why.
+    std::fs::write(dir.path().join("broken.toml"), "name = \"broken\"\nsql = \"SELEC 1\"\n").unwrap();
+    let (ok, stdout, _) = tethys_test(&[dir.path().join("broken.toml").to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stdout.contains("ERROR") && stdout.contains("line 1"), "{stdout}");
+    std::fs::write(dir.path().join("typo.toml"), "nmae = \"x\"\n").unwrap();
+    let (ok, stdout, _) = tethys_test(&[dir.path().join("typo.toml").to_str().unwrap()]);
+    assert!(!ok && stdout.contains("unknown field `nmae`"), "{stdout}");
+}

@@ -438,6 +438,91 @@ async fn a_workers_log_is_searched_through_any_master() {
     cluster.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_workbench_checks_completes_formats_explains_and_test_runs() {
+    use tethys_control::http::workbench::{SqlCheckView, SqlCompletions, SqlExplainView, SqlFunctions, SqlScript, TestRunView};
+
+    let cluster = Cluster::start(1).await;
+    cluster.leader_seen_by(0).await;
+    let at = cluster.http[&0];
+    let ddl = "CREATE TABLE orders (id BIGINT, customer STRING, amount INT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND) WITH ('connector' = 'datagen');\nCREATE TABLE totals (customer STRING, n BIGINT) WITH ('connector' = 'print');\n";
+    let json = |value: serde_json::Value| value.to_string();
+
+    // A misspelled column: its place, and the fix.
+    let typo = format!("{ddl}INSERT INTO totals SELECT custmer, COUNT(*) FROM orders GROUP BY customer;");
+    let check: SqlCheckView = post(at, "/api/sql/check", &json(serde_json::json!({ "script": typo }))).await.json();
+    assert!(!check.ok);
+    let problem = &check.problems[0];
+    assert_eq!((problem.line, problem.column, problem.fix.as_deref()), (Some(3), Some(27), Some("customer")), "{problem:?}");
+    assert_eq!(check.tables.iter().map(|table| table.name.as_str()).collect::<Vec<_>>(), ["orders", "totals"]);
+    assert_eq!(check.tables[0].event_time.as_deref(), Some("ts"));
+    let fixed = typo.replace("custmer", "customer");
+    let check: SqlCheckView = post(at, "/api/sql/check", &json(serde_json::json!({ "script": fixed }))).await.json();
+    assert!(check.ok && check.problems.is_empty(), "{check:?}");
+
+    // A column completed at the cursor, ranked by the server.
+    let partial = format!("{ddl}SELECT cust FROM orders;");
+    let completions: SqlCompletions =
+        post(at, "/api/sql/complete", &json(serde_json::json!({ "script": partial, "line": 3, "column": 12 }))).await.json();
+    assert_eq!(
+        completions.items.first().map(|item| (item.label.as_str(), item.kind.as_str())),
+        Some(("customer", "column")),
+        "{completions:?}"
+    );
+
+    let formatted: SqlScript = post(at, "/api/sql/format", &json(serde_json::json!({ "script": "select  id from orders" }))).await.json();
+    assert!(formatted.script.starts_with("SELECT id") && formatted.script.contains("FROM orders"), "{}", formatted.script);
+    let explained: SqlExplainView = post(at, "/api/sql/explain", &json(serde_json::json!({ "script": fixed }))).await.json();
+    assert!(explained.nodes.len() >= 3 && !explained.edges.is_empty() && explained.plan.contains("Aggregate"), "{explained:?}");
+    assert!(explained.edges.iter().any(|edge| edge.partitioning == "hash"), "a GROUP BY shuffles by key: {explained:?}");
+    let functions: SqlFunctions = get(at, "/api/sql/functions").await.json();
+    assert!(functions.functions.len() > 50 && functions.functions.iter().any(|f| f.name == "UPPER" && f.kind == "scalar"));
+
+    // A test run on typed rows, one expected row wrong: exactly that row is flagged.
+    let ask = serde_json::json!({
+        "script": fixed,
+        "inputs": {"orders": {"rows": "1,alice,5,2026-01-01 00:00:01\n2,bob,3,2026-01-01 00:00:02\n3,alice,1,2026-01-01 00:00:03\n"}},
+        "expected": {"totals": {"compare": "final", "rows": "+I[alice, 2]\n+I[bob, 7]\n"}}
+    });
+    let run: TestRunView = post(at, "/api/test-runs", &json(ask)).await.json();
+    assert!(!run.passed);
+    assert_eq!(run.outputs["totals"], ["+I[alice, 1]", "+I[bob, 1]", "-U[alice, 1]", "+U[alice, 2]"]);
+    let flagged: Vec<(&str, &str)> =
+        run.diffs["totals"].rows.iter().filter(|row| row.status != "same").map(|row| (row.status.as_str(), row.row.as_str())).collect();
+    assert_eq!(flagged, [("missing", "+I[bob, 7]"), ("unexpected", "+I[bob, 1]")]);
+    // On generated rows.
+    let generated = serde_json::json!({
+        "script": fixed,
+        "inputs": {"orders": {"generate": {"rows": 50, "key": "customer", "keys": 1}}},
+        "expected": {"totals": {"compare": "final", "rows": "+I[key-0, 50]"}}
+    });
+    let run: TestRunView = post(at, "/api/test-runs", &json(generated)).await.json();
+    assert!(run.passed, "{run:?}");
+
+    // Bad input: said, with the place where there is one.
+    let bad =
+        post(at, "/api/test-runs", &json(serde_json::json!({ "script": fixed, "expected": {"totals": {"compare": "loose", "rows": ""}} })))
+            .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("compare 'loose' is not known"), "{}", bad.body);
+    let unknown_table = post(at, "/api/test-runs", &json(serde_json::json!({ "script": fixed, "inputs": {"order": {"rows": ""}} }))).await;
+    assert!(unknown_table.status == 400 && unknown_table.body.contains("did you mean orders?"), "{}", unknown_table.body);
+    // A table given no input gets generated rows (a test run reads no live source); a run that
+    // produces too much is stopped.
+    let select = format!("{ddl}SELECT id FROM orders;");
+    let run: TestRunView = post(at, "/api/test-runs", &json(serde_json::json!({ "script": select }))).await.json();
+    assert_eq!(run.outputs["select1"].len(), 100, "the generated default: {run:?}");
+    let flood = serde_json::json!({ "script": select, "inputs": {"orders": {"generate": {"rows": 150000, "rows_per_second": 100000}}} });
+    let stopped = post(at, "/api/test-runs", &json(flood)).await;
+    assert_eq!(stopped.status, 422, "{}", stopped.body);
+    assert!(stopped.body.contains("more than 100000 rows"), "{}", stopped.body);
+    assert_eq!(post(at, "/api/sql/check", "{\"text\": 1}").await.status, 400);
+    let bad_format = post(at, "/api/sql/format", &json(serde_json::json!({ "script": "SELEC 1" }))).await;
+    assert!(bad_format.status == 400 && bad_format.body.contains("line 1"), "{}", bad_format.body);
+    assert_eq!(request(at, "POST", "/api/sql/check", None, Some(b"{}".to_vec())).await.status, 401);
+    cluster.stop().await;
+}
+
 /// The data of the first event named `name` that `GET path` streams (server-sent events).
 async fn first_event(addr: SocketAddr, path: &str, cookie: &str, name: &str) -> String {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();

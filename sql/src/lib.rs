@@ -21,6 +21,8 @@
 //! - `plan`: queries planned into relational plans; `job`: plans built into engine jobs.
 //! - `session`: a script's statements run in order (DDL, SET, SHOW, DESCRIBE, EXPLAIN, INSERT,
 //!   SELECT).
+//! - `test_run`: test runs that never touch real sources and sinks (inputs typed in, from files
+//!   or generated; inserts captured), and produced rows beside the expected ones (`tethys test`).
 #![warn(missing_docs)]
 
 pub mod aggregate;
@@ -39,6 +41,7 @@ pub mod job;
 pub mod plan;
 pub mod script;
 pub mod session;
+pub mod test_run;
 pub mod time;
 pub mod types;
 pub mod value;

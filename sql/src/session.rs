@@ -7,7 +7,7 @@
 //! become jobs ([`SqlJob`]) the caller runs on the engine: an insert writes to its table's
 //! connector, a select hands its rows to the caller.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -78,6 +78,24 @@ pub struct SqlSession {
     settings: BTreeMap<String, String>,
     /// The engine settings jobs start from (parallelism and checkpoints set by `SET` win).
     config: EngineConfig,
+    /// A test run's redirection of sources and sinks (`redirect_for_test`), if any.
+    redirect: Option<TestRedirect>,
+}
+
+/// Where a test run's rows come from and go: tables read other options (their schema and
+/// watermark kept), and every insert writes to a capture instead of its table.
+struct TestRedirect {
+    /// By table name (lower case): the `WITH` options it reads instead of its own.
+    sources: HashMap<String, Vec<(String, String)>>,
+    captured: std::sync::Mutex<Vec<Capture>>,
+}
+
+/// The rows an insert wrote in a test run, instead of its table.
+pub struct Capture {
+    /// The table it was to write.
+    pub table: String,
+    /// Its rows, as they come (a changelog when the query updates).
+    pub rows: mpsc::Receiver<Row>,
 }
 
 impl Default for SqlSession {
@@ -91,7 +109,39 @@ impl SqlSession {
     pub fn new(functions: FunctionRegistry) -> SqlSession {
         // One subtask per operator unless set, as Flink's SQL client (rows keep their order).
         let config = EngineConfig { parallelism: 1, ..EngineConfig::default() };
-        SqlSession { catalog: SqlCatalog::default(), functions, settings: BTreeMap::new(), config }
+        SqlSession { catalog: SqlCatalog::default(), functions, settings: BTreeMap::new(), config, redirect: None }
+    }
+
+    /// A test run's session: each table of `sources` (by name) reads the options given instead of
+    /// its own `WITH` options, keeping its columns and watermark; every `INSERT` writes to a
+    /// capture (`take_captures`), never to its table.
+    pub fn redirect_for_test(&mut self, sources: HashMap<String, Vec<(String, String)>>) {
+        let sources = sources.into_iter().map(|(name, options)| (name.to_lowercase(), options)).collect();
+        self.redirect = Some(TestRedirect { sources, captured: std::sync::Mutex::new(Vec::new()) });
+    }
+
+    /// The captures of the inserts defined since the last call (a test run's session).
+    pub fn take_captures(&mut self) -> Vec<Capture> {
+        self.redirect
+            .as_mut()
+            .map(|redirect| std::mem::take(redirect.captured.get_mut().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
+    }
+
+    /// Writes `stream` to `table`, or, in a test run, to a capture of it.
+    fn write_to(&self, stream: tethys_engine::DataStream<Row>, table: &SqlTable, updating: bool) -> Result<(), SqlError> {
+        match &self.redirect {
+            Some(redirect) => {
+                let (sink, rows) = RowChannelSink::new();
+                stream.sink(table.name(), sink).parallelism(1);
+                let capture = Capture { table: table.name().to_string(), rows };
+                redirect.captured.lock().unwrap_or_else(|e| e.into_inner()).push(capture);
+            }
+            None => {
+                connector::sink(stream, table, updating, self.parallelism())?;
+            }
+        }
+        Ok(())
     }
 
     /// Jobs start from `config` (its parallelism unless `parallelism.default` is set).
@@ -152,7 +202,11 @@ impl SqlSession {
         let at = statement.at;
         match &statement.statement {
             Statement::CreateTable(def) => {
-                let table = SqlTable::new((**def).clone(), at, &self.functions)?;
+                let mut def = (**def).clone();
+                if let Some(options) = self.redirect.as_ref().and_then(|redirect| redirect.sources.get(&def.name.to_lowercase())) {
+                    def.options = options.clone();
+                }
+                let table = SqlTable::new(def, at, &self.functions)?;
                 let name = table.name().to_string();
                 self.catalog.add_table(table)?;
                 Ok(Outcome::Done(format!("table {name} created")))
@@ -281,7 +335,7 @@ impl SqlSession {
                 let env = self.environment()?;
                 let mut builder = self.job_builder(&env);
                 let stream = builder.build(&plan)?;
-                connector::sink(stream, &table, plan.updating, self.parallelism())?;
+                self.write_to(stream, &table, plan.updating)?;
                 let name = self.setting("pipeline.name").map(str::to_string).unwrap_or_else(|| format!("INSERT INTO {}", table.name()));
                 Ok(Outcome::Job(Box::new(SqlJob { name, env, results: None, plan: plan.explain() })))
             }
@@ -347,7 +401,7 @@ impl SqlSession {
     ) -> Result<(SqlTable, Plan), SqlError> {
         let (table, plan) = self.plan_insert(insert, at)?;
         let stream = builder.build(&plan)?;
-        connector::sink(stream, &table, plan.updating, self.parallelism()).map_err(|error| SqlError { at: error.at.or(at), ..error })?;
+        self.write_to(stream, &table, plan.updating).map_err(|error| SqlError { at: error.at.or(at), ..error })?;
         Ok((table, plan))
     }
 

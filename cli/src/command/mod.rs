@@ -10,6 +10,7 @@ pub mod master;
 pub mod recovery_demo;
 pub mod run;
 pub mod sql;
+pub mod test;
 pub mod up;
 pub mod worker;
 

@@ -9,6 +9,8 @@
 //!   submissions, forwarded calls) and of a worker (its id, slots, attempts, registrations,
 //!   heartbeats, the term it has seen). Gauges are read from the state when scraped; counters
 //!   count where their events happen.
+//! - `workbench`: the SQL workbench (`/api/sql/*`: check, complete, format, explain, functions;
+//!   `POST /api/test-runs`), answered by any master from the SQL crate, nothing replicated.
 //!
 //! Every request under `/api/` and `/metrics` carries the cluster secret as gRPC calls do
 //! (`Authorization: Bearer <secret>`, compared in constant time), or the session cookie that
@@ -25,6 +27,7 @@ pub mod events;
 pub mod metrics;
 pub mod openapi;
 mod session;
+pub mod workbench;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

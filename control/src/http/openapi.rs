@@ -38,6 +38,12 @@ pub struct ErrorBody {
         super::api::job_live,
         super::api::worker_logs,
         super::api::checkpoint_details,
+        super::workbench::check,
+        super::workbench::complete,
+        super::workbench::format,
+        super::workbench::explain,
+        super::workbench::functions,
+        super::workbench::test_run,
         super::events::events,
         super::session::login,
         super::session::logout,
@@ -50,6 +56,7 @@ pub struct ErrorBody {
         (name = "jobs", description = "Submitting and operating jobs"),
         (name = "live", description = "Server-sent events"),
         (name = "session", description = "The console's login"),
+        (name = "sql", description = "The SQL workbench: checks, completion, formatting, plans, test runs"),
     )
 )]
 pub struct ApiDoc;

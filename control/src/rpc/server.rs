@@ -199,6 +199,7 @@ impl MasterNode {
         let router = crate::http::api::router(Arc::clone(&self.plane))
             .merge(crate::http::events::router(Arc::clone(&self.plane)))
             .merge(crate::http::openapi::router())
+            .merge(crate::http::workbench::router())
             .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone(), self.plane.live_views()));
         let server = HttpServer::start(listener, router, self.plane.auth.clone(), pages)
             .map_err(|error| MasterError::Failed { at: self.master.id(), reason: error.to_string() })?;

@@ -303,6 +303,13 @@ fn clone_parse<In>(parse: &ParseRows<In>) -> ParseRows<In> {
     }
 }
 
+/// Values as a CSV line (comma-separated, quoted where needed), `null` for NULL: what the
+/// filesystem connector reads back with `csv.null-literal` = `null`.
+pub(crate) fn csv_line(values: &[Value], null: &str) -> String {
+    let format = Format::Csv { delimiter: b',', header: false, null_literal: Some(null.to_string()) };
+    encode(&Row::insert(values.to_vec()), &format)
+}
+
 /// A row as a line of the format.
 fn encode(row: &Row, format: &Format) -> String {
     match format {

@@ -1,6 +1,7 @@
 import { useState } from "preact/hooks";
 import { api, type SubmitJob } from "../api/client";
 import { useLive } from "../live";
+import { DEPLOY_HANDOFF } from "./Workbench";
 import { navigate } from "../router";
 import { capacityFor } from "./Job";
 
@@ -25,7 +26,13 @@ GROUP BY window_start, window_end;
 export function DeployPage({ copy }: { copy?: number }) {
   const { snapshot } = useLive();
   const source = copy === undefined ? undefined : snapshot?.jobs.find((job) => job.id === copy);
-  const copiedSql = source?.name === "sql" ? source.args[0] : undefined;
+  // A script handed over by the workbench's Deploy button, taken once.
+  const [handed] = useState(() => {
+    const script = sessionStorage.getItem(DEPLOY_HANDOFF) ?? undefined;
+    sessionStorage.removeItem(DEPLOY_HANDOFF);
+    return script;
+  });
+  const copiedSql = source?.name === "sql" ? source.args[0] : handed;
   const [mode, setMode] = useState<"program" | "sql">(copiedSql !== undefined ? "sql" : "program");
   const [sql, setSql] = useState(copiedSql ?? "");
   const [name, setName] = useState(copiedSql === undefined ? (source?.name ?? "") : "");
