@@ -48,6 +48,9 @@ enum Command {
     /// SQL tooling: check a script, complete at a place in it, format it.
     #[command(subcommand)]
     Sql(command::sql::SqlCommand),
+    /// Drafts of SQL jobs the masters keep (saved from the console's workbench): list, show, save, diff, delete.
+    #[command(subcommand)]
+    Drafts(command::drafts::DraftCommand),
     /// Run SQL test cases (TOML: a script, inputs, expected rows) and show the rows that differ.
     Test(command::test::TestArgs),
     /// Print the masters' HTTP API as an OpenAPI document (what `/api/openapi.json` serves).
@@ -75,6 +78,7 @@ fn main() {
         Command::Run(args) => command::run::run(args),
         Command::Sql(command) => command::sql::run(command),
         Command::Test(args) => command::test::run(args),
+        Command::Drafts(command) => command::drafts::run(command),
         Command::Openapi => {
             println!("{}", tethys_control::http::openapi::document());
             Ok(())

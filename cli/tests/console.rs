@@ -146,6 +146,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "23-workbench-generated",
         "24-workbench-diff",
         "25-workbench-deployed",
+        "26-workbench-draft-diff",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }

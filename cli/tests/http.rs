@@ -157,4 +157,32 @@ fn a_master_and_a_worker_serve_http_where_they_say() {
     let logs: serde_json::Value = serde_json::from_str(&logs).unwrap();
     assert_eq!(logs["kept"], true);
     assert!(logs["lines"].as_array().unwrap().iter().all(|line| line["message"].as_str().unwrap().contains("attempt started")), "{logs}");
+
+    // Drafts on the command line: saved twice, listed, shown, compared, deleted.
+    let drafts = |args: &[&str]| {
+        let output =
+            Command::new(env!("CARGO_BIN_EXE_tethys")).env("TETHYS_CLUSTER_SECRET", SECRET).arg("drafts").args(args).output().unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let script = dir.path().join("draft.sql");
+    std::fs::write(&script, "SELECT a\nFROM t;\n").unwrap();
+    let (ok, out, err) = drafts(&["save", "--masters", &grpc, "my draft", script.to_str().unwrap(), "--note", "first"]);
+    assert!(ok && out.contains("saved my draft as version 1"), "{out}{err}");
+    std::fs::write(&script, "SELECT a, b\nFROM t;\n").unwrap();
+    let (ok, out, err) = drafts(&["save", "--masters", &grpc, "my draft", script.to_str().unwrap()]);
+    assert!(ok && out.contains("version 2"), "{out}{err}");
+    let (ok, out, _) = drafts(&["list", "--masters", &grpc]);
+    assert!(ok && out.contains("my draft") && out.contains("v1") && out.contains("first") && out.contains("v2"), "{out}");
+    let (ok, out, _) = drafts(&["show", "--masters", &grpc, "my draft", "--version", "1"]);
+    assert!(ok && out == "SELECT a\nFROM t;\n", "{out:?}");
+    let (ok, out, _) = drafts(&["diff", "--masters", &grpc, "my draft", "--from", "1"]);
+    assert!(ok && out.contains("- SELECT a\n") && out.contains("+ SELECT a, b\n") && out.contains("  FROM t;"), "{out}");
+    let (ok, out, _) = drafts(&["delete", "--masters", &grpc, "my draft"]);
+    assert!(ok && out.contains("deleted my draft"), "{out}");
+    let (ok, _, err) = drafts(&["show", "--masters", &grpc, "my draft"]);
+    assert!(!ok && err.contains("no draft named my draft"), "{err}");
 }

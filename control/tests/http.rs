@@ -175,7 +175,7 @@ impl Cluster {
             assert_eq!(reply.status, 200, "{}", reply.body);
             let view: ClusterView = reply.json();
             if let Some(leader) = view.leader {
-                if self.nodes[&leader].master().is_leader() {
+                if self.nodes.get(&leader).is_some_and(|node| node.master().is_leader()) {
                     return view;
                 }
             }
@@ -520,6 +520,59 @@ async fn the_sql_workbench_checks_completes_formats_explains_and_test_runs() {
     let bad_format = post(at, "/api/sql/format", &json(serde_json::json!({ "script": "SELEC 1" }))).await;
     assert!(bad_format.status == 400 && bad_format.body.contains("line 1"), "{}", bad_format.body);
     assert_eq!(request(at, "POST", "/api/sql/check", None, Some(b"{}".to_vec())).await.status, 401);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drafts_are_saved_with_versions_through_any_master_and_survive_the_leader() {
+    use tethys_control::http::drafts::{DraftDiffView, DraftListView, DraftVersionView};
+
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader_seen_by(0).await.leader.unwrap();
+    let follower = (0..3).find(|id| *id != leader).unwrap();
+    let at = cluster.http[&follower];
+    let save = |script: &str, note: &str| serde_json::json!({ "script": script, "note": note, "test_case": "{}" }).to_string();
+    let first = post(at, "/api/drafts/orders%20per%20window", &save("SELECT a\nFROM t;", "first")).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    let first: DraftVersionView = first.json();
+    assert_eq!((first.name.as_str(), first.version, first.note.as_str()), ("orders per window", 1, "first"));
+    let second: DraftVersionView = post(at, "/api/drafts/orders%20per%20window", &save("SELECT a, b\nFROM t;", "b too")).await.json();
+    assert_eq!(second.version, 2);
+
+    let list: DraftListView = get(at, "/api/drafts").await.json();
+    assert_eq!(list.drafts.len(), 1);
+    let versions: Vec<(u32, &str)> = list.drafts[0].versions.iter().map(|v| (v.version, v.note.as_str())).collect();
+    assert_eq!(versions, [(1, "first"), (2, "b too")]);
+    assert!(list.drafts[0].versions.iter().all(|v| v.script.is_none()), "a list leaves the texts out");
+    let newest: DraftVersionView = get(at, "/api/drafts/orders%20per%20window").await.json();
+    assert_eq!((newest.version, newest.script.as_deref(), newest.test_case.as_deref()), (2, Some("SELECT a, b\nFROM t;"), Some("{}")));
+    let old: DraftVersionView = get(at, "/api/drafts/orders%20per%20window?version=1").await.json();
+    assert_eq!(old.script.as_deref(), Some("SELECT a\nFROM t;"));
+    let diff: DraftDiffView = get(at, "/api/drafts/orders%20per%20window/diff?from=1").await.json();
+    assert_eq!((diff.from, diff.to), (1, 2));
+    let changes: Vec<(&str, &str)> = diff.lines.iter().map(|line| (line.change.as_str(), line.text.as_str())).collect();
+    assert_eq!(changes, [("removed", "SELECT a"), ("added", "SELECT a, b"), ("same", "FROM t;")]);
+
+    // Bad input.
+    let bad_name = post(at, "/api/drafts/a%2Fb", &save("x", "")).await;
+    assert_eq!(bad_name.status, 400, "{}", bad_name.body);
+    assert!(bad_name.body.contains("a draft's name is"), "{}", bad_name.body);
+    assert_eq!(get(at, "/api/drafts/nothing").await.status, 404);
+    let missing_version = get(at, "/api/drafts/orders%20per%20window?version=9").await;
+    assert!(missing_version.status == 404 && missing_version.body.contains("has no version 9"), "{}", missing_version.body);
+    assert_eq!(post(at, "/api/drafts/x", "{\"scrpt\": \"\"}").await.status, 400);
+    assert_eq!(request(at, "GET", "/api/drafts", None, None).await.status, 401);
+
+    // The leader goes; the drafts stay (the log holds them), and deleting one works through the new one.
+    cluster.nodes.remove(&leader).unwrap().stop().await;
+    let survivor = (0..3).find(|id| *id != leader).unwrap();
+    let after = cluster.leader_seen_by(survivor).await;
+    assert_ne!(after.leader, Some(leader));
+    let kept: DraftVersionView = get(cluster.http[&survivor], "/api/drafts/orders%20per%20window").await.json();
+    assert_eq!(kept.version, 2);
+    let deleted = request(cluster.http[&survivor], "DELETE", "/api/drafts/orders%20per%20window", Some(SECRET), None).await;
+    assert_eq!(deleted.status, 204, "{}", deleted.body);
+    assert_eq!(get(cluster.http[&survivor], "/api/drafts/orders%20per%20window").await.status, 404);
     cluster.stop().await;
 }
 

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod demo;
+pub mod drafts;
 pub mod failover;
 pub mod jobs;
 pub mod latency;

@@ -1,6 +1,7 @@
 // The SQL workbench in headless Chromium against a running `tethys demo` (cli/tests/console.rs
 // starts it): write a window query with a typo, see the error underlined and accept its fix;
-// complete a column name; format; explain it as a graph; test run it on generated rows and on an
+// complete a column name; format; explain it as a graph; save it as a draft twice and see the
+// difference between the versions; test run it on generated rows and on an
 // uploaded CSV whose expected output has one wrong row (exactly that row flagged); deploy it and
 // see it run. Screenshots go to $SCREENSHOTS.
 import { writeFileSync } from "node:fs";
@@ -80,6 +81,24 @@ await run(async (page, { shot, waitText, step }) => {
   await page.click("#wb-explain");
   await page.waitForSelector("#explain svg .explain-node");
   await shot("22-workbench-explain");
+
+  step("save the draft twice, and see what changed between the versions");
+  await page.fill("#draft-name", `orders per window ${process.pid}`);
+  await page.click("#draft-save");
+  await waitText("#wb-message", (text) => / as version 1$/.test(text), "the first version");
+  await page.click(".cm-content");
+  await page.keyboard.press("Control+Home");
+  await page.keyboard.insertText("-- per customer, every five seconds\n");
+  await page.fill("#draft-note", "a comment");
+  await page.keyboard.press("Escape");
+  await page.click("#draft-save");
+  await waitText("#wb-message", (text) => / as version 2$/.test(text), "the second version");
+  await page.selectOption("#draft-version", "1");
+  await page.click("#draft-diff");
+  await page.waitForSelector("#draft-diff-view");
+  const added = await page.$$eval("#draft-diff-view tr.diff-unexpected td:last-child", (cells) => cells.map((cell) => cell.textContent.trim()));
+  if (added.length !== 1 || !added[0].includes("per customer, every five seconds")) throw new Error(`added lines: ${JSON.stringify(added)}`);
+  await shot("26-workbench-draft-diff");
 
   step("a test run on generated rows");
   await page.waitForSelector('fieldset.input[data-table="orders"]');

@@ -9,6 +9,8 @@
 //!   submissions, forwarded calls) and of a worker (its id, slots, attempts, registrations,
 //!   heartbeats, the term it has seen). Gauges are read from the state when scraped; counters
 //!   count where their events happen.
+//! - `drafts`: drafts of SQL jobs with versions (`/api/drafts`), in the replicated state, and
+//!   the difference between two versions.
 //! - `workbench`: the SQL workbench (`/api/sql/*`: check, complete, format, explain, functions;
 //!   `POST /api/test-runs`), answered by any master from the SQL crate, nothing replicated.
 //!
@@ -23,6 +25,7 @@
 //! ([`http_status`]).
 
 pub mod api;
+pub mod drafts;
 pub mod events;
 pub mod metrics;
 pub mod openapi;

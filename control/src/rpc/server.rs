@@ -24,9 +24,10 @@ use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::worker_client::WorkerClient;
 use super::proto::{
-    AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest,
+    AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, DeleteDraftReply, DeleteDraftRequest, DraftInfo, DraftList,
+    DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest, ListDraftsRequest,
     ListJobsReply, ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest,
-    SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
+    SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -200,6 +201,7 @@ impl MasterNode {
             .merge(crate::http::events::router(Arc::clone(&self.plane)))
             .merge(crate::http::openapi::router())
             .merge(crate::http::workbench::router())
+            .merge(crate::http::drafts::router(Arc::clone(&self.plane)))
             .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone(), self.plane.live_views()));
         let server = HttpServer::start(listener, router, self.plane.auth.clone(), pages)
             .map_err(|error| MasterError::Failed { at: self.master.id(), reason: error.to_string() })?;
@@ -225,6 +227,18 @@ impl MasterNode {
             task.abort();
         }
         self.master.shutdown().await;
+    }
+}
+
+/// A draft's version as the API shows it, with its texts or without.
+fn draft_version_info(name: &str, version: &crate::state::DraftVersion, texts: bool) -> DraftVersionInfo {
+    DraftVersionInfo {
+        name: name.to_string(),
+        version: version.version,
+        saved_at_ms: version.saved_at_ms,
+        note: version.note.clone(),
+        script: if texts { version.script.clone() } else { String::new() },
+        test_case: if texts { version.test_case.clone() } else { String::new() },
     }
 }
 
@@ -578,6 +592,87 @@ impl Control for Arc<ControlPlane> {
         Ok(Response::new(JobLiveReply { json }))
     }
 
+    async fn save_draft(&self, request: Request<SaveDraftRequest>) -> Result<Response<DraftVersionInfo>, Status> {
+        let ask = request.get_ref().clone();
+        let command =
+            Command::SaveDraft { name: ask.name.clone(), script: ask.script, test_case: ask.test_case, note: ask.note, at_ms: now_ms() };
+        match self.master.propose(command).await {
+            Ok(Ok(applied)) => {
+                let StateResponse::DraftSaved(version) = applied else {
+                    return Err(Status::internal("a saved draft answers its version"));
+                };
+                let info = self
+                    .read(|state| state.draft(&ask.name).and_then(|draft| draft.versions.iter().find(|v| v.version == version)).cloned())
+                    .await
+                    .ok_or_else(|| Status::internal("the draft just saved is not in the state"))?;
+                Ok(Response::new(draft_version_info(&ask.name, &info, false)))
+            }
+            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.save_draft(request.into_inner()).await
+            }
+        }
+    }
+
+    async fn list_drafts(&self, request: Request<ListDraftsRequest>) -> Result<Response<DraftList>, Status> {
+        if let Some(mut leader) = self.leader_for_read(&request) {
+            if let Ok(reply) = leader.list_drafts(ListDraftsRequest {}).await {
+                return Ok(reply);
+            }
+        }
+        let drafts = self
+            .read(|state| {
+                state
+                    .drafts()
+                    .map(|draft| DraftInfo {
+                        name: draft.name.clone(),
+                        versions: draft.versions.iter().map(|version| draft_version_info(&draft.name, version, false)).collect(),
+                    })
+                    .collect()
+            })
+            .await;
+        Ok(Response::new(DraftList { drafts }))
+    }
+
+    async fn get_draft(&self, request: Request<GetDraftRequest>) -> Result<Response<DraftVersionInfo>, Status> {
+        if let Some(mut leader) = self.leader_for_read(&request) {
+            match leader.get_draft(request.get_ref().clone()).await {
+                Ok(reply) => return Ok(reply),
+                Err(status) if status.code() == tonic::Code::NotFound => return Err(status),
+                Err(_) => {}
+            }
+        }
+        let ask = request.into_inner();
+        let found = self
+            .read(|state| {
+                let draft = state.draft(&ask.name)?;
+                match ask.version {
+                    0 => draft.versions.last().cloned(),
+                    version => draft.versions.iter().find(|v| v.version == version).cloned(),
+                }
+            })
+            .await;
+        match found {
+            Some(version) => Ok(Response::new(draft_version_info(&ask.name, &version, true))),
+            None => Err(Status::not_found(match ask.version {
+                0 => format!("no draft named {}", ask.name),
+                version => format!("draft {} has no version {version} (kept: the newest {})", ask.name, crate::state::DRAFT_VERSIONS_KEPT),
+            })),
+        }
+    }
+
+    async fn delete_draft(&self, request: Request<DeleteDraftRequest>) -> Result<Response<DeleteDraftReply>, Status> {
+        match self.master.propose(Command::DeleteDraft { name: request.get_ref().name.clone() }).await {
+            Ok(Ok(_)) => Ok(Response::new(DeleteDraftReply {})),
+            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.delete_draft(request.into_inner()).await
+            }
+        }
+    }
+
     async fn checkpoint_details(&self, request: Request<CheckpointRequest>) -> Result<Response<JobLiveReply>, Status> {
         if !self.master.is_leader() {
             let mut leader = self.forward_to(&request, self.not_leader())?;
@@ -666,7 +761,8 @@ impl Control for Arc<ControlPlane> {
 fn refusal_status(refusal: Refusal) -> Status {
     match refusal {
         Refusal::UnknownJob(_) | Refusal::UnknownWorker(_) => Status::not_found(refusal.to_string()),
-        Refusal::BadSpec(_) => Status::invalid_argument(refusal.to_string()),
+        Refusal::UnknownDraft(_) => Status::not_found(refusal.to_string()),
+        Refusal::BadSpec(_) | Refusal::BadDraft(_) => Status::invalid_argument(refusal.to_string()),
         _ => Status::failed_precondition(refusal.to_string()),
     }
 }

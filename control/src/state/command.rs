@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Artifact, ClusterState, CompletedCheckpoint, Deployment, JobId, JobRecord, JobSpec, JobStatus, Placement, WorkerId, WorkerRecord,
+    Artifact, ClusterState, CompletedCheckpoint, Deployment, Draft, DraftVersion, JobId, JobRecord, JobSpec, JobStatus, Placement,
+    WorkerId, WorkerRecord, DRAFTS_MAX, DRAFT_BYTES_MAX, DRAFT_NAME_MAX, DRAFT_VERSIONS_KEPT,
 };
 
 /// A change to the replicated state.
@@ -109,6 +110,24 @@ pub enum Command {
         /// The checkpoint.
         checkpoint: CompletedCheckpoint,
     },
+    /// A new version of a draft (a SQL job being written), made if new.
+    SaveDraft {
+        /// The draft's name.
+        name: String,
+        /// Its script.
+        script: String,
+        /// Its test case (the workbench's inputs and expected rows, JSON), or empty.
+        test_case: String,
+        /// What changed, in the author's words, or empty.
+        note: String,
+        /// Leader's clock.
+        at_ms: u64,
+    },
+    /// A draft and its versions are removed.
+    DeleteDraft {
+        /// The draft's name.
+        name: String,
+    },
 }
 
 /// What an applied command returns.
@@ -123,6 +142,8 @@ pub enum Response {
         /// Those jobs.
         failed_jobs: Vec<JobId>,
     },
+    /// A draft's new version number.
+    DraftSaved(u32),
     /// Done.
     Done,
 }
@@ -187,6 +208,12 @@ pub enum Refusal {
     /// The spec cannot run.
     #[error("bad job spec: {0}")]
     BadSpec(String),
+    /// A draft that cannot be saved.
+    #[error("bad draft: {0}")]
+    BadDraft(String),
+    /// No such draft.
+    #[error("no draft named {0}")]
+    UnknownDraft(String),
 }
 
 pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> Result<Response, Refusal> {
@@ -376,7 +403,44 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
             record.checkpoints_completed += 1;
             Ok(Response::Done)
         }
+        Command::SaveDraft { name, script, test_case, note, at_ms } => {
+            check_draft(state, name, script, test_case, note)?;
+            let draft = state.drafts_mut().entry(name.clone()).or_insert_with(|| Draft { name: name.clone(), versions: Vec::new() });
+            let version = draft.versions.last().map_or(1, |last| last.version + 1);
+            if draft.versions.len() == DRAFT_VERSIONS_KEPT {
+                draft.versions.remove(0);
+            }
+            draft.versions.push(DraftVersion {
+                version,
+                saved_at_ms: *at_ms,
+                script: script.clone(),
+                test_case: test_case.clone(),
+                note: note.clone(),
+            });
+            Ok(Response::DraftSaved(version))
+        }
+        Command::DeleteDraft { name } => match state.drafts_mut().remove(name) {
+            Some(_) => Ok(Response::Done),
+            None => Err(Refusal::UnknownDraft(name.clone())),
+        },
     }
+}
+
+/// Refuses a draft the state does not keep: a bad name, too large, or one too many.
+fn check_draft(state: &ClusterState, name: &str, script: &str, test_case: &str, note: &str) -> Result<(), Refusal> {
+    let bad = |reason: String| Err(Refusal::BadDraft(reason));
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, ' ' | '-' | '_' | '.');
+    if name.trim().is_empty() || name.len() > DRAFT_NAME_MAX || !name.chars().all(allowed) || name.trim() != name {
+        return bad(format!("a draft's name is 1 to {DRAFT_NAME_MAX} letters, digits, spaces, '-', '_' or '.', not {name:?}"));
+    }
+    let bytes = script.len() + test_case.len() + note.len();
+    if bytes > DRAFT_BYTES_MAX {
+        return bad(format!("{name} takes {bytes} bytes; a draft takes at most {DRAFT_BYTES_MAX}"));
+    }
+    if state.draft(name).is_none() && state.drafts().count() >= DRAFTS_MAX {
+        return bad(format!("the masters keep at most {DRAFTS_MAX} drafts: delete one first"));
+    }
+    Ok(())
 }
 
 fn job_mut(state: &mut ClusterState, job: JobId) -> Result<&mut JobRecord, Refusal> {
@@ -430,6 +494,35 @@ mod tests {
         let response = state.apply(1, &command).unwrap_or_else(|refusal| panic!("{command:?} refused: {refusal}"));
         state.check_invariants().unwrap();
         response
+    }
+
+    fn save(name: &str, script: &str) -> Command {
+        Command::SaveDraft { name: name.into(), script: script.into(), test_case: String::new(), note: String::new(), at_ms: 5 }
+    }
+
+    #[test]
+    fn drafts_keep_their_newest_versions_and_refuse_bad_names_and_sizes() {
+        let mut state = ClusterState::new();
+        assert_eq!(apply_ok(&mut state, save("orders per window", "SELECT 1")), Response::DraftSaved(1));
+        assert_eq!(apply_ok(&mut state, save("orders per window", "SELECT 2")), Response::DraftSaved(2));
+        let draft = state.draft("orders per window").unwrap();
+        assert_eq!(draft.versions.iter().map(|v| (v.version, v.script.as_str())).collect::<Vec<_>>(), [(1, "SELECT 1"), (2, "SELECT 2")]);
+        for n in 3..=(DRAFT_VERSIONS_KEPT as u32 + 2) {
+            apply_ok(&mut state, save("orders per window", &format!("SELECT {n}")));
+        }
+        let versions = &state.draft("orders per window").unwrap().versions;
+        assert_eq!((versions.len(), versions[0].version), (DRAFT_VERSIONS_KEPT, 3), "the oldest go, numbers keep growing");
+        for bad in ["", " padded", "slash/no", &"x".repeat(DRAFT_NAME_MAX + 1)] {
+            assert!(matches!(state.apply(1, &save(bad, "SELECT 1")), Err(Refusal::BadDraft(_))), "{bad:?}");
+        }
+        let huge = "x".repeat(DRAFT_BYTES_MAX + 1);
+        assert!(matches!(state.apply(1, &save("huge", &huge)), Err(Refusal::BadDraft(reason)) if reason.contains("at most")));
+        assert_eq!(apply_ok(&mut state, Command::DeleteDraft { name: "orders per window".into() }), Response::Done);
+        assert_eq!(
+            state.apply(1, &Command::DeleteDraft { name: "orders per window".into() }),
+            Err(Refusal::UnknownDraft("orders per window".into()))
+        );
+        assert_eq!(state.drafts().count(), 0);
     }
 
     fn register(state: &mut ClusterState, slots: u32) -> WorkerId {

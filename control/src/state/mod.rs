@@ -213,11 +213,48 @@ pub struct AttemptFailure {
     pub reason: String,
 }
 
+/// A draft of a SQL job, saved from the console's workbench: its versions, oldest first (the
+/// newest [`DRAFT_VERSIONS_KEPT`]; numbers keep growing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    /// Its name.
+    pub name: String,
+    /// Its versions, oldest first.
+    pub versions: Vec<DraftVersion>,
+}
+
+/// One saved version of a draft.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DraftVersion {
+    /// Its number (from 1).
+    pub version: u32,
+    /// When it was saved (the leader's clock, milliseconds since the Unix epoch).
+    pub saved_at_ms: u64,
+    /// The script.
+    pub script: String,
+    /// Its test case (JSON, as the workbench sends it), or empty.
+    pub test_case: String,
+    /// What changed, or empty.
+    pub note: String,
+}
+
+/// Versions kept per draft.
+pub const DRAFT_VERSIONS_KEPT: usize = 50;
+/// Drafts kept.
+pub const DRAFTS_MAX: usize = 500;
+/// The longest name of a draft.
+pub const DRAFT_NAME_MAX: usize = 100;
+/// The most bytes a draft's version holds (script, test case and note).
+pub const DRAFT_BYTES_MAX: usize = 256 * 1024;
+
 /// The replicated state (see the module documentation).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterState {
     workers: BTreeMap<WorkerId, WorkerRecord>,
     jobs: BTreeMap<JobId, JobRecord>,
+    /// Drafts of SQL jobs (the console's workbench), by name.
+    #[serde(default)]
+    drafts: BTreeMap<String, Draft>,
     next_worker: u64,
     next_job: u64,
     /// The highest Raft term of an applied entry.
@@ -228,6 +265,20 @@ impl ClusterState {
     /// The empty state.
     pub fn new() -> ClusterState {
         ClusterState::default()
+    }
+
+    /// Drafts, by name.
+    pub fn drafts(&self) -> impl Iterator<Item = &Draft> {
+        self.drafts.values()
+    }
+
+    /// One draft.
+    pub fn draft(&self, name: &str) -> Option<&Draft> {
+        self.drafts.get(name)
+    }
+
+    pub(crate) fn drafts_mut(&mut self) -> &mut BTreeMap<String, Draft> {
+        &mut self.drafts
     }
 
     /// Registered workers, alive or lost, by id.

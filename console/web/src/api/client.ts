@@ -33,6 +33,11 @@ export type SqlFunctionView = Schemas["SqlFunctionView"];
 export type TestRunAsk = Schemas["TestRunAsk"];
 export type TestInputAsk = Schemas["TestInputAsk"];
 export type TestRunView = Schemas["TestRunView"];
+export type DraftListView = Schemas["DraftListView"];
+export type DraftView = Schemas["DraftView"];
+export type DraftVersionView = Schemas["DraftVersionView"];
+export type DraftDiffView = Schemas["DraftDiffView"];
+export type SaveDraftAsk = Schemas["SaveDraftAsk"];
 export type SubtaskCheckpointView = Schemas["SubtaskCheckpointView"];
 export type LogLineView = Schemas["LogLineView"];
 
@@ -61,7 +66,7 @@ export function whenUnauthorized(handler: () => void) {
   onUnauthorized = handler;
 }
 
-async function call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+async function call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
   const response = await fetch(path, {
     method,
     credentials: "same-origin",
@@ -94,6 +99,13 @@ export const api = {
   sqlExplain: (script: SqlScript) => call<SqlExplainView>("POST", "/api/sql/explain", script),
   sqlFunctions: () => call<SqlFunctions>("GET", "/api/sql/functions"),
   testRun: (ask: TestRunAsk) => call<TestRunView>("POST", "/api/test-runs", ask),
+  drafts: () => call<DraftListView>("GET", "/api/drafts"),
+  saveDraft: (name: string, ask: SaveDraftAsk) => call<DraftVersionView>("POST", `/api/drafts/${encodeURIComponent(name)}`, ask),
+  draft: (name: string, version?: number) =>
+    call<DraftVersionView>("GET", `/api/drafts/${encodeURIComponent(name)}${version === undefined ? "" : `?version=${version}`}`),
+  draftDiff: (name: string, from: number, to?: number) =>
+    call<DraftDiffView>("GET", `/api/drafts/${encodeURIComponent(name)}/diff?from=${from}${to === undefined ? "" : `&to=${to}`}`),
+  deleteDraft: (name: string) => call<void>("DELETE", `/api/drafts/${encodeURIComponent(name)}`),
   checkpoint: (id: number, checkpoint: number) => call<CheckpointDetails>("GET", `/api/jobs/${id}/checkpoints/${checkpoint}`),
   logs: (worker: number, query: LogsQuery) => {
     const params = new URLSearchParams();

@@ -20,6 +20,8 @@ import {
   type SqlTableView,
   type TestInputAsk,
   type TestRunView,
+  type DraftDiffView,
+  type DraftView,
 } from "../api/client";
 import { navigate } from "../router";
 
@@ -57,6 +59,7 @@ GROUP BY window_start, window_end, customer;
 `;
 
 const STORED = "tethys.workbench.script";
+const DRAFT_NAME = "tethys.workbench.draft";
 /** Where the workbench hands a script to the deploy page. */
 export const DEPLOY_HANDOFF = "tethys.workbench.deploy";
 
@@ -182,6 +185,10 @@ export function WorkbenchPage() {
   const [expected, setExpected] = useState<Record<string, ExpectedForm>>({});
   const [run, setRun] = useState<TestRunView>();
   const [running, setRunning] = useState(false);
+  const [drafts, setDrafts] = useState<DraftView[]>([]);
+  const [draftName, setDraftName] = useState(localStorage.getItem(DRAFT_NAME) ?? "");
+  const [note, setNote] = useState("");
+  const [diff, setDiff] = useState<DraftDiffView>();
 
   const script = () => editor.current?.state.doc.toString() ?? "";
   const replaceScript = (text: string) => {
@@ -221,8 +228,44 @@ export function WorkbenchPage() {
     }
   };
 
-  const handlers = useRef({ format, testRun });
-  handlers.current = { format, testRun };
+  const refreshDrafts = () => api.drafts().then((list) => setDrafts(list.drafts), () => {});
+  const testCase = () => JSON.stringify({ inputs, expected });
+  const saveDraft = async () => {
+    const name = draftName.trim();
+    if (name === "") {
+      setMessage({ ok: false, text: "Name the draft first." });
+      return;
+    }
+    try {
+      const saved = await api.saveDraft(name, { script: script(), test_case: testCase(), note: note.trim() || undefined });
+      localStorage.setItem(DRAFT_NAME, name);
+      setNote("");
+      setMessage({ ok: true, text: `saved ${saved.name} as version ${saved.version}` });
+      await refreshDrafts();
+    } catch (error) {
+      setMessage({ ok: false, text: (error as Error).message });
+    }
+  };
+  const openDraft = async (name: string, version?: number) => {
+    try {
+      const found = await api.draft(name, version);
+      replaceScript(found.script ?? "");
+      if (found.test_case) {
+        const saved = JSON.parse(found.test_case) as { inputs?: Record<string, InputForm>; expected?: Record<string, ExpectedForm> };
+        if (saved.inputs) setInputs(saved.inputs);
+        if (saved.expected) setExpected(saved.expected);
+      }
+      setDraftName(found.name);
+      localStorage.setItem(DRAFT_NAME, found.name);
+      setDiff(undefined);
+      setMessage({ ok: true, text: `opened ${found.name} version ${found.version}` });
+    } catch (error) {
+      setMessage({ ok: false, text: (error as Error).message });
+    }
+  };
+
+  const handlers = useRef({ format, testRun, saveDraft });
+  handlers.current = { format, testRun, saveDraft };
 
   useEffect(() => {
     if (!host.current) return;
@@ -243,6 +286,7 @@ export function WorkbenchPage() {
           lintGutter(),
           keymap.of([
             { key: "Mod-Enter", run: () => (void handlers.current.testRun(), true) },
+            { key: "Mod-s", preventDefault: true, run: () => (void handlers.current.saveDraft(), true) },
             { key: "Shift-Alt-f", run: () => (void handlers.current.format(), true) },
             indentWithTab,
             ...defaultKeymap,
@@ -256,6 +300,7 @@ export function WorkbenchPage() {
     });
     editor.current = view;
     api.sqlFunctions().then((list) => setFunctions(list.functions), () => {});
+    void refreshDrafts();
     return () => view.destroy();
   }, []);
 
@@ -296,7 +341,24 @@ export function WorkbenchPage() {
           {check === undefined ? "" : check.ok ? "no problems" : `${check.problems.length} problem${check.problems.length === 1 ? "" : "s"}`}
         </span>
       </div>
+      <div class="toolbar drafts">
+        <label class="inline">draft <input id="draft-name" value={draftName} placeholder="name" onInput={(e) => setDraftName(e.currentTarget.value)} /></label>
+        <input id="draft-note" value={note} placeholder="what changed (optional)" onInput={(e) => setNote(e.currentTarget.value)} />
+        <button id="draft-save" onClick={saveDraft} title="Ctrl-S">Save version</button>
+        <select id="draft-open" value="" onChange={(e) => e.currentTarget.value && void openDraft(e.currentTarget.value)}>
+          <option value="">open a draft…</option>
+          {drafts.map((draft) => <option key={draft.name} value={draft.name}>{draft.name} ({draft.versions.length} version{draft.versions.length === 1 ? "" : "s"})</option>)}
+        </select>
+        <DraftVersions draft={drafts.find((draft) => draft.name === draftName.trim())} onOpen={(version) => openDraft(draftName.trim(), version)} onDiff={async (from) => {
+          try {
+            setDiff(await api.draftDiff(draftName.trim(), from));
+          } catch (error) {
+            setMessage({ ok: false, text: (error as Error).message });
+          }
+        }} />
+      </div>
       {message && <pre id="wb-message" class={message.ok ? "outcome" : "error"}>{message.text}</pre>}
+      {diff && <DraftDiff diff={diff} onClose={() => setDiff(undefined)} />}
       <div class="workbench-main">
         <div id="editor" class="editor" ref={host} />
         <aside class="catalog" id="catalog">
@@ -488,6 +550,49 @@ function Explained({ view }: { view: SqlExplainView }) {
         <pre>{view.plan}</pre>
         <pre>{view.graph_text}</pre>
       </details>
+    </div>
+  );
+}
+
+/** A draft's versions: open one, or compare one with the newest. */
+function DraftVersions({ draft, onOpen, onDiff }: { draft?: DraftView; onOpen: (version: number) => void; onDiff: (from: number) => void }) {
+  const [chosen, setChosen] = useState<number>();
+  if (!draft || draft.versions.length === 0) return null;
+  const versions = [...draft.versions].reverse();
+  const version = chosen ?? versions[0].version;
+  return (
+    <span class="draft-versions">
+      <select id="draft-version" value={String(version)} onChange={(e) => setChosen(Number(e.currentTarget.value))}>
+        {versions.map((v) => (
+          <option key={v.version} value={String(v.version)}>
+            v{v.version} · {new Date(v.saved_at_ms).toLocaleString()}{v.note ? ` · ${v.note}` : ""}
+          </option>
+        ))}
+      </select>
+      <button id="draft-open-version" onClick={() => onOpen(version)}>Open</button>
+      <button id="draft-diff" onClick={() => onDiff(version)} disabled={version === versions[0].version}>Diff with newest</button>
+    </span>
+  );
+}
+
+/** Two versions of a draft's script, line by line. */
+function DraftDiff({ diff, onClose }: { diff: DraftDiffView; onClose: () => void }) {
+  return (
+    <div id="draft-diff-view">
+      <h3>
+        {diff.name}: version {diff.from} → {diff.to} <button class="link" onClick={onClose}>close</button>
+      </h3>
+      <table class="diff">
+        <tbody>
+          {diff.lines.map((line, index) => (
+            <tr key={index} class={line.change === "removed" ? "diff-missing" : line.change === "added" ? "diff-unexpected" : ""}>
+              <td>{line.from_line ?? ""}</td>
+              <td>{line.to_line ?? ""}</td>
+              <td><code>{line.change === "removed" ? "− " : line.change === "added" ? "+ " : "  "}{line.text}</code></td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }
