@@ -21,11 +21,15 @@
 //! - `plan`: queries planned into relational plans; `job`: plans built into engine jobs.
 //! - `session`: a script's statements run in order (DDL, SET, SHOW, DESCRIBE, EXPLAIN, INSERT,
 //!   SELECT).
+//! - `canvas`: a job drawn as operators and streams, compiled to SQL (a view per operator), each
+//!   stream typed (columns, changelog or inserts, event time), a drawing that cannot be a job
+//!   refused where it was drawn.
 //! - `test_run`: test runs that never touch real sources and sinks (inputs typed in, from files
 //!   or generated; inserts captured), and produced rows beside the expected ones (`tethys test`).
 #![warn(missing_docs)]
 
 pub mod aggregate;
+pub mod canvas;
 pub mod catalog;
 pub mod check;
 pub mod complete;
