@@ -520,6 +520,41 @@ async fn the_sql_workbench_checks_completes_formats_explains_and_test_runs() {
     let bad_format = post(at, "/api/sql/format", &json(serde_json::json!({ "script": "SELEC 1" }))).await;
     assert!(bad_format.status == 400 && bad_format.body.contains("line 1"), "{}", bad_format.body);
     assert_eq!(request(at, "POST", "/api/sql/check", None, Some(b"{}".to_vec())).await.status, 401);
+
+    // The canvas: a drawn job compiled with its streams typed, refused where drawn, previewed.
+    use tethys_control::http::workbench::{CanvasCompileView, CanvasPreviewView};
+    let canvas = |window_source: &str| {
+        serde_json::json!({
+            "tables": ddl,
+            "nodes": [
+                {"id": "src", "kind": "source", "table": window_source},
+                {"id": "priced", "kind": "filter", "condition": "amount > 2"},
+                {"id": "counted", "kind": "aggregate", "group_by": ["customer"], "aggregates": [{"expr": "COUNT(*)", "name": "n"}]},
+                {"id": "out", "kind": "sink", "table": "totals"}
+            ],
+            "edges": [{"from": "src", "to": "priced"}, {"from": "priced", "to": "counted"}, {"from": "counted", "to": "out"}]
+        })
+    };
+    let compiled: CanvasCompileView = post(at, "/api/canvas/compile", &json(canvas("orders"))).await.json();
+    assert!(compiled.ok, "{compiled:?}");
+    assert!(compiled.sql.as_deref().unwrap().contains("CREATE TEMPORARY VIEW priced AS"), "{compiled:?}");
+    assert_eq!(compiled.streams["src"].event_time.as_deref(), Some("ts"));
+    assert!(compiled.streams["counted"].updating);
+    let refused: CanvasCompileView = post(at, "/api/canvas/compile", &json(canvas("ordres"))).await.json();
+    assert!(!refused.ok);
+    assert_eq!(refused.errors[0].node.as_deref(), Some("src"));
+    assert!(refused.errors[0].message.contains("did you mean orders?"), "{refused:?}");
+    let bad =
+        post(at, "/api/canvas/compile", "{\"tables\": \"\", \"nodes\": [{\"id\": \"x\", \"kind\": \"teleport\"}], \"edges\": []}").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+    let preview = serde_json::json!({
+        "spec": canvas("orders"),
+        "inputs": {"orders": {"rows": "1,alice,5,2026-01-01 00:00:01\n2,bob,1,2026-01-01 00:00:02\n3,alice,3,2026-01-01 00:00:03\n"}}
+    });
+    let previewed: CanvasPreviewView = post(at, "/api/canvas/preview", &json(preview)).await.json();
+    assert_eq!(previewed.counts["src"], 3, "{previewed:?}");
+    assert_eq!(previewed.outputs["priced"].len(), 2, "{previewed:?}");
+    assert_eq!(previewed.outputs["totals"], ["+I[alice, 1]", "-U[alice, 1]", "+U[alice, 2]"], "{previewed:?}");
     cluster.stop().await;
 }
 

@@ -21,6 +21,7 @@ use crate::types::Schema;
 
 /// A drawn job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CanvasSpec {
     /// The tables the sources and sinks name: `CREATE TABLE` statements.
@@ -33,6 +34,7 @@ pub struct CanvasSpec {
 
 /// An operator on the canvas.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CanvasNode {
     /// Its id: a name (letters, digits, `_`), which its view takes.
     pub id: String,
@@ -49,6 +51,7 @@ pub struct CanvasNode {
 
 /// An output column: an expression and its name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutputColumn {
     /// The expression, in SQL.
@@ -60,6 +63,7 @@ pub struct OutputColumn {
 
 /// A window of a window aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CanvasWindow {
     /// Fixed windows of `size` (`5 SECOND`, `1 MINUTE`...).
@@ -90,6 +94,7 @@ pub enum CanvasWindow {
 
 /// What an operator does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum CanvasOp {
     /// The rows of a table.
@@ -168,6 +173,7 @@ pub enum CanvasOp {
 
 /// A stream from one operator to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CanvasEdge {
     /// The producing operator's id.
@@ -181,6 +187,7 @@ pub struct CanvasEdge {
 
 /// Why a drawing cannot be a job, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CanvasError {
     /// The operator, if the problem is one's.
     pub node: Option<String>,
@@ -196,19 +203,34 @@ fn at_node(node: &str, message: impl Into<String>) -> CanvasError {
 
 /// A stream's type: what flows out of an operator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StreamType {
-    /// Its columns: name and type.
-    pub columns: Vec<(String, String)>,
+    /// Its columns.
+    pub columns: Vec<StreamColumn>,
     /// Whether it is a changelog (updates, deletes) rather than inserts only.
     pub updating: bool,
     /// Its event-time column, if it has one.
     pub event_time: Option<String>,
 }
 
+/// A column of a stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StreamColumn {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub data_type: String,
+}
+
 impl StreamType {
     fn of(schema: &Schema, updating: bool) -> StreamType {
         StreamType {
-            columns: schema.fields.iter().map(|field| (field.name.clone(), field.data_type.to_string())).collect(),
+            columns: schema
+                .fields
+                .iter()
+                .map(|field| StreamColumn { name: field.name.clone(), data_type: field.data_type.to_string() })
+                .collect(),
             updating,
             event_time: schema.fields.iter().find(|field| field.event_time).map(|field| field.name.clone()),
         }
@@ -217,6 +239,7 @@ impl StreamType {
 
 /// A drawing compiled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CompiledCanvas {
     /// The job as SQL: the tables, a view per operator, the inserts.
     pub sql: String,
@@ -539,7 +562,7 @@ fn node_query(node: &CanvasNode, inputs: &[(usize, &CanvasEdge)], types: &[&Stre
             if keys.is_empty() {
                 return Err(at_node(id, "deduplication needs key columns"));
             }
-            let all: Vec<&str> = types[0].columns.iter().map(|(name, _)| name.as_str()).collect();
+            let all: Vec<&str> = types[0].columns.iter().map(|column| column.name.as_str()).collect();
             format!(
                 "SELECT {} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order} {}) AS row_num FROM {}) WHERE row_num = 1",
                 all.join(", "),
@@ -552,7 +575,7 @@ fn node_query(node: &CanvasNode, inputs: &[(usize, &CanvasEdge)], types: &[&Stre
             if *n == 0 {
                 return Err(at_node(id, "Top-N keeps at least one row"));
             }
-            let all: Vec<&str> = types[0].columns.iter().map(|(name, _)| name.as_str()).collect();
+            let all: Vec<&str> = types[0].columns.iter().map(|column| column.name.as_str()).collect();
             let partition = if partition_by.is_empty() { String::new() } else { format!("PARTITION BY {} ", partition_by.join(", ")) };
             format!(
                 "SELECT {} FROM (SELECT *, ROW_NUMBER() OVER ({partition}ORDER BY {order_by}) AS row_num FROM {}) WHERE row_num <= {n}",
@@ -659,7 +682,7 @@ mod tests {
         let windowed = &compiled.streams["per_customer"];
         assert!(!windowed.updating, "a window aggregate emits inserts");
         assert_eq!(
-            windowed.columns.iter().map(|(name, _)| name.as_str()).collect::<Vec<_>>(),
+            windowed.columns.iter().map(|column| column.name.as_str()).collect::<Vec<_>>(),
             ["window_start", "window_end", "customer", "orders", "amount"]
         );
         // The same job written by hand gives the same rows.

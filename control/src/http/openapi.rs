@@ -44,6 +44,8 @@ pub struct ErrorBody {
         super::workbench::explain,
         super::workbench::functions,
         super::workbench::test_run,
+        super::workbench::canvas_compile,
+        super::workbench::canvas_preview,
         super::drafts::list,
         super::drafts::save,
         super::drafts::version,

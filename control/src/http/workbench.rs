@@ -10,6 +10,8 @@
 //! | `POST /api/sql/explain` with [`SqlScript`] | [`SqlExplainView`]: the plan of the script's job and its job graph, as text and as nodes and edges |
 //! | `GET /api/sql/functions` | [`SqlFunctions`]: every function with its signature, description and example |
 //! | `POST /api/test-runs` with [`TestRunAsk`] | [`TestRunView`]: each sink's rows, and each expected sink's rows beside the produced ones |
+//! | `POST /api/canvas/compile` with a `CanvasSpec` | [`CanvasCompileView`]: the drawn job as SQL with every stream typed, or its problems where drawn |
+//! | `POST /api/canvas/preview` with [`CanvasPreviewAsk`] | [`CanvasPreviewView`]: each operator's first rows in a test run |
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -297,6 +299,8 @@ pub fn router() -> Router {
         .route("/api/sql/explain", post(explain))
         .route("/api/sql/functions", get(functions))
         .route("/api/test-runs", post(test_run))
+        .route("/api/canvas/compile", post(canvas_compile))
+        .route("/api/canvas/preview", post(canvas_preview))
         .with_state(Workbench { runs: Arc::new(tokio::sync::Semaphore::new(TEST_RUNS_AT_ONCE)) })
 }
 
@@ -524,22 +528,8 @@ fn test_case(ask: TestRunAsk) -> Result<TestCase, ApiError> {
 async fn test_run(State(workbench): State<Workbench>, body: Result<Bytes, BytesRejection>) -> Result<Json<TestRunView>, ApiError> {
     let ask: TestRunAsk = parse_body(body, "test run")?;
     let case = test_case(ask)?;
-    let _permit = workbench.runs.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(Code::Unavailable, format!("this master runs {TEST_RUNS_AT_ONCE} test runs already: try again shortly"))
-    })?;
-    let work = std::env::temp_dir().join(format!("tethys-test-run-{}-{}", std::process::id(), next_run()));
     let started = std::time::Instant::now();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let outcome = test_run::check_case(&case, &work);
-        let _ = std::fs::remove_dir_all(&work);
-        outcome
-    })
-    .await
-    .map_err(|error| ApiError::new(Code::Internal, format!("the test run failed: {error}")))?;
-    let report = outcome.map_err(|error| match error {
-        TestError::Run(message) => ApiError::with_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, Code::FailedPrecondition, message),
-        other => ApiError::new(Code::InvalidArgument, other.to_string()),
-    })?;
+    let report = run_case(&workbench, case).await?;
     let diffs = report
         .diffs
         .iter()
@@ -564,6 +554,109 @@ async fn test_run(State(workbench): State<Workbench>, body: Result<Bytes, BytesR
         })
         .collect();
     Ok(Json(TestRunView { passed: report.passed(), outputs: report.output.sinks, diffs, took_ms: started.elapsed().as_millis() as u64 }))
+}
+
+/// Runs `case` on this master's engine (at most [`TEST_RUNS_AT_ONCE`] at once), in a directory
+/// of its own removed after.
+async fn run_case(workbench: &Workbench, case: TestCase) -> Result<test_run::TestReport, ApiError> {
+    let _permit = workbench.runs.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(Code::Unavailable, format!("this master runs {TEST_RUNS_AT_ONCE} test runs already: try again shortly"))
+    })?;
+    let work = std::env::temp_dir().join(format!("tethys-test-run-{}-{}", std::process::id(), next_run()));
+    let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = test_run::check_case(&case, &work);
+        let _ = std::fs::remove_dir_all(&work);
+        outcome
+    })
+    .await
+    .map_err(|error| ApiError::new(Code::Internal, format!("the test run failed: {error}")))?;
+    outcome.map_err(|error| match error {
+        TestError::Run(message) => ApiError::with_status(axum::http::StatusCode::UNPROCESSABLE_ENTITY, Code::FailedPrecondition, message),
+        other => ApiError::new(Code::InvalidArgument, other.to_string()),
+    })
+}
+
+/// A drawn job compiled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CanvasCompileView {
+    /// Whether it is a job.
+    pub ok: bool,
+    /// The job as SQL, when it is one.
+    pub sql: Option<String>,
+    /// The stream out of each operator (by id).
+    pub streams: BTreeMap<String, tethys_sql::canvas::StreamType>,
+    /// Its problems, each where it was drawn.
+    pub errors: Vec<tethys_sql::canvas::CanvasError>,
+}
+
+#[utoipa::path(post, path = "/api/canvas/compile", tag = "sql", request_body = tethys_sql::canvas::CanvasSpec,
+    responses((status = 200, description = "The drawn job as SQL with every stream typed, or its problems where drawn", body = CanvasCompileView),
+              (status = 400, description = "A body that is no canvas", body = super::openapi::ErrorBody)))]
+async fn canvas_compile(body: Result<Bytes, BytesRejection>) -> Result<Json<CanvasCompileView>, ApiError> {
+    let spec: tethys_sql::canvas::CanvasSpec = parse_body(body, "canvas")?;
+    let view = tokio::task::spawn_blocking(move || match tethys_sql::canvas::compile(&spec) {
+        Ok(compiled) => CanvasCompileView { ok: true, sql: Some(compiled.sql), streams: compiled.streams, errors: Vec::new() },
+        Err(errors) => CanvasCompileView { ok: false, sql: None, streams: BTreeMap::new(), errors },
+    })
+    .await
+    .map_err(|error| ApiError::new(Code::Internal, format!("the canvas's compilation failed: {error}")))?;
+    Ok(Json(view))
+}
+
+/// `POST /api/canvas/preview`'s body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CanvasPreviewAsk {
+    /// The drawn job.
+    pub spec: tethys_sql::canvas::CanvasSpec,
+    /// Inputs by table name (a generator or topic table given none gets generated rows).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, TestInputAsk>,
+}
+
+/// Each operator's first rows in a test run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CanvasPreviewView {
+    /// By operator id, and by table for the sinks: the first 100 rows of each.
+    pub outputs: BTreeMap<String, Vec<String>>,
+    /// How many rows each produced.
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// Rows a preview shows per operator.
+const PREVIEW_ROWS: usize = 100;
+
+#[utoipa::path(post, path = "/api/canvas/preview", tag = "sql", request_body = CanvasPreviewAsk,
+    responses((status = 200, description = "Each operator's first rows in a test run", body = CanvasPreviewView),
+              (status = 400, description = "A drawing that is no job, or a bad input", body = super::openapi::ErrorBody),
+              (status = 422, description = "The run failed or was stopped", body = super::openapi::ErrorBody),
+              (status = 503, description = "This master runs as many test runs as it takes", body = super::openapi::ErrorBody)))]
+async fn canvas_preview(
+    State(workbench): State<Workbench>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<CanvasPreviewView>, ApiError> {
+    let ask: CanvasPreviewAsk = parse_body(body, "canvas preview")?;
+    let compiled = tethys_sql::canvas::compile(&ask.spec).map_err(|errors| {
+        let said: Vec<String> =
+            errors.iter().map(|error| format!("{}: {}", error.node.as_deref().unwrap_or("canvas"), error.message)).collect();
+        ApiError::new(Code::InvalidArgument, said.join("; "))
+    })?;
+    // Each operator's view read by a query of its own after the job: `select<n>` is the n-th.
+    let operators: Vec<String> = compiled.streams.keys().cloned().collect();
+    let selects: String = operators.iter().map(|id| format!("SELECT * FROM {id};\n")).collect();
+    let ask = TestRunAsk { script: format!("{}\n{selects}", compiled.sql), inputs: ask.inputs, expected: BTreeMap::new() };
+    let report = run_case(&workbench, test_case(ask)?).await?;
+    let mut outputs = BTreeMap::new();
+    let mut counts = BTreeMap::new();
+    for (name, rows) in report.output.sinks {
+        let key = match name.strip_prefix("select").and_then(|n| n.parse::<usize>().ok()) {
+            Some(n) if (1..=operators.len()).contains(&n) => operators[n - 1].clone(),
+            _ => name,
+        };
+        counts.insert(key.clone(), rows.len() as u64);
+        outputs.insert(key, rows.into_iter().take(PREVIEW_ROWS).collect());
+    }
+    Ok(Json(CanvasPreviewView { outputs, counts }))
 }
 
 /// A number for each test run of this process (its directory's name).
