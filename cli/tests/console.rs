@@ -4,7 +4,8 @@
 //! deploy a job with the resource preview, savepoint, rescale 1 -> 2, the cluster page, cancel; a
 //! job with a slow sink whose graph marks the bottleneck; a SQL job refused at its error, then run;
 //! the SQL workbench (`workbench.mjs`): a typo underlined and fixed, completion, format, explain,
-//! test runs on generated and uploaded rows beside the expected ones, deploy.
+//! test runs on generated and uploaded rows beside the expected ones, deploy; the canvas
+//! (`canvas.mjs`): a job drawn by drag and drop, shown as SQL, previewed, refused where drawn.
 //! Screenshots of each page go to `target/console-screenshots/`.
 //!
 //! It needs the front end built (`npm ci && npm run build` in console/web, before cargo builds
@@ -124,6 +125,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
 
     let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
     run_browser_checks(&web, "workbench.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
+    run_browser_checks(&web, "canvas.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
     // The assets' sizes and the first views' times, printed (bench/RESULTS.md records them).
     run_browser_checks(&web, "load.mjs", &[("URL", url), ("TOKEN", token)]);
     stop_gracefully(demo);
@@ -147,6 +149,8 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "24-workbench-diff",
         "25-workbench-deployed",
         "26-workbench-draft-diff",
+        "30-canvas",
+        "31-canvas-sql-preview",
     ] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of {page}");
     }

@@ -9,6 +9,7 @@ import { JobsPage } from "./pages/Jobs";
 import { LoginPage } from "./pages/Login";
 import { LogsPage } from "./pages/Logs";
 import { WorkbenchPage } from "./pages/Workbench";
+import { CanvasPage } from "./pages/Canvas";
 import { href, navigate, usePath } from "./router";
 
 whenUnauthorized(() => {
@@ -26,6 +27,7 @@ function Shell({ path }: { path: string }) {
   if (job) page = <JobPage id={Number(job[1])} />;
   else if (route === "/cluster") page = <ClusterPage />;
   else if (route === "/workbench") page = <WorkbenchPage />;
+  else if (route === "/canvas") page = <CanvasPage />;
   else if (route === "/logs") page = <LogsPage key={`${query.get("worker") ?? ""}|${query.get("q") ?? ""}`} worker={query.get("worker")} q={query.get("q") ?? ""} />;
   else if (route === "/deploy") page = <DeployPage key={copy ?? ""} copy={copy === null ? undefined : Number(copy)} />;
   else page = <JobsPage />;
@@ -42,6 +44,7 @@ function Shell({ path }: { path: string }) {
         <nav>
           <a class={route.startsWith("/jobs") || route === "/" ? "active" : ""} {...href("/jobs")}>Jobs</a>
           <a class={route === "/workbench" ? "active" : ""} {...href("/workbench")}>Workbench</a>
+          <a class={route === "/canvas" ? "active" : ""} {...href("/canvas")}>Canvas</a>
           <a class={route === "/deploy" ? "active" : ""} {...href("/deploy")}>Deploy</a>
           <a class={route === "/cluster" ? "active" : ""} {...href("/cluster")}>Cluster</a>
           <a class={route === "/logs" ? "active" : ""} {...href("/logs")}>Logs</a>
