@@ -149,6 +149,7 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "24-workbench-diff",
         "25-workbench-deployed",
         "26-workbench-draft-diff",
+        "27-workbench-as-canvas",
         "30-canvas",
         "31-canvas-sql-preview",
     ] {

@@ -555,6 +555,15 @@ async fn the_sql_workbench_checks_completes_formats_explains_and_test_runs() {
     assert_eq!(previewed.counts["src"], 3, "{previewed:?}");
     assert_eq!(previewed.outputs["priced"].len(), 2, "{previewed:?}");
     assert_eq!(previewed.outputs["totals"], ["+I[alice, 1]", "-U[alice, 1]", "+U[alice, 2]"], "{previewed:?}");
+    let drawn = post(at, "/api/canvas/from-sql", &json(serde_json::json!({ "script": fixed }))).await;
+    assert_eq!(drawn.status, 200, "{}", drawn.body);
+    let spec: serde_json::Value = drawn.json();
+    assert_eq!(
+        spec["nodes"].as_array().unwrap().iter().map(|node| node["kind"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["source", "aggregate", "sink"]
+    );
+    let undrawable = post(at, "/api/canvas/from-sql", &json(serde_json::json!({ "script": format!("{ddl}SELECT 1;") }))).await;
+    assert!(undrawable.status == 400 && undrawable.body.contains("canvas"), "{}", undrawable.body);
     cluster.stop().await;
 }
 

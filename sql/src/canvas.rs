@@ -605,6 +605,226 @@ fn stream_of(session: &SqlSession, id: &str) -> Result<StreamType, String> {
     Ok(StreamType::of(&plan.schema, plan.updating))
 }
 
+/// `script` as a drawing, when it is one the canvas can draw: `CREATE TABLE`s, then one `INSERT
+/// INTO` (or a statement set of them) whose query reads one table or view with an optional
+/// `WHERE`, and either projects, or aggregates with `GROUP BY`, or aggregates per window
+/// (`TABLE(TUMBLE|HOP|CUMULATE|SESSION(TABLE t, DESCRIPTOR(ts), ...))`). Otherwise why not.
+pub fn from_sql(script: &str) -> Result<CanvasSpec, String> {
+    let statements = parse_script(script).map_err(|errors| errors[0].render(script))?;
+    let starts: Vec<usize> = statements.iter().map(|statement| statement.at.map_or(0, |at| offset_of(script, at))).collect();
+    let mut tables = String::new();
+    let mut spec = CanvasSpec::default();
+    let mut inserts = Vec::new();
+    for (index, statement) in statements.iter().enumerate() {
+        match &statement.statement {
+            Statement::CreateTable(_) => {
+                let end = starts.get(index + 1).copied().unwrap_or(script.len());
+                tables.push_str(script[starts[index]..end].trim());
+                tables.push('\n');
+            }
+            Statement::Other(ast) => match ast.as_ref() {
+                sqlparser::ast::Statement::Insert(insert) => inserts.push(insert.clone()),
+                other => return Err(format!("a canvas draws tables and inserts; {} is neither", first_word(&other.to_string()))),
+            },
+            Statement::StatementSet(set) => {
+                for insert in set {
+                    if let Statement::Other(ast) = &insert.statement {
+                        if let sqlparser::ast::Statement::Insert(insert) = ast.as_ref() {
+                            inserts.push(insert.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if inserts.is_empty() {
+        return Err("the script writes nowhere: a canvas needs an INSERT INTO".into());
+    }
+    spec.tables = tables;
+    let mut sources: HashMap<String, String> = HashMap::new();
+    for (n, insert) in inserts.iter().enumerate() {
+        let sink = insert.table.to_string();
+        let query = insert.source.as_ref().ok_or("an INSERT without a query cannot be drawn")?;
+        let last = draw_query(&mut spec, &mut sources, query, n)?;
+        let id = fresh(&spec, "sink");
+        spec.nodes.push(CanvasNode { id: id.clone(), op: CanvasOp::Sink { table: sink }, x: 0.0, y: 0.0 });
+        spec.edges.push(CanvasEdge { from: last, to: id, port: None });
+    }
+    compile(&spec).map_err(|errors| format!("drawn, it would not compile: {}", errors[0].message))?;
+    Ok(spec)
+}
+
+/// The byte offset of `at` (line and column from 1, columns in characters) in `text`.
+fn offset_of(text: &str, at: crate::error::Position) -> usize {
+    let mut offset = 0;
+    for (number, line) in text.split_inclusive('\n').enumerate() {
+        if number as u64 + 1 == at.line {
+            return offset + line.char_indices().nth(at.column.saturating_sub(1) as usize).map_or(line.len(), |(i, _)| i);
+        }
+        offset += line.len();
+    }
+    text.len()
+}
+
+fn first_word(text: &str) -> String {
+    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+/// An id not taken yet: `base_1`, `base_2`...
+fn fresh(spec: &CanvasSpec, base: &str) -> String {
+    (1..).map(|n| format!("{base}_{n}")).find(|id| !spec.nodes.iter().any(|node| &node.id == id)).expect("ids never run out")
+}
+
+/// Draws `query`'s operators into `spec` (a table read once is one source); the id of its last.
+fn draw_query(
+    spec: &mut CanvasSpec,
+    sources: &mut HashMap<String, String>,
+    query: &sqlparser::ast::Query,
+    _n: usize,
+) -> Result<String, String> {
+    use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, SelectItem, SetExpr, TableFactor};
+    let not = |what: &str| Err(format!("{what} cannot be drawn on a canvas yet: open it in the workbench"));
+    if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() {
+        return not("WITH, ORDER BY or LIMIT");
+    }
+    let SetExpr::Select(select) = query.body.as_ref() else { return not("a set operation") };
+    if select.from.len() != 1 || !select.from[0].joins.is_empty() || select.having.is_some() || select.distinct.is_some() {
+        return not("a join, HAVING or DISTINCT");
+    }
+    let mut source = |spec: &mut CanvasSpec, table: String| -> String {
+        if let Some(id) = sources.get(&table.to_lowercase()) {
+            return id.clone();
+        }
+        let id = fresh(spec, &table.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        spec.nodes.push(CanvasNode { id: id.clone(), op: CanvasOp::Source { table: table.clone() }, x: 0.0, y: 0.0 });
+        sources.insert(table.to_lowercase(), id.clone());
+        id
+    };
+    let chain = |spec: &mut CanvasSpec, from: &str, base: &str, op: CanvasOp| -> String {
+        let id = fresh(spec, base);
+        spec.nodes.push(CanvasNode { id: id.clone(), op, x: 0.0, y: 0.0 });
+        spec.edges.push(CanvasEdge { from: from.to_string(), to: id.clone(), port: None });
+        id
+    };
+    let mut window = None;
+    let mut last = match &select.from[0].relation {
+        TableFactor::Table { name, args: None, .. } => source(spec, name.to_string()),
+        TableFactor::TableFunction { expr: Expr::Function(function), .. } => {
+            let kind = function.name.to_string().to_uppercase();
+            let FunctionArguments::List(list) = &function.args else { return not("a window without arguments") };
+            let args: Vec<&Expr> = list
+                .args
+                .iter()
+                .filter_map(|arg| match arg {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(expr)) => Some(expr),
+                    _ => None,
+                })
+                .collect();
+            if args.len() != list.args.len() || args.len() < 3 {
+                return not("a window with named or missing arguments");
+            }
+            let table = match args[0] {
+                Expr::Identifier(ident) => ident.value.clone(),
+                Expr::CompoundIdentifier(parts) => parts.iter().map(|part| part.value.clone()).collect::<Vec<_>>().join("."),
+                _ => return not("a window over a subquery"),
+            };
+            let time = match args[1] {
+                Expr::Function(descriptor) => descriptor.args.to_string().trim_matches(|c| c == '(' || c == ')').trim().to_string(),
+                _ => return not("a window without DESCRIPTOR(column)"),
+            };
+            let length = |expr: &Expr| -> Result<String, String> {
+                match expr {
+                    Expr::Interval(interval) => {
+                        let value = interval.value.to_string().trim_matches('\'').to_string();
+                        let unit = interval.leading_field.as_ref().map(|field| field.to_string()).unwrap_or_else(|| "SECOND".into());
+                        Ok(format!("{value} {unit}"))
+                    }
+                    other => Err(format!("{other} is not an INTERVAL")),
+                }
+            };
+            window = Some((
+                match (kind.as_str(), args.len()) {
+                    ("TUMBLE", 3) => CanvasWindow::Tumble { size: length(args[2])? },
+                    ("HOP", 4) => CanvasWindow::Hop { slide: length(args[2])?, size: length(args[3])? },
+                    ("CUMULATE", 4) => CanvasWindow::Cumulate { step: length(args[2])?, size: length(args[3])? },
+                    ("SESSION", 3) => CanvasWindow::Session { gap: length(args[2])? },
+                    _ => return not(&format!("{kind} with {} arguments", args.len())),
+                },
+                time,
+            ));
+            source(spec, table)
+        }
+        _ => return not("this FROM"),
+    };
+    if let Some(condition) = &select.selection {
+        last = chain(spec, &last, "filter", CanvasOp::Filter { condition: condition.to_string() });
+    }
+    let GroupByExpr::Expressions(keys, _) = &select.group_by else { return not("GROUP BY ALL") };
+    let keys: Vec<String> = keys.iter().map(ToString::to_string).collect();
+    let items: Vec<OutputColumn> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(expr) => OutputColumn { expr: expr.to_string(), name: None },
+            SelectItem::ExprWithAlias { expr, alias } => OutputColumn { expr: expr.to_string(), name: Some(alias.value.clone()) },
+            other => OutputColumn { expr: other.to_string(), name: None },
+        })
+        .collect();
+    let is_key = |column: &OutputColumn| column.name.is_none() && keys.iter().any(|key| key.eq_ignore_ascii_case(&column.expr));
+    match window {
+        Some((window, time)) => {
+            let bounds = ["window_start", "window_end"];
+            let group_by: Vec<String> = keys.iter().filter(|key| !bounds.contains(&key.to_lowercase().as_str())).cloned().collect();
+            if keys.len() != group_by.len() + 2 {
+                return not("a window aggregate not grouped by window_start and window_end");
+            }
+            // The window aggregate gives window_start, window_end, the keys, then each aggregate
+            // (named as written, or agg_<n>); a projection after it picks the query's columns
+            // when they are others or in another order.
+            let is_bound = |item: &OutputColumn| item.name.is_none() && bounds.contains(&item.expr.to_lowercase().as_str());
+            let mut aggregates = Vec::new();
+            let mut picked = Vec::new();
+            for item in &items {
+                if is_key(item) || is_bound(item) {
+                    picked.push(OutputColumn { expr: item.expr.clone(), name: None });
+                    continue;
+                }
+                let name = item.name.clone().unwrap_or_else(|| format!("agg_{}", aggregates.len() + 1));
+                aggregates.push(OutputColumn { expr: item.expr.clone(), name: Some(name.clone()) });
+                picked.push(OutputColumn { expr: name, name: item.name.clone() });
+            }
+            let canonical: Vec<String> = bounds
+                .iter()
+                .map(|bound| bound.to_string())
+                .chain(group_by.iter().cloned())
+                .chain(aggregates.iter().filter_map(|aggregate| aggregate.name.clone()))
+                .collect();
+            let as_written: Vec<String> = picked.iter().map(|column| column.name.clone().unwrap_or_else(|| column.expr.clone())).collect();
+            let reorder = as_written.iter().map(|name| name.to_lowercase()).ne(canonical.iter().map(|name| name.to_lowercase()))
+                || items.iter().any(|item| item.name.is_none() && !is_key(item) && !is_bound(item));
+            last = chain(spec, &last, "window_aggregate", CanvasOp::WindowAggregate { window, time: Some(time), group_by, aggregates });
+            if reorder {
+                last = chain(spec, &last, "project", CanvasOp::Project { columns: picked });
+            }
+        }
+        None if !keys.is_empty() => {
+            let leading: Vec<String> = items.iter().take(keys.len()).map(|item| item.expr.to_lowercase()).collect();
+            if leading != keys.iter().map(|key| key.to_lowercase()).collect::<Vec<_>>() {
+                return not("an aggregate whose columns are not its keys, then its aggregates");
+            }
+            let aggregates = items[keys.len()..].to_vec();
+            last = chain(spec, &last, "aggregate", CanvasOp::Aggregate { group_by: keys, aggregates });
+        }
+        None => {
+            let all = items.len() == 1 && items[0].expr == "*";
+            if !all {
+                last = chain(spec, &last, "project", CanvasOp::Project { columns: items });
+            }
+        }
+    }
+    Ok(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -855,6 +1075,48 @@ mod tests {
             },
         );
         assert!(refused(&bad_size)[0].message.contains("not a whole number"));
+    }
+
+    #[test]
+    fn a_sql_job_of_a_drawable_shape_opens_as_a_canvas_that_compiles_to_the_same_rows() {
+        let script = format!(
+            "{TABLES}\nINSERT INTO per_window SELECT window_start, window_end, customer, COUNT(*) AS orders, SUM(amount) AS amount \
+             FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND)) WHERE amount > 1 GROUP BY window_start, window_end, customer;"
+        );
+        let spec = from_sql(&script).unwrap();
+        let kinds: Vec<&str> = spec
+            .nodes
+            .iter()
+            .map(|node| match node.op {
+                CanvasOp::Source { .. } => "source",
+                CanvasOp::Filter { .. } => "filter",
+                CanvasOp::WindowAggregate { .. } => "window_aggregate",
+                CanvasOp::Sink { .. } => "sink",
+                _ => "other",
+            })
+            .collect();
+        assert_eq!(kinds, ["source", "filter", "window_aggregate", "sink"]);
+        let compiled = compile(&spec).unwrap();
+        assert_eq!(run(&compiled.sql), run(&script), "the drawing is the job the SQL was");
+
+        let grouped = format!("{TABLES}\nINSERT INTO totals SELECT customer, COUNT(*) FROM orders GROUP BY customer;");
+        let spec = from_sql(&grouped).unwrap();
+        assert!(spec.nodes.iter().any(|node| matches!(node.op, CanvasOp::Aggregate { .. })));
+        let projected = format!("{TABLES}\nINSERT INTO totals SELECT UPPER(customer), id FROM orders WHERE id > 3;");
+        assert!(from_sql(&projected).unwrap().nodes.iter().any(|node| matches!(node.op, CanvasOp::Project { .. })));
+
+        // Other columns than the window aggregate's, in another order: a projection after it.
+        let picked = format!(
+            "{TABLES}\nINSERT INTO totals SELECT customer, COUNT(*) FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND)) \
+             GROUP BY window_start, window_end, customer;"
+        );
+        let spec = from_sql(&picked).unwrap();
+        assert!(matches!(spec.nodes.last().map(|node| &node.op), Some(CanvasOp::Sink { .. })));
+        assert!(matches!(&spec.nodes[spec.nodes.len() - 2].op, CanvasOp::Project { columns } if columns.len() == 2), "{:?}", spec.nodes);
+
+        let joined = format!("{TABLES}\nINSERT INTO totals SELECT o.customer, p.id FROM orders o JOIN plain p ON o.id = p.id;");
+        assert!(from_sql(&joined).unwrap_err().contains("cannot be drawn on a canvas yet"));
+        assert!(from_sql(TABLES).unwrap_err().contains("writes nowhere"));
     }
 
     #[test]

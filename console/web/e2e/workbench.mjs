@@ -1,7 +1,7 @@
 // The SQL workbench in headless Chromium against a running `tethys demo` (cli/tests/console.rs
 // starts it): write a window query with a typo, see the error underlined and accept its fix;
 // complete a column name; format; explain it as a graph; save it as a draft twice and see the
-// difference between the versions; test run it on generated rows and on an
+// difference between the versions; open it as a canvas; test run it on generated rows and on an
 // uploaded CSV whose expected output has one wrong row (exactly that row flagged); deploy it and
 // see it run. Screenshots go to $SCREENSHOTS.
 import { writeFileSync } from "node:fs";
@@ -122,6 +122,15 @@ await run(async (page, { shot, waitText, step }) => {
   if (missing.length !== 1 || !missing[0].includes("alice, 3]")) throw new Error(`missing rows: ${JSON.stringify(missing)}`);
   if (unexpected.length !== 1 || !unexpected[0].includes("alice, 2]")) throw new Error(`unexpected rows: ${JSON.stringify(unexpected)}`);
   await shot("24-workbench-diff");
+
+  step("open it as a canvas: the same operators, drawn");
+  await page.click("#wb-canvas");
+  await page.waitForURL(/\/canvas$/);
+  await page.waitForSelector(".op.op-window_aggregate");
+  await waitText("#canvas-status", (text) => text === "a job", "the drawn script compiles");
+  await shot("27-workbench-as-canvas");
+  await page.click("header >> text=Workbench");
+  await page.waitForSelector(".cm-content");
 
   step("deploy it with one click, and see it run");
   await page.click("#wb-deploy");

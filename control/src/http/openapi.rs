@@ -46,6 +46,7 @@ pub struct ErrorBody {
         super::workbench::test_run,
         super::workbench::canvas_compile,
         super::workbench::canvas_preview,
+        super::workbench::canvas_from_sql,
         super::drafts::list,
         super::drafts::save,
         super::drafts::version,

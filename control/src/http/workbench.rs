@@ -12,6 +12,7 @@
 //! | `POST /api/test-runs` with [`TestRunAsk`] | [`TestRunView`]: each sink's rows, and each expected sink's rows beside the produced ones |
 //! | `POST /api/canvas/compile` with a `CanvasSpec` | [`CanvasCompileView`]: the drawn job as SQL with every stream typed, or its problems where drawn |
 //! | `POST /api/canvas/preview` with [`CanvasPreviewAsk`] | [`CanvasPreviewView`]: each operator's first rows in a test run |
+//! | `POST /api/canvas/from-sql` with [`SqlScript`] | the script drawn as a `CanvasSpec` when it can be, or 400 saying why not |
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -301,6 +302,7 @@ pub fn router() -> Router {
         .route("/api/test-runs", post(test_run))
         .route("/api/canvas/compile", post(canvas_compile))
         .route("/api/canvas/preview", post(canvas_preview))
+        .route("/api/canvas/from-sql", post(canvas_from_sql))
         .with_state(Workbench { runs: Arc::new(tokio::sync::Semaphore::new(TEST_RUNS_AT_ONCE)) })
 }
 
@@ -601,6 +603,18 @@ async fn canvas_compile(body: Result<Bytes, BytesRejection>) -> Result<Json<Canv
     .await
     .map_err(|error| ApiError::new(Code::Internal, format!("the canvas's compilation failed: {error}")))?;
     Ok(Json(view))
+}
+
+#[utoipa::path(post, path = "/api/canvas/from-sql", tag = "sql", request_body = SqlScript,
+    responses((status = 200, description = "The script drawn as a canvas", body = tethys_sql::canvas::CanvasSpec),
+              (status = 400, description = "A script the canvas cannot draw (said why)", body = super::openapi::ErrorBody)))]
+async fn canvas_from_sql(body: Result<Bytes, BytesRejection>) -> Result<Json<tethys_sql::canvas::CanvasSpec>, ApiError> {
+    let SqlScript { script } = parse_body(body, "script")?;
+    let spec = tokio::task::spawn_blocking(move || tethys_sql::canvas::from_sql(&script))
+        .await
+        .map_err(|error| ApiError::new(Code::Internal, format!("drawing the script failed: {error}")))?
+        .map_err(|reason| ApiError::new(Code::InvalidArgument, reason))?;
+    Ok(Json(spec))
 }
 
 /// `POST /api/canvas/preview`'s body.

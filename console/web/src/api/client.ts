@@ -107,6 +107,7 @@ export const api = {
   testRun: (ask: TestRunAsk) => call<TestRunView>("POST", "/api/test-runs", ask),
   canvasCompile: (spec: CanvasSpec) => call<CanvasCompileView>("POST", "/api/canvas/compile", spec),
   canvasPreview: (ask: CanvasPreviewAsk) => call<CanvasPreviewView>("POST", "/api/canvas/preview", ask),
+  canvasFromSql: (script: SqlScript) => call<CanvasSpec>("POST", "/api/canvas/from-sql", script),
   drafts: () => call<DraftListView>("GET", "/api/drafts"),
   saveDraft: (name: string, ask: SaveDraftAsk) => call<DraftVersionView>("POST", `/api/drafts/${encodeURIComponent(name)}`, ask),
   draft: (name: string, version?: number) =>

@@ -77,7 +77,9 @@ const EXAMPLE: CanvasSpec = {
   ],
 };
 
-const STORED = "tethys.canvas.spec";
+/** Where the canvas keeps its drawing (the workbench puts one there to open it). */
+export const CANVAS_STORED = "tethys.canvas.spec";
+const STORED = CANVAS_STORED;
 const [W, H] = [200, 86];
 
 const list = (items: string[] | undefined | null) => (items ?? []).join(", ");
@@ -118,7 +120,7 @@ function summary(node: CanvasNode): string {
 }
 
 /** Operators placed by depth (left to right) and order (top to bottom). */
-function autoLayout(spec: CanvasSpec): CanvasSpec {
+export function autoLayout(spec: CanvasSpec): CanvasSpec {
   const depth = new Map<string, number>();
   const visit = (id: string, seen: Set<string>): number => {
     if (depth.has(id)) return depth.get(id)!;

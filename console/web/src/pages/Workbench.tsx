@@ -24,6 +24,7 @@ import {
   type DraftView,
 } from "../api/client";
 import { navigate } from "../router";
+import { autoLayout, CANVAS_STORED } from "./Canvas";
 
 /** Flink SQL's words beyond standard SQL, highlighted as keywords. */
 const FLINK_WORDS =
@@ -333,6 +334,15 @@ export function WorkbenchPage() {
           }
         }}>Explain</button>
         <button id="wb-run" onClick={testRun} disabled={running} title="Ctrl-Enter">{running ? "Running…" : "Test run"}</button>
+        <button id="wb-canvas" onClick={async () => {
+          try {
+            const spec = await api.canvasFromSql({ script: script() });
+            localStorage.setItem(CANVAS_STORED, JSON.stringify(autoLayout(spec)));
+            navigate("/canvas");
+          } catch (error) {
+            setMessage({ ok: false, text: (error as Error).message });
+          }
+        }}>Open as canvas</button>
         <button id="wb-deploy" onClick={() => {
           sessionStorage.setItem(DEPLOY_HANDOFF, script());
           navigate("/deploy?from=workbench");
