@@ -7,17 +7,11 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type CanvasCompileView, type CanvasNode, type CanvasOp, type CanvasPreviewView, type CanvasSpec } from "../api/client";
 import { navigate } from "../router";
+import { ORDERS_TABLE } from "../examples";
 
 type Kind = CanvasOp["kind"];
 
-const TABLES = `CREATE TABLE orders (
-  id BIGINT,
-  customer STRING,
-  amount DECIMAL(10, 2),
-  ts TIMESTAMP(3),
-  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
-) WITH ('connector' = 'datagen', 'rows-per-second' = '100');
-
+const TABLES = `${ORDERS_TABLE}
 CREATE TABLE per_window (
   window_start TIMESTAMP(3),
   window_end TIMESTAMP(3),

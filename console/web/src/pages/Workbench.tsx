@@ -25,6 +25,7 @@ import {
 } from "../api/client";
 import { navigate } from "../router";
 import { autoLayout, CANVAS_STORED } from "./Canvas";
+import { ORDERS_TABLE } from "../examples";
 
 /** Flink SQL's words beyond standard SQL, highlighted as keywords. */
 const FLINK_WORDS =
@@ -38,14 +39,7 @@ const TETHYS = SQLDialect.define({
 });
 
 export const WORKBENCH_EXAMPLE = `-- Orders per customer in windows of five seconds.
-CREATE TABLE orders (
-  id BIGINT,
-  customer STRING,
-  amount DECIMAL(10, 2),
-  ts TIMESTAMP(3),
-  WATERMARK FOR ts AS ts - INTERVAL '1' SECOND
-) WITH ('connector' = 'datagen', 'rows-per-second' = '100');
-
+${ORDERS_TABLE}
 CREATE TABLE per_window (
   window_start TIMESTAMP(3),
   customer STRING,
@@ -490,18 +484,10 @@ function RunResults({ run }: { run: TestRunView }) {
               {diff && (diff.passed ? <span class="badge running">as expected</span> : <span class="badge failed">differs</span>)}
             </h3>
             {diff ? (
-              <table class="diff">
-                <thead><tr><th>expected line</th><th>produced row</th><th>row</th></tr></thead>
-                <tbody>
-                  {diff.rows.map((row, index) => (
-                    <tr key={index} class={`diff-${row.status}`}>
-                      <td>{row.expected_line ?? ""}</td>
-                      <td>{row.produced_line ?? ""}</td>
-                      <td><code>{row.status === "missing" ? "− " : row.status === "unexpected" ? "+ " : "  "}{row.row}</code></td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <DiffTable
+                head={["expected line", "produced row", "row"]}
+                rows={diff.rows.map((row) => ({ change: row.status as DiffChange, left: row.expected_line, right: row.produced_line, text: row.row }))}
+              />
             ) : (
               <pre class="rows-out">{rows.slice(0, 500).join("\n")}{rows.length > 500 ? `\n… ${rows.length - 500} more` : ""}</pre>
             )}
@@ -592,17 +578,35 @@ function DraftDiff({ diff, onClose }: { diff: DraftDiffView; onClose: () => void
       <h3>
         {diff.name}: version {diff.from} → {diff.to} <button class="link" onClick={onClose}>close</button>
       </h3>
-      <table class="diff">
-        <tbody>
-          {diff.lines.map((line, index) => (
-            <tr key={index} class={line.change === "removed" ? "diff-missing" : line.change === "added" ? "diff-unexpected" : ""}>
-              <td>{line.from_line ?? ""}</td>
-              <td>{line.to_line ?? ""}</td>
-              <td><code>{line.change === "removed" ? "− " : line.change === "added" ? "+ " : "  "}{line.text}</code></td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <DiffTable
+        rows={diff.lines.map((line) => ({
+          change: line.change === "removed" ? "missing" : line.change === "added" ? "unexpected" : "same",
+          left: line.from_line,
+          right: line.to_line,
+          text: line.text,
+        }))}
+      />
     </div>
+  );
+}
+
+/** How a line of a diff stands: in both, only on the left (expected, older), only on the right. */
+type DiffChange = "same" | "missing" | "unexpected";
+
+/** Lines side by side: a row's place on each side, and the line marked − or + where it differs. */
+function DiffTable({ head, rows }: { head?: [string, string, string]; rows: { change: DiffChange; left?: number | null; right?: number | null; text: string }[] }) {
+  return (
+    <table class="diff">
+      {head && <thead><tr>{head.map((title) => <th key={title}>{title}</th>)}</tr></thead>}
+      <tbody>
+        {rows.map((row, index) => (
+          <tr key={index} class={`diff-${row.change}`}>
+            <td>{row.left ?? ""}</td>
+            <td>{row.right ?? ""}</td>
+            <td><code>{row.change === "missing" ? "− " : row.change === "unexpected" ? "+ " : "  "}{row.text}</code></td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
