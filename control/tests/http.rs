@@ -477,6 +477,8 @@ async fn the_sql_workbench_checks_completes_formats_explains_and_test_runs() {
     assert!(explained.edges.iter().any(|edge| edge.partitioning == "hash"), "a GROUP BY shuffles by key: {explained:?}");
     let functions: SqlFunctions = get(at, "/api/sql/functions").await.json();
     assert!(functions.functions.len() > 50 && functions.functions.iter().any(|f| f.name == "UPPER" && f.kind == "scalar"));
+    let sum = functions.functions.iter().find(|f| f.name == "SUM").unwrap();
+    assert!(sum.kind == "aggregate" && sum.signature.starts_with("SUM([DISTINCT] x NUMERIC)"), "{sum:?}");
 
     // A test run on typed rows, one expected row wrong: exactly that row is flagged.
     let ask = serde_json::json!({

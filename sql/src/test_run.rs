@@ -272,6 +272,7 @@ pub fn run_test(case: &TestCase, work_dir: &Path) -> Result<TestOutput, TestErro
     session.redirect_for_test(sources);
     let mut output = TestOutput::default();
     let mut produced = 0;
+    let mut selects = 0;
     for statement in &statements {
         let outcome = session.execute(statement).map_err(|error| TestError::Script(error.render(sql)))?;
         let Outcome::Job(job) = outcome else { continue };
@@ -316,7 +317,8 @@ pub fn run_test(case: &TestCase, work_dir: &Path) -> Result<TestOutput, TestErro
         drain(&mut captures, &mut output, &mut results, &mut produced);
         result.map_err(|error| TestError::Run(format!("{name} failed: {error}")))?;
         if select {
-            output.sinks.insert(format!("select{}", output.sinks.keys().filter(|key| key.starts_with("select")).count() + 1), results);
+            selects += 1;
+            output.sinks.insert(format!("select{selects}"), results);
         }
     }
     Ok(output)

@@ -473,17 +473,14 @@ async fn functions() -> Json<SqlFunctions> {
             kind: "scalar".to_string(),
         })
         .collect();
-    for name in ["COUNT", "SUM", "MIN", "MAX", "AVG", "FIRST_VALUE", "LAST_VALUE", "LISTAGG"] {
-        functions.push(SqlFunctionView {
-            name: name.to_string(),
-            signature: format!("{name}(...)"),
-            description: "An aggregate over a group or window.".to_string(),
-            example: None,
-            kind: "aggregate".to_string(),
-        });
-    }
+    functions.extend(tethys_sql::aggregate::AGGREGATE_SIGNATURES.iter().map(|(name, signature, description)| SqlFunctionView {
+        name: name.to_string(),
+        signature: signature.to_string(),
+        description: description.to_string(),
+        example: None,
+        kind: "aggregate".to_string(),
+    }));
     functions.sort_by(|a, b| a.name.cmp(&b.name));
-    functions.dedup_by(|a, b| a.name == b.name);
     Json(SqlFunctions { functions })
 }
 
