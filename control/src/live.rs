@@ -159,12 +159,18 @@ pub struct JobHistory {
     /// Per sample (oldest first), one point per task.
     points: Mutex<VecDeque<Vec<TaskPoint>>>,
     checkpoints: CheckpointHistory,
+    outputs: crate::output::JobOutputs,
 }
 
 impl JobHistory {
     /// Its completed checkpoints.
     pub fn checkpoints(&self) -> &CheckpointHistory {
         &self.checkpoints
+    }
+
+    /// Its sinks' sampled rows (kept by the leader that takes them in; not mirrored).
+    pub fn outputs(&self) -> &crate::output::JobOutputs {
+        &self.outputs
     }
 
     fn push_points(&self, points: Vec<TaskPoint>) {
@@ -344,6 +350,7 @@ impl JobLive {
     /// Takes a sample of the board now.
     pub fn sample(&self) {
         self.push(Sample { at_ms: now_ms(), readings: self.board.readings() });
+        self.history.outputs.absorb(self.board.outputs());
     }
 
     fn push(&self, sample: Sample) {

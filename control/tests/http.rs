@@ -157,7 +157,12 @@ struct Cluster {
 
 impl Cluster {
     async fn start(count: u64) -> Cluster {
-        let support::Masters { dirs, addrs, mut nodes } = support::start_masters(count, "http-master", SECRET, |_| {}).await;
+        Cluster::start_with(count, |_| {}).await
+    }
+
+    /// As [`Cluster::start`], the masters' options changed by `adjust`.
+    async fn start_with(count: u64, adjust: impl Fn(&mut tethys_control::rpc::server::MasterOptions)) -> Cluster {
+        let support::Masters { dirs, addrs, mut nodes } = support::start_masters(count, "http-master", SECRET, adjust).await;
         let mut http = BTreeMap::new();
         for (id, node) in &mut nodes {
             let served = node.serve_http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
@@ -439,6 +444,104 @@ async fn a_workers_log_is_searched_through_any_master() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_jobs_sampled_rows_are_read_and_streamed_through_any_master() {
+    use tethys_control::output::JobOutputView;
+    use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
+
+    // Masters that deploy this program's jobs (SQL scripts among them) on real workers.
+    let cluster = Cluster::start_with(2, |options| {
+        options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
+        options.validator = None;
+        options.deploy = Some(tethys_control::deployer::DeployOptions {
+            registry: tethys_bench::jobs::registry(),
+            checkpoint_root: None,
+            mesh: tethys_net::MeshOptions::default(),
+            restarts_max: 0,
+        });
+    })
+    .await;
+    let leader = cluster.leader_seen_by(0).await.leader.unwrap();
+    let follower = 1 - leader;
+    let options = WorkerOptions {
+        masters: vec![cluster.addrs[&0].clone(), cluster.addrs[&1].clone()],
+        slots: 2,
+        secret: SECRET.to_string(),
+        tls: None,
+        registry: tethys_bench::jobs::registry(),
+        mesh: tethys_net::MeshOptions::default(),
+        orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
+    };
+    let worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let script = "CREATE TABLE gen (k BIGINT, price DOUBLE, label STRING) WITH ('connector' = 'datagen', 'rows-per-second' = '400', \
+                  'fields.k.kind' = 'sequence', 'fields.k.start' = '1', 'fields.k.end' = '1000000', 'fields.price.min' = '1', \
+                  'fields.price.max' = '9', 'fields.label.length' = '3');
+                  CREATE TABLE cheap (k BIGINT, price DOUBLE, label STRING) WITH ('connector' = 'blackhole');
+                  INSERT INTO cheap SELECT k, price, label FROM gen WHERE price < 5;";
+    let body = serde_json::json!({ "name": "sql", "args": [script], "parallelism": 2 }).to_string();
+    let accepted = post(cluster.http[&follower], "/api/jobs", &body).await;
+    assert_eq!(accepted.status, 201, "{}", accepted.body);
+    let job = accepted.json::<Submitted>().job;
+
+    // Rows arrive (the follower asks the leader), typed, in the sink's columns, each once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let reply = get(cluster.http[&follower], &format!("/api/jobs/{job}/output")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let view: JobOutputView = reply.json();
+        if view.sinks.first().is_some_and(|sink| sink.rows.len() >= 20) {
+            break view;
+        }
+        assert!(Instant::now() < deadline, "no sampled rows within 30 s: {view:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let sink = &view.sinks[0];
+    assert_eq!((sink.sink.as_str(), sink.columns.as_slice()), ("cheap", ["k", "price", "label"].map(String::from).as_slice()));
+    assert_eq!(sink.types, ["BIGINT", "DOUBLE", "STRING"]);
+    assert!(sink.written >= sink.rows.len() as u64, "{sink:?}");
+    let mut seen = std::collections::BTreeSet::new();
+    for row in &sink.rows {
+        assert_eq!(row.op, "+I");
+        let price = row.values[1].as_f64().expect("a number");
+        assert!((1.0..5.0).contains(&price), "only what the filter passed: {row:?}");
+        assert!(row.values[2].as_str().is_some_and(|label| label.len() == 3), "{row:?}");
+        assert!(seen.insert(row.values[0].as_i64().unwrap()), "each row once: {row:?}");
+        assert!(row.subtask < 2);
+    }
+    assert!(sink.rows.windows(2).all(|pair| pair[0].n < pair[1].n), "in the order taken in");
+
+    // Only newer rows after the last seen; one sink by name, the newest few.
+    let last = sink.rows.last().unwrap().n;
+    let newer: JobOutputView = get(cluster.http[&leader], &format!("/api/jobs/{job}/output?after={last}")).await.json();
+    assert!(newer.sinks.iter().flat_map(|sink| &sink.rows).all(|row| row.n > last), "{newer:?}");
+    let few: JobOutputView = get(cluster.http[&leader], &format!("/api/jobs/{job}/output?sink=cheap&limit=3")).await.json();
+    assert_eq!(few.sinks[0].rows.len(), 3);
+
+    // Streamed: the rows kept at once, as a `rows` event.
+    let streamed: JobOutputView = serde_json::from_str(
+        &first_event_with(cluster.http[&follower], &format!("/api/jobs/{job}/output/stream?sink=cheap"), Some(SECRET), None, "rows").await,
+    )
+    .unwrap();
+    assert!(streamed.sinks[0].rows.len() >= 20, "{streamed:?}");
+
+    // Bad input: an unknown sink, job or parameter, a bad id; no token.
+    let unknown = get(cluster.http[&leader], &format!("/api/jobs/{job}/output?sink=chepa")).await;
+    assert_eq!((unknown.status, unknown.error_code().as_str()), (404, "NOT_FOUND"), "{}", unknown.body);
+    assert!(unknown.body.contains("sinks: cheap"), "{}", unknown.body);
+    assert_eq!(get(cluster.http[&follower], "/api/jobs/99/output").await.status, 404);
+    let parameter = get(cluster.http[&leader], &format!("/api/jobs/{job}/output?since=3")).await;
+    assert_eq!(parameter.status, 400, "{}", parameter.body);
+    assert!(parameter.body.contains("since"), "{}", parameter.body);
+    assert_eq!(get(cluster.http[&leader], "/api/jobs/x/output").await.status, 400);
+    let refused = request(cluster.http[&leader], "GET", &format!("/api/jobs/{job}/output"), None, None).await;
+    assert_eq!(refused.status, 401);
+    assert!(!refused.body.contains("price"), "{}", refused.body);
+
+    assert_eq!(post(cluster.http[&leader], &format!("/api/jobs/{job}/cancel"), "").await.status, 200);
+    worker.stop();
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sql_workbench_checks_completes_formats_explains_and_test_runs() {
     use tethys_control::http::workbench::{SqlCheckView, SqlCompletions, SqlExplainView, SqlFunctions, SqlScript, TestRunView};
 
@@ -624,9 +727,14 @@ async fn drafts_are_saved_with_versions_through_any_master_and_survive_the_leade
 
 /// The data of the first event named `name` that `GET path` streams (server-sent events).
 async fn first_event(addr: SocketAddr, path: &str, cookie: &str, name: &str) -> String {
+    first_event_with(addr, path, None, Some(cookie), name).await
+}
+
+/// As [`first_event`], with a token or a cookie.
+async fn first_event_with(addr: SocketAddr, path: &str, token: Option<&str>, cookie: Option<&str>, name: &str) -> String {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
-    let head = request_head(addr, "GET", path, None, Some(cookie)) + "Accept: text/event-stream\r\n\r\n";
+    let head = request_head(addr, "GET", path, token, cookie) + "Accept: text/event-stream\r\n\r\n";
     writer.write_all(head.as_bytes()).await.unwrap();
     let reading = async {
         let (mut raw, mut buffer) = (Vec::new(), [0u8; 8192]);

@@ -50,7 +50,7 @@ pub use runtime::checkpoint::{CheckpointStats, CheckpointingMode, SubtaskCheckpo
 pub use runtime::cluster;
 pub use runtime::job::{ChannelMetrics, JobResult, OperatorMetrics};
 pub use runtime::keeper::{CheckpointDone, CheckpointGate};
-pub use runtime::live::{LiveBoard, SubtaskLive};
+pub use runtime::live::{LiveBoard, OutputSample, OutputSampler, OutputTap, SampledRecord, SubtaskLive};
 pub use runtime::restart::RestartStrategy;
 pub use runtime::snapshot::{InFlightFrames, JobSnapshot, OperatorSnapshot, RestoreError};
 pub use time::watermark::{WatermarkGenerator, WatermarkStrategy};

@@ -502,6 +502,25 @@ pub enum RowKind {
     Delete,
 }
 
+impl Value {
+    /// As JSON: numbers, booleans and NULL as themselves, arrays and rows as arrays, maps as
+    /// objects, everything else (timestamps, dates, text) as its text.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match self {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(v) => J::from(*v),
+            Value::Float(v) => serde_json::Number::from_f64(*v).map(J::Number).unwrap_or(J::Null),
+            Value::Decimal(d) => serde_json::from_str(&d.to_string()).unwrap_or(J::String(d.to_string())),
+            Value::Array(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.to_string(), v.to_json())).collect()),
+            Value::Row(items) => J::Array(items.iter().map(Value::to_json).collect()),
+            other => J::String(other.to_string()),
+        }
+    }
+}
+
 impl RowKind {
     /// Its short form: `+I`, `-U`, `+U`, `-D`.
     pub fn short(self) -> &'static str {

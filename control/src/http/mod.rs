@@ -13,6 +13,8 @@
 //!   the difference between two versions.
 //! - `workbench`: the SQL workbench (`/api/sql/*`: check, complete, format, explain, functions;
 //!   `POST /api/test-runs`), answered by any master from the SQL crate, nothing replicated.
+//! - `output`: a running job's sinks' sampled rows (`/api/jobs/{id}/output`, and streamed), the
+//!   console's live results, kept by the leader.
 //!
 //! Every request under `/api/` and `/metrics` carries the cluster secret as gRPC calls do
 //! (`Authorization: Bearer <secret>`, compared in constant time), or the session cookie that
@@ -29,6 +31,7 @@ pub mod drafts;
 pub mod events;
 pub mod metrics;
 pub mod openapi;
+pub mod output;
 mod session;
 pub mod workbench;
 

@@ -53,6 +53,8 @@ pub struct ErrorBody {
         super::drafts::diff,
         super::drafts::delete,
         super::events::events,
+        super::output::output,
+        super::output::stream,
         super::session::login,
         super::session::logout,
     ),

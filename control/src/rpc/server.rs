@@ -25,9 +25,9 @@ use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::worker_client::WorkerClient;
 use super::proto::{
     AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, DeleteDraftReply, DeleteDraftRequest, DraftInfo, DraftList,
-    DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobRequest, ListDraftsRequest,
-    ListJobsReply, ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest,
-    SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
+    DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobOutputRequest, JobRequest,
+    ListDraftsRequest, ListJobsReply, ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest,
+    RescaleRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -202,6 +202,7 @@ impl MasterNode {
             .merge(crate::http::openapi::router())
             .merge(crate::http::workbench::router())
             .merge(crate::http::drafts::router(Arc::clone(&self.plane)))
+            .merge(crate::http::output::router(Arc::clone(&self.plane)))
             .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone(), self.plane.live_views()));
         let server = HttpServer::start(listener, router, self.plane.auth.clone(), pages)
             .map_err(|error| MasterError::Failed { at: self.master.id(), reason: error.to_string() })?;
@@ -689,6 +690,31 @@ impl Control for Arc<ControlPlane> {
             ))
         })?;
         let json = serde_json::to_string(&details).map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(JobLiveReply { json }))
+    }
+
+    async fn job_output(&self, request: Request<JobOutputRequest>) -> Result<Response<JobLiveReply>, Status> {
+        if !self.master.is_leader() {
+            let mut leader = self.forward_to(&request, self.not_leader())?;
+            return leader.job_output(request.into_inner()).await;
+        }
+        let ask = request.into_inner();
+        let job = self.job(ask.job_id).await?;
+        let sink = (!ask.sink.is_empty()).then_some(ask.sink.as_str());
+        let limit = (ask.limit > 0).then_some(ask.limit as usize);
+        let outputs = self.deployer()?.history(JobId(job.id));
+        let view = outputs.outputs().view(job.id, ask.after, sink, limit);
+        if let Some(sink) = sink {
+            if view.sinks.is_empty() {
+                let known = outputs.outputs().sinks();
+                return Err(Status::not_found(if known.is_empty() {
+                    format!("job {} has no sampled rows of sink {sink} (none of any sink yet)", job.id)
+                } else {
+                    format!("job {} has no sink {sink} with sampled rows (sinks: {})", job.id, known.join(", "))
+                }));
+            }
+        }
+        let json = serde_json::to_string(&view).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(JobLiveReply { json }))
     }
 

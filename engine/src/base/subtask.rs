@@ -25,6 +25,9 @@ pub struct SubtaskContext {
     /// Memory this subtask's keyed state on disk may keep in memory, in bytes (the disk backend's
     /// `cache_bytes`); `None`: the backend's default. Set with `state_dir`.
     pub state_cache_bytes: Option<u64>,
+    /// Where a sink publishes samples of what it writes (for live results); `None` where no
+    /// one reads them (unit tests).
+    pub output_tap: Option<crate::runtime::live::OutputTap>,
 }
 
 impl SubtaskContext {
@@ -47,6 +50,7 @@ impl SubtaskContext {
             watermark_interval: std::time::Duration::from_millis(10),
             state_dir: None,
             state_cache_bytes: None,
+            output_tap: None,
         }
     }
 }

@@ -483,6 +483,7 @@ fn build_subtask(
     let Deployment { graph, factories, plan, config, .. } = deployment;
     let (task_id, subtask) = id;
     let task = &plan.tasks[task_id];
+    let attempt = deployment.attempt.load(std::sync::atomic::Ordering::Relaxed);
     let context = |node: usize| SubtaskContext {
         operator_name: graph.nodes[node].name.clone(),
         subtask_index: subtask,
@@ -500,6 +501,7 @@ fn build_subtask(
             crate::state::StateBackendConfig::Heap => None,
             crate::state::StateBackendConfig::Disk { cache_bytes, .. } => Some(*cache_bytes),
         },
+        output_tap: Some(super::live::OutputTap::new(Arc::clone(&deployment.live), task_id as u32, subtask as u32, attempt)),
     };
     let key_groups = crate::key_group::KeyGroupRange::for_subtask(subtask, task.parallelism, graph.max_parallelism.max(task.parallelism));
     let mut operators = Vec::new();
@@ -588,7 +590,6 @@ fn build_subtask(
     }
     let mut state = TaskState::new(id, head, (OperatorChain::new(operators), chain_nodes), outputs, settings, reports);
     state.replay = replay;
-    let attempt = deployment.attempt.load(std::sync::atomic::Ordering::Relaxed);
     state.live = Some(super::live::LiveRecorder::new(Arc::clone(&deployment.live), attempt));
     Ok(state)
 }

@@ -705,6 +705,7 @@ mod tests {
             side_outputs: Vec::new(),
             state_dir: None,
             state_cache_bytes: None,
+            output_tap: None,
         }
     }
 

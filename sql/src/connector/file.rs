@@ -17,11 +17,13 @@
 //! checkpoint completes or the job ends (exactly once); it takes inserts only.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use tethys_engine::operator::{FrameOperator, Output};
 use tethys_engine::sink::file::FileSink;
+use tethys_engine::sink::{Committable, Sink, SinkCommitter, SinkWriter};
 use tethys_engine::source::file::FileSource;
-use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment, UserError};
+use tethys_engine::{DataStream, StreamEnvironment, SubtaskContext, UserError};
 
 use super::Options;
 use crate::catalog::SqlTable;
@@ -89,21 +91,6 @@ fn json_value(json: &serde_json::Value, data_type: &SqlType) -> Result<Value, St
         ),
         (other, t) => return Err(format!("{other} is not a {t}")),
     })
-}
-
-fn value_to_json(value: &Value) -> serde_json::Value {
-    use serde_json::Value as J;
-    match value {
-        Value::Null => J::Null,
-        Value::Bool(b) => J::Bool(*b),
-        Value::Int(v) => J::from(*v),
-        Value::Float(v) => serde_json::Number::from_f64(*v).map(J::Number).unwrap_or(J::Null),
-        Value::Decimal(d) => serde_json::from_str(&d.to_string()).unwrap_or(J::String(d.to_string())),
-        Value::Array(items) => J::Array(items.iter().map(value_to_json).collect()),
-        Value::Map(entries) => J::Object(entries.iter().map(|(k, v)| (k.to_string(), value_to_json(v))).collect()),
-        Value::Row(items) => J::Array(items.iter().map(value_to_json).collect()),
-        other => J::String(other.to_string()),
-    }
 }
 
 /// Parses file records into rows of the table's physical columns.
@@ -336,7 +323,9 @@ fn encode(row: &Row, format: &Format) -> String {
     }
 }
 
-pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Options<'_>, name: &str) -> Result<DataStreamSink, SqlError> {
+/// The sink writing rows of `table` as part files of lines (CSV or JSON), committed on
+/// checkpoints.
+pub(super) fn sink(table: &SqlTable, options: &mut Options<'_>) -> Result<Box<dyn Sink<Row>>, SqlError> {
     let path = options.require("path", "out/")?.to_string();
     let (format, _) = format_of(table, options)?;
     let names: Vec<String> = table.physical.fields.iter().map(|field| field.name.clone()).collect();
@@ -344,17 +333,63 @@ pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Opti
         Format::Csv { .. } => "csv",
         Format::Json => "json",
     };
-    let lines = stream.map(move |row: Row| match &format {
-        // Fields in the table's column order, as Flink writes them.
-        Format::Json => {
-            let fields: Vec<String> = names
-                .iter()
-                .zip(&row.values)
-                .map(|(name, value)| format!("{}:{}", serde_json::Value::String(name.clone()), value_to_json(value)))
-                .collect();
-            format!("{{{}}}", fields.join(","))
+    let lines = FileSink::lines::<String>(path).with_extension(extension);
+    Ok(Box::new(RowLines { lines, format: Arc::new(format), names: Arc::new(names) }))
+}
+
+/// Rows written as lines by a file sink of lines, each encoded in the writer.
+struct RowLines {
+    lines: FileSink<String>,
+    format: Arc<Format>,
+    names: Arc<Vec<String>>,
+}
+
+impl Sink<Row> for RowLines {
+    fn create_writer(&self, context: &SubtaskContext) -> Result<Box<dyn SinkWriter<Row>>, UserError> {
+        let lines = self.lines.create_writer(context)?;
+        Ok(Box::new(RowLinesWriter { lines, format: Arc::clone(&self.format), names: Arc::clone(&self.names) }))
+    }
+
+    fn create_committer(&self) -> Result<Option<Box<dyn SinkCommitter>>, UserError> {
+        self.lines.create_committer()
+    }
+}
+
+struct RowLinesWriter {
+    lines: Box<dyn SinkWriter<String>>,
+    format: Arc<Format>,
+    names: Arc<Vec<String>>,
+}
+
+impl RowLinesWriter {
+    fn line(&self, row: &Row) -> String {
+        match &*self.format {
+            // Fields in the table's column order, as Flink writes them.
+            Format::Json => {
+                let fields: Vec<String> = self
+                    .names
+                    .iter()
+                    .zip(&row.values)
+                    .map(|(name, value)| format!("{}:{}", serde_json::Value::String(name.clone()), value.to_json()))
+                    .collect();
+                format!("{{{}}}", fields.join(","))
+            }
+            csv => encode(row, csv),
         }
-        csv => encode(&row, csv),
-    });
-    Ok(lines.sink(name, FileSink::lines::<String>(path).with_extension(extension)))
+    }
+}
+
+impl SinkWriter<Row> for RowLinesWriter {
+    fn write_frame(&mut self, frame: Vec<Row>) -> Result<(), UserError> {
+        let lines = frame.iter().map(|row| self.line(row)).collect();
+        self.lines.write_frame(lines)
+    }
+
+    fn finish(&mut self) -> Result<(), UserError> {
+        self.lines.finish()
+    }
+
+    fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<Committable>, UserError> {
+        self.lines.pre_commit(checkpoint)
+    }
 }

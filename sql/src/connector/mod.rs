@@ -17,10 +17,12 @@ pub mod datagen;
 pub mod file;
 pub mod nexmark;
 pub mod print;
+pub mod sampled;
 pub mod topic;
 
 use std::collections::BTreeSet;
 
+use tethys_engine::sink::Sink;
 use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment};
 
 use crate::catalog::SqlTable;
@@ -206,17 +208,16 @@ pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, paralleli
             ),
         ));
     }
-    let name = table.name().to_string();
-    let sink = match connector.as_str() {
+    let sink: Box<dyn Sink<Row>> = match connector.as_str() {
         "print" => {
             let identifier = options.get("print-identifier").map(str::to_string);
             let standard_error = options.parse("standard-error", false, "true or false")?;
-            stream.sink(&name, print::RowPrintSink { identifier, standard_error })
+            Box::new(print::RowPrintSink { identifier, standard_error })
         }
-        "blackhole" => stream.sink(&name, tethys_engine::sink::discard::DiscardSink::new()),
-        "topic" => topic::sink(stream, table, &mut options)?,
-        _ => file::sink(stream, table, &mut options, &name)?,
+        "blackhole" => Box::new(tethys_engine::sink::discard::DiscardSink::new()),
+        "topic" => topic::sink(table, &mut options)?,
+        _ => file::sink(table, &mut options)?,
     };
     options.finish()?;
-    Ok(sink.parallelism(parallelism))
+    Ok(stream.sink(table.name(), sampled::SampledSink::new(sink, table.name(), &table.physical)).parallelism(parallelism))
 }

@@ -16,8 +16,9 @@
 //! table's is an error naming the topic.
 
 use tethys_engine::sink::topic::TopicSink;
+use tethys_engine::sink::Sink;
 use tethys_engine::source::topic::TopicSource;
-use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment, Topic};
+use tethys_engine::{DataStream, StreamEnvironment, Topic};
 
 use super::Options;
 use crate::catalog::SqlTable;
@@ -72,12 +73,11 @@ impl tethys_engine::operator::FrameOperator<Row, Row> for CheckWidth {
 }
 
 /// Writes rows (with their changes) to the topic, exactly once unless told otherwise.
-pub(super) fn sink(stream: DataStream<Row>, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStreamSink, SqlError> {
+pub(super) fn sink(table: &SqlTable, options: &mut Options<'_>) -> Result<Box<dyn Sink<Row>>, SqlError> {
     let topic = topic_of(table, options, true)?;
-    let sink = match options.get("sink.delivery-guarantee").unwrap_or("exactly-once") {
-        "exactly-once" => TopicSink::exactly_once(topic).with_name(table.name()),
-        "at-least-once" => TopicSink::at_least_once(topic),
+    Ok(match options.get("sink.delivery-guarantee").unwrap_or("exactly-once") {
+        "exactly-once" => Box::new(TopicSink::exactly_once(topic).with_name(table.name())),
+        "at-least-once" => Box::new(TopicSink::at_least_once(topic)),
         other => return Err(options.invalid("sink.delivery-guarantee", other, "'exactly-once' or 'at-least-once'")),
-    };
-    Ok(stream.sink(table.name(), sink))
+    })
 }

@@ -556,10 +556,11 @@ impl ClusterCoordinator {
                 }
                 return;
             }
-            ToCoordinator::Live { attempt, readings } => {
+            ToCoordinator::Live { attempt, readings, outputs } => {
                 if attempt == inbox.attempt {
                     self.live.retain_attempt(attempt);
                     readings.into_iter().filter(|reading| reading.attempt == attempt).for_each(|reading| self.live.publish(reading));
+                    outputs.into_iter().filter(|sample| sample.attempt == attempt).for_each(|sample| self.live.publish_output(sample));
                 }
                 return;
             }

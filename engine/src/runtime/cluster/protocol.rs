@@ -167,6 +167,8 @@ pub enum ToCoordinator {
         attempt: u32,
         /// One reading per subtask.
         readings: Vec<crate::runtime::live::SubtaskLive>,
+        /// What its sink subtasks sampled lately.
+        outputs: Vec<crate::runtime::live::OutputSample>,
     },
     /// A report of one of the attempt's subtasks.
     Report {

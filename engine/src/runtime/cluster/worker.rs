@@ -134,7 +134,8 @@ impl WorkerNode {
         if readings.is_empty() {
             return;
         }
-        let bytes = protocol::encode(&ToCoordinator::Live { attempt, readings }).expect("control messages always encode");
+        let outputs = live.outputs();
+        let bytes = protocol::encode(&ToCoordinator::Live { attempt, readings, outputs }).expect("control messages always encode");
         // Under the log's lock, as reports are: an adopting coordinator gets the log first.
         let _log = lock(&self.log);
         self.send_bytes(bytes);
