@@ -40,6 +40,8 @@ enum Command {
     Cluster(command::cluster::ClusterArgs),
     /// Search a worker's recent log (the masters fetch it from the worker).
     Logs(command::cluster::LogsArgs),
+    /// Show a running job's sinks' sampled rows (its live results), or follow them.
+    Output(command::cluster::OutputArgs),
     /// Jobs through the masters: submit, list, status, cancel.
     #[command(flatten)]
     Jobs(command::jobs::JobCommand),
@@ -73,6 +75,7 @@ fn main() {
         Command::Up(args) => command::up::run(args),
         Command::Cluster(args) => command::cluster::run(args),
         Command::Logs(args) => command::cluster::logs(args),
+        Command::Output(args) => command::cluster::output(args),
         Command::BenchFailover(args) => command::failover::run(args),
         Command::Jobs(command) => command::jobs::run(command),
         Command::Run(args) => command::run::run(args),

@@ -158,6 +158,29 @@ fn a_master_and_a_worker_serve_http_where_they_say() {
     assert_eq!(logs["kept"], true);
     assert!(logs["lines"].as_array().unwrap().iter().all(|line| line["message"].as_str().unwrap().contains("attempt started")), "{logs}");
 
+    // A SQL job's live results: its sink's sampled rows, over HTTP and on the command line.
+    let (status, body) = post(&http, &format!("/api/jobs/{job}/cancel"), SECRET, "");
+    assert_eq!(status, 200, "{body}");
+    let script = "CREATE TABLE gen (k BIGINT, price DOUBLE) WITH ('connector' = 'datagen', 'rows-per-second' = '100', \
+                  'fields.k.kind' = 'sequence', 'fields.k.start' = '1', 'fields.k.end' = '100000000');
+                  CREATE TABLE doubled (k BIGINT, price DOUBLE) WITH ('connector' = 'blackhole');
+                  INSERT INTO doubled SELECT k, price * 2 FROM gen;";
+    let submit = serde_json::json!({"name": "sql", "args": [script], "parallelism": 1}).to_string();
+    let (status, body) = post(&http, "/api/jobs", SECRET, &submit);
+    assert_eq!(status, 201, "{body}");
+    let sql_job = serde_json::from_str::<serde_json::Value>(&body).unwrap()["job"].as_u64().unwrap();
+    let output = wait_for(&http, &format!("/api/jobs/{sql_job}/output"), |body| body.contains("\"op\":\"+I\""));
+    let output: serde_json::Value = serde_json::from_str(&output).unwrap();
+    assert_eq!(output["sinks"][0]["sink"], "doubled", "{output}");
+    let printed = Command::new(env!("CARGO_BIN_EXE_tethys"))
+        .env("TETHYS_CLUSTER_SECRET", SECRET)
+        .args(["output", "--job", &sql_job.to_string(), "--masters", &grpc, "--limit", "5"])
+        .output()
+        .unwrap();
+    let (out, err) = (String::from_utf8_lossy(&printed.stdout), String::from_utf8_lossy(&printed.stderr));
+    assert!(printed.status.success(), "{out}{err}");
+    assert!(out.starts_with("doubled (k, price): ") && out.lines().filter(|line| line.contains(" +I[")).count() == 5, "{out}");
+
     // Drafts on the command line: saved twice, listed, shown, compared, deleted.
     let drafts = |args: &[&str]| {
         let output =

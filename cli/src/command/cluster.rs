@@ -170,6 +170,81 @@ pub fn logs(args: LogsArgs) -> Result<(), CliError> {
     }
 }
 
+/// Arguments of `tethys output`.
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// The running job whose sinks' sampled rows to show.
+    #[arg(long)]
+    job: u64,
+    /// Only this sink's rows (its table's name).
+    #[arg(long)]
+    sink: Option<String>,
+    /// At most this many of the newest rows per sink.
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// Keep printing new rows as they come, every second, until interrupted.
+    #[arg(long)]
+    follow: bool,
+    #[command(flatten)]
+    masters: super::MastersArgs,
+}
+
+/// Prints a running job's sinks' sampled rows, as the leader keeps them (`+I[...]` lines, as
+/// Flink's print sink writes them, under each sink's name and columns).
+pub fn output(args: OutputArgs) -> Result<(), CliError> {
+    use tethys_control::output::JobOutputView;
+    use tethys_control::rpc::proto::JobOutputRequest;
+    let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
+    let tls = args.masters.tls.grpc()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
+    let (mut after, mut headed) = (0, std::collections::BTreeSet::new());
+    loop {
+        let request = JobOutputRequest { job_id: args.job, after, sink: args.sink.clone().unwrap_or_default(), limit: args.limit };
+        let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
+            let request = request.clone();
+            async move { client.job_output(request).await }
+        }))?;
+        let view: JobOutputView = serde_json::from_str(&reply.json).map_err(|e| format!("the leader's rows do not parse: {e}"))?;
+        if view.next <= after {
+            // A new leader numbers rows from 1 again.
+            after = 0;
+            continue;
+        }
+        for sink in &view.sinks {
+            if args.masters.json {
+                for row in &sink.rows {
+                    let json = serde_json::json!({"sink": sink.sink, "n": row.n, "subtask": row.subtask, "written_at_ms": row.written_at_ms, "op": row.op, "values": row.values});
+                    println!("{json}");
+                }
+                continue;
+            }
+            if headed.insert(sink.sink.clone()) {
+                println!("{} ({}): {} rows written, {} sampled", sink.sink, sink.columns.join(", "), sink.written, sink.sampled);
+            }
+            for row in &sink.rows {
+                let values: Vec<String> = row
+                    .values
+                    .iter()
+                    .map(|value| match value {
+                        serde_json::Value::Null => "NULL".to_string(),
+                        serde_json::Value::String(text) => text.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect();
+                println!("{} {}[{}]", clock(row.written_at_ms), row.op, values.join(", "));
+            }
+        }
+        if !args.follow {
+            if view.sinks.is_empty() {
+                println!("job {}: no sampled rows yet", args.job);
+            }
+            return Ok(());
+        }
+        after = view.next - 1;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
 /// `time_ms` (since the Unix epoch) as the UTC time of day, `HH:MM:SS.mmm`.
 fn clock(time_ms: u64) -> String {
     let of_day = time_ms % 86_400_000;

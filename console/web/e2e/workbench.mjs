@@ -2,8 +2,9 @@
 // starts it): write a window query with a typo, see the error underlined and accept its fix;
 // complete a column name; format; explain it as a graph; save it as a draft twice and see the
 // difference between the versions; open it as a canvas; test run it on generated rows and on an
-// uploaded CSV whose expected output has one wrong row (exactly that row flagged); deploy it and
-// see it run. Screenshots go to $SCREENSHOTS.
+// uploaded CSV whose expected output has one wrong row (exactly that row flagged); deploy it,
+// see it run, and watch its live results (a chart over event time that moves). Screenshots go
+// to $SCREENSHOTS.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
@@ -140,6 +141,23 @@ await run(async (page, { shot, waitText, step }) => {
   await page.waitForURL(/\/jobs\/\d+$/);
   await waitText("#job-status", (text) => text === "running", "the deployed SQL job runs");
   await shot("25-workbench-deployed");
+
+  step("watch its live results: the sampled rows, and a chart over event time that moves");
+  const jobPath = new URL(page.url()).pathname;
+  await page.click("#live-results");
+  await page.waitForURL(/\/jobs\/\d+\/results$/);
+  await page.waitForSelector("#results-chart", { state: "attached", timeout: 60_000 });
+  await page.selectOption("#chart-column", "orders");
+  await page.selectOption("#chart-kind", "bar");
+  const firstX = Number(await page.getAttribute("#results-chart", "data-last-x"));
+  await page.waitForFunction((before) => Number(document.querySelector("#results-chart")?.getAttribute("data-last-x")) > before, firstX, { timeout: 60_000 });
+  const rows = await page.locator("#results-table tbody tr").count();
+  if (rows === 0) throw new Error("the live results table shows no rows");
+  const header = await page.textContent("#results-table thead");
+  if (!header.includes("window_start") || !header.includes("orders")) throw new Error(`the table's columns: ${header}`);
+  await shot("28-live-results");
+  await page.goto(new URL(jobPath, base).href);
+  await waitText("#job-status", (text) => text === "running", "the job, again");
   await page.click("#cancel");
   await waitText("#job-status", (text) => text === "cancelled", "its cancellation");
 });

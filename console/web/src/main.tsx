@@ -10,6 +10,7 @@ import { LoginPage } from "./pages/Login";
 import { LogsPage } from "./pages/Logs";
 import { WorkbenchPage } from "./pages/Workbench";
 import { CanvasPage } from "./pages/Canvas";
+import { ResultsPage } from "./pages/Results";
 import { href, navigate, usePath } from "./router";
 
 whenUnauthorized(() => {
@@ -22,9 +23,11 @@ function Shell({ path }: { path: string }) {
   const [route] = path.split("?");
   const query = new URLSearchParams(path.split("?")[1] ?? "");
   const job = /^\/jobs\/(\d+)$/.exec(route);
+  const results = /^\/jobs\/(\d+)\/results$/.exec(route);
   const copy = query.get("copy");
   let page;
   if (job) page = <JobPage id={Number(job[1])} />;
+  else if (results) page = <ResultsPage key={results[1]} id={Number(results[1])} />;
   else if (route === "/cluster") page = <ClusterPage />;
   else if (route === "/workbench") page = <WorkbenchPage />;
   else if (route === "/canvas") page = <CanvasPage />;

@@ -46,6 +46,9 @@ export type CanvasPreviewAsk = Schemas["CanvasPreviewAsk"];
 export type CanvasPreviewView = Schemas["CanvasPreviewView"];
 export type SubtaskCheckpointView = Schemas["SubtaskCheckpointView"];
 export type LogLineView = Schemas["LogLineView"];
+export type JobOutputView = Schemas["JobOutputView"];
+export type SinkOutputView = Schemas["SinkOutputView"];
+export type OutputRow = Schemas["OutputRow"];
 
 /** A search of a worker's log (`GET /api/workers/{id}/logs`). */
 export interface LogsQuery {
@@ -99,6 +102,7 @@ export const api = {
   savepoint: (id: number, ask: SavepointAsk) => call<SavepointView>("POST", `/api/jobs/${id}/savepoint`, ask),
   rescale: (id: number, ask: RescaleAsk) => call<JobView>("POST", `/api/jobs/${id}/rescale`, ask),
   live: (id: number) => call<JobLiveView>("GET", `/api/jobs/${id}/live`),
+  output: (id: number, after = 0) => call<JobOutputView>("GET", `/api/jobs/${id}/output?after=${after}`),
   sqlCheck: (script: SqlScript) => call<SqlCheckView>("POST", "/api/sql/check", script),
   sqlComplete: (ask: SqlCompleteAsk) => call<SqlCompletions>("POST", "/api/sql/complete", ask),
   sqlFormat: (script: SqlScript) => call<SqlScript>("POST", "/api/sql/format", script),

@@ -79,6 +79,7 @@ export function JobPage({ id }: { id: number }) {
         <button id="stop-with-savepoint" disabled={busy || ended} onClick={() => act("stopped with a savepoint", () => api.savepoint(job.id, { stop: true }))}>Stop with savepoint</button>
         <button id="cancel" class="danger" disabled={busy || ended} onClick={() => act("cancelled", () => api.cancel(job.id))}>Cancel</button>
         <button onClick={() => navigate(`/deploy?copy=${job.id}`)}>Copy</button>
+        <a id="live-results" {...href(`/jobs/${job.id}/results`)}>Live results</a>
       </div>
       <form
         class="toolbar"
