@@ -91,6 +91,15 @@ pub enum CheckpointStoreError {
     BadRetention(usize),
 }
 
+/// Removes unpublished directory `path` (an in-progress or half-removed checkpoint); one already
+/// gone (another store on the directory removed it first) is what was wanted.
+fn remove_if_present(path: &Path) -> Result<(), CheckpointStoreError> {
+    match fs::remove_dir_all(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(io_error("remove unpublished", path)(error)),
+        _ => Ok(()),
+    }
+}
+
 fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> CheckpointStoreError + 'a {
     move |source| CheckpointStoreError::Io { action, path: path.to_path_buf(), source }
 }
@@ -187,7 +196,7 @@ impl CheckpointStore {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             if name.starts_with(IN_PROGRESS_PREFIX) || name.starts_with(REMOVING_PREFIX) {
-                fs::remove_dir_all(&path).map_err(io_error("remove unpublished", &path))?;
+                remove_if_present(&path)?;
                 continue;
             }
             let parsed = [(CHECKPOINT_PREFIX, CheckpointKind::Checkpoint), (SAVEPOINT_PREFIX, CheckpointKind::Savepoint)]
@@ -240,9 +249,7 @@ impl CheckpointStore {
             return Err(CheckpointStoreError::IdNotIncreasing { id, newest });
         }
         let path = self.dir.join(format!("{IN_PROGRESS_PREFIX}{id:020}"));
-        if path.exists() {
-            fs::remove_dir_all(&path).map_err(io_error("remove unpublished", &path))?;
-        }
+        remove_if_present(&path)?;
         fs::create_dir(&path).map_err(io_error("create", &path))?;
         Ok(CheckpointWriter { store: self, id, kind, path, files: Vec::new() })
     }

@@ -627,11 +627,21 @@ impl Deployer {
         }
         // Its newest checkpoint must restore into the job at the new parallelism (the savepoint
         // will hold the same operators and sources).
-        if let Some(checkpoint) = &record.last_checkpoint {
-            let rescaled = JobSpec { parallelism, slots, ..record.spec.clone() };
-            self.check_restore(&rescaled, &checkpoint.location)
-                .await
-                .map_err(|reason| Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}")))?;
+        // The job goes on checkpointing meanwhile, and retention may remove the checkpoint being
+        // read: a failed check is tried again on the newer checkpoint, if there is one.
+        let rescaled = JobSpec { parallelism, slots, ..record.spec.clone() };
+        let mut checkpoint = record.last_checkpoint.clone();
+        while let Some(checked) = checkpoint {
+            match self.check_restore(&rescaled, &checked.location).await {
+                Ok(()) => break,
+                Err(reason) => {
+                    let newest = self.master.read(|state| state.job(job).and_then(|record| record.last_checkpoint.clone()));
+                    match newest {
+                        Some(newer) if newer.id > checked.id => checkpoint = Some(newer),
+                        _ => return Err(Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}"))),
+                    }
+                }
+            }
         }
         let rescale_to = lock(&self.drivers).get(&job).map(|driver| Arc::clone(&driver.handles.rescale_to));
         let rescale_to = rescale_to.ok_or_else(|| Status::failed_precondition(format!("{job} is not running")))?;
