@@ -23,7 +23,8 @@ use crate::http::HttpServer;
 use crate::rpc::proto::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::proto::{
     AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, LogsReply, LogsRequest, PrepareAttemptReply,
-    PrepareAttemptRequest, StartAttemptReply, StartAttemptRequest, StopAttemptReply, StopAttemptRequest,
+    PrepareAttemptRequest, SampleTopicReply, SampleTopicRequest, StartAttemptReply, StartAttemptRequest, StopAttemptReply,
+    StopAttemptRequest,
 };
 use crate::rpc::{GrpcTls, SecretAuth};
 
@@ -198,6 +199,19 @@ impl WorkerRpc for Arc<Attempts> {
             .collect();
         attempts.sort_by_key(|attempt| (attempt.job_id, attempt.attempt));
         Ok(Response::new(InventoryReply { worker_id: self.agent.worker_id().unwrap_or(u64::MAX), attempts }))
+    }
+
+    async fn sample_topic(&self, request: Request<SampleTopicRequest>) -> Result<Response<SampleTopicReply>, Status> {
+        let ask = request.into_inner();
+        let spec = serde_json::from_str(&ask.spec_json).map_err(|error| Status::invalid_argument(format!("bad sample: {error}")))?;
+        let sampled = tokio::task::spawn_blocking(move || tethys_sql::sample::sample_table(&ask.script, &ask.table, &spec, true))
+            .await
+            .map_err(|error| Status::internal(format!("the sample's thread: {error}")))?
+            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        Ok(Response::new(match sampled {
+            Some(rows) => SampleTopicReply { held: true, rows: tethys_sql::sample::encode_rows(&rows) },
+            None => SampleTopicReply { held: false, rows: Vec::new() },
+        }))
     }
 
     async fn logs(&self, request: Request<LogsRequest>) -> Result<Response<LogsReply>, Status> {

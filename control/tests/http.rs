@@ -537,6 +537,51 @@ async fn a_running_jobs_sampled_rows_are_read_and_streamed_through_any_master() 
     assert!(!refused.body.contains("price"), "{}", refused.body);
 
     assert_eq!(post(cluster.http[&leader], &format!("/api/jobs/{job}/cancel"), "").await.status, 200);
+
+    // A test run on a sample of a live topic, which the worker running a job into it holds:
+    // the masters ask the workers for it; the filter and the bound apply.
+    let dir = TestDir::new("http-sample-topic");
+    let topic = dir.path().join("prices");
+    let writer = format!(
+        "CREATE TABLE gen (k BIGINT, price DOUBLE) WITH ('connector' = 'datagen', 'rows-per-second' = '500', \
+         'fields.k.kind' = 'sequence', 'fields.k.start' = '1', 'fields.k.end' = '100000000', 'fields.price.min' = '1', 'fields.price.max' = '9');
+         CREATE TABLE prices (k BIGINT, price DOUBLE) WITH ('connector' = 'topic', 'path' = '{}', 'sink.delivery-guarantee' = 'at-least-once');
+         INSERT INTO prices SELECT k, price FROM gen;",
+        topic.display()
+    );
+    let body = serde_json::json!({ "name": "sql", "args": [writer], "parallelism": 1, "checkpoint_interval_ms": 200 }).to_string();
+    let accepted = post(cluster.http[&follower], "/api/jobs", &body).await;
+    assert_eq!(accepted.status, 201, "{}", accepted.body);
+    let test_script = format!(
+        "CREATE TABLE prices (k BIGINT, price DOUBLE) WITH ('connector' = 'topic', 'path' = '{}');
+         CREATE TABLE cheap (k BIGINT, price DOUBLE) WITH ('connector' = 'print');
+         INSERT INTO cheap SELECT k, price FROM prices;",
+        topic.display()
+    );
+    let ask = serde_json::json!({ "script": test_script, "inputs": { "prices": { "sample": { "rows": 5, "filter": "price < 4" } } } })
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outputs = loop {
+        let reply = post(cluster.http[&follower], "/api/test-runs", &ask).await;
+        if reply.status == 200 {
+            let view: Value = reply.json();
+            let rows: Vec<String> = serde_json::from_value(view["outputs"]["cheap"].clone()).unwrap_or_default();
+            if rows.len() == 5 {
+                break rows;
+            }
+        }
+        assert!(Instant::now() < deadline, "no sample of 5 rows within 30 s: {} {}", reply.status, reply.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for row in &outputs {
+        let price: f64 = row.trim_end_matches(']').rsplit(", ").next().unwrap().parse().unwrap();
+        assert!(row.starts_with("+I[") && price < 4.0, "{row}");
+    }
+    let bad = serde_json::json!({ "script": test_script, "inputs": { "prices": { "sample": { "filter": "prize < 4" } } } }).to_string();
+    let refused = post(cluster.http[&follower], "/api/test-runs", &bad).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.body.contains("price"), "did you mean: {}", refused.body);
+
     worker.stop();
     cluster.stop().await;
 }

@@ -209,6 +209,14 @@ impl Topic {
         Topic::acquire(canonical(dir)?, None)
     }
 
+    /// This process's handle on the topic in `dir`, if the process has it open (a job here reads
+    /// or writes it); `None` otherwise, without opening it (so no other process is locked out).
+    pub fn open_held(dir: impl AsRef<Path>) -> Option<Topic> {
+        let path = fs::canonicalize(dir.as_ref()).ok()?;
+        let handle = lock(&registry().topics).get(&path).and_then(Weak::upgrade)?;
+        Some(Topic { handle })
+    }
+
     /// Finds the handle on `path` in the registry, or creates (`create`: with that many
     /// partitions) or loads it.
     fn acquire(path: PathBuf, create: Option<usize>) -> Result<Topic, TopicError> {

@@ -675,6 +675,45 @@ fn fresh(spec: &CanvasSpec, base: &str) -> String {
     (1..).map(|n| format!("{base}_{n}")).find(|id| !spec.nodes.iter().any(|node| &node.id == id)).expect("ids never run out")
 }
 
+/// The source node of `table` (a table read several times is one source).
+fn draw_source(spec: &mut CanvasSpec, sources: &mut HashMap<String, String>, table: String) -> String {
+    if let Some(id) = sources.get(&table.to_lowercase()) {
+        return id.clone();
+    }
+    let id = fresh(spec, &table.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+    spec.nodes.push(CanvasNode { id: id.clone(), op: CanvasOp::Source { table: table.clone() }, x: 0.0, y: 0.0 });
+    sources.insert(table.to_lowercase(), id.clone());
+    id
+}
+
+/// A new operator `op` (id from `base`) fed by `from`; its id.
+fn draw_after(spec: &mut CanvasSpec, from: &str, base: &str, op: CanvasOp) -> String {
+    let id = fresh(spec, base);
+    spec.nodes.push(CanvasNode { id: id.clone(), op, x: 0.0, y: 0.0 });
+    spec.edges.push(CanvasEdge { from: from.to_string(), to: id.clone(), port: None });
+    id
+}
+
+fn not_drawn<T>(what: &str) -> Result<T, String> {
+    Err(format!("{what} cannot be drawn on a canvas yet: open it in the workbench"))
+}
+
+/// A select list as output columns (`*` alone: none, meaning all).
+fn output_columns(projection: &[sqlparser::ast::SelectItem]) -> Result<Vec<OutputColumn>, String> {
+    use sqlparser::ast::SelectItem;
+    if matches!(projection, [SelectItem::Wildcard(_)]) {
+        return Ok(Vec::new());
+    }
+    projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(expr) => Ok(OutputColumn { expr: expr.to_string(), name: None }),
+            SelectItem::ExprWithAlias { expr, alias } => Ok(OutputColumn { expr: expr.to_string(), name: Some(alias.value.clone()) }),
+            other => not_drawn(&format!("{other} among other columns")),
+        })
+        .collect()
+}
+
 /// Draws `query`'s operators into `spec` (a table read once is one source); the id of its last.
 fn draw_query(
     spec: &mut CanvasSpec,
@@ -683,29 +722,24 @@ fn draw_query(
     _n: usize,
 ) -> Result<String, String> {
     use sqlparser::ast::{Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, SelectItem, SetExpr, TableFactor};
-    let not = |what: &str| Err(format!("{what} cannot be drawn on a canvas yet: open it in the workbench"));
+    let not = not_drawn::<String>;
     if query.with.is_some() || query.order_by.is_some() || query.limit_clause.is_some() {
         return not("WITH, ORDER BY or LIMIT");
     }
     let SetExpr::Select(select) = query.body.as_ref() else { return not("a set operation") };
-    if select.from.len() != 1 || !select.from[0].joins.is_empty() || select.having.is_some() || select.distinct.is_some() {
-        return not("a join, HAVING or DISTINCT");
+    if select.from.len() != 1 || select.having.is_some() || select.distinct.is_some() {
+        return not("a comma join, HAVING or DISTINCT");
     }
-    let mut source = |spec: &mut CanvasSpec, table: String| -> String {
-        if let Some(id) = sources.get(&table.to_lowercase()) {
-            return id.clone();
-        }
-        let id = fresh(spec, &table.to_lowercase().replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-        spec.nodes.push(CanvasNode { id: id.clone(), op: CanvasOp::Source { table: table.clone() }, x: 0.0, y: 0.0 });
-        sources.insert(table.to_lowercase(), id.clone());
-        id
-    };
-    let chain = |spec: &mut CanvasSpec, from: &str, base: &str, op: CanvasOp| -> String {
-        let id = fresh(spec, base);
-        spec.nodes.push(CanvasNode { id: id.clone(), op, x: 0.0, y: 0.0 });
-        spec.edges.push(CanvasEdge { from: from.to_string(), to: id.clone(), port: None });
-        id
-    };
+    match select.from[0].joins.as_slice() {
+        [] => {}
+        [join] => return draw_join(spec, sources, select, &select.from[0].relation, join),
+        _ => return not("more than one join"),
+    }
+    if let TableFactor::Derived { subquery, .. } = &select.from[0].relation {
+        return draw_ranked(spec, sources, select, subquery);
+    }
+    let mut source = |spec: &mut CanvasSpec, table: String| draw_source(spec, sources, table);
+    let chain = draw_after;
     let mut window = None;
     let mut last = match &select.from[0].relation {
         TableFactor::Table { name, args: None, .. } => source(spec, name.to_string()),
@@ -825,6 +859,160 @@ fn draw_query(
     Ok(last)
 }
 
+/// Draws a join of two tables: `SELECT ... FROM a [AS x] [LEFT|RIGHT|FULL] JOIN b [AS y] ON ...
+/// [WHERE ...]` (a WHERE of an inner join joins the condition); columns named `x.c` (or `a.c`) are
+/// the join's `l.c`, `y.c` its `r.c`.
+fn draw_join(
+    spec: &mut CanvasSpec,
+    sources: &mut HashMap<String, String>,
+    select: &sqlparser::ast::Select,
+    left: &sqlparser::ast::TableFactor,
+    join: &sqlparser::ast::Join,
+) -> Result<String, String> {
+    use sqlparser::ast::{visit_expressions_mut, BinaryOperator, Expr, GroupByExpr, Ident, JoinConstraint, JoinOperator, TableFactor};
+    let side = |relation: &TableFactor| match relation {
+        TableFactor::Table { name, alias, args: None, .. } => {
+            Ok((name.to_string(), alias.as_ref().map_or_else(|| name.to_string(), |alias| alias.name.value.clone())))
+        }
+        _ => not_drawn("a join of other than two tables"),
+    };
+    let ((left_table, left_name), (right_table, right_name)) = (side(left)?, side(&join.relation)?);
+    if left_name.eq_ignore_ascii_case(&right_name) {
+        return not_drawn("a join of a table with itself without an alias for each side");
+    }
+    let (kind, constraint) = match &join.join_operator {
+        JoinOperator::Join(constraint) | JoinOperator::Inner(constraint) => ("inner", constraint),
+        JoinOperator::Left(constraint) | JoinOperator::LeftOuter(constraint) => ("left", constraint),
+        JoinOperator::Right(constraint) | JoinOperator::RightOuter(constraint) => ("right", constraint),
+        JoinOperator::FullOuter(constraint) => ("full", constraint),
+        _ => return not_drawn("this kind of join"),
+    };
+    let JoinConstraint::On(on) = constraint else { return not_drawn("a join without ON") };
+    if !matches!(&select.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty()) {
+        return not_drawn("an aggregate of a join");
+    }
+    let mut condition = on.clone();
+    if let Some(filter) = &select.selection {
+        if kind != "inner" {
+            return not_drawn("a WHERE after an outer join");
+        }
+        condition = Expr::BinaryOp {
+            left: Box::new(Expr::Nested(Box::new(condition))),
+            op: BinaryOperator::And,
+            right: Box::new(Expr::Nested(Box::new(filter.clone()))),
+        };
+    }
+    // `x.c` as `l.c`, `y.c` as `r.c`.
+    let requalify = |expr: &mut Expr| {
+        let _ = visit_expressions_mut(expr, |expr| {
+            if let Expr::CompoundIdentifier(parts) = expr {
+                if parts.len() == 2 {
+                    if parts[0].value.eq_ignore_ascii_case(&left_name) {
+                        parts[0] = Ident::new("l");
+                    } else if parts[0].value.eq_ignore_ascii_case(&right_name) {
+                        parts[0] = Ident::new("r");
+                    }
+                }
+            }
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    };
+    requalify(&mut condition);
+    let mut projection = select.projection.clone();
+    for item in &mut projection {
+        match item {
+            sqlparser::ast::SelectItem::UnnamedExpr(expr) => {
+                // A column keeps its name (`x.c` is `c`), as in the query.
+                let name = match &*expr {
+                    Expr::CompoundIdentifier(parts) if parts.len() == 2 => Some(parts[1].clone()),
+                    _ => None,
+                };
+                requalify(expr);
+                if let Some(alias) = name {
+                    *item = sqlparser::ast::SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+                }
+            }
+            sqlparser::ast::SelectItem::ExprWithAlias { expr, .. } => requalify(expr),
+            _ => {}
+        }
+    }
+    let columns = output_columns(&projection)?;
+    let left_id = draw_source(spec, sources, left_table);
+    let right_id = draw_source(spec, sources, right_table);
+    let id = fresh(spec, "join");
+    let op = CanvasOp::Join { join: (kind != "inner").then(|| kind.to_string()), condition: condition.to_string(), columns };
+    spec.nodes.push(CanvasNode { id: id.clone(), op, x: 0.0, y: 0.0 });
+    spec.edges.push(CanvasEdge { from: left_id, to: id.clone(), port: Some("left".into()) });
+    spec.edges.push(CanvasEdge { from: right_id, to: id.clone(), port: Some("right".into()) });
+    Ok(id)
+}
+
+/// Draws deduplication or Top-N: `SELECT ... FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY k
+/// ORDER BY c [DESC]) AS n FROM t) WHERE n = 1` (deduplication: the first or last row of each
+/// key), or `n <= N` (Top-N).
+fn draw_ranked(
+    spec: &mut CanvasSpec,
+    sources: &mut HashMap<String, String>,
+    outer: &sqlparser::ast::Select,
+    subquery: &sqlparser::ast::Query,
+) -> Result<String, String> {
+    use sqlparser::ast::{BinaryOperator, Expr, GroupByExpr, OrderBySort, SelectItem, SetExpr, TableFactor, WindowType};
+    let not = not_drawn::<String>;
+    let SetExpr::Select(inner) = subquery.body.as_ref() else { return not("a subquery that is not a SELECT") };
+    let plain = subquery.with.is_none()
+        && subquery.order_by.is_none()
+        && subquery.limit_clause.is_none()
+        && inner.from.len() == 1
+        && inner.from[0].joins.is_empty()
+        && inner.selection.is_none()
+        && inner.having.is_none()
+        && matches!(&inner.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty());
+    let TableFactor::Table { name: table, args: None, .. } = &inner.from[0].relation else { return not("a subquery not over a table") };
+    let shape = "a subquery other than SELECT *, ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS n FROM a table";
+    let (true, [SelectItem::Wildcard(_), SelectItem::ExprWithAlias { expr: Expr::Function(function), alias }]) =
+        (plain, inner.projection.as_slice())
+    else {
+        return not(shape);
+    };
+    let Some(WindowType::WindowSpec(window)) = &function.over else { return not(shape) };
+    if !function.name.to_string().eq_ignore_ascii_case("ROW_NUMBER") || window.order_by.len() != 1 {
+        return not(shape);
+    }
+    let order = &window.order_by[0];
+    let descending = matches!(order.options.sort, Some(OrderBySort::Desc));
+    let keys: Vec<String> = window.partition_by.iter().map(ToString::to_string).collect();
+    let rank = |expr: &Expr| matches!(expr, Expr::Identifier(ident) if ident.value.eq_ignore_ascii_case(&alias.value));
+    let number = |expr: &Expr| match expr {
+        Expr::Value(value) => value.to_string().parse::<u32>().ok(),
+        _ => None,
+    };
+    let n = match &outer.selection {
+        Some(Expr::BinaryOp { left, op, right }) if rank(left) => match (op, number(right)) {
+            (BinaryOperator::Eq, Some(1)) => 1,
+            (BinaryOperator::LtEq, Some(n)) if n >= 1 => n,
+            (BinaryOperator::Lt, Some(n)) if n >= 2 => n - 1,
+            _ => return not(&format!("a filter on {} other than = 1, <= N or < N", alias.value)),
+        },
+        _ => return not(&format!("ROW_NUMBER() without a filter {} = 1 or {} <= N after it", alias.value, alias.value)),
+    };
+    let columns = output_columns(&outer.projection)?;
+    if columns.iter().any(|column| column.expr.eq_ignore_ascii_case(&alias.value)) {
+        return not(&format!("the row number {} among the columns", alias.value));
+    }
+    let source = draw_source(spec, sources, table.to_string());
+    let order_column = order.expr.to_string();
+    let mut last = if n == 1 && !keys.is_empty() {
+        draw_after(spec, &source, "deduplicate", CanvasOp::Deduplicate { keys, order_by: Some(order_column), keep_last: descending })
+    } else {
+        let order_by = if descending { format!("{order_column} DESC") } else { order_column };
+        draw_after(spec, &source, "top_n", CanvasOp::TopN { partition_by: keys, order_by, n })
+    };
+    if !columns.is_empty() {
+        last = draw_after(spec, &last, "project", CanvasOp::Project { columns });
+    }
+    Ok(last)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -872,6 +1060,11 @@ mod tests {
     }
 
     fn run(sql: &str) -> Vec<String> {
+        run_into(sql, "per_window")
+    }
+
+    /// What `sql` writes into `sink`, sorted, on the example orders.
+    fn run_into(sql: &str, sink: &str) -> Vec<String> {
         let case = crate::test_run::TestCase {
             sql: Some(sql.into()),
             inputs: [(
@@ -880,12 +1073,15 @@ mod tests {
                     rows: Some("1,alice,10.00,2026-01-01 00:00:01\n2,bob,0.50,2026-01-01 00:00:02\n3,alice,7.25,2026-01-01 00:00:04\n4,carol,3.00,2026-01-01 00:00:07\n".into()),
                     ..Default::default()
                 },
+            ), (
+                "plain".to_string(),
+                crate::test_run::TestInput { rows: Some("1,one\n3,three\n5,five\n".into()), ..Default::default() },
             )]
             .into(),
             ..Default::default()
         };
         let work = std::env::temp_dir().join(format!("tethys-canvas-{}-{:?}", std::process::id(), std::thread::current().id()));
-        let mut rows = crate::test_run::run_test(&case, &work).unwrap().sinks.remove("per_window").unwrap();
+        let mut rows = crate::test_run::run_test(&case, &work).unwrap().sinks.remove(sink).unwrap_or_default();
         let _ = std::fs::remove_dir_all(&work);
         rows.sort();
         rows
@@ -1114,9 +1310,66 @@ mod tests {
         assert!(matches!(spec.nodes.last().map(|node| &node.op), Some(CanvasOp::Sink { .. })));
         assert!(matches!(&spec.nodes[spec.nodes.len() - 2].op, CanvasOp::Project { columns } if columns.len() == 2), "{:?}", spec.nodes);
 
-        let joined = format!("{TABLES}\nINSERT INTO totals SELECT o.customer, p.id FROM orders o JOIN plain p ON o.id = p.id;");
-        assert!(from_sql(&joined).unwrap_err().contains("cannot be drawn on a canvas yet"));
+        let union = format!("{TABLES}\nINSERT INTO totals SELECT customer, id FROM orders UNION ALL SELECT name, id FROM plain;");
+        assert!(from_sql(&union).unwrap_err().contains("cannot be drawn on a canvas yet"));
         assert!(from_sql(TABLES).unwrap_err().contains("writes nowhere"));
+    }
+
+    #[test]
+    fn joins_deduplication_and_top_n_open_as_a_canvas_that_compiles_to_the_same_rows() {
+        let ops = |spec: &CanvasSpec| -> Vec<String> {
+            spec.nodes.iter().map(|node| serde_json::to_value(&node.op).unwrap()["kind"].as_str().unwrap().to_string()).collect()
+        };
+        // A join: sides by alias, the WHERE of an inner join in its condition, columns keep their names.
+        let joined =
+            format!("{TABLES}\nINSERT INTO totals SELECT o.customer, p.id FROM orders o JOIN plain p ON o.id = p.id WHERE p.id > 1;");
+        let spec = from_sql(&joined).unwrap();
+        assert_eq!(ops(&spec), ["source", "source", "join", "sink"]);
+        let ports: Vec<Option<&str>> = spec.edges.iter().filter(|edge| edge.to == "join_1").map(|edge| edge.port.as_deref()).collect();
+        assert_eq!(ports, [Some("left"), Some("right")]);
+        let CanvasOp::Join { join, condition, columns } = &spec.nodes[2].op else { panic!("{:?}", spec.nodes[2]) };
+        assert_eq!((join, condition.as_str()), (&None, "(l.id = r.id) AND (r.id > 1)"));
+        assert_eq!(
+            columns.iter().map(|c| (c.expr.as_str(), c.name.as_deref())).collect::<Vec<_>>(),
+            [("l.customer", Some("customer")), ("r.id", Some("id"))]
+        );
+        let rows = run_into(&joined, "totals");
+        assert!(!rows.is_empty());
+        assert_eq!(run_into(&compile(&spec).unwrap().sql, "totals"), rows, "the drawing is the job the SQL was");
+        let left =
+            format!("{TABLES}\nINSERT INTO totals SELECT orders.customer, plain.id FROM orders LEFT JOIN plain ON orders.id = plain.id;");
+        let spec = from_sql(&left).unwrap();
+        assert!(matches!(&spec.nodes[2].op, CanvasOp::Join { join: Some(kind), .. } if kind == "left"));
+        assert_eq!(run_into(&compile(&spec).unwrap().sql, "totals"), run_into(&left, "totals"));
+
+        // Deduplication (the first row of each key) and Top-N.
+        let first = format!(
+            "{TABLES}\nINSERT INTO top_orders SELECT id, customer, amount, ts FROM \
+             (SELECT *, ROW_NUMBER() OVER (PARTITION BY customer ORDER BY ts) AS rn FROM orders) WHERE rn = 1;"
+        );
+        let spec = from_sql(&first).unwrap();
+        assert_eq!(ops(&spec), ["source", "deduplicate", "project", "sink"]);
+        assert!(matches!(&spec.nodes[1].op, CanvasOp::Deduplicate { keys, keep_last: false, .. } if keys == &["customer"]));
+        let rows = run_into(&first, "top_orders");
+        assert_eq!(rows.len(), 3, "one per customer: {rows:?}");
+        assert_eq!(run_into(&compile(&spec).unwrap().sql, "top_orders"), rows);
+        let top = format!(
+            "{TABLES}\nINSERT INTO top_orders SELECT id, customer, amount, ts FROM \
+             (SELECT *, ROW_NUMBER() OVER (PARTITION BY customer ORDER BY amount DESC) AS rn FROM orders) WHERE rn <= 2;"
+        );
+        let spec = from_sql(&top).unwrap();
+        assert!(matches!(&spec.nodes[1].op, CanvasOp::TopN { n: 2, order_by, .. } if order_by == "amount DESC"), "{:?}", spec.nodes);
+        assert_eq!(run_into(&compile(&spec).unwrap().sql, "top_orders"), run_into(&top, "top_orders"));
+
+        // What a canvas cannot draw is said.
+        let second = first.replace("rn = 1", "rn = 2");
+        assert!(from_sql(&second).unwrap_err().contains("other than = 1, <= N or < N"));
+        let itself = format!("{TABLES}\nINSERT INTO totals SELECT customer, id FROM orders JOIN orders ON id = id;");
+        assert!(from_sql(&itself).unwrap_err().contains("with itself"));
+        let counted = format!(
+            "{TABLES}\nINSERT INTO totals SELECT o.customer, COUNT(*) FROM orders o JOIN plain p ON o.id = p.id GROUP BY o.customer;"
+        );
+        assert!(from_sql(&counted).unwrap_err().contains("an aggregate of a join"));
     }
 
     #[test]

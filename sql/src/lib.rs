@@ -26,6 +26,8 @@
 //!   refused where it was drawn.
 //! - `test_run`: test runs that never touch real sources and sinks (inputs typed in, from files
 //!   or generated; inserts captured), and produced rows beside the expected ones (`tethys test`).
+//! - `sample`: a bounded, filtered sample of an embedded topic's rows, a test run's input from a
+//!   live source.
 #![warn(missing_docs)]
 
 pub mod aggregate;
@@ -43,6 +45,7 @@ pub mod function;
 pub mod highlight;
 pub mod job;
 pub mod plan;
+pub mod sample;
 pub mod script;
 pub mod session;
 pub mod test_run;

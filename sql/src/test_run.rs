@@ -4,8 +4,9 @@
 //! A [`TestCase`] is a script, an input for some of its tables and the rows expected of some of
 //! its sinks. An input is rows (CSV or JSON lines, typed in or from a file) or rows generated
 //! from the table's columns ([`GenerateSpec`]: how many, how fast in event time, key skew, NULLs,
-//! out-of-order and late rows); a table read from a generator or a topic that the case gives no
-//! input gets generated rows. [`run_test`] runs the script on the embedded engine with each
+//! out-of-order and late rows), or, for a topic table, a sample of the live topic's rows
+//! ([`SampleSpec`](crate::sample::SampleSpec): the newest or oldest, filtered, changes kept); a
+//! table read from a generator or a topic that the case gives no input gets generated rows. [`run_test`] runs the script on the embedded engine with each
 //! such table reading its input instead (columns and watermark kept) and every `INSERT` writing
 //! to a capture instead of its table; [`compare`] lines the captured changelog up with the
 //! expected rows, as a changelog in order, sorted, or by what it adds up to.
@@ -20,7 +21,8 @@
 //! format = "csv"                   # csv or json
 //! rows = """
 //! 1,alice,10,2026-01-01 00:00:00
-//! """                              # or file = "orders.csv", or generate = { rows = 1000, ... }
+//! """                              # or file = "orders.csv", or generate = { rows = 1000, ... },
+//!                                  # or sample = { rows = 100, from = "newest", filter = "amount > 5" }
 //!
 //! [expected.totals]
 //! compare = "final"                # changelog (default), sorted or final
@@ -89,6 +91,13 @@ pub struct TestInput {
     /// Rows generated from the table's columns.
     #[serde(default)]
     pub generate: Option<GenerateSpec>,
+    /// A sample of the table's own topic (a `topic` table): its newest or oldest rows, filtered.
+    #[serde(default)]
+    pub sample: Option<crate::sample::SampleSpec>,
+    /// The sample's rows when they were taken before the run (by the masters, from the worker
+    /// holding the topic); taken by the run itself otherwise.
+    #[serde(skip)]
+    pub sampled: Option<Vec<crate::value::Row>>,
 }
 
 /// How rows are generated for a table: deterministic for a seed.
@@ -266,7 +275,11 @@ pub fn run_test(case: &TestCase, work_dir: &Path) -> Result<TestOutput, TestErro
             let hint = crate::did_you_mean(name, known.iter().copied()).map(|near| format!("; did you mean {near}?")).unwrap_or_default();
             TestError::Case(format!("input {name}: the script defines no such table{hint}"))
         })?;
-        sources.insert(name.clone(), input_options(table, input, work_dir)?);
+        let options = match &input.sample {
+            Some(spec) => sample_options(sql, table, input, spec, work_dir)?,
+            None => input_options(table, input, work_dir)?,
+        };
+        sources.insert(name.clone(), options);
     }
     let mut session = SqlSession::default();
     session.redirect_for_test(sources);
@@ -329,7 +342,9 @@ fn input_options(table: &SqlTable, input: &TestInput, work_dir: &Path) -> Result
     let name = table.name();
     let (text, format, header) = match (&input.rows, &input.generate) {
         (Some(_), Some(_)) => return Err(TestError::Case(format!("input {name}: give rows or `generate`, not both"))),
-        (None, None) => return Err(TestError::Case(format!("input {name}: give `rows`, a `file` or `generate`"))),
+        (None, None) => {
+            return Err(TestError::Case(format!("input {name}: give `rows`, a `file`, `generate` or (of a topic table) a `sample`")))
+        }
         (Some(rows), None) => (rows.clone(), input.format.clone().unwrap_or_else(|| "csv".into()), input.header),
         (None, Some(spec)) => (generate_rows(table, spec)?, "csv".to_string(), false),
     };
@@ -348,6 +363,39 @@ fn input_options(table: &SqlTable, input: &TestInput, work_dir: &Path) -> Result
         options.push(("csv.header".to_string(), header.to_string()));
     }
     Ok(options)
+}
+
+/// The options a topic table reads instead of its own for a sampled input: a topic under
+/// `work_dir` holding the sample's rows (with their changes).
+fn sample_options(
+    sql: &str,
+    table: &SqlTable,
+    input: &TestInput,
+    spec: &crate::sample::SampleSpec,
+    work_dir: &Path,
+) -> Result<Vec<(String, String)>, TestError> {
+    let name = table.name();
+    if input.rows.is_some() || input.generate.is_some() {
+        return Err(TestError::Case(format!("input {name}: give a `sample`, rows or `generate`, one of them")));
+    }
+    let rows = match &input.sampled {
+        Some(rows) => rows.clone(),
+        None => crate::sample::sample_table(sql, name, spec, false)
+            .map_err(|error| TestError::Case(format!("input {name}: {error}")))?
+            .unwrap_or_default(),
+    };
+    let dir = work_dir.join(format!("{}-sample", name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")));
+    let _ = std::fs::remove_dir_all(&dir);
+    let topic = tethys_engine::Topic::create(&dir, 1).map_err(|error| file_error(&dir, error))?;
+    for row in &rows {
+        topic.append(0, row).map_err(|error| file_error(&dir, error))?;
+    }
+    topic.sync().map_err(|error| file_error(&dir, error))?;
+    Ok(vec![
+        ("connector".to_string(), "topic".to_string()),
+        ("path".to_string(), dir.display().to_string()),
+        ("scan.bounded".to_string(), "true".to_string()),
+    ])
 }
 
 /// How a generated NULL is written.
@@ -762,6 +810,42 @@ mod tests {
                 assert!(diff.passed(), "{name}: {sink}:\n{}\nproduced: {:?}", diff.render(), report.output.sinks);
             }
         }
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
+    #[test]
+    fn a_topic_tables_input_is_a_filtered_sample_of_its_live_topic_with_its_changes() {
+        use crate::value::{Row, RowKind};
+        let work = scratch_dir("sample");
+        let path = work.join("live-orders");
+        let topic = tethys_engine::Topic::create(&path, 1).unwrap();
+        for (id, amount) in [(1, 5), (2, 50), (3, 7), (4, 70), (5, 80)] {
+            topic.append(0, &Row::insert(vec![Value::Int(id), Value::Int(amount)])).unwrap();
+        }
+        topic.append(0, &Row::insert(vec![Value::Int(4), Value::Int(70)]).with_kind(RowKind::Delete)).unwrap();
+        topic.sync().unwrap();
+        let script = format!(
+            "CREATE TABLE orders (id BIGINT, amount INT) WITH ('connector' = 'topic', 'path' = '{}');\n\
+             CREATE TABLE big (id BIGINT, amount INT) WITH ('connector' = 'print');\n\
+             INSERT INTO big SELECT id, amount FROM orders;",
+            path.display()
+        );
+        let sample = crate::sample::SampleSpec { rows: 3, filter: Some("amount > 10".into()), ..Default::default() };
+        let case = TestCase {
+            sql: Some(script),
+            inputs: [("orders".to_string(), TestInput { sample: Some(sample), ..TestInput::default() })].into(),
+            expected: [("big".to_string(), Expected { rows: Some("+I[4, 70]\n+I[5, 80]\n-D[4, 70]".into()), ..Expected::default() })]
+                .into(),
+            ..TestCase::default()
+        };
+        let report = check_case(&case, &work.join("run")).unwrap();
+        assert!(report.passed(), "{report:?}");
+        // Taken before (the masters'): those rows are the input.
+        let mut taken = case.clone();
+        taken.inputs.get_mut("orders").unwrap().sampled = Some(vec![Row::insert(vec![Value::Int(9), Value::Int(99)])]);
+        taken.expected.get_mut("big").unwrap().rows = Some("+I[9, 99]".into());
+        assert!(check_case(&taken, &work.join("run2")).unwrap().passed());
+        drop(topic);
         let _ = std::fs::remove_dir_all(&work);
     }
 

@@ -1,6 +1,6 @@
 // The canvas in headless Chromium against a running `tethys demo` (cli/tests/console.rs starts
 // it): the window query built by drag and drop (operators from the palette, streams from port to
-// port), configured in forms, shown as SQL, previewed on generated rows; an operator left
+// port), configured in forms, shown as SQL, previewed on generated rows and on typed ones; an operator left
 // unconnected refused where drawn, deleted, restored by undo, deleted again by redo; then opened
 // in the workbench, whose check finds no problem. Screenshots go to $SCREENSHOTS.
 import { login, run } from "./browser.mjs";
@@ -56,6 +56,16 @@ await run(async (page, { shot, waitText, step }) => {
   await page.click('.op[data-op="filter_1"] .op-title');
   await waitText('[data-form="filter_1"] .rows-out', (text) => text.startsWith("+I["), "the filter's first rows");
   await shot("31-canvas-sql-preview");
+
+  step("preview on typed rows instead: the filter's rows are those rows");
+  await page.click("#canvas-inputs summary");
+  const input = '#canvas-inputs fieldset.input[data-table="orders"]';
+  await page.check(`${input} .input-rows`);
+  await page.fill(`${input} .rows-text`, "1,zoe,10.00,2026-01-01 00:00:01\n2,yann,20.00,2026-01-01 00:00:02\n3,zoe,30.00,2026-01-01 00:00:09");
+  await page.click("#canvas-preview");
+  await waitText('[data-form="filter_1"] .rows-out', (text) => text.includes("zoe") && text.includes("yann"), "the typed rows through the filter");
+  await page.waitForFunction(() => document.querySelector('.op[data-op="filter_1"] .count')?.textContent === "3");
+  await shot("32-canvas-preview-typed-rows");
 
   step("an operator left unconnected is refused where drawn; delete, undo, redo");
   await page.dragAndDrop('#palette li[data-kind="sink"]', "#board", { targetPosition: { x: 600, y: 400 } });

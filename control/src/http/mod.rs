@@ -12,7 +12,8 @@
 //! - `drafts`: drafts of SQL jobs with versions (`/api/drafts`), in the replicated state, and
 //!   the difference between two versions.
 //! - `workbench`: the SQL workbench (`/api/sql/*`: check, complete, format, explain, functions;
-//!   `POST /api/test-runs`), answered by any master from the SQL crate, nothing replicated.
+//!   `POST /api/test-runs`), answered by any master from the SQL crate, nothing replicated; a
+//!   test run's sample of a live topic comes from the worker whose process holds the topic.
 //! - `output`: a running job's sinks' sampled rows (`/api/jobs/{id}/output`, and streamed), the
 //!   console's live results, kept by the leader.
 //!

@@ -24,11 +24,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tethys_sql::sample::{SampleFrom, SampleSpec};
 use tethys_sql::test_run::{self, Compare, GenerateSpec, RowStatus, TestCase, TestError, TestInput};
 use tethys_sql::{Outcome, Position, SqlError, SqlSession};
 use tonic::Code;
 
 use super::ApiError;
+use crate::rpc::proto::control_server::Control;
+use crate::rpc::proto::SampleTopicRequest;
 
 /// Test runs one master runs at once; more wait for none (503).
 const TEST_RUNS_AT_ONCE: usize = 2;
@@ -196,6 +199,20 @@ pub struct TestInputAsk {
     pub header: bool,
     /// Rows generated from the table's columns instead.
     pub generate: Option<GenerateAsk>,
+    /// A sample of a topic table's live topic instead (taken from the worker holding it).
+    pub sample: Option<SampleAsk>,
+}
+
+/// A sample of a topic table's live rows (see `tethys_sql::sample::SampleSpec`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SampleAsk {
+    /// How many rows at most (default 100, at most 10,000).
+    pub rows: Option<u64>,
+    /// `newest` (default) or `oldest`.
+    pub from: Option<String>,
+    /// A condition on the table's columns (SQL, as after WHERE): only rows it holds for.
+    pub filter: Option<String>,
 }
 
 /// How rows are generated (see `tethys_sql::test_run::GenerateSpec`; absent fields take its defaults).
@@ -287,23 +304,26 @@ pub struct TestRunView {
 
 /// The workbench's state: how many test runs may start.
 #[derive(Clone)]
-struct Workbench {
+struct Workbench<C> {
     runs: Arc<tokio::sync::Semaphore>,
+    /// The master's service (samples of live topics come through it).
+    control: C,
 }
 
-/// The workbench's routes.
-pub fn router() -> Router {
+/// The workbench's routes, answered by `control` (a master's `Control` service) where they need
+/// the cluster.
+pub fn router<C: Control + Clone>(control: C) -> Router {
     Router::new()
         .route("/api/sql/check", post(check))
         .route("/api/sql/complete", post(complete))
         .route("/api/sql/format", post(format))
         .route("/api/sql/explain", post(explain))
         .route("/api/sql/functions", get(functions))
-        .route("/api/test-runs", post(test_run))
+        .route("/api/test-runs", post(test_run::<C>))
         .route("/api/canvas/compile", post(canvas_compile))
-        .route("/api/canvas/preview", post(canvas_preview))
+        .route("/api/canvas/preview", post(canvas_preview::<C>))
         .route("/api/canvas/from-sql", post(canvas_from_sql))
-        .with_state(Workbench { runs: Arc::new(tokio::sync::Semaphore::new(TEST_RUNS_AT_ONCE)) })
+        .with_state(Workbench { runs: Arc::new(tokio::sync::Semaphore::new(TEST_RUNS_AT_ONCE)), control })
 }
 
 fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, what: &str) -> Result<T, ApiError> {
@@ -505,7 +525,20 @@ fn test_case(ask: TestRunAsk) -> Result<TestCase, ApiError> {
                 ..default
             }
         });
-        case.inputs.insert(table, TestInput { format: input.format, rows: input.rows, file: None, header: input.header, generate });
+        let sample = input
+            .sample
+            .map(|ask| {
+                let from = match ask.from.as_deref().unwrap_or("newest") {
+                    "newest" => SampleFrom::Newest,
+                    "oldest" => SampleFrom::Oldest,
+                    other => return Err(bad(format!("input {table}: a sample is of the 'newest' or 'oldest' rows, not '{other}'"))),
+                };
+                let default = SampleSpec::default();
+                Ok(SampleSpec { rows: ask.rows.unwrap_or(default.rows), from, filter: ask.filter.filter(|text| !text.trim().is_empty()) })
+            })
+            .transpose()?;
+        let input = TestInput { format: input.format, rows: input.rows, file: None, header: input.header, generate, sample, sampled: None };
+        case.inputs.insert(table, input);
     }
     for (sink, expected) in ask.expected {
         let compare = match expected.compare.as_deref().unwrap_or("changelog") {
@@ -524,9 +557,13 @@ fn test_case(ask: TestRunAsk) -> Result<TestCase, ApiError> {
               (status = 400, description = "A bad case: its script, an input or an expected sink (said with its place)", body = super::openapi::ErrorBody),
               (status = 422, description = "The run failed or was stopped (more rows than allowed, or it did not end)", body = super::openapi::ErrorBody),
               (status = 503, description = "This master runs as many test runs as it takes", body = super::openapi::ErrorBody)))]
-async fn test_run(State(workbench): State<Workbench>, body: Result<Bytes, BytesRejection>) -> Result<Json<TestRunView>, ApiError> {
+async fn test_run<C: Control + Clone>(
+    State(workbench): State<Workbench<C>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<TestRunView>, ApiError> {
     let ask: TestRunAsk = parse_body(body, "test run")?;
-    let case = test_case(ask)?;
+    let mut case = test_case(ask)?;
+    take_samples(&workbench.control, &mut case).await?;
     let started = std::time::Instant::now();
     let report = run_case(&workbench, case).await?;
     let diffs = report
@@ -555,9 +592,24 @@ async fn test_run(State(workbench): State<Workbench>, body: Result<Bytes, BytesR
     Ok(Json(TestRunView { passed: report.passed(), outputs: report.output.sinks, diffs, took_ms: started.elapsed().as_millis() as u64 }))
 }
 
+/// Takes the samples `case`'s inputs ask for, from the workers (the one holding the topic) or
+/// from the topic itself.
+async fn take_samples<C: Control>(control: &C, case: &mut TestCase) -> Result<(), ApiError> {
+    let script = case.sql.clone().unwrap_or_default();
+    for (table, input) in &mut case.inputs {
+        let Some(spec) = &input.sample else { continue };
+        let spec_json = serde_json::to_string(spec).map_err(|error| ApiError::new(Code::Internal, error.to_string()))?;
+        let request = SampleTopicRequest { script: script.clone(), table: table.clone(), spec_json };
+        let reply = control.sample_topic(tonic::Request::new(request)).await?.into_inner();
+        let rows = tethys_sql::sample::decode_rows(&reply.rows).map_err(|error| ApiError::new(Code::Internal, error))?;
+        input.sampled = Some(rows);
+    }
+    Ok(())
+}
+
 /// Runs `case` on this master's engine (at most [`TEST_RUNS_AT_ONCE`] at once), in a directory
 /// of its own removed after.
-async fn run_case(workbench: &Workbench, case: TestCase) -> Result<test_run::TestReport, ApiError> {
+async fn run_case<C>(workbench: &Workbench<C>, case: TestCase) -> Result<test_run::TestReport, ApiError> {
     let _permit = workbench.runs.clone().try_acquire_owned().map_err(|_| {
         ApiError::new(Code::Unavailable, format!("this master runs {TEST_RUNS_AT_ONCE} test runs already: try again shortly"))
     })?;
@@ -642,8 +694,8 @@ const PREVIEW_ROWS: usize = 100;
               (status = 400, description = "A drawing that is no job, or a bad input", body = super::openapi::ErrorBody),
               (status = 422, description = "The run failed or was stopped", body = super::openapi::ErrorBody),
               (status = 503, description = "This master runs as many test runs as it takes", body = super::openapi::ErrorBody)))]
-async fn canvas_preview(
-    State(workbench): State<Workbench>,
+async fn canvas_preview<C: Control + Clone>(
+    State(workbench): State<Workbench<C>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<CanvasPreviewView>, ApiError> {
     let ask: CanvasPreviewAsk = parse_body(body, "canvas preview")?;
@@ -656,7 +708,9 @@ async fn canvas_preview(
     let operators: Vec<String> = compiled.streams.keys().cloned().collect();
     let selects: String = operators.iter().map(|id| format!("SELECT * FROM {id};\n")).collect();
     let ask = TestRunAsk { script: format!("{}\n{selects}", compiled.sql), inputs: ask.inputs, expected: BTreeMap::new() };
-    let report = run_case(&workbench, test_case(ask)?).await?;
+    let mut case = test_case(ask)?;
+    take_samples(&workbench.control, &mut case).await?;
+    let report = run_case(&workbench, case).await?;
     let mut outputs = BTreeMap::new();
     let mut counts = BTreeMap::new();
     for (name, rows) in report.output.sinks {

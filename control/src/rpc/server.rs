@@ -27,7 +27,8 @@ use super::proto::{
     AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, DeleteDraftReply, DeleteDraftRequest, DraftInfo, DraftList,
     DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobOutputRequest, JobRequest,
     ListDraftsRequest, ListJobsReply, ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest,
-    RescaleRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
+    RescaleRequest, SampleTopicReply, SampleTopicRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply,
+    SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
@@ -200,7 +201,7 @@ impl MasterNode {
         let router = crate::http::api::router(Arc::clone(&self.plane))
             .merge(crate::http::events::router(Arc::clone(&self.plane)))
             .merge(crate::http::openapi::router())
-            .merge(crate::http::workbench::router())
+            .merge(crate::http::workbench::router(Arc::clone(&self.plane)))
             .merge(crate::http::drafts::router(Arc::clone(&self.plane)))
             .merge(crate::http::output::router(Arc::clone(&self.plane)))
             .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone(), self.plane.live_views()));
@@ -275,6 +276,8 @@ async fn mirror_histories(plane: Arc<ControlPlane>) {
 
 /// How long a master waits for a worker's log.
 const WORKER_LOGS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a worker may take to answer whether it holds a topic, with the sample.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// When the leader last heard from each worker, as of the term it leads in.
 #[derive(Default)]
@@ -716,6 +719,38 @@ impl Control for Arc<ControlPlane> {
         }
         let json = serde_json::to_string(&view).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(JobLiveReply { json }))
+    }
+
+    async fn sample_topic(&self, request: Request<SampleTopicRequest>) -> Result<Response<SampleTopicReply>, Status> {
+        let ask = request.into_inner();
+        let workers: Vec<(WorkerId, String)> = self
+            .master
+            .read(|state| state.workers().filter(|record| record.alive).map(|record| (record.id, record.control_addr.clone())).collect());
+        let mut silent = Vec::new();
+        for (worker, addr) in workers {
+            let channel = super::lazy_channel(&addr, self.tls.as_ref()).map_err(Status::unavailable)?;
+            let mut client = WorkerClient::with_interceptor(channel, self.auth.add());
+            match tokio::time::timeout(SAMPLE_TIMEOUT, client.sample_topic(ask.clone())).await {
+                Ok(Ok(reply)) if reply.get_ref().held => return Ok(reply),
+                Ok(Ok(_)) => {}
+                Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => return Err(status),
+                Ok(Err(status)) => silent.push(format!("{worker}: {}", super::status_reason(&status))),
+                Err(_) => silent.push(format!("{worker}: no answer within {SAMPLE_TIMEOUT:?}")),
+            }
+        }
+        // No worker holds the topic: it is read here (a worker that did not answer may hold it,
+        // and then the topic is locked: said below).
+        let spec = serde_json::from_str(&ask.spec_json).map_err(|error| Status::invalid_argument(format!("bad sample: {error}")))?;
+        let sampled = tokio::task::spawn_blocking(move || tethys_sql::sample::sample_table(&ask.script, &ask.table, &spec, false))
+            .await
+            .map_err(|error| Status::internal(format!("the sample's thread: {error}")))?;
+        match sampled {
+            Ok(rows) => {
+                Ok(Response::new(SampleTopicReply { held: false, rows: tethys_sql::sample::encode_rows(&rows.unwrap_or_default()) }))
+            }
+            Err(error) if silent.is_empty() => Err(Status::invalid_argument(error.to_string())),
+            Err(error) => Err(Status::unavailable(format!("{error} (workers that did not answer: {})", silent.join("; ")))),
+        }
     }
 
     async fn worker_logs(&self, request: Request<WorkerLogsRequest>) -> Result<Response<LogsReply>, Status> {

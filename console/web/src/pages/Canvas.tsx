@@ -3,11 +3,12 @@
 // an input port, and are configured in the form beside. The server compiles the drawing on every
 // change: each stream's type shows on hover, a problem shows on the operator or stream where it
 // was drawn, and the job shows as SQL (open it in the workbench). Undo, redo, auto-layout, and a
-// preview of each operator's first rows on generated data.
+// preview of each operator's first rows on generated, typed or uploaded rows.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { api, type CanvasCompileView, type CanvasNode, type CanvasOp, type CanvasPreviewView, type CanvasSpec } from "../api/client";
 import { navigate } from "../router";
 import { ORDERS_TABLE } from "../examples";
+import { InputEditor, inputAsk, newInput, type InputForm } from "../inputs";
 
 type Kind = CanvasOp["kind"];
 
@@ -151,7 +152,10 @@ export function CanvasPage() {
   const [compiled, setCompiled] = useState<CanvasCompileView>();
   const [preview, setPreview] = useState<CanvasPreviewView>();
   const [previewError, setPreviewError] = useState<string>();
+  // The preview's input per source table (generated rows unless changed).
+  const [inputs, setInputs] = useState<Record<string, InputForm>>({});
   const [showSql, setShowSql] = useState(false);
+  const sourceTables = [...new Set(spec.nodes.flatMap((node) => (node.kind === "source" ? [node.table] : [])))];
   const board = useRef<HTMLDivElement>(null);
   const dragging = useRef<{ id: string; dx: number; dy: number; before: CanvasSpec }>();
   const connecting = useRef<string>();
@@ -247,12 +251,13 @@ export function CanvasPage() {
         <button id="canvas-preview" onClick={async () => {
           setPreviewError(undefined);
           try {
-            setPreview(await api.canvasPreview({ spec, inputs: {} }));
+            const asks = Object.fromEntries(Object.entries(inputs).filter(([table]) => sourceTables.includes(table)).map(([table, form]) => [table, inputAsk(form)]));
+            setPreview(await api.canvasPreview({ spec, inputs: asks }));
           } catch (error) {
             setPreview(undefined);
             setPreviewError((error as Error).message);
           }
-        }}>Preview on generated rows</button>
+        }}>Preview</button>
         <button id="canvas-workbench" disabled={!compiled?.sql} onClick={() => {
           localStorage.setItem("tethys.workbench.script", compiled?.sql ?? "");
           navigate("/workbench");
@@ -407,6 +412,18 @@ export function CanvasPage() {
         </ul>
       )}
       {previewError && <p class="error" id="canvas-preview-error">{previewError}</p>}
+      {sourceTables.length > 0 && (
+        <details id="canvas-inputs">
+          <summary>Preview inputs (generated rows unless given here)</summary>
+          <div class="test-inputs">
+            {sourceTables.map((table) => {
+              const node = spec.nodes.find((candidate) => candidate.kind === "source" && candidate.table === table);
+              const columns = (node && compiled?.streams[node.id]?.columns.map((column) => column.name)) ?? [];
+              return <InputEditor key={table} table={table} form={inputs[table] ?? newInput()} columns={columns} topic={false} onChange={(next) => setInputs({ ...inputs, [table]: next })} />;
+            })}
+          </div>
+        </details>
+      )}
       {showSql && <pre id="canvas-sql-text" class="sql">{compiled?.sql ?? "(not a job yet)"}</pre>}
     </section>
   );

@@ -1,7 +1,7 @@
 // The SQL workbench: an editor (CodeMirror 6) checked as you type by the server (problems
 // underlined at their line and column, "did you mean" fixes), completed by the server (ranked
 // there), formatted in one click; the script's plan and job graph; a catalog of its tables and
-// every function; test runs on generated, uploaded or typed rows with each sink's rows beside
+// every function; test runs on generated, uploaded, typed or live-sampled rows with each sink's rows beside
 // the expected ones; and deploy with one click.
 import { autocompletion, type CompletionContext, type CompletionResult } from "@codemirror/autocomplete";
 import { defaultKeymap, history, historyKeymap, indentWithTab } from "@codemirror/commands";
@@ -18,7 +18,6 @@ import {
   type SqlExplainView,
   type SqlFunctionView,
   type SqlTableView,
-  type TestInputAsk,
   type TestRunView,
   type DraftDiffView,
   type DraftView,
@@ -26,6 +25,7 @@ import {
 import { navigate } from "../router";
 import { autoLayout, CANVAS_STORED } from "./Canvas";
 import { ORDERS_TABLE } from "../examples";
+import { InputEditor, inputAsk, newInput, type InputForm } from "../inputs";
 
 /** Flink SQL's words beyond standard SQL, highlighted as keywords. */
 const FLINK_WORDS =
@@ -120,54 +120,12 @@ async function completeAt(context: CompletionContext): Promise<CompletionResult 
   }
 }
 
-type InputKind = "generate" | "rows";
-interface InputForm {
-  kind: InputKind;
-  format: string;
-  rows: string;
-  generateRows: string;
-  rate: string;
-  key: string;
-  skew: string;
-  nullRatio: string;
-  lateRatio: string;
-  outOfOrderRatio: string;
-}
 interface ExpectedForm {
   rows: string;
   compare: string;
 }
 
 const SINKS = new Set(["print", "blackhole"]);
-const newInput = (): InputForm => ({
-  kind: "generate",
-  format: "csv",
-  rows: "",
-  generateRows: "100",
-  rate: "10",
-  key: "",
-  skew: "0",
-  nullRatio: "0",
-  lateRatio: "0",
-  outOfOrderRatio: "0",
-});
-
-function inputAsk(form: InputForm): TestInputAsk {
-  if (form.kind === "rows") return { format: form.format, rows: form.rows, header: false };
-  const number = (text: string) => (text.trim() === "" ? undefined : Number(text));
-  return {
-    generate: {
-      rows: number(form.generateRows),
-      rows_per_second: number(form.rate),
-      key: form.key || undefined,
-      skew: number(form.skew),
-      null_ratio: number(form.nullRatio),
-      late_ratio: number(form.lateRatio),
-      out_of_order_ratio: number(form.outOfOrderRatio),
-    },
-  };
-}
-
 export function WorkbenchPage() {
   const host = useRef<HTMLDivElement>(null);
   const editor = useRef<EditorView>();
@@ -385,7 +343,7 @@ export function WorkbenchPage() {
       <p class="muted">Never writes to the real sinks: each source table reads the input below, each insert is captured.</p>
       <div class="test-inputs">
         {Object.entries(inputs).map(([table, form]) => (
-          <InputEditor key={table} table={table} form={form} columns={tables.find((t) => t.name === table)?.columns.map((c) => c.name) ?? []} onChange={(next) => setInputs({ ...inputs, [table]: next })} />
+          <InputEditor key={table} table={table} form={form} columns={tables.find((t) => t.name === table)?.columns.map((c) => c.name) ?? []} topic={tables.find((t) => t.name === table)?.connector === "topic"} onChange={(next) => setInputs({ ...inputs, [table]: next })} />
         ))}
         {Object.entries(expected).map(([sink, form]) => (
           <fieldset key={sink} class="expected" data-sink={sink}>
@@ -429,46 +387,6 @@ function TableEntry({ table }: { table: SqlTableView }) {
         ))}
       </ul>
     </details>
-  );
-}
-
-function InputEditor({ table, form, columns, onChange }: { table: string; form: InputForm; columns: string[]; onChange: (form: InputForm) => void }) {
-  const set = (part: Partial<InputForm>) => onChange({ ...form, ...part });
-  return (
-    <fieldset class="input" data-table={table}>
-      <legend>Input of {table}</legend>
-      <label><input type="radio" class="input-generate" checked={form.kind === "generate"} onChange={() => set({ kind: "generate" })} /> generated</label>
-      <label><input type="radio" class="input-rows" checked={form.kind === "rows"} onChange={() => set({ kind: "rows" })} /> rows (typed or uploaded)</label>
-      {form.kind === "generate" ? (
-        <div class="generate">
-          <label>rows <input class="gen-rows" value={form.generateRows} onInput={(e) => set({ generateRows: e.currentTarget.value })} size={6} /></label>
-          <label>per second <input class="gen-rate" value={form.rate} onInput={(e) => set({ rate: e.currentTarget.value })} size={5} /></label>
-          <label>
-            key{" "}
-            <select class="gen-key" value={form.key} onChange={(e) => set({ key: e.currentTarget.value })}>
-              <option value="">none</option>
-              {columns.map((column) => <option key={column} value={column}>{column}</option>)}
-            </select>
-          </label>
-          <label>skew <input class="gen-skew" value={form.skew} onInput={(e) => set({ skew: e.currentTarget.value })} size={3} /></label>
-          <label>nulls <input class="gen-nulls" value={form.nullRatio} onInput={(e) => set({ nullRatio: e.currentTarget.value })} size={3} /></label>
-          <label>out of order <input class="gen-disorder" value={form.outOfOrderRatio} onInput={(e) => set({ outOfOrderRatio: e.currentTarget.value })} size={3} /></label>
-          <label>late <input class="gen-late" value={form.lateRatio} onInput={(e) => set({ lateRatio: e.currentTarget.value })} size={3} /></label>
-        </div>
-      ) : (
-        <div class="rows">
-          <select class="rows-format" value={form.format} onChange={(e) => set({ format: e.currentTarget.value })}>
-            <option value="csv">CSV</option>
-            <option value="json">JSON lines</option>
-          </select>
-          <input type="file" class="rows-file" accept=".csv,.json,.jsonl,.txt" onChange={async (e) => {
-            const file = e.currentTarget.files?.[0];
-            if (file) set({ rows: await file.text(), format: /\.jsonl?$/.test(file.name) ? "json" : form.format });
-          }} />
-          <textarea class="rows-text" rows={6} spellcheck={false} value={form.rows} placeholder={columns.join(",")} onInput={(e) => set({ rows: e.currentTarget.value })} />
-        </div>
-      )}
-    </fieldset>
   );
 }
 
