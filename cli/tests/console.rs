@@ -186,7 +186,7 @@ fn the_console_keeps_working_through_a_leader_change_of_three_masters() {
     let Some(web) = browser_checks() else { return };
     let root = tethys_storage::test_dir::TestDir::new("console-failover");
     let program = Path::new(env!("CARGO_BIN_EXE_tethys"));
-    let mut group = tethys_control::launcher::LocalMasters::start_serving_http(program, 3, SECRET, root.path()).expect("three masters");
+    let group = tethys_control::launcher::LocalMasters::start_serving_http(program, 3, SECRET, root.path()).expect("three masters");
     let masters = group.addrs().join(",");
     let _worker = Process(tethys(&["worker", "--masters", &masters, "--slots", "2"]).stdout(Stdio::null()).spawn().unwrap());
     cluster_when(&masters, |cluster| cluster["workers"].as_array().is_some_and(|workers| !workers.is_empty()));

@@ -1,5 +1,5 @@
-//! Processing-time windows: a `PROCTIME()` column is a time attribute, and TUMBLE over it windows
-//! rows by the wall clock of the aggregating operator. What comes out depends on the clock, so
+//! Processing-time windows: a `PROCTIME()` column is a time attribute, and TUMBLE or SESSION over it
+//! windows rows by the wall clock of the aggregating operator. What comes out depends on the clock, so
 //! these tests check what must hold whatever the timing.
 
 use tethys_sql::{Outcome, SqlSession};
@@ -58,16 +58,40 @@ fn a_tumbling_processing_time_window_fires_whole_seconds_by_the_wall_clock() {
 }
 
 #[test]
-fn a_proctime_column_is_a_time_attribute_and_sessions_over_it_are_refused() {
+fn a_proctime_column_is_a_time_attribute() {
     let mut session = SqlSession::default();
     session.execute_script(CLICKS).unwrap();
     let described = session.execute_script("DESCRIBE clicks").unwrap();
     let Outcome::Table { rows, .. } = &described[0] else { panic!("DESCRIBE answers with a table") };
     let text = format!("{rows:?}");
     assert!(text.contains("PROCTIME"), "{text}");
-    let sql = "SELECT window_start, COUNT(*) FROM TABLE(SESSION(TABLE clicks, DESCRIPTOR(proc), INTERVAL '1' SECOND)) GROUP BY window_start, window_end";
-    let error = session.execute_script(sql).err().expect("refused").render(sql);
-    assert!(error.contains("processing-time sessions are not supported"), "{error}");
+}
+
+#[test]
+fn a_processing_time_session_closes_a_gap_after_its_last_rows_arrival() {
+    // 10 rows at 5 a second and a gap of 100 ms: rows come further apart than the gap, so
+    // sessions close while the job runs (the last, open when the input ends, is dropped).
+    let slow = "CREATE TABLE taps (user_id BIGINT, proc AS PROCTIME()) WITH (
+      'connector' = 'datagen', 'rows-per-second' = '5', 'number-of-rows' = '10',
+      'fields.user_id.kind' = 'sequence', 'fields.user_id.start' = '1', 'fields.user_id.end' = '10');";
+    let query = "SELECT window_start, window_end, COUNT(*) AS n, MIN(user_id), MAX(user_id)
+        FROM TABLE(SESSION(TABLE taps, DESCRIPTOR(proc), INTERVAL '0.1' SECOND)) GROUP BY window_start, window_end";
+    let mut results = tethys_sql::run_script(&format!("{slow}{query};")).unwrap();
+    let rows = results.remove(0);
+    assert!(!rows.is_empty(), "a session closed while the rows came");
+    let (mut previous_end, mut counted) = (i64::MIN, 0);
+    for row in &rows {
+        let fields: Vec<&str> = row.trim_start_matches("+I[").trim_end_matches(']').split(", ").collect();
+        assert!(row.starts_with("+I[") && fields.len() == 5, "{row}");
+        let (start, end) = (timestamp_ms(fields[0]), timestamp_ms(fields[1]));
+        assert!(end - start >= 100, "a session lasts at least its gap after its first row: {row}");
+        assert!(start >= previous_end, "sessions do not overlap: {row}");
+        previous_end = end;
+        let (n, first, last): (i64, i64, i64) = (fields[2].parse().unwrap(), fields[3].parse().unwrap(), fields[4].parse().unwrap());
+        assert_eq!(last - first + 1, n, "a session holds a run of the sequence: {row}");
+        counted += n;
+    }
+    assert!(counted < 10, "the last session, open at the end, is dropped: {rows:?}");
 }
 
 #[test]

@@ -175,21 +175,43 @@ pub fn fixed_columns(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usize, Val
     }
 }
 
-/// Table `table` as a lookup join reads it (its physical columns, whole, when asked), its options
-/// checked now: it must be a `filesystem` table.
-pub fn lookup_table(table: &SqlTable) -> Result<file::FileRows, SqlError> {
-    let connector = table.def.option("connector").unwrap_or("?");
-    if connector != "filesystem" {
-        return Err(SqlError::at(
-            table.at,
-            format!(
-                "table {} ({connector}) cannot be looked up: a lookup join reads a 'filesystem' table, whole, when the job starts",
-                table.name()
-            ),
-        ));
+/// A table a lookup join reads whole, when first asked: a file (or directory) of rows, or an
+/// embedded topic's committed rows with their changes applied (what the table holds now).
+pub enum LookupRows {
+    /// A `filesystem` table.
+    File(file::FileRows),
+    /// A `topic` table.
+    Topic(topic::TopicRows),
+}
+
+impl LookupRows {
+    /// Every row, read now.
+    pub fn read(&self) -> Result<Vec<Row>, String> {
+        match self {
+            LookupRows::File(rows) => rows.read(),
+            LookupRows::Topic(rows) => rows.read(),
+        }
     }
+}
+
+/// Table `table` as a lookup join reads it (its physical columns, whole, when asked), its options
+/// checked now: a `filesystem` or a `topic` table.
+pub fn lookup_table(table: &SqlTable) -> Result<LookupRows, SqlError> {
+    let connector = table.def.option("connector").unwrap_or("?");
     let mut options = Options::new(table);
-    let rows = file::FileRows::of(table, &mut options)?;
+    let rows = match connector {
+        "filesystem" => LookupRows::File(file::FileRows::of(table, &mut options)?),
+        "topic" => LookupRows::Topic(topic::TopicRows::of(table, &mut options)?),
+        _ => {
+            return Err(SqlError::at(
+                table.at,
+                format!(
+                    "table {} ({connector}) cannot be looked up: a lookup join reads a 'filesystem' or 'topic' table, whole, when the job starts",
+                    table.name()
+                ),
+            ))
+        }
+    };
     options.finish()?;
     Ok(rows)
 }

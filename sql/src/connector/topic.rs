@@ -50,6 +50,57 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
     Ok((stream, partitions))
 }
 
+/// A topic table as a lookup join reads it: every committed row of every partition, each change
+/// applied (`-U` and `-D` take back one equal row `+I` or `+U` added), so the rows the table
+/// holds now.
+pub struct TopicRows {
+    path: String,
+    table: String,
+    width: usize,
+}
+
+impl TopicRows {
+    /// Checks a table's options; reads nothing yet.
+    pub(super) fn of(table: &SqlTable, options: &mut Options<'_>) -> Result<TopicRows, SqlError> {
+        let path = options.require("path", "topics/orders")?.to_string();
+        // A source's and a sink's options say nothing to a lookup.
+        for key in ["partitions", "scan.bounded", "sink.delivery-guarantee"] {
+            options.get(key);
+        }
+        Ok(TopicRows { path, table: table.name().to_string(), width: table.physical.fields.len() })
+    }
+
+    /// The rows the topic's committed changes add up to, read now.
+    pub fn read(&self) -> Result<Vec<Row>, String> {
+        let failed = |what: String| format!("table {}: {what}", self.table);
+        let topic = Topic::open(&self.path).map_err(|error| failed(error.to_string()))?;
+        let mut held: Vec<(crate::value::RowKey, usize)> = Vec::new();
+        let mut at: std::collections::HashMap<crate::value::RowKey, usize> = std::collections::HashMap::new();
+        for partition in 0..topic.partitions() {
+            for (offset, row) in topic.read_committed::<Row>(partition, 0).map_err(|error| failed(error.to_string()))? {
+                if row.values.len() != self.width {
+                    return Err(failed(format!(
+                        "row at offset {offset} of partition {partition} has {} values, the table {} columns",
+                        row.values.len(),
+                        self.width
+                    )));
+                }
+                let key = crate::value::RowKey(row.values);
+                match (row.kind.is_accumulate(), at.get(&key)) {
+                    (true, Some(&index)) => held[index].1 += 1,
+                    (true, None) => {
+                        at.insert(key.clone(), held.len());
+                        held.push((key, 1));
+                    }
+                    (false, Some(&index)) => held[index].1 = held[index].1.saturating_sub(1),
+                    (false, None) => {}
+                }
+            }
+        }
+        Ok(held.into_iter().flat_map(|(key, count)| std::iter::repeat_n(Row::insert(key.0), count)).collect())
+    }
+}
+
 /// Refuses rows that are not of the table's width (a topic written under another schema).
 struct CheckWidth {
     width: usize,

@@ -1,8 +1,9 @@
 //! The lookup join: each row of the stream joined with the rows of a table that match its keys.
-//! The table is read whole by the first subtask of a process that gets a row (its options were
-//! checked when the job was built), indexed by its key columns, and shared by the subtasks of
-//! that process; so a row sees the table as it was when the job started, as Flink's `filesystem`
-//! lookup source with its cache does.
+//! The table (a file, or an embedded topic's committed changes added up) is read whole by the
+//! first subtask of a process that gets a row (its options were checked when the job was built),
+//! indexed by its key columns, and shared by the subtasks of that process; so a row sees the
+//! table as it was when the job started, as Flink's `filesystem` lookup source with its cache
+//! does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -10,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use tethys_engine::operator::{FrameOperator, Output};
 use tethys_engine::UserError;
 
-use crate::connector::file::FileRows;
+use crate::connector::LookupRows;
 use crate::expr::Scalar;
 use crate::function::EvalContext;
 use crate::value::{Row, RowKey, Value};
@@ -34,7 +35,7 @@ pub(super) fn index(rows: Vec<Row>, key_columns: &[usize]) -> Index {
 
 /// The looked-up table, read and indexed once, when first needed.
 pub(super) struct LookupTable {
-    pub rows: FileRows,
+    pub rows: LookupRows,
     pub key_columns: Vec<usize>,
     pub index: OnceLock<Result<Index, String>>,
 }

@@ -1,8 +1,11 @@
-//! Window aggregation over processing time (`TUMBLE`, `HOP`, `CUMULATE` over a `PROCTIME()`
-//! column), as Flink runs it: a row belongs to the windows of the wall clock of this operator when
-//! the row reaches it (not to a time it carries), and a window fires once that clock passes its
-//! end, by a processing-time timer. What a window holds when its input ends without its end
-//! having come is dropped, as Flink drops it.
+//! Window aggregation over processing time (`TUMBLE`, `HOP`, `CUMULATE`, `SESSION` over a
+//! `PROCTIME()` column), as Flink runs it: a row belongs to the windows of the wall clock of this
+//! operator when the row reaches it (not to a time it carries), and a window fires once that
+//! clock passes its end, by a processing-time timer. A session of a key runs from its first
+//! row's arrival to the gap after its last's: a row arriving before the end extends it, one
+//! arriving after begins the next (the clock only moves forward, so a key has one open session,
+//! and one that ended and waits for its timer). What a window holds when its input ends without
+//! its end having come is dropped, as Flink drops it.
 
 use tethys_engine::state::{StateBackend, StateDescriptor, TimeDomain, ValueState};
 use tethys_engine::{KeyedProcessFunction, ProcessContext, UserError};
@@ -41,6 +44,20 @@ pub(super) struct ProcTimeWindowAggregate {
 impl ProcTimeWindowAggregate {
     /// Adds a row, arriving at processing time `now`, to its windows; returns their ends.
     fn add(&self, open: &mut OpenWindows, row: &Row, now: i64) -> Result<Vec<i64>, String> {
+        if let WindowKind::Session { gap_ms } = self.kind {
+            let index = match open.windows.iter().position(|window| window.end > now) {
+                Some(index) => {
+                    open.windows[index].end = now + gap_ms;
+                    index
+                }
+                None => {
+                    open.windows.push(OpenWindow { start: now, end: now + gap_ms, accumulators: self.aggregates.create() });
+                    open.windows.len() - 1
+                }
+            };
+            self.aggregates.accumulate(&mut open.windows[index].accumulators, row)?;
+            return Ok(vec![open.windows[index].end]);
+        }
         let windows = windows_of(self.kind, now);
         for &(start, end) in &windows {
             let index = match open.windows.iter().position(|window| window.start == start && window.end == end) {
@@ -151,5 +168,34 @@ mod tests {
             ]
         );
         assert_eq!(open.windows.len(), 1, "the window of 15 to 25 stays open");
+    }
+
+    #[test]
+    fn a_session_runs_from_its_first_rows_arrival_to_the_gap_after_its_last() {
+        let count = AggCall {
+            kind: AggKind::CountStar,
+            argument: None,
+            separator: ",".into(),
+            distinct: false,
+            filter: None,
+            result_type: SqlType::BigInt,
+            text: "COUNT(*)".into(),
+            retracts: false,
+            user: None,
+        };
+        let aggregates = Aggregates { calls: vec![count], context: Default::default() };
+        let function = ProcTimeWindowAggregate { aggregates, kind: WindowKind::Session { gap_ms: 5 }, state: None };
+        let mut open = OpenWindows::default();
+        let row = Row::insert(Vec::new());
+        assert_eq!(function.add(&mut open, &row, 10).unwrap(), [15]);
+        assert_eq!(function.add(&mut open, &row, 14).unwrap(), [19], "extended");
+        // At 19 the session has ended (its timer may not have run yet): a new one begins.
+        assert_eq!(function.add(&mut open, &row, 19).unwrap(), [24]);
+        let key = RowKey(vec![Value::Int(7)]);
+        assert!(function.fire(&mut open, &key, 15).is_empty(), "the timer of the end it had before does nothing");
+        let fired: Vec<String> = function.fire(&mut open, &key, 19).iter().map(Row::to_string).collect();
+        assert_eq!(fired, ["+I[7, 1970-01-01 00:00:00.010, 1970-01-01 00:00:00.019, 1970-01-01 00:00:00.018, 2]"]);
+        assert_eq!(function.fire(&mut open, &key, 24).len(), 1);
+        assert!(open.windows.is_empty());
     }
 }

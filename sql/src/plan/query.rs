@@ -726,9 +726,6 @@ impl<'a> Planner<'a> {
             return Err(SqlError::at(at, format!("PARTITION BY is for SESSION windows, not {name}")));
         }
         let processing_time = data_relation.scope.columns[time_column].field.proc_time;
-        if processing_time && matches!(kind, WindowKind::Session { .. }) {
-            return Err(SqlError::at(at, "SESSION windows need an event-time column; processing-time sessions are not supported"));
-        }
         let window = WindowSpec { kind, time_column, partition, time_offset_ms: 0, processing_time };
         if data_relation.plan.updating {
             return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
@@ -791,9 +788,6 @@ impl<'a> Planner<'a> {
             ));
         }
         let processing_time = time_field.proc_time;
-        if processing_time && matches!(kind, WindowKind::Session { .. }) {
-            return Err(SqlError::at(at, "SESSION windows need an event-time column; processing-time sessions are not supported"));
-        }
         if relation.plan.updating {
             return Err(SqlError::at(at, format!("{name} takes an append-only input, and its input has updates")));
         }
