@@ -350,7 +350,7 @@ impl JobLive {
     /// Takes a sample of the board now.
     pub fn sample(&self) {
         self.push(Sample { at_ms: now_ms(), readings: self.board.readings() });
-        self.history.outputs.absorb(self.board.outputs());
+        self.history.outputs.absorb(self.attempt, self.board.outputs());
     }
 
     fn push(&self, sample: Sample) {

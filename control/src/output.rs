@@ -4,6 +4,11 @@
 //! job (`JobLive::sample`) and keeps the newest [`ROWS_KEPT`] of each sink here, numbered in the
 //! order they arrived, so a reader asks for those after the last it saw
 //! (`GET /api/jobs/{id}/output?after=`, or streamed: `GET /api/jobs/{id}/output/stream`).
+//!
+//! Numbers are a leader's own: a new leader takes in again what the workers' boards hold and
+//! numbers it from 1, under another `epoch`; a reader that sees the epoch change starts over.
+//! A row is known by its run (the job's attempt as the masters count them: a rescale or a
+//! redeploy is a new run), the engine's attempt within the run, its subtask and its position.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -24,7 +29,7 @@ pub struct OutputRow {
     pub n: u64,
     /// The sink subtask that wrote it.
     pub subtask: u32,
-    /// The attempt that wrote it.
+    /// The job's attempt (run) that wrote it, as the masters count them.
     pub attempt: u32,
     /// Its position in the subtask's output in its attempt (1 for the first row written).
     pub seq: u64,
@@ -60,6 +65,9 @@ pub struct SinkOutputView {
 pub struct JobOutputView {
     /// The job.
     pub job: u64,
+    /// Whose numbering the rows are in (the leader's keeping of them): when it changes, rows are
+    /// numbered anew and a reader starts over.
+    pub epoch: u64,
     /// The number the next row taken in will get: ask for rows after `next - 1` to get only new
     /// ones.
     pub next: u64,
@@ -67,12 +75,15 @@ pub struct JobOutputView {
     pub sinks: Vec<SinkOutputView>,
 }
 
+/// A run and the engine's attempt within it: which of two samples is newer.
+type Attempt = (u32, u32);
+
 #[derive(Debug, Default)]
 struct SinkRows {
     columns: Vec<String>,
     types: Vec<String>,
-    /// Per (task, subtask): the attempt, the newest seq taken in, and the count written.
-    subtasks: BTreeMap<(u32, u32), (u32, u64, u64)>,
+    /// Per (task, subtask): its newest attempt, the newest seq taken in of it, and the count written.
+    subtasks: BTreeMap<(u32, u32), (Attempt, u64, u64)>,
     sampled: u64,
     rows: VecDeque<OutputRow>,
 }
@@ -86,19 +97,25 @@ struct Rows {
 /// What a master keeps of a job's sinks' sampled rows.
 #[derive(Debug)]
 pub struct JobOutputs {
+    epoch: u64,
     rows: Mutex<Rows>,
 }
 
 impl Default for JobOutputs {
     fn default() -> Self {
-        JobOutputs { rows: Mutex::new(Rows { next: 1, sinks: BTreeMap::new() }) }
+        // Distinct per keeping: the clock's nanoseconds and a count.
+        static KEPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_nanos() as u64);
+        // Within 53 bits: JavaScript reads it exactly.
+        let epoch = (nanos ^ KEPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed).rotate_left(40)) & ((1 << 53) - 1);
+        JobOutputs { epoch, rows: Mutex::new(Rows { next: 1, sinks: BTreeMap::new() }) }
     }
 }
 
 impl JobOutputs {
-    /// Takes in the rows of `samples` (a board's) not taken in before: of a newer attempt than a
-    /// subtask's last, or after its newest row.
-    pub fn absorb(&self, samples: Vec<OutputSample>) {
+    /// Takes in the rows of `samples` (a board's, in run `run`) not taken in before: of a newer
+    /// attempt than a subtask's last, or after its newest row.
+    pub fn absorb(&self, run: u32, samples: Vec<OutputSample>) {
         let mut rows = self.rows.lock().expect("the outputs' lock is not poisoned");
         let Rows { next, sinks } = &mut *rows;
         for sample in samples {
@@ -106,12 +123,13 @@ impl JobOutputs {
             if sink.columns.is_empty() {
                 (sink.columns, sink.types) = (sample.columns.clone(), sample.types.clone());
             }
-            let seen = sink.subtasks.entry((sample.task, sample.subtask)).or_insert((sample.attempt, 0, 0));
-            if sample.attempt < seen.0 {
+            let attempt = (run, sample.attempt);
+            let seen = sink.subtasks.entry((sample.task, sample.subtask)).or_insert((attempt, 0, 0));
+            if attempt < seen.0 {
                 continue;
             }
-            if sample.attempt > seen.0 {
-                *seen = (sample.attempt, 0, 0);
+            if attempt > seen.0 {
+                *seen = (attempt, 0, 0);
             }
             seen.2 = seen.2.max(sample.written);
             let newest = seen.1;
@@ -121,7 +139,7 @@ impl JobOutputs {
                 sink.rows.push_back(OutputRow {
                     n: *next,
                     subtask: sample.subtask,
-                    attempt: sample.attempt,
+                    attempt: run,
                     seq: record.seq,
                     written_at_ms: record.written_at_ms,
                     op,
@@ -148,8 +166,8 @@ impl JobOutputs {
             .map(|(name, kept)| {
                 let newer = kept.rows.iter().filter(|row| row.n > after).count();
                 let rows = kept.rows.iter().filter(|row| row.n > after).skip(newer.saturating_sub(limit)).cloned().collect();
-                let attempt = kept.subtasks.values().map(|(attempt, _, _)| *attempt).max().unwrap_or(0);
-                let written = kept.subtasks.values().filter(|(a, _, _)| *a == attempt).map(|(_, _, written)| written).sum();
+                let newest = kept.subtasks.values().map(|(attempt, _, _)| *attempt).max().unwrap_or_default();
+                let written = kept.subtasks.values().filter(|(attempt, _, _)| *attempt == newest).map(|(_, _, written)| written).sum();
                 SinkOutputView {
                     sink: name.clone(),
                     columns: kept.columns.clone(),
@@ -160,7 +178,7 @@ impl JobOutputs {
                 }
             })
             .collect();
-        JobOutputView { job, next: rows.next, sinks }
+        JobOutputView { job, epoch: self.epoch, next: rows.next, sinks }
     }
 
     /// The names of the sinks seen so far.
@@ -210,9 +228,9 @@ mod tests {
     #[test]
     fn rows_are_taken_in_once_in_arrival_order_and_asked_for_after_the_last_seen() {
         let outputs = JobOutputs::default();
-        outputs.absorb(vec![sample(0, 0, &[1, 5]), sample(1, 0, &[2])]);
+        outputs.absorb(1, vec![sample(0, 0, &[1, 5]), sample(1, 0, &[2])]);
         // The board sends its ring again with one new row: only that one is new.
-        outputs.absorb(vec![sample(0, 0, &[1, 5, 9])]);
+        outputs.absorb(1, vec![sample(0, 0, &[1, 5, 9])]);
         let view = outputs.view(7, 0, None, None);
         let rows = &view.sinks[0].rows;
         assert_eq!(rows.iter().map(|r| (r.n, r.subtask, r.seq)).collect::<Vec<_>>(), [(1, 0, 1), (2, 0, 5), (3, 1, 2), (4, 0, 9)]);
@@ -222,17 +240,23 @@ mod tests {
         assert_eq!(outputs.view(7, 0, None, Some(2)).sinks[0].rows.iter().map(|r| r.n).collect::<Vec<_>>(), [3, 4], "the newest");
         assert!(outputs.view(7, 0, Some("other"), None).sinks.is_empty());
         // A restarted attempt's rows start again from seq 1; an older attempt's are ignored.
-        outputs.absorb(vec![sample(0, 1, &[1])]);
-        outputs.absorb(vec![sample(0, 0, &[20])]);
+        outputs.absorb(1, vec![sample(0, 1, &[1])]);
+        outputs.absorb(1, vec![sample(0, 0, &[20])]);
         let rows = outputs.view(7, 4, None, None).sinks.remove(0).rows;
-        assert_eq!(rows.iter().map(|r| (r.attempt, r.seq)).collect::<Vec<_>>(), [(1, 1)]);
+        assert_eq!(rows.iter().map(|r| r.seq).collect::<Vec<_>>(), [1]);
+        // A new run (a rescale) numbers its engine attempts from the start again: still newer.
+        outputs.absorb(2, vec![sample(0, 0, &[1, 2])]);
+        let view = outputs.view(7, 5, None, None);
+        assert_eq!(view.sinks[0].rows.iter().map(|r| (r.attempt, r.seq)).collect::<Vec<_>>(), [(2, 1), (2, 2)]);
+        assert_eq!(view.sinks[0].written, 12, "only the newest run's subtasks count");
+        assert_ne!(JobOutputs::default().view(7, 0, None, None).epoch, view.epoch, "each keeping numbers on its own");
     }
 
     #[test]
     fn the_newest_rows_are_kept() {
         let outputs = JobOutputs::default();
         let seqs: Vec<u64> = (1..=(ROWS_KEPT as u64 + 5)).collect();
-        outputs.absorb(vec![sample(0, 0, &seqs)]);
+        outputs.absorb(1, vec![sample(0, 0, &seqs)]);
         let view = outputs.view(1, 0, None, None);
         assert_eq!(view.sinks[0].rows.len(), ROWS_KEPT);
         assert_eq!(view.sinks[0].rows[0].seq, 6);

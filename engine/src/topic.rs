@@ -284,6 +284,20 @@ impl Topic {
             .collect()
     }
 
+    /// As [`read_committed`](Topic::read_committed), at most `max` records: the partition is
+    /// locked for those only (a reader beside a running job holds its writer up no longer).
+    pub fn read_committed_range<T: Codec>(&self, partition: usize, from: u64, max: usize) -> Result<Vec<(u64, T)>, TopicError> {
+        let log = self.lock_partition(partition)?;
+        let records = log.read_committed(from).map_err(|source| self.log_error(partition, source))?;
+        records
+            .take(max)
+            .map(|record| {
+                let record = record.map_err(|source| self.log_error(partition, source))?;
+                Ok((record.offset, self.decode(partition, record.offset, record.payload)?))
+            })
+            .collect()
+    }
+
     /// The offset the next record of each partition gets.
     pub fn end_offsets(&self) -> Vec<u64> {
         self.handle.partitions.iter().map(|log| lock(log).end_offset()).collect()

@@ -650,7 +650,18 @@ pub fn from_sql(script: &str) -> Result<CanvasSpec, String> {
         spec.nodes.push(CanvasNode { id: id.clone(), op: CanvasOp::Sink { table: sink }, x: 0.0, y: 0.0 });
         spec.edges.push(CanvasEdge { from: last, to: id, port: None });
     }
-    compile(&spec).map_err(|errors| format!("drawn, it would not compile: {}", errors[0].message))?;
+    let compiled = compile(&spec).map_err(|errors| format!("drawn, it would not compile: {}", errors[0].message))?;
+    // The first row of each key is deduplication when rows are ordered by their event time;
+    // by another column it is Top-1 (the same SQL, drawn as what it is).
+    for index in 0..spec.nodes.len() {
+        let CanvasOp::Deduplicate { keys, order_by: Some(order), keep_last } = &spec.nodes[index].op else { continue };
+        let input = spec.edges.iter().find(|edge| edge.to == spec.nodes[index].id).and_then(|edge| compiled.streams.get(&edge.from));
+        let by_event_time = input.and_then(|stream| stream.event_time.as_deref()).is_some_and(|time| time.eq_ignore_ascii_case(order));
+        if !by_event_time {
+            let order_by = if *keep_last { format!("{order} DESC") } else { order.clone() };
+            spec.nodes[index].op = CanvasOp::TopN { partition_by: keys.clone(), order_by, n: 1 };
+        }
+    }
     Ok(spec)
 }
 
@@ -967,8 +978,11 @@ fn draw_ranked(
         && inner.selection.is_none()
         && inner.having.is_none()
         && matches!(&inner.group_by, GroupByExpr::Expressions(keys, _) if keys.is_empty());
-    let TableFactor::Table { name: table, args: None, .. } = &inner.from[0].relation else { return not("a subquery not over a table") };
     let shape = "a subquery other than SELECT *, ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS n FROM a table";
+    if !plain {
+        return not(shape);
+    }
+    let TableFactor::Table { name: table, args: None, .. } = &inner.from[0].relation else { return not("a subquery not over a table") };
     let (true, [SelectItem::Wildcard(_), SelectItem::ExprWithAlias { expr: Expr::Function(function), alias }]) =
         (plain, inner.projection.as_slice())
     else {
@@ -993,7 +1007,7 @@ fn draw_ranked(
             (BinaryOperator::Lt, Some(n)) if n >= 2 => n - 1,
             _ => return not(&format!("a filter on {} other than = 1, <= N or < N", alias.value)),
         },
-        _ => return not(&format!("ROW_NUMBER() without a filter {} = 1 or {} <= N after it", alias.value, alias.value)),
+        _ => return not(&format!("a filter after ROW_NUMBER() other than {} = 1 or {} <= N alone", alias.value, alias.value)),
     };
     let columns = output_columns(&outer.projection)?;
     if columns.iter().any(|column| column.expr.eq_ignore_ascii_case(&alias.value)) {
@@ -1364,7 +1378,13 @@ mod tests {
         assert!(matches!(&spec.nodes[1].op, CanvasOp::TopN { n: 2, order_by, .. } if order_by == "amount DESC"), "{:?}", spec.nodes);
         assert_eq!(run_into(&compile(&spec).unwrap().sql, "top_orders"), run_into(&top, "top_orders"));
 
+        let cheapest = first.replace("ORDER BY ts", "ORDER BY amount");
+        let spec = from_sql(&cheapest).unwrap();
+        assert!(matches!(&spec.nodes[1].op, CanvasOp::TopN { n: 1, order_by, .. } if order_by == "amount"), "{:?}", spec.nodes);
+
         // What a canvas cannot draw is said.
+        let constant = format!("{TABLES}\nINSERT INTO totals SELECT * FROM (SELECT 'a' AS customer, 1 AS orders) WHERE orders = 1;");
+        assert!(from_sql(&constant).unwrap_err().contains("cannot be drawn"));
         let second = first.replace("rn = 1", "rn = 2");
         assert!(from_sql(&second).unwrap_err().contains("other than = 1, <= N or < N"));
         let itself = format!("{TABLES}\nINSERT INTO totals SELECT customer, id FROM orders JOIN orders ON id = id;");

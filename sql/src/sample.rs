@@ -21,6 +21,8 @@ use crate::value::Row;
 pub const SAMPLE_ROWS_MAX: u64 = 10_000;
 /// Rows of each partition a filtered sample looks through at most (the newest or oldest).
 pub const SAMPLE_SCAN_MAX: u64 = 200_000;
+/// Rows read under one lock of a partition (a running job writing it waits no longer).
+const READ_CHUNK: usize = 4_096;
 
 /// Which rows a sample takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -112,24 +114,33 @@ pub fn compile_filter(table: &SqlTable, text: &str) -> Result<Scalar, String> {
 fn read(topic: &Topic, spec: &SampleSpec, filter: Option<&Scalar>) -> Result<Vec<Row>, String> {
     let context = EvalContext::default();
     let ends = topic.end_offsets();
-    let scan = if filter.is_some() { SAMPLE_SCAN_MAX } else { spec.rows };
+    // Unfiltered, the rows asked for are the rows looked through (a topic's transaction markers
+    // take offsets too, so the newest are looked for a little further back).
+    let scan = if filter.is_some() { SAMPLE_SCAN_MAX } else { spec.rows * 2 + 16 };
     let mut partitions = Vec::new();
     for (partition, end) in ends.into_iter().enumerate() {
-        let from = match spec.from {
+        let mut next = match spec.from {
             SampleFrom::Newest => end.saturating_sub(scan),
             SampleFrom::Oldest => 0,
         };
-        let mut kept = Vec::new();
-        for (_, row) in topic.read_committed::<Row>(partition, from).map_err(|e| e.to_string())? {
-            if spec.from == SampleFrom::Oldest && kept.len() as u64 == spec.rows {
-                break;
-            }
-            let keep = match filter {
-                None => true,
-                Some(filter) => filter.test(&row.values, &context)? == Some(true),
-            };
-            if keep {
-                kept.push(row);
+        let (mut kept, mut scanned) = (Vec::new(), 0u64);
+        // In chunks, up to the end seen at the start (what is written meanwhile is not waited for).
+        'scan: while next < end && scanned < scan {
+            let chunk = topic.read_committed_range::<Row>(partition, next, READ_CHUNK).map_err(|e| e.to_string())?;
+            let Some(&(last, _)) = chunk.last() else { break };
+            next = last + 1;
+            for (offset, row) in chunk {
+                if offset >= end || scanned == scan || (spec.from == SampleFrom::Oldest && kept.len() as u64 == spec.rows) {
+                    break 'scan;
+                }
+                scanned += 1;
+                let keep = match filter {
+                    None => true,
+                    Some(filter) => filter.test(&row.values, &context)? == Some(true),
+                };
+                if keep {
+                    kept.push(row);
+                }
             }
         }
         if spec.from == SampleFrom::Newest {

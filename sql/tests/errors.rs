@@ -73,7 +73,10 @@ fn a_lookup_join_needs_processing_time_a_file_or_topic_table_and_its_keys() {
     let as_of_event_time = error_of("SELECT o.id FROM orders o JOIN plain FOR SYSTEM_TIME AS OF o.ts AS p ON o.id = p.id");
     assert!(as_of_event_time.contains("FOR SYSTEM_TIME AS OF takes the stream's processing-time column"), "{as_of_event_time}");
     let generated = error_of(&format!("{stream}SELECT t.id FROM timed t JOIN plain FOR SYSTEM_TIME AS OF t.proc AS p ON t.id = p.id"));
-    assert!(generated.contains("table plain (datagen) cannot be looked up: a lookup join reads a 'filesystem' or 'topic' table"), "{generated}");
+    assert!(
+        generated.contains("table plain (datagen) cannot be looked up: a lookup join reads a 'filesystem' or 'topic' table"),
+        "{generated}"
+    );
     let no_key = error_of(&format!("{stream}SELECT t.id FROM timed t JOIN plain FOR SYSTEM_TIME AS OF t.proc AS p ON t.id > p.id"));
     assert!(no_key.contains("a lookup join needs an equality of a table column"), "{no_key}");
     let full = error_of(&format!("{stream}SELECT t.id FROM timed t FULL JOIN plain FOR SYSTEM_TIME AS OF t.proc AS p ON t.id = p.id"));

@@ -197,19 +197,22 @@ pub fn output(args: OutputArgs) -> Result<(), CliError> {
     let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
     let tls = args.masters.tls.grpc()?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| format!("cannot start a runtime: {e}"))?;
-    let (mut after, mut headed) = (0, std::collections::BTreeSet::new());
+    let (mut after, mut epoch, mut headed) = (0, None, std::collections::BTreeSet::new());
     loop {
-        let request = JobOutputRequest { job_id: args.job, after, sink: args.sink.clone().unwrap_or_default(), limit: args.limit };
+        // The limit is the first answer's; following, every new row is shown.
+        let limit = if epoch.is_none() { args.limit } else { 0 };
+        let request = JobOutputRequest { job_id: args.job, after, sink: args.sink.clone().unwrap_or_default(), limit };
         let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
             let request = request.clone();
             async move { client.job_output(request).await }
         }))?;
         let view: JobOutputView = serde_json::from_str(&reply.json).map_err(|e| format!("the leader's rows do not parse: {e}"))?;
-        if view.next <= after {
-            // A new leader numbers rows from 1 again.
-            after = 0;
+        if epoch.is_some_and(|epoch| epoch != view.epoch) && after > 0 {
+            // Another leader numbers the rows anew: start over.
+            (after, epoch) = (0, None);
             continue;
         }
+        epoch = Some(view.epoch);
         for sink in &view.sinks {
             if args.masters.json {
                 for row in &sink.rows {

@@ -37,7 +37,7 @@ mod grpc;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -57,6 +57,9 @@ use crate::rpc::proto::{
 use crate::rpc::GrpcTls;
 use crate::scheduler::place;
 use crate::state::{Command, CompletedCheckpoint, Deployment, JobId, JobRecord, JobSpec, JobStatus, WorkerId};
+
+/// How many checkpoints a rescale's check reads at most, when retention removes the one it reads.
+const RESCALE_CHECK_TRIES: u32 = 3;
 
 /// What the leader needs to run jobs.
 #[derive(Clone)]
@@ -630,14 +633,18 @@ impl Deployer {
         // The job goes on checkpointing meanwhile, and retention may remove the checkpoint being
         // read: a failed check is tried again on the newer checkpoint, if there is one.
         let rescaled = JobSpec { parallelism, slots, ..record.spec.clone() };
-        let mut checkpoint = record.last_checkpoint.clone();
+        let (mut checkpoint, mut tries) = (record.last_checkpoint.clone(), 0);
         while let Some(checked) = checkpoint {
+            tries += 1;
             match self.check_restore(&rescaled, &checked.location).await {
                 Ok(()) => break,
                 Err(reason) => {
                     let newest = self.master.read(|state| state.job(job).and_then(|record| record.last_checkpoint.clone()));
                     match newest {
-                        Some(newer) if newer.id > checked.id => checkpoint = Some(newer),
+                        // Gone meanwhile, and a newer one there: that one (a few times at most).
+                        Some(newer) if newer.id > checked.id && tries < RESCALE_CHECK_TRIES && !Path::new(&checked.location).is_dir() => {
+                            checkpoint = Some(newer)
+                        }
                         _ => return Err(Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}"))),
                     }
                 }

@@ -3,7 +3,7 @@
 //! | request | answer |
 //! |---|---|
 //! | `GET /api/jobs/{id}/output?after=&sink=&limit=` | `JobOutputView`: the rows taken in after `after` (0: all kept), of one sink or all |
-//! | `GET /api/jobs/{id}/output/stream?sink=&after=` | server-sent `rows` events: the rows kept, then every [`STREAM_INTERVAL`] those taken in since |
+//! | `GET /api/jobs/{id}/output/stream?sink=&after=` | server-sent `rows` events: the rows kept, then every [`STREAM_INTERVAL`] those taken in since (all kept again, under a new `epoch`, after a leader change) |
 //!
 //! Any master answers: a follower asks the leader, which keeps the rows.
 
@@ -83,15 +83,15 @@ pub(crate) async fn stream<C: Control + Clone>(
     query: Result<Query<OutputQuery>, QueryRejection>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
     let first = ask(id, query)?;
-    let stream = futures_util::stream::unfold((control, first, true), |(control, mut ask, first)| async move {
+    let stream = futures_util::stream::unfold((control, first, None, true), |(control, mut ask, mut epoch, first)| async move {
         if !first {
             tokio::time::sleep(STREAM_INTERVAL).await;
         }
         let mut fetched = fetch(&control, ask.clone()).await;
         if let Ok(view) = &fetched {
-            if view.next <= ask.after {
-                // A new leader numbers the rows it takes in from 1 again: start over (a reader
-                // sees numbers go back and starts over too).
+            if epoch.is_some_and(|epoch| epoch != view.epoch) && ask.after > 0 {
+                // Another leader numbers the rows anew: start over (the reader sees the epoch
+                // change and starts over too).
                 ask.after = 0;
                 fetched = fetch(&control, ask.clone()).await;
             }
@@ -99,9 +99,10 @@ pub(crate) async fn stream<C: Control + Clone>(
         let event = match fetched {
             Ok(view) => match view.sinks.iter().filter_map(|sink| sink.rows.last()).map(|row| row.n).max() {
                 // Nothing new: a comment keeps the connection open until the next interval.
-                None if !first => Ok(Event::default().comment("no new rows")),
+                None if !first && epoch == Some(view.epoch) => Ok(Event::default().comment("no new rows")),
                 newest => {
                     ask.after = newest.unwrap_or(ask.after);
+                    epoch = Some(view.epoch);
                     Event::default().event("rows").json_data(view)
                 }
             },
@@ -110,7 +111,7 @@ pub(crate) async fn stream<C: Control + Clone>(
                 .json_data(super::openapi::ErrorBody { error: error.message, code: code_name(error.code).to_string() }),
         };
         let event = event.unwrap_or_else(|_| Event::default().comment("unserializable"));
-        Some((Ok(event), (control, ask, false)))
+        Some((Ok(event), (control, ask, epoch, false)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

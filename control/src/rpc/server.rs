@@ -726,16 +726,27 @@ impl Control for Arc<ControlPlane> {
         let workers: Vec<(WorkerId, String)> = self
             .master
             .read(|state| state.workers().filter(|record| record.alive).map(|record| (record.id, record.control_addr.clone())).collect());
+        // Every worker asked at once; the one whose process holds the topic answers with rows.
+        let asks = workers.into_iter().map(|(worker, addr)| {
+            let ask = ask.clone();
+            async move {
+                let channel = super::lazy_channel(&addr, self.tls.as_ref()).map_err(|error| format!("{worker}: {error}"))?;
+                let mut client = WorkerClient::with_interceptor(channel, self.auth.add());
+                match tokio::time::timeout(SAMPLE_TIMEOUT, client.sample_topic(ask)).await {
+                    Ok(Ok(reply)) => Ok(Ok(reply.into_inner())),
+                    Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => Ok(Err(status)),
+                    Ok(Err(status)) => Err(format!("{worker}: {}", super::status_reason(&status))),
+                    Err(_) => Err(format!("{worker}: no answer within {SAMPLE_TIMEOUT:?}")),
+                }
+            }
+        });
         let mut silent = Vec::new();
-        for (worker, addr) in workers {
-            let channel = super::lazy_channel(&addr, self.tls.as_ref()).map_err(Status::unavailable)?;
-            let mut client = WorkerClient::with_interceptor(channel, self.auth.add());
-            match tokio::time::timeout(SAMPLE_TIMEOUT, client.sample_topic(ask.clone())).await {
-                Ok(Ok(reply)) if reply.get_ref().held => return Ok(reply),
+        for answer in futures_util::future::join_all(asks).await {
+            match answer {
+                Ok(Ok(reply)) if reply.held => return Ok(Response::new(reply)),
                 Ok(Ok(_)) => {}
-                Ok(Err(status)) if status.code() == tonic::Code::InvalidArgument => return Err(status),
-                Ok(Err(status)) => silent.push(format!("{worker}: {}", super::status_reason(&status))),
-                Err(_) => silent.push(format!("{worker}: no answer within {SAMPLE_TIMEOUT:?}")),
+                Ok(Err(refusal)) => return Err(refusal),
+                Err(why) => silent.push(why),
             }
         }
         // No worker holds the topic: it is read here (a worker that did not answer may hold it,

@@ -73,7 +73,7 @@ pub struct OutputSample {
     pub task: u32,
     /// The subtask.
     pub subtask: u32,
-    /// The attempt it belongs to (0 in one process).
+    /// The attempt of its job it belongs to (from 1, counted by the job's coordinator).
     pub attempt: u32,
     /// The sink operator's name.
     pub sink: String,
@@ -227,18 +227,27 @@ impl OutputSampler {
         }
         self.written += len as u64;
         if take > 0 || self.published.is_none_or(|at| now.saturating_duration_since(at) >= PUBLISH_INTERVAL) {
-            self.tap.board.publish_output(OutputSample {
-                task: self.tap.task,
-                subtask: self.tap.subtask,
-                attempt: self.tap.attempt,
-                sink: self.sink.clone(),
-                columns: self.columns.clone(),
-                types: self.types.clone(),
-                written: self.written,
-                records: std::mem::take(&mut self.taken),
-            });
-            self.published = Some(now);
+            self.publish(now);
         }
+    }
+
+    /// The sink's input ended: the count written is published as it is now.
+    pub fn finish(&mut self) {
+        self.publish(Instant::now());
+    }
+
+    fn publish(&mut self, now: Instant) {
+        self.tap.board.publish_output(OutputSample {
+            task: self.tap.task,
+            subtask: self.tap.subtask,
+            attempt: self.tap.attempt,
+            sink: self.sink.clone(),
+            columns: self.columns.clone(),
+            types: self.types.clone(),
+            written: self.written,
+            records: std::mem::take(&mut self.taken),
+        });
+        self.published = Some(now);
     }
 }
 

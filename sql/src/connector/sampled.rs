@@ -59,6 +59,9 @@ impl SinkWriter<Row> for SampledWriter {
     }
 
     fn finish(&mut self) -> Result<(), UserError> {
+        if let Some(sampler) = &mut self.sampler {
+            sampler.finish();
+        }
         self.writer.finish()
     }
 

@@ -51,8 +51,8 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
 }
 
 /// A topic table as a lookup join reads it: every committed row of every partition, each change
-/// applied (`-U` and `-D` take back one equal row `+I` or `+U` added), so the rows the table
-/// holds now.
+/// applied (`-U` and `-D` take back one equal row `+I` or `+U` added, in whichever order the
+/// partitions hold them), so the rows the table holds when it is read.
 pub struct TopicRows {
     path: String,
     table: String,
@@ -74,7 +74,7 @@ impl TopicRows {
     pub fn read(&self) -> Result<Vec<Row>, String> {
         let failed = |what: String| format!("table {}: {what}", self.table);
         let topic = Topic::open(&self.path).map_err(|error| failed(error.to_string()))?;
-        let mut held: Vec<(crate::value::RowKey, usize)> = Vec::new();
+        let mut held: Vec<(crate::value::RowKey, i64)> = Vec::new();
         let mut at: std::collections::HashMap<crate::value::RowKey, usize> = std::collections::HashMap::new();
         for partition in 0..topic.partitions() {
             for (offset, row) in topic.read_committed::<Row>(partition, 0).map_err(|error| failed(error.to_string()))? {
@@ -85,19 +85,19 @@ impl TopicRows {
                         self.width
                     )));
                 }
+                // Counted with signs: a change read before the row it takes back still takes it.
+                let change = if row.kind.is_accumulate() { 1 } else { -1 };
                 let key = crate::value::RowKey(row.values);
-                match (row.kind.is_accumulate(), at.get(&key)) {
-                    (true, Some(&index)) => held[index].1 += 1,
-                    (true, None) => {
+                match at.get(&key) {
+                    Some(&index) => held[index].1 += change,
+                    None => {
                         at.insert(key.clone(), held.len());
-                        held.push((key, 1));
+                        held.push((key, change));
                     }
-                    (false, Some(&index)) => held[index].1 = held[index].1.saturating_sub(1),
-                    (false, None) => {}
                 }
             }
         }
-        Ok(held.into_iter().flat_map(|(key, count)| std::iter::repeat_n(Row::insert(key.0), count)).collect())
+        Ok(held.into_iter().flat_map(|(key, count)| std::iter::repeat_n(Row::insert(key.0), count.max(0) as usize)).collect())
     }
 }
 

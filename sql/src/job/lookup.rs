@@ -2,8 +2,9 @@
 //! The table (a file, or an embedded topic's committed changes added up) is read whole by the
 //! first subtask of a process that gets a row (its options were checked when the job was built),
 //! indexed by its key columns, and shared by the subtasks of that process; so a row sees the
-//! table as it was when the job started, as Flink's `filesystem` lookup source with its cache
-//! does.
+//! table as it was when its process first needed it (each process, and each restart, reads it
+//! again; it is not refreshed meanwhile), as Flink's `filesystem` lookup source with a cache that
+//! never expires does.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

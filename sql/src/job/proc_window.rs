@@ -45,18 +45,20 @@ impl ProcTimeWindowAggregate {
     /// Adds a row, arriving at processing time `now`, to its windows; returns their ends.
     fn add(&self, open: &mut OpenWindows, row: &Row, now: i64) -> Result<Vec<i64>, String> {
         if let WindowKind::Session { gap_ms } = self.kind {
-            let index = match open.windows.iter().position(|window| window.end > now) {
+            // An extended session keeps its timer: when it goes off at the old end, it is set
+            // again at the new one (`on_timer`), so a key has one timer, however many rows.
+            let (index, new) = match open.windows.iter().position(|window| window.end > now) {
                 Some(index) => {
                     open.windows[index].end = now + gap_ms;
-                    index
+                    (index, false)
                 }
                 None => {
                     open.windows.push(OpenWindow { start: now, end: now + gap_ms, accumulators: self.aggregates.create() });
-                    open.windows.len() - 1
+                    (open.windows.len() - 1, true)
                 }
             };
             self.aggregates.accumulate(&mut open.windows[index].accumulators, row)?;
-            return Ok(vec![open.windows[index].end]);
+            return Ok(if new { vec![open.windows[index].end] } else { Vec::new() });
         }
         let windows = windows_of(self.kind, now);
         for &(start, end) in &windows {
@@ -117,15 +119,20 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for ProcTimeWindowAggregate {
         debug_assert_eq!(domain, TimeDomain::ProcessingTime);
         let handle = self.state.expect("opened");
         let key = ctx.key().clone();
-        let fired = handle.modify(&mut ctx.keyed, |slot| {
-            let Some(open) = slot.as_mut() else { return Vec::new() };
+        let (fired, open_ends) = handle.modify(&mut ctx.keyed, |slot| {
+            let Some(open) = slot.as_mut() else { return (Vec::new(), Vec::new()) };
             let fired = self.fire(open, &key, timestamp);
+            let ends: Vec<i64> = open.windows.iter().map(|window| window.end).collect();
             if open.windows.is_empty() {
                 *slot = None;
             }
-            fired
+            (fired, ends)
         });
         fired.into_iter().for_each(|row| ctx.emit(row));
+        if matches!(self.kind, WindowKind::Session { .. }) {
+            // A session extended since its timer was set: its timer, at its end now.
+            open_ends.into_iter().filter(|end| *end > timestamp).for_each(|end| ctx.register_processing_time_timer(end));
+        }
         Ok(())
     }
 }
@@ -187,8 +194,9 @@ mod tests {
         let function = ProcTimeWindowAggregate { aggregates, kind: WindowKind::Session { gap_ms: 5 }, state: None };
         let mut open = OpenWindows::default();
         let row = Row::insert(Vec::new());
-        assert_eq!(function.add(&mut open, &row, 10).unwrap(), [15]);
-        assert_eq!(function.add(&mut open, &row, 14).unwrap(), [19], "extended");
+        assert_eq!(function.add(&mut open, &row, 10).unwrap(), [15], "a new session: a timer at its end");
+        assert!(function.add(&mut open, &row, 14).unwrap().is_empty(), "extended to 19: its timer, at 15, is set again then");
+        assert_eq!(open.windows[0].end, 19);
         // At 19 the session has ended (its timer may not have run yet): a new one begins.
         assert_eq!(function.add(&mut open, &row, 19).unwrap(), [24]);
         let key = RowKey(vec![Value::Int(7)]);

@@ -218,12 +218,25 @@ export function CanvasPage() {
     change({ ...spec, nodes: [...spec.nodes, node] });
     setSelected(node.id);
   };
+  /** A change made from the newest drawing, not the one this render saw: two changes before the
+   * next render (a form's fields left one after the other) both count. */
+  const changeLatest = (make: (current: CanvasSpec) => CanvasSpec) =>
+    setSpecState((current) => {
+      const next = make(current);
+      if (next !== current) {
+        past.current.push(current);
+        future.current = [];
+      }
+      return next;
+    });
   const update = (id: string, part: Partial<CanvasNode>) =>
-    change({ ...spec, nodes: spec.nodes.map((node) => (node.id === id ? ({ ...node, ...part } as CanvasNode) : node)) });
-  const connect = (from: string, to: string, port?: string) => {
-    if (from === to || spec.edges.some((edge) => edge.from === from && edge.to === to && (edge.port ?? undefined) === port)) return;
-    change({ ...spec, edges: [...spec.edges, { from, to, port: port ?? null }] });
-  };
+    changeLatest((current) => ({ ...current, nodes: current.nodes.map((node) => (node.id === id ? ({ ...node, ...part } as CanvasNode) : node)) }));
+  const connect = (from: string, to: string, port?: string) =>
+    changeLatest((current) =>
+      from === to || current.edges.some((edge) => edge.from === from && edge.to === to && (edge.port ?? undefined) === port)
+        ? current
+        : { ...current, edges: [...current.edges, { from, to, port: port ?? null }] },
+    );
 
   const errorsOf = (id: string) => compiled?.errors.filter((error) => error.node === id && (error.edge === null || error.edge === undefined)) ?? [];
   const edgeErrors = (index: number) => compiled?.errors.filter((error) => error.edge === index) ?? [];

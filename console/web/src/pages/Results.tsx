@@ -27,13 +27,14 @@ interface SinkRows {
 
 type Connection = "connecting" | "live" | "reconnecting";
 
-const isNumeric = (type: string) => /^(TINYINT|SMALLINT|INT|INTEGER|BIGINT|FLOAT|DOUBLE|REAL|DECIMAL)/.test(type);
-const isTime = (type: string) => /^(TIMESTAMP|DATE)/.test(type);
+const isNumeric = (type: string) => /^(TINYINT|SMALLINT|INT|INTEGER|BIGINT|FLOAT|DOUBLE|REAL|DECIMAL)\b/.test(type);
+const isTime = (type: string) => /^(TIMESTAMP|DATE)\b/.test(type);
 
-/** A time value as the API writes it (`2026-11-30 21:00:00.000`, UTC) in milliseconds. */
+/** A time value as the API writes it (`2026-11-30 21:00:00.000` or `2026-11-30`, UTC) in milliseconds. */
 function timeOf(value: unknown): number | undefined {
   if (typeof value !== "string") return undefined;
-  const ms = Date.parse(value.replace(" ", "T") + (/[zZ]|[+-]\d\d:?\d\d$/.test(value) ? "" : "Z"));
+  const text = /^\d{4}-\d\d-\d\d$/.test(value) ? `${value}T00:00:00` : value.replace(" ", "T");
+  const ms = Date.parse(text + (/[zZ]|[+-]\d\d:?\d\d$/.test(text) ? "" : "Z"));
   return Number.isNaN(ms) ? undefined : ms;
 }
 
@@ -47,15 +48,20 @@ function show(value: unknown): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
-/** Takes in a `rows` event: new rows appended (each once), the newest `ROWS_MAX` kept. */
-function merge(kept: Map<string, SinkRows>, view: JobOutputView): Map<string, SinkRows> {
-  const next = new Map(kept);
+interface Kept {
+  /** The numbering the rows are in (another leader's starts over). */
+  epoch?: number;
+  sinks: Map<string, SinkRows>;
+}
+
+/** Takes in a `rows` event: new rows appended (each once), the newest `ROWS_MAX` kept; rows of
+ * another numbering (a new leader's) replace those kept. */
+function merge(kept: Kept, view: JobOutputView): Kept {
+  const next = new Map(kept.epoch === view.epoch ? kept.sinks : []);
   for (const sink of view.sinks as SinkOutputView[]) {
     const before = next.get(sink.sink);
     const last = before?.rows[before.rows.length - 1]?.n ?? 0;
-    // Numbers going back: a new leader took the rows in again; start over.
-    const restart = sink.rows.length > 0 && sink.rows[0].n <= last && sink.rows[sink.rows.length - 1].n <= last;
-    const rows = restart || !before ? [...sink.rows] : [...before.rows, ...sink.rows.filter((row) => row.n > last)];
+    const rows = !before ? [...sink.rows] : [...before.rows, ...sink.rows.filter((row) => row.n > last)];
     next.set(sink.sink, {
       sink: sink.sink,
       columns: sink.columns,
@@ -65,12 +71,12 @@ function merge(kept: Map<string, SinkRows>, view: JobOutputView): Map<string, Si
       rows: rows.slice(Math.max(0, rows.length - ROWS_MAX)),
     });
   }
-  return next;
+  return { epoch: view.epoch, sinks: next };
 }
 
 /** The rows of a sink, streamed while the page is open. */
 function useOutput(id: number) {
-  const [sinks, setSinks] = useState<Map<string, SinkRows>>(new Map());
+  const [kept, setKept] = useState<Kept>({ sinks: new Map() });
   const [connection, setConnection] = useState<Connection>("connecting");
   const [error, setError] = useState<string>();
   useEffect(() => {
@@ -79,7 +85,7 @@ function useOutput(id: number) {
       const view = JSON.parse((event as MessageEvent<string>).data) as JobOutputView;
       setConnection("live");
       setError(undefined);
-      setSinks((kept) => merge(kept, view));
+      setKept((before) => merge(before, view));
     });
     source.addEventListener("error", (event) => {
       const data = (event as MessageEvent<string>).data;
@@ -88,22 +94,33 @@ function useOutput(id: number) {
     });
     return () => source.close();
   }, [id]);
-  return { sinks, connection, error };
+  return { sinks: kept.sinks, connection, error };
 }
 
 /** Only the rows in view are drawn: the table stays fast with thousands of rows. */
 function RowsTable({ sink }: { sink: SinkRows }) {
   const [scrollTop, setScrollTop] = useState(0);
+  const box = useRef<HTMLDivElement>(null);
   const newestFirst = useMemo(() => [...sink.rows].reverse(), [sink.rows]);
+  // Rows come in at the top: a reader scrolled down keeps the rows in view where they are.
+  const shownNewest = useRef(newestFirst[0]?.n);
+  useEffect(() => {
+    const before = shownNewest.current;
+    shownNewest.current = newestFirst[0]?.n;
+    const element = box.current;
+    if (!element || before === undefined || element.scrollTop === 0) return;
+    const added = newestFirst.findIndex((row) => row.n === before);
+    if (added > 0) element.scrollTop += added * ROW_HEIGHT;
+  }, [newestFirst]);
   const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - 5);
   const count = Math.ceil(TABLE_HEIGHT / ROW_HEIGHT) + 10;
   const shown = newestFirst.slice(first, first + count);
   return (
-    <div id="results-table" class="virtual" style={{ height: `${TABLE_HEIGHT}px` }} onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}>
+    <div id="results-table" ref={box} class="virtual" style={{ height: `${TABLE_HEIGHT}px` }} onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}>
       <div style={{ height: `${(newestFirst.length + 1) * ROW_HEIGHT}px`, position: "relative" }}>
         <table style={{ position: "absolute", top: `${first * ROW_HEIGHT}px`, width: "100%" }}>
           <thead>
-            <tr><th>written</th><th>subtask</th><th>op</th>{sink.columns.map((column) => <th>{column}</th>)}</tr>
+            <tr style={{ height: `${ROW_HEIGHT}px` }}><th>written</th><th>subtask</th><th>op</th>{sink.columns.map((column) => <th>{column}</th>)}</tr>
           </thead>
           <tbody>
             {shown.map((row) => (
@@ -151,7 +168,7 @@ function Chart({ data, kind, label }: { data: Point[]; kind: "line" | "bar"; lab
   const xs = data.map((p) => p.x);
   const ys = data.map((p) => p.y);
   const [xMin, xMax] = [Math.min(...xs), Math.max(...xs)];
-  const [yMin, yMax] = [Math.min(0, ...ys), Math.max(...ys)];
+  const [yMin, yMax] = [Math.min(0, ...ys), Math.max(0, ...ys)];
   const sx = (x: number) => left + (xMax === xMin ? 0.5 : (x - xMin) / (xMax - xMin)) * (width - left - right);
   const sy = (y: number) => top + (yMax === yMin ? 0.5 : 1 - (y - yMin) / (yMax - yMin)) * (height - top - bottom);
   // Bars stand in bands of equal width, in x's order (one per distinct x).
@@ -166,7 +183,10 @@ function Chart({ data, kind, label }: { data: Point[]; kind: "line" | "bar"; lab
       <text class="tick" x={left} y={height - 8}>{clock(xMin)}</text>
       <text class="tick" x={width - right} y={height - 8} text-anchor="end">{clock(xMax)}</text>
       {kind === "line" ? (
-        <polyline class="series" fill="none" points={data.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" ")} />
+        <>
+          <polyline class="series" fill="none" points={data.map((p) => `${sx(p.x).toFixed(1)},${sy(p.y).toFixed(1)}`).join(" ")} />
+          {data.length <= 60 && data.map((p) => <circle class="point" cx={sx(p.x)} cy={sy(p.y)} r={2.5}><title>{`${clock(p.x)}: ${p.y}`}</title></circle>)}
+        </>
       ) : (
         data.map((p, i) => (
           <rect class="bar" x={left + (i + 0.5) * band - barWidth / 2} y={Math.min(sy(p.y), sy(0))} width={barWidth} height={Math.abs(sy(0) - sy(p.y))}>
