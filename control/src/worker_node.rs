@@ -202,12 +202,7 @@ impl WorkerRpc for Arc<Attempts> {
     }
 
     async fn sample_topic(&self, request: Request<SampleTopicRequest>) -> Result<Response<SampleTopicReply>, Status> {
-        let ask = request.into_inner();
-        let spec = serde_json::from_str(&ask.spec_json).map_err(|error| Status::invalid_argument(format!("bad sample: {error}")))?;
-        let sampled = tokio::task::spawn_blocking(move || tethys_sql::sample::sample_table(&ask.script, &ask.table, &spec, true))
-            .await
-            .map_err(|error| Status::internal(format!("the sample's thread: {error}")))?
-            .map_err(|error| Status::invalid_argument(error.to_string()))?;
+        let sampled = sample_here(request.into_inner(), true).await?.map_err(|error| Status::invalid_argument(error.to_string()))?;
         Ok(Response::new(match sampled {
             Some(rows) => SampleTopicReply { held: true, rows: tethys_sql::sample::encode_rows(&rows) },
             None => SampleTopicReply { held: false, rows: Vec::new() },
@@ -221,6 +216,18 @@ impl WorkerRpc for Arc<Attempts> {
         let reply = book.search(request.get_ref()).map_err(|error| Status::invalid_argument(error.to_string()))?;
         Ok(Response::new(reply))
     }
+}
+
+/// The sample `ask` says, taken in this process on a blocking thread (`held_only`: only of a topic
+/// this process holds); the outer error is the request's, the inner the sample's.
+pub(crate) async fn sample_here(
+    ask: SampleTopicRequest,
+    held_only: bool,
+) -> Result<Result<Option<Vec<tethys_sql::value::Row>>, tethys_sql::sample::SampleError>, Status> {
+    let spec = serde_json::from_str(&ask.spec_json).map_err(|error| Status::invalid_argument(format!("bad sample: {error}")))?;
+    tokio::task::spawn_blocking(move || tethys_sql::sample::sample_table(&ask.script, &ask.table, &spec, held_only))
+        .await
+        .map_err(|error| Status::internal(format!("the sample's thread: {error}")))
 }
 
 /// A running worker process (see the module documentation).

@@ -751,11 +751,7 @@ impl Control for Arc<ControlPlane> {
         }
         // No worker holds the topic: it is read here (a worker that did not answer may hold it,
         // and then the topic is locked: said below).
-        let spec = serde_json::from_str(&ask.spec_json).map_err(|error| Status::invalid_argument(format!("bad sample: {error}")))?;
-        let sampled = tokio::task::spawn_blocking(move || tethys_sql::sample::sample_table(&ask.script, &ask.table, &spec, false))
-            .await
-            .map_err(|error| Status::internal(format!("the sample's thread: {error}")))?;
-        match sampled {
+        match crate::worker_node::sample_here(ask, false).await? {
             Ok(rows) => {
                 Ok(Response::new(SampleTopicReply { held: false, rows: tethys_sql::sample::encode_rows(&rows.unwrap_or_default()) }))
             }

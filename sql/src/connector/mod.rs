@@ -202,13 +202,15 @@ pub fn lookup_table(table: &SqlTable) -> Result<LookupRows, SqlError> {
     let rows = match connector {
         "filesystem" => LookupRows::File(file::FileRows::of(table, &mut options)?),
         "topic" => LookupRows::Topic(topic::TopicRows::of(table, &mut options)?),
-        _ => return Err(SqlError::at(
-            table.at,
-            format!(
+        _ => {
+            return Err(SqlError::at(
+                table.at,
+                format!(
                 "table {} ({connector}) cannot be looked up: a lookup join reads a 'filesystem' or 'topic' table, whole, when first needed",
                 table.name()
             ),
-        )),
+            ))
+        }
     };
     options.finish()?;
     Ok(rows)

@@ -143,8 +143,8 @@ mod tests {
     use crate::aggregate::{AggCall, AggKind};
     use crate::types::SqlType;
 
-    #[test]
-    fn rows_go_to_the_windows_of_their_arrival_and_fire_at_the_windows_end() {
+    /// `COUNT(*)` alone.
+    fn count_star() -> Aggregates {
         let count = AggCall {
             kind: AggKind::CountStar,
             argument: None,
@@ -156,7 +156,12 @@ mod tests {
             retracts: false,
             user: None,
         };
-        let aggregates = Aggregates { calls: vec![count], context: Default::default() };
+        Aggregates { calls: vec![count], context: Default::default() }
+    }
+
+    #[test]
+    fn rows_go_to_the_windows_of_their_arrival_and_fire_at_the_windows_end() {
+        let aggregates = count_star();
         let function =
             ProcTimeWindowAggregate { aggregates, kind: WindowKind::Hop { slide_ms: 5, size_ms: 10, offset_ms: 0 }, state: None };
         let mut open = OpenWindows::default();
@@ -179,18 +184,7 @@ mod tests {
 
     #[test]
     fn a_session_runs_from_its_first_rows_arrival_to_the_gap_after_its_last() {
-        let count = AggCall {
-            kind: AggKind::CountStar,
-            argument: None,
-            separator: ",".into(),
-            distinct: false,
-            filter: None,
-            result_type: SqlType::BigInt,
-            text: "COUNT(*)".into(),
-            retracts: false,
-            user: None,
-        };
-        let aggregates = Aggregates { calls: vec![count], context: Default::default() };
+        let aggregates = count_star();
         let function = ProcTimeWindowAggregate { aggregates, kind: WindowKind::Session { gap_ms: 5 }, state: None };
         let mut open = OpenWindows::default();
         let row = Row::insert(Vec::new());
