@@ -189,6 +189,22 @@ impl Cluster {
         }
     }
 
+    /// A worker of `slots` slots in this process, registering with every master (this program's
+    /// jobs, SQL scripts among them).
+    async fn start_worker(&self, slots: u32) -> tethys_control::worker_node::WorkerProcess {
+        use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
+        let options = WorkerOptions {
+            masters: self.addrs.values().cloned().collect(),
+            slots,
+            secret: SECRET.to_string(),
+            tls: None,
+            registry: tethys_bench::jobs::registry(),
+            mesh: tethys_net::MeshOptions::default(),
+            orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
+        };
+        WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap()
+    }
+
     async fn stop(mut self) {
         for (_, node) in std::mem::take(&mut self.nodes) {
             node.stop().await;
@@ -317,20 +333,9 @@ async fn the_http_api_answers_from_any_master_and_needs_the_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_serves_its_metrics_with_its_registered_id() {
-    use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
-
     let cluster = Cluster::start(1).await;
     cluster.leader_seen_by(0).await;
-    let options = WorkerOptions {
-        masters: vec![cluster.addrs[&0].clone()],
-        slots: 2,
-        secret: SECRET.to_string(),
-        tls: None,
-        registry: tethys_bench::jobs::registry(),
-        mesh: tethys_net::MeshOptions::default(),
-        orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
-    };
-    let mut worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let mut worker = cluster.start_worker(2).await;
     let at_worker = worker.serve_http(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).unwrap();
     assert_eq!(worker.http_addr(), Some(at_worker));
     let refused = request(at_worker, "GET", "/metrics", Some("wrong"), None).await;
@@ -369,7 +374,6 @@ async fn a_worker_serves_its_metrics_with_its_registered_id() {
 async fn a_workers_log_is_searched_through_any_master() {
     use tethys_control::http::api::LogsView;
     use tethys_control::logs::LogBook;
-    use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
@@ -381,16 +385,7 @@ async fn a_workers_log_is_searched_through_any_master() {
     let cluster = Cluster::start(2).await;
     let leader = cluster.leader_seen_by(0).await.leader.unwrap();
     let follower = 1 - leader;
-    let options = WorkerOptions {
-        masters: vec![cluster.addrs[&0].clone(), cluster.addrs[&1].clone()],
-        slots: 1,
-        secret: SECRET.to_string(),
-        tls: None,
-        registry: tethys_bench::jobs::registry(),
-        mesh: tethys_net::MeshOptions::default(),
-        orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
-    };
-    let worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let worker = cluster.start_worker(1).await;
     let deadline = Instant::now() + WAIT;
     let id = loop {
         if let Some(id) = worker.agent().worker_id() {
@@ -446,7 +441,6 @@ async fn a_workers_log_is_searched_through_any_master() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_jobs_sampled_rows_are_read_and_streamed_through_any_master() {
     use tethys_control::output::JobOutputView;
-    use tethys_control::worker_node::{WorkerOptions, WorkerProcess};
 
     // Masters that deploy this program's jobs (SQL scripts among them) on real workers.
     let cluster = Cluster::start_with(2, |options| {
@@ -462,16 +456,7 @@ async fn a_running_jobs_sampled_rows_are_read_and_streamed_through_any_master() 
     .await;
     let leader = cluster.leader_seen_by(0).await.leader.unwrap();
     let follower = 1 - leader;
-    let options = WorkerOptions {
-        masters: vec![cluster.addrs[&0].clone(), cluster.addrs[&1].clone()],
-        slots: 2,
-        secret: SECRET.to_string(),
-        tls: None,
-        registry: tethys_bench::jobs::registry(),
-        mesh: tethys_net::MeshOptions::default(),
-        orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
-    };
-    let worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
+    let worker = cluster.start_worker(2).await;
     let script = "CREATE TABLE gen (k BIGINT, price DOUBLE, label STRING) WITH ('connector' = 'datagen', 'rows-per-second' = '400', \
                   'fields.k.kind' = 'sequence', 'fields.k.start' = '1', 'fields.k.end' = '1000000', 'fields.price.min' = '1', \
                   'fields.price.max' = '9', 'fields.label.length' = '3');

@@ -37,7 +37,7 @@ mod grpc;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -641,10 +641,9 @@ impl Deployer {
                 Err(reason) => {
                     let newest = self.master.read(|state| state.job(job).and_then(|record| record.last_checkpoint.clone()));
                     match newest {
-                        // Gone meanwhile, and a newer one there: that one (a few times at most).
-                        Some(newer) if newer.id > checked.id && tries < RESCALE_CHECK_TRIES && !Path::new(&checked.location).is_dir() => {
-                            checkpoint = Some(newer)
-                        }
+                        // A newer one there (retention may be removing the one read, which can
+                        // fail half-way): that one, a few times at most.
+                        Some(newer) if newer.id > checked.id && tries < RESCALE_CHECK_TRIES => checkpoint = Some(newer),
                         _ => return Err(Status::failed_precondition(format!("{job} cannot run at parallelism {parallelism}: {reason}"))),
                     }
                 }

@@ -442,19 +442,33 @@ export function CanvasPage() {
   );
 }
 
-/** The form of one operator. */
-function NodeForm({ node, onChange, rows }: { node: CanvasNode; onChange: (part: Partial<CanvasNode>) => void; rows?: string[] }) {
-  const field = (label: string, value: string, set: (text: string) => void, id: string) => (
+/** A text field of an operator's form. What is typed stays as typed until the field is left, when
+ * it is saved: a render meanwhile (a compile's answer) does not put the saved text back. */
+function TextField({ label, value, onSave, id, lines }: { label: string; value: string; onSave: (text: string) => void; id: string; lines?: number }) {
+  const [draft, setDraft] = useState<string>();
+  const save = (text: string) => {
+    setDraft(undefined);
+    if (text !== value) onSave(text);
+  };
+  const common = {
+    class: `form-${id}`,
+    value: draft ?? value,
+    onInput: (e: Event) => setDraft((e.currentTarget as HTMLInputElement).value),
+    onChange: (e: Event) => save((e.currentTarget as HTMLInputElement).value),
+  };
+  return (
     <label>
       {label}
-      <input class={`form-${id}`} value={value} onChange={(e) => set(e.currentTarget.value)} />
+      {lines ? <textarea rows={lines} spellcheck={false} {...common} /> : <input {...common} />}
     </label>
   );
+}
+
+/** The form of one operator. */
+function NodeForm({ node, onChange, rows }: { node: CanvasNode; onChange: (part: Partial<CanvasNode>) => void; rows?: string[] }) {
+  const field = (label: string, value: string, set: (text: string) => void, id: string) => <TextField key={id} label={label} value={value} onSave={set} id={id} />;
   const area = (label: string, value: string, set: (text: string) => void, id: string) => (
-    <label>
-      {label}
-      <textarea class={`form-${id}`} rows={4} spellcheck={false} value={value} onChange={(e) => set(e.currentTarget.value)} />
-    </label>
+    <TextField key={id} label={label} value={value} onSave={set} id={id} lines={4} />
   );
   let form;
   switch (node.kind) {
