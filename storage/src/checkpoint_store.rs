@@ -196,7 +196,10 @@ impl CheckpointStore {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             if name.starts_with(IN_PROGRESS_PREFIX) || name.starts_with(REMOVING_PREFIX) {
-                remove_if_present(&path)?;
+                // Another store on the directory may still be writing it (a coordinator being
+                // replaced): what cannot be removed now is never published, and a later opening
+                // (or `begin` of its id) removes it.
+                let _ = remove_if_present(&path);
                 continue;
             }
             let parsed = [(CHECKPOINT_PREFIX, CheckpointKind::Checkpoint), (SAVEPOINT_PREFIX, CheckpointKind::Savepoint)]
