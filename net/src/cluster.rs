@@ -224,6 +224,16 @@ impl Inbound for EngineInbound {
         }
     }
 
+    fn on_data_in_place(&self, _peer: NodeId, stream: u64, aux: u64, payload: &[u8]) -> bool {
+        // A frame whose bytes lie whole in the receive buffer (as most do in a shared-memory
+        // ring) is decoded from there into its records: one copy instead of two, and none on
+        // the subtask's thread. Anything else takes the usual way, which reports what is wrong.
+        match self.role.get() {
+            Some(Role::Worker(worker)) => worker.tasks().deliver_frame_in_place(stream, aux, payload).unwrap_or(false),
+            _ => false,
+        }
+    }
+
     fn on_closed(&self, peer: NodeId, reason: CloseReason) {
         let reason = reason.to_string();
         match self.role.get() {

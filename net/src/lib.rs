@@ -51,5 +51,5 @@ pub use node::NodeId;
 pub use pool::{BufferPool, PooledBuf, PAYLOAD_ALIGNMENT};
 pub use shm::OFFER_TCP_ONLY;
 pub use wire::{
-    encode_header, write_message, FrameDecoder, Header, Limits, Message, MessageKind, PayloadTooLarge, WireError, HEADER_BYTES,
+    encode_header, write_message, Decoded, FrameDecoder, Header, Limits, Message, MessageKind, PayloadTooLarge, WireError, HEADER_BYTES,
 };

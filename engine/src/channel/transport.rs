@@ -119,12 +119,15 @@ pub enum WireEvent {
     },
 }
 
-/// Bytes of an encoded [`WireEvent`]: a tag and eight bytes of value.
-pub const WIRE_EVENT_BYTES: usize = 9;
+/// Bytes of an encoded [`WireEvent`]: a tag, seven zero bytes and eight bytes of value. A multiple
+/// of 8, so the messages after an event in a connection's byte stream stay as aligned as before it
+/// (the 24-byte message header and frames of 8-byte records keep frames read where they lie in a
+/// shared-memory ring aligned for their records).
+pub const WIRE_EVENT_BYTES: usize = 16;
 
 /// An event's bytes that are not an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("malformed channel event ({len} bytes, tag {tag:?}): expected {WIRE_EVENT_BYTES} bytes with a tag of 1 to 5")]
+#[error("malformed channel event ({len} bytes, tag {tag:?}): expected {WIRE_EVENT_BYTES} bytes with a tag of 1 to 6 and zero padding")]
 pub struct MalformedEvent {
     /// The length received.
     pub len: usize,
@@ -155,8 +158,8 @@ impl WireEvent {
     }
 
     /// Its encoding: a tag byte (1 watermark, 2 idle, 3 active, 4 end of input, 5 aligned
-    /// barrier, 6 unaligned barrier) and a little-endian 64-bit value (the watermark, the
-    /// checkpoint id, or zero).
+    /// barrier, 6 unaligned barrier), seven zero bytes and a little-endian 64-bit value (the
+    /// watermark, the checkpoint id, or zero).
     pub fn encode(self) -> [u8; WIRE_EVENT_BYTES] {
         let (tag, value): (u8, u64) = match self {
             WireEvent::Watermark(watermark) => (1, watermark as u64),
@@ -168,17 +171,17 @@ impl WireEvent {
         };
         let mut bytes = [0u8; WIRE_EVENT_BYTES];
         bytes[0] = tag;
-        bytes[1..].copy_from_slice(&value.to_le_bytes());
+        bytes[8..].copy_from_slice(&value.to_le_bytes());
         bytes
     }
 
     /// The event `encode` wrote, or why `bytes` are not one.
     pub fn decode(bytes: &[u8]) -> Result<WireEvent, MalformedEvent> {
         let malformed = MalformedEvent { len: bytes.len(), tag: bytes.first().copied() };
-        if bytes.len() != WIRE_EVENT_BYTES {
+        if bytes.len() != WIRE_EVENT_BYTES || bytes[1..8].iter().any(|&padding| padding != 0) {
             return Err(malformed);
         }
-        let value = u64::from_le_bytes(bytes[1..].try_into().expect("eight bytes"));
+        let value = u64::from_le_bytes(bytes[8..].try_into().expect("eight bytes"));
         Ok(match bytes[0] {
             1 => WireEvent::Watermark(value as i64),
             2 => WireEvent::Idleness(true),
@@ -371,5 +374,8 @@ mod tests {
             bytes[0] = tag;
             assert!(WireEvent::decode(&bytes).is_err(), "tag {tag}");
         }
+        let mut padded = WireEvent::EndOfInput.encode();
+        padded[3] = 1;
+        assert_eq!(WireEvent::decode(&padded), Err(MalformedEvent { len: WIRE_EVENT_BYTES, tag: Some(4) }), "padding must be zero");
     }
 }

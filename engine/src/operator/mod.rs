@@ -391,7 +391,13 @@ pub(crate) trait ErasedOperator: Send {
     /// A frame of the operator's input type from bytes `AnyFrame::encode` wrote (in-flight data
     /// of an unaligned checkpoint, replayed on restore).
     fn decode_input(&self, bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError>;
+    /// The function [`decode_input`](Self::decode_input) calls: the frames of this operator's
+    /// input type from their encoding, callable where the operator is not (a network thread).
+    fn input_decoder(&self) -> InputDecoder;
 }
+
+/// Decodes a frame of one input type from the bytes `AnyFrame::encode` wrote, at any address.
+pub(crate) type InputDecoder = fn(&[u8]) -> Result<AnyFrame, crate::base::CodecError>;
 
 /// An event that reached an operator while it had pending output, or that it has to pass on once
 /// its pending output is out: kept in arrival order.
@@ -621,6 +627,10 @@ impl<In: Record, Out: Record, Op: FrameOperator<In, Out>> ErasedOperator for Era
         AnyFrame::decode::<In>(bytes)
     }
 
+    fn input_decoder(&self) -> InputDecoder {
+        AnyFrame::decode::<In>
+    }
+
     fn pre_commit(&mut self, checkpoint: u64) -> Result<Option<crate::sink::Committable>, ChainFailure> {
         self.guarded(|operator| operator.pre_commit(checkpoint))
     }
@@ -692,6 +702,12 @@ impl OperatorChain {
     /// an unaligned checkpoint stored). Panics on a chain without operators (a source task's).
     pub(crate) fn decode_input(&self, bytes: &[u8]) -> Result<AnyFrame, crate::base::CodecError> {
         self.operators.first().expect("a task with inputs has operators").decode_input(bytes)
+    }
+
+    /// The chain's input decoder ([`ErasedOperator::input_decoder`] of its head), if it has
+    /// operators.
+    pub(crate) fn input_decoder(&self) -> Option<InputDecoder> {
+        self.operators.first().map(|head| head.input_decoder())
     }
 
     /// Pushes a frame into the head of the chain.

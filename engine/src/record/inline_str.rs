@@ -66,18 +66,38 @@ unsafe impl<const N: usize> bytemuck::CheckedBitPattern for InlineStr<N> {
         if len > N {
             return false;
         }
-        // Frames of records check every string on arrival, so the common case is one pass over the
-        // whole array with no branch per byte (it vectorizes): every byte ASCII, every byte past
-        // `len` zero. Text that is not ASCII goes through `from_utf8`.
-        let (mut high_bits, mut past_len) = (0u8, 0u8);
-        for (at, &byte) in bits.bytes.iter().enumerate() {
-            high_bits |= byte;
-            past_len |= byte & u8::from(at >= len).wrapping_neg();
+        // Frames of records check every string on arrival (a fifth of a core at 14 M records a
+        // second when this was a loop over bytes), so the common case is a few 8-byte words with
+        // no branch per byte: every byte ASCII, every byte past `len` zero. Text that is not
+        // ASCII goes through `from_utf8`.
+        let (mut high_bits, mut past_len) = (0u64, 0u64);
+        let mut words = bits.bytes.chunks_exact(8);
+        let mut at = 0;
+        for word in &mut words {
+            let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
+            high_bits |= word;
+            past_len |= word & bytes_from(len, at);
+            at += 8;
         }
+        let mut last = [0u8; 8];
+        last[..words.remainder().len()].copy_from_slice(words.remainder());
+        let word = u64::from_le_bytes(last);
+        high_bits |= word;
+        past_len |= word & bytes_from(len, at);
         if past_len != 0 {
             return false;
         }
-        high_bits & 0x80 == 0 || std::str::from_utf8(&bits.bytes[..len]).is_ok()
+        high_bits & 0x8080_8080_8080_8080 == 0 || std::str::from_utf8(&bits.bytes[..len]).is_ok()
+    }
+}
+
+/// The mask of the bytes of a little-endian word read at byte `at` of a string's bytes that lie
+/// at or past `len`.
+fn bytes_from(len: usize, at: usize) -> u64 {
+    match len.checked_sub(at) {
+        None => u64::MAX,
+        Some(inside) if inside >= 8 => 0,
+        Some(inside) => u64::MAX << (inside * 8),
     }
 }
 
@@ -247,5 +267,38 @@ mod tests {
         for bad in [[5, b'a', b'b', b'c', b'd'], [2, 0xc3, b'a', 0, 0], [1, b'a', b'b', 0, 0]] {
             assert!(try_from_bytes::<InlineStr<4>>(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// The invariant stated byte by byte, for the word-wise check to agree with.
+    fn valid_by_bytes<const N: usize>(len: u8, bytes: &[u8; N]) -> bool {
+        let len = usize::from(len);
+        len <= N && bytes[len..].iter().all(|&byte| byte == 0) && std::str::from_utf8(&bytes[..len]).is_ok()
+    }
+
+    fn agrees<const N: usize>() {
+        use bytemuck::checked::try_from_bytes;
+        for len in 0..=N + 1 {
+            for at in 0..N {
+                for byte in [b'a', 0, 0x80, 0xc3] {
+                    let mut raw = vec![len as u8];
+                    let mut bytes = [0u8; N];
+                    bytes[..len.min(N)].fill(b'x');
+                    bytes[at] = byte;
+                    raw.extend_from_slice(&bytes);
+                    let expected = valid_by_bytes(len as u8, &bytes);
+                    assert_eq!(try_from_bytes::<InlineStr<N>>(&raw).is_ok(), expected, "N {N}, len {len}, byte {byte:#x} at {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_word_wise_check_admits_exactly_the_invariants_bytes() {
+        agrees::<1>();
+        agrees::<7>();
+        agrees::<8>();
+        agrees::<13>();
+        agrees::<30>();
+        agrees::<64>();
     }
 }

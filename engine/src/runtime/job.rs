@@ -441,9 +441,10 @@ pub(crate) fn run_slot(
                     continue;
                 }
             };
+            let input = state.chain.input_decoder();
             match Actor::spawn(None, TaskActor, state).await {
                 Ok((actor, handle)) => {
-                    let _ = reports.send(TaskReport::Spawned { id, actor: SubtaskHandle::Local(actor) });
+                    let _ = reports.send(TaskReport::Spawned { id, actor: SubtaskHandle::Local(actor), input });
                     let reports = reports.clone();
                     watchers.spawn(async move {
                         let _ = handle.await;
@@ -775,7 +776,7 @@ fn drive(
         };
         let mut completed = None;
         match report {
-            TaskReport::Spawned { id, actor } => {
+            TaskReport::Spawned { id, actor, .. } => {
                 if failure.is_some() || ended.is_some() {
                     actor.cancel();
                 }

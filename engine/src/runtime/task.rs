@@ -86,6 +86,9 @@ pub(crate) enum TaskReport {
     Spawned {
         id: SubtaskId,
         actor: crate::runtime::cluster::SubtaskHandle,
+        /// How its input frames decode (none for a source task), for a network thread to decode
+        /// a frame from another process before it reaches the task.
+        input: Option<crate::operator::InputDecoder>,
     },
     /// A worker refused to run the attempt (another graph, an unknown job): not retried.
     DeployRefused {

@@ -43,6 +43,14 @@ pub trait Inbound: Send + Sync + 'static {
     /// connection and arrives as `on_closed`).
     fn on_message(&self, peer: NodeId, message: Message);
 
+    /// A data message whose payload lies whole in the receive buffer, offered before it is
+    /// copied out: `true` when the handler took it from there (then `on_message` never sees it),
+    /// `false` to have it delivered as a [`Message`]. In order with `on_message`'s deliveries.
+    fn on_data_in_place(&self, peer: NodeId, stream: u64, aux: u64, payload: &[u8]) -> bool {
+        let _ = (peer, stream, aux, payload);
+        false
+    }
+
     /// The connection with `peer` ended; called exactly once, after the last `on_message`.
     fn on_closed(&self, peer: NodeId, reason: CloseReason);
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 use super::{CloseReason, ConnectionShared, Inbound};
 use crate::error::NetError;
 use crate::node::NodeId;
-use crate::wire::{FrameDecoder, MessageKind};
+use crate::wire::{Decoded, FrameDecoder, Header, MessageKind};
 
 /// Calls `on_closed` once: with the connection's close reason when the reader ends, or, if the
 /// task is dropped before (its runtime shut down), with `RuntimeStopped`.
@@ -73,13 +73,18 @@ pub(super) async fn run_reader<R: AsyncBufRead + Unpin>(
         };
         let received = input.len();
         shared.bytes_received.fetch_add(received as u64, Ordering::Relaxed);
+        // A data message's payload that lies whole in the buffer is offered where it lies.
+        let mut offer = |header: &Header, payload: &[u8]| header.kind == MessageKind::Data && inbound.on_data_in_place(peer, header.stream, header.aux, payload);
         loop {
-            match decoder.next_message(&mut input) {
-                Ok(Some(message)) if message.kind == MessageKind::Close => {
+            match decoder.next_offering(&mut input, &mut offer) {
+                Ok(Some(Decoded::TakenInPlace)) => {
+                    shared.messages_received.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Some(Decoded::Message(message))) if message.kind == MessageKind::Close => {
                     let reason = String::from_utf8_lossy(&message.payload).into_owned();
                     break 'reading Some(CloseReason::ClosedByPeer { reason });
                 }
-                Ok(Some(message)) => {
+                Ok(Some(Decoded::Message(message))) => {
                     shared.messages_received.fetch_add(1, Ordering::Relaxed);
                     inbound.on_message(peer, message);
                 }

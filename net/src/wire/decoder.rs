@@ -23,6 +23,15 @@ pub struct Message {
     pub payload: PooledBuf,
 }
 
+/// What [`FrameDecoder::next_offering`] completed.
+#[derive(Debug)]
+pub enum Decoded {
+    /// A message, its payload copied into a pooled buffer.
+    Message(Message),
+    /// A message whose payload the offer took where it lay in the input.
+    TakenInPlace,
+}
+
 /// The incremental decoder of one connection's byte stream.
 #[derive(Debug)]
 pub struct FrameDecoder {
@@ -70,10 +79,22 @@ impl FrameDecoder {
     /// is empty (`Ok(None)`: feed the next chunk). Call it again with the rest of the chunk after a
     /// message: `while let Some(message) = decoder.next_message(&mut chunk)? { ... }`.
     pub fn next_message(&mut self, input: &mut &[u8]) -> Result<Option<Message>, WireError> {
+        match self.next_offering(input, &mut |_, _| false)? {
+            Some(Decoded::Message(message)) => Ok(Some(message)),
+            Some(Decoded::TakenInPlace) => unreachable!("nothing is taken in place when every offer is declined"),
+            None => Ok(None),
+        }
+    }
+
+    /// As [`next_message`](Self::next_message), but a message whose payload lies whole in `input`
+    /// is first offered to `offer` where it lies (its checked header and its payload): when the
+    /// offer takes it (`true`), the payload is not copied and [`Decoded::TakenInPlace`] is
+    /// returned. A payload cut by the end of `input` is never offered; it is copied as usual.
+    pub fn next_offering(&mut self, input: &mut &[u8], offer: &mut dyn FnMut(&Header, &[u8]) -> bool) -> Result<Option<Decoded>, WireError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }
-        match self.advance(input) {
+        match self.advance(input, offer) {
             Ok(message) => Ok(message),
             Err(error) => {
                 self.failed = Some(error.clone());
@@ -101,7 +122,7 @@ impl FrameDecoder {
         Ok(())
     }
 
-    fn advance(&mut self, input: &mut &[u8]) -> Result<Option<Message>, WireError> {
+    fn advance(&mut self, input: &mut &[u8], offer: &mut dyn FnMut(&Header, &[u8]) -> bool) -> Result<Option<Decoded>, WireError> {
         if self.pending.is_none() {
             let wanted = HEADER_BYTES - self.header_filled;
             let taken = wanted.min(input.len());
@@ -115,6 +136,13 @@ impl FrameDecoder {
             let header = decode_header(&self.header, self.message_offset, &self.limits)?;
             // decode_header checked the length against the limit: this allocation is bounded by it.
             debug_assert!(header.payload_bytes <= self.limits.max_payload_bytes);
+            let length = header.payload_bytes as usize;
+            if input.len() >= length && offer(&header, &input[..length]) {
+                self.consume(input, length);
+                self.header_filled = 0;
+                self.message_offset = self.offset;
+                return Ok(Some(Decoded::TakenInPlace));
+            }
             let payload = self.pool.take(header.payload_bytes as usize);
             self.pending = Some(PendingPayload { header, payload });
         }
@@ -130,7 +158,7 @@ impl FrameDecoder {
         debug_assert_eq!(payload.len(), header.payload_bytes as usize);
         self.header_filled = 0;
         self.message_offset = self.offset;
-        Ok(Some(Message { kind: header.kind, stream: header.stream, aux: header.aux, payload }))
+        Ok(Some(Decoded::Message(Message { kind: header.kind, stream: header.stream, aux: header.aux, payload })))
     }
 
     fn consume(&mut self, input: &mut &[u8], bytes: usize) {
@@ -218,5 +246,34 @@ mod tests {
             assert_eq!(message.payload.as_ptr() as usize % crate::pool::PAYLOAD_ALIGNMENT, 0);
             assert_eq!(&message.payload[..], &vec![len as u8; len][..]);
         }
+    }
+
+    #[test]
+    fn a_payload_lying_whole_in_the_input_is_offered_where_it_lies_and_a_cut_one_is_copied() {
+        let mut stream = Vec::new();
+        write_message(&mut stream, MessageKind::Data, 1, 10, b"first", &Limits::default()).expect("small");
+        write_message(&mut stream, MessageKind::Data, 2, 20, b"second", &Limits::default()).expect("small");
+        write_message(&mut stream, MessageKind::Event, 3, 30, b"third", &Limits::default()).expect("small");
+        // The first chunk ends inside the second message's payload.
+        let cut = HEADER_BYTES + 5 + HEADER_BYTES + 2;
+        let mut decoder = decoder(1024);
+        let mut offered = Vec::new();
+        let mut copied = Vec::new();
+        for mut chunk in [&stream[..cut], &stream[cut..]] {
+            let mut offer = |header: &Header, payload: &[u8]| {
+                offered.push((header.stream, header.aux, payload.to_vec()));
+                // The event is declined: it is delivered as a message.
+                header.kind == MessageKind::Data
+            };
+            while let Some(decoded) = decoder.next_offering(&mut chunk, &mut offer).expect("valid") {
+                if let Decoded::Message(message) = decoded {
+                    copied.push((message.stream, message.aux, message.payload.to_vec()));
+                }
+            }
+        }
+        decoder.finish().expect("ended at a message boundary");
+        assert_eq!(offered, vec![(1, 10, b"first".to_vec()), (3, 30, b"third".to_vec())], "the cut payload is not offered");
+        assert_eq!(copied, vec![(2, 20, b"second".to_vec()), (3, 30, b"third".to_vec())]);
+        assert_eq!(decoder.offset(), stream.len() as u64);
     }
 }

@@ -21,7 +21,7 @@ mod decoder;
 #[cfg(test)]
 mod fuzz_tests;
 
-pub use decoder::{FrameDecoder, Message};
+pub use decoder::{Decoded, FrameDecoder, Message};
 
 use thiserror::Error;
 

@@ -43,6 +43,7 @@ use self::protocol::{Address, DataStream, JobSpec, ToCoordinator, ToWorker};
 use crate::channel::transport::{FrameBytes, LinkDown, ReceivedFrame, RemoteLink, WireEvent};
 use crate::graph::fingerprint::GraphFingerprint;
 use crate::graph::plan::ExecutionPlan;
+use crate::operator::InputDecoder;
 use crate::runtime::job::Deployment;
 use crate::runtime::snapshot::JobSnapshot;
 use crate::runtime::task::{SubtaskId, TaskMessage, TaskReport};
@@ -104,8 +105,15 @@ pub enum Undeliverable {
     BadCredit(u64),
 }
 
+/// A subtask in this process: its actor, and how its input frames decode.
+#[derive(Clone)]
+struct LocalTask {
+    actor: ActorRef<TaskMessage>,
+    input: Option<InputDecoder>,
+}
+
 /// The running attempt (if any) and its subtasks in this process.
-type TaskTable = (Option<u32>, HashMap<SubtaskId, ActorRef<TaskMessage>>);
+type TaskTable = (Option<u32>, HashMap<SubtaskId, LocalTask>);
 
 /// The subtasks of the running attempt in this process, by id: where the data plane delivers.
 #[derive(Default)]
@@ -121,47 +129,66 @@ impl LocalTasks {
     }
 
     /// Records a spawned subtask of `attempt` (ignored if another attempt runs now).
-    pub(crate) fn register(&self, attempt: u32, id: SubtaskId, actor: ActorRef<TaskMessage>) {
+    pub(crate) fn register(&self, attempt: u32, id: SubtaskId, actor: ActorRef<TaskMessage>, input: Option<InputDecoder>) {
         let mut table = self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if table.0 == Some(attempt) {
-            table.1.insert(id, actor);
+            table.1.insert(id, LocalTask { actor, input });
         }
     }
 
     /// The actor of subtask `id` of `attempt`, if it runs here.
     pub(crate) fn actor(&self, attempt: u32, id: SubtaskId) -> Option<ActorRef<TaskMessage>> {
         let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (table.0 == Some(attempt)).then(|| table.1.get(&id).cloned()).flatten()
+        (table.0 == Some(attempt)).then(|| table.1.get(&id).map(|task| task.actor.clone())).flatten()
     }
 
     /// Every actor of the running attempt.
     pub(crate) fn all(&self) -> Vec<ActorRef<TaskMessage>> {
         let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        table.1.values().cloned().collect()
+        table.1.values().map(|task| task.actor.clone()).collect()
     }
 
     /// Every actor of `attempt`, if it is the running one.
     pub(crate) fn all_of(&self, attempt: u32) -> Vec<ActorRef<TaskMessage>> {
         let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         if table.0 == Some(attempt) {
-            table.1.values().cloned().collect()
+            table.1.values().map(|task| task.actor.clone()).collect()
         } else {
             Vec::new()
         }
     }
 
+    /// The subtask of the running attempt a data-plane message's stream names.
+    fn task_of(&self, stream: DataStream) -> Result<LocalTask, Undeliverable> {
+        let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = table.0.map(|attempt| attempt as u16);
+        if running != Some(stream.attempt) {
+            return Err(Undeliverable::StaleAttempt { message: stream.attempt, running });
+        }
+        let task = table.1.get(&(stream.task as usize, stream.subtask as usize)).cloned();
+        task.ok_or(Undeliverable::UnknownSubtask { task: stream.task, subtask: stream.subtask })
+    }
+
+    /// Delivers a frame whose bytes the caller still holds (e.g. where they lie in the
+    /// connection's receive buffer): decoded here, on the caller's thread, into the subtask's
+    /// input type, so its bytes are copied once, into the frame's records, and the subtask
+    /// receives a frame as from a producer in its own process. `Ok(false)`: not decoded here
+    /// (bytes that are not a frame of that type, or a subtask without a decoder); deliver them
+    /// with [`deliver`](Self::deliver), and the subtask fails naming the channel.
+    pub fn deliver_frame_in_place(&self, stream: u64, aux: u64, bytes: &[u8]) -> Result<bool, Undeliverable> {
+        let stream = DataStream::unpack(stream);
+        let task = self.task_of(stream)?;
+        let Some(Ok(frame)) = task.input.map(|decode| decode(bytes)) else { return Ok(false) };
+        let event = crate::channel::credit::ChannelEvent::Frame(frame);
+        // A stopped actor belongs to an attempt that is ending: nothing to deliver to.
+        let _ = task.actor.send_message(TaskMessage::Event { channel: stream.port as usize, event, backlog: aux as u32 });
+        Ok(true)
+    }
+
     /// Delivers a data-plane message (see [`DataKind`]) to the subtask its stream names.
     pub fn deliver(&self, kind: DataKind, stream: u64, aux: u64, payload: Box<dyn FrameBytes>) -> Result<(), Undeliverable> {
         let stream = DataStream::unpack(stream);
-        let actor = {
-            let table = self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let running = table.0.map(|attempt| attempt as u16);
-            if running != Some(stream.attempt) {
-                return Err(Undeliverable::StaleAttempt { message: stream.attempt, running });
-            }
-            table.1.get(&(stream.task as usize, stream.subtask as usize)).cloned()
-        };
-        let actor = actor.ok_or(Undeliverable::UnknownSubtask { task: stream.task, subtask: stream.subtask })?;
+        let actor = self.task_of(stream)?.actor;
         let channel = stream.port as usize;
         let message = match kind {
             DataKind::Frame => TaskMessage::RemoteFrame { channel, frame: ReceivedFrame(payload), backlog: aux as u32 },
@@ -611,6 +638,66 @@ mod tests {
         fn send_control(&self, _node: NodeId, _message: Vec<u8>) -> Result<(), LinkDown> {
             Ok(())
         }
+    }
+
+    /// An actor that passes every message it receives on to a channel.
+    struct Recorder;
+
+    impl ractor::Actor for Recorder {
+        type Msg = TaskMessage;
+        type State = std::sync::mpsc::Sender<TaskMessage>;
+        type Arguments = std::sync::mpsc::Sender<TaskMessage>;
+
+        async fn pre_start(&self, _: ActorRef<TaskMessage>, sender: Self::Arguments) -> Result<Self::State, ractor::ActorProcessingErr> {
+            Ok(sender)
+        }
+
+        async fn handle(&self, _: ActorRef<TaskMessage>, message: TaskMessage, sender: &mut Self::State) -> Result<(), ractor::ActorProcessingErr> {
+            let _ = sender.send(message);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_frame_read_where_it_lies_reaches_its_subtask_decoded_and_bytes_that_are_not_one_are_left_to_the_usual_way() {
+        // The actor runs on a thread of its own while this test waits on the channel.
+        let (received_tx, received) = channel();
+        let (actor_tx, actor) = channel();
+        let running = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            runtime.block_on(async {
+                let (actor, handle) = ractor::Actor::spawn(None, Recorder, received_tx).await.unwrap();
+                actor_tx.send(actor).unwrap();
+                handle.await.unwrap();
+            });
+        });
+        let actor: ActorRef<TaskMessage> = actor.recv().unwrap();
+        let tasks = LocalTasks::default();
+        tasks.reset(Some(3));
+        let decoder: InputDecoder = crate::frame::AnyFrame::decode::<u64>;
+        tasks.register(3, (1, 0), actor.clone(), Some(decoder));
+        tasks.register(3, (0, 0), actor.clone(), None);
+        let stream = |attempt, task| DataStream { attempt, task, subtask: 0, port: 2 }.pack();
+        let frame = crate::frame::AnyFrame::new(vec![7u64, 8, 9]).encode().unwrap();
+        // Placed at an odd address, as a frame in a connection's ring may be.
+        let mut unaligned = vec![0u8];
+        unaligned.extend_from_slice(&frame);
+
+        assert_eq!(tasks.deliver_frame_in_place(stream(3, 1), 5, &unaligned[1..]), Ok(true));
+        assert_eq!(tasks.deliver_frame_in_place(stream(3, 1), 5, b"not a frame"), Ok(false), "the task reports what is wrong");
+        assert_eq!(tasks.deliver_frame_in_place(stream(3, 0), 5, &frame), Ok(false), "no decoder: delivered as bytes");
+        assert_eq!(tasks.deliver_frame_in_place(stream(2, 1), 5, &frame), Err(Undeliverable::StaleAttempt { message: 2, running: Some(3) }));
+        assert_eq!(tasks.deliver_frame_in_place(stream(3, 4), 5, &frame), Err(Undeliverable::UnknownSubtask { task: 4, subtask: 0 }));
+        match received.recv_timeout(std::time::Duration::from_secs(10)).unwrap() {
+            TaskMessage::Event { channel, event: crate::channel::credit::ChannelEvent::Frame(frame), backlog } => {
+                assert_eq!((channel, backlog), (2, 5));
+                assert_eq!(frame.into_typed::<u64>(), vec![7, 8, 9]);
+            }
+            _ => panic!("the frame arrives as a decoded frame event"),
+        }
+        assert!(received.try_recv().is_err(), "only the frame that decoded was delivered");
+        actor.stop(None);
+        running.join().unwrap();
     }
 
     #[test]

@@ -113,6 +113,7 @@ pub(crate) fn into_task_report(report: WireReport, cluster: &Arc<ClusterCoordina
         WireReport::Spawned { id } => TaskReport::Spawned {
             id: id_of(id),
             actor: SubtaskHandle::Remote { cluster: Arc::clone(cluster), node, attempt, id: id_of(id) },
+            input: None,
         },
         WireReport::Finished { id, metrics, committables, source_position } => TaskReport::Finished {
             id: id_of(id),

@@ -402,9 +402,9 @@ impl WorkerNode {
                 live_sent = std::time::Instant::now();
             }
             let Some(report) = report else { continue };
-            if let TaskReport::Spawned { id, actor } = &report {
+            if let TaskReport::Spawned { id, actor, input } = &report {
                 if let Some(actor) = actor.local() {
-                    self.tasks.register(attempt, *id, actor.clone());
+                    self.tasks.register(attempt, *id, actor.clone(), *input);
                 }
             }
             let report: WireReport = match wire::into_wire_report(report) {
