@@ -145,7 +145,8 @@ fn decode_plain<T: PlainRecord>(bytes: &[u8]) -> Result<AnyFrame, CodecError> {
     if count.checked_mul(record_size as u64) != Some(records_len as u64) {
         return Err(refuse(format!("the header announces {count} records of {record_size} bytes, but {records_len} bytes follow it")));
     }
-    let not_a_record = |error: bytemuck::checked::CheckedCastError| refuse(format!("a record's bytes are not a value of the type: {error}"));
+    let not_a_record =
+        |error: bytemuck::checked::CheckedCastError| refuse(format!("a record's bytes are not a value of the type: {error}"));
     // Checked and copied once: in one piece where the records are aligned, else one by one (a
     // frame read where it lies in a connection's ring need not be).
     let frame = if records.as_ptr().align_offset(std::mem::align_of::<T>()) == 0 {

@@ -74,7 +74,9 @@ pub(super) async fn run_reader<R: AsyncBufRead + Unpin>(
         let received = input.len();
         shared.bytes_received.fetch_add(received as u64, Ordering::Relaxed);
         // A data message's payload that lies whole in the buffer is offered where it lies.
-        let mut offer = |header: &Header, payload: &[u8]| header.kind == MessageKind::Data && inbound.on_data_in_place(peer, header.stream, header.aux, payload);
+        let mut offer = |header: &Header, payload: &[u8]| {
+            header.kind == MessageKind::Data && inbound.on_data_in_place(peer, header.stream, header.aux, payload)
+        };
         loop {
             match decoder.next_offering(&mut input, &mut offer) {
                 Ok(Some(Decoded::TakenInPlace)) => {

@@ -90,7 +90,11 @@ impl FrameDecoder {
     /// is first offered to `offer` where it lies (its checked header and its payload): when the
     /// offer takes it (`true`), the payload is not copied and [`Decoded::TakenInPlace`] is
     /// returned. A payload cut by the end of `input` is never offered; it is copied as usual.
-    pub fn next_offering(&mut self, input: &mut &[u8], offer: &mut dyn FnMut(&Header, &[u8]) -> bool) -> Result<Option<Decoded>, WireError> {
+    pub fn next_offering(
+        &mut self,
+        input: &mut &[u8],
+        offer: &mut dyn FnMut(&Header, &[u8]) -> bool,
+    ) -> Result<Option<Decoded>, WireError> {
         if let Some(error) = &self.failed {
             return Err(error.clone());
         }

@@ -175,6 +175,18 @@ pub fn fixed_columns(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usize, Val
     }
 }
 
+/// The fields of `ROW` columns that `table`'s connector, told `pushed`, gives as columns of their
+/// own (Flink's nested projection push-down): in this order, after the table's physical and
+/// computed columns, each `(column, field)`, with the `ROW` column itself left NULL. A query
+/// over the scan reads `column.field` as that column instead, so no `ROW` value is built per row.
+/// Only for `ROW` columns read by their fields alone (`pushed.fields`).
+pub fn flattened_fields(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usize, usize)> {
+    match table.def.option("connector") {
+        Some("nexmark") => nexmark::flattened_fields(table, pushed),
+        _ => Vec::new(),
+    }
+}
+
 /// A table a lookup join reads whole, when first asked: a file (or directory) of rows, or an
 /// embedded topic's committed rows with their changes applied (what the table holds now).
 pub enum LookupRows {

@@ -150,6 +150,20 @@ pub(super) fn fixed_columns(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usi
     event_type.and_then(|column| Some((column, Value::Int(kind_of_filter(pushed, column)?)))).into_iter().collect()
 }
 
+/// The fields of the `person`, `auction` and `bid` columns the query reads by their fields alone,
+/// given as columns of their own (see [`super::flattened_fields`]).
+pub(super) fn flattened_fields(table: &SqlTable, pushed: &ScanPushDown) -> Vec<(usize, usize)> {
+    let kinds = ["person", "auction", "bid"];
+    let mut flat = Vec::new();
+    for (column, field) in table.physical.fields.iter().enumerate() {
+        let is_kind = kinds.iter().any(|kind| field.name.eq_ignore_ascii_case(kind)) && matches!(field.data_type, SqlType::Row(_));
+        if let (true, true, Some(read)) = (is_kind, pushed.columns[column], &pushed.fields[column]) {
+            flat.extend(read.iter().enumerate().filter(|(_, read)| **read).map(|(field, _)| (column, field)));
+        }
+    }
+    flat
+}
+
 /// The generator's field indexes for a declared `ROW<...>` column of the kind with `fields`.
 fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&str, SqlType)]) -> Result<Vec<Option<usize>>, String> {
     let SqlType::Row(declared) = declared else {
@@ -225,14 +239,28 @@ pub(super) fn source(
         columns.push(column);
     }
     let generator = NexmarkSource { events, seed, config };
-    // Room for the computed columns appended after the physical ones.
-    let width = table.schema.fields.len();
+    // Fields given as columns of their own, after the computed columns (left NULL here: the
+    // scan computes them in place), by their kind's generator field.
+    let flat: Vec<(usize, usize)> = pushed.map(|pushed| flattened_fields(table, pushed)).unwrap_or_default();
+    let flat: Vec<(usize, usize)> = flat
+        .into_iter()
+        .map(|(column, field)| {
+            let generator_field = match &columns[column] {
+                Column::Person(read) | Column::Auction(read) | Column::Bid(read) => read[field],
+                Column::EventType | Column::Unread => None,
+            };
+            (column, generator_field.expect("a flattened field is one the query reads"))
+        })
+        .collect();
+    let flattened: Vec<bool> = (0..columns.len()).map(|column| flat.iter().any(|(c, _)| *c == column)).collect();
+    let (width, computed) = (table.schema.fields.len(), table.schema.fields.len() - columns.len());
     let row = move |event: &NexmarkEvent| {
         let fields = |fields: &[Option<usize>], get: &dyn Fn(usize) -> Value| {
             Value::Row(fields.iter().map(|field| field.map_or(Value::Null, get)).collect())
         };
-        let mut values = Vec::with_capacity(width);
-        values.extend(columns.iter().map(|column| match (column, event) {
+        let mut values = Vec::with_capacity(width + flat.len());
+        values.extend(columns.iter().zip(&flattened).map(|(column, flattened)| match (column, event) {
+            _ if *flattened => Value::Null,
             (Column::EventType, NexmarkEvent::Person(_)) => Value::Int(0),
             (Column::EventType, NexmarkEvent::Auction(_)) => Value::Int(1),
             (Column::EventType, NexmarkEvent::Bid(_)) => Value::Int(2),
@@ -241,6 +269,15 @@ pub(super) fn source(
             (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
             _ => Value::Null,
         }));
+        if !flat.is_empty() {
+            values.extend(std::iter::repeat_n(Value::Null, computed));
+            values.extend(flat.iter().map(|&(column, field)| match (&columns[column], event) {
+                (Column::Person(_), NexmarkEvent::Person(person)) => person_field(person, field),
+                (Column::Auction(_), NexmarkEvent::Auction(auction)) => auction_field(auction, field),
+                (Column::Bid(_), NexmarkEvent::Bid(bid)) => bid_field(bid, field),
+                _ => Value::Null,
+            }));
+        }
         Row::insert(values)
     };
     let events = env.source(table.name(), generator);

@@ -470,10 +470,22 @@ impl Scalar {
     /// The same expression with each column `i` it reads replaced by expression `f(i)` (to
     /// fuse a projection into the one below it).
     pub fn substitute(&self, f: &impl Fn(usize) -> Scalar) -> Scalar {
-        let map = |scalar: &Scalar| Box::new(scalar.substitute(f));
-        let list = |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.substitute(f)).collect::<Vec<_>>();
+        self.rewrite(&|scalar| match scalar {
+            Scalar::Column(index) => Some(f(*index)),
+            _ => None,
+        })
+    }
+
+    /// The same expression with every part `f` gives a replacement for (tried on a part before
+    /// its parts) replaced.
+    pub fn rewrite(&self, f: &impl Fn(&Scalar) -> Option<Scalar>) -> Scalar {
+        if let Some(replaced) = f(self) {
+            return replaced;
+        }
+        let map = |scalar: &Scalar| Box::new(scalar.rewrite(f));
+        let list = |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.rewrite(f)).collect::<Vec<_>>();
         match self {
-            Scalar::Column(index) => f(*index),
+            Scalar::Column(index) => Scalar::Column(*index),
             Scalar::Literal(value) => Scalar::Literal(value.clone()),
             Scalar::Not(inner) => Scalar::Not(map(inner)),
             Scalar::Negate(inner) => Scalar::Negate(map(inner)),
@@ -486,17 +498,16 @@ impl Scalar {
             Scalar::IsDistinct(a, b, negated) => Scalar::IsDistinct(map(a), map(b), *negated),
             Scalar::In(inner, items, negated) => Scalar::In(map(inner), list(items), *negated),
             Scalar::Like(a, b, negated, escape) => Scalar::Like(map(a), map(b), *negated, *escape),
-            Scalar::Case(branches, otherwise) => Scalar::Case(
-                branches.iter().map(|(condition, result)| (condition.substitute(f), result.substitute(f))).collect(),
-                map(otherwise),
-            ),
+            Scalar::Case(branches, otherwise) => {
+                Scalar::Case(branches.iter().map(|(condition, result)| (condition.rewrite(f), result.rewrite(f))).collect(), map(otherwise))
+            }
             Scalar::Cast(inner, from, to, safe) => Scalar::Cast(map(inner), from.clone(), to.clone(), *safe),
             Scalar::Call(function, arguments) => Scalar::Call(function.clone(), list(arguments)),
             Scalar::Coalesce(arguments) => Scalar::Coalesce(list(arguments)),
             Scalar::Index(a, b) => Scalar::Index(map(a), map(b)),
             Scalar::Field(inner, index) => Scalar::Field(map(inner), *index),
             Scalar::Array(items) => Scalar::Array(list(items)),
-            Scalar::Map(entries) => Scalar::Map(entries.iter().map(|(k, v)| (k.substitute(f), v.substitute(f))).collect()),
+            Scalar::Map(entries) => Scalar::Map(entries.iter().map(|(k, v)| (k.rewrite(f), v.rewrite(f))).collect()),
             Scalar::Row(items) => Scalar::Row(list(items)),
         }
     }

@@ -175,24 +175,28 @@ impl FrameOperator<Row, Row> for CalcOperator {
 }
 
 /// `scalar`, over a scan of `table` told `pushed`, with the columns the source fixes as constants,
-/// and folded.
-fn with_fixed_columns(
-    scalar: &Scalar,
-    table: &crate::catalog::SqlTable,
-    pushed: &crate::plan::ScanPushDown,
-    context: &EvalContext,
-) -> Scalar {
+/// the fields of `ROW` columns it gives as columns of their own read there, and folded.
+fn over_scan(scalar: &Scalar, table: &crate::catalog::SqlTable, pushed: &crate::plan::ScanPushDown, context: &EvalContext) -> Scalar {
     let fixed = connector::fixed_columns(table, pushed);
-    let constant = |column: usize| match fixed.iter().find(|(fixed, _)| *fixed == column) {
-        Some((_, value)) => Scalar::Literal(value.clone()),
-        None => Scalar::Column(column),
-    };
-    scalar.substitute(&constant).folded(context)
+    let flat = connector::flattened_fields(table, pushed);
+    let first_flat = table.schema.fields.len();
+    let rewritten = scalar.rewrite(&|part| match part {
+        Scalar::Column(column) => fixed.iter().find(|(fixed, _)| fixed == column).map(|(_, value)| Scalar::Literal(value.clone())),
+        Scalar::Field(inner, field) => match inner.as_ref() {
+            Scalar::Column(column) => flat.iter().position(|flat| *flat == (*column, *field)).map(|k| Scalar::Column(first_flat + k)),
+            _ => None,
+        },
+        _ => None,
+    });
+    rewritten.folded(context)
 }
 
-/// Appends a table's computed columns to each of its rows (they read only its physical columns).
+/// Computes a table's computed columns of each of its rows (they read only its physical columns,
+/// and fields its source gives as columns of their own): appended to the row, or, when the source
+/// left them room (`at`: the first one's place), written there.
 struct ComputedColumns {
     computed: Vec<Scalar>,
+    at: Option<usize>,
     context: EvalContext,
     text: String,
 }
@@ -200,11 +204,14 @@ struct ComputedColumns {
 impl FrameOperator<Row, Row> for ComputedColumns {
     fn process(&mut self, mut frame: Vec<Row>, out: &mut Output<'_, Row>) -> Result<(), UserError> {
         for row in &mut frame {
-            row.values.reserve_exact(self.computed.len());
-            for scalar in &self.computed {
-                match scalar.eval(&row.values, &self.context) {
-                    Ok(value) => row.values.push(value),
-                    Err(error) => return Err(format!("{error}, in Calc({}) of row {row}", self.text).into()),
+            if self.at.is_none() {
+                row.values.reserve_exact(self.computed.len());
+            }
+            for (n, scalar) in self.computed.iter().enumerate() {
+                match (scalar.eval(&row.values, &self.context), self.at) {
+                    (Ok(value), Some(at)) => row.values[at + n] = value,
+                    (Ok(value), None) => row.values.push(value),
+                    (Err(error), _) => return Err(format!("{error}, in Calc({}) of row {row}", self.text).into()),
                 }
             }
         }
@@ -477,25 +484,34 @@ impl<'a> JobBuilder<'a> {
             PlanNode::Scan { table, pushed } => {
                 let mut stream = connector::source(self.env, table, pushed.as_ref(), self.parallelism)?;
                 if !table.computed.is_empty() {
-                    let width = table.physical.fields.len();
+                    let physical = table.physical.fields.len();
                     // Computed columns nobody reads are not computed.
                     let computed = table.computed.iter().enumerate().map(|(i, scalar)| match pushed {
                         Some(pushed) if !pushed.computed[i] => Scalar::Literal(Value::Null),
-                        Some(pushed) => with_fixed_columns(scalar, table, pushed, &self.context),
+                        Some(pushed) => over_scan(scalar, table, pushed, &self.context),
                         None => scalar.clone(),
                     });
                     let computed: Vec<Scalar> = computed.collect();
                     let text = format!("computed columns of {}", table.name());
                     // The catalog binds them over the physical columns, which pushing the values
-                    // of earlier ones onto the row leaves where they are.
+                    // of earlier ones onto the row leaves where they are; fields the source gives
+                    // as columns come after the computed ones, which it leaves room for.
+                    let flat = pushed.as_ref().map_or(0, |pushed| connector::flattened_fields(table, pushed).len());
+                    let at = (flat > 0).then_some(physical);
                     let mut read = Vec::new();
                     computed.iter().for_each(|scalar| scalar.columns(&mut read));
-                    assert!(read.iter().all(|&column| column < width), "computed columns of {} read only its physical ones", table.name());
-                    // Appended to each row in place: no new row per row.
+                    let first_flat = table.schema.fields.len();
+                    assert!(
+                        read.iter().all(|&column| column < physical || (first_flat..first_flat + flat).contains(&column)),
+                        "computed columns of {} read only its physical ones",
+                        table.name()
+                    );
+                    // Computed in each row in place: no new row per row.
                     let (context, uid) = (self.context.clone(), self.uid("calc", &sig));
                     stream = stream
                         .process("Calc", move |_| ComputedColumns {
                             computed: computed.clone(),
+                            at,
                             context: context.clone(),
                             text: text.clone(),
                         })
@@ -520,9 +536,9 @@ impl<'a> JobBuilder<'a> {
                     // Columns the source below fixes are constants here: a conjunct the source
                     // applies itself is TRUE, and is not tested again.
                     PlanNode::Scan { table, pushed: Some(pushed) } => (
-                        projection.iter().map(|scalar| with_fixed_columns(scalar, table, pushed, &self.context)).collect(),
+                        projection.iter().map(|scalar| over_scan(scalar, table, pushed, &self.context)).collect(),
                         filter.as_ref().and_then(|filter| {
-                            let conjuncts = with_fixed_columns(filter, table, pushed, &self.context).conjuncts();
+                            let conjuncts = over_scan(filter, table, pushed, &self.context).conjuncts();
                             Scalar::all_of(
                                 conjuncts.into_iter().filter(|conjunct| !matches!(conjunct, Scalar::Literal(Value::Bool(true)))).collect(),
                             )

@@ -362,7 +362,17 @@ impl Plan {
                             .collect();
                         let filter =
                             if pushed.filter.is_empty() { String::new() } else { format!(", {} filter conjuncts", pushed.filter.len()) };
-                        format!(", reads=[{}]{filter}", read.join(", "))
+                        let flat = crate::connector::flattened_fields(table, pushed);
+                        let flat = if flat.is_empty() {
+                            String::new()
+                        } else {
+                            let name = |(column, field): (usize, usize)| match &table.physical.fields[column].data_type {
+                                crate::types::SqlType::Row(fields) => format!("{}.{}", table.physical.fields[column].name, fields[field].0),
+                                _ => unreachable!("only fields of ROW columns are given as columns"),
+                            };
+                            format!(", fields as columns=[{}]", flat.into_iter().map(name).collect::<Vec<_>>().join(", "))
+                        };
+                        format!(", reads=[{}]{filter}{flat}", read.join(", "))
                     }
                     None => String::new(),
                 };

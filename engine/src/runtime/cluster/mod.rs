@@ -652,7 +652,12 @@ mod tests {
             Ok(sender)
         }
 
-        async fn handle(&self, _: ActorRef<TaskMessage>, message: TaskMessage, sender: &mut Self::State) -> Result<(), ractor::ActorProcessingErr> {
+        async fn handle(
+            &self,
+            _: ActorRef<TaskMessage>,
+            message: TaskMessage,
+            sender: &mut Self::State,
+        ) -> Result<(), ractor::ActorProcessingErr> {
             let _ = sender.send(message);
             Ok(())
         }
@@ -686,7 +691,10 @@ mod tests {
         assert_eq!(tasks.deliver_frame_in_place(stream(3, 1), 5, &unaligned[1..]), Ok(true));
         assert_eq!(tasks.deliver_frame_in_place(stream(3, 1), 5, b"not a frame"), Ok(false), "the task reports what is wrong");
         assert_eq!(tasks.deliver_frame_in_place(stream(3, 0), 5, &frame), Ok(false), "no decoder: delivered as bytes");
-        assert_eq!(tasks.deliver_frame_in_place(stream(2, 1), 5, &frame), Err(Undeliverable::StaleAttempt { message: 2, running: Some(3) }));
+        assert_eq!(
+            tasks.deliver_frame_in_place(stream(2, 1), 5, &frame),
+            Err(Undeliverable::StaleAttempt { message: 2, running: Some(3) })
+        );
         assert_eq!(tasks.deliver_frame_in_place(stream(3, 4), 5, &frame), Err(Undeliverable::UnknownSubtask { task: 4, subtask: 0 }));
         match received.recv_timeout(std::time::Duration::from_secs(10)).unwrap() {
             TaskMessage::Event { channel, event: crate::channel::credit::ChannelEvent::Frame(frame), backlog } => {
