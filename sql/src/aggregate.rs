@@ -422,7 +422,7 @@ impl AggCall {
         if parts.is_empty() {
             Value::Null
         } else {
-            Value::Str(parts.join(&self.separator))
+            Value::text(parts.join(&self.separator))
         }
     }
 }

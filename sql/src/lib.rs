@@ -49,6 +49,7 @@ pub mod sample;
 pub mod script;
 pub mod session;
 pub mod test_run;
+pub mod text;
 pub mod time;
 pub mod types;
 pub mod value;

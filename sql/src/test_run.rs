@@ -480,7 +480,7 @@ fn time_value(data_type: &SqlType, ms: i64, column: &str, table: &str) -> Result
 fn key_value(data_type: &SqlType, key: u64, column: &str, table: &str) -> Result<Value, TestError> {
     match data_type {
         t if t.is_integer() => Ok(Value::Int(key as i64)),
-        SqlType::String => Ok(Value::Str(format!("key-{key}"))),
+        SqlType::String => Ok(Value::text(format!("key-{key}"))),
         other => Err(cannot(column, table, other)),
     }
 }
@@ -501,10 +501,10 @@ fn random_value(data_type: &SqlType, random: &mut fastrand::Rng, now_ms: i64, co
                 0 => whole.to_string(),
                 scale => format!("{whole}.{fraction:0width$}", width = *scale as usize),
             };
-            crate::expr::cast::cast_value(Value::Str(text), &SqlType::String, data_type, &Default::default())
+            crate::expr::cast::cast_value(Value::text(text), &SqlType::String, data_type, &Default::default())
                 .map_err(|_| cannot(column, table, data_type))?
         }
-        SqlType::String => Value::Str(format!("{}-{}", WORDS[random.usize(0..WORDS.len())], random.u32(0..1000))),
+        SqlType::String => Value::text(format!("{}-{}", WORDS[random.usize(0..WORDS.len())], random.u32(0..1000))),
         SqlType::Date => Value::Date((now_ms / 86_400_000) as i32),
         SqlType::Time => Value::Time((now_ms % 86_400_000) as i32),
         SqlType::Timestamp | SqlType::TimestampLtz => Value::Timestamp(now_ms),

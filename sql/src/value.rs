@@ -11,6 +11,7 @@ use std::hash::{Hash, Hasher};
 
 use tethys_engine::base::key::{KeyBytes, KeyHasher};
 
+use crate::text::Text;
 use crate::time::{format_date, format_time, format_timestamp};
 
 /// An exact decimal number: `unscaled / 10^scale`. The digits are kept as two 64-bit halves
@@ -218,8 +219,8 @@ pub enum Value {
     Float(f64),
     /// A `DECIMAL`.
     Decimal(Decimal),
-    /// Text.
-    Str(String),
+    /// Text (inline when short, borrowed when it lives as long as the program: see [`Text`]).
+    Str(#[rkyv(with = crate::text::AsString)] Text),
     /// Bytes.
     Bytes(Vec<u8>),
     /// A `DATE`: days since 1970-01-01.
@@ -281,6 +282,11 @@ impl Value {
             Value::Float(value) => Decimal::from_f64(*value, 18),
             _ => None,
         }
+    }
+
+    /// A text value.
+    pub fn text(text: impl Into<Text>) -> Value {
+        Value::Str(text.into())
     }
 
     /// Its text, if it is text.

@@ -77,7 +77,7 @@ fn initial() -> ScalarFunction {
             expect(args, 0, "STRING", SqlType::is_string)?;
             Ok(SqlType::String)
         },
-        |args, _| Ok(Value::Str(args[0].as_str().unwrap_or_default().chars().take(1).collect::<String>().to_uppercase())),
+        |args, _| Ok(Value::text(args[0].as_str().unwrap_or_default().chars().take(1).collect::<String>().to_uppercase())),
     )
     .describe("The first letter, in capitals.")
     .example("INITIAL('tethys')", "T")

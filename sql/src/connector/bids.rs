@@ -37,8 +37,8 @@ fn value(bid: &Bid, column: usize) -> Value {
         0 => Value::Int(bid.auction),
         1 => Value::Int(bid.bidder),
         2 => Value::Int(bid.price),
-        3 => Value::Str(bid.channel.as_str().to_string()),
-        4 => Value::Str(bid.url.as_str().to_string()),
+        3 => Value::text(bid.channel.as_str()),
+        4 => Value::text(bid.url.as_str()),
         5 => Value::Int(bid.id),
         _ => Value::Timestamp(bid.ts),
     }

@@ -181,7 +181,7 @@ impl DatagenSource {
                 ColumnGenerator::Sequence { start, .. } => {
                     let value = start + number as i64;
                     match &column.data_type {
-                        SqlType::String => Value::Str(value.to_string()),
+                        SqlType::String => Value::text(value.to_string()),
                         SqlType::Decimal { scale, .. } => {
                             Value::Decimal(Decimal::from_i64(value).rescale(*scale).unwrap_or(Decimal::from_i64(value)))
                         }
@@ -202,7 +202,7 @@ impl DatagenSource {
                         }
                         SqlType::Float | SqlType::Double => Value::Float(uniform),
                         SqlType::String => {
-                            Value::Str((0..*length).map(|_| ALPHANUMERIC[rng.usize(..ALPHANUMERIC.len())] as char).collect())
+                            Value::text((0..*length).map(|_| ALPHANUMERIC[rng.usize(..ALPHANUMERIC.len())] as char).collect::<String>())
                         }
                         SqlType::Bytes => Value::Bytes((0..*length).map(|_| rng.u8(..)).collect()),
                         other => {

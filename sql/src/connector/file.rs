@@ -68,7 +68,7 @@ fn parse_field(text: &str, data_type: &SqlType, null_literal: Option<&str>) -> R
     if null_literal == Some(text) || (text.is_empty() && *data_type != SqlType::String) {
         return Ok(Value::Null);
     }
-    cast_value(Value::Str(text.to_string()), &SqlType::String, data_type, &EvalContext::default())
+    cast_value(Value::text(text), &SqlType::String, data_type, &EvalContext::default())
 }
 
 fn json_value(json: &serde_json::Value, data_type: &SqlType) -> Result<Value, String> {

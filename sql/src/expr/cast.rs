@@ -57,10 +57,10 @@ pub fn cast_value(value: Value, from: &SqlType, to: &SqlType, context: &EvalCont
     let fail = |value: &Value| format!("cannot cast {} to {to}", shown(value));
     Ok(match to {
         T::String => match &value {
-            Value::Float(v) => Value::Str(format_double(*v)),
-            Value::Timestamp(ms) if *from == T::TimestampLtz => Value::Str(format_timestamp(ms + context.zone.offset_ms(*ms))),
+            Value::Float(v) => Value::text(format_double(*v)),
+            Value::Timestamp(ms) if *from == T::TimestampLtz => Value::text(format_timestamp(ms + context.zone.offset_ms(*ms))),
             Value::Bool(v) => Value::Str(if *v { "TRUE" } else { "FALSE" }.into()),
-            other => Value::Str(other.to_string()),
+            other => Value::text(other.to_string()),
         },
         t if t.is_integer() => {
             let integer = match &value {

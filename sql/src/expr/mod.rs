@@ -840,7 +840,7 @@ impl<'a> Binder<'a> {
                     other => return Err(SqlError::at(at, format!("{other} is not a quoted literal"))),
                 };
                 let to = SqlType::from_ast(&typed.data_type).map_err(|message| SqlError::at(at, message))?;
-                let value = cast_value(Value::Str(text), &SqlType::String, &to, &EvalContext::default())
+                let value = cast_value(Value::text(text), &SqlType::String, &to, &EvalContext::default())
                     .map_err(|message| SqlError::at(at, message))?;
                 Ok(Typed::new(Scalar::Literal(value), to, false))
             }
@@ -1061,7 +1061,7 @@ impl<'a> Binder<'a> {
         match value {
             AstValue::Number(text, _) => number_literal(text, at),
             AstValue::SingleQuotedString(text) | AstValue::DoubleQuotedString(text) | AstValue::EscapedStringLiteral(text) => {
-                Ok(Typed::new(Scalar::Literal(Value::Str(text.clone())), SqlType::String, false))
+                Ok(Typed::new(Scalar::Literal(Value::text(text.clone())), SqlType::String, false))
             }
             AstValue::Boolean(value) => Ok(Typed::new(Scalar::Literal(Value::Bool(*value)), SqlType::Boolean, false)),
             AstValue::Null => Ok(Typed::new(Scalar::Literal(Value::Null), SqlType::Null, true)),

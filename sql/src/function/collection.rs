@@ -149,7 +149,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 let separator = text(&args[1])?;
                 let replacement = args.get(2).map(text).transpose()?;
                 let parts: Vec<&str> = array(&args[0])?.iter().filter_map(|value| value.as_str().or(replacement)).collect();
-                Ok(Value::Str(parts.join(separator)))
+                Ok(Value::text(parts.join(separator)))
             },
         )
         .describe("The array's texts joined with the separator; NULL elements skipped, or replaced when a replacement is given.")

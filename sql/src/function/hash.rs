@@ -25,7 +25,7 @@ fn hash_function(name: &str, bits: usize, description: &str, call: &str, result:
             check(args, 1..=1, &[STRING])?;
             Ok(SqlType::String)
         },
-        move |args, _| Ok(Value::Str(hash(text(&args[0])?.as_bytes()))),
+        move |args, _| Ok(Value::text(hash(text(&args[0])?.as_bytes()))),
     )
     .describe(&format!("{description} ({} hexadecimal digits).", bits / 4))
     .example(call, result)
@@ -91,7 +91,7 @@ pub fn functions() -> Vec<ScalarFunction> {
             },
             |args, _| {
                 let data = text(&args[0])?.as_bytes();
-                Ok(Value::Str(match integer(&args[1])? {
+                Ok(Value::text(match integer(&args[1])? {
                     224 => digest::<Sha224>(data),
                     256 => digest::<Sha256>(data),
                     384 => digest::<Sha384>(data),

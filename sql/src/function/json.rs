@@ -349,7 +349,7 @@ fn to_json(value: &Value, data_type: &SqlType) -> Json {
             Ok(number) => Json::Number(number),
             Err(_) => Json::String(value.to_string()),
         },
-        Value::Str(text) => Json::String(text.clone()),
+        Value::Str(text) => Json::String(text.to_string()),
         Value::Bytes(bytes) => Json::String(super::string::base64_encode(bytes)),
         Value::Array(values) => Json::Array(values.iter().map(|v| to_json(v, &element(data_type))).collect()),
         Value::Map(entries) => {
@@ -395,7 +395,7 @@ pub fn functions() -> Vec<ScalarFunction> {
         path_function("JSON_VALUE", "JSON_VALUE(json STRING, path STRING) -> STRING", SqlType::String, |path, args| {
             match path.find(args) {
                 Some((found, true)) => match found.as_slice() {
-                    [scalar] => scalar.scalar_text().map_or(Value::Null, Value::Str),
+                    [scalar] => scalar.scalar_text().map_or(Value::Null, Value::text),
                     _ => Value::Null,
                 },
                 _ => Value::Null,
@@ -405,10 +405,10 @@ pub fn functions() -> Vec<ScalarFunction> {
         .example("JSON_VALUE('{\"a\": {\"b\": [10, 20]}}', '$.a.b[1]')", "20"),
         path_function("JSON_QUERY", "JSON_QUERY(json STRING, path STRING) -> STRING", SqlType::String, |path, args| match path.find(args) {
             Some((found, true)) => match found.as_slice() {
-                [container] if container.is_container() => Value::Str(container.text()),
+                [container] if container.is_container() => Value::text(container.text()),
                 _ => Value::Null,
             },
-            Some((found, false)) if !found.is_empty() => Value::Str(Json::Array(found).text()),
+            Some((found, false)) if !found.is_empty() => Value::text(Json::Array(found).text()),
             _ => Value::Null,
         })
         .describe("The object or array the path finds in the JSON text, as JSON text (what a wildcard finds, as an array); NULL for a scalar, nothing, or text that is not JSON.")
@@ -442,7 +442,7 @@ pub fn functions() -> Vec<ScalarFunction> {
         ScalarFunction::planned("JSON_STRING", "JSON_STRING(value ANY) -> STRING", |args, _| {
             check(args, 1..=1, &[ANY])?;
             let data_type = args[0].clone();
-            let eval: Evaluator = evaluator(move |args, _| Ok(Value::Str(to_json(&args[0], &data_type).text())));
+            let eval: Evaluator = evaluator(move |args, _| Ok(Value::text(to_json(&args[0], &data_type).text())));
             Ok((SqlType::String, eval))
         })
         .describe("The value as JSON text (a string quoted, an array as a JSON array, a map or row as an object); NULL for NULL.")

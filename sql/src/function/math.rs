@@ -369,7 +369,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 check(args, 1..=1, &[INTEGER])?;
                 Ok(SqlType::String)
             },
-            |args, _| Ok(Value::Str(format!("{:b}", integer(&args[0])? as u64))),
+            |args, _| Ok(Value::text(format!("{:b}", integer(&args[0])? as u64))),
         )
         .describe("The integer in binary (a negative one in 64-bit two's complement).")
         .example("BIN(12)", "1100"),
@@ -381,8 +381,8 @@ pub fn functions() -> Vec<ScalarFunction> {
                 Ok(SqlType::String)
             },
             |args, _| {
-                Ok(Value::Str(match &args[0] {
-                    Value::Str(text) => text.bytes().map(|byte| format!("{byte:02X}")).collect(),
+                Ok(Value::text(match &args[0] {
+                    Value::Str(text) => text.bytes().map(|byte| format!("{byte:02X}")).collect::<String>(),
                     other => format!("{:X}", integer(other)? as u64),
                 }))
             },

@@ -135,7 +135,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                     Some(_) => None,
                     None => url.part(part),
                 };
-                Ok(value.map_or(Value::Null, Value::Str))
+                Ok(value.map_or(Value::Null, Value::text))
             },
         )
         .describe(
@@ -150,7 +150,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 check(args, 1..=1, &[STRING])?;
                 Ok(SqlType::String)
             },
-            |args, _| Ok(Value::Str(url_encode(text(&args[0])?))),
+            |args, _| Ok(Value::text(url_encode(text(&args[0])?))),
         )
         .describe("The text encoded for a URL's query (application/x-www-form-urlencoded, UTF-8): a space is '+'.")
         .example("URL_ENCODE('a b&c=ü')", "a+b%26c%3D%C3%BC"),
@@ -161,7 +161,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 check(args, 1..=1, &[STRING])?;
                 Ok(SqlType::String)
             },
-            |args, _| Ok(url_decode(text(&args[0])?).map_or(Value::Null, Value::Str)),
+            |args, _| Ok(url_decode(text(&args[0])?).map_or(Value::Null, Value::text)),
         )
         .describe("The text decoded from a URL's query encoding ('+' is a space); NULL if an escape in it is bad.")
         .example("URL_DECODE('a+b%26c%3D%C3%BC')", "a b&c=ü"),
@@ -183,7 +183,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 check(args, 1..=1, &[INTEGER])?;
                 Ok(SqlType::String)
             },
-            |args, _| Ok(u32::try_from(integer(&args[0])?).map_or(Value::Null, |n| Value::Str(Ipv4Addr::from(n).to_string()))),
+            |args, _| Ok(u32::try_from(integer(&args[0])?).map_or(Value::Null, |n| Value::text(Ipv4Addr::from(n).to_string()))),
         )
         .describe("The IPv4 address (dotted quad) of a number from 0 to 4294967295; NULL for others.")
         .example("INET_NTOA(167773449)", "10.0.5.9"),

@@ -167,7 +167,7 @@ fn extract(pattern: &PatternArg, args: &[Value], default_index: i64) -> Result<V
     pattern
         .with(args, |regex| {
             let group = usize::try_from(index).ok()?;
-            regex.captures(s)?.get(group).map(|found| Value::Str(found.as_str().to_string()))
+            regex.captures(s)?.get(group).map(|found| Value::text(found.as_str().to_string()))
         })
         .map(|found| found.unwrap_or(Value::Null))
 }
@@ -195,7 +195,7 @@ pub fn functions() -> Vec<ScalarFunction> {
             SqlType::String,
             |pattern, args| {
                 let (s, replacement) = (text(&args[0])?, text(&args[2])?);
-                pattern.with(args, |regex| Value::Str(java_replace_all(regex, s, replacement)))
+                pattern.with(args, |regex| Value::text(java_replace_all(regex, s, replacement)))
             },
         )
         .describe("The text with every match of the regular expression replaced by the replacement, taken literally (`$1` is not a group).")
@@ -229,7 +229,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                             .into_iter()
                             .map(|found| {
                                 let group = regex.captures_at(s, found.start()).and_then(|captures| captures.get(group));
-                                group.map_or(Value::Null, |m| Value::Str(m.as_str().to_string()))
+                                group.map_or(Value::Null, |m| Value::text(m.as_str().to_string()))
                             })
                             .collect();
                         Some(Value::Array(found))
@@ -261,7 +261,7 @@ pub fn functions() -> Vec<ScalarFunction> {
             SqlType::String,
             |pattern, args| {
                 let s = text(&args[0])?;
-                pattern.with(args, |regex| regex.find(s).map_or(Value::Null, |found| Value::Str(found.as_str().to_string())))
+                pattern.with(args, |regex| regex.find(s).map_or(Value::Null, |found| Value::text(found.as_str().to_string())))
             },
         )
         .describe("The first match of the regular expression in the text, or NULL if there is none.")
@@ -287,7 +287,7 @@ mod tests {
         let (_, planned) = function.plan(&[SqlType::String, SqlType::String], &[None, None]).unwrap();
         let before = compiled_in_this_thread();
         for row in 0..1000 {
-            let args = [Value::Str(format!("row {row}")), Value::Str("row [0-9]+$".into())];
+            let args = [Value::text(format!("row {row}")), Value::text("row [0-9]+$")];
             assert_eq!(planned.eval(&args, &Default::default()).unwrap(), Value::Bool(true));
         }
         assert_eq!(compiled_in_this_thread() - before, 1);

@@ -18,7 +18,7 @@ fn int_result(args: &[SqlType], count: std::ops::RangeInclusive<usize>, kinds: &
 }
 
 fn str_value(text: impl Into<String>) -> Value {
-    Value::Str(text.into())
+    Value::text(text.into())
 }
 
 /// The characters of `s` from index `start` (from 0), at most `length` of them.
@@ -210,7 +210,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 for arg in args {
                     out.push_str(text(arg)?);
                 }
-                Ok(Value::Str(out))
+                Ok(Value::text(out))
             },
         )
         .describe("The texts (or byte strings) joined end to end; NULL if any is NULL. `a || b` is CONCAT(a, b).")
@@ -489,7 +489,7 @@ pub fn functions() -> Vec<ScalarFunction> {
             |args| string_result(args, 1..=1, &[STRING]),
             |args, _| {
                 let bytes = base64_decode(text(&args[0])?)?;
-                String::from_utf8(bytes).map(Value::Str).map_err(|_| "the decoded bytes are not UTF-8 text".to_string())
+                String::from_utf8(bytes).map(Value::text).map_err(|_| "the decoded bytes are not UTF-8 text".to_string())
             },
         )
         .describe("The text whose UTF-8 bytes are the Base64 given; an error if it is not Base64.")
@@ -513,7 +513,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                 if start + length <= count && length > 0 {
                     out.push_str(&char_slice(s, (start - 1 + length) as usize, usize::MAX));
                 }
-                Ok(Value::Str(out))
+                Ok(Value::text(out))
             },
         )
         .describe(
@@ -552,7 +552,7 @@ pub fn functions() -> Vec<ScalarFunction> {
                         None => Some(c),
                     })
                     .collect::<String>();
-                Ok(Value::Str(translated))
+                Ok(Value::text(translated))
             },
         )
         .describe("The text with each character found in `from` replaced by the one at the same place in `to` (removed if `to` is shorter).")

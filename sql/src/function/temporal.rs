@@ -410,7 +410,7 @@ fn date_format() -> ScalarFunction {
                     }
                     (value, data_type) => (local_ms(value, data_type, &context.zone)?, None),
                 };
-                pattern.format(local, offset).map(Value::Str)
+                pattern.format(local, offset).map(Value::text)
             });
             Ok((SqlType::String, eval))
         },
@@ -497,7 +497,7 @@ fn from_unixtime() -> ScalarFunction {
         let eval: Evaluator = evaluator(move |args, context| {
             let utc = integer(&args[0])?.saturating_mul(1000);
             let offset = context.zone.offset_ms(utc);
-            pattern.get(args)?.format(utc + offset, Some(offset)).map(Value::Str)
+            pattern.get(args)?.format(utc + offset, Some(offset)).map(Value::text)
         });
         Ok((SqlType::String, eval))
     })
@@ -524,7 +524,7 @@ fn convert_tz() -> ScalarFunction {
                 return Ok(Value::Null);
             };
             let utc = from.utc_of_local(parsed.local_ms);
-            pattern.format(utc + to.offset_ms(utc), None).map(Value::Str)
+            pattern.format(utc + to.offset_ms(utc), None).map(Value::text)
         });
         Ok((SqlType::String, eval))
     })
