@@ -563,9 +563,11 @@ async fn test_run<C: Control + Clone>(
 ) -> Result<Json<TestRunView>, ApiError> {
     let ask: TestRunAsk = parse_body(body, "test run")?;
     let mut case = test_case(ask)?;
+    // The samples it takes count as part of the run: a worker reads a topic for each.
+    let permit = run_permit(&workbench)?;
     take_samples(&workbench.control, &mut case).await?;
     let started = std::time::Instant::now();
-    let report = run_case(&workbench, case).await?;
+    let report = run_case(permit, case).await?;
     let diffs = report
         .diffs
         .iter()
@@ -607,12 +609,20 @@ async fn take_samples<C: Control>(control: &C, case: &mut TestCase) -> Result<()
     Ok(())
 }
 
-/// Runs `case` on this master's engine (at most [`TEST_RUNS_AT_ONCE`] at once), in a directory
-/// of its own removed after.
-async fn run_case<C>(workbench: &Workbench<C>, case: TestCase) -> Result<test_run::TestReport, ApiError> {
-    let _permit = workbench.runs.clone().try_acquire_owned().map_err(|_| {
-        ApiError::new(Code::Unavailable, format!("this master runs {TEST_RUNS_AT_ONCE} test runs already: try again shortly"))
-    })?;
+/// One of the [`TEST_RUNS_AT_ONCE`] test runs this master takes at once (samples of live topics
+/// included), or 503 when all are taken.
+fn run_permit<C>(workbench: &Workbench<C>) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    workbench
+        .runs
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::new(Code::Unavailable, format!("this master runs {TEST_RUNS_AT_ONCE} test runs already: try again shortly")))
+}
+
+/// Runs `case` on this master's engine, holding `permit` until it ends, in a directory of its own
+/// removed after.
+async fn run_case(permit: tokio::sync::OwnedSemaphorePermit, case: TestCase) -> Result<test_run::TestReport, ApiError> {
+    let _permit = permit;
     let work = std::env::temp_dir().join(format!("tethys-test-run-{}-{}", std::process::id(), next_run()));
     let outcome = tokio::task::spawn_blocking(move || {
         let outcome = test_run::check_case(&case, &work);
@@ -709,8 +719,9 @@ async fn canvas_preview<C: Control + Clone>(
     let selects: String = operators.iter().map(|id| format!("SELECT * FROM {id};\n")).collect();
     let ask = TestRunAsk { script: format!("{}\n{selects}", compiled.sql), inputs: ask.inputs, expected: BTreeMap::new() };
     let mut case = test_case(ask)?;
+    let permit = run_permit(&workbench)?;
     take_samples(&workbench.control, &mut case).await?;
-    let report = run_case(&workbench, case).await?;
+    let report = run_case(permit, case).await?;
     let mut outputs = BTreeMap::new();
     let mut counts = BTreeMap::new();
     for (name, rows) in report.output.sinks {
@@ -733,6 +744,16 @@ fn next_run() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_master_takes_so_many_test_runs_at_once_and_refuses_more_with_503_until_one_ends() {
+        let workbench = Workbench { runs: Arc::new(tokio::sync::Semaphore::new(TEST_RUNS_AT_ONCE)), control: () };
+        let mut held: Vec<_> = (0..TEST_RUNS_AT_ONCE).map(|_| run_permit(&workbench).expect("room for a run")).collect();
+        let refused = run_permit(&workbench).expect_err("every run taken");
+        assert_eq!(axum::response::IntoResponse::into_response(refused).status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        held.pop();
+        assert!(run_permit(&workbench).is_ok(), "a run that ended makes room");
+    }
 
     #[test]
     fn a_did_you_mean_becomes_a_fix() {
