@@ -98,12 +98,6 @@ impl From<&String> for Text {
     }
 }
 
-impl From<char> for Text {
-    fn from(character: char) -> Text {
-        Text::from(character.encode_utf8(&mut [0; 4]) as &str)
-    }
-}
-
 impl Deref for Text {
     type Target = str;
 

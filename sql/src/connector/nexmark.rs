@@ -67,11 +67,6 @@ const BID_FIELDS: &[(&str, SqlType)] = &[
     ("extra", SqlType::String),
 ];
 
-/// Text of an event: inline when short (most fields), else copied to the heap.
-fn text(value: &str) -> Value {
-    Value::text(value)
-}
-
 /// An event's `extra` padding: a slice of the generator's pool, which lives as long as the
 /// program, so it is borrowed, never copied.
 fn extra(value: &tethys_engine::source::nexmark::ExtraStr) -> Value {
@@ -81,11 +76,11 @@ fn extra(value: &tethys_engine::source::nexmark::ExtraStr) -> Value {
 fn person_field(person: &Person, field: usize) -> Value {
     match field {
         0 => Value::Int(person.id),
-        1 => text(person.name.as_str()),
-        2 => text(person.email_address.as_str()),
-        3 => text(person.credit_card.as_str()),
-        4 => text(person.city.as_str()),
-        5 => text(person.state.as_str()),
+        1 => Value::text(person.name.as_str()),
+        2 => Value::text(person.email_address.as_str()),
+        3 => Value::text(person.credit_card.as_str()),
+        4 => Value::text(person.city.as_str()),
+        5 => Value::text(person.state.as_str()),
         6 => Value::Timestamp(person.date_time),
         _ => extra(&person.extra),
     }
@@ -94,8 +89,8 @@ fn person_field(person: &Person, field: usize) -> Value {
 fn auction_field(auction: &Auction, field: usize) -> Value {
     match field {
         0 => Value::Int(auction.id),
-        1 => text(auction.item_name.as_str()),
-        2 => text(auction.description.as_str()),
+        1 => Value::text(auction.item_name.as_str()),
+        2 => Value::text(auction.description.as_str()),
         3 => Value::Int(auction.initial_bid),
         4 => Value::Int(auction.reserve),
         5 => Value::Timestamp(auction.date_time),
@@ -111,8 +106,8 @@ fn bid_field(bid: &NexmarkBid, field: usize) -> Value {
         0 => Value::Int(bid.auction),
         1 => Value::Int(bid.bidder),
         2 => Value::Int(bid.price),
-        3 => text(bid.channel.as_str()),
-        4 => text(bid.url.as_str()),
+        3 => Value::text(bid.channel.as_str()),
+        4 => Value::text(bid.url.as_str()),
         5 => Value::Timestamp(bid.date_time),
         _ => extra(&bid.extra),
     }
