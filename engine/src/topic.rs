@@ -274,14 +274,7 @@ impl Topic {
     /// The committed records of `partition` from offset `from` up to its last stable offset,
     /// with their offsets, decoded as `T`.
     pub fn read_committed<T: Codec>(&self, partition: usize, from: u64) -> Result<Vec<(u64, T)>, TopicError> {
-        let log = self.lock_partition(partition)?;
-        let records = log.read_committed(from).map_err(|source| self.log_error(partition, source))?;
-        records
-            .map(|record| {
-                let record = record.map_err(|source| self.log_error(partition, source))?;
-                Ok((record.offset, self.decode(partition, record.offset, record.payload)?))
-            })
-            .collect()
+        self.read_committed_range(partition, from, usize::MAX)
     }
 
     /// As [`read_committed`](Topic::read_committed), at most `max` records: the partition is

@@ -2,8 +2,8 @@
 //!
 //! Rows are made by the million, and a heap string per text field per row was a good part of what
 //! a SQL job spends per row. Short text (up to [`INLINE_BYTES`]) is kept inside the value; text
-//! that lives as long as the program (a generator's pool of padding, a literal of the compiled
-//! job) is borrowed; only the rest goes on the heap. It reads as a `str` either way, compares,
+//! that lives as long as the program (a generator's pool of padding) is borrowed; only the rest
+//! goes on the heap. It reads as a `str` either way, compares,
 //! orders and hashes as its text, and the codec stores it as a string.
 
 use std::borrow::Borrow;

@@ -1061,7 +1061,7 @@ impl<'a> Binder<'a> {
         match value {
             AstValue::Number(text, _) => number_literal(text, at),
             AstValue::SingleQuotedString(text) | AstValue::DoubleQuotedString(text) | AstValue::EscapedStringLiteral(text) => {
-                Ok(Typed::new(Scalar::Literal(Value::text(text.clone())), SqlType::String, false))
+                Ok(Typed::new(Scalar::Literal(Value::text(text.as_str())), SqlType::String, false))
             }
             AstValue::Boolean(value) => Ok(Typed::new(Scalar::Literal(Value::Bool(*value)), SqlType::Boolean, false)),
             AstValue::Null => Ok(Typed::new(Scalar::Literal(Value::Null), SqlType::Null, true)),
