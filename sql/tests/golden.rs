@@ -97,6 +97,7 @@ golden!(
     join_interval_full,
     join_window,
     topn,
+    topn_changelog,
     dedup,
     window_topn,
     over_rows,
@@ -105,6 +106,7 @@ golden!(
     group_window,
     group_window_session,
     order_by_limit,
+    order_by_limit_changelog,
     limit,
     lookup_join,
 );

@@ -677,7 +677,7 @@ impl<'a> JobBuilder<'a> {
                         "ROW_NUMBER() keeps the first rows per partition: filter on it in the enclosing query (WHERE row_num <= N)",
                     ));
                 };
-                let width = input.schema.fields.len();
+                let (width, retracting) = (input.schema.fields.len(), input.updating);
                 let stream = self.build(input)?;
                 let inputs = (0..width).map(Scalar::Column).chain(order.iter().map(|(scalar, _)| scalar.clone())).collect();
                 let prepared = self.prepare(stream, partition.clone(), inputs, *window_end, &sig);
@@ -691,6 +691,7 @@ impl<'a> JobBuilder<'a> {
                         limit: limit as usize,
                         window,
                         numbered,
+                        retracting,
                         state: None,
                     })
                     .uid(&uid)

@@ -7,6 +7,11 @@
 //! read (`ORDER BY ... LIMIT n`), only `+I` of the entering row and `-D` of the one it pushed
 //! out, as Flink's Top-N without it. Per window, a window's top
 //! N rows are kept until the watermark passes its end, then emitted once as inserts.
+//!
+//! Over an input with updates (a GROUP BY's changelog), as Flink's retractable Top-N: a
+//! partition keeps all its rows, not only the top N, since a row retracted from the top lets the
+//! next one in. `+I`/`+U` add a row, `-D`/`-U` remove one equal to it, and the top's changes are
+//! emitted as above.
 
 use tethys_engine::state::{StateBackend, StateDescriptor, TimeDomain, ValueState};
 use tethys_engine::{KeyedProcessFunction, ProcessContext, UserError};
@@ -32,6 +37,8 @@ pub(super) struct RankFunction {
     /// Whether the row number is read: without it a row entering the top emits `+I` of itself
     /// and `-D` of the row it pushed out, as Flink's Top-N without row number does.
     pub numbered: bool,
+    /// The input has updates: every row of a partition is kept (see the module's doc).
+    pub retracting: bool,
     pub state: Option<ValueState<TopRows>>,
 }
 
@@ -66,11 +73,78 @@ impl RankFunction {
         Some(position)
     }
 
+    /// Applies a change of an input with updates to all of a partition's `rows`: the rank at
+    /// which a row came in or left, or `None` if nothing within the top changed. A retraction of
+    /// a row the partition does not hold (its state expired) changes nothing.
+    fn apply_change(&self, rows: &mut Vec<Vec<Value>>, row: Row) -> Option<Change> {
+        let values = row.values;
+        if !row.kind.is_accumulate() {
+            let first = rows.partition_point(|existing| self.compare(existing, &values).is_lt());
+            let offset = rows[first..]
+                .iter()
+                .take_while(|existing| self.compare(existing, &values).is_eq())
+                .position(|existing| existing[..self.width] == values[..self.width])?;
+            let removed = rows.remove(first + offset);
+            (first + offset < self.limit).then_some(Change::Left { rank: first + offset, row: removed })
+        } else {
+            let position = rows.partition_point(|existing| self.compare(existing, &values).is_le());
+            rows.insert(position, values);
+            (position < self.limit).then_some(Change::Entered { rank: position })
+        }
+    }
+
+    /// Emits what a change did to the top of a partition with all its `rows` (`before`: its top
+    /// rows before): per rank whose row changed, `-U`/`+U`, `+I` for a new rank, `-D` for a rank
+    /// left empty; without the row number, `-D` of the row that left the top, then `+I` of the one
+    /// that entered it.
+    fn emit_change(&self, change: Change, before: &[Vec<Value>], rows: &[Vec<Value>], ctx: &mut ProcessContext<'_, '_, RowKey, Row>) {
+        if self.numbered {
+            let from = match &change {
+                Change::Entered { rank } | Change::Left { rank, .. } => *rank,
+            };
+            for rank in from..self.limit {
+                match (before.get(rank), rows.get(rank)) {
+                    (Some(old), Some(new)) if old != new => {
+                        ctx.emit(self.ranked(old, rank, RowKind::UpdateBefore));
+                        ctx.emit(self.ranked(new, rank, RowKind::UpdateAfter));
+                    }
+                    (None, Some(new)) => ctx.emit(self.ranked(new, rank, RowKind::Insert)),
+                    (Some(old), None) => ctx.emit(self.ranked(old, rank, RowKind::Delete)),
+                    _ => {}
+                }
+            }
+            return;
+        }
+        let last = self.limit - 1;
+        match change {
+            Change::Entered { rank } => {
+                if let Some(pushed_out) = rows.get(self.limit) {
+                    ctx.emit(self.ranked(pushed_out, last, RowKind::Delete));
+                }
+                ctx.emit(self.ranked(&rows[rank], rank, RowKind::Insert));
+            }
+            Change::Left { rank, row } => {
+                ctx.emit(self.ranked(&row, rank, RowKind::Delete));
+                if let Some(next) = rows.get(last) {
+                    ctx.emit(self.ranked(next, last, RowKind::Insert));
+                }
+            }
+        }
+    }
+
     fn ranked(&self, values: &[Value], rank: usize, kind: RowKind) -> Row {
         let mut out = values[..self.width].to_vec();
         out.push(Value::Int(rank as i64 + 1));
         Row { kind, values: out }
     }
+}
+
+/// What a change of an input with updates did to the top of its partition.
+enum Change {
+    /// A row came in at `rank`.
+    Entered { rank: usize },
+    /// `row` left from `rank`.
+    Left { rank: usize, row: Vec<Value> },
 }
 
 impl KeyedProcessFunction<RowKey, KeyedRow, Row> for RankFunction {
@@ -90,6 +164,19 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for RankFunction {
                 handle.update(&mut ctx.keyed, top);
             }
             ctx.register_event_time_timer(record.time - 1);
+            return Ok(());
+        }
+        if self.retracting {
+            let before: Vec<Vec<Value>> = if self.numbered { top.rows.iter().take(self.limit).cloned().collect() } else { Vec::new() };
+            let change = self.apply_change(&mut top.rows, record.row);
+            if let Some(change) = change {
+                self.emit_change(change, &before, &top.rows, ctx);
+            }
+            if top.rows.is_empty() {
+                handle.clear(&mut ctx.keyed);
+            } else {
+                handle.update(&mut ctx.keyed, top);
+            }
             return Ok(());
         }
         if !self.numbered {

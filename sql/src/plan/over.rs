@@ -113,13 +113,15 @@ pub(super) fn plan_window_calls(
         if order.is_empty() {
             return Err(SqlError::at(at, "ROW_NUMBER() OVER needs ORDER BY: which rows come first"));
         }
-        if input.updating {
-            return Err(SqlError::at(at, "Top-N over an input with updates is not supported yet"));
-        }
         let window_end = windowed_columns(&input).and_then(|(start, end, _)| {
             let has = |column: usize| partition.iter().any(|scalar| matches!(scalar, Scalar::Column(c) if *c == column));
             (has(start) && has(end)).then_some(end)
         });
+        // Over the stream, an input with updates keeps every row of a partition (Flink's
+        // retractable Top-N); a window Top-N ranks a window once, so its rows must be final.
+        if input.updating && window_end.is_some() {
+            return Err(SqlError::at(at, "a window Top-N takes an input without updates (ranked once, when its window ends)"));
+        }
         out_scope.columns.push(hidden_column("$over0", SqlType::BigInt, false));
         let mut schema = out_scope.schema();
         if window_end.is_some() {

@@ -157,9 +157,6 @@ impl<'a> Planner<'a> {
     /// it: a Top-N without partition keys, on one subtask, whose result is updated as rows come
     /// (with `LIMIT` alone it only grows). The order may name output columns, aliases or ordinals.
     fn top_n(&mut self, input: Plan, order_by: &[OrderByExpr], limit: i64) -> Result<Plan, SqlError> {
-        if input.updating {
-            return Err(SqlError::at(None, "ORDER BY ... LIMIT over an input with updates is not supported yet"));
-        }
         let width = input.schema.fields.len();
         let scope = Scope::of(&input.schema, None);
         let binder = Binder::new(&scope, self.functions);
@@ -193,8 +190,9 @@ impl<'a> Planner<'a> {
             event_time: false,
             proc_time: false,
         });
-        // Without an order a row never moves: the first n rows are inserted and stay.
-        let updating = !order.is_empty();
+        // Without an order a row of an input without updates never moves: the first n rows are
+        // inserted and stay.
+        let updating = !order.is_empty() || input.updating;
         let text = format!("{} LIMIT {limit}", if order.is_empty() { "first rows" } else { "ORDER BY" });
         let rank = Plan {
             node: PlanNode::Rank {
