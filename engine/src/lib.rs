@@ -41,6 +41,7 @@ pub use operator::async_io::{
     AsyncFunction, AsyncIoError, AsyncMode, AsyncOptions, AsyncOptionsError, BoxFuture, RequestTimedOut, RetryStrategy,
 };
 pub use operator::process::{KeyedProcessFunction, ProcessContext};
+pub use operator::timestamps::PeriodicWatermarks;
 pub use operator::{FrameOperator, Output, OutputTag, TaskWaker};
 pub use record::InlineStr;
 /// rkyv, re-exported: records, keys and state values derive its traits to get [`Codec`].

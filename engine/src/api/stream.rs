@@ -155,6 +155,11 @@ impl<T: Record> DataStream<T> {
         self
     }
 
+    /// The parallelism set on the operator that makes this stream, if one was.
+    pub fn parallelism_set(&self) -> Option<usize> {
+        self.builder.borrow().graph.nodes[self.node].parallelism
+    }
+
     /// Renames the operator that produces this stream.
     pub fn name(self, name: &str) -> Self {
         self.builder.borrow_mut().graph.nodes[self.node].name = name.to_string();

@@ -18,38 +18,53 @@ use super::{FrameOperator, Output};
 use crate::frame::Record;
 use crate::time::watermark::WatermarkGenerator;
 
-pub(crate) struct TimestampsAndWatermarks<T> {
-    pub timestamp_fn: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-    pub generator: Box<dyn WatermarkGenerator>,
-    pub interval: Duration,
-    pub idleness: Option<Duration>,
-    pub emitted: i64,
-    pub next_emit: Instant,
-    pub last_record: Instant,
-    pub idle: bool,
-    /// Records of a frame not yet passed on: a punctuated generator's frame is cut at each new
-    /// watermark, and passing it on stops when the output blocks.
-    pub pending_input: std::vec::IntoIter<T>,
+/// The periodic part of a timestamp assigner, for an operator that assigns timestamps itself
+/// while it transforms records (SQL's scan computes each row's time column on the way): it feeds
+/// timestamps to a generator and emits its watermark at most every `interval`, only when it
+/// advances; with `idleness`, it declares the output idle after that long without records.
+/// The operator forwards its hooks here: `on_records` before a frame's records, `on_event` per
+/// record, `after_frame` once the frame is out, and `on_watermark`, `on_processing_time` and
+/// `next_processing_time` as they come (its `generates_watermarks` is true).
+pub struct PeriodicWatermarks {
+    pub(crate) generator: Box<dyn WatermarkGenerator>,
+    interval: Duration,
+    idleness: Option<Duration>,
+    pub(crate) emitted: i64,
+    next_emit: Instant,
+    last_record: Instant,
+    idle: bool,
 }
 
-impl<T> TimestampsAndWatermarks<T> {
-    pub(crate) fn new(
-        timestamp_fn: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
-        generator: Box<dyn WatermarkGenerator>,
-        interval: Duration,
-        idleness: Option<Duration>,
-    ) -> Self {
+impl PeriodicWatermarks {
+    /// Emits `generator`'s watermark at most every `interval` (the subtask's
+    /// `watermark_interval`); idle after `idleness` without records, if set.
+    pub fn new(generator: Box<dyn WatermarkGenerator>, interval: Duration, idleness: Option<Duration>) -> Self {
         let now = Instant::now();
-        TimestampsAndWatermarks {
-            timestamp_fn,
-            generator,
-            interval,
-            idleness,
-            emitted: i64::MIN,
-            next_emit: now,
-            last_record: now,
-            idle: false,
-            pending_input: Vec::new().into_iter(),
+        PeriodicWatermarks { generator, interval, idleness, emitted: i64::MIN, next_emit: now, last_record: now, idle: false }
+    }
+
+    /// Records are about to come: ends an idle spell. Returns the time it took, for `after_frame`.
+    pub fn on_records<Out: Record>(&mut self, out: &mut Output<'_, Out>) -> Instant {
+        let now = Instant::now();
+        self.last_record = now;
+        if self.idle {
+            self.idle = false;
+            out.emit_idleness(false);
+        }
+        now
+    }
+
+    /// One record's timestamp.
+    #[inline]
+    pub fn on_event(&mut self, timestamp: i64) {
+        self.generator.on_event(timestamp);
+    }
+
+    /// After a frame's records went out (at `now`, from `on_records`): the watermark, if due and
+    /// advanced.
+    pub fn after_frame<Out: Record>(&mut self, now: Instant, out: &mut Output<'_, Out>) {
+        if now >= self.next_emit {
+            self.emit_if_advanced(now, out);
         }
     }
 
@@ -62,6 +77,61 @@ impl<T> TimestampsAndWatermarks<T> {
             }
         }
     }
+
+    /// A watermark from upstream: replaced, except the final one at end of input, passed on.
+    pub fn on_watermark<Out: Record>(&mut self, watermark: i64, out: &mut Output<'_, Out>) {
+        if watermark == i64::MAX && self.emitted < i64::MAX {
+            self.emitted = i64::MAX;
+            out.emit_watermark(i64::MAX);
+        }
+    }
+
+    /// A processing-time tick: idleness, or the watermark if advanced.
+    pub fn on_processing_time<Out: Record>(&mut self, now: Instant, out: &mut Output<'_, Out>) {
+        if self.emitted == i64::MAX {
+            return;
+        }
+        if let Some(timeout) = self.idleness {
+            if !self.idle && now.duration_since(self.last_record) >= timeout {
+                self.idle = true;
+                out.emit_idleness(true);
+                return;
+            }
+        }
+        if !self.idle {
+            self.emit_if_advanced(now, out);
+        }
+    }
+
+    /// When the next tick is wanted.
+    pub fn next_processing_time(&self) -> Option<Instant> {
+        // After the final watermark nothing is left to emit, and while idle nothing until the
+        // next record (which ends the idleness in `on_records`).
+        (self.emitted < i64::MAX && !self.idle).then_some(self.next_emit)
+    }
+}
+
+pub(crate) struct TimestampsAndWatermarks<T> {
+    pub timestamp_fn: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+    pub watermarks: PeriodicWatermarks,
+    /// Records of a frame not yet passed on: a punctuated generator's frame is cut at each new
+    /// watermark, and passing it on stops when the output blocks.
+    pub pending_input: std::vec::IntoIter<T>,
+}
+
+impl<T> TimestampsAndWatermarks<T> {
+    pub(crate) fn new(
+        timestamp_fn: Arc<dyn Fn(&T) -> i64 + Send + Sync>,
+        generator: Box<dyn WatermarkGenerator>,
+        interval: Duration,
+        idleness: Option<Duration>,
+    ) -> Self {
+        TimestampsAndWatermarks {
+            timestamp_fn,
+            watermarks: PeriodicWatermarks::new(generator, interval, idleness),
+            pending_input: Vec::new().into_iter(),
+        }
+    }
 }
 
 impl<T: Record> TimestampsAndWatermarks<T> {
@@ -71,13 +141,14 @@ impl<T: Record> TimestampsAndWatermarks<T> {
     /// new watermarks moves whole.
     fn process_punctuated(&mut self, out: &mut Output<'_, T>) {
         let mut part = Vec::with_capacity(self.pending_input.len());
+        let watermarks = &mut self.watermarks;
         for record in self.pending_input.by_ref() {
-            self.generator.on_event((self.timestamp_fn)(&record));
-            let watermark = self.generator.on_event_watermark().filter(|watermark| *watermark > self.emitted);
+            watermarks.generator.on_event((self.timestamp_fn)(&record));
+            let watermark = watermarks.generator.on_event_watermark().filter(|watermark| *watermark > watermarks.emitted);
             part.push(record);
             if let Some(watermark) = watermark {
                 out.emit_frame(std::mem::take(&mut part));
-                self.emitted = watermark;
+                watermarks.emitted = watermark;
                 out.emit_watermark(watermark);
                 if out.is_blocked() {
                     return;
@@ -95,25 +166,20 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
         if frame.is_empty() {
             return Ok(());
         }
-        let now = Instant::now();
-        self.last_record = now;
-        if self.idle {
-            self.idle = false;
-            out.emit_idleness(false);
-        }
-        if self.generator.is_punctuated() {
+        let now = self.watermarks.on_records(out);
+        if self.watermarks.generator.is_punctuated() {
             debug_assert!(!self.has_pending_output(), "input while output is pending");
             self.pending_input = frame.into_iter();
             self.process_punctuated(out);
         } else {
             for record in &frame {
-                self.generator.on_event((self.timestamp_fn)(record));
+                self.watermarks.on_event((self.timestamp_fn)(record));
             }
             out.emit_frame(frame);
         }
         // Not while records wait in `pending_input`: the watermark would overtake them.
-        if now >= self.next_emit && !self.has_pending_output() {
-            self.emit_if_advanced(now, out);
+        if !self.has_pending_output() {
+            self.watermarks.after_frame(now, out);
         }
         Ok(())
     }
@@ -132,34 +198,17 @@ impl<T: Record> FrameOperator<T, T> for TimestampsAndWatermarks<T> {
     }
 
     fn on_watermark(&mut self, watermark: i64, out: &mut Output<'_, T>) -> Result<(), UserError> {
-        if watermark == i64::MAX && self.emitted < i64::MAX {
-            self.emitted = i64::MAX;
-            out.emit_watermark(i64::MAX);
-        }
+        self.watermarks.on_watermark(watermark, out);
         Ok(())
     }
 
     fn on_processing_time(&mut self, now: Instant, out: &mut Output<'_, T>) -> Result<(), UserError> {
-        if self.emitted == i64::MAX {
-            return Ok(());
-        }
-        if let Some(timeout) = self.idleness {
-            if !self.idle && now.duration_since(self.last_record) >= timeout {
-                self.idle = true;
-                out.emit_idleness(true);
-                return Ok(());
-            }
-        }
-        if !self.idle {
-            self.emit_if_advanced(now, out);
-        }
+        self.watermarks.on_processing_time(now, out);
         Ok(())
     }
 
     fn next_processing_time(&self) -> Option<Instant> {
-        // After the final watermark nothing is left to emit, and while idle nothing until the
-        // next record (which ends the idleness in `process`).
-        (self.emitted < i64::MAX && !self.idle).then_some(self.next_emit)
+        self.watermarks.next_processing_time()
     }
 }
 
@@ -241,7 +290,7 @@ mod tests {
         let generator = Box::new(BoundedOutOfOrderness::new(Duration::from_millis(10)));
         let timeout = Duration::from_millis(5);
         let operator = TimestampsAndWatermarks::<i64>::new(Arc::new(|t: &i64| *t), generator, Duration::from_millis(1), Some(timeout));
-        let idle_at = operator.last_record + timeout;
+        let idle_at = operator.watermarks.last_record + timeout;
         let mut chain = OperatorChain::new(vec![ErasedFrameOperator::boxed(operator, 0, &SubtaskContext::for_test(1024))]);
         let mut log = Log(Vec::new());
         chain.on_processing_time(idle_at, &mut log).unwrap();

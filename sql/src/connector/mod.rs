@@ -21,8 +21,10 @@ pub mod sampled;
 pub mod topic;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use tethys_engine::sink::Sink;
+use tethys_engine::source::nexmark::NexmarkEvent;
 use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment};
 
 use crate::catalog::SqlTable;
@@ -139,6 +141,43 @@ fn connector_of(table: &SqlTable, known: &[&str], role: &str) -> Result<String, 
     Ok(connector.to_string())
 }
 
+/// Fills a scan's row from one of its source's records: writes the slots of the columns the
+/// query reads (the row is reused from record to record, so a slot it does not write holds what
+/// the last record left there, or NULL); false if the record makes no row.
+pub type FillRow<E> = Arc<dyn Fn(&E, &mut [Value]) -> bool + Send + Sync>;
+
+/// What a table's source gives: rows, or records that fill a scan's row (see [`FillRow`]), so
+/// that the operator above builds only the row it outputs.
+pub enum Scan {
+    /// A row per record: the physical columns, or with `pushed` fields given as columns of their
+    /// own ([`flattened_fields`]), every column and those fields (the computed ones NULL).
+    Rows(DataStream<Row>),
+    /// The nexmark generator's events.
+    Nexmark(DataStream<NexmarkEvent>, FillRow<NexmarkEvent>),
+}
+
+impl Scan {
+    /// A row per record, as [`Scan::Rows`] says (made with the source's parallelism).
+    pub fn into_rows(self, table: &SqlTable, pushed: Option<&ScanPushDown>) -> DataStream<Row> {
+        match self {
+            Scan::Rows(rows) => rows,
+            Scan::Nexmark(events, fill) => {
+                let flat = pushed.map_or(0, |pushed| flattened_fields(table, pushed).len());
+                let width = if flat == 0 { table.physical.fields.len() } else { table.schema.fields.len() + flat };
+                let parallelism = events.parallelism_set();
+                let rows = events.flat_map(move |event: NexmarkEvent| {
+                    let mut values = vec![Value::Null; width];
+                    fill(&event, &mut values).then(|| Row::insert(values))
+                });
+                match parallelism {
+                    Some(parallelism) => rows.parallelism(parallelism),
+                    None => rows,
+                }
+            }
+        }
+    }
+}
+
 /// Reads table `table`'s physical columns as rows, with `parallelism` subtasks; `pushed`: what
 /// the query needs of them (a connector may leave the rest NULL, and skip rows its filter drops).
 pub fn source(
@@ -147,22 +186,32 @@ pub fn source(
     pushed: Option<&ScanPushDown>,
     parallelism: usize,
 ) -> Result<DataStream<Row>, SqlError> {
+    Ok(scan(env, table, pushed, parallelism)?.into_rows(table, pushed))
+}
+
+/// Reads table `table` with `parallelism` subtasks, as rows or as records that fill rows;
+/// `pushed` as for [`source`].
+pub fn scan(env: &StreamEnvironment, table: &SqlTable, pushed: Option<&ScanPushDown>, parallelism: usize) -> Result<Scan, SqlError> {
     let connector = connector_of(table, SOURCE_CONNECTORS, "come from")?;
     let mut options = Options::new(table);
     let stream = match connector.as_str() {
         "datagen" => datagen::source(env, table, &mut options)?,
         "bids" => bids::source(env, table, &mut options)?,
-        "nexmark" => nexmark::source(env, table, &mut options, pushed)?,
+        "nexmark" => {
+            let (events, fill) = nexmark::scan(env, table, &mut options, pushed)?;
+            options.finish()?;
+            return Ok(Scan::Nexmark(events.parallelism(parallelism), fill));
+        }
         "topic" => {
             // One subtask per partition, whatever the job's parallelism.
             let (stream, _) = topic::source(env, table, &mut options)?;
             options.finish()?;
-            return Ok(stream);
+            return Ok(Scan::Rows(stream));
         }
         _ => file::source(env, table, &mut options)?,
     };
     options.finish()?;
-    Ok(stream.parallelism(parallelism))
+    Ok(Scan::Rows(stream.parallelism(parallelism)))
 }
 
 /// The physical columns of `table` whose value its source, told `pushed`, fixes for every row it

@@ -24,6 +24,7 @@
 use tethys_engine::source::nexmark::{Auction, NexmarkBid, NexmarkConfig, NexmarkEvent, NexmarkSource, Person};
 use tethys_engine::{DataStream, StreamEnvironment};
 
+use super::FillRow;
 use super::Options;
 use crate::catalog::SqlTable;
 use crate::error::SqlError;
@@ -31,7 +32,7 @@ use crate::expr::{Compare, Scalar};
 use crate::plan::ScanPushDown;
 use crate::text::Text;
 use crate::types::SqlType;
-use crate::value::{Row, Value};
+use crate::value::Value;
 
 const PERSON_FIELDS: &[(&str, SqlType)] = &[
     ("id", SqlType::BigInt),
@@ -69,10 +70,13 @@ const BID_FIELDS: &[(&str, SqlType)] = &[
 
 /// An event's `extra` padding: a slice of the generator's pool, which lives as long as the
 /// program, so it is borrowed, never copied.
+// These are inlined where a scan's row is filled, so a value is stored in its slot as it is made.
+#[inline(always)]
 fn extra(value: &tethys_engine::source::nexmark::ExtraStr) -> Value {
     Value::Str(Text::from_static(value.as_str()))
 }
 
+#[inline(always)]
 fn person_field(person: &Person, field: usize) -> Value {
     match field {
         0 => Value::Int(person.id),
@@ -86,6 +90,7 @@ fn person_field(person: &Person, field: usize) -> Value {
     }
 }
 
+#[inline(always)]
 fn auction_field(auction: &Auction, field: usize) -> Value {
     match field {
         0 => Value::Int(auction.id),
@@ -101,6 +106,7 @@ fn auction_field(auction: &Auction, field: usize) -> Value {
     }
 }
 
+#[inline(always)]
 fn bid_field(bid: &NexmarkBid, field: usize) -> Value {
     match field {
         0 => Value::Int(bid.auction),
@@ -191,12 +197,15 @@ fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&st
         .collect()
 }
 
-pub(super) fn source(
+/// The events of a nexmark table, and how each fills a row of its scan (see [`super::Scan`]):
+/// the columns and fields `pushed` says the query reads, each kind's `ROW` NULL for events of
+/// other kinds; events of kinds a pushed-down filter drops fill nothing.
+pub(super) fn scan(
     env: &StreamEnvironment,
     table: &SqlTable,
     options: &mut Options<'_>,
     pushed: Option<&ScanPushDown>,
-) -> Result<DataStream<Row>, SqlError> {
+) -> Result<(DataStream<NexmarkEvent>, FillRow<NexmarkEvent>), SqlError> {
     let events: Option<u64> = options.parse_optional("events.num", "a number of events")?;
     let seed: u64 = options.parse("seed", 0, "a number")?;
     let defaults = NexmarkConfig::default();
@@ -242,60 +251,60 @@ pub(super) fn source(
         columns.push(column);
     }
     let generator = NexmarkSource { events, seed, config };
-    // Fields given as columns of their own, after the computed columns (left NULL here: the
-    // scan computes them in place), by their kind's generator field.
+    // Fields given as columns of their own, after the computed columns, by their kind's
+    // generator field; their ROW column is left NULL.
     let flat: Vec<(usize, usize)> = pushed.map(|pushed| flattened_fields(table, pushed)).unwrap_or_default();
-    let flat: Vec<(usize, usize)> = flat
+    // Each as its event kind and generator field.
+    let flat: Vec<(i64, usize)> = flat
         .into_iter()
         .map(|(column, field)| {
-            let generator_field = match &columns[column] {
-                Column::Person(read) | Column::Auction(read) | Column::Bid(read) => read[field],
-                Column::EventType | Column::Unread => None,
+            let (kind, generator_field) = match &columns[column] {
+                Column::Person(read) => (0, read[field]),
+                Column::Auction(read) => (1, read[field]),
+                Column::Bid(read) => (2, read[field]),
+                Column::EventType | Column::Unread => (-1, None),
             };
-            (column, generator_field.expect("a flattened field is one the query reads"))
+            (kind, generator_field.expect("a flattened field is one the query reads"))
         })
         .collect();
-    let flattened: Vec<bool> = (0..columns.len()).map(|column| flat.iter().any(|(c, _)| *c == column)).collect();
-    let (width, computed) = (table.schema.fields.len(), table.schema.fields.len() - columns.len());
-    let row = move |event: &NexmarkEvent| {
+    for column in pushed.map(|pushed| flattened_fields(table, pushed)).unwrap_or_default() {
+        columns[column.0] = Column::Unread;
+    }
+    let first_flat = table.schema.fields.len();
+    let kind_of = |event: &NexmarkEvent| match event {
+        NexmarkEvent::Person(_) => 0,
+        NexmarkEvent::Auction(_) => 1,
+        NexmarkEvent::Bid(_) => 2,
+    };
+    let fill = move |event: &NexmarkEvent, row: &mut [Value]| {
+        // Events of other kinds are dropped before they fill a row.
+        if kind.is_some_and(|kind| kind != kind_of(event)) {
+            return false;
+        }
         let fields = |fields: &[Option<usize>], get: &dyn Fn(usize) -> Value| {
             Value::Row(fields.iter().map(|field| field.map_or(Value::Null, get)).collect())
         };
-        let mut values = Vec::with_capacity(width + flat.len());
-        values.extend(columns.iter().zip(&flattened).map(|(column, flattened)| match (column, event) {
-            _ if *flattened => Value::Null,
-            (Column::EventType, NexmarkEvent::Person(_)) => Value::Int(0),
-            (Column::EventType, NexmarkEvent::Auction(_)) => Value::Int(1),
-            (Column::EventType, NexmarkEvent::Bid(_)) => Value::Int(2),
-            (Column::Person(read), NexmarkEvent::Person(person)) => fields(read, &|f| person_field(person, f)),
-            (Column::Auction(read), NexmarkEvent::Auction(auction)) => fields(read, &|f| auction_field(auction, f)),
-            (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
-            _ => Value::Null,
-        }));
-        if !flat.is_empty() {
-            values.extend(std::iter::repeat_n(Value::Null, computed));
-            values.extend(flat.iter().map(|&(column, field)| match (&columns[column], event) {
-                (Column::Person(_), NexmarkEvent::Person(person)) => person_field(person, field),
-                (Column::Auction(_), NexmarkEvent::Auction(auction)) => auction_field(auction, field),
-                (Column::Bid(_), NexmarkEvent::Bid(bid)) => bid_field(bid, field),
+        for (slot, column) in row.iter_mut().zip(&columns) {
+            *slot = match (column, event) {
+                (Column::Unread, _) => continue,
+                (Column::EventType, event) => Value::Int(kind_of(event)),
+                (Column::Person(read), NexmarkEvent::Person(person)) => fields(read, &|f| person_field(person, f)),
+                (Column::Auction(read), NexmarkEvent::Auction(auction)) => fields(read, &|f| auction_field(auction, f)),
+                (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
                 _ => Value::Null,
-            }));
-        }
-        Row::insert(values)
-    };
-    let events = env.source(table.name(), generator);
-    Ok(match kind {
-        // Events of other kinds are dropped before they become rows.
-        Some(kind) => events.flat_map(move |event: NexmarkEvent| {
-            let event_kind = match event {
-                NexmarkEvent::Person(_) => 0,
-                NexmarkEvent::Auction(_) => 1,
-                NexmarkEvent::Bid(_) => 2,
             };
-            (event_kind == kind).then(|| row(&event))
-        }),
-        None => events.map(move |event: NexmarkEvent| row(&event)),
-    })
+        }
+        for (slot, &(kind, field)) in row[first_flat..].iter_mut().zip(&flat) {
+            *slot = match (kind, event) {
+                (0, NexmarkEvent::Person(person)) => person_field(person, field),
+                (1, NexmarkEvent::Auction(auction)) => auction_field(auction, field),
+                (2, NexmarkEvent::Bid(bid)) => bid_field(bid, field),
+                _ => Value::Null,
+            };
+        }
+        true
+    };
+    Ok((env.source(table.name(), generator), std::sync::Arc::new(fill)))
 }
 
 /// The generator's fields of a ROW column that the query reads (`None` for those it does not).

@@ -18,7 +18,7 @@ use tethys_engine::operator::{FrameOperator, Output};
 use tethys_engine::state::{StateBackend, StateDescriptor, ValueState};
 use tethys_engine::{
     CumulateEventTimeWindows, DataStream, EventTimeSessionWindows, KeyedProcessFunction, ProcessContext, SlidingEventTimeWindows,
-    StreamEnvironment, TumblingEventTimeWindows, UserError, WatermarkStrategy, WindowResult,
+    StreamEnvironment, TumblingEventTimeWindows, UserError, WindowResult,
 };
 
 use crate::aggregate::{Accumulators, AggCall, Aggregates};
@@ -33,6 +33,7 @@ mod lookup;
 mod over;
 mod proc_window;
 mod rank;
+mod scan;
 use crate::value::{Row, RowKey, RowKind, Value};
 use join::{IntervalJoinFunction, JoinFunction, JoinRows, SidedRow};
 use over::OverFunction;
@@ -83,21 +84,19 @@ fn count_reads(scalar: &Scalar, whole: &mut HashMap<usize, usize>, fields: &mut 
 }
 
 /// Filter then projection, per frame.
-struct CalcOperator {
+/// A Calc's filter and projection over input rows' values.
+#[derive(Clone)]
+struct Calc {
     projection: Vec<Scalar>,
     /// Per output column: the input column (or field of one) it is, when nothing else reads
     /// it (so its value is moved, not copied).
     moves: Vec<Option<Move>>,
     filter: Option<Scalar>,
     context: EvalContext,
-    text: String,
-    /// The output row being built, reused from row to row (its values then move into the input
-    /// row's own vector: a row through a Calc allocates nothing of its own).
-    scratch: Vec<Value>,
 }
 
-impl CalcOperator {
-    fn new(projection: Vec<Scalar>, filter: Option<Scalar>, context: EvalContext, text: String) -> CalcOperator {
+impl Calc {
+    fn new(projection: Vec<Scalar>, filter: Option<Scalar>, context: EvalContext) -> Calc {
         let (mut whole, mut fields) = (HashMap::new(), HashMap::new());
         projection.iter().for_each(|scalar| count_reads(scalar, &mut whole, &mut fields));
         let field_reads = |column: usize| fields.keys().filter(|(c, _)| *c == column).count();
@@ -114,42 +113,78 @@ impl CalcOperator {
                 _ => None,
             })
             .collect();
+        Calc { projection, moves, filter, context }
+    }
+
+    /// Whether `input` passes the filter; if it does, `output` (empty) gets the projection's
+    /// values, those it passes through moved out of `input` (left NULL there). On an error,
+    /// `input` is as it came.
+    fn project(&self, input: &mut [Value], output: &mut Vec<Value>) -> Result<bool, String> {
+        debug_assert!(output.is_empty());
+        if let Some(filter) = &self.filter {
+            if filter.test(input, &self.context)? != Some(true) {
+                return Ok(false);
+            }
+        }
+        // When every column is moved, in one pass: nothing can fail.
+        if self.moves.iter().all(Option::is_some) {
+            output.extend(self.moves.iter().map(|moved| match moved {
+                Some(Move::Column(column)) => std::mem::replace(&mut input[*column], Value::Null),
+                Some(Move::Field(column, field)) => take_field(&mut input[*column], *field),
+                None => unreachable!("every column is moved"),
+            }));
+            return Ok(true);
+        }
+        // Computed columns first, so that an error leaves the input as it came; then the moved
+        // ones (nothing else of the projection reads them: see `moves`).
+        for (scalar, moved) in self.projection.iter().zip(&self.moves) {
+            output.push(match moved {
+                Some(_) => Value::Null,
+                None => scalar.eval(input, &self.context)?,
+            });
+        }
+        for (value, moved) in output.iter_mut().zip(&self.moves) {
+            match moved {
+                Some(Move::Column(column)) => *value = std::mem::replace(&mut input[*column], Value::Null),
+                Some(Move::Field(column, field)) => *value = take_field(&mut input[*column], *field),
+                None => {}
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Field `field` of a `ROW` value, taken out of it (left NULL there); NULL if it has none.
+fn take_field(row: &mut Value, field: usize) -> Value {
+    match row {
+        Value::Row(fields) => fields.get_mut(field).map_or(Value::Null, |taken| std::mem::replace(taken, Value::Null)),
+        _ => Value::Null,
+    }
+}
+
+struct CalcOperator {
+    calc: Calc,
+    text: String,
+    /// The output row being built, reused from row to row (its values then move into the input
+    /// row's own vector: a row through a Calc allocates nothing of its own).
+    scratch: Vec<Value>,
+}
+
+impl CalcOperator {
+    fn new(projection: Vec<Scalar>, filter: Option<Scalar>, context: EvalContext, text: String) -> CalcOperator {
         let scratch = Vec::with_capacity(projection.len());
-        CalcOperator { projection, moves, filter, context, text, scratch }
+        CalcOperator { calc: Calc::new(projection, filter, context), text, scratch }
     }
 
     /// Whether the row passes the filter; if it does, the row becomes the projection's row (in
     /// its own vector). On an error the row is as it came.
     fn apply(&mut self, row: &mut Row) -> Result<bool, String> {
-        if let Some(filter) = &self.filter {
-            if filter.test(&row.values, &self.context)? != Some(true) {
-                return Ok(false);
-            }
-        }
-        // Computed columns first (they read the row), then the moved ones.
-        let values = &mut self.scratch;
-        values.clear();
-        for (scalar, moved) in self.projection.iter().zip(&self.moves) {
-            values.push(match moved {
-                Some(_) => Value::Null,
-                None => scalar.eval(&row.values, &self.context)?,
-            });
-        }
-        for (value, moved) in values.iter_mut().zip(&self.moves) {
-            match moved {
-                Some(Move::Column(column)) => *value = std::mem::replace(&mut row.values[*column], Value::Null),
-                Some(Move::Field(column, field)) => {
-                    if let Value::Row(fields) = &mut row.values[*column] {
-                        if let Some(taken) = fields.get_mut(*field) {
-                            *value = std::mem::replace(taken, Value::Null);
-                        }
-                    }
-                }
-                None => {}
-            }
+        self.scratch.clear();
+        if !self.calc.project(&mut row.values, &mut self.scratch)? {
+            return Ok(false);
         }
         row.values.clear();
-        row.values.append(values);
+        row.values.append(&mut self.scratch);
         Ok(true)
     }
 }
@@ -482,54 +517,8 @@ impl<'a> JobBuilder<'a> {
         let sig = signature(plan);
         Ok(match &plan.node {
             PlanNode::Scan { table, pushed } => {
-                let mut stream = connector::source(self.env, table, pushed.as_ref(), self.parallelism)?;
-                if !table.computed.is_empty() {
-                    let physical = table.physical.fields.len();
-                    // Computed columns nobody reads are not computed.
-                    let computed = table.computed.iter().enumerate().map(|(i, scalar)| match pushed {
-                        Some(pushed) if !pushed.computed[i] => Scalar::Literal(Value::Null),
-                        Some(pushed) => over_scan(scalar, table, pushed, &self.context),
-                        None => scalar.clone(),
-                    });
-                    let computed: Vec<Scalar> = computed.collect();
-                    let text = format!("computed columns of {}", table.name());
-                    // The catalog binds them over the physical columns, which pushing the values
-                    // of earlier ones onto the row leaves where they are; fields the source gives
-                    // as columns come after the computed ones, which it leaves room for.
-                    let flat = pushed.as_ref().map_or(0, |pushed| connector::flattened_fields(table, pushed).len());
-                    let at = (flat > 0).then_some(physical);
-                    let mut read = Vec::new();
-                    computed.iter().for_each(|scalar| scalar.columns(&mut read));
-                    let first_flat = table.schema.fields.len();
-                    assert!(
-                        read.iter().all(|&column| column < physical || (first_flat..first_flat + flat).contains(&column)),
-                        "computed columns of {} read only its physical ones",
-                        table.name()
-                    );
-                    // Computed in each row in place: no new row per row.
-                    let (context, uid) = (self.context.clone(), self.uid("calc", &sig));
-                    stream = stream
-                        .process("Calc", move |_| ComputedColumns {
-                            computed: computed.clone(),
-                            at,
-                            context: context.clone(),
-                            text: text.clone(),
-                        })
-                        .uid(&uid);
-                }
-                if let Some(watermark) = table.watermark {
-                    let column = watermark.column;
-                    let strategy = WatermarkStrategy::for_bounded_out_of_orderness(
-                        Duration::from_millis(watermark.delay_ms as u64),
-                        move |row: &Row| match row.values[column] {
-                            Value::Timestamp(ms) => ms,
-                            _ => i64::MIN,
-                        },
-                    );
-                    let uid = self.uid("watermark", &sig);
-                    stream = stream.assign_timestamps_and_watermarks(strategy).uid(&uid);
-                }
-                stream
+                let source = connector::scan(self.env, table, pushed.as_ref(), self.parallelism)?;
+                self.scan(source, table, pushed.as_ref(), &sig)
             }
             PlanNode::Calc { input, projection, filter, text } => {
                 let (projection, filter) = match &input.node {
@@ -549,6 +538,9 @@ impl<'a> JobBuilder<'a> {
                         filter.clone().map(|filter| filter.folded(&self.context)),
                     ),
                 };
+                if let PlanNode::Scan { table, pushed: Some(pushed) } = &input.node {
+                    return self.scan_calc(table, pushed, projection, filter, text.clone(), &signature(input), &sig);
+                }
                 let input = self.build(input)?;
                 self.calc(input, projection, filter, text.clone(), &sig)
             }

@@ -1,0 +1,90 @@
+//! A Calc over a nexmark scan runs as one operator with the scan (each event fills a reused row,
+//! the computed columns and the watermark are made in it): its rows are the generator's events
+//! as the query says, windows over them count every row, and an error names the Calc and the row.
+
+use tethys_engine::source::nexmark::{NexmarkConfig, NexmarkEvent, NexmarkGenerator};
+use tethys_sql::value::Value;
+use tethys_sql::{run_job, Outcome, SqlSession};
+
+const EVENTS: u64 = 5000;
+
+fn table() -> String {
+    format!(
+        "CREATE TABLE nexmark (
+            event_type INT,
+            person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
+            auction ROW<id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT, dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR>,
+            bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
+            dateTime AS CASE WHEN event_type = 0 THEN person.dateTime WHEN event_type = 1 THEN auction.dateTime ELSE bid.dateTime END,
+            WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
+        ) WITH ('connector' = 'nexmark', 'events.num' = '{EVENTS}');"
+    )
+}
+
+/// The rows `query` gives (parallelism 1), in order, or the job's error.
+fn run(query: &str) -> Result<Vec<String>, String> {
+    let script = format!("SET 'parallelism.default' = '1'; {} {query};", table());
+    let mut session = SqlSession::default();
+    let mut rows = Vec::new();
+    for outcome in session.execute_script(&script).unwrap_or_else(|error| panic!("{}", error.render(&script))) {
+        if let Outcome::Job(job) = outcome {
+            run_job(*job, |row| rows.push(row.to_string()))?;
+        }
+    }
+    Ok(rows)
+}
+
+/// The generator's events, as the table's source makes them.
+fn events() -> Vec<NexmarkEvent> {
+    let generator = NexmarkGenerator::new(0, NexmarkConfig::default()).unwrap();
+    (0..EVENTS).map(|number| generator.event(number)).collect()
+}
+
+#[test]
+fn a_calc_over_a_nexmark_scan_gives_the_generator_s_events_as_the_query_says() {
+    // Fields moved, one computed, a filter on a field; people and auctions dropped by the source.
+    let rows =
+        run("SELECT bid.auction, bid.price * 2, bid.channel, dateTime FROM nexmark WHERE event_type = 2 AND bid.price > 5000").unwrap();
+    let expected: Vec<String> = events()
+        .iter()
+        .filter_map(|event| match event {
+            NexmarkEvent::Bid(bid) if bid.price > 5000 => {
+                Some(format!("+I[{}, {}, {}, {}]", bid.auction, bid.price * 2, bid.channel.as_str(), Value::Timestamp(bid.date_time)))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(expected.len() > 1000, "most events are bids, most bids over 5000: {}", expected.len());
+    assert_eq!(rows, expected);
+    // Every kind, with each kind's ROW NULL in the others' rows.
+    let rows = run("SELECT event_type, person.id, auction.id, bid.auction FROM nexmark").unwrap();
+    let null = Value::Null;
+    let expected: Vec<String> = events()
+        .iter()
+        .map(|event| match event {
+            NexmarkEvent::Person(person) => format!("+I[0, {}, {null}, {null}]", person.id),
+            NexmarkEvent::Auction(auction) => format!("+I[1, {null}, {}, {null}]", auction.id),
+            NexmarkEvent::Bid(bid) => format!("+I[2, {null}, {null}, {}]", bid.auction),
+        })
+        .collect();
+    assert_eq!(rows, expected);
+}
+
+#[test]
+fn windows_over_the_fused_operator_s_rows_count_every_bid() {
+    // Its event time and watermark are the scan's: every bid lands in its window, and the windows fire.
+    let rows = run("SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE nexmark, DESCRIPTOR(dateTime), INTERVAL '0.1' SECOND))
+         WHERE event_type = 2 GROUP BY window_start, window_end")
+    .unwrap();
+    let bids = events().iter().filter(|event| matches!(event, NexmarkEvent::Bid(_))).count();
+    let counted: usize = rows.iter().map(|row| row.trim_end_matches(']').rsplit(", ").next().unwrap().parse::<usize>().unwrap()).sum();
+    assert!(rows.len() > 1, "several windows: {rows:?}");
+    assert_eq!(counted, bids, "every bid in one window: {rows:?}");
+}
+
+#[test]
+fn an_error_in_the_fused_calc_names_the_calc_and_the_row() {
+    let error = run("SELECT CAST(bid.channel AS INT) FROM nexmark WHERE event_type = 2").unwrap_err();
+    assert!(error.contains("in Calc("), "{error}");
+    assert!(error.contains("of row +I["), "{error}");
+}
