@@ -96,7 +96,12 @@ fn run_browser_checks(web: &Path, script: &str, env: &[(&str, String)]) -> PathB
 #[test]
 fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     let Some(web) = browser_checks() else { return };
+    // The demo's directory and the scripts' files go here (their temporary directory), removed
+    // at the end even if the demo is killed.
+    let scratch = tethys_storage::test_dir::TestDir::new("console-demo");
+    let tmp = scratch.path().display().to_string();
     let mut child = Command::new(env!("CARGO_BIN_EXE_tethys"))
+        .env("TMPDIR", &tmp)
         .args(["demo", "--seconds", "600", "--workers", "2", "--slots", "2", "--rate", "20000"])
         .stdout(Stdio::piped())
         .spawn()
@@ -123,11 +128,12 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     std::thread::spawn(move || stdout.for_each(drop));
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
 
-    let screenshots = run_browser_checks(&web, "console.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
-    run_browser_checks(&web, "workbench.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
-    run_browser_checks(&web, "canvas.mjs", &[("URL", url.clone()), ("TOKEN", token.clone())]);
+    let env = [("URL", url), ("TOKEN", token), ("TMPDIR", tmp)];
+    let screenshots = run_browser_checks(&web, "console.mjs", &env);
+    run_browser_checks(&web, "workbench.mjs", &env);
+    run_browser_checks(&web, "canvas.mjs", &env);
     // The assets' sizes and the first views' times, printed (bench/RESULTS.md records them).
-    run_browser_checks(&web, "load.mjs", &[("URL", url), ("TOKEN", token)]);
+    run_browser_checks(&web, "load.mjs", &env);
     stop_gracefully(demo);
     for page in [
         "01-login",

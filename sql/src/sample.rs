@@ -182,6 +182,7 @@ pub fn decode_rows(encoded: &[Vec<u8>]) -> Result<Vec<Row>, String> {
 mod tests {
     use super::*;
     use crate::value::{RowKind, Value};
+    use tethys_storage::test_dir::TestDir;
 
     fn script(path: &std::path::Path) -> String {
         format!(
@@ -191,19 +192,14 @@ mod tests {
         )
     }
 
-    fn scratch_dir(name: &str) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("tethys-sql-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
-    }
-
     fn row(id: i64, customer: &str, amount: f64) -> Row {
         Row::insert(vec![Value::Int(id), Value::Str(customer.into()), Value::Float(amount)])
     }
 
     #[test]
     fn a_sample_takes_the_newest_or_oldest_rows_a_filter_keeps_with_their_changes() {
-        let path = scratch_dir("sample-topic").join("orders");
+        let scratch = TestDir::new("sql-sample-topic");
+        let path = scratch.path().join("orders");
         let topic = Topic::create(&path, 2).unwrap();
         for id in 0..100 {
             topic.append((id % 2) as usize, &row(id, if id % 3 == 0 { "alice" } else { "bob" }, id as f64)).unwrap();
@@ -236,7 +232,8 @@ mod tests {
 
     #[test]
     fn bad_samples_are_refused_naming_what_is_wrong() {
-        let path = scratch_dir("sample-bad").join("orders");
+        let scratch = TestDir::new("sql-sample-bad");
+        let path = scratch.path().join("orders");
         let script = script(&path);
         let refused = |table: &str, spec: SampleSpec| sample_table(&script, table, &spec, false).unwrap_err().0;
         assert!(refused("gen", SampleSpec::default()).contains("is a datagen table"));

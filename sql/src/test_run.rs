@@ -802,7 +802,8 @@ mod tests {
 
     #[test]
     fn the_example_cases_pass() {
-        let work = scratch_dir("examples");
+        let scratch = scratch_dir("examples");
+        let work = scratch.path().to_path_buf();
         for name in ["orders", "generated"] {
             let case = TestCase::load(&examples().join(format!("{name}.toml"))).unwrap();
             let report = check_case(&case, &work.join(name)).unwrap();
@@ -810,13 +811,13 @@ mod tests {
                 assert!(diff.passed(), "{name}: {sink}:\n{}\nproduced: {:?}", diff.render(), report.output.sinks);
             }
         }
-        let _ = std::fs::remove_dir_all(&work);
     }
 
     #[test]
     fn a_topic_tables_input_is_a_filtered_sample_of_its_live_topic_with_its_changes() {
         use crate::value::{Row, RowKind};
-        let work = scratch_dir("sample");
+        let scratch = scratch_dir("sample");
+        let work = scratch.path().to_path_buf();
         let path = work.join("live-orders");
         let topic = tethys_engine::Topic::create(&path, 1).unwrap();
         for (id, amount) in [(1, 5), (2, 50), (3, 7), (4, 70), (5, 80)] {
@@ -846,12 +847,12 @@ mod tests {
         taken.expected.get_mut("big").unwrap().rows = Some("+I[9, 99]".into());
         assert!(check_case(&taken, &work.join("run2")).unwrap().passed());
         drop(topic);
-        let _ = std::fs::remove_dir_all(&work);
     }
 
     #[test]
     fn a_test_run_writes_nothing_to_the_real_sink() {
-        let work = scratch_dir("real-sink");
+        let scratch = scratch_dir("real-sink");
+        let work = scratch.path().to_path_buf();
         let real = work.join("real-sink-output");
         let script = format!(
             "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\n\
@@ -868,7 +869,6 @@ mod tests {
         let report = check_case(&case, &work.join("run")).unwrap();
         assert!(report.passed(), "{report:?}");
         assert!(!real.exists(), "the sink's directory was never made");
-        let _ = std::fs::remove_dir_all(&work);
     }
 
     #[test]
@@ -876,7 +876,8 @@ mod tests {
         let mut case = TestCase::load(&examples().join("orders.toml")).unwrap();
         let running = case.expected.get_mut("running").unwrap();
         running.rows = Some(running.rows.take().unwrap().replace("+U[alice, 3, 18.25]", "+U[alice, 3, 99.00]"));
-        let work = scratch_dir("one-wrong-row");
+        let scratch = scratch_dir("one-wrong-row");
+        let work = scratch.path().to_path_buf();
         let report = check_case(&case, &work).unwrap();
         assert!(!report.passed());
         assert!(report.diffs["per_window"].passed());
@@ -884,12 +885,12 @@ mod tests {
             report.diffs["running"].render(),
             "- +U[alice, 3, 99.00]    (expected line 7)\n+ +U[alice, 3, 18.25]    (produced row 7)\n"
         );
-        let _ = std::fs::remove_dir_all(&work);
     }
 
     #[test]
     fn bad_cases_are_refused_with_what_is_wrong() {
-        let work = scratch_dir("bad-cases");
+        let scratch = scratch_dir("bad-cases");
+        let work = scratch.path().to_path_buf();
         let script = "CREATE TABLE t (a INT) WITH ('connector' = 'datagen');\nCREATE TABLE s (a INT) WITH ('connector' = 'print');\nINSERT INTO s SELECT a FROM t;";
         let case = |inputs: BTreeMap<String, TestInput>, expected: BTreeMap<String, Expected>| TestCase {
             name: "bad".into(),
@@ -916,13 +917,10 @@ mod tests {
             [("s".to_string(), Expected { rows: Some("+I[1]\n+I[2]".into()), ..Expected::default() })].into(),
         );
         assert!(check_case(&ok, &work).unwrap().passed());
-        let _ = std::fs::remove_dir_all(&work);
     }
 
-    /// A fresh directory for a test's files.
-    fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("tethys-sql-test-run-{name}-{}-{:?}", std::process::id(), std::thread::current().id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir
+    /// A directory of its own for a test's run, removed when the test ends.
+    fn scratch_dir(name: &str) -> tethys_storage::test_dir::TestDir {
+        tethys_storage::test_dir::TestDir::new(&format!("sql-test-run-{name}"))
     }
 }

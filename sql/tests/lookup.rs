@@ -1,9 +1,11 @@
 //! Lookup joins at run time: the table is read when the first row needs it, and a table that
 //! cannot be read fails the job naming the table and the row, without crashing.
 
-fn script(lookup_csv: &str) -> (TempDir, String) {
-    let dir = TempDir::new();
-    let path = dir.path.join("tiers.csv");
+use tethys_storage::test_dir::TestDir;
+
+fn script(lookup_csv: &str) -> (TestDir, String) {
+    let dir = TestDir::new("sql-lookup");
+    let path = dir.path().join("tiers.csv");
     std::fs::write(&path, lookup_csv).unwrap();
     let script = format!(
         "CREATE TABLE orders (id BIGINT, customer STRING, proc AS PROCTIME())
@@ -14,26 +16,6 @@ fn script(lookup_csv: &str) -> (TempDir, String) {
         path.display()
     );
     (dir, script)
-}
-
-/// A fresh directory under the system's temporary one, removed when dropped.
-struct TempDir {
-    path: std::path::PathBuf,
-}
-
-impl TempDir {
-    fn new() -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-        let path = std::env::temp_dir().join(format!("tethys-lookup-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        TempDir { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 #[test]
@@ -55,8 +37,8 @@ fn a_table_that_does_not_parse_fails_the_job_naming_it_and_the_row() {
 #[test]
 fn a_topic_is_looked_up_as_its_changes_add_up() {
     use tethys_sql::value::{Row, RowKind, Value};
-    let dir = TempDir::new();
-    let path = dir.path.join("tiers");
+    let dir = TestDir::new("sql-lookup");
+    let path = dir.path().join("tiers");
     let topic = tethys_engine::Topic::create(&path, 2).unwrap();
     let row = |id: i64, tier: &str, kind: RowKind| Row { kind, values: vec![Value::Int(id), Value::Str(tier.into())] };
     for (partition, change) in [
