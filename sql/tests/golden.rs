@@ -98,6 +98,7 @@ golden!(
     join_window,
     topn,
     topn_changelog,
+    topn_retractions,
     dedup,
     window_topn,
     over_rows,

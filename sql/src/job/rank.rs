@@ -102,17 +102,7 @@ impl RankFunction {
             let from = match &change {
                 Change::Entered { rank } | Change::Left { rank, .. } => *rank,
             };
-            for rank in from..self.limit {
-                match (before.get(rank), rows.get(rank)) {
-                    (Some(old), Some(new)) if old != new => {
-                        ctx.emit(self.ranked(old, rank, RowKind::UpdateBefore));
-                        ctx.emit(self.ranked(new, rank, RowKind::UpdateAfter));
-                    }
-                    (None, Some(new)) => ctx.emit(self.ranked(new, rank, RowKind::Insert)),
-                    (Some(old), None) => ctx.emit(self.ranked(old, rank, RowKind::Delete)),
-                    _ => {}
-                }
-            }
+            self.emit_rank_changes(from, before, rows, ctx);
             return;
         }
         let last = self.limit - 1;
@@ -128,6 +118,22 @@ impl RankFunction {
                 if let Some(next) = rows.get(last) {
                     ctx.emit(self.ranked(next, last, RowKind::Insert));
                 }
+            }
+        }
+    }
+
+    /// Per rank from `from` within the limit whose row changed from `before` to `rows`: `-U` of
+    /// the old row and `+U` of the new, `+I` for a rank that had none, `-D` for one left empty.
+    fn emit_rank_changes(&self, from: usize, before: &[Vec<Value>], rows: &[Vec<Value>], ctx: &mut ProcessContext<'_, '_, RowKey, Row>) {
+        for rank in from..self.limit {
+            match (before.get(rank), rows.get(rank)) {
+                (Some(old), Some(new)) if old != new => {
+                    ctx.emit(self.ranked(old, rank, RowKind::UpdateBefore));
+                    ctx.emit(self.ranked(new, rank, RowKind::UpdateAfter));
+                }
+                (None, Some(new)) => ctx.emit(self.ranked(new, rank, RowKind::Insert)),
+                (Some(old), None) => ctx.emit(self.ranked(old, rank, RowKind::Delete)),
+                _ => {}
             }
         }
     }
@@ -190,20 +196,8 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for RankFunction {
             return Ok(());
         }
         let before = top.rows.clone();
-        if self.insert(&mut top.rows, record.row.values).is_none() {
-            return Ok(());
-        }
-        for rank in 0..self.limit {
-            match (before.get(rank), top.rows.get(rank)) {
-                (Some(old), Some(new)) if old != new => {
-                    ctx.emit(self.ranked(old, rank, RowKind::UpdateBefore));
-                    ctx.emit(self.ranked(new, rank, RowKind::UpdateAfter));
-                }
-                (None, Some(new)) => ctx.emit(self.ranked(new, rank, RowKind::Insert)),
-                (Some(old), None) => ctx.emit(self.ranked(old, rank, RowKind::Delete)),
-                _ => {}
-            }
-        }
+        let Some(rank) = self.insert(&mut top.rows, record.row.values) else { return Ok(()) };
+        self.emit_rank_changes(rank, &before, &top.rows, ctx);
         handle.update(&mut ctx.keyed, top);
         Ok(())
     }
