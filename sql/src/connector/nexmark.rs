@@ -285,22 +285,22 @@ pub(super) fn scan(
             Value::Row(fields.iter().map(|field| field.map_or(Value::Null, get)).collect())
         };
         for (slot, column) in row.iter_mut().zip(&columns) {
-            *slot = match (column, event) {
+            slot.put(match (column, event) {
                 (Column::Unread, _) => continue,
                 (Column::EventType, event) => Value::Int(kind_of(event)),
                 (Column::Person(read), NexmarkEvent::Person(person)) => fields(read, &|f| person_field(person, f)),
                 (Column::Auction(read), NexmarkEvent::Auction(auction)) => fields(read, &|f| auction_field(auction, f)),
                 (Column::Bid(read), NexmarkEvent::Bid(bid)) => fields(read, &|f| bid_field(bid, f)),
                 _ => Value::Null,
-            };
+            });
         }
         for (slot, &(kind, field)) in row[first_flat..].iter_mut().zip(&flat) {
-            *slot = match (kind, event) {
+            slot.put(match (kind, event) {
                 (0, NexmarkEvent::Person(person)) => person_field(person, field),
                 (1, NexmarkEvent::Auction(auction)) => auction_field(auction, field),
                 (2, NexmarkEvent::Bid(bid)) => bid_field(bid, field),
                 _ => Value::Null,
-            };
+            });
         }
         true
     };

@@ -168,7 +168,7 @@ impl<E: Record> FrameOperator<E, Row> for ScanCalc<E> {
             }
             for (n, scalar) in self.computed.iter().enumerate() {
                 match scalar.eval(row, &self.calc.context) {
-                    Ok(value) => row[self.at + n] = value,
+                    Ok(value) => row[self.at + n].put(value),
                     Err(error) => {
                         return Err(format!("{error}, in Calc({}) of row {}", self.computed_text, Row::insert(row.clone())).into())
                     }
