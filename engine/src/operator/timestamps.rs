@@ -7,7 +7,9 @@
 //! that record and before the next, whatever the frame size. Watermarks from upstream are
 //! replaced, as in Flink, except the final maximum watermark at end of input, which is passed on
 //! so that everything downstream fires. With idleness it declares its output idle after the
-//! timeout without records, and active again before the next record.
+//! timeout without records, and active again before the next record. Its periodic part is
+//! `PeriodicWatermarks`, which an operator that assigns timestamps while it transforms records
+//! embeds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,7 +45,7 @@ impl PeriodicWatermarks {
         PeriodicWatermarks { generator, interval, idleness, emitted: i64::MIN, next_emit: now, last_record: now, idle: false }
     }
 
-    /// Records are about to come: ends an idle spell. Returns the time it took, for `after_frame`.
+    /// Records are about to come: ends an idle spell. Returns the moment, for `after_frame`.
     pub fn on_records<Out: Record>(&mut self, out: &mut Output<'_, Out>) -> Instant {
         let now = Instant::now();
         self.last_record = now;

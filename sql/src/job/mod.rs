@@ -83,7 +83,6 @@ fn count_reads(scalar: &Scalar, whole: &mut HashMap<usize, usize>, fields: &mut 
     }
 }
 
-/// Filter then projection, per frame.
 /// A Calc's filter and projection over input rows' values.
 #[derive(Clone)]
 struct Calc {
@@ -162,6 +161,7 @@ fn take_field(row: &mut Value, field: usize) -> Value {
     }
 }
 
+/// A Calc as an operator: filter then projection, per frame, each row's output in its own vector.
 struct CalcOperator {
     calc: Calc,
     text: String,
