@@ -19,12 +19,15 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
 use tethys_engine::{DataStream, StreamEnvironment, SubtaskContext, UserError};
 
-use super::Options;
+use std::sync::Arc;
+
+use super::{FillRow, Options};
 use crate::catalog::SqlTable;
 use crate::error::SqlError;
+use crate::plan::ScanPushDown;
 use crate::time::MS_PER_DAY;
 use crate::types::SqlType;
-use crate::value::{ten_to, Decimal, Row, Value};
+use crate::value::{ten_to, Decimal, Value};
 
 /// How one column is generated.
 #[derive(Debug, Clone)]
@@ -46,8 +49,6 @@ struct Column {
 #[derive(Debug, Clone)]
 pub struct DatagenSource {
     columns: Vec<Column>,
-    /// The table's columns, computed ones included (they are appended to each row later).
-    width: usize,
     rows: Option<u64>,
     rows_per_second: Option<f64>,
     seed: u64,
@@ -64,7 +65,40 @@ fn default_range(data_type: &SqlType) -> (f64, f64) {
     }
 }
 
-pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Options<'_>) -> Result<DataStream<Row>, SqlError> {
+/// One row of a datagen table before its values are drawn: its number and the time it is made
+/// (random times are up to `max-past` before it). Its values follow from these alone, each
+/// column's on its own, so a scan draws only the columns its query reads.
+#[derive(Debug, Clone, Copy, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+pub struct DatagenRow {
+    /// The row's number in the table (a subtask makes every parallelism-th).
+    pub number: u64,
+    /// When it was made, in milliseconds since the epoch.
+    pub now_ms: i64,
+}
+
+/// A datagen table's rows, and how each fills a row of its scan (see [`super::Scan`]): the
+/// columns `pushed` says the query reads (all without it), the others left NULL.
+pub(super) fn scan(
+    env: &StreamEnvironment,
+    table: &SqlTable,
+    options: &mut Options<'_>,
+    pushed: Option<&ScanPushDown>,
+) -> Result<(DataStream<DatagenRow>, FillRow<DatagenRow>), SqlError> {
+    let source = datagen_source(table, options)?;
+    let read: Vec<bool> = (0..source.columns.len()).map(|column| pushed.is_none_or(|pushed| pushed.columns[column])).collect();
+    let generator = source.clone();
+    let fill = move |row: &DatagenRow, values: &mut [Value]| {
+        for (column, slot) in values.iter_mut().enumerate().take(read.len()) {
+            if read[column] {
+                slot.put(generator.value(column, row.number, row.now_ms));
+            }
+        }
+        true
+    };
+    Ok((env.source(table.name(), source), Arc::new(fill)))
+}
+
+fn datagen_source(table: &SqlTable, options: &mut Options<'_>) -> Result<DatagenSource, SqlError> {
     let rows_per_second: f64 = options.parse("rows-per-second", 10_000.0, "a number of rows per second")?;
     let mut rows: Option<u64> = options.parse_optional("number-of-rows", "a number of rows")?;
     let seed: u64 = options.parse("seed", 0, "a number")?;
@@ -133,14 +167,7 @@ pub(super) fn source(env: &StreamEnvironment, table: &SqlTable, options: &mut Op
         };
         columns.push(Column { data_type: field.data_type.clone(), generator, null_rate });
     }
-    let source = DatagenSource {
-        columns,
-        width: table.schema.fields.len(),
-        rows,
-        rows_per_second: (rows_per_second > 0.0).then_some(rows_per_second),
-        seed,
-    };
-    Ok(env.source(table.name(), source))
+    Ok(DatagenSource { columns, rows, rows_per_second: (rows_per_second > 0.0).then_some(rows_per_second), seed })
 }
 
 /// `'5 s'`, `'10s'`, `'1 min'`, `'2 h'`, `'100 ms'`, `'1 d'` or a number of milliseconds.
@@ -170,9 +197,10 @@ fn mix(seed: u64, row: u64, column: usize) -> u64 {
 const ALPHANUMERIC: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 impl DatagenSource {
-    fn row(&self, number: u64, now_ms: i64) -> Row {
-        let mut values = Vec::with_capacity(self.width);
-        values.extend(self.columns.iter().enumerate().map(|(index, column)| {
+    /// Column `index`'s value in row `number`, made at `now_ms`.
+    fn value(&self, index: usize, number: u64, now_ms: i64) -> Value {
+        let column = &self.columns[index];
+        {
             let mut rng = fastrand::Rng::with_seed(mix(self.seed, number, index));
             if column.null_rate > 0.0 && rng.f64() < column.null_rate {
                 return Value::Null;
@@ -217,13 +245,12 @@ impl DatagenSource {
                     }
                 }
             }
-        }));
-        Row::insert(values)
+        }
     }
 }
 
-impl Source<Row> for DatagenSource {
-    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<Row>>, UserError> {
+impl Source<DatagenRow> for DatagenSource {
+    fn create_reader(&self, context: &SubtaskContext) -> Result<Box<dyn SourceReader<DatagenRow>>, UserError> {
         let parallelism = context.parallelism as u64;
         Ok(Box::new(DatagenReader {
             source: self.clone(),
@@ -247,8 +274,8 @@ struct DatagenReader {
     emitted: u64,
 }
 
-impl SourceReader<Row> for DatagenReader {
-    fn poll_frame(&mut self, frame: &mut Vec<Row>, records_max: usize) -> Result<ReaderStatus, UserError> {
+impl SourceReader<DatagenRow> for DatagenReader {
+    fn poll_frame(&mut self, frame: &mut Vec<DatagenRow>, records_max: usize) -> Result<ReaderStatus, UserError> {
         let mut budget = records_max as u64;
         if let Some(per_second) = self.per_second {
             let started = *self.started.get_or_insert_with(Instant::now);
@@ -263,7 +290,7 @@ impl SourceReader<Row> for DatagenReader {
             if self.source.rows.is_some_and(|rows| self.next >= rows) {
                 return Ok(ReaderStatus::Finished);
             }
-            frame.push(self.source.row(self.next, now_ms));
+            frame.push(DatagenRow { number: self.next, now_ms });
             self.next += self.stride;
             self.emitted += 1;
         }

@@ -23,6 +23,7 @@ pub mod topic;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use tethys_engine::frame::Record;
 use tethys_engine::sink::Sink;
 use tethys_engine::source::nexmark::NexmarkEvent;
 use tethys_engine::{DataStream, DataStreamSink, StreamEnvironment};
@@ -32,6 +33,7 @@ use crate::check::did_you_mean;
 use crate::error::{Position, SqlError};
 use crate::plan::ScanPushDown;
 use crate::value::{Row, Value};
+use datagen::DatagenRow;
 
 /// A table's `WITH` options being read: each read is remembered, and what is left unread at the
 /// end is an unknown option.
@@ -154,6 +156,22 @@ pub enum Scan {
     Rows(DataStream<Row>),
     /// The nexmark generator's events.
     Nexmark(DataStream<NexmarkEvent>, FillRow<NexmarkEvent>),
+    /// A datagen table's rows, before their values are drawn.
+    Datagen(DataStream<DatagenRow>, FillRow<DatagenRow>),
+}
+
+/// A row per record, each `width` values filled by `fill` (NULL where it writes nothing), with
+/// the source's parallelism.
+fn filled_rows<E: Record>(records: DataStream<E>, fill: FillRow<E>, width: usize) -> DataStream<Row> {
+    let parallelism = records.parallelism_set();
+    let rows = records.flat_map(move |record: E| {
+        let mut values = vec![Value::Null; width];
+        fill(&record, &mut values).then(|| Row::insert(values))
+    });
+    match parallelism {
+        Some(parallelism) => rows.parallelism(parallelism),
+        None => rows,
+    }
 }
 
 impl Scan {
@@ -164,16 +182,9 @@ impl Scan {
             Scan::Nexmark(events, fill) => {
                 let flat = pushed.map_or(0, |pushed| flattened_fields(table, pushed).len());
                 let width = if flat == 0 { table.physical.fields.len() } else { table.schema.fields.len() + flat };
-                let parallelism = events.parallelism_set();
-                let rows = events.flat_map(move |event: NexmarkEvent| {
-                    let mut values = vec![Value::Null; width];
-                    fill(&event, &mut values).then(|| Row::insert(values))
-                });
-                match parallelism {
-                    Some(parallelism) => rows.parallelism(parallelism),
-                    None => rows,
-                }
+                filled_rows(events, fill, width)
             }
+            Scan::Datagen(rows, fill) => filled_rows(rows, fill, table.physical.fields.len()),
         }
     }
 }
@@ -195,7 +206,11 @@ pub fn scan(env: &StreamEnvironment, table: &SqlTable, pushed: Option<&ScanPushD
     let connector = connector_of(table, SOURCE_CONNECTORS, "come from")?;
     let mut options = Options::new(table);
     let stream = match connector.as_str() {
-        "datagen" => datagen::source(env, table, &mut options)?,
+        "datagen" => {
+            let (rows, fill) = datagen::scan(env, table, &mut options, pushed)?;
+            options.finish()?;
+            return Ok(Scan::Datagen(rows.parallelism(parallelism), fill));
+        }
         "bids" => bids::source(env, table, &mut options)?,
         "nexmark" => {
             let (events, fill) = nexmark::scan(env, table, &mut options, pushed)?;

@@ -1,6 +1,6 @@
 //! A table's scan: its connector's source, then the table's computed columns and its watermark.
 //! Under a Calc, when the source's records fill rows ([`connector::Scan`]'s records other than
-//! rows, such as nexmark's events), the scan and the Calc are one operator, [`ScanCalc`]: each
+//! rows: nexmark's events, datagen's row numbers), the scan and the Calc are one operator, [`ScanCalc`]: each
 //! record fills one row reused from record to record (only the columns the query reads), the
 //! computed columns are written in it, its time feeds the watermark, and only the Calc's output
 //! row is allocated. Otherwise the scan's rows pass a computed-columns operator, the engine's
@@ -107,13 +107,31 @@ impl JobBuilder<'_> {
         scan_sig: &str,
         sig: &str,
     ) -> Result<DataStream<Row>, SqlError> {
-        let source = connector::scan(self.env, table, Some(pushed), self.parallelism)?;
-        let Scan::Nexmark(events, fill) = source else {
-            let rows = self.scan(source, table, Some(pushed), scan_sig);
-            return Ok(self.calc(rows, projection, filter, text, sig));
-        };
-        let parts = scan_parts(table, Some(pushed), &self.context);
         let calc = Calc::new(projection, filter, self.context.clone());
+        match connector::scan(self.env, table, Some(pushed), self.parallelism)? {
+            Scan::Nexmark(events, fill) => Ok(self.fused(events, fill, table, pushed, calc, text, sig)),
+            Scan::Datagen(rows, fill) => Ok(self.fused(rows, fill, table, pushed, calc, text, sig)),
+            rows @ Scan::Rows(_) => {
+                let rows = self.scan(rows, table, Some(pushed), scan_sig);
+                let Calc { projection, filter, .. } = calc;
+                Ok(self.calc(rows, projection, filter, text, sig))
+            }
+        }
+    }
+
+    /// The scan of `records` (filling rows with `fill`) and `calc` over it, as one operator.
+    #[allow(clippy::too_many_arguments)]
+    fn fused<E: Record>(
+        &mut self,
+        events: DataStream<E>,
+        fill: FillRow<E>,
+        table: &SqlTable,
+        pushed: &ScanPushDown,
+        calc: Calc,
+        text: String,
+        sig: &str,
+    ) -> DataStream<Row> {
+        let parts = scan_parts(table, Some(pushed), &self.context);
         let parallelism = events.parallelism_set();
         let uid = self.uid("scan-calc", sig);
         let width = table.schema.fields.len() + parts.flat;
@@ -133,10 +151,10 @@ impl JobBuilder<'_> {
                 text: text.clone(),
             })
             .uid(&uid);
-        Ok(match parallelism {
+        match parallelism {
             Some(parallelism) => fused.parallelism(parallelism),
             None => fused,
-        })
+        }
     }
 }
 
