@@ -2,32 +2,14 @@
 //! gives those fields as columns of their own (no `ROW` built per row), and a query reading them
 //! so sees the same values as one that reads the `ROW` whole and takes its fields.
 
-use tethys_sql::{run_job, Outcome, SqlSession};
+mod support;
 
-const TABLE: &str = "CREATE TABLE nexmark (
-    event_type INT,
-    person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
-    auction ROW<id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT, dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR>,
-    bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
-    dateTime AS CASE WHEN event_type = 0 THEN person.dateTime WHEN event_type = 1 THEN auction.dateTime ELSE bid.dateTime END,
-    WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
-) WITH ('connector' = 'nexmark', 'events.num' = '3000');";
+use tethys_sql::SqlSession;
 
 /// The rows `query` gives over the table, as text, in order (parallelism 1), and its plan.
 fn rows_of(query: &str) -> (Vec<String>, String) {
-    let script = format!("SET 'parallelism.default' = '1'; {TABLE} EXPLAIN {query}; {query};");
-    let mut session = SqlSession::default();
-    let (mut rows, mut plan) = (Vec::new(), String::new());
-    for outcome in session.execute_script(&script).unwrap_or_else(|error| panic!("{}", error.render(&script))) {
-        match outcome {
-            Outcome::Explain(text) => plan = text,
-            Outcome::Job(job) => {
-                run_job(*job, |row| rows.push(row.to_string())).unwrap();
-            }
-            _ => {}
-        }
-    }
-    (rows, plan)
+    let script = format!("SET 'parallelism.default' = '1'; {} EXPLAIN {query}; {query};", support::nexmark_table(3000));
+    support::run_script_in(&mut SqlSession::default(), &script).unwrap()
 }
 
 #[test]

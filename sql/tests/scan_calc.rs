@@ -1,37 +1,20 @@
-//! A Calc over a nexmark scan runs as one operator with the scan (each event fills a reused row,
-//! the computed columns and the watermark are made in it): its rows are the generator's events
-//! as the query says, windows over them count every row, and an error names the Calc and the row.
+//! A Calc over a nexmark or datagen scan runs as one operator with the scan (each record fills a
+//! reused row, the computed columns and the watermark are made in it): its rows are the
+//! generator's as the query says, windows over them count every row, and an error names the Calc
+//! and the row.
+
+mod support;
 
 use tethys_engine::source::nexmark::{NexmarkConfig, NexmarkEvent, NexmarkGenerator};
 use tethys_sql::value::Value;
-use tethys_sql::{run_job, Outcome, SqlSession};
+use tethys_sql::SqlSession;
 
 const EVENTS: u64 = 5000;
 
-fn table() -> String {
-    format!(
-        "CREATE TABLE nexmark (
-            event_type INT,
-            person ROW<id BIGINT, name VARCHAR, emailAddress VARCHAR, creditCard VARCHAR, city VARCHAR, state VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
-            auction ROW<id BIGINT, itemName VARCHAR, description VARCHAR, initialBid BIGINT, reserve BIGINT, dateTime TIMESTAMP(3), expires TIMESTAMP(3), seller BIGINT, category BIGINT, extra VARCHAR>,
-            bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,
-            dateTime AS CASE WHEN event_type = 0 THEN person.dateTime WHEN event_type = 1 THEN auction.dateTime ELSE bid.dateTime END,
-            WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND
-        ) WITH ('connector' = 'nexmark', 'events.num' = '{EVENTS}');"
-    )
-}
-
-/// The rows `query` gives (parallelism 1), in order, or the job's error.
+/// The rows `query` gives over the nexmark table (parallelism 1), in order, or the job's error.
 fn run(query: &str) -> Result<Vec<String>, String> {
-    let script = format!("SET 'parallelism.default' = '1'; {} {query};", table());
-    let mut session = SqlSession::default();
-    let mut rows = Vec::new();
-    for outcome in session.execute_script(&script).unwrap_or_else(|error| panic!("{}", error.render(&script))) {
-        if let Outcome::Job(job) = outcome {
-            run_job(*job, |row| rows.push(row.to_string()))?;
-        }
-    }
-    Ok(rows)
+    let script = format!("SET 'parallelism.default' = '1'; {} {query};", support::nexmark_table(EVENTS));
+    Ok(support::run_script_in(&mut SqlSession::default(), &script)?.0)
 }
 
 /// The generator's events, as the table's source makes them.
@@ -100,14 +83,7 @@ fn datagen_rows(query: &str) -> Vec<String> {
                'fields.ts.max-past' = '10 s');
          {query};"
     );
-    let mut session = SqlSession::default();
-    let mut rows = Vec::new();
-    for outcome in session.execute_script(&script).unwrap_or_else(|error| panic!("{}", error.render(&script))) {
-        if let Outcome::Job(job) = outcome {
-            run_job(*job, |row| rows.push(row.to_string())).unwrap();
-        }
-    }
-    rows
+    support::run_script_in(&mut SqlSession::default(), &script).unwrap().0
 }
 
 #[test]

@@ -1,13 +1,15 @@
 //! Functions registered from Rust: a scalar function and an aggregate, called from SQL in a
 //! window aggregation and in a GROUP BY whose input has updates.
 
+mod support;
+
 use std::path::Path;
 
 use tethys_sql::aggregate::UserAggregate;
 use tethys_sql::function::{arity, expect, FunctionRegistry, ScalarFunction};
 use tethys_sql::types::SqlType;
 use tethys_sql::value::{Decimal, Value};
-use tethys_sql::{run_job, Outcome, SqlSession};
+use tethys_sql::SqlSession;
 
 /// `RANGE_OF(x)`: the greatest value minus the least; its accumulator is `ROW(least, greatest,
 /// values)`, where `values` keeps every value so a retraction can find the new extremes.
@@ -96,13 +98,7 @@ fn run(query: &str) -> Vec<String> {
          {query}",
         data.display()
     );
-    let mut rows = Vec::new();
-    for outcome in session.execute_script(&script).unwrap_or_else(|error| panic!("{}", error.render(&script))) {
-        if let Outcome::Job(job) = outcome {
-            run_job(*job, |row| rows.push(row.to_string())).unwrap();
-        }
-    }
-    rows
+    support::run_script_in(&mut session, &script).unwrap().0
 }
 
 #[test]
