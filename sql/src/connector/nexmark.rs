@@ -253,11 +253,11 @@ pub(super) fn scan(
     let generator = NexmarkSource { events, seed, config };
     // Fields given as columns of their own, after the computed columns, by their kind's
     // generator field; their ROW column is left NULL.
-    let flat: Vec<(usize, usize)> = pushed.map(|pushed| flattened_fields(table, pushed)).unwrap_or_default();
+    let flattened: Vec<(usize, usize)> = pushed.map(|pushed| flattened_fields(table, pushed)).unwrap_or_default();
     // Each as its event kind and generator field.
-    let flat: Vec<(i64, usize)> = flat
-        .into_iter()
-        .map(|(column, field)| {
+    let flat: Vec<(i64, usize)> = flattened
+        .iter()
+        .map(|&(column, field)| {
             let (kind, generator_field) = match &columns[column] {
                 Column::Person(read) => (0, read[field]),
                 Column::Auction(read) => (1, read[field]),
@@ -267,8 +267,8 @@ pub(super) fn scan(
             (kind, generator_field.expect("a flattened field is one the query reads"))
         })
         .collect();
-    for column in pushed.map(|pushed| flattened_fields(table, pushed)).unwrap_or_default() {
-        columns[column.0] = Column::Unread;
+    for &(column, _) in &flattened {
+        columns[column] = Column::Unread;
     }
     let first_flat = table.schema.fields.len();
     let kind_of = |event: &NexmarkEvent| match event {
