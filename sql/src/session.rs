@@ -406,17 +406,21 @@ impl SqlSession {
     }
 
     /// Builds every insert of a statement set into `env` with one builder (so their operators'
-    /// ids differ); their plans' text.
+    /// ids differ, and what several inserts compute alike is computed once); their plans' text.
     fn statement_set_into(&self, env: &StreamEnvironment, inserts: &[StatementAt]) -> Result<Vec<String>, SqlError> {
-        let mut builder = self.job_builder(env);
-        let mut plans = Vec::new();
+        let mut planned = Vec::new();
         for insert in inserts {
             let Statement::Other(ast) = &insert.statement else { unreachable!("a statement set holds inserts") };
             let Ast::Insert(ast) = ast.as_ref() else { unreachable!("a statement set holds inserts") };
-            let (_, plan) = self.insert_into(&mut builder, ast, insert.at)?;
-            plans.push(plan.explain());
+            let (table, plan) = self.plan_insert(ast, insert.at)?;
+            planned.push((table, plan, insert.at));
         }
-        Ok(plans)
+        let plans: Vec<&Plan> = planned.iter().map(|(_, plan, _)| plan).collect();
+        let streams = self.job_builder(env).build_all(&plans)?;
+        for ((table, plan, at), stream) in planned.iter().zip(streams) {
+            self.write_to(stream, table, plan.updating).map_err(|error| SqlError { at: error.at.or(*at), ..error })?;
+        }
+        Ok(planned.iter().map(|(_, plan, _)| plan.explain()).collect())
     }
 
     /// A job running query `sql` (one `SELECT`) into `sink`: how a program (a benchmark, a

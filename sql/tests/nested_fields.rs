@@ -32,3 +32,13 @@ fn fields_read_as_columns_of_their_own_give_what_the_whole_row_gives() {
     assert_eq!(flat, whole);
     assert!(flat.iter().any(|row| row.contains("null") || row.contains("NULL")), "people have no bid fields: {:?}", &flat[..3]);
 }
+
+#[test]
+fn a_nested_field_grouped_by_is_selected_by_its_name() {
+    let (grouped, plan) = rows_of("SELECT bid.auction, COUNT(*) AS n FROM nexmark WHERE event_type = 2 GROUP BY bid.auction");
+    let (aliased, _) =
+        rows_of("SELECT auction, COUNT(*) AS n FROM (SELECT bid.auction AS auction FROM nexmark WHERE event_type = 2) GROUP BY auction");
+    assert!(plan.lines().nth(1).is_some_and(|top| top.contains("[auction, n]")), "the key keeps the field's name: {plan}");
+    assert!(grouped.len() > 100, "{}", grouped.len());
+    assert_eq!(grouped, aliased);
+}

@@ -115,6 +115,36 @@ fn bids_job_runs_to_the_end_of_input() {
     }
 }
 
+#[test]
+fn a_stream_fanned_out_reaches_each_consumer_whole() {
+    for parallelism in [1, 2] {
+        let env = environment(parallelism);
+        let (tens, odds, windows) = (CollectSink::new(), CollectSink::new(), CollectSink::new());
+        let mut streams = env.from_collection((0..1000i64).collect::<Vec<_>>()).fan_out(3).into_iter();
+        let (first, second, third) = (streams.next().unwrap(), streams.next().unwrap(), streams.next().unwrap());
+        assert!(streams.next().is_none());
+        first.map(|x| x * 10).sink("tens", tens.clone());
+        second.filter(|x| x % 2 == 1).sink("odds", odds.clone());
+        // Event time and the end of input's watermark reach a copy: its windows fire.
+        third
+            .key_by(|x: &i64| x % 3)
+            .window(tethys_engine::TumblingEventTimeWindows::of(std::time::Duration::from_millis(100)), |x: &i64| *x)
+            .count()
+            .map(|count: tethys_engine::WindowResult<i64, u64>| (count.window.start, count.key, count.value))
+            .sink("windows", windows.clone());
+        let result = env.execute("fan-out").unwrap();
+        assert_eq!(sorted(tens.records()), (0..1000).map(|x| x * 10).collect::<Vec<i64>>(), "p={parallelism}");
+        assert_eq!(sorted(odds.records()), (0..1000).filter(|x| x % 2 == 1).collect::<Vec<i64>>());
+        let expected: Vec<(i64, i64, u64)> = (0..10)
+            .flat_map(|window| {
+                (0..3).map(move |key| (window * 100, key, (window * 100..window * 100 + 100).filter(|x| x % 3 == key).count() as u64))
+            })
+            .collect();
+        assert_eq!(sorted(windows.records()), sorted(expected));
+        assert_eq!(result.operator("FanOut").unwrap().records_in, 1000);
+    }
+}
+
 /// Sends even numbers on and odd ones to a side output.
 struct SplitOdd {
     odd: tethys_engine::OutputTag<String>,

@@ -18,7 +18,9 @@ use crate::channel::partitioner::{BroadcastPartitioner, ErasedPartitioner, Parti
 use crate::frame::Record;
 use crate::graph::logical::{EdgeSpec, NodeFactory, OperatorKind, PartitionerFactory, PartitionerSetup};
 use crate::operator::async_io::{AsyncFunction, AsyncIoOperator, AsyncOptions};
-use crate::operator::basic::{FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator};
+use crate::operator::basic::{
+    FanOutOperator, FilterOperator, FlatMapOperator, IdentityOperator, MapOperator, SinkOperator, TryMapOperator,
+};
 use crate::operator::timestamps::TimestampsAndWatermarks;
 use crate::operator::{ErasedFrameOperator, FrameOperator, OutputTag};
 use crate::sink::Sink;
@@ -256,6 +258,30 @@ impl<T: Record> DataStream<T> {
             other.connect_to(node);
         }
         DataStream::new(Rc::clone(&self.builder), node)
+    }
+
+    /// This stream read by `consumers` operators: each of the returned streams carries every
+    /// record (as a Flink stream used twice), the first the records themselves and the others
+    /// copies. Watermarks, end of input and checkpoint barriers reach all of them.
+    pub fn fan_out(self, consumers: usize) -> Vec<DataStream<T>>
+    where
+        T: Clone,
+    {
+        assert!(consumers >= 1, "a stream fans out to one consumer or more");
+        if consumers == 1 {
+            return vec![self];
+        }
+        let timestamp_fn = self.timestamp_fn.clone();
+        let copies: Vec<OutputTag<T>> = (1..consumers).map(|k| OutputTag::new(&format!("copy-{k}"))).collect();
+        let tags = copies.clone();
+        let main: DataStream<T> =
+            self.add_operator("FanOut", OperatorKind::FanOut, false, move |_| Ok(FanOutOperator { copies: tags.clone() }));
+        let mut streams: Vec<DataStream<T>> = copies.iter().map(|tag| main.side_output(tag)).collect();
+        streams.insert(0, main);
+        for stream in &mut streams {
+            stream.timestamp_fn = timestamp_fn.clone();
+        }
+        streams
     }
 
     /// Assigns event time and watermarks to the stream by `strategy`, replacing upstream ones.

@@ -32,6 +32,8 @@ pub enum OperatorKind {
     Process,
     /// Merges streams of one type.
     Union,
+    /// Sends every record to several consumers.
+    FanOut,
     /// Rolling per-key state updated and emitted per record.
     KeyedRolling,
     /// Per-key, per-window state emitted when the watermark passes the window.

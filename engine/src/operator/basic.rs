@@ -1,5 +1,5 @@
-//! Stateless record-at-a-time operators: map, try_map, filter, flat_map, union (identity) and the
-//! sink adapter. Each works on a whole frame: map builds the output frame in one pass, filter keeps
+//! Stateless record-at-a-time operators: map, try_map, filter, flat_map, union (identity), fan-out
+//! and the sink adapter. Each works on a whole frame: map builds the output frame in one pass, filter keeps
 //! the input frame's allocation and drops records in place.
 
 use crate::base::UserError;
@@ -130,6 +130,22 @@ pub(crate) struct IdentityOperator;
 
 impl<T: Record> FrameOperator<T, T> for IdentityOperator {
     fn process(&mut self, frame: Vec<T>, out: &mut Output<'_, T>) -> Result<(), UserError> {
+        out.emit_frame(frame);
+        Ok(())
+    }
+}
+
+/// Sends each frame to its main output and a copy to each side output: the operator behind
+/// `fan_out`, for a stream read by several operators.
+pub(crate) struct FanOutOperator<T> {
+    pub copies: Vec<super::OutputTag<T>>,
+}
+
+impl<T: Record + Clone> FrameOperator<T, T> for FanOutOperator<T> {
+    fn process(&mut self, frame: Vec<T>, out: &mut Output<'_, T>) -> Result<(), UserError> {
+        for tag in &self.copies {
+            out.emit_side_frame(tag, frame.clone());
+        }
         out.emit_frame(frame);
         Ok(())
     }

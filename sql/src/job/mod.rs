@@ -60,6 +60,29 @@ pub struct JobBuilder<'a> {
     uids: HashMap<String, usize>,
     /// How long a group aggregate keeps a key nobody touched.
     state_ttl_ms: Option<i64>,
+    /// The sub-plans read more than once by the plans being built, by their text.
+    shared: HashMap<String, SharedPlan>,
+}
+
+/// A sub-plan the plans being built compute more than once (a self-join's two sides aggregating
+/// the same windows, a statement set's inserts reading one table): it is built once and its rows
+/// fanned out to its readers, as Flink's sub-plan reuse. Its readers then see the same rows.
+struct SharedPlan {
+    readers: usize,
+    /// The copies of its stream built and not yet taken by a reader.
+    copies: Vec<DataStream<Row>>,
+}
+
+/// Counts how many times each sub-plan is read, as the builder reads them: a sub-plan met again
+/// is not descended into (it is built once), and the scan under a Calc fused with it is that
+/// Calc's own.
+fn count_readers(plan: &Plan, readers: &mut HashMap<String, usize>) {
+    let count = readers.entry(format!("{plan:?}")).or_insert(0);
+    *count += 1;
+    let fused_scan = matches!(&plan.node, PlanNode::Calc { input, .. } if matches!(input.node, PlanNode::Scan { pushed: Some(_), .. }));
+    if *count == 1 && !fused_scan {
+        plan.inputs().into_iter().for_each(|input| count_readers(input, readers));
+    }
 }
 
 /// An output column taken from the input row rather than computed.
@@ -488,7 +511,7 @@ fn windows_of(kind: WindowKind, time: i64) -> Vec<(i64, i64)> {
 impl<'a> JobBuilder<'a> {
     /// A builder adding operators of `parallelism` subtasks to `env`.
     pub fn new(env: &'a StreamEnvironment, context: EvalContext, parallelism: usize) -> JobBuilder<'a> {
-        JobBuilder { env, context, parallelism, uids: HashMap::new(), state_ttl_ms: None }
+        JobBuilder { env, context, parallelism, uids: HashMap::new(), state_ttl_ms: None, shared: HashMap::new() }
     }
 
     /// Group aggregates forget a key nobody touched for `ttl_ms` (`table.exec.state.ttl`).
@@ -514,6 +537,45 @@ impl<'a> JobBuilder<'a> {
 
     /// The plan's rows as a stream.
     pub fn build(&mut self, plan: &Plan) -> Result<DataStream<Row>, SqlError> {
+        Ok(self.build_all(&[plan])?.remove(0))
+    }
+
+    /// Each plan's rows as a stream, the plans built into one job: a sub-plan they compute more
+    /// than once is built once and fanned out (see [`SharedPlan`]).
+    pub fn build_all(&mut self, plans: &[&Plan]) -> Result<Vec<DataStream<Row>>, SqlError> {
+        let mut readers = HashMap::new();
+        plans.iter().for_each(|plan| count_readers(plan, &mut readers));
+        self.shared = readers
+            .into_iter()
+            .filter(|(_, readers)| *readers > 1)
+            .map(|(text, readers)| (text, SharedPlan { readers, copies: Vec::new() }))
+            .collect();
+        let streams = plans.iter().map(|plan| self.build_shared(plan)).collect::<Result<Vec<_>, _>>()?;
+        debug_assert!(self.shared.values().all(|shared| shared.copies.is_empty()), "every copy of a shared sub-plan has its reader");
+        Ok(streams)
+    }
+
+    /// The plan's rows: a copy of them if the plan is shared and was built already.
+    fn build_shared(&mut self, plan: &Plan) -> Result<DataStream<Row>, SqlError> {
+        if self.shared.is_empty() {
+            return self.build_node(plan);
+        }
+        let text = format!("{plan:?}");
+        let readers = match self.shared.get_mut(&text) {
+            None => return self.build_node(plan),
+            Some(shared) => match shared.copies.pop() {
+                Some(copy) => return Ok(copy),
+                None => shared.readers,
+            },
+        };
+        let mut copies = self.build_node(plan)?.fan_out(readers);
+        let first = copies.remove(0);
+        self.shared.get_mut(&text).expect("counted above").copies = copies;
+        Ok(first)
+    }
+
+    /// The plan's operators, its inputs built through `build_shared`.
+    fn build_node(&mut self, plan: &Plan) -> Result<DataStream<Row>, SqlError> {
         let sig = signature(plan);
         Ok(match &plan.node {
             PlanNode::Scan { table, pushed } => {
@@ -541,11 +603,11 @@ impl<'a> JobBuilder<'a> {
                 if let PlanNode::Scan { table, pushed: Some(pushed) } = &input.node {
                     return self.scan_calc(table, pushed, projection, filter, text.clone(), &signature(input), &sig);
                 }
-                let input = self.build(input)?;
+                let input = self.build_shared(input)?;
                 self.calc(input, projection, filter, text.clone(), &sig)
             }
             PlanNode::WindowTvf { input, window } => {
-                let input = self.build(input)?;
+                let input = self.build_shared(input)?;
                 let (kind, column) = (window.kind, window.time_column);
                 let uid = self.uid("window-tvf", &sig);
                 input
@@ -574,11 +636,11 @@ impl<'a> JobBuilder<'a> {
                     .uid(&uid)
             }
             PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
-                let input = self.build(input)?;
+                let input = self.build_shared(input)?;
                 self.window_aggregate(input, window, keys, aggregates, *window_keys, &sig)?
             }
             PlanNode::GroupAggregate { input, keys, aggregates, two_phase } => {
-                let input = self.build(input)?;
+                let input = self.build_shared(input)?;
                 let (inputs, calls) = prepared_calls(aggregates);
                 let prepare =
                     PrepareOperator { keys: keys.clone(), inputs, time_column: None, time_offset_ms: 0, context: self.context.clone() };
@@ -603,7 +665,7 @@ impl<'a> JobBuilder<'a> {
             }
             PlanNode::Join { left, right, kind, left_keys, right_keys, residual, strategy } => {
                 let (left_width, right_width) = (left.schema.fields.len(), right.schema.fields.len());
-                let (left, right) = (self.build(left)?, self.build(right)?);
+                let (left, right) = (self.build_shared(left)?, self.build_shared(right)?);
                 let left_time = match strategy {
                     JoinStrategy::Interval { left_time, .. } => Some(*left_time),
                     JoinStrategy::Window { left_end, .. } => Some(*left_end),
@@ -670,7 +732,7 @@ impl<'a> JobBuilder<'a> {
                     ));
                 };
                 let (width, retracting) = (input.schema.fields.len(), input.updating);
-                let stream = self.build(input)?;
+                let stream = self.build_shared(input)?;
                 let inputs = (0..width).map(Scalar::Column).chain(order.iter().map(|(scalar, _)| scalar.clone())).collect();
                 let prepared = self.prepare(stream, partition.clone(), inputs, *window_end, &sig);
                 let descending: Vec<bool> = order.iter().map(|(_, descending)| *descending).collect();
@@ -690,7 +752,7 @@ impl<'a> JobBuilder<'a> {
             }
             PlanNode::Over { input, partition, time_column, frame, aggregates } => {
                 let width = input.schema.fields.len();
-                let stream = self.build(input)?;
+                let stream = self.build_shared(input)?;
                 let (inputs, calls) = prepared_calls(aggregates);
                 let calls: Vec<AggCall> = calls
                     .into_iter()
@@ -724,10 +786,10 @@ impl<'a> JobBuilder<'a> {
                     context: self.context.clone(),
                 };
                 let uid = self.uid("lookup-join", &sig);
-                self.build(input)?.process("LookupJoin", move |_| operator.clone()).uid(&uid)
+                self.build_shared(input)?.process("LookupJoin", move |_| operator.clone()).uid(&uid)
             }
             PlanNode::Union { inputs } => {
-                let mut streams = inputs.iter().map(|input| self.build(input)).collect::<Result<Vec<_>, _>>()?.into_iter();
+                let mut streams = inputs.iter().map(|input| self.build_shared(input)).collect::<Result<Vec<_>, _>>()?.into_iter();
                 let first = streams.next().expect("a union has inputs");
                 first.union(streams)
             }
@@ -887,11 +949,14 @@ mod tests {
         assert_eq!(aggregate(&plain), aggregate(&filtered));
         // Another aggregate is another operator.
         assert_ne!(aggregate(&plain), aggregate(&ids("SELECT a, SUM(b) FROM t GROUP BY a")));
-        // The same query twice in one job: two ids.
-        let twice = ids("SELECT a, COUNT(*) FROM t GROUP BY a UNION ALL SELECT a, COUNT(*) FROM t GROUP BY a");
+        // Two aggregates of one signature in one job (their inputs differ by a filter): two ids.
+        let twice = ids("SELECT a, COUNT(*) FROM t GROUP BY a UNION ALL SELECT a, COUNT(*) FROM t WHERE b > 5 GROUP BY a");
         let aggregates: Vec<&String> = twice.iter().filter(|id| id.starts_with("sql-group-aggregate-")).collect();
         assert_eq!(aggregates.len(), 2);
         assert_ne!(aggregates[0], aggregates[1]);
+        // The same aggregate twice is built once (and read twice).
+        let same = ids("SELECT a, COUNT(*) FROM t GROUP BY a UNION ALL SELECT a, COUNT(*) FROM t GROUP BY a");
+        assert_eq!(same.iter().filter(|id| id.starts_with("sql-group-aggregate-")).count(), 1);
     }
 
     #[test]

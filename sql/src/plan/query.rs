@@ -1130,12 +1130,19 @@ impl<'a> Planner<'a> {
                 return Err(error);
             }
         }
-        // Grouped expressions that are not plain columns are read as the key's column.
-        let mut replace_keys = |expr: &mut Expr| -> ControlFlow<SqlError> {
-            if matches!(expr, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
-                return ControlFlow::Continue(());
+        // Grouped expressions that are not plain columns (a nested field such as `bid.auction`
+        // included) are read as the key's column; a select item that is one keeps its own name.
+        let computed_key = |expr: &Expr| keys.iter().position(|(key, typed)| key == expr && !matches!(typed.scalar, Scalar::Column(_)));
+        for (index, item) in items.iter_mut().enumerate() {
+            if let SelectItem::UnnamedExpr(expr) = item {
+                if computed_key(expr).is_some() {
+                    let alias = Ident::new(item_name(expr, index));
+                    *item = SelectItem::ExprWithAlias { expr: expr.clone(), alias };
+                }
             }
-            if let Some(index) = keys.iter().position(|(key, _)| key == expr) {
+        }
+        let mut replace_keys = |expr: &mut Expr| -> ControlFlow<SqlError> {
+            if let Some(index) = computed_key(expr) {
                 *expr = Expr::Identifier(Ident::new(format!("$key{index}")));
             }
             ControlFlow::Continue(())
