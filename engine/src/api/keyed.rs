@@ -314,6 +314,14 @@ impl<K, In, F: WindowFunction<K, In>> WindowFunction<K, In> for SharedWindowFunc
         self.0.add(state, record)
     }
 
+    #[inline]
+    fn add_ref(&self, state: &mut F::State, record: &In)
+    where
+        In: Clone,
+    {
+        self.0.add_ref(state, record)
+    }
+
     fn emit(
         &self,
         key: &K,
@@ -348,6 +356,13 @@ impl<T> AggregateFunction<T, u64, u64> for CountAggregate {
     }
 
     fn add(&self, accumulator: &mut u64, _value: T) {
+        *accumulator += 1;
+    }
+
+    fn add_ref(&self, accumulator: &mut u64, _value: &T)
+    where
+        T: Clone,
+    {
         *accumulator += 1;
     }
 

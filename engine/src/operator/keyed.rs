@@ -83,26 +83,33 @@ impl<K: Key, S: Clone> KeyedStateMap<K, S> {
         (group, result)
     }
 
-    /// `update_in_group` for a borrowed key, copied only when it gets state (a record added to
-    /// several windows of one key copies its key for the windows new to it alone).
+    /// `update_in_group` for a borrowed key whose group (owned by this subtask) the caller worked
+    /// out; the key is copied only when it gets state (a record added to several windows of one
+    /// key copies its key for the windows new to it alone).
     #[inline]
-    pub(crate) fn update_borrowed<R>(&mut self, key: &K, init: impl FnOnce() -> S, update: impl FnOnce(&K, &mut S) -> R) -> (usize, R)
+    pub(crate) fn update_borrowed_in_group<R>(
+        &mut self,
+        group: usize,
+        key: &K,
+        init: impl FnOnce() -> S,
+        update: impl FnOnce(&K, &mut S) -> R,
+    ) -> R
     where
         K: Clone,
     {
-        let group = assign_key_group(key, self.max_parallelism);
-        assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
+        debug_assert_eq!(group, assign_key_group(key, self.max_parallelism), "the key's group");
+        debug_assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
         if let Some(changes) = &mut self.changes {
             changes.mark(group);
         }
         let map = self.groups.get_mut(group - self.range.start);
         if let Some(state) = map.get_mut(key) {
-            return (group, update(key, state));
+            return update(key, state);
         }
         let mut state = init();
         let result = update(key, &mut state);
         map.insert(key.clone(), state);
-        (group, result)
+        result
     }
 
     /// The state of `key`, if it has any.

@@ -23,6 +23,14 @@ pub trait WindowFunction<K, In>: Send + Sync + 'static {
     fn create(&self) -> Self::State;
     /// Adds a record to the state.
     fn add(&self, state: &mut Self::State, record: In);
+    /// Adds a record the caller keeps for other windows (see `AggregateFunction::add_ref`).
+    #[inline]
+    fn add_ref(&self, state: &mut Self::State, record: &In)
+    where
+        In: Clone,
+    {
+        self.add(state, record.clone());
+    }
     /// Emits the window's result for `key`; `is_update` when it refines an earlier firing;
     /// `watermark` is the operator's watermark at the firing (for a firing caused by a late
     /// record, the watermark before it).
@@ -58,6 +66,14 @@ where
     #[inline]
     fn add(&self, state: &mut Acc, record: In) {
         self.0.add(state, record);
+    }
+
+    #[inline]
+    fn add_ref(&self, state: &mut Acc, record: &In)
+    where
+        In: Clone,
+    {
+        self.0.add_ref(state, record);
     }
 
     fn emit(

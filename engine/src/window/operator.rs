@@ -244,15 +244,17 @@ where
         window.max_timestamp().saturating_add(self.allowed_lateness_ms) <= self.watermark
     }
 
-    /// Adds `record` to each of `windows` (cloned for all but the last).
+    /// Adds `record` to each of `windows` (lent to all but the last, which takes it).
     #[inline]
     fn add_to_all(&mut self, windows: &[TimeWindow], record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
         let Some((&last, others)) = windows.split_last() else { return Ok(()) };
         let key = (self.key_fn)(&record);
+        let group = assign_key_group(&key, self.max_parallelism);
+        assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
         for &window in others {
-            self.add(&key, window, record.clone(), out)?;
+            self.add(&key, group, window, |function, state| function.add_ref(state, &record), out)?;
         }
-        self.add(&key, last, record, out)
+        self.add(&key, group, last, |function, state| function.add(state, record), out)
     }
 
     /// The position of `window` in the deque, opened (fired if the watermark is already past it)
@@ -269,20 +271,26 @@ where
         }
     }
 
-    /// Adds `record` to `window` under `key`; emits at once if the window has already fired.
+    /// Adds a record to `window` under `key` (of key group `group`) with `add`; emits at once if
+    /// the window has already fired.
     #[inline]
-    fn add(&mut self, key: &K, window: TimeWindow, record: T, out: &mut Output<'_, F::Out>) -> Result<(), UserError> {
+    fn add(
+        &mut self,
+        key: &K,
+        group: usize,
+        window: TimeWindow,
+        add: impl FnOnce(&F, &mut F::State),
+        out: &mut Output<'_, F::Out>,
+    ) -> Result<(), UserError> {
         let position = self.open(window);
         let (function, watermark) = (&self.function, self.watermark);
         let open = &mut self.windows[position];
         if let WindowStore::Disk { backend, contents } = &mut self.store {
-            let group = assign_key_group(key, self.max_parallelism);
-            assert!(self.range.contains(group), "key group {group} routed to subtask owning {:?}", self.range);
             let scoped = ScopedKey::in_key_group(&open.window, group);
             let existing = backend.map_read(*contents, scoped, key, |state| state.cloned());
             let existed = existing.is_some();
             let mut state = existing.unwrap_or_else(|| function.create());
-            function.add(&mut state, record);
+            add(function, &mut state);
             // Late but within allowed lateness: fire again for this key.
             let emitted = if open.fired { function.emit(key, window, &state, existed, watermark, out) } else { Ok(()) };
             backend.map_put(*contents, scoped, key.clone(), state);
@@ -290,17 +298,18 @@ where
             return emitted;
         }
         if !open.fired {
-            let (group, ()) = open.state.update_borrowed(key, || function.create(), |_, s| function.add(s, record));
+            open.state.update_borrowed_in_group(group, key, || function.create(), |_, s| add(function, s));
             self.changes.mark(group);
             return Ok(());
         }
         // Late but within allowed lateness: update and fire again for this key.
         let existed = open.state.contains(key);
-        let (group, emitted) = open.state.update_borrowed(
+        let emitted = open.state.update_borrowed_in_group(
+            group,
             key,
             || function.create(),
             |key, s| {
-                function.add(s, record);
+                add(function, s);
                 function.emit(key, window, s, existed, watermark, out)
             },
         );

@@ -342,6 +342,10 @@ impl tethys_engine::AggregateFunction<KeyedRow, Accumulators, Vec<Value>> for Wi
     }
 
     fn add(&self, accumulator: &mut Accumulators, value: KeyedRow) {
+        self.add_ref(accumulator, &value);
+    }
+
+    fn add_ref(&self, accumulator: &mut Accumulators, value: &KeyedRow) {
         // Prepared inputs are columns: accumulating them does not fail.
         let _ = self.0.accumulate(accumulator, &value.row);
     }

@@ -7,10 +7,13 @@
 //!   one, the upper one's expressions reading the lower one's instead of its columns, and the
 //!   filters joined with AND (the lower one's first), so a row is projected once, not once per
 //!   view or subquery it passes through.
+//! - **Column trimming** under aggregates: the Calc below an aggregate computes only the columns
+//!   the aggregate reads (its keys, arguments and time), not every column of the view it is.
 
+use crate::aggregate::AggCall;
 use crate::catalog::SqlTable;
 use crate::expr::Scalar;
-use crate::plan::{Plan, PlanNode, ScanPushDown};
+use crate::plan::{Plan, PlanNode, ScanPushDown, WindowSpec};
 
 /// Records what `scalar` reads of the scan's row: whole columns, or fields of ROW columns.
 fn reads(scalar: &Scalar, physical: usize, pushed: &mut ScanPushDown, table: &SqlTable) {
@@ -74,6 +77,52 @@ fn push_down(table: &SqlTable, projection: &[Scalar], filter: Option<&Scalar>) -
     pushed
 }
 
+/// The columns `scalars` read, sorted, each once.
+fn columns_read<'a>(scalars: impl IntoIterator<Item = &'a Scalar>) -> Vec<usize> {
+    let mut columns = Vec::new();
+    scalars.into_iter().for_each(|scalar| scalar.columns(&mut columns));
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
+/// Column trimming under an aggregate (as Calcite's field trimmer): when its input is a Calc,
+/// the Calc computes only the columns `read` (sorted, each once) instead of every column it
+/// selects, and its scan is told to generate only what those need. Returns the input and the
+/// new position of each column read (`None`: nothing changed).
+fn trimmed(input: Plan, read: &[usize]) -> (Plan, Option<Vec<usize>>) {
+    let Plan { node: PlanNode::Calc { input: below, projection, filter, text }, schema, updating } = input else {
+        return (input, None);
+    };
+    if read.len() == projection.len() {
+        let calc = PlanNode::Calc { input: below, projection, filter, text };
+        return (Plan { node: calc, schema, updating }, None);
+    }
+    let projection: Vec<Scalar> = read.iter().map(|&column| projection[column].clone()).collect();
+    let mut schema = schema;
+    schema.fields = read.iter().map(|&column| schema.fields[column].clone()).collect();
+    let below = match *below {
+        Plan { node: PlanNode::Scan { table, pushed: Some(_) }, schema, updating } => {
+            let pushed = push_down(&table, &projection, filter.as_ref());
+            Box::new(Plan { node: PlanNode::Scan { table, pushed: Some(pushed) }, schema, updating })
+        }
+        below => Box::new(below),
+    };
+    let mut moved = vec![usize::MAX; read.last().map_or(0, |last| last + 1)];
+    read.iter().enumerate().for_each(|(to, &from)| moved[from] = to);
+    (Plan { node: PlanNode::Calc { input: below, projection, filter, text }, schema, updating }, Some(moved))
+}
+
+/// An aggregate call reading its input's columns where `moved` put them.
+fn call_moved(call: AggCall, moved: &[usize]) -> AggCall {
+    let to = |column: usize| moved[column];
+    AggCall {
+        argument: call.argument.map(|argument| argument.map_columns(&to)),
+        filter: call.filter.map(|filter| filter.map_columns(&to)),
+        ..call
+    }
+}
+
 /// `plan` with every rule applied, bottom up.
 pub fn optimize(plan: Plan) -> Plan {
     let Plan { node, schema, updating } = plan;
@@ -110,10 +159,37 @@ pub fn optimize(plan: Plan) -> Plan {
         PlanNode::Scan { table, pushed } => PlanNode::Scan { table, pushed },
         PlanNode::WindowTvf { input, window } => PlanNode::WindowTvf { input: Box::new(optimize(*input)), window },
         PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
-            PlanNode::WindowAggregate { input: Box::new(optimize(*input)), window, keys, aggregates, window_keys }
+            let time = Scalar::Column(window.time_column);
+            let partition: Vec<Scalar> = window.partition.iter().map(|&column| Scalar::Column(column)).collect();
+            let arguments = aggregates.iter().flat_map(|call| call.argument.iter().chain(&call.filter));
+            let read = columns_read(keys.iter().chain(arguments).chain(&partition).chain([&time]));
+            match trimmed(optimize(*input), &read) {
+                (input, None) => PlanNode::WindowAggregate { input: Box::new(input), window, keys, aggregates, window_keys },
+                (input, Some(moved)) => PlanNode::WindowAggregate {
+                    input: Box::new(input),
+                    window: WindowSpec {
+                        time_column: moved[window.time_column],
+                        partition: window.partition.iter().map(|&column| moved[column]).collect(),
+                        ..window
+                    },
+                    keys: keys.iter().map(|key| key.map_columns(&|column| moved[column])).collect(),
+                    aggregates: aggregates.into_iter().map(|call| call_moved(call, &moved)).collect(),
+                    window_keys,
+                },
+            }
         }
         PlanNode::GroupAggregate { input, keys, aggregates, two_phase } => {
-            PlanNode::GroupAggregate { input: Box::new(optimize(*input)), keys, aggregates, two_phase }
+            let arguments = aggregates.iter().flat_map(|call| call.argument.iter().chain(&call.filter));
+            let read = columns_read(keys.iter().chain(arguments));
+            match trimmed(optimize(*input), &read) {
+                (input, None) => PlanNode::GroupAggregate { input: Box::new(input), keys, aggregates, two_phase },
+                (input, Some(moved)) => PlanNode::GroupAggregate {
+                    input: Box::new(input),
+                    keys: keys.iter().map(|key| key.map_columns(&|column| moved[column])).collect(),
+                    aggregates: aggregates.into_iter().map(|call| call_moved(call, &moved)).collect(),
+                    two_phase,
+                },
+            }
         }
         PlanNode::Join { left, right, kind, left_keys, right_keys, residual, strategy } => PlanNode::Join {
             left: Box::new(optimize(*left)),
@@ -169,5 +245,26 @@ mod tests {
             .unwrap();
         let Some(Outcome::Explain(plan)) = outcomes.last() else { panic!("an explanation") };
         assert!(plan.contains("reads=[a, b, c.{y}]"), "the view's x and z are not generated: {plan}");
+    }
+
+    #[test]
+    fn an_aggregate_over_a_view_computes_only_the_columns_it_reads() {
+        let mut session = SqlSession::default();
+        let outcomes = session
+            .execute_script(
+                "CREATE TABLE t (a INT, b INT, c ROW<x INT, y STRING, z STRING>, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)
+                   WITH ('connector' = 'filesystem', 'path' = '.', 'format' = 'json');
+                 CREATE VIEW v AS SELECT a, b, c.x AS x, c.y AS y, c.z AS z, ts FROM t WHERE b > 0;
+                 EXPLAIN SELECT y, COUNT(*), SUM(x) FILTER (WHERE a > 1) FROM v GROUP BY y;
+                 EXPLAIN SELECT window_start, y, MAX(a) FROM TABLE(TUMBLE(TABLE v, DESCRIPTOR(ts), INTERVAL '1' MINUTE))
+                   GROUP BY window_start, window_end, y;",
+            )
+            .unwrap();
+        let plans: Vec<&String> =
+            outcomes.iter().filter_map(|outcome| if let Outcome::Explain(plan) = outcome { Some(plan) } else { None }).collect();
+        assert!(plans[0].contains("-> [a, x, y]\n"), "the Calc below the aggregate computes what it reads: {}", plans[0]);
+        assert!(plans[0].contains("reads=[a, b, c.{x, y}, ts]"), "the view's z is not generated: {}", plans[0]);
+        assert!(plans[1].contains("-> [a, y, ts]\n"), "{}", plans[1]);
+        assert!(plans[1].contains("reads=[a, b, c.{y}, ts]"), "{}", plans[1]);
     }
 }
