@@ -79,11 +79,10 @@ pub struct DatagenRow {
 /// A datagen table's rows, and how each fills a row of its scan (see [`super::Scan`]): the
 /// columns `pushed` says the query reads (all without it), the others left NULL.
 pub(super) fn scan(
-    env: &StreamEnvironment,
     table: &SqlTable,
     options: &mut Options<'_>,
     pushed: Option<&ScanPushDown>,
-) -> Result<(DataStream<DatagenRow>, FillRow<DatagenRow>), SqlError> {
+) -> Result<(DatagenSource, FillRow<DatagenRow>), SqlError> {
     let source = datagen_source(table, options)?;
     let read: Vec<bool> = (0..source.columns.len()).map(|column| pushed.is_none_or(|pushed| pushed.columns[column])).collect();
     let generator = source.clone();
@@ -95,7 +94,7 @@ pub(super) fn scan(
         }
         true
     };
-    Ok((env.source(table.name(), source), Arc::new(fill)))
+    Ok((source, Arc::new(fill)))
 }
 
 fn datagen_source(table: &SqlTable, options: &mut Options<'_>) -> Result<DatagenSource, SqlError> {

@@ -160,6 +160,49 @@ pub enum Scan {
     Datagen(DataStream<DatagenRow>, FillRow<DatagenRow>),
 }
 
+/// The generator sources (nexmark, datagen) of a job's tables, each made once however many scans
+/// of the job read its table, as Flink's source reuse: every scan gets all the records (fanned
+/// out) and fills its rows with what its query reads. Scans of one table then see the same rows
+/// (a datagen table's random times included).
+#[derive(Default)]
+pub struct SharedSources {
+    /// Scans per table, by the table's definition (counted before any is built).
+    readers: std::collections::HashMap<String, usize>,
+    /// Per table read by several scans: the copies of its records not yet taken.
+    copies: std::collections::HashMap<String, Box<dyn std::any::Any>>,
+}
+
+impl SharedSources {
+    /// Counts one more scan of `table`.
+    pub fn count(&mut self, table: &SqlTable) {
+        *self.readers.entry(format!("{table:?}")).or_insert(0) += 1;
+    }
+
+    /// The records of `table`'s source, made by `make` for its first scan, a copy for the others.
+    fn stream<E: Record + Clone>(&mut self, table: &SqlTable, make: impl FnOnce() -> DataStream<E>) -> DataStream<E> {
+        let key = format!("{table:?}");
+        let readers = self.readers.get(&key).copied().unwrap_or(1);
+        if readers <= 1 {
+            return make();
+        }
+        match self.copies.get_mut(&key) {
+            Some(copies) => {
+                let copies: &mut Vec<DataStream<E>> = copies.downcast_mut().expect("a table's source has one record type");
+                copies.pop().unwrap_or_else(|| {
+                    debug_assert!(false, "more scans of {} than were counted", table.name());
+                    make()
+                })
+            }
+            None => {
+                let mut copies = make().fan_out(readers);
+                let first = copies.remove(0);
+                self.copies.insert(key, Box::new(copies));
+                first
+            }
+        }
+    }
+}
+
 /// A row per record, each `width` values filled by `fill` (NULL where it writes nothing), with
 /// the source's parallelism.
 fn filled_rows<E: Record>(records: DataStream<E>, fill: FillRow<E>, width: usize) -> DataStream<Row> {
@@ -197,25 +240,33 @@ pub fn source(
     pushed: Option<&ScanPushDown>,
     parallelism: usize,
 ) -> Result<DataStream<Row>, SqlError> {
-    Ok(scan(env, table, pushed, parallelism)?.into_rows(table, pushed))
+    Ok(scan(env, table, pushed, parallelism, &mut SharedSources::default())?.into_rows(table, pushed))
 }
 
 /// Reads table `table` with `parallelism` subtasks, as rows or as records that fill rows;
 /// `pushed` as for [`source`].
-pub fn scan(env: &StreamEnvironment, table: &SqlTable, pushed: Option<&ScanPushDown>, parallelism: usize) -> Result<Scan, SqlError> {
+pub fn scan(
+    env: &StreamEnvironment,
+    table: &SqlTable,
+    pushed: Option<&ScanPushDown>,
+    parallelism: usize,
+    shared: &mut SharedSources,
+) -> Result<Scan, SqlError> {
     let connector = connector_of(table, SOURCE_CONNECTORS, "come from")?;
     let mut options = Options::new(table);
     let stream = match connector.as_str() {
         "datagen" => {
-            let (rows, fill) = datagen::scan(env, table, &mut options, pushed)?;
+            let (source, fill) = datagen::scan(table, &mut options, pushed)?;
             options.finish()?;
-            return Ok(Scan::Datagen(rows.parallelism(parallelism), fill));
+            let rows = shared.stream(table, || env.source(table.name(), source).parallelism(parallelism));
+            return Ok(Scan::Datagen(rows, fill));
         }
         "bids" => bids::source(env, table, &mut options)?,
         "nexmark" => {
-            let (events, fill) = nexmark::scan(env, table, &mut options, pushed)?;
+            let (generator, fill) = nexmark::scan(table, &mut options, pushed)?;
             options.finish()?;
-            return Ok(Scan::Nexmark(events.parallelism(parallelism), fill));
+            let events = shared.stream(table, || env.source(table.name(), generator).parallelism(parallelism));
+            return Ok(Scan::Nexmark(events, fill));
         }
         "topic" => {
             // One subtask per partition, whatever the job's parallelism.

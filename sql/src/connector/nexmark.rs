@@ -201,11 +201,10 @@ fn row_fields(table: &SqlTable, column: &str, declared: &SqlType, fields: &[(&st
 /// the columns and fields `pushed` says the query reads, each kind's `ROW` NULL for events of
 /// other kinds; events of kinds a pushed-down filter drops fill nothing.
 pub(super) fn scan(
-    env: &StreamEnvironment,
     table: &SqlTable,
     options: &mut Options<'_>,
     pushed: Option<&ScanPushDown>,
-) -> Result<(DataStream<NexmarkEvent>, FillRow<NexmarkEvent>), SqlError> {
+) -> Result<(NexmarkSource, FillRow<NexmarkEvent>), SqlError> {
     let events: Option<u64> = options.parse_optional("events.num", "a number of events")?;
     let seed: u64 = options.parse("seed", 0, "a number")?;
     let defaults = NexmarkConfig::default();
@@ -294,7 +293,9 @@ pub(super) fn scan(
                 _ => Value::Null,
             });
         }
-        for (slot, &(kind, field)) in row[first_flat..].iter_mut().zip(&flat) {
+        // A scan without fields as columns fills the physical columns alone (its row is no wider).
+        let flat_slots = row.get_mut(first_flat..).unwrap_or_default();
+        for (slot, &(kind, field)) in flat_slots.iter_mut().zip(&flat) {
             slot.put(match (kind, event) {
                 (0, NexmarkEvent::Person(person)) => person_field(person, field),
                 (1, NexmarkEvent::Auction(auction)) => auction_field(auction, field),
@@ -304,7 +305,7 @@ pub(super) fn scan(
         }
         true
     };
-    Ok((env.source(table.name(), generator), std::sync::Arc::new(fill)))
+    Ok((generator, std::sync::Arc::new(fill)))
 }
 
 /// The generator's fields of a ROW column that the query reads (`None` for those it does not).

@@ -62,6 +62,8 @@ pub struct JobBuilder<'a> {
     state_ttl_ms: Option<i64>,
     /// The sub-plans read more than once by the plans being built, by their text.
     shared: HashMap<String, SharedPlan>,
+    /// The sources of the tables the plans being built scan.
+    sources: connector::SharedSources,
 }
 
 /// A sub-plan the plans being built compute more than once (a self-join's two sides aggregating
@@ -73,15 +75,22 @@ struct SharedPlan {
     copies: Vec<DataStream<Row>>,
 }
 
-/// Counts how many times each sub-plan is read, as the builder reads them: a sub-plan met again
-/// is not descended into (it is built once), and the scan under a Calc fused with it is that
-/// Calc's own.
-fn count_readers(plan: &Plan, readers: &mut HashMap<String, usize>) {
+/// Counts how many times each sub-plan is read, and each table scanned, as the builder reads
+/// them: a sub-plan met again is not descended into (it is built once), and the scan under a
+/// Calc fused with it is that Calc's own.
+fn count_readers(plan: &Plan, readers: &mut HashMap<String, usize>, sources: &mut connector::SharedSources) {
     let count = readers.entry(format!("{plan:?}")).or_insert(0);
     *count += 1;
-    let fused_scan = matches!(&plan.node, PlanNode::Calc { input, .. } if matches!(input.node, PlanNode::Scan { pushed: Some(_), .. }));
-    if *count == 1 && !fused_scan {
-        plan.inputs().into_iter().for_each(|input| count_readers(input, readers));
+    if *count > 1 {
+        return;
+    }
+    match &plan.node {
+        PlanNode::Scan { table, .. } => sources.count(table),
+        PlanNode::Calc { input, .. } if matches!(input.node, PlanNode::Scan { pushed: Some(_), .. }) => {
+            let PlanNode::Scan { table, .. } = &input.node else { unreachable!("matched above") };
+            sources.count(table);
+        }
+        _ => plan.inputs().into_iter().for_each(|input| count_readers(input, readers, sources)),
     }
 }
 
@@ -515,7 +524,15 @@ fn windows_of(kind: WindowKind, time: i64) -> Vec<(i64, i64)> {
 impl<'a> JobBuilder<'a> {
     /// A builder adding operators of `parallelism` subtasks to `env`.
     pub fn new(env: &'a StreamEnvironment, context: EvalContext, parallelism: usize) -> JobBuilder<'a> {
-        JobBuilder { env, context, parallelism, uids: HashMap::new(), state_ttl_ms: None, shared: HashMap::new() }
+        JobBuilder {
+            env,
+            context,
+            parallelism,
+            uids: HashMap::new(),
+            state_ttl_ms: None,
+            shared: HashMap::new(),
+            sources: connector::SharedSources::default(),
+        }
     }
 
     /// Group aggregates forget a key nobody touched for `ttl_ms` (`table.exec.state.ttl`).
@@ -547,8 +564,9 @@ impl<'a> JobBuilder<'a> {
     /// Each plan's rows as a stream, the plans built into one job: a sub-plan they compute more
     /// than once is built once and fanned out (see [`SharedPlan`]).
     pub fn build_all(&mut self, plans: &[&Plan]) -> Result<Vec<DataStream<Row>>, SqlError> {
-        let mut readers = HashMap::new();
-        plans.iter().for_each(|plan| count_readers(plan, &mut readers));
+        let (mut readers, mut sources) = (HashMap::new(), connector::SharedSources::default());
+        plans.iter().for_each(|plan| count_readers(plan, &mut readers, &mut sources));
+        self.sources = sources;
         self.shared = readers
             .into_iter()
             .filter(|(_, readers)| *readers > 1)
@@ -583,7 +601,7 @@ impl<'a> JobBuilder<'a> {
         let sig = signature(plan);
         Ok(match &plan.node {
             PlanNode::Scan { table, pushed } => {
-                let source = connector::scan(self.env, table, pushed.as_ref(), self.parallelism)?;
+                let source = connector::scan(self.env, table, pushed.as_ref(), self.parallelism, &mut self.sources)?;
                 self.scan(source, table, pushed.as_ref(), &sig)
             }
             PlanNode::Calc { input, projection, filter, text } => {

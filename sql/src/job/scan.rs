@@ -108,7 +108,7 @@ impl JobBuilder<'_> {
         sig: &str,
     ) -> Result<DataStream<Row>, SqlError> {
         let calc = Calc::new(projection, filter, self.context.clone());
-        match connector::scan(self.env, table, Some(pushed), self.parallelism)? {
+        match connector::scan(self.env, table, Some(pushed), self.parallelism, &mut self.sources)? {
             Scan::Nexmark(events, fill) => Ok(self.fused(events, fill, table, pushed, calc, text, sig)),
             Scan::Datagen(rows, fill) => Ok(self.fused(rows, fill, table, pushed, calc, text, sig)),
             rows @ Scan::Rows(_) => {
