@@ -17,7 +17,7 @@
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tethys_engine::source::{ReaderStatus, Source, SourceReader};
-use tethys_engine::{DataStream, StreamEnvironment, SubtaskContext, UserError};
+use tethys_engine::{SubtaskContext, UserError};
 
 use std::sync::Arc;
 

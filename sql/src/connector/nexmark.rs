@@ -22,7 +22,6 @@
 //! `auction.proportion`, `bid.proportion` (1, 3, 46), and Tethys's `seed` (default 0).
 
 use tethys_engine::source::nexmark::{Auction, NexmarkBid, NexmarkConfig, NexmarkEvent, NexmarkSource, Person};
-use tethys_engine::{DataStream, StreamEnvironment};
 
 use super::FillRow;
 use super::Options;

@@ -13,7 +13,7 @@
 use crate::aggregate::AggCall;
 use crate::catalog::SqlTable;
 use crate::expr::Scalar;
-use crate::plan::{Plan, PlanNode, ScanPushDown, WindowSpec};
+use crate::plan::{JoinStrategy, Plan, PlanNode, ScanPushDown, WindowSpec};
 
 /// Records what `scalar` reads of the scan's row: whole columns, or fields of ROW columns.
 fn reads(scalar: &Scalar, physical: usize, pushed: &mut ScanPushDown, table: &SqlTable) {
@@ -91,8 +91,28 @@ fn columns_read<'a>(scalars: impl IntoIterator<Item = &'a Scalar>) -> Vec<usize>
 /// selects, and its scan is told to generate only what those need. Returns the input and the
 /// new position of each column read (`None`: nothing changed).
 fn trimmed(input: Plan, read: &[usize]) -> (Plan, Option<Vec<usize>>) {
-    let Plan { node: PlanNode::Calc { input: below, projection, filter, text }, schema, updating } = input else {
-        return (input, None);
+    let moved = |read: &[usize]| {
+        let mut moved = vec![usize::MAX; read.last().map_or(0, |last| last + 1)];
+        read.iter().enumerate().for_each(|(to, &from)| moved[from] = to);
+        moved
+    };
+    let (below, projection, filter, text, schema, updating) = match input {
+        Plan { node: PlanNode::Calc { input: below, projection, filter, text }, schema, updating } => {
+            (below, projection, filter, text, schema, updating)
+        }
+        // A scan read whole gets a Calc selecting what is read, which its scan then fuses with.
+        Plan { node: PlanNode::Scan { table, pushed: None }, schema, updating } if read.len() < schema.fields.len() => {
+            let projection: Vec<Scalar> = read.iter().map(|&column| Scalar::Column(column)).collect();
+            let names: Vec<&str> = read.iter().map(|&column| schema.fields[column].name.as_str()).collect();
+            let text = format!("select=[{}]", names.join(", "));
+            let mut narrowed = schema.clone();
+            narrowed.fields = read.iter().map(|&column| schema.fields[column].clone()).collect();
+            let pushed = push_down(&table, &projection, None);
+            let scan = Plan { node: PlanNode::Scan { table, pushed: Some(pushed) }, schema, updating };
+            let calc = PlanNode::Calc { input: Box::new(scan), projection, filter: None, text };
+            return (Plan { node: calc, schema: narrowed, updating }, Some(moved(read)));
+        }
+        input => return (input, None),
     };
     if read.len() == projection.len() {
         let calc = PlanNode::Calc { input: below, projection, filter, text };
@@ -108,9 +128,76 @@ fn trimmed(input: Plan, read: &[usize]) -> (Plan, Option<Vec<usize>>) {
         }
         below => Box::new(below),
     };
-    let mut moved = vec![usize::MAX; read.last().map_or(0, |last| last + 1)];
-    read.iter().enumerate().for_each(|(to, &from)| moved[from] = to);
-    (Plan { node: PlanNode::Calc { input: below, projection, filter, text }, schema, updating }, Some(moved))
+    (Plan { node: PlanNode::Calc { input: below, projection, filter, text }, schema, updating }, Some(moved(read)))
+}
+
+/// A join under a Calc with each input trimmed (see [`trimmed`]) to the columns the Calc or the
+/// join reads (keys, residual condition, time columns), so the join keeps and copies no others;
+/// returns the join and where each of its columns went (`None`: nothing changed).
+fn trimmed_join(join: Plan, above: &[Scalar]) -> (Plan, Option<Vec<usize>>) {
+    let Plan { node: PlanNode::Join { left, right, kind, left_keys, right_keys, residual, strategy }, schema, updating } = join else {
+        return (join, None);
+    };
+    let left_width = left.schema.fields.len();
+    let joined = columns_read(above.iter().chain(&residual));
+    let (mut left_read, mut right_read): (Vec<usize>, Vec<usize>) = (
+        joined.iter().copied().filter(|&column| column < left_width).collect(),
+        joined.iter().filter(|&&column| column >= left_width).map(|&column| column - left_width).collect(),
+    );
+    left_read.extend(columns_read(&left_keys));
+    right_read.extend(columns_read(&right_keys));
+    match strategy {
+        JoinStrategy::Interval { left_time, right_time, .. } => {
+            left_read.push(left_time);
+            right_read.push(right_time);
+        }
+        JoinStrategy::Window { left_end, right_end } => {
+            left_read.push(left_end);
+            right_read.push(right_end);
+        }
+        JoinStrategy::Regular { .. } => {}
+    }
+    for read in [&mut left_read, &mut right_read] {
+        read.sort_unstable();
+        read.dedup();
+    }
+    let right_width = right.schema.fields.len();
+    let (left, left_moved) = trimmed(*left, &left_read);
+    let (right, right_moved) = trimmed(*right, &right_read);
+    if left_moved.is_none() && right_moved.is_none() {
+        let join = PlanNode::Join { left: Box::new(left), right: Box::new(right), kind, left_keys, right_keys, residual, strategy };
+        return (Plan { node: join, schema, updating }, None);
+    }
+    // The columns each side keeps, and where each column of the joined row (left ones, then
+    // right ones) went.
+    let left_kept: Vec<usize> = if left_moved.is_some() { left_read } else { (0..left_width).collect() };
+    let right_kept: Vec<usize> = if right_moved.is_some() { right_read } else { (0..right_width).collect() };
+    let kept: Vec<usize> = left_kept.iter().copied().chain(right_kept.iter().map(|&column| column + left_width)).collect();
+    let mut moved = vec![usize::MAX; left_width + right_width];
+    kept.iter().enumerate().for_each(|(to, &from)| moved[from] = to);
+    let left_moved = &moved[..left_width];
+    let right_moved: Vec<usize> = moved[left_width..].iter().map(|&to| to.wrapping_sub(left_kept.len())).collect();
+    let mut schema = schema;
+    schema.fields = kept.iter().map(|&column| schema.fields[column].clone()).collect();
+    let strategy = match strategy {
+        JoinStrategy::Interval { left_time, right_time, lower_ms, upper_ms } => {
+            JoinStrategy::Interval { left_time: left_moved[left_time], right_time: right_moved[right_time], lower_ms, upper_ms }
+        }
+        JoinStrategy::Window { left_end, right_end } => {
+            JoinStrategy::Window { left_end: left_moved[left_end], right_end: right_moved[right_end] }
+        }
+        regular => regular,
+    };
+    let node = PlanNode::Join {
+        left: Box::new(left),
+        right: Box::new(right),
+        kind,
+        left_keys: left_keys.iter().map(|key| key.map_columns(&|column| left_moved[column])).collect(),
+        right_keys: right_keys.iter().map(|key| key.map_columns(&|column| right_moved[column])).collect(),
+        residual: residual.map(|residual| residual.map_columns(&|column| moved[column])),
+        strategy,
+    };
+    (Plan { node, schema, updating }, Some(moved))
 }
 
 /// An aggregate call reading its input's columns where `moved` put them.
@@ -129,6 +216,18 @@ pub fn optimize(plan: Plan) -> Plan {
     let node = match node {
         PlanNode::Calc { input, projection, filter, text } => {
             let input = optimize(*input);
+            // The join below reads only what this Calc and the join itself need of its inputs.
+            let (input, projection, filter) = match &input.node {
+                PlanNode::Join { .. } => match trimmed_join(input, &projection.iter().chain(&filter).cloned().collect::<Vec<_>>()) {
+                    (input, None) => (input, projection, filter),
+                    (input, Some(moved)) => {
+                        let to = |column: usize| moved[column];
+                        let projection = projection.iter().map(|scalar| scalar.map_columns(&to)).collect();
+                        (input, projection, filter.map(|filter| filter.map_columns(&to)))
+                    }
+                },
+                _ => (input, projection, filter),
+            };
             match input.node {
                 PlanNode::Calc { input: inner, projection: below, filter: below_filter, text: below_text } => {
                     let read = |column: usize| below[column].clone();
@@ -266,5 +365,24 @@ mod tests {
         assert!(plans[0].contains("reads=[a, b, c.{x, y}, ts]"), "the view's z is not generated: {}", plans[0]);
         assert!(plans[1].contains("-> [a, y, ts]\n"), "{}", plans[1]);
         assert!(plans[1].contains("reads=[a, b, c.{y}, ts]"), "{}", plans[1]);
+    }
+
+    #[test]
+    fn a_join_keeps_only_the_columns_read_above_it_or_by_itself() {
+        let mut session = SqlSession::default();
+        let outcomes = session
+            .execute_script(
+                "CREATE TABLE a (id INT, x STRING, y STRING, n INT) WITH ('connector' = 'filesystem', 'path' = '.', 'format' = 'json');
+                 CREATE TABLE b (id INT, z STRING, w STRING, m INT) WITH ('connector' = 'filesystem', 'path' = '.', 'format' = 'json');
+                 CREATE VIEW va AS SELECT id, x, y, n FROM a WHERE id > 0;
+                 EXPLAIN SELECT va.x, b.z FROM va JOIN b ON va.id = b.id AND va.n < b.m;",
+            )
+            .unwrap();
+        let Some(Outcome::Explain(plan)) = outcomes.last() else { panic!("an explanation") };
+        assert!(plan.contains("Join(Inner, regular, keys=1, with residual condition) -> [id, x, n, id, z, m]"), "{plan}");
+        assert!(plan.contains("-> [id, x, n]\n"), "the view's y is not kept: {plan}");
+        // The right side is read whole: a Calc selecting what the join needs fuses with its scan.
+        assert!(plan.contains("Calc(select=[id, z, m]) -> [id, z, m]"), "{plan}");
+        assert!(plan.contains("reads=[id, z, m]"), "{plan}");
     }
 }
