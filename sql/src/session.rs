@@ -69,6 +69,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
         "table.optimizer.agg-phase-strategy",
         "TWO_PHASE: a GROUP BY over inserts aggregates each frame's rows per key before the shuffle (fewer, coarser updates); ONE_PHASE (default)",
     ),
+    ("table.optimizer.reuse-sub-plan-enabled", "true (default): what a job computes more than once is computed once and read by each reader; false"),
+    ("table.optimizer.reuse-source-enabled", "true (default): a generated table scanned more than once is generated once; false"),
 ];
 
 /// A SQL session: its catalog, functions and settings.
@@ -184,7 +186,10 @@ impl SqlSession {
     }
 
     fn job_builder<'e>(&self, env: &'e StreamEnvironment) -> JobBuilder<'e> {
-        JobBuilder::new(env, self.context(), self.parallelism()).with_state_ttl(self.state_ttl_ms())
+        let enabled = |key: &str| self.setting(key).is_none_or(|value| !value.eq_ignore_ascii_case("false"));
+        JobBuilder::new(env, self.context(), self.parallelism())
+            .with_state_ttl(self.state_ttl_ms())
+            .with_reuse(enabled("table.optimizer.reuse-sub-plan-enabled"), enabled("table.optimizer.reuse-source-enabled"))
     }
 
     fn parallelism(&self) -> usize {
@@ -462,6 +467,9 @@ impl SqlSession {
             "pipeline.name" | "execution.checkpointing.dir" => true,
             "table.optimizer.agg-phase-strategy" => {
                 ["TWO_PHASE", "ONE_PHASE", "AUTO"].iter().any(|strategy| strategy.eq_ignore_ascii_case(value))
+            }
+            "table.optimizer.reuse-sub-plan-enabled" | "table.optimizer.reuse-source-enabled" => {
+                value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
             }
             _ => {
                 let hint = crate::check::did_you_mean(key, SETTINGS.iter().map(|(name, _)| *name))

@@ -29,7 +29,12 @@ fn hot_items(extra: &str) -> String {
 }
 
 fn rows_and_plan(query: &str) -> (Vec<String>, String) {
-    let script = format!("{}\nEXPLAIN {query};\n{query};", nexmark_table(60_000));
+    rows_and_plan_with("", query)
+}
+
+/// `query`'s rows (sorted) and plan, after `settings` (`SET` statements).
+fn rows_and_plan_with(settings: &str, query: &str) -> (Vec<String>, String) {
+    let script = format!("{settings}\n{}\nEXPLAIN {query};\n{query};", nexmark_table(60_000));
     let (mut rows, plan) = run_script_in(&mut SqlSession::default(), &script).unwrap();
     rows.sort();
     (rows, plan)
@@ -46,6 +51,15 @@ fn a_self_join_computes_its_shared_side_once_with_the_same_rows() {
     assert_eq!(counts(&apart_plan), (1, 2), "{apart_plan}");
     assert!(shared.len() >= 10, "{}", shared.len());
     assert_eq!(shared, apart);
+    // Reuse switched off, as Flink's settings do: each side computed on its own.
+    let (off, off_plan) = rows_and_plan_with(
+        "SET 'table.optimizer.reuse-sub-plan-enabled' = 'false'; SET 'table.optimizer.reuse-source-enabled' = 'FALSE';",
+        &hot_items(""),
+    );
+    assert_eq!(counts(&off_plan), (2, 2), "{off_plan}");
+    assert_eq!(off, shared);
+    let (_, sources_only) = rows_and_plan_with("SET 'table.optimizer.reuse-sub-plan-enabled' = 'false';", &hot_items(""));
+    assert_eq!(counts(&sources_only), (1, 2), "{sources_only}");
 }
 
 /// Nexmark's highest bid (q7) over the nexmark table: the bids (`bids`, a subquery or the

@@ -64,6 +64,8 @@ pub struct JobBuilder<'a> {
     shared: HashMap<String, SharedPlan>,
     /// The sources of the tables the plans being built scan.
     sources: connector::SharedSources,
+    /// Whether shared sub-plans, and sources, are built once (else once per reader).
+    reuse: (bool, bool),
 }
 
 /// A sub-plan the plans being built compute more than once (a self-join's two sides aggregating
@@ -76,12 +78,12 @@ struct SharedPlan {
 }
 
 /// Counts how many times each sub-plan is read, and each table scanned, as the builder reads
-/// them: a sub-plan met again is not descended into (it is built once), and the scan under a
-/// Calc fused with it is that Calc's own.
-fn count_readers(plan: &Plan, readers: &mut HashMap<String, usize>, sources: &mut connector::SharedSources) {
+/// them: a sub-plan met again is not descended into when it is built once (`reused`), and the
+/// scan under a Calc fused with it is that Calc's own.
+fn count_readers(plan: &Plan, reused: bool, readers: &mut HashMap<String, usize>, sources: &mut connector::SharedSources) {
     let count = readers.entry(format!("{plan:?}")).or_insert(0);
     *count += 1;
-    if *count > 1 {
+    if *count > 1 && reused {
         return;
     }
     match &plan.node {
@@ -90,7 +92,7 @@ fn count_readers(plan: &Plan, readers: &mut HashMap<String, usize>, sources: &mu
             let PlanNode::Scan { table, .. } = &input.node else { unreachable!("matched above") };
             sources.count(table);
         }
-        _ => plan.inputs().into_iter().for_each(|input| count_readers(input, readers, sources)),
+        _ => plan.inputs().into_iter().for_each(|input| count_readers(input, reused, readers, sources)),
     }
 }
 
@@ -532,12 +534,20 @@ impl<'a> JobBuilder<'a> {
             state_ttl_ms: None,
             shared: HashMap::new(),
             sources: connector::SharedSources::default(),
+            reuse: (true, true),
         }
     }
 
     /// Group aggregates forget a key nobody touched for `ttl_ms` (`table.exec.state.ttl`).
     pub fn with_state_ttl(mut self, ttl_ms: Option<i64>) -> Self {
         self.state_ttl_ms = ttl_ms;
+        self
+    }
+
+    /// Whether a sub-plan computed more than once, and a generated table scanned more than once,
+    /// are built once (`table.optimizer.reuse-sub-plan-enabled`, `reuse-source-enabled`).
+    pub fn with_reuse(mut self, sub_plans: bool, sources: bool) -> Self {
+        self.reuse = (sub_plans, sources);
         self
     }
 
@@ -565,11 +575,11 @@ impl<'a> JobBuilder<'a> {
     /// than once is built once and fanned out (see [`SharedPlan`]).
     pub fn build_all(&mut self, plans: &[&Plan]) -> Result<Vec<DataStream<Row>>, SqlError> {
         let (mut readers, mut sources) = (HashMap::new(), connector::SharedSources::default());
-        plans.iter().for_each(|plan| count_readers(plan, &mut readers, &mut sources));
-        self.sources = sources;
+        plans.iter().for_each(|plan| count_readers(plan, self.reuse.0, &mut readers, &mut sources));
+        self.sources = if self.reuse.1 { sources } else { connector::SharedSources::default() };
         self.shared = readers
             .into_iter()
-            .filter(|(_, readers)| *readers > 1)
+            .filter(|(_, readers)| *readers > 1 && self.reuse.0)
             .map(|(text, readers)| (text, SharedPlan { readers, copies: Vec::new() }))
             .collect();
         let streams = plans.iter().map(|plan| self.build_shared(plan)).collect::<Result<Vec<_>, _>>()?;
