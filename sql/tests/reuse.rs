@@ -4,7 +4,7 @@
 
 mod support;
 
-use support::{nexmark_table, run_script_in};
+use support::{lines_in, nexmark_table, run_script_in};
 use tethys_sql::SqlSession;
 
 /// Nexmark's hot items (q5) over the nexmark table: both sides of the join count the bids of
@@ -112,18 +112,6 @@ fn scans_of_one_generated_table_share_its_source() {
     found.sort();
     assert!(found.len() >= 5, "{found:?}");
     assert_eq!(found, expected);
-}
-
-/// Every line of the files in `dir`, sorted.
-fn lines_in(dir: &std::path::Path) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .flat_map(|path| std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
-        .collect();
-    lines.sort();
-    lines
 }
 
 #[test]

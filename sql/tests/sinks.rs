@@ -2,7 +2,11 @@
 //! own files, written exactly once) and its refusals; a changelog written to an embedded topic
 //! and read back with its changes; JSON lines with nested values read by column name.
 
+mod support;
+
 use std::path::{Path, PathBuf};
+
+use support::lines_in;
 
 use tethys_sql::{run_job, Outcome, SqlSession};
 
@@ -22,19 +26,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-/// Every line of the part files in `dir`, sorted.
-fn lines_in(dir: &Path) -> Vec<String> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.file_name().unwrap().to_string_lossy().starts_with('.') {
-            lines.extend(std::fs::read_to_string(path).unwrap().lines().map(str::to_string));
-        }
-    }
-    lines.sort();
-    lines
 }
 
 #[test]

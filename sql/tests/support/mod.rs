@@ -33,3 +33,15 @@ pub fn run_script_in(session: &mut SqlSession, script: &str) -> Result<(Vec<Stri
     }
     Ok((rows, plan))
 }
+
+/// Every line of the files in `dir` (those whose names do not start with a dot), sorted.
+pub fn lines_in(dir: &std::path::Path) -> Vec<String> {
+    let mut lines: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| !path.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .flat_map(|path| std::fs::read_to_string(path).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    lines
+}
