@@ -210,6 +210,8 @@ pub enum Acc {
 
 fn add_values(a: &Value, b: &Value, negate: bool) -> Value {
     match (a, b) {
+        // A sum of no values (a partial or a session of NULLs only, merged) adds nothing.
+        (a, Value::Null) => a.clone(),
         (Value::Null, b) if !negate => b.clone(),
         (Value::Null, b) => negate_value(b),
         (Value::Int(a), Value::Int(b)) => Value::Int(if negate { a.wrapping_sub(*b) } else { a.wrapping_add(*b) }),
@@ -347,6 +349,32 @@ impl AggCall {
         Ok(())
     }
 
+    /// Whether accumulating rows in parts and merging the parts' accumulators, in any order,
+    /// gives what accumulating them one by one gives: not for FIRST_VALUE, LAST_VALUE and LISTAGG
+    /// (arrival order), nor for user aggregates (whose merge is theirs to get right).
+    pub fn merges_in_any_order(&self) -> bool {
+        self.user.is_none()
+            && (self.distinct
+                || matches!(self.kind, AggKind::CountStar | AggKind::Count | AggKind::Sum | AggKind::Min | AggKind::Max | AggKind::Avg))
+    }
+
+    /// Merges `other` into `acc` (`other` covering later rows), as `merge` does, without taking
+    /// either: a partial aggregate merged into each of the windows its slice is in.
+    pub fn merge_into(&self, acc: &mut Acc, other: &Acc) {
+        match (acc, other) {
+            (Acc::Count(a), Acc::Count(b)) => *a += b,
+            (Acc::Sum(a, m), Acc::Sum(b, n)) => {
+                *a = add_values(a, b, false);
+                *m += n;
+            }
+            (Acc::Values(a), Acc::Values(b)) => b.iter().for_each(|(value, count)| multiset_add(a, value.0.clone(), *count)),
+            (acc, other) => {
+                let earlier = std::mem::replace(acc, Acc::Count(0));
+                *acc = self.merge(earlier, other.clone());
+            }
+        }
+    }
+
     /// Combines two accumulators (session windows merging; `earlier` covers earlier rows).
     pub fn merge(&self, earlier: Acc, later: Acc) -> Acc {
         match (earlier, later) {
@@ -477,6 +505,19 @@ impl Aggregates {
     /// The results, one per call.
     pub fn results(&self, accumulators: &Accumulators) -> Vec<Value> {
         self.calls.iter().zip(&accumulators.accs).map(|(call, acc)| call.result(acc)).collect()
+    }
+
+    /// The results, one per call, added to the end of `values` (a result row being made).
+    pub fn extend_with_results(&self, accumulators: &Accumulators, values: &mut Vec<Value>) {
+        values.extend(self.calls.iter().zip(&accumulators.accs).map(|(call, acc)| call.result(acc)));
+    }
+
+    /// Merges `other` into `accumulators` (`other` covering later rows).
+    pub fn merge_into(&self, accumulators: &mut Accumulators, other: &Accumulators) {
+        accumulators.rows += other.rows;
+        for (call, (acc, other)) in self.calls.iter().zip(accumulators.accs.iter_mut().zip(&other.accs)) {
+            call.merge_into(acc, other);
+        }
     }
 
     /// Merges two sets of accumulators.

@@ -22,7 +22,7 @@ use crate::expr::Scalar;
 use crate::function::{EvalContext, FunctionRegistry};
 use crate::job::JobBuilder;
 use crate::plan::query::Planner;
-use crate::plan::{Plan, PlanNode};
+use crate::plan::{AggPhaseStrategy, Plan, PlanNode};
 use crate::script::{parse_script, Statement, StatementAt};
 use crate::time::Zone;
 use crate::types::{Schema, SqlType};
@@ -67,7 +67,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("table.exec.state.ttl", "how long a regular join or GROUP BY keeps a key nobody touched ('1 h'; default: forever)"),
     (
         "table.optimizer.agg-phase-strategy",
-        "TWO_PHASE: a GROUP BY over inserts aggregates each frame's rows per key before the shuffle (fewer, coarser updates); ONE_PHASE (default)",
+        "AUTO (default): a window aggregate whose aggregates merge sums each frame's rows per key and slice of its windows before the shuffle; TWO_PHASE: so does a GROUP BY over inserts (fewer, coarser updates); ONE_PHASE: neither",
     ),
     ("table.optimizer.reuse-sub-plan-enabled", "true (default): what a job computes more than once is computed once and read by each reader; false"),
     ("table.optimizer.reuse-source-enabled", "true (default): a generated table scanned more than once is generated once; false"),
@@ -175,14 +175,14 @@ impl SqlSession {
         self.setting("table.exec.state.ttl").and_then(connector::datagen::parse_duration_ms)
     }
 
-    fn two_phase(&self) -> bool {
-        self.setting("table.optimizer.agg-phase-strategy").is_some_and(|strategy| strategy.eq_ignore_ascii_case("TWO_PHASE"))
+    fn agg_phases(&self) -> AggPhaseStrategy {
+        self.setting("table.optimizer.agg-phase-strategy").and_then(AggPhaseStrategy::parse).unwrap_or_default()
     }
 
     fn planner(&self) -> Planner<'_> {
         Planner::new(&self.catalog, &self.functions, self.context())
             .with_state_ttl(self.state_ttl_ms())
-            .with_two_phase_aggregation(self.two_phase())
+            .with_agg_phase_strategy(self.agg_phases())
     }
 
     fn job_builder<'e>(&self, env: &'e StreamEnvironment) -> JobBuilder<'e> {
@@ -238,7 +238,7 @@ impl SqlSession {
                 check.add_view(sql_view.clone(), at, true)?;
                 Planner::new(&check, &self.functions, self.context())
                     .with_state_ttl(self.state_ttl_ms())
-                    .with_two_phase_aggregation(self.two_phase())
+                    .with_agg_phase_strategy(self.agg_phases())
                     .plan_query(&view.query)?;
                 self.catalog.add_view(sql_view, at, view.or_replace)?;
                 Ok(Outcome::Done(format!("view {name} created")))
@@ -465,9 +465,7 @@ impl SqlSession {
                 connector::datagen::parse_duration_ms(value).is_some_and(|ms| ms > 0)
             }
             "pipeline.name" | "execution.checkpointing.dir" => true,
-            "table.optimizer.agg-phase-strategy" => {
-                ["TWO_PHASE", "ONE_PHASE", "AUTO"].iter().any(|strategy| strategy.eq_ignore_ascii_case(value))
-            }
+            "table.optimizer.agg-phase-strategy" => AggPhaseStrategy::parse(value).is_some(),
             "table.optimizer.reuse-sub-plan-enabled" | "table.optimizer.reuse-source-enabled" => {
                 value.eq_ignore_ascii_case("true") || value.eq_ignore_ascii_case("false")
             }

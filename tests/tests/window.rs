@@ -123,6 +123,63 @@ mod kinds_and_lateness {
         }
     }
 
+    /// Sums prices, and counts, per window (a result function reads both).
+    struct PriceSum;
+    impl tethys_engine::AggregateFunction<Bid, (i64, u64), i64> for PriceSum {
+        fn create_accumulator(&self) -> (i64, u64) {
+            (0, 0)
+        }
+        fn add(&self, accumulator: &mut (i64, u64), bid: Bid) {
+            *accumulator = (accumulator.0 + bid.price, accumulator.1 + 1);
+        }
+        fn get_result(&self, accumulator: &(i64, u64)) -> i64 {
+            accumulator.0
+        }
+    }
+    impl tethys_engine::MergingAggregateFunction<Bid, (i64, u64), i64> for PriceSum {
+        fn merge(&self, a: (i64, u64), b: (i64, u64)) -> (i64, u64) {
+            (a.0 + b.0, a.1 + b.1)
+        }
+    }
+
+    #[test]
+    fn a_result_function_makes_each_window_s_output_from_its_key_window_and_accumulator() {
+        let events = 30_000u64;
+        let source = BidsSource::new(events, 6);
+        let sliding = SlidingEventTimeWindows::of(Duration::from_secs(10), Duration::from_secs(4));
+        let sessions = tethys_engine::EventTimeSessionWindows::with_gap(Duration::from_millis(2_500));
+        for parallelism in [1, 2] {
+            let env = StreamEnvironment::new(EngineConfig { slots: 2, parallelism, ..EngineConfig::default() });
+            let (outputs, results_out) = ([CollectSink::new(), CollectSink::new()], [CollectSink::new(), CollectSink::new()]);
+            // Seven busy keys for the sliding windows; sessions of 3,000 sparse ones.
+            let keyed = |keys: i64| env.source("bids", source).key_by(move |b: &Bid| b.auction % keys);
+            let row = |key: &i64, window: TimeWindow, sums: &(i64, u64), is_update: bool| (*key, window, sums.0, sums.1, is_update);
+            keyed(7).window(sliding, |b: &Bid| b.ts).aggregate_with(PriceSum, row).sink("sliding", outputs[0].clone());
+            keyed(7).window(sliding, |b: &Bid| b.ts).aggregate(PriceSum).sink("sliding-results", results_out[0].clone());
+            keyed(3_000).window(sessions, |b: &Bid| b.ts).aggregate_with(PriceSum, row).sink("sessions", outputs[1].clone());
+            keyed(3_000).window(sessions, |b: &Bid| b.ts).aggregate(PriceSum).sink("session-results", results_out[1].clone());
+            env.execute("result-functions").unwrap();
+            let rows = |out: &CollectSink<(i64, TimeWindow, i64, u64, bool)>| {
+                let mut rows = out.records();
+                assert!(rows.iter().all(|row| !row.4), "no late records, no updates");
+                rows.sort();
+                rows
+            };
+            let results = |out: &CollectSink<WindowResult<i64, i64>>| {
+                let mut results: Vec<_> = out.records().into_iter().map(|r| (r.key, r.window, r.value)).collect();
+                results.sort();
+                results
+            };
+            let (sliding_rows, session_rows) = (rows(&outputs[0]), rows(&outputs[1]));
+            let counts: BTreeMap<(i64, TimeWindow), u64> = sliding_rows.iter().map(|row| ((row.0, row.1), row.3)).collect();
+            assert_eq!(counts, expected_counts(source, events, |ts| sliding.assign(ts).collect()), "p={parallelism}");
+            let sums = |rows: &[(i64, TimeWindow, i64, u64, bool)]| rows.iter().map(|row| (row.0, row.1, row.2)).collect::<Vec<_>>();
+            assert_eq!(sums(&sliding_rows), results(&results_out[0]), "p={parallelism}");
+            assert!(session_rows.len() > 100);
+            assert_eq!(sums(&session_rows), results(&results_out[1]), "merged sessions, p={parallelism}");
+        }
+    }
+
     /// Runs the lateness scenario: timestamps 1000, 2000, 11000 (fires [0,10s) with 2), 3000 (late
     /// within 5 s of lateness: re-fires [0,10s) with 3, as an update), 16000 (retires [0,10s)),
     /// 4000 (beyond lateness: the policy), then the end fires [10s,20s).

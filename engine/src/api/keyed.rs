@@ -19,7 +19,8 @@ use crate::operator::process::{KeyedProcessFunction, KeyedProcessOperator};
 use crate::state::{KeyedStateBackend, StateValue, TimerService};
 use crate::window::assigner::WindowOperatorKind;
 use crate::window::function::{
-    AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction, WindowContext, WindowFunction,
+    AggregateResultWindowFunction, AggregateWindowFunction, MergingWindowFunction, ProcessWindowFunction, ReduceWindowFunction,
+    WindowContext, WindowFunction,
 };
 use crate::window::operator::LatePolicy;
 use crate::window::{TimeWindow, WindowResult};
@@ -263,6 +264,22 @@ where
         A: WindowOperatorKind<K, T, SharedWindowFunction<AggregateWindowFunction<Agg, Acc, Out>>>,
     {
         self.apply("Window", AggregateWindowFunction(Arc::new(aggregate), std::marker::PhantomData))
+    }
+
+    /// Aggregates each window per key incrementally, and makes each result with `result` from
+    /// the key, the window, the accumulator and whether it refines an earlier firing (Flink's
+    /// `aggregate(AggregateFunction, ProcessWindowFunction)`): the key is lent, not copied, and
+    /// the aggregate's own result need not be made.
+    pub fn aggregate_with<Acc, V, Out, Agg, R>(self, aggregate: Agg, result: R) -> DataStream<Out>
+    where
+        Acc: StateValue,
+        V: Record,
+        Out: Record,
+        Agg: AggregateFunction<T, Acc, V>,
+        R: Fn(&K, TimeWindow, &Acc, bool) -> Out + Send + Sync + 'static,
+        A: WindowOperatorKind<K, T, SharedWindowFunction<AggregateResultWindowFunction<Agg, Acc, V, R, Out>>>,
+    {
+        self.apply("Window", AggregateResultWindowFunction(Arc::new(aggregate), result, std::marker::PhantomData))
     }
 
     /// Reduces each window per key to one record.

@@ -90,6 +90,72 @@ where
     }
 }
 
+/// An incremental `AggregateFunction` per window whose output a result function makes from the
+/// key, the window and the accumulator (the key is lent, not copied into a `WindowResult`).
+pub struct AggregateResultWindowFunction<A, Acc, V, R, O>(pub(crate) Arc<A>, pub(crate) R, pub(crate) ResultTypes<Acc, V, O>);
+
+/// The accumulator, value and output types of an `AggregateResultWindowFunction`.
+type ResultTypes<Acc, V, O> = PhantomData<fn() -> (Acc, V, O)>;
+
+impl<K, In, Acc, V, A, R, O> WindowFunction<K, In> for AggregateResultWindowFunction<A, Acc, V, R, O>
+where
+    K: Record,
+    In: Record,
+    Acc: crate::state::StateValue,
+    V: Record,
+    A: AggregateFunction<In, Acc, V>,
+    O: Record,
+    R: Fn(&K, TimeWindow, &Acc, bool) -> O + Send + Sync + 'static,
+{
+    type State = Acc;
+    type Out = O;
+
+    fn create(&self) -> Acc {
+        self.0.create_accumulator()
+    }
+
+    #[inline]
+    fn add(&self, state: &mut Acc, record: In) {
+        self.0.add(state, record);
+    }
+
+    #[inline]
+    fn add_ref(&self, state: &mut Acc, record: &In)
+    where
+        In: Clone,
+    {
+        self.0.add_ref(state, record);
+    }
+
+    fn emit(
+        &self,
+        key: &K,
+        window: TimeWindow,
+        state: &Acc,
+        is_update: bool,
+        _watermark: i64,
+        out: &mut Output<'_, O>,
+    ) -> Result<(), UserError> {
+        out.emit((self.1)(key, window, state, is_update));
+        Ok(())
+    }
+}
+
+impl<K, In, Acc, V, A, R, O> MergingWindowFunction<K, In> for AggregateResultWindowFunction<A, Acc, V, R, O>
+where
+    K: Record,
+    In: Record,
+    Acc: crate::state::StateValue,
+    V: Record,
+    A: MergingAggregateFunction<In, Acc, V>,
+    O: Record,
+    R: Fn(&K, TimeWindow, &Acc, bool) -> O + Send + Sync + 'static,
+{
+    fn merge(&self, earlier: Acc, later: Acc) -> Acc {
+        self.0.merge(earlier, later)
+    }
+}
+
 /// Reduces the records of a window to one; emits `WindowResult`s.
 pub struct ReduceWindowFunction<F>(pub(crate) F);
 

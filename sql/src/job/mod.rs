@@ -6,7 +6,8 @@
 //! - `Calc`: one frame operator evaluating filter and projection;
 //! - `WindowTvf`: a flat map adding each row's windows;
 //! - `WindowAggregate`: the keys and aggregate arguments computed first (so aggregation cannot
-//!   fail), then `key_by` and the engine's window operator, which fires per key and window;
+//!   fail), then `key_by` and the engine's window operator, which fires per key and window; in
+//!   two phases, each frame's rows summed per key and slice before the shuffle (`local_window`);
 //! - `GroupAggregate`: the same preparation, then a keyed process function holding the
 //!   accumulators and emitting `+I`, `-U`/`+U` and `-D`;
 //! - `Union`: the engine's union.
@@ -18,7 +19,7 @@ use tethys_engine::operator::{FrameOperator, Output};
 use tethys_engine::state::{StateBackend, StateDescriptor, ValueState};
 use tethys_engine::{
     CumulateEventTimeWindows, DataStream, EventTimeSessionWindows, KeyedProcessFunction, ProcessContext, SlidingEventTimeWindows,
-    StreamEnvironment, TumblingEventTimeWindows, UserError, WindowResult,
+    StreamEnvironment, TimeWindow, TumblingEventTimeWindows, UserError,
 };
 
 use crate::aggregate::{Accumulators, AggCall, Aggregates};
@@ -29,6 +30,7 @@ use crate::function::EvalContext;
 use crate::plan::{JoinKind, JoinStrategy, Plan, PlanNode, WindowKind, WindowSpec};
 
 mod join;
+mod local_window;
 mod lookup;
 mod over;
 mod proc_window;
@@ -36,6 +38,8 @@ mod rank;
 mod scan;
 use crate::value::{Row, RowKey, RowKind, Value};
 use join::{IntervalJoinFunction, JoinFunction, JoinRows, SidedRow};
+pub use local_window::WindowPartial;
+use local_window::{LocalWindowAggregate, MergedPartials};
 use over::OverFunction;
 use proc_window::ProcTimeWindowAggregate;
 use rank::RankFunction;
@@ -294,10 +298,20 @@ impl FrameOperator<Row, Row> for ComputedColumns {
 struct PrepareOperator {
     keys: Vec<Scalar>,
     inputs: Vec<Scalar>,
+    /// The inputs are the row's columns in order (a join's or a rank's rows): the row's values
+    /// are moved, not evaluated into new ones.
+    whole_row: bool,
     time_column: Option<usize>,
     /// Added to the time column's value.
     time_offset_ms: i64,
     context: EvalContext,
+}
+
+impl PrepareOperator {
+    fn new(keys: Vec<Scalar>, inputs: Vec<Scalar>, time_column: Option<usize>, time_offset_ms: i64, context: EvalContext) -> Self {
+        let whole_row = inputs.iter().enumerate().all(|(i, input)| matches!(input, Scalar::Column(column) if *column == i));
+        PrepareOperator { keys, inputs, whole_row, time_column, time_offset_ms, context }
+    }
 }
 
 impl FrameOperator<Row, KeyedRow> for PrepareOperator {
@@ -306,7 +320,10 @@ impl FrameOperator<Row, KeyedRow> for PrepareOperator {
             let eval =
                 |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<Vec<_>, _>>();
             let key = eval(&self.keys).map_err(|error| format!("{error}, in the grouping key of row {row}"))?;
-            let inputs = eval(&self.inputs).map_err(|error| format!("{error}, in an aggregate's argument of row {row}"))?;
+            let inputs = match self.whole_row && row.values.len() == self.inputs.len() {
+                true => None,
+                false => Some(eval(&self.inputs).map_err(|error| format!("{error}, in an aggregate's argument of row {row}"))?),
+            };
             let time = match self.time_column {
                 Some(column) => match row.values[column] {
                     Value::Timestamp(ms) => ms + self.time_offset_ms,
@@ -315,7 +332,8 @@ impl FrameOperator<Row, KeyedRow> for PrepareOperator {
                 },
                 None => 0,
             };
-            out.emit(KeyedRow { key: RowKey(key), time, row: Row { kind: row.kind, values: inputs } });
+            let values = inputs.unwrap_or(row.values);
+            out.emit(KeyedRow { key: RowKey(key), time, row: Row { kind: row.kind, values } });
         }
         Ok(())
     }
@@ -667,15 +685,14 @@ impl<'a> JobBuilder<'a> {
                     })
                     .uid(&uid)
             }
-            PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
+            PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys, two_phase } => {
                 let input = self.build_shared(input)?;
-                self.window_aggregate(input, window, keys, aggregates, *window_keys, &sig)?
+                self.window_aggregate(input, window, keys, aggregates, *window_keys, *two_phase, &sig)?
             }
             PlanNode::GroupAggregate { input, keys, aggregates, two_phase } => {
                 let input = self.build_shared(input)?;
                 let (inputs, calls) = prepared_calls(aggregates);
-                let prepare =
-                    PrepareOperator { keys: keys.clone(), inputs, time_column: None, time_offset_ms: 0, context: self.context.clone() };
+                let prepare = PrepareOperator::new(keys.clone(), inputs, None, 0, self.context.clone());
                 let aggregates = Aggregates { calls, context: self.context.clone() };
                 let prepare_uid = self.uid("prepare", &sig);
                 let uid = self.uid("group-aggregate", &sig);
@@ -837,7 +854,7 @@ impl<'a> JobBuilder<'a> {
         time_column: Option<usize>,
         sig: &str,
     ) -> DataStream<KeyedRow> {
-        let prepare = PrepareOperator { keys, inputs, time_column, time_offset_ms: 0, context: self.context.clone() };
+        let prepare = PrepareOperator::new(keys, inputs, time_column, 0, self.context.clone());
         let uid = self.uid("prepare", sig);
         input.process("PrepareKeys", move |_| prepare.clone()).uid(&uid)
     }
@@ -857,6 +874,7 @@ impl<'a> JobBuilder<'a> {
 
     /// A window aggregate; `window_keys`: the key columns holding each row's window (rows
     /// windowed again), which the results show as their windows.
+    #[allow(clippy::too_many_arguments)]
     fn window_aggregate(
         &mut self,
         input: DataStream<Row>,
@@ -864,64 +882,95 @@ impl<'a> JobBuilder<'a> {
         keys: &[Scalar],
         aggregates: &[AggCall],
         window_keys: Option<(usize, usize)>,
+        two_phase: bool,
         sig: &str,
     ) -> Result<DataStream<Row>, SqlError> {
         let (inputs, calls) = prepared_calls(aggregates);
-        let prepare = PrepareOperator {
-            keys: keys.to_vec(),
-            inputs,
-            time_column: Some(window.time_column),
-            time_offset_ms: window.time_offset_ms,
-            context: self.context.clone(),
-        };
         let aggregates = Aggregates { calls, context: self.context.clone() };
-        let prepare_uid = self.uid("prepare", sig);
-        let uid = self.uid("window-aggregate", sig);
-        let keyed = input.process("PrepareAggregate", move |_| prepare.clone()).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
-        if window.processing_time {
-            debug_assert!(window_keys.is_none(), "windows cascade over event time only");
-            let kind = window.kind;
-            let make = move || ProcTimeWindowAggregate { aggregates: aggregates.clone(), kind, state: None };
-            return Ok(keyed.process("ProcTimeWindowAggregate", make).uid(&uid));
-        }
-        let function = WindowAggregates(aggregates);
-        let time = |row: &KeyedRow| row.time;
         let ms = |ms: i64| Duration::from_millis(ms as u64);
-        let results: DataStream<WindowResult<RowKey, Vec<Value>>> = match window.kind {
-            WindowKind::Tumble { size_ms, offset_ms } => {
-                let assigner = TumblingEventTimeWindows::try_of(ms(size_ms)).map_err(window_error)?.with_offset(ms(offset_ms));
-                keyed.window(assigner, time).aggregate(function)
-            }
-            WindowKind::Hop { slide_ms, size_ms, offset_ms } => {
-                let assigner = SlidingEventTimeWindows::try_of(ms(size_ms), ms(slide_ms))
-                    .and_then(|assigner| assigner.try_with_offset(ms(offset_ms)))
-                    .map_err(window_error)?;
-                keyed.window(assigner, time).aggregate(function)
-            }
-            WindowKind::Cumulate { step_ms, max_size_ms, offset_ms } => {
-                let assigner =
-                    CumulateEventTimeWindows::try_of(ms(step_ms), ms(max_size_ms)).map_err(window_error)?.with_offset(ms(offset_ms));
-                keyed.window(assigner, time).aggregate(function)
-            }
-            WindowKind::Session { gap_ms } => {
-                let assigner = EventTimeSessionWindows::try_with_gap(ms(gap_ms)).map_err(window_error)?;
-                keyed.window(assigner, time).aggregate(function)
-            }
-        };
-        Ok(results.uid(&uid).map(move |result: WindowResult<RowKey, Vec<Value>>| {
+        // A result row: keys, window start, end and time, aggregates (made from the window
+        // operator's key and accumulators where they lie).
+        let results = aggregates.clone();
+        let result_row = move |key: &RowKey, window: TimeWindow, accumulators: &Accumulators, is_update: bool| {
+            let mut values = Vec::with_capacity(key.0.len() + 3 + accumulators.accs.len());
+            values.extend_from_slice(&key.0);
             let (start, end) = match window_keys {
-                Some((start, end)) => (result.key.0[start].clone(), result.key.0[end].clone()),
-                None => (Value::Timestamp(result.window.start), Value::Timestamp(result.window.end)),
+                Some((start, end)) => (key.0[start].clone(), key.0[end].clone()),
+                None => (Value::Timestamp(window.start), Value::Timestamp(window.end)),
             };
             let time = match &end {
                 Value::Timestamp(end) => Value::Timestamp(end - 1),
                 _ => Value::Null,
             };
-            let mut values = result.key.0;
             values.extend([start, end, time]);
-            values.extend(result.value);
-            Row { kind: if result.is_update { RowKind::UpdateAfter } else { RowKind::Insert }, values }
-        }))
+            results.extend_with_results(accumulators, &mut values);
+            Row { kind: if is_update { RowKind::UpdateAfter } else { RowKind::Insert }, values }
+        };
+        // The engine's window operator for `window.kind` over a keyed stream, aggregating with
+        // `function` into result rows.
+        macro_rules! windowed {
+            ($keyed:expr, $time:expr, $function:expr) => {{
+                let (keyed, time, function) = ($keyed, $time, $function);
+                match window.kind {
+                    WindowKind::Tumble { size_ms, offset_ms } => {
+                        let assigner = TumblingEventTimeWindows::try_of(ms(size_ms)).map_err(window_error)?.with_offset(ms(offset_ms));
+                        keyed.window(assigner, time).aggregate_with(function, result_row)
+                    }
+                    WindowKind::Hop { slide_ms, size_ms, offset_ms } => {
+                        let assigner = SlidingEventTimeWindows::try_of(ms(size_ms), ms(slide_ms))
+                            .and_then(|assigner| assigner.try_with_offset(ms(offset_ms)))
+                            .map_err(window_error)?;
+                        keyed.window(assigner, time).aggregate_with(function, result_row)
+                    }
+                    WindowKind::Cumulate { step_ms, max_size_ms, offset_ms } => {
+                        let assigner = CumulateEventTimeWindows::try_of(ms(step_ms), ms(max_size_ms))
+                            .map_err(window_error)?
+                            .with_offset(ms(offset_ms));
+                        keyed.window(assigner, time).aggregate_with(function, result_row)
+                    }
+                    WindowKind::Session { gap_ms } => {
+                        let assigner = EventTimeSessionWindows::try_with_gap(ms(gap_ms)).map_err(window_error)?;
+                        keyed.window(assigner, time).aggregate_with(function, result_row)
+                    }
+                }
+            }};
+        }
+        let uid = self.uid("window-aggregate", sig);
+        let rows: DataStream<Row> = match window.kind.slices() {
+            Some(slices) if two_phase => {
+                debug_assert!(!window.processing_time, "processing-time windows aggregate in one phase");
+                let local = LocalWindowAggregate::new(
+                    keys.to_vec(),
+                    inputs,
+                    window.time_column,
+                    window.time_offset_ms,
+                    slices,
+                    aggregates.clone(),
+                    self.context.clone(),
+                );
+                let local_uid = self.uid("local-window-aggregate", sig);
+                let keyed = input
+                    .process("LocalWindowAggregate", move |_| local.clone())
+                    .uid(&local_uid)
+                    .key_by(|partial: &WindowPartial| partial.key.clone());
+                windowed!(keyed, |partial: &WindowPartial| partial.time, MergedPartials(aggregates))
+            }
+            _ => {
+                let prepare =
+                    PrepareOperator::new(keys.to_vec(), inputs, Some(window.time_column), window.time_offset_ms, self.context.clone());
+                let prepare_uid = self.uid("prepare", sig);
+                let keyed =
+                    input.process("PrepareAggregate", move |_| prepare.clone()).uid(&prepare_uid).key_by(|row: &KeyedRow| row.key.clone());
+                if window.processing_time {
+                    debug_assert!(window_keys.is_none(), "windows cascade over event time only");
+                    let kind = window.kind;
+                    let make = move || ProcTimeWindowAggregate { aggregates: aggregates.clone(), kind, state: None };
+                    return Ok(keyed.process("ProcTimeWindowAggregate", make).uid(&uid));
+                }
+                windowed!(keyed, |row: &KeyedRow| row.time, WindowAggregates(aggregates))
+            }
+        };
+        Ok(rows.uid(&uid))
     }
 }
 

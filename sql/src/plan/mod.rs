@@ -74,6 +74,50 @@ impl WindowKind {
             WindowKind::Session { gap_ms } => format!("SESSION(gap={gap_ms} ms)"),
         }
     }
+
+    /// The slices its windows are made of, as `(step, offset)`: every window starts and ends on
+    /// a slice's boundary (`offset` plus a multiple of `step`), so a slice is in a window whole or
+    /// not at all, and a row is in the windows its slice is in. A tumbling window is one slice, a
+    /// hopping one `gcd(size, slide)` long slices, a cumulating one its steps. Sessions have none.
+    pub fn slices(&self) -> Option<(i64, i64)> {
+        fn gcd(a: i64, b: i64) -> i64 {
+            if b == 0 {
+                a
+            } else {
+                gcd(b, a % b)
+            }
+        }
+        match *self {
+            WindowKind::Tumble { size_ms, offset_ms } => Some((size_ms, offset_ms)),
+            WindowKind::Hop { slide_ms, size_ms, offset_ms } => Some((gcd(size_ms, slide_ms), offset_ms)),
+            WindowKind::Cumulate { step_ms, offset_ms, .. } => Some((step_ms, offset_ms)),
+            WindowKind::Session { .. } => None,
+        }
+    }
+}
+
+/// `table.optimizer.agg-phase-strategy`: which aggregates run in two phases, a local one in each
+/// subtask before the shuffle and a global one after it, as Flink's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AggPhaseStrategy {
+    /// Window aggregates in two phases where that gives the same rows (their aggregates merge
+    /// whatever the order, their windows slice); group aggregates in one. The default.
+    #[default]
+    Auto,
+    /// Every aggregate in one phase.
+    OnePhase,
+    /// Window aggregates as `Auto`, and group aggregates over inserts in two phases too (their
+    /// changelog is then coarser: one update per key and frame).
+    TwoPhase,
+}
+
+impl AggPhaseStrategy {
+    /// The strategy a setting's value names (`AUTO`, `ONE_PHASE`, `TWO_PHASE`, in any case).
+    pub fn parse(value: &str) -> Option<AggPhaseStrategy> {
+        [("AUTO", AggPhaseStrategy::Auto), ("ONE_PHASE", AggPhaseStrategy::OnePhase), ("TWO_PHASE", AggPhaseStrategy::TwoPhase)]
+            .into_iter()
+            .find_map(|(name, strategy)| name.eq_ignore_ascii_case(value).then_some(strategy))
+    }
 }
 
 /// A window table function's window and time column.
@@ -224,6 +268,10 @@ pub enum PlanNode {
         /// Windowing again rows already windowed (grouped by their window_start and
         /// window_end): the key columns holding them, which are the result's windows.
         window_keys: Option<(usize, usize)>,
+        /// Aggregated in two phases: each subtask's rows per key and slice of the windows
+        /// (`WindowKind::slices`) in each frame, before the shuffle; the global phase merges
+        /// those partial aggregates into the windows their slices are in.
+        two_phase: bool,
     },
     /// Aggregates per key over the whole stream, updated with each row: `keys...,
     /// aggregates...` as a changelog.
@@ -380,8 +428,9 @@ impl Plan {
             }
             PlanNode::Calc { text, .. } => format!("Calc({text})"),
             PlanNode::WindowTvf { window, .. } => format!("WindowTableFunction({})", window.kind.describe()),
-            PlanNode::WindowAggregate { window, keys, aggregates, .. } => format!(
-                "WindowAggregate(window={}{}, keys={}, aggregates=[{}])",
+            PlanNode::WindowAggregate { window, keys, aggregates, two_phase, .. } => format!(
+                "{}WindowAggregate(window={}{}, keys={}, aggregates=[{}])",
+                if *two_phase { "LocalGlobal" } else { "" },
                 window.kind.describe(),
                 if window.processing_time { " over processing time" } else { "" },
                 keys.len(),

@@ -15,7 +15,7 @@ use sqlparser::ast::{
     TableWithJoins,
 };
 
-use super::{JoinKind, Plan, PlanNode, WindowKind, WindowSpec};
+use super::{AggPhaseStrategy, JoinKind, Plan, PlanNode, WindowKind, WindowSpec};
 use crate::aggregate::{AggCall, AggKind};
 use crate::catalog::SqlCatalog;
 use crate::error::{Position, SqlError};
@@ -32,8 +32,8 @@ pub struct Planner<'a> {
     ctes: BTreeMap<String, Plan>,
     /// `table.exec.state.ttl`: how long regular joins and group aggregates keep an idle key.
     state_ttl_ms: Option<i64>,
-    /// `table.optimizer.agg-phase-strategy` = `TWO_PHASE`: group aggregates in two phases.
-    two_phase: bool,
+    /// `table.optimizer.agg-phase-strategy`: which aggregates run in two phases.
+    agg_phases: AggPhaseStrategy,
 }
 
 /// Where a statement's part is, for errors about it.
@@ -93,12 +93,12 @@ fn unsupported(at: Option<Position>, what: &str) -> SqlError {
 impl<'a> Planner<'a> {
     /// A planner over `catalog`, calling `functions`.
     pub fn new(catalog: &'a SqlCatalog, functions: &'a FunctionRegistry, context: EvalContext) -> Planner<'a> {
-        Planner { catalog, functions, context, ctes: BTreeMap::new(), state_ttl_ms: None, two_phase: false }
+        Planner { catalog, functions, context, ctes: BTreeMap::new(), state_ttl_ms: None, agg_phases: AggPhaseStrategy::default() }
     }
 
-    /// Group aggregates over inserts aggregate each frame's rows per key before the shuffle.
-    pub fn with_two_phase_aggregation(mut self, two_phase: bool) -> Self {
-        self.two_phase = two_phase;
+    /// Which aggregates aggregate each frame's rows per key (and slice) before the shuffle.
+    pub fn with_agg_phase_strategy(mut self, strategy: AggPhaseStrategy) -> Self {
+        self.agg_phases = strategy;
         self
     }
 
@@ -542,7 +542,7 @@ impl<'a> Planner<'a> {
             let view = view.clone();
             let plan = Planner::new(self.catalog, self.functions, self.context.clone())
                 .with_state_ttl(self.state_ttl_ms)
-                .with_two_phase_aggregation(self.two_phase)
+                .with_agg_phase_strategy(self.agg_phases)
                 .plan_query(&view.query)?;
             return rename_columns(plan, &view.columns.iter().map(|c| Ident::new(c.clone())).collect::<Vec<_>>());
         }
@@ -1199,7 +1199,21 @@ impl<'a> Planner<'a> {
         let aggregates: Vec<AggCall> = calls.into_iter().map(|(_, call)| call).collect();
         let aggregate = match window {
             Some(window) => Plan {
-                node: PlanNode::WindowAggregate { input: Box::new(input), window, keys: key_scalars, aggregates, window_keys },
+                node: PlanNode::WindowAggregate {
+                    // Partial aggregates of slices give the windows' rows only when the windows
+                    // slice, every aggregate merges whatever the order of its partials, and the
+                    // input is inserts; rows are windowed by the clock of the global phase.
+                    two_phase: self.agg_phases != AggPhaseStrategy::OnePhase
+                        && window.kind.slices().is_some()
+                        && !window.processing_time
+                        && !input.updating
+                        && aggregates.iter().all(AggCall::merges_in_any_order),
+                    input: Box::new(input),
+                    window,
+                    keys: key_scalars,
+                    aggregates,
+                    window_keys,
+                },
                 schema: aggregate_schema,
                 updating: false,
             },
@@ -1207,7 +1221,7 @@ impl<'a> Planner<'a> {
                 node: PlanNode::GroupAggregate {
                     aggregates: aggregates.into_iter().map(|call| AggCall { retracts: input.updating, ..call }).collect(),
                     // Partial accumulators merge exactly only over inserts.
-                    two_phase: self.two_phase && !input.updating,
+                    two_phase: self.agg_phases == AggPhaseStrategy::TwoPhase && !input.updating,
                     input: Box::new(input),
                     keys: key_scalars,
                 },

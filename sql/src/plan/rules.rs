@@ -257,13 +257,13 @@ pub fn optimize(plan: Plan) -> Plan {
         }
         PlanNode::Scan { table, pushed } => PlanNode::Scan { table, pushed },
         PlanNode::WindowTvf { input, window } => PlanNode::WindowTvf { input: Box::new(optimize(*input)), window },
-        PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys } => {
+        PlanNode::WindowAggregate { input, window, keys, aggregates, window_keys, two_phase } => {
             let time = Scalar::Column(window.time_column);
             let partition: Vec<Scalar> = window.partition.iter().map(|&column| Scalar::Column(column)).collect();
             let arguments = aggregates.iter().flat_map(|call| call.argument.iter().chain(&call.filter));
             let read = columns_read(keys.iter().chain(arguments).chain(&partition).chain([&time]));
             match trimmed(optimize(*input), &read) {
-                (input, None) => PlanNode::WindowAggregate { input: Box::new(input), window, keys, aggregates, window_keys },
+                (input, None) => PlanNode::WindowAggregate { input: Box::new(input), window, keys, aggregates, window_keys, two_phase },
                 (input, Some(moved)) => PlanNode::WindowAggregate {
                     input: Box::new(input),
                     window: WindowSpec {
@@ -274,6 +274,7 @@ pub fn optimize(plan: Plan) -> Plan {
                     keys: keys.iter().map(|key| key.map_columns(&|column| moved[column])).collect(),
                     aggregates: aggregates.into_iter().map(|call| call_moved(call, &moved)).collect(),
                     window_keys,
+                    two_phase,
                 },
             }
         }
