@@ -204,7 +204,7 @@ impl fmt::Display for Decimal {
 }
 
 /// A value of a SQL column.
-#[derive(Debug, Clone, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(serialize_bounds(__S: rkyv::ser::Writer + rkyv::ser::Allocator, __S::Error: rkyv::rancor::Source))]
 #[rkyv(deserialize_bounds(__D::Error: rkyv::rancor::Source))]
 #[rkyv(bytecheck(bounds(__C: rkyv::validation::ArchiveContext)))]
@@ -240,6 +240,41 @@ pub enum Value {
 }
 
 const _: () = assert!(std::mem::size_of::<Value>() == 32, "a value is 32 bytes: rows copy and move them by the million");
+
+impl Clone for Value {
+    /// Scalars are copied where the clone is called (keys, result rows and joined rows clone
+    /// them by the million); only values owning memory take a call.
+    #[inline]
+    fn clone(&self) -> Value {
+        match *self {
+            Value::Null => Value::Null,
+            Value::Bool(v) => Value::Bool(v),
+            Value::Int(v) => Value::Int(v),
+            Value::Float(v) => Value::Float(v),
+            Value::Decimal(v) => Value::Decimal(v),
+            Value::Date(v) => Value::Date(v),
+            Value::Time(v) => Value::Time(v),
+            Value::Timestamp(v) => Value::Timestamp(v),
+            Value::Interval(v) => Value::Interval(v),
+            _ => self.clone_owning(),
+        }
+    }
+}
+
+impl Value {
+    /// The clone of a value owning memory (text, bytes, arrays, maps, rows).
+    #[inline(never)]
+    fn clone_owning(&self) -> Value {
+        match self {
+            Value::Str(text) => Value::Str(text.clone()),
+            Value::Bytes(bytes) => Value::Bytes(bytes.clone()),
+            Value::Array(values) => Value::Array(values.clone()),
+            Value::Map(entries) => Value::Map(entries.clone()),
+            Value::Row(values) => Value::Row(values.clone()),
+            scalar => unreachable!("{scalar:?} is cloned inline"),
+        }
+    }
+}
 
 impl Value {
     /// Puts `value` in this one's place, as assignment does, but calls no drop for a NULL there:

@@ -85,12 +85,16 @@ impl JoinRows {
         Row { kind, values }
     }
 
-    fn pairs(&self, left: &[Value], right: &[Value]) -> Result<bool, String> {
+    /// Whether two rows pair (the residual condition holds of them joined); `scratch` holds the
+    /// joined row while it is tested, so testing many pairs allocates once.
+    fn pairs(&self, left: &[Value], right: &[Value], scratch: &mut Vec<Value>) -> Result<bool, String> {
         match &self.residual {
             None => Ok(true),
             Some(residual) => {
-                let row = self.joined(Some(left), Some(right), RowKind::Insert);
-                Ok(residual.test(&row.values, &self.context)? == Some(true))
+                scratch.clear();
+                scratch.extend_from_slice(left);
+                scratch.extend_from_slice(right);
+                Ok(residual.test(scratch, &self.context)? == Some(true))
             }
         }
     }
@@ -148,9 +152,13 @@ impl JoinFunction {
             }
         };
         let mut partners = 0;
+        let mut scratch = Vec::new();
         for stored in other.iter_mut() {
-            let matched =
-                if from_left { self.rows.pairs(&row.values, &stored.values)? } else { self.rows.pairs(&stored.values, &row.values)? };
+            let matched = if from_left {
+                self.rows.pairs(&row.values, &stored.values, &mut scratch)?
+            } else {
+                self.rows.pairs(&stored.values, &row.values, &mut scratch)?
+            };
             if !matched {
                 continue;
             }
@@ -195,9 +203,10 @@ impl JoinFunction {
 
     /// A window ended: its pairs, and its unpaired outer rows.
     fn fire_window(&self, state: &mut JoinState, out: &mut impl FnMut(Row)) -> Result<(), String> {
+        let mut scratch = Vec::new();
         for left in state.left.iter_mut() {
             for right in state.right.iter_mut() {
-                if self.rows.pairs(&left.values, &right.values)? {
+                if self.rows.pairs(&left.values, &right.values, &mut scratch)? {
                     left.partners += 1;
                     right.partners += 1;
                     out(self.rows.joined(Some(&left.values), Some(&right.values), RowKind::Insert));
@@ -271,9 +280,10 @@ impl IntervalJoinFunction {
         let mut emitted = Vec::new();
         let other = if left { &mut state.right } else { &mut state.left };
         let mut partners = 0;
+        let mut scratch = Vec::new();
         for stored in other.iter_mut() {
             let (left_values, right_values) = if left { (&values, &stored.values) } else { (&stored.values, &values) };
-            if self.rows.pairs(left_values, right_values)? {
+            if self.rows.pairs(left_values, right_values, &mut scratch)? {
                 stored.partners += 1;
                 partners += 1;
                 emitted.push(self.rows.joined(Some(left_values), Some(right_values), RowKind::Insert));
