@@ -74,8 +74,9 @@ pub struct EngineConfig {
     /// Exclusive buffers of a channel whose sender runs in another process (at least
     /// `exclusive_credits_per_channel`): its credits come back over the network, so more frames
     /// in flight keep the sender busy (measured in bench/RESULTS.md: 2 + 8 buffers halve the
-    /// throughput of a filter query across two processes). Memory per such channel at the
-    /// receiver: this many frames.
+    /// throughput of a filter query across two processes; 32 rather than 8 cover the stalls of
+    /// a busy host's scheduler, passthrough 0.60 -> 0.70 of one process). Memory per such
+    /// channel at the receiver: this many frames (each at most `frame_bytes_max`).
     pub remote_exclusive_credits_per_channel: u32,
     /// Frames a task processes per actor turn before it lets other tasks on its slot run.
     pub frames_per_turn_max: usize,
@@ -135,7 +136,7 @@ impl Default for EngineConfig {
             watermark_interval: WATERMARK_INTERVAL_DEFAULT,
             exclusive_credits_per_channel: 2,
             floating_credits_per_gate: 8,
-            remote_exclusive_credits_per_channel: 8,
+            remote_exclusive_credits_per_channel: 32,
             frames_per_turn_max: 4,
             pin_slots: true,
             checkpoint_interval: None,

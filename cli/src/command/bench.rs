@@ -59,7 +59,7 @@ pub struct EngineArgs {
     #[arg(long)]
     pub floating_credits: Option<u32>,
     /// Buffers each channel whose producer runs in another process reserves for it (default:
-    /// the engine's, 8; at least `--exclusive-credits`).
+    /// the engine's, 32; at least `--exclusive-credits`).
     #[arg(long)]
     pub remote_exclusive_credits: Option<u32>,
 }
