@@ -482,8 +482,9 @@ pub struct Aggregates {
 pub struct Accumulators {
     /// Rows added minus rows retracted.
     pub rows: i64,
-    /// One per call.
-    pub accs: Vec<Acc>,
+    /// One per call (one inline: a new group of a single aggregate costs no allocation; more
+    /// are on the heap, as a vector). Archived as a vector.
+    pub accs: smallvec::SmallVec<[Acc; 1]>,
 }
 
 impl Aggregates {

@@ -629,7 +629,19 @@ fn write_list(f: &mut fmt::Formatter<'_>, open: &str, items: impl Iterator<Item 
 
 /// The values a keyed operator groups rows by.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
-pub struct RowKey(pub Vec<Value>);
+pub struct RowKey(pub KeyValues);
+
+/// A key's values: a key of one column (most are) is held inline, so it costs no allocation to
+/// make, copy or drop (keys are copied per record routed and per new state), and takes less
+/// memory than a vector; a longer one is on the heap, as a vector. Archived as a vector, so saved
+/// state reads the same.
+pub type KeyValues = smallvec::SmallVec<[Value; 1]>;
+
+impl From<Vec<Value>> for RowKey {
+    fn from(values: Vec<Value>) -> Self {
+        RowKey(KeyValues::from_vec(values))
+    }
+}
 
 impl KeyBytes for RowKey {
     /// Each value's kind tag and canonical bytes, in order.
@@ -661,11 +673,28 @@ mod tests {
 
     #[test]
     fn equal_keys_hash_alike_across_scales_and_zeros() {
-        let key = |values| tethys_engine::base::key::key_hash(&RowKey(values));
+        let key = |values| tethys_engine::base::key::key_hash(&RowKey::from(values));
         assert_eq!(key(vec![Value::Decimal(Decimal::parse("1.10").unwrap())]), key(vec![Value::Decimal(Decimal::parse("1.1").unwrap())]));
         assert_eq!(key(vec![Value::Float(0.0)]), key(vec![Value::Float(-0.0)]));
         assert_ne!(key(vec![Value::Int(1)]), key(vec![Value::Str("1".into())]));
         assert_ne!(key(vec![Value::Null, Value::Int(1)]), key(vec![Value::Int(1), Value::Null]));
+    }
+
+    #[test]
+    fn a_key_encodes_as_its_values_did_in_a_vector_inline_or_not() {
+        // State saved before keys held their values inline must read the same.
+        #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+        struct VecKey(Vec<Value>);
+        for values in [vec![Value::Int(7)], vec![Value::Str("a".into()), Value::Null, Value::Float(2.5)]] {
+            let mut inline = Vec::new();
+            RowKey::from(values.clone()).encode_into(&mut inline).unwrap();
+            let mut vector = Vec::new();
+            VecKey(values.clone()).encode_into(&mut vector).unwrap();
+            assert_eq!(inline, vector);
+            assert_eq!(RowKey::decode_from(&vector).unwrap().0.as_slice(), values.as_slice());
+        }
+        assert!(!RowKey::from(vec![Value::Int(1)]).0.spilled(), "one value is held inline");
+        assert!(std::mem::size_of::<RowKey>() <= 40, "a key of one value is no larger than the value and its length");
     }
 
     #[test]

@@ -195,6 +195,10 @@ pub(crate) fn value_state_reads_what_was_written_until_cleared<B: StateBackend<u
     assert!(states.value.read(&mut ctx, |value| value == Some(&2)));
     states.value.clear(&mut ctx);
     assert_eq!(states.value.get(&mut ctx), None);
+    states.value.update(&mut ctx, 3);
+    assert_eq!(states.value.take(&mut ctx), Some(3));
+    assert_eq!(states.value.get(&mut ctx), None, "take leaves no value");
+    assert_eq!(states.value.take(&mut ctx), None);
 }
 
 pub(crate) fn value_modify_creates_changes_and_removes_in_place<B: StateBackend<u64>>(make: MakeBackend<'_, B>) {

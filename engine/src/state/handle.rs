@@ -126,6 +126,12 @@ impl<V: StateValue> ValueState<V> {
         let (backend, key) = ctx.parts();
         backend.clear(*self, key);
     }
+
+    /// Removes the current key's value and returns it, without cloning it (`get` then `clear`
+    /// in one lookup; `update` puts a value back).
+    pub fn take<K: Key, B: StateBackend<K>>(&self, ctx: &mut KeyContext<'_, K, B>) -> Option<V> {
+        self.modify(ctx, Option::take)
+    }
 }
 
 impl<V: StateValue> ListState<V> {

@@ -87,7 +87,7 @@ impl TopicRows {
                 }
                 // Counted with signs: a change read before the row it takes back still takes it.
                 let change = if row.kind.is_accumulate() { 1 } else { -1 };
-                let key = crate::value::RowKey(row.values);
+                let key = crate::value::RowKey::from(row.values);
                 match at.get(&key) {
                     Some(&index) => held[index].1 += change,
                     None => {
@@ -97,7 +97,7 @@ impl TopicRows {
                 }
             }
         }
-        Ok(held.into_iter().flat_map(|(key, count)| std::iter::repeat_n(Row::insert(key.0), count.max(0) as usize)).collect())
+        Ok(held.into_iter().flat_map(|(key, count)| std::iter::repeat_n(Row::insert(key.0.into_vec()), count.max(0) as usize)).collect())
     }
 }
 

@@ -401,11 +401,11 @@ impl KeyedProcessFunction<RowKey, SidedRow, Row> for JoinFunction {
     fn on_timer(&mut self, _timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
         debug_assert_eq!(domain, TimeDomain::EventTime);
         let handle = self.state.expect("opened");
-        let Some(mut state) = handle.get(&mut ctx.keyed) else { return Ok(()) };
+        // The window's rows go with its firing: taken, not copied.
+        let Some(mut state) = handle.take(&mut ctx.keyed) else { return Ok(()) };
         let mut emitted = Vec::new();
         self.fire_window(&mut state, &mut |row| emitted.push(row))?;
         emitted.into_iter().for_each(|row| ctx.emit(row));
-        handle.clear(&mut ctx.keyed);
         Ok(())
     }
 }

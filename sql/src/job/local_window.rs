@@ -19,7 +19,7 @@ use tethys_engine::UserError;
 use crate::aggregate::{Accumulators, Aggregates};
 use crate::expr::Scalar;
 use crate::function::EvalContext;
-use crate::value::{Row, RowKey, Value};
+use crate::value::{KeyValues, Row, RowKey, Value};
 
 /// The rows of one key and slice in one frame of one subtask, aggregated.
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -52,7 +52,7 @@ pub(super) struct LocalWindowAggregate {
     /// Where each of this frame's partials is in `partials`, by the hash of its slice and key.
     index: HashTable<usize>,
     /// The row being added: its key, and its aggregate arguments (kept to reuse their memory).
-    key: Vec<Value>,
+    key: KeyValues,
     arguments: Row,
 }
 
@@ -79,7 +79,7 @@ impl LocalWindowAggregate {
             context,
             partials: Vec::new(),
             index: HashTable::new(),
-            key: Vec::new(),
+            key: KeyValues::new(),
             arguments: Row::insert(Vec::new()),
         }
     }
@@ -115,7 +115,7 @@ impl FrameOperator<Row, WindowPartial> for LocalWindowAggregate {
             let at = match found {
                 Some(at) => at,
                 None => {
-                    let key = RowKey(std::mem::replace(&mut self.key, Vec::with_capacity(self.keys.len())));
+                    let key = RowKey(std::mem::take(&mut self.key));
                     partials.push(WindowPartial { key, time, accumulators: self.aggregates.create() });
                     let at = partials.len() - 1;
                     self.index.insert_unique(hash, at, |&at| partial_hash(partials[at].time, &partials[at].key.0));

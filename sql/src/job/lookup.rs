@@ -29,7 +29,7 @@ pub(super) fn index(rows: Vec<Row>, key_columns: &[usize]) -> Index {
         if key.iter().any(|value| matches!(value, Value::Null)) {
             continue;
         }
-        index.entry(RowKey(key)).or_default().push(row.values);
+        index.entry(RowKey::from(key)).or_default().push(row.values);
     }
     index
 }
@@ -70,7 +70,7 @@ impl LookupJoinOperator {
             .map_err(|error| failed(error, &row))?;
         let matches = match key.iter().any(|value| matches!(value, Value::Null)) {
             true => None,
-            false => self.table.index()?.get(&RowKey(key)),
+            false => self.table.index()?.get(&RowKey::from(key)),
         };
         let mut matched = false;
         for table_row in matches.into_iter().flatten() {
@@ -116,6 +116,6 @@ mod tests {
         ];
         let index = index(rows, &[0]);
         assert_eq!(index.len(), 1);
-        assert_eq!(index[&RowKey(vec![Value::Int(1)])].len(), 2);
+        assert_eq!(index[&RowKey::from(vec![Value::Int(1)])].len(), 2);
     }
 }

@@ -36,7 +36,7 @@ mod over;
 mod proc_window;
 mod rank;
 mod scan;
-use crate::value::{Row, RowKey, RowKind, Value};
+use crate::value::{KeyValues, Row, RowKey, RowKind, Value};
 use join::{IntervalJoinFunction, JoinFunction, JoinRows, SidedRow};
 pub use local_window::WindowPartial;
 use local_window::{LocalWindowAggregate, MergedPartials};
@@ -319,7 +319,12 @@ impl FrameOperator<Row, KeyedRow> for PrepareOperator {
         for row in frame {
             let eval =
                 |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<Vec<_>, _>>();
-            let key = eval(&self.keys).map_err(|error| format!("{error}, in the grouping key of row {row}"))?;
+            let key = self
+                .keys
+                .iter()
+                .map(|scalar| scalar.eval(&row.values, &self.context))
+                .collect::<Result<KeyValues, _>>()
+                .map_err(|error| format!("{error}, in the grouping key of row {row}"))?;
             let inputs = match self.whole_row && row.values.len() == self.inputs.len() {
                 true => None,
                 false => Some(eval(&self.inputs).map_err(|error| format!("{error}, in an aggregate's argument of row {row}"))?),

@@ -110,19 +110,20 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for OverFunction {
     fn on_timer(&mut self, timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
         debug_assert_eq!(domain, TimeDomain::EventTime);
         let handle = self.state.expect("opened");
-        let Some(mut state) = handle.get(&mut ctx.keyed) else { return Ok(()) };
+        let Some(mut state) = handle.take(&mut ctx.keyed) else { return Ok(()) };
         let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.pending).into_iter().partition(|(time, _)| *time <= timestamp);
         state.pending = waiting;
         let mut due = due;
         due.sort_by_key(|(time, _)| *time);
         let mut emitted = Vec::new();
-        let mut index = 0;
-        while index < due.len() {
-            let time = due[index].0;
-            let end = due[index..].iter().position(|(t, _)| *t != time).map_or(due.len(), |offset| index + offset);
-            let rows = due[index..end].iter().map(|(_, values)| values.clone()).collect();
+        // The rows of one time at a time, moved.
+        let mut due = due.into_iter().peekable();
+        while let Some((time, values)) = due.next() {
+            let mut rows = vec![values];
+            while let Some((_, values)) = due.next_if(|(next, _)| *next == time) {
+                rows.push(values);
+            }
             self.emit_time(&mut state, time, rows, &mut |row| emitted.push(row))?;
-            index = end;
         }
         emitted.into_iter().for_each(|row| ctx.emit(row));
         handle.update(&mut ctx.keyed, state);

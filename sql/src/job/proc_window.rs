@@ -88,7 +88,7 @@ impl ProcTimeWindowAggregate {
         fired
             .into_iter()
             .map(|window| {
-                let mut values = key.0.clone();
+                let mut values = key.0.to_vec();
                 values.extend([Value::Timestamp(window.start), Value::Timestamp(window.end), Value::Timestamp(window.end - 1)]);
                 values.extend(self.aggregates.results(&window.accumulators));
                 Row { kind: RowKind::Insert, values }
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(function.add(&mut open, &row, 12).unwrap(), [15, 20]);
         assert_eq!(function.add(&mut open, &row, 14).unwrap(), [15, 20]);
         assert_eq!(function.add(&mut open, &row, 17).unwrap(), [20, 25]);
-        let key = RowKey(vec![Value::Int(7)]);
+        let key = RowKey::from(vec![Value::Int(7)]);
         assert!(function.fire(&mut open, &key, 14).is_empty(), "no window ends by 14");
         let fired: Vec<String> = function.fire(&mut open, &key, 20).iter().map(Row::to_string).collect();
         assert_eq!(
@@ -193,7 +193,7 @@ mod tests {
         assert_eq!(open.windows[0].end, 19);
         // At 19 the session has ended (its timer may not have run yet): a new one begins.
         assert_eq!(function.add(&mut open, &row, 19).unwrap(), [24]);
-        let key = RowKey(vec![Value::Int(7)]);
+        let key = RowKey::from(vec![Value::Int(7)]);
         assert!(function.fire(&mut open, &key, 15).is_empty(), "the timer of the end it had before does nothing");
         let fired: Vec<String> = function.fire(&mut open, &key, 19).iter().map(Row::to_string).collect();
         assert_eq!(fired, ["+I[7, 1970-01-01 00:00:00.010, 1970-01-01 00:00:00.019, 1970-01-01 00:00:00.018, 2]"]);

@@ -138,6 +138,48 @@ impl RankFunction {
         }
     }
 
+    /// Adds `record` to its partition's `top` rows, emitting what changed.
+    fn add(&self, top: &mut TopRows, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) {
+        if self.window {
+            if record.time - 1 < ctx.current_watermark() {
+                return;
+            }
+            self.insert(&mut top.rows, record.row.values);
+            ctx.register_event_time_timer(record.time - 1);
+            return;
+        }
+        if self.retracting {
+            let before: Vec<Vec<Value>> = if self.numbered { top.rows.iter().take(self.limit).cloned().collect() } else { Vec::new() };
+            if let Some(change) = self.apply_change(&mut top.rows, record.row) {
+                self.emit_change(change, &before, &top.rows, ctx);
+            }
+            return;
+        }
+        let Some(rank) = self.place(&mut top.rows, record.row.values) else { return };
+        if !self.numbered {
+            if top.rows.len() > self.limit {
+                let pushed_out = top.rows.pop().expect("beyond the limit");
+                ctx.emit(self.ranked(&pushed_out, self.limit - 1, RowKind::Delete));
+            }
+            ctx.emit(self.ranked(&top.rows[rank], rank, RowKind::Insert));
+            return;
+        }
+        // Every rank from the new row's down moved one place: the row a rank held before is
+        // the one after it now, so the rows before need no copy.
+        for rank in rank..self.limit.min(top.rows.len()) {
+            let new = &top.rows[rank];
+            match top.rows.get(rank + 1) {
+                Some(old) if old != new => {
+                    ctx.emit(self.ranked(old, rank, RowKind::UpdateBefore));
+                    ctx.emit(self.ranked(new, rank, RowKind::UpdateAfter));
+                }
+                Some(_) => {}
+                None => ctx.emit(self.ranked(new, rank, RowKind::Insert)),
+            }
+        }
+        top.rows.truncate(self.limit);
+    }
+
     fn ranked(&self, values: &[Value], rank: usize, kind: RowKind) -> Row {
         let mut out = values[..self.width].to_vec();
         out.push(Value::Int(rank as i64 + 1));
@@ -161,55 +203,23 @@ impl KeyedProcessFunction<RowKey, KeyedRow, Row> for RankFunction {
 
     fn process_element(&mut self, record: KeyedRow, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
         let handle = self.state.expect("opened");
-        let mut top = handle.get(&mut ctx.keyed).unwrap_or_default();
-        if self.window {
-            if record.time - 1 < ctx.current_watermark() {
-                return Ok(());
-            }
-            if self.insert(&mut top.rows, record.row.values).is_some() {
-                handle.update(&mut ctx.keyed, top);
-            }
-            ctx.register_event_time_timer(record.time - 1);
-            return Ok(());
-        }
-        if self.retracting {
-            let before: Vec<Vec<Value>> = if self.numbered { top.rows.iter().take(self.limit).cloned().collect() } else { Vec::new() };
-            let change = self.apply_change(&mut top.rows, record.row);
-            if let Some(change) = change {
-                self.emit_change(change, &before, &top.rows, ctx);
-            }
-            if top.rows.is_empty() {
-                handle.clear(&mut ctx.keyed);
-            } else {
-                handle.update(&mut ctx.keyed, top);
-            }
-            return Ok(());
-        }
-        if !self.numbered {
-            let Some(rank) = self.place(&mut top.rows, record.row.values) else { return Ok(()) };
-            if top.rows.len() > self.limit {
-                let pushed_out = top.rows.pop().expect("beyond the limit");
-                ctx.emit(self.ranked(&pushed_out, self.limit - 1, RowKind::Delete));
-            }
-            ctx.emit(self.ranked(&top.rows[rank], rank, RowKind::Insert));
+        // The partition's rows are taken, changed in place and put back (none left: none kept),
+        // never copied per record.
+        let mut top = handle.take(&mut ctx.keyed).unwrap_or_default();
+        self.add(&mut top, record, ctx);
+        if !top.rows.is_empty() {
             handle.update(&mut ctx.keyed, top);
-            return Ok(());
         }
-        let before = top.rows.clone();
-        let Some(rank) = self.insert(&mut top.rows, record.row.values) else { return Ok(()) };
-        self.emit_rank_changes(rank, &before, &top.rows, ctx);
-        handle.update(&mut ctx.keyed, top);
         Ok(())
     }
 
     fn on_timer(&mut self, _timestamp: i64, domain: TimeDomain, ctx: &mut ProcessContext<'_, '_, RowKey, Row>) -> Result<(), UserError> {
         debug_assert_eq!(domain, TimeDomain::EventTime);
         let handle = self.state.expect("opened");
-        if let Some(top) = handle.get(&mut ctx.keyed) {
+        if let Some(top) = handle.take(&mut ctx.keyed) {
             for (rank, row) in top.rows.iter().enumerate() {
                 ctx.emit(self.ranked(row, rank, RowKind::Insert));
             }
-            handle.clear(&mut ctx.keyed);
         }
         Ok(())
     }
