@@ -115,7 +115,7 @@ impl FrameOperator<Row, WindowPartial> for LocalWindowAggregate {
             let at = match found {
                 Some(at) => at,
                 None => {
-                    let key = RowKey(std::mem::take(&mut self.key));
+                    let key = RowKey(std::mem::replace(&mut self.key, KeyValues::with_capacity(self.keys.len())));
                     partials.push(WindowPartial { key, time, accumulators: self.aggregates.create() });
                     let at = partials.len() - 1;
                     self.index.insert_unique(hash, at, |&at| partial_hash(partials[at].time, &partials[at].key.0));

@@ -319,12 +319,11 @@ impl FrameOperator<Row, KeyedRow> for PrepareOperator {
         for row in frame {
             let eval =
                 |scalars: &[Scalar]| scalars.iter().map(|scalar| scalar.eval(&row.values, &self.context)).collect::<Result<Vec<_>, _>>();
-            let key = self
-                .keys
-                .iter()
-                .map(|scalar| scalar.eval(&row.values, &self.context))
-                .collect::<Result<KeyValues, _>>()
-                .map_err(|error| format!("{error}, in the grouping key of row {row}"))?;
+            // Sized for the key's columns up front: one allocation at most (none for one column).
+            let mut key = KeyValues::with_capacity(self.keys.len());
+            for scalar in &self.keys {
+                key.push(scalar.eval(&row.values, &self.context).map_err(|error| format!("{error}, in the grouping key of row {row}"))?);
+            }
             let inputs = match self.whole_row && row.values.len() == self.inputs.len() {
                 true => None,
                 false => Some(eval(&self.inputs).map_err(|error| format!("{error}, in an aggregate's argument of row {row}"))?),
