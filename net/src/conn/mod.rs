@@ -140,8 +140,8 @@ impl ConnectionOptions {
     pub const WRITE_BATCH_BYTES_MAX_DEFAULT: usize = 1 << 20;
     /// Default of `queued_bytes_max`.
     pub const QUEUED_BYTES_MAX_DEFAULT: u64 = 1 << 30;
-    /// Default of `shared_memory_ring_bytes`: a channel's 32 credits of frames of 1,024 bids
-    /// (80 bytes each); what does not fit waits in the connection's queue.
+    /// Default of `shared_memory_ring_bytes`: about 26 frames of 1,024 bids (80 bytes each),
+    /// most of a remote channel's 32 credits; what does not fit waits in the connection's queue.
     pub const SHARED_MEMORY_RING_BYTES_DEFAULT: usize = 2 << 20;
     /// Default of `shared_memory_poll`.
     pub const SHARED_MEMORY_POLL_DEFAULT: Duration = Duration::from_micros(100);
