@@ -12,6 +12,7 @@
 //! - `live`: a running job's tasks with live figures and the bottleneck, as the leader samples them.
 //! - `logs`: a process's recent log in memory, searched through the API (a worker's log in the console).
 //! - `output`: a running job's sinks' sampled rows (the console's live results), kept by the leader.
+//! - `programs`: programs of users' own, uploaded to the masters, and the processes that run their jobs.
 #![warn(missing_docs)]
 // openraft's traits return its own errors (`StorageError`, `RPCError`: 128-256 bytes), and our
 // helpers around them return the same types.
@@ -24,6 +25,7 @@ pub mod launcher;
 pub mod live;
 pub mod logs;
 pub mod output;
+pub mod programs;
 pub mod raft;
 pub mod rpc;
 pub mod scheduler;

@@ -211,6 +211,6 @@ mod tests {
         let job = super::example_job(5);
         let spec = tethys_engine::cluster::protocol::JobSpec { name: job[0].clone(), args: job[1..].to_vec() };
         let env = tethys_engine::StreamEnvironment::new(tethys_engine::EngineConfig { slots: 1, parallelism: 1, ..Default::default() });
-        tethys_bench::jobs::define(&spec, &env).unwrap();
+        crate::program::define(&spec, &env).unwrap();
     }
 }

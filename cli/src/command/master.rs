@@ -88,7 +88,7 @@ fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), Str
     };
     config.validate().map_err(|error| error.to_string())?;
     let env = tethys_engine::StreamEnvironment::new(config);
-    tethys_bench::jobs::define(&spec, &env)?;
+    crate::program::define(&spec, &env)?;
     tethys_engine::ExecutionPlan::build(&env.job_graph(), parallelism as usize).map_err(|error| error.to_string())?;
     Ok(())
 }
@@ -99,7 +99,7 @@ pub fn run_this_program(options: &mut MasterOptions, checkpoint_root: Option<Pat
     options.build_id = tethys_engine::graph::fingerprint::build_id().to_string();
     options.validator = Some(std::sync::Arc::new(validate_job));
     options.deploy = Some(tethys_control::deployer::DeployOptions {
-        registry: tethys_bench::jobs::registry(),
+        registry: crate::program::registry(),
         checkpoint_root,
         mesh: tethys_net::MeshOptions::default(),
         restarts_max: RESTARTS_MAX,

@@ -1,5 +1,5 @@
-//! `tethys run`: runs one job this program knows by name (`bench`, `digest`: see
-//! `tethys_bench::jobs`), in this process or on a local cluster of worker processes, and prints
+//! `tethys run`: runs one job this program knows by name (its own, or `bench`, `digest`, `sql`:
+//! see `tethys_bench::jobs`), in this process or on a local cluster of worker processes, and prints
 //! its result as JSON. With workers, it prints each worker's process id first (`worker <n> pid
 //! <pid>`), so a failure test can kill one.
 
@@ -16,7 +16,7 @@ use super::CliError;
 /// Arguments of `tethys run`.
 #[derive(Args, Debug)]
 pub struct RunArgs {
-    /// The job's name (`bench` or `digest`).
+    /// The job's name (one of this program's: `program-info` lists them).
     pub job: String,
     /// The job's arguments (e.g. `filter 1000000 42 split` for `bench`).
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -58,7 +58,7 @@ pub fn run(args: RunArgs) -> Result<(), CliError> {
         config.restart_strategy = Some(RestartStrategy::FixedDelay { attempts: args.restarts, delay: Duration::from_millis(10) });
     }
     let env = StreamEnvironment::new(config);
-    tethys_bench::jobs::define(&spec, &env)?;
+    crate::program::define(&spec, &env)?;
     let result = if args.workers == 0 {
         env.execute(&args.job)?
     } else {

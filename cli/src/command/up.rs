@@ -70,7 +70,7 @@ impl Platform {
                 slots: slots.max(1),
                 secret: SECRET.to_string(),
                 tls: None,
-                registry: tethys_bench::jobs::registry(),
+                registry: crate::program::registry(),
                 mesh: tethys_net::MeshOptions::default(),
                 orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
             };

@@ -75,7 +75,7 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
         slots: args.slots as u32,
         secret,
         tls: args.tls.grpc()?,
-        registry: tethys_bench::jobs::registry(),
+        registry: crate::program::registry(),
         mesh,
         orphan_timeout: std::time::Duration::from_millis(args.orphan_timeout_ms),
     };
@@ -133,7 +133,7 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
         options.connection.shared_memory_ring_bytes = 0;
     }
     tracing::info!(node, slots = args.slots, %local, tls = options.connection.tls.is_some(), "worker listening");
-    let why = tethys_net::cluster::run_worker(node, listener, &addresses, secret, tethys_bench::jobs::registry(), options)?;
+    let why = tethys_net::cluster::run_worker(node, listener, &addresses, secret, crate::program::registry(), options)?;
     tracing::info!(node, %why, "worker done");
     Ok(())
 }
