@@ -56,6 +56,9 @@ enum Command {
     /// SQL tooling: check a script, complete at a place in it, format it.
     #[command(subcommand)]
     Sql(command::sql::SqlCommand),
+    /// Programs of one's own on the masters: upload, list, delete.
+    #[command(subcommand)]
+    Programs(command::programs::ProgramCommand),
     /// Drafts of SQL jobs the masters keep (saved from the console's workbench): list, show, save, diff, delete.
     #[command(subcommand)]
     Drafts(command::drafts::DraftCommand),
@@ -70,6 +73,16 @@ enum Command {
     /// uploaded program).
     #[command(hide = true)]
     ProgramInfo,
+    /// Check that this program defines a job with these arguments at a parallelism (what the
+    /// masters run of an uploaded program to check a submission).
+    #[command(hide = true)]
+    CheckJob(program::CheckJobArgs),
+    /// Run one attempt of a job of this program for the worker that started this process.
+    #[command(hide = true)]
+    AttemptWorker(command::worker::AttemptWorkerArgs),
+    /// Coordinate one attempt of a job of this program for the leader that started this process.
+    #[command(hide = true)]
+    AttemptDriver(command::master::AttemptDriverArgs),
 }
 
 /// Runs the command line of the program `jobs` were registered in (see [`Program::main`]).
@@ -93,6 +106,10 @@ fn run_command_line() {
         Command::Sql(command) => command::sql::run(command),
         Command::Test(args) => command::test::run(args),
         Command::Drafts(command) => command::drafts::run(command),
+        Command::Programs(command) => command::programs::run(command),
+        Command::CheckJob(args) => program::check_job(args),
+        Command::AttemptWorker(args) => command::worker::attempt_worker(args),
+        Command::AttemptDriver(args) => command::master::attempt_driver(args),
         Command::ProgramInfo => {
             println!("{}", serde_json::to_string(&program::installed().info()).expect("a program's info is JSON"));
             Ok(())

@@ -128,6 +128,50 @@ impl Program {
     }
 }
 
+impl Program {
+    /// Whether this program defines the job `spec` names at `parallelism`: it builds the job's
+    /// graph and plan, as every process that runs it will; with `restore_from`, also that the
+    /// savepoint or checkpoint there restores into it. Why not, when not.
+    pub fn check(&self, spec: &JobSpec, parallelism: u32, restore_from: Option<&std::path::Path>) -> Result<(), String> {
+        let config = tethys_engine::EngineConfig {
+            parallelism: parallelism as usize,
+            slots: parallelism as usize,
+            ..tethys_engine::EngineConfig::default()
+        };
+        config.validate().map_err(|error| error.to_string())?;
+        let env = StreamEnvironment::new(config);
+        self.define(spec, &env)?;
+        tethys_engine::ExecutionPlan::build(&env.job_graph(), parallelism as usize).map_err(|error| error.to_string())?;
+        match restore_from {
+            Some(path) => env.check_restore(path),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Arguments of the hidden `check-job` command: what the masters run of an uploaded program to
+/// check a submission of one of its jobs.
+#[derive(clap::Args, Debug)]
+pub(crate) struct CheckJobArgs {
+    /// The parallelism it is submitted at.
+    #[arg(long)]
+    parallelism: u32,
+    /// A savepoint or checkpoint it is to start from.
+    #[arg(long)]
+    restore_from: Option<std::path::PathBuf>,
+    /// The job's name.
+    job: String,
+    /// Its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// `check-job`: exits with success when this program defines the job so, else says why.
+pub(crate) fn check_job(args: CheckJobArgs) -> Result<(), crate::command::CliError> {
+    let spec = JobSpec { name: args.job, args: args.args };
+    Ok(installed().check(&spec, args.parallelism, args.restore_from.as_deref())?)
+}
+
 /// The program this process runs (`tethys` itself when none was installed, as in tests).
 pub(crate) fn installed() -> &'static Program {
     INSTALLED.get_or_init(|| Program::new("tethys"))

@@ -66,7 +66,7 @@ pub fn check_submission(
         slots,
         checkpoint_interval_ms: request.checkpoint_interval_ms,
     };
-    Ok((spec, Artifact { build_id: build_id.to_string() }))
+    Ok((spec, Artifact { build_id: build_id.to_string(), program: None }))
 }
 
 /// A job as the API shows it.
@@ -97,6 +97,7 @@ pub fn job_info(job: &JobRecord) -> JobInfo {
         build_id: job.artifact.build_id.clone(),
         adoptions: job.adoptions,
         last_savepoint: job.last_savepoint.clone().unwrap_or_default(),
+        program: job.artifact.program.clone().unwrap_or_default(),
         failures: job
             .failures
             .iter()
@@ -118,6 +119,7 @@ mod tests {
             checkpoint_interval_ms: 100,
             build_id: String::new(),
             restore_from: String::new(),
+            program: String::new(),
         }
     }
 

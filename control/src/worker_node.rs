@@ -4,7 +4,9 @@
 //! The leader prepares an attempt (the worker binds a data-plane listener for it and answers its
 //! address), then starts it with every node's address: the worker joins the attempt's mesh (the
 //! leader's coordinator is node 0) and builds and runs what the coordinator deploys, with the jobs
-//! its program knows (`JobRegistry`), until the coordinator ends it or is lost. Each call carries
+//! its program knows (`JobRegistry`), until the coordinator ends it or is lost. An attempt of a job
+//! of an uploaded program runs in a process of that program instead (`programs::worker`), which
+//! the worker fetches from the masters and keeps in its program directory. Each call carries
 //! the leader's term; a term lower than one the worker has seen is refused, so a deposed leader
 //! can start nothing here.
 
@@ -20,6 +22,9 @@ use tonic::{Request, Response, Status};
 use crate::agent::{AgentState, WorkerAgent, WorkerProfile};
 use crate::http::metrics::WorkerGauges;
 use crate::http::HttpServer;
+use crate::programs::process::ChildOptions;
+use crate::programs::worker::{ChildCloser, PreparedChild};
+use crate::programs::ProgramStore;
 use crate::rpc::proto::worker_server::{Worker as WorkerRpc, WorkerServer};
 use crate::rpc::proto::{
     AdoptAttemptReply, AdoptAttemptRequest, AttemptInfo, InventoryReply, InventoryRequest, LogsReply, LogsRequest, PrepareAttemptReply,
@@ -46,12 +51,22 @@ pub struct WorkerOptions {
     /// How long an attempt runs on without a coordinator (its leader died) for a new leader to
     /// adopt it; then it ends.
     pub orphan_timeout: std::time::Duration,
+    /// Where it keeps the uploaded programs it ran.
+    pub program_dir: std::path::PathBuf,
+    /// What the processes of uploaded programs are told of the data plane (TLS, shared memory).
+    pub program_processes: ChildOptions,
 }
 
 impl WorkerOptions {
     /// Default of `orphan_timeout`: far above an election and an adoption (a second or two), so
     /// only a worker cut off from every master for long gives its subtasks up.
     pub const ORPHAN_TIMEOUT_DEFAULT: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Default of `program_dir`: `tethys-programs` in the system's temporary directory (the
+    /// workers of one host may share it: a program's file is named by its hash and written whole).
+    pub fn default_program_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join("tethys-programs")
+    }
 }
 
 /// One attempt this worker runs.
@@ -62,7 +77,46 @@ struct Running {
     /// Its data-plane listener's address.
     data_addr: SocketAddr,
     /// Set once the attempt's mesh is up.
-    closer: Option<WorkerCloser>,
+    closer: Option<AttemptCloser>,
+}
+
+/// An attempt prepared: its listener here, or a process of its program listening.
+enum Prepared {
+    Here(std::net::TcpListener),
+    InProgram(PreparedChild),
+}
+
+/// Ends a running attempt, in this process or in its program's.
+#[derive(Clone)]
+enum AttemptCloser {
+    Here(WorkerCloser),
+    InProgram(ChildCloser),
+}
+
+impl AttemptCloser {
+    fn close(&self, reason: &str) {
+        match self {
+            AttemptCloser::Here(closer) => closer.close(reason),
+            AttemptCloser::InProgram(closer) => closer.close(reason),
+        }
+    }
+
+    fn drop_coordinator(&self, reason: &str) {
+        match self {
+            AttemptCloser::Here(closer) => closer.drop_coordinator(reason),
+            AttemptCloser::InProgram(closer) => closer.drop_coordinator(reason),
+        }
+    }
+}
+
+/// What a worker needs to run attempts of uploaded programs.
+struct ProgramRuns {
+    store: ProgramStore,
+    masters: Vec<String>,
+    auth: SecretAuth,
+    tls: Option<GrpcTls>,
+    secret: String,
+    processes: ChildOptions,
 }
 
 type AttemptKey = (u64, u32);
@@ -74,7 +128,8 @@ struct Attempts {
     registry: JobRegistry,
     mesh: MeshOptions,
     orphan_timeout: std::time::Duration,
-    prepared: Mutex<HashMap<AttemptKey, std::net::TcpListener>>,
+    programs: ProgramRuns,
+    prepared: Mutex<HashMap<AttemptKey, Prepared>>,
     running: Arc<Mutex<HashMap<AttemptKey, Running>>>,
 }
 
@@ -83,6 +138,61 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Attempts {
+    /// Prepares an attempt of an uploaded program's job: the program (fetched from the masters
+    /// unless this worker has it) runs the attempt in a process of its own, which listens now.
+    async fn prepare_in_program(&self, ask: PrepareAttemptRequest) -> Result<Response<PrepareAttemptReply>, Status> {
+        let runs = &self.programs;
+        let path = crate::programs::fetch(&runs.store, &ask.program, &runs.masters, &runs.auth, runs.tls.as_ref())
+            .await
+            .map_err(|error| Status::unavailable(format!("cannot get program {}: {error}", ask.program)))?;
+        let (host, orphan_timeout, secret, processes) = (self.host, self.orphan_timeout, runs.secret.clone(), runs.processes.clone());
+        let what = format!("attempt {} of job {}", ask.attempt, ask.job_id);
+        let child = tokio::task::spawn_blocking(move || {
+            crate::programs::worker::prepare_child(&path, host, orphan_timeout, &secret, &processes, &what)
+        })
+        .await
+        .map_err(|error| Status::internal(format!("the program's start: {error}")))?
+        .map_err(Status::internal)?;
+        let addr = child.data_addr();
+        lock(&self.prepared).insert((ask.job_id, ask.attempt), Prepared::InProgram(child));
+        tracing::info!(job = ask.job_id, attempt = ask.attempt, program = ask.program, %addr, "attempt prepared in its program's process");
+        Ok(Response::new(PrepareAttemptReply { data_addr: addr.to_string() }))
+    }
+
+    /// Starts an attempt prepared in its program's process.
+    fn start_in_program(&self, ask: StartAttemptRequest, child: PreparedChild) -> Result<Response<StartAttemptReply>, Status> {
+        let key = (ask.job_id, ask.attempt);
+        let data_addr = child.data_addr();
+        lock(&self.running).insert(key, Running { term: ask.term, node: ask.node, data_addr, closer: None });
+        let (joined, ended) = (Arc::clone(&self.running), Arc::clone(&self.running));
+        child
+            .start(
+                ask.node,
+                &ask.addresses,
+                move |closer| {
+                    if let Some(entry) = lock(&joined).get_mut(&key) {
+                        entry.closer = Some(AttemptCloser::InProgram(closer));
+                    }
+                },
+                move |why| {
+                    tracing::info!(job = key.0, attempt = key.1, %why, "attempt ended in its program's process");
+                    lock(&ended).remove(&key);
+                },
+            )
+            .map_err(|error| {
+                lock(&self.running).remove(&key);
+                Status::internal(error)
+            })?;
+        tracing::info!(
+            job = ask.job_id,
+            attempt = ask.attempt,
+            node = ask.node,
+            term = ask.term,
+            "attempt started in its program's process"
+        );
+        Ok(Response::new(StartAttemptReply {}))
+    }
+
     /// Refuses a call from a deposed leader; otherwise remembers its term.
     fn admit(&self, term: u64) -> Result<(), Status> {
         if !self.agent.admits(term) {
@@ -109,10 +219,13 @@ impl WorkerRpc for Arc<Attempts> {
     async fn prepare_attempt(&self, request: Request<PrepareAttemptRequest>) -> Result<Response<PrepareAttemptReply>, Status> {
         let ask = request.into_inner();
         self.admit(ask.term)?;
+        if !ask.program.is_empty() {
+            return self.prepare_in_program(ask).await;
+        }
         let listener = std::net::TcpListener::bind(SocketAddr::new(self.host, 0))
             .map_err(|error| Status::internal(format!("cannot listen: {error}")))?;
         let addr = listener.local_addr().map_err(|error| Status::internal(error.to_string()))?;
-        lock(&self.prepared).insert((ask.job_id, ask.attempt), listener);
+        lock(&self.prepared).insert((ask.job_id, ask.attempt), Prepared::Here(listener));
         Ok(Response::new(PrepareAttemptReply { data_addr: addr.to_string() }))
     }
 
@@ -120,7 +233,7 @@ impl WorkerRpc for Arc<Attempts> {
         let ask = request.into_inner();
         self.admit(ask.term)?;
         let key = (ask.job_id, ask.attempt);
-        let listener = lock(&self.prepared)
+        let prepared = lock(&self.prepared)
             .remove(&key)
             .ok_or_else(|| Status::failed_precondition(format!("attempt {} of job {} was not prepared here", ask.attempt, ask.job_id)))?;
         let addresses = tethys_net::launcher::parse_addresses(&ask.addresses)
@@ -128,6 +241,10 @@ impl WorkerRpc for Arc<Attempts> {
         if !addresses.contains_key(&ask.node) || ask.node == 0 {
             return Err(Status::invalid_argument(format!("node {} is not a worker of the addresses given", ask.node)));
         }
+        let listener = match prepared {
+            Prepared::Here(listener) => listener,
+            Prepared::InProgram(child) => return self.start_in_program(ask, child),
+        };
         let data_addr = listener.local_addr().map_err(|error| Status::internal(error.to_string()))?;
         lock(&self.running).insert(key, Running { term: ask.term, node: ask.node, data_addr, closer: None });
         let (running, secret, registry, mesh) =
@@ -138,7 +255,7 @@ impl WorkerRpc for Arc<Attempts> {
             match tethys_net::cluster::Worker::start_adoptable(ask.node, listener, &addresses, secret, registry, mesh, orphan_timeout) {
                 Ok(worker) => {
                     if let Some(entry) = lock(&running).get_mut(&key) {
-                        entry.closer = Some(worker.closer());
+                        entry.closer = Some(AttemptCloser::Here(worker.closer()));
                     }
                     let why = worker.wait();
                     tracing::info!(job = ask.job_id, attempt = ask.attempt, %why, "attempt ended");
@@ -258,6 +375,14 @@ impl WorkerProcess {
             registry: options.registry,
             mesh: options.mesh,
             orphan_timeout: options.orphan_timeout,
+            programs: ProgramRuns {
+                store: ProgramStore::open(&options.program_dir).map_err(|error| error.to_string())?,
+                masters: options.masters.clone(),
+                auth: auth.clone(),
+                tls: options.tls.clone(),
+                secret: options.secret.clone(),
+                processes: options.program_processes.clone(),
+            },
             prepared: Mutex::new(HashMap::new()),
             running: Arc::new(Mutex::new(HashMap::new())),
         });

@@ -201,6 +201,8 @@ impl Cluster {
             registry: tethys_bench::jobs::registry(),
             mesh: tethys_net::MeshOptions::default(),
             orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
+            program_dir: WorkerOptions::default_program_dir(),
+            program_processes: Default::default(),
         };
         WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap()
     }
@@ -451,6 +453,7 @@ async fn a_running_jobs_sampled_rows_are_read_and_streamed_through_any_master() 
             checkpoint_root: None,
             mesh: tethys_net::MeshOptions::default(),
             restarts_max: 0,
+            program_processes: Default::default(),
         });
     })
     .await;
@@ -836,4 +839,80 @@ async fn the_console_logs_in_with_a_cookie_and_streams_the_cluster() {
     for (_, node) in nodes {
         node.stop().await;
     }
+}
+
+/// A stand-in for a Tethys program, as the API sees one: a script that says what it is (a job
+/// `fake-job`) and accepts any job it is asked to check.
+fn fake_program() -> Vec<u8> {
+    let info = serde_json::json!({
+        "program": "fake",
+        "tethys_version": env!("CARGO_PKG_VERSION"),
+        "build_id": "fake-build",
+        "jobs": [{"name": "fake-job", "about": "does nothing", "builtin": false}],
+    });
+    format!("#!/bin/sh\nif [ \"$1\" = program-info ]; then echo '{info}'; fi\nexit 0\n").into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_are_uploaded_listed_and_deleted_through_any_master() {
+    use tethys_control::http::programs::{ProgramListView, ProgramView};
+
+    // Every master reaches the same program store, as they reach the checkpoints.
+    let shared = TestDir::new("http-programs");
+    let store = shared.path().to_path_buf();
+    let cluster = Cluster::start_with(3, move |options| {
+        options.program_dir = Some(store.clone());
+        options.program_bytes_max = 4096;
+    })
+    .await;
+    let leader = cluster.leader_seen_by(0).await.leader.unwrap();
+    let follower = (0..3).find(|id| *id != leader).unwrap();
+    let (at, elsewhere) = (cluster.http[&follower], cluster.http[&leader]);
+    let upload = |body: Vec<u8>, token: Option<&'static str>| request(at, "POST", "/api/programs", token, Some(body));
+
+    // Refused: no token, not a program, too large; nothing is kept of them.
+    assert_eq!(upload(fake_program(), None).await.status, 401);
+    let not_a_program = upload(b"plain text".to_vec(), Some(SECRET)).await;
+    assert_eq!((not_a_program.status, not_a_program.error_code().as_str()), (400, "INVALID_ARGUMENT"), "{}", not_a_program.body);
+    assert!(not_a_program.body.contains("not a Tethys program"), "{}", not_a_program.body);
+    let too_large = upload(vec![b'x'; 5000], Some(SECRET)).await;
+    assert_eq!((too_large.status, too_large.error_code().as_str()), (413, "RESOURCE_EXHAUSTED"), "{}", too_large.body);
+    assert!(too_large.body.contains("at most 4096 bytes"), "{}", too_large.body);
+    assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0, "the store keeps no refused file");
+
+    // Taken through a follower (which forwards the registration), seen from every master; the same
+    // file again is the same program.
+    let uploaded = upload(fake_program(), Some(SECRET)).await;
+    assert_eq!(uploaded.status, 201, "{}", uploaded.body);
+    let program: ProgramView = uploaded.json();
+    assert_eq!(uploaded.header("location"), Some(format!("/api/programs/{}", program.id).as_str()));
+    assert_eq!((program.program.as_str(), program.size, program.jobs[0].name.as_str()), ("fake", fake_program().len() as u64, "fake-job"));
+    let again: ProgramView = upload(fake_program(), Some(SECRET)).await.json();
+    assert_eq!((again.id.as_str(), again.uploaded_at_ms), (program.id.as_str(), program.uploaded_at_ms));
+    let listed: ProgramListView = get(elsewhere, "/api/programs").await.json();
+    assert_eq!(listed.programs, [program.clone()]);
+    let one: ProgramView = get(elsewhere, &format!("/api/programs/{}", program.id)).await.json();
+    assert_eq!(one, program);
+    assert_eq!(get(elsewhere, &format!("/api/programs/{}", "0".repeat(64))).await.status, 404);
+
+    // A job of it is checked by the program itself; while it has not ended the program stays.
+    let job = serde_json::json!({ "name": "fake-job", "parallelism": 1, "program": program.id }).to_string();
+    let submitted = post(at, "/api/jobs", &job).await;
+    assert_eq!(submitted.status, 201, "{}", submitted.body);
+    let job_id = submitted.json::<Submitted>().job;
+    let shown: JobView = get(elsewhere, &format!("/api/jobs/{job_id}")).await.json();
+    assert_eq!(shown.program.as_deref(), Some(program.id.as_str()));
+    let unknown = serde_json::json!({ "name": "fake-job", "parallelism": 1, "program": "f".repeat(64) }).to_string();
+    let refused = post(at, "/api/jobs", &unknown).await;
+    assert!(refused.status == 400 && refused.body.contains("was uploaded"), "{}", refused.body);
+    let path = format!("/api/programs/{}", program.id);
+    let in_use = request(at, "DELETE", &path, Some(SECRET), None).await;
+    assert_eq!((in_use.status, in_use.error_code().as_str()), (409, "FAILED_PRECONDITION"), "{}", in_use.body);
+    assert_eq!(post(at, &format!("/api/jobs/{job_id}/cancel"), "").await.status, 200);
+    assert_eq!(request(at, "DELETE", &path, Some(SECRET), None).await.status, 204);
+    assert_eq!(get(elsewhere, &path).await.status, 404);
+    assert_eq!(std::fs::read_dir(shared.path()).unwrap().count(), 0, "its file went with it");
+    assert_eq!(request(at, "DELETE", &path, Some(SECRET), None).await.status, 404);
+    assert_eq!(request(at, "DELETE", "/api/programs/not-an-id", Some(SECRET), None).await.status, 400);
+    cluster.stop().await;
 }

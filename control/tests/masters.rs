@@ -222,6 +222,7 @@ async fn jobs_are_checked_before_the_log_listed_and_cancelled_from_any_master() 
         checkpoint_interval_ms: 100,
         build_id: build_id.into(),
         restore_from: String::new(),
+        program: String::new(),
     };
     // Refused before the log, with the reason; through a follower as through the leader.
     let cases = [

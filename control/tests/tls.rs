@@ -114,6 +114,8 @@ async fn masters_and_a_worker_over_mutual_tls() {
         registry: tethys_bench::jobs::registry(),
         mesh: tethys_net::MeshOptions::default(),
         orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
+        program_dir: WorkerOptions::default_program_dir(),
+        program_processes: Default::default(),
     };
     let worker = WorkerProcess::start(options, tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap()).await.unwrap();
     let tls = member();

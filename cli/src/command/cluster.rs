@@ -23,7 +23,22 @@ pub type MasterClient = ControlClient<InterceptedService<Channel, AddSecret>>;
 /// Makes `call` on the masters (`host:port,...`), in order, until one answers; a refusal (a
 /// status other than unavailable) is the answer too, as the masters agree on it. Over mutual TLS
 /// with `tls`.
-pub async fn call_any<T, F, Fut>(masters: &str, secret: &str, tls: Option<&GrpcTls>, mut call: F) -> Result<T, CliError>
+pub async fn call_any<T, F, Fut>(masters: &str, secret: &str, tls: Option<&GrpcTls>, call: F) -> Result<T, CliError>
+where
+    F: FnMut(MasterClient) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    call_any_within(masters, secret, tls, std::time::Duration::from_secs(5), call).await
+}
+
+/// As [`call_any`], each call given `timeout` (an upload takes longer than a question).
+pub async fn call_any_within<T, F, Fut>(
+    masters: &str,
+    secret: &str,
+    tls: Option<&GrpcTls>,
+    timeout: std::time::Duration,
+    mut call: F,
+) -> Result<T, CliError>
 where
     F: FnMut(MasterClient) -> Fut,
     Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
@@ -31,7 +46,7 @@ where
     let auth = SecretAuth::new(secret)?;
     let mut failures = Vec::new();
     for addr in masters.split(',').map(str::trim).filter(|addr| !addr.is_empty()) {
-        let endpoint = tethys_control::rpc::endpoint(addr, tls, std::time::Duration::from_millis(500), std::time::Duration::from_secs(5))
+        let endpoint = tethys_control::rpc::endpoint(addr, tls, std::time::Duration::from_millis(500), timeout)
             .map_err(|e| format!("bad master address: {e}"))?;
         match endpoint.connect().await {
             Ok(channel) => match call(ControlClient::with_interceptor(channel, auth.add())).await {

@@ -282,6 +282,7 @@ fn long_job(root: &std::path::Path) -> SubmitJobRequest {
         checkpoint_interval_ms: 100,
         build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
         restore_from: String::new(),
+        program: String::new(),
     }
 }
 

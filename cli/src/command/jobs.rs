@@ -27,7 +27,11 @@ pub struct SubmitArgs {
     /// printed (the masters check that it restores into the job).
     #[arg(long)]
     from_savepoint: Option<std::path::PathBuf>,
-    /// The job's name in this program (e.g. `bench`, `digest`, `sql`).
+    /// A job of this uploaded program (its id, from `tethys programs list`) instead of the
+    /// masters' own program.
+    #[arg(long)]
+    program: Option<String>,
+    /// The job's name in the program (e.g. `bench`, `digest`, `sql`, or a job of an uploaded program).
     job: String,
     /// The job's arguments.
     args: Vec<String>,
@@ -116,6 +120,7 @@ fn json(job: &JobInfo) -> serde_json::Value {
         "parallelism": job.parallelism, "slots": job.slots, "attempt": job.attempt,
         "last_checkpoint": job.last_checkpoint, "checkpoints_completed": job.checkpoints_completed,
         "submitted_at_ms": job.submitted_at_ms, "build_id": job.build_id, "adoptions": job.adoptions, "last_savepoint": job.last_savepoint,
+        "program": job.program,
         "placements": job.placements.iter().map(|p| serde_json::json!({"worker": p.worker_id, "slot": p.slot})).collect::<Vec<_>>(),
     })
 }
@@ -157,8 +162,14 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
                 parallelism: args.parallelism,
                 slots: args.slots.unwrap_or(0),
                 checkpoint_interval_ms: args.checkpoint_interval_ms.unwrap_or(0),
-                build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
+                // A job of this program is checked against the masters' build; one of an uploaded
+                // program, against that program's.
+                build_id: match &args.program {
+                    None => tethys_engine::graph::fingerprint::build_id().to_string(),
+                    Some(_) => String::new(),
+                },
                 restore_from: args.from_savepoint.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+                program: args.program.clone().unwrap_or_default(),
             };
             let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
                 let request = request.clone();

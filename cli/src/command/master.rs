@@ -48,6 +48,10 @@ pub struct MasterArgs {
     /// job restarts from its newest checkpoint after a leader change (default: in memory only).
     #[arg(long)]
     pub checkpoint_root: Option<PathBuf>,
+    /// Where uploaded programs are kept, on storage every master reaches (default: `programs`
+    /// under the checkpoint root, else under the master's directory).
+    #[arg(long)]
+    pub program_dir: Option<PathBuf>,
     /// Serve the HTTP/JSON API and `/metrics` on this address too (port 0: any free port,
     /// printed as `http <address>`); every request needs `Authorization: Bearer <secret>`.
     #[arg(long)]
@@ -77,20 +81,10 @@ pub fn parse_members(line: &str) -> Result<BTreeMap<u64, String>, String> {
     Ok(members)
 }
 
-/// Whether this program defines job `name` with `args` at `parallelism`: it builds the job's graph
-/// and plan, as a worker will.
+/// Whether this program defines job `name` with `args` at `parallelism` (see `Program::check`).
 fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
     let spec = tethys_engine::cluster::protocol::JobSpec { name: name.to_string(), args: args.to_vec() };
-    let config = tethys_engine::EngineConfig {
-        parallelism: parallelism as usize,
-        slots: parallelism as usize,
-        ..tethys_engine::EngineConfig::default()
-    };
-    config.validate().map_err(|error| error.to_string())?;
-    let env = tethys_engine::StreamEnvironment::new(config);
-    crate::program::define(&spec, &env)?;
-    tethys_engine::ExecutionPlan::build(&env.job_graph(), parallelism as usize).map_err(|error| error.to_string())?;
-    Ok(())
+    crate::program::installed().check(&spec, parallelism, None)
 }
 
 /// Makes a master check and deploy the jobs of this program (its build id, its validator, its
@@ -103,6 +97,7 @@ pub fn run_this_program(options: &mut MasterOptions, checkpoint_root: Option<Pat
         checkpoint_root,
         mesh: tethys_net::MeshOptions::default(),
         restarts_max: RESTARTS_MAX,
+        program_processes: Default::default(),
     });
 }
 
@@ -141,9 +136,12 @@ pub fn run(args: MasterArgs) -> Result<(), CliError> {
         options.bootstrap = args.bootstrap;
         options.tls = tls;
         run_this_program(&mut options, args.checkpoint_root.clone());
+        options.program_dir = args.program_dir.clone().or_else(|| args.checkpoint_root.as_ref().map(|root| root.join("programs")));
         if let Some(deploy) = &mut options.deploy {
-            // The jobs' coordinators (node 0 of each attempt's mesh) meet the workers over TLS too.
+            // The jobs' coordinators (node 0 of each attempt's mesh) meet the workers over TLS too,
+            // those of uploaded programs' jobs in processes of their own.
             deploy.mesh.connection.tls = data_tls;
+            deploy.program_processes.tls = args.tls.files();
         }
         let mut node = MasterNode::start(options, listener).await?;
         if let Some(http) = http {
@@ -169,4 +167,29 @@ mod tests {
         assert!(parse_members("1=nowhere").unwrap_err().contains("not an address"));
         assert!(parse_members("").is_err());
     }
+}
+
+/// Arguments of the hidden `attempt-driver` command: the coordinator of one attempt of a job of this
+/// program, for the leader that started this process (`tethys_control::programs::driver`).
+#[derive(Args, Debug)]
+pub struct AttemptDriverArgs {
+    /// The host the coordinator listens on.
+    #[arg(long)]
+    pub host: std::net::IpAddr,
+    /// Keep every connection on TCP.
+    #[arg(long)]
+    pub no_shared_memory: bool,
+    /// Mutual TLS on the data plane.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
+    /// Log level.
+    #[arg(long, default_value = "info")]
+    pub log: tracing::Level,
+}
+
+/// Coordinates one attempt for the leader that started this process, until it ends.
+pub fn attempt_driver(args: AttemptDriverArgs) -> Result<(), CliError> {
+    super::init_logs(args.log);
+    let options = tethys_control::programs::process::ChildOptions { tls: args.tls.files(), no_shared_memory: args.no_shared_memory };
+    Ok(tethys_control::programs::driver::run_attempt_driver(args.host, &options, crate::program::registry())?)
 }

@@ -8,6 +8,7 @@ pub mod failover;
 pub mod jobs;
 pub mod latency;
 pub mod master;
+pub mod programs;
 pub mod recovery_demo;
 pub mod run;
 pub mod sql;

@@ -73,6 +73,8 @@ impl Platform {
                 registry: crate::program::registry(),
                 mesh: tethys_net::MeshOptions::default(),
                 orphan_timeout: WorkerOptions::ORPHAN_TIMEOUT_DEFAULT,
+                program_dir: WorkerOptions::default_program_dir(),
+                program_processes: Default::default(),
             };
             started.push(WorkerProcess::start(options, listener).await?);
         }
@@ -98,6 +100,7 @@ impl Platform {
             checkpoint_interval_ms: 500,
             build_id: tethys_engine::graph::fingerprint::build_id().to_string(),
             restore_from: String::new(),
+            program: String::new(),
         };
         let submitted = call_any(&self.master_addr, SECRET, None, |mut client| {
             let request = request.clone();

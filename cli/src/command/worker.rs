@@ -44,6 +44,10 @@ pub struct WorkerArgs {
     /// it, in milliseconds; then it ends.
     #[arg(long, requires = "masters", default_value_t = 60_000)]
     pub orphan_timeout_ms: u64,
+    /// Under --masters: where the uploaded programs whose jobs it runs are kept (default:
+    /// `tethys-programs` in the temporary directory).
+    #[arg(long, requires = "masters")]
+    pub program_dir: Option<std::path::PathBuf>,
     /// File holding the cluster secret (default: the environment variable TETHYS_CLUSTER_SECRET).
     #[arg(long)]
     pub secret_file: Option<std::path::PathBuf>,
@@ -78,6 +82,11 @@ fn run_under_masters(args: &WorkerArgs, masters: &str) -> Result<(), CliError> {
         registry: crate::program::registry(),
         mesh,
         orphan_timeout: std::time::Duration::from_millis(args.orphan_timeout_ms),
+        program_dir: args.program_dir.clone().unwrap_or_else(tethys_control::worker_node::WorkerOptions::default_program_dir),
+        program_processes: tethys_control::programs::process::ChildOptions {
+            tls: args.tls.files(),
+            no_shared_memory: args.no_shared_memory,
+        },
     };
     super::service_runtime()?.block_on(async {
         let listener = super::listen_and_announce(args.listen).await?;
@@ -136,4 +145,33 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
     let why = tethys_net::cluster::run_worker(node, listener, &addresses, secret, crate::program::registry(), options)?;
     tracing::info!(node, %why, "worker done");
     Ok(())
+}
+
+/// Arguments of the hidden `attempt-worker` command: one attempt of a job of this program, for the
+/// worker process that started this one (`tethys_control::programs::worker`).
+#[derive(Args, Debug)]
+pub struct AttemptWorkerArgs {
+    /// The host the attempt's data plane listens on.
+    #[arg(long)]
+    pub host: std::net::IpAddr,
+    /// How long the attempt runs on without a coordinator, in milliseconds.
+    #[arg(long)]
+    pub orphan_timeout_ms: u64,
+    /// Keep every connection on TCP.
+    #[arg(long)]
+    pub no_shared_memory: bool,
+    /// Mutual TLS on the data plane.
+    #[command(flatten)]
+    pub tls: super::TlsArgs,
+    /// Log level.
+    #[arg(long, default_value = "info")]
+    pub log: tracing::Level,
+}
+
+/// Runs one attempt for the worker that started this process, until it ends.
+pub fn attempt_worker(args: AttemptWorkerArgs) -> Result<(), CliError> {
+    super::init_logs(args.log);
+    let options = tethys_control::programs::process::ChildOptions { tls: args.tls.files(), no_shared_memory: args.no_shared_memory };
+    let orphan_timeout = std::time::Duration::from_millis(args.orphan_timeout_ms);
+    Ok(tethys_control::programs::worker::run_attempt_worker(args.host, orphan_timeout, &options, crate::program::registry())?)
 }

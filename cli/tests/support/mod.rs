@@ -1,4 +1,8 @@
 //! What the end-to-end tests of the binary share.
+// Each test file uses some of these.
+#![allow(dead_code)]
+
+pub mod cluster;
 
 use std::path::Path;
 

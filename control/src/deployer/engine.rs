@@ -39,6 +39,8 @@ pub(super) struct EngineDriver {
     /// Where coordinators listen.
     pub(super) host: IpAddr,
     pub(super) options: DeployOptions,
+    /// How jobs of uploaded programs are driven (in processes of their programs).
+    pub(super) programs: super::program::UploadedPrograms,
 }
 
 impl AttemptControl for Coordinator {
@@ -59,6 +61,7 @@ impl AttemptDriver for EngineDriver {
             secret: self.secret.clone(),
             host: self.host,
             options: self.options.clone(),
+            programs: self.programs.clone(),
         };
         let handle = tokio::runtime::Handle::current();
         let (done, outcome) = tokio::sync::oneshot::channel();
@@ -76,6 +79,9 @@ impl AttemptDriver for EngineDriver {
 impl EngineDriver {
     /// Runs one attempt to its end, on the calling thread.
     fn drive_blocking(&self, run: &AttemptRun, handle: &tokio::runtime::Handle) -> AttemptOutcome {
+        if let Some(program) = &run.job.artifact.program {
+            return self.drive_in_program(run, handle, program);
+        }
         let (job, deployment) = (&run.job, &run.deployment);
         let nodes = deployment_nodes(deployment);
         let attempt = deployment.attempt;
@@ -93,8 +99,7 @@ impl EngineDriver {
         let workers: Vec<WorkerSlots> =
             nodes.iter().enumerate().map(|(index, (_, slots))| WorkerSlots { node: index as u32 + 1, slots: *slots }).collect();
         let secret = self.secret.clone();
-        let establish_timeout = self.options.mesh.establish_timeout.min(ATTEMPT_MESH_TIMEOUT);
-        let mesh = tethys_net::MeshOptions { establish_timeout, ..self.options.mesh.clone() };
+        let mesh = self.mesh_options();
         let coordinator = match run.adopted.is_some() {
             true => Coordinator::adopt(listener, &addresses, secret, spec.clone(), workers, mesh),
             false => Coordinator::start(listener, &addresses, secret, spec.clone(), workers, mesh),
@@ -103,67 +108,11 @@ impl EngineDriver {
         let coordinator = Arc::new(coordinator);
         let (master, job_id, gate_handle) = (self.master.clone(), job.id, handle.clone());
         let history = Arc::clone(&run.history);
-        let completed = Arc::clone(&history);
         coordinator.cluster().set_checkpoint_gate(Arc::new(move |done: &CheckpointDone| {
-            let checkpoint = CompletedCheckpoint {
-                id: done.id,
-                attempt,
-                location: done.location.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
-                completed_at_ms: now_ms(),
-            };
-            let completed_at_ms = checkpoint.completed_at_ms;
-            match gate_handle.block_on(master.propose(Command::CompleteCheckpoint { job: job_id, checkpoint })) {
-                Ok(Ok(_)) => {
-                    let millis = |duration: Duration| duration.as_secs_f64() * 1e3;
-                    let parts: Vec<crate::live::SubtaskCheckpointView> = done
-                        .subtasks
-                        .iter()
-                        .map(|part| crate::live::SubtaskCheckpointView {
-                            task: part.task,
-                            subtask: part.subtask,
-                            acknowledged_ms: millis(part.acknowledged_after),
-                            alignment_ms: millis(part.alignment),
-                            sync_ms: millis(part.sync),
-                            key_groups: part.key_groups,
-                        })
-                        .collect();
-                    let checkpoint = crate::live::CheckpointView {
-                        id: done.id,
-                        attempt,
-                        completed_at_ms,
-                        duration_ms: done.duration.as_millis() as u64,
-                        state_bytes: done.state_bytes,
-                        written_bytes: done.written_bytes,
-                        location: done.location.as_ref().map(|path| path.display().to_string()),
-                        subtasks: parts.len() as u32,
-                        alignment_max_ms: parts.iter().map(|part| part.alignment_ms).fold(0.0, f64::max),
-                        sync_max_ms: parts.iter().map(|part| part.sync_ms).fold(0.0, f64::max),
-                    };
-                    completed.checkpoints().record(checkpoint, Some(parts));
-                    Ok(())
-                }
-                Ok(Err(refusal)) => Err(format!("the masters refused it: {refusal}")),
-                Err(error) => Err(error.to_string()),
-            }
+            complete_checkpoint(&master, &gate_handle, job_id, attempt, &history, done)
         }));
         run.handles.set_control(Some(Arc::clone(&coordinator) as Arc<dyn AttemptControl>));
-        let checkpoint_dir =
-            (job.spec.checkpoint_interval_ms > 0).then(|| job_checkpoint_dir(self.options.checkpoint_root.as_deref(), job.id)).flatten();
-        // Only the checkpoint the masters recorded as complete: sinks committed up to it and no
-        // further, so starting from anything else (an older one, or nothing) would repeat output.
-        let restore_from = match &job.last_checkpoint {
-            Some(checkpoint) if PathBuf::from(&checkpoint.location).is_dir() => Some(PathBuf::from(&checkpoint.location)),
-            Some(checkpoint) => {
-                return Err(format!(
-                    "checkpoint {} the masters recorded is not at {:?}; the job cannot restart exactly once without it",
-                    checkpoint.id, checkpoint.location
-                ))
-            }
-            None => None,
-        };
-        if let Some(dir) = &restore_from {
-            tracing::info!(job = %job.id, attempt, dir = %dir.display(), "restoring from the newest checkpoint");
-        }
+        let (checkpoint_dir, restore_from) = self.checkpoint_dirs(run)?;
         let config = EngineConfig {
             parallelism: job.spec.parallelism as usize,
             slots: nodes.iter().map(|(_, slots)| slots).sum(),
@@ -176,12 +125,12 @@ impl EngineDriver {
         let env = StreamEnvironment::new(config);
         (self.options.registry)(&spec, &env)?;
         let client = env.execute_on_cluster_async(&job.spec.name, coordinator.cluster()).map_err(|error| error.to_string())?;
-        run.handles.set_job_controls(Some(client.controls()));
+        run.handles.set_job_controls(Some(Arc::new(client.controls())));
         // Its live figures, sampled every second while it runs (for GET /api/jobs/{id}/live).
         let sampling = match env.plan() {
             Ok(plan) => {
-                let live =
-                    crate::live::JobLive::new(job.id.0, attempt, &env.job_graph(), &plan, coordinator.cluster().live_board(), history);
+                let (board, history) = (coordinator.cluster().live_board(), Arc::clone(&run.history));
+                let live = crate::live::JobLive::new(job.id.0, attempt, &env.job_graph(), &plan, board, history);
                 run.handles.set_live(Some(Arc::clone(&live)));
                 Some(Sampler::start(live))
             }
@@ -196,14 +145,98 @@ impl EngineDriver {
     }
 }
 
+impl EngineDriver {
+    /// Where the attempt's checkpoints go, and the checkpoint it restores: only the one the
+    /// masters recorded as complete (sinks committed up to it and no further, so starting from
+    /// anything else, an older one or nothing, would repeat output).
+    pub(super) fn checkpoint_dirs(&self, run: &AttemptRun) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+        let job = &run.job;
+        let checkpoint_dir =
+            (job.spec.checkpoint_interval_ms > 0).then(|| job_checkpoint_dir(self.options.checkpoint_root.as_deref(), job.id)).flatten();
+        let restore_from = match &job.last_checkpoint {
+            Some(checkpoint) if PathBuf::from(&checkpoint.location).is_dir() => Some(PathBuf::from(&checkpoint.location)),
+            Some(checkpoint) => {
+                return Err(format!(
+                    "checkpoint {} the masters recorded is not at {:?}; the job cannot restart exactly once without it",
+                    checkpoint.id, checkpoint.location
+                ))
+            }
+            None => None,
+        };
+        if let Some(dir) = &restore_from {
+            tracing::info!(job = %job.id, attempt = run.deployment.attempt, dir = %dir.display(), "restoring from the newest checkpoint");
+        }
+        Ok((checkpoint_dir, restore_from))
+    }
+
+    /// How long a coordinator waits for its attempt's mesh.
+    pub(super) fn mesh_options(&self) -> tethys_net::MeshOptions {
+        let establish_timeout = self.options.mesh.establish_timeout.min(ATTEMPT_MESH_TIMEOUT);
+        tethys_net::MeshOptions { establish_timeout, ..self.options.mesh.clone() }
+    }
+}
+
+/// The checkpoint gate of a leader's attempt: `done` completes only once the masters committed it
+/// (`CompleteCheckpoint`, proposed in this leader's term: a deposed leader's commits nothing), and
+/// is then kept in the job's history.
+pub(super) fn complete_checkpoint(
+    master: &Master,
+    handle: &tokio::runtime::Handle,
+    job_id: crate::state::JobId,
+    attempt: u32,
+    history: &crate::live::JobHistory,
+    done: &CheckpointDone,
+) -> Result<(), String> {
+    let checkpoint = CompletedCheckpoint {
+        id: done.id,
+        attempt,
+        location: done.location.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
+        completed_at_ms: now_ms(),
+    };
+    let completed_at_ms = checkpoint.completed_at_ms;
+    match handle.block_on(master.propose(Command::CompleteCheckpoint { job: job_id, checkpoint })) {
+        Ok(Ok(_)) => {
+            let millis = |duration: Duration| duration.as_secs_f64() * 1e3;
+            let parts: Vec<crate::live::SubtaskCheckpointView> = done
+                .subtasks
+                .iter()
+                .map(|part| crate::live::SubtaskCheckpointView {
+                    task: part.task,
+                    subtask: part.subtask,
+                    acknowledged_ms: millis(part.acknowledged_after),
+                    alignment_ms: millis(part.alignment),
+                    sync_ms: millis(part.sync),
+                    key_groups: part.key_groups,
+                })
+                .collect();
+            let checkpoint = crate::live::CheckpointView {
+                id: done.id,
+                attempt,
+                completed_at_ms,
+                duration_ms: done.duration.as_millis() as u64,
+                state_bytes: done.state_bytes,
+                written_bytes: done.written_bytes,
+                location: done.location.as_ref().map(|path| path.display().to_string()),
+                subtasks: parts.len() as u32,
+                alignment_max_ms: parts.iter().map(|part| part.alignment_ms).fold(0.0, f64::max),
+                sync_max_ms: parts.iter().map(|part| part.sync_ms).fold(0.0, f64::max),
+            };
+            history.checkpoints().record(checkpoint, Some(parts));
+            Ok(())
+        }
+        Ok(Err(refusal)) => Err(format!("the masters refused it: {refusal}")),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
 /// A thread that samples a running attempt's live figures every `SAMPLE_INTERVAL`, until dropped.
-struct Sampler {
+pub(super) struct Sampler {
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Sampler {
-    fn start(live: Arc<crate::live::JobLive>) -> Sampler {
+    pub(super) fn start(live: Arc<crate::live::JobLive>) -> Sampler {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tethys-live-sampler".into())

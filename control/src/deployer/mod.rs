@@ -33,6 +33,7 @@
 
 mod engine;
 mod grpc;
+mod program;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
@@ -73,6 +74,22 @@ pub struct DeployOptions {
     pub mesh: MeshOptions,
     /// Restarts a job may make after its first attempt failed, over its life.
     pub restarts_max: u32,
+    /// What the processes of uploaded programs (their jobs' coordinators) are told of the data
+    /// plane. The program store itself is the master's (`MasterOptions::program_dir`).
+    pub program_processes: crate::programs::process::ChildOptions,
+}
+
+/// Takes savepoints of a running attempt (the engine's `JobControls`, or the driver's process of
+/// an uploaded program).
+pub trait SavepointControl: Send + Sync {
+    /// Takes a savepoint into `dir` and, with `stop`, stops the job after it: its directory.
+    fn savepoint(&self, dir: PathBuf, stop: bool) -> Result<PathBuf, String>;
+}
+
+impl SavepointControl for JobControls {
+    fn savepoint(&self, dir: PathBuf, stop: bool) -> Result<PathBuf, String> {
+        JobControls::savepoint(self, dir, stop).map_err(|error| error.to_string())
+    }
 }
 
 /// The leader's calls to a worker, by its id (the workers' gRPC service in a master process).
@@ -130,7 +147,7 @@ pub trait AttemptDriver: Send + Sync + 'static {
 #[derive(Clone, Default)]
 pub struct AttemptHandles {
     control: Arc<Mutex<Option<Arc<dyn AttemptControl>>>>,
-    controls: Arc<Mutex<Option<JobControls>>>,
+    controls: Arc<Mutex<Option<Arc<dyn SavepointControl>>>>,
     /// A rescale in progress: the job stops with a savepoint to restart at this parallelism on
     /// that many slots.
     rescale_to: Arc<Mutex<Option<(u32, u32)>>>,
@@ -166,7 +183,7 @@ impl AttemptHandles {
     }
 
     /// Publishes the running job's controls (savepoints), or none once it ended.
-    pub fn set_job_controls(&self, controls: Option<JobControls>) {
+    pub fn set_job_controls(&self, controls: Option<Arc<dyn SavepointControl>>) {
         *lock(&self.controls) = controls;
     }
 
@@ -217,6 +234,8 @@ pub struct Deployer {
     checkpoint_root: Option<PathBuf>,
     /// The jobs the program knows, to check a rescale before anything stops.
     registry: Option<JobRegistry>,
+    /// Uploaded programs, to check a rescale of one's job.
+    programs: Option<crate::programs::ProgramStore>,
     drivers: Arc<Mutex<HashMap<JobId, Driver>>>,
     /// What this master keeps of each job that has not ended, across attempts and leaders.
     histories: Mutex<HashMap<JobId, Arc<crate::live::JobHistory>>>,
@@ -256,13 +275,29 @@ impl Deployer {
         tls: Option<GrpcTls>,
         host: IpAddr,
         options: DeployOptions,
+        programs: crate::programs::ProgramStore,
     ) -> Result<Deployer, String> {
-        let calls: Arc<dyn WorkerCalls> = Arc::new(grpc::GrpcWorkers::new(master.clone(), secret_text, tls)?);
+        let calls: Arc<dyn WorkerCalls> = Arc::new(grpc::GrpcWorkers::new(master.clone(), secret_text, tls.clone())?);
         let secret = secret_text.parse().map_err(|error| format!("bad cluster secret: {error}"))?;
-        let driver = engine::EngineDriver { master: master.clone(), calls: Arc::clone(&calls), secret, host, options: options.clone() };
+        let uploaded = program::UploadedPrograms {
+            store: programs.clone(),
+            auth: crate::rpc::SecretAuth::new(secret_text)?,
+            tls,
+            secret_text: secret_text.to_string(),
+            processes: options.program_processes.clone(),
+        };
+        let driver = engine::EngineDriver {
+            master: master.clone(),
+            calls: Arc::clone(&calls),
+            secret,
+            host,
+            options: options.clone(),
+            programs: uploaded,
+        };
         let mut deployer = Deployer::with_parts(master, calls, Arc::new(driver), options.restarts_max);
         deployer.checkpoint_root = options.checkpoint_root;
         deployer.registry = Some(options.registry);
+        deployer.programs = Some(programs);
         Ok(deployer)
     }
 
@@ -277,6 +312,7 @@ impl Deployer {
             restarts_max,
             checkpoint_root: None,
             registry: None,
+            programs: None,
             drivers: Arc::new(Mutex::new(HashMap::new())),
             histories: Mutex::new(HashMap::new()),
             waiting: Mutex::new(HashMap::new()),
@@ -625,8 +661,13 @@ impl Deployer {
                 free + own
             )));
         }
-        if let Some(validator) = validator {
-            validator(&record.spec.name, &record.spec.args, parallelism).map_err(Status::invalid_argument)?;
+        match (&record.artifact.program, validator) {
+            (Some(program), _) => self
+                .check_in_program(program, &JobSpec { parallelism, ..record.spec.clone() }, None)
+                .await
+                .map_err(Status::invalid_argument)?,
+            (None, Some(validator)) => validator(&record.spec.name, &record.spec.args, parallelism).map_err(Status::invalid_argument)?,
+            (None, None) => {}
         }
         // Its newest checkpoint must restore into the job at the new parallelism (the savepoint
         // will hold the same operators and sources).
@@ -636,7 +677,11 @@ impl Deployer {
         let (mut checkpoint, mut tries) = (record.last_checkpoint.clone(), 0);
         while let Some(checked) = checkpoint {
             tries += 1;
-            match self.check_restore(&rescaled, &checked.location).await {
+            let checked_restore = match &record.artifact.program {
+                Some(program) => self.check_in_program(program, &rescaled, Some(&checked.location)).await,
+                None => self.check_restore(&rescaled, &checked.location).await,
+            };
+            match checked_restore {
                 Ok(()) => break,
                 Err(reason) => {
                     let newest = self.master.read(|state| state.job(job).and_then(|record| record.last_checkpoint.clone()));
@@ -684,6 +729,17 @@ impl Deployer {
         .map_err(|error| format!("the check's thread: {error}"))?
     }
 
+    /// Whether uploaded program `program` defines the job of `spec` at its parallelism (and can
+    /// start it from `restore_from`), asked of a process of the program.
+    async fn check_in_program(&self, program: &str, spec: &JobSpec, restore_from: Option<&str>) -> Result<(), String> {
+        let store = self.programs.as_ref().ok_or("these masters keep no programs")?;
+        let path = store
+            .find(program)
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("this master has no copy of program {program} in {}", store.dir().display()))?;
+        crate::programs::check_job(&path, &spec.name, &spec.args, spec.parallelism, restore_from).await
+    }
+
     /// The live figures of job `job`'s running attempt, if this leader drives one.
     pub(crate) fn live(&self, job: JobId) -> Option<Arc<crate::live::JobLive>> {
         lock(&self.drivers).get(&job).and_then(|driver| lock(&driver.handles.live).clone())
@@ -726,7 +782,7 @@ impl Deployer {
         let taken = tokio::task::spawn_blocking(move || controls.savepoint(dir, stop))
             .await
             .map_err(|error| tonic::Status::internal(format!("the savepoint's thread: {error}")))?;
-        let path = taken.map_err(|error| tonic::Status::failed_precondition(error.to_string()))?;
+        let path = taken.map_err(tonic::Status::failed_precondition)?;
         Ok(path.display().to_string())
     }
 }
@@ -760,11 +816,12 @@ pub fn deployment_nodes(deployment: &Deployment) -> Vec<(WorkerId, usize)> {
 /// addresses by node.
 pub async fn launch(calls: &dyn WorkerCalls, run: &AttemptRun, coordinator: SocketAddr) -> Result<BTreeMap<u32, SocketAddr>, String> {
     let (job_id, attempt, term) = (run.job.id.0, run.deployment.attempt, run.term);
+    let program = run.job.artifact.program.clone().unwrap_or_default();
     let nodes = deployment_nodes(&run.deployment);
     let mut addresses = BTreeMap::from([(0, coordinator)]);
     for (index, (worker, _)) in nodes.iter().enumerate() {
         let prepared = calls
-            .prepare_attempt(*worker, PrepareAttemptRequest { job_id, attempt, term })
+            .prepare_attempt(*worker, PrepareAttemptRequest { job_id, attempt, term, program: program.clone() })
             .await
             .map_err(|status| format!("{worker} did not prepare the attempt: {}", status.message()))?;
         let addr: SocketAddr = prepared.data_addr.parse().map_err(|error| format!("{worker} answered a bad address: {error}"))?;

@@ -130,6 +130,9 @@ pub struct JobView {
     pub last_savepoint: Option<String>,
     /// Why its attempts failed, oldest first (the newest 20).
     pub failures: Vec<FailureView>,
+    /// The uploaded program it is a job of; null: the masters' own program.
+    #[serde(default)]
+    pub program: Option<String>,
 }
 
 /// Why an attempt failed.
@@ -204,6 +207,10 @@ pub struct SubmitJob {
     /// `last_savepoint` (default: from the start); refused unless it restores into the job.
     #[serde(default)]
     pub restore_from: Option<String>,
+    /// The uploaded program it is a job of (its id, from `GET /api/programs`; default: the
+    /// masters' own program).
+    #[serde(default)]
+    pub program: Option<String>,
 }
 
 fn one() -> u32 {
@@ -276,6 +283,7 @@ impl From<JobInfo> for JobView {
             build_id: job.build_id,
             adoptions: job.adoptions,
             last_savepoint: (!job.last_savepoint.is_empty()).then_some(job.last_savepoint),
+            program: (!job.program.is_empty()).then_some(job.program),
             failures: job.failures.into_iter().map(|failure| FailureView { attempt: failure.attempt, reason: failure.reason }).collect(),
             placements: job
                 .placements
@@ -297,6 +305,7 @@ impl From<SubmitJob> for SubmitJobRequest {
             // Empty: the masters' own build.
             build_id: job.build_id.unwrap_or_default(),
             restore_from: job.restore_from.unwrap_or_default(),
+            program: job.program.unwrap_or_default(),
         }
     }
 }

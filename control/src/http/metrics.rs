@@ -320,7 +320,7 @@ mod tests {
         let mut state = ClusterState::new();
         state.apply(1, &Command::RegisterWorker { control_addr: "w".into(), data_addr: "d".into(), slots: 2, at_ms: 1 }).unwrap();
         let spec = JobSpec { name: "count".into(), args: vec![], parallelism: 1, slots: 1, checkpoint_interval_ms: 0 };
-        state.apply(1, &Command::SubmitJob { spec, artifact: Artifact { build_id: "b".into() }, at_ms: 1 }).unwrap();
+        state.apply(1, &Command::SubmitJob { spec, artifact: Artifact { build_id: "b".into(), program: None }, at_ms: 1 }).unwrap();
         let counters = MasterCounters::default();
         counters.submission_accepted();
         counters.forwarded();
@@ -409,7 +409,8 @@ mod tests {
         state.apply(1, &Command::WorkerLost { worker: WorkerId(2) }).unwrap();
         let spec = |parallelism| JobSpec { name: "count".into(), args: vec![], parallelism, slots: parallelism, checkpoint_interval_ms: 0 };
         for parallelism in [3, 1] {
-            let submit = Command::SubmitJob { spec: spec(parallelism), artifact: Artifact { build_id: "b".into() }, at_ms: 1 };
+            let submit =
+                Command::SubmitJob { spec: spec(parallelism), artifact: Artifact { build_id: "b".into(), program: None }, at_ms: 1 };
             state.apply(1, &submit).unwrap();
         }
         let placements = vec![

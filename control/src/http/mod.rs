@@ -14,6 +14,8 @@
 //! - `workbench`: the SQL workbench (`/api/sql/*`: check, complete, format, explain, functions;
 //!   `POST /api/test-runs`), answered by any master from the SQL crate, nothing replicated; a
 //!   test run's sample of a live topic comes from the worker whose process holds the topic.
+//! - `programs`: programs of users' own (`/api/programs`): uploaded (up to
+//!   `programs::PROGRAM_BYTES_MAX`, not bound by [`BODY_BYTES_MAX`]), listed, deleted.
 //! - `output`: a running job's sinks' sampled rows (`/api/jobs/{id}/output`, and streamed), the
 //!   console's live results, kept by the leader.
 //!
@@ -33,6 +35,7 @@ pub mod events;
 pub mod metrics;
 pub mod openapi;
 pub mod output;
+pub mod programs;
 mod session;
 pub mod workbench;
 
@@ -208,6 +211,7 @@ pub fn http_status(code: Code) -> StatusCode {
         Code::NotFound => StatusCode::NOT_FOUND,
         Code::FailedPrecondition | Code::AlreadyExists => StatusCode::CONFLICT,
         Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::ResourceExhausted => StatusCode::PAYLOAD_TOO_LARGE,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

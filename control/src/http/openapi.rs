@@ -52,6 +52,10 @@ pub struct ErrorBody {
         super::drafts::version,
         super::drafts::diff,
         super::drafts::delete,
+        super::programs::upload,
+        super::programs::list,
+        super::programs::one,
+        super::programs::delete,
         super::events::events,
         super::output::output,
         super::output::stream,
@@ -65,6 +69,7 @@ pub struct ErrorBody {
         (name = "cluster", description = "Masters and workers"),
         (name = "jobs", description = "Submitting and operating jobs"),
         (name = "live", description = "Server-sent events"),
+        (name = "programs", description = "Programs of users' own, uploaded to run their jobs"),
         (name = "session", description = "The console's login"),
         (name = "sql", description = "The SQL workbench: checks, completion, formatting, plans, test runs"),
     )

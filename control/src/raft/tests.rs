@@ -187,7 +187,7 @@ async fn masters_restart_from_their_directories_after_snapshots_purged_the_log()
     }
     let job = Command::SubmitJob {
         spec: JobSpec { name: "count".into(), args: vec![], parallelism: 1, slots: 1, checkpoint_interval_ms: 0 },
-        artifact: Artifact { build_id: "b".into() },
+        artifact: Artifact { build_id: "b".into(), program: None },
         at_ms: 1,
     };
     group.masters[&leader].propose(job).await.unwrap().unwrap();

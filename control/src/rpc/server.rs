@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use futures_util::StreamExt;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -24,17 +25,19 @@ use super::proto::control_server::{Control, ControlServer};
 use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::worker_client::WorkerClient;
 use super::proto::{
-    AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, DeleteDraftReply, DeleteDraftRequest, DraftInfo, DraftList,
-    DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobOutputRequest, JobRequest,
-    ListDraftsRequest, ListJobsReply, ListJobsRequest, LogsReply, MasterInfo, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest,
-    RescaleRequest, SampleTopicReply, SampleTopicRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply,
-    SubmitJobRequest, WorkerInfo, WorkerLogsRequest,
+    AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, DeleteDraftReply, DeleteDraftRequest, DeleteProgramReply, DraftInfo,
+    DraftList, DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobOutputRequest, JobRequest,
+    ListDraftsRequest, ListJobsReply, ListJobsRequest, ListProgramsRequest, LogsReply, MasterInfo, ProgramChunk, ProgramList,
+    ProgramMessage, ProgramRequest, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SampleTopicReply,
+    SampleTopicRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo,
+    WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
 use super::{AddSecret, GrpcTls, SecretAuth};
 use crate::deployer::{DeployOptions, Deployer};
 use crate::http::metrics::MasterCounters;
 use crate::http::HttpServer;
+use crate::programs::{ProgramError, ProgramStore};
 use crate::raft::{Master, MasterConfig, MasterError, NodeId};
 use crate::state::{Command, JobId, JobStatus, Refusal, Response as StateResponse, WorkerId};
 use crate::submit::{check_submission, job_info, JobValidator};
@@ -66,6 +69,11 @@ pub struct MasterOptions {
     pub validator: Option<JobValidator>,
     /// How the leader runs jobs on workers (none: jobs are accepted but not deployed).
     pub deploy: Option<DeployOptions>,
+    /// Where uploaded programs are kept, on storage every master reaches (none: `programs` in the
+    /// master's directory, which serves only while that master is there).
+    pub program_dir: Option<PathBuf>,
+    /// The largest program taken, in bytes.
+    pub program_bytes_max: u64,
 }
 
 impl MasterOptions {
@@ -84,6 +92,8 @@ impl MasterOptions {
             build_id: String::new(),
             validator: None,
             deploy: None,
+            program_dir: None,
+            program_bytes_max: crate::programs::PROGRAM_BYTES_MAX,
         }
     }
 }
@@ -102,6 +112,7 @@ impl std::fmt::Debug for MasterOptions {
             .field("build_id", &self.build_id)
             .field("validator", &self.validator.is_some())
             .field("deploy", &self.deploy.is_some())
+            .field("program_dir", &self.program_dir)
             .finish_non_exhaustive()
     }
 }
@@ -129,13 +140,16 @@ impl MasterNode {
             options.secret.parse::<tethys_net::ClusterSecret>().map_err(|error| failed(format!("bad cluster secret: {error}")))?;
         }
         let master = Master::start(id, &options.dir, &options.raft, GrpcNetwork::new(auth.clone(), options.tls.clone())).await?;
+        let program_dir = options.program_dir.clone().unwrap_or_else(|| options.dir.join("programs"));
+        let programs = ProgramStore::open_with_limit(program_dir, options.program_bytes_max).map_err(|error| failed(error.to_string()))?;
         let deployer = match options.deploy.clone() {
-            Some(deploy) => {
-                Some(Arc::new(Deployer::new(master.clone(), &options.secret, options.tls.clone(), addr.ip(), deploy).map_err(failed)?))
-            }
+            Some(deploy) => Some(Arc::new(
+                Deployer::new(master.clone(), &options.secret, options.tls.clone(), addr.ip(), deploy, programs.clone()).map_err(failed)?,
+            )),
             None => None,
         };
         let plane = Arc::new(ControlPlane {
+            programs,
             deployer: deployer.clone(),
             master: master.clone(),
             auth: auth.clone(),
@@ -203,6 +217,7 @@ impl MasterNode {
             .merge(crate::http::openapi::router())
             .merge(crate::http::workbench::router(Arc::clone(&self.plane)))
             .merge(crate::http::drafts::router(Arc::clone(&self.plane)))
+            .merge(crate::http::programs::router(Arc::clone(&self.plane)))
             .merge(crate::http::output::router(Arc::clone(&self.plane)))
             .merge(crate::http::metrics::master_router(self.master.clone(), self.plane.counters.clone(), self.plane.live_views()));
         let server = HttpServer::start(listener, router, self.plane.auth.clone(), pages)
@@ -289,8 +304,10 @@ struct LastHeard {
 
 type ForwardClient = ControlClient<InterceptedService<Channel, AddSecret>>;
 
-struct ControlPlane {
+pub(crate) struct ControlPlane {
     master: Master,
+    /// Uploaded programs' files.
+    programs: ProgramStore,
     /// The deployer, when this master runs jobs (it acts while this master leads).
     deployer: Option<Arc<Deployer>>,
     auth: SecretAuth,
@@ -475,7 +492,12 @@ impl Control for Arc<ControlPlane> {
     }
 
     async fn submit_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<SubmitJobReply>, Status> {
-        let (spec, artifact) = check_submission(request.get_ref(), &self.build_id, self.validator.as_ref()).map_err(|reason| {
+        let program = request.get_ref().program.clone();
+        let (spec, artifact) = match program.is_empty() {
+            true => check_submission(request.get_ref(), &self.build_id, self.validator.as_ref()),
+            false => self.check_program_submission(request.get_ref()).await,
+        }
+        .map_err(|reason| {
             self.counters.submission_refused();
             Status::invalid_argument(reason)
         })?;
@@ -483,6 +505,9 @@ impl Control for Arc<ControlPlane> {
         let savepoint = request.get_ref().restore_from.clone();
         let command = if savepoint.is_empty() {
             Command::SubmitJob { spec, artifact, at_ms: now_ms() }
+        } else if !program.is_empty() {
+            // The program's own check took the savepoint in.
+            Command::SubmitJobFromSavepoint { spec, artifact, at_ms: now_ms(), savepoint }
         } else {
             if let Err(reason) = self.deployer()?.check_restore(&spec, &savepoint).await {
                 self.counters.submission_refused();
@@ -594,6 +619,80 @@ impl Control for Arc<ControlPlane> {
             .ok_or_else(|| Status::failed_precondition(format!("job {} runs, and its first figures are not in yet", job.id)))?;
         let json = serde_json::to_string(&live.view()).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(JobLiveReply { json }))
+    }
+
+    async fn upload_program(&self, request: Request<tonic::Streaming<ProgramChunk>>) -> Result<Response<ProgramMessage>, Status> {
+        let chunks = request.into_inner().map(|chunk| chunk.map(|chunk| bytes::Bytes::from(chunk.data)));
+        self.upload(chunks).await.map(Response::new)
+    }
+
+    async fn register_program(&self, request: Request<ProgramMessage>) -> Result<Response<ProgramMessage>, Status> {
+        let program = program_record(request.get_ref().clone());
+        let id = program.id.clone();
+        match self.master.propose(Command::RegisterProgram { program }).await {
+            Ok(Ok(_)) => {
+                let registered = self.read(|state| state.program(&id).map(program_message)).await;
+                registered.map(Response::new).ok_or_else(|| Status::internal("the program just registered is not in the state"))
+            }
+            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.register_program(request.into_inner()).await
+            }
+        }
+    }
+
+    async fn list_programs(&self, request: Request<ListProgramsRequest>) -> Result<Response<ProgramList>, Status> {
+        if let Some(mut leader) = self.leader_for_read(&request) {
+            if let Ok(reply) = leader.list_programs(ListProgramsRequest {}).await {
+                return Ok(reply);
+            }
+        }
+        let programs = self.read(|state| state.programs().map(program_message).collect()).await;
+        Ok(Response::new(ProgramList { programs }))
+    }
+
+    async fn delete_program(&self, request: Request<ProgramRequest>) -> Result<Response<DeleteProgramReply>, Status> {
+        let id = request.get_ref().id.clone();
+        crate::programs::check_id(&id).map_err(program_status)?;
+        match self.master.propose(Command::DeleteProgram { id: id.clone() }).await {
+            Ok(Ok(_)) => {
+                if let Err(error) = self.programs.remove(&id) {
+                    tracing::warn!(program = id, %error, "the program's file stays in the store");
+                }
+                tracing::info!(master = self.master.id(), program = id, "program deleted");
+                Ok(Response::new(DeleteProgramReply {}))
+            }
+            Ok(Err(refusal)) => Err(refusal_status(refusal)),
+            Err(error) => {
+                let mut leader = self.forward_to(&request, error)?;
+                leader.delete_program(request.into_inner()).await
+            }
+        }
+    }
+
+    type FetchProgramStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<ProgramChunk, Status>> + Send>>;
+
+    async fn fetch_program(&self, request: Request<ProgramRequest>) -> Result<Response<Self::FetchProgramStream>, Status> {
+        let id = &request.get_ref().id;
+        let path = self
+            .programs
+            .find(id)
+            .map_err(program_status)?
+            .ok_or_else(|| Status::not_found(format!("master {} has no copy of program {id}", self.master.id())))?;
+        let file =
+            tokio::fs::File::open(&path).await.map_err(|error| Status::internal(format!("cannot open {}: {error}", path.display())))?;
+        let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
+            use tokio::io::AsyncReadExt;
+            let mut data = Vec::with_capacity(crate::programs::CHUNK_BYTES);
+            let read = (&mut file).take(crate::programs::CHUNK_BYTES as u64).read_to_end(&mut data).await;
+            match read {
+                Ok(0) => Ok(None),
+                Ok(_) => Ok(Some((ProgramChunk { data }, file))),
+                Err(error) => Err(Status::internal(format!("cannot read the program: {error}"))),
+            }
+        });
+        Ok(Response::new(Box::pin(chunks)))
     }
 
     async fn save_draft(&self, request: Request<SaveDraftRequest>) -> Result<Response<DraftVersionInfo>, Status> {
@@ -829,13 +928,96 @@ impl Control for Arc<ControlPlane> {
 fn refusal_status(refusal: Refusal) -> Status {
     match refusal {
         Refusal::UnknownJob(_) | Refusal::UnknownWorker(_) => Status::not_found(refusal.to_string()),
-        Refusal::UnknownDraft(_) => Status::not_found(refusal.to_string()),
+        Refusal::UnknownDraft(_) | Refusal::UnknownProgram(_) => Status::not_found(refusal.to_string()),
         Refusal::BadSpec(_) | Refusal::BadDraft(_) => Status::invalid_argument(refusal.to_string()),
         _ => Status::failed_precondition(refusal.to_string()),
     }
 }
 
+/// The status of a program that could not be taken.
+fn program_status(error: ProgramError) -> Status {
+    match error {
+        ProgramError::TooLarge { .. } => Status::resource_exhausted(error.to_string()),
+        ProgramError::Io { .. } => Status::internal(error.to_string()),
+        _ => Status::invalid_argument(error.to_string()),
+    }
+}
+
+/// An uploaded program as the API shows it.
+fn program_message(program: &crate::state::ProgramRecord) -> ProgramMessage {
+    ProgramMessage {
+        id: program.id.clone(),
+        program: program.info.program.clone(),
+        tethys_version: program.info.tethys_version.clone(),
+        build_id: program.info.build_id.clone(),
+        size: program.size,
+        uploaded_at_ms: program.uploaded_at_ms,
+        jobs: program
+            .info
+            .jobs
+            .iter()
+            .map(|job| crate::rpc::proto::ProgramJobMessage { name: job.name.clone(), about: job.about.clone(), builtin: job.builtin })
+            .collect(),
+    }
+}
+
+/// The record of a program as a registration carries it.
+fn program_record(message: ProgramMessage) -> crate::state::ProgramRecord {
+    let jobs =
+        message.jobs.into_iter().map(|job| crate::programs::JobAbout { name: job.name, about: job.about, builtin: job.builtin }).collect();
+    let info =
+        crate::programs::ProgramInfo { program: message.program, tethys_version: message.tethys_version, build_id: message.build_id, jobs };
+    crate::state::ProgramRecord { id: message.id, info, size: message.size, uploaded_at_ms: message.uploaded_at_ms }
+}
+
 impl ControlPlane {
+    /// The spec and artifact of a submitted job of an uploaded program, or why not: the program
+    /// is registered and this master has its file, and the program itself defines the job so
+    /// (and takes in the savepoint it is to start from).
+    async fn check_program_submission(
+        &self,
+        request: &SubmitJobRequest,
+    ) -> Result<(crate::state::JobSpec, crate::state::Artifact), String> {
+        let id = request.program.clone();
+        let Some(program) = self.read(|state| state.program(&id).cloned()).await else {
+            return Err(format!("no program {id} was uploaded"));
+        };
+        let (spec, mut artifact) = check_submission(request, &program.info.build_id, None)?;
+        let path = self
+            .programs
+            .find(&id)
+            .map_err(|error| error.to_string())?
+            .ok_or_else(|| format!("master {} has no copy of program {id} in {}", self.master.id(), self.programs.dir().display()))?;
+        let restore_from = (!request.restore_from.is_empty()).then_some(request.restore_from.as_str());
+        crate::programs::check_job(&path, &spec.name, &spec.args, spec.parallelism, restore_from)
+            .await
+            .map_err(|reason| format!("job {:?} of program {}: {reason}", spec.name, program.info.program))?;
+        artifact.program = Some(id);
+        Ok((spec, artifact))
+    }
+
+    /// Takes a program's bytes (an upload, over gRPC or HTTP) into the store, asks it what it is (a
+    /// file that is not a program is removed again, unless registered before) and registers it.
+    pub(crate) async fn upload<S, E>(self: &Arc<Self>, chunks: S) -> Result<ProgramMessage, Status>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+        E: std::fmt::Display,
+    {
+        let received = self.programs.receive(chunks).await.map_err(program_status)?;
+        let info = match crate::programs::inspect(&received.path).await {
+            Ok(info) => info,
+            Err(error) => {
+                if self.master.read(|state| state.program(&received.id).is_none()) {
+                    let _ = self.programs.remove(&received.id);
+                }
+                return Err(program_status(error));
+            }
+        };
+        tracing::info!(master = self.master.id(), program = info.program, id = received.id, size = received.size, "program uploaded");
+        let record = crate::state::ProgramRecord { id: received.id, info, size: received.size, uploaded_at_ms: now_ms() };
+        Control::register_program(self, Request::new(program_message(&record))).await.map(Response::into_inner)
+    }
+
     /// Reads the state: on the leader, as of every command committed before the call; on a
     /// follower, as far as it has applied (it may lag the leader by a heartbeat).
     async fn read<R>(&self, read: impl Fn(&crate::state::ClusterState) -> R) -> R {

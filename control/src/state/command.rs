@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Artifact, ClusterState, CompletedCheckpoint, Deployment, Draft, DraftVersion, JobId, JobRecord, JobSpec, JobStatus, Placement,
-    WorkerId, WorkerRecord, DRAFTS_MAX, DRAFT_BYTES_MAX, DRAFT_NAME_MAX, DRAFT_VERSIONS_KEPT,
+    ProgramRecord, WorkerId, WorkerRecord, DRAFTS_MAX, DRAFT_BYTES_MAX, DRAFT_NAME_MAX, DRAFT_VERSIONS_KEPT, PROGRAMS_MAX,
 };
 
 /// A change to the replicated state.
@@ -128,6 +128,17 @@ pub enum Command {
         /// The draft's name.
         name: String,
     },
+    /// A program was uploaded (its file is in the program store); one uploaded before stays as it
+    /// was.
+    RegisterProgram {
+        /// The program.
+        program: ProgramRecord,
+    },
+    /// An uploaded program is removed (refused while a job of it has not ended).
+    DeleteProgram {
+        /// Its id.
+        id: String,
+    },
 }
 
 /// What an applied command returns.
@@ -214,6 +225,17 @@ pub enum Refusal {
     /// No such draft.
     #[error("no draft named {0}")]
     UnknownDraft(String),
+    /// No such program.
+    #[error("no program {0} was uploaded")]
+    UnknownProgram(String),
+    /// A program that cannot be registered or removed now.
+    #[error("program {id}: {reason}")]
+    BadProgram {
+        /// Its id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> Result<Response, Refusal> {
@@ -419,6 +441,29 @@ pub(super) fn apply(state: &mut ClusterState, term: u64, command: &Command) -> R
             });
             Ok(Response::DraftSaved(version))
         }
+        Command::RegisterProgram { program } => {
+            if state.program(&program.id).is_some() {
+                return Ok(Response::Done);
+            }
+            if state.programs().count() >= PROGRAMS_MAX {
+                return Err(Refusal::BadProgram {
+                    id: program.id.clone(),
+                    reason: format!("the masters keep at most {PROGRAMS_MAX} programs; delete one first"),
+                });
+            }
+            state.programs_mut().insert(program.id.clone(), program.clone());
+            Ok(Response::Done)
+        }
+        Command::DeleteProgram { id } => {
+            if state.program(id).is_none() {
+                return Err(Refusal::UnknownProgram(id.clone()));
+            }
+            if let Some(job) = state.jobs().find(|job| !job.status.is_terminal() && job.artifact.program.as_deref() == Some(id.as_str())) {
+                return Err(Refusal::BadProgram { id: id.clone(), reason: format!("{} of it has not ended", job.id) });
+            }
+            state.programs_mut().remove(id);
+            Ok(Response::Done)
+        }
         Command::DeleteDraft { name } => match state.drafts_mut().remove(name) {
             Some(_) => Ok(Response::Done),
             None => Err(Refusal::UnknownDraft(name.clone())),
@@ -487,7 +532,7 @@ mod tests {
     }
 
     fn artifact() -> Artifact {
-        Artifact { build_id: "build".to_string() }
+        Artifact { build_id: "build".to_string(), program: None }
     }
 
     fn apply_ok(state: &mut ClusterState, command: Command) -> Response {
@@ -498,6 +543,39 @@ mod tests {
 
     fn save(name: &str, script: &str) -> Command {
         Command::SaveDraft { name: name.into(), script: script.into(), test_case: String::new(), note: String::new(), at_ms: 5 }
+    }
+
+    fn program(id: &str) -> ProgramRecord {
+        let info = crate::programs::ProgramInfo {
+            program: "p".into(),
+            tethys_version: "0".into(),
+            build_id: format!("build of {id}"),
+            jobs: Vec::new(),
+        };
+        ProgramRecord { id: id.into(), info, size: 1, uploaded_at_ms: 1 }
+    }
+
+    #[test]
+    fn a_program_stays_while_a_job_of_it_runs_and_is_registered_once() {
+        let mut state = ClusterState::new();
+        apply_ok(&mut state, Command::RegisterProgram { program: program("a1") });
+        let mut again = program("a1");
+        again.uploaded_at_ms = 9;
+        apply_ok(&mut state, Command::RegisterProgram { program: again });
+        assert_eq!(state.program("a1").unwrap().uploaded_at_ms, 1, "an upload of the same file keeps the first record");
+        let artifact = Artifact { build_id: "build of a1".into(), program: Some("a1".into()) };
+        let Response::JobSubmitted(job) = apply_ok(&mut state, Command::SubmitJob { spec: spec(1), artifact, at_ms: 0 }) else {
+            panic!("a job's id")
+        };
+        let in_use = state.apply(1, &Command::DeleteProgram { id: "a1".into() });
+        assert!(matches!(&in_use, Err(Refusal::BadProgram { reason, .. }) if reason.contains("has not ended")), "{in_use:?}");
+        apply_ok(&mut state, Command::Transition { job, attempt: None, to: JobStatus::Cancelled });
+        apply_ok(&mut state, Command::DeleteProgram { id: "a1".into() });
+        assert_eq!(state.apply(1, &Command::DeleteProgram { id: "a1".into() }), Err(Refusal::UnknownProgram("a1".into())));
+        for n in 0..PROGRAMS_MAX {
+            apply_ok(&mut state, Command::RegisterProgram { program: program(&format!("p{n}")) });
+        }
+        assert!(matches!(state.apply(1, &Command::RegisterProgram { program: program("one too many") }), Err(Refusal::BadProgram { .. })));
     }
 
     #[test]

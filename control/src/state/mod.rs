@@ -71,7 +71,28 @@ pub struct WorkerRecord {
 pub struct Artifact {
     /// The program's build id (a hash of its executable): a worker running another build is refused.
     pub build_id: String,
+    /// The uploaded program whose job it is (its id in the masters' program store); none: a job of
+    /// the program the masters and workers run themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program: Option<String>,
 }
+
+/// A program uploaded to the masters: what it says of itself. Its file is in the masters'
+/// program store (`crate::programs::ProgramStore`), named by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProgramRecord {
+    /// The SHA-256 of its file, in hex.
+    pub id: String,
+    /// What it said of itself when it was uploaded.
+    pub info: crate::programs::ProgramInfo,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was uploaded (the leader's clock, milliseconds since the Unix epoch).
+    pub uploaded_at_ms: u64,
+}
+
+/// Programs kept.
+pub const PROGRAMS_MAX: usize = 100;
 
 /// What a user submitted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -255,6 +276,9 @@ pub struct ClusterState {
     /// Drafts of SQL jobs (the console's workbench), by name.
     #[serde(default)]
     drafts: BTreeMap<String, Draft>,
+    /// Uploaded programs, by id.
+    #[serde(default)]
+    programs: BTreeMap<String, ProgramRecord>,
     next_worker: u64,
     next_job: u64,
     /// The highest Raft term of an applied entry.
@@ -279,6 +303,20 @@ impl ClusterState {
 
     pub(crate) fn drafts_mut(&mut self) -> &mut BTreeMap<String, Draft> {
         &mut self.drafts
+    }
+
+    /// Uploaded programs, by id.
+    pub fn programs(&self) -> impl Iterator<Item = &ProgramRecord> {
+        self.programs.values()
+    }
+
+    /// One uploaded program.
+    pub fn program(&self, id: &str) -> Option<&ProgramRecord> {
+        self.programs.get(id)
+    }
+
+    pub(crate) fn programs_mut(&mut self) -> &mut BTreeMap<String, ProgramRecord> {
+        &mut self.programs
     }
 
     /// Registered workers, alive or lost, by id.

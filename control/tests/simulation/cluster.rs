@@ -537,7 +537,8 @@ impl Sim {
         let world = Arc::clone(&self.world);
         tokio::spawn(async move {
             let spec = JobSpec { name: "count".into(), args, parallelism: slots, slots, checkpoint_interval_ms: 60 };
-            let _ = leader.propose(Command::SubmitJob { spec, artifact: Artifact { build_id: "sim".into() }, at_ms: 0 }).await;
+            let _ =
+                leader.propose(Command::SubmitJob { spec, artifact: Artifact { build_id: "sim".into(), program: None }, at_ms: 0 }).await;
             lock(&world).submitting -= slots;
         });
     }

@@ -40,7 +40,7 @@ impl Sim {
             0 => Command::RegisterWorker { control_addr: "w".into(), data_addr: "d".into(), slots: random.u32(1..4), at_ms: 0 },
             1 => Command::SubmitJob {
                 spec: JobSpec { name: "count".into(), args: vec![], parallelism: 1, slots: random.u32(1..4), checkpoint_interval_ms: 10 },
-                artifact: Artifact { build_id: "sim".into() },
+                artifact: Artifact { build_id: "sim".into(), program: None },
                 at_ms: 0,
             },
             2 if !workers.is_empty() && random.u8(0..4) == 0 => Command::WorkerLost { worker: workers[random.usize(..workers.len())] },
@@ -68,7 +68,7 @@ impl Sim {
                 },
                 None => Command::SubmitJob {
                     spec: JobSpec { name: "count".into(), args: vec![], parallelism: 1, slots: 1, checkpoint_interval_ms: 10 },
-                    artifact: Artifact { build_id: "sim".into() },
+                    artifact: Artifact { build_id: "sim".into(), program: None },
                     at_ms: 0,
                 },
             },

@@ -183,7 +183,7 @@ pub struct CheckpointStats {
 
 /// When one subtask took its part of a checkpoint: what a per-subtask timeline (a Gantt chart of
 /// the checkpoint) shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SubtaskCheckpoint {
     /// The task (its index in the plan).
     pub task: u32,

@@ -46,8 +46,9 @@ pub(crate) enum KeeperError {
     Gate { checkpoint: u64, reason: String },
 }
 
-/// A checkpoint every subtask acknowledged and that is written, as a [`CheckpointGate`] sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A checkpoint every subtask acknowledged and that is written, as a [`CheckpointGate`] sees it
+/// (serializable: a gate may sit in another process than the job's driver).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CheckpointDone {
     /// Its id.
     pub id: u64,

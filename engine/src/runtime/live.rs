@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How often a running task publishes at most.
 pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// One subtask's figures since it started (counters only grow while it runs).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct SubtaskLive {
     /// Its task (a vertex of the execution plan: a chain of operators).
     pub task: u32,
@@ -55,7 +55,7 @@ pub const OUTPUT_SAMPLES_PER_SECOND: usize = 50;
 pub const OUTPUT_SAMPLES_PER_FRAME: usize = 16;
 
 /// One record a sink subtask wrote, sampled for the live results view.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct SampledRecord {
     /// Its position in the subtask's output (1 for the first record it wrote): gaps are records
     /// not sampled.
@@ -67,7 +67,7 @@ pub struct SampledRecord {
 }
 
 /// What one sink subtask wrote lately: a bounded sample of its records.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 pub struct OutputSample {
     /// The task whose chain ends in the sink.
     pub task: u32,
