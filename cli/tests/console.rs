@@ -3,6 +3,7 @@
 //! headless Chromium (playwright-core, the machine's Chromium): log in, see the example job live,
 //! deploy a job with the resource preview, savepoint, rescale 1 -> 2, the cluster page, cancel; a
 //! job with a slow sink whose graph marks the bottleneck; a SQL job refused at its error, then run;
+//! the example program (`cli/examples/best_bids.rs`) uploaded from the Deploy page and its job run;
 //! the SQL workbench (`workbench.mjs`): a typo underlined and fixed, completion, format, explain,
 //! test runs on generated and uploaded rows beside the expected ones, deploy; the canvas
 //! (`canvas.mjs`): a job drawn by drag and drop, shown as SQL, previewed, refused where drawn.
@@ -128,7 +129,11 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
     std::thread::spawn(move || stdout.for_each(drop));
     assert!(url.starts_with("http://127.0.0.1:") && url.ends_with('/'), "{url}");
 
-    let env = [("URL", url), ("TOKEN", token), ("TMPDIR", tmp)];
+    // The example program (cargo builds the package's examples with its tests), uploaded from the
+    // Deploy page.
+    let program = Path::new(env!("CARGO_BIN_EXE_tethys")).parent().unwrap().join("examples/best_bids");
+    assert!(program.is_file(), "{}", program.display());
+    let env = [("URL", url), ("TOKEN", token), ("TMPDIR", tmp), ("PROGRAM", program.display().to_string())];
     let screenshots = run_browser_checks(&web, "console.mjs", &env);
     run_browser_checks(&web, "workbench.mjs", &env);
     run_browser_checks(&web, "canvas.mjs", &env);
@@ -148,6 +153,8 @@ fn the_console_deploys_savepoints_rescales_and_cancels_in_a_browser() {
         "10-sql-job",
         "11-exceptions",
         "12-logs",
+        "13-program",
+        "14-program-job",
         "20-workbench-typo",
         "21-workbench-completion",
         "22-workbench-explain",

@@ -3,11 +3,12 @@
 // savepoint, rescale it from 1 to 2, see the cluster, stop it with a savepoint and start a copy
 // from that savepoint, cancel; then a job with a slow sink, whose
 // graph marks the bottleneck; then a SQL job, refused with its error's place, then deployed; a
-// failing job's exceptions, and the workers' log searched for it. A screenshot of each page goes to
-// $SCREENSHOTS. Exits non-zero, naming the step, when a step fails.
+// failing job's exceptions, and the workers' log searched for it; a program of one's own ($PROGRAM,
+// the example program) uploaded from the Deploy page and its job run to its end. A screenshot of
+// each page goes to $SCREENSHOTS. Exits non-zero, naming the step, when a step fails.
 import { run } from "./browser.mjs";
 
-const { URL: base, TOKEN: token } = process.env;
+const { URL: base, TOKEN: token, PROGRAM: program, TMPDIR: tmp } = process.env;
 if (!base || !token) throw new Error("URL and TOKEN are required");
 
 await run(async (page, { shot, waitText, step }) => {
@@ -145,4 +146,19 @@ await run(async (page, { shot, waitText, step }) => {
   await page.click("text=Search");
   await waitText("#log-count", (text) => /^[1-9]\d* lines? holding “worker serving”/.test(text), "a new search");
   await shot("12-logs");
+
+  step("upload a program of one's own and deploy its job, which the cluster's program does not have");
+  await page.goto(`${base}deploy`);
+  await page.setInputFiles("#program-file", program);
+  await page.waitForSelector("#program-jobs button[data-job='best-bids']", { timeout: 120_000 });
+  await shot("13-program");
+  await page.click("#program-jobs button[data-job='best-bids']");
+  await page.fill("#deploy-args", `${tmp}/program-out 200000 7`);
+  await page.fill("#deploy-parallelism", "1");
+  await waitText("#resources", (text) => text.includes("Workers used: worker"), "the resource preview");
+  await page.click("#deploy");
+  await page.waitForURL(/\/jobs\/\d+$/);
+  await waitText("#job-program", (text) => /^[0-9a-f]{64}$/.test(text), "the job names its program");
+  await waitText("#job-status", (text) => text === "finished", "the program's job runs to its end");
+  await shot("14-program-job");
 });

@@ -49,6 +49,8 @@ export type LogLineView = Schemas["LogLineView"];
 export type JobOutputView = Schemas["JobOutputView"];
 export type SinkOutputView = Schemas["SinkOutputView"];
 export type OutputRow = Schemas["OutputRow"];
+export type ProgramView = Schemas["ProgramView"];
+export type ProgramListView = Schemas["ProgramListView"];
 
 /** A search of a worker's log (`GET /api/workers/{id}/logs`). */
 export interface LogsQuery {
@@ -76,12 +78,17 @@ export function whenUnauthorized(handler: () => void) {
 }
 
 async function call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
-  const response = await fetch(path, {
+  const request: RequestInit = {
     method,
     credentials: "same-origin",
     headers: body === undefined ? {} : { "Content-Type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
-  });
+  };
+  return answer<T>(path, await fetch(path, request));
+}
+
+/** The body of an answer, or the refusal it is. */
+async function answer<T>(path: string, response: Response): Promise<T> {
   if (!response.ok) {
     const error: ErrorBody = await response.json().catch(() => ({ error: response.statusText, code: "UNKNOWN" }));
     if (response.status === 401 && path !== "/api/login") onUnauthorized();
@@ -119,6 +126,14 @@ export const api = {
   draftDiff: (name: string, from: number, to?: number) =>
     call<DraftDiffView>("GET", `/api/drafts/${encodeURIComponent(name)}/diff?from=${from}${to === undefined ? "" : `&to=${to}`}`),
   deleteDraft: (name: string) => call<void>("DELETE", `/api/drafts/${encodeURIComponent(name)}`),
+  programs: () => call<ProgramListView>("GET", "/api/programs"),
+  /** Uploads a program's executable as it is (the masters ask it what it is). */
+  uploadProgram: async (file: Blob) =>
+    answer<ProgramView>(
+      "/api/programs",
+      await fetch("/api/programs", { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/octet-stream" }, body: file }),
+    ),
+  deleteProgram: (id: string) => call<void>("DELETE", `/api/programs/${encodeURIComponent(id)}`),
   checkpoint: (id: number, checkpoint: number) => call<CheckpointDetails>("GET", `/api/jobs/${id}/checkpoints/${checkpoint}`),
   logs: (worker: number, query: LogsQuery) => {
     const params = new URLSearchParams();

@@ -1,5 +1,5 @@
-import { useState } from "preact/hooks";
-import { api, type SubmitJob } from "../api/client";
+import { useEffect, useState } from "preact/hooks";
+import { api, type ProgramView, type SubmitJob } from "../api/client";
 import { useLive } from "../live";
 import { DEPLOY_HANDOFF } from "./Workbench";
 import { navigate } from "../router";
@@ -21,8 +21,96 @@ FROM TABLE(TUMBLE(TABLE orders, DESCRIPTOR(ts), INTERVAL '5' SECOND))
 GROUP BY window_start, window_end;
 `;
 
-/** Deploy a job: its name and arguments in the program, parallelism and options; the resources
- * it takes are shown against the cluster's before anything is submitted. */
+/** A program's size for people. */
+function megabytes(bytes: number): string {
+  return `${(bytes / 1e6).toFixed(1)} MB`;
+}
+
+/** The programs uploaded to the masters: upload one (its executable), pick one, delete one. */
+function Programs({ chosen, choose }: { chosen: string; choose: (id: string) => void }) {
+  const [programs, setPrograms] = useState<ProgramView[]>();
+  const [busy, setBusy] = useState<string>();
+  const [error, setError] = useState<string>();
+  const refresh = () => api.programs().then((list) => setPrograms(list.programs), (e: Error) => setError(e.message));
+  useEffect(() => {
+    refresh();
+  }, []);
+  const upload = async (file: File | undefined) => {
+    if (!file) return;
+    setBusy(`Uploading ${file.name} (${megabytes(file.size)})…`);
+    setError(undefined);
+    try {
+      const program = await api.uploadProgram(file);
+      await refresh();
+      choose(program.id);
+    } catch (e) {
+      setError((e as Error).message);
+    }
+    setBusy(undefined);
+  };
+  const remove = async (id: string) => {
+    setError(undefined);
+    try {
+      await api.deleteProgram(id);
+      if (chosen === id) choose("");
+      await refresh();
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  };
+  return (
+    <div id="programs" class="resources">
+      <h2>Program</h2>
+      <label>
+        The program whose job it is
+        <select id="program-select" value={chosen} onChange={(e) => choose(e.currentTarget.value)}>
+          <option value="">tethys (the cluster's own: bench, digest, sql)</option>
+          {programs?.map((program) => (
+            <option value={program.id} key={program.id}>
+              {program.program} ({program.id.slice(0, 12)}, {megabytes(program.size)})
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        Upload a program (a binary built on the tethys library, for this cluster's machines)
+        <input id="program-file" type="file" disabled={busy !== undefined} onChange={(e) => upload(e.currentTarget.files?.[0])} />
+      </label>
+      {busy && <p id="program-busy">{busy}</p>}
+      {error && <pre id="program-error" class="error" role="alert">{error}</pre>}
+      {chosen !== "" && (
+        <p>
+          <button type="button" id="delete-program" onClick={() => remove(chosen)}>
+            Delete this program
+          </button>{" "}
+          <span class="hint">(refused while a job of it runs)</span>
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** The jobs a program defines, to pick from, with what each takes. */
+function ProgramJobs({ program, pick }: { program: ProgramView; pick: (name: string) => void }) {
+  return (
+    <ul id="program-jobs" class="hint">
+      {program.jobs
+        .filter((job) => !job.builtin)
+        .map((job) => (
+          <li key={job.name}>
+            <button type="button" class="link" data-job={job.name} onClick={() => pick(job.name)}>
+              {job.name}
+            </button>
+            : {job.about}
+          </li>
+        ))}
+    </ul>
+  );
+}
+
+/** Deploy a job: its name and arguments in the program (the cluster's own, or an uploaded one),
+ * parallelism and options; the resources it takes are shown against the cluster's before
+ * anything is submitted. */
 export function DeployPage({ copy }: { copy?: number }) {
   const { snapshot } = useLive();
   const source = copy === undefined ? undefined : snapshot?.jobs.find((job) => job.id === copy);
@@ -41,6 +129,12 @@ export function DeployPage({ copy }: { copy?: number }) {
   const [slots, setSlots] = useState("");
   const [checkpointMs, setCheckpointMs] = useState("1000");
   const [savepoint, setSavepoint] = useState(source?.last_savepoint ?? "");
+  const [program, setProgram] = useState(source?.program ?? "");
+  const [programInfo, setProgramInfo] = useState<ProgramView>();
+  useEffect(() => {
+    if (program === "") setProgramInfo(undefined);
+    else api.programs().then((list) => setProgramInfo(list.programs.find((entry) => entry.id === program)), () => {});
+  }, [program]);
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   if (!snapshot) return <p>Waiting for the cluster…</p>;
@@ -85,6 +179,7 @@ export function DeployPage({ copy }: { copy?: number }) {
       slots: slots === "" ? undefined : s,
       checkpoint_interval_ms: interval,
       restore_from: savepoint.trim() === "" ? undefined : savepoint.trim(),
+      program: mode === "program" && program !== "" ? program : undefined,
     };
     try {
       const submitted = await api.submit(job);
@@ -108,6 +203,8 @@ export function DeployPage({ copy }: { copy?: number }) {
         </div>
         {mode === "program" ? (
           <>
+            <Programs chosen={program} choose={setProgram} />
+            {programInfo && <ProgramJobs program={programInfo} pick={setName} />}
             <label>Job<input id="deploy-name" value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="bench" /></label>
             <label>Arguments<input id="deploy-args" value={args} onInput={(e) => setArgs(e.currentTarget.value)} placeholder="window 30000000 42" /></label>
           </>

@@ -71,6 +71,7 @@ export function JobPage({ id }: { id: number }) {
         <dt>Checkpoints</dt><dd>{job.checkpoints_completed} completed{job.last_checkpoint ? `, last #${job.last_checkpoint} (attempt ${job.last_checkpoint_attempt})` : ""}</dd>
         <dt>Last savepoint</dt><dd id="last-savepoint">{job.last_savepoint ?? "none"}</dd>
         <dt>Adopted by new leaders</dt><dd>{job.adoptions} times</dd>
+        <dt>Program</dt><dd id="job-program" class="muted">{job.program ?? "tethys (the cluster's own)"}</dd>
         <dt>Build</dt><dd class="muted">{job.build_id}</dd>
       </dl>
       <h2>Actions</h2>
