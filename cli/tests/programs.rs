@@ -3,7 +3,7 @@
 //! `tethys` binary does not have, is submitted by name and runs on two `tethys worker` processes
 //! and the leader, each in a process of the program, committing exactly what the program commits
 //! in one process, also when the leader is killed mid-job (the new leader adopts the attempt with
-//! a process of the program of its own). Bad uploads and submissions are refused with the reason,
+//! a process of the program of its own); what those processes log is in their worker's log. Bad uploads and submissions are refused with the reason,
 //! and a program is not deleted while a job of it runs.
 
 mod support;
@@ -96,6 +96,11 @@ fn an_uploaded_programs_job_runs_on_the_cluster_exactly_as_in_one_process() {
     let expected = one_process(&root.path().join("one-first"), "300000");
     assert!(expected.len() > 1000, "{}", expected.len());
     assert_eq!(lines(&first), expected, "the job on the cluster commits what it commits in one process");
+    // What the program's processes logged is in their worker's log, as its own lines.
+    let what = format!("attempt 1 of job {job}");
+    let logged = tethys().args(["logs", "--masters", &masters, "--worker", "0", "--grep", &what]).output().unwrap();
+    let logged = String::from_utf8_lossy(&logged.stdout);
+    assert!(logged.contains("worker joined its cluster") && logged.contains("program_process"), "{logged}");
 
     // A longer one with its leader killed once a checkpoint is committed: the new leader adopts
     // the attempt (nothing restarts) and the output is still exactly once. Meanwhile the program

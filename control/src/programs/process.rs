@@ -3,7 +3,8 @@
 //! A worker (or the leader) starts the program with a hidden command and speaks to it in lines:
 //! the child writes one JSON [`ChildSays`] per line on its standard output, the parent one JSON
 //! [`ParentSays`] per line on the child's standard input. The child's logs go to its standard
-//! error, which the parent's inherits. When the parent goes away (its end of the pipe closes),
+//! error, which the parent reads and logs again as its own (at the child's level, naming the
+//! process), so they are in the parent's searchable log too. When the parent goes away (its end of the pipe closes),
 //! the child stops what it runs as if told to, so no process of a program outlives the process
 //! that started it by more than its own shutdown.
 
@@ -81,9 +82,17 @@ impl ChildProcess {
             .env(tethys_net::launcher::SECRET_ENV, secret)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .map_err(|error| format!("cannot start {what} ({}): {error}", program.display()))?;
+        if let Some(stderr) = child.stderr.take() {
+            let process = what.clone();
+            let _ = std::thread::Builder::new().name("tethys-program-log".into()).spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    relog(&process, &line);
+                }
+            });
+        }
         let to_child = child.stdin.take().map(|stdin| Arc::new(Mutex::new(Some(stdin)))).expect("stdin is piped");
         let from_child = child.stdout.take().map(BufReader::new);
         Ok(ChildProcess { child, to_child, from_child, what })
@@ -150,6 +159,21 @@ impl Drop for ChildProcess {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Logs a line of a program's process again in this one: a line of its log (`<time> <LEVEL>
+/// <message>`) at its level, anything else (a panic's message) as a warning.
+fn relog(process: &str, line: &str) {
+    let mut words = line.splitn(3, ' ');
+    let (_time, level, message) = (words.next(), words.next().unwrap_or(""), words.next().unwrap_or("").trim_start());
+    match level {
+        "ERROR" => tracing::error!(program_process = process, "{message}"),
+        "WARN" => tracing::warn!(program_process = process, "{message}"),
+        "INFO" => tracing::info!(program_process = process, "{message}"),
+        "DEBUG" => tracing::debug!(program_process = process, "{message}"),
+        "TRACE" => tracing::trace!(program_process = process, "{message}"),
+        _ => tracing::warn!(program_process = process, "{line}"),
     }
 }
 
