@@ -131,8 +131,13 @@ impl Program {
 impl Program {
     /// Whether this program defines the job `spec` names at `parallelism`: it builds the job's
     /// graph and plan, as every process that runs it will; with `restore_from`, also that the
-    /// savepoint or checkpoint there restores into it. Why not, when not.
-    pub fn check(&self, spec: &JobSpec, parallelism: u32, restore_from: Option<&std::path::Path>) -> Result<(), String> {
+    /// savepoint or checkpoint there restores into it. What the job takes, or why not.
+    pub fn check(
+        &self,
+        spec: &JobSpec,
+        parallelism: u32,
+        restore_from: Option<&std::path::Path>,
+    ) -> Result<tethys_control::submit::JobEstimate, String> {
         let config = tethys_engine::EngineConfig {
             parallelism: parallelism as usize,
             slots: parallelism as usize,
@@ -141,11 +146,12 @@ impl Program {
         config.validate().map_err(|error| error.to_string())?;
         let env = StreamEnvironment::new(config);
         self.define(spec, &env)?;
-        tethys_engine::ExecutionPlan::build(&env.job_graph(), parallelism as usize).map_err(|error| error.to_string())?;
-        match restore_from {
-            Some(path) => env.check_restore(path),
-            None => Ok(()),
+        let graph = env.job_graph();
+        let plan = tethys_engine::ExecutionPlan::build(&graph, parallelism as usize).map_err(|error| error.to_string())?;
+        if let Some(path) = restore_from {
+            env.check_restore(path)?;
         }
+        Ok(tethys_control::submit::JobEstimate::of(&graph, &plan, env.config()))
     }
 }
 
@@ -166,10 +172,12 @@ pub(crate) struct CheckJobArgs {
     args: Vec<String>,
 }
 
-/// `check-job`: exits with success when this program defines the job so, else says why.
+/// `check-job`: prints what the job takes (JSON) when this program defines it so, else says why.
 pub(crate) fn check_job(args: CheckJobArgs) -> Result<(), crate::command::CliError> {
     let spec = JobSpec { name: args.job, args: args.args };
-    Ok(installed().check(&spec, args.parallelism, args.restore_from.as_deref())?)
+    let estimate = installed().check(&spec, args.parallelism, args.restore_from.as_deref())?;
+    println!("{}", serde_json::to_string(&estimate)?);
+    Ok(())
 }
 
 /// The program this process runs (`tethys` itself when none was installed, as in tests).

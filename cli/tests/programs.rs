@@ -81,6 +81,28 @@ fn an_uploaded_programs_job_runs_on_the_cluster_exactly_as_in_one_process() {
     let error = refused(&["submit", "--masters", &masters, "--program", &id, "best-bids", "out", "many", "7"]);
     assert!(error.contains("'many' is not a number of events"), "{error}");
 
+    // What its job would take, shown before it is submitted.
+    let preview = json(tethys().args([
+        "submit",
+        "--preview",
+        "--json",
+        "--masters",
+        &masters,
+        "--program",
+        &id,
+        "--parallelism",
+        "2",
+        "best-bids",
+        "out",
+        "10",
+        "7",
+    ]));
+    assert_eq!((preview["slots"].as_u64(), preview["fits"].as_bool()), (Some(2), Some(true)), "{preview}");
+    let operators = preview["tasks"].to_string();
+    assert!(operators.contains("Source: bids") && operators.contains("Window") && operators.contains("Sink: best bids"), "{preview}");
+    assert!(preview["buffer_bytes"].as_u64().unwrap() > 0 && preview["workers"].as_array().unwrap().len() == 2, "{preview}");
+    assert_eq!(json(tethys().args(["list", "--json", "--masters", &masters])), serde_json::json!([]), "a preview submits nothing");
+
     // Its job to its end: what one process of the program commits.
     let first = root.path().join("first");
     let submitted = json(

@@ -22,8 +22,44 @@ pub const ARG_BYTES_MAX: usize = 64 * 1024;
 pub const PARALLELISM_MAX: u32 = 4096;
 
 /// Checks that the program defines job `name` with `args` at `parallelism` (e.g. by building its
-/// graph and plan); the reason when it does not.
-pub type JobValidator = Arc<dyn Fn(&str, &[String], u32) -> Result<(), String> + Send + Sync>;
+/// graph and plan): what the job takes, or the reason when it does not.
+pub type JobValidator = Arc<dyn Fn(&str, &[String], u32) -> Result<JobEstimate, String> + Send + Sync>;
+
+/// What a job takes, as its plan says before it runs: its slots, its tasks, and the most memory
+/// its input buffers hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct JobEstimate {
+    /// Slots its plan places subtasks on.
+    pub slots: u32,
+    /// Its tasks (chains of operators), in plan order.
+    pub tasks: Vec<TaskEstimate>,
+    /// The most bytes of frames its input gates hold at once (its network buffers).
+    pub buffer_bytes: u64,
+}
+
+/// A task of a job's plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TaskEstimate {
+    /// Its operators, head first.
+    pub operators: Vec<String>,
+    /// Its subtasks.
+    pub parallelism: u32,
+}
+
+impl JobEstimate {
+    /// What the plan of `graph` on `plan.slots` slots takes under `config`.
+    pub fn of(graph: &tethys_engine::JobGraph, plan: &tethys_engine::ExecutionPlan, config: &tethys_engine::EngineConfig) -> JobEstimate {
+        let tasks = plan
+            .tasks
+            .iter()
+            .map(|task| TaskEstimate {
+                operators: task.nodes.iter().map(|&node| graph.nodes[node].name.clone()).collect(),
+                parallelism: task.parallelism as u32,
+            })
+            .collect();
+        JobEstimate { slots: plan.slots as u32, tasks, buffer_bytes: plan.buffer_bytes_bound(config) }
+    }
+}
 
 /// The spec and artifact of a submission that passes every check, or why it does not.
 pub fn check_submission(
@@ -152,16 +188,13 @@ mod tests {
 
     #[test]
     fn the_program_s_registry_has_the_last_word() {
-        let validator: JobValidator =
-            Arc::new(
-                |name, args, _| {
-                    if name == "bench" && args.len() == 1 {
-                        Ok(())
-                    } else {
-                        Err(format!("no job {name} with {} arguments", args.len()))
-                    }
-                },
-            );
+        let validator: JobValidator = Arc::new(|name, args, _| {
+            if name == "bench" && args.len() == 1 {
+                Ok(JobEstimate::default())
+            } else {
+                Err(format!("no job {name} with {} arguments", args.len()))
+            }
+        });
         assert!(check_submission(&request(), "b1", Some(&validator)).is_ok());
         let message = refused(SubmitJobRequest { name: "nope".into(), ..request() }, Some(&validator));
         assert_eq!(message, "job \"nope\": no job nope with 1 arguments");

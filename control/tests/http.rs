@@ -842,7 +842,7 @@ async fn the_console_logs_in_with_a_cookie_and_streams_the_cluster() {
 }
 
 /// A stand-in for a Tethys program, as the API sees one: a script that says what it is (a job
-/// `fake-job`) and accepts any job it is asked to check.
+/// `fake-job`) and accepts any job it is asked to check, with a one-task estimate.
 fn fake_program() -> Vec<u8> {
     let info = serde_json::json!({
         "program": "fake",
@@ -850,7 +850,8 @@ fn fake_program() -> Vec<u8> {
         "build_id": "fake-build",
         "jobs": [{"name": "fake-job", "about": "does nothing", "builtin": false}],
     });
-    format!("#!/bin/sh\nif [ \"$1\" = program-info ]; then echo '{info}'; fi\nexit 0\n").into_bytes()
+    let estimate = serde_json::json!({"slots": 1, "tasks": [{"operators": ["Source: nothing"], "parallelism": 1}], "buffer_bytes": 0});
+    format!("#!/bin/sh\ncase \"$1\" in\n  program-info) echo '{info}';;\n  check-job) echo '{estimate}';;\nesac\n").into_bytes()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -894,6 +895,21 @@ async fn programs_are_uploaded_listed_and_deleted_through_any_master() {
     let one: ProgramView = get(elsewhere, &format!("/api/programs/{}", program.id)).await.json();
     assert_eq!(one, program);
     assert_eq!(get(elsewhere, &format!("/api/programs/{}", "0".repeat(64))).await.status, 404);
+
+    // What a job of it would take, before it is submitted: the program's plan, the savepoint's
+    // size, and that these masters have no worker to place it on.
+    let savepoint = TestDir::new("http-programs-savepoint");
+    std::fs::write(savepoint.path().join("state"), vec![0u8; 3000]).unwrap();
+    let ask = serde_json::json!({
+        "name": "fake-job", "parallelism": 1, "program": program.id,
+        "restore_from": savepoint.path().display().to_string(),
+    });
+    let preview: tethys_control::http::api::JobPreview = post(at, "/api/jobs/preview", &ask.to_string()).await.json();
+    assert_eq!((preview.slots, preview.tasks[0].operators.as_slice()), (1, ["Source: nothing".to_string()].as_slice()));
+    assert_eq!((preview.state_bytes, preview.memory_bytes), (Some(3000), 3000));
+    assert!(!preview.fits && preview.problem.as_deref().is_some_and(|problem| problem.contains("slot")), "{preview:?}");
+    let bad = post(at, "/api/jobs/preview", &serde_json::json!({ "name": "count", "args": [], "parallelism": 1 }).to_string()).await;
+    assert!(bad.status == 400 && bad.body.contains("count takes 1 argument"), "{}", bad.body);
 
     // A job of it is checked by the program itself; while it has not ended the program stays.
     let job = serde_json::json!({ "name": "fake-job", "parallelism": 1, "program": program.id }).to_string();

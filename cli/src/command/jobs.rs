@@ -31,6 +31,10 @@ pub struct SubmitArgs {
     /// masters' own program.
     #[arg(long)]
     program: Option<String>,
+    /// Only show what the job would take (slots, tasks, where it would go, memory), checked as a
+    /// submission is; submit nothing.
+    #[arg(long)]
+    preview: bool,
     /// The job's name in the program (e.g. `bench`, `digest`, `sql`, or a job of an uploaded program).
     job: String,
     /// The job's arguments.
@@ -133,6 +137,29 @@ fn print_job(job: &JobInfo, as_json: bool) {
     }
 }
 
+/// A preview for people.
+fn describe_preview(preview: &tethys_control::http::api::JobPreview) -> String {
+    let megabytes = |bytes: u64| format!("{:.1} MB", bytes as f64 / 1e6);
+    let mut text = format!("slots: {}\n", preview.slots);
+    for (index, task) in preview.tasks.iter().enumerate() {
+        text.push_str(&format!("task {index}: {} x{}\n", task.operators.join(" -> "), task.parallelism));
+    }
+    match &preview.problem {
+        None => {
+            let shares: Vec<String> =
+                preview.workers.iter().map(|share| format!("worker {} ({} slots)", share.worker, share.slots)).collect();
+            text.push_str(&format!("placed on: {}\n", shares.join(", ")));
+        }
+        Some(problem) => text.push_str(&format!("does not fit now: {problem}\n")),
+    }
+    text.push_str(&format!("memory: {} (buffers {}", megabytes(preview.memory_bytes), megabytes(preview.buffer_bytes)));
+    if let Some(state) = preview.state_bytes {
+        text.push_str(&format!(", state restored {}", megabytes(state)));
+    }
+    text.push_str(")\n");
+    text
+}
+
 /// Shows job `args.job`, after cancelling it when `cancel`.
 fn status_or_cancel(runtime: &tokio::runtime::Runtime, args: JobArgs, cancel: bool) -> Result<(), CliError> {
     let secret = super::read_secret_text(args.masters.secret_file.as_deref())?;
@@ -171,6 +198,18 @@ pub fn run(command: JobCommand) -> Result<(), CliError> {
                 restore_from: args.from_savepoint.as_ref().map(|path| path.display().to_string()).unwrap_or_default(),
                 program: args.program.clone().unwrap_or_default(),
             };
+            if args.preview {
+                let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
+                    let request = request.clone();
+                    async move { client.preview_job(request).await }
+                }))?;
+                let preview: tethys_control::http::api::JobPreview = serde_json::from_str(&reply.json)?;
+                match args.masters.json {
+                    true => println!("{}", reply.json),
+                    false => print!("{}", describe_preview(&preview)),
+                }
+                return Ok(());
+            }
             let reply = runtime.block_on(call_any(&args.masters.masters, &secret, tls.as_ref(), |mut client| {
                 let request = request.clone();
                 async move { client.submit_job(request).await }

@@ -82,7 +82,7 @@ pub fn parse_members(line: &str) -> Result<BTreeMap<u64, String>, String> {
 }
 
 /// Whether this program defines job `name` with `args` at `parallelism` (see `Program::check`).
-fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<(), String> {
+fn validate_job(name: &str, args: &[String], parallelism: u32) -> Result<tethys_control::submit::JobEstimate, String> {
     let spec = tethys_engine::cluster::protocol::JobSpec { name: name.to_string(), args: args.to_vec() };
     crate::program::installed().check(&spec, parallelism, None)
 }

@@ -37,6 +37,8 @@ await run(async (page, { shot, waitText, step }) => {
   await waitText("#deploy-problem", (text) => text.includes("needs 99 slots"), "the capacity check");
   await page.fill("#deploy-parallelism", "1");
   await waitText("#resources", (text) => text.includes("Workers used: worker"), "the resource preview");
+  await waitText("#preview-tasks", (text) => text.includes("Source: bids") && text.includes("Window"), "the job's tasks, as the masters plan them");
+  await waitText("#preview-memory", (text) => /^Memory: about \d+\.\d MB \(input buffers at most/.test(text), "the memory it takes");
   await shot("03-deploy");
   await page.click("#deploy");
   await page.waitForURL(/\/jobs\/\d+$/);
@@ -153,9 +155,12 @@ await run(async (page, { shot, waitText, step }) => {
   await page.waitForSelector("#program-jobs button[data-job='best-bids']", { timeout: 120_000 });
   await shot("13-program");
   await page.click("#program-jobs button[data-job='best-bids']");
+  await page.fill("#deploy-args", `${tmp}/program-out many 7`);
+  await waitText("#preview-error", (text) => text.includes("'many' is not a number of events"), "the program's own check, before deploying");
   await page.fill("#deploy-args", `${tmp}/program-out 200000 7`);
   await page.fill("#deploy-parallelism", "1");
   await waitText("#resources", (text) => text.includes("Workers used: worker"), "the resource preview");
+  await waitText("#preview-tasks", (text) => text.includes("Sink: best bids"), "the program's job's tasks");
   await page.click("#deploy");
   await page.waitForURL(/\/jobs\/\d+$/);
   await waitText("#job-program", (text) => /^[0-9a-f]{64}$/.test(text), "the job names its program");

@@ -665,8 +665,11 @@ impl Deployer {
             (Some(program), _) => self
                 .check_in_program(program, &JobSpec { parallelism, ..record.spec.clone() }, None)
                 .await
+                .map(drop)
                 .map_err(Status::invalid_argument)?,
-            (None, Some(validator)) => validator(&record.spec.name, &record.spec.args, parallelism).map_err(Status::invalid_argument)?,
+            (None, Some(validator)) => {
+                validator(&record.spec.name, &record.spec.args, parallelism).map(drop).map_err(Status::invalid_argument)?
+            }
             (None, None) => {}
         }
         // Its newest checkpoint must restore into the job at the new parallelism (the savepoint
@@ -678,7 +681,7 @@ impl Deployer {
         while let Some(checked) = checkpoint {
             tries += 1;
             let checked_restore = match &record.artifact.program {
-                Some(program) => self.check_in_program(program, &rescaled, Some(&checked.location)).await,
+                Some(program) => self.check_in_program(program, &rescaled, Some(&checked.location)).await.map(drop),
                 None => self.check_restore(&rescaled, &checked.location).await,
             };
             match checked_restore {
@@ -731,7 +734,12 @@ impl Deployer {
 
     /// Whether uploaded program `program` defines the job of `spec` at its parallelism (and can
     /// start it from `restore_from`), asked of a process of the program.
-    async fn check_in_program(&self, program: &str, spec: &JobSpec, restore_from: Option<&str>) -> Result<(), String> {
+    async fn check_in_program(
+        &self,
+        program: &str,
+        spec: &JobSpec,
+        restore_from: Option<&str>,
+    ) -> Result<crate::submit::JobEstimate, String> {
         let store = self.programs.as_ref().ok_or("these masters keep no programs")?;
         let path = store
             .find(program)

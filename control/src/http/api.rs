@@ -6,6 +6,7 @@
 //! | `GET /api/jobs` | [`JobList`]: every job, oldest first |
 //! | `GET /api/jobs/{id}` | [`JobView`], or 404 |
 //! | `POST /api/jobs` with a [`SubmitJob`] | 201 and [`Submitted`] (and `Location: /api/jobs/{id}`), or 400 with the reason the masters refused it |
+//! | `POST /api/jobs/preview` with a [`SubmitJob`] | [`JobPreview`]: what it would take (slots, tasks, placement, memory), checked as a submission is; nothing submitted |
 //! | `POST /api/jobs/{id}/cancel` | [`JobView`] as cancelled; 404 for an unknown job, 409 for one that has ended |
 //! | `POST /api/jobs/{id}/savepoint` | [`SavepointView`]; with `{"stop": true}` the job stops after it |
 //! | `POST /api/jobs/{id}/rescale` | [`JobView`] restarted at the new parallelism from a savepoint |
@@ -217,6 +218,36 @@ fn one() -> u32 {
     1
 }
 
+/// What a job would take, checked as a submission but not submitted (`POST /api/jobs/preview`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct JobPreview {
+    /// Slots it takes.
+    pub slots: u32,
+    /// Its tasks (chains of operators) with their subtasks, as its plan chains them.
+    pub tasks: Vec<crate::submit::TaskEstimate>,
+    /// Where the masters would place it now: workers and how many of their free slots.
+    pub workers: Vec<WorkerShare>,
+    /// Whether the live workers have the slots free.
+    pub fits: bool,
+    /// Why it does not fit, when it does not.
+    pub problem: Option<String>,
+    /// The most bytes its input buffers hold at once (frames in flight, every channel at its credit bound).
+    pub buffer_bytes: u64,
+    /// The state it starts with: the size of the savepoint it restores, if any.
+    pub state_bytes: Option<u64>,
+    /// Buffers and state together: the memory its subtasks need beyond their code and working records.
+    pub memory_bytes: u64,
+}
+
+/// A worker's part of a placement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WorkerShare {
+    /// The worker.
+    pub worker: u64,
+    /// Its slots the job would take.
+    pub slots: u32,
+}
+
 /// A job accepted (the answer to `POST /api/jobs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Submitted {
@@ -315,6 +346,7 @@ pub fn router<C: Control + Clone>(control: C) -> Router {
     Router::new()
         .route("/api/cluster", get(cluster::<C>))
         .route("/api/jobs", get(list_jobs::<C>).post(submit_job::<C>))
+        .route("/api/jobs/preview", post(preview_job::<C>))
         .route("/api/jobs/{id}", get(job_status::<C>))
         .route("/api/jobs/{id}/cancel", post(cancel_job::<C>))
         .route("/api/jobs/{id}/savepoint", post(savepoint::<C>))
@@ -549,6 +581,16 @@ async fn submit_job<C: Control>(
     let reply = control.submit_job(Request::new(job.into())).await?.into_inner();
     let location = [(header::LOCATION, format!("/api/jobs/{}", reply.job_id))];
     Ok((StatusCode::CREATED, location, Json(Submitted { job: reply.job_id })))
+}
+
+#[utoipa::path(post, path = "/api/jobs/preview", tag = "jobs", request_body = SubmitJob,
+    responses((status = 200, description = "What the job would take: slots, tasks, placement, memory", body = JobPreview),
+              (status = 400, description = "A bad body, or a job the masters would refuse (unknown name, arguments, parallelism)", body = super::openapi::ErrorBody)))]
+async fn preview_job<C: Control>(State(control): State<C>, body: Result<Bytes, BytesRejection>) -> Result<Json<JobPreview>, ApiError> {
+    let job = parse_submission(&body.map_err(body_error)?)?;
+    let reply = control.preview_job(Request::new(job.into())).await?.into_inner();
+    let preview = serde_json::from_str(&reply.json).map_err(|error| ApiError::new(Code::Internal, format!("a bad preview: {error}")))?;
+    Ok(Json(preview))
 }
 
 /// The job of a body, or 400 with what is wrong with its JSON.

@@ -32,6 +32,7 @@ pub struct ErrorBody {
         super::api::list_jobs,
         super::api::job_status,
         super::api::submit_job,
+        super::api::preview_job,
         super::api::cancel_job,
         super::api::savepoint,
         super::api::rescale,

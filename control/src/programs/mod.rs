@@ -54,6 +54,10 @@ pub const PROGRAM_BYTES_MAX: u64 = 512 << 20;
 /// How long a program may take to say what it is.
 pub const INSPECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a partly written program file goes unwritten before a store opened after treats it as
+/// an upload that broke off.
+const ABANDONED_AFTER: Duration = Duration::from_secs(600);
+
 /// The pieces a program's file travels in (uploads are taken in whatever pieces they come).
 pub const CHUNK_BYTES: usize = 1 << 20;
 
@@ -133,7 +137,7 @@ pub struct ProgramStore {
 
 impl ProgramStore {
     /// The store in `dir` (created if needed), taking programs of up to [`PROGRAM_BYTES_MAX`];
-    /// files of uploads that broke off are removed.
+    /// files of uploads that broke off long ago are removed.
     pub fn open(dir: impl Into<PathBuf>) -> Result<ProgramStore, ProgramError> {
         ProgramStore::open_with_limit(dir, PROGRAM_BYTES_MAX)
     }
@@ -144,7 +148,10 @@ impl ProgramStore {
         std::fs::create_dir_all(&dir).map_err(io(format!("cannot create the program store {}", dir.display())))?;
         let entries = std::fs::read_dir(&dir).map_err(io(format!("cannot read the program store {}", dir.display())))?;
         for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().ends_with(".part") {
+            // Another process may share the store (the workers of a host): only what nobody has
+            // written to for a while is an upload that broke off.
+            let idle = entry.metadata().and_then(|meta| meta.modified()).ok().and_then(|at| at.elapsed().ok());
+            if entry.file_name().to_string_lossy().ends_with(".part") && idle.is_some_and(|idle| idle > ABANDONED_AFTER) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -303,8 +310,15 @@ pub async fn fetch(
 
 /// Whether the program at `path` defines job `name` with `args` at `parallelism` (and, with
 /// `restore_from`, whether that savepoint restores into it): it builds the job's graph and plan in
-/// a process of the program, within [`INSPECT_TIMEOUT`]. Why not, in the program's words.
-pub async fn check_job(path: &Path, name: &str, args: &[String], parallelism: u32, restore_from: Option<&str>) -> Result<(), String> {
+/// a process of the program, within [`INSPECT_TIMEOUT`], and says what the job takes. Why not, in
+/// the program's words.
+pub async fn check_job(
+    path: &Path,
+    name: &str,
+    args: &[String],
+    parallelism: u32,
+    restore_from: Option<&str>,
+) -> Result<crate::submit::JobEstimate, String> {
     let mut command = tokio::process::Command::new(path);
     command.arg(CHECK_JOB_COMMAND).arg("--parallelism").arg(parallelism.to_string());
     if let Some(dir) = restore_from {
@@ -317,7 +331,9 @@ pub async fn check_job(path: &Path, name: &str, args: &[String], parallelism: u3
         Ok(Ok(output)) => output,
     };
     if output.status.success() {
-        return Ok(());
+        let said = String::from_utf8_lossy(&output.stdout);
+        return serde_json::from_str(said.trim())
+            .map_err(|error| format!("the program's check said no estimate ({error}): {}", said.trim()));
     }
     let said = String::from_utf8_lossy(&output.stderr);
     let said = said.trim().strip_prefix("error: ").unwrap_or(said.trim());

@@ -26,10 +26,10 @@ use super::proto::raft_server::{Raft as RaftService, RaftServer};
 use super::proto::worker_client::WorkerClient;
 use super::proto::{
     AttemptRef, CheckpointRequest, ClusterReply, ClusterRequest, DeleteDraftReply, DeleteDraftRequest, DeleteProgramReply, DraftInfo,
-    DraftList, DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobOutputRequest, JobRequest,
-    ListDraftsRequest, ListJobsReply, ListJobsRequest, ListProgramsRequest, LogsReply, MasterInfo, ProgramChunk, ProgramList,
-    ProgramMessage, ProgramRequest, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest, SampleTopicReply,
-    SampleTopicRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo,
+    DraftList, DraftVersionInfo, GetDraftRequest, HeartbeatReply, HeartbeatRequest, JobInfo, JobLiveReply, JobOutputRequest,
+    JobPreviewReply, JobRequest, ListDraftsRequest, ListJobsReply, ListJobsRequest, ListProgramsRequest, LogsReply, MasterInfo,
+    ProgramChunk, ProgramList, ProgramMessage, ProgramRequest, RaftMessage, RegisterWorkerReply, RegisterWorkerRequest, RescaleRequest,
+    SampleTopicReply, SampleTopicRequest, SaveDraftRequest, SavepointReply, SavepointRequest, SubmitJobReply, SubmitJobRequest, WorkerInfo,
     WorkerLogsRequest,
 };
 use super::raft_network::GrpcNetwork;
@@ -495,7 +495,7 @@ impl Control for Arc<ControlPlane> {
         let program = request.get_ref().program.clone();
         let (spec, artifact) = match program.is_empty() {
             true => check_submission(request.get_ref(), &self.build_id, self.validator.as_ref()),
-            false => self.check_program_submission(request.get_ref()).await,
+            false => self.check_program_submission(request.get_ref()).await.map(|(spec, artifact, _)| (spec, artifact)),
         }
         .map_err(|reason| {
             self.counters.submission_refused();
@@ -619,6 +619,47 @@ impl Control for Arc<ControlPlane> {
             .ok_or_else(|| Status::failed_precondition(format!("job {} runs, and its first figures are not in yet", job.id)))?;
         let json = serde_json::to_string(&live.view()).map_err(|error| Status::internal(error.to_string()))?;
         Ok(Response::new(JobLiveReply { json }))
+    }
+
+    async fn preview_job(&self, request: Request<SubmitJobRequest>) -> Result<Response<JobPreviewReply>, Status> {
+        let ask = request.into_inner();
+        let estimate = match ask.program.is_empty() {
+            true => {
+                let (spec, _) = check_submission(&ask, &self.build_id, None).map_err(Status::invalid_argument)?;
+                let validator = self.validator.as_ref().ok_or_else(|| Status::failed_precondition("these masters do not build jobs"))?;
+                validator(&spec.name, &spec.args, spec.parallelism)
+                    .map_err(|reason| Status::invalid_argument(format!("job {:?}: {reason}", spec.name)))?
+            }
+            false => self.check_program_submission(&ask).await.map_err(Status::invalid_argument)?.2,
+        };
+        let slots = if ask.slots == 0 { ask.parallelism } else { ask.slots };
+        let placed = self.read(|state| crate::scheduler::place(slots as usize, &state.free_slots())).await;
+        let (workers, problem) = match placed {
+            Ok(placements) => {
+                let mut workers: Vec<crate::http::api::WorkerShare> = Vec::new();
+                for placement in placements {
+                    match workers.iter_mut().find(|share| share.worker == placement.worker.0) {
+                        Some(share) => share.slots += 1,
+                        None => workers.push(crate::http::api::WorkerShare { worker: placement.worker.0, slots: 1 }),
+                    }
+                }
+                (workers, None)
+            }
+            Err(error) => (Vec::new(), Some(error.to_string())),
+        };
+        let state_bytes = (!ask.restore_from.is_empty()).then(|| directory_bytes(std::path::Path::new(&ask.restore_from)));
+        let preview = crate::http::api::JobPreview {
+            slots,
+            tasks: estimate.tasks,
+            workers,
+            fits: problem.is_none(),
+            problem,
+            buffer_bytes: estimate.buffer_bytes,
+            state_bytes,
+            memory_bytes: estimate.buffer_bytes + state_bytes.unwrap_or(0),
+        };
+        let json = serde_json::to_string(&preview).map_err(|error| Status::internal(error.to_string()))?;
+        Ok(Response::new(JobPreviewReply { json }))
     }
 
     async fn upload_program(&self, request: Request<tonic::Streaming<ProgramChunk>>) -> Result<Response<ProgramMessage>, Status> {
@@ -934,6 +975,19 @@ fn refusal_status(refusal: Refusal) -> Status {
     }
 }
 
+/// The bytes of the files under `dir` (a savepoint's size), 0 when it cannot be read.
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|entry| match entry.file_type() {
+            Ok(kind) if kind.is_dir() => directory_bytes(&entry.path()),
+            Ok(_) => entry.metadata().map_or(0, |meta| meta.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// The status of a program that could not be taken.
 fn program_status(error: ProgramError) -> Status {
     match error {
@@ -977,7 +1031,7 @@ impl ControlPlane {
     async fn check_program_submission(
         &self,
         request: &SubmitJobRequest,
-    ) -> Result<(crate::state::JobSpec, crate::state::Artifact), String> {
+    ) -> Result<(crate::state::JobSpec, crate::state::Artifact, crate::submit::JobEstimate), String> {
         let id = request.program.clone();
         let Some(program) = self.read(|state| state.program(&id).cloned()).await else {
             return Err(format!("no program {id} was uploaded"));
@@ -989,11 +1043,11 @@ impl ControlPlane {
             .map_err(|error| error.to_string())?
             .ok_or_else(|| format!("master {} has no copy of program {id} in {}", self.master.id(), self.programs.dir().display()))?;
         let restore_from = (!request.restore_from.is_empty()).then_some(request.restore_from.as_str());
-        crate::programs::check_job(&path, &spec.name, &spec.args, spec.parallelism, restore_from)
+        let estimate = crate::programs::check_job(&path, &spec.name, &spec.args, spec.parallelism, restore_from)
             .await
             .map_err(|reason| format!("job {:?} of program {}: {reason}", spec.name, program.info.program))?;
         artifact.program = Some(id);
-        Ok((spec, artifact))
+        Ok((spec, artifact, estimate))
     }
 
     /// Takes a program's bytes (an upload, over gRPC or HTTP) into the store, asks it what it is (a

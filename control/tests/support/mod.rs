@@ -22,7 +22,7 @@ pub fn quick_options(id: u64, dir: &TestDir, members: &BTreeMap<u64, String>, se
     options.heartbeat_interval = Duration::from_millis(50);
     options.build_id = "test-build".to_string();
     options.validator = Some(std::sync::Arc::new(|name: &str, args: &[String], _parallelism: u32| match (name, args.len()) {
-        ("count", 1) => Ok(()),
+        ("count", 1) => Ok(Default::default()),
         ("count", n) => Err(format!("count takes 1 argument, not {n}")),
         (other, _) => Err(format!("this program defines no job {other:?}")),
     }));

@@ -131,6 +131,22 @@ fn resolve(partitioning: Partitioning, from_parallelism: usize, to_parallelism: 
 }
 
 impl ExecutionPlan {
+    /// The most bytes of frames the plan's input gates hold at once under `config`'s credits: per
+    /// channel its exclusive buffers (a remote channel's, the larger, as if every producer ran in
+    /// another process), per gate its floating ones, each frame at most `frame_bytes_max` of
+    /// records. What the job's network buffers take at most (records with heap parts aside).
+    pub fn buffer_bytes_bound(&self, config: &crate::EngineConfig) -> u64 {
+        let exclusive = config.remote_exclusive_credits_per_channel.max(config.exclusive_credits_per_channel) as u64;
+        let mut frames = 0u64;
+        for task in self.tasks.iter().filter(|task| !task.inputs.is_empty()) {
+            for subtask in 0..task.parallelism {
+                let channels = self.input_channels(task.id, subtask).len() as u64;
+                frames += channels * exclusive + config.floating_credits_per_gate as u64;
+            }
+        }
+        frames * config.frame_bytes_max as u64
+    }
+
     /// Validates `graph`, chains it into tasks and places their subtasks on `slots` slots.
     pub fn build(graph: &JobGraph, slots: usize) -> Result<ExecutionPlan, GraphError> {
         assert!(slots >= 1, "at least one slot");
@@ -405,6 +421,29 @@ mod tests {
         assert_eq!(plan.output_channels(0, 1, 0), vec![(0, 1), (1, 1)]);
         assert_eq!(plan.input_channels(1, 0), vec![(0, 0), (0, 1)]);
         assert!(plan.explain(&g).contains("task 0: n0 -> n1 x2"));
+    }
+
+    #[test]
+    fn the_buffer_bound_counts_every_input_channel_and_gate() {
+        let g = graph(
+            vec![
+                node(0, OperatorKind::Source, Some(2)),
+                node(1, OperatorKind::KeyedRolling, Some(3)),
+                node(2, OperatorKind::Sink, Some(3)),
+            ],
+            vec![edge(0, 1, Partitioning::Hash), edge(1, 2, Partitioning::Default)],
+        );
+        let plan = ExecutionPlan::build(&g, 3).unwrap();
+        let config = crate::EngineConfig {
+            exclusive_credits_per_channel: 2,
+            remote_exclusive_credits_per_channel: 32,
+            floating_credits_per_gate: 8,
+            frame_bytes_max: 1000,
+            ..crate::EngineConfig::default()
+        };
+        // Three subtasks of the keyed task, each with a channel from both sources: 2 x 32 + 8
+        // frames; the sink is chained, the source has no input.
+        assert_eq!(plan.buffer_bytes_bound(&config), 3 * (2 * 32 + 8) * 1000);
     }
 
     #[test]

@@ -51,6 +51,7 @@ export type SinkOutputView = Schemas["SinkOutputView"];
 export type OutputRow = Schemas["OutputRow"];
 export type ProgramView = Schemas["ProgramView"];
 export type ProgramListView = Schemas["ProgramListView"];
+export type JobPreview = Schemas["JobPreview"];
 
 /** A search of a worker's log (`GET /api/workers/{id}/logs`). */
 export interface LogsQuery {
@@ -105,6 +106,7 @@ export const api = {
   jobs: () => call<JobList>("GET", "/api/jobs"),
   job: (id: number) => call<JobView>("GET", `/api/jobs/${id}`),
   submit: (job: SubmitJob) => call<Submitted>("POST", "/api/jobs", job),
+  previewJob: (job: SubmitJob) => call<JobPreview>("POST", "/api/jobs/preview", job),
   cancel: (id: number) => call<JobView>("POST", `/api/jobs/${id}/cancel`),
   savepoint: (id: number, ask: SavepointAsk) => call<SavepointView>("POST", `/api/jobs/${id}/savepoint`, ask),
   rescale: (id: number, ask: RescaleAsk) => call<JobView>("POST", `/api/jobs/${id}/rescale`, ask),

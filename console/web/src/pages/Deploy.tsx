@@ -1,5 +1,5 @@
-import { useEffect, useState } from "preact/hooks";
-import { api, type ProgramView, type SubmitJob } from "../api/client";
+import { useEffect, useRef, useState } from "preact/hooks";
+import { api, type JobPreview, type ProgramView, type SubmitJob } from "../api/client";
 import { useLive } from "../live";
 import { DEPLOY_HANDOFF } from "./Workbench";
 import { navigate } from "../router";
@@ -137,6 +137,38 @@ export function DeployPage({ copy }: { copy?: number }) {
   }, [program]);
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  const [preview, setPreview] = useState<JobPreview>();
+  const [previewError, setPreviewError] = useState<string>();
+  const asked = useRef(0);
+
+  /** The job as the form describes it. */
+  const jobOf = (): SubmitJob => ({
+    name: mode === "sql" ? "sql" : name.trim(),
+    args: mode === "sql" ? [sql] : args.trim() === "" ? [] : args.trim().split(/\s+/),
+    parallelism: Number(parallelism),
+    slots: slots === "" ? undefined : Number(slots),
+    checkpoint_interval_ms: checkpointMs === "" ? undefined : Number(checkpointMs),
+    restore_from: savepoint.trim() === "" ? undefined : savepoint.trim(),
+    program: mode === "program" && program !== "" ? program : undefined,
+  });
+  // What the masters say the job would take, asked again (after a pause) whenever the form changes.
+  useEffect(() => {
+    const job = jobOf();
+    const ready = job.name !== "" && (mode === "program" || sql.trim() !== "") && Number.isInteger(job.parallelism) && (job.parallelism ?? 0) >= 1;
+    const ask = ++asked.current;
+    if (!ready) {
+      setPreview(undefined);
+      setPreviewError(undefined);
+      return;
+    }
+    const timer = setTimeout(() => {
+      api.previewJob(job).then(
+        (answer) => ask === asked.current && (setPreview(answer), setPreviewError(undefined)),
+        (e: Error) => ask === asked.current && (setPreview(undefined), setPreviewError(e.message)),
+      );
+    }, 300);
+    return () => clearTimeout(timer);
+  }, [mode, name, args, sql, program, parallelism, slots, savepoint]);
   if (!snapshot) return <p>Waiting for the cluster…</p>;
 
   const p = Number(parallelism);
@@ -172,15 +204,7 @@ export function DeployPage({ copy }: { copy?: number }) {
     if (problem) return;
     setBusy(true);
     setError(undefined);
-    const job: SubmitJob = {
-      name: mode === "sql" ? "sql" : name.trim(),
-      args: mode === "sql" ? [sql] : args.trim() === "" ? [] : args.trim().split(/\s+/),
-      parallelism: p,
-      slots: slots === "" ? undefined : s,
-      checkpoint_interval_ms: interval,
-      restore_from: savepoint.trim() === "" ? undefined : savepoint.trim(),
-      program: mode === "program" && program !== "" ? program : undefined,
-    };
+    const job = jobOf();
     try {
       const submitted = await api.submit(job);
       navigate(`/jobs/${submitted.job}`);
@@ -233,7 +257,29 @@ export function DeployPage({ copy }: { copy?: number }) {
             Slots: <strong>{Number.isInteger(s) ? s : "?"}</strong> of {capacity} free on {alive.length} live worker{alive.length === 1 ? "" : "s"}.
           </p>
           {problem === undefined && (
-            <p>Workers used: {used.map((entry) => `worker ${entry.worker} (${entry.slots} slot${entry.slots === 1 ? "" : "s"})`).join(", ")}.</p>
+            <p>
+              Workers used:{" "}
+              {(preview?.fits ? preview.workers.map((share) => ({ worker: share.worker, slots: share.slots })) : used)
+                .map((entry) => `worker ${entry.worker} (${entry.slots} slot${entry.slots === 1 ? "" : "s"})`)
+                .join(", ")}
+              .
+            </p>
+          )}
+          {problem === undefined && preview && (
+            <>
+              <p id="preview-tasks">
+                Tasks: {preview.tasks.map((task) => `${task.operators.join(" → ")} ×${task.parallelism}`).join("; ")}
+              </p>
+              <p id="preview-memory">
+                Memory: about <strong>{megabytes(preview.memory_bytes)}</strong> (input buffers at most {megabytes(preview.buffer_bytes)}
+                {preview.state_bytes != null ? `, state ${megabytes(preview.state_bytes)} from the savepoint` : ", state grows as it runs"}).
+              </p>
+            </>
+          )}
+          {problem === undefined && previewError && (
+            <pre id="preview-error" class="error">
+              The masters would refuse it: {previewError}
+            </pre>
           )}
           {problem && <p class="error" id="deploy-problem">{problem}</p>}
         </div>
