@@ -82,7 +82,7 @@ enum Command {
     AttemptWorker(command::worker::AttemptWorkerArgs),
     /// Coordinate one attempt of a job of this program for the leader that started this process.
     #[command(hide = true)]
-    AttemptDriver(command::master::AttemptDriverArgs),
+    AttemptDriver(command::ProgramProcessArgs),
 }
 
 /// Runs the command line of the program `jobs` were registered in (see [`Program::main`]).

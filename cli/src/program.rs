@@ -234,6 +234,26 @@ mod tests {
     }
 
     #[test]
+    fn the_hidden_commands_take_what_a_worker_and_the_leader_give_them() {
+        use clap::Parser;
+        use tethys_control::programs::process::ChildOptions;
+        let tls = tethys_net::tls::TlsFiles { chain: "chain.pem".into(), key: "key.pem".into(), ca: "ca.pem".into() };
+        let options = ChildOptions { tls: Some(tls), no_shared_memory: true };
+        let host: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let program = || std::iter::once("program".to_string());
+        let driver = tethys_control::programs::driver::driver_args(host, &options);
+        let Ok(crate::Cli { command: crate::Command::AttemptDriver(args) }) = crate::Cli::try_parse_from(program().chain(driver)) else {
+            panic!("the driver's arguments parse")
+        };
+        assert_eq!((args.host, args.tls.files(), args.no_shared_memory), (host, options.tls.clone(), true));
+        let worker = tethys_control::programs::worker::worker_args(host, std::time::Duration::from_secs(7), &options);
+        let Ok(crate::Cli { command: crate::Command::AttemptWorker(args) }) = crate::Cli::try_parse_from(program().chain(worker)) else {
+            panic!("the worker's arguments parse")
+        };
+        assert_eq!((args.orphan_timeout_ms, args.process.tls.files(), args.process.no_shared_memory), (7000, options.tls, true));
+    }
+
+    #[test]
     #[should_panic(expected = "has a job 'bench' already")]
     fn a_job_may_not_take_a_builtin_name() {
         let _ = Program::new("p").job("bench", "", collect_numbers);

@@ -169,27 +169,9 @@ mod tests {
     }
 }
 
-/// Arguments of the hidden `attempt-driver` command: the coordinator of one attempt of a job of this
-/// program, for the leader that started this process (`tethys_control::programs::driver`).
-#[derive(Args, Debug)]
-pub struct AttemptDriverArgs {
-    /// The host the coordinator listens on.
-    #[arg(long)]
-    pub host: std::net::IpAddr,
-    /// Keep every connection on TCP.
-    #[arg(long)]
-    pub no_shared_memory: bool,
-    /// Mutual TLS on the data plane.
-    #[command(flatten)]
-    pub tls: super::TlsArgs,
-    /// Log level.
-    #[arg(long, default_value = "info")]
-    pub log: tracing::Level,
-}
-
-/// Coordinates one attempt for the leader that started this process, until it ends.
-pub fn attempt_driver(args: AttemptDriverArgs) -> Result<(), CliError> {
-    super::init_logs(args.log);
-    let options = tethys_control::programs::process::ChildOptions { tls: args.tls.files(), no_shared_memory: args.no_shared_memory };
+/// Coordinates one attempt of a job of this program for the leader that started this process
+/// (the hidden `attempt-driver` command, `tethys_control::programs::driver`), until it ends.
+pub fn attempt_driver(args: super::ProgramProcessArgs) -> Result<(), CliError> {
+    let options = args.start();
     Ok(tethys_control::programs::driver::run_attempt_driver(args.host, &options, crate::program::registry())?)
 }

@@ -87,6 +87,32 @@ impl TlsArgs {
     }
 }
 
+/// What a process of this program started for a job by a worker or the leader is told (the
+/// hidden `attempt-worker` and `attempt-driver` commands; `tethys_control::programs::process`).
+#[derive(clap::Args, Debug)]
+pub struct ProgramProcessArgs {
+    /// The host its data plane listens on.
+    #[arg(long)]
+    pub host: std::net::IpAddr,
+    /// Keep every connection on TCP.
+    #[arg(long)]
+    pub no_shared_memory: bool,
+    /// Mutual TLS on the data plane.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Log level.
+    #[arg(long, default_value = "info")]
+    pub log: tracing::Level,
+}
+
+impl ProgramProcessArgs {
+    /// Starts the process's logging; the data plane's options it was given.
+    pub fn start(&self) -> tethys_control::programs::process::ChildOptions {
+        init_logs(self.log);
+        tethys_control::programs::process::ChildOptions { tls: self.tls.files(), no_shared_memory: self.no_shared_memory }
+    }
+}
+
 /// An error reported to the user at the edge, with its context already in the text.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
 

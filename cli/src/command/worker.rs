@@ -151,27 +151,17 @@ pub fn run(args: WorkerArgs) -> Result<(), CliError> {
 /// worker process that started this one (`tethys_control::programs::worker`).
 #[derive(Args, Debug)]
 pub struct AttemptWorkerArgs {
-    /// The host the attempt's data plane listens on.
-    #[arg(long)]
-    pub host: std::net::IpAddr,
+    #[command(flatten)]
+    pub process: super::ProgramProcessArgs,
     /// How long the attempt runs on without a coordinator, in milliseconds.
     #[arg(long)]
     pub orphan_timeout_ms: u64,
-    /// Keep every connection on TCP.
-    #[arg(long)]
-    pub no_shared_memory: bool,
-    /// Mutual TLS on the data plane.
-    #[command(flatten)]
-    pub tls: super::TlsArgs,
-    /// Log level.
-    #[arg(long, default_value = "info")]
-    pub log: tracing::Level,
 }
 
 /// Runs one attempt for the worker that started this process, until it ends.
 pub fn attempt_worker(args: AttemptWorkerArgs) -> Result<(), CliError> {
-    super::init_logs(args.log);
-    let options = tethys_control::programs::process::ChildOptions { tls: args.tls.files(), no_shared_memory: args.no_shared_memory };
+    let options = args.process.start();
     let orphan_timeout = std::time::Duration::from_millis(args.orphan_timeout_ms);
-    Ok(tethys_control::programs::worker::run_attempt_worker(args.host, orphan_timeout, &options, crate::program::registry())?)
+    let registry = crate::program::registry();
+    Ok(tethys_control::programs::worker::run_attempt_worker(args.process.host, orphan_timeout, &options, registry)?)
 }

@@ -77,6 +77,19 @@ pub struct PreparedChild {
     data_addr: SocketAddr,
 }
 
+/// The arguments of the hidden command, for an attempt listening on `host`.
+pub fn worker_args(host: IpAddr, orphan_timeout: Duration, options: &ChildOptions) -> Vec<String> {
+    let mut args = vec![
+        ATTEMPT_WORKER_COMMAND.to_string(),
+        "--host".to_string(),
+        host.to_string(),
+        "--orphan-timeout-ms".to_string(),
+        orphan_timeout.as_millis().to_string(),
+    ];
+    args.extend(options.args());
+    args
+}
+
 /// Starts `program`'s process for an attempt, listening on `host` (blocking until it says where,
 /// at most [`READY_TIMEOUT`]).
 pub fn prepare_child(
@@ -87,15 +100,7 @@ pub fn prepare_child(
     options: &ChildOptions,
     what: &str,
 ) -> Result<PreparedChild, String> {
-    let mut args = vec![
-        ATTEMPT_WORKER_COMMAND.to_string(),
-        "--host".to_string(),
-        host.to_string(),
-        "--orphan-timeout-ms".to_string(),
-        orphan_timeout.as_millis().to_string(),
-    ];
-    args.extend(options.args());
-    let mut process = ChildProcess::spawn(program, &args, secret, what)?;
+    let mut process = ChildProcess::spawn(program, &worker_args(host, orphan_timeout, options), secret, what)?;
     match process.next_within::<WorkerChildSays>(READY_TIMEOUT)? {
         WorkerChildSays::Listening { addr } => {
             let data_addr = addr.parse().map_err(|error| format!("{what} listens on a bad address {addr:?}: {error}"))?;
