@@ -3,7 +3,9 @@
 //! `tethys` binary does not have, is submitted by name and runs on two `tethys worker` processes
 //! and the leader, each in a process of the program, committing exactly what the program commits
 //! in one process, also when the leader is killed mid-job (the new leader adopts the attempt with
-//! a process of the program of its own); what those processes log is in their worker's log. Bad uploads and submissions are refused with the reason,
+//! a process of the program of its own); what those processes log is in their worker's log. A
+//! program's process killed (a worker's attempt, the leader's driver) fails its attempt and the job
+//! restarts from its checkpoint, still exactly once. Bad uploads and submissions are refused with the reason,
 //! and a program is not deleted while a job of it runs.
 
 mod support;
@@ -154,4 +156,65 @@ fn an_uploaded_programs_job_runs_on_the_cluster_exactly_as_in_one_process() {
     // Ended, its jobs let it go.
     tethys().args(["programs", "delete", "--masters", &others, &id]).status().unwrap();
     assert_eq!(json(tethys().args(["programs", "list", "--json", "--masters", &others])), serde_json::json!([]));
+}
+
+/// The process ids of the processes whose command line holds every one of `parts`.
+fn pids(parts: &[&str]) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if parts.iter().all(|part| cmdline.contains(part)) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until the masters committed a checkpoint of running job `job`, then kills (SIGKILL) the
+/// one process of the program whose command line holds `parts`.
+fn kill_once_checkpointed(masters: &str, job: u64, parts: &[&str]) {
+    let deadline = Instant::now() + WAIT;
+    while wait_status(masters, job, "running")["last_checkpoint"].as_u64() == Some(0) {
+        assert!(Instant::now() < deadline, "no checkpoint of the job was committed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let found = pids(parts);
+    assert!(!found.is_empty(), "no process holds {parts:?}");
+    let killed = std::process::Command::new("kill").arg("-9").arg(found[0].to_string()).status().unwrap();
+    assert!(killed.success());
+}
+
+#[test]
+fn a_programs_killed_process_restarts_its_job_from_the_checkpoint_exactly_once() {
+    let (root, _group, masters, _workers) = start_cluster("programs-killed", 2);
+    let uploaded = json(tethys().args(["programs", "upload", "--json", "--masters", &masters]).arg(example_program()));
+    let id = uploaded["id"].as_str().unwrap().to_string();
+    let expected = one_process(&root.path().join("one"), "3000000");
+    let run = |name: &str, kill: &[&str]| {
+        let dir = root.path().join(name);
+        let submitted = json(
+            tethys()
+                .args(["submit", "--json", "--masters", &masters, "--program", &id])
+                .args(["--parallelism", "2", "--checkpoint-interval-ms", "50", "best-bids"])
+                .arg(&dir)
+                .args(["3000000", "7"]),
+        );
+        let job = submitted["job"].as_u64().unwrap();
+        kill_once_checkpointed(&masters, job, kill);
+        let info = wait_status(&masters, job, "finished");
+        assert_eq!(lines(&dir), expected, "exactly once after {kill:?} was killed: {info}");
+        info
+    };
+    // A worker's attempt, in its process of the program (the workers keep programs in the
+    // cluster's directory, so no other test's process is taken): the job's driver restarts it on
+    // what is left, or the masters restart the attempt.
+    let workers = root.path().join("worker-programs").display().to_string();
+    run("worker-killed", &[&workers, "attempt-worker"]);
+    // The leader's driver of the attempt, in its process of the program: the attempt failed, and
+    // the masters started the next from the checkpoint they committed.
+    let masters_programs = root.path().join("checkpoints").join("programs").display().to_string();
+    let info = run("driver-killed", &[&masters_programs, "attempt-driver"]);
+    assert_eq!(info["attempt"], 2, "{info}");
 }

@@ -3,7 +3,7 @@
 //! command-line calls the tests make of them.
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,8 +19,9 @@ pub fn tethys() -> Command {
     command
 }
 
-/// Worker processes with their control addresses, killed when dropped.
-pub struct Workers(pub Vec<Child>, pub Vec<String>);
+/// Worker processes with their control addresses, killed when dropped; those of a cluster keep
+/// the uploaded programs they run in a directory of that cluster's.
+pub struct Workers(pub Vec<Child>, pub Vec<String>, pub Option<PathBuf>);
 
 impl Drop for Workers {
     fn drop(&mut self) {
@@ -32,15 +33,19 @@ impl Drop for Workers {
 }
 
 pub fn start_workers(masters: &str, count: usize) -> Workers {
-    let mut workers = Workers(Vec::new(), Vec::new());
+    let mut workers = Workers(Vec::new(), Vec::new(), None);
     add_workers(&mut workers, masters, count);
     workers
 }
 
 pub fn add_workers(workers: &mut Workers, masters: &str, count: usize) {
     for _ in 0..count {
-        let mut child =
-            tethys().args(["worker", "--masters", masters, "--slots", "2", "--log", "warn"]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut command = tethys();
+        command.args(["worker", "--masters", masters, "--slots", "2", "--log", "warn"]);
+        if let Some(dir) = &workers.2 {
+            command.arg("--program-dir").arg(dir);
+        }
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         assert!(line.starts_with("listening "), "{line}");
@@ -77,7 +82,8 @@ pub fn start_cluster(name: &str, workers: usize) -> (TestDir, LocalMasters, Stri
     let root = TestDir::new(name);
     let group = LocalMasters::start(Path::new(env!("CARGO_BIN_EXE_tethys")), 3, SECRET, root.path()).unwrap();
     let masters = group.addrs().join(",");
-    let started = start_workers(&masters, workers);
+    let mut started = Workers(Vec::new(), Vec::new(), Some(root.path().join("worker-programs")));
+    add_workers(&mut started, &masters, workers);
     wait_workers(&masters, workers);
     (root, group, masters, started)
 }
