@@ -146,8 +146,12 @@ fn describe_preview(preview: &tethys_control::http::api::JobPreview) -> String {
     }
     match &preview.problem {
         None => {
-            let shares: Vec<String> =
-                preview.workers.iter().map(|share| format!("worker {} ({} slots)", share.worker, share.slots)).collect();
+            let plural = |slots: u32| if slots == 1 { "" } else { "s" };
+            let shares: Vec<String> = preview
+                .workers
+                .iter()
+                .map(|share| format!("worker {} ({} slot{})", share.worker, share.slots, plural(share.slots)))
+                .collect();
             text.push_str(&format!("placed on: {}\n", shares.join(", ")));
         }
         Some(problem) => text.push_str(&format!("does not fit now: {problem}\n")),
