@@ -70,6 +70,8 @@ pub struct ChildProcess {
     to_child: Arc<Mutex<Option<ChildStdin>>>,
     from_child: Option<BufReader<ChildStdout>>,
     what: String,
+    /// Whether it was waited for (it ended); until then, dropping this kills it.
+    reaped: bool,
 }
 
 impl ChildProcess {
@@ -95,7 +97,7 @@ impl ChildProcess {
         }
         let to_child = child.stdin.take().map(|stdin| Arc::new(Mutex::new(Some(stdin)))).expect("stdin is piped");
         let from_child = child.stdout.take().map(BufReader::new);
-        Ok(ChildProcess { child, to_child, from_child, what })
+        Ok(ChildProcess { child, to_child, from_child, what, reaped: false })
     }
 
     /// A handle that writes lines to the child (clones write to the same pipe).
@@ -132,7 +134,7 @@ impl ChildProcess {
         on_end: impl FnOnce(String) + Send + 'static,
     ) -> Result<(), String> {
         let mut reader = self.from_child.take().ok_or_else(|| format!("{} has no output left", self.what))?;
-        let name = format!("tethys-{}", self.what.replace(' ', "-"));
+        let (name, what) = (format!("tethys-{}", self.what.replace(' ', "-")), self.what.clone());
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {
@@ -142,20 +144,31 @@ impl ChildProcess {
                         Err(error) => break error,
                     }
                 };
-                // Nothing more comes: close its input (it stops if it has not) and reap it.
-                self.to_child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
-                let status = self.child.wait().map(|status| status.to_string()).unwrap_or_else(|error| error.to_string());
+                let status = self.reap();
                 on_end(format!("{why} ({status})"));
             })
             .map(drop)
-            .map_err(|error| format!("cannot follow {}: {error}", "the program's process"))
+            // The thread's closure, and with it the process, was dropped: killed.
+            .map_err(|error| format!("cannot follow {what}: {error}"))
+    }
+}
+
+impl ChildProcess {
+    /// Nothing more comes from it: closes its input (it stops if it has not) and waits for it to
+    /// end; how it ended.
+    fn reap(&mut self) -> String {
+        self.to_child.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let status = self.child.wait().map(|status| status.to_string()).unwrap_or_else(|error| error.to_string());
+        self.reaped = true;
+        status
     }
 }
 
 impl Drop for ChildProcess {
     fn drop(&mut self) {
-        // Not followed (it failed before it ran anything): it must not run on.
-        if self.from_child.is_some() {
+        // Not followed to its end (it failed before it ran anything, or could not be followed):
+        // it must not run on.
+        if !self.reaped {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
