@@ -141,10 +141,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The child's side: coordinates one attempt for the leader that started this process (see the
 /// module documentation), with the program's `registry`. Returns once the attempt ended.
 pub fn run_attempt_driver(host: IpAddr, options: &ChildOptions, registry: JobRegistry) -> Result<(), String> {
-    let secret = std::env::var(tethys_net::launcher::SECRET_ENV)
-        .map_err(|_| format!("no cluster secret in {}", tethys_net::launcher::SECRET_ENV))?
-        .parse::<tethys_net::ClusterSecret>()
-        .map_err(|error| format!("bad cluster secret: {error}"))?;
+    let secret = super::process::secret_from_parent()?;
     let listener = std::net::TcpListener::bind(SocketAddr::new(host, 0)).map_err(|error| format!("cannot listen on {host}: {error}"))?;
     let addr = listener.local_addr().map_err(|error| error.to_string())?;
     let to_parent = ToParent::<DriverChildSays>::stdout();

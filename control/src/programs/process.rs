@@ -269,6 +269,13 @@ pub fn follow_parent<P: ParentSays>(mut on_line: impl FnMut(P) + Send + 'static,
     });
 }
 
+/// The cluster secret the parent put in the environment ([`ChildProcess::spawn`]).
+pub fn secret_from_parent() -> Result<tethys_net::ClusterSecret, String> {
+    let secret_env = tethys_net::launcher::SECRET_ENV;
+    let text = std::env::var(secret_env).map_err(|_| format!("no cluster secret in {secret_env}"))?;
+    text.parse().map_err(|error| format!("bad cluster secret: {error}"))
+}
+
 /// Reads the parent's first line (blocking): what to do, or `None` when the parent went away.
 pub fn first_from_parent<P: ParentSays>() -> Result<Option<P>, String> {
     let mut line = String::new();

@@ -27,14 +27,19 @@ function megabytes(bytes: number): string {
 }
 
 /** The programs uploaded to the masters: upload one (its executable), pick one, delete one. */
-function Programs({ chosen, choose }: { chosen: string; choose: (id: string) => void }) {
-  const [programs, setPrograms] = useState<ProgramView[]>();
+function Programs({
+  programs,
+  refresh,
+  chosen,
+  choose,
+}: {
+  programs?: ProgramView[];
+  refresh: () => Promise<void>;
+  chosen: string;
+  choose: (id: string) => void;
+}) {
   const [busy, setBusy] = useState<string>();
   const [error, setError] = useState<string>();
-  const refresh = () => api.programs().then((list) => setPrograms(list.programs), (e: Error) => setError(e.message));
-  useEffect(() => {
-    refresh();
-  }, []);
   const upload = async (file: File | undefined) => {
     if (!file) return;
     setBusy(`Uploading ${file.name} (${megabytes(file.size)})…`);
@@ -130,11 +135,18 @@ export function DeployPage({ copy }: { copy?: number }) {
   const [checkpointMs, setCheckpointMs] = useState("1000");
   const [savepoint, setSavepoint] = useState(source?.last_savepoint ?? "");
   const [program, setProgram] = useState(source?.program ?? "");
-  const [programInfo, setProgramInfo] = useState<ProgramView>();
+  // The uploaded programs, asked once and again after an upload or a deletion.
+  const [programs, setPrograms] = useState<ProgramView[]>();
+  const [programsError, setProgramsError] = useState<string>();
+  const refreshPrograms = () =>
+    api.programs().then(
+      (list) => (setPrograms(list.programs), setProgramsError(undefined)),
+      (e: Error) => setProgramsError(e.message),
+    );
   useEffect(() => {
-    if (program === "") setProgramInfo(undefined);
-    else api.programs().then((list) => setProgramInfo(list.programs.find((entry) => entry.id === program)), () => {});
-  }, [program]);
+    refreshPrograms();
+  }, []);
+  const programInfo = programs?.find((entry) => entry.id === program);
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
   const [preview, setPreview] = useState<JobPreview>();
@@ -227,7 +239,8 @@ export function DeployPage({ copy }: { copy?: number }) {
         </div>
         {mode === "program" ? (
           <>
-            <Programs chosen={program} choose={setProgram} />
+            <Programs programs={programs} refresh={refreshPrograms} chosen={program} choose={setProgram} />
+            {programsError && <pre class="error">{programsError}</pre>}
             {programInfo && <ProgramJobs program={programInfo} pick={setName} />}
             <label>Job<input id="deploy-name" value={name} onInput={(e) => setName(e.currentTarget.value)} placeholder="bench" /></label>
             <label>Arguments<input id="deploy-args" value={args} onInput={(e) => setArgs(e.currentTarget.value)} placeholder="window 30000000 42" /></label>
