@@ -202,9 +202,7 @@ impl CheckpointStore {
                 let _ = remove_if_present(&path);
                 continue;
             }
-            let parsed = [(CHECKPOINT_PREFIX, CheckpointKind::Checkpoint), (SAVEPOINT_PREFIX, CheckpointKind::Savepoint)]
-                .into_iter()
-                .find_map(|(prefix, kind)| name.strip_prefix(prefix).and_then(|id| id.parse::<u64>().ok()).map(|id| (id, kind)));
+            let parsed = published_name(&path);
             // Anything else in the directory is not the store's: leave it alone.
             if let Some((id, kind)) = parsed {
                 let files = read_manifest(&path.join(MANIFEST_FILE), id)?;
@@ -221,13 +219,44 @@ impl CheckpointStore {
     /// removes what is being written, which a running job may be doing). `None` if `path` is not
     /// named as one.
     pub fn read_published(path: &Path) -> Result<Option<CompletedCheckpoint>, CheckpointStoreError> {
-        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
-        let parsed = [(CHECKPOINT_PREFIX, CheckpointKind::Checkpoint), (SAVEPOINT_PREFIX, CheckpointKind::Savepoint)]
-            .into_iter()
-            .find_map(|(prefix, kind)| name.strip_prefix(prefix).and_then(|id| id.parse::<u64>().ok()).map(|id| (id, kind)));
-        let Some((id, kind)) = parsed else { return Ok(None) };
+        let Some((id, kind)) = published_name(path) else { return Ok(None) };
         let files = read_manifest(&path.join(MANIFEST_FILE), id)?;
         Ok(Some(CompletedCheckpoint { id, kind, path: path.to_path_buf(), files }))
+    }
+
+    /// Whether `path` is named as a published checkpoint or savepoint directory (`chk-<id>`,
+    /// `svp-<id>`), whether or not it is there.
+    pub fn names_published(path: &Path) -> bool {
+        published_name(path).is_some()
+    }
+
+    /// The newest published checkpoint or savepoint in store directory `dir`, read without
+    /// opening the store: nothing is created, removed or renamed, so a job may be writing and
+    /// retiring checkpoints there meanwhile. One that retention removes while it is read is
+    /// passed over for the next older one. `None` if there is none (or no directory).
+    pub fn read_newest(dir: &Path) -> Result<Option<CompletedCheckpoint>, CheckpointStoreError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error("list", dir)(error)),
+        };
+        let mut published = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_error("list", dir))?.path();
+            if let Some((id, kind)) = published_name(&path) {
+                published.push((id, kind, path));
+            }
+        }
+        published.sort_by_key(|(id, _, _)| std::cmp::Reverse(*id));
+        for (id, kind, path) in published {
+            match read_manifest(&path.join(MANIFEST_FILE), id) {
+                Ok(files) => return Ok(Some(CompletedCheckpoint { id, kind, path, files })),
+                // Retired since the listing (renamed away): the next older one.
+                Err(CheckpointStoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound && !path.exists() => continue,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(None)
     }
 
     /// The newest published checkpoint or savepoint: where a job restores from.
@@ -384,6 +413,14 @@ fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), CheckpointStoreError> 
 
 fn sync_dir(dir: &Path) -> Result<(), CheckpointStoreError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_error("sync directory", dir))
+}
+
+/// The id and kind a published checkpoint's directory name says, if it is named as one.
+fn published_name(path: &Path) -> Option<(u64, CheckpointKind)> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    [(CHECKPOINT_PREFIX, CheckpointKind::Checkpoint), (SAVEPOINT_PREFIX, CheckpointKind::Savepoint)]
+        .into_iter()
+        .find_map(|(prefix, kind)| name.strip_prefix(prefix).and_then(|id| id.parse::<u64>().ok()).map(|id| (id, kind)))
 }
 
 /// Reads and checks a manifest: its header, its id, every line, and its own CRC32.

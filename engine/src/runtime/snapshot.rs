@@ -147,23 +147,25 @@ impl JobSnapshot {
         Ok(snapshot)
     }
 
-    /// Reads what `path` names: one published `chk-<id>` / `svp-<id>` directory (read alone: its
-    /// store, which a running job may be writing, is not touched), or a checkpoint store
-    /// directory (its newest checkpoint or savepoint).
+    /// Reads what `path` names: one published `chk-<id>` / `svp-<id>` directory, or a checkpoint
+    /// store directory (its newest checkpoint or savepoint). Either is only read: a running job
+    /// may be writing and retiring checkpoints in the store meanwhile, and a checkpoint retired
+    /// under the reader is an error (`NotFound`), never an empty directory made in its place.
     pub fn read_path(path: &Path) -> Result<JobSnapshot, SnapshotError> {
-        let looks_published = path.join(tethys_storage::checkpoint_store::MANIFEST_FILE).is_file();
-        if looks_published {
-            if let Some(checkpoint) = CheckpointStore::read_published(path)? {
-                return JobSnapshot::read(&checkpoint);
+        if CheckpointStore::names_published(path) {
+            if !path.is_dir() {
+                return Err(SnapshotError::NotFound(path.to_path_buf()));
             }
+            let checkpoint = CheckpointStore::read_published(path)?.expect("named as a published checkpoint");
+            return JobSnapshot::read(&checkpoint);
         }
         JobSnapshot::read_latest(path)?.ok_or_else(|| SnapshotError::NotFound(path.to_path_buf()))
     }
 
-    /// Reads the newest checkpoint or savepoint of the store at `dir`, if it has one.
+    /// Reads the newest checkpoint or savepoint of the store at `dir`, if it has one (the store
+    /// is only read, see [`CheckpointStore::read_newest`]).
     pub fn read_latest(dir: &Path) -> Result<Option<JobSnapshot>, SnapshotError> {
-        let store = CheckpointStore::open(dir, 1)?;
-        store.latest().map(JobSnapshot::read).transpose()
+        CheckpointStore::read_newest(dir)?.as_ref().map(JobSnapshot::read).transpose()
     }
 }
 
@@ -386,6 +388,29 @@ mod tests {
         // Retention removed the first checkpoint; the second reads back whole.
         assert!(!base.path.exists());
         assert_eq!(JobSnapshot::read_latest(&dir).unwrap(), Some(second));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reading_a_retired_checkpoint_is_not_found_and_leaves_its_store_as_it_was() {
+        let dir = std::env::temp_dir().join(format!("tethys-snapshot-retired-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut store = CheckpointStore::open(&dir, 1).unwrap();
+        let first = snapshot_of(&graph(1, 128, "counts"));
+        let (retired, _) = first.write(&mut store, CheckpointKind::Checkpoint, None, &|_, _| false).unwrap();
+        let second = JobSnapshot { checkpoint: 8, ..first.clone() };
+        second.write(&mut store, CheckpointKind::Checkpoint, None, &|_, _| false).unwrap();
+        assert!(!retired.path.exists());
+
+        // A reader holding the retired checkpoint's path (as the masters' rescale check may).
+        let error = JobSnapshot::read_path(&retired.path).unwrap_err();
+        assert!(matches!(&error, SnapshotError::NotFound(path) if *path == retired.path), "{error}");
+        assert!(!retired.path.exists(), "nothing is made in its place");
+        assert_eq!(CheckpointStore::open(&dir, 1).unwrap().latest().map(|checkpoint| checkpoint.id), Some(8));
+        // The store's directory reads as its newest checkpoint; a missing one as nothing.
+        assert_eq!(JobSnapshot::read_path(&dir).unwrap(), second);
+        assert_eq!(JobSnapshot::read_latest(&dir.join("absent")).unwrap(), None);
+        assert!(!dir.join("absent").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
