@@ -79,14 +79,19 @@ fn a_script_runs_on_the_embedded_engine_and_shows_its_query_s_changelog() {
          CREATE TABLE out (product INT, n BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'out');\n\
          SHOW TABLES;\n\
          INSERT INTO out SELECT product, COUNT(*) FROM orders GROUP BY product;\n\
-         SELECT id * 10 AS tens FROM orders WHERE id > 4;",
+         SELECT id * 10 AS tens, TIMESTAMP '2026-01-02 03:04:05.678' AS at, REPEAT('ab', 20) AS long_text FROM orders WHERE id > 4;",
     );
     assert!(ok, "{stderr}");
     assert!(stderr.contains("[INFO] table orders created"), "{stderr}");
     assert!(stdout.contains("| orders | TABLE | datagen   |"), "{stdout}");
-    // The query's rows in a changelog table.
-    assert!(stdout.contains("|           op |         tens |"), "{stdout}");
-    assert!(stdout.contains("|           +I |           50 |") && stdout.contains("|           +I |           60 |"), "{stdout}");
+    // The query's rows in a changelog table, each column as wide as its type's values (a
+    // BIGINT's 20 characters, a TIMESTAMP's 23), text up to 30 and cut with "..." beyond.
+    let header = "| op |                 tens |                      at |                      long_text |";
+    assert!(stdout.contains(header), "{stdout}");
+    let row = |tens: &str| format!("| +I | {tens:>20} | 2026-01-02 03:04:05.678 | abababababababababababababa... |");
+    assert!(stdout.contains(&row("50")) && stdout.contains(&row("60")), "{stdout}");
+    let changelog = stdout.lines().filter(|line| line.starts_with("| +I") || line.starts_with("| op"));
+    assert!(changelog.clone().count() == 3 && changelog.into_iter().all(|line| line.len() == header.len()), "aligned: {stdout}");
     assert!(stdout.contains("2 rows"), "{stdout}");
     // The insert's sink printed its changelog: one product counted up to six.
     assert!(stdout.contains("out> +I[1, 1]") && stdout.contains("out> +U[1, 6]"), "{stdout}");

@@ -527,6 +527,7 @@ impl SqlSession {
         }
         let Some(source) = &insert.source else { return Err(SqlError::at(at, "INSERT INTO needs a query")) };
         let plan = self.plan(source)?;
+        connector::check_takes_changelog(&table, plan.updating, at)?;
         let wanted = &table.physical;
         if plan.schema.fields.len() != wanted.fields.len() {
             return Err(SqlError::at(
@@ -547,8 +548,11 @@ impl SqlSession {
                 projection.push(Scalar::Column(i));
                 continue;
             }
+            // Flink casts implicitly what widens, and a DECIMAL into a DECIMAL of any precision
+            // and scale (a value too large for it is NULL, as its CAST makes it).
             let widens = SqlType::common(&got.data_type, &want.data_type).is_some_and(|common| common == want.data_type)
-                || (got.data_type.is_timestamp() && want.data_type.is_timestamp());
+                || (got.data_type.is_timestamp() && want.data_type.is_timestamp())
+                || (matches!(got.data_type, SqlType::Decimal { .. }) && matches!(want.data_type, SqlType::Decimal { .. }));
             if !widens {
                 return Err(SqlError::at(
                     at,

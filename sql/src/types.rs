@@ -61,6 +61,27 @@ pub enum SqlType {
 pub const DECIMAL_PRECISION_MAX: u8 = 38;
 
 impl SqlType {
+    /// The most characters a value of this type shows as in a result table (as Flink's SQL
+    /// client sizes its columns), `None` for text and nested types, whose length has no bound.
+    /// A `NULL` shows as 4 characters, which every type's width holds.
+    pub fn display_width(&self) -> Option<usize> {
+        Some(match self {
+            SqlType::Boolean => 5,
+            SqlType::TinyInt => 4,
+            SqlType::SmallInt => 6,
+            SqlType::Int => 11,
+            SqlType::BigInt => 20,
+            SqlType::Float | SqlType::Double => 24,
+            // Digits, a sign and a point.
+            SqlType::Decimal { precision, .. } => *precision as usize + 2,
+            SqlType::Date => 10,
+            SqlType::Time => 12,
+            SqlType::Timestamp | SqlType::TimestampLtz => 23,
+            SqlType::Null => 4,
+            SqlType::String | SqlType::Bytes | SqlType::Interval | SqlType::Array(_) | SqlType::Map(..) | SqlType::Row(_) => return None,
+        })
+    }
+
     /// The type a column declared as `data_type` holds, or what is not supported.
     pub fn from_ast(data_type: &DataType) -> Result<SqlType, String> {
         use DataType as D;

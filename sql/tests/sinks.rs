@@ -161,3 +161,35 @@ fn json_lines_with_nested_values_are_read_by_column_name() {
     let error = run_job(*job, |_| {}).unwrap_err();
     assert!(error.contains("cannot read JSON line [1, 2]") && error.contains("is not a JSON object"), "{error}");
 }
+
+#[test]
+fn a_decimal_goes_into_a_decimal_column_of_any_size_as_flink_casts_it() {
+    let scratch = Scratch::new("decimal-cast");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data/orders.csv");
+    let totals = scratch.0.join("totals");
+    // SUM of a DECIMAL(10, 2) is a DECIMAL(38, 2); the table's columns are narrower, and one
+    // total does not fit DECIMAL(3, 1): NULL, as Flink's implicit cast makes it.
+    let script = format!(
+        "CREATE TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         CREATE TABLE totals (id BIGINT, amount DECIMAL(3, 1)) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO totals SELECT id, amount * 10 FROM orders;",
+        data.display(),
+        totals.display()
+    );
+    let mut session = SqlSession::default();
+    run_all(&mut session, &script);
+    let amounts: Vec<String> =
+        std::fs::read_to_string(&data).unwrap().lines().map(|line| line.split(',').nth(2).unwrap().to_string()).collect();
+    let expected: Vec<String> = lines_in(&totals);
+    assert_eq!(expected.len(), amounts.len());
+    for (line, amount) in expected.iter().zip(&amounts) {
+        let times_ten: f64 = amount.parse::<f64>().unwrap() * 10.0;
+        let written = line.split(',').nth(1).unwrap();
+        if times_ten >= 100.0 {
+            assert_eq!(written, "", "{amount} x 10 does not fit DECIMAL(3, 1): NULL");
+        } else {
+            assert_eq!(written.parse::<f64>().unwrap(), times_ten, "{line}");
+        }
+    }
+}

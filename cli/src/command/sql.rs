@@ -207,6 +207,19 @@ fn run_script(args: &RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Widest column of a query's result table, in characters (Flink's SQL client's
+/// `sql-client.display.max-column-width` default).
+const RESULT_COLUMN_WIDTH_MAX: usize = 30;
+
+/// `cell` if it fits `width` characters, else its start and "..." in `width` characters.
+fn cut_to_width(cell: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if cell.chars().count() <= width {
+        return std::borrow::Cow::Borrowed(cell);
+    }
+    let kept: String = cell.chars().take(width.saturating_sub(3)).collect();
+    std::borrow::Cow::Owned(format!("{kept}..."))
+}
+
 /// Shows a query's rows as a changelog table while its job runs.
 fn show_query(job: SqlJob, max_rows: u64, deadline: Option<std::time::Instant>) -> Result<(), CliError> {
     let (schema, receiver) = job.results.as_ref().expect("a query's job has results");
@@ -214,9 +227,16 @@ fn show_query(job: SqlJob, max_rows: u64, deadline: Option<std::time::Instant>) 
     let cells = |row: &tethys_sql::value::Row| -> Vec<String> {
         std::iter::once(row.kind.short().to_string()).chain(row.values.iter().map(ToString::to_string)).collect()
     };
-    let widths: Vec<usize> = header.iter().map(|name| name.len().max(12)).collect();
+    // Rows come while the job runs, so columns are as wide as their types' values can be (text
+    // up to a bound), as in Flink's SQL client; a longer value is cut, ending in "...".
+    let column_width = |field: &tethys_sql::types::Field| {
+        let width = field.data_type.display_width().unwrap_or(RESULT_COLUMN_WIDTH_MAX);
+        width.clamp("NULL".len(), RESULT_COLUMN_WIDTH_MAX).max(field.name.chars().count())
+    };
+    let widths: Vec<usize> = std::iter::once("op".len()).chain(schema.fields.iter().map(column_width)).collect();
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:>width$}")).collect();
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(cell, &width)| format!("{:>width$}", cut_to_width(cell, width))).collect();
         format!("| {} |", padded.join(" | "))
     };
     let rule = format!("+{}+", widths.iter().map(|width| "-".repeat(width + 2)).collect::<Vec<_>>().join("+"));

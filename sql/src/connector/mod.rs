@@ -343,20 +343,28 @@ pub fn lookup_table(table: &SqlTable) -> Result<LookupRows, SqlError> {
     Ok(rows)
 }
 
+/// Whether table `table` can be written rows of a query that produces updates (`updating`), as
+/// its connector takes them; else an error at `at` (the INSERT's place: the query is what does
+/// not fit the table). A table without a known connector is left to `sink` to report.
+pub(crate) fn check_takes_changelog(table: &SqlTable, updating: bool, at: Option<Position>) -> Result<(), SqlError> {
+    match table.def.option("connector") {
+        Some(connector @ "filesystem") if updating => Err(SqlError::at(
+            at,
+            format!(
+                "table {} ({connector}) takes only inserts, and the query produces updates (a GROUP BY over a stream): write it to a table whose connector takes updates (topic, print, blackhole), or aggregate over windows",
+                table.name()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Writes `stream` (rows of `table`'s physical columns) to table `table`; `updating`: the rows
 /// are a changelog, which only some connectors take.
 pub fn sink(stream: DataStream<Row>, table: &SqlTable, updating: bool, parallelism: usize) -> Result<DataStreamSink, SqlError> {
     let connector = connector_of(table, SINK_CONNECTORS, "go to")?;
     let mut options = Options::new(table);
-    if updating && connector == "filesystem" {
-        return Err(SqlError::at(
-            table.at,
-            format!(
-                "table {} ({connector}) takes only inserts, and the query produces updates (a GROUP BY over a stream): write it to a table whose connector takes updates (topic, print, blackhole), or aggregate over windows",
-                table.name()
-            ),
-        ));
-    }
+    check_takes_changelog(table, updating, table.at)?;
     let sink: Box<dyn Sink<Row>> = match connector.as_str() {
         "print" => {
             let identifier = options.get("print-identifier").map(str::to_string);
