@@ -195,10 +195,21 @@ impl CheckpointStore {
             let entry = entry.map_err(io_error("list", dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
-            if name.starts_with(IN_PROGRESS_PREFIX) || name.starts_with(REMOVING_PREFIX) {
+            if name.starts_with(IN_PROGRESS_PREFIX) {
                 // Another store on the directory may still be writing it (a coordinator being
-                // replaced): what cannot be removed now is never published, and a later opening
-                // (or `begin` of its id) removes it.
+                // replaced). It is renamed out of the store's names first, atomically: a writer
+                // that publishes it meanwhile either renamed it to `chk-` first (it is then not
+                // here to take, and stays published whole) or finds it gone and fails that
+                // checkpoint. Removed in place, its files could go from under a publication and
+                // leave a `chk-` directory without them. What cannot be taken now is never
+                // published, and a later opening (or `begin` of its id) removes it.
+                let removing = dir.join(format!("{REMOVING_PREFIX}{name}"));
+                if fs::rename(&path, &removing).is_ok() {
+                    let _ = remove_if_present(&removing);
+                }
+                continue;
+            }
+            if name.starts_with(REMOVING_PREFIX) {
                 let _ = remove_if_present(&path);
                 continue;
             }
@@ -466,6 +477,25 @@ mod tests {
             writer.put(name, bytes).unwrap();
         }
         writer.publish().unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_being_written_when_another_store_opens_is_never_published_in_part() {
+        let dir = TestDir::new("checkpoint-taken-while-written");
+        let mut writing = CheckpointStore::open(dir.path(), 2).unwrap();
+        publish(&mut writing, 4, CheckpointKind::Checkpoint, &[("state", b"four")]);
+        let mut writer = writing.begin(5, CheckpointKind::Checkpoint).unwrap();
+        writer.put("state", b"five").unwrap();
+        // A coordinator replacing this one opens the store meanwhile.
+        let opened = CheckpointStore::open(dir.path(), 2).unwrap();
+        assert_eq!(opened.latest().map(|checkpoint| checkpoint.id), Some(4));
+        let error = writer.publish().expect_err("its directory was taken");
+        assert!(matches!(error, CheckpointStoreError::Io { .. }), "{error}");
+        // Nothing of checkpoint 5 is left, and the store opens as it was.
+        let names: Vec<String> =
+            fs::read_dir(dir.path()).unwrap().map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, [format!("{CHECKPOINT_PREFIX}{:020}", 4)]);
+        assert_eq!(CheckpointStore::open(dir.path(), 2).unwrap().latest().map(|checkpoint| checkpoint.id), Some(4));
     }
 
     #[test]
