@@ -751,7 +751,7 @@ impl ShmWriteHalf {
             let run = bytes.len().min(ring.capacity - start);
             // SAFETY: callers copy only into `[head, tail + capacity)`, which is ours (an acquire
             // load of `tail` saw the reader done with it), and `start + run` stays inside the ring.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), ring.data.add(start), run) };
+            unsafe { copy_to_ring(bytes.as_ptr(), ring.data.add(start), run) };
             bytes = &bytes[run..];
             at += run as u64;
         }
@@ -759,6 +759,9 @@ impl ShmWriteHalf {
 
     /// Hands the bytes up to `head` to the reader, and rings it if it sleeps.
     fn publish(&mut self, head: u64) {
+        // The copies' streaming stores are ordered before the release of `head` that hands them
+        // over (they are not ordered by the release store alone).
+        store_fence();
         let ring = self.link.outbound;
         self.head = head;
         ring.head().store(head, Ordering::Release);
@@ -812,6 +815,49 @@ impl ShmWriteHalf {
             ring.writer_parked().store(0, Ordering::Relaxed);
         }
     }
+}
+
+/// Runs at least this long are copied into a ring with streaming stores.
+const STREAMING_COPY_BYTES_MIN: usize = 4096;
+
+/// Copies `len` bytes from `from` into the ring at `to`. A long run (a frame's records) goes with
+/// streaming stores on x86-64: the ring's lines were last read by the peer's core, so ordinary
+/// stores would first fetch each line back from it to write it (and fill this core's cache with
+/// lines it will not read). `store_fence` must run before the bytes are handed over.
+///
+/// # Safety
+/// `from` must be readable and `to` writable for `len` bytes, and the two must not overlap.
+unsafe fn copy_to_ring(from: *const u8, to: *mut u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if len >= STREAMING_COPY_BYTES_MIN {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_stream_si128};
+        // Up to 16-byte alignment of the destination with an ordinary copy, then 64 bytes a
+        // step with SSE2's streaming store (every x86-64 has it), then the tail.
+        let head = to.align_offset(16).min(len);
+        std::ptr::copy_nonoverlapping(from, to, head);
+        let mut at = head;
+        while at + 64 <= len {
+            let (source, target) = (from.add(at) as *const __m128i, to.add(at) as *mut __m128i);
+            let words =
+                [_mm_loadu_si128(source), _mm_loadu_si128(source.add(1)), _mm_loadu_si128(source.add(2)), _mm_loadu_si128(source.add(3))];
+            for (n, word) in words.into_iter().enumerate() {
+                _mm_stream_si128(target.add(n), word);
+            }
+            at += 64;
+        }
+        std::ptr::copy_nonoverlapping(from.add(at), to.add(at), len - at);
+        return;
+    }
+    std::ptr::copy_nonoverlapping(from, to, len);
+}
+
+/// Orders the streaming stores of `copy_to_ring` before the stores that follow.
+fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 (every x86-64 has it); a fence has no other effect.
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
 }
 
 #[cfg(test)]
@@ -956,6 +1002,21 @@ mod tests {
         }
         assert_eq!(received, total, "the shutdown ends the stream after the last byte");
         drop(writing.await.unwrap());
+    }
+
+    #[test]
+    fn a_copy_into_the_ring_is_exact_at_every_length_and_alignment() {
+        let source: Vec<u8> = (0..STREAMING_COPY_BYTES_MIN * 3).map(|n| (n * 7 + n / 251) as u8).collect();
+        for len in [0, 1, 15, 16, 17, 63, 64, 65, STREAMING_COPY_BYTES_MIN - 1, STREAMING_COPY_BYTES_MIN, STREAMING_COPY_BYTES_MIN + 77] {
+            for (from_offset, to_offset) in [(0, 0), (1, 0), (0, 1), (3, 9), (8, 15), (16, 16)] {
+                let mut target = vec![0xAAu8; len + 64];
+                // SAFETY: both ranges lie inside their vectors, which do not overlap.
+                unsafe { copy_to_ring(source.as_ptr().add(from_offset), target.as_mut_ptr().add(to_offset), len) };
+                store_fence();
+                assert_eq!(&target[to_offset..to_offset + len], &source[from_offset..from_offset + len], "{len} bytes at +{to_offset}");
+                assert!(target[..to_offset].iter().chain(&target[to_offset + len..]).all(|&byte| byte == 0xAA), "nothing else written");
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
