@@ -2,9 +2,9 @@
 //!
 //! Pure decisions, no I/O. A forward edge between operators of equal parallelism, where the
 //! consumer has no other input, is chained: both run in one task and records pass by a plain call.
-//! Every other edge is a channel between tasks. Subtasks are placed on slots round-robin in task
-//! order, so the subtasks of one task spread over cores and a pipeline of tasks at parallelism 1
-//! still uses several cores. The plan also answers, for each subtask, which channels it sends on
+//! Every other edge is a channel between tasks. Subtasks are placed on the least loaded slot in task
+//! order (round-robin, but a source's task weighs double), so the subtasks of one task spread
+//! over cores and a pipeline of tasks at parallelism 1 still uses several cores. The plan also answers, for each subtask, which channels it sends on
 //! and receives from, so the runtime only wires what the plan says.
 
 use std::fmt::Write as _;
@@ -180,12 +180,24 @@ impl ExecutionPlan {
             tasks.push(TaskSpec { id, nodes: vec![node.id], parallelism, inputs: task_inputs, outputs: Vec::new(), slots: Vec::new() });
             task_of_node[node.id] = id;
         }
-        let mut next_slot = 0;
+        // Each subtask goes to the least loaded slot (the lowest of equals), one task's subtasks
+        // to different slots while there are slots it has not used. With every task weighing
+        // the same this is round-robin in task order. A source's task weighs two: it makes (or
+        // reads and decodes) every record, and what is chained to it handles every record, where
+        // tasks after a shuffle mostly see fewer (aggregates, filters); weighed as one, a job at
+        // parallelism 1 put it on the first slot with every other task after it in turn.
+        let mut loads = vec![0usize; slots];
         for task in &mut tasks {
+            let weight = if graph.nodes[task.nodes[0]].kind == OperatorKind::Source { 2 } else { 1 };
+            let mut used = vec![false; slots];
             task.slots = (0..task.parallelism)
                 .map(|_| {
-                    let slot = next_slot;
-                    next_slot = (next_slot + 1) % slots;
+                    if used.iter().all(|&used| used) {
+                        used.fill(false);
+                    }
+                    let slot = (0..slots).filter(|&slot| !used[slot]).min_by_key(|&slot| (loads[slot], slot)).expect("a slot is free");
+                    used[slot] = true;
+                    loads[slot] += weight;
                     slot
                 })
                 .collect();
