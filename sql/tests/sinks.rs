@@ -28,21 +28,30 @@ impl Drop for Scratch {
     }
 }
 
+/// The golden tests' orders file, and a statement defining it as table `orders`.
+fn orders_table() -> (PathBuf, String) {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data/orders.csv");
+    let table = format!(
+        "CREATE TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');",
+        data.display()
+    );
+    (data, table)
+}
+
 #[test]
 fn a_statement_set_writes_each_insert_into_its_table_in_one_job() {
     let scratch = Scratch::new("statement-set");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data/orders.csv");
+    let (_, orders) = orders_table();
     let (big, small) = (scratch.0.join("big"), scratch.0.join("small"));
     let script = format!(
-        "CREATE TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3))
-           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+        "{orders}
          CREATE TABLE big (id BIGINT, customer STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
          CREATE TABLE small (id BIGINT, amount DECIMAL(10, 2)) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
          EXECUTE STATEMENT SET BEGIN
            INSERT INTO big SELECT id, customer FROM orders WHERE amount >= 10;
            INSERT INTO small SELECT id, amount FROM orders WHERE amount < 5;
          END;",
-        data.display(),
         big.display(),
         small.display()
     );
@@ -83,13 +92,11 @@ fn run_all(session: &mut SqlSession, script: &str) -> Vec<String> {
 #[test]
 fn a_changelog_written_to_a_topic_is_read_back_with_its_changes() {
     let scratch = Scratch::new("topic");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data/orders.csv");
+    let (_, orders) = orders_table();
     let topic = scratch.0.join("counts");
     let tables = format!(
-        "CREATE TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3))
-           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+        "{orders}
          CREATE TABLE counts (customer STRING, n BIGINT) WITH ('connector' = 'topic', 'path' = '{}', 'partitions' = '2');",
-        data.display(),
         topic.display()
     );
     let mut session = SqlSession::default();
@@ -165,16 +172,14 @@ fn json_lines_with_nested_values_are_read_by_column_name() {
 #[test]
 fn a_decimal_goes_into_a_decimal_column_of_any_size_as_flink_casts_it() {
     let scratch = Scratch::new("decimal-cast");
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/data/orders.csv");
+    let (data, orders) = orders_table();
     let totals = scratch.0.join("totals");
-    // SUM of a DECIMAL(10, 2) is a DECIMAL(38, 2); the table's columns are narrower, and one
-    // total does not fit DECIMAL(3, 1): NULL, as Flink's implicit cast makes it.
+    // `amount * 10` is a DECIMAL wider than the table's DECIMAL(3, 1), and two of the amounts
+    // times ten do not fit it: NULL, as Flink's implicit cast makes them.
     let script = format!(
-        "CREATE TABLE orders (id BIGINT, customer STRING, amount DECIMAL(10, 2), ts TIMESTAMP(3))
-           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+        "{orders}
          CREATE TABLE totals (id BIGINT, amount DECIMAL(3, 1)) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
          INSERT INTO totals SELECT id, amount * 10 FROM orders;",
-        data.display(),
         totals.display()
     );
     let mut session = SqlSession::default();
