@@ -2,10 +2,11 @@
 //!
 //! Pure decisions, no I/O. A forward edge between operators of equal parallelism, where the
 //! consumer has no other input, is chained: both run in one task and records pass by a plain call.
-//! Every other edge is a channel between tasks. Subtasks are placed on the least loaded slot in task
-//! order (round-robin, but a source's task weighs double), so the subtasks of one task spread
-//! over cores and a pipeline of tasks at parallelism 1 still uses several cores. The plan also answers, for each subtask, which channels it sends on
-//! and receives from, so the runtime only wires what the plan says.
+//! Every other edge is a channel between tasks. Subtasks are placed on the least loaded slot in
+//! task order (round-robin, but a source's task weighs double), so the subtasks of one task spread
+//! over cores and a pipeline of tasks at parallelism 1 still uses several cores. The plan also
+//! answers, for each subtask, which channels it sends on and receives from, so the runtime only
+//! wires what the plan says.
 
 use std::fmt::Write as _;
 
