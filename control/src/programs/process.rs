@@ -151,9 +151,7 @@ impl ChildProcess {
             // The thread's closure, and with it the process, was dropped: killed.
             .map_err(|error| format!("cannot follow {what}: {error}"))
     }
-}
 
-impl ChildProcess {
     /// Nothing more comes from it: closes its input (it stops if it has not) and waits for it to
     /// end; how it ended.
     fn reap(&mut self) -> String {
